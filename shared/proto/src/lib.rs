@@ -1,0 +1,17 @@
+//! The `touchstone.v1` API: protobuf messages and tonic client/server stubs, generated at build
+//! time from `proto/` and used by every other crate.
+//!
+//! - [`v1`]: all messages, enums, `*_client` and `*_server` modules.
+//! - [`convert`]: conversions between wire types and the domain core, field by field.
+//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by gRPC reflection.
+
+pub mod convert;
+
+#[allow(clippy::all, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("touchstone.v1");
+}
+
+/// Encoded `FileDescriptorSet` of the API, for tonic-reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/touchstone_descriptor.bin"));

@@ -1,0 +1,1 @@
+// filled by the embedded-store work

@@ -1,0 +1,197 @@
+//! Storage for Touchstone: one trait, [`Store`], that every backend implements, and the
+//! conformance suite that holds them to it.
+//!
+//! - [`Store`]: the contract (dedup, the ingest log, attribution state, rollups, report reads).
+//! - [`embedded`]: the embedded backend on fjall, an LSM store in a local folder, for
+//!   `touchstone dev` and single-node use.
+//! - [`conformance`]: the suite, generic over [`Store`], run once per backend.
+//!
+//! The layout is time-partitioned in every backend: each table is keyed by tenant, its
+//! natural key and a time bucket, so that reads are range scans within one partition.
+
+pub mod conformance;
+pub mod embedded;
+
+use async_trait::async_trait;
+use touchstone_core::attribution::{Conversion, Messages};
+use touchstone_core::config::TenantConfig;
+use touchstone_core::model::{AppEvent, Millis, OrderRecord, Record, Touch};
+use touchstone_core::rollup::{Cell, Cells, Granularity, Tally};
+
+pub use embedded::EmbeddedStore;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or timed out; the same call may succeed later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A compare-and-set lost: someone else saved this tenant's config first.
+    #[error("configuration of tenant {tenant:?} changed concurrently; read it again and retry")]
+    Conflict { tenant: String },
+    /// Stored bytes that do not decode: a bug or a damaged store.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// Any other backend failure; retrying will not help.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+/// What ingesting one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// First arrival of its `(tenant, event_id)` (messages: `(tenant, msg_hash)`): stored
+    /// and appended to the ingest log.
+    Accepted,
+    /// Seen before: nothing changed.
+    Duplicate,
+}
+
+/// One entry of the ingest log, the queue between ingestion and attribution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Position in the log: strictly increasing, starting at 1.
+    pub seq: u64,
+    /// When it was appended (epoch ms, the store's clock), for lag reporting.
+    pub appended_at: Millis,
+    pub payload: LogPayload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogPayload {
+    /// A newly accepted record.
+    Record(Record),
+    /// Recompute this tenant's whole history (its config changed, or an operator asked).
+    Recompute { tenant: String },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStatus {
+    /// The last position appended (0 when the log never had an entry).
+    pub head: u64,
+    /// The last position whose effects attribution has committed.
+    pub processed: u64,
+    /// `appended_at` of the oldest entry after `processed`, if any.
+    pub oldest_pending_at: Option<Millis>,
+}
+
+/// One conversion row changing: as stored before (`None`: new) and after (`None`: gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversionChange {
+    pub old: Option<Conversion>,
+    pub new: Option<Conversion>,
+}
+
+/// A change to one rollup counter, for the hour holding `hour` (and its day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupDelta {
+    pub tenant: String,
+    /// Start of the UTC hour bucket.
+    pub hour: Millis,
+    pub cell: Cell,
+    pub tally: Tally,
+}
+
+/// Everything one attribution step writes, applied all or nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttributionCommit {
+    pub conversions: Vec<ConversionChange>,
+    /// At most one delta per `(tenant, hour, cell)`.
+    pub rollups: Vec<RollupDelta>,
+    /// The log position this step processed up to (inclusive).
+    pub processed: u64,
+}
+
+/// The storage contract.
+///
+/// - **Dedup**: a record is accepted once per `(tenant, event_id)` (messages: per
+///   `(tenant, msg_hash)`); the first arrival stands, later ones are `Duplicate` and change
+///   nothing, also when they arrive concurrently.
+/// - **Durability**: when `ingest`, `save_tenant_config`, `append_recompute` or
+///   `commit_attribution` return `Ok`, their writes survive a crash of the process.
+/// - **Log order**: an accepted record and its log entry are written together; every entry's
+///   record is readable through the read methods before the entry is visible in the log.
+/// - **Atomic commits**: `commit_attribution` applies conversions, rollup deltas and the
+///   processed position all together or not at all, so a step that crashed is simply
+///   redone. One attribution worker commits at a time.
+/// - **Ranges**: time ranges are half-open `[from, to)` unless a method says inclusive;
+///   every read returns all matching rows (backends page internally).
+/// - **Not found** is an empty result or `None`, never an error.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- ingestion ----
+
+    /// Dedups and stores records, appending the accepted ones to the log in input order.
+    /// Returns one outcome per record, in input order, and the log head afterwards.
+    async fn ingest(&self, records: Vec<Record>) -> Result<(Vec<IngestOutcome>, u64)>;
+
+    // ---- configuration ----
+
+    /// The tenant's saved config, or [`TenantConfig::defaults`] (version 0) when none is.
+    async fn tenant_config(&self, tenant: &str) -> Result<TenantConfig>;
+
+    /// Saves `config` if the stored version is `config.version - 1` (0: none saved), and
+    /// appends a `Recompute` entry for the tenant. Returns that entry's position.
+    /// [`StoreError::Conflict`] when the stored version differs.
+    async fn save_tenant_config(&self, config: &TenantConfig) -> Result<u64>;
+
+    /// Appends a `Recompute` entry; returns its position.
+    async fn append_recompute(&self, tenant: &str) -> Result<u64>;
+
+    /// Tenants that have ingested a record or saved a config.
+    async fn tenants(&self) -> Result<Vec<String>>;
+
+    // ---- the ingest log ----
+
+    async fn log_status(&self) -> Result<LogStatus>;
+
+    /// Up to `limit` entries after position `after`, in order.
+    async fn read_log(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>>;
+
+    // ---- reads for attribution ----
+
+    /// The registered messages among `msg_hashes`.
+    async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages>;
+
+    /// The customer's touches with `from <= ts <= to` (inclusive), any order.
+    async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>>;
+
+    /// Every touch of a message, any order.
+    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>>;
+
+    /// Every status record of an order, any order.
+    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>>;
+
+    /// Every order status record of the tenant, any order (for recomputes).
+    async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>>;
+
+    /// Every app event of the tenant named `name`, any order (for recomputes).
+    async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>>;
+
+    async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>>;
+
+    /// The customer's conversions with `from <= ts <= to` (inclusive), any goal.
+    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>>;
+
+    /// Conversions whose converting record carries `msg_hash` explicitly.
+    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>>;
+
+    /// Every conversion of the tenant (for recomputes).
+    async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>>;
+
+    /// Applies one attribution step atomically (see the trait docs), removing log entries
+    /// up to `processed`.
+    async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()>;
+
+    // ---- reads for reports ----
+
+    /// Rollup counters summed over the buckets of `granularity` starting in `[from, to)`.
+    async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells>;
+
+    async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>>;
+
+    async fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>>;
+
+    async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>>;
+}
