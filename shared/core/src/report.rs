@@ -267,7 +267,7 @@ mod tests {
     fn values_are_json_numbers_integers_when_whole() {
         assert_eq!(value_json(12_000_000).to_string(), "12");
         assert_eq!(value_json(12_500_000).to_string(), "12.5");
-        assert_eq!(value_json(-1).to_string(), "-0.000001");
+        assert_eq!(value_json(-1).as_f64(), Some(-0.000001));
     }
 
     #[test]
