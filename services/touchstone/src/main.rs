@@ -1,1 +1,156 @@
-fn main() {}
+//! The `touchstone` command (SPEC section 8).
+//!
+//! - `dev`: all three services in one process on the embedded store ([`dev`]).
+//! - `import`: bulk files into a running server, with per-line error reports ([`import`]).
+//! - `report`: campaign, message and goal reports as json, csv or a table ([`report`]).
+//! - `gen`: a realistic generated dataset in the bulk file format ([`gen`]).
+
+mod dev;
+mod gen;
+mod import;
+mod report;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "touchstone", version, about = "Campaign conversion attribution: ingest, credit, report.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run ingest, attribution and query in one process on the embedded store.
+    Dev {
+        /// Address the gRPC server listens on (port 0 picks a free one and prints it).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: SocketAddr,
+        /// Folder of the embedded store (created if missing).
+        #[arg(long, default_value = "./touchstone-data")]
+        data_dir: PathBuf,
+        /// Fsync every write instead of handing it to the OS (survives power loss, slower).
+        #[arg(long)]
+        sync: bool,
+    },
+    /// Import a bulk file (SPEC section 7) into a running server.
+    Import {
+        #[command(subcommand)]
+        what: ImportCommand,
+    },
+    /// Print a report.
+    Report {
+        #[command(subcommand)]
+        what: ReportCommand,
+    },
+    /// Write a generated dataset (config.json, messages.jsonl, records.jsonl) to DIR.
+    Gen {
+        /// About 10,000 records per unit.
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// Tenant configuration: settings, currency, excluded tags, goals.
+    Config {
+        file: PathBuf,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
+    /// Message registrations, one JSON object a line.
+    Messages {
+        file: PathBuf,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
+    /// Touches, app events, order status records and badge events, one JSON object a line.
+    Records {
+        file: PathBuf,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+        /// Return once attribution has processed everything imported.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Csv,
+    Table,
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    #[arg(long)]
+    pub tenant: String,
+    /// Start of the range, epoch ms, inclusive (default: unbounded).
+    #[arg(long)]
+    pub from: Option<i64>,
+    /// End of the range, epoch ms, exclusive (default: unbounded).
+    #[arg(long)]
+    pub to: Option<i64>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+}
+
+#[derive(Subcommand)]
+pub enum ReportCommand {
+    /// Per campaign, with totals.
+    Campaigns(ReportArgs),
+    /// Per message.
+    Messages(ReportArgs),
+    /// Per goal: explicit, last touch and unattributed conversions.
+    Goals(ReportArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Dev { listen, data_dir, sync } => dev::run(listen, data_dir, sync).await,
+            Command::Import { what } => import::run(what).await,
+            Command::Report { what } => report::run(what).await,
+            Command::Gen { scale, seed, dir } => {
+                let summary = gen::generate_to_dir(&gen::GenOptions { scale, seed }, &dir)?;
+                println!(
+                    "wrote {} tenants, {} messages, {} records to {}",
+                    summary.tenants,
+                    summary.messages,
+                    summary.records,
+                    dir.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors that end a command. Commands report per-line problems themselves and return
+/// a failing exit code; these are the ones that stop everything.
+pub type CommandResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;

@@ -1,1 +1,813 @@
-// filled by the embedded-store work
+//! The embedded backend: [`EmbeddedStore`], every table a fjall keyspace in one local folder.
+//!
+//! The layout mirrors the CQL tables of the ScyllaDB backend: every key starts with the
+//! tenant, then the table's partition key, then (for tables read by time) a time bucket,
+//! then the clustering columns. In an ordered key-value store the bucket is redundant (it is
+//! a function of `ts`, so one range scan crosses buckets), but keeping it makes both backends
+//! agree on what a partition is. Keys are built by [`key`]: length-prefixed strings, times
+//! big-endian with the sign bit flipped, so components never run into each other and times
+//! sort numerically, negative before positive.
+//!
+//! | keyspace | key | value | read by |
+//! |---|---|---|---|
+//! | `dedup` | tenant, namespace (`m` message, `e` event_id), id | empty | `ingest` |
+//! | `messages` | tenant, msg_hash | `Message` | `messages` |
+//! | `touches_by_customer` | tenant, customer, 30-day bucket, ts, event_id | `Touch` | `customer_touches` |
+//! | `touches_by_message` | tenant, msg_hash, ts, event_id | `Touch` | `message_touches` |
+//! | `touches_by_time` | tenant, hour, ts, event_id | `Touch` | `touches_between` |
+//! | `events_by_time` | tenant, hour, ts, event_id | `AppEvent` | `events_between` |
+//! | `events_by_name` | tenant, name, ts, event_id | `AppEvent` | `tenant_events_named` |
+//! | `orders` | tenant, order_id, ts, event_id | `OrderRecord` | `order_records`, `tenant_orders` |
+//! | `badges` | tenant, customer, ts, event_id | `BadgeEvent` | (the badge timeline, later) |
+//! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
+//! | `tenants` | tenant | empty | `tenants` |
+//! | `log` | seq (u64) | appended_at and payload | `read_log`, `log_status` |
+//! | `meta` | `log_head`, `processed` | u64 | `ingest`, `log_status`, `commit_attribution` |
+//! | `conversions` | tenant, goal_id, key | `Conversion` | `conversion`, `tenant_conversions` |
+//! | `conversions_by_customer` | tenant, customer, 30-day bucket, ts, goal_id, key | `Conversion` | `customer_conversions` |
+//! | `conversions_by_time` | tenant, hour, ts, goal_id, key | `Conversion` | `conversions_between` |
+//! | `conversions_by_explicit` | tenant, explicit msg_hash, goal_id, key | `Conversion` | `explicit_conversions` |
+//! | `rollups` | tenant, granularity (`h`/`d`), bucket start, cell (postcard) | `Tally` | `rollups` |
+//!
+//! Every index holds a full copy of its row rather than a pointer to a primary table, as the
+//! CQL tables do: each read is then one range scan, never a scan plus a point read per row.
+//! Touches and conversions, the rows with several indexes, are small, so copies cost little.
+//!
+//! Values are postcard (serde). Each call's writes (rows, indexes, dedup marks, log entries,
+//! counters) go to fjall in one atomic batch whose journal is flushed before the call
+//! returns: to the OS by default, which survives a crash of the process, or with
+//! `fdatasync` when [`EmbeddedOptions::sync`] is set, which survives a crash of the machine.
+
+use crate::{
+    AttributionCommit, IngestOutcome, LogEntry, LogPayload, LogStatus, Result, Store, StoreError,
+};
+use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use key::Key;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use touchstone_core::attribution::{Conversion, Messages};
+use touchstone_core::config::TenantConfig;
+use touchstone_core::model::{AppEvent, DedupKey, Millis, OrderRecord, Record, Touch};
+use touchstone_core::rollup::{Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
+
+/// Bucket of the per-customer tables: a customer's reads span at most a channel window
+/// (a year at the very most, a week usually), so one or two buckets per read.
+const CUSTOMER_BUCKET_MS: Millis = 30 * DAY_MS;
+/// Bucket of the per-tenant time tables: reports scan raw rows only for the edges of a
+/// range that whole hours do not cover, so an hour bucket keeps those scans small.
+const TIME_BUCKET_MS: Millis = HOUR_MS;
+
+const LOG_HEAD: &[u8] = b"log_head";
+const PROCESSED: &[u8] = b"processed";
+
+/// The tables, one fjall keyspace each; see the module docs for their keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Table {
+    Dedup,
+    Messages,
+    TouchesByCustomer,
+    TouchesByMessage,
+    TouchesByTime,
+    EventsByTime,
+    EventsByName,
+    Orders,
+    Badges,
+    Configs,
+    Tenants,
+    Log,
+    Meta,
+    Conversions,
+    ConversionsByCustomer,
+    ConversionsByTime,
+    ConversionsByExplicit,
+    Rollups,
+}
+
+impl Table {
+    /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
+    const ALL: [Table; 18] = [
+        Table::Dedup,
+        Table::Messages,
+        Table::TouchesByCustomer,
+        Table::TouchesByMessage,
+        Table::TouchesByTime,
+        Table::EventsByTime,
+        Table::EventsByName,
+        Table::Orders,
+        Table::Badges,
+        Table::Configs,
+        Table::Tenants,
+        Table::Log,
+        Table::Meta,
+        Table::Conversions,
+        Table::ConversionsByCustomer,
+        Table::ConversionsByTime,
+        Table::ConversionsByExplicit,
+        Table::Rollups,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Table::Dedup => "dedup",
+            Table::Messages => "messages",
+            Table::TouchesByCustomer => "touches_by_customer",
+            Table::TouchesByMessage => "touches_by_message",
+            Table::TouchesByTime => "touches_by_time",
+            Table::EventsByTime => "events_by_time",
+            Table::EventsByName => "events_by_name",
+            Table::Orders => "orders",
+            Table::Badges => "badges",
+            Table::Configs => "configs",
+            Table::Tenants => "tenants",
+            Table::Log => "log",
+            Table::Meta => "meta",
+            Table::Conversions => "conversions",
+            Table::ConversionsByCustomer => "conversions_by_customer",
+            Table::ConversionsByTime => "conversions_by_time",
+            Table::ConversionsByExplicit => "conversions_by_explicit",
+            Table::Rollups => "rollups",
+        }
+    }
+}
+
+/// How far a write is pushed towards the disk before the call that made it returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    /// `fdatasync` the journal on every write: survives power loss, costs a disk flush per
+    /// call. Off, writes reach the OS before returning, which survives a crash of the process.
+    pub sync: bool,
+}
+
+/// The [`Store`] on fjall, in one local folder. One process opens a folder at a time.
+pub struct EmbeddedStore {
+    db: Database,
+    /// Indexed by `Table as usize`.
+    tables: Vec<Keyspace>,
+    persist: PersistMode,
+    /// Held by every call that appends to the log (ingest, config saves, recomputes): it
+    /// makes dedup's check-then-write and the head counter's read-then-write atomic.
+    log_writer: Mutex<()>,
+    /// Held by commits: their rollup read-modify-writes must not interleave.
+    committer: Mutex<()>,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store in `dir`, flushing writes to the OS.
+    pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, EmbeddedOptions::default())
+    }
+
+    pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
+        let db = Database::builder(dir).open().map_err(backend)?;
+        let tables = Table::ALL
+            .iter()
+            .map(|table| db.keyspace(table.name(), KeyspaceCreateOptions::default))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        tracing::info!(dir = %dir.display(), sync = options.sync, "embedded store opened");
+        Ok(EmbeddedStore {
+            db,
+            tables,
+            persist: if options.sync { PersistMode::SyncData } else { PersistMode::Buffer },
+            log_writer: Mutex::new(()),
+            committer: Mutex::new(()),
+        })
+    }
+
+    fn table(&self, table: Table) -> &Keyspace {
+        &self.tables[table as usize]
+    }
+
+    fn get<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>> {
+        let Some(bytes) = self.table(table).get(key).map_err(backend)? else {
+            return Ok(None);
+        };
+        decode(table, &bytes).map(Some)
+    }
+
+    fn scan<T: DeserializeOwned>(&self, table: Table, range: KeyRange) -> Result<Vec<T>> {
+        if range_is_empty(&range) {
+            return Ok(Vec::new());
+        }
+        self.table(table)
+            .range(range)
+            .map(|guard| decode(table, &guard.value().map_err(backend)?))
+            .collect()
+    }
+
+    fn scan_prefix<T: DeserializeOwned>(&self, table: Table, prefix: Key) -> Result<Vec<T>> {
+        self.table(table)
+            .prefix(prefix.as_bytes())
+            .map(|guard| decode(table, &guard.value().map_err(backend)?))
+            .collect()
+    }
+
+    fn counter(&self, name: &[u8]) -> Result<u64> {
+        let Some(bytes) = self.table(Table::Meta).get(name).map_err(backend)? else {
+            return Ok(0);
+        };
+        let bytes: [u8; 8] = (*bytes)
+            .try_into()
+            .map_err(|_| StoreError::Corrupt(format!("meta counter {:?} is not 8 bytes", String::from_utf8_lossy(name))))?;
+        Ok(u64::from_be_bytes(bytes))
+    }
+
+    /// Applies `writes` as one atomic batch and flushes its journal as configured.
+    fn apply(&self, writes: Writes) -> Result<()> {
+        let mut batch = self.db.batch().durability(Some(self.persist));
+        for ((table, key), value) in writes.0 {
+            match value {
+                Some(value) => batch.insert(self.table(table), key, value),
+                None => batch.remove(self.table(table), key),
+            }
+        }
+        batch.commit().map_err(backend)
+    }
+
+    fn ingest_sync(&self, records: Vec<Record>) -> Result<(Vec<IngestOutcome>, u64)> {
+        let _turn = lock(&self.log_writer);
+        let mut log = LogAppender::new(self.counter(LOG_HEAD)?);
+        let mut writes = Writes::default();
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            let dedup_key = dedup_key(&record);
+            // A mark pending in `writes` is a duplicate inside this same call.
+            if writes.contains(Table::Dedup, &dedup_key)
+                || self.table(Table::Dedup).contains_key(&dedup_key).map_err(backend)?
+            {
+                outcomes.push(IngestOutcome::Duplicate);
+                continue;
+            }
+            writes.put_raw(Table::Dedup, dedup_key, Vec::new());
+            writes.put_raw(Table::Tenants, Key::new().str(record.tenant()).into_vec(), Vec::new());
+            record_rows(&record, &mut writes)?;
+            log.append(LogPayload::Record(record), &mut writes)?;
+            outcomes.push(IngestOutcome::Accepted);
+        }
+        let head = log.finish(&mut writes);
+        self.apply(writes)?;
+        Ok((outcomes, head))
+    }
+
+    fn save_tenant_config_sync(&self, config: &TenantConfig) -> Result<u64> {
+        let _turn = lock(&self.log_writer);
+        let tenant_key = Key::new().str(&config.tenant).into_vec();
+        let stored = self.get::<TenantConfig>(Table::Configs, &tenant_key)?.map_or(0, |c| c.version);
+        // Version 0 is "never saved": no save can expect a stored version below it.
+        if config.version.checked_sub(1) != Some(stored) {
+            return Err(StoreError::Conflict { tenant: config.tenant.clone() });
+        }
+        let mut writes = Writes::default();
+        writes.put(Table::Configs, tenant_key.clone(), config)?;
+        writes.put_raw(Table::Tenants, tenant_key, Vec::new());
+        let mut log = LogAppender::new(self.counter(LOG_HEAD)?);
+        log.append(LogPayload::Recompute { tenant: config.tenant.clone() }, &mut writes)?;
+        let seq = log.finish(&mut writes);
+        self.apply(writes)?;
+        Ok(seq)
+    }
+
+    fn append_recompute_sync(&self, tenant: &str) -> Result<u64> {
+        let _turn = lock(&self.log_writer);
+        let mut writes = Writes::default();
+        let mut log = LogAppender::new(self.counter(LOG_HEAD)?);
+        log.append(LogPayload::Recompute { tenant: tenant.to_owned() }, &mut writes)?;
+        let seq = log.finish(&mut writes);
+        self.apply(writes)?;
+        Ok(seq)
+    }
+
+    fn commit_attribution_sync(&self, commit: AttributionCommit) -> Result<()> {
+        let _turn = lock(&self.committer);
+        let mut writes = Writes::default();
+        for change in &commit.conversions {
+            // Removing first and writing second: where old and new share a key, the new
+            // row replaces the removal in `writes`.
+            if let Some(old) = &change.old {
+                for (table, key) in conversion_keys(old) {
+                    writes.delete(table, key);
+                }
+            }
+            if let Some(new) = &change.new {
+                for (table, key) in conversion_keys(new) {
+                    writes.put(table, key, new)?;
+                }
+            }
+        }
+
+        // Sum per stored row first: the hours of one day all land on the same day row.
+        let mut sums: BTreeMap<Vec<u8>, Tally> = BTreeMap::new();
+        for delta in &commit.rollups {
+            for granularity in Granularity::ALL {
+                let key = rollup_key(&delta.tenant, granularity, granularity.bucket(delta.hour), &delta.cell)?;
+                sums.entry(key).or_default().add(delta.tally);
+            }
+        }
+        for (key, delta) in sums {
+            let mut tally: Tally = self.get(Table::Rollups, &key)?.unwrap_or_default();
+            tally.add(delta);
+            if tally.is_zero() {
+                writes.delete(Table::Rollups, key);
+            } else {
+                writes.put(Table::Rollups, key, &tally)?;
+            }
+        }
+
+        // The processed position only moves forward: it is the last position whose
+        // effects are committed, and a commit naming an earlier one does not undo later ones.
+        let processed = self.counter(PROCESSED)?;
+        if commit.processed > processed {
+            debug_assert!(commit.processed <= self.counter(LOG_HEAD)?, "processed past the log head");
+            writes.put_raw(Table::Meta, PROCESSED.to_vec(), commit.processed.to_be_bytes().to_vec());
+            // Only the entries since the last commit: older ones are already removed, and
+            // scanning their tombstones again on every commit would grow ever slower.
+            let range = (Bound::Excluded(seq_key(processed)), Bound::Included(seq_key(commit.processed)));
+            for guard in self.table(Table::Log).range(range) {
+                writes.delete(Table::Log, guard.key().map_err(backend)?.to_vec());
+            }
+        }
+        self.apply(writes)
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn ingest(&self, records: Vec<Record>) -> Result<(Vec<IngestOutcome>, u64)> {
+        self.ingest_sync(records)
+    }
+
+    async fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
+        let stored = self.get(Table::Configs, Key::new().str(tenant).as_bytes())?;
+        Ok(stored.unwrap_or_else(|| TenantConfig::defaults(tenant)))
+    }
+
+    async fn save_tenant_config(&self, config: &TenantConfig) -> Result<u64> {
+        self.save_tenant_config_sync(config)
+    }
+
+    async fn append_recompute(&self, tenant: &str) -> Result<u64> {
+        self.append_recompute_sync(tenant)
+    }
+
+    async fn tenants(&self) -> Result<Vec<String>> {
+        self.table(Table::Tenants)
+            .iter()
+            .map(|guard| {
+                let key = guard.key().map_err(backend)?;
+                match key::read_str(&key) {
+                    Some((tenant, [])) => Ok(tenant.to_owned()),
+                    _ => Err(StoreError::Corrupt("tenants key is not one string".to_owned())),
+                }
+            })
+            .collect()
+    }
+
+    async fn log_status(&self) -> Result<LogStatus> {
+        let head = self.counter(LOG_HEAD)?;
+        let processed = self.counter(PROCESSED)?;
+        let oldest_pending_at = self.read_log(processed, 1).await?.first().map(|entry| entry.appended_at);
+        Ok(LogStatus { head, processed, oldest_pending_at })
+    }
+
+    async fn read_log(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
+        let range = (Bound::Excluded(seq_key(after)), Bound::Unbounded);
+        self.table(Table::Log)
+            .range(range)
+            .take(limit)
+            .map(|guard| {
+                let (key, value) = guard.into_inner().map_err(backend)?;
+                let seq = <[u8; 8]>::try_from(&*key)
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("log key is not 8 bytes".to_owned()))?;
+                let stored: StoredLogEntry = decode(Table::Log, &value)?;
+                Ok(LogEntry { seq, appended_at: stored.appended_at, payload: stored.payload.into() })
+            })
+            .collect()
+    }
+
+    async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
+        let mut messages = Messages::new();
+        for msg_hash in msg_hashes {
+            if messages.contains_key(msg_hash) {
+                continue;
+            }
+            let key = Key::new().str(tenant).str(msg_hash);
+            if let Some(message) = self.get(Table::Messages, key.as_bytes())? {
+                messages.insert(msg_hash.clone(), message);
+            }
+        }
+        Ok(messages)
+    }
+
+    async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
+        let partition = Key::new().str(tenant).str(customer_id);
+        self.scan(Table::TouchesByCustomer, time_range(&partition, Some(CUSTOMER_BUCKET_MS), from, to.checked_add(1)))
+    }
+
+    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
+        self.scan_prefix(Table::TouchesByMessage, Key::new().str(tenant).str(msg_hash))
+    }
+
+    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
+        self.scan_prefix(Table::Orders, Key::new().str(tenant).str(order_id))
+    }
+
+    async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
+        self.scan_prefix(Table::Orders, Key::new().str(tenant))
+    }
+
+    async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
+        self.scan_prefix(Table::EventsByName, Key::new().str(tenant).str(name))
+    }
+
+    async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
+        self.get(Table::Conversions, Key::new().str(tenant).str(goal_id).str(key).as_bytes())
+    }
+
+    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
+        let partition = Key::new().str(tenant).str(customer_id);
+        self.scan(Table::ConversionsByCustomer, time_range(&partition, Some(CUSTOMER_BUCKET_MS), from, to.checked_add(1)))
+    }
+
+    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
+        self.scan_prefix(Table::ConversionsByExplicit, Key::new().str(tenant).str(msg_hash))
+    }
+
+    async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
+        self.scan_prefix(Table::Conversions, Key::new().str(tenant))
+    }
+
+    async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
+        self.commit_attribution_sync(commit)
+    }
+
+    async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells> {
+        let partition = Key::new().str(tenant).tag(granularity_tag(granularity));
+        let range = time_range(&partition, None, from, Some(to));
+        let mut cells = Cells::default();
+        if range_is_empty(&range) {
+            return Ok(cells);
+        }
+        // The cell is the rest of the key after the partition and the bucket start.
+        let cell_at = partition.as_bytes().len() + 8;
+        for guard in self.table(Table::Rollups).range(range) {
+            let (key, value) = guard.into_inner().map_err(backend)?;
+            let cell_bytes = key
+                .get(cell_at..)
+                .ok_or_else(|| StoreError::Corrupt("rollup key too short".to_owned()))?;
+            cells.add(decode::<Cell>(Table::Rollups, cell_bytes)?, decode(Table::Rollups, &value)?);
+        }
+        // Rows that sum to zero are deleted, but rows of different buckets may still cancel.
+        Ok(cells.without_zeros())
+    }
+
+    async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
+        self.scan(Table::TouchesByTime, time_range(&Key::new().str(tenant), Some(TIME_BUCKET_MS), from, Some(to)))
+    }
+
+    async fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>> {
+        self.scan(Table::EventsByTime, time_range(&Key::new().str(tenant), Some(TIME_BUCKET_MS), from, Some(to)))
+    }
+
+    async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
+        self.scan(Table::ConversionsByTime, time_range(&Key::new().str(tenant), Some(TIME_BUCKET_MS), from, Some(to)))
+    }
+}
+
+/// The writes of one call, applied as one batch. Keyed so that a later write of a key
+/// replaces an earlier one: fjall gives every item of a batch the same sequence number, so a
+/// removal and an insert of one key in the same batch would have no defined order.
+#[derive(Default)]
+struct Writes(BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>);
+
+impl Writes {
+    fn put<T: Serialize>(&mut self, table: Table, key: Vec<u8>, value: &T) -> Result<()> {
+        self.put_raw(table, key, encode(value)?);
+        Ok(())
+    }
+
+    fn put_raw(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>) {
+        self.0.insert((table, key), Some(value));
+    }
+
+    fn delete(&mut self, table: Table, key: Vec<u8>) {
+        self.0.insert((table, key), None);
+    }
+
+    fn contains(&self, table: Table, key: &[u8]) -> bool {
+        // Building the tuple copies the key; dedup keys are short.
+        matches!(self.0.get(&(table, key.to_vec())), Some(Some(_)))
+    }
+}
+
+/// Appends log entries after a head, all stamped with the same clock reading.
+struct LogAppender {
+    head: u64,
+    appended_at: Millis,
+}
+
+impl LogAppender {
+    fn new(head: u64) -> Self {
+        LogAppender { head, appended_at: now_millis() }
+    }
+
+    fn append(&mut self, payload: LogPayload, writes: &mut Writes) -> Result<()> {
+        self.head += 1;
+        let entry = StoredLogEntry { appended_at: self.appended_at, payload: payload.into() };
+        writes.put(Table::Log, seq_key(self.head).to_vec(), &entry)
+    }
+
+    /// Records the new head in `writes` and returns it.
+    fn finish(self, writes: &mut Writes) -> u64 {
+        writes.put_raw(Table::Meta, LOG_HEAD.to_vec(), self.head.to_be_bytes().to_vec());
+        self.head
+    }
+}
+
+/// A log entry as stored: its seq is the key.
+#[derive(Serialize, Deserialize)]
+struct StoredLogEntry {
+    appended_at: Millis,
+    payload: StoredPayload,
+}
+
+/// [`LogPayload`] with serde, kept here so the trait's types stay free of a storage format.
+#[derive(Serialize, Deserialize)]
+enum StoredPayload {
+    Record(Record),
+    Recompute { tenant: String },
+}
+
+impl From<LogPayload> for StoredPayload {
+    fn from(payload: LogPayload) -> Self {
+        match payload {
+            LogPayload::Record(record) => StoredPayload::Record(record),
+            LogPayload::Recompute { tenant } => StoredPayload::Recompute { tenant },
+        }
+    }
+}
+
+impl From<StoredPayload> for LogPayload {
+    fn from(payload: StoredPayload) -> Self {
+        match payload {
+            StoredPayload::Record(record) => LogPayload::Record(record),
+            StoredPayload::Recompute { tenant } => LogPayload::Recompute { tenant },
+        }
+    }
+}
+
+fn dedup_key(record: &Record) -> Vec<u8> {
+    let (namespace, id) = match record.dedup_key() {
+        DedupKey::Message(msg_hash) => (b'm', msg_hash),
+        DedupKey::Event(event_id) => (b'e', event_id),
+    };
+    Key::new().str(record.tenant()).tag(namespace).str(id).into_vec()
+}
+
+/// Writes a newly accepted record's rows: its own table and every index.
+fn record_rows(record: &Record, writes: &mut Writes) -> Result<()> {
+    match record {
+        Record::Message(message) => {
+            let key = Key::new().str(&message.tenant).str(&message.msg_hash);
+            writes.put(Table::Messages, key.into_vec(), message)
+        }
+        Record::Touch(touch) => {
+            let by_customer = Key::new().str(&touch.tenant).str(&touch.customer_id);
+            let by_message = Key::new().str(&touch.tenant).str(&touch.msg_hash);
+            let by_time = Key::new().str(&touch.tenant);
+            let rows = [
+                (Table::TouchesByCustomer, time_key(by_customer, Some(CUSTOMER_BUCKET_MS), touch.ts)),
+                (Table::TouchesByMessage, time_key(by_message, None, touch.ts)),
+                (Table::TouchesByTime, time_key(by_time, Some(TIME_BUCKET_MS), touch.ts)),
+            ];
+            for (table, key) in rows {
+                writes.put(table, key.str(&touch.event_id).into_vec(), touch)?;
+            }
+            Ok(())
+        }
+        Record::Event(event) => {
+            let by_time = time_key(Key::new().str(&event.tenant), Some(TIME_BUCKET_MS), event.ts);
+            let by_name = time_key(Key::new().str(&event.tenant).str(&event.name), None, event.ts);
+            writes.put(Table::EventsByTime, by_time.str(&event.event_id).into_vec(), event)?;
+            writes.put(Table::EventsByName, by_name.str(&event.event_id).into_vec(), event)
+        }
+        Record::Order(order) => {
+            let key = time_key(Key::new().str(&order.tenant).str(&order.order_id), None, order.ts);
+            writes.put(Table::Orders, key.str(&order.event_id).into_vec(), order)
+        }
+        Record::Badge(badge) => {
+            let key = time_key(Key::new().str(&badge.tenant).str(&badge.customer_id), None, badge.ts);
+            writes.put(Table::Badges, key.str(&badge.event_id).into_vec(), badge)
+        }
+    }
+}
+
+/// The conversion's row and its index rows, which all hold a copy of it.
+fn conversion_keys(conversion: &Conversion) -> Vec<(Table, Vec<u8>)> {
+    let fact = &conversion.fact;
+    let id = |key: Key| key.str(&fact.goal_id).str(&fact.key).into_vec();
+    let by_customer = Key::new().str(&fact.tenant).str(&fact.customer_id);
+    let mut keys = vec![
+        (Table::Conversions, id(Key::new().str(&fact.tenant))),
+        (Table::ConversionsByCustomer, id(time_key(by_customer, Some(CUSTOMER_BUCKET_MS), fact.ts))),
+        (Table::ConversionsByTime, id(time_key(Key::new().str(&fact.tenant), Some(TIME_BUCKET_MS), fact.ts))),
+    ];
+    if let Some(msg_hash) = &fact.explicit_msg_hash {
+        keys.push((Table::ConversionsByExplicit, id(Key::new().str(&fact.tenant).str(msg_hash))));
+    }
+    keys
+}
+
+fn rollup_key(tenant: &str, granularity: Granularity, bucket: Millis, cell: &Cell) -> Result<Vec<u8>> {
+    let key = Key::new().str(tenant).tag(granularity_tag(granularity)).time(bucket);
+    Ok(key.bytes(&encode(cell)?).into_vec())
+}
+
+fn granularity_tag(granularity: Granularity) -> u8 {
+    match granularity {
+        Granularity::Hour => b'h',
+        Granularity::Day => b'd',
+    }
+}
+
+fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// `partition`, then (in bucketed tables) the bucket of `ts`, then `ts`.
+fn time_key(partition: Key, bucket_ms: Option<Millis>, ts: Millis) -> Key {
+    match bucket_ms {
+        Some(bucket_ms) => partition.time(ts.div_euclid(bucket_ms) * bucket_ms).time(ts),
+        None => partition.time(ts),
+    }
+}
+
+type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The keys of rows in `partition`, laid out as [`time_key`] writes them, with
+/// `from <= ts < to`; `to = None` means no upper end (an inclusive end at `Millis::MAX`).
+fn time_range(partition: &Key, bucket_ms: Option<Millis>, from: Millis, to: Option<Millis>) -> KeyRange {
+    let lower = Bound::Included(time_key(partition.clone(), bucket_ms, from).into_vec());
+    let upper = match to {
+        Some(to) => Bound::Excluded(time_key(partition.clone(), bucket_ms, to).into_vec()),
+        None => key::prefix_end(partition.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded),
+    };
+    (lower, upper)
+}
+
+/// Whether a range holds no key; fjall is not asked about inverted ranges.
+fn range_is_empty(range: &KeyRange) -> bool {
+    match range {
+        (Bound::Included(lower), Bound::Excluded(upper)) => lower >= upper,
+        _ => false,
+    }
+}
+
+fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
+    // The mutexes guard no data of their own (it is all in fjall, written atomically), so
+    // a panic in another holder leaves nothing half-done to refuse.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| Millis::try_from(since.as_millis()).unwrap_or(Millis::MAX))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    postcard::to_stdvec(value).map_err(|e| StoreError::Backend(format!("encoding a value: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(table: Table, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable value in {}: {e}", table.name())))
+}
+
+fn backend(error: fjall::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+/// Composite keys whose byte order is the order of their components.
+///
+/// - strings: a u32 big-endian length, then the bytes. No byte is reserved, so ids holding
+///   any bytes cannot collide, and a key built from whole components is a prefix only of
+///   keys with exactly those components. (Strings sort by length first; no read here ranges
+///   over strings, only over times and sequence numbers.)
+/// - times (`i64`): big-endian with the sign bit flipped, so negative times sort first.
+/// - tags: one byte.
+mod key {
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct Key(Vec<u8>);
+
+    impl Key {
+        pub fn new() -> Key {
+            Key(Vec::with_capacity(64))
+        }
+
+        pub fn str(mut self, text: &str) -> Key {
+            // Keys are capped at 64 KiB by fjall, so a string's length always fits.
+            let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+            self.0.extend_from_slice(&len.to_be_bytes());
+            self.0.extend_from_slice(text.as_bytes());
+            self
+        }
+
+        pub fn time(mut self, ts: i64) -> Key {
+            self.0.extend_from_slice(&((ts as u64) ^ (1 << 63)).to_be_bytes());
+            self
+        }
+
+        pub fn tag(mut self, tag: u8) -> Key {
+            self.0.push(tag);
+            self
+        }
+
+        /// Raw bytes, only as the last component (they carry no length).
+        pub fn bytes(mut self, bytes: &[u8]) -> Key {
+            self.0.extend_from_slice(bytes);
+            self
+        }
+
+        pub fn as_bytes(&self) -> &[u8] {
+            &self.0
+        }
+
+        pub fn into_vec(self) -> Vec<u8> {
+            self.0
+        }
+    }
+
+    /// Reads a string component: the string and the bytes after it.
+    pub fn read_str(bytes: &[u8]) -> Option<(&str, &[u8])> {
+        let (len, rest) = bytes.split_first_chunk::<4>()?;
+        let (text, rest) = rest.split_at_checked(u32::from_be_bytes(*len) as usize)?;
+        Some((std::str::from_utf8(text).ok()?, rest))
+    }
+
+    /// The least key above every key starting with `prefix`; `None` when there is none.
+    pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+        let mut end = prefix.to_vec();
+        while let Some(last) = end.pop() {
+            if last < u8::MAX {
+                end.push(last + 1);
+                return Some(end);
+            }
+        }
+        None
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn times_sort_numerically_negative_first() {
+            let times = [i64::MIN, -86_400_000, -1, 0, 1, 1_700_000_000_000, i64::MAX];
+            let keys: Vec<Vec<u8>> = times.iter().map(|&ts| Key::new().time(ts).into_vec()).collect();
+            assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "{keys:?}");
+        }
+
+        #[test]
+        fn string_components_cannot_run_into_each_other() {
+            let split = |a: &str, b: &str| Key::new().str(a).str(b).into_vec();
+            assert_ne!(split("ab", "c"), split("a", "bc"));
+            assert_ne!(split("a\0", ""), split("a", "\0"));
+            // A whole-component prefix matches only keys with that very component.
+            let tenant = Key::new().str("t").into_vec();
+            assert!(!Key::new().str("t2").str("x").into_vec().starts_with(&tenant));
+            assert!(Key::new().str("t").str("x").into_vec().starts_with(&tenant));
+        }
+
+        #[test]
+        fn strings_read_back() {
+            let key = Key::new().str("tenant").str("").tag(7).into_vec();
+            let (first, rest) = read_str(&key).unwrap();
+            let (second, rest) = read_str(rest).unwrap();
+            assert_eq!((first, second, rest), ("tenant", "", &[7u8][..]));
+            assert_eq!(read_str(&[0, 0, 0, 9, b'a']), None, "length past the end");
+        }
+
+        #[test]
+        fn time_order_wins_over_later_components() {
+            let key = |ts: i64, id: &str| Key::new().str("t").time(ts).str(id).into_vec();
+            assert!(key(-1, "zzzz") < key(0, "a"));
+            assert!(key(5, "b") < key(6, ""));
+        }
+
+        #[test]
+        fn prefix_end_bounds_exactly_the_prefixed_keys() {
+            assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
+            assert_eq!(prefix_end(&[1, 255, 255]), Some(vec![2]));
+            assert_eq!(prefix_end(&[255]), None);
+            let end = prefix_end(&[1, 255]).unwrap();
+            assert!(vec![1, 255, 255, 255] < end && end <= vec![2]);
+        }
+    }
+}
