@@ -6,7 +6,7 @@
 //! - `gen`: a realistic generated dataset in the bulk file format ([`gen`]).
 
 mod dev;
-mod gen;
+mod r#gen;
 mod import;
 mod report;
 
@@ -130,7 +130,7 @@ fn main() -> ExitCode {
             Command::Import { what } => import::run(what).await,
             Command::Report { what } => report::run(what).await,
             Command::Gen { scale, seed, dir } => {
-                let summary = gen::generate_to_dir(&gen::GenOptions { scale, seed }, &dir)?;
+                let summary = r#gen::generate_to_dir(&r#gen::GenOptions { scale, seed }, &dir)?;
                 println!(
                     "wrote {} tenants, {} messages, {} records to {}",
                     summary.tenants,
