@@ -3,9 +3,11 @@
 //!
 //! - [`v1`]: all messages, enums, `*_client` and `*_server` modules.
 //! - [`convert`]: conversions between wire types and the domain core, field by field.
+//! - [`error`]: the table from service errors to gRPC status codes.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by gRPC reflection.
 
 pub mod convert;
+pub mod error;
 
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {

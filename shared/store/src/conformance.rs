@@ -1,1 +1,785 @@
+//! The conformance suite: what every [`Store`] backend must do, checked through the trait
+//! alone. Each check is a `pub async fn(&dyn Store) -> Result<()>` that panics on a broken
+//! contract; [`conformance_suite!`](crate::conformance_suite) turns them into one
+//! `#[tokio::test]` each:
+//!
+//! ```ignore
+//! touchstone_store::conformance_suite!(embedded, async { Fixture::new() });
+//! ```
+//!
+//! The constructor is an async expression whose output derefs to the store (a `Box<dyn
+//! Store>`, an `Arc<S>`, or a struct that also keeps a temporary folder alive). It runs once
+//! per check. A backend that cannot pass a check yet lists the checks it runs instead
+//! (`conformance_suite!(name, make, [check, …])`) and declares each one it leaves out as an
+//! `#[ignore = "why"]` test of its own, so that no gap is silent.
+//!
+//! Every check makes up its own tenants (unique per call, also across runs), so checks may
+//! share one backend instance. The ingest log and its processed position are global, though:
+//! checks read only their own tenants' entries, commits other than the one in
+//! [`commit_moves_processed_forward_and_trims_log`] leave the position where it is, and that
+//! check, which trims the log, should not run beside the other log checks on a shared instance.
+//! Durability across a restart is backend-specific and tested by each backend itself.
 
+use crate::{AttributionCommit, ConversionChange, IngestOutcome, LogEntry, LogPayload, Result, RollupDelta, Store, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use touchstone_core::attribution::{Conversion, ConversionFact, Credit, Rule};
+use touchstone_core::config::TenantConfig;
+use touchstone_core::model::{
+    AppEvent, BadgeAction, BadgeEvent, BadgeSource, Channel, Message, Millis, OrderRecord, Record, Touch, TouchKind,
+};
+use touchstone_core::rollup::{Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
+
+use IngestOutcome::{Accepted, Duplicate};
+
+/// Runs every check as its own `#[tokio::test]` in a module named `$backend`; with a list,
+/// only the checks listed. See the [module docs](crate::conformance).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($backend:ident, $make:expr) => {
+        $crate::conformance_suite!($backend, $make, [
+            dedup_first_arrival_stands,
+            dedup_within_one_batch,
+            dedup_is_per_tenant_and_keys_do_not_collide,
+            messages_dedup_by_msg_hash,
+            every_record_kind_is_logged_as_ingested,
+            log_order_head_and_paging,
+            recompute_entries_are_appended,
+            config_defaults_and_compare_and_set,
+            tenants_lists_each_tenant_once,
+            customer_touches_are_inclusive_across_bucket_edges,
+            message_touches_returns_every_touch_of_the_message,
+            order_records_and_tenant_orders,
+            tenant_events_named_matches_the_name_exactly,
+            between_reads_are_half_open_across_hour_and_day_edges,
+            conversion_upsert_moves_every_index,
+            conversion_removal_clears_every_index,
+            rollup_deltas_sum_in_hour_and_day_buckets,
+            rollups_cancelling_to_zero_are_absent,
+            commit_moves_processed_forward_and_trims_log,
+            many_rows_are_all_returned,
+            reads_of_unknown_things_are_empty,
+        ]);
+    };
+    ($backend:ident, $make:expr, [$($check:ident),+ $(,)?]) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() -> $crate::Result<()> {
+                    let fixture = $make.await;
+                    $crate::conformance::$check(&*fixture).await
+                }
+            )+
+        }
+    };
+}
+
+/// 2024-01-01T00:00:00Z: an hour, day, month and year edge at once.
+const T0: Millis = 1_704_067_200_000;
+
+/// A tenant name no other check, run or test process uses.
+fn tenant(check: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{check}-{nanos:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn touch(tenant: &str, event_id: &str, msg_hash: &str, customer_id: &str, ts: Millis) -> Touch {
+    Touch {
+        tenant: tenant.into(),
+        event_id: event_id.into(),
+        msg_hash: msg_hash.into(),
+        customer_id: customer_id.into(),
+        kind: TouchKind::Opened,
+        ts,
+    }
+}
+
+fn event(tenant: &str, event_id: &str, name: &str, ts: Millis) -> AppEvent {
+    AppEvent {
+        tenant: tenant.into(),
+        event_id: event_id.into(),
+        customer_id: "c1".into(),
+        name: name.into(),
+        ts,
+        value_micros: Some(2_500_000),
+        msg_hash: Some("m1".into()),
+    }
+}
+
+fn order(tenant: &str, event_id: &str, order_id: &str, status: &str, ts: Millis) -> OrderRecord {
+    OrderRecord {
+        tenant: tenant.into(),
+        event_id: event_id.into(),
+        order_id: order_id.into(),
+        customer_id: "c1".into(),
+        status: status.into(),
+        amount_minor: 1999,
+        currency: "USD".into(),
+        categories: vec!["shoes".into()],
+        channel: "web".into(),
+        ts,
+        msg_hash: None,
+    }
+}
+
+fn message(tenant: &str, msg_hash: &str, campaign_id: &str) -> Message {
+    Message {
+        tenant: tenant.into(),
+        msg_hash: msg_hash.into(),
+        campaign_id: campaign_id.into(),
+        channel: Channel::Push,
+        tags: vec!["promo".into()],
+        sent_at: T0,
+    }
+}
+
+fn conversion(tenant: &str, goal_id: &str, key: &str, customer_id: &str, ts: Millis, explicit: Option<&str>) -> Conversion {
+    let credit = match explicit {
+        Some(msg_hash) => Credit { rule: Rule::Explicit, msg_hash: Some(msg_hash.into()), touch_event_id: None },
+        None => Credit::unattributed(),
+    };
+    Conversion {
+        fact: ConversionFact {
+            tenant: tenant.into(),
+            goal_id: goal_id.into(),
+            key: key.into(),
+            customer_id: customer_id.into(),
+            ts,
+            value_micros: 19_990_000,
+            source_event_id: format!("src-{key}"),
+            explicit_msg_hash: explicit.map(str::to_owned),
+        },
+        credit,
+    }
+}
+
+fn change(old: Option<&Conversion>, new: Option<&Conversion>) -> ConversionChange {
+    ConversionChange { old: old.cloned(), new: new.cloned() }
+}
+
+/// A commit of conversion changes that leaves the processed position where it is.
+fn conversions_commit(conversions: Vec<ConversionChange>) -> AttributionCommit {
+    AttributionCommit { conversions, rollups: Vec::new(), processed: 0 }
+}
+
+fn delta(tenant: &str, hour: Millis, cell: &Cell, count: i64, value_micros: i128) -> RollupDelta {
+    RollupDelta { tenant: tenant.into(), hour, cell: cell.clone(), tally: Tally { count, value_micros } }
+}
+
+fn cells(entries: &[(&Cell, i64, i128)]) -> Cells {
+    let mut cells = Cells::default();
+    for &(cell, count, value_micros) in entries {
+        cells.add(cell.clone(), Tally { count, value_micros });
+    }
+    cells
+}
+
+/// Rows compared as sets: reads return "any order".
+trait Row: Clone {
+    fn id(&self) -> String;
+}
+
+impl Row for Touch {
+    fn id(&self) -> String {
+        self.event_id.clone()
+    }
+}
+
+impl Row for AppEvent {
+    fn id(&self) -> String {
+        self.event_id.clone()
+    }
+}
+
+impl Row for OrderRecord {
+    fn id(&self) -> String {
+        self.event_id.clone()
+    }
+}
+
+impl Row for Conversion {
+    fn id(&self) -> String {
+        format!("{}/{}", self.fact.goal_id, self.fact.key)
+    }
+}
+
+fn sorted<T: Row>(mut rows: Vec<T>) -> Vec<T> {
+    rows.sort_by_key(Row::id);
+    rows
+}
+
+fn ids<T: Row>(rows: &[T]) -> Vec<String> {
+    let mut ids: Vec<String> = rows.iter().map(Row::id).collect();
+    ids.sort();
+    ids
+}
+
+fn payload_tenant(entry: &LogEntry) -> &str {
+    match &entry.payload {
+        LogPayload::Record(record) => record.tenant(),
+        LogPayload::Recompute { tenant } => tenant,
+    }
+}
+
+/// The log entries of `tenant` after position `after`, read in pages of 100.
+async fn tenant_log(store: &dyn Store, tenant: &str, after: u64) -> Result<Vec<LogEntry>> {
+    let mut entries = Vec::new();
+    let mut position = after;
+    loop {
+        let page = store.read_log(position, 100).await?;
+        let Some(last) = page.last() else {
+            return Ok(entries);
+        };
+        assert!(page.len() <= 100, "read_log returned {} entries for limit 100", page.len());
+        assert!(page.first().is_some_and(|first| first.seq > position), "read_log({position}) returned an entry at or before it");
+        assert!(page.windows(2).all(|pair| pair[0].seq < pair[1].seq), "read_log out of order");
+        position = last.seq;
+        entries.extend(page.into_iter().filter(|entry| payload_tenant(entry) == tenant));
+    }
+}
+
+fn records(entries: &[LogEntry]) -> Vec<LogPayload> {
+    entries.iter().map(|entry| entry.payload.clone()).collect()
+}
+
+pub async fn dedup_first_arrival_stands(store: &dyn Store) -> Result<()> {
+    let t = tenant("dedup_first");
+    let first = touch(&t, "e1", "m1", "c1", T0);
+    let retry = Touch { msg_hash: "m2".into(), ts: T0 + 5, ..first.clone() };
+    let before = store.log_status().await?.head;
+
+    let (outcomes, head) = store.ingest(vec![Record::Touch(first.clone())]).await?;
+    assert_eq!(outcomes, [Accepted]);
+    assert!(head > before, "head {head} did not move past {before}");
+    // An event_id is accepted once per tenant whatever the record's kind.
+    let same_id_order = order(&t, "e1", "o1", "PLACED", T0);
+    let (outcomes, _) = store.ingest(vec![Record::Touch(retry), Record::Order(same_id_order)]).await?;
+    assert_eq!(outcomes, [Duplicate, Duplicate]);
+
+    assert_eq!(store.customer_touches(&t, "c1", Millis::MIN, Millis::MAX).await?, [first.clone()]);
+    assert_eq!(store.message_touches(&t, "m1").await?, [first.clone()]);
+    assert!(store.message_touches(&t, "m2").await?.is_empty(), "the duplicate was stored");
+    assert!(store.order_records(&t, "o1").await?.is_empty(), "the duplicate order was stored");
+    assert_eq!(records(&tenant_log(store, &t, before).await?), [LogPayload::Record(Record::Touch(first))]);
+    Ok(())
+}
+
+pub async fn dedup_within_one_batch(store: &dyn Store) -> Result<()> {
+    let t = tenant("dedup_batch");
+    let a = touch(&t, "a", "m1", "c1", T0);
+    let a_again = Touch { ts: T0 + 1, ..a.clone() };
+    let b = touch(&t, "b", "m1", "c1", T0 + 2);
+    let before = store.log_status().await?.head;
+
+    let batch = vec![Record::Touch(a.clone()), Record::Touch(a_again), Record::Touch(b.clone())];
+    let (outcomes, head) = store.ingest(batch).await?;
+    assert_eq!(outcomes, [Accepted, Duplicate, Accepted]);
+    assert_eq!(sorted(store.customer_touches(&t, "c1", T0 - 10, T0 + 10).await?), [a.clone(), b.clone()]);
+    let log = tenant_log(store, &t, before).await?;
+    assert_eq!(records(&log), [LogPayload::Record(Record::Touch(a)), LogPayload::Record(Record::Touch(b))]);
+    assert!(log.iter().all(|entry| entry.seq <= head), "an entry of the call lies past the head it returned ({head})");
+    Ok(())
+}
+
+pub async fn dedup_is_per_tenant_and_keys_do_not_collide(store: &dyn Store) -> Result<()> {
+    let base = tenant("dedup_tenants");
+    // ("…a", "bc") and ("…ab", "c") concatenate to the same bytes; they must stay apart.
+    let (t1, t2) = (format!("{base}a"), format!("{base}ab"));
+    let in_t1 = touch(&t1, "e1", "m1", "bc", T0);
+    let in_t2 = touch(&t2, "e1", "m1", "c", T0);
+    // A msg_hash equal to an event_id of the same tenant: different namespaces.
+    let same_name_message = message(&t1, "e1", "camp");
+
+    let (outcomes, _) = store
+        .ingest(vec![Record::Touch(in_t1.clone()), Record::Touch(in_t2.clone()), Record::Message(same_name_message.clone())])
+        .await?;
+    assert_eq!(outcomes, [Accepted, Accepted, Accepted]);
+    assert_eq!(store.customer_touches(&t1, "bc", Millis::MIN, Millis::MAX).await?, [in_t1.clone()]);
+    assert_eq!(store.customer_touches(&t2, "c", Millis::MIN, Millis::MAX).await?, [in_t2.clone()]);
+    assert!(store.customer_touches(&t1, "b", Millis::MIN, Millis::MAX).await?.is_empty());
+    assert_eq!(store.message_touches(&t1, "m1").await?, [in_t1]);
+    assert_eq!(store.message_touches(&t2, "m1").await?, [in_t2]);
+    let found = store.messages(&t1, &["e1".to_owned()]).await?;
+    assert_eq!(found.get("e1"), Some(&same_name_message));
+    Ok(())
+}
+
+pub async fn messages_dedup_by_msg_hash(store: &dyn Store) -> Result<()> {
+    let t = tenant("messages_dedup");
+    let other = tenant("messages_dedup_other");
+    let first = message(&t, "m1", "spring");
+    let second = Message { campaign_id: "summer".into(), channel: Channel::Email, ..first.clone() };
+    let elsewhere = message(&other, "m1", "winter");
+
+    let (outcomes, _) = store.ingest(vec![Record::Message(first.clone()), Record::Message(second)]).await?;
+    assert_eq!(outcomes, [Accepted, Duplicate]);
+    let (outcomes, _) = store.ingest(vec![Record::Message(elsewhere.clone())]).await?;
+    assert_eq!(outcomes, [Accepted], "the same msg_hash in another tenant is its own message");
+
+    let asked = ["m1", "m2", "m1"].map(str::to_owned);
+    let found = store.messages(&t, &asked).await?;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found.get("m1"), Some(&first));
+    assert_eq!(store.messages(&other, &asked).await?.get("m1"), Some(&elsewhere));
+    assert!(store.messages(&t, &[]).await?.is_empty());
+    Ok(())
+}
+
+pub async fn every_record_kind_is_logged_as_ingested(store: &dyn Store) -> Result<()> {
+    let t = tenant("record_kinds");
+    let mut plain_event = event(&t, "e2", "view", T0);
+    plain_event.value_micros = None;
+    plain_event.msg_hash = None;
+    let badge = BadgeEvent {
+        tenant: t.clone(),
+        event_id: "e5".into(),
+        customer_id: "c1".into(),
+        badge_id: "gold".into(),
+        action: BadgeAction::Earned,
+        ts: T0,
+        source: BadgeSource::Rule,
+        reason: Some("10 check-ins".into()),
+    };
+    let ingested = vec![
+        Record::Message(message(&t, "m1", "")),
+        Record::Touch(touch(&t, "e1", "m1", "c1", T0)),
+        Record::Event(event(&t, "e3", "checkin", T0)),
+        Record::Event(plain_event),
+        Record::Order(OrderRecord { msg_hash: Some("m1".into()), ..order(&t, "e4", "o1", "PAID", T0) }),
+        Record::Badge(badge.clone()),
+    ];
+    let before = store.log_status().await?.head;
+    let (outcomes, _) = store.ingest(ingested.clone()).await?;
+    assert_eq!(outcomes, [Accepted; 6]);
+    let logged = tenant_log(store, &t, before).await?;
+    assert_eq!(records(&logged), ingested.into_iter().map(LogPayload::Record).collect::<Vec<_>>());
+    let (outcomes, _) = store.ingest(vec![Record::Badge(BadgeEvent { badge_id: "silver".into(), ..badge })]).await?;
+    assert_eq!(outcomes, [Duplicate], "badge events dedup by event_id too");
+    Ok(())
+}
+
+pub async fn log_order_head_and_paging(store: &dyn Store) -> Result<()> {
+    let t = tenant("log_order");
+    let all: Vec<Record> = (0..5).map(|i| Record::Touch(touch(&t, &format!("e{i}"), "m1", "c1", T0 - i))).collect();
+    let before = store.log_status().await?.head;
+    let clock_before = now_millis();
+
+    let (_, first_head) = store.ingest(all[..3].to_vec()).await?;
+    let (_, second_head) = store.ingest(all[3..].to_vec()).await?;
+    let clock_after = now_millis();
+    assert!(first_head >= before + 3 && second_head >= first_head + 2, "heads {before} → {first_head} → {second_head}");
+
+    let log = tenant_log(store, &t, before).await?;
+    assert_eq!(records(&log), all.iter().cloned().map(LogPayload::Record).collect::<Vec<_>>(), "input order");
+    assert!(log.iter().all(|entry| entry.seq > before && entry.seq <= second_head));
+    // The store's clock may be another machine's: allow a minute of skew.
+    for entry in &log {
+        assert!((clock_before - 60_000..=clock_after + 60_000).contains(&entry.appended_at), "appended_at {}", entry.appended_at);
+    }
+    assert!(store.log_status().await?.head >= second_head);
+
+    // Paging by hand: `after` is exclusive, `limit` caps the page.
+    let first_seq = log[0].seq;
+    let page = store.read_log(first_seq - 1, 2).await?;
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0], log[0]);
+    assert!(page[1].seq > first_seq);
+    let next = store.read_log(page[1].seq, 1).await?;
+    assert_eq!(next.len(), 1);
+    assert!(next[0].seq > page[1].seq);
+    assert!(store.read_log(before, 0).await?.is_empty(), "limit 0");
+    let last_seq = log[4].seq;
+    assert!(tenant_log(store, &t, last_seq).await?.is_empty(), "entries after the last one of this tenant");
+    Ok(())
+}
+
+pub async fn recompute_entries_are_appended(store: &dyn Store) -> Result<()> {
+    let t = tenant("recompute");
+    let first = store.append_recompute(&t).await?;
+    let second = store.append_recompute(&t).await?;
+    assert!(second > first, "positions {first}, {second}");
+    let log = tenant_log(store, &t, first - 1).await?;
+    let expected = LogPayload::Recompute { tenant: t.clone() };
+    assert_eq!(log.iter().map(|e| (e.seq, e.payload.clone())).collect::<Vec<_>>(), [(first, expected.clone()), (second, expected)]);
+    Ok(())
+}
+
+pub async fn config_defaults_and_compare_and_set(store: &dyn Store) -> Result<()> {
+    let t = tenant("config_cas");
+    assert_eq!(store.tenant_config(&t).await?, TenantConfig::defaults(&t));
+
+    let conflict = |result: Result<u64>| matches!(result, Err(StoreError::Conflict { tenant }) if tenant == t);
+    let mut config = TenantConfig::defaults(&t);
+    assert!(conflict(store.save_tenant_config(&config).await), "version 0 can never be saved");
+    config.version = 2;
+    assert!(conflict(store.save_tenant_config(&config).await), "version 2 with nothing saved");
+
+    config.version = 1;
+    config.set_excluded_tags(vec!["transactional".into()]);
+    let seq = store.save_tenant_config(&config).await?;
+    assert_eq!(store.tenant_config(&t).await?, config);
+    let log = store.read_log(seq - 1, 1).await?;
+    assert_eq!(log.first().map(|e| (e.seq, e.payload.clone())), Some((seq, LogPayload::Recompute { tenant: t.clone() })));
+
+    let mut stale = TenantConfig::defaults(&t);
+    stale.version = 1;
+    assert!(conflict(store.save_tenant_config(&stale).await), "a second save of version 1 must lose");
+    assert_eq!(store.tenant_config(&t).await?, config, "a lost save changed the config");
+
+    config.version = 2;
+    config.currency = "EUR".into();
+    let second_seq = store.save_tenant_config(&config).await?;
+    assert!(second_seq > seq);
+    assert_eq!(store.tenant_config(&t).await?, config);
+    assert!(store.tenants().await?.contains(&t));
+    Ok(())
+}
+
+pub async fn tenants_lists_each_tenant_once(store: &dyn Store) -> Result<()> {
+    let ingesting = tenant("tenants_ingesting");
+    let configured = tenant("tenants_configured");
+    let records = (0..3).map(|i| Record::Touch(touch(&ingesting, &format!("e{i}"), "m1", "c1", T0))).collect();
+    store.ingest(records).await?;
+    store.ingest(vec![Record::Touch(touch(&ingesting, "e3", "m1", "c1", T0))]).await?;
+    store.save_tenant_config(&TenantConfig { version: 1, ..TenantConfig::defaults(&configured) }).await?;
+
+    let tenants = store.tenants().await?;
+    for wanted in [&ingesting, &configured] {
+        assert_eq!(tenants.iter().filter(|t| *t == wanted).count(), 1, "{wanted} in {tenants:?}");
+    }
+    Ok(())
+}
+
+/// Bucket edges of every size a backend is likely to partition by, near `T0`, and the epoch.
+fn edges() -> Vec<Millis> {
+    let ceil_to = |ts: Millis, step: Millis| -((-ts).div_euclid(step) * step);
+    let mut edges: Vec<Millis> = [HOUR_MS, DAY_MS, 7 * DAY_MS, 30 * DAY_MS, 1 << 32]
+        .iter()
+        .map(|&size| ceil_to(T0 + 12_345, size))
+        .collect();
+    edges.extend([0, T0, 1_706_745_600_000]); // the epoch (sign edge), and two month starts
+    edges.sort_unstable();
+    edges.dedup();
+    edges
+}
+
+pub async fn customer_touches_are_inclusive_across_bucket_edges(store: &dyn Store) -> Result<()> {
+    let t = tenant("customer_touches");
+    let mut ours = Vec::new();
+    let mut records = Vec::new();
+    for (i, &edge) in edges().iter().enumerate() {
+        for (label, ts) in [("before", edge - 1), ("at", edge), ("after", edge + 1)] {
+            let mine = touch(&t, &format!("{i}-{label}"), "m1", "c1", ts);
+            ours.push(mine.clone());
+            records.push(Record::Touch(mine));
+            // Customers whose ids extend or are a prefix of "c1" stay apart.
+            records.push(Record::Touch(touch(&t, &format!("{i}-{label}-c10"), "m1", "c10", ts)));
+            records.push(Record::Touch(touch(&t, &format!("{i}-{label}-c"), "m1", "c", ts)));
+        }
+    }
+    store.ingest(records).await?;
+
+    for (i, &edge) in edges().iter().enumerate() {
+        let read = |from: Millis, to: Millis| store.customer_touches(&t, "c1", from, to);
+        assert_eq!(ids(&read(edge, edge).await?), [format!("{i}-at")], "[edge, edge] at {edge}");
+        assert_eq!(ids(&read(edge - 1, edge).await?), [format!("{i}-at"), format!("{i}-before")], "ending on the edge at {edge}");
+        assert_eq!(ids(&read(edge, edge + 1).await?), [format!("{i}-after"), format!("{i}-at")], "starting on the edge at {edge}");
+        assert_eq!(read(edge - 1, edge + 1).await?.len(), 3, "around {edge}");
+        assert!(read(edge + 1, edge - 1).await?.is_empty(), "an inverted range at {edge}");
+    }
+    assert_eq!(sorted(store.customer_touches(&t, "c1", Millis::MIN, Millis::MAX).await?), sorted(ours.clone()));
+    let within_year: Vec<Touch> = ours.iter().filter(|touch| touch.ts >= T0 - 1).cloned().collect();
+    assert_eq!(ids(&store.customer_touches(&t, "c1", T0 - 1, T0 + 366 * DAY_MS).await?), ids(&within_year));
+    Ok(())
+}
+
+pub async fn message_touches_returns_every_touch_of_the_message(store: &dyn Store) -> Result<()> {
+    let t = tenant("message_touches");
+    let other = tenant("message_touches_other");
+    let ours = vec![
+        touch(&t, "a", "m", "c1", T0),
+        touch(&t, "b", "m", "c2", T0 - 400 * DAY_MS),
+        touch(&t, "c", "m", "c3", T0 + 400 * DAY_MS),
+        Touch { kind: TouchKind::Delivered, ..touch(&t, "d", "m", "c1", T0) },
+    ];
+    let mut records: Vec<Record> = ours.iter().cloned().map(Record::Touch).collect();
+    records.push(Record::Touch(touch(&t, "e", "m2", "c1", T0)));
+    records.push(Record::Touch(touch(&other, "a", "m", "c1", T0)));
+    store.ingest(records).await?;
+
+    assert_eq!(sorted(store.message_touches(&t, "m").await?), ours);
+    assert!(store.message_touches(&t, "").await?.is_empty());
+    Ok(())
+}
+
+pub async fn order_records_and_tenant_orders(store: &dyn Store) -> Result<()> {
+    let t = tenant("orders");
+    let sibling = format!("{t}x");
+    let o1 = vec![
+        order(&t, "r1", "o1", "CREATED", T0 + 10),
+        order(&t, "r2", "o1", "PAID", T0),
+        order(&t, "r3", "o1", "REFUNDED", T0), // the same ts as r2
+    ];
+    let o10 = order(&t, "r4", "o10", "PLACED", T0);
+    let mut records: Vec<Record> = o1.iter().cloned().map(Record::Order).collect();
+    records.push(Record::Order(o10.clone()));
+    records.push(Record::Order(order(&sibling, "r5", "o1", "PLACED", T0)));
+    store.ingest(records).await?;
+
+    assert_eq!(sorted(store.order_records(&t, "o1").await?), o1);
+    assert_eq!(store.order_records(&t, "o10").await?, [o10.clone()]);
+    assert!(store.order_records(&t, "o").await?.is_empty());
+    let mut all = o1;
+    all.push(o10);
+    assert_eq!(sorted(store.tenant_orders(&t).await?), all);
+    assert_eq!(store.tenant_orders(&sibling).await?.len(), 1);
+    Ok(())
+}
+
+pub async fn tenant_events_named_matches_the_name_exactly(store: &dyn Store) -> Result<()> {
+    let t = tenant("events_named");
+    let other = tenant("events_named_other");
+    let checkins = vec![event(&t, "a", "checkin", T0), event(&t, "b", "checkin", T0 - 90 * DAY_MS)];
+    let mut records: Vec<Record> = checkins.iter().cloned().map(Record::Event).collect();
+    records.extend([
+        Record::Event(event(&t, "c", "checkin2", T0)),
+        Record::Event(event(&t, "d", "check", T0)),
+        Record::Event(event(&other, "a", "checkin", T0)),
+    ]);
+    store.ingest(records).await?;
+
+    assert_eq!(sorted(store.tenant_events_named(&t, "checkin").await?), checkins);
+    assert!(store.tenant_events_named(&t, "view").await?.is_empty());
+    Ok(())
+}
+
+pub async fn between_reads_are_half_open_across_hour_and_day_edges(store: &dyn Store) -> Result<()> {
+    let t = tenant("between");
+    let other = tenant("between_other");
+    let day = T0 + 5 * DAY_MS;
+    let hour = day + 3 * HOUR_MS;
+    let times = [("d-1", day - 1), ("d", day), ("d+1", day + 1), ("h-1", hour - 1), ("h", hour), ("h+1", hour + 1)];
+
+    let mut records = Vec::new();
+    let mut changes = Vec::new();
+    for (id, ts) in times {
+        records.push(Record::Touch(touch(&t, id, "m1", "c1", ts)));
+        // Event ids differ from the touches': one event_id per tenant, whatever the kind.
+        records.push(Record::Event(event(&t, &format!("event-{id}"), "view", ts)));
+        changes.push(change(None, Some(&conversion(&t, "orders", id, "c1", ts, None))));
+    }
+    records.push(Record::Touch(touch(&other, "d", "m1", "c1", day)));
+    records.push(Record::Event(event(&other, "d", "view", day)));
+    store.ingest(records).await?;
+    store.commit_attribution(conversions_commit(changes)).await?;
+
+    let cases: [(Millis, Millis, &[&str]); 7] = [
+        (day, hour, &["d", "d+1", "h-1"]),
+        (day - 1, day, &["d-1"]),
+        (hour, hour + 1, &["h"]),
+        (day - DAY_MS, day + DAY_MS, &["d", "d+1", "d-1", "h", "h+1", "h-1"]),
+        (day, day, &[]),
+        (hour, day, &[]),
+        (day + 2, hour - 1, &[]),
+    ];
+    for (from, to, want) in cases {
+        let touches = ids(&store.touches_between(&t, from, to).await?);
+        let without = |prefix: &str, ids: Vec<String>| -> Vec<String> {
+            ids.iter().map(|id| id.trim_start_matches(prefix).to_owned()).collect()
+        };
+        let events = without("event-", ids(&store.events_between(&t, from, to).await?));
+        let conversions = without("orders/", ids(&store.conversions_between(&t, from, to).await?));
+        assert_eq!(touches, want, "touches_between [{from}, {to})");
+        assert_eq!(events, want, "events_between [{from}, {to})");
+        assert_eq!(conversions, want, "conversions_between [{from}, {to})");
+    }
+    Ok(())
+}
+
+pub async fn conversion_upsert_moves_every_index(store: &dyn Store) -> Result<()> {
+    let t = tenant("conversion_upsert");
+    let old = conversion(&t, "orders", "o1", "c1", T0 + 2 * HOUR_MS, Some("m1"));
+    let same_key_other_goal = conversion(&t, "checkin", "o1", "c1", T0 + 2 * HOUR_MS, None);
+    store.commit_attribution(conversions_commit(vec![change(None, Some(&old)), change(None, Some(&same_key_other_goal))])).await?;
+
+    let (old_from, old_to) = (old.fact.ts, old.fact.ts);
+    assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(old.clone()));
+    assert_eq!(sorted(store.customer_conversions(&t, "c1", old_from, old_to).await?), [same_key_other_goal.clone(), old.clone()]);
+    assert_eq!(store.explicit_conversions(&t, "m1").await?, [old.clone()]);
+    assert_eq!(store.conversions_between(&t, T0 + 2 * HOUR_MS, T0 + 3 * HOUR_MS).await?.len(), 2);
+
+    // Re-credited and moved to another month, hour and explicit message.
+    let moved = conversion(&t, "orders", "o1", "c1", T0 + 40 * DAY_MS + 5, Some("m2"));
+    store.commit_attribution(conversions_commit(vec![change(Some(&old), Some(&moved))])).await?;
+    assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(moved.clone()));
+    assert_eq!(store.customer_conversions(&t, "c1", old_from, old_to).await?, [same_key_other_goal.clone()], "old index row left behind");
+    assert_eq!(store.customer_conversions(&t, "c1", moved.fact.ts, moved.fact.ts).await?, [moved.clone()]);
+    assert_eq!(store.conversions_between(&t, T0 + 2 * HOUR_MS, T0 + 3 * HOUR_MS).await?, [same_key_other_goal.clone()]);
+    assert_eq!(store.conversions_between(&t, moved.fact.ts, moved.fact.ts + 1).await?, [moved.clone()]);
+    assert!(store.explicit_conversions(&t, "m1").await?.is_empty(), "old explicit index row left behind");
+    assert_eq!(store.explicit_conversions(&t, "m2").await?, [moved.clone()]);
+    assert_eq!(sorted(store.tenant_conversions(&t).await?), [same_key_other_goal.clone(), moved.clone()]);
+
+    // Re-credited in place: old and new rows share every key, and the new one must stay.
+    let recredited = Conversion { credit: Credit::unattributed(), ..moved.clone() };
+    store.commit_attribution(conversions_commit(vec![change(Some(&moved), Some(&recredited))])).await?;
+    assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(recredited.clone()));
+    assert_eq!(store.customer_conversions(&t, "c1", moved.fact.ts, moved.fact.ts).await?, [recredited.clone()]);
+    assert_eq!(store.conversions_between(&t, moved.fact.ts, moved.fact.ts + 1).await?, [recredited.clone()]);
+    assert_eq!(store.explicit_conversions(&t, "m2").await?, [recredited.clone()]);
+    assert_eq!(sorted(store.tenant_conversions(&t).await?), [same_key_other_goal, recredited]);
+    Ok(())
+}
+
+pub async fn conversion_removal_clears_every_index(store: &dyn Store) -> Result<()> {
+    let t = tenant("conversion_removal");
+    let gone = conversion(&t, "orders", "o1", "c1", T0, Some("m1"));
+    let kept = conversion(&t, "orders", "o2", "c1", T0 + 1, Some("m1"));
+    store.commit_attribution(conversions_commit(vec![change(None, Some(&gone)), change(None, Some(&kept))])).await?;
+    store.commit_attribution(conversions_commit(vec![change(Some(&gone), None)])).await?;
+
+    assert_eq!(store.conversion(&t, "orders", "o1").await?, None);
+    assert_eq!(store.conversion(&t, "orders", "o2").await?, Some(kept.clone()));
+    assert_eq!(store.customer_conversions(&t, "c1", T0 - DAY_MS, T0 + DAY_MS).await?, [kept.clone()]);
+    assert_eq!(store.conversions_between(&t, T0 - DAY_MS, T0 + DAY_MS).await?, [kept.clone()]);
+    assert_eq!(store.explicit_conversions(&t, "m1").await?, [kept.clone()]);
+    assert_eq!(store.tenant_conversions(&t).await?, [kept]);
+    Ok(())
+}
+
+pub async fn rollup_deltas_sum_in_hour_and_day_buckets(store: &dyn Store) -> Result<()> {
+    let t = tenant("rollups_sum");
+    let day = T0 + 10 * DAY_MS;
+    let (h1, h2, next_day_h1) = (day + HOUR_MS, day + 5 * HOUR_MS, day + DAY_MS + HOUR_MS);
+    let opened = Cell::Touch { msg_hash: "m1".into(), kind: TouchKind::Opened };
+    let converted = Cell::Conversion { goal_id: "orders".into(), rule: Rule::LastTouch, msg_hash: "m1".into() };
+    let first = AttributionCommit {
+        conversions: Vec::new(),
+        rollups: vec![
+            delta(&t, h1, &opened, 1, 0),
+            delta(&t, h2, &opened, 2, 0),
+            delta(&t, h1, &converted, 1, 500),
+            delta(&t, next_day_h1, &opened, 4, 0),
+        ],
+        processed: 0,
+    };
+    store.commit_attribution(first).await?;
+    let second = AttributionCommit { conversions: Vec::new(), rollups: vec![delta(&t, h1, &opened, 10, 0)], processed: 0 };
+    store.commit_attribution(second).await?;
+
+    let hours = |from, to| store.rollups(&t, Granularity::Hour, from, to);
+    let days = |from, to| store.rollups(&t, Granularity::Day, from, to);
+    assert_eq!(hours(h1, h1 + HOUR_MS).await?, cells(&[(&opened, 11, 0), (&converted, 1, 500)]));
+    assert_eq!(hours(h2, h2 + HOUR_MS).await?, cells(&[(&opened, 2, 0)]));
+    assert_eq!(hours(h1 + 1, h2 + 1).await?, cells(&[(&opened, 2, 0)]), "buckets starting in [from, to)");
+    assert_eq!(hours(h1, h2).await?, cells(&[(&opened, 11, 0), (&converted, 1, 500)]), "the bucket at `to` is out");
+    assert_eq!(hours(day, day + DAY_MS).await?, cells(&[(&opened, 13, 0), (&converted, 1, 500)]));
+    assert_eq!(days(day, day + DAY_MS).await?, cells(&[(&opened, 13, 0), (&converted, 1, 500)]));
+    assert_eq!(days(day, day + 2 * DAY_MS).await?, cells(&[(&opened, 17, 0), (&converted, 1, 500)]));
+    assert_eq!(days(day + 1, day + DAY_MS + 1).await?, cells(&[(&opened, 4, 0)]));
+    assert_eq!(days(day, day).await?, Cells::default());
+    assert_eq!(store.rollups(&tenant("rollups_sum_other"), Granularity::Day, day, day + DAY_MS).await?, Cells::default());
+    Ok(())
+}
+
+/// Cells that sum to zero are left out of [`Store::rollups`], not returned as zeros.
+pub async fn rollups_cancelling_to_zero_are_absent(store: &dyn Store) -> Result<()> {
+    let t = tenant("rollups_zero");
+    let day = T0 + 20 * DAY_MS;
+    let (h1, h2) = (day + HOUR_MS, day + 2 * HOUR_MS);
+    let opened = Cell::Touch { msg_hash: "m1".into(), kind: TouchKind::Opened };
+    let converted = Cell::Conversion { goal_id: "orders".into(), rule: Rule::Explicit, msg_hash: "m1".into() };
+    let commit = |rollups| AttributionCommit { conversions: Vec::new(), rollups, processed: 0 };
+    store.commit_attribution(commit(vec![delta(&t, h1, &opened, 1, 0), delta(&t, h2, &opened, -1, 0), delta(&t, h1, &converted, 1, 7)])).await?;
+    store.commit_attribution(commit(vec![delta(&t, h1, &converted, -1, -7)])).await?;
+
+    let hours = |from, to| store.rollups(&t, Granularity::Hour, from, to);
+    assert_eq!(hours(h1, h1 + HOUR_MS).await?, cells(&[(&opened, 1, 0)]), "a retracted conversion left a cell");
+    assert_eq!(hours(h2, h2 + HOUR_MS).await?, cells(&[(&opened, -1, 0)]));
+    assert_eq!(hours(day, day + DAY_MS).await?, Cells::default(), "hours cancelling each other");
+    assert_eq!(store.rollups(&t, Granularity::Day, day, day + DAY_MS).await?, Cells::default(), "a day row summing to zero");
+    Ok(())
+}
+
+pub async fn commit_moves_processed_forward_and_trims_log(store: &dyn Store) -> Result<()> {
+    let t = tenant("commit_processed");
+    let before = store.log_status().await?.head;
+    let records = (0..3).map(|i| Record::Touch(touch(&t, &format!("e{i}"), "m1", "c1", T0))).collect();
+    store.ingest(records).await?;
+    let seqs: Vec<u64> = tenant_log(store, &t, before).await?.iter().map(|entry| entry.seq).collect();
+    let [s1, s2, s3] = seqs[..] else { panic!("expected 3 log entries, got {seqs:?}") };
+    let processed = |processed| AttributionCommit { conversions: Vec::new(), rollups: Vec::new(), processed };
+
+    store.commit_attribution(processed(s2)).await?;
+    let status = store.log_status().await?;
+    assert_eq!(status.processed, s2);
+    assert!(store.read_log(0, 1000).await?.iter().all(|entry| entry.seq > s2), "entries up to processed remain");
+    let pending = store.read_log(s2, 1).await?;
+    assert_eq!(status.oldest_pending_at, pending.first().map(|entry| entry.appended_at));
+    assert_eq!(tenant_log(store, &t, before).await?.iter().map(|e| e.seq).collect::<Vec<_>>(), [s3]);
+
+    store.commit_attribution(processed(s1)).await?;
+    assert_eq!(store.log_status().await?.processed, s2, "processed moved backwards");
+
+    store.commit_attribution(processed(s3)).await?;
+    let status = store.log_status().await?;
+    assert_eq!(status.processed, s3);
+    assert!(status.head >= s3, "the head fell back to {} after trimming", status.head);
+    assert!(tenant_log(store, &t, before).await?.is_empty());
+    if status.head == s3 {
+        assert_eq!(status.oldest_pending_at, None);
+    }
+    let (_, head) = store.ingest(vec![Record::Touch(touch(&t, "e3", "m1", "c1", T0))]).await?;
+    let appended: Vec<u64> = tenant_log(store, &t, 0).await?.iter().map(|e| e.seq).collect();
+    assert!(matches!(appended[..], [seq] if seq > s3 && seq <= head), "appended at {appended:?} after trimming up to {s3}");
+    Ok(())
+}
+
+pub async fn many_rows_are_all_returned(store: &dyn Store) -> Result<()> {
+    const ROWS: i64 = 5_000;
+    let t = tenant("many_rows");
+    let spacing = 60 * DAY_MS / ROWS; // across hours, days and months
+    let before = store.log_status().await?.head;
+    let all: Vec<Record> = (0..ROWS).map(|i| Record::Touch(touch(&t, &format!("e{i:05}"), "m1", "c1", T0 + i * spacing))).collect();
+    for chunk in all.chunks(1_000) {
+        let (outcomes, _) = store.ingest(chunk.to_vec()).await?;
+        assert!(outcomes.iter().all(|o| *o == Accepted));
+    }
+    let want: Vec<String> = (0..ROWS).map(|i| format!("e{i:05}")).collect();
+    assert_eq!(ids(&store.customer_touches(&t, "c1", Millis::MIN, Millis::MAX).await?), want);
+    assert_eq!(ids(&store.message_touches(&t, "m1").await?), want);
+    assert_eq!(ids(&store.touches_between(&t, T0, T0 + 60 * DAY_MS).await?), want);
+    assert_eq!(tenant_log(store, &t, before).await?.len(), want.len());
+    Ok(())
+}
+
+pub async fn reads_of_unknown_things_are_empty(store: &dyn Store) -> Result<()> {
+    let t = tenant("unknown");
+    let before = store.log_status().await?.head;
+    let (outcomes, head) = store.ingest(Vec::new()).await?;
+    assert!(outcomes.is_empty() && head >= before);
+    assert!(!store.tenants().await?.contains(&t));
+    assert!(store.messages(&t, &["m1".to_owned()]).await?.is_empty());
+    assert!(store.customer_touches(&t, "c1", Millis::MIN, Millis::MAX).await?.is_empty());
+    assert!(store.message_touches(&t, "m1").await?.is_empty());
+    assert!(store.order_records(&t, "o1").await?.is_empty());
+    assert!(store.tenant_orders(&t).await?.is_empty());
+    assert!(store.tenant_events_named(&t, "view").await?.is_empty());
+    assert_eq!(store.conversion(&t, "orders", "o1").await?, None);
+    assert!(store.customer_conversions(&t, "c1", Millis::MIN, Millis::MAX).await?.is_empty());
+    assert!(store.explicit_conversions(&t, "m1").await?.is_empty());
+    assert!(store.tenant_conversions(&t).await?.is_empty());
+    assert_eq!(store.rollups(&t, Granularity::Hour, Millis::MIN, Millis::MAX).await?, Cells::default());
+    assert!(store.touches_between(&t, Millis::MIN, Millis::MAX).await?.is_empty());
+    assert!(store.events_between(&t, Millis::MIN, Millis::MAX).await?.is_empty());
+    assert!(store.conversions_between(&t, Millis::MIN, Millis::MAX).await?.is_empty());
+    Ok(())
+}
+
+fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| Millis::try_from(since.as_millis()).unwrap_or(Millis::MAX))
+}

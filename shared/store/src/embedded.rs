@@ -46,7 +46,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use key::Key;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -644,7 +644,8 @@ fn seq_key(seq: u64) -> [u8; 8] {
 /// `partition`, then (in bucketed tables) the bucket of `ts`, then `ts`.
 fn time_key(partition: Key, bucket_ms: Option<Millis>, ts: Millis) -> Key {
     match bucket_ms {
-        Some(bucket_ms) => partition.time(ts.div_euclid(bucket_ms) * bucket_ms).time(ts),
+        // Saturating: the bucket of a time near `Millis::MIN` would start below it.
+        Some(bucket_ms) => partition.time(ts.saturating_sub(ts.rem_euclid(bucket_ms))).time(ts),
         None => partition.time(ts),
     }
 }

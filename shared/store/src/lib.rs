@@ -38,6 +38,16 @@ pub enum StoreError {
     Backend(String),
 }
 
+impl StoreError {
+    /// Whether the same call may succeed if retried later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) | StoreError::Conflict { .. } => true,
+            StoreError::Corrupt(_) | StoreError::Backend(_) => false,
+        }
+    }
+}
+
 /// What ingesting one record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestOutcome {
