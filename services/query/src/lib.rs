@@ -1,1 +1,10 @@
-//! placeholder
+//! The query service: typed reports over any `[from, to)` range (SPEC section 5) and the
+//! explanation of single conversions.
+//!
+//! - [`range`]: reading the counters of a range from rollups and raw edges.
+//! - [`service`]: the `QueryService` gRPC API.
+
+pub mod range;
+pub mod service;
+
+pub use service::QueryApi;

@@ -1,10 +1,100 @@
-//! `touchstone dev`: ingest, attribution and query in one process on the embedded store.
+//! `touchstone dev`: ingest, config, attribution and query in one process on the embedded
+//! store, like Jaeger's all-in-one. One gRPC server carries every service, plus gRPC health
+//! (for load balancers and `grpc-health-probe`) and reflection (for `grpcurl`).
 
 use crate::CommandResult;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::{Notify, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use touchstone_attribution::{AttributionApi, Worker};
+use touchstone_ingest::{ConfigApi, IngestApi};
+use touchstone_proto::v1::attribution_service_server::AttributionServiceServer;
+use touchstone_proto::v1::config_service_server::ConfigServiceServer;
+use touchstone_proto::v1::ingest_service_server::IngestServiceServer;
+use touchstone_proto::v1::query_service_server::QueryServiceServer;
+use touchstone_query::QueryApi;
+use touchstone_store::embedded::EmbeddedOptions;
+use touchstone_store::{EmbeddedStore, Store};
+
+/// Largest request accepted: an ingest batch of `MAX_BATCH` records with room to spare.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool) -> CommandResult {
-    let _ = (listen, data_dir, sync);
-    Err("touchstone dev is being wired up".into())
+    init_tracing();
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|err| format!("cannot create data dir {}: {err}", data_dir.display()))?;
+    let store = EmbeddedStore::open_with(&data_dir, EmbeddedOptions { sync })
+        .map_err(|err| format!("cannot open the embedded store in {}: {err}", data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let wake = Arc::new(Notify::new());
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<IngestServiceServer<IngestApi>>().await;
+    health_reporter.set_serving::<ConfigServiceServer<ConfigApi>>().await;
+    health_reporter.set_serving::<AttributionServiceServer<AttributionApi>>().await;
+    health_reporter.set_serving::<QueryServiceServer<QueryApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(touchstone_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| format!("cannot listen on {listen}: {err}"))?;
+    let bound = listener.local_addr()?;
+    // Scripts read this line to find the port when started with port 0.
+    println!("touchstone dev listening on http://{bound} (data in {})", data_dir.display());
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let worker = tokio::spawn(Worker::new(store.clone(), wake.clone()).run(shutdown_rx));
+
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .layer(tower::limit::ConcurrencyLimitLayer::new(1024))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            IngestServiceServer::new(IngestApi::new(store.clone(), wake.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(ConfigServiceServer::new(ConfigApi::new(store.clone(), wake.clone())))
+        .add_service(AttributionServiceServer::new(AttributionApi::new(store.clone(), wake.clone())))
+        .add_service(QueryServiceServer::new(QueryApi::new(store.clone())).max_encoding_message_size(MAX_MESSAGE_BYTES))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal());
+    let served = server.await;
+
+    // Stop the worker between steps; whatever it has not committed is redone next start.
+    let _ = shutdown_tx.send(true);
+    let _ = worker.await;
+    served?;
+    tracing::info!("touchstone dev stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default (`info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

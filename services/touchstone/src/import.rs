@@ -1,3 +1,278 @@
-//! placeholder
-use crate::CommandResult;
-pub async fn run(_what: crate::ImportCommand) -> CommandResult { Err("not yet".into()) }
+//! `touchstone import`: bulk files (SPEC section 7) into a running server.
+//!
+//! - [`config`]: `config.json` through the config service, tenant by tenant.
+//! - [`lines`]: JSONL files read line by line into chunks, with line numbers kept for reports.
+//! - [`client`]: connecting and error reporting, shared with `report`.
+//!
+//! A JSONL file goes to the server as one `IngestStream` call; every line the parser or the
+//! server refuses is printed to stderr as `FILE:LINE: reason` and the rest still go in.
+
+pub(crate) mod client;
+mod config;
+mod lines;
+
+use crate::{CommandResult, ImportCommand};
+use client::{ClientError, MAX_REPLY_BYTES};
+use lines::{ChunkLimits, ParseLine, ReadOutcome, Summary};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
+use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
+
+/// Chunks read ahead of the network: enough to keep the stream busy while the next one is parsed.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// How often `--wait` asks attribution how far it got.
+const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Problems with the file itself (the server's answers are [`ClientError`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {file}: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file}: {message}")]
+    Config { file: String, message: String },
+    #[error("{file}: reading stopped unexpectedly: {message}")]
+    Reader { file: String, message: String },
+    /// The server ended the call successfully before the whole file was sent.
+    #[error("{file}: the server answered after {sent} records, before the whole file was sent")]
+    Cut { file: String, sent: u64 },
+}
+
+pub async fn run(what: ImportCommand) -> CommandResult {
+    match what {
+        ImportCommand::Config { file, server } => config::import_config(&file, &server).await,
+        ImportCommand::Messages { file, server } => import_lines(&file, &server, lines::message_line, false).await,
+        ImportCommand::Records { file, server, wait } => import_lines(&file, &server, lines::record_line, wait).await,
+    }
+}
+
+/// Imports one JSONL file; with `wait`, returns only once attribution has processed it.
+async fn import_lines(file: &Path, server: &str, parse: ParseLine, wait: bool) -> CommandResult {
+    let name = file.display().to_string();
+    let opened = std::fs::File::open(file).map_err(|source| ImportError::Read { file: name.clone(), source })?;
+    let channel = client::connect(server).await?;
+    let (reply, read) = stream_file(channel.clone(), server, &name, opened, parse).await?;
+    let pb::IngestReply { accepted, duplicates, rejected, log_position } = reply;
+    for rejection in &rejected {
+        eprintln!("{}", lines::rejection_line(&name, &read.line_map, rejection));
+    }
+    let summary = Summary { lines: read.lines, accepted, duplicates, rejected: read.bad_lines + rejected.len() as u64 };
+    eprintln!("{name}: {summary}");
+    if wait {
+        wait_for_attribution(channel, server, log_position).await?;
+    }
+    Ok(if summary.rejected == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Sends the file as one `IngestStream` call. The file is read and parsed on a blocking
+/// thread while the call sends what is ready; bad lines are printed as they are found.
+async fn stream_file(
+    channel: Channel,
+    server: &str,
+    name: &str,
+    file: std::fs::File,
+    parse: ParseLine,
+) -> Result<(pb::IngestReply, ReadOutcome), Box<dyn std::error::Error + Send + Sync>> {
+    let (sender, receiver) = mpsc::channel::<pb::IngestChunk>(CHUNKS_IN_FLIGHT);
+    let file_name = name.to_owned();
+    let reading = tokio::task::spawn_blocking(move || {
+        lines::read_chunks(
+            std::io::BufReader::new(file),
+            parse,
+            ChunkLimits::DEFAULT,
+            |bad| eprintln!("{file_name}:{}: {}", bad.line, bad.message),
+            // Fails only when the call has ended (the server answered early): stop reading.
+            |chunk| sender.blocking_send(chunk).is_ok(),
+        )
+    });
+    let mut ingest = IngestServiceClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES);
+    let reply = ingest.ingest_stream(ReceiverStream::new(receiver)).await;
+    let read = reading.await.map_err(|err| ImportError::Reader { file: name.to_owned(), message: err.to_string() })?;
+    // A server error explains an early stop of the reader, so it is reported first.
+    let reply = reply.map_err(|status| ClientError::from_status(server, status))?.into_inner();
+    let read = read.map_err(|source| ImportError::Read { file: name.to_owned(), source })?;
+    if read.stopped_early {
+        return Err(ImportError::Cut { file: name.to_owned(), sent: read.line_map.len() }.into());
+    }
+    Ok((reply, read))
+}
+
+/// Polls attribution until it has processed the log up to `log_position`.
+async fn wait_for_attribution(channel: Channel, server: &str, log_position: u64) -> Result<(), ClientError> {
+    let mut attribution = AttributionServiceClient::new(channel);
+    loop {
+        let status = attribution
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .map_err(|status| ClientError::from_status(server, status))?
+            .into_inner();
+        if status.processed >= log_position {
+            return Ok(());
+        }
+        tokio::time::sleep(WAIT_POLL_INTERVAL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The streaming path against a fake server on port 0: chunks arrive in order, server
+    //! rejections map back to lines, `--wait` polls until attribution catches up.
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio_stream::StreamExt;
+    use tonic::{Request, Response, Status, Streaming};
+    use touchstone_proto::v1::attribution_service_server::{AttributionService, AttributionServiceServer};
+    use touchstone_proto::v1::ingest_service_server::{IngestService, IngestServiceServer};
+
+    /// Rejects records whose event_id starts with `bad`, counts `dup…` as duplicates.
+    #[derive(Default, Clone)]
+    struct FakeIngest {
+        chunk_sizes: Arc<Mutex<Vec<usize>>>,
+    }
+
+    fn event_id(record: &pb::Record) -> String {
+        match &record.kind {
+            Some(pb::record::Kind::Touch(touch)) => touch.event_id.clone(),
+            _ => String::new(),
+        }
+    }
+
+    #[tonic::async_trait]
+    impl IngestService for FakeIngest {
+        async fn register_messages(
+            &self,
+            _: Request<pb::RegisterMessagesRequest>,
+        ) -> Result<Response<pb::IngestReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn record_touches(
+            &self,
+            _: Request<pb::RecordTouchesRequest>,
+        ) -> Result<Response<pb::IngestReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn post_events(&self, _: Request<pb::PostEventsRequest>) -> Result<Response<pb::IngestReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn record_orders(
+            &self,
+            _: Request<pb::RecordOrdersRequest>,
+        ) -> Result<Response<pb::IngestReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn record_badge_events(
+            &self,
+            _: Request<pb::RecordBadgeEventsRequest>,
+        ) -> Result<Response<pb::IngestReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn ingest_stream(
+            &self,
+            request: Request<Streaming<pb::IngestChunk>>,
+        ) -> Result<Response<pb::IngestReply>, Status> {
+            let mut stream = request.into_inner();
+            let mut reply = pb::IngestReply::default();
+            let mut index = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                self.chunk_sizes.lock().unwrap().push(chunk.records.len());
+                for record in &chunk.records {
+                    let id = event_id(record);
+                    if id.starts_with("bad") {
+                        reply.rejected.push(pb::Rejection { index, event_id: id, reason: "refused".into() });
+                    } else if id.starts_with("dup") {
+                        reply.duplicates += 1;
+                    } else {
+                        reply.accepted += 1;
+                    }
+                    index += 1;
+                }
+            }
+            reply.log_position = index;
+            Ok(Response::new(reply))
+        }
+    }
+
+    /// Processes one log position per status call.
+    #[derive(Default, Clone)]
+    struct FakeAttribution {
+        processed: Arc<AtomicU64>,
+    }
+
+    #[tonic::async_trait]
+    impl AttributionService for FakeAttribution {
+        async fn get_status(
+            &self,
+            _: Request<pb::GetStatusRequest>,
+        ) -> Result<Response<pb::AttributionStatus>, Status> {
+            let processed = self.processed.fetch_add(1, Ordering::SeqCst);
+            Ok(Response::new(pb::AttributionStatus { processed, ..Default::default() }))
+        }
+        async fn recompute(&self, _: Request<pb::RecomputeRequest>) -> Result<Response<pb::RecomputeReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+    }
+
+    async fn serve(ingest: FakeIngest, attribution: FakeAttribution) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(IngestServiceServer::new(ingest))
+                .add_service(AttributionServiceServer::new(attribution))
+                .serve_with_incoming(incoming),
+        );
+        url
+    }
+
+    fn touch_line(event_id: &str) -> String {
+        format!(
+            r#"{{"type":"touch","tenant":"t","event_id":"{event_id}","msg_hash":"m","customer_id":"c","touch":"OPENED","ts":1}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn a_file_streams_in_chunks_and_server_rejections_map_to_their_lines() {
+        let ingest = FakeIngest::default();
+        let url = serve(ingest.clone(), FakeAttribution::default()).await;
+        // 4,500 records: lines 1..=4502 with a bad line and a blank one; two refused, one duplicate.
+        let mut lines: Vec<String> = (1..=4502).map(|n| touch_line(&format!("e{n}"))).collect();
+        lines[9] = "{broken".into();
+        lines[19] = String::new();
+        lines[2999] = touch_line("bad3000");
+        lines[4501] = touch_line("bad4502");
+        lines[99] = touch_line("dup100");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        std::fs::write(&path, lines.join("\n")).unwrap();
+
+        let channel = client::connect(&url).await.unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let (reply, read) = stream_file(channel, &url, "records.jsonl", file, lines::record_line).await.unwrap();
+
+        assert_eq!(*ingest.chunk_sizes.lock().unwrap(), vec![2000, 2000, 500]);
+        assert_eq!((read.lines, read.bad_lines), (4501, 1));
+        assert_eq!((reply.accepted, reply.duplicates, reply.rejected.len()), (4497, 1, 2));
+        let reported: Vec<String> =
+            reply.rejected.iter().map(|r| lines::rejection_line("records.jsonl", &read.line_map, r)).collect();
+        assert_eq!(reported, ["records.jsonl:3000: refused", "records.jsonl:4502: refused"]);
+    }
+
+    #[tokio::test]
+    async fn wait_returns_once_attribution_reaches_the_log_position() {
+        let attribution = FakeAttribution::default();
+        let url = serve(FakeIngest::default(), attribution.clone()).await;
+        let channel = client::connect(&url).await.unwrap();
+        wait_for_attribution(channel, &url, 3).await.unwrap();
+        // Status calls answered 0, 1, 2, 3: the fourth one was enough.
+        assert_eq!(attribution.processed.load(Ordering::SeqCst), 4);
+    }
+}

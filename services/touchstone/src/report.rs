@@ -1,3 +1,92 @@
-//! placeholder
-use crate::CommandResult;
-pub async fn run(_what: crate::ReportCommand) -> CommandResult { Err("not yet".into()) }
+//! `touchstone report`: campaign, message and goal reports from the query service, printed
+//! as JSON (SPEC section 8, exactly), CSV or an aligned table.
+//!
+//! - [`rows`]: the replies checked and read into plain rows, shared by the writers.
+//! - [`json`], [`export`] (CSV), [`table`]: one writer each.
+
+mod export;
+mod json;
+mod rows;
+mod table;
+
+use crate::import::client::{self, ClientError, MAX_REPLY_BYTES};
+use crate::{CommandResult, Format, ReportArgs, ReportCommand};
+use rows::{GoalRow, StatsReport};
+use std::io::Write;
+use std::process::ExitCode;
+use tonic::transport::Channel;
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::query_service_client::QueryServiceClient;
+
+pub async fn run(what: ReportCommand) -> CommandResult {
+    let output = match what {
+        ReportCommand::Campaigns(args) => {
+            let (mut query, request) = open(&args).await?;
+            let request = pb::ListCampaignsRequest { tenant: request.tenant, range: request.range };
+            let reply =
+                query.list_campaigns(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
+            render_stats(&StatsReport::from_campaigns(reply.into_inner())?, args.format)?
+        }
+        ReportCommand::Messages(args) => {
+            let (mut query, request) = open(&args).await?;
+            let request =
+                pb::ListMessageStatsRequest { tenant: request.tenant, range: request.range, campaign_id: None };
+            let reply = query
+                .list_message_stats(request)
+                .await
+                .map_err(|status| ClientError::from_status(&args.server, status))?;
+            render_stats(&StatsReport::from_messages(reply.into_inner())?, args.format)?
+        }
+        ReportCommand::Goals(args) => {
+            let (mut query, request) = open(&args).await?;
+            let request = pb::GoalKpisRequest { tenant: request.tenant, range: request.range, goal_id: None };
+            let reply =
+                query.get_goal_kpis(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
+            render_goals(&rows::goal_rows(reply.into_inner())?, args.format)?
+        }
+    };
+    print(&output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What every report request carries.
+struct Scope {
+    tenant: String,
+    range: Option<pb::TimeRange>,
+}
+
+/// Connects and reads the tenant and range of the request. The range is sent as given; the
+/// server validates it (`from` after `to` is its `INVALID_ARGUMENT`).
+async fn open(args: &ReportArgs) -> Result<(QueryServiceClient<Channel>, Scope), ClientError> {
+    let channel = client::connect(&args.server).await?;
+    let query = QueryServiceClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES);
+    Ok((
+        query,
+        Scope { tenant: args.tenant.clone(), range: Some(pb::TimeRange { from_ms: args.from, to_ms: args.to }) },
+    ))
+}
+
+fn render_stats(report: &StatsReport, format: Format) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(match format {
+        Format::Json => json::render(&json::stats_json(report))?,
+        Format::Csv => export::render_stats(report)?,
+        Format::Table => table::render_stats(report),
+    })
+}
+
+fn render_goals(rows: &[GoalRow], format: Format) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(match format {
+        Format::Json => json::render(&json::goals_json(rows))?,
+        Format::Csv => export::render_goals(rows)?,
+        Format::Table => table::render_goals(rows),
+    })
+}
+
+/// Writes the report to stdout. A closed pipe (`| head`) is not an error.
+fn print(output: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(output.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result,
+    }
+}

@@ -13,7 +13,7 @@ pub mod conformance;
 pub mod embedded;
 
 use async_trait::async_trait;
-use touchstone_core::attribution::{Conversion, Messages};
+use touchstone_core::attribution::{Conversion, ConversionFact, Messages};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Record, Touch};
 use touchstone_core::rollup::{Cell, Cells, Granularity, Tally};
@@ -204,4 +204,22 @@ pub trait Store: Send + Sync + 'static {
     async fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>>;
 
     async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>>;
+}
+
+/// What crediting a conversion needs: the customer's touches within the longest window
+/// before it, and the registered messages among those and the explicit one. Used by the
+/// attribution engine and by `ExplainConversion`, so both see the same candidates.
+pub async fn credit_inputs(
+    store: &dyn Store,
+    config: &TenantConfig,
+    fact: &ConversionFact,
+) -> Result<(Vec<Touch>, Messages)> {
+    let from = fact.ts.saturating_sub(config.max_window_ms());
+    let touches = store.customer_touches(&fact.tenant, &fact.customer_id, from, fact.ts).await?;
+    let mut hashes: Vec<String> = touches.iter().map(|t| t.msg_hash.clone()).collect();
+    hashes.extend(fact.explicit_msg_hash.clone());
+    hashes.sort();
+    hashes.dedup();
+    let messages = store.messages(&fact.tenant, &hashes).await?;
+    Ok((touches, messages))
 }

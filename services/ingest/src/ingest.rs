@@ -1,0 +1,196 @@
+//! `IngestService`: batch RPCs per record kind and one client stream for bulk loads.
+//!
+//! Each record is decoded and validated on its own: a bad one is listed in the reply's
+//! `rejected` with its index and reason, and the rest of the batch is stored. Stored means
+//! durable: the reply is sent after the store has made the batch survive a crash, so a
+//! client that got no reply simply retries, and dedup makes the retry harmless.
+
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+use touchstone_core::model::Record;
+use touchstone_core::validate::validate;
+use touchstone_proto::convert::ConvertError;
+use touchstone_proto::error::ApiError;
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::ingest_service_server::IngestService;
+use touchstone_store::{IngestOutcome, Store};
+
+/// Records per call (or per stream chunk). Bounds one store batch; bulk loads stream chunks.
+pub const MAX_BATCH: usize = 10_000;
+
+pub struct IngestApi {
+    store: Arc<dyn Store>,
+    /// Wakes an in-process attribution worker when something new is logged.
+    wake: Arc<Notify>,
+}
+
+impl IngestApi {
+    pub fn new(store: Arc<dyn Store>, wake: Arc<Notify>) -> IngestApi {
+        IngestApi { store, wake }
+    }
+
+    /// Decodes, validates and stores one batch; `first_index` numbers its items in the reply.
+    async fn ingest<T: WireRecord>(&self, items: Vec<T>, first_index: u64, reply: &mut pb::IngestReply) -> Result<(), Status> {
+        if items.len() > MAX_BATCH {
+            return Err(ApiError::InvalidArgument(format!(
+                "{} records in one call; send at most {MAX_BATCH} per call or stream chunk",
+                items.len()
+            ))
+            .into());
+        }
+        let mut records = Vec::with_capacity(items.len());
+        for (index, item) in (first_index..).zip(items) {
+            let event_id = item.wire_id();
+            match item.decode().and_then(|record| validate(&record).map(|()| record).map_err(ConvertError::from)) {
+                Ok(record) => records.push(record),
+                Err(err) => reply.rejected.push(pb::Rejection { index, event_id, reason: err.to_string() }),
+            }
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (outcomes, head) =
+            self.store.ingest(records).await.map_err(|err| Status::from(ApiError::storage(err.is_transient(), err)))?;
+        for outcome in outcomes {
+            match outcome {
+                IngestOutcome::Accepted => reply.accepted += 1,
+                IngestOutcome::Duplicate => reply.duplicates += 1,
+            }
+        }
+        reply.log_position = reply.log_position.max(head);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    async fn batch<T: WireRecord>(&self, items: Vec<T>) -> Result<Response<pb::IngestReply>, Status> {
+        let mut reply = pb::IngestReply::default();
+        self.ingest(items, 0, &mut reply).await?;
+        log_reply(&reply);
+        Ok(Response::new(reply))
+    }
+}
+
+fn log_reply(reply: &pb::IngestReply) {
+    tracing::debug!(
+        accepted = reply.accepted,
+        duplicates = reply.duplicates,
+        rejected = reply.rejected.len(),
+        log_position = reply.log_position,
+        "ingested"
+    );
+}
+
+/// A record as it arrives on the wire.
+trait WireRecord {
+    /// The id a rejection names: `event_id`, or `msg_hash` for messages.
+    fn wire_id(&self) -> String;
+    fn decode(self) -> Result<Record, ConvertError>;
+}
+
+impl WireRecord for pb::Message {
+    fn wire_id(&self) -> String {
+        self.msg_hash.clone()
+    }
+    fn decode(self) -> Result<Record, ConvertError> {
+        Ok(Record::Message(self.try_into()?))
+    }
+}
+
+impl WireRecord for pb::Touch {
+    fn wire_id(&self) -> String {
+        self.event_id.clone()
+    }
+    fn decode(self) -> Result<Record, ConvertError> {
+        Ok(Record::Touch(self.try_into()?))
+    }
+}
+
+impl WireRecord for pb::AppEvent {
+    fn wire_id(&self) -> String {
+        self.event_id.clone()
+    }
+    fn decode(self) -> Result<Record, ConvertError> {
+        Ok(Record::Event(self.try_into()?))
+    }
+}
+
+impl WireRecord for pb::OrderRecord {
+    fn wire_id(&self) -> String {
+        self.event_id.clone()
+    }
+    fn decode(self) -> Result<Record, ConvertError> {
+        Ok(Record::Order(self.into()))
+    }
+}
+
+impl WireRecord for pb::BadgeEvent {
+    fn wire_id(&self) -> String {
+        self.event_id.clone()
+    }
+    fn decode(self) -> Result<Record, ConvertError> {
+        Ok(Record::Badge(self.try_into()?))
+    }
+}
+
+impl WireRecord for pb::Record {
+    fn wire_id(&self) -> String {
+        match &self.kind {
+            Some(pb::record::Kind::Message(m)) => m.wire_id(),
+            Some(pb::record::Kind::Touch(t)) => t.wire_id(),
+            Some(pb::record::Kind::Event(e)) => e.wire_id(),
+            Some(pb::record::Kind::Order(o)) => o.wire_id(),
+            Some(pb::record::Kind::Badge(b)) => b.wire_id(),
+            None => String::new(),
+        }
+    }
+    fn decode(self) -> Result<Record, ConvertError> {
+        self.try_into()
+    }
+}
+
+#[tonic::async_trait]
+impl IngestService for IngestApi {
+    #[tracing::instrument(skip_all, fields(records = request.get_ref().messages.len()))]
+    async fn register_messages(&self, request: Request<pb::RegisterMessagesRequest>) -> Result<Response<pb::IngestReply>, Status> {
+        self.batch(request.into_inner().messages).await
+    }
+
+    #[tracing::instrument(skip_all, fields(records = request.get_ref().touches.len()))]
+    async fn record_touches(&self, request: Request<pb::RecordTouchesRequest>) -> Result<Response<pb::IngestReply>, Status> {
+        self.batch(request.into_inner().touches).await
+    }
+
+    #[tracing::instrument(skip_all, fields(records = request.get_ref().events.len()))]
+    async fn post_events(&self, request: Request<pb::PostEventsRequest>) -> Result<Response<pb::IngestReply>, Status> {
+        self.batch(request.into_inner().events).await
+    }
+
+    #[tracing::instrument(skip_all, fields(records = request.get_ref().orders.len()))]
+    async fn record_orders(&self, request: Request<pb::RecordOrdersRequest>) -> Result<Response<pb::IngestReply>, Status> {
+        self.batch(request.into_inner().orders).await
+    }
+
+    #[tracing::instrument(skip_all, fields(records = request.get_ref().badges.len()))]
+    async fn record_badge_events(&self, request: Request<pb::RecordBadgeEventsRequest>) -> Result<Response<pb::IngestReply>, Status> {
+        self.batch(request.into_inner().badges).await
+    }
+
+    /// Chunks are stored as they come; indexes in the reply count records across the whole
+    /// stream. If the stream breaks, the chunks already stored stay stored.
+    #[tracing::instrument(skip_all)]
+    async fn ingest_stream(&self, request: Request<Streaming<pb::IngestChunk>>) -> Result<Response<pb::IngestReply>, Status> {
+        let mut stream = request.into_inner();
+        let mut reply = pb::IngestReply::default();
+        let mut next_index = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let records = chunk?.records;
+            let count = records.len() as u64;
+            self.ingest(records, next_index, &mut reply).await?;
+            next_index += count;
+        }
+        log_reply(&reply);
+        Ok(Response::new(reply))
+    }
+}

@@ -1,0 +1,128 @@
+//! Connecting to a running server and describing what went wrong, shared by `import` and
+//! `report` (both are plain gRPC clients of the public API).
+
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// Replies can be large (a message report for a big tenant); tonic's default 4 MiB
+/// limit would turn a big report into an error.
+pub const MAX_REPLY_BYTES: usize = 256 * 1024 * 1024;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A failed call to the server: either it could not be reached or it answered with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid server address {url}: {reason}")]
+    BadAddress { url: String, reason: String },
+    #[error("cannot reach touchstone at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The server answered with an error status: `INVALID_ARGUMENT: from must be before to`.
+    #[error("{}: {}", code_name(*.code), .message)]
+    Status { code: Code, message: String },
+}
+
+impl ClientError {
+    /// Sorts a status into "the server said no" and "the connection failed": tonic reports
+    /// a transport failure as `UNAVAILABLE` with the transport error as its source, while a
+    /// server's own `UNAVAILABLE` (storage down) carries none.
+    pub fn from_status(url: &str, status: Status) -> ClientError {
+        let source = std::error::Error::source(&status);
+        if status.code() == Code::Unavailable
+            && let Some(source) = source
+        {
+            return ClientError::Unreachable { url: url.to_owned(), reason: error_chain(source) };
+        }
+        ClientError::Status { code: status.code(), message: status.message().to_owned() }
+    }
+}
+
+/// Opens a channel to `url` and checks the server is there, so that an unreachable server is
+/// one clear error before any work starts.
+/// A bare `host:port` is taken as `http://host:port`.
+pub async fn connect(url: &str) -> Result<Channel, ClientError> {
+    let address = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
+    let endpoint = Endpoint::from_shared(address)
+        .map_err(|err| ClientError::BadAddress { url: url.to_owned(), reason: error_chain(&err) })?
+        .connect_timeout(CONNECT_TIMEOUT);
+    endpoint.connect().await.map_err(|err| ClientError::Unreachable { url: url.to_owned(), reason: error_chain(&err) })
+}
+
+/// An error and its sources, joined: tonic's own message ("transport error") says little.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The canonical gRPC name of a code, as in `grpcurl` and the gRPC docs.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_statuses_print_as_code_and_message() {
+        let err = ClientError::from_status("http://x", Status::invalid_argument("from must be before to"));
+        assert_eq!(err.to_string(), "INVALID_ARGUMENT: from must be before to");
+    }
+
+    #[test]
+    fn a_server_side_unavailable_is_not_a_connection_failure() {
+        let err = ClientError::from_status("http://x", Status::unavailable("storage unavailable: timeout"));
+        assert_eq!(err.to_string(), "UNAVAILABLE: storage unavailable: timeout");
+    }
+
+    #[test]
+    fn every_code_has_its_grpc_name() {
+        for value in 0..=16 {
+            let code = Code::from_i32(value);
+            let name = code_name(code);
+            assert!(name.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{name}");
+        }
+        assert_eq!(code_name(Code::FailedPrecondition), "FAILED_PRECONDITION");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_named_in_the_error() {
+        // Port 1 on localhost: nothing listens there, the connection is refused at once.
+        let err = connect("http://127.0.0.1:1").await.unwrap_err();
+        assert!(err.to_string().starts_with("cannot reach touchstone at http://127.0.0.1:1: "), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_address_is_refused_before_connecting() {
+        let err = connect("not a url").await.unwrap_err();
+        assert!(matches!(err, ClientError::BadAddress { .. }), "{err}");
+    }
+}

@@ -1,0 +1,258 @@
+//! The built-in tenant profiles: three businesses with different attribution settings,
+//! currencies, excluded tags, goals and vocabularies (campaigns, event names, order
+//! categories and channels, badges). Larger scales reuse them under new tenant names.
+
+use serde_json::{json, Map, Value};
+use touchstone_core::config::{Goal, GoalKind};
+use touchstone_core::files::goal_to_json;
+use touchstone_core::model::{Channel, Millis, TouchKind};
+
+pub(crate) const MINUTE: Millis = 60_000;
+pub(crate) const HOUR: Millis = 60 * MINUTE;
+pub(crate) const DAY: Millis = 24 * HOUR;
+
+/// How an app event's `value` is drawn.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ValueKind {
+    /// Never carries a value.
+    None,
+    /// Watch time in half seconds (fractional: 12.5).
+    Seconds,
+    /// A price with cents (19.99).
+    Money,
+    /// A whole star rating, 1 to 5.
+    Rating,
+    /// Workout minutes in quarter steps (42.25).
+    Minutes,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventSpec {
+    pub name: &'static str,
+    /// Weight among events happening on their own.
+    pub organic: u32,
+    /// Weight among events that follow a message (what a campaign is meant to cause).
+    pub journey: u32,
+    pub value: ValueKind,
+    /// Share of events of this name that carry their value (the rest leave it out).
+    pub value_share: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Profile {
+    pub name: &'static str,
+    /// `None`: the config leaves the currency out and the tenant keeps the default (USD).
+    pub currency: Option<&'static str>,
+    pub foreign_currencies: &'static [&'static str],
+    pub excluded_tags: &'static [&'static str],
+    /// The channels the config lists; the others keep their defaults.
+    pub settings: &'static [(Channel, TouchKind, Millis)],
+    /// List the default `orders` goal explicitly (it must be identical to the default).
+    pub list_default_goal: bool,
+    pub goals: fn() -> Vec<Goal>,
+    pub campaigns: &'static [&'static str],
+    /// PUSH, EMAIL, SMS, IN_APP.
+    pub channel_weights: [u32; 4],
+    pub events: &'static [EventSpec],
+    pub categories: &'static [&'static str],
+    pub order_channels: &'static [(&'static str, u32)],
+    /// Order amounts in minor units, before rounding to a .99 price.
+    pub amount_minor: (i64, i64),
+    /// Share of conversions (after a message, or organic) that are orders rather than events.
+    pub order_share: f64,
+    /// `order_id` prefix.
+    pub order_prefix: &'static str,
+    /// Badge id and the reason a rule gives when it is earned.
+    pub badges: &'static [(&'static str, &'static str)],
+}
+
+impl Profile {
+    /// The tenant's `config.json` section.
+    pub fn config_section(&self) -> Value {
+        let settings: Map<String, Value> = self
+            .settings
+            .iter()
+            .map(|(channel, connect_on, window_ms)| {
+                (channel.as_str().to_owned(), json!({"connect_on": connect_on.as_str(), "window_ms": window_ms}))
+            })
+            .collect();
+        let mut goals = Vec::new();
+        if self.list_default_goal {
+            goals.push(goal_to_json(&Goal::default_orders()));
+        }
+        goals.extend((self.goals)().iter().map(goal_to_json));
+        let mut section = json!({
+            "settings": settings,
+            "excluded_tags": self.excluded_tags,
+            "goals": goals,
+        });
+        if let Some(currency) = self.currency {
+            section["currency"] = json!(currency);
+        }
+        section
+    }
+}
+
+fn event_goal(id: &str, event_name: &str) -> Goal {
+    Goal { id: id.to_owned(), kind: GoalKind::Event { event_name: event_name.to_owned() } }
+}
+
+fn order_goal(id: &str, statuses: &[&str], categories: &[&str], order_channels: &[&str]) -> Goal {
+    let owned = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
+    Goal {
+        id: id.to_owned(),
+        kind: GoalKind::Order {
+            statuses: owned(statuses),
+            categories: owned(categories),
+            order_channels: owned(order_channels),
+        },
+    }
+}
+
+const fn event(name: &'static str, organic: u32, journey: u32, value: ValueKind, value_share: f64) -> EventSpec {
+    EventSpec { name, organic, journey, value, value_share }
+}
+
+/// A web and app shop: USD, short in-app window, ORDER goals narrowed by category and channel.
+const SHOP: Profile = Profile {
+    name: "acme-shop",
+    currency: Some("USD"),
+    foreign_currencies: &["EUR", "GBP", "CAD"],
+    excluded_tags: &["transactional"],
+    settings: &[
+        (Channel::Push, TouchKind::Opened, DAY),
+        (Channel::Email, TouchKind::Clicked, 7 * DAY),
+        (Channel::Sms, TouchKind::Clicked, 12 * HOUR),
+        (Channel::InApp, TouchKind::Opened, 2 * HOUR),
+    ],
+    list_default_goal: false,
+    goals: || {
+        vec![
+            order_goal("electronics_app", &["PAID", "DELIVERED"], &["electronics", "phones"], &["app"]),
+            order_goal("apparel_placed", &["PLACED"], &["apparel", "shoes"], &["web", "pos"]),
+            event_goal("add_to_cart", "add_to_cart"),
+            event_goal("review", "review_posted"),
+        ]
+    },
+    campaigns: &[
+        "winter-sale-2026",
+        "new-arrivals-jan",
+        "cart-abandon",
+        "loyalty-points",
+        "valentines-2026",
+        "flash-friday",
+    ],
+    channel_weights: [35, 35, 15, 15],
+    events: &[
+        event("app_open", 30, 10, ValueKind::None, 0.0),
+        event("view_item", 30, 10, ValueKind::None, 0.0),
+        event("search", 15, 2, ValueKind::None, 0.0),
+        event("add_to_cart", 15, 20, ValueKind::Money, 0.9),
+        event("review_posted", 3, 6, ValueKind::Rating, 0.5),
+        event("wishlist_add", 7, 4, ValueKind::None, 0.0),
+    ],
+    categories: &["electronics", "phones", "apparel", "shoes", "home", "beauty", "toys"],
+    order_channels: &[("web", 50), ("app", 35), ("pos", 15)],
+    amount_minor: (500, 60_000),
+    order_share: 0.45,
+    order_prefix: "A",
+    badges: &[
+        ("first_order", "placed a first order"),
+        ("big_spender", "spent over 500 USD in 30 days"),
+        ("top_reviewer", "posted 5 reviews"),
+    ],
+};
+
+/// A streaming service: EUR, SMS connects on delivery, the default goal listed explicitly,
+/// an EVENT goal with fractional values (watch seconds).
+const STREAM: Profile = Profile {
+    name: "streamly",
+    currency: Some("EUR"),
+    foreign_currencies: &["USD", "GBP"],
+    excluded_tags: &["transactional", "system"],
+    settings: &[
+        (Channel::Push, TouchKind::Opened, 6 * HOUR),
+        (Channel::Email, TouchKind::Opened, 3 * DAY),
+        (Channel::Sms, TouchKind::Delivered, 12 * HOUR),
+        (Channel::InApp, TouchKind::Clicked, 30 * MINUTE),
+    ],
+    list_default_goal: true,
+    goals: || {
+        vec![
+            event_goal("watch", "watch"),
+            order_goal("subscribe", &["PAID"], &["subscription"], &["web", "app"]),
+            event_goal("trial_start", "trial_start"),
+        ]
+    },
+    campaigns: &["new-season-drop", "weekend-binge", "winback-30d", "annual-plan-offer", "kids-corner"],
+    channel_weights: [40, 30, 10, 20],
+    events: &[
+        event("app_open", 25, 10, ValueKind::None, 0.0),
+        event("watch", 40, 35, ValueKind::Seconds, 0.85),
+        event("search", 15, 2, ValueKind::None, 0.0),
+        event("trial_start", 5, 10, ValueKind::None, 0.0),
+        event("rate_title", 15, 3, ValueKind::Rating, 1.0),
+    ],
+    categories: &["subscription", "rental", "purchase", "gift_card"],
+    order_channels: &[("web", 55), ("app", 45)],
+    amount_minor: (299, 12_000),
+    order_share: 0.25,
+    order_prefix: "S",
+    badges: &[
+        ("binge_watcher", "watched 10 hours in a week"),
+        ("early_adopter", "watched a premiere on release day"),
+        ("critic", "rated 20 titles"),
+    ],
+};
+
+/// A gym chain: currency and two channels left at their defaults, check-ins as the main goal,
+/// point-of-sale orders.
+const GYM: Profile = Profile {
+    name: "fitclub",
+    currency: None,
+    foreign_currencies: &["EUR", "GBP"],
+    excluded_tags: &["transactional"],
+    settings: &[(Channel::Push, TouchKind::Clicked, 2 * DAY), (Channel::Sms, TouchKind::Clicked, DAY)],
+    list_default_goal: false,
+    goals: || {
+        vec![
+            event_goal("checkin", "checkin"),
+            order_goal("pt_session", &["PLACED", "PAID"], &["personal_training"], &["pos", "app"]),
+            event_goal("class_booked", "book_class"),
+        ]
+    },
+    campaigns: &["january-reset", "bring-a-friend", "spin-launch", "member-anniversary"],
+    channel_weights: [45, 25, 20, 10],
+    events: &[
+        event("app_open", 20, 5, ValueKind::None, 0.0),
+        event("checkin", 35, 30, ValueKind::None, 0.0),
+        event("book_class", 15, 20, ValueKind::None, 0.0),
+        event("workout_logged", 20, 5, ValueKind::Minutes, 0.8),
+    ],
+    categories: &["membership", "personal_training", "merch", "drinks"],
+    order_channels: &[("pos", 50), ("app", 35), ("web", 15)],
+    amount_minor: (250, 15_000),
+    order_share: 0.3,
+    order_prefix: "F",
+    badges: &[
+        ("ten_checkins", "10 check-ins"),
+        ("early_bird", "5 check-ins before 7am"),
+        ("class_regular", "booked 8 classes in a month"),
+    ],
+};
+
+const PROFILES: [Profile; 3] = [SHOP, STREAM, GYM];
+
+/// The profile and tenant name of the `index`-th tenant: the three profiles in turn, named
+/// `acme-shop`, then `acme-shop-2`, and so on.
+pub(crate) fn tenant(index: usize) -> (&'static Profile, String) {
+    let profile = &PROFILES[index % PROFILES.len()];
+    let round = index / PROFILES.len();
+    let name = if round == 0 { profile.name.to_owned() } else { format!("{}-{}", profile.name, round + 1) };
+    (profile, name)
+}
+
+/// Relative size of the `index`-th tenant: the shop is the busiest.
+pub(crate) fn weight(index: usize) -> usize {
+    [4, 3, 3][index % PROFILES.len()]
+}
