@@ -1,1 +1,191 @@
-//! placeholder
+//! The harness of the end-to-end tests: the `touchstone` binary run as real processes.
+//!
+//! - [`DevServer`]: `touchstone dev` on a free port and a data folder, killed on drop.
+//! - [`touchstone`]: runs one CLI command and returns its output.
+//! - [`Generated`]: a `touchstone gen` dataset and its brute-force reference evaluation.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use touchstone_core::reference::{Dataset, Reference, evaluate};
+
+/// The `touchstone` binary of this build (`target/<profile>/touchstone`), built on first
+/// use if `cargo test` did not build it already (it does when testing the workspace).
+pub fn binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test> -> target/<profile>/touchstone
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target profile folder");
+        let binary = profile_dir.join(format!("touchstone{}", std::env::consts::EXE_SUFFIX));
+        if !binary.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.args(["build", "-p", "touchstone", "--bin", "touchstone"]);
+            if profile_dir.file_name().is_some_and(|name| name == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("running cargo build");
+            assert!(status.success(), "cargo build -p touchstone failed");
+        }
+        binary
+    })
+}
+
+/// Runs `touchstone ARGS` to completion.
+pub fn touchstone<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(binary()).args(args).output().expect("running touchstone")
+}
+
+/// Output as text, for assertions.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `touchstone dev` running as a child process.
+pub struct DevServer {
+    child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+}
+
+impl DevServer {
+    /// Starts a server on a free port over `data_dir` and waits until it listens.
+    pub fn start(data_dir: &Path) -> DevServer {
+        let mut child = Command::new(binary())
+            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting touchstone dev");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("reading the listening line");
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("touchstone dev did not say where it listens: {line:?}"))
+            .to_owned();
+        DevServer { child, url, data_dir: data_dir.to_owned() }
+    }
+
+    /// Kills the process at once (SIGKILL on Unix): no shutdown, no flush.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `touchstone ARGS --server URL`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", &self.url]);
+        touchstone(all)
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "touchstone {args:?} failed ({}):\n{}",
+            output.status,
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    }
+
+    /// Imports the three files of a generated dataset, waiting for attribution.
+    pub fn import(&self, data: &Generated) {
+        self.cli_ok(&["import", "config", &data.path("config.json")]);
+        self.cli_ok(&["import", "messages", &data.path("messages.jsonl")]);
+        self.cli_ok(&["import", "records", &data.path("records.jsonl"), "--wait"]);
+    }
+
+    /// A report as JSON.
+    pub fn report(&self, kind: &str, tenant: &str, from: Option<i64>, to: Option<i64>) -> serde_json::Value {
+        let mut args = vec!["report".to_owned(), kind.to_owned(), "--tenant".into(), tenant.into(), "--format".into(), "json".into()];
+        if let Some(from) = from {
+            args.extend(["--from".into(), from.to_string()]);
+        }
+        if let Some(to) = to {
+            args.extend(["--to".into(), to.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.cli_ok(&args);
+        serde_json::from_str(&out).unwrap_or_else(|err| panic!("report {kind} is not JSON ({err}):\n{out}"))
+    }
+
+    /// A gRPC channel to the server.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.url.clone())
+            .expect("server url")
+            .connect()
+            .await
+            .expect("connecting to touchstone dev")
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A generated dataset in a folder, with its reference evaluation.
+pub struct Generated {
+    pub dir: PathBuf,
+    pub reference: Reference,
+}
+
+impl Generated {
+    /// `touchstone gen --scale SCALE --seed SEED DIR`, evaluated by the reference.
+    pub fn new(dir: &Path, scale: u32, seed: u64) -> Generated {
+        let output = Command::new(binary())
+            .args(["gen", "--scale", &scale.to_string(), "--seed", &seed.to_string()])
+            .arg(dir)
+            .output()
+            .expect("running touchstone gen");
+        assert!(output.status.success(), "touchstone gen failed:\n{}", text(&output.stderr));
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("reading generated file");
+        let dataset = Dataset::from_files(&read("config.json"), &read("messages.jsonl"), &read("records.jsonl"))
+            .expect("generated files load");
+        Generated { dir: dir.to_owned(), reference: evaluate(&dataset) }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+
+    /// The three reports of a tenant from the reference, as the CLI prints them.
+    pub fn expected(&self, kind: &str, tenant: &str, from: Option<i64>, to: Option<i64>) -> serde_json::Value {
+        match kind {
+            "campaigns" => self.reference.campaigns_json(tenant, from, to),
+            "messages" => self.reference.messages_json(tenant, from, to),
+            "goals" => self.reference.goals_json(tenant, from, to),
+            other => panic!("no report {other}"),
+        }
+    }
+}
+
+/// Ranges that cut through hours and days, for the generated data (2026-01-01 onward).
+pub fn unaligned_ranges() -> Vec<(Option<i64>, Option<i64>)> {
+    const BASE: i64 = 1_767_225_600_000;
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
+    vec![
+        (None, None),
+        (Some(BASE + 3 * DAY + 5 * HOUR + 1_234), Some(BASE + 17 * DAY + 13 * HOUR + 59_999)),
+        (Some(BASE + 10 * DAY - 1), Some(BASE + 10 * DAY + 1)),
+        (Some(BASE + 20 * DAY + 30 * 60_000), None),
+        (None, Some(BASE + 40 * DAY + 7)),
+        (Some(BASE + 2 * DAY + 17), Some(BASE + 2 * DAY + HOUR - 3)),
+    ]
+}
