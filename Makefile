@@ -1,11 +1,18 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test build bench
+.DEFAULT_GOAL := help
+.PHONY: help run test build lint
 
-build:
-	cargo build --release
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-test:
+run: ## Build, start touchstone dev with example data loaded, print reports (PORT=50051)
+	./scripts/run-example.sh
+
+test: ## Run every test of the workspace
 	cargo test --workspace --locked
 
-run: build
-	./scripts/run-example.sh
+build: ## Release build of every crate (the binary: target/release/touchstone)
+	cargo build --release --locked
+
+lint: ## Clippy over every crate and test, warnings as errors
+	cargo clippy --workspace --all-targets --locked -- -D warnings

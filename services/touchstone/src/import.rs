@@ -106,13 +106,17 @@ async fn stream_file(
 /// Polls attribution until it has processed the log up to `log_position`.
 async fn wait_for_attribution(channel: Channel, server: &str, log_position: u64) -> Result<(), ClientError> {
     let mut attribution = AttributionServiceClient::new(channel);
+    // Everything ingested before the wait began, by this import or anyone else: the first
+    // status's log head (at least our own last position) is the target.
+    let mut target = None;
     loop {
         let status = attribution
             .get_status(pb::GetStatusRequest {})
             .await
             .map_err(|status| ClientError::from_status(server, status))?
             .into_inner();
-        if status.processed >= log_position {
+        let target = *target.get_or_insert(status.log_head.max(log_position));
+        if status.processed >= target {
             return Ok(());
         }
         tokio::time::sleep(WAIT_POLL_INTERVAL).await;

@@ -85,7 +85,9 @@ fn render_goals(rows: &[GoalRow], format: Format) -> Result<String, Box<dyn std:
 /// Writes the report to stdout. A closed pipe (`| head`) is not an error.
 fn print(output: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(output.as_bytes()).and_then(|()| stdout.flush()) {
+    // Every format ends with a newline, so the shell prompt (or the next output) starts on its own line.
+    let newline: &[u8] = if output.ends_with('\n') { b"" } else { b"\n" };
+    match stdout.write_all(output.as_bytes()).and_then(|()| stdout.write_all(newline)).and_then(|()| stdout.flush()) {
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         result => result,
     }
