@@ -195,7 +195,7 @@ fn build_case(messages: Vec<Message>, records: Vec<Record>, config_variant: u8, 
         // late records must re-credit what was already committed.
         match next(6) {
             0 => ops.push(Op::Step(1 + next(3) as usize)),
-            1 | 2 | 3 => ops.push(Op::Step(usize::MAX)),
+            1..=3 => ops.push(Op::Step(usize::MAX)),
             4 => ops.push(Op::Reopen),
             _ => {}
         }

@@ -20,6 +20,8 @@
 //! check, which trims the log, should not run beside the other log checks on a shared instance.
 //! Durability across a restart is backend-specific and tested by each backend itself.
 
+#![allow(clippy::cloned_ref_to_slice_refs)] // `[x.clone()]` reads better in assertions.
+
 use crate::{AttributionCommit, ConversionChange, IngestOutcome, LogEntry, LogPayload, Result, RollupDelta, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use touchstone_core::attribution::{Conversion, ConversionFact, Credit, Rule};
