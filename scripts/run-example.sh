@@ -116,5 +116,9 @@ EOF
 status=0
 wait "$SERVER_PID" || status=$?
 SERVER_PID=""
-echo "touchstone dev exited (status $status); log: $LOG"
+if [[ "$status" -eq 0 ]]; then
+    echo "touchstone dev stopped"
+else
+    echo "touchstone dev exited with status $status; see $LOG" >&2
+fi
 exit "$status"
