@@ -324,8 +324,8 @@ mod tests {
     #[test]
     fn window_end_is_inclusive_and_one_ms_past_is_out() {
         let opened = touch("a", "push", TouchKind::Opened, T0);
-        assert_eq!(credited(&fact(T0 + 24 * HOUR, None), &[opened.clone()]), (Rule::LastTouch, Some("push".into())));
-        assert_eq!(credited(&fact(T0 + 24 * HOUR + 1, None), &[opened.clone()]), (Rule::Unattributed, None));
+        assert_eq!(credited(&fact(T0 + 24 * HOUR, None), std::slice::from_ref(&opened)), (Rule::LastTouch, Some("push".into())));
+        assert_eq!(credited(&fact(T0 + 24 * HOUR + 1, None), std::slice::from_ref(&opened)), (Rule::Unattributed, None));
         // The start is inclusive too: a conversion at the touch's own ms.
         assert_eq!(credited(&fact(T0, None), &[opened]), (Rule::LastTouch, Some("push".into())));
     }
@@ -342,7 +342,7 @@ mod tests {
         let opened = touch("a", "mail", TouchKind::Opened, T0);
         assert_eq!(credited(&fact(T0 + HOUR, None), &[opened]), (Rule::Unattributed, None));
         let clicked = touch("b", "mail", TouchKind::Clicked, T0);
-        assert_eq!(credited(&fact(T0 + 2 * HOUR, None), &[clicked.clone()]), (Rule::LastTouch, Some("mail".into())));
+        assert_eq!(credited(&fact(T0 + 2 * HOUR, None), std::slice::from_ref(&clicked)), (Rule::LastTouch, Some("mail".into())));
         assert_eq!(credited(&fact(T0 + 3 * HOUR, None), &[clicked]), (Rule::Unattributed, None));
     }
 
@@ -369,7 +369,7 @@ mod tests {
         let opened = touch("a", "push2", TouchKind::Opened, T0);
         for explicit in ["reset", "never-registered"] {
             assert_eq!(
-                credited(&fact(T0 + 1, Some(explicit)), &[opened.clone()]),
+                credited(&fact(T0 + 1, Some(explicit)), std::slice::from_ref(&opened)),
                 (Rule::LastTouch, Some("push2".into())),
                 "{explicit}"
             );

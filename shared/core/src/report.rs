@@ -278,8 +278,10 @@ mod tests {
 
     #[test]
     fn top_event_hits_are_ordered_by_hits_then_name() {
-        let mut activity = Activity::default();
-        activity.event_hits = BTreeMap::from([("b".into(), 2), ("a".into(), 2), ("c".into(), 5), ("z".into(), 0)]);
+        let activity = Activity {
+            event_hits: BTreeMap::from([("b".into(), 2), ("a".into(), 2), ("c".into(), 5), ("z".into(), 0)]),
+            ..Activity::default()
+        };
         assert_eq!(activity.top_event_hits(), vec![("c", 5), ("a", 2), ("b", 2)]);
     }
 }

@@ -540,6 +540,8 @@ struct StoredLogEntry {
 
 /// [`LogPayload`] with serde, kept here so the trait's types stay free of a storage format.
 #[derive(Serialize, Deserialize)]
+// Almost every entry is a record; boxing it to shrink the rare `Recompute` is not worth it.
+#[allow(clippy::large_enum_variant)]
 enum StoredPayload {
     Record(Record),
     Recompute { tenant: String },

@@ -69,6 +69,8 @@ pub struct LogEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Almost every entry is a record; boxing it to shrink the rare `Recompute` is not worth it.
+#[allow(clippy::large_enum_variant)]
 pub enum LogPayload {
     /// A newly accepted record.
     Record(Record),
