@@ -57,10 +57,17 @@ pub struct StepOutcome {
 pub async fn step(store: &dyn Store, batch: usize) -> touchstone_store::Result<Option<StepOutcome>> {
     let status = store.log_status().await?;
     let entries = store.read_log(status.processed, batch).await?;
-    let Some(last) = entries.last() else {
+    if entries.is_empty() {
         return Ok(None);
-    };
-    let processed = last.seq;
+    }
+    process(store, entries).await.map(Some)
+}
+
+/// One step over a non-empty batch (a span only when there is work, so an idle worker's
+/// polling does not flood the traces).
+#[tracing::instrument(name = "attribution_step", skip_all, fields(entries = entries.len()))]
+async fn process(store: &dyn Store, entries: Vec<LogEntry>) -> touchstone_store::Result<StepOutcome> {
+    let processed = entries.last().map_or(0, |last| last.seq);
 
     let mut configs = Configs::default();
     let mut dirty = Dirty::default();
@@ -81,7 +88,7 @@ pub async fn step(store: &dyn Store, batch: usize) -> touchstone_store::Result<O
     }
     let outcome = StepOutcome { processed, entries: entries.len(), conversions_changed: changes.len() };
     store.commit_attribution(AttributionCommit { conversions: changes, rollups: deltas.into_vec(), processed }).await?;
-    Ok(Some(outcome))
+    Ok(outcome)
 }
 
 /// Tenant configs, read once per step.

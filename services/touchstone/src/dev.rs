@@ -17,13 +17,14 @@ use touchstone_proto::v1::ingest_service_server::IngestServiceServer;
 use touchstone_proto::v1::query_service_server::QueryServiceServer;
 use touchstone_query::QueryApi;
 use touchstone_store::embedded::EmbeddedOptions;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use touchstone_store::{EmbeddedStore, Store};
 
 /// Largest request accepted: an ingest batch of `MAX_BATCH` records with room to spare.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool) -> CommandResult {
-    init_tracing();
+    let tracer_provider = init_tracing();
     std::fs::create_dir_all(&data_dir)
         .map_err(|err| format!("cannot create data dir {}: {err}", data_dir.display()))?;
     let store = EmbeddedStore::open_with(&data_dir, EmbeddedOptions { sync })
@@ -66,6 +67,9 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool) -> CommandRe
     // Stop the worker between steps; whatever it has not committed is redone next start.
     let _ = shutdown_tx.send(true);
     let _ = worker.await;
+    if let Some(provider) = tracer_provider {
+        let _ = provider.shutdown();
+    }
     served?;
     tracing::info!("touchstone dev stopped");
     Ok(ExitCode::SUCCESS)
@@ -93,10 +97,34 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the default (`info`).
-fn init_tracing() {
+/// Logs to stderr (`RUST_LOG` overrides the default, `info`) and, when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, exports every span (one per RPC, and the attribution
+/// steps) over OTLP/gRPC. The returned provider flushes pending spans when shut down.
+fn init_tracing() -> Option<SdkTracerProvider> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal, not in log files.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+    let provider = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").and_then(|_| otlp_provider());
+    let otel = provider.as_ref().map(|provider| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("touchstone"))
+    });
+    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
+    provider
+}
+
+fn otlp_provider() -> Option<SdkTracerProvider> {
+    let exporter = match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        Ok(exporter) => exporter,
+        Err(err) => {
+            eprintln!("warning: OTLP export disabled: {err}");
+            return None;
+        }
+    };
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name("touchstone").build();
+    Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
 }
