@@ -167,8 +167,18 @@ async fn mark(
             for conversion in store.explicit_conversions(tenant, &message.msg_hash).await? {
                 dirty.recredit.insert(key_of(&conversion.fact));
             }
+            // One read per customer, from their first touch of the message to the longest
+            // window after their last: a message sent to many customers has many touches.
+            let mut spans: HashMap<String, (Millis, Millis)> = HashMap::new();
             for touch in store.message_touches(tenant, &message.msg_hash).await? {
-                recredit_after_touch(store, configs, dirty, &touch).await?;
+                let span = spans.entry(touch.customer_id).or_insert((touch.ts, touch.ts));
+                *span = (span.0.min(touch.ts), span.1.max(touch.ts));
+            }
+            let window = configs.get(store, tenant).await?.max_window_ms();
+            for (customer_id, (first, last)) in spans {
+                for conversion in store.customer_conversions(tenant, &customer_id, first, last.saturating_add(window)).await? {
+                    dirty.recredit.insert(key_of(&conversion.fact));
+                }
             }
         }
         // Badges play no part in attribution.
