@@ -10,6 +10,7 @@
 //! natural key and a time bucket, so that reads are range scans within one partition.
 
 pub mod conformance;
+pub mod cql_schema;
 pub mod embedded;
 
 use async_trait::async_trait;
