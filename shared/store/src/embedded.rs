@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use touchstone_core::attribution::{Conversion, Messages};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::model::{AppEvent, DedupKey, Millis, OrderRecord, Record, Touch};
@@ -144,7 +144,14 @@ pub struct EmbeddedOptions {
 }
 
 /// The [`Store`] on fjall, in one local folder. One process opens a folder at a time.
+/// Cheap to clone: clones share the open store.
+#[derive(Clone)]
 pub struct EmbeddedStore {
+    tables: Arc<Tables>,
+}
+
+/// The open fjall database and its keyspaces, one per table.
+struct Tables {
     db: Database,
     /// Indexed by `Table as usize`.
     tables: Vec<Keyspace>,
@@ -172,15 +179,26 @@ impl EmbeddedStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
         tracing::info!(dir = %dir.display(), sync = options.sync, "embedded store opened");
-        Ok(EmbeddedStore {
+        let tables = Tables {
             db,
             tables,
             persist: if options.sync { PersistMode::SyncData } else { PersistMode::Buffer },
             log_writer: Mutex::new(()),
             committer: Mutex::new(()),
-        })
+        };
+        Ok(EmbeddedStore { tables: Arc::new(tables) })
     }
 
+    /// Runs `call` on the blocking pool with the open tables.
+    async fn blocking<T: Send + 'static>(&self, call: impl FnOnce(&Tables) -> Result<T> + Send + 'static) -> Result<T> {
+        let tables = self.tables.clone();
+        tokio::task::spawn_blocking(move || call(&tables))
+            .await
+            .map_err(|err| StoreError::Backend(format!("embedded store call failed: {err}")))?
+    }
+}
+
+impl Tables {
     fn table(&self, table: Table) -> &Keyspace {
         &self.tables[table as usize]
     }
@@ -337,26 +355,25 @@ impl EmbeddedStore {
     }
 }
 
-#[async_trait]
-impl Store for EmbeddedStore {
-    async fn ingest(&self, records: Vec<Record>) -> Result<(Vec<IngestOutcome>, u64)> {
+impl Tables {
+    fn ingest(&self, records: Vec<Record>) -> Result<(Vec<IngestOutcome>, u64)> {
         self.ingest_sync(records)
     }
 
-    async fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
+    fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
         let stored = self.get(Table::Configs, Key::new().str(tenant).as_bytes())?;
         Ok(stored.unwrap_or_else(|| TenantConfig::defaults(tenant)))
     }
 
-    async fn save_tenant_config(&self, config: &TenantConfig) -> Result<u64> {
+    fn save_tenant_config(&self, config: &TenantConfig) -> Result<u64> {
         self.save_tenant_config_sync(config)
     }
 
-    async fn append_recompute(&self, tenant: &str) -> Result<u64> {
+    fn append_recompute(&self, tenant: &str) -> Result<u64> {
         self.append_recompute_sync(tenant)
     }
 
-    async fn tenants(&self) -> Result<Vec<String>> {
+    fn tenants(&self) -> Result<Vec<String>> {
         self.table(Table::Tenants)
             .iter()
             .map(|guard| {
@@ -369,14 +386,14 @@ impl Store for EmbeddedStore {
             .collect()
     }
 
-    async fn log_status(&self) -> Result<LogStatus> {
+    fn log_status(&self) -> Result<LogStatus> {
         let head = self.counter(LOG_HEAD)?;
         let processed = self.counter(PROCESSED)?;
-        let oldest_pending_at = self.read_log(processed, 1).await?.first().map(|entry| entry.appended_at);
+        let oldest_pending_at = self.read_log(processed, 1)?.first().map(|entry| entry.appended_at);
         Ok(LogStatus { head, processed, oldest_pending_at })
     }
 
-    async fn read_log(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
+    fn read_log(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
         let range = (Bound::Excluded(seq_key(after)), Bound::Unbounded);
         self.table(Table::Log)
             .range(range)
@@ -392,7 +409,7 @@ impl Store for EmbeddedStore {
             .collect()
     }
 
-    async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
+    fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
         let mut messages = Messages::new();
         for msg_hash in msg_hashes {
             if messages.contains_key(msg_hash) {
@@ -406,49 +423,49 @@ impl Store for EmbeddedStore {
         Ok(messages)
     }
 
-    async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
+    fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
         let partition = Key::new().str(tenant).str(customer_id);
         self.scan(Table::TouchesByCustomer, time_range(&partition, Some(CUSTOMER_BUCKET_MS), from, to.checked_add(1)))
     }
 
-    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
+    fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
         self.scan_prefix(Table::TouchesByMessage, Key::new().str(tenant).str(msg_hash))
     }
 
-    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
+    fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
         self.scan_prefix(Table::Orders, Key::new().str(tenant).str(order_id))
     }
 
-    async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
+    fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
         self.scan_prefix(Table::Orders, Key::new().str(tenant))
     }
 
-    async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
+    fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
         self.scan_prefix(Table::EventsByName, Key::new().str(tenant).str(name))
     }
 
-    async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
+    fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
         self.get(Table::Conversions, Key::new().str(tenant).str(goal_id).str(key).as_bytes())
     }
 
-    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
+    fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
         let partition = Key::new().str(tenant).str(customer_id);
         self.scan(Table::ConversionsByCustomer, time_range(&partition, Some(CUSTOMER_BUCKET_MS), from, to.checked_add(1)))
     }
 
-    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
+    fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
         self.scan_prefix(Table::ConversionsByExplicit, Key::new().str(tenant).str(msg_hash))
     }
 
-    async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
+    fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
         self.scan_prefix(Table::Conversions, Key::new().str(tenant))
     }
 
-    async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
+    fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
         self.commit_attribution_sync(commit)
     }
 
-    async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells> {
+    fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells> {
         let partition = Key::new().str(tenant).tag(granularity_tag(granularity));
         let range = time_range(&partition, None, from, Some(to));
         let mut cells = Cells::default();
@@ -468,16 +485,135 @@ impl Store for EmbeddedStore {
         Ok(cells.without_zeros())
     }
 
-    async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
+    fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
         self.scan(Table::TouchesByTime, time_range(&Key::new().str(tenant), Some(TIME_BUCKET_MS), from, Some(to)))
     }
 
-    async fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>> {
+    fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>> {
         self.scan(Table::EventsByTime, time_range(&Key::new().str(tenant), Some(TIME_BUCKET_MS), from, Some(to)))
     }
 
-    async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
+    fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
         self.scan(Table::ConversionsByTime, time_range(&Key::new().str(tenant), Some(TIME_BUCKET_MS), from, Some(to)))
+    }
+}
+
+/// Every call runs on tokio's blocking pool: fjall reads and journal flushes are blocking
+/// file I/O, and a long scan (a tenant recompute) must not stall the async workers.
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn ingest(&self, records: Vec<Record>) -> Result<(Vec<IngestOutcome>, u64)> {
+        self.blocking(move |tables| tables.ingest(records)).await
+    }
+
+    async fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.tenant_config(&tenant)).await
+    }
+
+    async fn save_tenant_config(&self, config: &TenantConfig) -> Result<u64> {
+        let config = config.clone();
+        self.blocking(move |tables| tables.save_tenant_config(&config)).await
+    }
+
+    async fn append_recompute(&self, tenant: &str) -> Result<u64> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.append_recompute(&tenant)).await
+    }
+
+    async fn tenants(&self) -> Result<Vec<String>> {
+        self.blocking(move |tables| tables.tenants()).await
+    }
+
+    async fn log_status(&self) -> Result<LogStatus> {
+        self.blocking(move |tables| tables.log_status()).await
+    }
+
+    async fn read_log(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
+        self.blocking(move |tables| tables.read_log(after, limit)).await
+    }
+
+    async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
+        let tenant = tenant.to_owned();
+        let msg_hashes = msg_hashes.to_vec();
+        self.blocking(move |tables| tables.messages(&tenant, &msg_hashes)).await
+    }
+
+    async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
+        let tenant = tenant.to_owned();
+        let customer_id = customer_id.to_owned();
+        self.blocking(move |tables| tables.customer_touches(&tenant, &customer_id, from, to)).await
+    }
+
+    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
+        let tenant = tenant.to_owned();
+        let msg_hash = msg_hash.to_owned();
+        self.blocking(move |tables| tables.message_touches(&tenant, &msg_hash)).await
+    }
+
+    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
+        let tenant = tenant.to_owned();
+        let order_id = order_id.to_owned();
+        self.blocking(move |tables| tables.order_records(&tenant, &order_id)).await
+    }
+
+    async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.tenant_orders(&tenant)).await
+    }
+
+    async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
+        let tenant = tenant.to_owned();
+        let name = name.to_owned();
+        self.blocking(move |tables| tables.tenant_events_named(&tenant, &name)).await
+    }
+
+    async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
+        let tenant = tenant.to_owned();
+        let goal_id = goal_id.to_owned();
+        let key = key.to_owned();
+        self.blocking(move |tables| tables.conversion(&tenant, &goal_id, &key)).await
+    }
+
+    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
+        let tenant = tenant.to_owned();
+        let customer_id = customer_id.to_owned();
+        self.blocking(move |tables| tables.customer_conversions(&tenant, &customer_id, from, to)).await
+    }
+
+    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
+        let tenant = tenant.to_owned();
+        let msg_hash = msg_hash.to_owned();
+        self.blocking(move |tables| tables.explicit_conversions(&tenant, &msg_hash)).await
+    }
+
+    async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.tenant_conversions(&tenant)).await
+    }
+
+    async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
+        self.blocking(move |tables| tables.commit_attribution(commit)).await
+    }
+
+    async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.rollups(&tenant, granularity, from, to)).await
+    }
+
+    async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.touches_between(&tenant, from, to)).await
+    }
+
+    async fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.events_between(&tenant, from, to)).await
+    }
+
+    async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.conversions_between(&tenant, from, to)).await
     }
 }
 
