@@ -46,28 +46,30 @@ struct Dirty {
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepOutcome {
-    /// The log position now processed.
+    pub shard: u32,
+    /// The shard's log position now processed.
     pub processed: u64,
     pub entries: usize,
     pub conversions_changed: usize,
 }
 
-/// Processes up to `batch` log entries after the processed position. `None` when there was
-/// nothing to do.
-pub async fn step(store: &dyn Store, batch: usize) -> touchstone_store::Result<Option<StepOutcome>> {
-    let status = store.log_status().await?;
-    let entries = store.read_log(status.processed, batch).await?;
+/// Processes up to `batch` entries of one log shard after its processed position. `None`
+/// when there was nothing to do. [`StoreError::Fenced`](touchstone_store::StoreError::Fenced)
+/// when another worker committed the shard meanwhile: the step is then discarded.
+pub async fn step(store: &dyn Store, shard: u32, batch: usize) -> touchstone_store::Result<Option<StepOutcome>> {
+    let after = store.log_status(shard).await?.processed;
+    let entries = store.read_log(shard, after, batch).await?;
     if entries.is_empty() {
         return Ok(None);
     }
-    process(store, entries).await.map(Some)
+    process(store, shard, after, entries).await.map(Some)
 }
 
 /// One step over a non-empty batch (a span only when there is work, so an idle worker's
 /// polling does not flood the traces).
-#[tracing::instrument(name = "attribution_step", skip_all, fields(entries = entries.len()))]
-async fn process(store: &dyn Store, entries: Vec<LogEntry>) -> touchstone_store::Result<StepOutcome> {
-    let processed = entries.last().map_or(0, |last| last.seq);
+#[tracing::instrument(name = "attribution_step", skip_all, fields(shard = shard, entries = entries.len()))]
+async fn process(store: &dyn Store, shard: u32, after: u64, entries: Vec<LogEntry>) -> touchstone_store::Result<StepOutcome> {
+    let processed = entries.last().map_or(after, |last| last.seq);
 
     let mut configs = Configs::default();
     let mut dirty = Dirty::default();
@@ -86,8 +88,9 @@ async fn process(store: &dyn Store, entries: Vec<LogEntry>) -> touchstone_store:
             deltas.add(&new.fact.tenant, new.fact.ts, cell, tally);
         }
     }
-    let outcome = StepOutcome { processed, entries: entries.len(), conversions_changed: changes.len() };
-    store.commit_attribution(AttributionCommit { conversions: changes, rollups: deltas.into_vec(), processed }).await?;
+    let outcome = StepOutcome { shard, processed, entries: entries.len(), conversions_changed: changes.len() };
+    let commit = AttributionCommit { shard, after, processed, conversions: changes, rollups: deltas.into_vec() };
+    store.commit_attribution(commit).await?;
     Ok(outcome)
 }
 

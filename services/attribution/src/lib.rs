@@ -7,4 +7,4 @@ pub mod service;
 pub mod worker;
 
 pub use service::AttributionApi;
-pub use worker::Worker;
+pub use worker::{Worker, WorkerOptions};

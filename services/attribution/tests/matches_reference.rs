@@ -19,7 +19,7 @@ use touchstone_core::reference::{Dataset, Reference, evaluate};
 use touchstone_core::report::{self, Activity, value_json};
 use touchstone_core::rollup::{DAY_MS, HOUR_MS};
 use touchstone_query::range::{self, Range};
-use touchstone_store::{EmbeddedStore, Store};
+use touchstone_store::{EmbeddedStore, Store, log_shard};
 
 const TENANT: &str = "t1";
 /// 2026-01-01T00:00Z.
@@ -217,9 +217,9 @@ async fn run_engine(dir: &Path, ops: &[Op]) -> EmbeddedStore {
             Op::Ingest(records) => {
                 store.ingest(records.clone()).await.unwrap();
             }
-            Op::Step(usize::MAX) => while engine::step(&store, 1000).await.unwrap().is_some() {},
+            Op::Step(usize::MAX) => while engine::step(&store, log_shard(TENANT), 1000).await.unwrap().is_some() {},
             Op::Step(batch) => {
-                engine::step(&store, *batch).await.unwrap();
+                engine::step(&store, log_shard(TENANT), *batch).await.unwrap();
             }
             Op::Reopen => {
                 drop(store);
@@ -232,7 +232,7 @@ async fn run_engine(dir: &Path, ops: &[Op]) -> EmbeddedStore {
             }
         }
     }
-    while engine::step(&store, 3).await.unwrap().is_some() {}
+    while engine::step(&store, log_shard(TENANT), 3).await.unwrap().is_some() {}
     store
 }
 
@@ -294,7 +294,7 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
     reference_conversions.sort();
     prop_assert_eq!(engine_conversions, reference_conversions);
 
-    let status = store.log_status().await.unwrap();
+    let status = store.log_status(log_shard(TENANT)).await.unwrap();
     prop_assert_eq!(status.processed, status.head);
 
     let ranges = [
@@ -366,7 +366,7 @@ mod scenarios {
         store.save_tenant_config(&config).await.unwrap();
         for batch in batches {
             store.ingest(batch).await.unwrap();
-            while engine::step(&store, 1000).await.unwrap().is_some() {}
+            while engine::step(&store, log_shard(TENANT), 1000).await.unwrap().is_some() {}
         }
         let conversion = store.conversion(TENANT, "orders", "o1").await.unwrap().expect("o1 converts");
         (conversion.credit.rule.as_str().to_owned(), conversion.credit.msg_hash)
@@ -414,9 +414,9 @@ mod scenarios {
         rt().block_on(async {
             let store = EmbeddedStore::open(dir.path()).unwrap();
             store.ingest(vec![placed("p2", "o1", T0 + 5 * HOUR_MS, None)]).await.unwrap();
-            while engine::step(&store, 1000).await.unwrap().is_some() {}
+            while engine::step(&store, log_shard(TENANT), 1000).await.unwrap().is_some() {}
             store.ingest(vec![placed("p1", "o1", T0 + HOUR_MS, None)]).await.unwrap();
-            while engine::step(&store, 1000).await.unwrap().is_some() {}
+            while engine::step(&store, log_shard(TENANT), 1000).await.unwrap().is_some() {}
             let conversion = store.conversion(TENANT, "orders", "o1").await.unwrap().unwrap();
             assert_eq!((conversion.fact.ts, conversion.fact.source_event_id.as_str()), (T0 + HOUR_MS, "p1"));
             // The rollups moved with it: one conversion in all, in the earlier hour.

@@ -51,7 +51,7 @@ impl IngestApi {
         if records.is_empty() {
             return Ok(());
         }
-        let (outcomes, head) =
+        let outcomes =
             self.store.ingest(records).await.map_err(|err| Status::from(ApiError::storage(err.is_transient(), err)))?;
         for outcome in outcomes {
             match outcome {
@@ -59,7 +59,6 @@ impl IngestApi {
                 IngestOutcome::Duplicate => reply.duplicates += 1,
             }
         }
-        reply.log_position = reply.log_position.max(head);
         self.wake.notify_one();
         Ok(())
     }
@@ -77,7 +76,6 @@ fn log_reply(reply: &pb::IngestReply) {
         accepted = reply.accepted,
         duplicates = reply.duplicates,
         rejected = reply.rejected.len(),
-        log_position = reply.log_position,
         "ingested"
     );
 }

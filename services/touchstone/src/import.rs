@@ -14,6 +14,7 @@ mod lines;
 use crate::{CommandResult, ImportCommand};
 use client::{ClientError, MAX_REPLY_BYTES};
 use lines::{ChunkLimits, ParseLine, ReadOutcome, Summary};
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -58,14 +59,14 @@ async fn import_lines(file: &Path, server: &str, parse: ParseLine, wait: bool) -
     let opened = std::fs::File::open(file).map_err(|source| ImportError::Read { file: name.clone(), source })?;
     let channel = client::connect(server).await?;
     let (reply, read) = stream_file(channel.clone(), server, &name, opened, parse).await?;
-    let pb::IngestReply { accepted, duplicates, rejected, log_position } = reply;
+    let pb::IngestReply { accepted, duplicates, rejected } = reply;
     for rejection in &rejected {
         eprintln!("{}", lines::rejection_line(&name, &read.line_map, rejection));
     }
     let summary = Summary { lines: read.lines, accepted, duplicates, rejected: read.bad_lines + rejected.len() as u64 };
     eprintln!("{name}: {summary}");
     if wait {
-        wait_for_attribution(channel, server, log_position).await?;
+        wait_for_attribution(channel, server).await?;
     }
     Ok(if summary.rejected == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -103,20 +104,20 @@ async fn stream_file(
     Ok((reply, read))
 }
 
-/// Polls attribution until it has processed the log up to `log_position`.
-async fn wait_for_attribution(channel: Channel, server: &str, log_position: u64) -> Result<(), ClientError> {
+/// Polls attribution until it has processed everything ingested before the wait began, by
+/// this import or anyone else: every log shard's head in the first status is the target.
+async fn wait_for_attribution(channel: Channel, server: &str) -> Result<(), ClientError> {
     let mut attribution = AttributionServiceClient::new(channel);
-    // Everything ingested before the wait began, by this import or anyone else: the first
-    // status's log head (at least our own last position) is the target.
-    let mut target = None;
+    let mut targets: Option<HashMap<u32, u64>> = None;
     loop {
         let status = attribution
             .get_status(pb::GetStatusRequest {})
             .await
             .map_err(|status| ClientError::from_status(server, status))?
             .into_inner();
-        let target = *target.get_or_insert(status.log_head.max(log_position));
-        if status.processed >= target {
+        let targets = targets.get_or_insert_with(|| status.shards.iter().map(|shard| (shard.shard, shard.head)).collect());
+        let reached = |shard: &pb::ShardStatus| targets.get(&shard.shard).is_none_or(|target| shard.processed >= *target);
+        if status.shards.iter().all(reached) {
             return Ok(());
         }
         tokio::time::sleep(WAIT_POLL_INTERVAL).await;
@@ -199,15 +200,14 @@ mod tests {
                     index += 1;
                 }
             }
-            reply.log_position = index;
             Ok(Response::new(reply))
         }
     }
 
-    /// Processes one log position per status call.
+    /// Two log shards with heads 3 and 1; processes one position of each per status call.
     #[derive(Default, Clone)]
     struct FakeAttribution {
-        processed: Arc<AtomicU64>,
+        calls: Arc<AtomicU64>,
     }
 
     #[tonic::async_trait]
@@ -216,8 +216,12 @@ mod tests {
             &self,
             _: Request<pb::GetStatusRequest>,
         ) -> Result<Response<pb::AttributionStatus>, Status> {
-            let processed = self.processed.fetch_add(1, Ordering::SeqCst);
-            Ok(Response::new(pb::AttributionStatus { processed, ..Default::default() }))
+            let calls = self.calls.fetch_add(1, Ordering::SeqCst);
+            let shards = vec![
+                pb::ShardStatus { shard: 0, head: 3 + calls, processed: calls.min(3 + calls) },
+                pb::ShardStatus { shard: 5, head: 1, processed: calls.min(1) },
+            ];
+            Ok(Response::new(pb::AttributionStatus { shards, ..Default::default() }))
         }
         async fn recompute(&self, _: Request<pb::RecomputeRequest>) -> Result<Response<pb::RecomputeReply>, Status> {
             Err(Status::unimplemented("fake"))
@@ -271,12 +275,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wait_returns_once_attribution_reaches_the_log_position() {
+    async fn wait_returns_once_every_shard_reaches_its_head_of_the_first_status() {
         let attribution = FakeAttribution::default();
         let url = serve(FakeIngest::default(), attribution.clone()).await;
         let channel = client::connect(&url).await.unwrap();
-        wait_for_attribution(channel, &url, 3).await.unwrap();
-        // Status calls answered 0, 1, 2, 3: the fourth one was enough.
-        assert_eq!(attribution.processed.load(Ordering::SeqCst), 4);
+        wait_for_attribution(channel, &url).await.unwrap();
+        // Targets 3 and 1 from the first call; shard 0's head keeps growing, which the wait
+        // ignores. Processed 0, 1, 2, 3: the fourth call was enough.
+        assert_eq!(attribution.calls.load(Ordering::SeqCst), 4);
     }
 }

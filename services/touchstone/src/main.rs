@@ -9,6 +9,7 @@ mod dev;
 mod r#gen;
 mod import;
 mod report;
+mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;

@@ -13,17 +13,19 @@
 //! (`conformance_suite!(name, make, [check, …])`) and declares each one it leaves out as an
 //! `#[ignore = "why"]` test of its own, so that no gap is silent.
 //!
-//! Every check makes up its own tenants (unique per call, also across runs), so checks may
-//! share one backend instance. The ingest log and its processed position are global, though:
-//! checks read only their own tenants' entries, commits other than the one in
-//! [`commit_moves_processed_forward_and_trims_log`] leave the position where it is, and that
-//! check, which trims the log, should not run beside the other log checks on a shared instance.
-//! Durability across a restart is backend-specific and tested by each backend itself.
+//! Every check makes up its own tenants (unique per call, also across runs) and reads only
+//! their log entries. Commits move a log shard's processed position and are fenced by it, so
+//! each check needs a backend instance (or keyspace) of its own. Durability across a restart
+//! is backend-specific and tested by each backend itself.
 
 #![allow(clippy::cloned_ref_to_slice_refs)] // `[x.clone()]` reads better in assertions.
 
-use crate::{AttributionCommit, ConversionChange, IngestOutcome, LogEntry, LogPayload, Result, RollupDelta, Store, StoreError};
+use crate::{
+    AttributionCommit, ConversionChange, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, Result, RollupDelta,
+    Store, StoreError, log_shard,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use touchstone_core::attribution::{Conversion, ConversionFact, Credit, Rule};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::model::{
@@ -58,6 +60,10 @@ macro_rules! conformance_suite {
             rollup_deltas_sum_in_hour_and_day_buckets,
             rollups_cancelling_to_zero_are_absent,
             commit_moves_processed_forward_and_trims_log,
+            stale_commits_are_fenced,
+            log_shards_have_their_own_positions,
+            leases_are_exclusive_and_lapse,
+            live_workers_are_listed_until_they_lapse,
             many_rows_are_all_returned,
             reads_of_unknown_things_are_empty,
         ]);
@@ -161,9 +167,26 @@ fn change(old: Option<&Conversion>, new: Option<&Conversion>) -> ConversionChang
     ConversionChange { old: old.cloned(), new: new.cloned() }
 }
 
-/// A commit of conversion changes that leaves the processed position where it is.
-fn conversions_commit(conversions: Vec<ConversionChange>) -> AttributionCommit {
-    AttributionCommit { conversions, rollups: Vec::new(), processed: 0 }
+/// Commits conversion changes and rollup deltas of `tenant` without moving its shard's
+/// processed position.
+async fn commit_in_place(
+    store: &dyn Store,
+    tenant: &str,
+    conversions: Vec<ConversionChange>,
+    rollups: Vec<RollupDelta>,
+) -> Result<()> {
+    let shard = log_shard(tenant);
+    let processed = store.log_status(shard).await?.processed;
+    store.commit_attribution(AttributionCommit { shard, after: processed, processed, conversions, rollups }).await
+}
+
+async fn commit_conversions(store: &dyn Store, tenant: &str, conversions: Vec<ConversionChange>) -> Result<()> {
+    commit_in_place(store, tenant, conversions, Vec::new()).await
+}
+
+/// The head of the tenant's log shard.
+async fn head(store: &dyn Store, tenant: &str) -> Result<u64> {
+    Ok(store.log_status(log_shard(tenant)).await?.head)
 }
 
 fn delta(tenant: &str, hour: Millis, cell: &Cell, count: i64, value_micros: i128) -> RollupDelta {
@@ -230,7 +253,7 @@ async fn tenant_log(store: &dyn Store, tenant: &str, after: u64) -> Result<Vec<L
     let mut entries = Vec::new();
     let mut position = after;
     loop {
-        let page = store.read_log(position, 100).await?;
+        let page = store.read_log(log_shard(tenant), position, 100).await?;
         let Some(last) = page.last() else {
             return Ok(entries);
         };
@@ -250,14 +273,15 @@ pub async fn dedup_first_arrival_stands(store: &dyn Store) -> Result<()> {
     let t = tenant("dedup_first");
     let first = touch(&t, "e1", "m1", "c1", T0);
     let retry = Touch { msg_hash: "m2".into(), ts: T0 + 5, ..first.clone() };
-    let before = store.log_status().await?.head;
+    let before = head(store, &t).await?;
 
-    let (outcomes, head) = store.ingest(vec![Record::Touch(first.clone())]).await?;
+    let outcomes = store.ingest(vec![Record::Touch(first.clone())]).await?;
     assert_eq!(outcomes, [Accepted]);
-    assert!(head > before, "head {head} did not move past {before}");
+    let after = head(store, &t).await?;
+    assert!(after > before, "head {after} did not move past {before}");
     // An event_id is accepted once per tenant whatever the record's kind.
     let same_id_order = order(&t, "e1", "o1", "PLACED", T0);
-    let (outcomes, _) = store.ingest(vec![Record::Touch(retry), Record::Order(same_id_order)]).await?;
+    let outcomes = store.ingest(vec![Record::Touch(retry), Record::Order(same_id_order)]).await?;
     assert_eq!(outcomes, [Duplicate, Duplicate]);
 
     assert_eq!(store.customer_touches(&t, "c1", Millis::MIN, Millis::MAX).await?, [first.clone()]);
@@ -273,11 +297,12 @@ pub async fn dedup_within_one_batch(store: &dyn Store) -> Result<()> {
     let a = touch(&t, "a", "m1", "c1", T0);
     let a_again = Touch { ts: T0 + 1, ..a.clone() };
     let b = touch(&t, "b", "m1", "c1", T0 + 2);
-    let before = store.log_status().await?.head;
+    let before = head(store, &t).await?;
 
     let batch = vec![Record::Touch(a.clone()), Record::Touch(a_again), Record::Touch(b.clone())];
-    let (outcomes, head) = store.ingest(batch).await?;
+    let outcomes = store.ingest(batch).await?;
     assert_eq!(outcomes, [Accepted, Duplicate, Accepted]);
+    let head = head(store, &t).await?;
     assert_eq!(sorted(store.customer_touches(&t, "c1", T0 - 10, T0 + 10).await?), [a.clone(), b.clone()]);
     let log = tenant_log(store, &t, before).await?;
     assert_eq!(records(&log), [LogPayload::Record(Record::Touch(a)), LogPayload::Record(Record::Touch(b))]);
@@ -294,7 +319,7 @@ pub async fn dedup_is_per_tenant_and_keys_do_not_collide(store: &dyn Store) -> R
     // A msg_hash equal to an event_id of the same tenant: different namespaces.
     let same_name_message = message(&t1, "e1", "camp");
 
-    let (outcomes, _) = store
+    let outcomes = store
         .ingest(vec![Record::Touch(in_t1.clone()), Record::Touch(in_t2.clone()), Record::Message(same_name_message.clone())])
         .await?;
     assert_eq!(outcomes, [Accepted, Accepted, Accepted]);
@@ -315,9 +340,9 @@ pub async fn messages_dedup_by_msg_hash(store: &dyn Store) -> Result<()> {
     let second = Message { campaign_id: "summer".into(), channel: Channel::Email, ..first.clone() };
     let elsewhere = message(&other, "m1", "winter");
 
-    let (outcomes, _) = store.ingest(vec![Record::Message(first.clone()), Record::Message(second)]).await?;
+    let outcomes = store.ingest(vec![Record::Message(first.clone()), Record::Message(second)]).await?;
     assert_eq!(outcomes, [Accepted, Duplicate]);
-    let (outcomes, _) = store.ingest(vec![Record::Message(elsewhere.clone())]).await?;
+    let outcomes = store.ingest(vec![Record::Message(elsewhere.clone())]).await?;
     assert_eq!(outcomes, [Accepted], "the same msg_hash in another tenant is its own message");
 
     let asked = ["m1", "m2", "m1"].map(str::to_owned);
@@ -352,12 +377,12 @@ pub async fn every_record_kind_is_logged_as_ingested(store: &dyn Store) -> Resul
         Record::Order(OrderRecord { msg_hash: Some("m1".into()), ..order(&t, "e4", "o1", "PAID", T0) }),
         Record::Badge(badge.clone()),
     ];
-    let before = store.log_status().await?.head;
-    let (outcomes, _) = store.ingest(ingested.clone()).await?;
+    let before = head(store, &t).await?;
+    let outcomes = store.ingest(ingested.clone()).await?;
     assert_eq!(outcomes, [Accepted; 6]);
     let logged = tenant_log(store, &t, before).await?;
     assert_eq!(records(&logged), ingested.into_iter().map(LogPayload::Record).collect::<Vec<_>>());
-    let (outcomes, _) = store.ingest(vec![Record::Badge(BadgeEvent { badge_id: "silver".into(), ..badge })]).await?;
+    let outcomes = store.ingest(vec![Record::Badge(BadgeEvent { badge_id: "silver".into(), ..badge })]).await?;
     assert_eq!(outcomes, [Duplicate], "badge events dedup by event_id too");
     Ok(())
 }
@@ -365,11 +390,13 @@ pub async fn every_record_kind_is_logged_as_ingested(store: &dyn Store) -> Resul
 pub async fn log_order_head_and_paging(store: &dyn Store) -> Result<()> {
     let t = tenant("log_order");
     let all: Vec<Record> = (0..5).map(|i| Record::Touch(touch(&t, &format!("e{i}"), "m1", "c1", T0 - i))).collect();
-    let before = store.log_status().await?.head;
+    let before = head(store, &t).await?;
     let clock_before = now_millis();
 
-    let (_, first_head) = store.ingest(all[..3].to_vec()).await?;
-    let (_, second_head) = store.ingest(all[3..].to_vec()).await?;
+    store.ingest(all[..3].to_vec()).await?;
+    let first_head = head(store, &t).await?;
+    store.ingest(all[3..].to_vec()).await?;
+    let second_head = head(store, &t).await?;
     let clock_after = now_millis();
     assert!(first_head >= before + 3 && second_head >= first_head + 2, "heads {before} → {first_head} → {second_head}");
 
@@ -380,18 +407,19 @@ pub async fn log_order_head_and_paging(store: &dyn Store) -> Result<()> {
     for entry in &log {
         assert!((clock_before - 60_000..=clock_after + 60_000).contains(&entry.appended_at), "appended_at {}", entry.appended_at);
     }
-    assert!(store.log_status().await?.head >= second_head);
+    assert!(head(store, &t).await? >= second_head);
 
     // Paging by hand: `after` is exclusive, `limit` caps the page.
+    let shard = log_shard(&t);
     let first_seq = log[0].seq;
-    let page = store.read_log(first_seq - 1, 2).await?;
+    let page = store.read_log(shard, first_seq - 1, 2).await?;
     assert_eq!(page.len(), 2);
     assert_eq!(page[0], log[0]);
     assert!(page[1].seq > first_seq);
-    let next = store.read_log(page[1].seq, 1).await?;
+    let next = store.read_log(shard, page[1].seq, 1).await?;
     assert_eq!(next.len(), 1);
     assert!(next[0].seq > page[1].seq);
-    assert!(store.read_log(before, 0).await?.is_empty(), "limit 0");
+    assert!(store.read_log(shard, before, 0).await?.is_empty(), "limit 0");
     let last_seq = log[4].seq;
     assert!(tenant_log(store, &t, last_seq).await?.is_empty(), "entries after the last one of this tenant");
     Ok(())
@@ -401,10 +429,14 @@ pub async fn recompute_entries_are_appended(store: &dyn Store) -> Result<()> {
     let t = tenant("recompute");
     let first = store.append_recompute(&t).await?;
     let second = store.append_recompute(&t).await?;
-    assert!(second > first, "positions {first}, {second}");
-    let log = tenant_log(store, &t, first - 1).await?;
+    assert_eq!((first.shard, second.shard), (log_shard(&t), log_shard(&t)));
+    assert!(second.seq > first.seq, "positions {first:?}, {second:?}");
+    let log = tenant_log(store, &t, first.seq - 1).await?;
     let expected = LogPayload::Recompute { tenant: t.clone() };
-    assert_eq!(log.iter().map(|e| (e.seq, e.payload.clone())).collect::<Vec<_>>(), [(first, expected.clone()), (second, expected)]);
+    assert_eq!(
+        log.iter().map(|e| (e.seq, e.payload.clone())).collect::<Vec<_>>(),
+        [(first.seq, expected.clone()), (second.seq, expected)]
+    );
     Ok(())
 }
 
@@ -412,7 +444,7 @@ pub async fn config_defaults_and_compare_and_set(store: &dyn Store) -> Result<()
     let t = tenant("config_cas");
     assert_eq!(store.tenant_config(&t).await?, TenantConfig::defaults(&t));
 
-    let conflict = |result: Result<u64>| matches!(result, Err(StoreError::Conflict { tenant }) if tenant == t);
+    let conflict = |result: Result<LogMark>| matches!(result, Err(StoreError::Conflict { tenant }) if tenant == t);
     let mut config = TenantConfig::defaults(&t);
     assert!(conflict(store.save_tenant_config(&config).await), "version 0 can never be saved");
     config.version = 2;
@@ -420,10 +452,11 @@ pub async fn config_defaults_and_compare_and_set(store: &dyn Store) -> Result<()
 
     config.version = 1;
     config.set_excluded_tags(vec!["transactional".into()]);
-    let seq = store.save_tenant_config(&config).await?;
+    let mark = store.save_tenant_config(&config).await?;
+    assert_eq!(mark.shard, log_shard(&t));
     assert_eq!(store.tenant_config(&t).await?, config);
-    let log = store.read_log(seq - 1, 1).await?;
-    assert_eq!(log.first().map(|e| (e.seq, e.payload.clone())), Some((seq, LogPayload::Recompute { tenant: t.clone() })));
+    let log = store.read_log(mark.shard, mark.seq - 1, 1).await?;
+    assert_eq!(log.first().map(|e| (e.seq, e.payload.clone())), Some((mark.seq, LogPayload::Recompute { tenant: t.clone() })));
 
     let mut stale = TenantConfig::defaults(&t);
     stale.version = 1;
@@ -432,8 +465,8 @@ pub async fn config_defaults_and_compare_and_set(store: &dyn Store) -> Result<()
 
     config.version = 2;
     config.currency = "EUR".into();
-    let second_seq = store.save_tenant_config(&config).await?;
-    assert!(second_seq > seq);
+    let second = store.save_tenant_config(&config).await?;
+    assert!(second.seq > mark.seq);
     assert_eq!(store.tenant_config(&t).await?, config);
     assert!(store.tenants().await?.contains(&t));
     Ok(())
@@ -575,7 +608,7 @@ pub async fn between_reads_are_half_open_across_hour_and_day_edges(store: &dyn S
     records.push(Record::Touch(touch(&other, "d", "m1", "c1", day)));
     records.push(Record::Event(event(&other, "d", "view", day)));
     store.ingest(records).await?;
-    store.commit_attribution(conversions_commit(changes)).await?;
+    commit_conversions(store, &t, changes).await?;
 
     let cases: [(Millis, Millis, &[&str]); 7] = [
         (day, hour, &["d", "d+1", "h-1"]),
@@ -604,7 +637,7 @@ pub async fn conversion_upsert_moves_every_index(store: &dyn Store) -> Result<()
     let t = tenant("conversion_upsert");
     let old = conversion(&t, "orders", "o1", "c1", T0 + 2 * HOUR_MS, Some("m1"));
     let same_key_other_goal = conversion(&t, "checkin", "o1", "c1", T0 + 2 * HOUR_MS, None);
-    store.commit_attribution(conversions_commit(vec![change(None, Some(&old)), change(None, Some(&same_key_other_goal))])).await?;
+    commit_conversions(store, &t, vec![change(None, Some(&old)), change(None, Some(&same_key_other_goal))]).await?;
 
     let (old_from, old_to) = (old.fact.ts, old.fact.ts);
     assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(old.clone()));
@@ -614,7 +647,7 @@ pub async fn conversion_upsert_moves_every_index(store: &dyn Store) -> Result<()
 
     // Re-credited and moved to another month, hour and explicit message.
     let moved = conversion(&t, "orders", "o1", "c1", T0 + 40 * DAY_MS + 5, Some("m2"));
-    store.commit_attribution(conversions_commit(vec![change(Some(&old), Some(&moved))])).await?;
+    commit_conversions(store, &t, vec![change(Some(&old), Some(&moved))]).await?;
     assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(moved.clone()));
     assert_eq!(store.customer_conversions(&t, "c1", old_from, old_to).await?, [same_key_other_goal.clone()], "old index row left behind");
     assert_eq!(store.customer_conversions(&t, "c1", moved.fact.ts, moved.fact.ts).await?, [moved.clone()]);
@@ -626,7 +659,7 @@ pub async fn conversion_upsert_moves_every_index(store: &dyn Store) -> Result<()
 
     // Re-credited in place: old and new rows share every key, and the new one must stay.
     let recredited = Conversion { credit: Credit::unattributed(), ..moved.clone() };
-    store.commit_attribution(conversions_commit(vec![change(Some(&moved), Some(&recredited))])).await?;
+    commit_conversions(store, &t, vec![change(Some(&moved), Some(&recredited))]).await?;
     assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(recredited.clone()));
     assert_eq!(store.customer_conversions(&t, "c1", moved.fact.ts, moved.fact.ts).await?, [recredited.clone()]);
     assert_eq!(store.conversions_between(&t, moved.fact.ts, moved.fact.ts + 1).await?, [recredited.clone()]);
@@ -639,8 +672,8 @@ pub async fn conversion_removal_clears_every_index(store: &dyn Store) -> Result<
     let t = tenant("conversion_removal");
     let gone = conversion(&t, "orders", "o1", "c1", T0, Some("m1"));
     let kept = conversion(&t, "orders", "o2", "c1", T0 + 1, Some("m1"));
-    store.commit_attribution(conversions_commit(vec![change(None, Some(&gone)), change(None, Some(&kept))])).await?;
-    store.commit_attribution(conversions_commit(vec![change(Some(&gone), None)])).await?;
+    commit_conversions(store, &t, vec![change(None, Some(&gone)), change(None, Some(&kept))]).await?;
+    commit_conversions(store, &t, vec![change(Some(&gone), None)]).await?;
 
     assert_eq!(store.conversion(&t, "orders", "o1").await?, None);
     assert_eq!(store.conversion(&t, "orders", "o2").await?, Some(kept.clone()));
@@ -657,19 +690,14 @@ pub async fn rollup_deltas_sum_in_hour_and_day_buckets(store: &dyn Store) -> Res
     let (h1, h2, next_day_h1) = (day + HOUR_MS, day + 5 * HOUR_MS, day + DAY_MS + HOUR_MS);
     let opened = Cell::Touch { msg_hash: "m1".into(), kind: TouchKind::Opened };
     let converted = Cell::Conversion { goal_id: "orders".into(), rule: Rule::LastTouch, msg_hash: "m1".into() };
-    let first = AttributionCommit {
-        conversions: Vec::new(),
-        rollups: vec![
-            delta(&t, h1, &opened, 1, 0),
-            delta(&t, h2, &opened, 2, 0),
-            delta(&t, h1, &converted, 1, 500),
-            delta(&t, next_day_h1, &opened, 4, 0),
-        ],
-        processed: 0,
-    };
-    store.commit_attribution(first).await?;
-    let second = AttributionCommit { conversions: Vec::new(), rollups: vec![delta(&t, h1, &opened, 10, 0)], processed: 0 };
-    store.commit_attribution(second).await?;
+    let first = vec![
+        delta(&t, h1, &opened, 1, 0),
+        delta(&t, h2, &opened, 2, 0),
+        delta(&t, h1, &converted, 1, 500),
+        delta(&t, next_day_h1, &opened, 4, 0),
+    ];
+    commit_in_place(store, &t, Vec::new(), first).await?;
+    commit_in_place(store, &t, Vec::new(), vec![delta(&t, h1, &opened, 10, 0)]).await?;
 
     let hours = |from, to| store.rollups(&t, Granularity::Hour, from, to);
     let days = |from, to| store.rollups(&t, Granularity::Day, from, to);
@@ -693,9 +721,9 @@ pub async fn rollups_cancelling_to_zero_are_absent(store: &dyn Store) -> Result<
     let (h1, h2) = (day + HOUR_MS, day + 2 * HOUR_MS);
     let opened = Cell::Touch { msg_hash: "m1".into(), kind: TouchKind::Opened };
     let converted = Cell::Conversion { goal_id: "orders".into(), rule: Rule::Explicit, msg_hash: "m1".into() };
-    let commit = |rollups| AttributionCommit { conversions: Vec::new(), rollups, processed: 0 };
-    store.commit_attribution(commit(vec![delta(&t, h1, &opened, 1, 0), delta(&t, h2, &opened, -1, 0), delta(&t, h1, &converted, 1, 7)])).await?;
-    store.commit_attribution(commit(vec![delta(&t, h1, &converted, -1, -7)])).await?;
+    let first = vec![delta(&t, h1, &opened, 1, 0), delta(&t, h2, &opened, -1, 0), delta(&t, h1, &converted, 1, 7)];
+    commit_in_place(store, &t, Vec::new(), first).await?;
+    commit_in_place(store, &t, Vec::new(), vec![delta(&t, h1, &converted, -1, -7)]).await?;
 
     let hours = |from, to| store.rollups(&t, Granularity::Hour, from, to);
     assert_eq!(hours(h1, h1 + HOUR_MS).await?, cells(&[(&opened, 1, 0)]), "a retracted conversion left a cell");
@@ -707,35 +735,114 @@ pub async fn rollups_cancelling_to_zero_are_absent(store: &dyn Store) -> Result<
 
 pub async fn commit_moves_processed_forward_and_trims_log(store: &dyn Store) -> Result<()> {
     let t = tenant("commit_processed");
-    let before = store.log_status().await?.head;
+    let shard = log_shard(&t);
+    let before = head(store, &t).await?;
     let records = (0..3).map(|i| Record::Touch(touch(&t, &format!("e{i}"), "m1", "c1", T0))).collect();
     store.ingest(records).await?;
     let seqs: Vec<u64> = tenant_log(store, &t, before).await?.iter().map(|entry| entry.seq).collect();
-    let [s1, s2, s3] = seqs[..] else { panic!("expected 3 log entries, got {seqs:?}") };
-    let processed = |processed| AttributionCommit { conversions: Vec::new(), rollups: Vec::new(), processed };
+    let [_, s2, s3] = seqs[..] else { panic!("expected 3 log entries, got {seqs:?}") };
+    let start = store.log_status(shard).await?.processed;
+    let step = |after, processed| AttributionCommit { shard, after, processed, ..AttributionCommit::default() };
 
-    store.commit_attribution(processed(s2)).await?;
-    let status = store.log_status().await?;
+    store.commit_attribution(step(start, s2)).await?;
+    let status = store.log_status(shard).await?;
     assert_eq!(status.processed, s2);
-    assert!(store.read_log(0, 1000).await?.iter().all(|entry| entry.seq > s2), "entries up to processed remain");
-    let pending = store.read_log(s2, 1).await?;
+    assert!(store.read_log(shard, 0, 1000).await?.iter().all(|entry| entry.seq > s2), "entries up to processed remain");
+    let pending = store.read_log(shard, s2, 1).await?;
     assert_eq!(status.oldest_pending_at, pending.first().map(|entry| entry.appended_at));
     assert_eq!(tenant_log(store, &t, before).await?.iter().map(|e| e.seq).collect::<Vec<_>>(), [s3]);
 
-    store.commit_attribution(processed(s1)).await?;
-    assert_eq!(store.log_status().await?.processed, s2, "processed moved backwards");
-
-    store.commit_attribution(processed(s3)).await?;
-    let status = store.log_status().await?;
+    store.commit_attribution(step(s2, s3)).await?;
+    let status = store.log_status(shard).await?;
     assert_eq!(status.processed, s3);
     assert!(status.head >= s3, "the head fell back to {} after trimming", status.head);
     assert!(tenant_log(store, &t, before).await?.is_empty());
     if status.head == s3 {
         assert_eq!(status.oldest_pending_at, None);
     }
-    let (_, head) = store.ingest(vec![Record::Touch(touch(&t, "e3", "m1", "c1", T0))]).await?;
+    store.ingest(vec![Record::Touch(touch(&t, "e3", "m1", "c1", T0))]).await?;
+    let head = head(store, &t).await?;
     let appended: Vec<u64> = tenant_log(store, &t, 0).await?.iter().map(|e| e.seq).collect();
     assert!(matches!(appended[..], [seq] if seq > s3 && seq <= head), "appended at {appended:?} after trimming up to {s3}");
+    Ok(())
+}
+
+/// Two workers that read the same entries cannot both commit them: the second commit
+/// names a processed position that is no longer the stored one.
+pub async fn stale_commits_are_fenced(store: &dyn Store) -> Result<()> {
+    let t = tenant("fenced");
+    let shard = log_shard(&t);
+    let opened = Cell::Touch { msg_hash: "m1".into(), kind: TouchKind::Opened };
+    store.ingest(vec![Record::Touch(touch(&t, "e1", "m1", "c1", T0))]).await?;
+    let start = store.log_status(shard).await?.processed;
+    let entries = store.read_log(shard, start, 10).await?;
+    let last = entries.last().map_or(start, |entry| entry.seq);
+    assert!(last > start, "the ingested touch is not in the log");
+    let step = AttributionCommit {
+        shard,
+        after: start,
+        processed: last,
+        conversions: Vec::new(),
+        rollups: vec![delta(&t, T0, &opened, 1, 0)],
+    };
+
+    store.commit_attribution(step.clone()).await?;
+    let second = store.commit_attribution(step.clone()).await;
+    assert!(matches!(second, Err(StoreError::Fenced { shard: s }) if s == shard), "a repeated commit applied: {second:?}");
+    let ahead = AttributionCommit { after: last + 1, processed: last + 1, ..step };
+    assert!(matches!(store.commit_attribution(ahead).await, Err(StoreError::Fenced { .. })), "a commit from the future applied");
+
+    assert_eq!(store.log_status(shard).await?.processed, last);
+    let hour = Granularity::Hour.bucket(T0);
+    assert_eq!(store.rollups(&t, Granularity::Hour, hour, hour + HOUR_MS).await?, cells(&[(&opened, 1, 0)]), "fenced commits wrote");
+    Ok(())
+}
+
+/// Positions count per shard: appending to one shard leaves the others' heads alone.
+pub async fn log_shards_have_their_own_positions(store: &dyn Store) -> Result<()> {
+    let base = tenant("shards");
+    let t1 = format!("{base}-a");
+    let t2 = (0..).map(|i| format!("{base}-b{i}")).find(|t| log_shard(t) != log_shard(&t1)).expect("some other shard");
+    assert!((0..LOG_SHARDS).contains(&log_shard(&t1)));
+    let other_before = head(store, &t2).await?;
+    let before = head(store, &t1).await?;
+    store.ingest((0..3).map(|i| Record::Touch(touch(&t1, &format!("e{i}"), "m1", "c1", T0))).collect()).await?;
+    assert_eq!(head(store, &t1).await?, before + 3, "three records, three positions");
+    assert_eq!(head(store, &t2).await?, other_before, "another shard's head moved");
+    assert!(tenant_log(store, &t1, before).await?.iter().all(|entry| entry.seq > before && entry.seq <= before + 3));
+    assert!(tenant_log(store, &t2, 0).await?.is_empty());
+    Ok(())
+}
+
+pub async fn leases_are_exclusive_and_lapse(store: &dyn Store) -> Result<()> {
+    let (a, b) = (tenant("lease-a"), tenant("lease-b"));
+    let ttl = Duration::from_secs(2);
+    assert!(store.acquire_lease(3, &a, ttl).await?, "a free lease");
+    assert!(!store.acquire_lease(3, &b, ttl).await?, "a held lease went to another owner");
+    assert!(store.acquire_lease(3, &a, ttl).await?, "the holder could not renew");
+    assert!(store.acquire_lease(4, &b, ttl).await?, "leases are per shard");
+    store.release_lease(3, &b).await?;
+    assert!(!store.acquire_lease(3, &b, ttl).await?, "someone else's release freed the lease");
+    store.release_lease(3, &a).await?;
+    assert!(store.acquire_lease(3, &b, ttl).await?, "a released lease stayed taken");
+
+    // b stops renewing shard 4: after the ttl, a takes it over.
+    assert!(!store.acquire_lease(4, &a, ttl).await?);
+    tokio::time::sleep(ttl + Duration::from_millis(1_500)).await;
+    assert!(store.acquire_lease(4, &a, ttl).await?, "a lapsed lease was not taken over");
+    assert!(!store.acquire_lease(4, &b, ttl).await?, "the old holder came back over the new one");
+    Ok(())
+}
+
+pub async fn live_workers_are_listed_until_they_lapse(store: &dyn Store) -> Result<()> {
+    let (a, b) = (tenant("worker-a"), tenant("worker-b"));
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(store.live_workers(&a, Duration::from_secs(60)).await?, [a.clone()]);
+    assert_eq!(store.live_workers(&b, Duration::from_secs(2)).await?, both);
+    assert_eq!(store.live_workers(&a, Duration::from_secs(60)).await?, both, "listed once each");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(store.live_workers(&a, Duration::from_secs(60)).await?, [a], "a lapsed worker is still listed");
     Ok(())
 }
 
@@ -743,10 +850,10 @@ pub async fn many_rows_are_all_returned(store: &dyn Store) -> Result<()> {
     const ROWS: i64 = 5_000;
     let t = tenant("many_rows");
     let spacing = 60 * DAY_MS / ROWS; // across hours, days and months
-    let before = store.log_status().await?.head;
+    let before = head(store, &t).await?;
     let all: Vec<Record> = (0..ROWS).map(|i| Record::Touch(touch(&t, &format!("e{i:05}"), "m1", "c1", T0 + i * spacing))).collect();
     for chunk in all.chunks(1_000) {
-        let (outcomes, _) = store.ingest(chunk.to_vec()).await?;
+        let outcomes = store.ingest(chunk.to_vec()).await?;
         assert!(outcomes.iter().all(|o| *o == Accepted));
     }
     let want: Vec<String> = (0..ROWS).map(|i| format!("e{i:05}")).collect();
@@ -759,9 +866,10 @@ pub async fn many_rows_are_all_returned(store: &dyn Store) -> Result<()> {
 
 pub async fn reads_of_unknown_things_are_empty(store: &dyn Store) -> Result<()> {
     let t = tenant("unknown");
-    let before = store.log_status().await?.head;
-    let (outcomes, head) = store.ingest(Vec::new()).await?;
-    assert!(outcomes.is_empty() && head >= before);
+    let before = head(store, &t).await?;
+    let outcomes = store.ingest(Vec::new()).await?;
+    assert!(outcomes.is_empty());
+    assert_eq!(head(store, &t).await?, before);
     assert!(!store.tenants().await?.contains(&t));
     assert!(store.messages(&t, &["m1".to_owned()]).await?.is_empty());
     assert!(store.customer_touches(&t, "c1", Millis::MIN, Millis::MAX).await?.is_empty());

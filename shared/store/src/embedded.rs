@@ -21,8 +21,8 @@
 //! | `badges` | tenant, customer, ts, event_id | `BadgeEvent` | (the badge timeline, later) |
 //! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
 //! | `tenants` | tenant | empty | `tenants` |
-//! | `log` | seq (u64) | appended_at and payload | `read_log`, `log_status` |
-//! | `meta` | `log_head`, `processed` | u64 | `ingest`, `log_status`, `commit_attribution` |
+//! | `log` | shard (u32), seq (u64) | appended_at and payload | `read_log`, `log_status` |
+//! | `meta` | `log_head` or `processed`, shard | u64 | `ingest`, `log_status`, `commit_attribution` |
 //! | `conversions` | tenant, goal_id, key | `Conversion` | `conversion`, `tenant_conversions` |
 //! | `conversions_by_customer` | tenant, customer, 30-day bucket, ts, goal_id, key | `Conversion` | `customer_conversions` |
 //! | `conversions_by_time` | tenant, hour, ts, goal_id, key | `Conversion` | `conversions_between` |
@@ -33,23 +33,28 @@
 //! CQL tables do: each read is then one range scan, never a scan plus a point read per row.
 //! Touches and conversions, the rows with several indexes, are small, so copies cost little.
 //!
+//! Leases and the live-worker list are kept in memory: one process opens a folder at a time,
+//! so its workers are the only ones there are.
+//!
 //! Values are postcard (serde). Each call's writes (rows, indexes, dedup marks, log entries,
 //! counters) go to fjall in one atomic batch whose journal is flushed before the call
 //! returns: to the OS by default, which survives a crash of the process, or with
 //! `fdatasync` when [`EmbeddedOptions::sync`] is set, which survives a crash of the machine.
 
 use crate::{
-    AttributionCommit, IngestOutcome, LogEntry, LogPayload, LogStatus, Result, Store, StoreError,
+    AttributionCommit, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, LogStatus, Result, Store, StoreError,
+    log_shard,
 };
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use key::Key;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use touchstone_core::attribution::{Conversion, Messages};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::model::{AppEvent, DedupKey, Millis, OrderRecord, Record, Touch};
@@ -161,6 +166,10 @@ struct Tables {
     log_writer: Mutex<()>,
     /// Held by commits: their rollup read-modify-writes must not interleave.
     committer: Mutex<()>,
+    /// Shard leases: owner and expiry.
+    leases: Mutex<HashMap<u32, (String, Instant)>>,
+    /// Live workers and when each lapses.
+    workers: Mutex<HashMap<String, Instant>>,
 }
 
 impl EmbeddedStore {
@@ -185,6 +194,8 @@ impl EmbeddedStore {
             persist: if options.sync { PersistMode::SyncData } else { PersistMode::Buffer },
             log_writer: Mutex::new(()),
             committer: Mutex::new(()),
+            leases: Mutex::new(HashMap::new()),
+            workers: Mutex::new(HashMap::new()),
         };
         Ok(EmbeddedStore { tables: Arc::new(tables) })
     }
@@ -227,13 +238,13 @@ impl Tables {
             .collect()
     }
 
-    fn counter(&self, name: &[u8]) -> Result<u64> {
-        let Some(bytes) = self.table(Table::Meta).get(name).map_err(backend)? else {
+    fn counter(&self, name: &[u8], shard: u32) -> Result<u64> {
+        let Some(bytes) = self.table(Table::Meta).get(counter_key(name, shard)).map_err(backend)? else {
             return Ok(0);
         };
-        let bytes: [u8; 8] = (*bytes)
-            .try_into()
-            .map_err(|_| StoreError::Corrupt(format!("meta counter {:?} is not 8 bytes", String::from_utf8_lossy(name))))?;
+        let bytes: [u8; 8] = (*bytes).try_into().map_err(|_| {
+            StoreError::Corrupt(format!("meta counter {:?}/{shard} is not 8 bytes", String::from_utf8_lossy(name)))
+        })?;
         Ok(u64::from_be_bytes(bytes))
     }
 
@@ -249,9 +260,9 @@ impl Tables {
         batch.commit().map_err(backend)
     }
 
-    fn ingest_sync(&self, records: Vec<Record>) -> Result<(Vec<IngestOutcome>, u64)> {
+    fn ingest_sync(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
         let _turn = lock(&self.log_writer);
-        let mut log = LogAppender::new(self.counter(LOG_HEAD)?);
+        let mut log = LogAppender::new();
         let mut writes = Writes::default();
         let mut outcomes = Vec::with_capacity(records.len());
         for record in records {
@@ -266,15 +277,16 @@ impl Tables {
             writes.put_raw(Table::Dedup, dedup_key, Vec::new());
             writes.put_raw(Table::Tenants, Key::new().str(record.tenant()).into_vec(), Vec::new());
             record_rows(&record, &mut writes)?;
-            log.append(LogPayload::Record(record), &mut writes)?;
+            let shard = log_shard(record.tenant());
+            log.append(self, shard, LogPayload::Record(record), &mut writes)?;
             outcomes.push(IngestOutcome::Accepted);
         }
-        let head = log.finish(&mut writes);
+        log.finish(&mut writes);
         self.apply(writes)?;
-        Ok((outcomes, head))
+        Ok(outcomes)
     }
 
-    fn save_tenant_config_sync(&self, config: &TenantConfig) -> Result<u64> {
+    fn save_tenant_config_sync(&self, config: &TenantConfig) -> Result<LogMark> {
         let _turn = lock(&self.log_writer);
         let tenant_key = Key::new().str(&config.tenant).into_vec();
         let stored = self.get::<TenantConfig>(Table::Configs, &tenant_key)?.map_or(0, |c| c.version);
@@ -285,25 +297,36 @@ impl Tables {
         let mut writes = Writes::default();
         writes.put(Table::Configs, tenant_key.clone(), config)?;
         writes.put_raw(Table::Tenants, tenant_key, Vec::new());
-        let mut log = LogAppender::new(self.counter(LOG_HEAD)?);
-        log.append(LogPayload::Recompute { tenant: config.tenant.clone() }, &mut writes)?;
-        let seq = log.finish(&mut writes);
+        let mut log = LogAppender::new();
+        let mark = log.append(self, log_shard(&config.tenant), LogPayload::Recompute { tenant: config.tenant.clone() }, &mut writes)?;
+        log.finish(&mut writes);
         self.apply(writes)?;
-        Ok(seq)
+        Ok(mark)
     }
 
-    fn append_recompute_sync(&self, tenant: &str) -> Result<u64> {
+    fn append_recompute_sync(&self, tenant: &str) -> Result<LogMark> {
         let _turn = lock(&self.log_writer);
         let mut writes = Writes::default();
-        let mut log = LogAppender::new(self.counter(LOG_HEAD)?);
-        log.append(LogPayload::Recompute { tenant: tenant.to_owned() }, &mut writes)?;
-        let seq = log.finish(&mut writes);
+        let mut log = LogAppender::new();
+        let mark = log.append(self, log_shard(tenant), LogPayload::Recompute { tenant: tenant.to_owned() }, &mut writes)?;
+        log.finish(&mut writes);
         self.apply(writes)?;
-        Ok(seq)
+        Ok(mark)
     }
 
     fn commit_attribution_sync(&self, commit: AttributionCommit) -> Result<()> {
         let _turn = lock(&self.committer);
+        let shard = commit.shard;
+        let processed = self.counter(PROCESSED, shard)?;
+        if processed != commit.after {
+            return Err(StoreError::Fenced { shard });
+        }
+        if commit.processed < commit.after {
+            return Err(StoreError::Backend(format!(
+                "commit of shard {shard} moves the processed position back from {} to {}",
+                commit.after, commit.processed
+            )));
+        }
         let mut writes = Writes::default();
         for change in &commit.conversions {
             // Removing first and writing second: where old and new share a key, the new
@@ -338,25 +361,51 @@ impl Tables {
             }
         }
 
-        // The processed position only moves forward: it is the last position whose
-        // effects are committed, and a commit naming an earlier one does not undo later ones.
-        let processed = self.counter(PROCESSED)?;
         if commit.processed > processed {
-            debug_assert!(commit.processed <= self.counter(LOG_HEAD)?, "processed past the log head");
-            writes.put_raw(Table::Meta, PROCESSED.to_vec(), commit.processed.to_be_bytes().to_vec());
+            debug_assert!(commit.processed <= self.counter(LOG_HEAD, shard)?, "processed past the log head");
+            writes.put_raw(Table::Meta, counter_key(PROCESSED, shard), commit.processed.to_be_bytes().to_vec());
             // Only the entries since the last commit: older ones are already removed, and
             // scanning their tombstones again on every commit would grow ever slower.
-            let range = (Bound::Excluded(seq_key(processed)), Bound::Included(seq_key(commit.processed)));
+            let range = (Bound::Excluded(log_key(shard, processed)), Bound::Included(log_key(shard, commit.processed)));
             for guard in self.table(Table::Log).range(range) {
                 writes.delete(Table::Log, guard.key().map_err(backend)?.to_vec());
             }
         }
         self.apply(writes)
     }
+
+    fn acquire_lease(&self, shard: u32, owner: &str, ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut leases = lock(&self.leases);
+        match leases.get(&shard) {
+            Some((holder, until)) if holder != owner && *until > now => false,
+            _ => {
+                leases.insert(shard, (owner.to_owned(), now + ttl));
+                true
+            }
+        }
+    }
+
+    fn release_lease(&self, shard: u32, owner: &str) {
+        let mut leases = lock(&self.leases);
+        if leases.get(&shard).is_some_and(|(holder, _)| holder == owner) {
+            leases.remove(&shard);
+        }
+    }
+
+    fn live_workers(&self, worker: &str, ttl: Duration) -> Vec<String> {
+        let now = Instant::now();
+        let mut workers = lock(&self.workers);
+        workers.insert(worker.to_owned(), now + ttl);
+        workers.retain(|_, until| *until > now);
+        let mut live: Vec<String> = workers.keys().cloned().collect();
+        live.sort();
+        live
+    }
 }
 
 impl Tables {
-    fn ingest(&self, records: Vec<Record>) -> Result<(Vec<IngestOutcome>, u64)> {
+    fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
         self.ingest_sync(records)
     }
 
@@ -365,11 +414,11 @@ impl Tables {
         Ok(stored.unwrap_or_else(|| TenantConfig::defaults(tenant)))
     }
 
-    fn save_tenant_config(&self, config: &TenantConfig) -> Result<u64> {
+    fn save_tenant_config(&self, config: &TenantConfig) -> Result<LogMark> {
         self.save_tenant_config_sync(config)
     }
 
-    fn append_recompute(&self, tenant: &str) -> Result<u64> {
+    fn append_recompute(&self, tenant: &str) -> Result<LogMark> {
         self.append_recompute_sync(tenant)
     }
 
@@ -386,23 +435,26 @@ impl Tables {
             .collect()
     }
 
-    fn log_status(&self) -> Result<LogStatus> {
-        let head = self.counter(LOG_HEAD)?;
-        let processed = self.counter(PROCESSED)?;
-        let oldest_pending_at = self.read_log(processed, 1)?.first().map(|entry| entry.appended_at);
+    fn log_status(&self, shard: u32) -> Result<LogStatus> {
+        let head = self.counter(LOG_HEAD, shard)?;
+        let processed = self.counter(PROCESSED, shard)?;
+        let oldest_pending_at = self.read_log(shard, processed, 1)?.first().map(|entry| entry.appended_at);
         Ok(LogStatus { head, processed, oldest_pending_at })
     }
 
-    fn read_log(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
-        let range = (Bound::Excluded(seq_key(after)), Bound::Unbounded);
+    fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
+        // Within one shard: `after` is at most u64::MAX, the next shard's keys start after it.
+        let range = (Bound::Excluded(log_key(shard, after)), Bound::Included(log_key(shard, u64::MAX)));
         self.table(Table::Log)
             .range(range)
             .take(limit)
             .map(|guard| {
                 let (key, value) = guard.into_inner().map_err(backend)?;
-                let seq = <[u8; 8]>::try_from(&*key)
+                let seq = key
+                    .get(4..)
+                    .and_then(|seq| <[u8; 8]>::try_from(seq).ok())
                     .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt("log key is not 8 bytes".to_owned()))?;
+                    .ok_or_else(|| StoreError::Corrupt("log key is not 12 bytes".to_owned()))?;
                 let stored: StoredLogEntry = decode(Table::Log, &value)?;
                 Ok(LogEntry { seq, appended_at: stored.appended_at, payload: stored.payload.into() })
             })
@@ -502,7 +554,7 @@ impl Tables {
 /// file I/O, and a long scan (a tenant recompute) must not stall the async workers.
 #[async_trait]
 impl Store for EmbeddedStore {
-    async fn ingest(&self, records: Vec<Record>) -> Result<(Vec<IngestOutcome>, u64)> {
+    async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
         self.blocking(move |tables| tables.ingest(records)).await
     }
 
@@ -511,12 +563,12 @@ impl Store for EmbeddedStore {
         self.blocking(move |tables| tables.tenant_config(&tenant)).await
     }
 
-    async fn save_tenant_config(&self, config: &TenantConfig) -> Result<u64> {
+    async fn save_tenant_config(&self, config: &TenantConfig) -> Result<LogMark> {
         let config = config.clone();
         self.blocking(move |tables| tables.save_tenant_config(&config)).await
     }
 
-    async fn append_recompute(&self, tenant: &str) -> Result<u64> {
+    async fn append_recompute(&self, tenant: &str) -> Result<LogMark> {
         let tenant = tenant.to_owned();
         self.blocking(move |tables| tables.append_recompute(&tenant)).await
     }
@@ -525,12 +577,25 @@ impl Store for EmbeddedStore {
         self.blocking(move |tables| tables.tenants()).await
     }
 
-    async fn log_status(&self) -> Result<LogStatus> {
-        self.blocking(move |tables| tables.log_status()).await
+    async fn log_status(&self, shard: u32) -> Result<LogStatus> {
+        self.blocking(move |tables| tables.log_status(shard)).await
     }
 
-    async fn read_log(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
-        self.blocking(move |tables| tables.read_log(after, limit)).await
+    async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
+        self.blocking(move |tables| tables.read_log(shard, after, limit)).await
+    }
+
+    async fn acquire_lease(&self, shard: u32, owner: &str, ttl: Duration) -> Result<bool> {
+        Ok(self.tables.acquire_lease(shard, owner, ttl))
+    }
+
+    async fn release_lease(&self, shard: u32, owner: &str) -> Result<()> {
+        self.tables.release_lease(shard, owner);
+        Ok(())
+    }
+
+    async fn live_workers(&self, worker: &str, ttl: Duration) -> Result<Vec<String>> {
+        Ok(self.tables.live_workers(worker, ttl))
     }
 
     async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
@@ -643,27 +708,35 @@ impl Writes {
     }
 }
 
-/// Appends log entries after a head, all stamped with the same clock reading.
+/// Appends log entries after each shard's head, all stamped with the same clock reading.
+/// Used under the `log_writer` lock.
 struct LogAppender {
-    head: u64,
+    /// The heads of the shards appended to so far.
+    heads: BTreeMap<u32, u64>,
     appended_at: Millis,
 }
 
 impl LogAppender {
-    fn new(head: u64) -> Self {
-        LogAppender { head, appended_at: now_millis() }
+    fn new() -> Self {
+        LogAppender { heads: BTreeMap::new(), appended_at: now_millis() }
     }
 
-    fn append(&mut self, payload: LogPayload, writes: &mut Writes) -> Result<()> {
-        self.head += 1;
+    fn append(&mut self, tables: &Tables, shard: u32, payload: LogPayload, writes: &mut Writes) -> Result<LogMark> {
+        let head = match self.heads.get_mut(&shard) {
+            Some(head) => head,
+            None => self.heads.entry(shard).or_insert(tables.counter(LOG_HEAD, shard)?),
+        };
+        *head += 1;
         let entry = StoredLogEntry { appended_at: self.appended_at, payload: payload.into() };
-        writes.put(Table::Log, seq_key(self.head).to_vec(), &entry)
+        writes.put(Table::Log, log_key(shard, *head).to_vec(), &entry)?;
+        Ok(LogMark { shard, seq: *head })
     }
 
-    /// Records the new head in `writes` and returns it.
-    fn finish(self, writes: &mut Writes) -> u64 {
-        writes.put_raw(Table::Meta, LOG_HEAD.to_vec(), self.head.to_be_bytes().to_vec());
-        self.head
+    /// Records the new heads in `writes`.
+    fn finish(self, writes: &mut Writes) {
+        for (shard, head) in self.heads {
+            writes.put_raw(Table::Meta, counter_key(LOG_HEAD, shard), head.to_be_bytes().to_vec());
+        }
     }
 }
 
@@ -775,8 +848,18 @@ fn granularity_tag(granularity: Granularity) -> u8 {
     }
 }
 
-fn seq_key(seq: u64) -> [u8; 8] {
-    seq.to_be_bytes()
+/// The key of a per-shard counter in `meta`: its name, then the shard.
+fn counter_key(name: &[u8], shard: u32) -> Vec<u8> {
+    debug_assert!(shard < LOG_SHARDS);
+    [name, b"/", &shard.to_be_bytes()].concat()
+}
+
+/// The key of a log entry: shard, then position, both big-endian so they sort numerically.
+fn log_key(shard: u32, seq: u64) -> [u8; 12] {
+    let mut key = [0; 12];
+    key[..4].copy_from_slice(&shard.to_be_bytes());
+    key[4..].copy_from_slice(&seq.to_be_bytes());
+    key
 }
 
 /// `partition`, then (in bucketed tables) the bucket of `ts`, then `ts`.
@@ -809,9 +892,10 @@ fn range_is_empty(range: &KeyRange) -> bool {
     }
 }
 
-fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
-    // The mutexes guard no data of their own (it is all in fjall, written atomically), so
-    // a panic in another holder leaves nothing half-done to refuse.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The mutexes guard either no data of their own (it is all in fjall, written
+    // atomically) or maps updated by single inserts and removals, so a panic in another
+    // holder leaves nothing half-done to refuse.
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

@@ -14,6 +14,7 @@ pub mod cql_schema;
 pub mod embedded;
 
 use async_trait::async_trait;
+use std::time::Duration;
 use touchstone_core::attribution::{Conversion, ConversionFact, Messages};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Record, Touch};
@@ -31,6 +32,10 @@ pub enum StoreError {
     /// A compare-and-set lost: someone else saved this tenant's config first.
     #[error("configuration of tenant {tenant:?} changed concurrently; read it again and retry")]
     Conflict { tenant: String },
+    /// An attribution commit found the shard's processed position moved: another worker
+    /// committed that shard first (this one lost its lease). Its step is discarded.
+    #[error("log shard {shard} was committed by another worker; read it again")]
+    Fenced { shard: u32 },
     /// Stored bytes that do not decode: a bug or a damaged store.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -43,7 +48,7 @@ impl StoreError {
     /// Whether the same call may succeed if retried later.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Unavailable(_) | StoreError::Conflict { .. } => true,
+            StoreError::Unavailable(_) | StoreError::Conflict { .. } | StoreError::Fenced { .. } => true,
             StoreError::Corrupt(_) | StoreError::Backend(_) => false,
         }
     }
@@ -59,10 +64,29 @@ pub enum IngestOutcome {
     Duplicate,
 }
 
+/// How many shards the ingest log is split into. Each tenant's entries go to one shard
+/// ([`log_shard`]), each shard has its own positions and is processed by one attribution
+/// worker at a time (under a lease), so workers split the tenants between them.
+/// Changing it changes where tenants live: it is part of the stored format.
+pub const LOG_SHARDS: u32 = 16;
+
+/// The log shard of a tenant: FNV-1a of its name, stable across processes and releases.
+pub fn log_shard(tenant: &str) -> u32 {
+    let hash = tenant.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    hash % LOG_SHARDS
+}
+
+/// A position in one shard of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogMark {
+    pub shard: u32,
+    pub seq: u64,
+}
+
 /// One entry of the ingest log, the queue between ingestion and attribution.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
-    /// Position in the log: strictly increasing, starting at 1.
+    /// Position in its shard of the log: strictly increasing, starting at 1.
     pub seq: u64,
     /// When it was appended (epoch ms, the store's clock), for lag reporting.
     pub appended_at: Millis,
@@ -81,7 +105,7 @@ pub enum LogPayload {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogStatus {
-    /// The last position appended (0 when the log never had an entry).
+    /// The last position appended or reserved (0 when the shard never had an entry).
     pub head: u64,
     /// The last position whose effects attribution has committed.
     pub processed: u64,
@@ -109,11 +133,18 @@ pub struct RollupDelta {
 /// Everything one attribution step writes, applied all or nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttributionCommit {
+    /// The log shard the step read; every conversion and delta is of a tenant of it.
+    pub shard: u32,
+    /// The shard's processed position the step started from. The commit applies only if it
+    /// is still the stored one, else [`StoreError::Fenced`]: this fences off a worker that
+    /// lost its lease while it worked.
+    pub after: u64,
+    /// The position the step processed up to (inclusive), `>= after`; equal when it
+    /// consumed no log entries.
+    pub processed: u64,
     pub conversions: Vec<ConversionChange>,
     /// At most one delta per `(tenant, hour, cell)`.
     pub rollups: Vec<RollupDelta>,
-    /// The log position this step processed up to (inclusive).
-    pub processed: u64,
 }
 
 /// The storage contract.
@@ -123,11 +154,16 @@ pub struct AttributionCommit {
 ///   nothing, also when they arrive concurrently.
 /// - **Durability**: when `ingest`, `save_tenant_config`, `append_recompute` or
 ///   `commit_attribution` return `Ok`, their writes survive a crash of the process.
-/// - **Log order**: an accepted record and its log entry are written together; every entry's
-///   record is readable through the read methods before the entry is visible in the log.
+/// - **Log order**: the log is split into [`LOG_SHARDS`] shards by tenant ([`log_shard`]).
+///   Within a shard, accepted records get strictly increasing positions; every entry's record
+///   is readable through the read methods before `read_log` returns the entry, and
+///   `read_log` never skips a position that may still be filled (it stops before it).
 /// - **Atomic commits**: `commit_attribution` applies conversions, rollup deltas and the
 ///   processed position all together or not at all, so a step that crashed is simply
-///   redone. One attribution worker commits at a time.
+///   redone; and only if the shard's processed position is still the one the step started
+///   from, so two workers can never both commit the same entries.
+/// - **Leases**: at most one owner holds a shard's lease at a time; it lapses `ttl` after
+///   the last renewal, so a dead worker's shards are taken over.
 /// - **Ranges**: time ranges are half-open `[from, to)` unless a method says inclusive;
 ///   every read returns all matching rows (backends page internally).
 /// - **Not found** is an empty result or `None`, never an error.
@@ -135,9 +171,9 @@ pub struct AttributionCommit {
 pub trait Store: Send + Sync + 'static {
     // ---- ingestion ----
 
-    /// Dedups and stores records, appending the accepted ones to the log in input order.
-    /// Returns one outcome per record, in input order, and the log head afterwards.
-    async fn ingest(&self, records: Vec<Record>) -> Result<(Vec<IngestOutcome>, u64)>;
+    /// Dedups and stores records, appending the accepted ones to their tenants' log shards
+    /// in input order. Returns one outcome per record, in input order.
+    async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>>;
 
     // ---- configuration ----
 
@@ -147,20 +183,32 @@ pub trait Store: Send + Sync + 'static {
     /// Saves `config` if the stored version is `config.version - 1` (0: none saved), and
     /// appends a `Recompute` entry for the tenant. Returns that entry's position.
     /// [`StoreError::Conflict`] when the stored version differs.
-    async fn save_tenant_config(&self, config: &TenantConfig) -> Result<u64>;
+    async fn save_tenant_config(&self, config: &TenantConfig) -> Result<LogMark>;
 
     /// Appends a `Recompute` entry; returns its position.
-    async fn append_recompute(&self, tenant: &str) -> Result<u64>;
+    async fn append_recompute(&self, tenant: &str) -> Result<LogMark>;
 
     /// Tenants that have ingested a record or saved a config.
     async fn tenants(&self) -> Result<Vec<String>>;
 
-    // ---- the ingest log ----
+    // ---- the ingest log and its workers ----
 
-    async fn log_status(&self) -> Result<LogStatus>;
+    async fn log_status(&self, shard: u32) -> Result<LogStatus>;
 
-    /// Up to `limit` entries after position `after`, in order.
-    async fn read_log(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>>;
+    /// Up to `limit` entries of `shard` after position `after`, in order and without gaps
+    /// (fewer when the next position is still being written).
+    async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>>;
+
+    /// Takes the lease of `shard` for `owner`, or renews it if `owner` holds it, until `ttl`
+    /// from now. `false` when another owner holds it.
+    async fn acquire_lease(&self, shard: u32, owner: &str, ttl: Duration) -> Result<bool>;
+
+    /// Gives up `owner`'s lease of `shard` (nothing when someone else holds it).
+    async fn release_lease(&self, shard: u32, owner: &str) -> Result<()>;
+
+    /// Marks `worker` alive for `ttl` and returns every live worker, sorted: workers size
+    /// their share of the shards by it.
+    async fn live_workers(&self, worker: &str, ttl: Duration) -> Result<Vec<String>>;
 
     // ---- reads for attribution ----
 
@@ -193,8 +241,9 @@ pub trait Store: Send + Sync + 'static {
     /// Every conversion of the tenant (for recomputes).
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>>;
 
-    /// Applies one attribution step atomically (see the trait docs), removing log entries
-    /// up to `processed`.
+    /// Applies one attribution step atomically (see the trait docs), removing the shard's
+    /// log entries up to `processed`. [`StoreError::Fenced`] when the shard's processed
+    /// position is no longer `commit.after`.
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()>;
 
     // ---- reads for reports ----

@@ -1,0 +1,149 @@
+//! The gRPC server every long-running subcommand shares: `dev` runs every role in one
+//! process on the embedded store; `ingest`, `attribution` and `query` run one role each on
+//! ScyllaDB ([`crate::cluster`]). One server carries the role's services, plus gRPC health
+//! (for load balancers and Kubernetes probes), reflection (for `grpcurl`) and the
+//! `AttributionService` status, which every role serves: it is a store read, so
+//! `import --wait` works against the ingest process and reports can wait on the query one.
+
+use crate::CommandResult;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::{Notify, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use touchstone_attribution::{AttributionApi, Worker, WorkerOptions};
+use touchstone_ingest::{ConfigApi, IngestApi};
+use touchstone_proto::v1::attribution_service_server::AttributionServiceServer;
+use touchstone_proto::v1::config_service_server::ConfigServiceServer;
+use touchstone_proto::v1::ingest_service_server::IngestServiceServer;
+use touchstone_proto::v1::query_service_server::QueryServiceServer;
+use touchstone_query::QueryApi;
+use touchstone_store::Store;
+
+/// Largest request accepted: an ingest batch of `MAX_BATCH` records with room to spare.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What one process does.
+#[derive(Debug, Clone, Default)]
+pub struct Roles {
+    /// Serve `IngestService` and `ConfigService`.
+    pub ingest: bool,
+    /// Run an attribution worker with this id.
+    pub worker: Option<WorkerOptions>,
+    /// Serve `QueryService`.
+    pub query: bool,
+}
+
+/// Serves `roles` on `listen` until Ctrl-C or SIGTERM, then stops the worker between steps.
+/// Once listening, prints `NAME listening on http://ADDRESS DETAIL` to stdout: scripts and
+/// tests read that line to find the port when started with port 0.
+pub async fn serve(store: Arc<dyn Store>, listen: SocketAddr, roles: Roles, name: &str, detail: &str) -> CommandResult {
+    // In-process ingestion wakes an in-process worker; across processes the worker polls.
+    let wake = Arc::new(Notify::new());
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<AttributionServiceServer<AttributionApi>>().await;
+    if roles.ingest {
+        health_reporter.set_serving::<IngestServiceServer<IngestApi>>().await;
+        health_reporter.set_serving::<ConfigServiceServer<ConfigApi>>().await;
+    }
+    if roles.query {
+        health_reporter.set_serving::<QueryServiceServer<QueryApi>>().await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(touchstone_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| format!("cannot listen on {listen}: {err}"))?;
+    let bound = listener.local_addr()?;
+    println!("{name} listening on http://{bound} {detail}");
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let worker = roles.worker.map(|options| tokio::spawn(Worker::new(store.clone(), wake.clone(), options).run(shutdown_rx)));
+
+    let ingest = roles.ingest.then(|| {
+        IngestServiceServer::new(IngestApi::new(store.clone(), wake.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    });
+    let config = roles.ingest.then(|| ConfigServiceServer::new(ConfigApi::new(store.clone(), wake.clone())));
+    let query =
+        roles.query.then(|| QueryServiceServer::new(QueryApi::new(store.clone())).max_encoding_message_size(MAX_MESSAGE_BYTES));
+    let served = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .layer(tower::limit::ConcurrencyLimitLayer::new(1024))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(AttributionServiceServer::new(AttributionApi::new(store.clone(), wake.clone())))
+        .add_optional_service(ingest)
+        .add_optional_service(config)
+        .add_optional_service(query)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .await;
+
+    // Stop the worker between steps; whatever it has not committed is redone next start
+    // (or by another worker once its leases lapse).
+    let _ = shutdown_tx.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    served?;
+    tracing::info!("{name} stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+/// Logs to stderr (`RUST_LOG` overrides the default, `info`) and, when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, exports every span (one per RPC, and the attribution
+/// steps) over OTLP/gRPC. The returned provider flushes pending spans when shut down.
+pub fn init_tracing(service_name: &str) -> Option<SdkTracerProvider> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal, not in log files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+    let provider = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").and_then(|_| otlp_provider(service_name));
+    let otel = provider.as_ref().map(|provider| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("touchstone"))
+    });
+    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
+    provider
+}
+
+fn otlp_provider(service_name: &str) -> Option<SdkTracerProvider> {
+    let exporter = match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        Ok(exporter) => exporter,
+        Err(err) => {
+            eprintln!("warning: OTLP export disabled: {err}");
+            return None;
+        }
+    };
+    // OTEL_SERVICE_NAME, when set, names the service instead.
+    let service_name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_owned());
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service_name).build();
+    Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+}
