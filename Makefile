@@ -8,8 +8,8 @@ help: ## List the targets
 run: ## Build, start touchstone dev with example data loaded, print reports (PORT=50051)
 	./scripts/run-example.sh
 
-test: ## Run every test of the workspace
-	cargo test --workspace --locked
+test: ## Run every test, CQL ones on a Cassandra 5 started for the run (or TOUCHSTONE_SCYLLA_NODES)
+	./scripts/test.sh
 
 build: ## Release build of every crate (the binary: target/release/touchstone)
 	cargo build --release --locked

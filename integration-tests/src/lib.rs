@@ -1,6 +1,8 @@
 //! The harness of the end-to-end tests: the `touchstone` binary run as real processes.
 //!
 //! - [`DevServer`]: `touchstone dev` on a free port and a data folder, killed on drop.
+//! - [`Server`]: any serving subcommand (`ingest`, `attribution`, `query`), killed on drop.
+//! - [`cql_nodes`]: the CQL engine the separate-process tests use, if any.
 //! - [`touchstone`]: runs one CLI command and returns its output.
 //! - [`Generated`]: a `touchstone gen` dataset and its brute-force reference evaluation.
 
@@ -47,33 +49,32 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// `touchstone dev` running as a child process.
-pub struct DevServer {
+/// A serving `touchstone` subcommand running as a child process, killed on drop.
+pub struct Server {
     child: Child,
     pub url: String,
-    pub data_dir: PathBuf,
 }
 
-impl DevServer {
-    /// Starts a server on a free port over `data_dir` and waits until it listens.
-    pub fn start(data_dir: &Path) -> DevServer {
+impl Server {
+    /// Runs `touchstone ARGS` (which must include `--listen 127.0.0.1:0`) and waits until it
+    /// says where it listens.
+    pub fn start(args: &[&str]) -> Server {
         let mut child = Command::new(binary())
-            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("starting touchstone dev");
+            .unwrap_or_else(|err| panic!("starting touchstone {args:?}: {err}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("reading the listening line");
         let url = line
             .split_whitespace()
             .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("touchstone dev did not say where it listens: {line:?}"))
+            .unwrap_or_else(|| panic!("touchstone {args:?} did not say where it listens: {line:?}"))
             .to_owned();
-        DevServer { child, url, data_dir: data_dir.to_owned() }
+        Server { child, url }
     }
 
     /// Kills the process at once (SIGKILL on Unix): no shutdown, no flush.
@@ -89,7 +90,7 @@ impl DevServer {
         touchstone(all)
     }
 
-    /// Runs a CLI command that must succeed; returns its stdout.
+    /// Runs a CLI command against this server that must succeed; returns its stdout.
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let output = self.cli(args);
         assert!(
@@ -101,25 +102,16 @@ impl DevServer {
         text(&output.stdout)
     }
 
+    /// A report as JSON.
+    pub fn report(&self, kind: &str, tenant: &str, from: Option<i64>, to: Option<i64>) -> serde_json::Value {
+        report(self, kind, tenant, from, to)
+    }
+
     /// Imports the three files of a generated dataset, waiting for attribution.
     pub fn import(&self, data: &Generated) {
         self.cli_ok(&["import", "config", &data.path("config.json")]);
         self.cli_ok(&["import", "messages", &data.path("messages.jsonl")]);
         self.cli_ok(&["import", "records", &data.path("records.jsonl"), "--wait"]);
-    }
-
-    /// A report as JSON.
-    pub fn report(&self, kind: &str, tenant: &str, from: Option<i64>, to: Option<i64>) -> serde_json::Value {
-        let mut args = vec!["report".to_owned(), kind.to_owned(), "--tenant".into(), tenant.into(), "--format".into(), "json".into()];
-        if let Some(from) = from {
-            args.extend(["--from".into(), from.to_string()]);
-        }
-        if let Some(to) = to {
-            args.extend(["--to".into(), to.to_string()]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = self.cli_ok(&args);
-        serde_json::from_str(&out).unwrap_or_else(|err| panic!("report {kind} is not JSON ({err}):\n{out}"))
     }
 
     /// A gRPC channel to the server.
@@ -128,15 +120,92 @@ impl DevServer {
             .expect("server url")
             .connect()
             .await
-            .expect("connecting to touchstone dev")
+            .expect("connecting to touchstone")
     }
 }
 
-impl Drop for DevServer {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `touchstone dev` running as a child process.
+pub struct DevServer {
+    server: Server,
+    pub url: String,
+    pub data_dir: PathBuf,
+}
+
+impl DevServer {
+    /// Starts a server on a free port over `data_dir` and waits until it listens.
+    pub fn start(data_dir: &Path) -> DevServer {
+        let data = data_dir.to_string_lossy();
+        let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &data]);
+        DevServer { url: server.url.clone(), server, data_dir: data_dir.to_owned() }
+    }
+
+    /// Kills the process at once (SIGKILL on Unix): no shutdown, no flush.
+    pub fn kill_hard(self) {
+        self.server.kill_hard();
+    }
+
+    /// `touchstone ARGS --server URL`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.server.cli(args)
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        self.server.cli_ok(args)
+    }
+
+    /// Imports the three files of a generated dataset, waiting for attribution.
+    pub fn import(&self, data: &Generated) {
+        self.server.import(data);
+    }
+
+    /// A report as JSON.
+    pub fn report(&self, kind: &str, tenant: &str, from: Option<i64>, to: Option<i64>) -> serde_json::Value {
+        self.server.report(kind, tenant, from, to)
+    }
+
+    /// A gRPC channel to the server.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        self.server.channel().await
+    }
+}
+
+/// `touchstone report KIND --tenant T [--from] [--to] --format json` against `server`.
+fn report(server: &Server, kind: &str, tenant: &str, from: Option<i64>, to: Option<i64>) -> serde_json::Value {
+    let mut args = vec!["report".to_owned(), kind.to_owned(), "--tenant".into(), tenant.into(), "--format".into(), "json".into()];
+    if let Some(from) = from {
+        args.extend(["--from".into(), from.to_string()]);
+    }
+    if let Some(to) = to {
+        args.extend(["--to".into(), to.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = server.cli_ok(&args);
+    serde_json::from_str(&out).unwrap_or_else(|err| panic!("report {kind} is not JSON ({err}):\n{out}"))
+}
+
+/// The CQL engine for the separate-process tests: `TOUCHSTONE_SCYLLA_NODES`, else
+/// `TOUCHSTONE_CASSANDRA_NODES` (set by `make test`, which starts Cassandra 5). `None` when
+/// neither is set, which fails the test when `TOUCHSTONE_REQUIRE_CQL=1` (as in `make test`).
+pub fn cql_nodes() -> Option<String> {
+    let nodes = ["TOUCHSTONE_SCYLLA_NODES", "TOUCHSTONE_CASSANDRA_NODES"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|nodes| !nodes.is_empty()));
+    if nodes.is_none() {
+        assert!(
+            std::env::var("TOUCHSTONE_REQUIRE_CQL").as_deref() != Ok("1"),
+            "TOUCHSTONE_REQUIRE_CQL=1 but neither TOUCHSTONE_SCYLLA_NODES nor TOUCHSTONE_CASSANDRA_NODES is set"
+        );
+        eprintln!("skipped: no CQL engine (run `make test`, or set TOUCHSTONE_CASSANDRA_NODES / TOUCHSTONE_SCYLLA_NODES)");
+    }
+    nodes
 }
 
 /// A generated dataset in a folder, with its reference evaluation.
@@ -188,4 +257,21 @@ pub fn unaligned_ranges() -> Vec<(Option<i64>, Option<i64>)> {
         (None, Some(BASE + 40 * DAY + 7)),
         (Some(BASE + 2 * DAY + 17), Some(BASE + 2 * DAY + HOUR - 3)),
     ]
+}
+
+/// Every report of every tenant of `data`, over the whole period and unaligned ranges, as
+/// `server` prints it, equals the reference.
+pub fn assert_reports_match(server: &Server, data: &Generated) {
+    for tenant in data.reference.tenants() {
+        for (from, to) in unaligned_ranges() {
+            for kind in ["campaigns", "messages", "goals"] {
+                let actual = server.report(kind, tenant, from, to);
+                let expected = data.expected(kind, tenant, from, to);
+                assert!(
+                    actual == expected,
+                    "report {kind} of {tenant} over {from:?}..{to:?} differs from the reference\nactual:   {actual}\nexpected: {expected}"
+                );
+            }
+        }
+    }
 }

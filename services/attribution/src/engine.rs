@@ -144,6 +144,7 @@ async fn mark(
             dirty.recompute.insert(tenant.clone());
             return Ok(());
         }
+        LogPayload::Nothing => return Ok(()),
         LogPayload::Record(record) => record,
     };
     let tenant = record.tenant();

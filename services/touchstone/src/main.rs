@@ -1,10 +1,13 @@
 //! The `touchstone` command (SPEC section 8).
 //!
 //! - `dev`: all three services in one process on the embedded store ([`dev`]).
+//! - `migrate`, `ingest`, `attribution`, `query`: the separate-process deployment on
+//!   ScyllaDB ([`cluster`]).
 //! - `import`: bulk files into a running server, with per-line error reports ([`import`]).
 //! - `report`: campaign, message and goal reports as json, csv or a table ([`report`]).
 //! - `gen`: a realistic generated dataset in the bulk file format ([`gen`]).
 
+mod cluster;
 mod dev;
 mod r#gen;
 mod import;
@@ -36,6 +39,37 @@ enum Command {
         /// Fsync every write instead of handing it to the OS (survives power loss, slower).
         #[arg(long)]
         sync: bool,
+    },
+    /// Create or update the keyspace and tables on ScyllaDB (or Cassandra), then exit.
+    Migrate {
+        #[command(flatten)]
+        database: cluster::DatabaseArgs,
+        #[command(flatten)]
+        schema: cluster::SchemaArgs,
+    },
+    /// Serve ingestion and configuration on ScyllaDB (any number of processes).
+    Ingest {
+        #[arg(long, env = "TOUCHSTONE_LISTEN", default_value = "127.0.0.1:50051")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        database: cluster::DatabaseArgs,
+    },
+    /// Run an attribution worker on ScyllaDB; workers split the log shards between them.
+    Attribution {
+        #[arg(long, env = "TOUCHSTONE_LISTEN", default_value = "127.0.0.1:50052")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        database: cluster::DatabaseArgs,
+        /// Names this worker in its leases (default: host name and process id).
+        #[arg(long, env = "TOUCHSTONE_WORKER_ID")]
+        worker_id: Option<String>,
+    },
+    /// Serve queries and reports on ScyllaDB (any number of processes).
+    Query {
+        #[arg(long, env = "TOUCHSTONE_LISTEN", default_value = "127.0.0.1:50053")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        database: cluster::DatabaseArgs,
     },
     /// Import a bulk file (SPEC section 7) into a running server.
     Import {
@@ -128,6 +162,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Dev { listen, data_dir, sync } => dev::run(listen, data_dir, sync).await,
+            Command::Migrate { database, schema } => cluster::migrate(database, schema).await,
+            Command::Ingest { listen, database } => cluster::run(cluster::Role::Ingest, listen, database, None).await,
+            Command::Attribution { listen, database, worker_id } => {
+                cluster::run(cluster::Role::Attribution, listen, database, worker_id).await
+            }
+            Command::Query { listen, database } => cluster::run(cluster::Role::Query, listen, database, None).await,
             Command::Import { what } => import::run(what).await,
             Command::Report { what } => report::run(what).await,
             Command::Gen { scale, seed, dir } => {

@@ -61,6 +61,7 @@ macro_rules! conformance_suite {
             rollups_cancelling_to_zero_are_absent,
             commit_moves_processed_forward_and_trims_log,
             stale_commits_are_fenced,
+            draining_the_log_reaches_the_head_past_duplicates,
             log_shards_have_their_own_positions,
             leases_are_exclusive_and_lapse,
             live_workers_are_listed_until_they_lapse,
@@ -241,10 +242,11 @@ fn ids<T: Row>(rows: &[T]) -> Vec<String> {
     ids
 }
 
-fn payload_tenant(entry: &LogEntry) -> &str {
+fn payload_tenant(entry: &LogEntry) -> Option<&str> {
     match &entry.payload {
-        LogPayload::Record(record) => record.tenant(),
-        LogPayload::Recompute { tenant } => tenant,
+        LogPayload::Record(record) => Some(record.tenant()),
+        LogPayload::Recompute { tenant } => Some(tenant),
+        LogPayload::Nothing => None,
     }
 }
 
@@ -261,7 +263,7 @@ async fn tenant_log(store: &dyn Store, tenant: &str, after: u64) -> Result<Vec<L
         assert!(page.first().is_some_and(|first| first.seq > position), "read_log({position}) returned an entry at or before it");
         assert!(page.windows(2).all(|pair| pair[0].seq < pair[1].seq), "read_log out of order");
         position = last.seq;
-        entries.extend(page.into_iter().filter(|entry| payload_tenant(entry) == tenant));
+        entries.extend(page.into_iter().filter(|entry| payload_tenant(entry) == Some(tenant)));
     }
 }
 
@@ -796,6 +798,34 @@ pub async fn stale_commits_are_fenced(store: &dyn Store) -> Result<()> {
     let hour = Granularity::Hour.bucket(T0);
     assert_eq!(store.rollups(&t, Granularity::Hour, hour, hour + HOUR_MS).await?, cells(&[(&opened, 1, 0)]), "fenced commits wrote");
     Ok(())
+}
+
+/// Committing whatever `read_log` returns, until it returns nothing, brings the processed
+/// position up to the head, also when the last positions hold only duplicates: otherwise a
+/// `--wait` for the head would never end.
+pub async fn draining_the_log_reaches_the_head_past_duplicates(store: &dyn Store) -> Result<()> {
+    let t = tenant("drain");
+    let shard = log_shard(&t);
+    let records: Vec<Record> = (0..3).map(|i| Record::Touch(touch(&t, &format!("e{i}"), "m1", "c1", T0))).collect();
+    store.ingest(records.clone()).await?;
+    drain(store, shard).await?;
+    assert_eq!(store.ingest(records).await?, [Duplicate; 3]);
+    drain(store, shard).await?;
+    let status = store.log_status(shard).await?;
+    assert_eq!(status.processed, status.head, "positions left behind after draining");
+    assert_eq!(status.oldest_pending_at, None);
+    Ok(())
+}
+
+/// Commits (empty) steps over everything `read_log` returns until it returns nothing.
+async fn drain(store: &dyn Store, shard: u32) -> Result<()> {
+    loop {
+        let after = store.log_status(shard).await?.processed;
+        let Some(last) = store.read_log(shard, after, 100).await?.last().map(|entry| entry.seq) else {
+            return Ok(());
+        };
+        store.commit_attribution(AttributionCommit { shard, after, processed: last, ..AttributionCommit::default() }).await?;
+    }
 }
 
 /// Positions count per shard: appending to one shard leaves the others' heads alone.

@@ -1,7 +1,7 @@
 //! The CQL schema of `deploy/cql/` as statements ready to run: placeholders filled in,
-//! split one statement each. The ScyllaDB backend (issue 4, in progress) applies these in
-//! order; keeping the `.cql` files the single source means operators can read and run them
-//! by hand too.
+//! split one statement each. The CQL backend ([`crate::cql::CqlStore::connect`]) applies
+//! these in order; keeping the `.cql` files the single source means operators can read and
+//! run them by hand too.
 
 /// The migrations, by number, in the order they apply.
 pub const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../../deploy/cql/0001_init.cql"))];

@@ -754,6 +754,9 @@ struct StoredLogEntry {
 enum StoredPayload {
     Record(Record),
     Recompute { tenant: String },
+    /// Never appended here (every position gets a record or a recompute); kept so the
+    /// conversion from [`LogPayload`] is total.
+    Nothing,
 }
 
 impl From<LogPayload> for StoredPayload {
@@ -761,6 +764,7 @@ impl From<LogPayload> for StoredPayload {
         match payload {
             LogPayload::Record(record) => StoredPayload::Record(record),
             LogPayload::Recompute { tenant } => StoredPayload::Recompute { tenant },
+            LogPayload::Nothing => StoredPayload::Nothing,
         }
     }
 }
@@ -770,6 +774,7 @@ impl From<StoredPayload> for LogPayload {
         match payload {
             StoredPayload::Record(record) => LogPayload::Record(record),
             StoredPayload::Recompute { tenant } => LogPayload::Recompute { tenant },
+            StoredPayload::Nothing => LogPayload::Nothing,
         }
     }
 }

@@ -4,12 +4,15 @@
 //! - [`Store`]: the contract (dedup, the ingest log, attribution state, rollups, report reads).
 //! - [`embedded`]: the embedded backend on fjall, an LSM store in a local folder, for
 //!   `touchstone dev` and single-node use.
+//! - [`cql`]: the ScyllaDB / Cassandra backend, for clusters (schema in `deploy/cql/`,
+//!   rendered by [`cql_schema`]).
 //! - [`conformance`]: the suite, generic over [`Store`], run once per backend.
 //!
 //! The layout is time-partitioned in every backend: each table is keyed by tenant, its
 //! natural key and a time bucket, so that reads are range scans within one partition.
 
 pub mod conformance;
+pub mod cql;
 pub mod cql_schema;
 pub mod embedded;
 
@@ -20,6 +23,7 @@ use touchstone_core::config::TenantConfig;
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Record, Touch};
 use touchstone_core::rollup::{Cell, Cells, Granularity, Tally};
 
+pub use cql::{CqlOptions, CqlStore};
 pub use embedded::EmbeddedStore;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -101,6 +105,10 @@ pub enum LogPayload {
     Record(Record),
     /// Recompute this tenant's whole history (its config changed, or an operator asked).
     Recompute { tenant: String },
+    /// A position that holds nothing to process (a backend may hand out positions that end
+    /// up empty, as the CQL one does for duplicates). Returned only as the last entry of a
+    /// read, so that committing it moves the processed position past such positions.
+    Nothing,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,0 +1,111 @@
+//! The separate-process deployment on a real CQL engine (Cassandra 5 in `make test`, or the
+//! ScyllaDB of `TOUCHSTONE_SCYLLA_NODES`): `touchstone migrate`, two ingest processes, two
+//! attribution workers and a query process, sharing nothing but the keyspace.
+//!
+//! The same generated file is imported through both ingest processes at once (dedup must
+//! hold across them), one attribution worker is killed with SIGKILL mid-way and started
+//! again, and every report must still equal the brute-force reference.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use touchstone_integration_tests::{Generated, Server, assert_reports_match, binary, cql_nodes, text, touchstone};
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
+
+/// A keyspace no other run uses.
+fn fresh_keyspace() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("it_{:x}_{}", nanos, std::process::id())
+}
+
+fn start(role: &str, nodes: &str, keyspace: &str, extra: &[&str]) -> Server {
+    let mut args = vec![role, "--listen", "127.0.0.1:0", "--scylla-nodes", nodes, "--keyspace", keyspace];
+    args.extend(extra);
+    Server::start(&args)
+}
+
+/// Waits until `server` reports attribution status with at least one processed entry.
+fn wait_until_some_processed(server: &Server, timeout: Duration) -> pb::AttributionStatus {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut attribution = AttributionServiceClient::new(server.channel().await);
+        let started = Instant::now();
+        loop {
+            let status = attribution.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+            if status.processed > 0 || started.elapsed() > timeout {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// `accepted` and `duplicates` from an import's summary line on stderr.
+fn import_counts(stderr: &str) -> (u64, u64) {
+    let number_before = |word: &str| -> u64 {
+        let words: Vec<&str> = stderr.split([' ', ',', '\n']).filter(|w| !w.is_empty()).collect();
+        words
+            .windows(2)
+            .find(|pair| pair[1].starts_with(word))
+            .and_then(|pair| pair[0].parse().ok())
+            .unwrap_or_else(|| panic!("no `N {word}` in import output: {stderr}"))
+    };
+    (number_before("accepted"), number_before("duplicate"))
+}
+
+#[test]
+fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
+    let Some(nodes) = cql_nodes() else { return };
+    let keyspace = fresh_keyspace();
+    let dir = tempfile::tempdir().unwrap();
+    let data = Generated::new(&dir.path().join("data"), 1, 5);
+
+    let migrated = touchstone(["migrate", "--scylla-nodes", &nodes, "--keyspace", &keyspace]);
+    assert!(migrated.status.success(), "touchstone migrate failed:\n{}", text(&migrated.stderr));
+
+    let ingest_a = start("ingest", &nodes, &keyspace, &[]);
+    let ingest_b = start("ingest", &nodes, &keyspace, &[]);
+    let query = start("query", &nodes, &keyspace, &[]);
+    let worker_a = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-a"]);
+    let worker_b = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-b"]);
+
+    ingest_a.cli_ok(&["import", "config", &data.path("config.json")]);
+    ingest_a.cli_ok(&["import", "messages", &data.path("messages.jsonl")]);
+
+    // The same records through both ingest processes at once.
+    let records = data.path("records.jsonl");
+    let import = |server: &Server| {
+        Command::new(binary())
+            .args(["import", "records", &records, "--server", &server.url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (import_a, import_b) = (import(&ingest_a), import(&ingest_b));
+
+    // Kill worker a once attribution is under way, and start it again.
+    let status = wait_until_some_processed(&query, Duration::from_secs(120));
+    assert!(status.processed > 0, "attribution made no progress: {status:?}");
+    worker_a.kill_hard();
+    let worker_a = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-a-restarted"]);
+
+    let (out_a, out_b) = (import_a.wait_with_output().unwrap(), import_b.wait_with_output().unwrap());
+    assert!(out_a.status.success() && out_b.status.success(), "imports failed:\n{}\n{}", text(&out_a.stderr), text(&out_b.stderr));
+    let ((accepted_a, duplicates_a), (accepted_b, duplicates_b)) = (import_counts(&text(&out_a.stderr)), import_counts(&text(&out_b.stderr)));
+    // The generated file repeats some records on purpose (client retries).
+    let file = std::fs::read_to_string(&records).unwrap();
+    let lines: Vec<serde_json::Value> = file.lines().filter(|line| !line.trim().is_empty()).map(|line| serde_json::from_str(line).unwrap()).collect();
+    let unique: std::collections::HashSet<(String, String)> =
+        lines.iter().map(|record| (record["tenant"].to_string(), record["event_id"].to_string())).collect();
+    assert_eq!(accepted_a + accepted_b, unique.len() as u64, "each record accepted exactly once across the two ingest processes");
+    assert_eq!(duplicates_a + duplicates_b, 2 * lines.len() as u64 - unique.len() as u64, "and a duplicate everywhere else");
+
+    // A retried import (all duplicates) that waits for attribution to finish everything.
+    let retried = ingest_b.cli_ok(&["import", "records", &records, "--wait"]);
+    drop(retried);
+    assert_reports_match(&query, &data);
+
+    // Both workers took part: each held shards (their leases are in the log).
+    drop((worker_a, worker_b));
+}

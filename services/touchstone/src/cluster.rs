@@ -1,0 +1,107 @@
+//! The separate-process deployment on ScyllaDB (or Cassandra): `touchstone migrate`, then
+//! any number of `touchstone ingest`, `touchstone attribution` and `touchstone query`
+//! processes on the same keyspace. They share nothing but the database: ingestion reaches
+//! attribution through the ingest log tables, and attribution workers split the log shards
+//! through leases there.
+
+use crate::CommandResult;
+use crate::serve::{Roles, init_tracing, serve};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use touchstone_attribution::WorkerOptions;
+use touchstone_store::cql::{CqlOptions, CqlStore};
+use touchstone_store::{Store, cql_schema};
+
+/// Where the database is: shared by every subcommand that talks to it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// ScyllaDB (or Cassandra) contact points, `host:port`, comma-separated.
+    #[arg(long, env = "TOUCHSTONE_SCYLLA_NODES", value_delimiter = ',', required = true)]
+    pub scylla_nodes: Vec<String>,
+    #[arg(long, env = "TOUCHSTONE_KEYSPACE", default_value = "touchstone")]
+    pub keyspace: String,
+}
+
+/// Schema parameters, used when `migrate` creates the keyspace and tables.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SchemaArgs {
+    /// Replicas of every row (NetworkTopologyStrategy in every datacenter); 3 in production.
+    #[arg(long, env = "TOUCHSTONE_REPLICATION_FACTOR", default_value_t = 1)]
+    pub replication_factor: u32,
+    /// How long stored records, conversions and rollups live (the tables' default TTL).
+    #[arg(long, env = "TOUCHSTONE_RETENTION_DAYS", default_value_t = cql_schema::DEFAULT_RETENTION_SECONDS / 86_400)]
+    pub retention_days: u64,
+}
+
+/// The role a process plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Ingest,
+    Attribution,
+    Query,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Ingest => "touchstone ingest",
+            Role::Attribution => "touchstone attribution",
+            Role::Query => "touchstone query",
+        }
+    }
+
+    fn service_name(self) -> &'static str {
+        match self {
+            Role::Ingest => "touchstone-ingest",
+            Role::Attribution => "touchstone-attribution",
+            Role::Query => "touchstone-query",
+        }
+    }
+}
+
+fn options(database: &DatabaseArgs) -> CqlOptions {
+    CqlOptions::new(database.scylla_nodes.clone(), database.keyspace.clone())
+}
+
+/// `touchstone migrate`: creates or updates the keyspace and tables, then exits.
+pub async fn migrate(database: DatabaseArgs, schema: SchemaArgs) -> CommandResult {
+    let mut options = options(&database);
+    options.replication_factor = schema.replication_factor;
+    options.retention_seconds = schema.retention_days.saturating_mul(86_400);
+    CqlStore::migrate(&options).await.map_err(|err| format!("migrating keyspace {}: {err}", database.keyspace))?;
+    println!("keyspace {} is up to date", database.keyspace);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `touchstone ingest | attribution | query`: one role on the shared keyspace.
+pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_id: Option<String>) -> CommandResult {
+    let tracer_provider = init_tracing(role.service_name());
+    let store = CqlStore::connect(options(&database))
+        .await
+        .map_err(|err| format!("cannot use keyspace {} on {}: {err} (has `touchstone migrate` run?)", database.keyspace, database.scylla_nodes.join(",")))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let roles = match role {
+        Role::Ingest => Roles { ingest: true, ..Roles::default() },
+        Role::Query => Roles { query: true, ..Roles::default() },
+        Role::Attribution => {
+            let id = worker_id.unwrap_or_else(default_worker_id);
+            let mut worker = WorkerOptions::new(id);
+            worker.lease_ttl = Duration::from_secs(10);
+            Roles { worker: Some(worker), ..Roles::default() }
+        }
+    };
+    let detail = format!("(keyspace {} on {})", database.keyspace, database.scylla_nodes.join(","));
+    let result = serve(store, listen, roles, role.name(), &detail).await;
+    if let Some(provider) = tracer_provider {
+        let _ = provider.shutdown();
+    }
+    result
+}
+
+/// Host name and process id: unique among live workers, and readable in lease rows.
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|host| !host.is_empty()).unwrap_or_else(|| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
+}

@@ -1,0 +1,146 @@
+//! Every CQL statement the backend runs, prepared once at connect.
+//!
+//! Prepared statements are what make requests token-aware: the driver's default load
+//! balancing computes each request's partition token from the bound key values and sends it
+//! to a replica that owns the partition, so no request takes an extra coordinator hop.
+
+use super::cql_error;
+use crate::Result;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, SerialConsistency};
+
+/// Rows per page of every paged read.
+pub(super) const PAGE_SIZE: i32 = 5_000;
+
+/// How a statement is run.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A plain upsert or delete of fixed values: running it twice is running it once, so the
+    /// retry policy may retry it after a timeout.
+    Write,
+    /// A read, paged.
+    Read,
+    /// A read at the serial consistency: it sees (and completes) every compare-and-set that
+    /// started before it.
+    SerialRead,
+    /// A compare-and-set (LWT). Marked idempotent too: every caller reads a "not applied"
+    /// answer that shows its own earlier attempt as what it is (its own dedup position, its
+    /// own step id) or treats it as lost and retries with new values, so a driver retry after
+    /// an unknown outcome never turns into a wrong answer.
+    Lwt,
+}
+
+macro_rules! statements {
+    ($($(#[$doc:meta])* $name:ident: $kind:ident => $cql:literal,)+) => {
+        pub(super) struct Statements {
+            $($(#[$doc])* pub $name: PreparedStatement,)+
+        }
+
+        impl Statements {
+            pub(super) async fn prepare(session: &Session, keyspace: &str, serial: SerialConsistency) -> Result<Statements> {
+                Ok(Statements {
+                    $($name: prepare(session, keyspace, serial, $cql, Kind::$kind).await?,)+
+                })
+            }
+        }
+    };
+}
+
+async fn prepare(session: &Session, keyspace: &str, serial: SerialConsistency, cql: &str, kind: Kind) -> Result<PreparedStatement> {
+    let text = cql.replace("{ks}", keyspace);
+    let mut statement = session.prepare(text).await.map_err(cql_error)?;
+    statement.set_is_idempotent(true);
+    match kind {
+        Kind::Write | Kind::Lwt => {}
+        Kind::Read => statement.set_page_size(PAGE_SIZE),
+        Kind::SerialRead => {
+            statement.set_page_size(PAGE_SIZE);
+            statement.set_consistency(match serial {
+                SerialConsistency::Serial => Consistency::Serial,
+                SerialConsistency::LocalSerial => Consistency::LocalSerial,
+            });
+        }
+    }
+    Ok(statement)
+}
+
+statements! {
+    // ---- records, written once per accepted record ----
+    insert_message: Write => "INSERT INTO {ks}.messages (tenant, msg_hash, campaign_id, channel, tags, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
+    insert_touch_by_customer: Write => "INSERT INTO {ks}.touches_by_customer (tenant, customer_id, bucket, ts, event_id, msg_hash, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    insert_touch_by_message: Write => "INSERT INTO {ks}.touches_by_message (tenant, msg_hash, bucket, ts, event_id, customer_id, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    insert_touch_by_time: Write => "INSERT INTO {ks}.touches_by_time (tenant, hour, shard, ts, event_id, msg_hash, customer_id, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_event_by_time: Write => "INSERT INTO {ks}.events_by_time (tenant, hour, shard, ts, event_id, customer_id, name, value_micros, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_event_by_name: Write => "INSERT INTO {ks}.events_by_name (tenant, name, day, ts, event_id, customer_id, value_micros, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_order: Write => "INSERT INTO {ks}.orders (tenant, order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_order_by_day: Write => "INSERT INTO {ks}.orders_by_day (tenant, day, shard, order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_badge: Write => "INSERT INTO {ks}.badges (tenant, customer_id, bucket, ts, event_id, badge_id, action, source, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_bucket: Write => "INSERT INTO {ks}.buckets (tenant, table_name, key, bucket) VALUES (?, ?, ?, ?)",
+    insert_tenant: Write => "INSERT INTO {ks}.tenants (shard, tenant) VALUES (?, ?)",
+
+    // ---- record reads ----
+    select_message: Read => "SELECT campaign_id, channel, tags, sent_at FROM {ks}.messages WHERE tenant = ? AND msg_hash = ?",
+    select_touches_by_customer: Read => "SELECT ts, event_id, msg_hash, kind FROM {ks}.touches_by_customer WHERE tenant = ? AND customer_id = ? AND bucket = ? AND ts >= ? AND ts <= ?",
+    select_touches_by_message: Read => "SELECT ts, event_id, customer_id, kind FROM {ks}.touches_by_message WHERE tenant = ? AND msg_hash = ? AND bucket = ?",
+    select_touches_by_time: Read => "SELECT ts, event_id, msg_hash, customer_id, kind FROM {ks}.touches_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
+    select_events_by_time: Read => "SELECT ts, event_id, customer_id, name, value_micros, msg_hash FROM {ks}.events_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
+    select_events_by_name: Read => "SELECT ts, event_id, customer_id, value_micros, msg_hash FROM {ks}.events_by_name WHERE tenant = ? AND name = ? AND day = ?",
+    select_orders: Read => "SELECT order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash FROM {ks}.orders WHERE tenant = ? AND order_id = ?",
+    select_orders_by_day: Read => "SELECT order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash FROM {ks}.orders_by_day WHERE tenant = ? AND day = ? AND shard = ?",
+    select_buckets: Read => "SELECT bucket FROM {ks}.buckets WHERE tenant = ? AND table_name = ? AND key = ? AND bucket >= ? AND bucket <= ?",
+    select_tenants: Read => "SELECT tenant FROM {ks}.tenants WHERE shard = ?",
+
+    // ---- conversions: written with the timestamp of their step ----
+    insert_conversion: Write => "INSERT INTO {ks}.conversions (tenant, goal_id, key, conversion) VALUES (?, ?, ?, ?)",
+    delete_conversion: Write => "DELETE FROM {ks}.conversions WHERE tenant = ? AND goal_id = ? AND key = ?",
+    insert_conversion_by_customer: Write => "INSERT INTO {ks}.conversions_by_customer (tenant, customer_id, bucket, ts, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    delete_conversion_by_customer: Write => "DELETE FROM {ks}.conversions_by_customer WHERE tenant = ? AND customer_id = ? AND bucket = ? AND ts = ? AND goal_id = ? AND key = ?",
+    insert_conversion_by_time: Write => "INSERT INTO {ks}.conversions_by_time (tenant, hour, shard, ts, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    delete_conversion_by_time: Write => "DELETE FROM {ks}.conversions_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts = ? AND goal_id = ? AND key = ?",
+    insert_conversion_by_explicit: Write => "INSERT INTO {ks}.conversions_by_explicit (tenant, msg_hash, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?)",
+    delete_conversion_by_explicit: Write => "DELETE FROM {ks}.conversions_by_explicit WHERE tenant = ? AND msg_hash = ? AND goal_id = ? AND key = ?",
+    select_conversion: Read => "SELECT conversion FROM {ks}.conversions WHERE tenant = ? AND goal_id = ? AND key = ?",
+    select_conversions_by_customer: Read => "SELECT conversion FROM {ks}.conversions_by_customer WHERE tenant = ? AND customer_id = ? AND bucket = ? AND ts >= ? AND ts <= ?",
+    select_conversions_by_time: Read => "SELECT conversion FROM {ks}.conversions_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
+    select_conversions_by_explicit: Read => "SELECT conversion FROM {ks}.conversions_by_explicit WHERE tenant = ? AND msg_hash = ?",
+
+    // ---- rollups ----
+    insert_rollup_delta: Write => "INSERT INTO {ks}.rollup_deltas (tenant, granularity, bucket, cell, step, count, value_micros) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    select_rollup_deltas: Read => "SELECT cell, count, value_micros FROM {ks}.rollup_deltas WHERE tenant = ? AND granularity = ? AND bucket = ?",
+
+    // ---- configs ----
+    select_config: Read => "SELECT version, config FROM {ks}.configs WHERE tenant = ?",
+    insert_config_if_absent: Lwt => "INSERT INTO {ks}.configs (tenant, version, config) VALUES (?, ?, ?) IF NOT EXISTS",
+    update_config_if_version: Lwt => "UPDATE {ks}.configs SET version = ?, config = ? WHERE tenant = ? IF version = ?",
+
+    // ---- dedup and the ingest log ----
+    insert_dedup_if_absent: Lwt => "INSERT INTO {ks}.dedup (tenant, namespace, id, shard, seq) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS",
+    init_log_head: Lwt => "INSERT INTO {ks}.log_heads (shard, head) VALUES (?, 0) IF NOT EXISTS",
+    select_log_head: Read => "SELECT head FROM {ks}.log_heads WHERE shard = ?",
+    update_log_head_if: Lwt => "UPDATE {ks}.log_heads SET head = ? WHERE shard = ? IF head = ?",
+    insert_intent_if_absent: Lwt => "INSERT INTO {ks}.ingest_log (shard, chunk, seq, appended_at, payload) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS",
+    insert_entry_if_absent: Lwt => "INSERT INTO {ks}.ingest_log (shard, chunk, seq, appended_at, outcome, payload) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS",
+    insert_skip_if_absent: Lwt => "INSERT INTO {ks}.ingest_log (shard, chunk, seq, outcome) VALUES (?, ?, ?, 'skipped') IF NOT EXISTS",
+    update_log_outcome_if_unset: Lwt => "UPDATE {ks}.ingest_log SET outcome = ? WHERE shard = ? AND chunk = ? AND seq = ? IF outcome = null",
+    update_log_outcome: Write => "UPDATE {ks}.ingest_log SET outcome = ? WHERE shard = ? AND chunk = ? AND seq = ?",
+    select_log_rows: Read => "SELECT seq, appended_at, outcome, payload FROM {ks}.ingest_log WHERE shard = ? AND chunk = ? AND seq > ? AND seq <= ?",
+    delete_log_range: Write => "DELETE FROM {ks}.ingest_log WHERE shard = ? AND chunk = ? AND seq > ? AND seq <= ?",
+    delete_log_chunk: Write => "DELETE FROM {ks}.ingest_log WHERE shard = ? AND chunk = ?",
+
+    // ---- attribution progress and steps ----
+    init_progress: Lwt => "INSERT INTO {ks}.shard_progress (shard, processed, step_id, step_timestamp, step_parts) VALUES (?, 0, 0, 0, 0) IF NOT EXISTS",
+    select_progress: Read => "SELECT processed, step_id, step_timestamp, step_parts FROM {ks}.shard_progress WHERE shard = ?",
+    select_progress_serial: SerialRead => "SELECT processed, step_id, step_timestamp, step_parts FROM {ks}.shard_progress WHERE shard = ?",
+    update_progress_if: Lwt => "UPDATE {ks}.shard_progress SET processed = ?, step_id = ?, step_timestamp = ?, step_parts = ? WHERE shard = ? IF processed = ? AND step_id = ?",
+    insert_step_part: Write => "INSERT INTO {ks}.shard_steps (shard, step_id, part, body) VALUES (?, ?, ?, ?)",
+    select_step_parts: Read => "SELECT part, body FROM {ks}.shard_steps WHERE shard = ? AND step_id = ?",
+    delete_step: Write => "DELETE FROM {ks}.shard_steps WHERE shard = ? AND step_id = ?",
+
+    // ---- workers ----
+    insert_lease_if_absent: Lwt => "INSERT INTO {ks}.worker_leases (shard, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?",
+    renew_lease_if_owner: Lwt => "UPDATE {ks}.worker_leases USING TTL ? SET owner = ? WHERE shard = ? IF owner = ?",
+    delete_lease_if_owner: Lwt => "DELETE FROM {ks}.worker_leases WHERE shard = ? IF owner = ?",
+    insert_live_worker: Write => "INSERT INTO {ks}.live_workers (pool, worker) VALUES (?, ?) USING TTL ?",
+    select_live_workers: Read => "SELECT worker FROM {ks}.live_workers WHERE pool = ?",
+}

@@ -1,0 +1,265 @@
+//! Attribution commits: fenced by one compare-and-set, applied after it, re-applied by
+//! whoever finds a step it has not applied itself.
+//!
+//! A commit stores the step's body in `shard_steps`, then moves `shard_progress` from
+//! `(after, previous step)` to `(processed, this step)` by LWT: a worker that lost its lease
+//! (or any second commit from the same position) finds the row changed and gets
+//! [`StoreError::Fenced`]. Applying the step (conversion rows, rollup deltas, trimming the
+//! log) follows; if the process dies before it is done, the next process to read or commit
+//! the shard applies the stored step again first ([`Inner::catch_up`]). Every write of a
+//! step is idempotent and carries the step's timestamp, which grows from step to step, so
+//! applying a step twice, or late, never changes what a newer step wrote.
+
+use super::log::{CHUNK, chunk};
+use super::rows::{ConversionRow, RollupRow, conversion_buckets, conversion_rows, rollup_bucket};
+use super::{Inner, Write, all, decode, encode, seq_value, shard_value};
+use crate::{AttributionCommit, LOG_SHARDS, Result, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use touchstone_core::attribution::Conversion;
+use touchstone_core::model::Millis;
+use touchstone_core::rollup::{Cell, Granularity, Tally};
+
+/// The most bytes of a step body stored in one `shard_steps` row: a recompute of a large
+/// tenant changes many conversions, and one cell must stay well below the mutation limit.
+const PART_BYTES: usize = 1 << 20;
+
+/// A shard's progress as stored in `shard_progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct StepMark {
+    pub processed: u64,
+    /// 0: no step committed yet.
+    pub step_id: i64,
+    /// Write timestamp (µs) of the step's rows.
+    pub timestamp: i64,
+    pub parts: i32,
+}
+
+/// A committed step as stored: the commit and what is needed to apply it again.
+#[derive(Serialize, Deserialize)]
+struct StoredStep {
+    id: i64,
+    /// The step it follows, whose body is deleted once this one is applied.
+    previous: i64,
+    timestamp: i64,
+    shard: u32,
+    after: u64,
+    processed: u64,
+    conversions: Vec<(Option<Conversion>, Option<Conversion>)>,
+    rollups: Vec<(String, Millis, Cell, Tally)>,
+}
+
+/// `processed, step_id, step_timestamp, step_parts` of `shard_progress`.
+pub(super) type ProgressRow = (Option<i64>, Option<i64>, Option<i64>, Option<i32>);
+
+impl Inner {
+    /// Commits (and with `apply`, applies) one attribution step.
+    pub(super) async fn commit(&self, commit: AttributionCommit, apply: bool) -> Result<()> {
+        let s = &self.statements;
+        let shard = commit.shard;
+        if shard >= LOG_SHARDS {
+            return Err(StoreError::Backend(format!("commit of log shard {shard}, of {LOG_SHARDS}")));
+        }
+        if commit.processed < commit.after {
+            return Err(StoreError::Backend(format!(
+                "commit of shard {shard} moves the processed position back from {} to {}",
+                commit.after, commit.processed
+            )));
+        }
+        let known = self.applied().get(&shard).copied();
+        let base = match known {
+            Some(mark) if mark.processed == commit.after => mark,
+            _ => self.catch_up(shard).await?,
+        };
+        if base.processed != commit.after {
+            return Err(StoreError::Fenced { shard });
+        }
+
+        let step = StoredStep {
+            id: fresh_step_id(),
+            previous: base.step_id,
+            timestamp: now_micros().max(base.timestamp + 1),
+            shard,
+            after: commit.after,
+            processed: commit.processed,
+            conversions: commit.conversions.into_iter().map(|change| (change.old, change.new)).collect(),
+            rollups: commit.rollups.into_iter().map(|d| (d.tenant, d.hour, d.cell, d.tally)).collect(),
+        };
+        let body = encode(&step)?;
+        let parts: Vec<&[u8]> = body.chunks(PART_BYTES).collect();
+        let part_count = i32::try_from(parts.len()).map_err(|_| StoreError::Backend("a step too large to store".to_owned()))?;
+        let writes = parts.iter().zip(0..).map(|(part, i)| self.run(&s.insert_step_part, (shard_value(shard), step.id, i, part)));
+        all(writes).await?;
+
+        let values = (
+            seq_value(step.processed),
+            step.id,
+            step.timestamp,
+            part_count,
+            shard_value(shard),
+            seq_value(step.after),
+            base.step_id,
+        );
+        let moved = self.lwt(&s.update_progress_if, values).await?;
+        // Not applied but naming this step: an earlier attempt of this very request applied.
+        if !moved.applied && moved.bigint("step_id") != Some(step.id) {
+            if let Err(error) = self.run(&s.delete_step, (shard_value(shard), step.id)).await {
+                tracing::warn!(shard, %error, "could not delete the body of a fenced step");
+            }
+            return Err(StoreError::Fenced { shard });
+        }
+        if apply {
+            self.apply(&step).await?;
+            let mark = StepMark { processed: step.processed, step_id: step.id, timestamp: step.timestamp, parts: part_count };
+            self.applied().insert(shard, mark);
+        }
+        Ok(())
+    }
+
+    /// The processed position of `shard`, after making sure its last step is applied: a
+    /// no-op when this process applied it, or when `after` is the position it committed.
+    pub(super) async fn ensure_step_applied(&self, shard: u32, after: Option<u64>) -> Result<u64> {
+        if let Some(after) = after
+            && self.applied().get(&shard).is_some_and(|mark| mark.processed == after)
+        {
+            return Ok(after);
+        }
+        Ok(self.catch_up(shard).await?.processed)
+    }
+
+    /// Reads the shard's progress at serial consistency (seeing every commit before it) and
+    /// applies its step unless this process already has.
+    async fn catch_up(&self, shard: u32) -> Result<StepMark> {
+        let row: Option<ProgressRow> = self.row(&self.statements.select_progress_serial, (shard_value(shard),)).await?;
+        let stored = match row {
+            Some((processed, step_id, timestamp, parts)) => StepMark {
+                processed: processed.map_or(0, |p| p.max(0) as u64),
+                step_id: step_id.unwrap_or(0),
+                timestamp: timestamp.unwrap_or(0),
+                parts: parts.unwrap_or(0),
+            },
+            None => StepMark { processed: 0, step_id: 0, timestamp: 0, parts: 0 },
+        };
+        let known = self.applied().get(&shard).map(|mark| mark.step_id);
+        if stored.step_id != 0 && known != Some(stored.step_id) {
+            let Some(step) = self.load_step(shard, stored).await? else {
+                // Its body is gone: a newer step was applied since the read above.
+                return Err(StoreError::Unavailable(format!("log shard {shard} moved while it was read; read it again")));
+            };
+            tracing::info!(shard, step = step.id, processed = step.processed, "applying a committed step again");
+            self.apply(&step).await?;
+        }
+        self.applied().insert(shard, stored);
+        Ok(stored)
+    }
+
+    async fn load_step(&self, shard: u32, mark: StepMark) -> Result<Option<StoredStep>> {
+        // Parts are up to a MiB each: a few per page.
+        let mut statement = self.statements.select_step_parts.clone();
+        statement.set_page_size(4);
+        let parts: Vec<(i32, Vec<u8>)> = self.rows(&statement, (shard_value(shard), mark.step_id)).await?;
+        if parts.len() != usize::try_from(mark.parts).unwrap_or(0) || parts.iter().zip(0..).any(|((part, _), i)| *part != i) {
+            return Ok(None);
+        }
+        let body: Vec<u8> = parts.into_iter().flat_map(|(_, bytes)| bytes).collect();
+        decode("attribution step", &body).map(Some)
+    }
+
+    /// Writes everything a step changes. Safe to repeat, also after newer steps.
+    async fn apply(&self, step: &StoredStep) -> Result<()> {
+        let timestamp = step.timestamp;
+
+        // Rows that a change's new version writes are not deleted for its old version: with
+        // equal timestamps the deletion would win.
+        let mut written = HashSet::new();
+        let mut new_rows = Vec::new();
+        let mut buckets = HashSet::new();
+        for new in step.conversions.iter().filter_map(|(_, new)| new.as_ref()) {
+            let rows = conversion_rows(new);
+            written.extend(rows.iter().cloned());
+            buckets.extend(conversion_buckets(new));
+            new_rows.push((rows, encode(new)?));
+        }
+        let deleted: HashSet<ConversionRow> = step
+            .conversions
+            .iter()
+            .filter_map(|(old, _)| old.as_ref())
+            .flat_map(conversion_rows)
+            .filter(|row| !written.contains(row))
+            .collect();
+
+        // Sum per stored row first: the hours of one day all land on the same day row.
+        let mut sums: BTreeMap<(String, Granularity, Millis, Vec<u8>), Tally> = BTreeMap::new();
+        for (tenant, hour, cell, tally) in &step.rollups {
+            let cell = encode(cell)?;
+            for granularity in Granularity::ALL {
+                let bucket = rollup_bucket(tenant, granularity, *hour);
+                sums.entry((tenant.clone(), granularity, bucket.bucket, cell.clone())).or_default().add(*tally);
+                buckets.insert(bucket);
+            }
+        }
+        let rollups: Vec<RollupRow> = sums
+            .into_iter()
+            .filter(|(_, tally)| !tally.is_zero())
+            .map(|((tenant, granularity, bucket, cell), tally)| RollupRow { tenant, granularity, bucket, cell, tally })
+            .collect();
+
+        let mut writes: Vec<Write<'_>> = buckets.into_iter().map(|row| self.write_bucket(row)).collect();
+        for (rows, body) in &new_rows {
+            writes.extend(rows.iter().map(|row| self.write_conversion(row, Some(body), timestamp)));
+        }
+        writes.extend(deleted.iter().map(|row| self.write_conversion(row, None, timestamp)));
+        all(writes).await?;
+        self.write_rollups(&rollups, step.id, timestamp).await?;
+
+        self.trim_log(step.shard, step.after, step.processed).await?;
+        if step.previous != 0 {
+            self.run(&self.statements.delete_step, (shard_value(step.shard), step.previous)).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the shard's log rows with `after < seq <= processed`: whole partitions where
+    /// every position is processed, a range of the last one otherwise.
+    async fn trim_log(&self, shard: u32, after: u64, processed: u64) -> Result<()> {
+        if processed <= after {
+            return Ok(());
+        }
+        let s = &self.statements;
+        let deletes = (after + 1) / CHUNK..=processed / CHUNK;
+        let deletes = deletes.map(|chunk_no| {
+            let last_in_chunk = (chunk_no + 1) * CHUNK - 1;
+            let chunk_no = chunk(chunk_no * CHUNK);
+            async move {
+                if processed >= last_in_chunk {
+                    self.run(&s.delete_log_chunk, (shard_value(shard), chunk_no)).await
+                } else {
+                    self.run(&s.delete_log_range, (shard_value(shard), chunk_no, seq_value(after), seq_value(processed))).await
+                }
+            }
+        });
+        all(deletes).await?;
+        Ok(())
+    }
+}
+
+/// A step id no other step of any process has: random, never 0.
+fn fresh_step_id() -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // `RandomState` is seeded from the OS once per thread and stepped on every call.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    hasher.write_i64(now_micros());
+    match hasher.finish() as i64 {
+        0 => 1,
+        id => id,
+    }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
+}

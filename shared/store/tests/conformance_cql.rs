@@ -1,0 +1,331 @@
+//! The conformance suite against the CQL backend, each check in a fresh keyspace, plus the
+//! crash and concurrency cases only a cluster backend has.
+//!
+//! The node(s) come from `TOUCHSTONE_CASSANDRA_NODES` or `TOUCHSTONE_SCYLLA_NODES`
+//! (comma-separated `host:port`); `deploy/cassandra/start.sh` starts one. Without either,
+//! every test here says so on stderr and passes, unless `TOUCHSTONE_REQUIRE_CQL=1`, which
+//! makes them fail instead (CI sets it where it runs a node).
+
+#![allow(clippy::cloned_ref_to_slice_refs)] // `[x.clone()]` reads better in assertions.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use touchstone_core::attribution::{Conversion, ConversionFact, Credit};
+use touchstone_core::model::{Millis, Record, Touch, TouchKind};
+use touchstone_core::rollup::{Cell, Cells, Granularity, HOUR_MS, Tally};
+use touchstone_store::{
+    AttributionCommit, ConversionChange, CqlOptions, CqlStore, IngestOutcome, LogPayload, RollupDelta, Store, StoreError,
+    log_shard,
+};
+
+/// The configured nodes; `None` (after saying so) when there are none and none are required.
+fn cql_nodes(test: &str) -> Option<Vec<String>> {
+    let configured = ["TOUCHSTONE_CASSANDRA_NODES", "TOUCHSTONE_SCYLLA_NODES"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|value| !value.trim().is_empty()));
+    match configured {
+        Some(nodes) => Some(nodes.split(',').map(|node| node.trim().to_owned()).collect()),
+        None if std::env::var("TOUCHSTONE_REQUIRE_CQL").as_deref() == Ok("1") => {
+            panic!("TOUCHSTONE_REQUIRE_CQL=1 but neither TOUCHSTONE_CASSANDRA_NODES nor TOUCHSTONE_SCYLLA_NODES is set")
+        }
+        None => {
+            eprintln!(
+                "SKIPPED {test}: no CQL node (set TOUCHSTONE_CASSANDRA_NODES=host:port, e.g. after deploy/cassandra/start.sh)"
+            );
+            None
+        }
+    }
+}
+
+/// A keyspace no other test, run or process uses.
+fn fresh_keyspace() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("touchstone_test_{secs}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn options(nodes: Vec<String>, keyspace: &str) -> CqlOptions {
+    CqlOptions { intent_timeout: Duration::from_secs(1), ..CqlOptions::new(nodes, keyspace) }
+}
+
+/// A store on a keyspace of its own.
+struct Fixture {
+    store: CqlStore,
+    nodes: Vec<String>,
+    keyspace: String,
+}
+
+impl Fixture {
+    async fn new(nodes: Vec<String>) -> Fixture {
+        let keyspace = fresh_keyspace();
+        let options = options(nodes.clone(), &keyspace);
+        CqlStore::migrate(&options).await.expect("creating the keyspace");
+        let store = CqlStore::connect(options).await.expect("connecting to the CQL node");
+        Fixture { store, nodes, keyspace }
+    }
+
+    /// Another store (another process, as far as the backend can tell) on the same keyspace.
+    async fn another(&self) -> CqlStore {
+        CqlStore::connect(options(self.nodes.clone(), &self.keyspace)).await.expect("connecting again")
+    }
+}
+
+/// Drops the keyspace, so that a run's keyspaces do not pile up in the node's memory. From a
+/// thread of its own, with a session of its own: the test's runtime is the one dropping us.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let (nodes, keyspace) = (self.nodes.clone(), self.keyspace.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let session = scylla::client::session_builder::SessionBuilder::new()
+                    .known_nodes(&nodes)
+                    .build()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(())
+            })
+        })
+        .join();
+        if let Ok(Err(error)) | Err(error) = dropped.map_err(|_| "the thread panicked".to_owned()) {
+            eprintln!("could not drop test keyspace {}: {error}", self.keyspace);
+        }
+    }
+}
+
+impl Deref for Fixture {
+    type Target = CqlStore;
+
+    fn deref(&self) -> &CqlStore {
+        &self.store
+    }
+}
+
+// `return` in the block leaves the test itself: the suite's tests pass after saying why.
+touchstone_store::conformance_suite!(cql, {
+    let Some(nodes) = cql_nodes("cql conformance check") else { return Ok(()) };
+    Fixture::new(nodes)
+});
+
+/// A fixture for the backend-specific tests below, or `return Ok(())` when skipped.
+macro_rules! fixture {
+    ($test:literal) => {
+        match cql_nodes($test) {
+            Some(nodes) => Fixture::new(nodes).await,
+            None => return Ok(()),
+        }
+    };
+}
+
+const T0: Millis = 1_704_067_200_000;
+
+fn unique(name: &str) -> String {
+    format!("{name}-{}", fresh_keyspace())
+}
+
+fn touch(tenant: &str, event_id: &str, ts: Millis) -> Touch {
+    Touch {
+        tenant: tenant.into(),
+        event_id: event_id.into(),
+        msg_hash: "m1".into(),
+        customer_id: "c1".into(),
+        kind: TouchKind::Opened,
+        ts,
+    }
+}
+
+fn conversion(tenant: &str, key: &str, ts: Millis) -> Conversion {
+    Conversion {
+        fact: ConversionFact {
+            tenant: tenant.into(),
+            goal_id: "orders".into(),
+            key: key.into(),
+            customer_id: "c1".into(),
+            ts,
+            value_micros: 5_000_000,
+            source_event_id: format!("src-{key}"),
+            explicit_msg_hash: None,
+        },
+        credit: Credit::unattributed(),
+    }
+}
+
+fn opened() -> Cell {
+    Cell::Touch { msg_hash: "m1".into(), kind: TouchKind::Opened }
+}
+
+fn one_opened(tenant: &str) -> RollupDelta {
+    RollupDelta { tenant: tenant.into(), hour: T0, cell: opened(), tally: Tally { count: 1, value_micros: 250 } }
+}
+
+async fn hour_cells(store: &dyn Store, tenant: &str) -> touchstone_store::Result<Cells> {
+    store.rollups(tenant, Granularity::Hour, T0, T0 + HOUR_MS).await
+}
+
+fn cells(count: i64, value_micros: i128) -> Cells {
+    let mut cells = Cells::default();
+    cells.add(opened(), Tally { count, value_micros });
+    cells
+}
+
+/// Ingests one touch and reads it back from the log: `(shard, after, entry seq)`.
+async fn one_logged_touch(store: &dyn Store, tenant: &str) -> touchstone_store::Result<(u32, u64, u64)> {
+    let shard = log_shard(tenant);
+    store.ingest(vec![Record::Touch(touch(tenant, "e1", T0))]).await?;
+    let after = store.log_status(shard).await?.processed;
+    let entries = store.read_log(shard, after, 10).await?;
+    let last = entries.last().expect("the ingested touch is in the log").seq;
+    Ok((shard, after, last))
+}
+
+#[tokio::test]
+async fn a_step_applied_again_leaves_rollups_exact() -> touchstone_store::Result<()> {
+    let fixture = fixture!("a_step_applied_again_leaves_rollups_exact");
+    let t = unique("again");
+    let (shard, after, last) = one_logged_touch(&*fixture, &t).await?;
+    let step = AttributionCommit { shard, after, processed: last, conversions: Vec::new(), rollups: vec![one_opened(&t)] };
+    fixture.commit_attribution(step).await?;
+
+    // A second process knows nothing of the step, so it applies it again before reading.
+    let other = fixture.another().await;
+    assert_eq!(other.log_status(shard).await?.processed, last);
+    assert!(other.read_log(shard, last, 10).await?.is_empty());
+    assert_eq!(hour_cells(&other, &t).await?, cells(1, 250), "the step counted twice");
+    assert_eq!(store_day(&other, &t).await?, cells(1, 250));
+    Ok(())
+}
+
+async fn store_day(store: &dyn Store, tenant: &str) -> touchstone_store::Result<Cells> {
+    store.rollups(tenant, Granularity::Day, Granularity::Day.bucket(T0), Granularity::Day.bucket(T0) + 24 * HOUR_MS).await
+}
+
+#[tokio::test]
+async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::Result<()> {
+    let fixture = fixture!("a_crash_between_commit_and_apply_loses_nothing");
+    let t = unique("crash");
+    let (shard, after, last) = one_logged_touch(&*fixture, &t).await?;
+    let converted = conversion(&t, "o1", T0 + 5);
+    let step = AttributionCommit {
+        shard,
+        after,
+        processed: last,
+        conversions: vec![ConversionChange { old: None, new: Some(converted.clone()) }],
+        rollups: vec![one_opened(&t)],
+    };
+    fixture.commit_without_applying(step).await?;
+    assert_eq!(fixture.conversion(&t, "orders", "o1").await?, None, "the test hook applied the step");
+
+    // The first store is not used again, as if its process had died.
+    let restarted = fixture.another().await;
+    assert!(restarted.read_log(shard, last, 10).await?.is_empty());
+    assert_eq!(restarted.conversion(&t, "orders", "o1").await?, Some(converted.clone()));
+    assert_eq!(restarted.customer_conversions(&t, "c1", T0, T0 + 10).await?, [converted.clone()]);
+    assert_eq!(restarted.conversions_between(&t, T0, T0 + HOUR_MS).await?, [converted]);
+    assert_eq!(hour_cells(&restarted, &t).await?, cells(1, 250));
+    let status = restarted.log_status(shard).await?;
+    assert_eq!((status.processed, status.oldest_pending_at), (last, None), "the log was not trimmed");
+    // And the next commit builds on the re-applied step.
+    let next = AttributionCommit { shard, after: last, processed: last, conversions: Vec::new(), rollups: vec![one_opened(&t)] };
+    restarted.commit_attribution(next).await?;
+    assert_eq!(hour_cells(&restarted, &t).await?, cells(2, 500));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_intent_left_by_a_crashed_ingest_is_finished_after_the_timeout() -> touchstone_store::Result<()> {
+    let fixture = fixture!("an_intent_left_by_a_crashed_ingest_is_finished_after_the_timeout");
+    let t = unique("intent");
+    let shard = log_shard(&t);
+    let crashed = touch(&t, "e1", T0);
+    let mark = fixture.append_intent_only(Record::Touch(crashed.clone())).await?;
+    // Its duplicate, accepted elsewhere in the meantime, must not count twice.
+    let already = touch(&t, "e2", T0);
+    assert_eq!(fixture.ingest(vec![Record::Touch(already.clone())]).await?, [IngestOutcome::Accepted]);
+    let late_copy = fixture.append_intent_only(Record::Touch(already.clone())).await?;
+    let after = mark.seq - 1;
+
+    assert!(fixture.read_log(shard, after, 10).await?.is_empty(), "read past an intent within its timeout");
+    assert!(fixture.log_status(shard).await?.oldest_pending_at.is_some(), "an intent is pending");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let entries = fixture.read_log(shard, after, 10).await?;
+    let logged: Vec<(u64, LogPayload)> = entries.iter().map(|e| (e.seq, e.payload.clone())).collect();
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    assert_eq!(logged[0], (mark.seq, LogPayload::Record(Record::Touch(crashed.clone()))));
+    assert_eq!(logged[1].1, LogPayload::Record(Record::Touch(already.clone())));
+    assert!(logged[1].0 < late_copy.seq);
+    assert_eq!(fixture.customer_touches(&t, "c1", T0, T0).await?.len(), 2);
+    // The finished intent is a first arrival like any other.
+    assert_eq!(fixture.ingest(vec![Record::Touch(crashed)]).await?, [IngestOutcome::Duplicate]);
+    // Nothing is left pending at or before the late copy.
+    let status = fixture.log_status(shard).await?;
+    let rest = fixture.read_log(shard, logged[1].0, 10).await?;
+    assert!(rest.is_empty(), "the late copy became an entry: {rest:?}");
+    assert!(status.oldest_pending_at.is_some(), "processed has not moved yet");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reserved_position_never_written_is_skipped_after_the_timeout() -> touchstone_store::Result<()> {
+    let fixture = fixture!("a_reserved_position_never_written_is_skipped_after_the_timeout");
+    let t = unique("hole");
+    let shard = log_shard(&t);
+    let first_hole = fixture.reserve_only(shard, 2).await?;
+    fixture.ingest(vec![Record::Touch(touch(&t, "e1", T0))]).await?;
+
+    assert!(fixture.read_log(shard, first_hole - 1, 10).await?.is_empty(), "read past a hole within its timeout");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let entries = fixture.read_log(shard, first_hole - 1, 10).await?;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].seq, first_hole + 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_stores_ingesting_the_same_records_accept_each_once() -> touchstone_store::Result<()> {
+    let fixture = fixture!("two_stores_ingesting_the_same_records_accept_each_once");
+    let other = fixture.another().await;
+    let t = unique("race");
+    let records: Vec<Record> = (0..200).map(|i| Record::Touch(touch(&t, &format!("e{i}"), T0 + i))).collect();
+    let before = fixture.log_status(log_shard(&t)).await?.processed;
+
+    let (first, second) = tokio::join!(fixture.ingest(records.clone()), other.ingest(records.clone()));
+    let (first, second) = (first?, second?);
+    for (i, pair) in first.iter().zip(&second).enumerate() {
+        let accepted = [pair.0, pair.1].iter().filter(|o| **o == &IngestOutcome::Accepted).count();
+        assert_eq!(accepted, 1, "record {i}: {pair:?}");
+    }
+    assert_eq!(fixture.customer_touches(&t, "c1", T0, T0 + 1_000).await?.len(), 200);
+    let entries = fixture.read_log(log_shard(&t), before, 1_000).await?;
+    let mut ids: Vec<&str> = entries
+        .iter()
+        .filter_map(|entry| match &entry.payload {
+            LogPayload::Record(record) if record.tenant() == t => Some(record.id()),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "each record once in the log");
+    assert_eq!(entries.len(), 200, "a duplicate became an entry");
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_commits_from_the_same_position_one_is_fenced() -> touchstone_store::Result<()> {
+    let fixture = fixture!("two_commits_from_the_same_position_one_is_fenced");
+    let other = fixture.another().await;
+    let t = unique("fence");
+    let (shard, after, last) = one_logged_touch(&*fixture, &t).await?;
+    assert_eq!(other.log_status(shard).await?.processed, after);
+    let step = AttributionCommit { shard, after, processed: last, conversions: Vec::new(), rollups: vec![one_opened(&t)] };
+
+    let (first, second) = tokio::join!(fixture.commit_attribution(step.clone()), other.commit_attribution(step));
+    let fenced = [&first, &second].iter().filter(|r| matches!(r, Err(StoreError::Fenced { shard: s }) if *s == shard)).count();
+    assert_eq!(fenced, 1, "{first:?} / {second:?}");
+    assert!(first.is_ok() || second.is_ok());
+    assert_eq!(hour_cells(&*fixture, &t).await?, cells(1, 250));
+    Ok(())
+}
