@@ -11,8 +11,8 @@
 
 use crate::engine;
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use touchstone_store::{LOG_SHARDS, Store, StoreError};
 
@@ -28,7 +28,7 @@ pub struct WorkerOptions {
     /// Log entries per step.
     pub batch: usize,
     /// How long a lease (and this worker's liveness mark) lasts without renewal: how soon a
-    /// dead worker's shards are taken over. Renewed every third of it.
+    /// dead worker's shards are taken over. Renewed every third of it, apart from the steps.
     pub lease_ttl: Duration,
 }
 
@@ -42,26 +42,28 @@ pub struct Worker {
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
     options: WorkerOptions,
-    /// The shards whose leases this worker holds.
-    held: BTreeSet<u32>,
-    /// When the leases were last renewed.
-    renewed_at: Option<Instant>,
 }
+
+/// The shards whose leases this worker holds: renewed by the lease keeper on its own
+/// schedule, so a long step cannot make them lapse; read by the stepping loop.
+type Held = Arc<Mutex<BTreeSet<u32>>>;
 
 impl Worker {
     pub fn new(store: Arc<dyn Store>, wake: Arc<Notify>, options: WorkerOptions) -> Worker {
-        Worker { store, wake, options, held: BTreeSet::new(), renewed_at: None }
+        Worker { store, wake, options }
     }
 
     /// Processes the log until `shutdown` turns true, then gives its leases back. A step is
     /// all or nothing, so stopping between steps (or being killed within one) loses nothing.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(worker = %self.options.id, "attribution worker started");
+        let held: Held = Arc::default();
+        let keeper = tokio::spawn(keep_leases(self.store.clone(), self.options.clone(), held.clone(), shutdown.clone()));
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let pause = match self.round().await {
+            let pause = match self.round(&held).await {
                 Ok(true) => continue,
                 Ok(false) => POLL_INTERVAL,
                 Err(err) => {
@@ -75,24 +77,16 @@ impl Worker {
                 _ = shutdown.changed() => {}
             }
         }
-        for shard in std::mem::take(&mut self.held) {
-            if let Err(err) = self.store.release_lease(shard, &self.options.id).await {
-                tracing::warn!(shard, error = %err, "could not release a lease; it will lapse");
-            }
-        }
+        let _ = keeper.await;
         tracing::info!(worker = %self.options.id, "attribution worker stopped");
     }
 
-    /// Renews leases when due, then one step on each held shard. `true` when any step did
-    /// work (so there may be more right away).
-    async fn round(&mut self) -> touchstone_store::Result<bool> {
-        let renew_every = self.options.lease_ttl / 3;
-        if self.renewed_at.is_none_or(|at| at.elapsed() >= renew_every) {
-            self.balance_leases().await?;
-            self.renewed_at = Some(Instant::now());
-        }
+    /// One step on each held shard. `true` when any step did work (so there may be more
+    /// right away).
+    async fn round(&self, held: &Held) -> touchstone_store::Result<bool> {
+        let shards = lock(held).clone();
         let mut worked = false;
-        for shard in self.held.clone() {
+        for shard in shards {
             match engine::step(self.store.as_ref(), shard, self.options.batch).await {
                 Ok(Some(outcome)) => {
                     worked = true;
@@ -106,49 +100,79 @@ impl Worker {
                 }
                 Ok(None) => {}
                 Err(StoreError::Fenced { shard }) => {
-                    tracing::warn!(shard, "another worker committed this shard; giving it up");
-                    self.held.remove(&shard);
-                    // Renew at once: the lease may have lapsed for the others too.
-                    self.renewed_at = None;
+                    // Our lease lapsed and another worker moved on: its commit stands.
+                    tracing::warn!(shard, "another worker committed this shard; step discarded");
                 }
                 Err(err) => return Err(err),
             }
         }
         Ok(worked)
     }
+}
 
-    /// Renews held leases and moves towards this worker's fair share of the shards.
-    async fn balance_leases(&mut self) -> touchstone_store::Result<()> {
-        let ttl = self.options.lease_ttl;
-        let id = self.options.id.clone();
-        let live = self.store.live_workers(&id, ttl).await?;
-        let share = (LOG_SHARDS as usize).div_ceil(live.len().max(1));
-
-        for shard in self.held.clone() {
-            if !self.store.acquire_lease(shard, &id, ttl).await? {
-                tracing::warn!(shard, "lease lost to another worker");
-                self.held.remove(&shard);
-            }
+/// Renews this worker's leases every third of their ttl and moves towards its fair share
+/// of the shards, until shutdown; then gives them back.
+async fn keep_leases(store: Arc<dyn Store>, options: WorkerOptions, held: Held, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(options.lease_ttl / 3);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => break,
         }
-        while self.held.len() > share {
-            let Some(shard) = self.held.pop_last() else { break };
-            self.store.release_lease(shard, &id).await?;
-            tracing::info!(shard, share, "lease given back to balance the workers");
+        if *shutdown.borrow() {
+            break;
         }
-        // Start the search at this worker's place among the live ones, so workers that
-        // start together mostly try different shards.
-        let place = live.iter().position(|worker| *worker == id).unwrap_or(0);
-        let start = (place * share) as u32;
-        for offset in 0..LOG_SHARDS {
-            if self.held.len() >= share {
-                break;
-            }
-            let shard = (start + offset) % LOG_SHARDS;
-            if !self.held.contains(&shard) && self.store.acquire_lease(shard, &id, ttl).await? {
-                tracing::info!(shard, "lease taken");
-                self.held.insert(shard);
-            }
+        if let Err(err) = balance_leases(store.as_ref(), &options, &held).await {
+            tracing::warn!(error = %err, "renewing leases failed; retrying");
         }
-        Ok(())
     }
+    let shards = std::mem::take(&mut *lock(&held));
+    for shard in shards {
+        if let Err(err) = store.release_lease(shard, &options.id).await {
+            tracing::warn!(shard, error = %err, "could not release a lease; it will lapse");
+        }
+    }
+}
+
+/// Renews held leases and moves towards this worker's fair share of the shards:
+/// `ceil(shards / live workers)`.
+async fn balance_leases(store: &dyn Store, options: &WorkerOptions, held: &Held) -> touchstone_store::Result<()> {
+    let (id, ttl) = (options.id.as_str(), options.lease_ttl);
+    let live = store.live_workers(id, ttl).await?;
+    let share = (LOG_SHARDS as usize).div_ceil(live.len().max(1));
+
+    let mut holding = lock(held).clone();
+    for shard in holding.clone() {
+        if !store.acquire_lease(shard, id, ttl).await? {
+            tracing::warn!(shard, "lease lost to another worker");
+            holding.remove(&shard);
+        }
+    }
+    while holding.len() > share {
+        let Some(shard) = holding.pop_last() else { break };
+        store.release_lease(shard, id).await?;
+        tracing::info!(shard, share, "lease given back to balance the workers");
+    }
+    // Start the search at this worker's place among the live ones, so workers that start
+    // together mostly try different shards.
+    let place = live.iter().position(|worker| worker == id).unwrap_or(0);
+    let start = (place * share) as u32;
+    for offset in 0..LOG_SHARDS {
+        if holding.len() >= share {
+            break;
+        }
+        let shard = (start + offset) % LOG_SHARDS;
+        if !holding.contains(&shard) && store.acquire_lease(shard, id, ttl).await? {
+            tracing::info!(shard, "lease taken");
+            holding.insert(shard);
+        }
+    }
+    *lock(held) = holding;
+    Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The set is replaced whole; a panic elsewhere leaves nothing half-done.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
