@@ -136,8 +136,15 @@ impl CqlStore {
             schema.extend(cql_schema::render(cql, &params).map_err(|e| StoreError::Backend(e.to_string()))?);
         }
         let session = open_session(options).await?;
+        let tablets = has_tablets(&session).await;
         for statement in &schema {
-            session.query_unpaged(statement.as_str(), ()).await.map_err(cql_error)?;
+            let statement = match statement.starts_with("CREATE KEYSPACE") && tablets {
+                // The log protocol, dedup and leases rely on LWT, which tablets keyspaces of
+                // some ScyllaDB versions refuse; Cassandra refuses the option itself.
+                true => format!("{statement} AND tablets = {{'enabled': false}}"),
+                false => statement.clone(),
+            };
+            session.query_unpaged(statement, ()).await.map_err(cql_error)?;
         }
         session.await_schema_agreement().await.map_err(cql_error)?;
         tracing::info!(keyspace = %options.keyspace, statements = schema.len(), "schema applied");
@@ -189,6 +196,12 @@ impl CqlStore {
     pub async fn reserve_only(&self, shard: u32, count: u64) -> Result<u64> {
         self.inner.reserve_only(shard, count).await
     }
+}
+
+/// Whether the server is a ScyllaDB that knows tablets: only there does this table (with
+/// this column) exist. Any error means no.
+async fn has_tablets(session: &Session) -> bool {
+    session.query_unpaged("SELECT initial_tablets FROM system_schema.scylla_keyspaces LIMIT 1", ()).await.is_ok()
 }
 
 /// A session with the consistency, retry policy and timeout of `options`.
