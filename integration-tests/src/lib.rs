@@ -131,10 +131,10 @@ impl Drop for Server {
     }
 }
 
-/// `touchstone dev` running as a child process.
+/// `touchstone dev` running as a child process; derefs to its [`Server`] for the CLI,
+/// reports and gRPC.
 pub struct DevServer {
     server: Server,
-    pub url: String,
     pub data_dir: PathBuf,
 }
 
@@ -143,37 +143,20 @@ impl DevServer {
     pub fn start(data_dir: &Path) -> DevServer {
         let data = data_dir.to_string_lossy();
         let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &data]);
-        DevServer { url: server.url.clone(), server, data_dir: data_dir.to_owned() }
+        DevServer { server, data_dir: data_dir.to_owned() }
     }
 
     /// Kills the process at once (SIGKILL on Unix): no shutdown, no flush.
     pub fn kill_hard(self) {
         self.server.kill_hard();
     }
+}
 
-    /// `touchstone ARGS --server URL`.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        self.server.cli(args)
-    }
+impl std::ops::Deref for DevServer {
+    type Target = Server;
 
-    /// Runs a CLI command that must succeed; returns its stdout.
-    pub fn cli_ok(&self, args: &[&str]) -> String {
-        self.server.cli_ok(args)
-    }
-
-    /// Imports the three files of a generated dataset, waiting for attribution.
-    pub fn import(&self, data: &Generated) {
-        self.server.import(data);
-    }
-
-    /// A report as JSON.
-    pub fn report(&self, kind: &str, tenant: &str, from: Option<i64>, to: Option<i64>) -> serde_json::Value {
-        self.server.report(kind, tenant, from, to)
-    }
-
-    /// A gRPC channel to the server.
-    pub async fn channel(&self) -> tonic::transport::Channel {
-        self.server.channel().await
+    fn deref(&self) -> &Server {
+        &self.server
     }
 }
 

@@ -2,25 +2,10 @@
 //! reports of the brute-force reference, for the whole period and for unaligned ranges,
 //! also after a kill -9 and a retried import.
 
-use touchstone_integration_tests::{DevServer, Generated, text, unaligned_ranges};
+use touchstone_integration_tests::{DevServer, Generated, assert_reports_match, text};
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
 use touchstone_proto::v1::query_service_client::QueryServiceClient;
-
-fn assert_reports_match(server: &DevServer, data: &Generated) {
-    for tenant in data.reference.tenants() {
-        for (from, to) in unaligned_ranges() {
-            for kind in ["campaigns", "messages", "goals"] {
-                let actual = server.report(kind, tenant, from, to);
-                let expected = data.expected(kind, tenant, from, to);
-                assert!(
-                    actual == expected,
-                    "report {kind} of {tenant} over {from:?}..{to:?} differs from the reference\nactual:   {actual}\nexpected: {expected}"
-                );
-            }
-        }
-    }
-}
 
 #[test]
 fn imported_generated_data_reports_exactly_what_the_reference_says() {

@@ -24,6 +24,7 @@ use crate::{
     AttributionCommit, ConversionChange, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, Result, RollupDelta,
     Store, StoreError, log_shard,
 };
+use crate::support::now_millis;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use touchstone_core::attribution::{Conversion, ConversionFact, Credit, Rule};
@@ -918,8 +919,3 @@ pub async fn reads_of_unknown_things_are_empty(store: &dyn Store) -> Result<()> 
     Ok(())
 }
 
-fn now_millis() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| Millis::try_from(since.as_millis()).unwrap_or(Millis::MAX))
-}

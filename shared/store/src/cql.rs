@@ -29,6 +29,8 @@ mod rows;
 mod statements;
 mod steps;
 
+use crate::support::{encode, lock, now_millis};
+
 use crate::cql_schema::{self, SchemaParams};
 use crate::{
     AttributionCommit, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogStatus, Result, Store, StoreError,
@@ -49,7 +51,6 @@ use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use statements::Statements;
 use std::collections::HashMap;
@@ -464,22 +465,6 @@ fn seq_value(seq: u64) -> i64 {
 fn ttl_seconds(ttl: Duration) -> i32 {
     let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
     i32::try_from(seconds.max(1)).unwrap_or(i32::MAX)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The maps are updated by single inserts and removals: a panic elsewhere leaves nothing
-    // half-done.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn now_millis() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| Millis::try_from(since.as_millis()).unwrap_or(Millis::MAX))
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    postcard::to_stdvec(value).map_err(|e| StoreError::Backend(format!("encoding a value: {e}")))
 }
 
 fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {

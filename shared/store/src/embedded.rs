@@ -45,6 +45,7 @@ use crate::{
     AttributionCommit, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, LogStatus, Result, Store, StoreError,
     log_shard,
 };
+use crate::support::{StoredPayload, encode, lock, now_millis};
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use key::Key;
@@ -53,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use touchstone_core::attribution::{Conversion, Messages};
 use touchstone_core::config::TenantConfig;
@@ -747,38 +748,6 @@ struct StoredLogEntry {
     payload: StoredPayload,
 }
 
-/// [`LogPayload`] with serde, kept here so the trait's types stay free of a storage format.
-#[derive(Serialize, Deserialize)]
-// Almost every entry is a record; boxing it to shrink the rare `Recompute` is not worth it.
-#[allow(clippy::large_enum_variant)]
-enum StoredPayload {
-    Record(Record),
-    Recompute { tenant: String },
-    /// Never appended here (every position gets a record or a recompute); kept so the
-    /// conversion from [`LogPayload`] is total.
-    Nothing,
-}
-
-impl From<LogPayload> for StoredPayload {
-    fn from(payload: LogPayload) -> Self {
-        match payload {
-            LogPayload::Record(record) => StoredPayload::Record(record),
-            LogPayload::Recompute { tenant } => StoredPayload::Recompute { tenant },
-            LogPayload::Nothing => StoredPayload::Nothing,
-        }
-    }
-}
-
-impl From<StoredPayload> for LogPayload {
-    fn from(payload: StoredPayload) -> Self {
-        match payload {
-            StoredPayload::Record(record) => LogPayload::Record(record),
-            StoredPayload::Recompute { tenant } => LogPayload::Recompute { tenant },
-            StoredPayload::Nothing => LogPayload::Nothing,
-        }
-    }
-}
-
 fn dedup_key(record: &Record) -> Vec<u8> {
     let (namespace, id) = match record.dedup_key() {
         DedupKey::Message(msg_hash) => (b'm', msg_hash),
@@ -895,23 +864,6 @@ fn range_is_empty(range: &KeyRange) -> bool {
         (Bound::Included(lower), Bound::Excluded(upper)) => lower >= upper,
         _ => false,
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The mutexes guard either no data of their own (it is all in fjall, written
-    // atomically) or maps updated by single inserts and removals, so a panic in another
-    // holder leaves nothing half-done to refuse.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn now_millis() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| Millis::try_from(since.as_millis()).unwrap_or(Millis::MAX))
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    postcard::to_stdvec(value).map_err(|e| StoreError::Backend(format!("encoding a value: {e}")))
 }
 
 fn decode<T: DeserializeOwned>(table: Table, bytes: &[u8]) -> Result<T> {

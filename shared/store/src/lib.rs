@@ -15,6 +15,7 @@ pub mod conformance;
 pub mod cql;
 pub mod cql_schema;
 pub mod embedded;
+mod support;
 
 use async_trait::async_trait;
 use std::time::Duration;

@@ -13,10 +13,10 @@
 //! writer runs, which names the winning log position: writer and reader cannot disagree.
 
 use super::{Inner, all, cql_error, decode, encode, now_millis, seq_value, shard_value};
+use crate::support::StoredPayload;
 use crate::{IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, StoreError, log_shard};
 use futures_util::TryStreamExt;
 use scylla::statement::batch::{Batch, BatchType};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use touchstone_core::config::TenantConfig;
@@ -38,25 +38,6 @@ const SKIPPED: &str = "skipped";
 /// The `ingest_log` partition of a position.
 pub(super) fn chunk(seq: u64) -> i64 {
     seq_value(seq / CHUNK)
-}
-
-/// A log payload as stored (postcard), kept here so the trait's types stay free of a storage
-/// format.
-#[derive(Serialize, Deserialize)]
-// Almost every entry is a record; boxing it to shrink the rare `Recompute` is not worth it.
-#[allow(clippy::large_enum_variant)]
-enum StoredPayload {
-    Record(Record),
-    Recompute { tenant: String },
-}
-
-impl From<StoredPayload> for LogPayload {
-    fn from(payload: StoredPayload) -> Self {
-        match payload {
-            StoredPayload::Record(record) => LogPayload::Record(record),
-            StoredPayload::Recompute { tenant } => LogPayload::Recompute { tenant },
-        }
-    }
 }
 
 /// How appended rows start out.
@@ -470,6 +451,8 @@ impl Inner {
                 let accepted = self.lwt(&self.statements.update_log_outcome_if_unset, values).await?;
                 Ok(if accepted.applied { entry(StoredPayload::Recompute { tenant }) } else { Settled::Wait })
             }
+            // Never written: every position gets a record or a recompute.
+            StoredPayload::Nothing => Err(corrupt("an empty payload")),
         }
     }
 
