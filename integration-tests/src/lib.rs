@@ -12,11 +12,15 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use touchstone_core::reference::{Dataset, Reference, evaluate};
 
-/// The `touchstone` binary of this build (`target/<profile>/touchstone`), built on first
-/// use if `cargo test` did not build it already (it does when testing the workspace).
+/// The `touchstone` binary: `TOUCHSTONE_BIN` when set (the benchmark runs the release
+/// build), else the one of this build (`target/<profile>/touchstone`), built on first use if
+/// `cargo test` did not build it already (it does when testing the workspace).
 pub fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
+        if let Some(path) = std::env::var_os("TOUCHSTONE_BIN").filter(|path| !path.is_empty()) {
+            return PathBuf::from(path);
+        }
         let exe = std::env::current_exe().expect("test executable path");
         // target/<profile>/deps/<test> -> target/<profile>/touchstone
         let profile_dir = exe.parent().and_then(Path::parent).expect("target profile folder");
@@ -75,6 +79,11 @@ impl Server {
             .unwrap_or_else(|| panic!("touchstone {args:?} did not say where it listens: {line:?}"))
             .to_owned();
         Server { child, url }
+    }
+
+    /// The process id, e.g. to read its memory use.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the process at once (SIGKILL on Unix): no shutdown, no flush.

@@ -16,19 +16,18 @@
 //!   also moves the position past those entries, so a crash redoes a step whole or not at all.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use touchstone_core::attribution::{self, Conversion, ConversionFact};
+use touchstone_core::attribution::{self, Conversion, ConversionFact, Messages};
 use touchstone_core::config::{GoalKind, TenantConfig};
 use touchstone_core::goals;
-use touchstone_core::model::{Millis, Record, Touch};
+use touchstone_core::model::{Millis, Record};
 use touchstone_core::rollup::{self, Cell, Granularity, Tally};
-use touchstone_store::{AttributionCommit, ConversionChange, LogEntry, LogPayload, RollupDelta, Store};
+use touchstone_store::{
+    AttributionCommit, ConversionChange, ConversionKey, CustomerSpan, LogEntry, LogPayload, RollupDelta, Store,
+};
 
-/// Log entries read and committed per step: large enough to amortise the commit, small
-/// enough to keep one step's memory and latency modest.
-pub const DEFAULT_BATCH: usize = 2_000;
-
-/// A conversion, by tenant, goal and key (order id or event id).
-type ConversionKey = (String, String, String);
+/// Log entries read and committed per step: large enough to amortise the commit and the
+/// batched reads, small enough to keep one step's memory and latency modest.
+pub const DEFAULT_BATCH: usize = 4_000;
 
 /// What one step must evaluate again.
 #[derive(Default)]
@@ -40,7 +39,10 @@ struct Dirty {
     /// Fresh conversion facts of app events (EVENT goals), evaluated from the record itself.
     event_facts: BTreeMap<ConversionKey, ConversionFact>,
     /// Stored conversions whose fact stands but whose credit may change.
-    recredit: BTreeSet<ConversionKey>,
+    recredit: BTreeMap<ConversionKey, Conversion>,
+    /// Customers whose conversions in a span may be credited differently now (after a new
+    /// touch, or a message registered late): read in one batch, added to `recredit`.
+    spans: Vec<CustomerSpan>,
 }
 
 /// What a step did.
@@ -66,18 +68,26 @@ pub async fn step(store: &dyn Store, shard: u32, batch: usize) -> touchstone_sto
 }
 
 /// One step over a non-empty batch (a span only when there is work, so an idle worker's
-/// polling does not flood the traces).
+/// polling does not flood the traces). Reads are batched: a handful of store calls per
+/// step, whatever its size, so a backend across the network pays round trips per step.
 #[tracing::instrument(name = "attribution_step", skip_all, fields(shard = shard, entries = entries.len()))]
 async fn process(store: &dyn Store, shard: u32, after: u64, entries: Vec<LogEntry>) -> touchstone_store::Result<StepOutcome> {
     let processed = entries.last().map_or(after, |last| last.seq);
+    let configs = Configs::load(store, &entries).await?;
 
-    let mut configs = Configs::default();
     let mut dirty = Dirty::default();
     let mut deltas = Deltas::default();
     for entry in &entries {
-        mark(store, &mut configs, &mut dirty, &mut deltas, entry).await?;
+        mark(store, &configs, &mut dirty, &mut deltas, entry).await?;
     }
-    let changes = evaluate(store, &mut configs, dirty).await?;
+    let spans = merge_spans(std::mem::take(&mut dirty.spans));
+    for conversions in store.customer_conversions_many(&spans).await? {
+        for conversion in conversions {
+            dirty.recredit.insert(ConversionKey::of(&conversion.fact), conversion);
+        }
+    }
+
+    let changes = evaluate(store, &configs, dirty).await?;
     for change in &changes {
         if let Some(old) = &change.old {
             let (cell, tally) = rollup::conversion_cell(old);
@@ -94,17 +104,30 @@ async fn process(store: &dyn Store, shard: u32, after: u64, entries: Vec<LogEntr
     Ok(outcome)
 }
 
-/// Tenant configs, read once per step.
-#[derive(Default)]
+/// The configs of every tenant in a step, read once at its start.
 struct Configs(HashMap<String, TenantConfig>);
 
 impl Configs {
-    async fn get(&mut self, store: &dyn Store, tenant: &str) -> touchstone_store::Result<&TenantConfig> {
-        if !self.0.contains_key(tenant) {
-            let config = store.tenant_config(tenant).await?;
-            self.0.insert(tenant.to_owned(), config);
+    async fn load(store: &dyn Store, entries: &[LogEntry]) -> touchstone_store::Result<Configs> {
+        let tenants: BTreeSet<&str> = entries
+            .iter()
+            .filter_map(|entry| match &entry.payload {
+                LogPayload::Record(record) => Some(record.tenant()),
+                LogPayload::Recompute { tenant } => Some(tenant.as_str()),
+                LogPayload::Nothing => None,
+            })
+            .collect();
+        let mut configs = HashMap::with_capacity(tenants.len());
+        for tenant in tenants {
+            configs.insert(tenant.to_owned(), store.tenant_config(tenant).await?);
         }
-        Ok(&self.0[tenant])
+        Ok(Configs(configs))
+    }
+
+    fn get(&self, tenant: &str) -> touchstone_store::Result<&TenantConfig> {
+        self.0
+            .get(tenant)
+            .ok_or_else(|| touchstone_store::StoreError::Backend(format!("no config loaded for tenant {tenant:?}")))
     }
 }
 
@@ -127,14 +150,12 @@ impl Deltas {
     }
 }
 
-fn key_of(fact: &ConversionFact) -> ConversionKey {
-    (fact.tenant.clone(), fact.goal_id.clone(), fact.key.clone())
-}
-
-/// Counts what the entry adds by itself and marks what it may change.
+/// Counts what the entry adds by itself and marks what it may change. Only a message reads
+/// the store here (rare next to touches and events); everything else is marked for the
+/// step's batched reads.
 async fn mark(
     store: &dyn Store,
-    configs: &mut Configs,
+    configs: &Configs,
     dirty: &mut Dirty,
     deltas: &mut Deltas,
     entry: &LogEntry,
@@ -151,16 +172,23 @@ async fn mark(
     match record {
         Record::Touch(touch) => {
             deltas.add(tenant, touch.ts, rollup::touch_cell(touch), Tally::ONE);
-            recredit_after_touch(store, configs, dirty, touch).await?;
+            // The conversions this touch could explain: its customer's, at most the
+            // longest window after it.
+            let window = configs.get(tenant)?.max_window_ms();
+            dirty.spans.push(CustomerSpan {
+                tenant: tenant.to_owned(),
+                customer_id: touch.customer_id.clone(),
+                from: touch.ts,
+                to: touch.ts.saturating_add(window),
+            });
         }
         Record::Event(event) => {
             if let Some(cell) = rollup::event_cell(event) {
                 deltas.add(tenant, event.ts, cell, Tally::ONE);
             }
-            let config = configs.get(store, tenant).await?;
-            for goal in goals::event_goals(config, &event.name) {
+            for goal in goals::event_goals(configs.get(tenant)?, &event.name) {
                 if let Some(fact) = goals::event_conversion(goal, event) {
-                    dirty.event_facts.insert(key_of(&fact), fact);
+                    dirty.event_facts.insert(ConversionKey::of(&fact), fact);
                 }
             }
         }
@@ -169,20 +197,19 @@ async fn mark(
         }
         Record::Message(message) => {
             for conversion in store.explicit_conversions(tenant, &message.msg_hash).await? {
-                dirty.recredit.insert(key_of(&conversion.fact));
+                dirty.recredit.insert(ConversionKey::of(&conversion.fact), conversion);
             }
-            // One read per customer, from their first touch of the message to the longest
-            // window after their last: a message sent to many customers has many touches.
+            // Per customer, from their first touch of the message to the longest window
+            // after their last: a message sent to many customers has many touches.
             let mut spans: HashMap<String, (Millis, Millis)> = HashMap::new();
             for touch in store.message_touches(tenant, &message.msg_hash).await? {
                 let span = spans.entry(touch.customer_id).or_insert((touch.ts, touch.ts));
                 *span = (span.0.min(touch.ts), span.1.max(touch.ts));
             }
-            let window = configs.get(store, tenant).await?.max_window_ms();
+            let window = configs.get(tenant)?.max_window_ms();
             for (customer_id, (first, last)) in spans {
-                for conversion in store.customer_conversions(tenant, &customer_id, first, last.saturating_add(window)).await? {
-                    dirty.recredit.insert(key_of(&conversion.fact));
-                }
+                let to = last.saturating_add(window);
+                dirty.spans.push(CustomerSpan { tenant: tenant.to_owned(), customer_id, from: first, to });
             }
         }
         // Badges play no part in attribution.
@@ -191,73 +218,83 @@ async fn mark(
     Ok(())
 }
 
-/// Marks the conversions a touch could explain: its customer's, at most the longest
-/// window after it.
-async fn recredit_after_touch(
-    store: &dyn Store,
-    configs: &mut Configs,
-    dirty: &mut Dirty,
-    touch: &Touch,
-) -> touchstone_store::Result<()> {
-    let window = configs.get(store, &touch.tenant).await?.max_window_ms();
-    let until = touch.ts.saturating_add(window);
-    for conversion in store.customer_conversions(&touch.tenant, &touch.customer_id, touch.ts, until).await? {
-        dirty.recredit.insert(key_of(&conversion.fact));
+/// Sorts the spans and merges those of one customer that overlap, so each stored
+/// conversion is read once per step.
+fn merge_spans(mut spans: Vec<CustomerSpan>) -> Vec<CustomerSpan> {
+    spans.sort_unstable();
+    let mut merged: Vec<CustomerSpan> = Vec::with_capacity(spans.len());
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if last.tenant == span.tenant && last.customer_id == span.customer_id && span.from <= last.to => {
+                last.to = last.to.max(span.to);
+            }
+            _ => merged.push(span),
+        }
     }
-    Ok(())
+    merged
 }
 
 /// Evaluates everything marked and returns the rows that differ from what is stored.
-async fn evaluate(
-    store: &dyn Store,
-    configs: &mut Configs,
-    dirty: Dirty,
-) -> touchstone_store::Result<Vec<ConversionChange>> {
+async fn evaluate(store: &dyn Store, configs: &Configs, dirty: Dirty) -> touchstone_store::Result<Vec<ConversionChange>> {
     // (stored, freshly evaluated fact or None when the conversion no longer exists)
     let mut candidates: BTreeMap<ConversionKey, (Option<Conversion>, Option<ConversionFact>)> = BTreeMap::new();
 
     for tenant in &dirty.recompute {
-        let config = configs.get(store, tenant).await?.clone();
+        let config = configs.get(tenant)?;
         for stored in store.tenant_conversions(tenant).await? {
-            candidates.insert(key_of(&stored.fact), (Some(stored), None));
+            candidates.insert(ConversionKey::of(&stored.fact), (Some(stored), None));
         }
-        for fact in tenant_facts(store, &config).await? {
-            let key = key_of(&fact);
+        for fact in tenant_facts(store, config).await? {
+            let key = ConversionKey::of(&fact);
             candidates.entry(key).or_insert((None, None)).1 = Some(fact);
         }
     }
-    let untouched = |key: &ConversionKey| !dirty.recompute.contains(&key.0);
+    let untouched = |tenant: &str| !dirty.recompute.contains(tenant);
 
-    for (tenant, order_id) in dirty.orders.iter().filter(|(tenant, _)| !dirty.recompute.contains(tenant)) {
-        let config = configs.get(store, tenant).await?.clone();
-        let records = store.order_records(tenant, order_id).await?;
-        for goal in goals::order_goals(&config) {
-            let key = (tenant.clone(), goal.id.clone(), order_id.clone());
-            let stored = store.conversion(tenant, &goal.id, order_id).await?;
-            let fact = goals::order_conversion(&config, goal, &records);
-            candidates.insert(key, (stored, fact));
+    // Fresh facts, each with the stored row it may replace: read in one batch.
+    let mut fresh: Vec<(ConversionKey, Option<ConversionFact>)> = Vec::new();
+    let orders: Vec<(String, String)> = dirty.orders.into_iter().filter(|(tenant, _)| untouched(tenant)).collect();
+    for ((tenant, order_id), records) in orders.iter().zip(store.order_records_many(&orders).await?) {
+        let config = configs.get(tenant)?;
+        for goal in goals::order_goals(config) {
+            let key = ConversionKey { tenant: tenant.clone(), goal_id: goal.id.clone(), key: order_id.clone() };
+            fresh.push((key, goals::order_conversion(config, goal, &records)));
         }
     }
-    for (key, fact) in dirty.event_facts.into_iter().filter(|(key, _)| untouched(key)) {
-        let stored = store.conversion(&key.0, &key.1, &key.2).await?;
-        candidates.insert(key, (stored, Some(fact)));
+    fresh.extend(dirty.event_facts.into_iter().filter(|(key, _)| untouched(&key.tenant)).map(|(key, fact)| (key, Some(fact))));
+    let keys: Vec<ConversionKey> = fresh.iter().map(|(key, _)| key.clone()).collect();
+    for ((key, fact), stored) in fresh.into_iter().zip(store.conversions_many(&keys).await?) {
+        candidates.insert(key, (stored, fact));
     }
-    for key in dirty.recredit.into_iter().filter(|key| untouched(key)) {
-        if candidates.contains_key(&key) {
-            continue;
-        }
-        if let Some(stored) = store.conversion(&key.0, &key.1, &key.2).await? {
+
+    for (key, stored) in dirty.recredit.into_iter().filter(|(key, _)| untouched(&key.tenant)) {
+        candidates.entry(key).or_insert_with(|| {
             let fact = stored.fact.clone();
-            candidates.insert(key, (Some(stored), Some(fact)));
-        }
+            (Some(stored), Some(fact))
+        });
     }
+
+    // Credit every fact from one batch of touch and message reads.
+    let facts: Vec<&ConversionFact> = candidates.values().filter_map(|(_, fact)| fact.as_ref()).collect();
+    let inputs = touchstone_store::credit_inputs_many(store, &configs.0, &facts).await?;
+    let no_messages = Messages::new();
+    let credits = facts
+        .iter()
+        .zip(&inputs.touches)
+        .map(|(fact, touches)| {
+            let messages = inputs.messages.get(&fact.tenant).unwrap_or(&no_messages);
+            Ok(attribution::credit(fact, touches, messages, configs.get(&fact.tenant)?))
+        })
+        .collect::<touchstone_store::Result<Vec<_>>>()?;
+    let mut credits = credits.into_iter();
 
     let mut changes = Vec::new();
     for (_, (old, fact)) in candidates {
         let new = match fact {
             Some(fact) => {
-                let config = configs.get(store, &fact.tenant).await?.clone();
-                let credit = credit(store, &config, &fact).await?;
+                let credit = credits
+                    .next()
+                    .ok_or_else(|| touchstone_store::StoreError::Backend("fewer credits than facts".to_owned()))?;
                 Some(Conversion { fact, credit })
             }
             None => None,
@@ -291,10 +328,4 @@ async fn tenant_facts(store: &dyn Store, config: &TenantConfig) -> touchstone_st
         }
     }
     Ok(facts)
-}
-
-/// Credits one conversion from the customer's stored touches and the messages they name.
-async fn credit(store: &dyn Store, config: &TenantConfig, fact: &ConversionFact) -> touchstone_store::Result<attribution::Credit> {
-    let (touches, messages) = touchstone_store::credit_inputs(store, config, fact).await?;
-    Ok(attribution::credit(fact, &touches, &messages, config))
 }

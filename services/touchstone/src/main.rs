@@ -82,12 +82,27 @@ enum Command {
         what: ReportCommand,
     },
     /// Write a generated dataset (config.json, messages.jsonl, records.jsonl) to DIR.
+    ///
+    /// The same flags always give the same bytes.
     Gen {
         /// About 10,000 records per unit.
         #[arg(long, default_value_t = 1)]
         scale: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Days of activity from 2026-01-01 (late deliveries, refunds and badge expiries run
+        /// a few weeks past); the number of records stays as --scale sets it.
+        #[arg(
+            long,
+            default_value_t = 60,
+            value_parser = clap::value_parser!(u32).range(1..=i64::from(touchstone_datagen::MAX_DAYS))
+        )]
+        days: u32,
+        /// Distinct campaign ids over all tenants, split by tenant size (each at least one) and
+        /// named after the profiles' campaigns (winter-sale-2026-0042), each with messages and
+        /// touches [default: each profile's own few]
+        #[arg(long)]
+        campaigns: Option<usize>,
         dir: PathBuf,
     },
 }
@@ -170,8 +185,9 @@ fn main() -> ExitCode {
             Command::Query { listen, database } => cluster::run(cluster::Role::Query, listen, database, None).await,
             Command::Import { what } => import::run(what).await,
             Command::Report { what } => report::run(what).await,
-            Command::Gen { scale, seed, dir } => {
-                let summary = r#gen::generate_to_dir(&r#gen::GenOptions { scale, seed }, &dir)?;
+            Command::Gen { scale, seed, days, campaigns, dir } => {
+                let options = r#gen::GenOptions { scale, seed, days, campaigns };
+                let summary = r#gen::generate_to_dir(&options, &dir)?;
                 println!(
                     "wrote {} tenants, {} messages, {} records to {}",
                     summary.tenants,

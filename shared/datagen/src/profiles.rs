@@ -256,3 +256,79 @@ pub(crate) fn tenant(index: usize) -> (&'static Profile, String) {
 pub(crate) fn weight(index: usize) -> usize {
     [4, 3, 3][index % PROFILES.len()]
 }
+
+/// `total` campaign ids for the first `tenants` tenants, split in proportion to their
+/// [`weight`] (largest remainders first, every tenant at least one, so there are more than
+/// `total` only when `total < tenants`). A tenant's ids go round its profile's campaign names
+/// with a number unique across all tenants: `winter-sale-2026-0000`, `new-arrivals-jan-0001`…
+pub(crate) fn campaign_lists(total: usize, tenants: usize) -> Vec<Vec<String>> {
+    let weights: Vec<usize> = (0..tenants).map(weight).collect();
+    let weight_sum: usize = weights.iter().sum();
+    let mut counts: Vec<usize> = weights.iter().map(|w| total * w / weight_sum).collect();
+    let mut by_remainder: Vec<usize> = (0..tenants).collect();
+    // Stable: equal remainders go to the earlier tenant.
+    by_remainder.sort_by_key(|&i| std::cmp::Reverse(total * weights[i] % weight_sum));
+    let handed_out: usize = counts.iter().sum();
+    for &i in by_remainder.iter().take(total - handed_out) {
+        counts[i] += 1;
+    }
+    for i in 0..tenants {
+        if counts[i] == 0 {
+            counts[i] = 1;
+            // Take it from the tenant with the most (the first of them), if one can spare it.
+            let richest = (0..tenants).rev().max_by_key(|&j| counts[j]).expect("at least one tenant");
+            if counts[richest] > 1 {
+                counts[richest] -= 1;
+            }
+        }
+    }
+    let mut next = 0;
+    counts
+        .iter()
+        .enumerate()
+        .map(|(index, &count)| {
+            let names = tenant(index).0.campaigns;
+            let list = (0..count).map(|k| format!("{}-{:04}", names[k % names.len()], next + k)).collect();
+            next += count;
+            list
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn campaigns_are_split_by_weight_each_tenant_getting_one() {
+        let counts = |total, tenants| campaign_lists(total, tenants).iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(counts(1000, 3), [400, 300, 300]);
+        assert_eq!(counts(1001, 3), [401, 300, 300]);
+        assert_eq!(counts(1000, 4), [286, 214, 214, 286]);
+        assert_eq!(counts(10, 3), [4, 3, 3]);
+        assert_eq!(counts(3, 3), [1, 1, 1]);
+        assert_eq!(counts(4, 4), [1, 1, 1, 1]);
+        assert_eq!(counts(1, 3), [1, 1, 1], "every tenant gets one");
+        assert_eq!(counts(0, 3), [1, 1, 1]);
+        for (total, tenants) in [(1000, 23), (1000, 103), (30, 23), (23, 23), (24, 23), (5, 23)] {
+            let lists = campaign_lists(total, tenants);
+            let sizes: Vec<usize> = lists.iter().map(Vec::len).collect();
+            assert!(sizes.iter().all(|&n| n >= 1), "{total} over {tenants}: {sizes:?}");
+            assert_eq!(sizes.iter().sum::<usize>(), total.max(tenants), "{total} over {tenants}: {sizes:?}");
+            let names: BTreeSet<&String> = lists.iter().flatten().collect();
+            assert_eq!(names.len(), total.max(tenants), "names are unique across tenants");
+        }
+    }
+
+    #[test]
+    fn campaign_names_go_round_the_profile_names() {
+        let lists = campaign_lists(14, 3);
+        assert_eq!(
+            lists[0][..3],
+            ["winter-sale-2026-0000", "new-arrivals-jan-0001", "cart-abandon-0002"].map(String::from)
+        );
+        assert_eq!(lists[1][0], "new-season-drop-0006");
+        assert_eq!(lists[2].last().unwrap(), "member-anniversary-0013");
+    }
+}

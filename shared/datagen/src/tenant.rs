@@ -3,7 +3,7 @@
 //! and conflicting duplicates of some records.
 
 use crate::profiles::{EventSpec, Profile, ValueKind, DAY, HOUR, MINUTE};
-use crate::{BASE_TS, SPAN_DAYS};
+use crate::BASE_TS;
 use rand::rngs::SmallRng;
 use rand::seq::index;
 use rand::Rng;
@@ -22,6 +22,17 @@ pub(crate) struct Repeat {
     pub of: usize,
     /// The repeated record: the original itself (a retry) or one with other content.
     pub record: Record,
+}
+
+/// What one tenant is asked for, besides its profile and name.
+pub(crate) struct Plan {
+    /// About this many records (retries and duplicates included).
+    pub target: usize,
+    pub scale: u32,
+    /// Days of activity from [`BASE_TS`], at least 1.
+    pub days: i64,
+    /// Campaign ids to use instead of the profile's; every one gets a registered message.
+    pub campaigns: Option<Vec<String>>,
 }
 
 pub(crate) struct TenantData {
@@ -50,6 +61,11 @@ struct TenantGen<'a> {
     tenant: String,
     config: TenantConfig,
     rng: SmallRng,
+    /// Days of activity from [`BASE_TS`].
+    days: i64,
+    /// Campaign ids instead of the profile's, and how many of them have a message yet.
+    campaigns: Option<Vec<String>>,
+    next_campaign: usize,
     /// Customers `0..customers` take part in ordinary traffic.
     customers: usize,
     /// Edge cases get customers of their own, numbered from `customers` up, so that no other
@@ -62,17 +78,16 @@ struct TenantGen<'a> {
     records: Vec<Record>,
 }
 
-/// Generates one tenant of about `target` records (retries and duplicates included).
-/// `shared_ids` are `event_id`s of another tenant that some records here reuse: the same id
-/// in two tenants names two records.
+/// Generates one tenant as `plan` asks. `shared_ids` are `event_id`s of another tenant that
+/// some records here reuse: the same id in two tenants names two records.
 pub(crate) fn generate(
     profile: &Profile,
     tenant: String,
-    target: usize,
-    scale: u32,
+    plan: Plan,
     rng: SmallRng,
     shared_ids: &[String],
 ) -> TenantData {
+    let Plan { target, scale, days, campaigns } = plan;
     let config_section = profile.config_section();
     let config = effective_config(&tenant, &config_section);
     let mut generator = TenantGen {
@@ -80,6 +95,9 @@ pub(crate) fn generate(
         tenant,
         config,
         rng,
+        days: days.max(1),
+        campaigns,
+        next_campaign: 0,
         customers: (target / 10).max(50),
         next_fresh_customer: (target / 10).max(50),
         next_order: 100_000,
@@ -160,6 +178,36 @@ impl TenantGen<'_> {
         BASE_TS + day * DAY + hour * HOUR + self.rng.random_range(0..HOUR)
     }
 
+    /// The days on which something may start that has follow-ups up to about `margin` days
+    /// later, so that they stay inside the span: all but the last `margin` days, yet at least
+    /// the first half of a short span.
+    fn days_before_end(&self, margin: i64) -> std::ops::Range<i64> {
+        0..(self.days - margin).max((self.days + 1) / 2)
+    }
+
+    /// Any day of the span.
+    fn all_days(&self) -> std::ops::Range<i64> {
+        0..self.days
+    }
+
+    /// A campaign id for a campaign message: with campaigns of its own, the tenant gives each
+    /// a registered message first (in order) and then draws; otherwise the profile's are drawn.
+    fn campaign(&mut self, registered: bool) -> String {
+        match &self.campaigns {
+            None => self.choose(self.profile.campaigns).to_owned(),
+            Some(list) if registered && self.next_campaign < list.len() => {
+                self.next_campaign += 1;
+                list[self.next_campaign - 1].clone()
+            }
+            Some(list) => list[self.rng.random_range(0..list.len())].clone(),
+        }
+    }
+
+    /// Campaigns of its own that have no registered message yet.
+    fn campaigns_left(&self) -> usize {
+        self.campaigns.as_ref().map_or(0, |list| list.len() - self.next_campaign)
+    }
+
     fn event_id(&mut self) -> String {
         uuid(&mut self.rng)
     }
@@ -184,7 +232,9 @@ impl TenantGen<'_> {
     }
 
     fn messages(&mut self, target: usize) {
-        let registered = (target / 100).max(12);
+        // Every campaign of the tenant's own gets a registered message (two of the first six
+        // have none).
+        let registered = (target / 100).max(12).max(self.campaigns_left() + 2);
         let unregistered = 1 + target / 1500;
         for i in 0..registered + unregistered {
             let channel = if i < Channel::ALL.len() {
@@ -199,6 +249,8 @@ impl TenantGen<'_> {
                 4 => Class::Transactional,
                 5 => Class::Triggered,
                 _ if i >= registered => Class::Campaign,
+                // As many messages left as campaigns without one: they all go to campaigns.
+                _ if registered - i <= self.campaigns_left() => Class::Campaign,
                 _ => match self.rng.random_range(0..100) {
                     0..12 => Class::Transactional,
                     12..24 => Class::Triggered,
@@ -207,14 +259,14 @@ impl TenantGen<'_> {
             };
             let (campaign_id, tags, spread) = match class {
                 Class::Campaign => {
-                    let campaign = self.choose(self.profile.campaigns);
+                    let campaign = self.campaign(i < registered);
                     let tags: &[&str] = match self.rng.random_range(0..4) {
                         0 => &["promo"],
                         1 => &["promo", "weekend"],
                         2 => &["newsletter"],
                         _ => &[],
                     };
-                    (campaign.to_owned(), tags, 10 * MINUTE)
+                    (campaign, tags, 10 * MINUTE)
                 }
                 Class::Transactional => {
                     let excluded = self.choose(self.profile.excluded_tags);
@@ -239,7 +291,7 @@ impl TenantGen<'_> {
                 campaign_id,
                 channel,
                 tags,
-                sent_at: self.random_ts(0..SPAN_DAYS - 6),
+                sent_at: self.random_ts(self.days_before_end(6)),
             };
             self.sent.push(Sent { message, registered: i < registered, excluded, spread });
         }
@@ -524,7 +576,7 @@ impl TenantGen<'_> {
                 let customer = self.fresh_customer();
                 let m = self.choose(&creditable);
                 let window = self.config.setting(self.sent[m].message.channel).window_ms;
-                let t = self.random_ts(0..SPAN_DAYS - 20);
+                let t = self.random_ts(self.days_before_end(20));
                 self.connecting_touch(&customer, m, t);
                 self.edge_conversion(&customer, t + window + past_end, turn + past_end as usize);
             }
@@ -536,7 +588,7 @@ impl TenantGen<'_> {
                 .map(|&m| self.config.setting(self.sent[m].message.channel).window_ms)
                 .min()
                 .expect("two messages");
-            let t = self.random_ts(0..SPAN_DAYS - 20);
+            let t = self.random_ts(self.days_before_end(20));
             self.connecting_touch(&customer, first, t);
             self.connecting_touch(&customer, second, t);
             let delay = self.rng.random_range(0..=window / 3);
@@ -548,7 +600,7 @@ impl TenantGen<'_> {
                 let m = self.choose(messages);
                 let msg_hash = Some(self.sent[m].message.msg_hash.clone());
                 let customer = self.customer();
-                let at = self.random_ts(0..SPAN_DAYS);
+                let at = self.random_ts(self.all_days());
                 if turn.is_multiple_of(2) {
                     let currency = self.config.currency.clone();
                     self.order(&customer, at, &["CREATED", "PLACED", "PAID"], currency, msg_hash);
@@ -562,14 +614,14 @@ impl TenantGen<'_> {
             let customer = self.customer();
             let currencies = self.profile.foreign_currencies;
             let foreign = currencies[turn % currencies.len()].to_owned();
-            let at = self.random_ts(0..SPAN_DAYS);
+            let at = self.random_ts(self.all_days());
             self.order(&customer, at, &["CREATED", "PLACED", "PAID", "DELIVERED"], foreign, None);
         }
 
         // A conversion at the very ms of its touch (t == c is inside the window).
         let customer = self.fresh_customer();
         let m = self.choose(&creditable);
-        let t = self.random_ts(0..SPAN_DAYS - 20);
+        let t = self.random_ts(self.days_before_end(20));
         self.connecting_touch(&customer, m, t);
         self.edge_conversion(&customer, t, 0);
 
@@ -585,7 +637,7 @@ impl TenantGen<'_> {
         // Status timestamps that disagree with the status sequence (the payment provider's
         // clock is behind): PAID is stamped before PLACED, so it is the earliest qualifying.
         let customer = self.customer();
-        let at = self.random_ts(0..SPAN_DAYS);
+        let at = self.random_ts(self.all_days());
         let currency = self.config.currency.clone();
         let first = self.records.len();
         self.order(&customer, at, &["PLACED", "PAID", "DELIVERED"], currency, None);
@@ -599,7 +651,7 @@ impl TenantGen<'_> {
         for i in 0..(target / 120).max(6) {
             let customer = self.customer();
             let (badge_id, rule_reason) = self.choose(self.profile.badges);
-            let ts = self.random_ts(0..SPAN_DAYS - 10);
+            let ts = self.random_ts(self.days_before_end(10));
             const SOURCES: &[(BadgeSource, u32)] = &[
                 (BadgeSource::Rule, 40),
                 (BadgeSource::Api, 20),
@@ -674,7 +726,7 @@ impl TenantGen<'_> {
                 let delay = self.rng.random_range(0..2 * DAY).min(self.rng.random_range(0..2 * DAY));
                 (customer_id(n), opened + delay)
             } else {
-                (self.customer(), self.random_ts(0..SPAN_DAYS))
+                (self.customer(), self.random_ts(self.all_days()))
             };
             let carried = self.rng.random_bool(0.06).then(|| {
                 let m = self.rng.random_range(0..self.sent.len());

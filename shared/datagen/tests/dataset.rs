@@ -12,7 +12,7 @@ use touchstone_datagen::{generate, generate_to_dir, GenOptions, GeneratedFiles, 
 const DAY: i64 = 86_400_000;
 
 fn scale_one(seed: u64) -> GeneratedFiles {
-    generate(&GenOptions { scale: 1, seed })
+    generate(&GenOptions { scale: 1, seed, ..GenOptions::default() })
 }
 
 /// The files read back: configs applied to the defaults, messages and records with their
@@ -83,7 +83,7 @@ fn the_same_seed_gives_the_same_bytes_and_another_seed_other_bytes() {
     let other = scale_one(43);
     assert_ne!(first.records_jsonl, other.records_jsonl);
     assert_ne!(first.messages_jsonl, other.messages_jsonl);
-    let larger = generate(&GenOptions { scale: 2, seed: 42 });
+    let larger = generate(&GenOptions { scale: 2, seed: 42, ..GenOptions::default() });
     assert_ne!(first.records_jsonl, larger.records_jsonl);
 }
 
@@ -113,15 +113,19 @@ fn scale_sets_the_size_and_larger_scales_add_tenants() {
     assert_eq!(one.tenants, 3);
     assert!((9_500..=10_500).contains(&one.records), "scale 1: {} records", one.records);
     assert!(one.messages >= 3 * 12, "{} messages", one.messages);
-    let three = generate(&GenOptions { scale: 3, seed: 1 }).summary;
+    let three = generate(&GenOptions { scale: 3, seed: 1, ..GenOptions::default() }).summary;
     assert!((28_500..=31_500).contains(&three.records), "scale 3: {} records", three.records);
-    let ten = generate(&GenOptions { scale: 10, seed: 1 });
+    let ten = generate(&GenOptions { scale: 10, seed: 1, ..GenOptions::default() });
     assert_eq!(ten.summary.tenants, 4);
     assert!((95_000..=105_000).contains(&ten.summary.records), "scale 10: {} records", ten.summary.records);
     let configs = parse_config(&ten.config_json).unwrap();
     let names: BTreeSet<&str> = configs.iter().map(|c| c.tenant.as_str()).collect();
     assert_eq!(names.len(), 4, "{names:?}");
-    assert_eq!(generate(&GenOptions { scale: 0, seed: 1 }), scale_one(1), "scale 0 is scale 1");
+    assert_eq!(
+        generate(&GenOptions { scale: 0, seed: 1, ..GenOptions::default() }),
+        scale_one(1),
+        "scale 0 is scale 1"
+    );
 }
 
 #[test]
@@ -354,7 +358,7 @@ fn window_ends_ties_and_late_touches(seed: u64) {
 fn generate_to_dir_writes_the_three_files() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("nested").join("dataset");
-    let options = GenOptions { scale: 1, seed: 9 };
+    let options = GenOptions { scale: 1, seed: 9, ..GenOptions::default() };
     let summary = generate_to_dir(&options, &out).unwrap();
     let files = generate(&options);
     assert_eq!(summary, files.summary);

@@ -68,6 +68,7 @@ macro_rules! conformance_suite {
             live_workers_are_listed_until_they_lapse,
             many_rows_are_all_returned,
             reads_of_unknown_things_are_empty,
+            batched_reads_equal_single_reads_in_input_order,
         ]);
     };
     ($backend:ident, $make:expr, [$($check:ident),+ $(,)?]) => {
@@ -919,3 +920,52 @@ pub async fn reads_of_unknown_things_are_empty(store: &dyn Store) -> Result<()> 
     Ok(())
 }
 
+
+/// The batched reads the attribution engine uses return, per input and in input order,
+/// exactly what the single reads return: also for repeated, empty and unknown inputs.
+pub async fn batched_reads_equal_single_reads_in_input_order(store: &dyn Store) -> Result<()> {
+    use crate::{ConversionKey, CustomerSpan};
+    let t = tenant("batched_reads");
+    let mut records = Vec::new();
+    for i in 0..30 {
+        let customer = format!("c{}", i % 4);
+        records.push(Record::Touch(touch(&t, &format!("t{i}"), "m1", &customer, T0 + i * HOUR_MS)));
+        records.push(Record::Order(OrderRecord { customer_id: customer, ..order(&t, &format!("r{i}"), &format!("o{}", i % 5), "PAID", T0 + i) }));
+    }
+    store.ingest(records).await?;
+    let conversions: Vec<Conversion> =
+        (0..6).map(|i| conversion(&t, "orders", &format!("o{i}"), &format!("c{}", i % 4), T0 + i * HOUR_MS, None)).collect();
+    commit_conversions(store, &t, conversions.iter().map(|c| change(None, Some(c))).collect()).await?;
+
+    let span = |customer: &str, from: Millis, to: Millis| CustomerSpan { tenant: t.clone(), customer_id: customer.into(), from, to };
+    let spans = vec![
+        span("c1", T0, T0 + 10 * HOUR_MS),
+        span("c0", T0 - DAY_MS, T0 + DAY_MS),
+        span("c1", T0, T0 + 10 * HOUR_MS),
+        span("nobody", T0, T0 + DAY_MS),
+        span("c2", T0 + 5 * HOUR_MS, T0 + 2 * HOUR_MS),
+        span("c3", Millis::MIN, Millis::MAX),
+    ];
+    let touches = store.customer_touches_many(&spans).await?;
+    let found = store.customer_conversions_many(&spans).await?;
+    assert_eq!((touches.len(), found.len()), (spans.len(), spans.len()));
+    for (i, s) in spans.iter().enumerate() {
+        assert_eq!(sorted(touches[i].clone()), sorted(store.customer_touches(&t, &s.customer_id, s.from, s.to).await?), "touches of {s:?}");
+        assert_eq!(sorted(found[i].clone()), sorted(store.customer_conversions(&t, &s.customer_id, s.from, s.to).await?), "conversions of {s:?}");
+    }
+    assert!(!touches[0].is_empty() && !found[1].is_empty(), "the fixture reads something");
+
+    let orders: Vec<(String, String)> = ["o3", "o0", "nope", "o3"].iter().map(|o| (t.clone(), o.to_string())).collect();
+    let records = store.order_records_many(&orders).await?;
+    assert_eq!(records.len(), orders.len());
+    for ((tenant, order_id), got) in orders.iter().zip(records) {
+        assert_eq!(sorted(got), sorted(store.order_records(tenant, order_id).await?), "order {order_id}");
+    }
+
+    let key = |goal_id: &str, key: &str| ConversionKey { tenant: t.clone(), goal_id: goal_id.into(), key: key.into() };
+    let keys = vec![key("orders", "o5"), key("orders", "o9"), key("checkin", "o1"), key("orders", "o0")];
+    let got = store.conversions_many(&keys).await?;
+    assert_eq!(got, vec![Some(conversions[5].clone()), None, None, Some(conversions[0].clone())]);
+    assert!(store.customer_touches_many(&[]).await?.is_empty());
+    Ok(())
+}

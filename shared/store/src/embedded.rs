@@ -42,7 +42,7 @@
 //! `fdatasync` when [`EmbeddedOptions::sync`] is set, which survives a crash of the machine.
 
 use crate::{
-    AttributionCommit, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, LogStatus, Result, Store, StoreError,
+    AttributionCommit, ConversionKey, CustomerSpan, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, LogStatus, Result, Store, StoreError,
     log_shard,
 };
 use crate::support::{StoredPayload, encode, lock, now_millis};
@@ -51,7 +51,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use key::Key;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -67,6 +67,15 @@ const CUSTOMER_BUCKET_MS: Millis = 30 * DAY_MS;
 /// Bucket of the per-tenant time tables: reports scan raw rows only for the edges of a
 /// range that whole hours do not cover, so an hour bucket keeps those scans small.
 const TIME_BUCKET_MS: Millis = HOUR_MS;
+
+/// Memory bounds, so that the process stays small however much data it holds:
+/// - each table's memtable is flushed at this size (18 tables: at most ~150 MiB of
+///   memtables, and smaller skiplists insert faster than fjall's 64 MiB default);
+const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+/// - the journal is rotated (flushing memtables that hold old entries) at this size;
+const JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
+/// - the block cache, shared by every table.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 const LOG_HEAD: &[u8] = b"log_head";
 const PROCESSED: &[u8] = b"processed";
@@ -163,8 +172,10 @@ struct Tables {
     tables: Vec<Keyspace>,
     persist: PersistMode,
     /// Held by every call that appends to the log (ingest, config saves, recomputes): it
-    /// makes dedup's check-then-write and the head counter's read-then-write atomic.
-    log_writer: Mutex<()>,
+    /// makes dedup's check-then-write and the head counter's read-then-write atomic. It
+    /// guards the tenants whose `tenants` row is known written, so that ingest writes that
+    /// row once per tenant and process rather than once per record.
+    log_writer: Mutex<HashSet<String>>,
     /// Held by commits: their rollup read-modify-writes must not interleave.
     committer: Mutex<()>,
     /// Shard leases: owner and expiry.
@@ -182,10 +193,14 @@ impl EmbeddedStore {
     pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
-        let db = Database::builder(dir).open().map_err(backend)?;
+        let db = Database::builder(dir)
+            .cache_size(CACHE_BYTES)
+            .max_journaling_size(JOURNAL_BYTES)
+            .open()
+            .map_err(backend)?;
         let tables = Table::ALL
             .iter()
-            .map(|table| db.keyspace(table.name(), KeyspaceCreateOptions::default))
+            .map(|table| db.keyspace(table.name(), || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
         tracing::info!(dir = %dir.display(), sync = options.sync, "embedded store opened");
@@ -193,7 +208,7 @@ impl EmbeddedStore {
             db,
             tables,
             persist: if options.sync { PersistMode::SyncData } else { PersistMode::Buffer },
-            log_writer: Mutex::new(()),
+            log_writer: Mutex::new(HashSet::new()),
             committer: Mutex::new(()),
             leases: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
@@ -262,7 +277,8 @@ impl Tables {
     }
 
     fn ingest_sync(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
-        let _turn = lock(&self.log_writer);
+        let mut known_tenants = lock(&self.log_writer);
+        let mut new_tenants = Vec::new();
         let mut log = LogAppender::new();
         let mut writes = Writes::default();
         let mut outcomes = Vec::with_capacity(records.len());
@@ -276,7 +292,10 @@ impl Tables {
                 continue;
             }
             writes.put_raw(Table::Dedup, dedup_key, Vec::new());
-            writes.put_raw(Table::Tenants, Key::new().str(record.tenant()).into_vec(), Vec::new());
+            if !known_tenants.contains(record.tenant()) && !new_tenants.iter().any(|t| t == record.tenant()) {
+                writes.put_raw(Table::Tenants, Key::new().str(record.tenant()).into_vec(), Vec::new());
+                new_tenants.push(record.tenant().to_owned());
+            }
             record_rows(&record, &mut writes)?;
             let shard = log_shard(record.tenant());
             log.append(self, shard, LogPayload::Record(record), &mut writes)?;
@@ -284,6 +303,7 @@ impl Tables {
         }
         log.finish(&mut writes);
         self.apply(writes)?;
+        known_tenants.extend(new_tenants);
         Ok(outcomes)
     }
 
@@ -656,6 +676,37 @@ impl Store for EmbeddedStore {
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
         let tenant = tenant.to_owned();
         self.blocking(move |tables| tables.tenant_conversions(&tenant)).await
+    }
+
+    // The batched reads run in one blocking call each: a thread hop per single read would
+    // cost more than the read.
+
+    async fn customer_touches_many(&self, spans: &[CustomerSpan]) -> Result<Vec<Vec<Touch>>> {
+        let spans = spans.to_vec();
+        self.blocking(move |tables| {
+            spans.iter().map(|s| tables.customer_touches(&s.tenant, &s.customer_id, s.from, s.to)).collect()
+        })
+        .await
+    }
+
+    async fn customer_conversions_many(&self, spans: &[CustomerSpan]) -> Result<Vec<Vec<Conversion>>> {
+        let spans = spans.to_vec();
+        self.blocking(move |tables| {
+            spans.iter().map(|s| tables.customer_conversions(&s.tenant, &s.customer_id, s.from, s.to)).collect()
+        })
+        .await
+    }
+
+    async fn order_records_many(&self, orders: &[(String, String)]) -> Result<Vec<Vec<OrderRecord>>> {
+        let orders = orders.to_vec();
+        self.blocking(move |tables| orders.iter().map(|(tenant, order_id)| tables.order_records(tenant, order_id)).collect())
+            .await
+    }
+
+    async fn conversions_many(&self, keys: &[ConversionKey]) -> Result<Vec<Option<Conversion>>> {
+        let keys = keys.to_vec();
+        self.blocking(move |tables| keys.iter().map(|k| tables.conversion(&k.tenant, &k.goal_id, &k.key)).collect())
+            .await
     }
 
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {

@@ -18,6 +18,8 @@ pub mod embedded;
 mod support;
 
 use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
+use std::collections::HashMap;
 use std::time::Duration;
 use touchstone_core::attribution::{Conversion, ConversionFact, Messages};
 use touchstone_core::config::TenantConfig;
@@ -121,6 +123,33 @@ pub struct LogStatus {
     /// `appended_at` of the oldest entry after `processed`, if any.
     pub oldest_pending_at: Option<Millis>,
 }
+
+/// A customer's rows with `from <= ts <= to` (inclusive), for the batched reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CustomerSpan {
+    pub tenant: String,
+    pub customer_id: String,
+    pub from: Millis,
+    pub to: Millis,
+}
+
+/// Names one conversion row: one per tenant, goal and key (order id or event id).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConversionKey {
+    pub tenant: String,
+    pub goal_id: String,
+    pub key: String,
+}
+
+impl ConversionKey {
+    pub fn of(fact: &ConversionFact) -> ConversionKey {
+        ConversionKey { tenant: fact.tenant.clone(), goal_id: fact.goal_id.clone(), key: fact.key.clone() }
+    }
+}
+
+/// How many single reads the default batched reads keep in flight: enough to hide a
+/// network round trip, few enough not to flood a cluster from one worker.
+pub const READ_CONCURRENCY: usize = 64;
 
 /// One conversion row changing: as stored before (`None`: new) and after (`None`: gone).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,6 +279,27 @@ pub trait Store: Send + Sync + 'static {
     /// Every conversion of the tenant (for recomputes).
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>>;
 
+    // ---- batched reads for attribution: one call per step, not one per record ----
+    // Each returns one result per input, in input order. The defaults run the single reads
+    // above, [`READ_CONCURRENCY`] at a time; a backend with local reads does them in one go.
+
+    async fn customer_touches_many(&self, spans: &[CustomerSpan]) -> Result<Vec<Vec<Touch>>> {
+        concurrently(spans.iter().map(|s| self.customer_touches(&s.tenant, &s.customer_id, s.from, s.to)).collect()).await
+    }
+
+    async fn customer_conversions_many(&self, spans: &[CustomerSpan]) -> Result<Vec<Vec<Conversion>>> {
+        concurrently(spans.iter().map(|s| self.customer_conversions(&s.tenant, &s.customer_id, s.from, s.to)).collect()).await
+    }
+
+    /// Status records of each `(tenant, order_id)`.
+    async fn order_records_many(&self, orders: &[(String, String)]) -> Result<Vec<Vec<OrderRecord>>> {
+        concurrently(orders.iter().map(|(tenant, order_id)| self.order_records(tenant, order_id)).collect()).await
+    }
+
+    async fn conversions_many(&self, keys: &[ConversionKey]) -> Result<Vec<Option<Conversion>>> {
+        concurrently(keys.iter().map(|k| self.conversion(&k.tenant, &k.goal_id, &k.key)).collect()).await
+    }
+
     /// Applies one attribution step atomically (see the trait docs), removing the shard's
     /// log entries up to `processed`. [`StoreError::Fenced`] when the shard's processed
     /// position is no longer `commit.after`.
@@ -265,6 +315,57 @@ pub trait Store: Send + Sync + 'static {
     async fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>>;
 
     async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>>;
+}
+
+/// Runs the reads, [`READ_CONCURRENCY`] at a time, results in input order. The futures are
+/// made up front (they do nothing until polled): a closure inside the stream would trip
+/// the `Send` check of `async_trait` methods (rust-lang/rust#64552).
+async fn concurrently<T, Fut>(reads: Vec<Fut>) -> Result<Vec<T>>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    futures_util::stream::iter(reads).buffered(READ_CONCURRENCY).try_collect().await
+}
+
+/// What crediting many conversions needs, read in a few batched calls
+/// ([`credit_inputs_many`]).
+#[derive(Debug, Default)]
+pub struct CreditInputs {
+    /// Per fact, in the order given: the customer's touches within the longest window before it.
+    pub touches: Vec<Vec<Touch>>,
+    /// Per tenant: the registered messages among all those touches and explicit hashes.
+    pub messages: HashMap<String, Messages>,
+}
+
+/// [`credit_inputs`] for many facts at once: one batched touch read, one message read per
+/// tenant. `configs` must hold the config of every fact's tenant.
+pub async fn credit_inputs_many(
+    store: &dyn Store,
+    configs: &HashMap<String, TenantConfig>,
+    facts: &[&ConversionFact],
+) -> Result<CreditInputs> {
+    let mut spans = Vec::with_capacity(facts.len());
+    for fact in facts {
+        let config = configs
+            .get(&fact.tenant)
+            .ok_or_else(|| StoreError::Backend(format!("no config loaded for tenant {:?}", fact.tenant)))?;
+        let from = fact.ts.saturating_sub(config.max_window_ms());
+        spans.push(CustomerSpan { tenant: fact.tenant.clone(), customer_id: fact.customer_id.clone(), from, to: fact.ts });
+    }
+    let touches = store.customer_touches_many(&spans).await?;
+    let mut hashes: HashMap<&str, Vec<String>> = HashMap::new();
+    for (fact, touches) in facts.iter().zip(&touches) {
+        let tenant_hashes = hashes.entry(fact.tenant.as_str()).or_default();
+        tenant_hashes.extend(touches.iter().map(|t| t.msg_hash.clone()));
+        tenant_hashes.extend(fact.explicit_msg_hash.clone());
+    }
+    let mut messages = HashMap::with_capacity(hashes.len());
+    for (tenant, mut tenant_hashes) in hashes {
+        tenant_hashes.sort();
+        tenant_hashes.dedup();
+        messages.insert(tenant.to_owned(), store.messages(tenant, &tenant_hashes).await?);
+    }
+    Ok(CreditInputs { touches, messages })
 }
 
 /// What crediting a conversion needs: the customer's touches within the longest window

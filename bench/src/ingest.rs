@@ -1,0 +1,197 @@
+//! One ingest run: config and messages through the CLI, records streamed through
+//! `IngestService/IngestStream`, then waiting for attribution to catch up and fetching every
+//! tenant's reports. Against `touchstone dev` or separate processes on a CQL engine.
+
+use crate::BenchResult;
+use crate::datasets::{ChunkReader, Dataset};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use touchstone_integration_tests::{DevServer, Server, text, touchstone};
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
+use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
+use touchstone_proto::v1::query_service_client::QueryServiceClient;
+
+/// Where the streamed records come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Parsed into protobuf before the clock starts: the server's speed alone.
+    Preloaded,
+    /// Parsed from the file while streaming, on the same cores (for runs too big to hold).
+    File,
+}
+
+pub struct IngestRun {
+    pub sent: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// First record sent to the stream's reply (every record durable).
+    pub stream: Duration,
+    /// The stream's reply to attribution having processed everything.
+    pub lag: Duration,
+    /// Fetching every tenant's campaign list and goal KPIs once caught up.
+    pub reports: Duration,
+    /// From the config import to the reports fetched: the time to final reports.
+    pub total: Duration,
+    /// Peak RSS of the process that ingests and attributes (`touchstone dev` only).
+    pub peak_rss: Option<u64>,
+    /// Every tenant's campaigns and goals reports as `touchstone report --format json` prints them.
+    pub reports_dir: PathBuf,
+}
+
+impl IngestRun {
+    pub fn records_per_sec(&self) -> f64 {
+        self.sent as f64 / self.stream.as_secs_f64()
+    }
+}
+
+/// The whole pipeline in one `touchstone dev` on a fresh embedded store.
+pub async fn embedded(work: &Path, data: &Dataset, source: Source) -> BenchResult<IngestRun> {
+    let store = work.join("store-embedded");
+    let _ = std::fs::remove_dir_all(&store);
+    let server = DevServer::start(&store);
+    println!("ingesting {} records into touchstone dev ({source:?}) ...", data.records);
+    let mut run = pipeline(&server, &server, &server, data, source).await?;
+    run.peak_rss = peak_rss(server.pid());
+    let reports_dir = work.join("reports-embedded");
+    write_reports(&server, data, &reports_dir)?;
+    run.reports_dir = reports_dir;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&store);
+    Ok(run)
+}
+
+/// Separate `ingest`, `attribution` and `query` processes on a fresh keyspace.
+pub async fn cql(work: &Path, data: &Dataset, nodes: &str) -> BenchResult<IngestRun> {
+    let keyspace = format!("bench_{}", std::process::id());
+    let migrated = touchstone(["migrate", "--scylla-nodes", nodes, "--keyspace", &keyspace]);
+    if !migrated.status.success() {
+        return Err(format!("touchstone migrate failed: {}", text(&migrated.stderr)).into());
+    }
+    let start = |role: &str| Server::start(&[role, "--listen", "127.0.0.1:0", "--scylla-nodes", nodes, "--keyspace", &keyspace]);
+    let (ingest, attribution, query) = (start("ingest"), start("attribution"), start("query"));
+    println!("ingesting {} records into separate processes on CQL {nodes} ...", data.records);
+    let mut run = pipeline(&ingest, &attribution, &query, data, Source::Preloaded).await?;
+    let reports_dir = work.join("reports-cql");
+    write_reports(&query, data, &reports_dir)?;
+    run.reports_dir = reports_dir;
+    drop((ingest, attribution, query));
+    // scripts/bench.sh wipes the Cassandra it started; on a cluster of one's own the
+    // keyspace is left for inspection.
+    println!("(keyspace {keyspace} left in place: DROP KEYSPACE {keyspace} when done)");
+    Ok(run)
+}
+
+/// The pipeline into one server that plays every role (`touchstone dev`).
+pub async fn load(server: &Server, data: &Dataset, source: Source) -> BenchResult<IngestRun> {
+    pipeline(server, server, server, data, source).await
+}
+
+async fn pipeline(ingest: &Server, attribution: &Server, query: &Server, data: &Dataset, source: Source) -> BenchResult<IngestRun> {
+    let preloaded = match source {
+        Source::Preloaded => Some(data.chunks()?),
+        Source::File => None,
+    };
+    let started = Instant::now();
+    ingest.cli_ok(&["import", "config", &data.path("config.json")]);
+    ingest.cli_ok(&["import", "messages", &data.path("messages.jsonl")]);
+
+    let (sender, receiver) = tokio::sync::mpsc::channel::<pb::IngestChunk>(4);
+    let producer = match preloaded {
+        Some(chunks) => tokio::spawn(async move {
+            for chunk in chunks {
+                if sender.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }),
+        None => {
+            let mut reader = ChunkReader::open(data)?;
+            tokio::task::spawn_blocking(move || -> BenchResult<()> {
+                while let Some(chunk) = reader.next_chunk()? {
+                    if sender.blocking_send(chunk).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+        }
+    };
+    let mut client = IngestServiceClient::new(ingest.channel().await);
+    let stream_started = Instant::now();
+    let reply = client.ingest_stream(ReceiverStream::new(receiver)).await?.into_inner();
+    let stream = stream_started.elapsed();
+    producer.await??;
+
+    let mut status = AttributionServiceClient::new(attribution.channel().await);
+    wait_caught_up(&mut status).await?;
+    let lag = stream_started.elapsed() - stream;
+
+    let reports_started = Instant::now();
+    fetch_reports(query.channel().await, &data.tenants).await?;
+    let reports = reports_started.elapsed();
+    let sent = reply.accepted + reply.duplicates + reply.rejected.len() as u64;
+    Ok(IngestRun {
+        sent,
+        accepted: reply.accepted,
+        duplicates: reply.duplicates,
+        rejected: reply.rejected.len() as u64,
+        stream,
+        lag,
+        reports,
+        total: started.elapsed(),
+        peak_rss: None,
+        reports_dir: PathBuf::new(),
+    })
+}
+
+/// Waits until every shard has processed what the first status call saw at its head.
+async fn wait_caught_up(status: &mut AttributionServiceClient<Channel>) -> BenchResult<()> {
+    let heads = status.get_status(pb::GetStatusRequest {}).await?.into_inner().shards;
+    loop {
+        let shards = status.get_status(pb::GetStatusRequest {}).await?.into_inner().shards;
+        let caught_up = heads
+            .iter()
+            .all(|head| shards.iter().any(|shard| shard.shard == head.shard && shard.processed >= head.head));
+        if caught_up {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What a dashboard shows once the data is in: every tenant's campaign list and goal KPIs
+/// over the whole period.
+async fn fetch_reports(channel: Channel, tenants: &[String]) -> BenchResult<()> {
+    let mut query = QueryServiceClient::new(channel);
+    for tenant in tenants {
+        query.list_campaigns(pb::ListCampaignsRequest { tenant: tenant.clone(), range: None }).await?;
+        query.get_goal_kpis(pb::GoalKpisRequest { tenant: tenant.clone(), range: None, goal_id: None }).await?;
+    }
+    Ok(())
+}
+
+/// `touchstone report campaigns|goals --format json` of every tenant into `dir`, for the
+/// comparison with the peer.
+fn write_reports(server: &Server, data: &Dataset, dir: &Path) -> BenchResult<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    for tenant in &data.tenants {
+        for kind in ["campaigns", "goals"] {
+            let json = server.cli_ok(&["report", kind, "--tenant", tenant, "--format", "json"]);
+            std::fs::write(dir.join(format!("{tenant}.{kind}.json")), json)?;
+        }
+    }
+    Ok(())
+}
+
+/// `VmHWM` of a process: the peak of its resident memory, in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()?;
+    Some(kib * 1024)
+}

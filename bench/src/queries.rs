@@ -1,0 +1,196 @@
+//! Query latency under concurrent clients, on a store holding a year of data for 1,000
+//! campaigns: each kind of query is sent by every client in a loop for a fixed time, with
+//! arguments drawn at random from what the store holds.
+
+use crate::BenchResult;
+use crate::datasets::Dataset;
+use crate::ingest::{self, Source};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use touchstone_integration_tests::DevServer;
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::query_service_client::QueryServiceClient;
+
+/// One kind of query and its latencies.
+pub struct Latencies {
+    pub name: &'static str,
+    pub calls: usize,
+    pub errors: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+/// What queries can be asked about: per tenant, its campaigns and orders.
+struct Targets {
+    tenants: Vec<TenantTargets>,
+    from: i64,
+    to: i64,
+}
+
+struct TenantTargets {
+    tenant: String,
+    campaigns: Vec<String>,
+    order_ids: Vec<String>,
+}
+
+pub async fn run(work: &Path, data: &Dataset, clients: usize, seconds: u64) -> BenchResult<(ingest::IngestRun, Vec<Latencies>)> {
+    let store = work.join("store-queries");
+    let _ = std::fs::remove_dir_all(&store);
+    let server = DevServer::start(&store);
+    println!("building the query store: {} records ...", data.records);
+    let loaded = ingest::load(&server, data, Source::Preloaded).await?;
+    let targets = Arc::new(targets(data)?);
+    let channel = server.channel().await;
+    let duration = Duration::from_secs(seconds);
+    let mut results = Vec::new();
+    for kind in Kind::ALL {
+        println!("measuring {} with {clients} clients for {seconds} s ...", kind.name());
+        results.push(measure(kind, &channel, &targets, clients, duration).await);
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&store);
+    Ok((loaded, results))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// One campaign over the whole year.
+    CampaignStatsYear,
+    /// One campaign over 30 days starting at a random ms (edges cut through hours).
+    CampaignStatsMonth,
+    /// The campaign list of a tenant over the whole year.
+    ListCampaigns,
+    /// Every goal's KPIs of a tenant over the whole year.
+    GoalKpis,
+    /// Why one order was credited as it was.
+    ExplainConversion,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] =
+        [Kind::CampaignStatsYear, Kind::CampaignStatsMonth, Kind::ListCampaigns, Kind::GoalKpis, Kind::ExplainConversion];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::CampaignStatsYear => "GetCampaignStats (year)",
+            Kind::CampaignStatsMonth => "GetCampaignStats (30 days, unaligned)",
+            Kind::ListCampaigns => "ListCampaigns (year)",
+            Kind::GoalKpis => "GoalKpis (year)",
+            Kind::ExplainConversion => "ExplainConversion",
+        }
+    }
+
+    async fn call(self, client: &mut QueryServiceClient<Channel>, targets: &Targets, rng: &mut SmallRng) -> Result<(), tonic::Status> {
+        let tenant = &targets.tenants[rng.random_range(0..targets.tenants.len())];
+        let year = Some(pb::TimeRange { from_ms: Some(targets.from), to_ms: Some(targets.to) });
+        match self {
+            Kind::CampaignStatsYear | Kind::CampaignStatsMonth => {
+                let campaign_id = tenant.campaigns[rng.random_range(0..tenant.campaigns.len())].clone();
+                let range = match self {
+                    Kind::CampaignStatsYear => year,
+                    _ => {
+                        let month = 30 * 86_400_000;
+                        let from = rng.random_range(targets.from..targets.to - month);
+                        Some(pb::TimeRange { from_ms: Some(from), to_ms: Some(from + month) })
+                    }
+                };
+                client.get_campaign_stats(pb::CampaignStatsRequest { tenant: tenant.tenant.clone(), campaign_id, range }).await?;
+            }
+            Kind::ListCampaigns => {
+                client.list_campaigns(pb::ListCampaignsRequest { tenant: tenant.tenant.clone(), range: year }).await?;
+            }
+            Kind::GoalKpis => {
+                client.get_goal_kpis(pb::GoalKpisRequest { tenant: tenant.tenant.clone(), range: year, goal_id: None }).await?;
+            }
+            Kind::ExplainConversion => {
+                let conversion_key = tenant.order_ids[rng.random_range(0..tenant.order_ids.len())].clone();
+                let request = pb::ExplainConversionRequest { tenant: tenant.tenant.clone(), goal_id: "orders".into(), conversion_key };
+                client.explain_conversion(request).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn measure(kind: Kind, channel: &Channel, targets: &Arc<Targets>, clients: usize, duration: Duration) -> Latencies {
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::with_capacity(clients);
+    for client_index in 0..clients {
+        let mut client = QueryServiceClient::new(channel.clone());
+        let targets = targets.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = SmallRng::seed_from_u64(client_index as u64);
+            let (mut times, mut errors) = (Vec::new(), 0usize);
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                match kind.call(&mut client, &targets, &mut rng).await {
+                    Ok(()) => times.push(started.elapsed()),
+                    // NotFound: an order that converted to no goal; anything else is counted too.
+                    Err(_) => errors += 1,
+                }
+            }
+            (times, errors)
+        }));
+    }
+    let (mut times, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        if let Ok((task_times, task_errors)) = task.await {
+            times.extend(task_times);
+            errors += task_errors;
+        }
+    }
+    times.sort_unstable();
+    let at = |q: f64| times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or_default();
+    Latencies { name: kind.name(), calls: times.len(), errors, p50: at(0.50), p99: at(0.99), max: times.last().copied().unwrap_or_default() }
+}
+
+/// Tenants with their campaigns (from `messages.jsonl`) and orders that reached a goal
+/// status (from `records.jsonl`), and the span of the data.
+fn targets(data: &Dataset) -> BenchResult<Targets> {
+    let mut by_tenant: BTreeMap<String, TenantTargets> = BTreeMap::new();
+    let (mut from, mut to) = (i64::MAX, i64::MIN);
+    for line in std::io::BufReader::new(std::fs::File::open(data.dir.join("messages.jsonl"))?).lines() {
+        let message: serde_json::Value = serde_json::from_str(&line?)?;
+        let (Some(tenant), Some(campaign)) = (message["tenant"].as_str(), message["campaign_id"].as_str()) else { continue };
+        if campaign.is_empty() {
+            continue;
+        }
+        let targets = by_tenant.entry(tenant.to_owned()).or_insert_with(|| TenantTargets::new(tenant));
+        if !targets.campaigns.iter().any(|c| c == campaign) {
+            targets.campaigns.push(campaign.to_owned());
+        }
+    }
+    for line in std::io::BufReader::new(std::fs::File::open(data.dir.join("records.jsonl"))?).lines() {
+        let record: serde_json::Value = serde_json::from_str(&line?)?;
+        if let Some(ts) = record["ts"].as_i64() {
+            (from, to) = (from.min(ts), to.max(ts + 1));
+        }
+        let paid = matches!(record["status"].as_str(), Some("PLACED" | "PAID" | "DELIVERED"));
+        if record["type"] == "order" && paid {
+            if let (Some(tenant), Some(order_id)) = (record["tenant"].as_str(), record["order_id"].as_str()) {
+                if let Some(targets) = by_tenant.get_mut(tenant) {
+                    targets.order_ids.push(order_id.to_owned());
+                }
+            }
+        }
+    }
+    let tenants: Vec<TenantTargets> =
+        by_tenant.into_values().filter(|t| !t.campaigns.is_empty() && !t.order_ids.is_empty()).collect();
+    if tenants.is_empty() || from >= to {
+        return Err("the query dataset has no campaigns or orders".into());
+    }
+    Ok(Targets { tenants, from, to })
+}
+
+impl TenantTargets {
+    fn new(tenant: &str) -> TenantTargets {
+        TenantTargets { tenant: tenant.to_owned(), campaigns: Vec::new(), order_ids: Vec::new() }
+    }
+}

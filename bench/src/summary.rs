@@ -1,0 +1,120 @@
+//! The figures: printed as they come and as one table at the end, and kept as JSON.
+
+use crate::datasets::Dataset;
+use crate::ingest::IngestRun;
+use crate::peer::PeerRun;
+use crate::queries::Latencies;
+use serde_json::json;
+use std::time::Duration;
+
+pub struct Summary {
+    pub machine: String,
+    lines: Vec<String>,
+    pub json: serde_json::Value,
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1_000.0)
+}
+
+fn secs(duration: Duration) -> String {
+    format!("{:.2} s", duration.as_secs_f64())
+}
+
+fn shape(data: &Dataset) -> String {
+    let tenants = data.tenants.len();
+    match data.shape {
+        crate::datasets::Shape::Default => format!("{} records, {tenants} tenants, 60 days", data.records),
+        crate::datasets::Shape::Year => format!("{} records, {tenants} tenants, 365 days, 1,000 campaigns", data.records),
+    }
+}
+
+impl Summary {
+    pub fn new(machine: String) -> Summary {
+        Summary { json: json!({ "machine": machine, "runs": [] }), machine, lines: Vec::new() }
+    }
+
+    fn add(&mut self, line: String, record: serde_json::Value) {
+        println!("{line}");
+        self.lines.push(line);
+        if let Some(runs) = self.json["runs"].as_array_mut() {
+            runs.push(record);
+        }
+    }
+
+    pub fn ingest(&mut self, what: &str, data: &Dataset, run: &IngestRun) {
+        let rss = run.peak_rss.map_or(String::new(), |bytes| format!(", peak RSS {} MiB", bytes / (1024 * 1024)));
+        let line = format!(
+            "ingest  {what} [{}]: {:.0} records/s through the stream ({} accepted, {} duplicates, {} rejected in {}); \
+             attribution lag after input stopped {}; reports {}; time to final reports {}{rss}",
+            shape(data),
+            run.records_per_sec(),
+            run.accepted,
+            run.duplicates,
+            run.rejected,
+            secs(run.stream),
+            secs(run.lag),
+            secs(run.reports),
+            secs(run.total),
+        );
+        let record = json!({
+            "kind": "ingest", "what": what, "data": shape(data),
+            "records_per_s": run.records_per_sec().round(), "accepted": run.accepted, "duplicates": run.duplicates,
+            "rejected": run.rejected, "stream_s": run.stream.as_secs_f64(), "lag_s": run.lag.as_secs_f64(),
+            "reports_s": run.reports.as_secs_f64(), "final_s": run.total.as_secs_f64(),
+            "peak_rss_mib": run.peak_rss.map(|bytes| bytes / (1024 * 1024)),
+        });
+        self.add(line, record);
+    }
+
+    pub fn peer(&mut self, data: &Dataset, run: &IngestRun, peer: &PeerRun) {
+        let ratio = run.total.as_secs_f64() / peer.total_s;
+        let line = format!(
+            "peer    DuckDB {} ({} threads) [{}]: load {:.2} s, attribution {:.2} s, reports {:.2} s, total {:.2} s; \
+             reports equal Touchstone's: {}; Touchstone / DuckDB time to final reports = {ratio:.2} ({})",
+            peer.duckdb_version,
+            peer.threads,
+            shape(data),
+            peer.load_s,
+            peer.attribute_s,
+            peer.report_s,
+            peer.total_s,
+            if peer.reports_equal { "yes" } else { "NO" },
+            if ratio < 1.0 { "Touchstone faster" } else { "DuckDB faster" },
+        );
+        let record = json!({
+            "kind": "peer", "duckdb": peer.duckdb_version, "threads": peer.threads, "data": shape(data),
+            "load_s": peer.load_s, "attribute_s": peer.attribute_s, "report_s": peer.report_s, "total_s": peer.total_s,
+            "reports_equal": peer.reports_equal, "touchstone_final_s": run.total.as_secs_f64(), "ratio": ratio,
+        });
+        self.add(line, record);
+    }
+
+    pub fn queries(&mut self, data: &Dataset, clients: usize, latencies: &[Latencies]) {
+        for kind in latencies {
+            let line = format!(
+                "query   {} [{}, {clients} clients]: p50 {}, p99 {}, max {} over {} calls ({} errors)",
+                kind.name,
+                shape(data),
+                ms(kind.p50),
+                ms(kind.p99),
+                ms(kind.max),
+                kind.calls,
+                kind.errors
+            );
+            let record = json!({
+                "kind": "query", "rpc": kind.name, "data": shape(data), "clients": clients, "calls": kind.calls,
+                "errors": kind.errors, "p50_ms": kind.p50.as_secs_f64() * 1e3, "p99_ms": kind.p99.as_secs_f64() * 1e3,
+                "max_ms": kind.max.as_secs_f64() * 1e3,
+            });
+            self.add(line, record);
+        }
+    }
+
+    pub fn print(&self) {
+        println!("\n==== summary ====\n{}", self.machine);
+        for line in &self.lines {
+            println!("{line}");
+        }
+    }
+}
