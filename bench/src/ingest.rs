@@ -54,7 +54,7 @@ pub async fn embedded(work: &Path, data: &Dataset, source: Source) -> BenchResul
     let _ = std::fs::remove_dir_all(&store);
     let server = DevServer::start(&store);
     println!("ingesting {} records into touchstone dev ({source:?}) ...", data.records);
-    let mut run = pipeline(&server, &server, &server, data, source).await?;
+    let mut run = pipeline(&server, &server, &server, data, source, false).await?;
     run.peak_rss = peak_rss(server.pid());
     let reports_dir = work.join("reports-embedded");
     write_reports(&server, data, &reports_dir)?;
@@ -74,7 +74,7 @@ pub async fn cql(work: &Path, data: &Dataset, nodes: &str) -> BenchResult<Ingest
     let start = |role: &str| Server::start(&[role, "--listen", "127.0.0.1:0", "--scylla-nodes", nodes, "--keyspace", &keyspace]);
     let (ingest, attribution, query) = (start("ingest"), start("attribution"), start("query"));
     println!("ingesting {} records into separate processes on CQL {nodes} ...", data.records);
-    let mut run = pipeline(&ingest, &attribution, &query, data, Source::Preloaded).await?;
+    let mut run = pipeline(&ingest, &attribution, &query, data, Source::Preloaded, true).await?;
     let reports_dir = work.join("reports-cql");
     write_reports(&query, data, &reports_dir)?;
     run.reports_dir = reports_dir;
@@ -87,10 +87,19 @@ pub async fn cql(work: &Path, data: &Dataset, nodes: &str) -> BenchResult<Ingest
 
 /// The pipeline into one server that plays every role (`touchstone dev`).
 pub async fn load(server: &Server, data: &Dataset, source: Source) -> BenchResult<IngestRun> {
-    pipeline(server, server, server, data, source).await
+    pipeline(server, server, server, data, source, false).await
 }
 
-async fn pipeline(ingest: &Server, attribution: &Server, query: &Server, data: &Dataset, source: Source) -> BenchResult<IngestRun> {
+/// With `retry_chunks`, each chunk is its own call, retried while the server answers
+/// UNAVAILABLE (a CQL timeout under load), as a production client would; else one stream.
+async fn pipeline(
+    ingest: &Server,
+    attribution: &Server,
+    query: &Server,
+    data: &Dataset,
+    source: Source,
+    retry_chunks: bool,
+) -> BenchResult<IngestRun> {
     let preloaded = match source {
         Source::Preloaded => Some(data.chunks()?),
         Source::File => None,
@@ -99,33 +108,29 @@ async fn pipeline(ingest: &Server, attribution: &Server, query: &Server, data: &
     ingest.cli_ok(&["import", "config", &data.path("config.json")]);
     ingest.cli_ok(&["import", "messages", &data.path("messages.jsonl")]);
 
-    let (sender, receiver) = tokio::sync::mpsc::channel::<pb::IngestChunk>(4);
-    let producer = match preloaded {
-        Some(chunks) => tokio::spawn(async move {
-            for chunk in chunks {
-                if sender.send(chunk).await.is_err() {
-                    break;
-                }
-            }
-            Ok(())
-        }),
+    let mut client = IngestServiceClient::new(ingest.channel().await);
+    let stream_started = Instant::now();
+    let reply = match preloaded {
+        Some(chunks) if retry_chunks => send_chunks_with_retries(&mut client, chunks).await?,
+        Some(chunks) => client.ingest_stream(tokio_stream::iter(chunks)).await?.into_inner(),
         None => {
+            // Parsed on a blocking thread while streaming, a few chunks ahead.
+            let (sender, receiver) = tokio::sync::mpsc::channel::<pb::IngestChunk>(4);
             let mut reader = ChunkReader::open(data)?;
-            tokio::task::spawn_blocking(move || -> BenchResult<()> {
+            let producer = tokio::task::spawn_blocking(move || -> BenchResult<()> {
                 while let Some(chunk) = reader.next_chunk()? {
                     if sender.blocking_send(chunk).is_err() {
                         break;
                     }
                 }
                 Ok(())
-            })
+            });
+            let reply = client.ingest_stream(ReceiverStream::new(receiver)).await?.into_inner();
+            producer.await??;
+            reply
         }
     };
-    let mut client = IngestServiceClient::new(ingest.channel().await);
-    let stream_started = Instant::now();
-    let reply = client.ingest_stream(ReceiverStream::new(receiver)).await?.into_inner();
     let stream = stream_started.elapsed();
-    producer.await??;
 
     let mut status = AttributionServiceClient::new(attribution.channel().await);
     wait_caught_up(&mut status).await?;
@@ -147,6 +152,32 @@ async fn pipeline(ingest: &Server, attribution: &Server, query: &Server, data: &
         peak_rss: None,
         reports_dir: PathBuf::new(),
     })
+}
+
+/// One call per chunk, each retried with backoff while the server is unavailable; the
+/// replies summed (a retried chunk's records stored by the failed attempt count as
+/// duplicates, so accepted + duplicates still equals what was sent).
+async fn send_chunks_with_retries(client: &mut IngestServiceClient<Channel>, chunks: Vec<pb::IngestChunk>) -> BenchResult<pb::IngestReply> {
+    const ATTEMPTS: u32 = 8;
+    let mut total = pb::IngestReply::default();
+    for chunk in chunks {
+        let mut attempt = 1;
+        let reply = loop {
+            match client.ingest_stream(tokio_stream::iter([chunk.clone()])).await {
+                Ok(reply) => break reply.into_inner(),
+                Err(status) if status.code() == tonic::Code::Unavailable && attempt < ATTEMPTS => {
+                    eprintln!("chunk attempt {attempt}: {} (retrying)", status.message());
+                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(status) => return Err(status.into()),
+            }
+        };
+        total.accepted += reply.accepted;
+        total.duplicates += reply.duplicates;
+        total.rejected.extend(reply.rejected);
+    }
+    Ok(total)
 }
 
 /// Waits until every shard has processed what the first status call saw at its head.

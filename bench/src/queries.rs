@@ -173,12 +173,12 @@ fn targets(data: &Dataset) -> BenchResult<Targets> {
             (from, to) = (from.min(ts), to.max(ts + 1));
         }
         let paid = matches!(record["status"].as_str(), Some("PLACED" | "PAID" | "DELIVERED"));
-        if record["type"] == "order" && paid {
-            if let (Some(tenant), Some(order_id)) = (record["tenant"].as_str(), record["order_id"].as_str()) {
-                if let Some(targets) = by_tenant.get_mut(tenant) {
-                    targets.order_ids.push(order_id.to_owned());
-                }
-            }
+        if record["type"] == "order"
+            && paid
+            && let (Some(tenant), Some(order_id)) = (record["tenant"].as_str(), record["order_id"].as_str())
+            && let Some(targets) = by_tenant.get_mut(tenant)
+        {
+            targets.order_ids.push(order_id.to_owned());
         }
     }
     let tenants: Vec<TenantTargets> =
