@@ -10,6 +10,7 @@
 //! position ([`StoreError::Fenced`]) and discarded.
 
 use crate::engine;
+use futures_util::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,6 +21,10 @@ use touchstone_store::{LOG_SHARDS, Store, StoreError};
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How long to wait after a failed step before trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Steps of different shards run at once: a step waits on the store (disk on the embedded
+/// store, round trips on a cluster) and computes in between, so a few at once keep the cores
+/// and the connection busy. Each shard still has at most one step at a time.
+const CONCURRENT_STEPS: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -81,13 +86,24 @@ impl Worker {
         tracing::info!(worker = %self.options.id, "attribution worker stopped");
     }
 
-    /// One step on each held shard. `true` when any step did work (so there may be more
-    /// right away).
+    /// One step on each held shard, [`CONCURRENT_STEPS`] at a time, each on its own task so
+    /// their computing spreads over the cores. `true` when any step did work (so there may
+    /// be more right away).
     async fn round(&self, held: &Held) -> touchstone_store::Result<bool> {
         let shards = lock(held).clone();
+        let steps = shards.into_iter().map(|shard| {
+            let (store, batch) = (self.store.clone(), self.options.batch);
+            async move {
+                let step = tokio::spawn(async move { engine::step(store.as_ref(), shard, batch).await });
+                let outcome = step.await.unwrap_or_else(|err| Err(StoreError::Backend(format!("attribution step panicked: {err}"))));
+                (shard, outcome)
+            }
+        });
+        let outcomes: Vec<_> = futures_util::stream::iter(steps).buffer_unordered(CONCURRENT_STEPS).collect().await;
         let mut worked = false;
-        for shard in shards {
-            match engine::step(self.store.as_ref(), shard, self.options.batch).await {
+        let mut failure = None;
+        for (shard, outcome) in outcomes {
+            match outcome {
                 Ok(Some(outcome)) => {
                     worked = true;
                     tracing::debug!(
@@ -103,10 +119,14 @@ impl Worker {
                     // Our lease lapsed and another worker moved on: its commit stands.
                     tracing::warn!(shard, "another worker committed this shard; step discarded");
                 }
-                Err(err) => return Err(err),
+                // The other shards' steps stand; the failed one is redone next round.
+                Err(err) => failure = Some(err),
             }
         }
-        Ok(worked)
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(worked),
+        }
     }
 }
 
