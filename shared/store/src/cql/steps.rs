@@ -128,8 +128,23 @@ impl Inner {
     }
 
     /// Reads the shard's progress at serial consistency (seeing every commit before it) and
-    /// applies its step unless this process already has.
+    /// applies its step unless this process already has. A newer step may land between the
+    /// read and loading the step's body (its worker is busy committing): then it reads again,
+    /// rather than failing a status call over a benign race.
     async fn catch_up(&self, shard: u32) -> Result<StepMark> {
+        const ATTEMPTS: usize = 5;
+        for _ in 1..ATTEMPTS {
+            if let Some(mark) = self.try_catch_up(shard).await? {
+                return Ok(mark);
+            }
+        }
+        self.try_catch_up(shard)
+            .await?
+            .ok_or_else(|| StoreError::Unavailable(format!("log shard {shard} moved while it was read; read it again")))
+    }
+
+    /// One attempt of [`Self::catch_up`]; `None` when the shard moved while it was read.
+    async fn try_catch_up(&self, shard: u32) -> Result<Option<StepMark>> {
         let row: Option<ProgressRow> = self.row(&self.statements.select_progress_serial, (shard_value(shard),)).await?;
         let stored = match row {
             Some((processed, step_id, timestamp, parts)) => StepMark {
@@ -144,13 +159,13 @@ impl Inner {
         if stored.step_id != 0 && known != Some(stored.step_id) {
             let Some(step) = self.load_step(shard, stored).await? else {
                 // Its body is gone: a newer step was applied since the read above.
-                return Err(StoreError::Unavailable(format!("log shard {shard} moved while it was read; read it again")));
+                return Ok(None);
             };
             tracing::info!(shard, step = step.id, processed = step.processed, "applying a committed step again");
             self.apply(&step).await?;
         }
         self.applied().insert(shard, stored);
-        Ok(stored)
+        Ok(Some(stored))
     }
 
     async fn load_step(&self, shard: u32, mark: StepMark) -> Result<Option<StoredStep>> {
