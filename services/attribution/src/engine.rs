@@ -21,8 +21,10 @@ use touchstone_core::config::{GoalKind, TenantConfig};
 use touchstone_core::goals;
 use touchstone_core::model::{Millis, Record};
 use touchstone_core::rollup::{self, Cell, Granularity, Tally};
+use crate::AttributionStore;
+use crate::inputs::credit_inputs_many;
 use touchstone_store::{
-    AttributionCommit, ConversionChange, ConversionKey, CustomerSpan, LogEntry, LogPayload, RollupDelta, Store,
+    AttributionCommit, ConversionChange, ConversionKey, CustomerSpan, LogEntry, LogPayload, RollupDelta, SetAside, StoreError,
 };
 
 /// Log entries read and committed per step: large enough to amortise the commit and the
@@ -55,10 +57,55 @@ pub struct StepOutcome {
     pub conversions_changed: usize,
 }
 
+/// Sets aside the next entry of `shard` (after its processed position) instead of
+/// processing it, recording `reason`: for an entry the worker failed on again and again,
+/// alone, so that it cannot stall its shard. `None` when there is no next entry.
+/// [`StoreError::Fenced`] when another worker committed the shard meanwhile.
+pub async fn set_aside_next(store: &dyn AttributionStore, shard: u32, reason: String) -> touchstone_store::Result<Option<u64>> {
+    let after = store.log_status(shard).await?.processed;
+    let Some(entry) = store.read_log(shard, after, 1).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let seq = entry.seq;
+    tracing::error!(shard, seq, entry = %describe(&entry.payload), %reason, "log entry set aside");
+    let set_aside = SetAside { entry, reason, set_aside_at: now_ms() };
+    let commit = AttributionCommit { shard, after, processed: seq, set_aside: vec![set_aside], ..AttributionCommit::default() };
+    store.commit_attribution(commit).await?;
+    Ok(Some(seq))
+}
+
+/// What a log entry is, in a line for logs and status replies (ids cut short).
+pub fn describe(payload: &LogPayload) -> String {
+    fn short(id: &str) -> String {
+        const MAX: usize = 64;
+        match id.char_indices().nth(MAX) {
+            Some((end, _)) => format!("{}… ({} bytes)", &id[..end], id.len()),
+            None => id.to_owned(),
+        }
+    }
+    match payload {
+        LogPayload::Record(record) => {
+            let kind = match record {
+                Record::Message(_) => "message",
+                Record::Touch(_) => "touch",
+                Record::Event(_) => "app event",
+                Record::Order(_) => "order record",
+                Record::Badge(_) => "badge event",
+            };
+            format!("{kind} {} of tenant {}", short(record.id()), short(record.tenant()))
+        }
+        LogPayload::Recompute { tenant } => format!("recompute of tenant {}", short(tenant)),
+        LogPayload::Nothing => "an empty position".to_owned(),
+    }
+}
+
+fn now_ms() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
 /// Processes up to `batch` entries of one log shard after its processed position. `None`
-/// when there was nothing to do. [`StoreError::Fenced`](touchstone_store::StoreError::Fenced)
-/// when another worker committed the shard meanwhile: the step is then discarded.
-pub async fn step(store: &dyn Store, shard: u32, batch: usize) -> touchstone_store::Result<Option<StepOutcome>> {
+/// when there was nothing to do. [`StoreError::Fenced`] when another worker committed the shard meanwhile: the step is then discarded.
+pub async fn step(store: &dyn AttributionStore, shard: u32, batch: usize) -> touchstone_store::Result<Option<StepOutcome>> {
     let after = store.log_status(shard).await?.processed;
     let entries = store.read_log(shard, after, batch).await?;
     if entries.is_empty() {
@@ -71,7 +118,7 @@ pub async fn step(store: &dyn Store, shard: u32, batch: usize) -> touchstone_sto
 /// polling does not flood the traces). Reads are batched: a handful of store calls per
 /// step, whatever its size, so a backend across the network pays round trips per step.
 #[tracing::instrument(name = "attribution_step", skip_all, fields(shard = shard, entries = entries.len()))]
-async fn process(store: &dyn Store, shard: u32, after: u64, entries: Vec<LogEntry>) -> touchstone_store::Result<StepOutcome> {
+async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: Vec<LogEntry>) -> touchstone_store::Result<StepOutcome> {
     let processed = entries.last().map_or(after, |last| last.seq);
     let configs = Configs::load(store, &entries).await?;
 
@@ -99,7 +146,8 @@ async fn process(store: &dyn Store, shard: u32, after: u64, entries: Vec<LogEntr
         }
     }
     let outcome = StepOutcome { shard, processed, entries: entries.len(), conversions_changed: changes.len() };
-    let commit = AttributionCommit { shard, after, processed, conversions: changes, rollups: deltas.into_vec() };
+    let commit =
+        AttributionCommit { shard, after, processed, conversions: changes, rollups: deltas.into_vec(), set_aside: Vec::new() };
     store.commit_attribution(commit).await?;
     Ok(outcome)
 }
@@ -108,7 +156,7 @@ async fn process(store: &dyn Store, shard: u32, after: u64, entries: Vec<LogEntr
 struct Configs(HashMap<String, TenantConfig>);
 
 impl Configs {
-    async fn load(store: &dyn Store, entries: &[LogEntry]) -> touchstone_store::Result<Configs> {
+    async fn load(store: &dyn AttributionStore, entries: &[LogEntry]) -> touchstone_store::Result<Configs> {
         let tenants: BTreeSet<&str> = entries
             .iter()
             .filter_map(|entry| match &entry.payload {
@@ -127,7 +175,7 @@ impl Configs {
     fn get(&self, tenant: &str) -> touchstone_store::Result<&TenantConfig> {
         self.0
             .get(tenant)
-            .ok_or_else(|| touchstone_store::StoreError::Backend(format!("no config loaded for tenant {tenant:?}")))
+            .ok_or_else(|| StoreError::Backend(format!("no config loaded for tenant {tenant:?}")))
     }
 }
 
@@ -154,7 +202,7 @@ impl Deltas {
 /// the store here (rare next to touches and events); everything else is marked for the
 /// step's batched reads.
 async fn mark(
-    store: &dyn Store,
+    store: &dyn AttributionStore,
     configs: &Configs,
     dirty: &mut Dirty,
     deltas: &mut Deltas,
@@ -235,7 +283,7 @@ fn merge_spans(mut spans: Vec<CustomerSpan>) -> Vec<CustomerSpan> {
 }
 
 /// Evaluates everything marked and returns the rows that differ from what is stored.
-async fn evaluate(store: &dyn Store, configs: &Configs, dirty: Dirty) -> touchstone_store::Result<Vec<ConversionChange>> {
+async fn evaluate(store: &dyn AttributionStore, configs: &Configs, dirty: Dirty) -> touchstone_store::Result<Vec<ConversionChange>> {
     // (stored, freshly evaluated fact or None when the conversion no longer exists)
     let mut candidates: BTreeMap<ConversionKey, (Option<Conversion>, Option<ConversionFact>)> = BTreeMap::new();
 
@@ -276,7 +324,7 @@ async fn evaluate(store: &dyn Store, configs: &Configs, dirty: Dirty) -> touchst
 
     // Credit every fact from one batch of touch and message reads.
     let facts: Vec<&ConversionFact> = candidates.values().filter_map(|(_, fact)| fact.as_ref()).collect();
-    let inputs = touchstone_store::credit_inputs_many(store, &configs.0, &facts).await?;
+    let inputs = credit_inputs_many(store, &configs.0, &facts).await?;
     let no_messages = Messages::new();
     let credits = facts
         .iter()
@@ -294,7 +342,7 @@ async fn evaluate(store: &dyn Store, configs: &Configs, dirty: Dirty) -> touchst
             Some(fact) => {
                 let credit = credits
                     .next()
-                    .ok_or_else(|| touchstone_store::StoreError::Backend("fewer credits than facts".to_owned()))?;
+                    .ok_or_else(|| StoreError::Backend("fewer credits than facts".to_owned()))?;
                 Some(Conversion { fact, credit })
             }
             None => None,
@@ -307,7 +355,7 @@ async fn evaluate(store: &dyn Store, configs: &Configs, dirty: Dirty) -> touchst
 }
 
 /// Every conversion fact of a tenant, from all its order records and goal-named events.
-async fn tenant_facts(store: &dyn Store, config: &TenantConfig) -> touchstone_store::Result<Vec<ConversionFact>> {
+async fn tenant_facts(store: &dyn AttributionStore, config: &TenantConfig) -> touchstone_store::Result<Vec<ConversionFact>> {
     let mut facts = Vec::new();
     if goals::order_goals(config).next().is_some() {
         let mut by_order: HashMap<String, Vec<_>> = HashMap::new();

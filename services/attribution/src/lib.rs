@@ -1,10 +1,26 @@
 //! The attribution service: a worker that follows the ingest log and credits conversions
-//! incrementally ([`engine`], [`worker`]), and the `AttributionService` gRPC API that reports
-//! its progress and asks for recomputes ([`service`]).
+//! incrementally, and the `AttributionService` gRPC API that reports its progress and asks
+//! for recomputes.
+//!
+//! - [`engine`]: one step: read a batch of the log, evaluate what it can have changed,
+//!   commit the differences; and setting aside an entry that cannot be processed.
+//! - [`inputs`]: what crediting a conversion reads (also used by `ExplainConversion`).
+//! - [`worker`]: leases on a share of the log shards, steps on each, and the rule that a
+//!   failing entry is retried alone and then set aside.
+//! - [`service`]: the gRPC API.
 
 pub mod engine;
+pub mod inputs;
 pub mod service;
 pub mod worker;
 
 pub use service::AttributionApi;
 pub use worker::{Worker, WorkerOptions};
+
+use touchstone_store::{AttributionState, ConfigStore, Coordination, IngestLog};
+
+/// The roles of the store an attribution worker uses: it follows the log, reads configs,
+/// splits the shards with other workers, and reads and commits attribution state.
+pub trait AttributionStore: IngestLog + ConfigStore + Coordination + AttributionState {}
+
+impl<T: IngestLog + ConfigStore + Coordination + AttributionState + ?Sized> AttributionStore for T {}

@@ -8,14 +8,21 @@
 //! [`WorkerOptions::lease_ttl`] and the others take its shards over. A worker that loses a
 //! lease while it works cannot do harm: its commit is fenced by the shard's processed
 //! position ([`StoreError::Fenced`]) and discarded.
+//!
+//! No entry can stall its shard. When a step fails with an error that retrying cannot help
+//! (or panics), the worker goes on with that shard one entry per step, up to where the failed
+//! step would have reached: the entries before the bad one are processed as usual, and an
+//! entry whose step fails [`SET_ASIDE_AFTER`] times in a row, alone, is set aside
+//! ([`engine::set_aside_next`]): kept with the reason, counted in the shard's status, and
+//! passed over. Transient failures (storage unavailable) are only retried.
 
-use crate::engine;
+use crate::{AttributionStore, engine};
 use futures_util::StreamExt;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
-use touchstone_store::{LOG_SHARDS, Store, StoreError};
+use touchstone_store::{Coordination, LOG_SHARDS, StoreError};
 
 /// How often an idle worker looks at the log without being woken.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -25,6 +32,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// store, round trips on a cluster) and computes in between, so a few at once keep the cores
 /// and the connection busy. Each shard still has at most one step at a time.
 const CONCURRENT_STEPS: usize = 4;
+/// Failed steps of one entry alone, in a row, after which it is set aside.
+pub const SET_ASIDE_AFTER: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -44,9 +53,28 @@ impl WorkerOptions {
 }
 
 pub struct Worker {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AttributionStore>,
     wake: Arc<Notify>,
     options: WorkerOptions,
+    /// Shards stepped one entry at a time after a step failed on them.
+    isolating: Mutex<HashMap<u32, Isolation>>,
+}
+
+/// A shard whose step failed for good: stepped one entry at a time up to `until` (where the
+/// failed step would have reached), so the bad entry is found and the rest processed.
+#[derive(Debug, Clone, Copy)]
+struct Isolation {
+    until: u64,
+    /// Failed one-entry steps in a row.
+    failures: u32,
+}
+
+/// How a step ended, as the isolation rule sees it.
+enum Failure {
+    /// Retrying later may help (storage unavailable): nothing is counted.
+    Transient(StoreError),
+    /// Retrying will not help: counted towards setting the entry aside.
+    Permanent { error: StoreError, reason: String },
 }
 
 /// The shards whose leases this worker holds: renewed by the lease keeper on its own
@@ -54,8 +82,8 @@ pub struct Worker {
 type Held = Arc<Mutex<BTreeSet<u32>>>;
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, wake: Arc<Notify>, options: WorkerOptions) -> Worker {
-        Worker { store, wake, options }
+    pub fn new(store: Arc<dyn AttributionStore>, wake: Arc<Notify>, options: WorkerOptions) -> Worker {
+        Worker { store, wake, options, isolating: Mutex::default() }
     }
 
     /// Processes the log until `shutdown` turns true, then gives its leases back. A step is
@@ -63,7 +91,8 @@ impl Worker {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(worker = %self.options.id, "attribution worker started");
         let held: Held = Arc::default();
-        let keeper = tokio::spawn(keep_leases(self.store.clone(), self.options.clone(), held.clone(), shutdown.clone()));
+        let coordination: Arc<dyn Coordination> = self.store.clone();
+        let keeper = tokio::spawn(keep_leases(coordination, self.options.clone(), held.clone(), shutdown.clone()));
         loop {
             if *shutdown.borrow() {
                 break;
@@ -92,20 +121,32 @@ impl Worker {
     async fn round(&self, held: &Held) -> touchstone_store::Result<bool> {
         let shards = lock(held).clone();
         let steps = shards.into_iter().map(|shard| {
-            let (store, batch) = (self.store.clone(), self.options.batch);
+            let isolated = lock(&self.isolating).contains_key(&shard);
+            let batch = if isolated { 1 } else { self.options.batch };
+            let store = self.store.clone();
             async move {
                 let step = tokio::spawn(async move { engine::step(store.as_ref(), shard, batch).await });
-                let outcome = step.await.unwrap_or_else(|err| Err(StoreError::Backend(format!("attribution step panicked: {err}"))));
-                (shard, outcome)
+                let outcome = match step.await {
+                    Ok(Ok(outcome)) => Ok(outcome),
+                    Ok(Err(error)) if error.is_transient() => Err(Failure::Transient(error)),
+                    Ok(Err(error)) => Err(Failure::Permanent { reason: error.to_string(), error }),
+                    Err(panic) => {
+                        tracing::error!(shard, error = %panic, "attribution step panicked");
+                        let reason = "attribution panicked on it (the worker's log has the details)".to_owned();
+                        Err(Failure::Permanent { error: StoreError::Backend("attribution step panicked".to_owned()), reason })
+                    }
+                };
+                (shard, isolated, outcome)
             }
         });
         let outcomes: Vec<_> = futures_util::stream::iter(steps).buffer_unordered(CONCURRENT_STEPS).collect().await;
         let mut worked = false;
         let mut failure = None;
-        for (shard, outcome) in outcomes {
+        for (shard, isolated, outcome) in outcomes {
             match outcome {
                 Ok(Some(outcome)) => {
                     worked = true;
+                    self.stepped(shard, outcome.processed);
                     tracing::debug!(
                         shard,
                         processed = outcome.processed,
@@ -114,13 +155,23 @@ impl Worker {
                         "attribution step committed"
                     );
                 }
-                Ok(None) => {}
-                Err(StoreError::Fenced { shard }) => {
+                Ok(None) => {
+                    lock(&self.isolating).remove(&shard);
+                }
+                Err(Failure::Transient(StoreError::Fenced { shard })) => {
                     // Our lease lapsed and another worker moved on: its commit stands.
                     tracing::warn!(shard, "another worker committed this shard; step discarded");
                 }
                 // The other shards' steps stand; the failed one is redone next round.
-                Err(err) => failure = Some(err),
+                Err(Failure::Transient(error)) => failure = Some(error),
+                Err(Failure::Permanent { error, reason }) => {
+                    match self.failed_for_good(shard, isolated, reason).await {
+                        Ok(true) => worked = true,
+                        Ok(false) => {}
+                        Err(error) => tracing::warn!(shard, %error, "could not set a log entry aside; retrying"),
+                    }
+                    failure = Some(error);
+                }
             }
         }
         match failure {
@@ -128,11 +179,50 @@ impl Worker {
             None => Ok(worked),
         }
     }
+
+    /// A step of `shard` committed up to `processed`: isolation ends once past its end.
+    fn stepped(&self, shard: u32, processed: u64) {
+        let mut isolating = lock(&self.isolating);
+        if let Some(isolation) = isolating.get_mut(&shard) {
+            isolation.failures = 0;
+            if processed >= isolation.until {
+                isolating.remove(&shard);
+                tracing::info!(shard, "shard back to whole batches");
+            }
+        }
+    }
+
+    /// A step of `shard` failed with an error retrying cannot help. A whole batch: go on one
+    /// entry at a time. One entry, [`SET_ASIDE_AFTER`] times in a row: set it aside.
+    /// `true` when an entry was set aside.
+    async fn failed_for_good(&self, shard: u32, isolated: bool, reason: String) -> touchstone_store::Result<bool> {
+        if !isolated {
+            let processed = self.store.log_status(shard).await?.processed;
+            let until = processed + self.options.batch as u64;
+            tracing::warn!(shard, processed, until, %reason, "attribution step failed; going on one entry at a time");
+            lock(&self.isolating).insert(shard, Isolation { until, failures: 0 });
+            return Ok(false);
+        }
+        let failures = {
+            let mut isolating = lock(&self.isolating);
+            let isolation = isolating.entry(shard).or_insert(Isolation { until: 0, failures: 0 });
+            isolation.failures += 1;
+            isolation.failures
+        };
+        if failures < SET_ASIDE_AFTER {
+            return Ok(false);
+        }
+        let seq = engine::set_aside_next(self.store.as_ref(), shard, reason).await?;
+        if let Some(seq) = seq {
+            self.stepped(shard, seq);
+        }
+        Ok(seq.is_some())
+    }
 }
 
 /// Renews this worker's leases every third of their ttl and moves towards its fair share
 /// of the shards, until shutdown; then gives them back.
-async fn keep_leases(store: Arc<dyn Store>, options: WorkerOptions, held: Held, mut shutdown: watch::Receiver<bool>) {
+async fn keep_leases(store: Arc<dyn Coordination>, options: WorkerOptions, held: Held, mut shutdown: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(options.lease_ttl / 3);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -157,7 +247,7 @@ async fn keep_leases(store: Arc<dyn Store>, options: WorkerOptions, held: Held, 
 
 /// Renews held leases and moves towards this worker's fair share of the shards:
 /// `ceil(shards / live workers)`.
-async fn balance_leases(store: &dyn Store, options: &WorkerOptions, held: &Held) -> touchstone_store::Result<()> {
+async fn balance_leases(store: &dyn Coordination, options: &WorkerOptions, held: &Held) -> touchstone_store::Result<()> {
     let (id, ttl) = (options.id.as_str(), options.lease_ttl);
     let live = store.live_workers(id, ttl).await?;
     let share = (LOG_SHARDS as usize).div_ceil(live.len().max(1));

@@ -19,7 +19,7 @@ use touchstone_core::reference::{Dataset, Reference, evaluate};
 use touchstone_core::report::{self, Activity, value_json};
 use touchstone_core::rollup::{DAY_MS, HOUR_MS};
 use touchstone_query::range::{self, Range};
-use touchstone_store::{EmbeddedStore, Store, log_shard};
+use touchstone_store::{AttributionState, ConfigStore, EmbeddedStore, IngestLog, RecordReads, log_shard};
 
 const TENANT: &str = "t1";
 /// 2026-01-01T00:00Z.

@@ -8,51 +8,47 @@
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_stream::StreamExt;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 use touchstone_core::model::Record;
-use touchstone_core::validate::validate;
+use touchstone_core::validate::{MAX_ID_LEN, validate};
 use touchstone_proto::convert::ConvertError;
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::ingest_service_server::IngestService;
-use touchstone_store::{IngestOutcome, Store};
+use touchstone_proto::validate::{Validate, valid};
+use touchstone_store::{IngestLog, IngestOutcome};
 
-/// Records per call (or per stream chunk). Bounds one store batch; bulk loads stream chunks.
-pub const MAX_BATCH: usize = 10_000;
+pub use touchstone_proto::validate::MAX_BATCH;
 
 pub struct IngestApi {
-    store: Arc<dyn Store>,
+    log: Arc<dyn IngestLog>,
     /// Wakes an in-process attribution worker when something new is logged.
     wake: Arc<Notify>,
 }
 
 impl IngestApi {
-    pub fn new(store: Arc<dyn Store>, wake: Arc<Notify>) -> IngestApi {
-        IngestApi { store, wake }
+    pub fn new(log: Arc<dyn IngestLog>, wake: Arc<Notify>) -> IngestApi {
+        IngestApi { log, wake }
     }
 
-    /// Decodes, validates and stores one batch; `first_index` numbers its items in the reply.
-    async fn ingest<T: WireRecord>(&self, items: Vec<T>, first_index: u64, reply: &mut pb::IngestReply) -> Result<(), Status> {
-        if items.len() > MAX_BATCH {
-            return Err(ApiError::InvalidArgument(format!(
-                "{} records in one call; send at most {MAX_BATCH} per call or stream chunk",
-                items.len()
-            ))
-            .into());
-        }
+    /// Decodes, validates and stores one batch (its size already checked at the edge);
+    /// `first_index` numbers its items in the reply.
+    async fn ingest<T: WireRecord>(&self, items: Vec<T>, first_index: u64, reply: &mut pb::IngestReply) -> Result<(), ApiError> {
         let mut records = Vec::with_capacity(items.len());
         for (index, item) in (first_index..).zip(items) {
-            let event_id = item.wire_id();
+            let event_id = cut(item.wire_id());
             match item.decode().and_then(|record| validate(&record).map(|()| record).map_err(ConvertError::from)) {
                 Ok(record) => records.push(record),
-                Err(err) => reply.rejected.push(pb::Rejection { index, event_id, reason: err.to_string() }),
+                Err(err) => {
+                    let code = Code::InvalidArgument as i32;
+                    reply.rejected.push(pb::Rejection { index, event_id, reason: err.to_string(), code });
+                }
             }
         }
         if records.is_empty() {
             return Ok(());
         }
-        let outcomes =
-            self.store.ingest(records).await.map_err(|err| Status::from(ApiError::storage(err.is_transient(), err)))?;
+        let outcomes = self.log.ingest(records).await?;
         for outcome in outcomes {
             match outcome {
                 IngestOutcome::Accepted => reply.accepted += 1,
@@ -69,6 +65,16 @@ impl IngestApi {
         log_reply(&reply);
         Ok(Response::new(reply))
     }
+}
+
+/// An id echoed in a rejection, cut to the longest valid id: a client that sent 70 KB
+/// does not get them back.
+fn cut(mut id: String) -> String {
+    if id.len() > MAX_ID_LEN {
+        let end = (0..=MAX_ID_LEN).rev().find(|&end| id.is_char_boundary(end)).unwrap_or(0);
+        id.truncate(end);
+    }
+    id
 }
 
 fn log_reply(reply: &pb::IngestReply) {
@@ -148,31 +154,45 @@ impl WireRecord for pb::Record {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_ids_are_cut_on_a_char_boundary() {
+        assert_eq!(cut("e1".into()), "e1");
+        assert_eq!(cut("x".repeat(70_000)).len(), MAX_ID_LEN);
+        let wide = "é".repeat(MAX_ID_LEN);
+        let echoed = cut(wide);
+        assert!(echoed.len() <= MAX_ID_LEN && echoed.chars().all(|c| c == 'é'));
+    }
+}
+
 #[tonic::async_trait]
 impl IngestService for IngestApi {
     #[tracing::instrument(skip_all, fields(records = request.get_ref().messages.len()))]
     async fn register_messages(&self, request: Request<pb::RegisterMessagesRequest>) -> Result<Response<pb::IngestReply>, Status> {
-        self.batch(request.into_inner().messages).await
+        self.batch(valid(request)?.messages).await
     }
 
     #[tracing::instrument(skip_all, fields(records = request.get_ref().touches.len()))]
     async fn record_touches(&self, request: Request<pb::RecordTouchesRequest>) -> Result<Response<pb::IngestReply>, Status> {
-        self.batch(request.into_inner().touches).await
+        self.batch(valid(request)?.touches).await
     }
 
     #[tracing::instrument(skip_all, fields(records = request.get_ref().events.len()))]
     async fn post_events(&self, request: Request<pb::PostEventsRequest>) -> Result<Response<pb::IngestReply>, Status> {
-        self.batch(request.into_inner().events).await
+        self.batch(valid(request)?.events).await
     }
 
     #[tracing::instrument(skip_all, fields(records = request.get_ref().orders.len()))]
     async fn record_orders(&self, request: Request<pb::RecordOrdersRequest>) -> Result<Response<pb::IngestReply>, Status> {
-        self.batch(request.into_inner().orders).await
+        self.batch(valid(request)?.orders).await
     }
 
     #[tracing::instrument(skip_all, fields(records = request.get_ref().badges.len()))]
     async fn record_badge_events(&self, request: Request<pb::RecordBadgeEventsRequest>) -> Result<Response<pb::IngestReply>, Status> {
-        self.batch(request.into_inner().badges).await
+        self.batch(valid(request)?.badges).await
     }
 
     /// Chunks are stored as they come; indexes in the reply count records across the whole
@@ -183,7 +203,9 @@ impl IngestService for IngestApi {
         let mut reply = pb::IngestReply::default();
         let mut next_index = 0u64;
         while let Some(chunk) = stream.next().await {
-            let records = chunk?.records;
+            let chunk = chunk?;
+            chunk.validate().map_err(ApiError::from)?;
+            let records = chunk.records;
             let count = records.len() as u64;
             self.ingest(records, next_index, &mut reply).await?;
             next_index += count;

@@ -6,7 +6,7 @@ use touchstone_core::rollup::{self, Cells, RangePiece};
 use touchstone_core::validate::{MAX_TS, MIN_TS};
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
-use touchstone_store::{Result, Store};
+use touchstone_store::{ReportReads, Result};
 
 /// A report range in epoch ms, half-open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Range {
 }
 
 /// Every counter of a tenant summed over the range, zero cells dropped.
-pub async fn cells(store: &dyn Store, tenant: &str, range: Range) -> Result<Cells> {
+pub async fn cells(store: &dyn ReportReads, tenant: &str, range: Range) -> Result<Cells> {
     let mut cells = Cells::default();
     for piece in rollup::plan_range(range.from, range.to) {
         match piece {

@@ -3,21 +3,22 @@
 //! them with the core's report functions; nothing is recomputed from raw history.
 
 use crate::range::{self, Range};
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
+use chrono::Datelike;
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+use touchstone_attribution::inputs::credit_inputs;
 use touchstone_core::attribution::{self, ExplicitStatus, Messages, Verdict};
-use touchstone_core::config::{DEFAULT_GOAL_ID, TenantConfig};
-use touchstone_core::model::Millis;
-use touchstone_core::report::{self, Activity, GoalKpi, rate};
-use touchstone_core::rollup::{Cells, Tally};
+use touchstone_core::config::TenantConfig;
+use touchstone_core::report::{self, Activity, CampaignTotals, GoalFigures, GoalKpi};
+use touchstone_core::rollup::Cells;
 use touchstone_proto::convert::{channel_to_pb, decimal, rule_to_pb, tally, touch_kind_to_pb};
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::query_service_server::QueryService;
-use touchstone_store::{Store, StoreError};
+use touchstone_proto::validate::valid;
+use touchstone_store::{ConfigStore, ReportReads};
 
 /// Days one goal series may span.
 pub const MAX_SERIES_DAYS: i64 = 400;
@@ -25,37 +26,26 @@ pub const MAX_SERIES_DAYS: i64 = 400;
 const DEFAULT_SERIES_DAYS: i64 = 30;
 
 pub struct QueryApi {
-    store: Arc<dyn Store>,
-}
-
-fn storage(err: StoreError) -> ApiError {
-    ApiError::storage(err.is_transient(), err)
-}
-
-fn require(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::InvalidArgument(format!("{field} is required")));
-    }
-    Ok(())
+    configs: Arc<dyn ConfigStore>,
+    reads: Arc<dyn ReportReads>,
 }
 
 impl QueryApi {
-    pub fn new(store: Arc<dyn Store>) -> QueryApi {
-        QueryApi { store }
+    pub fn new(configs: Arc<dyn ConfigStore>, reads: Arc<dyn ReportReads>) -> QueryApi {
+        QueryApi { configs, reads }
     }
 
     async fn config(&self, tenant: &str) -> Result<TenantConfig, ApiError> {
-        require("tenant", tenant)?;
-        self.store.tenant_config(tenant).await.map_err(storage)
+        Ok(self.configs.tenant_config(tenant).await?)
     }
 
     async fn cells(&self, tenant: &str, range: Range) -> Result<Cells, ApiError> {
-        range::cells(self.store.as_ref(), tenant, range).await.map_err(storage)
+        Ok(range::cells(self.reads.as_ref(), tenant, range).await?)
     }
 
     /// The registered messages among those the cells mention.
     async fn messages(&self, tenant: &str, cells: &Cells) -> Result<Messages, ApiError> {
-        self.store.messages(tenant, &report::referenced_messages(cells)).await.map_err(storage)
+        Ok(self.reads.messages(tenant, &report::referenced_messages(cells)).await?)
     }
 
     /// Per campaign over a range, by campaign id.
@@ -76,14 +66,13 @@ fn count(n: i64) -> u64 {
 }
 
 fn touch_counts(activity: &Activity) -> pb::TouchCounts {
-    let (delivered, opened, clicked) = (activity.delivered as f64, activity.opened as f64, activity.clicked as f64);
     pb::TouchCounts {
         sent: count(activity.sent),
         delivered: count(activity.delivered),
         opened: count(activity.opened),
         clicked: count(activity.clicked),
-        open_rate: rate(opened, delivered),
-        click_rate: rate(clicked, delivered),
+        open_rate: activity.open_rate(),
+        click_rate: activity.click_rate(),
     }
 }
 
@@ -93,19 +82,15 @@ fn event_hits(activity: &Activity) -> Vec<pb::EventHitCount> {
 
 /// Goal results in the tenant's goal order.
 fn goal_results(activity: &Activity, config: &TenantConfig) -> Vec<pb::GoalResult> {
-    config
-        .goals
-        .iter()
-        .map(|goal| {
-            let Tally { count: conversions, value_micros } = activity.goals.get(&goal.id).copied().unwrap_or_default();
-            let value = value_micros as f64 / 1e6;
-            pb::GoalResult {
-                goal_id: goal.id.clone(),
-                conversions: count(conversions),
-                value: Some(decimal(value_micros)),
-                conversion_rate: rate(conversions as f64, activity.opened as f64),
-                average_check: rate(value, conversions as f64),
-            }
+    activity
+        .goal_figures(config)
+        .into_iter()
+        .map(|GoalFigures { goal_id, tally, conversion_rate, average_check }| pb::GoalResult {
+            goal_id,
+            conversions: count(tally.count),
+            value: Some(decimal(tally.value_micros)),
+            conversion_rate,
+            average_check,
         })
         .collect()
 }
@@ -120,17 +105,13 @@ fn campaign_stats(campaign_id: String, messages: u32, activity: &Activity, confi
     }
 }
 
-/// Totals over the campaigns listed: purchases and revenue are the default `orders` goal's.
-fn campaign_totals(campaigns: &BTreeMap<String, (u32, Activity)>) -> pb::CampaignTotals {
-    let mut purchases = Tally::default();
-    for (_, activity) in campaigns.values() {
-        purchases.add(activity.goals.get(DEFAULT_GOAL_ID).copied().unwrap_or_default());
-    }
+fn campaign_totals_pb(totals: CampaignTotals) -> pb::CampaignTotals {
+    let CampaignTotals { campaigns, purchases, average_check } = totals;
     pb::CampaignTotals {
-        campaigns: campaigns.len() as u64,
+        campaigns,
         purchases: count(purchases.count),
         revenue: Some(decimal(purchases.value_micros)),
-        average_check: rate(purchases.value_micros as f64 / 1e6, purchases.count as f64),
+        average_check,
     }
 }
 
@@ -176,39 +157,11 @@ fn explicit_status_text(status: Option<ExplicitStatus>) -> &'static str {
     }
 }
 
-/// The local days of `[from, to)` in `tz`, each as its date and its `[start, end)` cut to
-/// the range. Days are calendar days, so they are 23 or 25 hours long across DST changes.
-fn local_days(tz: Tz, from: Millis, to: Millis) -> Vec<(NaiveDate, Millis, Millis)> {
-    let date_of = |ms: Millis| DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(&tz).date_naive());
-    let start_of = |date: NaiveDate| -> Millis {
-        // Midnight can fall in a DST gap (some zones change at 00:00): then the day starts
-        // at the first instant that exists.
-        (0..24)
-            .find_map(|hour| date.and_hms_opt(hour, 0, 0).and_then(|t| tz.from_local_datetime(&t).earliest()))
-            .map_or(from, |t| t.timestamp_millis())
-    };
-    if from >= to {
-        return Vec::new();
-    }
-    let (Some(first), Some(last)) = (date_of(from), date_of(to - 1)) else {
-        return Vec::new();
-    };
-    let mut days = Vec::new();
-    let mut date = first;
-    while date <= last {
-        let Some(next) = date.succ_opt() else { break };
-        days.push((date, start_of(date).max(from), start_of(next).min(to)));
-        date = next;
-    }
-    days
-}
-
 #[tonic::async_trait]
 impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, campaign_id = %request.get_ref().campaign_id))]
     async fn get_campaign_stats(&self, request: Request<pb::CampaignStatsRequest>) -> Result<Response<pb::CampaignStats>, Status> {
-        let pb::CampaignStatsRequest { tenant, campaign_id, range } = request.into_inner();
-        require("campaign_id", &campaign_id)?;
+        let pb::CampaignStatsRequest { tenant, campaign_id, range } = valid(request)?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
         let campaigns = self.campaigns(&config, range).await?;
@@ -218,11 +171,11 @@ impl QueryService for QueryApi {
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn list_campaigns(&self, request: Request<pb::ListCampaignsRequest>) -> Result<Response<pb::CampaignList>, Status> {
-        let pb::ListCampaignsRequest { tenant, range } = request.into_inner();
+        let pb::ListCampaignsRequest { tenant, range } = valid(request)?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
         let campaigns = self.campaigns(&config, range).await?;
-        let totals = campaign_totals(&campaigns);
+        let totals = campaign_totals_pb(report::campaign_totals(&campaigns));
         let campaigns = campaigns
             .into_iter()
             .map(|(campaign_id, (messages, activity))| campaign_stats(campaign_id, messages, &activity, &config))
@@ -232,7 +185,7 @@ impl QueryService for QueryApi {
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn list_message_stats(&self, request: Request<pb::ListMessageStatsRequest>) -> Result<Response<pb::MessageStatsList>, Status> {
-        let pb::ListMessageStatsRequest { tenant, range, campaign_id } = request.into_inner();
+        let pb::ListMessageStatsRequest { tenant, range, campaign_id } = valid(request)?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
         let cells = self.cells(&tenant, range).await?;
@@ -261,7 +214,7 @@ impl QueryService for QueryApi {
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn get_goal_kpis(&self, request: Request<pb::GoalKpisRequest>) -> Result<Response<pb::GoalKpisReply>, Status> {
-        let pb::GoalKpisRequest { tenant, range, goal_id } = request.into_inner();
+        let pb::GoalKpisRequest { tenant, range, goal_id } = valid(request)?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
         if let Some(goal_id) = &goal_id
@@ -281,8 +234,7 @@ impl QueryService for QueryApi {
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, goal_id = %request.get_ref().goal_id))]
     async fn get_goal_series(&self, request: Request<pb::GoalSeriesRequest>) -> Result<Response<pb::GoalSeries>, Status> {
-        let pb::GoalSeriesRequest { tenant, goal_id, range, time_zone } = request.into_inner();
-        require("goal_id", &goal_id)?;
+        let pb::GoalSeriesRequest { tenant, goal_id, range, time_zone } = valid(request)?;
         let time_zone = if time_zone.is_empty() { "UTC".to_owned() } else { time_zone };
         let tz: Tz = time_zone
             .parse()
@@ -302,7 +254,7 @@ impl QueryService for QueryApi {
             return Err(ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")).into());
         }
         let mut points = Vec::new();
-        for (date, from, to) in local_days(tz, range.from, range.to) {
+        for report::LocalDay { date, from, to } in report::local_days(tz, range.from, range.to) {
             let cells = self.cells(&tenant, Range { from, to }).await?;
             // Campaign contributions are not part of a point, so no messages are needed.
             let kpi = report::goal_kpis(&cells, &Messages::new(), &config)
@@ -323,22 +275,20 @@ impl QueryService for QueryApi {
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, goal_id = %request.get_ref().goal_id))]
     async fn explain_conversion(&self, request: Request<pb::ExplainConversionRequest>) -> Result<Response<pb::ConversionExplanation>, Status> {
-        let pb::ExplainConversionRequest { tenant, goal_id, conversion_key } = request.into_inner();
-        require("goal_id", &goal_id)?;
-        require("conversion_key", &conversion_key)?;
+        let pb::ExplainConversionRequest { tenant, goal_id, conversion_key } = valid(request)?;
         let config = self.config(&tenant).await?;
         let conversion = self
-            .store
+            .reads
             .conversion(&tenant, &goal_id, &conversion_key)
             .await
-            .map_err(storage)?
+            .map_err(ApiError::from)?
             .ok_or_else(|| {
                 ApiError::NotFound(format!(
                     "no conversion of goal {goal_id:?} with key {conversion_key:?} (an order_id or an event's event_id) for tenant {tenant:?}"
                 ))
             })?;
         let fact = conversion.fact;
-        let (touches, messages) = touchstone_store::credit_inputs(self.store.as_ref(), &config, &fact).await.map_err(storage)?;
+        let (touches, messages) = credit_inputs(self.reads.as_ref(), &config, &fact).await.map_err(ApiError::from)?;
         let explanation = attribution::explain(&fact, &touches, &messages, &config);
         let credited = explanation.credit.msg_hash.clone().unwrap_or_default();
         let credited_campaign_id = messages.get(&credited).map(|m| m.campaign_id.clone()).unwrap_or_default();
@@ -369,48 +319,5 @@ impl QueryService for QueryApi {
             decision: explanation.decision,
             candidates,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ms(text: &str) -> Millis {
-        DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()
-    }
-
-    #[test]
-    fn local_days_follow_the_zone_and_cut_to_the_range() {
-        let tz: Tz = "Europe/Berlin".parse().unwrap();
-        let days = local_days(tz, ms("2026-03-28T12:00:00Z"), ms("2026-03-30T00:00:00Z"));
-        let dates: Vec<String> = days.iter().map(|(d, _, _)| d.to_string()).collect();
-        assert_eq!(dates, ["2026-03-28", "2026-03-29", "2026-03-30"]);
-        // The first day is cut at the range start; 29 March has 23 hours (DST starts).
-        assert_eq!(days[0].1, ms("2026-03-28T12:00:00Z"));
-        assert_eq!(days[1].1, ms("2026-03-28T23:00:00Z"));
-        assert_eq!(days[1].2 - days[1].1, 23 * 3_600_000);
-        assert_eq!(days[2].1, ms("2026-03-29T22:00:00Z"));
-        assert_eq!(days[2].2, ms("2026-03-30T00:00:00Z"));
-        // The pieces tile the range.
-        for pair in days.windows(2) {
-            assert_eq!(pair[0].2, pair[1].1);
-        }
-    }
-
-    #[test]
-    fn an_empty_range_has_no_days() {
-        let tz: Tz = "UTC".parse().unwrap();
-        assert!(local_days(tz, 1_000, 1_000).is_empty());
-    }
-
-    #[test]
-    fn rates_are_zero_without_a_denominator() {
-        let activity = Activity { delivered: 0, opened: 0, ..Activity::default() };
-        let counts = touch_counts(&activity);
-        assert_eq!((counts.open_rate, counts.click_rate), (0.0, 0.0));
-        let activity = Activity { delivered: 4, opened: 2, clicked: 1, ..Activity::default() };
-        let counts = touch_counts(&activity);
-        assert_eq!((counts.open_rate, counts.click_rate), (0.5, 0.25));
     }
 }

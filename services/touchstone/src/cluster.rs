@@ -5,14 +5,15 @@
 //! through leases there.
 
 use crate::CommandResult;
-use crate::serve::{Roles, init_tracing, serve};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
+use touchstone::serve::{Roles, init_tracing, serve, shutdown_signal};
 use touchstone_attribution::WorkerOptions;
 use touchstone_store::cql::{CqlOptions, CqlStore};
-use touchstone_store::{Store, cql_schema};
+use touchstone_store::cql_schema;
 
 /// Where the database is: shared by every subcommand that talks to it.
 #[derive(clap::Args, Debug, Clone)]
@@ -81,7 +82,6 @@ pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_
     let store = CqlStore::connect(options(&database))
         .await
         .map_err(|err| format!("cannot use keyspace {} on {}: {err} (has `touchstone migrate` run?)", database.keyspace, database.scylla_nodes.join(",")))?;
-    let store: Arc<dyn Store> = Arc::new(store);
     let roles = match role {
         Role::Ingest => Roles { ingest: true, ..Roles::default() },
         Role::Query => Roles { query: true, ..Roles::default() },
@@ -93,11 +93,22 @@ pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_
         }
     };
     let detail = format!("(keyspace {} on {})", database.keyspace, database.scylla_nodes.join(","));
-    let result = serve(store, listen, roles, role.name(), &detail).await;
+    let listener = listen_on(listen, role.name(), &detail).await?;
+    let result = serve(Arc::new(store), listener, roles, shutdown_signal()).await;
+    tracing::info!(role = role.name(), "stopped");
     if let Some(provider) = tracer_provider {
         let _ = provider.shutdown();
     }
-    result
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Binds `listen` and prints `NAME listening on http://ADDRESS DETAIL` to stdout: scripts
+/// and tests read that line to find the port when started with port 0.
+pub async fn listen_on(listen: SocketAddr, name: &str, detail: &str) -> Result<TcpListener, String> {
+    let listener = TcpListener::bind(listen).await.map_err(|err| format!("cannot listen on {listen}: {err}"))?;
+    let bound = listener.local_addr().map_err(|err| format!("cannot listen on {listen}: {err}"))?;
+    println!("{name} listening on http://{bound} {detail}");
+    Ok(listener)
 }
 
 /// Host name and process id: unique among live workers, and readable in lease rows.

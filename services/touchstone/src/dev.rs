@@ -2,13 +2,15 @@
 //! store, like Jaeger's all-in-one.
 
 use crate::CommandResult;
-use crate::serve::{Roles, init_tracing, serve};
+use crate::cluster::listen_on;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
+use touchstone::serve::{Roles, init_tracing, serve, shutdown_signal};
 use touchstone_attribution::WorkerOptions;
+use touchstone_store::EmbeddedStore;
 use touchstone_store::embedded::EmbeddedOptions;
-use touchstone_store::{EmbeddedStore, Store};
 
 pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool) -> CommandResult {
     let tracer_provider = init_tracing("touchstone");
@@ -16,13 +18,13 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool) -> CommandRe
         .map_err(|err| format!("cannot create data dir {}: {err}", data_dir.display()))?;
     let store = EmbeddedStore::open_with(&data_dir, EmbeddedOptions { sync })
         .map_err(|err| format!("cannot open the embedded store in {}: {err}", data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
     // The only worker there is: it takes every log shard's lease.
     let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("dev")), query: true };
-    let detail = format!("(data in {})", data_dir.display());
-    let result = serve(store, listen, roles, "touchstone dev", &detail).await;
+    let listener = listen_on(listen, "touchstone dev", &format!("(data in {})", data_dir.display())).await?;
+    let result = serve(Arc::new(store), listener, roles, shutdown_signal()).await;
+    tracing::info!("touchstone dev stopped");
     if let Some(provider) = tracer_provider {
         let _ = provider.shutdown();
     }
-    result
+    result.map(|()| ExitCode::SUCCESS)
 }

@@ -191,7 +191,7 @@ mod tests {
                 for record in &chunk.records {
                     let id = event_id(record);
                     if id.starts_with("bad") {
-                        reply.rejected.push(pb::Rejection { index, event_id: id, reason: "refused".into() });
+                        reply.rejected.push(pb::Rejection { index, event_id: id, reason: "refused".into(), code: 3 });
                     } else if id.starts_with("dup") {
                         reply.duplicates += 1;
                     } else {
@@ -218,8 +218,8 @@ mod tests {
         ) -> Result<Response<pb::AttributionStatus>, Status> {
             let calls = self.calls.fetch_add(1, Ordering::SeqCst);
             let shards = vec![
-                pb::ShardStatus { shard: 0, head: 3 + calls, processed: calls.min(3 + calls) },
-                pb::ShardStatus { shard: 5, head: 1, processed: calls.min(1) },
+                pb::ShardStatus { shard: 0, head: 3 + calls, processed: calls.min(3 + calls), ..Default::default() },
+                pb::ShardStatus { shard: 5, head: 1, processed: calls.min(1), ..Default::default() },
             ];
             Ok(Response::new(pb::AttributionStatus { shards, ..Default::default() }))
         }

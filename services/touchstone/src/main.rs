@@ -6,13 +6,14 @@
 //! - `import`: bulk files into a running server, with per-line error reports ([`import`]).
 //! - `report`: campaign, message and goal reports as json, csv or a table ([`report`]).
 //! - `gen`: a realistic generated dataset in the bulk file format ([`gen`]).
+//!
+//! The gRPC server they share is the library half of this crate (`touchstone::serve`).
 
 mod cluster;
 mod dev;
 mod r#gen;
 mod import;
 mod report;
-mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;

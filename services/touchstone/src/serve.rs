@@ -1,15 +1,17 @@
 //! The gRPC server every long-running subcommand shares: `dev` runs every role in one
 //! process on the embedded store; `ingest`, `attribution` and `query` run one role each on
-//! ScyllaDB ([`crate::cluster`]). One server carries the role's services, plus gRPC health
-//! (for load balancers and Kubernetes probes), reflection (for `grpcurl`) and the
-//! `AttributionService` status, which every role serves: it is a store read, so
-//! `import --wait` works against the ingest process and reports can wait on the query one.
+//! ScyllaDB. One server carries the role's services, plus gRPC health (for load balancers
+//! and Kubernetes probes), reflection (for `grpcurl`) and the `AttributionService` status,
+//! which every role serves: it is a store read, so `import --wait` works against the ingest
+//! process and reports can wait on the query one.
+//!
+//! [`serve`] takes a bound listener and a shutdown future (as mini-redis does), so the
+//! binary decides the address and the signals, and tests run it in-process on port 0.
 
-use crate::CommandResult;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use std::net::SocketAddr;
-use std::process::ExitCode;
+use std::future::Future;
 use std::sync::Arc;
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use touchstone_attribution::{AttributionApi, Worker, WorkerOptions};
@@ -20,6 +22,9 @@ use touchstone_proto::v1::ingest_service_server::IngestServiceServer;
 use touchstone_proto::v1::query_service_server::QueryServiceServer;
 use touchstone_query::QueryApi;
 use touchstone_store::Store;
+
+/// Why the server stopped other than by its shutdown future.
+pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Largest request accepted: an ingest batch of `MAX_BATCH` records with room to spare.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -35,10 +40,14 @@ pub struct Roles {
     pub query: bool,
 }
 
-/// Serves `roles` on `listen` until Ctrl-C or SIGTERM, then stops the worker between steps.
-/// Once listening, prints `NAME listening on http://ADDRESS DETAIL` to stdout: scripts and
-/// tests read that line to find the port when started with port 0.
-pub async fn serve(store: Arc<dyn Store>, listen: SocketAddr, roles: Roles, name: &str, detail: &str) -> CommandResult {
+/// Serves `roles` on `listener` until `shutdown` completes, then stops the worker between
+/// steps. Each service holds only the roles of the store it uses.
+pub async fn serve<S: Store>(
+    store: Arc<S>,
+    listener: TcpListener,
+    roles: Roles,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     // In-process ingestion wakes an in-process worker; across processes the worker polls.
     let wake = Arc::new(Notify::new());
 
@@ -56,10 +65,6 @@ pub async fn serve(store: Arc<dyn Store>, listen: SocketAddr, roles: Roles, name
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| format!("cannot listen on {listen}: {err}"))?;
-    let bound = listener.local_addr()?;
-    println!("{name} listening on http://{bound} {detail}");
-
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let worker = roles.worker.map(|options| tokio::spawn(Worker::new(store.clone(), wake.clone(), options).run(shutdown_rx)));
 
@@ -67,8 +72,9 @@ pub async fn serve(store: Arc<dyn Store>, listen: SocketAddr, roles: Roles, name
         IngestServiceServer::new(IngestApi::new(store.clone(), wake.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES)
     });
     let config = roles.ingest.then(|| ConfigServiceServer::new(ConfigApi::new(store.clone(), wake.clone())));
-    let query =
-        roles.query.then(|| QueryServiceServer::new(QueryApi::new(store.clone())).max_encoding_message_size(MAX_MESSAGE_BYTES));
+    let query = roles
+        .query
+        .then(|| QueryServiceServer::new(QueryApi::new(store.clone(), store.clone())).max_encoding_message_size(MAX_MESSAGE_BYTES));
     let served = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .layer(tower::limit::ConcurrencyLimitLayer::new(1024))
@@ -78,7 +84,7 @@ pub async fn serve(store: Arc<dyn Store>, listen: SocketAddr, roles: Roles, name
         .add_optional_service(ingest)
         .add_optional_service(config)
         .add_optional_service(query)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
 
     // Stop the worker between steps; whatever it has not committed is redone next start
@@ -88,12 +94,11 @@ pub async fn serve(store: Arc<dyn Store>, listen: SocketAddr, roles: Roles, name
         let _ = worker.await;
     }
     served?;
-    tracing::info!("{name} stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM: what ends a server started from the command line.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -2,21 +2,25 @@
 //!
 //! - [`model`]: the records (messages, touches, app events, order status records, badge
 //!   events) and exact decimal values.
-//! - [`validate`]: what a record must hold to be accepted.
+//! - [`validate`]: what a record (and every other request field) must hold to be accepted:
+//!   the limits the API edge applies.
+//! - [`error`]: the kinds of failure ([`error::ErrorKind`]) that every crate's errors map to.
 //! - [`config`]: tenant configuration and the rules for changing it (goal limits, immutable goals).
 //! - [`goals`]: which records convert for which goal.
 //! - [`attribution`]: the crediting rules (explicit, last touch, unattributed) and their explanation.
 //! - [`rollup`]: report counters ("cells") and how a range splits into buckets and raw edges.
 //! - [`report`]: turning summed cells into campaign, message and goal rows.
 //! - [`files`]: the bulk file formats of SPEC section 7.
-//! - [`reference`]: a brute-force evaluation of SPEC sections 4 and 5, written apart from
+//! - `reference` (feature `testsuite`): a brute-force evaluation of SPEC sections 4 and 5, written apart from
 //!   the engine, that tests compare the engine against.
 
 pub mod attribution;
 pub mod config;
+pub mod error;
 pub mod files;
 pub mod goals;
 pub mod model;
+#[cfg(feature = "testsuite")]
 pub mod reference;
 pub mod report;
 pub mod rollup;

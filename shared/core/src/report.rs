@@ -1,11 +1,14 @@
 //! Report rows from summed counters (SPEC section 5): per message, per campaign, per goal.
-//! The query service sums [`Cells`] over a range and calls these; derived rates live here
-//! too so every front end computes them the same way.
+//! The query service sums [`Cells`] over a range and calls these; the derived figures
+//! (rates, averages, campaign totals) and the local days of a series live here too, so
+//! every front end computes them the same way and handlers only convert.
 
 use crate::attribution::{Messages, Rule};
-use crate::config::TenantConfig;
-use crate::model::{Message, TouchKind};
+use crate::config::{DEFAULT_GOAL_ID, TenantConfig};
+use crate::model::{MICROS_PER_UNIT, Message, Millis, TouchKind};
 use crate::rollup::{Cell, Cells, Tally};
+use chrono::{DateTime, NaiveDate, TimeZone};
+use chrono_tz::Tz;
 use std::collections::BTreeMap;
 
 /// What happened to one message, or to all messages of a campaign.
@@ -50,6 +53,33 @@ impl Activity {
             && self.goals.values().all(Tally::is_zero)
     }
 
+    /// Opened per delivered (0 without deliveries).
+    pub fn open_rate(&self) -> f64 {
+        rate(self.opened as f64, self.delivered as f64)
+    }
+
+    /// Clicked per delivered (0 without deliveries).
+    pub fn click_rate(&self) -> f64 {
+        rate(self.clicked as f64, self.delivered as f64)
+    }
+
+    /// The figures of every goal of the tenant, in the tenant's goal order.
+    pub fn goal_figures(&self, config: &TenantConfig) -> Vec<GoalFigures> {
+        config
+            .goals
+            .iter()
+            .map(|goal| {
+                let tally = self.goals.get(&goal.id).copied().unwrap_or_default();
+                GoalFigures {
+                    goal_id: goal.id.clone(),
+                    tally,
+                    conversion_rate: rate(tally.count as f64, self.opened as f64),
+                    average_check: average_check(tally),
+                }
+            })
+            .collect()
+    }
+
     /// Event names, most hits first, then by name.
     pub fn top_event_hits(&self) -> Vec<(&str, i64)> {
         let mut hits: Vec<(&str, i64)> =
@@ -68,6 +98,76 @@ pub fn value_json(micros: i128) -> serde_json::Value {
 /// `numerator / denominator`, 0 when the denominator is 0.
 pub fn rate(numerator: f64, denominator: f64) -> f64 {
     if denominator == 0.0 { 0.0 } else { numerator / denominator }
+}
+
+/// Value per conversion in major units (0 without conversions).
+pub fn average_check(tally: Tally) -> f64 {
+    rate(tally.value_micros as f64 / MICROS_PER_UNIT as f64, tally.count as f64)
+}
+
+/// One goal's results for a message or campaign (SPEC section 5).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GoalFigures {
+    pub goal_id: String,
+    /// Conversions credited and their value.
+    pub tally: Tally,
+    /// Conversions per opened message (0 without opens).
+    pub conversion_rate: f64,
+    /// Value per conversion in major units (0 without conversions).
+    pub average_check: f64,
+}
+
+/// The totals on top of a campaign list: purchases and revenue are the default `orders`
+/// goal's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CampaignTotals {
+    pub campaigns: u64,
+    /// Purchases (count) and revenue (value).
+    pub purchases: Tally,
+    pub average_check: f64,
+}
+
+pub fn campaign_totals(campaigns: &BTreeMap<String, (u32, Activity)>) -> CampaignTotals {
+    let mut purchases = Tally::default();
+    for (_, activity) in campaigns.values() {
+        purchases.add(activity.goals.get(DEFAULT_GOAL_ID).copied().unwrap_or_default());
+    }
+    CampaignTotals { campaigns: campaigns.len() as u64, purchases, average_check: average_check(purchases) }
+}
+
+/// One calendar day of a series in the tenant's time zone, cut to the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalDay {
+    pub date: NaiveDate,
+    pub from: Millis,
+    pub to: Millis,
+}
+
+/// The local days of `[from, to)` in `tz`, each as its date and its `[start, end)` cut to
+/// the range. Days are calendar days, so they are 23 or 25 hours long across DST changes.
+pub fn local_days(tz: Tz, from: Millis, to: Millis) -> Vec<LocalDay> {
+    let date_of = |ms: Millis| DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(&tz).date_naive());
+    let start_of = |date: NaiveDate| -> Millis {
+        // Midnight can fall in a DST gap (some zones change at 00:00): then the day starts
+        // at the first instant that exists.
+        (0..24)
+            .find_map(|hour| date.and_hms_opt(hour, 0, 0).and_then(|t| tz.from_local_datetime(&t).earliest()))
+            .map_or(from, |t| t.timestamp_millis())
+    };
+    if from >= to {
+        return Vec::new();
+    }
+    let (Some(first), Some(last)) = (date_of(from), date_of(to - 1)) else {
+        return Vec::new();
+    };
+    let mut days = Vec::new();
+    let mut date = first;
+    while date <= last {
+        let Some(next) = date.succ_opt() else { break };
+        days.push(LocalDay { date, from: start_of(date).max(from), to: start_of(next).min(to) });
+        date = next;
+    }
+    days
 }
 
 /// Per message with any activity, by `msg_hash`.
@@ -184,6 +284,69 @@ pub fn referenced_messages(cells: &Cells) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ms(text: &str) -> Millis {
+        DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()
+    }
+
+    #[test]
+    fn local_days_follow_the_zone_and_cut_to_the_range() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let days = local_days(tz, ms("2026-03-28T12:00:00Z"), ms("2026-03-30T00:00:00Z"));
+        let dates: Vec<String> = days.iter().map(|day| day.date.to_string()).collect();
+        assert_eq!(dates, ["2026-03-28", "2026-03-29", "2026-03-30"]);
+        // The first day is cut at the range start; 29 March has 23 hours (DST starts).
+        assert_eq!(days[0].from, ms("2026-03-28T12:00:00Z"));
+        assert_eq!(days[1].from, ms("2026-03-28T23:00:00Z"));
+        assert_eq!(days[1].to - days[1].from, 23 * 3_600_000);
+        assert_eq!(days[2].from, ms("2026-03-29T22:00:00Z"));
+        assert_eq!(days[2].to, ms("2026-03-30T00:00:00Z"));
+        // The pieces tile the range.
+        for pair in days.windows(2) {
+            assert_eq!(pair[0].to, pair[1].from);
+        }
+    }
+
+    #[test]
+    fn an_empty_range_has_no_days() {
+        let tz: Tz = "UTC".parse().unwrap();
+        assert!(local_days(tz, 1_000, 1_000).is_empty());
+    }
+
+    #[test]
+    fn rates_are_zero_without_a_denominator() {
+        let activity = Activity { delivered: 0, opened: 0, ..Activity::default() };
+        assert_eq!((activity.open_rate(), activity.click_rate()), (0.0, 0.0));
+        let activity = Activity { delivered: 4, opened: 2, clicked: 1, ..Activity::default() };
+        assert_eq!((activity.open_rate(), activity.click_rate()), (0.5, 0.25));
+        assert_eq!(average_check(Tally::default()), 0.0);
+    }
+
+    #[test]
+    fn goal_figures_follow_the_goal_order_with_rates_per_open() {
+        let config = config();
+        let mut activity = Activity { opened: 4, ..Activity::default() };
+        activity.goals.insert("orders".into(), Tally { count: 2, value_micros: 3_000_000 });
+        let figures = activity.goal_figures(&config);
+        let ids: Vec<&str> = figures.iter().map(|f| f.goal_id.as_str()).collect();
+        assert_eq!(ids, ["orders", "checkin"]);
+        assert_eq!((figures[0].conversion_rate, figures[0].average_check), (0.5, 1.5));
+        assert_eq!((figures[1].tally, figures[1].conversion_rate, figures[1].average_check), (Tally::default(), 0.0, 0.0));
+    }
+
+    #[test]
+    fn campaign_totals_count_the_default_goal_only() {
+        let mut a = Activity::default();
+        a.goals.insert("orders".into(), Tally { count: 1, value_micros: 5_000_000 });
+        a.goals.insert("checkin".into(), Tally { count: 9, value_micros: 0 });
+        let mut b = Activity::default();
+        b.goals.insert("orders".into(), Tally { count: 3, value_micros: 7_000_000 });
+        let campaigns = BTreeMap::from([("c1".to_owned(), (1, a)), ("c2".to_owned(), (2, b))]);
+        let totals = campaign_totals(&campaigns);
+        assert_eq!(totals.campaigns, 2);
+        assert_eq!(totals.purchases, Tally { count: 4, value_micros: 12_000_000 });
+        assert_eq!(totals.average_check, 3.0);
+    }
     use crate::config::{Goal, GoalKind};
     use crate::model::Channel;
 

@@ -1,4 +1,6 @@
-//! Validation of incoming records at the edge: what a record must hold to be accepted.
+//! Validation at the edge: what a record, and every field of every request, must hold to be
+//! accepted. The same limits apply on every path in (gRPC records, the other RPCs' fields,
+//! bulk files), so that nothing the store or a worker cannot handle gets past the edge.
 //! Enum names are checked where text is decoded (`files`, the gRPC conversions).
 
 use crate::model::{Millis, Record, MICROS_PER_UNIT};
@@ -11,14 +13,23 @@ pub const MAX_TS: Millis = 4_102_444_800_000;
 pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
 /// Event values within +-10^12 keep micros within i64.
 pub const MAX_EVENT_VALUE: f64 = 1e12;
+/// Longest id or name (tenant, event_id, msg_hash, customer_id, goal_id, tag, ...).
 pub const MAX_ID_LEN: usize = 256;
+/// Most items in one list field (tags, categories, statuses, excluded tags, ...).
+pub const MAX_LIST_LEN: usize = 64;
 
+/// A field that fails its limits. Named `InvalidRecord` for its first use; it serves every
+/// request field too.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InvalidRecord {
     #[error("missing {0}")]
     Missing(&'static str),
     #[error("{field} is longer than {MAX_ID_LEN} bytes")]
     TooLong { field: &'static str },
+    #[error("{field} has {len} items; at most {MAX_LIST_LEN} are allowed")]
+    TooMany { field: &'static str, len: usize },
+    #[error("{len} records in one call; send at most {max} per call or stream chunk")]
+    BatchTooLarge { len: usize, max: usize },
     #[error("{field} {value} is outside 2000-01-01..2100-01-01 (epoch ms)")]
     TimeOutOfRange { field: &'static str, value: Millis },
     #[error("amount_minor {0} is negative")]
@@ -44,21 +55,42 @@ pub fn check_event_value(value: f64) -> Result<(), InvalidRecord> {
     }
 }
 
-fn id(field: &'static str, value: &str) -> Result<(), InvalidRecord> {
+/// A required id: present, at most [`MAX_ID_LEN`] bytes.
+pub fn id(field: &'static str, value: &str) -> Result<(), InvalidRecord> {
     if value.is_empty() {
         return Err(InvalidRecord::Missing(field));
     }
+    text(field, value)
+}
+
+/// An optional text field (empty allowed): at most [`MAX_ID_LEN`] bytes.
+pub fn text(field: &'static str, value: &str) -> Result<(), InvalidRecord> {
     if value.len() > MAX_ID_LEN {
         return Err(InvalidRecord::TooLong { field });
     }
     Ok(())
 }
 
-fn optional_id(field: &'static str, value: &Option<String>) -> Result<(), InvalidRecord> {
-    match value {
-        Some(value) if value.len() > MAX_ID_LEN => Err(InvalidRecord::TooLong { field }),
-        Some(_) | None => Ok(()),
+/// An optional id: when present, at most [`MAX_ID_LEN`] bytes.
+pub fn optional_id(field: &'static str, value: &Option<String>) -> Result<(), InvalidRecord> {
+    value.as_deref().map_or(Ok(()), |value| text(field, value))
+}
+
+/// A list of ids: at most [`MAX_LIST_LEN`] items, each present and at most [`MAX_ID_LEN`]
+/// bytes.
+pub fn list(field: &'static str, items: &[String]) -> Result<(), InvalidRecord> {
+    if items.len() > MAX_LIST_LEN {
+        return Err(InvalidRecord::TooMany { field, len: items.len() });
     }
+    items.iter().try_for_each(|item| id(field, item))
+}
+
+/// An ISO 4217 code such as `USD`.
+pub fn currency(value: &str) -> Result<(), InvalidRecord> {
+    if !is_currency_code(value) {
+        return Err(InvalidRecord::BadCurrency(value.chars().take(MAX_ID_LEN).collect()));
+    }
+    Ok(())
 }
 
 fn time(field: &'static str, value: Millis) -> Result<(), InvalidRecord> {
@@ -76,9 +108,8 @@ pub fn validate(record: &Record) -> Result<(), InvalidRecord> {
     match record {
         Record::Message(m) => {
             id("msg_hash", &m.msg_hash)?;
-            if m.campaign_id.len() > MAX_ID_LEN {
-                return Err(InvalidRecord::TooLong { field: "campaign_id" });
-            }
+            text("campaign_id", &m.campaign_id)?;
+            list("tags", &m.tags)?;
             time("sent_at", m.sent_at)
         }
         Record::Touch(t) => {
@@ -109,15 +140,16 @@ pub fn validate(record: &Record) -> Result<(), InvalidRecord> {
             if o.amount_minor > MAX_AMOUNT_MINOR {
                 return Err(InvalidRecord::AmountTooLarge(o.amount_minor));
             }
-            if !is_currency_code(&o.currency) {
-                return Err(InvalidRecord::BadCurrency(o.currency.clone()));
-            }
+            currency(&o.currency)?;
+            list("categories", &o.categories)?;
+            text("channel", &o.channel)?;
             time("ts", o.ts)
         }
         Record::Badge(b) => {
             id("event_id", &b.event_id)?;
             id("customer_id", &b.customer_id)?;
             id("badge_id", &b.badge_id)?;
+            optional_id("reason", &b.reason)?;
             time("ts", b.ts)
         }
     }
@@ -185,6 +217,33 @@ mod tests {
     fn currency_must_be_an_iso_code() {
         let bad = OrderRecord { currency: "dollars".into(), ..order() };
         assert!(matches!(validate(&Record::Order(bad)), Err(InvalidRecord::BadCurrency(_))));
+    }
+
+    #[test]
+    fn lists_are_bounded_in_length_and_items() {
+        let many: Vec<String> = (0..=MAX_LIST_LEN).map(|i| i.to_string()).collect();
+        let too_many = OrderRecord { categories: many.clone(), ..order() };
+        assert_eq!(
+            validate(&Record::Order(too_many)),
+            Err(InvalidRecord::TooMany { field: "categories", len: MAX_LIST_LEN + 1 })
+        );
+        assert_eq!(list("tags", &many[..MAX_LIST_LEN]), Ok(()));
+        assert_eq!(list("tags", &["".to_owned()]), Err(InvalidRecord::Missing("tags")));
+        let long = "x".repeat(MAX_ID_LEN + 1);
+        assert_eq!(list("tags", &[long.clone()]), Err(InvalidRecord::TooLong { field: "tags" }));
+        assert_eq!(text("campaign_id", &long), Err(InvalidRecord::TooLong { field: "campaign_id" }));
+        assert_eq!(text("campaign_id", ""), Ok(()));
+    }
+
+    #[test]
+    fn a_70_kb_tenant_is_refused_before_anything_else() {
+        let tenant = "t".repeat(70_000);
+        let err = validate(&Record::Order(OrderRecord { tenant: tenant.clone(), ..order() })).unwrap_err();
+        assert_eq!(err, InvalidRecord::TooLong { field: "tenant" });
+        assert_eq!(id("tenant", &tenant), Err(InvalidRecord::TooLong { field: "tenant" }));
+        // A refused currency is not echoed back whole.
+        let Err(InvalidRecord::BadCurrency(echo)) = currency(&tenant) else { panic!() };
+        assert_eq!(echo.len(), MAX_ID_LEN);
     }
 
     #[test]

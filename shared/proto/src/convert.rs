@@ -21,6 +21,12 @@ pub enum ConvertError {
     Invalid(#[from] touchstone_core::validate::InvalidRecord),
 }
 
+impl touchstone_core::error::ServiceError for ConvertError {
+    fn kind(&self) -> touchstone_core::error::ErrorKind {
+        touchstone_core::error::ErrorKind::InvalidArgument
+    }
+}
+
 fn enum_value<T: TryFrom<i32>>(field: &'static str, value: i32) -> Result<T, ConvertError> {
     T::try_from(value).map_err(|_| ConvertError::UnknownEnum { field, value })
 }

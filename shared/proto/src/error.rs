@@ -1,7 +1,10 @@
-//! The one table from service errors to gRPC status codes. Services turn their typed errors
-//! into an [`ApiError`]; this file alone decides the `tonic::Code`.
+//! The one table from errors to gRPC status codes. Every crate's error implements
+//! [`ServiceError`] (its [`ErrorKind`]); `?` turns it into an [`ApiError`], and this file
+//! alone decides the `tonic::Code`. A kind is the only thing that crosses: an internal
+//! failure's text is what its error displays, never a panic's.
 
 use tonic::{Code, Status};
+use touchstone_core::error::{ErrorKind, ServiceError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -24,24 +27,50 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn code(&self) -> Code {
-        match self {
-            ApiError::InvalidArgument(_) => Code::InvalidArgument,
-            ApiError::NotFound(_) => Code::NotFound,
-            ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
-            ApiError::Aborted(_) => Code::Aborted,
-            ApiError::Unavailable(_) => Code::Unavailable,
-            ApiError::Internal(_) => Code::Internal,
+    pub fn new(kind: ErrorKind, message: String) -> ApiError {
+        match kind {
+            ErrorKind::InvalidArgument => ApiError::InvalidArgument(message),
+            ErrorKind::NotFound => ApiError::NotFound(message),
+            ErrorKind::FailedPrecondition => ApiError::FailedPrecondition(message),
+            ErrorKind::Aborted => ApiError::Aborted(message),
+            ErrorKind::Unavailable => ApiError::Unavailable(message),
+            ErrorKind::Internal => ApiError::Internal(message),
         }
     }
 
-    /// A storage failure: `Unavailable` when the backend says retrying may help.
-    pub fn storage(transient: bool, message: impl std::fmt::Display) -> ApiError {
-        if transient {
-            ApiError::Unavailable(format!("storage unavailable: {message}"))
-        } else {
-            ApiError::Internal(format!("storage failure: {message}"))
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ApiError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            ApiError::NotFound(_) => ErrorKind::NotFound,
+            ApiError::FailedPrecondition(_) => ErrorKind::FailedPrecondition,
+            ApiError::Aborted(_) => ErrorKind::Aborted,
+            ApiError::Unavailable(_) => ErrorKind::Unavailable,
+            ApiError::Internal(_) => ErrorKind::Internal,
         }
+    }
+
+    pub fn code(&self) -> Code {
+        code(self.kind())
+    }
+}
+
+/// The table.
+pub fn code(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::InvalidArgument => Code::InvalidArgument,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+        ErrorKind::Aborted => Code::Aborted,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Internal => Code::Internal,
+    }
+}
+
+/// Every crate's error, by its kind. (`ApiError` itself is no `ServiceError`, so this does
+/// not overlap the identity conversion.)
+impl<E: ServiceError> From<E> for ApiError {
+    fn from(error: E) -> ApiError {
+        ApiError::new(error.kind(), error.to_string())
     }
 }
 
@@ -51,9 +80,9 @@ impl From<ApiError> for Status {
     }
 }
 
-impl From<Status> for ApiError {
+impl ApiError {
     /// For clients: the inverse of the table, so a round trip keeps the kind.
-    fn from(status: Status) -> ApiError {
+    pub fn from_status(status: &Status) -> ApiError {
         let message = status.message().to_owned();
         match status.code() {
             Code::InvalidArgument | Code::OutOfRange => ApiError::InvalidArgument(message),
@@ -76,27 +105,24 @@ impl From<Status> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use touchstone_core::config::ConfigError;
 
     #[test]
-    fn every_error_survives_a_round_trip_through_a_status() {
-        let errors = [
-            ApiError::InvalidArgument("a".into()),
-            ApiError::NotFound("b".into()),
-            ApiError::FailedPrecondition("c".into()),
-            ApiError::Aborted("d".into()),
-            ApiError::Unavailable("e".into()),
-            ApiError::Internal("f".into()),
-        ];
-        for error in errors {
+    fn every_kind_survives_a_round_trip_through_a_status() {
+        for kind in ErrorKind::ALL {
+            let error = ApiError::new(kind, format!("{kind:?}"));
             let status = Status::from(error.clone());
-            assert_eq!(status.code(), error.code());
-            assert_eq!(ApiError::from(status), error);
+            assert_eq!(status.code(), code(kind));
+            assert_eq!(ApiError::from_status(&status), error);
+            assert_eq!(error.kind(), kind);
         }
     }
 
     #[test]
-    fn storage_errors_are_unavailable_only_when_transient() {
-        assert_eq!(ApiError::storage(true, "x").code(), Code::Unavailable);
-        assert_eq!(ApiError::storage(false, "x").code(), Code::Internal);
+    fn crate_errors_keep_their_kind_and_text() {
+        let error = ApiError::from(ConfigError::TooManyGoals);
+        assert_eq!(error.code(), Code::FailedPrecondition);
+        assert_eq!(error.to_string(), ConfigError::TooManyGoals.to_string());
+        assert_eq!(ApiError::from(ConfigError::GoalNotFound("g".into())).code(), Code::NotFound);
     }
 }

@@ -4,10 +4,13 @@
 //! - [`v1`]: all messages, enums, `*_client` and `*_server` modules.
 //! - [`convert`]: conversions between wire types and the domain core, field by field.
 //! - [`error`]: the table from service errors to gRPC status codes.
+//! - [`validate`]: the edge: every field of every request checked against the core's limits
+//!   before a handler acts on it.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by gRPC reflection.
 
 pub mod convert;
 pub mod error;
+pub mod validate;
 
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {

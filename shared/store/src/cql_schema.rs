@@ -1,5 +1,5 @@
 //! The CQL schema of `deploy/cql/` as statements ready to run: placeholders filled in,
-//! split one statement each. The CQL backend ([`crate::cql::CqlStore::connect`]) applies
+//! split one statement each. The CQL backend ([`crate::cql::CqlStore::migrate`]) applies
 //! these in order; keeping the `.cql` files the single source means operators can read and
 //! run them by hand too.
 
@@ -95,9 +95,11 @@ mod tests {
         let statements = render(MIGRATIONS[0].1, &SchemaParams { retention_seconds: 86_400, ..params() }).unwrap();
         let touches = statements.iter().find(|s| s.contains("touchstone.touches_by_time ")).unwrap();
         assert!(touches.ends_with("WITH default_time_to_live = 86400"), "{touches}");
-        // The config of a tenant never expires.
-        let configs = statements.iter().find(|s| s.contains("touchstone.configs ")).unwrap();
-        assert!(!configs.contains("default_time_to_live"), "{configs}");
+        // Neither the config of a tenant nor what attribution set aside ever expires.
+        for table in ["configs", "set_aside"] {
+            let statement = statements.iter().find(|s| s.contains(&format!("touchstone.{table} "))).unwrap();
+            assert!(!statement.contains("default_time_to_live"), "{statement}");
+        }
     }
 
     #[test]

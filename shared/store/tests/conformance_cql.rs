@@ -2,9 +2,9 @@
 //! crash and concurrency cases only a cluster backend has.
 //!
 //! The node(s) come from `TOUCHSTONE_CASSANDRA_NODES` or `TOUCHSTONE_SCYLLA_NODES`
-//! (comma-separated `host:port`); `deploy/cassandra/start.sh` starts one. Without either,
-//! every test here says so on stderr and passes, unless `TOUCHSTONE_REQUIRE_CQL=1`, which
-//! makes them fail instead (CI sets it where it runs a node).
+//! (comma-separated `host:port`). `make test` starts a Cassandra 5 node and sets the first;
+//! by hand, `deploy/cassandra/start.sh` starts one. Without either variable every test here
+//! fails, saying so: none passes without having run against a node.
 
 #![allow(clippy::cloned_ref_to_slice_refs)] // `[x.clone()]` reads better in assertions.
 
@@ -15,27 +15,22 @@ use touchstone_core::attribution::{Conversion, ConversionFact, Credit};
 use touchstone_core::model::{Millis, Record, Touch, TouchKind};
 use touchstone_core::rollup::{Cell, Cells, Granularity, HOUR_MS, Tally};
 use touchstone_store::{
-    AttributionCommit, ConversionChange, CqlOptions, CqlStore, IngestOutcome, LogPayload, RollupDelta, Store, StoreError,
-    log_shard,
+    AttributionCommit, AttributionState, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome, LogPayload,
+    RecordReads, ReportReads, RollupDelta, SetAside, StoreError, log_shard,
 };
 
-/// The configured nodes; `None` (after saying so) when there are none and none are required.
-fn cql_nodes(test: &str) -> Option<Vec<String>> {
+/// The configured nodes. Panics when there are none: a test that cannot reach a node fails.
+fn cql_nodes() -> Vec<String> {
     let configured = ["TOUCHSTONE_CASSANDRA_NODES", "TOUCHSTONE_SCYLLA_NODES"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|value| !value.trim().is_empty()));
-    match configured {
-        Some(nodes) => Some(nodes.split(',').map(|node| node.trim().to_owned()).collect()),
-        None if std::env::var("TOUCHSTONE_REQUIRE_CQL").as_deref() == Ok("1") => {
-            panic!("TOUCHSTONE_REQUIRE_CQL=1 but neither TOUCHSTONE_CASSANDRA_NODES nor TOUCHSTONE_SCYLLA_NODES is set")
-        }
-        None => {
-            eprintln!(
-                "SKIPPED {test}: no CQL node (set TOUCHSTONE_CASSANDRA_NODES=host:port, e.g. after deploy/cassandra/start.sh)"
-            );
-            None
-        }
-    }
+    let Some(nodes) = configured else {
+        panic!(
+            "no CQL node: run `make test`, which starts Cassandra 5, or set TOUCHSTONE_CASSANDRA_NODES=host:port \
+             (e.g. after deploy/cassandra/start.sh) or TOUCHSTONE_SCYLLA_NODES=host:port"
+        )
+    };
+    nodes.split(',').map(|node| node.trim().to_owned()).collect()
 }
 
 /// A keyspace no other test, run or process uses.
@@ -57,7 +52,9 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn new(nodes: Vec<String>) -> Fixture {
+    /// A fresh keyspace on the configured node(s); panics without one ([`cql_nodes`]).
+    async fn new() -> Fixture {
+        let nodes = cql_nodes();
         let keyspace = fresh_keyspace();
         let options = options(nodes.clone(), &keyspace);
         CqlStore::migrate(&options).await.expect("creating the keyspace");
@@ -103,21 +100,7 @@ impl Deref for Fixture {
     }
 }
 
-// `return` in the block leaves the test itself: the suite's tests pass after saying why.
-touchstone_store::conformance_suite!(cql, {
-    let Some(nodes) = cql_nodes("cql conformance check") else { return Ok(()) };
-    Fixture::new(nodes)
-});
-
-/// A fixture for the backend-specific tests below, or `return Ok(())` when skipped.
-macro_rules! fixture {
-    ($test:literal) => {
-        match cql_nodes($test) {
-            Some(nodes) => Fixture::new(nodes).await,
-            None => return Ok(()),
-        }
-    };
-}
+touchstone_store::conformance_suite!(cql, async { Fixture::new().await });
 
 const T0: Millis = 1_704_067_200_000;
 
@@ -160,7 +143,7 @@ fn one_opened(tenant: &str) -> RollupDelta {
     RollupDelta { tenant: tenant.into(), hour: T0, cell: opened(), tally: Tally { count: 1, value_micros: 250 } }
 }
 
-async fn hour_cells(store: &dyn Store, tenant: &str) -> touchstone_store::Result<Cells> {
+async fn hour_cells(store: &dyn ReportReads, tenant: &str) -> touchstone_store::Result<Cells> {
     store.rollups(tenant, Granularity::Hour, T0, T0 + HOUR_MS).await
 }
 
@@ -171,7 +154,7 @@ fn cells(count: i64, value_micros: i128) -> Cells {
 }
 
 /// Ingests one touch and reads it back from the log: `(shard, after, entry seq)`.
-async fn one_logged_touch(store: &dyn Store, tenant: &str) -> touchstone_store::Result<(u32, u64, u64)> {
+async fn one_logged_touch(store: &dyn IngestLog, tenant: &str) -> touchstone_store::Result<(u32, u64, u64)> {
     let shard = log_shard(tenant);
     store.ingest(vec![Record::Touch(touch(tenant, "e1", T0))]).await?;
     let after = store.log_status(shard).await?.processed;
@@ -182,10 +165,10 @@ async fn one_logged_touch(store: &dyn Store, tenant: &str) -> touchstone_store::
 
 #[tokio::test]
 async fn a_step_applied_again_leaves_rollups_exact() -> touchstone_store::Result<()> {
-    let fixture = fixture!("a_step_applied_again_leaves_rollups_exact");
+    let fixture = Fixture::new().await;
     let t = unique("again");
     let (shard, after, last) = one_logged_touch(&*fixture, &t).await?;
-    let step = AttributionCommit { shard, after, processed: last, conversions: Vec::new(), rollups: vec![one_opened(&t)] };
+    let step = AttributionCommit { shard, after, processed: last, rollups: vec![one_opened(&t)], ..Default::default() };
     fixture.commit_attribution(step).await?;
 
     // A second process knows nothing of the step, so it applies it again before reading.
@@ -197,13 +180,13 @@ async fn a_step_applied_again_leaves_rollups_exact() -> touchstone_store::Result
     Ok(())
 }
 
-async fn store_day(store: &dyn Store, tenant: &str) -> touchstone_store::Result<Cells> {
+async fn store_day(store: &dyn ReportReads, tenant: &str) -> touchstone_store::Result<Cells> {
     store.rollups(tenant, Granularity::Day, Granularity::Day.bucket(T0), Granularity::Day.bucket(T0) + 24 * HOUR_MS).await
 }
 
 #[tokio::test]
 async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::Result<()> {
-    let fixture = fixture!("a_crash_between_commit_and_apply_loses_nothing");
+    let fixture = Fixture::new().await;
     let t = unique("crash");
     let (shard, after, last) = one_logged_touch(&*fixture, &t).await?;
     let converted = conversion(&t, "o1", T0 + 5);
@@ -213,6 +196,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
         processed: last,
         conversions: vec![ConversionChange { old: None, new: Some(converted.clone()) }],
         rollups: vec![one_opened(&t)],
+        set_aside: Vec::new(),
     };
     fixture.commit_without_applying(step).await?;
     assert_eq!(fixture.conversion(&t, "orders", "o1").await?, None, "the test hook applied the step");
@@ -227,15 +211,39 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     let status = restarted.log_status(shard).await?;
     assert_eq!((status.processed, status.oldest_pending_at), (last, None), "the log was not trimmed");
     // And the next commit builds on the re-applied step.
-    let next = AttributionCommit { shard, after: last, processed: last, conversions: Vec::new(), rollups: vec![one_opened(&t)] };
+    let next = AttributionCommit { shard, after: last, processed: last, rollups: vec![one_opened(&t)], ..Default::default() };
     restarted.commit_attribution(next).await?;
     assert_eq!(hour_cells(&restarted, &t).await?, cells(2, 500));
     Ok(())
 }
 
 #[tokio::test]
+async fn entries_set_aside_by_a_step_never_applied_are_kept() -> touchstone_store::Result<()> {
+    let fixture = Fixture::new().await;
+    let t = unique("aside");
+    let (shard, after, last) = one_logged_touch(&*fixture, &t).await?;
+    let entry = fixture.read_log(shard, after, 10).await?.into_iter().find(|entry| entry.seq == last).expect("the logged touch");
+    let aside = SetAside { entry, reason: "touch: no such message".into(), set_aside_at: T0 + 7 };
+    let step = AttributionCommit { shard, after, processed: last, set_aside: vec![aside.clone()], ..Default::default() };
+    fixture.commit_without_applying(step).await?;
+
+    // The first store is not used again, as if its process had died; the next one to look
+    // at the shard applies the step, set-aside entries included.
+    let restarted = fixture.another().await;
+    let status = restarted.log_status(shard).await?;
+    assert_eq!((status.processed, status.set_aside), (last, 1), "the set-aside entry was lost");
+    assert_eq!(restarted.set_aside(shard, 10).await?, [aside.clone()]);
+    assert!(restarted.read_log(shard, last, 10).await?.is_empty());
+    // A third process applies the same step once more: still one entry, unchanged.
+    let third = fixture.another().await;
+    assert_eq!(third.set_aside(shard, 10).await?, [aside]);
+    assert_eq!(third.log_status(shard).await?.set_aside, 1, "the step set its entry aside twice");
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_intent_left_by_a_crashed_ingest_is_finished_after_the_timeout() -> touchstone_store::Result<()> {
-    let fixture = fixture!("an_intent_left_by_a_crashed_ingest_is_finished_after_the_timeout");
+    let fixture = Fixture::new().await;
     let t = unique("intent");
     let shard = log_shard(&t);
     let crashed = touch(&t, "e1", T0);
@@ -271,7 +279,7 @@ async fn an_intent_left_by_a_crashed_ingest_is_finished_after_the_timeout() -> t
 
 #[tokio::test]
 async fn a_reserved_position_never_written_is_skipped_after_the_timeout() -> touchstone_store::Result<()> {
-    let fixture = fixture!("a_reserved_position_never_written_is_skipped_after_the_timeout");
+    let fixture = Fixture::new().await;
     let t = unique("hole");
     let shard = log_shard(&t);
     let first_hole = fixture.reserve_only(shard, 2).await?;
@@ -287,7 +295,7 @@ async fn a_reserved_position_never_written_is_skipped_after_the_timeout() -> tou
 
 #[tokio::test]
 async fn two_stores_ingesting_the_same_records_accept_each_once() -> touchstone_store::Result<()> {
-    let fixture = fixture!("two_stores_ingesting_the_same_records_accept_each_once");
+    let fixture = Fixture::new().await;
     let other = fixture.another().await;
     let t = unique("race");
     let records: Vec<Record> = (0..200).map(|i| Record::Touch(touch(&t, &format!("e{i}"), T0 + i))).collect();
@@ -320,12 +328,12 @@ async fn two_stores_ingesting_the_same_records_accept_each_once() -> touchstone_
 
 #[tokio::test]
 async fn two_commits_from_the_same_position_one_is_fenced() -> touchstone_store::Result<()> {
-    let fixture = fixture!("two_commits_from_the_same_position_one_is_fenced");
+    let fixture = Fixture::new().await;
     let other = fixture.another().await;
     let t = unique("fence");
     let (shard, after, last) = one_logged_touch(&*fixture, &t).await?;
     assert_eq!(other.log_status(shard).await?.processed, after);
-    let step = AttributionCommit { shard, after, processed: last, conversions: Vec::new(), rollups: vec![one_opened(&t)] };
+    let step = AttributionCommit { shard, after, processed: last, rollups: vec![one_opened(&t)], ..Default::default() };
 
     let (first, second) = tokio::join!(fixture.commit_attribution(step.clone()), other.commit_attribution(step));
     let fenced = [&first, &second].iter().filter(|r| matches!(r, Err(StoreError::Fenced { shard: s }) if *s == shard)).count();

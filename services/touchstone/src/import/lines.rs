@@ -181,7 +181,7 @@ impl ChunkBuilder {
 
 /// One `FILE:LINE: reason` report for a record the server refused.
 pub fn rejection_line(file: &str, line_map: &LineMap, rejection: &pb::Rejection) -> String {
-    let pb::Rejection { index, event_id, reason } = rejection;
+    let pb::Rejection { index, event_id, reason, code: _ } = rejection;
     match line_map.line_of(*index) {
         Some(line) => format!("{file}:{line}: {reason}"),
         // The server named a position the client never sent: say so rather than guess.
@@ -351,9 +351,9 @@ mod tests {
         for line in [2, 3, 7] {
             map.push(line);
         }
-        let rejection = pb::Rejection { index: 2, event_id: "e9".into(), reason: "tenant is empty".into() };
+        let rejection = pb::Rejection { index: 2, event_id: "e9".into(), reason: "tenant is empty".into(), code: 3 };
         assert_eq!(rejection_line("records.jsonl", &map, &rejection), "records.jsonl:7: tenant is empty");
-        let unknown = pb::Rejection { index: 3, event_id: "e10".into(), reason: "bad".into() };
+        let unknown = pb::Rejection { index: 3, event_id: "e10".into(), reason: "bad".into(), code: 3 };
         assert!(rejection_line("records.jsonl", &map, &unknown).starts_with("records.jsonl: record #3"));
     }
 

@@ -4,7 +4,7 @@
 //! balancing computes each request's partition token from the bound key values and sends it
 //! to a replica that owns the partition, so no request takes an extra coordinator hop.
 
-use super::cql_error;
+use super::errors::cql_error;
 use crate::Result;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -77,7 +77,6 @@ statements! {
     insert_order_by_day: Write => "INSERT INTO {ks}.orders_by_day (tenant, day, shard, order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     insert_badge: Write => "INSERT INTO {ks}.badges (tenant, customer_id, bucket, ts, event_id, badge_id, action, source, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     insert_bucket: Write => "INSERT INTO {ks}.buckets (tenant, table_name, key, bucket) VALUES (?, ?, ?, ?)",
-    insert_tenant: Write => "INSERT INTO {ks}.tenants (shard, tenant) VALUES (?, ?)",
 
     // ---- record reads ----
     select_message: Read => "SELECT campaign_id, channel, tags, sent_at FROM {ks}.messages WHERE tenant = ? AND msg_hash = ?",
@@ -89,7 +88,6 @@ statements! {
     select_orders: Read => "SELECT order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash FROM {ks}.orders WHERE tenant = ? AND order_id = ?",
     select_orders_by_day: Read => "SELECT order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash FROM {ks}.orders_by_day WHERE tenant = ? AND day = ? AND shard = ?",
     select_buckets: Read => "SELECT bucket FROM {ks}.buckets WHERE tenant = ? AND table_name = ? AND key = ? AND bucket >= ? AND bucket <= ?",
-    select_tenants: Read => "SELECT tenant FROM {ks}.tenants WHERE shard = ?",
 
     // ---- conversions: written with the timestamp of their step ----
     insert_conversion: Write => "INSERT INTO {ks}.conversions (tenant, goal_id, key, conversion) VALUES (?, ?, ?, ?)",
@@ -136,6 +134,11 @@ statements! {
     insert_step_part: Write => "INSERT INTO {ks}.shard_steps (shard, step_id, part, body) VALUES (?, ?, ?, ?)",
     select_step_parts: Read => "SELECT part, body FROM {ks}.shard_steps WHERE shard = ? AND step_id = ?",
     delete_step: Write => "DELETE FROM {ks}.shard_steps WHERE shard = ? AND step_id = ?",
+
+    // ---- set-aside entries: written with the timestamp of their step, newest position first ----
+    insert_set_aside: Write => "INSERT INTO {ks}.set_aside (shard, seq, appended_at, set_aside_at, payload, reason) VALUES (?, ?, ?, ?, ?, ?)",
+    select_set_aside: Read => "SELECT seq, appended_at, set_aside_at, payload, reason FROM {ks}.set_aside WHERE shard = ? LIMIT ?",
+    count_set_aside: Read => "SELECT COUNT(*) FROM {ks}.set_aside WHERE shard = ?",
 
     // ---- workers ----
     insert_lease_if_absent: Lwt => "INSERT INTO {ks}.worker_leases (shard, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?",

@@ -1,39 +1,154 @@
-//! Attribution commits: fenced by one compare-and-set, applied after it, re-applied by
-//! whoever finds a step it has not applied itself.
+//! [`AttributionState`] on CQL: the engine's reads, and its commit, fenced by one
+//! compare-and-set, applied after it, re-applied by whoever finds a step it has not applied
+//! itself.
 //!
 //! A commit stores the step's body in `shard_steps`, then moves `shard_progress` from
 //! `(after, previous step)` to `(processed, this step)` by LWT: a worker that lost its lease
 //! (or any second commit from the same position) finds the row changed and gets
-//! [`StoreError::Fenced`]. Applying the step (conversion rows, rollup deltas, trimming the
-//! log) follows; if the process dies before it is done, the next process to read or commit
-//! the shard applies the stored step again first ([`Inner::catch_up`]). Every write of a
-//! step is idempotent and carries the step's timestamp, which grows from step to step, so
-//! applying a step twice, or late, never changes what a newer step wrote.
+//! [`StoreError::Fenced`]. Applying the step (conversion rows, rollup deltas, set-aside
+//! entries, trimming the log) follows; if the process dies before it is done, the next
+//! process to read or commit the shard applies the stored step again first
+//! ([`Inner::catch_up`]; the log reads of `ingest_log.rs` call it through
+//! [`Inner::ensure_step_applied`]). Every write of a step is idempotent and carries the
+//! step's timestamp, which grows from step to step, so applying a step twice, or late,
+//! never changes what a newer step wrote.
 
-use super::log::{CHUNK, chunk};
-use super::rows::{ConversionRow, RollupRow, conversion_buckets, conversion_rows, rollup_bucket};
-use super::{Inner, Write, all, decode, encode, seq_value, shard_value};
-use crate::{AttributionCommit, LOG_SHARDS, Result, StoreError};
+use super::layout::{
+    CHUNK, ConversionRow, CUSTOMER_BUCKET_MS, RollupRow, TIME_SHARDS, bucket, chunk, conversion_buckets, conversion_rows, decode,
+    rollup_bucket, seq_value, shard_value, table, touch,
+};
+use super::{CqlStore, Inner, StepMark, Write, all};
+use crate::support::{StoredPayload, encode};
+use crate::{AttributionCommit, AttributionState, LOG_SHARDS, LogEntry, Result, SetAside, StoreError};
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use touchstone_core::attribution::Conversion;
-use touchstone_core::model::Millis;
+use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
 use touchstone_core::rollup::{Cell, Granularity, Tally};
+
+#[async_trait]
+impl AttributionState for CqlStore {
+    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
+        self.inner.message_touches(tenant, msg_hash).await
+    }
+
+    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
+        self.inner.order_records(tenant, order_id).await
+    }
+
+    async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
+        self.inner.tenant_orders(tenant).await
+    }
+
+    async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
+        self.inner.tenant_events_named(tenant, name).await
+    }
+
+    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
+        self.inner.customer_conversions(tenant, customer_id, from, to).await
+    }
+
+    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
+        self.inner.explicit_conversions(tenant, msg_hash).await
+    }
+
+    async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
+        self.inner.conversions_between(tenant, Millis::MIN, Millis::MAX).await
+    }
+
+    async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
+        self.inner.commit(commit, true).await
+    }
+}
+
+// The engine's reads.
+impl Inner {
+    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
+        let buckets = self.buckets(tenant, table::TOUCHES_BY_MESSAGE, msg_hash, Millis::MIN, Millis::MAX).await?;
+        let reads = buckets.into_iter().map(|month| {
+            self.rows::<(i64, String, String, String)>(&self.statements.select_touches_by_message, (tenant, msg_hash, month))
+        });
+        all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|(ts, event_id, customer_id, kind)| touch(tenant, event_id, msg_hash.to_owned(), customer_id, &kind, ts))
+            .collect()
+    }
+
+    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
+        let rows: Vec<OrderRow> = self.rows(&self.statements.select_orders, (tenant, order_id)).await?;
+        Ok(rows.into_iter().map(|row| order(tenant, row)).collect())
+    }
+
+    async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
+        let days = self.buckets(tenant, table::ORDERS_BY_DAY, "", Millis::MIN, Millis::MAX).await?;
+        let reads = days
+            .into_iter()
+            .flat_map(|day| (0..TIME_SHARDS).map(move |shard| (day, shard)))
+            .map(|(day, shard)| self.rows::<OrderRow>(&self.statements.select_orders_by_day, (tenant, day, shard)));
+        Ok(all(reads).await?.into_iter().flatten().map(|row| order(tenant, row)).collect())
+    }
+
+    async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
+        type EventRow = (i64, String, String, Option<i64>, Option<String>);
+        let days = self.buckets(tenant, table::EVENTS_BY_NAME, name, Millis::MIN, Millis::MAX).await?;
+        let reads = days.into_iter().map(|day| self.rows::<EventRow>(&self.statements.select_events_by_name, (tenant, name, day)));
+        let events = all(reads).await?.into_iter().flatten();
+        Ok(events
+            .map(|(ts, event_id, customer_id, value_micros, msg_hash)| AppEvent {
+                tenant: tenant.to_owned(),
+                event_id,
+                customer_id,
+                name: name.to_owned(),
+                ts,
+                value_micros,
+                msg_hash,
+            })
+            .collect())
+    }
+
+    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let buckets =
+            self.buckets(tenant, table::CONVERSIONS_BY_CUSTOMER, customer_id, bucket(from, CUSTOMER_BUCKET_MS), to).await?;
+        let reads = buckets.into_iter().map(|month| {
+            self.rows::<(Vec<u8>,)>(&self.statements.select_conversions_by_customer, (tenant, customer_id, month, from, to))
+        });
+        all(reads).await?.into_iter().flatten().map(|(body,)| decode("conversion", &body)).collect()
+    }
+
+    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
+        let rows: Vec<(Vec<u8>,)> = self.rows(&self.statements.select_conversions_by_explicit, (tenant, msg_hash)).await?;
+        rows.into_iter().map(|(body,)| decode("conversion", &body)).collect()
+    }
+}
+
+type OrderRow = (String, i64, String, String, String, i64, String, Option<Vec<String>>, String, Option<String>);
+
+fn order(tenant: &str, row: OrderRow) -> OrderRecord {
+    let (order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) = row;
+    OrderRecord {
+        tenant: tenant.to_owned(),
+        event_id,
+        order_id,
+        customer_id,
+        status,
+        amount_minor,
+        currency,
+        categories: categories.unwrap_or_default(),
+        channel,
+        ts,
+        msg_hash,
+    }
+}
 
 /// The most bytes of a step body stored in one `shard_steps` row: a recompute of a large
 /// tenant changes many conversions, and one cell must stay well below the mutation limit.
 const PART_BYTES: usize = 1 << 20;
-
-/// A shard's progress as stored in `shard_progress`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct StepMark {
-    pub processed: u64,
-    /// 0: no step committed yet.
-    pub step_id: i64,
-    /// Write timestamp (µs) of the step's rows.
-    pub timestamp: i64,
-    pub parts: i32,
-}
 
 /// A committed step as stored: the commit and what is needed to apply it again.
 #[derive(Serialize, Deserialize)]
@@ -47,11 +162,31 @@ struct StoredStep {
     processed: u64,
     conversions: Vec<(Option<Conversion>, Option<Conversion>)>,
     rollups: Vec<(String, Millis, Cell, Tally)>,
+    set_aside: Vec<StoredSetAside>,
+}
+
+/// A set-aside entry as stored in the step body; written to `set_aside` when the step is
+/// applied.
+#[derive(Serialize, Deserialize)]
+struct StoredSetAside {
+    seq: u64,
+    appended_at: Millis,
+    set_aside_at: Millis,
+    payload: StoredPayload,
+    reason: String,
+}
+
+impl StoredSetAside {
+    fn of(set_aside: SetAside) -> StoredSetAside {
+        let SetAside { entry: LogEntry { seq, appended_at, payload }, reason, set_aside_at } = set_aside;
+        StoredSetAside { seq, appended_at, set_aside_at, payload: payload.into(), reason }
+    }
 }
 
 /// `processed, step_id, step_timestamp, step_parts` of `shard_progress`.
-pub(super) type ProgressRow = (Option<i64>, Option<i64>, Option<i64>, Option<i32>);
+type ProgressRow = (Option<i64>, Option<i64>, Option<i64>, Option<i32>);
 
+// The step protocol.
 impl Inner {
     /// Commits (and with `apply`, applies) one attribution step.
     pub(super) async fn commit(&self, commit: AttributionCommit, apply: bool) -> Result<()> {
@@ -64,6 +199,13 @@ impl Inner {
             return Err(StoreError::Backend(format!(
                 "commit of shard {shard} moves the processed position back from {} to {}",
                 commit.after, commit.processed
+            )));
+        }
+        let outside = |seq: u64| seq <= commit.after || seq > commit.processed;
+        if let Some(aside) = commit.set_aside.iter().find(|aside| outside(aside.entry.seq)) {
+            return Err(StoreError::Backend(format!(
+                "entry {} set aside outside the step's ({}, {}]",
+                aside.entry.seq, commit.after, commit.processed
             )));
         }
         let known = self.applied().get(&shard).copied();
@@ -84,6 +226,7 @@ impl Inner {
             processed: commit.processed,
             conversions: commit.conversions.into_iter().map(|change| (change.old, change.new)).collect(),
             rollups: commit.rollups.into_iter().map(|d| (d.tenant, d.hour, d.cell, d.tally)).collect(),
+            set_aside: commit.set_aside.into_iter().map(StoredSetAside::of).collect(),
         };
         let body = encode(&step)?;
         let parts: Vec<&[u8]> = body.chunks(PART_BYTES).collect();
@@ -125,6 +268,13 @@ impl Inner {
             return Ok(after);
         }
         Ok(self.catch_up(shard).await?.processed)
+    }
+
+    /// The processed position as last committed (a plain read: commits complete before the
+    /// log rows they pass are trimmed, which is all [`Inner::append`] relies on).
+    pub(super) async fn processed_position(&self, shard: u32) -> Result<u64> {
+        let row: Option<ProgressRow> = self.row(&self.statements.select_progress, (shard_value(shard),)).await?;
+        Ok(row.and_then(|(processed, ..)| processed).map_or(0, |processed| processed.max(0) as u64))
     }
 
     /// Reads the shard's progress at serial consistency (seeing every commit before it) and
@@ -219,11 +369,17 @@ impl Inner {
             .map(|((tenant, granularity, bucket, cell), tally)| RollupRow { tenant, granularity, bucket, cell, tally })
             .collect();
 
+        // Kept for good (no TTL), and written at the step's timestamp like the rest, so a
+        // re-applied step rewrites the very same rows.
+        let set_aside: Vec<(&StoredSetAside, Vec<u8>)> =
+            step.set_aside.iter().map(|entry| Ok((entry, encode(&entry.payload)?))).collect::<Result<_>>()?;
+
         let mut writes: Vec<Write<'_>> = buckets.into_iter().map(|row| self.write_bucket(row)).collect();
         for (rows, body) in &new_rows {
             writes.extend(rows.iter().map(|row| self.write_conversion(row, Some(body), timestamp)));
         }
         writes.extend(deleted.iter().map(|row| self.write_conversion(row, None, timestamp)));
+        writes.extend(set_aside.iter().map(|row| self.write_set_aside(step.shard, row, timestamp)));
         all(writes).await?;
         self.write_rollups(&rollups, step.id, timestamp).await?;
 
@@ -232,6 +388,13 @@ impl Inner {
             self.run(&self.statements.delete_step, (shard_value(step.shard), step.previous)).await?;
         }
         Ok(())
+    }
+
+    /// Writes one set-aside row (`payload` is its encoded payload) at the step's timestamp.
+    fn write_set_aside<'a>(&'a self, shard: u32, row: &'a (&'a StoredSetAside, Vec<u8>), timestamp: i64) -> Write<'a> {
+        let (entry, payload) = row;
+        let values = (shard_value(shard), seq_value(entry.seq), entry.appended_at, entry.set_aside_at, payload, &entry.reason);
+        Box::pin(self.run_at(&self.statements.insert_set_aside, timestamp, values))
     }
 
     /// Deletes the shard's log rows with `after < seq <= processed`: whole partitions where

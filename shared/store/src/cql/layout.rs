@@ -1,30 +1,74 @@
-//! How records, conversions and rollups map onto their tables, and every read of them.
+//! How the backend's values map onto the tables of `deploy/cql/`: log shards and chunks,
+//! time buckets, the rows a conversion or a rollup delta is stored in, column conversions,
+//! and the writes every role shares (record rows, conversion rows, rollup deltas, `buckets`
+//! rows) with the bucket lookups that reads over a range start from.
 //!
 //! Tables read by time are partitioned by a time bucket (30 days per customer or message,
 //! an hour or a day per tenant); the `buckets` table lists the buckets that hold rows of
 //! one `(tenant, table, key)`, so a read over an open range or a whole history visits only
 //! partitions that exist. The per-tenant hour tables also spread each hour over
 //! [`TIME_SHARDS`] partitions by a hash of the row's id, so a busy tenant's hour is not one
-//! hot partition.
+//! hot partition. The ingest log is cut into chunks of [`CHUNK`] positions per partition.
 
-use super::{Inner, Write, all, decode, shard_value};
-use crate::{Result, StoreError, log_shard};
+use super::errors::cql_error;
+use super::{Inner, Write, all};
+use crate::{LOG_SHARDS, Result, StoreError};
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlVarint, MaybeUnset};
-use std::collections::HashSet;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
-use touchstone_core::attribution::{Conversion, Messages};
-use touchstone_core::config::TenantConfig;
-use touchstone_core::model::{AppEvent, Message, Millis, OrderRecord, Record, Touch};
-use touchstone_core::rollup::{Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
+use std::time::Duration;
+use touchstone_core::attribution::Conversion;
+use touchstone_core::model::{Millis, Record, Touch};
+use touchstone_core::rollup::{DAY_MS, Granularity, HOUR_MS, Tally};
+
+/// Positions per `ingest_log` partition: a partition never grows past this many rows.
+pub(super) const CHUNK: u64 = 10_000;
+
+/// The `ingest_log` partition of a position.
+pub(super) fn chunk(seq: u64) -> i64 {
+    seq_value(seq / CHUNK)
+}
+
+/// The chunk holding `first`, and the last position of it to read (at most `head`).
+pub(super) fn chunk_bounds(first: u64, head: u64) -> (i64, u64) {
+    let chunk_no = first / CHUNK;
+    (seq_value(chunk_no), ((chunk_no + 1) * CHUNK - 1).min(head))
+}
+
+/// A shard as the `int` column it is stored in.
+pub(super) fn shard_value(shard: u32) -> i32 {
+    debug_assert!(shard < LOG_SHARDS);
+    shard as i32
+}
+
+/// A log position as the `bigint` column it is stored in. Positions count records, so they
+/// stay far below `i64::MAX`.
+pub(super) fn seq_value(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// A TTL in whole seconds, rounded up: a lease or a live mark never lapses early.
+pub(super) fn ttl_seconds(ttl: Duration) -> i32 {
+    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    i32::try_from(seconds.max(1)).unwrap_or(i32::MAX)
+}
+
+pub(super) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable {what}: {e}")))
+}
 
 /// Bucket of the per-customer and per-message tables: a customer's reads span at most a
 /// channel window, so one or two buckets per read.
-const CUSTOMER_BUCKET_MS: Millis = 30 * DAY_MS;
+pub(super) const CUSTOMER_BUCKET_MS: Millis = 30 * DAY_MS;
 /// Partitions each hour (or day) of a per-tenant time table is spread over.
-const TIME_SHARDS: i32 = 8;
+pub(super) const TIME_SHARDS: i32 = 8;
 
 /// Names of bucketed tables, as stored in `buckets.table_name`.
-mod table {
+pub(super) mod table {
     pub const TOUCHES_BY_CUSTOMER: &str = "touches_by_customer";
     pub const TOUCHES_BY_MESSAGE: &str = "touches_by_message";
     pub const TOUCHES_BY_TIME: &str = "touches_by_time";
@@ -53,7 +97,7 @@ impl BucketRow {
 }
 
 /// The start of the bucket of `size` holding `ts`.
-fn bucket(ts: Millis, size: Millis) -> Millis {
+pub(super) fn bucket(ts: Millis, size: Millis) -> Millis {
     // Saturating: the bucket of a time near `Millis::MIN` would start below it.
     ts.saturating_sub(ts.rem_euclid(size))
 }
@@ -67,14 +111,14 @@ fn spread(id: &[&str]) -> i32 {
     (hash % TIME_SHARDS as u32) as i32
 }
 
-fn granularity_code(granularity: Granularity) -> &'static str {
+pub(super) fn granularity_code(granularity: Granularity) -> &'static str {
     match granularity {
         Granularity::Hour => "h",
         Granularity::Day => "d",
     }
 }
 
-fn parse<T: FromStr>(what: &str, text: &str) -> Result<T>
+pub(super) fn parse<T: FromStr>(what: &str, text: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
@@ -85,7 +129,7 @@ fn varint(value: i128) -> CqlVarint {
     CqlVarint::from_signed_bytes_be(value.to_be_bytes().to_vec())
 }
 
-fn from_varint(value: &CqlVarint) -> Result<i128> {
+pub(super) fn from_varint(value: &CqlVarint) -> Result<i128> {
     let bytes = value.as_signed_bytes_be_slice();
     if bytes.len() > 16 {
         return Err(StoreError::Corrupt(format!("a rollup value of {} bytes", bytes.len())));
@@ -163,17 +207,19 @@ pub(super) struct RollupRow {
     pub tally: Tally,
 }
 
+/// A touch from the columns of one of the touch tables.
+pub(super) fn touch(tenant: &str, event_id: String, msg_hash: String, customer_id: String, kind: &str, ts: Millis) -> Result<Touch> {
+    Ok(Touch { tenant: tenant.to_owned(), event_id, msg_hash, customer_id, kind: parse("touch kind", kind)?, ts })
+}
+
 impl Inner {
-    /// Writes the rows of newly accepted records: their tables, the buckets they occupy and
-    /// their tenants. Plain upserts, so a repeat (a reader finishing a crashed ingest) is
-    /// harmless.
+    /// Writes the rows of newly accepted records: their tables and the buckets they occupy.
+    /// Plain upserts, so a repeat (a reader finishing a crashed ingest) is harmless.
     pub(super) async fn write_records(&self, records: &[&Record]) -> Result<()> {
         let s = &self.statements;
         let mut bucket_rows = HashSet::new();
         let mut writes: Vec<Write<'_>> = Vec::new();
-        let mut tenants = HashSet::new();
         for &record in records {
-            tenants.insert(record.tenant());
             match record {
                 Record::Message(m) => {
                     let values = (&m.tenant, &m.msg_hash, &m.campaign_id, m.channel.as_str(), &m.tags, m.sent_at);
@@ -231,15 +277,12 @@ impl Inner {
                 }
             }
         }
-        for tenant in tenants {
-            writes.push(Box::pin(self.write(&s.insert_tenant, (shard_value(log_shard(tenant)), tenant))));
-        }
         writes.extend(bucket_rows.into_iter().map(|row| self.write_bucket(row)));
         all(writes).await?;
         Ok(())
     }
 
-    async fn write(&self, statement: &scylla::statement::prepared::PreparedStatement, values: impl scylla::serialize::row::SerializeRow) -> Result<()> {
+    async fn write(&self, statement: &PreparedStatement, values: impl SerializeRow) -> Result<()> {
         self.run(statement, values).await.map(drop)
     }
 
@@ -248,10 +291,6 @@ impl Inner {
             let BucketRow { tenant, table, key, bucket } = row;
             self.write(&self.statements.insert_bucket, (tenant, table, key, bucket)).await
         })
-    }
-
-    pub(super) async fn write_tenant(&self, tenant: &str) -> Result<()> {
-        self.write(&self.statements.insert_tenant, (shard_value(log_shard(tenant)), tenant)).await
     }
 
     /// Writes (`Some` body) or deletes one conversion row, at the step's timestamp.
@@ -291,10 +330,9 @@ impl Inner {
 
     /// Writes rollup delta rows under `step`; rows of one partition go in one unlogged batch.
     pub(super) async fn write_rollups(&self, rows: &[RollupRow], step: i64, timestamp: i64) -> Result<()> {
-        use scylla::statement::batch::{Batch, BatchType};
         // Bounded so a busy bucket does not make one oversized request.
         const BATCH_ROWS: usize = 100;
-        let mut partitions: std::collections::BTreeMap<(&str, &str, Millis), Vec<&RollupRow>> = Default::default();
+        let mut partitions: BTreeMap<(&str, &str, Millis), Vec<&RollupRow>> = BTreeMap::new();
         for row in rows {
             partitions.entry((&row.tenant, granularity_code(row.granularity), row.bucket)).or_default().push(row);
         }
@@ -310,7 +348,7 @@ impl Inner {
                         (tenant, granularity, bucket, &row.cell, step, row.tally.count, varint(row.tally.value_micros))
                     })
                     .collect();
-                async move { self.session.batch(&batch, values).await.map(drop).map_err(super::cql_error) }
+                async move { self.session.batch(&batch, values).await.map(drop).map_err(cql_error) }
             })
         });
         all(batches).await?;
@@ -318,7 +356,7 @@ impl Inner {
     }
 
     /// The buckets of `(tenant, table, key)` starting in `[first, last]` that hold rows.
-    async fn buckets(&self, tenant: &str, table: &str, key: &str, first: Millis, last: Millis) -> Result<Vec<Millis>> {
+    pub(super) async fn buckets(&self, tenant: &str, table: &str, key: &str, first: Millis, last: Millis) -> Result<Vec<Millis>> {
         if first > last {
             return Ok(Vec::new());
         }
@@ -326,211 +364,13 @@ impl Inner {
         Ok(rows.into_iter().map(|(bucket,)| bucket).collect())
     }
 
-    pub(super) async fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
-        let stored: Option<(Option<i64>, Option<Vec<u8>>)> = self.row(&self.statements.select_config, (tenant,)).await?;
-        match stored {
-            Some((_, Some(config))) => decode("tenant config", &config),
-            _ => Ok(TenantConfig::defaults(tenant)),
-        }
-    }
-
-    pub(super) async fn tenants(&self) -> Result<Vec<String>> {
-        let reads = (0..crate::LOG_SHARDS).map(|shard| self.rows::<(String,)>(&self.statements.select_tenants, (shard_value(shard),)));
-        let mut tenants: Vec<String> = all(reads).await?.into_iter().flatten().map(|(tenant,)| tenant).collect();
-        tenants.sort();
-        Ok(tenants)
-    }
-
-    pub(super) async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
-        let wanted: HashSet<&String> = msg_hashes.iter().collect();
-        let reads = wanted.into_iter().map(|msg_hash| async move {
-            let row: Option<(String, String, Option<Vec<String>>, i64)> =
-                self.row(&self.statements.select_message, (tenant, msg_hash)).await?;
-            let Some((campaign_id, channel, tags, sent_at)) = row else { return Ok(None) };
-            let message = Message {
-                tenant: tenant.to_owned(),
-                msg_hash: msg_hash.clone(),
-                campaign_id,
-                channel: parse("message channel", &channel)?,
-                tags: tags.unwrap_or_default(),
-                sent_at,
-            };
-            Ok(Some((msg_hash.clone(), message)))
-        });
-        Ok(all(reads).await?.into_iter().flatten().collect())
-    }
-
-    pub(super) async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
-        if from > to {
-            return Ok(Vec::new());
-        }
-        let buckets = self.buckets(tenant, table::TOUCHES_BY_CUSTOMER, customer_id, bucket(from, CUSTOMER_BUCKET_MS), to).await?;
-        let reads = buckets.into_iter().map(|month| {
-            self.rows::<(i64, String, String, String)>(&self.statements.select_touches_by_customer, (tenant, customer_id, month, from, to))
-        });
-        all(reads)
-            .await?
-            .into_iter()
-            .flatten()
-            .map(|(ts, event_id, msg_hash, kind)| touch(tenant, event_id, msg_hash, customer_id.to_owned(), &kind, ts))
-            .collect()
-    }
-
-    pub(super) async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
-        let buckets = self.buckets(tenant, table::TOUCHES_BY_MESSAGE, msg_hash, Millis::MIN, Millis::MAX).await?;
-        let reads = buckets.into_iter().map(|month| {
-            self.rows::<(i64, String, String, String)>(&self.statements.select_touches_by_message, (tenant, msg_hash, month))
-        });
-        all(reads)
-            .await?
-            .into_iter()
-            .flatten()
-            .map(|(ts, event_id, customer_id, kind)| touch(tenant, event_id, msg_hash.to_owned(), customer_id, &kind, ts))
-            .collect()
-    }
-
     /// The `(hour, shard)` partitions of `table` that may hold rows with `from <= ts < to`.
-    async fn hour_partitions(&self, tenant: &str, table: &str, from: Millis, to: Millis) -> Result<Vec<(Millis, i32)>> {
+    pub(super) async fn hour_partitions(&self, tenant: &str, table: &str, from: Millis, to: Millis) -> Result<Vec<(Millis, i32)>> {
         if from >= to {
             return Ok(Vec::new());
         }
         let hours = self.buckets(tenant, table, "", bucket(from, HOUR_MS), to - 1).await?;
         Ok(hours.into_iter().flat_map(|hour| (0..TIME_SHARDS).map(move |shard| (hour, shard))).collect())
-    }
-
-    pub(super) async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
-        let partitions = self.hour_partitions(tenant, table::TOUCHES_BY_TIME, from, to).await?;
-        let reads = partitions.into_iter().map(|(hour, shard)| {
-            self.rows::<(i64, String, String, String, String)>(&self.statements.select_touches_by_time, (tenant, hour, shard, from, to))
-        });
-        all(reads)
-            .await?
-            .into_iter()
-            .flatten()
-            .map(|(ts, event_id, msg_hash, customer_id, kind)| touch(tenant, event_id, msg_hash, customer_id, &kind, ts))
-            .collect()
-    }
-
-    pub(super) async fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>> {
-        type EventRow = (i64, String, String, String, Option<i64>, Option<String>);
-        let partitions = self.hour_partitions(tenant, table::EVENTS_BY_TIME, from, to).await?;
-        let reads = partitions
-            .into_iter()
-            .map(|(hour, shard)| self.rows::<EventRow>(&self.statements.select_events_by_time, (tenant, hour, shard, from, to)));
-        let events = all(reads).await?.into_iter().flatten();
-        Ok(events
-            .map(|(ts, event_id, customer_id, name, value_micros, msg_hash)| AppEvent {
-                tenant: tenant.to_owned(),
-                event_id,
-                customer_id,
-                name,
-                ts,
-                value_micros,
-                msg_hash,
-            })
-            .collect())
-    }
-
-    pub(super) async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
-        type EventRow = (i64, String, String, Option<i64>, Option<String>);
-        let days = self.buckets(tenant, table::EVENTS_BY_NAME, name, Millis::MIN, Millis::MAX).await?;
-        let reads = days.into_iter().map(|day| self.rows::<EventRow>(&self.statements.select_events_by_name, (tenant, name, day)));
-        let events = all(reads).await?.into_iter().flatten();
-        Ok(events
-            .map(|(ts, event_id, customer_id, value_micros, msg_hash)| AppEvent {
-                tenant: tenant.to_owned(),
-                event_id,
-                customer_id,
-                name: name.to_owned(),
-                ts,
-                value_micros,
-                msg_hash,
-            })
-            .collect())
-    }
-
-    pub(super) async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
-        let rows: Vec<OrderRow> = self.rows(&self.statements.select_orders, (tenant, order_id)).await?;
-        Ok(rows.into_iter().map(|row| order(tenant, row)).collect())
-    }
-
-    pub(super) async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
-        let days = self.buckets(tenant, table::ORDERS_BY_DAY, "", Millis::MIN, Millis::MAX).await?;
-        let reads = days
-            .into_iter()
-            .flat_map(|day| (0..TIME_SHARDS).map(move |shard| (day, shard)))
-            .map(|(day, shard)| self.rows::<OrderRow>(&self.statements.select_orders_by_day, (tenant, day, shard)));
-        Ok(all(reads).await?.into_iter().flatten().map(|row| order(tenant, row)).collect())
-    }
-
-    pub(super) async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
-        let row: Option<(Vec<u8>,)> = self.row(&self.statements.select_conversion, (tenant, goal_id, key)).await?;
-        row.map(|(body,)| decode("conversion", &body)).transpose()
-    }
-
-    pub(super) async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        if from > to {
-            return Ok(Vec::new());
-        }
-        let buckets =
-            self.buckets(tenant, table::CONVERSIONS_BY_CUSTOMER, customer_id, bucket(from, CUSTOMER_BUCKET_MS), to).await?;
-        let reads = buckets.into_iter().map(|month| {
-            self.rows::<(Vec<u8>,)>(&self.statements.select_conversions_by_customer, (tenant, customer_id, month, from, to))
-        });
-        all(reads).await?.into_iter().flatten().map(|(body,)| decode("conversion", &body)).collect()
-    }
-
-    pub(super) async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
-        let rows: Vec<(Vec<u8>,)> = self.rows(&self.statements.select_conversions_by_explicit, (tenant, msg_hash)).await?;
-        rows.into_iter().map(|(body,)| decode("conversion", &body)).collect()
-    }
-
-    pub(super) async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        let partitions = self.hour_partitions(tenant, table::CONVERSIONS_BY_TIME, from, to).await?;
-        let reads = partitions.into_iter().map(|(hour, shard)| {
-            self.rows::<(Vec<u8>,)>(&self.statements.select_conversions_by_time, (tenant, hour, shard, from, to))
-        });
-        all(reads).await?.into_iter().flatten().map(|(body,)| decode("conversion", &body)).collect()
-    }
-
-    pub(super) async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells> {
-        let mut cells = Cells::default();
-        if from >= to {
-            return Ok(cells);
-        }
-        let code = granularity_code(granularity);
-        let buckets = self.buckets(tenant, table::ROLLUP_DELTAS, code, from, to - 1).await?;
-        let reads = buckets.into_iter().map(|bucket| {
-            self.rows::<(Vec<u8>, i64, CqlVarint)>(&self.statements.select_rollup_deltas, (tenant, code, bucket))
-        });
-        for (cell, count, value_micros) in all(reads).await?.into_iter().flatten() {
-            let cell: Cell = decode("rollup cell", &cell)?;
-            cells.add(cell, Tally { count, value_micros: from_varint(&value_micros)? });
-        }
-        Ok(cells.without_zeros())
-    }
-}
-
-fn touch(tenant: &str, event_id: String, msg_hash: String, customer_id: String, kind: &str, ts: Millis) -> Result<Touch> {
-    Ok(Touch { tenant: tenant.to_owned(), event_id, msg_hash, customer_id, kind: parse("touch kind", kind)?, ts })
-}
-
-type OrderRow = (String, i64, String, String, String, i64, String, Option<Vec<String>>, String, Option<String>);
-
-fn order(tenant: &str, row: OrderRow) -> OrderRecord {
-    let (order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) = row;
-    OrderRecord {
-        tenant: tenant.to_owned(),
-        event_id,
-        order_id,
-        customer_id,
-        status,
-        amount_minor,
-        currency,
-        categories: categories.unwrap_or_default(),
-        channel,
-        ts,
-        msg_hash,
     }
 }
 

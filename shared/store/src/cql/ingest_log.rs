@@ -1,5 +1,6 @@
-//! The ingest log: reserving positions, writing records as intents before dedup decides,
-//! and reading the log back in order, finishing whatever a crashed writer left behind.
+//! [`IngestLog`] on CQL: reserving positions, writing records as intents before dedup
+//! decides, reading the log back in order (finishing whatever a crashed writer left
+//! behind), the shard's status, and the entries attribution set aside.
 //!
 //! A position moves through these states; only `accepted` rows become entries:
 //!
@@ -11,19 +12,23 @@
 //! Both inserts are compare-and-sets on the same row, so exactly one of them lands. An intent
 //! still unresolved after the timeout is resolved by the reader with the same dedup LWT the
 //! writer runs, which names the winning log position: writer and reader cannot disagree.
+//!
+//! Set-aside entries are written by the commit that sets them aside
+//! (`attribution_state.rs`); here they are only counted and read.
 
-use super::{Inner, all, cql_error, decode, encode, now_millis, seq_value, shard_value};
-use crate::support::StoredPayload;
-use crate::{IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, StoreError, log_shard};
+use super::errors::cql_error;
+use super::layout::{chunk, chunk_bounds, decode, seq_value, shard_value};
+use super::statements::PAGE_SIZE;
+use super::{CqlStore, Inner, Lwt, all};
+use crate::support::{StoredPayload, encode, now_millis};
+use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, SetAside, StoreError, log_shard};
+use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use scylla::statement::batch::{Batch, BatchType};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
-use touchstone_core::config::TenantConfig;
 use touchstone_core::model::{DedupKey, Record};
 
-/// Positions per `ingest_log` partition: a partition never grows past this many rows.
-pub(super) const CHUNK: u64 = 10_000;
 /// Compare-and-set attempts on a shard's head before giving up as contended.
 const HEAD_ATTEMPTS: u32 = 100;
 /// Attempts at writing rows to freshly reserved positions (each lost one is reserved anew).
@@ -31,18 +36,14 @@ const APPEND_ATTEMPTS: u32 = 20;
 /// Rows per conditional batch: one Paxos round each.
 const INSERT_BATCH_ROWS: usize = 500;
 
-const ACCEPTED: &str = "accepted";
-const DUPLICATE: &str = "duplicate";
+/// Outcomes of `ingest_log` rows (null: an intent, not yet deduplicated).
+pub(super) const ACCEPTED: &str = "accepted";
+pub(super) const DUPLICATE: &str = "duplicate";
 const SKIPPED: &str = "skipped";
-
-/// The `ingest_log` partition of a position.
-pub(super) fn chunk(seq: u64) -> i64 {
-    seq_value(seq / CHUNK)
-}
 
 /// How appended rows start out.
 #[derive(Clone, Copy)]
-enum Appended {
+pub(super) enum Appended {
     /// Not yet deduplicated: no outcome.
     Intent,
     /// Needs no dedup (recomputes).
@@ -51,6 +52,9 @@ enum Appended {
 
 /// `seq, appended_at, outcome, payload` of an `ingest_log` row.
 type LogRow = (i64, Option<i64>, Option<String>, Option<Vec<u8>>);
+
+/// `seq, appended_at, set_aside_at, payload, reason` of a `set_aside` row.
+type SetAsideRow = (i64, i64, i64, Vec<u8>, String);
 
 /// What a reader makes of one log row.
 // Short-lived, one at a time: boxing the entry would cost an allocation per entry for nothing.
@@ -68,6 +72,29 @@ fn dedup_key(record: &Record) -> (&str, &'static str, &str) {
     match record.dedup_key() {
         DedupKey::Message(msg_hash) => (record.tenant(), "m", msg_hash),
         DedupKey::Event(event_id) => (record.tenant(), "e", event_id),
+    }
+}
+
+#[async_trait]
+impl IngestLog for CqlStore {
+    async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
+        self.inner.ingest(records).await
+    }
+
+    async fn append_recompute(&self, tenant: &str) -> Result<LogMark> {
+        self.inner.append_recompute(tenant).await
+    }
+
+    async fn log_status(&self, shard: u32) -> Result<LogStatus> {
+        self.inner.log_status(shard).await
+    }
+
+    async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
+        self.inner.read_log(shard, after, limit).await
+    }
+
+    async fn set_aside(&self, shard: u32, limit: usize) -> Result<Vec<SetAside>> {
+        self.inner.set_aside(shard, limit).await
     }
 }
 
@@ -118,43 +145,6 @@ impl Inner {
         Ok(outcomes)
     }
 
-    /// Saves the config by compare-and-set on its version, with its `Recompute` entry
-    /// written as an intent first: if this call dies after the save, a reader finds the
-    /// intent and accepts it, so a saved config is always followed by a recompute.
-    pub(super) async fn save_tenant_config(&self, config: &TenantConfig) -> Result<LogMark> {
-        let s = &self.statements;
-        let tenant = &config.tenant;
-        let conflict = || StoreError::Conflict { tenant: tenant.clone() };
-        // Version 0 is "never saved": no save can expect a stored version below it.
-        let expected = config.version.checked_sub(1).ok_or_else(conflict)?;
-        let version = i64::try_from(config.version).map_err(|_| conflict())?;
-        let shard = log_shard(tenant);
-        let payload = encode(&StoredPayload::Recompute { tenant: tenant.clone() })?;
-        let seq = self.append_one(shard, &payload, Appended::Intent).await?;
-
-        let body = encode(config)?;
-        let saved = if expected == 0 {
-            self.lwt(&s.insert_config_if_absent, (tenant, version, &body)).await?
-        } else {
-            self.lwt(&s.update_config_if_version, (version, &body, tenant, seq_value(expected))).await?
-        };
-        let outcome = if saved.applied { ACCEPTED } else { DUPLICATE };
-        let settled = self.lwt(&s.update_log_outcome_if_unset, (outcome, shard_value(shard), chunk(seq), seq_value(seq))).await?;
-        if !saved.applied {
-            // Whatever a reader made of the intent, a recompute without a change is harmless.
-            return Err(conflict());
-        }
-        self.write_tenant(tenant).await?;
-        // A reader that timed out on the intent accepted it already, maybe before the config
-        // was saved; and a row written after its position was processed is never read.
-        // Either way the recompute must come again, after the save.
-        if !settled.applied || self.processed_position(shard).await? >= seq {
-            let seq = self.append_one(shard, &payload, Appended::Accepted).await?;
-            return Ok(LogMark { shard, seq });
-        }
-        Ok(LogMark { shard, seq })
-    }
-
     pub(super) async fn append_recompute(&self, tenant: &str) -> Result<LogMark> {
         let shard = log_shard(tenant);
         let payload = encode(&StoredPayload::Recompute { tenant: tenant.to_owned() })?;
@@ -162,7 +152,7 @@ impl Inner {
         Ok(LogMark { shard, seq })
     }
 
-    async fn append_one(&self, shard: u32, payload: &[u8], start: Appended) -> Result<u64> {
+    pub(super) async fn append_one(&self, shard: u32, payload: &[u8], start: Appended) -> Result<u64> {
         let seqs = self.append(shard, &[payload.to_vec()], start).await?;
         seqs.first().copied().ok_or_else(|| StoreError::Backend("appending one log row returned no position".to_owned()))
     }
@@ -240,7 +230,7 @@ impl Inner {
                 self.session.batch(&batch, values).await
             }
         };
-        Ok(super::Lwt::from_result(result.map_err(cql_error)?)?.applied)
+        Ok(Lwt::from_result(result.map_err(cql_error)?)?.applied)
     }
 
     /// Reserves `count` positions of `shard` by compare-and-set on its head; the first one.
@@ -265,13 +255,6 @@ impl Inner {
         Ok(row.and_then(|(head,)| head).map_or(0, |head| head.max(0) as u64))
     }
 
-    /// The processed position as last committed (a plain read: commits complete before the
-    /// log rows they pass are trimmed, which is all [`Inner::append`] relies on).
-    async fn processed_position(&self, shard: u32) -> Result<u64> {
-        let row: Option<super::steps::ProgressRow> = self.row(&self.statements.select_progress, (shard_value(shard),)).await?;
-        Ok(row.and_then(|(processed, ..)| processed).map_or(0, |processed| processed.max(0) as u64))
-    }
-
     /// The dedup compare-and-set: whether the record at `(shard, seq)` is its key's first
     /// arrival. Also true when the dedup row already names this very position (a retry, or
     /// a reader that finished this intent first).
@@ -289,7 +272,7 @@ impl Inner {
 
     pub(super) async fn log_status(&self, shard: u32) -> Result<LogStatus> {
         let processed = self.ensure_step_applied(shard, None).await?;
-        let head = self.head(shard).await?;
+        let (head, set_aside) = futures_util::try_join!(self.head(shard), self.set_aside_count(shard))?;
         let mut oldest_pending_at = None;
         let mut after = processed;
         // The first row still to be processed: accepted, or an intent that may become so.
@@ -305,7 +288,7 @@ impl Inner {
             }
             after = last;
         }
-        Ok(LogStatus { head, processed, oldest_pending_at })
+        Ok(LogStatus { head, processed, oldest_pending_at, set_aside })
     }
 
     /// The rows of one chunk with `after < seq <= last`.
@@ -330,7 +313,7 @@ impl Inner {
         let mut next = after.max(processed) + 1;
         let first = next;
         let mut blocked = false;
-        let page_size = i32::try_from(limit.saturating_add(16)).unwrap_or(i32::MAX).min(super::statements::PAGE_SIZE);
+        let page_size = i32::try_from(limit.saturating_add(16)).unwrap_or(i32::MAX).min(PAGE_SIZE);
         while next <= head && entries.len() < limit && !blocked {
             let (chunk_no, last) = chunk_bounds(next, head);
             let mut statement = self.statements.select_log_rows.clone();
@@ -375,7 +358,7 @@ impl Inner {
         // stay ahead of the processed position for good: one `Nothing` lets a commit pass them.
         let last_passed = next - 1;
         if last_passed >= first && entries.last().is_none_or(|entry| entry.seq < last_passed) && entries.len() < limit {
-            let appended_at = super::now_millis();
+            let appended_at = now_millis();
             entries.push(LogEntry { seq: last_passed, appended_at, payload: LogPayload::Nothing });
         }
         Ok(entries)
@@ -456,8 +439,35 @@ impl Inner {
         }
     }
 
+    /// How many entries of the shard were ever set aside: one small partition, counted.
+    async fn set_aside_count(&self, shard: u32) -> Result<u64> {
+        let row: Option<(i64,)> = self.row(&self.statements.count_set_aside, (shard_value(shard),)).await?;
+        Ok(row.map_or(0, |(count,)| count.max(0) as u64))
+    }
+
+    /// Up to `limit` set-aside entries of the shard, the latest position first (the table's
+    /// clustering order): the most recently set aside, as positions only grow. The shard's
+    /// last step is applied first, as for [`Inner::log_status`], so list and count agree.
+    pub(super) async fn set_aside(&self, shard: u32, limit: usize) -> Result<Vec<SetAside>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.ensure_step_applied(shard, None).await?;
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let rows: Vec<SetAsideRow> = self.rows(&self.statements.select_set_aside, (shard_value(shard), limit)).await?;
+        rows.into_iter()
+            .map(|(seq, appended_at, set_aside_at, payload, reason)| {
+                let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("set-aside position {seq}")))?;
+                let payload: StoredPayload = decode("set-aside payload", &payload)?;
+                let entry = LogEntry { seq, appended_at, payload: payload.into() };
+                Ok(SetAside { entry, reason, set_aside_at })
+            })
+            .collect()
+    }
+
     /// Test support: reserves a position and writes a record's intent there, then stops, as
     /// an ingest call that crashed right after would.
+    #[cfg(feature = "testsuite")]
     pub(super) async fn append_intent_only(&self, record: Record) -> Result<LogMark> {
         let shard = log_shard(record.tenant());
         let seq = self.append_one(shard, &encode(&StoredPayload::Record(record))?, Appended::Intent).await?;
@@ -465,13 +475,8 @@ impl Inner {
     }
 
     /// Test support: reserves positions without writing them, as a crashed ingest would.
+    #[cfg(feature = "testsuite")]
     pub(super) async fn reserve_only(&self, shard: u32, count: u64) -> Result<u64> {
         self.reserve(shard, count).await
     }
-}
-
-/// The chunk holding `first`, and the last position of it to read (at most `head`).
-fn chunk_bounds(first: u64, head: u64) -> (i64, u64) {
-    let chunk_no = first / CHUNK;
-    (seq_value(chunk_no), ((chunk_no + 1) * CHUNK - 1).min(head))
 }

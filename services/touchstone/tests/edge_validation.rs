@@ -1,0 +1,218 @@
+//! The edge, driven in-process: a 70 KB tenant sent to every RPC is refused with
+//! INVALID_ARGUMENT (ingest calls refuse the record, with that code, and store the rest),
+//! the refusal names the field without echoing it, and nothing reaches the log.
+
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use touchstone::serve::{Roles, serve};
+use touchstone_attribution::WorkerOptions;
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
+use touchstone_proto::v1::config_service_client::ConfigServiceClient;
+use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
+use touchstone_proto::v1::query_service_client::QueryServiceClient;
+use touchstone_store::EmbeddedStore;
+
+const TS: i64 = 1_767_225_600_000;
+
+/// `touchstone dev`'s roles on an embedded store in a temporary folder, on a free port.
+struct InProcess {
+    channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    async fn start() -> InProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true };
+        let served = tokio::spawn(async move {
+            serve(store, listener, roles, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+        InProcess { channel, stop: Some(stop), served, _dir: dir }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.served).await.unwrap();
+    }
+}
+
+fn huge() -> String {
+    "t".repeat(70 * 1024)
+}
+
+/// The call fails with INVALID_ARGUMENT naming the field, in a short message.
+async fn refused<T: std::fmt::Debug>(rpc: &str, call: impl Future<Output = Result<tonic::Response<T>, Status>>) {
+    let status = call.await.expect_err(rpc);
+    assert_eq!(status.code(), Code::InvalidArgument, "{rpc}: {status:?}");
+    assert!(status.message().contains("tenant"), "{rpc}: {}", status.message());
+    assert!(status.message().len() < 1_000, "{rpc} echoes what it refused");
+}
+
+/// The call succeeds and refuses its one record with INVALID_ARGUMENT naming the field.
+async fn record_refused(rpc: &str, call: impl Future<Output = Result<tonic::Response<pb::IngestReply>, Status>>) {
+    let reply = call.await.unwrap_or_else(|status| panic!("{rpc}: {status:?}")).into_inner();
+    assert_eq!((reply.accepted, reply.duplicates, reply.rejected.len()), (0, 0, 1), "{rpc}");
+    let rejection = &reply.rejected[0];
+    assert_eq!(rejection.code, Code::InvalidArgument as i32, "{rpc}");
+    assert!(rejection.reason.contains("tenant"), "{rpc}: {}", rejection.reason);
+    assert!(rejection.event_id.len() <= 256, "{rpc} echoes the whole id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_70_kb_tenant_is_refused_by_every_rpc() {
+    let server = InProcess::start().await;
+    let tenant = huge();
+    let mut ingest = IngestServiceClient::new(server.channel.clone());
+    let mut config = ConfigServiceClient::new(server.channel.clone());
+    let mut attribution = AttributionServiceClient::new(server.channel.clone());
+    let mut query = QueryServiceClient::new(server.channel.clone());
+
+    let message = pb::Message {
+        tenant: tenant.clone(),
+        msg_hash: "m1".into(),
+        campaign_id: "c1".into(),
+        channel: pb::Channel::Push.into(),
+        tags: vec![],
+        sent_at: TS,
+    };
+    let touch = pb::Touch {
+        tenant: tenant.clone(),
+        event_id: "e1".into(),
+        msg_hash: "m1".into(),
+        customer_id: "c1".into(),
+        touch: pb::TouchKind::Opened.into(),
+        ts: TS,
+    };
+    let event = pb::AppEvent {
+        tenant: tenant.clone(),
+        event_id: "e2".into(),
+        customer_id: "c1".into(),
+        name: "checkin".into(),
+        ts: TS,
+        value: None,
+        msg_hash: None,
+    };
+    let order = pb::OrderRecord {
+        tenant: tenant.clone(),
+        event_id: "e3".into(),
+        order_id: "o1".into(),
+        customer_id: "c1".into(),
+        status: "PAID".into(),
+        amount_minor: 100,
+        currency: "USD".into(),
+        categories: vec![],
+        channel: "app".into(),
+        ts: TS,
+        msg_hash: None,
+    };
+    let badge = pb::BadgeEvent {
+        tenant: tenant.clone(),
+        event_id: "e4".into(),
+        customer_id: "c1".into(),
+        badge_id: "b1".into(),
+        action: pb::BadgeAction::Earned.into(),
+        ts: TS,
+        source: pb::BadgeSource::Api.into(),
+        reason: None,
+    };
+
+    // IngestService: each record alone is refused, with the code a one-record call would get.
+    record_refused("RegisterMessages", ingest.register_messages(pb::RegisterMessagesRequest { messages: vec![message] })).await;
+    record_refused("RecordTouches", ingest.record_touches(pb::RecordTouchesRequest { touches: vec![touch] })).await;
+    record_refused("PostEvents", ingest.post_events(pb::PostEventsRequest { events: vec![event] })).await;
+    record_refused("RecordOrders", ingest.record_orders(pb::RecordOrdersRequest { orders: vec![order.clone()] })).await;
+    record_refused("RecordBadgeEvents", ingest.record_badge_events(pb::RecordBadgeEventsRequest { badges: vec![badge] })).await;
+    let chunk = pb::IngestChunk { records: vec![pb::Record { kind: Some(pb::record::Kind::Order(order)) }] };
+    record_refused("IngestStream", ingest.ingest_stream(tokio_stream::iter(vec![chunk]))).await;
+
+    // ConfigService.
+    refused("GetConfig", config.get_config(pb::GetConfigRequest { tenant: tenant.clone() })).await;
+    let settings = pb::UpdateSettingsRequest { tenant: tenant.clone(), currency: Some("EUR".into()), ..Default::default() };
+    refused("UpdateSettings", config.update_settings(settings)).await;
+    let goal = pb::Goal { id: "checkin".into(), kind: pb::GoalKind::Event.into(), event_name: "checkin".into(), ..Default::default() };
+    refused("CreateGoal", config.create_goal(pb::CreateGoalRequest { tenant: tenant.clone(), goal: Some(goal) })).await;
+    refused("ListGoals", config.list_goals(pb::ListGoalsRequest { tenant: tenant.clone() })).await;
+    refused("DeleteGoal", config.delete_goal(pb::DeleteGoalRequest { tenant: tenant.clone(), goal_id: "checkin".into() })).await;
+
+    // AttributionService (GetStatus has no field to refuse).
+    refused("Recompute", attribution.recompute(pb::RecomputeRequest { tenant: tenant.clone() })).await;
+
+    // QueryService.
+    let stats = pb::CampaignStatsRequest { tenant: tenant.clone(), campaign_id: "c1".into(), range: None };
+    refused("GetCampaignStats", query.get_campaign_stats(stats)).await;
+    refused("ListCampaigns", query.list_campaigns(pb::ListCampaignsRequest { tenant: tenant.clone(), range: None })).await;
+    let messages = pb::ListMessageStatsRequest { tenant: tenant.clone(), range: None, campaign_id: None };
+    refused("ListMessageStats", query.list_message_stats(messages)).await;
+    refused("GetGoalKpis", query.get_goal_kpis(pb::GoalKpisRequest { tenant: tenant.clone(), range: None, goal_id: None })).await;
+    let series = pb::GoalSeriesRequest { tenant: tenant.clone(), goal_id: "orders".into(), range: None, time_zone: String::new() };
+    refused("GetGoalSeries", query.get_goal_series(series)).await;
+    let explain = pb::ExplainConversionRequest { tenant: tenant.clone(), goal_id: "orders".into(), conversion_key: "o1".into() };
+    refused("ExplainConversion", query.explain_conversion(explain)).await;
+
+    // Nothing was written, nothing was set aside, and the server still answers.
+    let status = attribution.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+    assert_eq!((status.log_head, status.set_aside), (0, 0));
+    let fine = config.get_config(pb::GetConfigRequest { tenant: "acme".into() }).await.unwrap().into_inner();
+    assert_eq!(fine.tenant, "acme");
+    server.stop().await;
+}
+
+/// The message of an INVALID_ARGUMENT answer.
+fn invalid<T: std::fmt::Debug>(rpc: &str, result: Result<tonic::Response<T>, Status>) -> String {
+    let status = result.expect_err(rpc);
+    assert_eq!(status.code(), Code::InvalidArgument, "{rpc}: {status:?}");
+    status.message().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_rpcs_apply_the_limits_ingest_applies() {
+    let server = InProcess::start().await;
+    let mut config = ConfigServiceClient::new(server.channel.clone());
+    let mut query = QueryServiceClient::new(server.channel.clone());
+
+    let tags = pb::ExcludedTags { tags: (0..65).map(|i| format!("tag{i}")).collect() };
+    let request = pb::UpdateSettingsRequest { tenant: "acme".into(), excluded_tags: Some(tags), ..Default::default() };
+    let message = invalid("UpdateSettings", config.update_settings(request).await);
+    assert!(message.contains("excluded_tags has 65 items"), "{message}");
+
+    for currency in ["usd", "US", "EURO"] {
+        let request = pb::UpdateSettingsRequest { tenant: "acme".into(), currency: Some(currency.into()), ..Default::default() };
+        let message = invalid("UpdateSettings", config.update_settings(request).await);
+        assert!(message.contains("ISO 4217"), "{message}");
+    }
+
+    let goal = pb::Goal { id: "g".repeat(300), kind: pb::GoalKind::Event.into(), event_name: "e".into(), ..Default::default() };
+    let message = invalid("CreateGoal", config.create_goal(pb::CreateGoalRequest { tenant: "acme".into(), goal: Some(goal) }).await);
+    assert!(message.contains("goal.id is longer than 256 bytes"), "{message}");
+    let goal = pb::Goal { id: "g".into(), kind: 99, event_name: "e".into(), ..Default::default() };
+    invalid("CreateGoal", config.create_goal(pb::CreateGoalRequest { tenant: "acme".into(), goal: Some(goal) }).await);
+
+    let explain = pb::ExplainConversionRequest { tenant: "acme".into(), goal_id: "orders".into(), conversion_key: "k".repeat(257) };
+    let message = invalid("ExplainConversion", query.explain_conversion(explain).await);
+    assert!(message.contains("conversion_key is longer"), "{message}");
+    let series = pb::GoalSeriesRequest { tenant: "acme".into(), goal_id: "orders".into(), range: None, time_zone: "Z".repeat(300) };
+    invalid("GetGoalSeries", query.get_goal_series(series).await);
+
+    // None of it changed the tenant.
+    let stored = config.get_config(pb::GetConfigRequest { tenant: "acme".into() }).await.unwrap().into_inner();
+    assert_eq!((stored.version, stored.currency.as_str(), stored.excluded_tags.len()), (0, "USD", 0));
+    server.stop().await;
+}

@@ -1,0 +1,53 @@
+//! What kind of failure an error is, independent of any transport: each crate's error
+//! implements [`ServiceError`], and the API layer maps an [`ErrorKind`] to a gRPC code in
+//! one place (`touchstone_proto::error`), as quickwit's `ServiceError` does.
+
+/// The kinds of failure a caller can tell apart and act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request itself is malformed; sending it again will not help.
+    InvalidArgument,
+    /// The thing asked about does not exist.
+    NotFound,
+    /// Valid, but refused in the current state (a 6th goal, changing a saved goal).
+    FailedPrecondition,
+    /// Lost a race with a concurrent change; retrying the call may succeed.
+    Aborted,
+    /// A dependency is unreachable or timed out; retrying later may succeed.
+    Unavailable,
+    /// A bug or a damaged store: nothing the caller did.
+    Internal,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::InvalidArgument,
+        ErrorKind::NotFound,
+        ErrorKind::FailedPrecondition,
+        ErrorKind::Aborted,
+        ErrorKind::Unavailable,
+        ErrorKind::Internal,
+    ];
+}
+
+/// An error that knows its [`ErrorKind`]. Its `Display` text is what a client is told.
+pub trait ServiceError: std::error::Error {
+    fn kind(&self) -> ErrorKind;
+}
+
+impl ServiceError for crate::config::ConfigError {
+    fn kind(&self) -> ErrorKind {
+        use crate::config::ConfigError as E;
+        match self {
+            E::InvalidGoal(_) | E::InvalidSetting(_) => ErrorKind::InvalidArgument,
+            E::GoalNotFound(_) => ErrorKind::NotFound,
+            E::TooManyGoals | E::GoalChanged(_) | E::DefaultGoalUndeletable => ErrorKind::FailedPrecondition,
+        }
+    }
+}
+
+impl ServiceError for crate::validate::InvalidRecord {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidArgument
+    }
+}

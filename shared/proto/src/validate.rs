@@ -1,0 +1,218 @@
+//! The edge: every field of every request checked against the limits of
+//! [`touchstone_core::validate`] before a handler acts on it, so that nothing a store or a
+//! worker cannot handle gets in (a 70 KB tenant name, a list of a million tags). Records
+//! are checked one by one by the ingest handlers instead: a bad record is rejected alone,
+//! and the rest of its batch is stored.
+
+use crate::error::ApiError;
+use crate::v1 as pb;
+use touchstone_core::validate::{InvalidRecord, currency, id, list, optional_id, text};
+
+/// Most records in one ingest call or stream chunk: bounds one store batch.
+pub const MAX_BATCH: usize = 10_000;
+
+/// A request whose fields can be checked on their own.
+pub trait Validate {
+    fn validate(&self) -> Result<(), InvalidRecord>;
+}
+
+/// The request's message, if every field is within limits; else INVALID_ARGUMENT naming
+/// the field.
+pub fn valid<T: Validate>(request: tonic::Request<T>) -> Result<T, ApiError> {
+    let message = request.into_inner();
+    message.validate()?;
+    Ok(message)
+}
+
+/// An ingest batch: its size here, its records one by one in the handler.
+fn batch<T>(items: &[T]) -> Result<(), InvalidRecord> {
+    if items.len() > MAX_BATCH {
+        return Err(InvalidRecord::BatchTooLarge { len: items.len(), max: MAX_BATCH });
+    }
+    Ok(())
+}
+
+impl Validate for pb::RegisterMessagesRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        batch(&self.messages)
+    }
+}
+
+impl Validate for pb::RecordTouchesRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        batch(&self.touches)
+    }
+}
+
+impl Validate for pb::PostEventsRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        batch(&self.events)
+    }
+}
+
+impl Validate for pb::RecordOrdersRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        batch(&self.orders)
+    }
+}
+
+impl Validate for pb::RecordBadgeEventsRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        batch(&self.badges)
+    }
+}
+
+impl Validate for pb::IngestChunk {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        batch(&self.records)
+    }
+}
+
+impl Validate for pb::GetConfigRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::GetConfigRequest { tenant } = self;
+        id("tenant", tenant)
+    }
+}
+
+impl Validate for pb::UpdateSettingsRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::UpdateSettingsRequest { tenant, settings, currency: new_currency, excluded_tags } = self;
+        id("tenant", tenant)?;
+        // Enum values and windows are checked where settings are decoded; here only their
+        // number, so that a huge list is refused before it is walked.
+        if settings.len() > touchstone_core::model::Channel::ALL.len() {
+            return Err(InvalidRecord::TooMany { field: "settings", len: settings.len() });
+        }
+        new_currency.as_deref().map_or(Ok(()), currency)?;
+        excluded_tags.as_ref().map_or(Ok(()), |pb::ExcludedTags { tags }| list("excluded_tags", tags))
+    }
+}
+
+impl Validate for pb::Goal {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::Goal { id: goal_id, kind: _, statuses, categories, order_channels, event_name } = self;
+        id("goal.id", goal_id)?;
+        list("goal.statuses", statuses)?;
+        list("goal.categories", categories)?;
+        list("goal.order_channels", order_channels)?;
+        text("goal.event_name", event_name)
+    }
+}
+
+impl Validate for pb::CreateGoalRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::CreateGoalRequest { tenant, goal } = self;
+        id("tenant", tenant)?;
+        goal.as_ref().ok_or(InvalidRecord::Missing("goal"))?.validate()
+    }
+}
+
+impl Validate for pb::ListGoalsRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::ListGoalsRequest { tenant } = self;
+        id("tenant", tenant)
+    }
+}
+
+impl Validate for pb::DeleteGoalRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::DeleteGoalRequest { tenant, goal_id } = self;
+        id("tenant", tenant)?;
+        id("goal_id", goal_id)
+    }
+}
+
+impl Validate for pb::GetStatusRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::GetStatusRequest {} = self;
+        Ok(())
+    }
+}
+
+impl Validate for pb::RecomputeRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::RecomputeRequest { tenant } = self;
+        id("tenant", tenant)
+    }
+}
+
+impl Validate for pb::CampaignStatsRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::CampaignStatsRequest { tenant, campaign_id, range: _ } = self;
+        id("tenant", tenant)?;
+        id("campaign_id", campaign_id)
+    }
+}
+
+impl Validate for pb::ListCampaignsRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::ListCampaignsRequest { tenant, range: _ } = self;
+        id("tenant", tenant)
+    }
+}
+
+impl Validate for pb::ListMessageStatsRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::ListMessageStatsRequest { tenant, range: _, campaign_id } = self;
+        id("tenant", tenant)?;
+        optional_id("campaign_id", campaign_id)
+    }
+}
+
+impl Validate for pb::GoalKpisRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::GoalKpisRequest { tenant, range: _, goal_id } = self;
+        id("tenant", tenant)?;
+        optional_id("goal_id", goal_id)
+    }
+}
+
+impl Validate for pb::GoalSeriesRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::GoalSeriesRequest { tenant, goal_id, range: _, time_zone } = self;
+        id("tenant", tenant)?;
+        id("goal_id", goal_id)?;
+        text("time_zone", time_zone)
+    }
+}
+
+impl Validate for pb::ExplainConversionRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::ExplainConversionRequest { tenant, goal_id, conversion_key } = self;
+        id("tenant", tenant)?;
+        id("goal_id", goal_id)?;
+        id("conversion_key", conversion_key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_tenant_is_named_in_the_refusal() {
+        let request = pb::GetConfigRequest { tenant: "t".repeat(70_000) };
+        assert_eq!(request.validate(), Err(InvalidRecord::TooLong { field: "tenant" }));
+        let error = valid(tonic::Request::new(request)).unwrap_err();
+        assert_eq!(error.code(), tonic::Code::InvalidArgument);
+        assert!(error.to_string().starts_with("tenant is longer than"), "{error}");
+    }
+
+    #[test]
+    fn lists_currency_and_batches_agree_with_ingest() {
+        let tags = (0..100).map(|i| i.to_string()).collect();
+        let request = pb::UpdateSettingsRequest {
+            tenant: "t".into(),
+            excluded_tags: Some(pb::ExcludedTags { tags }),
+            ..Default::default()
+        };
+        assert!(matches!(request.validate(), Err(InvalidRecord::TooMany { field: "excluded_tags", .. })));
+        let request = pb::UpdateSettingsRequest { tenant: "t".into(), currency: Some("usd".into()), ..Default::default() };
+        assert!(matches!(request.validate(), Err(InvalidRecord::BadCurrency(_))));
+        let chunk = pb::IngestChunk { records: vec![pb::Record::default(); MAX_BATCH + 1] };
+        assert!(matches!(chunk.validate(), Err(InvalidRecord::BatchTooLarge { .. })));
+        let goal = pb::CreateGoalRequest { tenant: "t".into(), goal: None };
+        assert_eq!(goal.validate(), Err(InvalidRecord::Missing("goal")));
+    }
+}

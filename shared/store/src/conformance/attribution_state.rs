@@ -1,0 +1,326 @@
+//! Checks of [`AttributionState`](crate::AttributionState): the engine's reads, and its
+//! commit: conversions moving every index, the processed position, the fence, and the
+//! entries a step sets aside.
+
+use super::{
+    T0, aside, cells, change, commit_conversions, conversion, delta, event, head, order, pending, sorted, tenant, tenant_log,
+    touch,
+};
+use crate::{AttributionCommit, LogEntry, LogPayload, Result, SetAside, Store, StoreError, log_shard};
+use touchstone_core::attribution::{Conversion, Credit, Rule};
+use touchstone_core::model::{Record, Touch, TouchKind};
+use touchstone_core::rollup::{Cell, Cells, DAY_MS, Granularity, HOUR_MS};
+
+pub async fn message_touches_returns_every_touch_of_the_message(store: &dyn Store) -> Result<()> {
+    let t = tenant("message_touches");
+    let other = tenant("message_touches_other");
+    let ours = vec![
+        touch(&t, "a", "m", "c1", T0),
+        touch(&t, "b", "m", "c2", T0 - 400 * DAY_MS),
+        touch(&t, "c", "m", "c3", T0 + 400 * DAY_MS),
+        Touch { kind: TouchKind::Delivered, ..touch(&t, "d", "m", "c1", T0) },
+    ];
+    let mut records: Vec<Record> = ours.iter().cloned().map(Record::Touch).collect();
+    records.push(Record::Touch(touch(&t, "e", "m2", "c1", T0)));
+    records.push(Record::Touch(touch(&other, "a", "m", "c1", T0)));
+    store.ingest(records).await?;
+
+    assert_eq!(sorted(store.message_touches(&t, "m").await?), ours);
+    assert!(store.message_touches(&t, "").await?.is_empty());
+    Ok(())
+}
+
+pub async fn order_records_and_tenant_orders(store: &dyn Store) -> Result<()> {
+    let t = tenant("orders");
+    let sibling = format!("{t}x");
+    let o1 = vec![
+        order(&t, "r1", "o1", "CREATED", T0 + 10),
+        order(&t, "r2", "o1", "PAID", T0),
+        order(&t, "r3", "o1", "REFUNDED", T0), // the same ts as r2
+    ];
+    let o10 = order(&t, "r4", "o10", "PLACED", T0);
+    let mut records: Vec<Record> = o1.iter().cloned().map(Record::Order).collect();
+    records.push(Record::Order(o10.clone()));
+    records.push(Record::Order(order(&sibling, "r5", "o1", "PLACED", T0)));
+    store.ingest(records).await?;
+
+    assert_eq!(sorted(store.order_records(&t, "o1").await?), o1);
+    assert_eq!(store.order_records(&t, "o10").await?, [o10.clone()]);
+    assert!(store.order_records(&t, "o").await?.is_empty());
+    let mut all = o1;
+    all.push(o10);
+    assert_eq!(sorted(store.tenant_orders(&t).await?), all);
+    assert_eq!(store.tenant_orders(&sibling).await?.len(), 1);
+    Ok(())
+}
+
+pub async fn tenant_events_named_matches_the_name_exactly(store: &dyn Store) -> Result<()> {
+    let t = tenant("events_named");
+    let other = tenant("events_named_other");
+    let checkins = vec![event(&t, "a", "checkin", T0), event(&t, "b", "checkin", T0 - 90 * DAY_MS)];
+    let mut records: Vec<Record> = checkins.iter().cloned().map(Record::Event).collect();
+    records.extend([
+        Record::Event(event(&t, "c", "checkin2", T0)),
+        Record::Event(event(&t, "d", "check", T0)),
+        Record::Event(event(&other, "a", "checkin", T0)),
+    ]);
+    store.ingest(records).await?;
+
+    assert_eq!(sorted(store.tenant_events_named(&t, "checkin").await?), checkins);
+    assert!(store.tenant_events_named(&t, "view").await?.is_empty());
+    Ok(())
+}
+
+pub async fn conversion_upsert_moves_every_index(store: &dyn Store) -> Result<()> {
+    let t = tenant("conversion_upsert");
+    let old = conversion(&t, "orders", "o1", "c1", T0 + 2 * HOUR_MS, Some("m1"));
+    let same_key_other_goal = conversion(&t, "checkin", "o1", "c1", T0 + 2 * HOUR_MS, None);
+    commit_conversions(store, &t, vec![change(None, Some(&old)), change(None, Some(&same_key_other_goal))]).await?;
+
+    let (old_from, old_to) = (old.fact.ts, old.fact.ts);
+    assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(old.clone()));
+    assert_eq!(sorted(store.customer_conversions(&t, "c1", old_from, old_to).await?), [same_key_other_goal.clone(), old.clone()]);
+    assert_eq!(store.explicit_conversions(&t, "m1").await?, [old.clone()]);
+    assert_eq!(store.conversions_between(&t, T0 + 2 * HOUR_MS, T0 + 3 * HOUR_MS).await?.len(), 2);
+
+    // Re-credited and moved to another month, hour and explicit message.
+    let moved = conversion(&t, "orders", "o1", "c1", T0 + 40 * DAY_MS + 5, Some("m2"));
+    commit_conversions(store, &t, vec![change(Some(&old), Some(&moved))]).await?;
+    assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(moved.clone()));
+    assert_eq!(store.customer_conversions(&t, "c1", old_from, old_to).await?, [same_key_other_goal.clone()], "old index row left behind");
+    assert_eq!(store.customer_conversions(&t, "c1", moved.fact.ts, moved.fact.ts).await?, [moved.clone()]);
+    assert_eq!(store.conversions_between(&t, T0 + 2 * HOUR_MS, T0 + 3 * HOUR_MS).await?, [same_key_other_goal.clone()]);
+    assert_eq!(store.conversions_between(&t, moved.fact.ts, moved.fact.ts + 1).await?, [moved.clone()]);
+    assert!(store.explicit_conversions(&t, "m1").await?.is_empty(), "old explicit index row left behind");
+    assert_eq!(store.explicit_conversions(&t, "m2").await?, [moved.clone()]);
+    assert_eq!(sorted(store.tenant_conversions(&t).await?), [same_key_other_goal.clone(), moved.clone()]);
+
+    // Re-credited in place: old and new rows share every key, and the new one must stay.
+    let recredited = Conversion { credit: Credit::unattributed(), ..moved.clone() };
+    commit_conversions(store, &t, vec![change(Some(&moved), Some(&recredited))]).await?;
+    assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(recredited.clone()));
+    assert_eq!(store.customer_conversions(&t, "c1", moved.fact.ts, moved.fact.ts).await?, [recredited.clone()]);
+    assert_eq!(store.conversions_between(&t, moved.fact.ts, moved.fact.ts + 1).await?, [recredited.clone()]);
+    assert_eq!(store.explicit_conversions(&t, "m2").await?, [recredited.clone()]);
+    assert_eq!(sorted(store.tenant_conversions(&t).await?), [same_key_other_goal, recredited]);
+    Ok(())
+}
+
+pub async fn conversion_removal_clears_every_index(store: &dyn Store) -> Result<()> {
+    let t = tenant("conversion_removal");
+    let gone = conversion(&t, "orders", "o1", "c1", T0, Some("m1"));
+    let kept = conversion(&t, "orders", "o2", "c1", T0 + 1, Some("m1"));
+    commit_conversions(store, &t, vec![change(None, Some(&gone)), change(None, Some(&kept))]).await?;
+    commit_conversions(store, &t, vec![change(Some(&gone), None)]).await?;
+
+    assert_eq!(store.conversion(&t, "orders", "o1").await?, None);
+    assert_eq!(store.conversion(&t, "orders", "o2").await?, Some(kept.clone()));
+    assert_eq!(store.customer_conversions(&t, "c1", T0 - DAY_MS, T0 + DAY_MS).await?, [kept.clone()]);
+    assert_eq!(store.conversions_between(&t, T0 - DAY_MS, T0 + DAY_MS).await?, [kept.clone()]);
+    assert_eq!(store.explicit_conversions(&t, "m1").await?, [kept.clone()]);
+    assert_eq!(store.tenant_conversions(&t).await?, [kept]);
+    Ok(())
+}
+
+pub async fn commit_moves_processed_forward_and_trims_log(store: &dyn Store) -> Result<()> {
+    let t = tenant("commit_processed");
+    let shard = log_shard(&t);
+    let before = head(store, &t).await?;
+    let records = (0..3).map(|i| Record::Touch(touch(&t, &format!("e{i}"), "m1", "c1", T0))).collect();
+    store.ingest(records).await?;
+    let seqs: Vec<u64> = tenant_log(store, &t, before).await?.iter().map(|entry| entry.seq).collect();
+    let [_, s2, s3] = seqs[..] else { panic!("expected 3 log entries, got {seqs:?}") };
+    let start = store.log_status(shard).await?.processed;
+    let step = |after, processed| AttributionCommit { shard, after, processed, ..AttributionCommit::default() };
+
+    store.commit_attribution(step(start, s2)).await?;
+    let status = store.log_status(shard).await?;
+    assert_eq!(status.processed, s2);
+    assert!(store.read_log(shard, 0, 1000).await?.iter().all(|entry| entry.seq > s2), "entries up to processed remain");
+    let pending = store.read_log(shard, s2, 1).await?;
+    assert_eq!(status.oldest_pending_at, pending.first().map(|entry| entry.appended_at));
+    assert_eq!(tenant_log(store, &t, before).await?.iter().map(|e| e.seq).collect::<Vec<_>>(), [s3]);
+
+    store.commit_attribution(step(s2, s3)).await?;
+    let status = store.log_status(shard).await?;
+    assert_eq!(status.processed, s3);
+    assert!(status.head >= s3, "the head fell back to {} after trimming", status.head);
+    assert!(tenant_log(store, &t, before).await?.is_empty());
+    if status.head == s3 {
+        assert_eq!(status.oldest_pending_at, None);
+    }
+    store.ingest(vec![Record::Touch(touch(&t, "e3", "m1", "c1", T0))]).await?;
+    let head = head(store, &t).await?;
+    let appended: Vec<u64> = tenant_log(store, &t, 0).await?.iter().map(|e| e.seq).collect();
+    assert!(matches!(appended[..], [seq] if seq > s3 && seq <= head), "appended at {appended:?} after trimming up to {s3}");
+    Ok(())
+}
+
+/// Two workers that read the same entries cannot both commit them: the second commit
+/// names a processed position that is no longer the stored one.
+pub async fn stale_commits_are_fenced(store: &dyn Store) -> Result<()> {
+    let t = tenant("fenced");
+    let shard = log_shard(&t);
+    let opened = Cell::Touch { msg_hash: "m1".into(), kind: TouchKind::Opened };
+    store.ingest(vec![Record::Touch(touch(&t, "e1", "m1", "c1", T0))]).await?;
+    let start = store.log_status(shard).await?.processed;
+    let entries = store.read_log(shard, start, 10).await?;
+    let last = entries.last().map_or(start, |entry| entry.seq);
+    assert!(last > start, "the ingested touch is not in the log");
+    let step = AttributionCommit {
+        shard,
+        after: start,
+        processed: last,
+        conversions: Vec::new(),
+        rollups: vec![delta(&t, T0, &opened, 1, 0)],
+        set_aside: Vec::new(),
+    };
+
+    store.commit_attribution(step.clone()).await?;
+    let second = store.commit_attribution(step.clone()).await;
+    assert!(matches!(second, Err(StoreError::Fenced { shard: s }) if s == shard), "a repeated commit applied: {second:?}");
+    let ahead = AttributionCommit { after: last + 1, processed: last + 1, ..step };
+    assert!(matches!(store.commit_attribution(ahead).await, Err(StoreError::Fenced { .. })), "a commit from the future applied");
+
+    assert_eq!(store.log_status(shard).await?.processed, last);
+    let hour = Granularity::Hour.bucket(T0);
+    assert_eq!(store.rollups(&t, Granularity::Hour, hour, hour + HOUR_MS).await?, cells(&[(&opened, 1, 0)]), "fenced commits wrote");
+    Ok(())
+}
+
+/// A step that could not process some of its entries sets them aside in its commit: the
+/// processed position moves past them, they are counted and listed exactly as they were
+/// read, and the step's other entries are applied as usual.
+pub async fn commit_with_set_aside_entries_processes_the_rest(store: &dyn Store) -> Result<()> {
+    let t = tenant("set_aside_commit");
+    let shard = log_shard(&t);
+    let counted_before = store.log_status(shard).await?.set_aside;
+    let records = vec![
+        Record::Touch(touch(&t, "e1", "m1", "c1", T0)),
+        Record::Order(order(&t, "e2", "o1", "PAID", T0 + 1)),
+        Record::Order(order(&t, "e3", "o2", "PAID", T0 + 2)),
+    ];
+    store.ingest(records).await?;
+    store.append_recompute(&t).await?;
+    store.ingest(vec![Record::Touch(touch(&t, "e4", "m1", "c1", T0 + 3))]).await?;
+    let (start, entries) = pending(store, shard).await?;
+    let [_, bad_order, _, recompute, last] = &entries[..] else { panic!("expected 5 log entries, got {entries:?}") };
+    assert_eq!(recompute.payload, LogPayload::Recompute { tenant: t.clone() });
+
+    let opened = Cell::Touch { msg_hash: "m1".into(), kind: TouchKind::Opened };
+    let converted = Cell::Conversion { goal_id: "orders".into(), rule: Rule::LastTouch, msg_hash: "m1".into() };
+    let credit = Credit { rule: Rule::LastTouch, msg_hash: Some("m1".into()), touch_event_id: Some("e1".into()) };
+    let o2 = Conversion { credit, ..conversion(&t, "orders", "o2", "c1", T0 + 2, None) };
+    let set_aside = vec![
+        aside(bad_order, "order o1: amount overflows the rollup", T0 + DAY_MS),
+        aside(recompute, "recompute: goal \"orders\" names no event — failed 5 times alone", T0 + DAY_MS + 1),
+    ];
+    let step = AttributionCommit {
+        shard,
+        after: start,
+        processed: last.seq,
+        conversions: vec![change(None, Some(&o2))],
+        rollups: vec![delta(&t, T0, &opened, 2, 0), delta(&t, T0, &converted, 1, 19_990_000)],
+        set_aside: set_aside.clone(),
+    };
+    store.commit_attribution(step).await?;
+
+    let status = store.log_status(shard).await?;
+    assert_eq!(status.processed, last.seq, "set-aside entries held the processed position back");
+    assert_eq!(status.set_aside, counted_before + 2);
+    let newest_first: Vec<SetAside> = set_aside.into_iter().rev().collect();
+    assert_eq!(store.set_aside(shard, 2).await?, newest_first, "the entries set aside, highest position first");
+    assert!(store.read_log(shard, 0, 1000).await?.iter().all(|entry| entry.seq > last.seq), "entries up to processed remain");
+    assert_eq!(store.conversion(&t, "orders", "o2").await?, Some(o2), "the step's conversion");
+    let hour = Granularity::Hour.bucket(T0);
+    let rollups = store.rollups(&t, Granularity::Hour, hour, hour + HOUR_MS).await?;
+    assert_eq!(rollups, cells(&[(&opened, 2, 0), (&converted, 1, 19_990_000)]), "the step's rollups");
+    Ok(())
+}
+
+/// A worker that lost its shard sets nothing aside: its commit is fenced as a whole.
+pub async fn fenced_commits_set_nothing_aside(store: &dyn Store) -> Result<()> {
+    let t = tenant("set_aside_fenced");
+    let shard = log_shard(&t);
+    store.ingest(vec![Record::Order(order(&t, "e1", "o1", "PAID", T0)), Record::Order(order(&t, "e2", "o2", "PAID", T0))]).await?;
+    let (start, entries) = pending(store, shard).await?;
+    let [first, second] = &entries[..] else { panic!("expected 2 log entries, got {entries:?}") };
+    let counted_before = store.log_status(shard).await?.set_aside;
+    let listed_before = store.set_aside(shard, 100).await?;
+
+    // The worker that took the shard over commits first: it credits o1.
+    let o1 = conversion(&t, "orders", "o1", "c1", T0, None);
+    let winner = AttributionCommit {
+        shard,
+        after: start,
+        processed: second.seq,
+        conversions: vec![change(None, Some(&o1))],
+        ..AttributionCommit::default()
+    };
+    store.commit_attribution(winner).await?;
+    // The one that lost the lease read the same entries: it set o1 aside and credited o2.
+    let o2 = conversion(&t, "orders", "o2", "c1", T0, None);
+    let stale = AttributionCommit {
+        shard,
+        after: start,
+        processed: second.seq,
+        conversions: vec![change(None, Some(&o2))],
+        set_aside: vec![aside(first, "order o1: unknown currency", T0)],
+        ..AttributionCommit::default()
+    };
+    let fenced = store.commit_attribution(stale).await;
+    assert!(matches!(fenced, Err(StoreError::Fenced { shard: s }) if s == shard), "a stale commit applied: {fenced:?}");
+
+    let status = store.log_status(shard).await?;
+    assert_eq!(status.processed, second.seq);
+    assert_eq!(status.set_aside, counted_before, "a fenced commit counted set-aside entries");
+    assert_eq!(store.set_aside(shard, 100).await?, listed_before, "a fenced commit set entries aside");
+    assert_eq!(store.conversion(&t, "orders", "o2").await?, None, "a fenced commit wrote its conversion");
+    assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(o1));
+    Ok(())
+}
+
+/// A commit sets aside only entries of its own step, `(after, processed]`: one that names
+/// another position is refused with an error, and applies nothing.
+pub async fn set_aside_outside_the_step_is_refused(store: &dyn Store) -> Result<()> {
+    let t = tenant("set_aside_outside");
+    let shard = log_shard(&t);
+    let opened = Cell::Touch { msg_hash: "m1".into(), kind: TouchKind::Opened };
+    store.ingest((0..3).map(|i| Record::Touch(touch(&t, &format!("e{i}"), "m1", "c1", T0))).collect()).await?;
+    let (start, entries) = pending(store, shard).await?;
+    let [s1, s2, s3] = &entries[..] else { panic!("expected 3 log entries, got {entries:?}") };
+    store.commit_attribution(AttributionCommit { shard, after: start, processed: s1.seq, ..AttributionCommit::default() }).await?;
+    let status_before = store.log_status(shard).await?;
+    let listed_before = store.set_aside(shard, 100).await?;
+
+    let step = |after: u64, processed: u64, entry: &LogEntry| AttributionCommit {
+        shard,
+        after,
+        processed,
+        rollups: vec![delta(&t, T0, &opened, 1, 0)],
+        set_aside: vec![aside(entry, "touch: no such message", T0)],
+        ..AttributionCommit::default()
+    };
+    let outside = [
+        ("the step's `after` (processed before)", step(s1.seq, s2.seq, s1)),
+        ("past the step's `processed`", step(s1.seq, s2.seq, s3)),
+        ("a step that consumed no entries", step(s1.seq, s1.seq, s2)),
+    ];
+    for (case, commit) in outside {
+        let refused = store.commit_attribution(commit).await;
+        assert!(refused.is_err(), "an entry set aside at {case} was accepted");
+        assert_eq!(store.log_status(shard).await?, status_before, "a refused commit ({case}) changed the shard's status");
+        assert_eq!(store.set_aside(shard, 100).await?, listed_before, "a refused commit ({case}) set entries aside");
+    }
+    let hour = Granularity::Hour.bucket(T0);
+    let rollups = || store.rollups(&t, Granularity::Hour, hour, hour + HOUR_MS);
+    assert_eq!(rollups().await?, Cells::default(), "a refused commit wrote its rollups");
+
+    // The same step, setting aside an entry of its own, applies.
+    store.commit_attribution(step(s1.seq, s3.seq, s2)).await?;
+    let status = store.log_status(shard).await?;
+    assert_eq!((status.processed, status.set_aside), (s3.seq, status_before.set_aside + 1));
+    assert_eq!(store.set_aside(shard, 1).await?, [aside(s2, "touch: no such message", T0)]);
+    assert_eq!(rollups().await?, cells(&[(&opened, 1, 0)]));
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! [`AttributionState`]: what the attribution engine reads, and its atomic commit.
+
+use super::record_reads::concurrently;
+use crate::{RecordReads, Result, SetAside};
+use async_trait::async_trait;
+use touchstone_core::attribution::{Conversion, ConversionFact};
+use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
+use touchstone_core::rollup::{Cell, Tally};
+
+/// A customer's rows with `from <= ts <= to` (inclusive), for the batched reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CustomerSpan {
+    pub tenant: String,
+    pub customer_id: String,
+    pub from: Millis,
+    pub to: Millis,
+}
+
+/// Names one conversion row: one per tenant, goal and key (order id or event id).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConversionKey {
+    pub tenant: String,
+    pub goal_id: String,
+    pub key: String,
+}
+
+impl ConversionKey {
+    pub fn of(fact: &ConversionFact) -> ConversionKey {
+        ConversionKey { tenant: fact.tenant.clone(), goal_id: fact.goal_id.clone(), key: fact.key.clone() }
+    }
+}
+
+/// One conversion row changing: as stored before (`None`: new) and after (`None`: gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversionChange {
+    pub old: Option<Conversion>,
+    pub new: Option<Conversion>,
+}
+
+/// A change to one rollup counter, for the hour holding `hour` (and its day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupDelta {
+    pub tenant: String,
+    /// Start of the UTC hour bucket.
+    pub hour: Millis,
+    pub cell: Cell,
+    pub tally: Tally,
+}
+
+/// Everything one attribution step writes, applied all or nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttributionCommit {
+    /// The log shard the step read; every conversion and delta is of a tenant of it.
+    pub shard: u32,
+    /// The shard's processed position the step started from. The commit applies only if it
+    /// is still the stored one, else [`StoreError::Fenced`](crate::StoreError::Fenced):
+    /// this fences off a worker that lost its lease while it worked.
+    pub after: u64,
+    /// The position the step processed up to (inclusive), `>= after`; equal when it
+    /// consumed no log entries.
+    pub processed: u64,
+    pub conversions: Vec<ConversionChange>,
+    /// At most one delta per `(tenant, hour, cell)`.
+    pub rollups: Vec<RollupDelta>,
+    /// Entries in `(after, processed]` set aside instead of processed: kept, and counted
+    /// in [`LogStatus::set_aside`](crate::LogStatus::set_aside).
+    pub set_aside: Vec<SetAside>,
+}
+
+/// The attribution engine's reads and its commit.
+///
+/// - **Atomic commits**: `commit_attribution` applies conversions, rollup deltas, set-aside
+///   entries and the processed position all together or not at all, so a step that crashed
+///   is simply redone; and only if the shard's processed position is still the one the step
+///   started from, so two workers can never both commit the same entries.
+#[async_trait]
+pub trait AttributionState: RecordReads {
+    /// Every touch of a message, any order.
+    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>>;
+
+    /// Every status record of an order, any order.
+    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>>;
+
+    /// Every order status record of the tenant, any order (for recomputes).
+    async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>>;
+
+    /// Every app event of the tenant named `name`, any order (for recomputes).
+    async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>>;
+
+    /// The customer's conversions with `from <= ts <= to` (inclusive), any goal.
+    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>>;
+
+    /// Conversions whose converting record carries `msg_hash` explicitly.
+    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>>;
+
+    /// Every conversion of the tenant (for recomputes).
+    async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>>;
+
+    async fn customer_conversions_many(&self, spans: &[CustomerSpan]) -> Result<Vec<Vec<Conversion>>> {
+        concurrently(spans.iter().map(|s| self.customer_conversions(&s.tenant, &s.customer_id, s.from, s.to)).collect()).await
+    }
+
+    /// Status records of each `(tenant, order_id)`.
+    async fn order_records_many(&self, orders: &[(String, String)]) -> Result<Vec<Vec<OrderRecord>>> {
+        concurrently(orders.iter().map(|(tenant, order_id)| self.order_records(tenant, order_id)).collect()).await
+    }
+
+    /// Applies one attribution step atomically (see the trait docs), removing the shard's
+    /// log entries up to `processed`. [`StoreError::Fenced`](crate::StoreError::Fenced) when
+    /// the shard's processed position is no longer `commit.after`.
+    async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()>;
+}

@@ -1,0 +1,112 @@
+//! [`IngestLog`]: dedup, and the log that carries accepted records from ingestion to
+//! attribution.
+
+use crate::Result;
+use async_trait::async_trait;
+use touchstone_core::model::{Millis, Record};
+
+/// How many shards the ingest log is split into. Each tenant's entries go to one shard
+/// ([`log_shard`]), each shard has its own positions and is processed by one attribution
+/// worker at a time (under a lease), so workers split the tenants between them.
+/// Changing it changes where tenants live: it is part of the stored format.
+pub const LOG_SHARDS: u32 = 16;
+
+/// The log shard of a tenant: FNV-1a of its name, stable across processes and releases.
+pub fn log_shard(tenant: &str) -> u32 {
+    let hash = tenant.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    hash % LOG_SHARDS
+}
+
+/// What ingesting one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// First arrival of its `(tenant, event_id)` (messages: `(tenant, msg_hash)`): stored
+    /// and appended to the ingest log.
+    Accepted,
+    /// Seen before: nothing changed.
+    Duplicate,
+}
+
+/// A position in one shard of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogMark {
+    pub shard: u32,
+    pub seq: u64,
+}
+
+/// One entry of the ingest log, the queue between ingestion and attribution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Position in its shard of the log: strictly increasing, starting at 1.
+    pub seq: u64,
+    /// When it was appended (epoch ms, the store's clock), for lag reporting.
+    pub appended_at: Millis,
+    pub payload: LogPayload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+// Almost every entry is a record; boxing it to shrink the rare `Recompute` is not worth it.
+#[allow(clippy::large_enum_variant)]
+pub enum LogPayload {
+    /// A newly accepted record.
+    Record(Record),
+    /// Recompute this tenant's whole history (its config changed, or an operator asked).
+    Recompute { tenant: String },
+    /// A position that holds nothing to process (a backend may hand out positions that end
+    /// up empty, as the CQL one does for duplicates). Returned only as the last entry of a
+    /// read, so that committing it moves the processed position past such positions.
+    Nothing,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStatus {
+    /// The last position appended or reserved (0 when the shard never had an entry).
+    pub head: u64,
+    /// The last position whose effects attribution has committed.
+    pub processed: u64,
+    /// `appended_at` of the oldest entry after `processed`, if any.
+    pub oldest_pending_at: Option<Millis>,
+    /// Entries of this shard that attribution set aside ([`SetAside`]), ever.
+    pub set_aside: u64,
+}
+
+/// A log entry attribution could not process (it failed on it again and again, alone),
+/// kept beside the log with the reason, so that one bad entry cannot stall its shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    pub entry: LogEntry,
+    /// Why it could not be processed: the error it failed with.
+    pub reason: String,
+    /// When it was set aside (epoch ms, the worker's clock).
+    pub set_aside_at: Millis,
+}
+
+/// The ingest log.
+///
+/// - **Dedup**: a record is accepted once per `(tenant, event_id)` (messages: per
+///   `(tenant, msg_hash)`); the first arrival stands, later ones are `Duplicate` and change
+///   nothing, also when they arrive concurrently.
+/// - **Log order**: the log is split into [`LOG_SHARDS`] shards by tenant ([`log_shard`]).
+///   Within a shard, accepted records get strictly increasing positions; every entry's record
+///   is readable through the read roles before `read_log` returns the entry, and `read_log`
+///   never skips a position that may still be filled (it stops before it).
+/// - **Durability**: when `ingest` or `append_recompute` return `Ok`, their writes survive
+///   a crash of the process.
+#[async_trait]
+pub trait IngestLog: Send + Sync + 'static {
+    /// Dedups and stores records, appending the accepted ones to their tenants' log shards
+    /// in input order. Returns one outcome per record, in input order.
+    async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>>;
+
+    /// Appends a `Recompute` entry for the tenant; returns its position.
+    async fn append_recompute(&self, tenant: &str) -> Result<LogMark>;
+
+    async fn log_status(&self, shard: u32) -> Result<LogStatus>;
+
+    /// Up to `limit` entries of `shard` after position `after`, in order and without gaps
+    /// (fewer when the next position is still being written).
+    async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>>;
+
+    /// Up to `limit` of the shard's set-aside entries, the most recently set aside first.
+    async fn set_aside(&self, shard: u32, limit: usize) -> Result<Vec<SetAside>>;
+}

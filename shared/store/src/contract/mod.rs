@@ -1,0 +1,35 @@
+//! The storage contract, one role trait per file, and [`Store`], their sum.
+//!
+//! | role | file | used by |
+//! |---|---|---|
+//! | [`IngestLog`] | `ingest_log.rs` | ingest (dedup and append), attribution (read the log, status) |
+//! | [`ConfigStore`] | `config_store.rs` | config service, attribution, query |
+//! | [`Coordination`] | `coordination.rs` | attribution workers (shard leases, membership) |
+//! | [`RecordReads`] | `record_reads.rs` | what crediting a conversion reads: attribution and `ExplainConversion` |
+//! | [`AttributionState`] | `attribution_state.rs` | the attribution engine: its reads and its atomic commit |
+//! | [`ReportReads`] | `report_reads.rs` | the query service: rollups and raw rows of a range |
+//!
+//! What holds for every role:
+//! - **Durability**: when a write returns `Ok`, it survives a crash of the process.
+//! - **Ranges** are half-open `[from, to)` unless a method says inclusive; every read
+//!   returns all matching rows (backends page internally).
+//! - **Not found** is an empty result or `None`, never an error.
+
+mod attribution_state;
+mod config_store;
+mod coordination;
+mod ingest_log;
+mod record_reads;
+mod report_reads;
+
+pub use attribution_state::{AttributionCommit, AttributionState, ConversionChange, ConversionKey, CustomerSpan, RollupDelta};
+pub use config_store::ConfigStore;
+pub use coordination::Coordination;
+pub use ingest_log::{IngestLog, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, LogStatus, SetAside, log_shard};
+pub use record_reads::{READ_CONCURRENCY, RecordReads};
+pub use report_reads::ReportReads;
+
+/// Every role: what a backend implements, and what a process that plays every role holds.
+pub trait Store: IngestLog + ConfigStore + Coordination + AttributionState + ReportReads {}
+
+impl<T: IngestLog + ConfigStore + Coordination + AttributionState + ReportReads> Store for T {}

@@ -1,0 +1,68 @@
+//! [`ConfigStore`] on CQL: a tenant's config in one row, saved by compare-and-set on its
+//! version, with the `Recompute` entry the save appends written to the log as an intent
+//! first (the log protocol is in `ingest_log.rs`).
+
+use super::ingest_log::{ACCEPTED, Appended, DUPLICATE};
+use super::layout::{chunk, decode, seq_value, shard_value};
+use super::{CqlStore, Inner};
+use crate::support::{StoredPayload, encode};
+use crate::{ConfigStore, LogMark, Result, StoreError, log_shard};
+use async_trait::async_trait;
+use touchstone_core::config::TenantConfig;
+
+#[async_trait]
+impl ConfigStore for CqlStore {
+    async fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
+        self.inner.tenant_config(tenant).await
+    }
+
+    async fn save_tenant_config(&self, config: &TenantConfig) -> Result<LogMark> {
+        self.inner.save_tenant_config(config).await
+    }
+}
+
+impl Inner {
+    async fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
+        let stored: Option<(Option<i64>, Option<Vec<u8>>)> = self.row(&self.statements.select_config, (tenant,)).await?;
+        match stored {
+            Some((_, Some(config))) => decode("tenant config", &config),
+            _ => Ok(TenantConfig::defaults(tenant)),
+        }
+    }
+
+    /// Saves the config by compare-and-set on its version, with its `Recompute` entry
+    /// written as an intent first: if this call dies after the save, a reader finds the
+    /// intent and accepts it, so a saved config is always followed by a recompute.
+    async fn save_tenant_config(&self, config: &TenantConfig) -> Result<LogMark> {
+        let s = &self.statements;
+        let tenant = &config.tenant;
+        let conflict = || StoreError::Conflict { tenant: tenant.clone() };
+        // Version 0 is "never saved": no save can expect a stored version below it.
+        let expected = config.version.checked_sub(1).ok_or_else(conflict)?;
+        let version = i64::try_from(config.version).map_err(|_| conflict())?;
+        let shard = log_shard(tenant);
+        let payload = encode(&StoredPayload::Recompute { tenant: tenant.clone() })?;
+        let seq = self.append_one(shard, &payload, Appended::Intent).await?;
+
+        let body = encode(config)?;
+        let saved = if expected == 0 {
+            self.lwt(&s.insert_config_if_absent, (tenant, version, &body)).await?
+        } else {
+            self.lwt(&s.update_config_if_version, (version, &body, tenant, seq_value(expected))).await?
+        };
+        let outcome = if saved.applied { ACCEPTED } else { DUPLICATE };
+        let settled = self.lwt(&s.update_log_outcome_if_unset, (outcome, shard_value(shard), chunk(seq), seq_value(seq))).await?;
+        if !saved.applied {
+            // Whatever a reader made of the intent, a recompute without a change is harmless.
+            return Err(conflict());
+        }
+        // A reader that timed out on the intent accepted it already, maybe before the config
+        // was saved; and a row written after its position was processed is never read.
+        // Either way the recompute must come again, after the save.
+        if !settled.applied || self.processed_position(shard).await? >= seq {
+            let seq = self.append_one(shard, &payload, Appended::Accepted).await?;
+            return Ok(LogMark { shard, seq });
+        }
+        Ok(LogMark { shard, seq })
+    }
+}

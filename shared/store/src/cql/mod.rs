@@ -1,0 +1,364 @@
+//! The ScyllaDB / Cassandra backend: [`CqlStore`], on the tables of `deploy/cql/` (see the
+//! README there for each table's key and the query that reads it).
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | options, connecting and migrating, the session helpers every role uses |
+//! | `statements.rs` | every CQL statement, prepared once at connect |
+//! | `layout.rs` | how values map onto tables (shards, chunks, buckets, conversion rows) and the shared writes |
+//! | `errors.rs` | driver errors sorted into transient and permanent |
+//! | `ingest_log.rs`, `config_store.rs`, `coordination.rs`, `record_reads.rs`, `attribution_state.rs`, `report_reads.rs` | one role of the contract each |
+//!
+//! The schema itself is rendered by [`crate::cql_schema`] from the `.cql` files.
+//!
+//! A cluster gives no multi-partition transactions, so every guarantee of the contract is
+//! built from single-partition steps that are safe to repeat, with compare-and-set (LWT) only
+//! where processes race:
+//!
+//! - **Ingest** (`ingest_log.rs`): positions are reserved per log shard by compare-and-set on
+//!   `log_heads`; each record is written to its position as an *intent* (payload, no
+//!   outcome) before dedup decides, by LWT on `dedup`, which arrival wins. The dedup row
+//!   names the winner's log position, so after a crash anyone can finish the job: a log
+//!   reader that finds an intent older than [`CqlOptions::intent_timeout`] runs the same
+//!   dedup LWT, writes the record's rows if that position won, and sets the outcome. A
+//!   reserved position that never got a row is marked `skipped` by LWT after the same
+//!   timeout, which also stops a late writer from filling it (its insert is not applied).
+//! - **Commits** (`attribution_state.rs`): the body of a step (conversion changes, rollup
+//!   deltas, set-aside entries) is stored first, then one LWT on `shard_progress` moves the
+//!   processed position and names the step, which fences off a worker that lost its lease.
+//!   Applying the step comes after; a process that reads a shard whose stored step it has
+//!   not applied itself applies it again first. Re-applying is exact: rollup deltas are rows
+//!   keyed by the step id, summed on read (no counters), and conversion and set-aside rows
+//!   are written with the step's own timestamp, so a late re-apply of an older step never
+//!   overwrites a newer one.
+//! - **Reads** (`record_reads.rs`, `attribution_state.rs`, `report_reads.rs`): every table
+//!   is partitioned by tenant, natural key and a time bucket; the `buckets` table lists the
+//!   buckets that hold rows, so open-ended reads visit only those. Reads are paged.
+//!
+//! Imports go one way: the role files use `mod.rs`, `layout.rs`, `statements.rs` and
+//! `errors.rs`, which use no role file; the one import between roles is `config_store.rs`
+//! using the log appends of `ingest_log.rs`. Where one role's protocol needs another's (log
+//! reads apply a committed step first, appends check the processed position), it calls a
+//! method that the other's file adds to `Inner`.
+
+mod attribution_state;
+mod config_store;
+mod coordination;
+mod errors;
+mod ingest_log;
+mod layout;
+mod record_reads;
+mod report_reads;
+mod statements;
+
+use crate::cql_schema::{self, SchemaParams};
+use crate::support::lock;
+use crate::{LOG_SHARDS, Result, StoreError};
+use errors::cql_error;
+use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, TryStreamExt};
+use layout::shard_value;
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::policies::retry::DefaultRetryPolicy;
+use scylla::response::query_result::QueryResult;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlValue, Row};
+use statements::Statements;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub use scylla::statement::{Consistency, SerialConsistency};
+
+/// How many requests one call keeps in flight at once.
+const CONCURRENCY: usize = 64;
+
+/// Where and how to connect, and the schema parameters applied at connect.
+#[derive(Debug, Clone)]
+pub struct CqlOptions {
+    /// Contact points, `host:port`.
+    pub nodes: Vec<String>,
+    pub keyspace: String,
+    /// Used only when the keyspace is created.
+    pub replication_factor: u32,
+    /// TTL of the time-partitioned tables.
+    pub retention_seconds: u64,
+    /// Of every read and write (default `LOCAL_QUORUM`: a write that returned is seen by
+    /// every later read, in the local datacenter).
+    pub consistency: Consistency,
+    /// Of every compare-and-set (default `LOCAL_SERIAL`).
+    pub serial_consistency: SerialConsistency,
+    /// Client-side limit of one request, retries included.
+    pub request_timeout: Duration,
+    /// How long a log reader waits on a position that is reserved but not (or not fully)
+    /// written before it finishes or skips it itself: longer than any ingest call takes.
+    pub intent_timeout: Duration,
+}
+
+impl CqlOptions {
+    pub fn new(nodes: Vec<String>, keyspace: impl Into<String>) -> CqlOptions {
+        CqlOptions {
+            nodes,
+            keyspace: keyspace.into(),
+            replication_factor: 1,
+            retention_seconds: cql_schema::DEFAULT_RETENTION_SECONDS,
+            consistency: Consistency::LocalQuorum,
+            serial_consistency: SerialConsistency::LocalSerial,
+            request_timeout: Duration::from_secs(30),
+            intent_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Every role of the [`Store`](crate::Store) on ScyllaDB or Cassandra. Cheap to clone:
+/// clones share the session.
+#[derive(Clone)]
+pub struct CqlStore {
+    inner: Arc<Inner>,
+}
+
+/// The session, the prepared statements and what this process remembers of the shards.
+/// Each role file adds the methods of its role here.
+struct Inner {
+    session: Session,
+    statements: Statements,
+    options: CqlOptions,
+    /// Per shard, the last step this process knows to be applied (see `attribution_state.rs`).
+    applied: Mutex<HashMap<u32, StepMark>>,
+    /// Log positions a reader found unfinished (reserved without a row, or an intent), and
+    /// when this process first saw each: measured on our own clock, not the writer's.
+    stalls: Mutex<HashMap<(u32, u64), Instant>>,
+}
+
+/// A shard's progress as stored in `shard_progress`: what `attribution_state.rs` commits
+/// and what the `applied` map of [`Inner`] remembers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StepMark {
+    processed: u64,
+    /// 0: no step committed yet.
+    step_id: i64,
+    /// Write timestamp (µs) of the step's rows.
+    timestamp: i64,
+    parts: i32,
+}
+
+impl CqlStore {
+    /// Creates or updates the keyspace and tables of `deploy/cql/` (every statement is
+    /// `IF NOT EXISTS`, so this is a no-op on an up-to-date keyspace) and waits for schema
+    /// agreement. Run once per deployment (`touchstone migrate`), not by every process at
+    /// start: concurrent schema changes from several clients are what clusters without
+    /// Raft-managed schema handle worst.
+    pub async fn migrate(options: &CqlOptions) -> Result<()> {
+        let params = SchemaParams {
+            keyspace: options.keyspace.clone(),
+            replication_factor: options.replication_factor,
+            retention_seconds: options.retention_seconds,
+        };
+        let mut schema = Vec::new();
+        for (_, cql) in cql_schema::MIGRATIONS {
+            schema.extend(cql_schema::render(cql, &params).map_err(|e| StoreError::Backend(e.to_string()))?);
+        }
+        let session = open_session(options).await?;
+        let tablets = has_tablets(&session).await;
+        for statement in &schema {
+            let statement = match statement.starts_with("CREATE KEYSPACE") && tablets {
+                // The log protocol, dedup and leases rely on LWT, which tablets keyspaces of
+                // some ScyllaDB versions refuse; Cassandra refuses the option itself.
+                true => format!("{statement} AND tablets = {{'enabled': false}}"),
+                false => statement.clone(),
+            };
+            session.query_unpaged(statement, ()).await.map_err(cql_error)?;
+        }
+        session.await_schema_agreement().await.map_err(cql_error)?;
+        tracing::info!(keyspace = %options.keyspace, statements = schema.len(), "schema applied");
+        Ok(())
+    }
+
+    /// Connects to a migrated keyspace ([`CqlStore::migrate`]), prepares every statement
+    /// (which fails if a table is missing) and creates the per-shard rows the
+    /// compare-and-sets start from.
+    pub async fn connect(options: CqlOptions) -> Result<CqlStore> {
+        let session = open_session(&options).await?;
+        let statements = Statements::prepare(&session, &options.keyspace, options.serial_consistency).await?;
+        let inner = Inner {
+            session,
+            statements,
+            options,
+            applied: Mutex::new(HashMap::new()),
+            stalls: Mutex::new(HashMap::new()),
+        };
+        let starts = (0..LOG_SHARDS).flat_map(|shard| {
+            let shard = shard_value(shard);
+            [
+                inner.lwt(&inner.statements.init_log_head, (shard,)),
+                inner.lwt(&inner.statements.init_progress, (shard,)),
+            ]
+        });
+        all(starts).await?;
+        tracing::info!(keyspace = %inner.options.keyspace, nodes = ?inner.options.nodes, "cql store connected");
+        Ok(CqlStore { inner: Arc::new(inner) })
+    }
+}
+
+/// Hooks that stop a protocol half-way, as a process that crashed there would.
+#[cfg(feature = "testsuite")]
+impl CqlStore {
+    /// Test support: commits `commit` like
+    /// [`AttributionState::commit_attribution`](crate::AttributionState::commit_attribution)
+    /// but stops before applying it, as a process that crashed right after the
+    /// compare-and-set would.
+    #[doc(hidden)]
+    pub async fn commit_without_applying(&self, commit: crate::AttributionCommit) -> Result<()> {
+        self.inner.commit(commit, false).await
+    }
+
+    /// Test support: writes `record`'s log intent and stops, as an ingest call that crashed
+    /// right after would.
+    #[doc(hidden)]
+    pub async fn append_intent_only(&self, record: touchstone_core::model::Record) -> Result<crate::LogMark> {
+        self.inner.append_intent_only(record).await
+    }
+
+    /// Test support: reserves `count` positions of `shard` and writes nothing there, as an
+    /// ingest call that crashed right after reserving would. Returns the first.
+    #[doc(hidden)]
+    pub async fn reserve_only(&self, shard: u32, count: u64) -> Result<u64> {
+        self.inner.reserve_only(shard, count).await
+    }
+}
+
+/// Whether the server is a ScyllaDB that knows tablets: only there does this table (with
+/// this column) exist. Any error means no.
+async fn has_tablets(session: &Session) -> bool {
+    session.query_unpaged("SELECT initial_tablets FROM system_schema.scylla_keyspaces LIMIT 1", ()).await.is_ok()
+}
+
+/// A session with the consistency, retry policy and timeout of `options`.
+async fn open_session(options: &CqlOptions) -> Result<Session> {
+    let profile = ExecutionProfile::builder()
+        .consistency(options.consistency)
+        .serial_consistency(Some(options.serial_consistency))
+        .retry_policy(Arc::new(DefaultRetryPolicy::new()))
+        .request_timeout(Some(options.request_timeout))
+        .build();
+    SessionBuilder::new()
+        .known_nodes(&options.nodes)
+        .default_execution_profile_handle(profile.into_handle())
+        .build()
+        .await
+        .map_err(cql_error)
+}
+
+impl Inner {
+    /// Runs a statement whose rows (if any) are not needed.
+    async fn run(&self, statement: &PreparedStatement, values: impl SerializeRow) -> Result<QueryResult> {
+        self.session.execute_unpaged(statement, values).await.map_err(cql_error)
+    }
+
+    /// Runs a write with the given write timestamp (microseconds).
+    async fn run_at(&self, statement: &PreparedStatement, timestamp: i64, values: impl SerializeRow) -> Result<()> {
+        let mut statement = statement.clone();
+        statement.set_timestamp(Some(timestamp));
+        self.session.execute_unpaged(&statement, values).await.map_err(cql_error)?;
+        Ok(())
+    }
+
+    /// Every row of a read, fetched page by page.
+    async fn rows<R>(&self, statement: &PreparedStatement, values: impl SerializeRow) -> Result<Vec<R>>
+    where
+        R: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata> + Send + 'static,
+    {
+        let pager = self.session.execute_iter(statement.clone(), values).await.map_err(cql_error)?;
+        pager.rows_stream::<R>().map_err(cql_error)?.map_err(cql_error).try_collect().await
+    }
+
+    /// The first row of a read that returns at most one.
+    async fn row<R>(&self, statement: &PreparedStatement, values: impl SerializeRow) -> Result<Option<R>>
+    where
+        R: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata>,
+    {
+        let result = self.run(statement, values).await?.into_rows_result().map_err(cql_error)?;
+        result.maybe_first_row::<R>().map_err(cql_error)
+    }
+
+    /// Runs a compare-and-set.
+    async fn lwt(&self, statement: &PreparedStatement, values: impl SerializeRow) -> Result<Lwt> {
+        Lwt::from_result(self.run(statement, values).await?)
+    }
+
+    fn applied(&self) -> MutexGuard<'_, HashMap<u32, StepMark>> {
+        lock(&self.applied)
+    }
+
+    fn stalls(&self) -> MutexGuard<'_, HashMap<(u32, u64), Instant>> {
+        lock(&self.stalls)
+    }
+}
+
+/// The answer of a compare-and-set: whether it applied and, when not, the current values of
+/// the columns it compared (or the whole existing row, for `IF NOT EXISTS`).
+struct Lwt {
+    applied: bool,
+    current: HashMap<String, CqlValue>,
+}
+
+impl Lwt {
+    fn from_result(result: QueryResult) -> Result<Lwt> {
+        let rows = result.into_rows_result().map_err(cql_error)?;
+        let names: Vec<String> = rows.column_specs().iter().map(|spec| spec.name().to_owned()).collect();
+        let Some(row) = rows.maybe_first_row::<Row>().map_err(cql_error)? else {
+            return Err(StoreError::Backend("a conditional statement returned no row".to_owned()));
+        };
+        let mut current: HashMap<String, CqlValue> = names
+            .into_iter()
+            .zip(row.columns)
+            .filter_map(|(name, value)| value.map(|value| (name, value)))
+            .collect();
+        let applied = match current.remove("[applied]") {
+            Some(CqlValue::Boolean(applied)) => applied,
+            other => return Err(StoreError::Backend(format!("a conditional statement answered [applied] = {other:?}"))),
+        };
+        Ok(Lwt { applied, current })
+    }
+
+    fn bigint(&self, column: &str) -> Option<i64> {
+        match self.current.get(column) {
+            Some(CqlValue::BigInt(value)) => Some(*value),
+            _ => None,
+        }
+    }
+
+    fn int(&self, column: &str) -> Option<i32> {
+        match self.current.get(column) {
+            Some(CqlValue::Int(value)) => Some(*value),
+            _ => None,
+        }
+    }
+
+    fn text(&self, column: &str) -> Option<&str> {
+        match self.current.get(column) {
+            Some(CqlValue::Text(value) | CqlValue::Ascii(value)) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `futures` with at most [`CONCURRENCY`] in flight; their outputs in input order.
+///
+/// The futures are boxed and collected before anything runs, so the returned future holds
+/// no iterator adapters (whose closures' lifetimes would keep it from being `Send`).
+fn all<'a, T, F>(futures: impl IntoIterator<Item = F>) -> impl Future<Output = Result<Vec<T>>> + Send + 'a
+where
+    T: Send + 'a,
+    F: Future<Output = Result<T>> + Send + 'a,
+{
+    let futures: Vec<BoxFuture<'a, Result<T>>> = futures.into_iter().map(|future| Box::pin(future) as BoxFuture<'a, _>).collect();
+    futures_util::stream::iter(futures).buffered(CONCURRENCY).try_collect()
+}
+
+/// A write of any statement, boxed so that writes of different tables run in one [`all`].
+type Write<'a> = BoxFuture<'a, Result<()>>;

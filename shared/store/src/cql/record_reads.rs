@@ -1,0 +1,67 @@
+//! [`RecordReads`] on CQL: registered messages by point reads, a customer's touches from
+//! the 30-day buckets its range touches, a conversion by its key.
+
+use super::layout::{CUSTOMER_BUCKET_MS, bucket, decode, parse, table, touch};
+use super::{CqlStore, Inner, all};
+use crate::{RecordReads, Result};
+use async_trait::async_trait;
+use std::collections::HashSet;
+use touchstone_core::attribution::{Conversion, Messages};
+use touchstone_core::model::{Message, Millis, Touch};
+
+#[async_trait]
+impl RecordReads for CqlStore {
+    async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
+        self.inner.messages(tenant, msg_hashes).await
+    }
+
+    async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
+        self.inner.customer_touches(tenant, customer_id, from, to).await
+    }
+
+    async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
+        self.inner.conversion(tenant, goal_id, key).await
+    }
+}
+
+impl Inner {
+    async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
+        let wanted: HashSet<&String> = msg_hashes.iter().collect();
+        let reads = wanted.into_iter().map(|msg_hash| async move {
+            let row: Option<(String, String, Option<Vec<String>>, i64)> =
+                self.row(&self.statements.select_message, (tenant, msg_hash)).await?;
+            let Some((campaign_id, channel, tags, sent_at)) = row else { return Ok(None) };
+            let message = Message {
+                tenant: tenant.to_owned(),
+                msg_hash: msg_hash.clone(),
+                campaign_id,
+                channel: parse("message channel", &channel)?,
+                tags: tags.unwrap_or_default(),
+                sent_at,
+            };
+            Ok(Some((msg_hash.clone(), message)))
+        });
+        Ok(all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let buckets = self.buckets(tenant, table::TOUCHES_BY_CUSTOMER, customer_id, bucket(from, CUSTOMER_BUCKET_MS), to).await?;
+        let reads = buckets.into_iter().map(|month| {
+            self.rows::<(i64, String, String, String)>(&self.statements.select_touches_by_customer, (tenant, customer_id, month, from, to))
+        });
+        all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|(ts, event_id, msg_hash, kind)| touch(tenant, event_id, msg_hash, customer_id.to_owned(), &kind, ts))
+            .collect()
+    }
+
+    async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
+        let row: Option<(Vec<u8>,)> = self.row(&self.statements.select_conversion, (tenant, goal_id, key)).await?;
+        row.map(|(body,)| decode("conversion", &body)).transpose()
+    }
+}

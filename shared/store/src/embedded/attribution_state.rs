@@ -1,0 +1,179 @@
+//! [`AttributionState`] on fjall: the engine's reads, and its commit as one batch under the
+//! committer's lock (rollup counters are read-modify-write).
+
+use super::ingest_log::StoredSetAside;
+use super::key::Key;
+use super::layout::{CUSTOMER_BUCKET_MS, PROCESSED, Table, conversion_keys, counter_key, log_key, rollup_key, time_range};
+use super::{EmbeddedStore, Tables, Writes};
+use crate::support::lock;
+use crate::{AttributionCommit, AttributionState, CustomerSpan, Result, StoreError};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use touchstone_core::attribution::Conversion;
+use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
+use touchstone_core::rollup::{Granularity, Tally};
+
+#[async_trait]
+impl AttributionState for EmbeddedStore {
+    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
+        let tenant = tenant.to_owned();
+        let msg_hash = msg_hash.to_owned();
+        self.blocking(move |tables| tables.message_touches(&tenant, &msg_hash)).await
+    }
+
+    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
+        let tenant = tenant.to_owned();
+        let order_id = order_id.to_owned();
+        self.blocking(move |tables| tables.order_records(&tenant, &order_id)).await
+    }
+
+    async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.tenant_orders(&tenant)).await
+    }
+
+    async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
+        let tenant = tenant.to_owned();
+        let name = name.to_owned();
+        self.blocking(move |tables| tables.tenant_events_named(&tenant, &name)).await
+    }
+
+    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
+        let tenant = tenant.to_owned();
+        let customer_id = customer_id.to_owned();
+        self.blocking(move |tables| tables.customer_conversions(&tenant, &customer_id, from, to)).await
+    }
+
+    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
+        let tenant = tenant.to_owned();
+        let msg_hash = msg_hash.to_owned();
+        self.blocking(move |tables| tables.explicit_conversions(&tenant, &msg_hash)).await
+    }
+
+    async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.tenant_conversions(&tenant)).await
+    }
+
+    async fn customer_conversions_many(&self, spans: &[CustomerSpan]) -> Result<Vec<Vec<Conversion>>> {
+        let spans = spans.to_vec();
+        self.blocking(move |tables| {
+            spans.iter().map(|s| tables.customer_conversions(&s.tenant, &s.customer_id, s.from, s.to)).collect()
+        })
+        .await
+    }
+
+    async fn order_records_many(&self, orders: &[(String, String)]) -> Result<Vec<Vec<OrderRecord>>> {
+        let orders = orders.to_vec();
+        self.blocking(move |tables| orders.iter().map(|(tenant, order_id)| tables.order_records(tenant, order_id)).collect())
+            .await
+    }
+
+    async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
+        self.blocking(move |tables| tables.commit_attribution(commit)).await
+    }
+}
+
+impl Tables {
+    fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
+        self.scan_prefix(Table::TouchesByMessage, Key::new().str(tenant).str(msg_hash))
+    }
+
+    fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
+        self.scan_prefix(Table::Orders, Key::new().str(tenant).str(order_id))
+    }
+
+    fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
+        self.scan_prefix(Table::Orders, Key::new().str(tenant))
+    }
+
+    fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
+        self.scan_prefix(Table::EventsByName, Key::new().str(tenant).str(name))
+    }
+
+
+    fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
+        let partition = Key::new().str(tenant).str(customer_id);
+        self.scan(Table::ConversionsByCustomer, time_range(&partition, Some(CUSTOMER_BUCKET_MS), from, to.checked_add(1)))
+    }
+
+    fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
+        self.scan_prefix(Table::ConversionsByExplicit, Key::new().str(tenant).str(msg_hash))
+    }
+
+    fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
+        self.scan_prefix(Table::Conversions, Key::new().str(tenant))
+    }
+
+
+    fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
+        let _turn = lock(&self.committer);
+        let shard = commit.shard;
+        let processed = self.counter(PROCESSED, shard)?;
+        if processed != commit.after {
+            return Err(StoreError::Fenced { shard });
+        }
+        if commit.processed < commit.after {
+            return Err(StoreError::Backend(format!(
+                "commit of shard {shard} moves the processed position back from {} to {}",
+                commit.after, commit.processed
+            )));
+        }
+        let mut writes = Writes::default();
+        for change in &commit.conversions {
+            // Removing first and writing second: where old and new share a key, the new
+            // row replaces the removal in `writes`.
+            if let Some(old) = &change.old {
+                for (table, key) in conversion_keys(old) {
+                    writes.delete(table, key);
+                }
+            }
+            if let Some(new) = &change.new {
+                for (table, key) in conversion_keys(new) {
+                    writes.put(table, key, new)?;
+                }
+            }
+        }
+
+        // Sum per stored row first: the hours of one day all land on the same day row.
+        let mut sums: BTreeMap<Vec<u8>, Tally> = BTreeMap::new();
+        for delta in &commit.rollups {
+            for granularity in Granularity::ALL {
+                let key = rollup_key(&delta.tenant, granularity, granularity.bucket(delta.hour), &delta.cell)?;
+                sums.entry(key).or_default().add(delta.tally);
+            }
+        }
+        for (key, delta) in sums {
+            let mut tally: Tally = self.get(Table::Rollups, &key)?.unwrap_or_default();
+            tally.add(delta);
+            if tally.is_zero() {
+                writes.delete(Table::Rollups, key);
+            } else {
+                writes.put(Table::Rollups, key, &tally)?;
+            }
+        }
+
+        for set_aside in &commit.set_aside {
+            let seq = set_aside.entry.seq;
+            if seq <= commit.after || seq > commit.processed {
+                return Err(StoreError::Backend(format!("entry {seq} set aside outside the step's ({}, {}]", commit.after, commit.processed)));
+            }
+            writes.put(Table::SetAside, log_key(shard, seq).to_vec(), &StoredSetAside::of(set_aside))?;
+        }
+
+        if commit.processed > processed {
+            // `processed` may be past the stored head for a moment: fjall's plain reads see a
+            // write batch while it is being applied, so a step can read the log entries of an
+            // ingest call whose head row is not applied yet. Those entries are already
+            // journaled (a batch is journaled before it is applied), so they are durable.
+            writes.put_raw(Table::Meta, counter_key(PROCESSED, shard), commit.processed.to_be_bytes().to_vec());
+            // Only the entries since the last commit (older ones are already removed). The
+            // log has no gaps (every position up to the head holds an entry), so their keys
+            // are known without scanning them.
+            for seq in processed + 1..=commit.processed {
+                writes.delete(Table::Log, log_key(shard, seq).to_vec());
+            }
+        }
+        self.apply(writes)
+    }
+}

@@ -1,0 +1,198 @@
+//! The tables of the embedded store and how their keys are laid out. Keys are built with
+//! [`Key`]: length-prefixed strings, times big-endian with the sign bit flipped, so
+//! components never run into each other and times sort numerically, negative before
+//! positive. In an ordered key-value store the time bucket is redundant (it is a function of
+//! `ts`, so one range scan crosses buckets), but keeping it makes both backends agree on
+//! what a partition is.
+//!
+//! | keyspace | key | value | read by |
+//! |---|---|---|---|
+//! | `dedup` | tenant, namespace (`m` message, `e` event_id), id | empty | `ingest` |
+//! | `messages` | tenant, msg_hash | `Message` | `messages` |
+//! | `touches_by_customer` | tenant, customer, 30-day bucket, ts, event_id | `Touch` | `customer_touches` |
+//! | `touches_by_message` | tenant, msg_hash, ts, event_id | `Touch` | `message_touches` |
+//! | `touches_by_time` | tenant, hour, ts, event_id | `Touch` | `touches_between` |
+//! | `events_by_time` | tenant, hour, ts, event_id | `AppEvent` | `events_between` |
+//! | `events_by_name` | tenant, name, ts, event_id | `AppEvent` | `tenant_events_named` |
+//! | `orders` | tenant, order_id, ts, event_id | `OrderRecord` | `order_records`, `tenant_orders` |
+//! | `badges` | tenant, customer, ts, event_id | `BadgeEvent` | (the badge timeline, later) |
+//! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
+//! | `log` | shard (u32), seq (u64) | appended_at and payload | `read_log`, `log_status` |
+//! | `meta` | `log_head` or `processed`, shard | u64 | `ingest`, `log_status`, `commit_attribution` |
+//! | `conversions` | tenant, goal_id, key | `Conversion` | `conversion`, `tenant_conversions` |
+//! | `conversions_by_customer` | tenant, customer, 30-day bucket, ts, goal_id, key | `Conversion` | `customer_conversions` |
+//! | `conversions_by_time` | tenant, hour, ts, goal_id, key | `Conversion` | `conversions_between` |
+//! | `conversions_by_explicit` | tenant, explicit msg_hash, goal_id, key | `Conversion` | `explicit_conversions` |
+//! | `rollups` | tenant, granularity (`h`/`d`), bucket start, cell (postcard) | `Tally` | `rollups` |
+//! | `set_aside` | shard (u32), seq (u64) | the entry, why, when | `set_aside`, `log_status` |
+
+use super::key::{self, Key};
+use crate::support::encode;
+use crate::{LOG_SHARDS, Result};
+use std::ops::Bound;
+use touchstone_core::attribution::Conversion;
+use touchstone_core::model::Millis;
+use touchstone_core::rollup::{Cell, DAY_MS, Granularity, HOUR_MS};
+
+/// Bucket of the per-customer tables: a customer's reads span at most a channel window
+/// (a year at the very most, a week usually), so one or two buckets per read.
+pub(super) const CUSTOMER_BUCKET_MS: Millis = 30 * DAY_MS;
+/// Bucket of the per-tenant time tables: reports scan raw rows only for the edges of a
+/// range that whole hours do not cover, so an hour bucket keeps those scans small.
+pub(super) const TIME_BUCKET_MS: Millis = HOUR_MS;
+
+/// Names of the per-shard counters in `meta`.
+pub(super) const LOG_HEAD: &[u8] = b"log_head";
+pub(super) const PROCESSED: &[u8] = b"processed";
+
+/// The tables, one fjall keyspace each; see the module docs for their keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) enum Table {
+    Dedup,
+    Messages,
+    TouchesByCustomer,
+    TouchesByMessage,
+    TouchesByTime,
+    EventsByTime,
+    EventsByName,
+    Orders,
+    Badges,
+    Configs,
+    Log,
+    Meta,
+    Conversions,
+    ConversionsByCustomer,
+    ConversionsByTime,
+    ConversionsByExplicit,
+    Rollups,
+    SetAside,
+}
+
+impl Table {
+    /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
+    pub(super) const ALL: [Table; 18] = [
+        Table::Dedup,
+        Table::Messages,
+        Table::TouchesByCustomer,
+        Table::TouchesByMessage,
+        Table::TouchesByTime,
+        Table::EventsByTime,
+        Table::EventsByName,
+        Table::Orders,
+        Table::Badges,
+        Table::Configs,
+        Table::Log,
+        Table::Meta,
+        Table::Conversions,
+        Table::ConversionsByCustomer,
+        Table::ConversionsByTime,
+        Table::ConversionsByExplicit,
+        Table::Rollups,
+        Table::SetAside,
+    ];
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Table::Dedup => "dedup",
+            Table::Messages => "messages",
+            Table::TouchesByCustomer => "touches_by_customer",
+            Table::TouchesByMessage => "touches_by_message",
+            Table::TouchesByTime => "touches_by_time",
+            Table::EventsByTime => "events_by_time",
+            Table::EventsByName => "events_by_name",
+            Table::Orders => "orders",
+            Table::Badges => "badges",
+            Table::Configs => "configs",
+            Table::Log => "log",
+            Table::Meta => "meta",
+            Table::Conversions => "conversions",
+            Table::ConversionsByCustomer => "conversions_by_customer",
+            Table::ConversionsByTime => "conversions_by_time",
+            Table::ConversionsByExplicit => "conversions_by_explicit",
+            Table::Rollups => "rollups",
+            Table::SetAside => "set_aside",
+        }
+    }
+}
+
+/// The conversion's row and its index rows, which all hold a copy of it.
+pub(super) fn conversion_keys(conversion: &Conversion) -> Vec<(Table, Vec<u8>)> {
+    let fact = &conversion.fact;
+    let id = |key: Key| key.str(&fact.goal_id).str(&fact.key).into_vec();
+    let by_customer = Key::new().str(&fact.tenant).str(&fact.customer_id);
+    let mut keys = vec![
+        (Table::Conversions, id(Key::new().str(&fact.tenant))),
+        (Table::ConversionsByCustomer, id(time_key(by_customer, Some(CUSTOMER_BUCKET_MS), fact.ts))),
+        (Table::ConversionsByTime, id(time_key(Key::new().str(&fact.tenant), Some(TIME_BUCKET_MS), fact.ts))),
+    ];
+    if let Some(msg_hash) = &fact.explicit_msg_hash {
+        keys.push((Table::ConversionsByExplicit, id(Key::new().str(&fact.tenant).str(msg_hash))));
+    }
+    keys
+}
+
+pub(super) fn rollup_key(tenant: &str, granularity: Granularity, bucket: Millis, cell: &Cell) -> Result<Vec<u8>> {
+    let key = Key::new().str(tenant).tag(granularity_tag(granularity)).time(bucket);
+    Ok(key.bytes(&encode(cell)?).into_vec())
+}
+
+pub(super) fn granularity_tag(granularity: Granularity) -> u8 {
+    match granularity {
+        Granularity::Hour => b'h',
+        Granularity::Day => b'd',
+    }
+}
+
+/// The key of a per-shard counter in `meta`: its name, then the shard.
+pub(super) fn counter_key(name: &[u8], shard: u32) -> Vec<u8> {
+    debug_assert!(shard < LOG_SHARDS);
+    [name, b"/", &shard.to_be_bytes()].concat()
+}
+
+/// The key of a log entry: shard, then position, both big-endian so they sort numerically.
+pub(super) fn log_key(shard: u32, seq: u64) -> [u8; 12] {
+    let mut key = [0; 12];
+    key[..4].copy_from_slice(&shard.to_be_bytes());
+    key[4..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// `partition`, then (in bucketed tables) the bucket of `ts`, then `ts`.
+pub(super) fn time_key(partition: Key, bucket_ms: Option<Millis>, ts: Millis) -> Key {
+    match bucket_ms {
+        // Saturating: the bucket of a time near `Millis::MIN` would start below it.
+        Some(bucket_ms) => partition.time(ts.saturating_sub(ts.rem_euclid(bucket_ms))).time(ts),
+        None => partition.time(ts),
+    }
+}
+
+pub(super) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The keys of rows in `partition`, laid out as [`time_key`] writes them, with
+/// `from <= ts < to`; `to = None` means no upper end (an inclusive end at `Millis::MAX`).
+pub(super) fn time_range(partition: &Key, bucket_ms: Option<Millis>, from: Millis, to: Option<Millis>) -> KeyRange {
+    let lower = Bound::Included(time_key(partition.clone(), bucket_ms, from).into_vec());
+    let upper = match to {
+        Some(to) => Bound::Excluded(time_key(partition.clone(), bucket_ms, to).into_vec()),
+        None => key::prefix_end(partition.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded),
+    };
+    (lower, upper)
+}
+
+/// Whether a range holds no key; fjall is not asked about inverted ranges.
+pub(super) fn range_is_empty(range: &KeyRange) -> bool {
+    match range {
+        (Bound::Included(lower), Bound::Excluded(upper)) => lower >= upper,
+        _ => false,
+    }
+}
+
+/// Both ends of `range`, if fjall takes them.
+pub(super) fn check_range(range: &KeyRange) -> Result<()> {
+    for bound in [&range.0, &range.1] {
+        if let Bound::Included(key) | Bound::Excluded(key) = bound {
+            super::checked(key)?;
+        }
+    }
+    Ok(())
+}
