@@ -154,20 +154,6 @@ impl WireRecord for pb::Record {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn echoed_ids_are_cut_on_a_char_boundary() {
-        assert_eq!(cut("e1".into()), "e1");
-        assert_eq!(cut("x".repeat(70_000)).len(), MAX_ID_LEN);
-        let wide = "é".repeat(MAX_ID_LEN);
-        let echoed = cut(wide);
-        assert!(echoed.len() <= MAX_ID_LEN && echoed.chars().all(|c| c == 'é'));
-    }
-}
-
 #[tonic::async_trait]
 impl IngestService for IngestApi {
     #[tracing::instrument(skip_all, fields(records = request.get_ref().messages.len()))]
@@ -212,5 +198,19 @@ impl IngestService for IngestApi {
         }
         log_reply(&reply);
         Ok(Response::new(reply))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_ids_are_cut_on_a_char_boundary() {
+        assert_eq!(cut("e1".into()), "e1");
+        assert_eq!(cut("x".repeat(70_000)).len(), MAX_ID_LEN);
+        let wide = "é".repeat(MAX_ID_LEN);
+        let echoed = cut(wide);
+        assert!(echoed.len() <= MAX_ID_LEN && echoed.chars().all(|c| c == 'é'));
     }
 }

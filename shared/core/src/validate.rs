@@ -230,7 +230,7 @@ mod tests {
         assert_eq!(list("tags", &many[..MAX_LIST_LEN]), Ok(()));
         assert_eq!(list("tags", &["".to_owned()]), Err(InvalidRecord::Missing("tags")));
         let long = "x".repeat(MAX_ID_LEN + 1);
-        assert_eq!(list("tags", &[long.clone()]), Err(InvalidRecord::TooLong { field: "tags" }));
+        assert_eq!(list("tags", std::slice::from_ref(&long)), Err(InvalidRecord::TooLong { field: "tags" }));
         assert_eq!(text("campaign_id", &long), Err(InvalidRecord::TooLong { field: "campaign_id" }));
         assert_eq!(text("campaign_id", ""), Ok(()));
     }

@@ -1,7 +1,7 @@
 //! How the backend's values map onto the tables of `deploy/cql/`: log shards and chunks,
-//! time buckets, the rows a conversion or a rollup delta is stored in, column conversions,
-//! and the writes every role shares (record rows, conversion rows, rollup deltas, `buckets`
-//! rows) with the bucket lookups that reads over a range start from.
+//! time buckets, the rows a record, a conversion or a rollup delta is stored in, column
+//! conversions; the writes of those rows (by ingest and by commits, each with the `buckets`
+//! rows they occupy), and the bucket lookups that every read over a range starts from.
 //!
 //! Tables read by time are partitioned by a time bucket (30 days per customer or message,
 //! an hour or a day per tenant); the `buckets` table lists the buckets that hold rows of

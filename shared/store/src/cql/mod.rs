@@ -5,11 +5,12 @@
 //! |---|---|
 //! | `mod.rs` | options, connecting and migrating, the session helpers every role uses |
 //! | `statements.rs` | every CQL statement, prepared once at connect |
-//! | `layout.rs` | how values map onto tables (shards, chunks, buckets, conversion rows) and the shared writes |
+//! | `layout.rs` | how values map onto tables (shards, chunks, buckets, conversion rows), the row writes of ingest and commits |
 //! | `errors.rs` | driver errors sorted into transient and permanent |
 //! | `ingest_log.rs`, `config_store.rs`, `coordination.rs`, `record_reads.rs`, `attribution_state.rs`, `report_reads.rs` | one role of the contract each |
 //!
-//! The schema itself is rendered by [`crate::cql_schema`] from the `.cql` files.
+//! The schema is rendered from the `.cql` files by [`crate::cql_schema`], which stays at the
+//! crate root: `touchstone migrate` and the services use that path.
 //!
 //! A cluster gives no multi-partition transactions, so every guarantee of the contract is
 //! built from single-partition steps that are safe to repeat, with compare-and-set (LWT) only
