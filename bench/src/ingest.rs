@@ -38,6 +38,9 @@ pub struct IngestRun {
     pub total: Duration,
     /// Peak RSS of the process that ingests and attributes (`touchstone dev` only).
     pub peak_rss: Option<u64>,
+    /// RSS of that process (bytes) each time another million records had been sent, and
+    /// once more when attribution had caught up (records parsed while streaming only).
+    pub rss_by_million: Vec<(u64, u64)>,
     /// Every tenant's campaigns and goals reports as `touchstone report --format json` prints them.
     pub reports_dir: PathBuf,
 }
@@ -54,7 +57,7 @@ pub async fn embedded(work: &Path, data: &Dataset, source: Source) -> BenchResul
     let _ = std::fs::remove_dir_all(&store);
     let server = DevServer::start(&store);
     println!("ingesting {} records into touchstone dev ({source:?}) ...", data.records);
-    let mut run = pipeline(&server, &server, &server, data, source, false).await?;
+    let mut run = pipeline(&server, &server, &server, data, source, false, Some(server.pid())).await?;
     run.peak_rss = peak_rss(server.pid());
     let reports_dir = work.join("reports-embedded");
     write_reports(&server, data, &reports_dir)?;
@@ -74,7 +77,7 @@ pub async fn cql(work: &Path, data: &Dataset, nodes: &str) -> BenchResult<Ingest
     let start = |role: &str| Server::start(&[role, "--listen", "127.0.0.1:0", "--scylla-nodes", nodes, "--keyspace", &keyspace]);
     let (ingest, attribution, query) = (start("ingest"), start("attribution"), start("query"));
     println!("ingesting {} records into separate processes on CQL {nodes} ...", data.records);
-    let mut run = pipeline(&ingest, &attribution, &query, data, Source::Preloaded, true).await?;
+    let mut run = pipeline(&ingest, &attribution, &query, data, Source::Preloaded, true, None).await?;
     let reports_dir = work.join("reports-cql");
     write_reports(&query, data, &reports_dir)?;
     run.reports_dir = reports_dir;
@@ -87,11 +90,12 @@ pub async fn cql(work: &Path, data: &Dataset, nodes: &str) -> BenchResult<Ingest
 
 /// The pipeline into one server that plays every role (`touchstone dev`).
 pub async fn load(server: &Server, data: &Dataset, source: Source) -> BenchResult<IngestRun> {
-    pipeline(server, server, server, data, source, false).await
+    pipeline(server, server, server, data, source, false, None).await
 }
 
 /// With `retry_chunks`, each chunk is its own call, retried while the server answers
 /// UNAVAILABLE (a CQL timeout under load), as a production client would; else one stream.
+/// With `watch_rss`, the RSS of that process is printed every million records sent.
 async fn pipeline(
     ingest: &Server,
     attribution: &Server,
@@ -99,6 +103,7 @@ async fn pipeline(
     data: &Dataset,
     source: Source,
     retry_chunks: bool,
+    watch_rss: Option<u32>,
 ) -> BenchResult<IngestRun> {
     let preloaded = match source {
         Source::Preloaded => Some(data.chunks()?),
@@ -110,6 +115,7 @@ async fn pipeline(
 
     let mut client = IngestServiceClient::new(ingest.channel().await);
     let stream_started = Instant::now();
+    let mut rss_by_million = Vec::new();
     let reply = match preloaded {
         Some(chunks) if retry_chunks => send_chunks_with_retries(&mut client, chunks).await?,
         Some(chunks) => client.ingest_stream(tokio_stream::iter(chunks)).await?.into_inner(),
@@ -117,16 +123,26 @@ async fn pipeline(
             // Parsed on a blocking thread while streaming, a few chunks ahead.
             let (sender, receiver) = tokio::sync::mpsc::channel::<pb::IngestChunk>(4);
             let mut reader = ChunkReader::open(data)?;
-            let producer = tokio::task::spawn_blocking(move || -> BenchResult<()> {
+            let producer = tokio::task::spawn_blocking(move || -> BenchResult<Vec<(u64, u64)>> {
+                let (mut sent, mut rss_by_million) = (0u64, Vec::new());
                 while let Some(chunk) = reader.next_chunk()? {
+                    let before = sent;
+                    sent += chunk.records.len() as u64;
                     if sender.blocking_send(chunk).is_err() {
                         break;
                     }
+                    if let Some(pid) = watch_rss
+                        && sent / 1_000_000 > before / 1_000_000
+                        && let Some(rss) = rss(pid)
+                    {
+                        println!("  {:>2}M records sent: RSS {} MiB", sent / 1_000_000, rss / (1024 * 1024));
+                        rss_by_million.push((sent, rss));
+                    }
                 }
-                Ok(())
+                Ok(rss_by_million)
             });
             let reply = client.ingest_stream(ReceiverStream::new(receiver)).await?.into_inner();
-            producer.await??;
+            rss_by_million = producer.await??;
             reply
         }
     };
@@ -135,6 +151,12 @@ async fn pipeline(
     let mut status = AttributionServiceClient::new(attribution.channel().await);
     wait_caught_up(&mut status).await?;
     let lag = stream_started.elapsed() - stream;
+    if let (Some(pid), Some(&(sent, _))) = (watch_rss, rss_by_million.last())
+        && let Some(rss) = rss(pid)
+    {
+        println!("  caught up: RSS {} MiB", rss / (1024 * 1024));
+        rss_by_million.push((sent, rss));
+    }
 
     let reports_started = Instant::now();
     fetch_reports(query.channel().await, &data.tenants).await?;
@@ -150,6 +172,7 @@ async fn pipeline(
         reports,
         total: started.elapsed(),
         peak_rss: None,
+        rss_by_million,
         reports_dir: PathBuf::new(),
     })
 }
@@ -220,9 +243,18 @@ fn write_reports(server: &Server, data: &Dataset, dir: &Path) -> BenchResult<()>
     Ok(())
 }
 
+/// `VmRSS` of a process: its resident memory now, in bytes.
+fn rss(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmRSS:").map(|kib| kib * 1024)
+}
+
 /// `VmHWM` of a process: the peak of its resident memory, in bytes.
 fn peak_rss(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmHWM:").map(|kib| kib * 1024)
+}
+
+/// A `kB` line of `/proc/PID/status`.
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()?;
-    Some(kib * 1024)
+    status.lines().find_map(|line| line.strip_prefix(field))?.split_whitespace().next()?.parse().ok()
 }

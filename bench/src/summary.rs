@@ -43,7 +43,11 @@ impl Summary {
     }
 
     pub fn ingest(&mut self, what: &str, data: &Dataset, run: &IngestRun) {
-        let rss = run.peak_rss.map_or(String::new(), |bytes| format!(", peak RSS {} MiB", bytes / (1024 * 1024)));
+        let mut rss = run.peak_rss.map_or(String::new(), |bytes| format!(", peak RSS {} MiB", bytes / (1024 * 1024)));
+        if !run.rss_by_million.is_empty() {
+            let series: Vec<String> = run.rss_by_million.iter().map(|(_, bytes)| (bytes / (1024 * 1024)).to_string()).collect();
+            rss.push_str(&format!(" (RSS MiB per million records, then caught up: {})", series.join(", ")));
+        }
         let line = format!(
             "ingest  {what} [{}]: {:.0} records/s through the stream ({} accepted, {} duplicates, {} rejected in {}); \
              attribution lag after input stopped {}; reports {}; time to final reports {}{rss}",
@@ -63,6 +67,7 @@ impl Summary {
             "rejected": run.rejected, "stream_s": run.stream.as_secs_f64(), "lag_s": run.lag.as_secs_f64(),
             "reports_s": run.reports.as_secs_f64(), "final_s": run.total.as_secs_f64(),
             "peak_rss_mib": run.peak_rss.map(|bytes| bytes / (1024 * 1024)),
+            "rss_mib_by_records": run.rss_by_million.iter().map(|(sent, bytes)| json!([sent, bytes / (1024 * 1024)])).collect::<Vec<_>>(),
         });
         self.add(line, record);
     }

@@ -166,9 +166,18 @@ pub enum ReportCommand {
     Goals(ReportArgs),
 }
 
+/// Threads of tokio's blocking pool, where the embedded store runs every call. With the
+/// default (512) the pool grew to ~140 threads under load, and glibc malloc spread its heap
+/// over an arena per thread (up to 16 on 2 cores), so freed memory stayed scattered and RSS
+/// grew with the data: 768 MiB at 4M records with the default, 565 MiB with 8 threads, and
+/// faster (BENCHMARKS.md, Memory). Calls beyond 8 wait their turn, which costs nothing on a
+/// few cores: each call is CPU or local disk work.
+const MAX_BLOCKING_THREADS: usize = 8;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let runtime = match builder.enable_all().max_blocking_threads(MAX_BLOCKING_THREADS).build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
