@@ -3,7 +3,7 @@
 
 use super::key::Key;
 use super::layout::{CUSTOMER_BUCKET_MS, LOG_HEAD, PROCESSED, TIME_BUCKET_MS, Table, counter_key, log_key, time_key};
-use super::{EmbeddedStore, Tables, Writes, backend, decode};
+use super::{EmbeddedStore, Tables, Writes, Written, backend, decode};
 use crate::support::{StoredPayload, lock, now_millis};
 use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, SetAside, StoreError, log_shard};
 use async_trait::async_trait;
@@ -42,12 +42,14 @@ impl Tables {
         let _turn = lock(&self.log_writer);
         let mut log = LogAppender::new();
         // Straight into the fjall batch, no `Writes` map: ingest writes every key at most once
-        // per call. Dedup marks are checked against `marked`, rows are keyed by the record's dedup id (one accepted record per id),
-        // log keys by fresh positions and each shard's head once, at the end.
+        // per call. Dedup marks are checked against `marked`, rows are keyed by the record's
+        // dedup id (one accepted record per id), log keys by fresh positions and each shard's
+        // head once, at the end.
         let mut batch = self.db.batch().durability(Some(self.persist));
         let mut marked: HashSet<Slice> = HashSet::with_capacity(records.len());
         let mut buffers = Buffers::default();
         let mut outcomes = Vec::with_capacity(records.len());
+        let mut written = Written::default();
         for record in records {
             let dedup_key = buffers.key(|key| dedup_key(key, &record));
             super::checked(&dedup_key)?;
@@ -56,12 +58,17 @@ impl Tables {
                 continue;
             }
             marked.insert(dedup_key.clone());
+            written.add(Table::Dedup, dedup_key.len());
             batch.insert(self.table(Table::Dedup), dedup_key, Slice::empty());
             // Encoded once: the record's rows share one slice, its log entry copies the bytes
             // after a short header.
             let (row, entry) = buffers.record_values(log.appended_at, &record)?;
-            record_rows(&record, &mut buffers, |table, key| batch.insert(self.table(table), key, row.clone()));
+            record_rows(&record, &mut buffers, |table, key| {
+                written.add(table, key.len() + row.len());
+                batch.insert(self.table(table), key, row.clone());
+            });
             let mark = log.next(self, log_shard(record.tenant()))?;
+            written.add(Table::Log, 12 + entry.len());
             batch.insert(self.table(Table::Log), log_key(mark.shard, mark.seq), entry);
             outcomes.push(IngestOutcome::Accepted);
         }
@@ -69,6 +76,7 @@ impl Tables {
             batch.insert(self.table(Table::Meta), key, head);
         }
         batch.commit().map_err(backend)?;
+        self.account(written)?;
         Ok(outcomes)
     }
 

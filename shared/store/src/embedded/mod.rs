@@ -40,12 +40,23 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Memory bounds, so that the process stays small however much data it holds:
 /// - each table's memtable is flushed at this size (18 tables: at most ~75 MiB of
-///   memtables, and smaller skiplists insert faster than fjall's 64 MiB default);
+///   memtables, and smaller skiplists insert faster than fjall's 64 MiB default). This
+///   store rotates memtables itself ([`Tables::account`]); fjall's own rotation is set never
+///   to trigger ([`FJALL_ROTATION_OFF`]);
 const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+/// fjall 3.1 rotates a full memtable by a message to its worker pool, sent again on every
+/// write until a worker gets to it; the worker that rotates then sends a flush message on
+/// the same bounded channel. Under sustained writes the repeats fill the channel and every
+/// worker blocks on that send: flushes stop for good and memtables grow without bound (the
+/// 10M-record bench run stopped flushing at ~4.5M records and grew 1.5 GiB per million;
+/// fjall-rs/fjall#323). Rotating from the writing thread, as [`Tables::account`] does, sends
+/// from outside the pool, which the workers keep draining.
+const FJALL_ROTATION_OFF: u64 = 1 << 40;
 /// - the journal is rotated (flushing memtables that hold old entries) at this size;
 const JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
 /// - the block cache, shared by every table. Attribution's reads (a customer's touches and
@@ -78,6 +89,8 @@ struct Tables {
     db: Database,
     /// Indexed by `Table as usize`.
     tables: Vec<Keyspace>,
+    /// Bytes written to each table's active memtable, indexed like `tables`.
+    unflushed: Vec<AtomicU64>,
     persist: PersistMode,
     /// Held by every call that appends to the log (ingest, config saves, recomputes): it
     /// makes dedup's check-then-write and the head counter's read-then-write atomic.
@@ -102,13 +115,15 @@ impl EmbeddedStore {
             .map_err(backend)?;
         let tables = Table::ALL
             .iter()
-            .map(|table| db.keyspace(table.name(), || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)))
+            .map(|table| db.keyspace(table.name(), || KeyspaceCreateOptions::default().max_memtable_size(FJALL_ROTATION_OFF)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
         tracing::info!(dir = %dir.display(), sync = options.sync, "embedded store opened");
+        let unflushed = Table::ALL.iter().map(|_| AtomicU64::new(0)).collect();
         let tables = Tables {
             db,
             tables,
+            unflushed,
             persist: if options.sync { PersistMode::SyncData } else { PersistMode::Buffer },
             log_writer: Mutex::new(()),
             committer: Mutex::new(()),
@@ -162,14 +177,42 @@ impl Tables {
     /// Applies `writes` as one atomic batch and flushes its journal as configured.
     fn apply(&self, writes: Writes) -> Result<()> {
         let mut batch = self.db.batch().durability(Some(self.persist));
+        let mut written = Written::default();
         for ((table, key), value) in writes.0 {
             checked(&key)?;
+            written.add(table, key.len() + value.as_ref().map_or(0, Vec::len));
             match value {
                 Some(value) => batch.insert(self.table(table), key, value),
                 None => batch.remove(self.table(table), key),
             }
         }
-        batch.commit().map_err(backend)
+        batch.commit().map_err(backend)?;
+        self.account(written)
+    }
+
+    /// Counts a committed batch's bytes against each table's memtable and rotates those
+    /// that reached [`MEMTABLE_BYTES`], handing them to fjall's workers to flush (see
+    /// [`FJALL_ROTATION_OFF`] for why here). fjall halts writers while a table has 4 sealed
+    /// memtables queued, which bounds what waits for a flush.
+    fn account(&self, written: Written) -> Result<()> {
+        for (index, bytes) in written.0.iter().enumerate().filter(|(_, bytes)| **bytes > 0) {
+            let total = self.unflushed[index].fetch_add(*bytes, Ordering::Relaxed) + bytes;
+            if total >= MEMTABLE_BYTES {
+                self.unflushed[index].store(0, Ordering::Relaxed);
+                self.tables[index].rotate_memtable().map_err(backend)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes a batch writes to each table, indexed by `Table as usize`.
+#[derive(Default)]
+struct Written([u64; Table::ALL.len()]);
+
+impl Written {
+    fn add(&mut self, table: Table, bytes: usize) {
+        self.0[table as usize] += bytes as u64;
     }
 }
 
@@ -208,4 +251,39 @@ fn decode<T: DeserializeOwned>(table: Table, bytes: &[u8]) -> Result<T> {
 
 fn backend(error: fjall::Error) -> StoreError {
     StoreError::Backend(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IngestLog;
+    use touchstone_core::model::{Record, Touch, TouchKind};
+
+    /// fjall's own rotation is off, so only [`Tables::account`] gets memtables flushed: past
+    /// [`MEMTABLE_BYTES`] of writes, a table has a flushed table file and its count starts over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_memtables_are_rotated_and_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let touch = |i: u64| {
+            Record::Touch(Touch {
+                tenant: "t".into(),
+                event_id: format!("event-{i:012}-{}", "x".repeat(100)),
+                msg_hash: "m".into(),
+                customer_id: format!("customer-{}", i % 1_000),
+                kind: TouchKind::Opened,
+                ts: 1_767_225_600_000 + i as i64,
+            })
+        };
+        for chunk in 0..10 {
+            store.ingest((chunk * 5_000..(chunk + 1) * 5_000).map(touch).collect()).await.unwrap();
+        }
+        let dedup = store.tables.table(Table::Dedup);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while dedup.table_count() == 0 {
+            assert!(std::time::Instant::now() < deadline, "no memtable of `dedup` was flushed");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(store.tables.unflushed[Table::Dedup as usize].load(Ordering::Relaxed) < MEMTABLE_BYTES);
+    }
 }
