@@ -76,7 +76,7 @@ impl Tables {
             batch.insert(self.table(Table::Meta), key, head);
         }
         batch.commit().map_err(backend)?;
-        self.account(written)?;
+        self.account(written);
         Ok(outcomes)
     }
 

@@ -187,22 +187,26 @@ impl Tables {
             }
         }
         batch.commit().map_err(backend)?;
-        self.account(written)
+        self.account(written);
+        Ok(())
     }
 
     /// Counts a committed batch's bytes against each table's memtable and rotates those
     /// that reached [`MEMTABLE_BYTES`], handing them to fjall's workers to flush (see
     /// [`FJALL_ROTATION_OFF`] for why here). fjall halts writers while a table has 4 sealed
-    /// memtables queued, which bounds what waits for a flush.
-    fn account(&self, written: Written) -> Result<()> {
+    /// memtables queued, which bounds what waits for a flush. The batch is committed
+    /// already, so a failed rotation is only logged, and tried again after the next write.
+    fn account(&self, written: Written) {
         for (index, bytes) in written.0.iter().enumerate().filter(|(_, bytes)| **bytes > 0) {
             let total = self.unflushed[index].fetch_add(*bytes, Ordering::Relaxed) + bytes;
-            if total >= MEMTABLE_BYTES {
-                self.unflushed[index].store(0, Ordering::Relaxed);
-                self.tables[index].rotate_memtable().map_err(backend)?;
+            if total < MEMTABLE_BYTES {
+                continue;
+            }
+            match self.tables[index].rotate_memtable() {
+                Ok(_) => self.unflushed[index].store(0, Ordering::Relaxed),
+                Err(error) => tracing::warn!(table = Table::ALL[index].name(), %error, "memtable rotation failed"),
             }
         }
-        Ok(())
     }
 }
 
