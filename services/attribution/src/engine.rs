@@ -99,12 +99,14 @@ pub fn describe(payload: &LogPayload) -> String {
     }
 }
 
-fn now_ms() -> Millis {
+/// The worker's clock, epoch ms: set-aside times and lag reporting.
+pub(crate) fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
 /// Processes up to `batch` entries of one log shard after its processed position. `None`
-/// when there was nothing to do. [`StoreError::Fenced`] when another worker committed the shard meanwhile: the step is then discarded.
+/// when there was nothing to do. [`StoreError::Fenced`] when another worker committed the
+/// shard meanwhile: the step is then discarded.
 pub async fn step(store: &dyn AttributionStore, shard: u32, batch: usize) -> touchstone_store::Result<Option<StepOutcome>> {
     let after = store.log_status(shard).await?.processed;
     let entries = store.read_log(shard, after, batch).await?;

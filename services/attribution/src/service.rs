@@ -1,7 +1,7 @@
 //! `AttributionService`: how far the worker has got (and what it set aside), and
 //! recomputes on request.
 
-use crate::engine::describe;
+use crate::engine::{describe, now_ms};
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
@@ -23,10 +23,6 @@ impl AttributionApi {
     pub fn new(log: Arc<dyn IngestLog>, wake: Arc<Notify>) -> AttributionApi {
         AttributionApi { log, wake }
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 fn set_aside_pb(set_aside: SetAside) -> pb::SetAsideEntry {
