@@ -14,17 +14,24 @@
 //!   which re-evaluates the whole tenant.
 //! - Touch and event-hit counters come from log entries only, and the commit that adds them
 //!   also moves the position past those entries, so a crash redoes a step whole or not at all.
+//! - Campaign counters are the message counters under each message's campaign. Those of a
+//!   message not registered when its records are counted are kept pending by message; its
+//!   registration entry moves them to its campaign. The step looks messages up after
+//!   reading its batch, so a registration whose entry is in the batch (or later) is either
+//!   seen by the lookup or finds the pending counters committed before it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use touchstone_core::attribution::{self, Conversion, ConversionFact, Messages};
 use touchstone_core::config::{GoalKind, TenantConfig};
 use touchstone_core::goals;
 use touchstone_core::model::{Millis, Record};
-use touchstone_core::rollup::{self, Cell, Granularity, Tally};
+use touchstone_core::model::Message;
+use touchstone_core::rollup::{self, CampaignCell, Cell, Granularity, Tally};
 use crate::AttributionStore;
 use crate::inputs::credit_inputs_many;
 use touchstone_store::{
-    AttributionCommit, ConversionChange, ConversionKey, CustomerSpan, LogEntry, LogPayload, RollupDelta, SetAside, StoreError,
+    AttributionCommit, CampaignDelta, ConversionChange, ConversionKey, CustomerSpan, LogEntry, LogPayload, PendingDelta, RollupDelta,
+    SetAside, StoreError,
 };
 
 /// Log entries read and committed per step: large enough to amortise the commit and the
@@ -147,9 +154,18 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
             deltas.add(&new.fact.tenant, new.fact.ts, cell, tally);
         }
     }
+    let campaigns = CampaignDeltas::of(store, &entries, &deltas).await?;
     let outcome = StepOutcome { shard, processed, entries: entries.len(), conversions_changed: changes.len() };
-    let commit =
-        AttributionCommit { shard, after, processed, conversions: changes, rollups: deltas.into_vec(), set_aside: Vec::new() };
+    let commit = AttributionCommit {
+        shard,
+        after,
+        processed,
+        conversions: changes,
+        rollups: deltas.into_vec(),
+        campaign_rollups: campaigns.campaign_deltas(),
+        pending: campaigns.pending_deltas(),
+        set_aside: Vec::new(),
+    };
     store.commit_attribution(commit).await?;
     Ok(outcome)
 }
@@ -199,6 +215,119 @@ impl Deltas {
             .collect()
     }
 }
+
+/// Per `(tenant, key, hour, cell)`: the key a campaign id or a `msg_hash`.
+type CampaignSums = HashMap<(String, String, Millis, CampaignCell), Tally>;
+
+/// The step's campaign counters (see the module docs): message deltas under their
+/// message's campaign or pending by message, messages counted at their `sent_at`, and the
+/// pending counters of messages registered in the step moved to their campaign.
+#[derive(Default)]
+struct CampaignDeltas {
+    campaigns: CampaignSums,
+    pending: CampaignSums,
+}
+
+impl CampaignDeltas {
+    async fn of(store: &dyn AttributionStore, entries: &[LogEntry], deltas: &Deltas) -> touchstone_store::Result<CampaignDeltas> {
+        let registrations: Vec<&Message> = entries
+            .iter()
+            .filter_map(|entry| match &entry.payload {
+                LogPayload::Record(Record::Message(message)) => Some(message),
+                _ => None,
+            })
+            .collect();
+        // Registered messages: those the step registers, and the stored ones.
+        let mut wanted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (tenant, _, cell) in deltas.0.keys() {
+            let msg_hash = cell.msg_hash();
+            if !msg_hash.is_empty() {
+                wanted.entry(tenant).or_default().insert(msg_hash);
+            }
+        }
+        let mut registered: HashMap<(&str, &str), &str> = HashMap::new();
+        let mut stored = Vec::new();
+        for (tenant, hashes) in wanted {
+            let hashes: Vec<String> = hashes.into_iter().map(str::to_owned).collect();
+            stored.push((tenant, store.messages(tenant, &hashes).await?));
+        }
+        for (tenant, messages) in &stored {
+            for message in messages.values() {
+                registered.insert((tenant, &message.msg_hash), &message.campaign_id);
+            }
+        }
+        for message in &registrations {
+            registered.insert((&message.tenant, &message.msg_hash), &message.campaign_id);
+        }
+
+        let mut sums = CampaignDeltas::default();
+        for ((tenant, hour, cell), tally) in &deltas.0 {
+            let (msg_hash, cell) = cell.clone().into_campaign_cell();
+            let is_conversion = matches!(cell, CampaignCell::Conversion { .. });
+            match registered.get(&(tenant.as_str(), msg_hash.as_str())) {
+                Some(campaign_id) => sums.add_campaign(tenant, campaign_id, *hour, cell, *tally),
+                // Unattributed (no message), or credited to a message no longer found:
+                // no campaign, as reports have always counted them.
+                None if msg_hash.is_empty() || is_conversion => sums.add_campaign(tenant, "", *hour, cell, *tally),
+                None => sums.add(Pending, tenant, &msg_hash, *hour, cell, *tally),
+            }
+        }
+        for message in registrations {
+            let (tenant, campaign_id) = (&message.tenant, &message.campaign_id);
+            sums.add_campaign(tenant, campaign_id, Granularity::Hour.bucket(message.sent_at), CampaignCell::Message, Tally::ONE);
+            for (hour, cell, tally) in store.pending_counters(tenant, &message.msg_hash).await? {
+                sums.add(Pending, tenant, &message.msg_hash, hour, cell.clone(), tally.negated());
+                sums.add_campaign(tenant, campaign_id, hour, cell, tally);
+            }
+        }
+        Ok(sums)
+    }
+
+    fn add_campaign(&mut self, tenant: &str, campaign_id: &str, hour: Millis, cell: CampaignCell, tally: Tally) {
+        self.add(Campaign, tenant, campaign_id, hour, cell, tally);
+    }
+
+    fn add(&mut self, family: Family, tenant: &str, key: &str, hour: Millis, cell: CampaignCell, tally: Tally) {
+        let sums = match family {
+            Campaign => &mut self.campaigns,
+            Pending => &mut self.pending,
+        };
+        sums.entry((tenant.to_owned(), key.to_owned(), hour, cell)).or_default().add(tally);
+    }
+
+    fn campaign_deltas(&self) -> Vec<CampaignDelta> {
+        let nonzero = self.campaigns.iter().filter(|(_, tally)| !tally.is_zero());
+        nonzero
+            .map(|((tenant, campaign_id, hour, cell), tally)| CampaignDelta {
+                tenant: tenant.clone(),
+                campaign_id: campaign_id.clone(),
+                hour: *hour,
+                cell: cell.clone(),
+                tally: *tally,
+            })
+            .collect()
+    }
+
+    fn pending_deltas(&self) -> Vec<PendingDelta> {
+        let nonzero = self.pending.iter().filter(|(_, tally)| !tally.is_zero());
+        nonzero
+            .map(|((tenant, msg_hash, hour, cell), tally)| PendingDelta {
+                tenant: tenant.clone(),
+                msg_hash: msg_hash.clone(),
+                hour: *hour,
+                cell: cell.clone(),
+                tally: *tally,
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Family {
+    Campaign,
+    Pending,
+}
+use Family::{Campaign, Pending};
 
 /// Counts what the entry adds by itself and marks what it may change. Only a message reads
 /// the store here (rare next to touches and events); everything else is marked for the

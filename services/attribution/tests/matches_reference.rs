@@ -256,13 +256,13 @@ async fn engine_reports(store: &EmbeddedStore, from: Option<Millis>, to: Option<
     let range = Range::from_pb(Some(touchstone_proto::v1::TimeRange { from_ms: from, to_ms: to })).unwrap();
     let config = store.tenant_config(TENANT).await.unwrap();
     let cells = range::cells(store, TENANT, range).await.unwrap();
-    let messages = store.messages(TENANT, &report::referenced_messages(&cells)).await.unwrap();
     let per_message = report::message_activity(&cells, &config);
-    let campaigns = report::campaign_activity(&per_message, &messages, &config);
+    let campaign_cells = range::campaign_cells(store, TENANT, None, range).await.unwrap();
+    let campaigns = report::campaign_activity(&campaign_cells, &config);
     let messages_json = per_message.iter().map(|(hash, a)| activity_json("msg_hash", hash, a)).collect();
     let campaigns_json = campaigns.iter().map(|(id, (_, a))| activity_json("campaign_id", id, a)).collect();
     let tally = |t: touchstone_core::rollup::Tally| json!({"conversions": t.count, "value": value_json(t.value_micros)});
-    let goals_json = report::goal_kpis(&cells, &messages, &config)
+    let goals_json = report::goal_kpis(&campaign_cells, &config)
         .into_iter()
         .map(|k| json!({"goal_id": k.goal_id, "explicit": tally(k.explicit), "last_touch": tally(k.last_touch), "unattributed": tally(k.unattributed)}))
         .collect();
@@ -303,10 +303,24 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
         (Some(T0 + DAY_MS - 1), Some(T0 + DAY_MS + 5 * HOUR_MS + 1)),
         (Some(T0 + 5 * HOUR_MS), None),
     ];
+    let hashes: Vec<String> = HASHES.iter().map(|hash| hash.to_string()).collect();
+    let registered = store.messages(TENANT, &hashes).await.unwrap();
     for (from, to) in ranges {
         let engine = engine_reports(&store, from, to).await;
         let expected = reference_reports(&reference, from, to);
         prop_assert_eq!(&engine, &expected, "range {:?}..{:?}", from, to);
+
+        // A campaign row counts its messages sent in the range.
+        let range = Range::from_pb(Some(touchstone_proto::v1::TimeRange { from_ms: from, to_ms: to })).unwrap();
+        let config = store.tenant_config(TENANT).await.unwrap();
+        let cells = range::campaign_cells(&store, TENANT, None, range).await.unwrap();
+        for (campaign_id, (messages, _)) in report::campaign_activity(&cells, &config) {
+            let sent = registered
+                .values()
+                .filter(|m| m.campaign_id == campaign_id && (range.from..range.to).contains(&m.sent_at))
+                .count();
+            prop_assert_eq!(messages as usize, sent, "messages of {} in {:?}..{:?}", campaign_id, from, to);
+        }
     }
     Ok(())
 }

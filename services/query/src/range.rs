@@ -1,8 +1,10 @@
-//! The counters of a range: whole days and hours from rollups, the ragged edges from raw
-//! records, as [`touchstone_core::rollup::plan_range`] splits it. Exact for any ms range.
+//! The counters of a range, per message or per campaign: whole months, days and hours from
+//! rollups, the ragged edges from raw records, as [`touchstone_core::rollup::plan_range`]
+//! splits it. Exact for any ms range.
 
+use std::collections::{BTreeMap, BTreeSet};
 use touchstone_core::model::Millis;
-use touchstone_core::rollup::{self, Cells, RangePiece};
+use touchstone_core::rollup::{self, CampaignCell, CampaignCells, Cells, RangePiece, Tally};
 use touchstone_core::validate::{MAX_TS, MIN_TS};
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
@@ -29,7 +31,7 @@ impl Range {
     }
 }
 
-/// Every counter of a tenant summed over the range, zero cells dropped.
+/// Every message counter of a tenant summed over the range, zero cells dropped.
 pub async fn cells(store: &dyn ReportReads, tenant: &str, range: Range) -> Result<Cells> {
     let mut cells = Cells::default();
     for piece in rollup::plan_range(range.from, range.to) {
@@ -37,23 +39,77 @@ pub async fn cells(store: &dyn ReportReads, tenant: &str, range: Range) -> Resul
             RangePiece::Rollup { granularity, from, to } => {
                 cells.merge(store.rollups(tenant, granularity, from, to).await?);
             }
-            RangePiece::Raw { from, to } => {
-                for touch in store.touches_between(tenant, from, to).await? {
-                    cells.add(rollup::touch_cell(&touch), rollup::Tally::ONE);
-                }
-                for event in store.events_between(tenant, from, to).await? {
-                    if let Some(cell) = rollup::event_cell(&event) {
-                        cells.add(cell, rollup::Tally::ONE);
+            RangePiece::Raw { from, to } => cells.merge(raw_cells(store, tenant, from, to).await?),
+        }
+    }
+    Ok(cells.without_zeros())
+}
+
+/// Campaign counters of a tenant summed over the range, by campaign id (empty: messages of
+/// no campaign and unattributed conversions); only `campaign_id` when given. The raw edges
+/// count what attribution counts once it has caught up: records of registered messages
+/// under their campaign, of unregistered ones nowhere, and messages at their `sent_at`.
+pub async fn campaign_cells(
+    store: &dyn ReportReads,
+    tenant: &str,
+    campaign_id: Option<&str>,
+    range: Range,
+) -> Result<BTreeMap<String, CampaignCells>> {
+    let mut by_campaign: BTreeMap<String, CampaignCells> = BTreeMap::new();
+    let mut add = |campaign: &str, cell: CampaignCell, tally: Tally| {
+        if campaign_id.is_none_or(|wanted| wanted == campaign) {
+            by_campaign.entry(campaign.to_owned()).or_default().add(cell, tally);
+        }
+    };
+    for piece in rollup::plan_range(range.from, range.to) {
+        match piece {
+            RangePiece::Rollup { granularity, from, to } => {
+                for (campaign, cells) in store.campaign_rollups(tenant, campaign_id, granularity, from, to).await? {
+                    for (cell, tally) in cells.0 {
+                        add(&campaign, cell, tally);
                     }
                 }
-                for conversion in store.conversions_between(tenant, from, to).await? {
-                    let (cell, tally) = rollup::conversion_cell(&conversion);
-                    cells.add(cell, tally);
+            }
+            RangePiece::Raw { from, to } => {
+                let cells = raw_cells(store, tenant, from, to).await?;
+                let hashes: BTreeSet<String> = cells.0.keys().map(|cell| cell.msg_hash().to_owned()).collect();
+                let hashes: Vec<String> = hashes.into_iter().filter(|hash| !hash.is_empty()).collect();
+                let messages = store.messages(tenant, &hashes).await?;
+                for (cell, tally) in cells.0 {
+                    let (msg_hash, cell) = cell.into_campaign_cell();
+                    match messages.get(&msg_hash) {
+                        Some(message) => add(&message.campaign_id, cell, tally),
+                        None if msg_hash.is_empty() || matches!(cell, CampaignCell::Conversion { .. }) => add("", cell, tally),
+                        None => {}
+                    }
+                }
+                for message in store.messages_sent_between(tenant, from, to).await? {
+                    add(&message.campaign_id, CampaignCell::Message, Tally::ONE);
                 }
             }
         }
     }
-    Ok(cells.without_zeros())
+    by_campaign = by_campaign.into_iter().map(|(id, cells)| (id, cells.without_zeros())).collect();
+    by_campaign.retain(|_, cells| !cells.0.is_empty());
+    Ok(by_campaign)
+}
+
+/// Message counters of the raw records with `from <= ts < to`.
+async fn raw_cells(store: &dyn ReportReads, tenant: &str, from: Millis, to: Millis) -> Result<Cells> {
+    let mut cells = Cells::default();
+    for touch in store.touches_between(tenant, from, to).await? {
+        cells.add(rollup::touch_cell(&touch), Tally::ONE);
+    }
+    for event in store.events_between(tenant, from, to).await? {
+        if let Some(cell) = rollup::event_cell(&event) {
+            cells.add(cell, Tally::ONE);
+        }
+    }
+    for conversion in store.conversions_between(tenant, from, to).await? {
+        let (cell, tally) = rollup::conversion_cell(&conversion);
+        cells.add(cell, tally);
+    }
+    Ok(cells)
 }
 
 #[cfg(test)]

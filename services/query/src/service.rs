@@ -12,7 +12,7 @@ use touchstone_attribution::inputs::credit_inputs;
 use touchstone_core::attribution::{self, ExplicitStatus, Messages, Verdict};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::report::{self, Activity, CampaignTotals, GoalFigures, GoalKpi};
-use touchstone_core::rollup::Cells;
+use touchstone_core::rollup::{CampaignCells, Cells};
 use touchstone_proto::convert::{channel_to_pb, decimal, rule_to_pb, tally, touch_kind_to_pb};
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
@@ -48,16 +48,24 @@ impl QueryApi {
         Ok(self.reads.messages(tenant, &report::referenced_messages(cells)).await?)
     }
 
-    /// Per campaign over a range, by campaign id.
+    async fn campaign_cells(
+        &self,
+        tenant: &str,
+        campaign_id: Option<&str>,
+        range: Range,
+    ) -> Result<BTreeMap<String, CampaignCells>, ApiError> {
+        Ok(range::campaign_cells(self.reads.as_ref(), tenant, campaign_id, range).await?)
+    }
+
+    /// Per campaign over a range (only `campaign_id` when given), by campaign id.
     async fn campaigns(
         &self,
         config: &TenantConfig,
+        campaign_id: Option<&str>,
         range: Range,
     ) -> Result<BTreeMap<String, (u32, Activity)>, ApiError> {
-        let cells = self.cells(&config.tenant, range).await?;
-        let messages = self.messages(&config.tenant, &cells).await?;
-        let per_message = report::message_activity(&cells, config);
-        Ok(report::campaign_activity(&per_message, &messages, config))
+        let cells = self.campaign_cells(&config.tenant, campaign_id, range).await?;
+        Ok(report::campaign_activity(&cells, config))
     }
 }
 
@@ -164,7 +172,7 @@ impl QueryService for QueryApi {
         let pb::CampaignStatsRequest { tenant, campaign_id, range } = valid(request)?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
-        let campaigns = self.campaigns(&config, range).await?;
+        let campaigns = self.campaigns(&config, Some(&campaign_id), range).await?;
         let (messages, activity) = campaigns.get(&campaign_id).cloned().unwrap_or_default();
         Ok(Response::new(campaign_stats(campaign_id, messages, &activity, &config)))
     }
@@ -174,7 +182,7 @@ impl QueryService for QueryApi {
         let pb::ListCampaignsRequest { tenant, range } = valid(request)?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
-        let campaigns = self.campaigns(&config, range).await?;
+        let campaigns = self.campaigns(&config, None, range).await?;
         let totals = campaign_totals_pb(report::campaign_totals(&campaigns));
         let campaigns = campaigns
             .into_iter()
@@ -222,9 +230,8 @@ impl QueryService for QueryApi {
         {
             return Err(ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")).into());
         }
-        let cells = self.cells(&tenant, range).await?;
-        let messages = self.messages(&tenant, &cells).await?;
-        let goals = report::goal_kpis(&cells, &messages, &config)
+        let cells = self.campaign_cells(&tenant, None, range).await?;
+        let goals = report::goal_kpis(&cells, &config)
             .into_iter()
             .filter(|kpi| goal_id.as_ref().is_none_or(|wanted| *wanted == kpi.goal_id))
             .map(goal_kpis_pb)
@@ -255,9 +262,8 @@ impl QueryService for QueryApi {
         }
         let mut points = Vec::new();
         for report::LocalDay { date, from, to } in report::local_days(tz, range.from, range.to) {
-            let cells = self.cells(&tenant, Range { from, to }).await?;
-            // Campaign contributions are not part of a point, so no messages are needed.
-            let kpi = report::goal_kpis(&cells, &Messages::new(), &config)
+            let cells = self.campaign_cells(&tenant, None, Range { from, to }).await?;
+            let kpi = report::goal_kpis(&cells, &config)
                 .into_iter()
                 .find(|kpi| kpi.goal_id == goal_id)
                 .unwrap_or_default();

@@ -3,10 +3,10 @@
 //! (rates, averages, campaign totals) and the local days of a series live here too, so
 //! every front end computes them the same way and handlers only convert.
 
-use crate::attribution::{Messages, Rule};
+use crate::attribution::Rule;
 use crate::config::{DEFAULT_GOAL_ID, TenantConfig};
-use crate::model::{MICROS_PER_UNIT, Message, Millis, TouchKind};
-use crate::rollup::{Cell, Cells, Tally};
+use crate::model::{MICROS_PER_UNIT, Millis, TouchKind};
+use crate::rollup::{CampaignCell, CampaignCells, Cell, Cells, Tally};
 use chrono::{DateTime, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
@@ -28,19 +28,6 @@ impl Activity {
         Activity {
             goals: config.goals.iter().map(|g| (g.id.clone(), Tally::default())).collect(),
             ..Activity::default()
-        }
-    }
-
-    fn merge(&mut self, other: &Activity) {
-        self.sent += other.sent;
-        self.delivered += other.delivered;
-        self.opened += other.opened;
-        self.clicked += other.clicked;
-        for (name, hits) in &other.event_hits {
-            *self.event_hits.entry(name.clone()).or_default() += hits;
-        }
-        for (goal, tally) in &other.goals {
-            self.goals.entry(goal.clone()).or_default().add(*tally);
         }
     }
 
@@ -170,56 +157,61 @@ pub fn local_days(tz: Tz, from: Millis, to: Millis) -> Vec<LocalDay> {
     days
 }
 
-/// Per message with any activity, by `msg_hash`.
-pub fn message_activity(cells: &Cells, config: &TenantConfig) -> BTreeMap<String, Activity> {
-    let mut rows: BTreeMap<String, Activity> = BTreeMap::new();
-    fn row<'a>(rows: &'a mut BTreeMap<String, Activity>, msg_hash: &str, config: &TenantConfig) -> &'a mut Activity {
-        rows.entry(msg_hash.to_owned()).or_insert_with(|| Activity::for_goals(config))
-    }
-    for (cell, tally) in &cells.0 {
+impl Activity {
+    /// Adds one counter. Conversions of a goal deleted since, unattributed conversions and
+    /// message counts are not part of an activity.
+    fn add(&mut self, cell: &CampaignCell, tally: Tally, config: &TenantConfig) {
         match cell {
-            Cell::Touch { msg_hash, kind } => {
-                let row = row(&mut rows, msg_hash, config);
+            CampaignCell::Touch { kind } => {
                 let counter = match kind {
-                    TouchKind::Sent => &mut row.sent,
-                    TouchKind::Delivered => &mut row.delivered,
-                    TouchKind::Opened => &mut row.opened,
-                    TouchKind::Clicked => &mut row.clicked,
+                    TouchKind::Sent => &mut self.sent,
+                    TouchKind::Delivered => &mut self.delivered,
+                    TouchKind::Opened => &mut self.opened,
+                    TouchKind::Clicked => &mut self.clicked,
                 };
                 *counter += tally.count;
             }
-            Cell::EventHit { msg_hash, name } => {
-                *row(&mut rows, msg_hash, config).event_hits.entry(name.clone()).or_default() += tally.count;
-            }
-            Cell::Conversion { goal_id, rule: Rule::Explicit | Rule::LastTouch, msg_hash } => {
-                // Conversions of a goal deleted since are not reported.
+            CampaignCell::EventHit { name } => *self.event_hits.entry(name.clone()).or_default() += tally.count,
+            CampaignCell::Conversion { goal_id, rule: Rule::Explicit | Rule::LastTouch } => {
                 if config.goal(goal_id).is_some() {
-                    row(&mut rows, msg_hash, config).goals.entry(goal_id.clone()).or_default().add(*tally);
+                    self.goals.entry(goal_id.clone()).or_default().add(tally);
                 }
             }
-            Cell::Conversion { rule: Rule::Unattributed, .. } => {}
+            CampaignCell::Conversion { rule: Rule::Unattributed, .. } | CampaignCell::Message => {}
         }
+    }
+}
+
+/// Per message with any activity, by `msg_hash`.
+pub fn message_activity(cells: &Cells, config: &TenantConfig) -> BTreeMap<String, Activity> {
+    let mut rows: BTreeMap<String, Activity> = BTreeMap::new();
+    for (cell, tally) in &cells.0 {
+        let (msg_hash, cell) = cell.clone().into_campaign_cell();
+        rows.entry(msg_hash).or_insert_with(|| Activity::for_goals(config)).add(&cell, *tally, config);
     }
     rows.retain(|_, activity| !activity.is_empty());
     rows
 }
 
-/// Per campaign: registered messages with a campaign, summed. Returns the number of
-/// messages with activity beside each campaign's activity.
+/// Per campaign with any activity (not the empty campaign id: messages of no campaign),
+/// by campaign id, with the number of its messages sent in the range.
 pub fn campaign_activity(
-    per_message: &BTreeMap<String, Activity>,
-    messages: &Messages,
+    by_campaign: &BTreeMap<String, CampaignCells>,
     config: &TenantConfig,
 ) -> BTreeMap<String, (u32, Activity)> {
-    let mut rows: BTreeMap<String, (u32, Activity)> = BTreeMap::new();
-    for (msg_hash, activity) in per_message {
-        let Some(Message { campaign_id, .. }) = messages.get(msg_hash) else { continue };
-        if campaign_id.is_empty() {
-            continue;
+    let mut rows = BTreeMap::new();
+    for (campaign_id, cells) in by_campaign.iter().filter(|(id, _)| !id.is_empty()) {
+        let mut activity = Activity::for_goals(config);
+        let mut messages = 0;
+        for (cell, tally) in &cells.0 {
+            match cell {
+                CampaignCell::Message => messages += tally.count,
+                _ => activity.add(cell, *tally, config),
+            }
         }
-        let (count, total) = rows.entry(campaign_id.clone()).or_insert_with(|| (0, Activity::for_goals(config)));
-        *count += 1;
-        total.merge(activity);
+        if !activity.is_empty() {
+            rows.insert(campaign_id.clone(), (u32::try_from(messages.max(0)).unwrap_or(u32::MAX), activity));
+        }
     }
     rows
 }
@@ -232,30 +224,33 @@ pub struct GoalKpi {
     pub last_touch: Tally,
     pub unattributed: Tally,
     pub campaigns: BTreeMap<String, Tally>,
-    /// Credited to messages of no campaign (or not registered, which cannot happen for a credit).
+    /// Credited to messages of no campaign.
     pub no_campaign: Tally,
 }
 
-/// KPIs for every goal of the tenant, in config order.
-pub fn goal_kpis(cells: &Cells, messages: &Messages, config: &TenantConfig) -> Vec<GoalKpi> {
+/// KPIs for every goal of the tenant, in config order, from campaign counters (the empty
+/// campaign id holding unattributed conversions and those credited to messages of no
+/// campaign).
+pub fn goal_kpis(by_campaign: &BTreeMap<String, CampaignCells>, config: &TenantConfig) -> Vec<GoalKpi> {
     let mut kpis: Vec<GoalKpi> =
         config.goals.iter().map(|g| GoalKpi { goal_id: g.id.clone(), ..GoalKpi::default() }).collect();
-    for (cell, tally) in &cells.0 {
-        let Cell::Conversion { goal_id, rule, msg_hash } = cell else { continue };
-        let Some(kpi) = kpis.iter_mut().find(|k| &k.goal_id == goal_id) else { continue };
-        match rule {
-            Rule::Explicit => kpi.explicit.add(*tally),
-            Rule::LastTouch => kpi.last_touch.add(*tally),
-            Rule::Unattributed => {
-                kpi.unattributed.add(*tally);
-                continue;
+    for (campaign_id, cells) in by_campaign {
+        for (cell, tally) in &cells.0 {
+            let CampaignCell::Conversion { goal_id, rule } = cell else { continue };
+            let Some(kpi) = kpis.iter_mut().find(|k| &k.goal_id == goal_id) else { continue };
+            match rule {
+                Rule::Explicit => kpi.explicit.add(*tally),
+                Rule::LastTouch => kpi.last_touch.add(*tally),
+                Rule::Unattributed => {
+                    kpi.unattributed.add(*tally);
+                    continue;
+                }
             }
-        }
-        match messages.get(msg_hash).map(|m| m.campaign_id.as_str()) {
-            Some(campaign_id) if !campaign_id.is_empty() => {
-                kpi.campaigns.entry(campaign_id.to_owned()).or_default().add(*tally)
+            if campaign_id.is_empty() {
+                kpi.no_campaign.add(*tally);
+            } else {
+                kpi.campaigns.entry(campaign_id.clone()).or_default().add(*tally);
             }
-            Some(_) | None => kpi.no_campaign.add(*tally),
         }
     }
     for kpi in &mut kpis {
@@ -348,7 +343,6 @@ mod tests {
         assert_eq!(totals.average_check, 3.0);
     }
     use crate::config::{Goal, GoalKind};
-    use crate::model::Channel;
 
     fn config() -> TenantConfig {
         let mut config = TenantConfig::defaults("t");
@@ -356,20 +350,28 @@ mod tests {
         config
     }
 
-    fn messages() -> Messages {
-        [("m1", "c1"), ("m2", "c1"), ("m3", "")]
-            .into_iter()
-            .map(|(hash, campaign)| {
-                (hash.to_owned(), Message {
-                    tenant: "t".into(),
-                    msg_hash: hash.into(),
-                    campaign_id: campaign.into(),
-                    channel: Channel::Push,
-                    tags: vec![],
-                    sent_at: 0,
-                })
-            })
-            .collect()
+    fn registered() -> BTreeMap<&'static str, &'static str> {
+        BTreeMap::from([("m1", "c1"), ("m2", "c1"), ("m3", "")])
+    }
+
+    /// The campaign counters of `cells()`, as attribution keeps them: registered messages
+    /// under their campaign, unattributed conversions under no campaign, and one message
+    /// of `c1` sent in the range.
+    fn by_campaign() -> BTreeMap<String, CampaignCells> {
+        let registered = registered();
+        let mut by_campaign: BTreeMap<String, CampaignCells> = BTreeMap::new();
+        for (cell, tally) in cells().0 {
+            let (msg_hash, cell) = cell.into_campaign_cell();
+            let campaign = match registered.get(msg_hash.as_str()) {
+                Some(campaign) => campaign.to_string(),
+                None if msg_hash.is_empty() => String::new(),
+                None => continue,
+            };
+            by_campaign.entry(campaign).or_default().add(cell, tally);
+        }
+        by_campaign.entry("c1".into()).or_default().add(CampaignCell::Message, Tally::ONE);
+        by_campaign.entry("c2".into()).or_default().add(CampaignCell::Message, Tally::ONE);
+        by_campaign
     }
 
     fn cells() -> Cells {
@@ -403,19 +405,18 @@ mod tests {
     }
 
     #[test]
-    fn campaign_rows_group_registered_messages_and_skip_campaignless_ones() {
-        let per_message = message_activity(&cells(), &config());
-        let campaigns = campaign_activity(&per_message, &messages(), &config());
-        assert_eq!(campaigns.keys().collect::<Vec<_>>(), vec!["c1"]);
+    fn campaign_rows_skip_campaignless_and_inactive_ones() {
+        let campaigns = campaign_activity(&by_campaign(), &config());
+        assert_eq!(campaigns.keys().collect::<Vec<_>>(), vec!["c1"], "c2 only sent a message");
         let (count, c1) = &campaigns["c1"];
-        assert_eq!(*count, 2);
+        assert_eq!(*count, 1, "messages sent in the range");
         assert_eq!(c1.opened, 5);
         assert_eq!(c1.goals["orders"], Tally { count: 3, value_micros: 12 });
     }
 
     #[test]
     fn goal_kpis_split_by_rule_and_campaign() {
-        let kpis = goal_kpis(&cells(), &messages(), &config());
+        let kpis = goal_kpis(&by_campaign(), &config());
         assert_eq!(kpis.len(), 2);
         let orders = &kpis[0];
         assert_eq!(orders.explicit, Tally { count: 1, value_micros: 5 });

@@ -1,14 +1,20 @@
 //! Rollups: what each record adds to the counters reports read, and how a report range is
-//! split into rolled-up buckets (days, hours) and raw edges scanned record by record.
+//! split into rolled-up buckets (UTC months, days, hours) and raw edges scanned record by
+//! record.
 //!
-//! A report over `[from, to)` reads day buckets for the whole days inside it, hour buckets
-//! for the whole hours left at either side, and raw records for the rest, so any ms range
-//! is exact and a long range costs a few hundred bucket reads.
+//! Counters come in two families: per message ([`Cell`], for message reports and goal
+//! series) and per campaign ([`CampaignCell`], for campaign lists, campaign stats and goal
+//! KPIs, so that those read one row per campaign and bucket whatever the number of
+//! messages). A report over `[from, to)` reads month buckets for the whole months inside
+//! it, days and then hours for what is left at either side, and raw records for the rest,
+//! so any ms range is exact and a year costs a few dozen bucket reads.
 
 use crate::attribution::{Conversion, Rule};
 use crate::model::{AppEvent, Micros, Millis, Touch, TouchKind};
+use chrono::{DateTime, Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::hash::Hash;
 
 pub const HOUR_MS: Millis = 3_600_000;
 pub const DAY_MS: Millis = 24 * HOUR_MS;
@@ -20,6 +26,36 @@ pub enum Cell {
     Touch { msg_hash: String, kind: TouchKind },
     EventHit { msg_hash: String, name: String },
     Conversion { goal_id: String, rule: Rule, msg_hash: String },
+}
+
+/// One counter of a campaign (or, under the empty campaign id, of messages of no campaign
+/// and of unattributed conversions): a message-level [`Cell`] without its message, plus the
+/// campaign's messages counted at their `sent_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CampaignCell {
+    Message,
+    Touch { kind: TouchKind },
+    EventHit { name: String },
+    Conversion { goal_id: String, rule: Rule },
+}
+
+impl Cell {
+    /// The message the cell counts for (empty for unattributed conversions) and the same
+    /// counter at campaign level.
+    pub fn into_campaign_cell(self) -> (String, CampaignCell) {
+        match self {
+            Cell::Touch { msg_hash, kind } => (msg_hash, CampaignCell::Touch { kind }),
+            Cell::EventHit { msg_hash, name } => (msg_hash, CampaignCell::EventHit { name }),
+            Cell::Conversion { goal_id, rule, msg_hash } => (msg_hash, CampaignCell::Conversion { goal_id, rule }),
+        }
+    }
+
+    /// The message the cell counts for; empty for unattributed conversions.
+    pub fn msg_hash(&self) -> &str {
+        match self {
+            Cell::Touch { msg_hash, .. } | Cell::EventHit { msg_hash, .. } | Cell::Conversion { msg_hash, .. } => msg_hash,
+        }
+    }
 }
 
 /// A count and a value sum. Deltas may be negative (a conversion re-credited elsewhere).
@@ -70,47 +106,87 @@ pub fn conversion_cell(conversion: &Conversion) -> (Cell, Tally) {
 }
 
 /// Counters summed over some stretch of time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Cells(pub HashMap<Cell, Tally>);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counters<C: Hash + Eq>(pub HashMap<C, Tally>);
 
-impl Cells {
-    pub fn add(&mut self, cell: Cell, tally: Tally) {
+/// Message-level counters.
+pub type Cells = Counters<Cell>;
+/// The counters of one campaign.
+pub type CampaignCells = Counters<CampaignCell>;
+
+impl<C: Hash + Eq> Default for Counters<C> {
+    fn default() -> Self {
+        Counters(HashMap::new())
+    }
+}
+
+impl<C: Hash + Eq> Counters<C> {
+    pub fn add(&mut self, cell: C, tally: Tally) {
         self.0.entry(cell).or_default().add(tally);
     }
 
-    pub fn merge(&mut self, other: Cells) {
+    pub fn merge(&mut self, other: Counters<C>) {
         for (cell, tally) in other.0 {
             self.add(cell, tally);
         }
     }
 
     /// Drops cells that summed to nothing, as a retracted conversion leaves behind.
-    pub fn without_zeros(mut self) -> Cells {
+    pub fn without_zeros(mut self) -> Counters<C> {
         self.0.retain(|_, tally| !tally.is_zero());
         self
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(Tally::is_zero)
+    }
 }
 
+/// The levels of the rollup hierarchy, finest first. Each bucket of a level is made of
+/// whole buckets of the level below: hours, UTC days, UTC calendar months.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Granularity {
     Hour,
     Day,
+    Month,
 }
 
 impl Granularity {
-    pub const ALL: [Granularity; 2] = [Granularity::Hour, Granularity::Day];
-
-    pub fn millis(self) -> Millis {
-        match self {
-            Granularity::Hour => HOUR_MS,
-            Granularity::Day => DAY_MS,
-        }
-    }
+    pub const ALL: [Granularity; 3] = [Granularity::Hour, Granularity::Day, Granularity::Month];
 
     /// The start of the bucket holding `ts`.
     pub fn bucket(self, ts: Millis) -> Millis {
-        ts.div_euclid(self.millis()) * self.millis()
+        match self {
+            Granularity::Hour => ts.div_euclid(HOUR_MS) * HOUR_MS,
+            Granularity::Day => ts.div_euclid(DAY_MS) * DAY_MS,
+            Granularity::Month => month_start(ts),
+        }
     }
+
+    /// The start of the bucket after the one starting at `bucket`.
+    pub fn next(self, bucket: Millis) -> Millis {
+        match self {
+            Granularity::Hour => bucket + HOUR_MS,
+            Granularity::Day => bucket + DAY_MS,
+            Granularity::Month => month_start(month_start(bucket) + 32 * DAY_MS),
+        }
+    }
+
+    /// The first bucket start at or after `ts`.
+    pub fn ceil(self, ts: Millis) -> Millis {
+        let start = self.bucket(ts);
+        if start == ts { ts } else { self.next(start) }
+    }
+}
+
+/// The start of the UTC calendar month holding `ts` (the day's start where chrono cannot
+/// represent the date, far outside the times records may have).
+fn month_start(ts: Millis) -> Millis {
+    let day = Granularity::Day.bucket(ts);
+    DateTime::from_timestamp_millis(ts)
+        .and_then(|t| NaiveDate::from_ymd_opt(t.year(), t.month(), 1))
+        .and_then(|first| first.and_hms_opt(0, 0, 0))
+        .map_or(day, |start| start.and_utc().timestamp_millis())
 }
 
 /// A piece of a report range.
@@ -122,38 +198,45 @@ pub enum RangePiece {
     Raw { from: Millis, to: Millis },
 }
 
-fn ceil_to(ts: Millis, step: Millis) -> Millis {
-    -((-ts).div_euclid(step) * step)
-}
-
-/// Splits `[from, to)` into whole days, whole hours around them, and raw edges, in time
-/// order, covering each ms exactly once. Empty when `from >= to`.
+/// Splits `[from, to)` into the coarsest whole buckets inside it (months, then days and
+/// hours at either side) and raw edges, in time order, covering each ms exactly once.
+/// Empty when `from >= to`.
 pub fn plan_range(from: Millis, to: Millis) -> Vec<RangePiece> {
     let mut pieces = Vec::new();
     if from >= to {
         return pieces;
     }
-    let hour_from = ceil_to(from, HOUR_MS);
-    let hour_to = Granularity::Hour.bucket(to);
-    if hour_from >= hour_to {
-        pieces.push(RangePiece::Raw { from, to });
-        return pieces;
+    // The span each level covers, nested: level i covers [lows[i], highs[i]).
+    let (mut lows, mut highs) = (Vec::new(), Vec::new());
+    let (mut low, mut high) = (from, to);
+    for granularity in Granularity::ALL {
+        let (next_low, next_high) = (granularity.ceil(low), granularity.bucket(high));
+        if next_low >= next_high {
+            break;
+        }
+        (low, high) = (next_low, next_high);
+        lows.push(low);
+        highs.push(high);
     }
-    let day_from = ceil_to(hour_from, DAY_MS);
-    let day_to = Granularity::Day.bucket(hour_to);
     let mut push = |piece: RangePiece| match piece {
         RangePiece::Raw { from, to } | RangePiece::Rollup { from, to, .. } if from < to => pieces.push(piece),
         _ => {}
     };
-    push(RangePiece::Raw { from, to: hour_from });
-    if day_from < day_to {
-        push(RangePiece::Rollup { granularity: Granularity::Hour, from: hour_from, to: day_from });
-        push(RangePiece::Rollup { granularity: Granularity::Day, from: day_from, to: day_to });
-        push(RangePiece::Rollup { granularity: Granularity::Hour, from: day_to, to: hour_to });
-    } else {
-        push(RangePiece::Rollup { granularity: Granularity::Hour, from: hour_from, to: hour_to });
+    let levels = lows.len();
+    if levels == 0 {
+        push(RangePiece::Raw { from, to });
+        return pieces;
     }
-    push(RangePiece::Raw { from: hour_to, to });
+    // Left side, outermost first; the innermost level whole; right side back out.
+    push(RangePiece::Raw { from, to: lows[0] });
+    for i in 0..levels - 1 {
+        push(RangePiece::Rollup { granularity: Granularity::ALL[i], from: lows[i], to: lows[i + 1] });
+    }
+    push(RangePiece::Rollup { granularity: Granularity::ALL[levels - 1], from: lows[levels - 1], to: highs[levels - 1] });
+    for i in (0..levels - 1).rev() {
+        push(RangePiece::Rollup { granularity: Granularity::ALL[i], from: highs[i + 1], to: highs[i] });
+    }
+    push(RangePiece::Raw { from: highs[0], to });
     pieces
 }
 
@@ -198,13 +281,59 @@ mod tests {
     #[test]
     fn buckets_floor_negative_times_too() {
         assert_eq!(Granularity::Hour.bucket(-1), -HOUR_MS);
-        assert_eq!(ceil_to(-1, HOUR_MS), 0);
-        assert_eq!(ceil_to(HOUR_MS, HOUR_MS), HOUR_MS);
+        assert_eq!(Granularity::Hour.ceil(-1), 0);
+        assert_eq!(Granularity::Hour.ceil(HOUR_MS), HOUR_MS);
+    }
+
+    fn utc(y: i32, m: u32, d: u32) -> Millis {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis()
+    }
+
+    #[test]
+    fn months_are_utc_calendar_months() {
+        let month = Granularity::Month;
+        assert_eq!(month.bucket(utc(2024, 2, 29) + 5), utc(2024, 2, 1));
+        assert_eq!(month.next(utc(2024, 2, 1)), utc(2024, 3, 1), "a leap February");
+        assert_eq!(month.next(utc(2023, 12, 1)), utc(2024, 1, 1), "into the next year");
+        assert_eq!(month.ceil(utc(2024, 3, 1)), utc(2024, 3, 1));
+        assert_eq!(month.ceil(utc(2024, 3, 1) + 1), utc(2024, 4, 1));
+        assert_eq!(month.bucket(utc(1969, 12, 31) + 1), utc(1969, 12, 1), "before the epoch");
+    }
+
+    #[test]
+    fn a_year_is_months_with_days_hours_and_raw_edges_around_them() {
+        let from = utc(2024, 1, 30) - HOUR_MS - 7;
+        let to = utc(2025, 1, 3) + 2 * HOUR_MS + 9;
+        assert_eq!(
+            plan_range(from, to),
+            vec![
+                RangePiece::Raw { from, to: utc(2024, 1, 30) - HOUR_MS },
+                RangePiece::Rollup { granularity: Granularity::Hour, from: utc(2024, 1, 30) - HOUR_MS, to: utc(2024, 1, 30) },
+                RangePiece::Rollup { granularity: Granularity::Day, from: utc(2024, 1, 30), to: utc(2024, 2, 1) },
+                RangePiece::Rollup { granularity: Granularity::Month, from: utc(2024, 2, 1), to: utc(2025, 1, 1) },
+                RangePiece::Rollup { granularity: Granularity::Day, from: utc(2025, 1, 1), to: utc(2025, 1, 3) },
+                RangePiece::Rollup { granularity: Granularity::Hour, from: utc(2025, 1, 3), to: utc(2025, 1, 3) + 2 * HOUR_MS },
+                RangePiece::Raw { from: utc(2025, 1, 3) + 2 * HOUR_MS, to },
+            ]
+        );
+        assert_eq!(
+            plan_range(utc(2024, 3, 1), utc(2024, 5, 1)),
+            vec![RangePiece::Rollup { granularity: Granularity::Month, from: utc(2024, 3, 1), to: utc(2024, 5, 1) }]
+        );
+    }
+
+    #[test]
+    fn campaign_cells_drop_the_message() {
+        let cell = Cell::Touch { msg_hash: "m1".into(), kind: TouchKind::Opened };
+        assert_eq!(cell.into_campaign_cell(), ("m1".to_owned(), CampaignCell::Touch { kind: TouchKind::Opened }));
+        let unattributed = Cell::Conversion { goal_id: "orders".into(), rule: Rule::Unattributed, msg_hash: String::new() };
+        let expected = CampaignCell::Conversion { goal_id: "orders".into(), rule: Rule::Unattributed };
+        assert_eq!(unattributed.into_campaign_cell(), (String::new(), expected));
     }
 
     proptest! {
         #[test]
-        fn pieces_tile_the_range_exactly(from in 0i64..10 * DAY_MS, len in 0i64..5 * DAY_MS) {
+        fn pieces_tile_the_range_exactly(from in 0i64..400 * DAY_MS, len in 0i64..400 * DAY_MS) {
             let to = from + len;
             let pieces = plan_range(from, to);
             let mut at = from;
@@ -214,6 +343,7 @@ mod tests {
                     RangePiece::Rollup { granularity, from, to } => {
                         prop_assert_eq!(granularity.bucket(from), from);
                         prop_assert_eq!(granularity.bucket(to), to);
+                        prop_assert!(granularity == Granularity::Hour || len >= DAY_MS);
                         (from, to)
                     }
                 };

@@ -8,15 +8,16 @@
 
 #![allow(clippy::cloned_ref_to_slice_refs)] // `[x.clone()]` reads better in assertions.
 
+use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use touchstone_core::attribution::{Conversion, ConversionFact, Credit};
-use touchstone_core::model::{Millis, Record, Touch, TouchKind};
-use touchstone_core::rollup::{Cell, Cells, Granularity, HOUR_MS, Tally};
+use touchstone_core::model::{Channel, Message, Millis, Record, Touch, TouchKind};
+use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
 use touchstone_store::{
-    AttributionCommit, AttributionState, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome, LogPayload,
-    RecordReads, ReportReads, RollupDelta, SetAside, StoreError, log_shard,
+    AttributionCommit, AttributionState, CampaignDelta, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome,
+    LogPayload, PendingDelta, RecordReads, ReportReads, RollupDelta, SetAside, StoreError, log_shard,
 };
 
 /// The configured nodes. Panics when there are none: a test that cannot reach a node fails.
@@ -143,6 +144,34 @@ fn one_opened(tenant: &str) -> RollupDelta {
     RollupDelta { tenant: tenant.into(), hour: T0, cell: opened(), tally: Tally { count: 1, value_micros: 250 } }
 }
 
+fn campaign_opened(tenant: &str, campaign_id: &str, hour: Millis) -> CampaignDelta {
+    let cell = CampaignCell::Touch { kind: TouchKind::Opened };
+    let tally = Tally { count: 1, value_micros: 250 };
+    CampaignDelta { tenant: tenant.into(), campaign_id: campaign_id.into(), hour, cell, tally }
+}
+
+fn pending_opened(tenant: &str, msg_hash: &str, hour: Millis) -> PendingDelta {
+    let cell = CampaignCell::Touch { kind: TouchKind::Opened };
+    PendingDelta { tenant: tenant.into(), msg_hash: msg_hash.into(), hour, cell, tally: Tally { count: 1, value_micros: 250 } }
+}
+
+/// The campaign counters of every campaign in the bucket of `granularity` holding `T0`.
+async fn campaign_cells(
+    store: &dyn ReportReads,
+    tenant: &str,
+    granularity: Granularity,
+) -> touchstone_store::Result<BTreeMap<String, CampaignCells>> {
+    let bucket = granularity.bucket(T0);
+    store.campaign_rollups(tenant, None, granularity, bucket, granularity.next(bucket)).await
+}
+
+/// `{campaign_id: opened × count}`.
+fn opened_in(campaign_id: &str, count: i64) -> BTreeMap<String, CampaignCells> {
+    let mut cells = CampaignCells::default();
+    cells.add(CampaignCell::Touch { kind: TouchKind::Opened }, Tally { count, value_micros: 250 * i128::from(count) });
+    BTreeMap::from([(campaign_id.to_owned(), cells)])
+}
+
 async fn hour_cells(store: &dyn ReportReads, tenant: &str) -> touchstone_store::Result<Cells> {
     store.rollups(tenant, Granularity::Hour, T0, T0 + HOUR_MS).await
 }
@@ -168,7 +197,15 @@ async fn a_step_applied_again_leaves_rollups_exact() -> touchstone_store::Result
     let fixture = Fixture::new().await;
     let t = unique("again");
     let (shard, after, last) = one_logged_touch(&*fixture, &t).await?;
-    let step = AttributionCommit { shard, after, processed: last, rollups: vec![one_opened(&t)], ..Default::default() };
+    let step = AttributionCommit {
+        shard,
+        after,
+        processed: last,
+        rollups: vec![one_opened(&t)],
+        campaign_rollups: vec![campaign_opened(&t, "spring", T0)],
+        pending: vec![pending_opened(&t, "m9", T0)],
+        ..Default::default()
+    };
     fixture.commit_attribution(step).await?;
 
     // A second process knows nothing of the step, so it applies it again before reading.
@@ -177,6 +214,11 @@ async fn a_step_applied_again_leaves_rollups_exact() -> touchstone_store::Result
     assert!(other.read_log(shard, last, 10).await?.is_empty());
     assert_eq!(hour_cells(&other, &t).await?, cells(1, 250), "the step counted twice");
     assert_eq!(store_day(&other, &t).await?, cells(1, 250));
+    for granularity in Granularity::ALL {
+        assert_eq!(campaign_cells(&other, &t, granularity).await?, opened_in("spring", 1), "{granularity:?}");
+    }
+    let opened = CampaignCell::Touch { kind: TouchKind::Opened };
+    assert_eq!(other.pending_counters(&t, "m9").await?, [(T0, opened, Tally { count: 1, value_micros: 250 })]);
     Ok(())
 }
 
@@ -196,6 +238,8 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
         processed: last,
         conversions: vec![ConversionChange { old: None, new: Some(converted.clone()) }],
         rollups: vec![one_opened(&t)],
+        campaign_rollups: vec![campaign_opened(&t, "spring", T0)],
+        pending: vec![pending_opened(&t, "m9", T0)],
         set_aside: Vec::new(),
     };
     fixture.commit_without_applying(step).await?;
@@ -208,12 +252,22 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     assert_eq!(restarted.customer_conversions(&t, "c1", T0, T0 + 10).await?, [converted.clone()]);
     assert_eq!(restarted.conversions_between(&t, T0, T0 + HOUR_MS).await?, [converted]);
     assert_eq!(hour_cells(&restarted, &t).await?, cells(1, 250));
+    assert_eq!(campaign_cells(&restarted, &t, Granularity::Month).await?, opened_in("spring", 1));
+    assert_eq!(restarted.pending_counters(&t, "m9").await?.len(), 1);
     let status = restarted.log_status(shard).await?;
     assert_eq!((status.processed, status.oldest_pending_at), (last, None), "the log was not trimmed");
     // And the next commit builds on the re-applied step.
-    let next = AttributionCommit { shard, after: last, processed: last, rollups: vec![one_opened(&t)], ..Default::default() };
+    let next = AttributionCommit {
+        shard,
+        after: last,
+        processed: last,
+        rollups: vec![one_opened(&t)],
+        campaign_rollups: vec![campaign_opened(&t, "spring", T0)],
+        ..Default::default()
+    };
     restarted.commit_attribution(next).await?;
     assert_eq!(hour_cells(&restarted, &t).await?, cells(2, 500));
+    assert_eq!(campaign_cells(&restarted, &t, Granularity::Day).await?, opened_in("spring", 2));
     Ok(())
 }
 
@@ -340,5 +394,90 @@ async fn two_commits_from_the_same_position_one_is_fenced() -> touchstone_store:
     assert_eq!(fenced, 1, "{first:?} / {second:?}");
     assert!(first.is_ok() || second.is_ok());
     assert_eq!(hour_cells(&*fixture, &t).await?, cells(1, 250));
+    Ok(())
+}
+
+/// A step with more rows per partition than one batch takes (by count, and by bytes: long
+/// event names) is written whole, and summed exactly once when applied again.
+#[tokio::test]
+async fn a_large_step_is_written_in_bounded_batches_and_summed_once() -> touchstone_store::Result<()> {
+    let fixture = Fixture::new().await;
+    let t = unique("large");
+    let (shard, after, last) = one_logged_touch(&*fixture, &t).await?;
+    let long_name = "n".repeat(400);
+    let hit = CampaignCell::EventHit { name: long_name.clone() };
+    // 250 campaigns in one hour bucket: 250 rows of over 400 bytes in one partition per level.
+    let campaign_rollups: Vec<CampaignDelta> = (0..250)
+        .map(|i| CampaignDelta {
+            tenant: t.clone(),
+            campaign_id: format!("c{i:03}"),
+            hour: T0,
+            cell: hit.clone(),
+            tally: Tally { count: i + 1, value_micros: 0 },
+        })
+        .collect();
+    // One message pending over 150 hours: 150 rows in its one partition.
+    let pending: Vec<PendingDelta> = (0..150).map(|i| pending_opened(&t, "m9", T0 + i * HOUR_MS)).collect();
+    let step = AttributionCommit { shard, after, processed: last, campaign_rollups, pending, ..Default::default() };
+    fixture.commit_attribution(step).await?;
+
+    let other = fixture.another().await;
+    for store in [&fixture.store, &other] {
+        for granularity in Granularity::ALL {
+            let all = campaign_cells(store, &t, granularity).await?;
+            assert_eq!(all.len(), 250, "{granularity:?}");
+            let mut c042 = CampaignCells::default();
+            c042.add(hit.clone(), Tally { count: 43, value_micros: 0 });
+            assert_eq!(all.get("c042"), Some(&c042), "{granularity:?}");
+            let bucket = granularity.bucket(T0);
+            let one = store.campaign_rollups(&t, Some("c042"), granularity, bucket, granularity.next(bucket)).await?;
+            assert_eq!(one, BTreeMap::from([("c042".to_owned(), c042)]), "{granularity:?}");
+        }
+        let pending = store.pending_counters(&t, "m9").await?;
+        assert_eq!(pending.len(), 150);
+        assert!(pending.iter().all(|(_, _, tally)| *tally == Tally { count: 1, value_micros: 250 }), "{pending:?}");
+    }
+    Ok(())
+}
+
+/// Messages of one hour spread over its shard partitions; every one is read back, and a
+/// range of many hours (listed in `buckets`) is exact too.
+#[tokio::test]
+async fn messages_sent_between_reads_every_shard_of_every_hour() -> touchstone_store::Result<()> {
+    let fixture = Fixture::new().await;
+    let t = unique("sent");
+    let message = |i: i64, sent_at: Millis| Message {
+        tenant: t.clone(),
+        msg_hash: format!("m{i}"),
+        campaign_id: if i % 2 == 0 { "spring".into() } else { String::new() },
+        channel: Channel::Push,
+        tags: if i % 3 == 0 { vec!["vip".into()] } else { Vec::new() },
+        sent_at,
+    };
+    // 40 in the first hour, then one every 7 hours for 30 days.
+    let mut messages: Vec<Message> = (0..40).map(|i| message(i, T0 + i * 1_000)).collect();
+    messages.extend((0..103).map(|i| message(100 + i, T0 + HOUR_MS + i * 7 * HOUR_MS)));
+    let records = messages.iter().cloned().map(Record::Message).collect();
+    assert!(fixture.ingest(records).await?.iter().all(|outcome| *outcome == IngestOutcome::Accepted));
+
+    let sorted = |mut found: Vec<Message>| {
+        found.sort_by(|a, b| (a.sent_at, &a.msg_hash).cmp(&(b.sent_at, &b.msg_hash)));
+        found
+    };
+    let between = |from: Millis, to: Millis| {
+        messages.iter().filter(|m| from <= m.sent_at && m.sent_at < to).cloned().collect::<Vec<_>>()
+    };
+    for (from, to) in [
+        (T0, T0 + HOUR_MS),
+        (T0 + 1_000, T0 + 39_000),
+        (T0 - DAY_MS, T0 + 3 * DAY_MS),
+        (T0 + HOUR_MS, T0 + HOUR_MS + 7 * HOUR_MS),
+        (Millis::MIN, Millis::MAX),
+        (T0 + HOUR_MS, T0 + HOUR_MS),
+    ] {
+        let found = sorted(fixture.messages_sent_between(&t, from, to).await?);
+        assert_eq!(found, between(from, to), "[{from}, {to})");
+    }
+    assert_eq!(fixture.messages_sent_between(&t, Millis::MIN, Millis::MAX).await?.len(), 143);
     Ok(())
 }

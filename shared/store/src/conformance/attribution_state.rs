@@ -3,13 +3,13 @@
 //! entries a step sets aside.
 
 use super::{
-    T0, aside, cells, change, commit_conversions, conversion, delta, event, head, order, pending, sorted, tenant, tenant_log,
-    touch,
+    T0, aside, campaign_delta, campaigns, cells, change, commit_conversions, conversion, delta, event, head, order, pending,
+    pending_delta, sorted, tenant, tenant_log, touch,
 };
 use crate::{AttributionCommit, LogEntry, LogPayload, Result, SetAside, Store, StoreError, log_shard};
 use touchstone_core::attribution::{Conversion, Credit, Rule};
 use touchstone_core::model::{Record, Touch, TouchKind};
-use touchstone_core::rollup::{Cell, Cells, DAY_MS, Granularity, HOUR_MS};
+use touchstone_core::rollup::{CampaignCell, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
 
 pub async fn message_touches_returns_every_touch_of_the_message(store: &dyn Store) -> Result<()> {
     let t = tenant("message_touches");
@@ -167,13 +167,15 @@ pub async fn stale_commits_are_fenced(store: &dyn Store) -> Result<()> {
     let entries = store.read_log(shard, start, 10).await?;
     let last = entries.last().map_or(start, |entry| entry.seq);
     assert!(last > start, "the ingested touch is not in the log");
+    let campaign_opened = CampaignCell::Touch { kind: TouchKind::Opened };
     let step = AttributionCommit {
         shard,
         after: start,
         processed: last,
-        conversions: Vec::new(),
         rollups: vec![delta(&t, T0, &opened, 1, 0)],
-        set_aside: Vec::new(),
+        campaign_rollups: vec![campaign_delta(&t, "c1", T0, &campaign_opened, 1, 0)],
+        pending: vec![pending_delta(&t, "m2", T0, &campaign_opened, 1)],
+        ..AttributionCommit::default()
     };
 
     store.commit_attribution(step.clone()).await?;
@@ -185,6 +187,10 @@ pub async fn stale_commits_are_fenced(store: &dyn Store) -> Result<()> {
     assert_eq!(store.log_status(shard).await?.processed, last);
     let hour = Granularity::Hour.bucket(T0);
     assert_eq!(store.rollups(&t, Granularity::Hour, hour, hour + HOUR_MS).await?, cells(&[(&opened, 1, 0)]), "fenced commits wrote");
+    let month = Granularity::Month.bucket(T0);
+    let by_campaign = store.campaign_rollups(&t, None, Granularity::Month, month, month + 1).await?;
+    assert_eq!(by_campaign, campaigns(&[("c1", &campaign_opened, 1, 0)]), "fenced commits wrote campaign counters");
+    assert_eq!(store.pending_counters(&t, "m2").await?, vec![(hour, campaign_opened, Tally::ONE)], "fenced commits wrote");
     Ok(())
 }
 
@@ -222,6 +228,7 @@ pub async fn commit_with_set_aside_entries_processes_the_rest(store: &dyn Store)
         conversions: vec![change(None, Some(&o2))],
         rollups: vec![delta(&t, T0, &opened, 2, 0), delta(&t, T0, &converted, 1, 19_990_000)],
         set_aside: set_aside.clone(),
+        ..AttributionCommit::default()
     };
     store.commit_attribution(step).await?;
 

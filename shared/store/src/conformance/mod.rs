@@ -48,15 +48,21 @@ pub use ingest_log::{
 };
 pub use record_reads::{batched_reads_equal_single_reads_in_input_order, customer_touches_are_inclusive_across_bucket_edges};
 pub use report_reads::{
-    between_reads_are_half_open_across_hour_and_day_edges, rollup_deltas_sum_in_hour_and_day_buckets,
+    between_reads_are_half_open_across_hour_and_day_edges, campaign_rollups_cancelling_to_zero_are_absent,
+    campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets, messages_sent_between_is_half_open,
+    pending_counters_sum_per_hour_and_cell_until_moved, rollup_deltas_sum_in_hour_and_day_buckets,
     rollups_cancelling_to_zero_are_absent,
 };
 
-use crate::{AttributionCommit, ConversionChange, IngestOutcome, LogEntry, LogPayload, Result, RollupDelta, SetAside, Store, log_shard};
+use crate::{
+    AttributionCommit, CampaignDelta, ConversionChange, IngestOutcome, LogEntry, LogPayload, PendingDelta, Result, RollupDelta,
+    SetAside, Store, log_shard,
+};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use touchstone_core::attribution::{Conversion, ConversionFact, Credit, Rule};
 use touchstone_core::model::{AppEvent, Channel, Message, Millis, OrderRecord, Record, Touch, TouchKind};
-use touchstone_core::rollup::{Cell, Cells, DAY_MS, Granularity, Tally};
+use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, DAY_MS, Granularity, Tally};
 
 use IngestOutcome::Accepted;
 
@@ -100,6 +106,10 @@ macro_rules! conformance_suite {
             between_reads_are_half_open_across_hour_and_day_edges,
             rollup_deltas_sum_in_hour_and_day_buckets,
             rollups_cancelling_to_zero_are_absent,
+            campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets,
+            campaign_rollups_cancelling_to_zero_are_absent,
+            pending_counters_sum_per_hour_and_cell_until_moved,
+            messages_sent_between_is_half_open,
             // Every role
             many_rows_are_all_returned,
             reads_of_unknown_things_are_empty,
@@ -214,8 +224,41 @@ async fn commit_in_place(
 ) -> Result<()> {
     let shard = log_shard(tenant);
     let processed = store.log_status(shard).await?.processed;
-    let step = AttributionCommit { shard, after: processed, processed, conversions, rollups, set_aside: Vec::new() };
+    let step = AttributionCommit { shard, after: processed, processed, conversions, rollups, ..AttributionCommit::default() };
     store.commit_attribution(step).await
+}
+
+/// Commits campaign and pending counter deltas of `tenant` without moving its shard's
+/// processed position.
+async fn commit_campaign_counters(
+    store: &dyn Store,
+    tenant: &str,
+    campaign_rollups: Vec<CampaignDelta>,
+    pending: Vec<PendingDelta>,
+) -> Result<()> {
+    let shard = log_shard(tenant);
+    let processed = store.log_status(shard).await?.processed;
+    let step = AttributionCommit { shard, after: processed, processed, campaign_rollups, pending, ..AttributionCommit::default() };
+    store.commit_attribution(step).await
+}
+
+fn campaign_delta(tenant: &str, campaign_id: &str, hour: Millis, cell: &CampaignCell, count: i64, value_micros: i128) -> CampaignDelta {
+    let tally = Tally { count, value_micros };
+    CampaignDelta { tenant: tenant.into(), campaign_id: campaign_id.into(), hour, cell: cell.clone(), tally }
+}
+
+fn pending_delta(tenant: &str, msg_hash: &str, hour: Millis, cell: &CampaignCell, count: i64) -> PendingDelta {
+    let tally = Tally { count, value_micros: 0 };
+    PendingDelta { tenant: tenant.into(), msg_hash: msg_hash.into(), hour, cell: cell.clone(), tally }
+}
+
+/// Campaign counters by campaign id, as [`ReportReads::campaign_rollups`] returns them.
+fn campaigns(entries: &[(&str, &CampaignCell, i64, i128)]) -> BTreeMap<String, CampaignCells> {
+    let mut by_campaign: BTreeMap<String, CampaignCells> = BTreeMap::new();
+    for &(campaign_id, cell, count, value_micros) in entries {
+        by_campaign.entry(campaign_id.to_owned()).or_default().add(cell.clone(), Tally { count, value_micros });
+    }
+    by_campaign
 }
 
 async fn commit_conversions(store: &dyn Store, tenant: &str, conversions: Vec<ConversionChange>) -> Result<()> {

@@ -1,11 +1,15 @@
 //! Checks of [`ReportReads`](crate::ReportReads): the half-open range reads, and rollup
-//! counters summed by hour and day.
+//! counters (per message, per campaign, pending by message) summed by hour, day and month.
 
-use super::{T0, cells, change, commit_conversions, commit_in_place, conversion, delta, event, ids, tenant, touch};
+use super::{
+    T0, campaign_delta, campaigns, cells, change, commit_campaign_counters, commit_conversions, commit_in_place, conversion, delta,
+    event, ids, message, pending_delta, tenant, touch,
+};
 use crate::{Result, Store};
+use std::collections::BTreeMap;
 use touchstone_core::attribution::Rule;
-use touchstone_core::model::{Millis, Record, TouchKind};
-use touchstone_core::rollup::{Cell, Cells, DAY_MS, Granularity, HOUR_MS};
+use touchstone_core::model::{Message, Millis, Record, TouchKind};
+use touchstone_core::rollup::{CampaignCell, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
 
 pub async fn between_reads_are_half_open_across_hour_and_day_edges(store: &dyn Store) -> Result<()> {
     let t = tenant("between");
@@ -96,5 +100,116 @@ pub async fn rollups_cancelling_to_zero_are_absent(store: &dyn Store) -> Result<
     assert_eq!(hours(h2, h2 + HOUR_MS).await?, cells(&[(&opened, -1, 0)]));
     assert_eq!(hours(day, day + DAY_MS).await?, Cells::default(), "hours cancelling each other");
     assert_eq!(store.rollups(&t, Granularity::Day, day, day + DAY_MS).await?, Cells::default(), "a day row summing to zero");
+    Ok(())
+}
+
+/// Campaign counters land in the hour, day and UTC month of their delta, summed per
+/// campaign; one campaign can be read alone.
+pub async fn campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets(store: &dyn Store) -> Result<()> {
+    let t = tenant("campaign_rollups");
+    // T0 is 1 January; h3 is in February.
+    let (h1, h2, h3) = (T0 + 30 * DAY_MS + HOUR_MS, T0 + 30 * DAY_MS + 5 * HOUR_MS, T0 + 31 * DAY_MS + HOUR_MS);
+    let (january, february, march) = (T0, T0 + 31 * DAY_MS, T0 + 60 * DAY_MS);
+    assert_eq!(Granularity::Month.bucket(h3), february);
+    let opened = CampaignCell::Touch { kind: TouchKind::Opened };
+    let sent = CampaignCell::Message;
+    let converted = CampaignCell::Conversion { goal_id: "orders".into(), rule: Rule::LastTouch };
+    let unattributed = CampaignCell::Conversion { goal_id: "orders".into(), rule: Rule::Unattributed };
+    let first = vec![
+        campaign_delta(&t, "c1", h1, &opened, 1, 0),
+        campaign_delta(&t, "c1", h2, &opened, 2, 0),
+        campaign_delta(&t, "c1", h1, &converted, 1, 500),
+        campaign_delta(&t, "c2", h1, &sent, 1, 0),
+        campaign_delta(&t, "", h2, &unattributed, 3, 900),
+        campaign_delta(&t, "c1", h3, &opened, 4, 0),
+    ];
+    commit_campaign_counters(store, &t, first, Vec::new()).await?;
+    commit_campaign_counters(store, &t, vec![campaign_delta(&t, "c1", h1, &opened, 10, 0)], Vec::new()).await?;
+
+    let read = |campaign: Option<&'static str>, granularity, from, to| store.campaign_rollups(&t, campaign, granularity, from, to);
+    let january_all =
+        campaigns(&[("c1", &opened, 13, 0), ("c1", &converted, 1, 500), ("c2", &sent, 1, 0), ("", &unattributed, 3, 900)]);
+    assert_eq!(read(None, Granularity::Month, january, february).await?, january_all);
+    assert_eq!(read(None, Granularity::Day, h1 - HOUR_MS, h1 - HOUR_MS + DAY_MS).await?, january_all, "the day of h1 and h2");
+    assert_eq!(read(None, Granularity::Hour, h1 + 1, h2).await?, BTreeMap::new(), "buckets starting in [from, to)");
+    let h1_only = campaigns(&[("c1", &opened, 11, 0), ("c1", &converted, 1, 500), ("c2", &sent, 1, 0)]);
+    assert_eq!(read(None, Granularity::Hour, h1, h2).await?, h1_only, "the bucket at `to` is out");
+    assert_eq!(read(Some("c1"), Granularity::Hour, h1, h1 + 1).await?, campaigns(&[("c1", &opened, 11, 0), ("c1", &converted, 1, 500)]));
+    assert_eq!(read(Some(""), Granularity::Month, january, march).await?, campaigns(&[("", &unattributed, 3, 900)]), "no campaign");
+    let year = read(Some("c1"), Granularity::Month, january, march).await?;
+    assert_eq!(year, campaigns(&[("c1", &opened, 17, 0), ("c1", &converted, 1, 500)]), "January and February");
+    assert_eq!(read(Some("c3"), Granularity::Month, january, march).await?, BTreeMap::new());
+    assert_eq!(read(None, Granularity::Month, march, march + 31 * DAY_MS).await?, BTreeMap::new());
+    let other = store.campaign_rollups(&tenant("campaign_rollups_other"), None, Granularity::Month, january, march).await?;
+    assert_eq!(other, BTreeMap::new());
+    Ok(())
+}
+
+/// Campaign cells summing to zero are left out, and a campaign left with none is too.
+pub async fn campaign_rollups_cancelling_to_zero_are_absent(store: &dyn Store) -> Result<()> {
+    let t = tenant("campaign_rollups_zero");
+    let h1 = T0 + 40 * DAY_MS + HOUR_MS;
+    let opened = CampaignCell::Touch { kind: TouchKind::Opened };
+    let converted = CampaignCell::Conversion { goal_id: "orders".into(), rule: Rule::Explicit };
+    let first = vec![campaign_delta(&t, "c1", h1, &opened, 1, 0), campaign_delta(&t, "c2", h1, &converted, 1, 7)];
+    commit_campaign_counters(store, &t, first, Vec::new()).await?;
+    commit_campaign_counters(store, &t, vec![campaign_delta(&t, "c2", h1, &converted, -1, -7)], Vec::new()).await?;
+    for granularity in Granularity::ALL {
+        let from = granularity.bucket(h1);
+        let read = store.campaign_rollups(&t, None, granularity, from, granularity.next(from)).await?;
+        assert_eq!(read, campaigns(&[("c1", &opened, 1, 0)]), "{granularity:?}: a retracted conversion left its campaign");
+    }
+    Ok(())
+}
+
+/// Pending counters of a message sum per hour and cell; negated deltas (a registration
+/// moving them to the campaign) leave nothing.
+pub async fn pending_counters_sum_per_hour_and_cell_until_moved(store: &dyn Store) -> Result<()> {
+    let t = tenant("pending");
+    let (h1, h2) = (T0 + HOUR_MS, T0 + DAY_MS + 7 * HOUR_MS);
+    let opened = CampaignCell::Touch { kind: TouchKind::Opened };
+    let viewed = CampaignCell::EventHit { name: "view".into() };
+    let first = vec![pending_delta(&t, "m1", h1, &opened, 1), pending_delta(&t, "m1", h2, &viewed, 2), pending_delta(&t, "m2", h1, &opened, 5)];
+    commit_campaign_counters(store, &t, Vec::new(), first).await?;
+    commit_campaign_counters(store, &t, Vec::new(), vec![pending_delta(&t, "m1", h1, &opened, 3)]).await?;
+
+    let sorted = |mut counters: Vec<(Millis, CampaignCell, Tally)>| {
+        counters.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        counters
+    };
+    let m1 = sorted(store.pending_counters(&t, "m1").await?);
+    assert_eq!(m1, vec![(h1, opened.clone(), Tally { count: 4, value_micros: 0 }), (h2, viewed.clone(), Tally { count: 2, value_micros: 0 })]);
+    let moved = vec![pending_delta(&t, "m1", h1, &opened, -4), pending_delta(&t, "m1", h2, &viewed, -2)];
+    commit_campaign_counters(store, &t, Vec::new(), moved).await?;
+    assert_eq!(store.pending_counters(&t, "m1").await?, vec![], "moved counters remain");
+    assert_eq!(store.pending_counters(&t, "m2").await?, vec![(h1, opened, Tally { count: 5, value_micros: 0 })]);
+    assert_eq!(store.pending_counters(&tenant("pending_other"), "m1").await?, vec![]);
+    Ok(())
+}
+
+/// Registered messages are found by `sent_at`, half-open, across hour edges.
+pub async fn messages_sent_between_is_half_open(store: &dyn Store) -> Result<()> {
+    let t = tenant("messages_sent");
+    let hour = T0 + 3 * HOUR_MS;
+    let sent = |msg_hash: &str, sent_at: Millis| Message { sent_at, ..message(&t, msg_hash, "c1") };
+    let messages = [sent("h-1", hour - 1), sent("h", hour), sent("h+1", hour + 1), sent("later", hour + 2 * HOUR_MS)];
+    store.ingest(messages.iter().cloned().map(Record::Message).collect()).await?;
+    store.ingest(vec![Record::Message(message(&tenant("messages_sent_other"), "h", "c1"))]).await?;
+    let cases: [(Millis, Millis, &[&str]); 5] = [
+        (hour - 1, hour + 1, &["h", "h-1"]),
+        (hour, hour + 1, &["h"]),
+        (hour - HOUR_MS, hour + 3 * HOUR_MS, &["h", "h+1", "h-1", "later"]),
+        (hour, hour, &[]),
+        (hour + 2, hour + 2 * HOUR_MS, &[]),
+    ];
+    for (from, to, want) in cases {
+        let mut found = store.messages_sent_between(&t, from, to).await?;
+        found.sort_by(|a, b| a.msg_hash.cmp(&b.msg_hash));
+        let hashes: Vec<&str> = found.iter().map(|m| m.msg_hash.as_str()).collect();
+        assert_eq!(hashes, want, "messages_sent_between [{from}, {to})");
+        for message in &found {
+            assert_eq!(Some(message), messages.iter().find(|m| m.msg_hash == message.msg_hash), "the message as registered");
+        }
+    }
     Ok(())
 }

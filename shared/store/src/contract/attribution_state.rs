@@ -5,7 +5,7 @@ use crate::{RecordReads, Result, SetAside};
 use async_trait::async_trait;
 use touchstone_core::attribution::{Conversion, ConversionFact};
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
-use touchstone_core::rollup::{Cell, Tally};
+use touchstone_core::rollup::{CampaignCell, Cell, Tally};
 
 /// A customer's rows with `from <= ts <= to` (inclusive), for the batched reads.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,6 +47,30 @@ pub struct RollupDelta {
     pub tally: Tally,
 }
 
+/// A change to one campaign counter, for the hour holding `hour` (and its day and month).
+/// `campaign_id` is empty for messages of no campaign and for unattributed conversions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignDelta {
+    pub tenant: String,
+    pub campaign_id: String,
+    /// Start of the UTC hour bucket.
+    pub hour: Millis,
+    pub cell: CampaignCell,
+    pub tally: Tally,
+}
+
+/// A change to the counters of a message not registered yet: kept by message until its
+/// registration moves them to its campaign (a negated delta takes them out again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDelta {
+    pub tenant: String,
+    pub msg_hash: String,
+    /// Start of the UTC hour bucket.
+    pub hour: Millis,
+    pub cell: CampaignCell,
+    pub tally: Tally,
+}
+
 /// Everything one attribution step writes, applied all or nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttributionCommit {
@@ -62,6 +86,10 @@ pub struct AttributionCommit {
     pub conversions: Vec<ConversionChange>,
     /// At most one delta per `(tenant, hour, cell)`.
     pub rollups: Vec<RollupDelta>,
+    /// At most one delta per `(tenant, campaign_id, hour, cell)`.
+    pub campaign_rollups: Vec<CampaignDelta>,
+    /// At most one delta per `(tenant, msg_hash, hour, cell)`.
+    pub pending: Vec<PendingDelta>,
     /// Entries in `(after, processed]` set aside instead of processed: kept, and counted
     /// in [`LogStatus::set_aside`](crate::LogStatus::set_aside).
     pub set_aside: Vec<SetAside>,
@@ -69,8 +97,8 @@ pub struct AttributionCommit {
 
 /// The attribution engine's reads and its commit.
 ///
-/// - **Atomic commits**: `commit_attribution` applies conversions, rollup deltas, set-aside
-///   entries and the processed position all together or not at all, so a step that crashed
+/// - **Atomic commits**: `commit_attribution` applies conversions, rollup deltas (message,
+///   campaign and pending counters), set-aside entries and the processed position all together or not at all, so a step that crashed
 ///   is simply redone; and only if the shard's processed position is still the one the step
 ///   started from, so two workers can never both commit the same entries.
 #[async_trait]
@@ -92,6 +120,10 @@ pub trait AttributionState: RecordReads {
 
     /// Conversions whose converting record carries `msg_hash` explicitly.
     async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>>;
+
+    /// The pending counters of a message (see [`PendingDelta`]), summed per hour and cell,
+    /// zeros left out, any order.
+    async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>>;
 
     /// Every conversion of the tenant (for recomputes).
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>>;

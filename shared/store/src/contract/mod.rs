@@ -22,7 +22,9 @@ mod ingest_log;
 mod record_reads;
 mod report_reads;
 
-pub use attribution_state::{AttributionCommit, AttributionState, ConversionChange, ConversionKey, CustomerSpan, RollupDelta};
+pub use attribution_state::{
+    AttributionCommit, AttributionState, CampaignDelta, ConversionChange, ConversionKey, CustomerSpan, PendingDelta, RollupDelta,
+};
 pub use config_store::ConfigStore;
 pub use coordination::Coordination;
 pub use ingest_log::{IngestLog, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, LogStatus, SetAside, log_shard};

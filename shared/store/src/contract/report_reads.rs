@@ -3,16 +3,32 @@
 use crate::{RecordReads, Result};
 use async_trait::async_trait;
 use touchstone_core::attribution::Conversion;
-use touchstone_core::model::{AppEvent, Millis, Touch};
-use touchstone_core::rollup::{Cells, Granularity};
+use std::collections::BTreeMap;
+use touchstone_core::model::{AppEvent, Message, Millis, Touch};
+use touchstone_core::rollup::{CampaignCells, Cells, Granularity};
 
-/// Rollup counters for whole hours and days, raw rows for the ragged edges of a range.
-/// A row is readable here once the attribution commit that counted it returned (rollups,
-/// conversions) or once its ingest call returned (touches, events).
+/// Rollup counters for whole hours, days and months, raw rows for the ragged edges of a
+/// range. A row is readable here once the attribution commit that counted it returned
+/// (rollups, conversions) or once its ingest call returned (touches, events, messages).
 #[async_trait]
 pub trait ReportReads: RecordReads {
     /// Rollup counters summed over the buckets of `granularity` starting in `[from, to)`.
     async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells>;
+
+    /// Campaign counters summed over the buckets of `granularity` starting in `[from, to)`,
+    /// by campaign id (empty: no campaign); only `campaign_id` when given. Zero cells and
+    /// campaigns left with none are left out.
+    async fn campaign_rollups(
+        &self,
+        tenant: &str,
+        campaign_id: Option<&str>,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<BTreeMap<String, CampaignCells>>;
+
+    /// Registered messages with `from <= sent_at < to`, any order.
+    async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>>;
 
     async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>>;
 

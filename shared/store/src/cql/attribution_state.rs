@@ -5,17 +5,18 @@
 //! A commit stores the step's body in `shard_steps`, then moves `shard_progress` from
 //! `(after, previous step)` to `(processed, this step)` by LWT: a worker that lost its lease
 //! (or any second commit from the same position) finds the row changed and gets
-//! [`StoreError::Fenced`]. Applying the step (conversion rows, rollup deltas, set-aside
-//! entries, trimming the log) follows; if the process dies before it is done, the next
-//! process to read or commit the shard applies the stored step again first
-//! ([`Inner::catch_up`]; the log reads of `ingest_log.rs` call it through
-//! [`Inner::ensure_step_applied`]). Every write of a step is idempotent and carries the
-//! step's timestamp, which grows from step to step, so applying a step twice, or late,
+//! [`StoreError::Fenced`]. Applying the step (conversion rows, rollup deltas of message,
+//! campaign and pending counters, set-aside entries, trimming the log) follows; if the
+//! process dies before it is done, the next process to read or commit the shard applies the
+//! stored step again first ([`Inner::catch_up`]; the log reads of `ingest_log.rs` call it
+//! through [`Inner::ensure_step_applied`]). Every write of a step is idempotent and carries
+//! the step's timestamp, which grows from step to step, so applying a step twice, or late,
 //! never changes what a newer step wrote.
 
 use super::layout::{
-    CHUNK, ConversionRow, CUSTOMER_BUCKET_MS, RollupRow, TIME_SHARDS, bucket, chunk, conversion_buckets, conversion_rows, decode,
-    rollup_bucket, seq_value, shard_value, table, touch,
+    CHUNK, CUSTOMER_BUCKET_MS, CampaignRollupRow, ConversionRow, PendingRow, RollupRow, StoredCells, TIME_SHARDS, bucket,
+    campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, rollup_bucket, seq_value, shard_value, table,
+    touch,
 };
 use super::{CqlStore, Inner, StepMark, Write, all};
 use crate::support::{StoredPayload, encode};
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
-use touchstone_core::rollup::{Cell, Granularity, Tally};
+use touchstone_core::rollup::{CampaignCell, Cell, Granularity, Tally};
 
 #[async_trait]
 impl AttributionState for CqlStore {
@@ -51,6 +52,10 @@ impl AttributionState for CqlStore {
 
     async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
         self.inner.explicit_conversions(tenant, msg_hash).await
+    }
+
+    async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
+        self.inner.pending_counters(tenant, msg_hash).await
     }
 
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
@@ -125,6 +130,19 @@ impl Inner {
         let rows: Vec<(Vec<u8>,)> = self.rows(&self.statements.select_conversions_by_explicit, (tenant, msg_hash)).await?;
         rows.into_iter().map(|(body,)| decode("conversion", &body)).collect()
     }
+
+    /// The message's `pending_deltas` partition (one row per hour and step) summed per hour
+    /// and cell.
+    async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
+        let rows: Vec<(i64, Vec<u8>)> = self.rows(&self.statements.select_pending_deltas, (tenant, msg_hash)).await?;
+        let mut sums: BTreeMap<(Millis, CampaignCell), Tally> = BTreeMap::new();
+        for (hour, cells) in rows {
+            for (cell, tally) in decode::<StoredCells>("pending cells", &cells)? {
+                sums.entry((hour, cell)).or_default().add(tally);
+            }
+        }
+        Ok(sums.into_iter().filter(|(_, tally)| !tally.is_zero()).map(|((hour, cell), tally)| (hour, cell, tally)).collect())
+    }
 }
 
 type OrderRow = (String, i64, String, String, String, i64, String, Option<Vec<String>>, String, Option<String>);
@@ -162,6 +180,10 @@ struct StoredStep {
     processed: u64,
     conversions: Vec<(Option<Conversion>, Option<Conversion>)>,
     rollups: Vec<(String, Millis, Cell, Tally)>,
+    /// `(tenant, campaign_id, hour, cell, tally)`.
+    campaign_rollups: Vec<(String, String, Millis, CampaignCell, Tally)>,
+    /// `(tenant, msg_hash, hour, cell, tally)`.
+    pending: Vec<(String, String, Millis, CampaignCell, Tally)>,
     set_aside: Vec<StoredSetAside>,
 }
 
@@ -226,6 +248,12 @@ impl Inner {
             processed: commit.processed,
             conversions: commit.conversions.into_iter().map(|change| (change.old, change.new)).collect(),
             rollups: commit.rollups.into_iter().map(|d| (d.tenant, d.hour, d.cell, d.tally)).collect(),
+            campaign_rollups: commit
+                .campaign_rollups
+                .into_iter()
+                .map(|d| (d.tenant, d.campaign_id, d.hour, d.cell, d.tally))
+                .collect(),
+            pending: commit.pending.into_iter().map(|d| (d.tenant, d.msg_hash, d.hour, d.cell, d.tally)).collect(),
             set_aside: commit.set_aside.into_iter().map(StoredSetAside::of).collect(),
         };
         let body = encode(&step)?;
@@ -369,6 +397,36 @@ impl Inner {
             .map(|((tenant, granularity, bucket, cell), tally)| RollupRow { tenant, granularity, bucket, cell, tally })
             .collect();
 
+        // Campaign counters the same way, one row per campaign and bucket holding all its
+        // cells; pending counters one row per message and hour.
+        type Sums = BTreeMap<CampaignCell, Tally>;
+        let mut campaign_sums: BTreeMap<(String, Granularity, Millis, String), Sums> = BTreeMap::new();
+        for (tenant, campaign_id, hour, cell, tally) in &step.campaign_rollups {
+            for granularity in Granularity::ALL {
+                let bucket = campaign_rollup_bucket(tenant, granularity, *hour);
+                let key = (tenant.clone(), granularity, bucket.bucket, campaign_id.clone());
+                campaign_sums.entry(key).or_default().entry(cell.clone()).or_default().add(*tally);
+                buckets.insert(bucket);
+            }
+        }
+        let mut campaign_rollups = Vec::new();
+        for ((tenant, granularity, bucket, campaign_id), sums) in campaign_sums {
+            if let Some(cells) = stored_cells(sums)? {
+                campaign_rollups.push(CampaignRollupRow { tenant, granularity, bucket, campaign_id, cells });
+            }
+        }
+        let mut pending_sums: BTreeMap<(String, String, Millis), Sums> = BTreeMap::new();
+        for (tenant, msg_hash, hour, cell, tally) in &step.pending {
+            let key = (tenant.clone(), msg_hash.clone(), Granularity::Hour.bucket(*hour));
+            pending_sums.entry(key).or_default().entry(cell.clone()).or_default().add(*tally);
+        }
+        let mut pending = Vec::new();
+        for ((tenant, msg_hash, hour), sums) in pending_sums {
+            if let Some(cells) = stored_cells(sums)? {
+                pending.push(PendingRow { tenant, msg_hash, hour, cells });
+            }
+        }
+
         // Kept for good (no TTL), and written at the step's timestamp like the rest, so a
         // re-applied step rewrites the very same rows.
         let set_aside: Vec<(&StoredSetAside, Vec<u8>)> =
@@ -380,8 +438,10 @@ impl Inner {
         }
         writes.extend(deleted.iter().map(|row| self.write_conversion(row, None, timestamp)));
         writes.extend(set_aside.iter().map(|row| self.write_set_aside(step.shard, row, timestamp)));
+        writes.extend(self.rollup_writes(&rollups, step.id, timestamp));
+        writes.extend(self.campaign_rollup_writes(&campaign_rollups, step.id, timestamp));
+        writes.extend(self.pending_writes(&pending, step.id, timestamp));
         all(writes).await?;
-        self.write_rollups(&rollups, step.id, timestamp).await?;
 
         self.trim_log(step.shard, step.after, step.processed).await?;
         if step.previous != 0 {
@@ -419,6 +479,12 @@ impl Inner {
         all(deletes).await?;
         Ok(())
     }
+}
+
+/// The encoded [`StoredCells`] of one row, zeros left out; `None` when nothing is left.
+fn stored_cells(sums: BTreeMap<CampaignCell, Tally>) -> Result<Option<Vec<u8>>> {
+    let cells: StoredCells = sums.into_iter().filter(|(_, tally)| !tally.is_zero()).collect();
+    if cells.is_empty() { Ok(None) } else { encode(&cells).map(Some) }
 }
 
 /// A step id no other step of any process has: random, never 0.

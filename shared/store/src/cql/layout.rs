@@ -1,14 +1,16 @@
 //! How the backend's values map onto the tables of `deploy/cql/`: log shards and chunks,
-//! time buckets, the rows a record, a conversion or a rollup delta is stored in, column
-//! conversions; the writes of those rows (by ingest and by commits, each with the `buckets`
-//! rows they occupy), and the bucket lookups that every read over a range starts from.
+//! time buckets, the rows a record, a conversion or a rollup delta (message, campaign or
+//! pending counters) is stored in, column conversions; the writes of those rows (by ingest
+//! and by commits, each with the `buckets` rows they occupy), and the bucket lookups that
+//! every read over a range starts from.
 //!
 //! Tables read by time are partitioned by a time bucket (30 days per customer or message,
-//! an hour or a day per tenant); the `buckets` table lists the buckets that hold rows of
-//! one `(tenant, table, key)`, so a read over an open range or a whole history visits only
-//! partitions that exist. The per-tenant hour tables also spread each hour over
-//! [`TIME_SHARDS`] partitions by a hash of the row's id, so a busy tenant's hour is not one
-//! hot partition. The ingest log is cut into chunks of [`CHUNK`] positions per partition.
+//! an hour or a day per tenant, and a UTC month too for rollups); the `buckets` table lists
+//! the buckets that hold rows of one `(tenant, table, key)`, so a read over an open range or
+//! a whole history visits only partitions that exist. The per-tenant hour tables also spread
+//! each hour over [`TIME_SHARDS`] partitions by a hash of the row's id, so a busy tenant's
+//! hour is not one hot partition. The ingest log is cut into chunks of [`CHUNK`] positions
+//! per partition.
 
 use super::errors::cql_error;
 use super::{Inner, Write, all};
@@ -22,8 +24,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 use touchstone_core::attribution::Conversion;
-use touchstone_core::model::{Millis, Record, Touch};
-use touchstone_core::rollup::{DAY_MS, Granularity, HOUR_MS, Tally};
+use touchstone_core::model::{Message, Millis, Record, Touch};
+use touchstone_core::rollup::{CampaignCell, DAY_MS, Granularity, HOUR_MS, Tally};
 
 /// Positions per `ingest_log` partition: a partition never grows past this many rows.
 pub(super) const CHUNK: u64 = 10_000;
@@ -69,6 +71,7 @@ pub(super) const TIME_SHARDS: i32 = 8;
 
 /// Names of bucketed tables, as stored in `buckets.table_name`.
 pub(super) mod table {
+    pub const MESSAGES_BY_TIME: &str = "messages_by_time";
     pub const TOUCHES_BY_CUSTOMER: &str = "touches_by_customer";
     pub const TOUCHES_BY_MESSAGE: &str = "touches_by_message";
     pub const TOUCHES_BY_TIME: &str = "touches_by_time";
@@ -79,6 +82,7 @@ pub(super) mod table {
     pub const CONVERSIONS_BY_CUSTOMER: &str = "conversions_by_customer";
     pub const CONVERSIONS_BY_TIME: &str = "conversions_by_time";
     pub const ROLLUP_DELTAS: &str = "rollup_deltas";
+    pub const CAMPAIGN_ROLLUP_DELTAS: &str = "campaign_rollup_deltas";
 }
 
 /// One row of `buckets`: `bucket` of `table` holds rows of `key` (of the tenant).
@@ -115,6 +119,7 @@ pub(super) fn granularity_code(granularity: Granularity) -> &'static str {
     match granularity {
         Granularity::Hour => "h",
         Granularity::Day => "d",
+        Granularity::Month => "m",
     }
 }
 
@@ -207,6 +212,54 @@ pub(super) struct RollupRow {
     pub tally: Tally,
 }
 
+/// The bucket of the campaign rollup rows of `granularity` holding `hour`.
+pub(super) fn campaign_rollup_bucket(tenant: &str, granularity: Granularity, hour: Millis) -> BucketRow {
+    BucketRow::new(tenant, table::CAMPAIGN_ROLLUP_DELTAS, granularity_code(granularity), granularity.bucket(hour))
+}
+
+/// The `cells` blob of `campaign_rollup_deltas` and `pending_deltas`: one step's summed
+/// counters of one campaign (or message) in one bucket, one entry per cell.
+pub(super) type StoredCells = Vec<(CampaignCell, Tally)>;
+
+/// A campaign rollup delta row to write: `(tenant, granularity, bucket)` is its partition,
+/// `cells` the encoded [`StoredCells`].
+pub(super) struct CampaignRollupRow {
+    pub tenant: String,
+    pub granularity: Granularity,
+    pub bucket: Millis,
+    pub campaign_id: String,
+    pub cells: Vec<u8>,
+}
+
+/// A pending delta row to write: `(tenant, msg_hash)` is its partition, `cells` the
+/// encoded [`StoredCells`].
+pub(super) struct PendingRow {
+    pub tenant: String,
+    pub msg_hash: String,
+    /// Start of the UTC hour.
+    pub hour: Millis,
+    pub cells: Vec<u8>,
+}
+
+/// A message from the columns of `messages` or `messages_by_time`.
+pub(super) fn message(
+    tenant: &str,
+    msg_hash: String,
+    campaign_id: String,
+    channel: &str,
+    tags: Option<Vec<String>>,
+    sent_at: Millis,
+) -> Result<Message> {
+    Ok(Message {
+        tenant: tenant.to_owned(),
+        msg_hash,
+        campaign_id,
+        channel: parse("message channel", channel)?,
+        tags: tags.unwrap_or_default(),
+        sent_at,
+    })
+}
+
 /// A touch from the columns of one of the touch tables.
 pub(super) fn touch(tenant: &str, event_id: String, msg_hash: String, customer_id: String, kind: &str, ts: Millis) -> Result<Touch> {
     Ok(Touch { tenant: tenant.to_owned(), event_id, msg_hash, customer_id, kind: parse("touch kind", kind)?, ts })
@@ -222,8 +275,14 @@ impl Inner {
         for &record in records {
             match record {
                 Record::Message(m) => {
-                    let values = (&m.tenant, &m.msg_hash, &m.campaign_id, m.channel.as_str(), &m.tags, m.sent_at);
+                    let hour = bucket(m.sent_at, HOUR_MS);
+                    let channel = m.channel.as_str();
+                    let values = (&m.tenant, &m.msg_hash, &m.campaign_id, channel, &m.tags, m.sent_at);
+                    let shard = spread(&[&m.msg_hash]);
+                    let by_time = (&m.tenant, hour, shard, m.sent_at, &m.msg_hash, &m.campaign_id, channel, &m.tags);
                     writes.push(Box::pin(self.write(&s.insert_message, values)));
+                    writes.push(Box::pin(self.write(&s.insert_message_by_time, by_time)));
+                    bucket_rows.insert(BucketRow::new(&m.tenant, table::MESSAGES_BY_TIME, "", hour));
                 }
                 Record::Touch(t) => {
                     let month = bucket(t.ts, CUSTOMER_BUCKET_MS);
@@ -328,31 +387,88 @@ impl Inner {
         }
     }
 
-    /// Writes rollup delta rows under `step`; rows of one partition go in one unlogged batch.
-    pub(super) async fn write_rollups(&self, rows: &[RollupRow], step: i64, timestamp: i64) -> Result<()> {
-        // Bounded so a busy bucket does not make one oversized request.
-        const BATCH_ROWS: usize = 100;
-        let mut partitions: BTreeMap<(&str, &str, Millis), Vec<&RollupRow>> = BTreeMap::new();
+    /// The writes of rollup delta rows under `step`, at the step's timestamp.
+    pub(super) fn rollup_writes<'a>(&'a self, rows: &'a [RollupRow], step: i64, timestamp: i64) -> Vec<Write<'a>> {
+        let mut partitions: BTreeMap<(&str, &str, Millis), Vec<_>> = BTreeMap::new();
         for row in rows {
-            partitions.entry((&row.tenant, granularity_code(row.granularity), row.bucket)).or_default().push(row);
+            let (tenant, granularity) = (row.tenant.as_str(), granularity_code(row.granularity));
+            let values = (tenant, granularity, row.bucket, &row.cell, step, row.tally.count, varint(row.tally.value_micros));
+            partitions.entry((tenant, granularity, row.bucket)).or_default().push((values, row.cell.len()));
         }
-        let batches = partitions.iter().flat_map(|(&(tenant, granularity, bucket), rows)| {
-            rows.chunks(BATCH_ROWS).map(move |rows| {
+        let statement = &self.statements.insert_rollup_delta;
+        partitions.into_values().flat_map(|rows| self.partition_batches(statement, timestamp, rows)).collect()
+    }
+
+    /// The writes of campaign rollup delta rows under `step`, at the step's timestamp.
+    pub(super) fn campaign_rollup_writes<'a>(
+        &'a self,
+        rows: &'a [CampaignRollupRow],
+        step: i64,
+        timestamp: i64,
+    ) -> Vec<Write<'a>> {
+        let mut partitions: BTreeMap<(&str, &str, Millis), Vec<_>> = BTreeMap::new();
+        for row in rows {
+            let (tenant, granularity) = (row.tenant.as_str(), granularity_code(row.granularity));
+            let values = (tenant, granularity, row.bucket, row.campaign_id.as_str(), step, &row.cells);
+            let size = row.campaign_id.len() + row.cells.len();
+            partitions.entry((tenant, granularity, row.bucket)).or_default().push((values, size));
+        }
+        let statement = &self.statements.insert_campaign_rollup_delta;
+        partitions.into_values().flat_map(|rows| self.partition_batches(statement, timestamp, rows)).collect()
+    }
+
+    /// The writes of pending delta rows under `step`, at the step's timestamp.
+    pub(super) fn pending_writes<'a>(&'a self, rows: &'a [PendingRow], step: i64, timestamp: i64) -> Vec<Write<'a>> {
+        let mut partitions: BTreeMap<(&str, &str), Vec<_>> = BTreeMap::new();
+        for row in rows {
+            let (tenant, msg_hash) = (row.tenant.as_str(), row.msg_hash.as_str());
+            let values = (tenant, msg_hash, row.hour, step, &row.cells);
+            partitions.entry((tenant, msg_hash)).or_default().push((values, row.cells.len()));
+        }
+        let statement = &self.statements.insert_pending_delta;
+        partitions.into_values().flat_map(|rows| self.partition_batches(statement, timestamp, rows)).collect()
+    }
+
+    /// Unlogged batches of `statement`, one run per row of `rows` (its values and about how
+    /// many bytes they take), all at `timestamp`. The rows must be of one partition: a batch
+    /// then costs no more than a single write, and is applied as one.
+    fn partition_batches<'a, V>(
+        &'a self,
+        statement: &'a PreparedStatement,
+        timestamp: i64,
+        rows: Vec<(V, usize)>,
+    ) -> Vec<Write<'a>>
+    where
+        V: SerializeRow + Send + Sync + 'a,
+    {
+        // Bounded so a busy bucket does not make one oversized request (nor meet a server's
+        // batch size limit).
+        const BATCH_ROWS: usize = 100;
+        const BATCH_BYTES: usize = 32 << 10;
+        let mut chunks: Vec<Vec<V>> = Vec::new();
+        let mut bytes = 0;
+        for (values, size) in rows {
+            match chunks.last_mut() {
+                Some(chunk) if chunk.len() < BATCH_ROWS && bytes + size <= BATCH_BYTES => chunk.push(values),
+                _ => {
+                    chunks.push(vec![values]);
+                    bytes = 0;
+                }
+            }
+            bytes += size;
+        }
+        chunks
+            .into_iter()
+            .map(|values| {
                 let mut batch = Batch::new(BatchType::Unlogged);
                 batch.set_is_idempotent(true);
                 batch.set_timestamp(Some(timestamp));
-                let values: Vec<_> = rows
-                    .iter()
-                    .map(|row| {
-                        batch.append_statement(self.statements.insert_rollup_delta.clone());
-                        (tenant, granularity, bucket, &row.cell, step, row.tally.count, varint(row.tally.value_micros))
-                    })
-                    .collect();
-                async move { self.session.batch(&batch, values).await.map(drop).map_err(cql_error) }
+                for _ in &values {
+                    batch.append_statement(statement.clone());
+                }
+                Box::pin(async move { self.session.batch(&batch, values).await.map(drop).map_err(cql_error) }) as Write<'a>
             })
-        });
-        all(batches).await?;
-        Ok(())
+            .collect()
     }
 
     /// The buckets of `(tenant, table, key)` starting in `[first, last]` that hold rows.

@@ -25,13 +25,13 @@
 //!   reserved position that never got a row is marked `skipped` by LWT after the same
 //!   timeout, which also stops a late writer from filling it (its insert is not applied).
 //! - **Commits** (`attribution_state.rs`): the body of a step (conversion changes, rollup
-//!   deltas, set-aside entries) is stored first, then one LWT on `shard_progress` moves the
-//!   processed position and names the step, which fences off a worker that lost its lease.
-//!   Applying the step comes after; a process that reads a shard whose stored step it has
-//!   not applied itself applies it again first. Re-applying is exact: rollup deltas are rows
-//!   keyed by the step id, summed on read (no counters), and conversion and set-aside rows
-//!   are written with the step's own timestamp, so a late re-apply of an older step never
-//!   overwrites a newer one.
+//!   deltas of message, campaign and pending counters, set-aside entries) is stored first,
+//!   then one LWT on `shard_progress` moves the processed position and names the step, which
+//!   fences off a worker that lost its lease. Applying the step comes after; a process that
+//!   reads a shard whose stored step it has not applied itself applies it again first.
+//!   Re-applying is exact: rollup deltas (all three kinds) are rows keyed by the step id,
+//!   summed on read (no counters), and conversion and set-aside rows are written with the
+//!   step's own timestamp, so a late re-apply of an older step never overwrites a newer one.
 //! - **Reads** (`record_reads.rs`, `attribution_state.rs`, `report_reads.rs`): every table
 //!   is partitioned by tenant, natural key and a time bucket; the `buckets` table lists the
 //!   buckets that hold rows, so open-ended reads visit only those. Reads are paged.

@@ -1,13 +1,13 @@
 //! [`RecordReads`] on CQL: registered messages by point reads, a customer's touches from
 //! the 30-day buckets its range touches, a conversion by its key.
 
-use super::layout::{CUSTOMER_BUCKET_MS, bucket, decode, parse, table, touch};
+use super::layout::{CUSTOMER_BUCKET_MS, bucket, decode, message, table, touch};
 use super::{CqlStore, Inner, all};
 use crate::{RecordReads, Result};
 use async_trait::async_trait;
 use std::collections::HashSet;
 use touchstone_core::attribution::{Conversion, Messages};
-use touchstone_core::model::{Message, Millis, Touch};
+use touchstone_core::model::{Millis, Touch};
 
 #[async_trait]
 impl RecordReads for CqlStore {
@@ -31,14 +31,7 @@ impl Inner {
             let row: Option<(String, String, Option<Vec<String>>, i64)> =
                 self.row(&self.statements.select_message, (tenant, msg_hash)).await?;
             let Some((campaign_id, channel, tags, sent_at)) = row else { return Ok(None) };
-            let message = Message {
-                tenant: tenant.to_owned(),
-                msg_hash: msg_hash.clone(),
-                campaign_id,
-                channel: parse("message channel", &channel)?,
-                tags: tags.unwrap_or_default(),
-                sent_at,
-            };
+            let message = message(tenant, msg_hash.clone(), campaign_id, &channel, tags, sent_at)?;
             Ok(Some((msg_hash.clone(), message)))
         });
         Ok(all(reads).await?.into_iter().flatten().collect())

@@ -1,19 +1,36 @@
-//! [`ReportReads`] on CQL: rollup delta rows summed over the buckets of a range (listed in
-//! `buckets` first), and raw rows of the hour partitions a range touches.
+//! [`ReportReads`] on CQL: rollup delta rows (message and campaign counters) summed over
+//! the buckets of a range (listed in `buckets` first), and raw rows of the hour partitions
+//! a range touches.
 
-use super::layout::{decode, from_varint, granularity_code, table, touch};
+use super::layout::{StoredCells, decode, from_varint, granularity_code, message, table, touch};
 use super::{CqlStore, Inner, all};
 use crate::{ReportReads, Result};
 use async_trait::async_trait;
 use scylla::value::CqlVarint;
+use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
-use touchstone_core::model::{AppEvent, Millis, Touch};
-use touchstone_core::rollup::{Cell, Cells, Granularity, Tally};
+use touchstone_core::model::{AppEvent, Message, Millis, Touch};
+use touchstone_core::rollup::{CampaignCells, Cell, Cells, Granularity, Tally};
 
 #[async_trait]
 impl ReportReads for CqlStore {
     async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells> {
         self.inner.rollups(tenant, granularity, from, to).await
+    }
+
+    async fn campaign_rollups(
+        &self,
+        tenant: &str,
+        campaign_id: Option<&str>,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<BTreeMap<String, CampaignCells>> {
+        self.inner.campaign_rollups(tenant, campaign_id, granularity, from, to).await
+    }
+
+    async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
+        self.inner.messages_sent_between(tenant, from, to).await
     }
 
     async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
@@ -45,6 +62,58 @@ impl Inner {
             cells.add(cell, Tally { count, value_micros: from_varint(&value_micros)? });
         }
         Ok(cells.without_zeros())
+    }
+
+    /// Like [`Self::rollups`], by campaign: each bucket's rows (of one campaign, a slice of
+    /// the partition, when one is asked for) summed per campaign and cell.
+    async fn campaign_rollups(
+        &self,
+        tenant: &str,
+        campaign_id: Option<&str>,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<BTreeMap<String, CampaignCells>> {
+        let mut campaigns: BTreeMap<String, CampaignCells> = BTreeMap::new();
+        if from >= to {
+            return Ok(campaigns);
+        }
+        let s = &self.statements;
+        let code = granularity_code(granularity);
+        let buckets = self.buckets(tenant, table::CAMPAIGN_ROLLUP_DELTAS, code, from, to - 1).await?;
+        let reads = buckets.into_iter().map(|bucket| async move {
+            match campaign_id {
+                Some(id) => self.rows::<(String, Vec<u8>)>(&s.select_campaign_rollup_deltas_of, (tenant, code, bucket, id)).await,
+                None => self.rows::<(String, Vec<u8>)>(&s.select_campaign_rollup_deltas, (tenant, code, bucket)).await,
+            }
+        });
+        for (campaign, cells) in all(reads).await?.into_iter().flatten() {
+            let sums = campaigns.entry(campaign).or_default();
+            for (cell, tally) in decode::<StoredCells>("campaign cells", &cells)? {
+                sums.add(cell, tally);
+            }
+        }
+        Ok(campaigns
+            .into_iter()
+            .map(|(campaign, cells)| (campaign, cells.without_zeros()))
+            .filter(|(_, cells)| !cells.is_empty())
+            .collect())
+    }
+
+    /// Messages by `sent_at`, from the `messages_by_time` partitions of the hours that hold
+    /// any (listed in `buckets`), so any range is exact, however long.
+    async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
+        type MessageRow = (i64, String, String, String, Option<Vec<String>>);
+        let partitions = self.hour_partitions(tenant, table::MESSAGES_BY_TIME, from, to).await?;
+        let reads = partitions.into_iter().map(|(hour, shard)| {
+            self.rows::<MessageRow>(&self.statements.select_messages_by_time, (tenant, hour, shard, from, to))
+        });
+        all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|(sent_at, msg_hash, campaign_id, channel, tags)| message(tenant, msg_hash, campaign_id, &channel, tags, sent_at))
+            .collect()
     }
 
     async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {

@@ -68,6 +68,7 @@ async fn prepare(session: &Session, keyspace: &str, serial: SerialConsistency, c
 statements! {
     // ---- records, written once per accepted record ----
     insert_message: Write => "INSERT INTO {ks}.messages (tenant, msg_hash, campaign_id, channel, tags, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
+    insert_message_by_time: Write => "INSERT INTO {ks}.messages_by_time (tenant, hour, shard, sent_at, msg_hash, campaign_id, channel, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     insert_touch_by_customer: Write => "INSERT INTO {ks}.touches_by_customer (tenant, customer_id, bucket, ts, event_id, msg_hash, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
     insert_touch_by_message: Write => "INSERT INTO {ks}.touches_by_message (tenant, msg_hash, bucket, ts, event_id, customer_id, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
     insert_touch_by_time: Write => "INSERT INTO {ks}.touches_by_time (tenant, hour, shard, ts, event_id, msg_hash, customer_id, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -80,6 +81,7 @@ statements! {
 
     // ---- record reads ----
     select_message: Read => "SELECT campaign_id, channel, tags, sent_at FROM {ks}.messages WHERE tenant = ? AND msg_hash = ?",
+    select_messages_by_time: Read => "SELECT sent_at, msg_hash, campaign_id, channel, tags FROM {ks}.messages_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND sent_at >= ? AND sent_at < ?",
     select_touches_by_customer: Read => "SELECT ts, event_id, msg_hash, kind FROM {ks}.touches_by_customer WHERE tenant = ? AND customer_id = ? AND bucket = ? AND ts >= ? AND ts <= ?",
     select_touches_by_message: Read => "SELECT ts, event_id, customer_id, kind FROM {ks}.touches_by_message WHERE tenant = ? AND msg_hash = ? AND bucket = ?",
     select_touches_by_time: Read => "SELECT ts, event_id, msg_hash, customer_id, kind FROM {ks}.touches_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
@@ -103,9 +105,14 @@ statements! {
     select_conversions_by_time: Read => "SELECT conversion FROM {ks}.conversions_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
     select_conversions_by_explicit: Read => "SELECT conversion FROM {ks}.conversions_by_explicit WHERE tenant = ? AND msg_hash = ?",
 
-    // ---- rollups ----
+    // ---- rollups: delta rows keyed by their step, written with the step's timestamp ----
     insert_rollup_delta: Write => "INSERT INTO {ks}.rollup_deltas (tenant, granularity, bucket, cell, step, count, value_micros) VALUES (?, ?, ?, ?, ?, ?, ?)",
     select_rollup_deltas: Read => "SELECT cell, count, value_micros FROM {ks}.rollup_deltas WHERE tenant = ? AND granularity = ? AND bucket = ?",
+    insert_campaign_rollup_delta: Write => "INSERT INTO {ks}.campaign_rollup_deltas (tenant, granularity, bucket, campaign_id, step, cells) VALUES (?, ?, ?, ?, ?, ?)",
+    select_campaign_rollup_deltas: Read => "SELECT campaign_id, cells FROM {ks}.campaign_rollup_deltas WHERE tenant = ? AND granularity = ? AND bucket = ?",
+    select_campaign_rollup_deltas_of: Read => "SELECT campaign_id, cells FROM {ks}.campaign_rollup_deltas WHERE tenant = ? AND granularity = ? AND bucket = ? AND campaign_id = ?",
+    insert_pending_delta: Write => "INSERT INTO {ks}.pending_deltas (tenant, msg_hash, hour, step, cells) VALUES (?, ?, ?, ?, ?)",
+    select_pending_deltas: Read => "SELECT hour, cells FROM {ks}.pending_deltas WHERE tenant = ? AND msg_hash = ?",
 
     // ---- configs ----
     select_config: Read => "SELECT version, config FROM {ks}.configs WHERE tenant = ?",

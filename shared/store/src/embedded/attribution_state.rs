@@ -2,16 +2,19 @@
 //! committer's lock (rollup counters are read-modify-write).
 
 use super::ingest_log::StoredSetAside;
-use super::key::Key;
-use super::layout::{CUSTOMER_BUCKET_MS, PROCESSED, Table, conversion_keys, counter_key, log_key, rollup_key, time_range};
-use super::{EmbeddedStore, Tables, Writes};
+use super::key::{read_time, Key};
+use super::layout::{
+    CUSTOMER_BUCKET_MS, PROCESSED, Table, campaign_rollup_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
+    rollup_key, time_range,
+};
+use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::lock;
 use crate::{AttributionCommit, AttributionState, CustomerSpan, Result, StoreError};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
-use touchstone_core::rollup::{Granularity, Tally};
+use touchstone_core::rollup::{CampaignCell, CampaignCells, Counters, Granularity, Tally};
 
 #[async_trait]
 impl AttributionState for EmbeddedStore {
@@ -69,6 +72,12 @@ impl AttributionState for EmbeddedStore {
             .await
     }
 
+    async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
+        let tenant = tenant.to_owned();
+        let msg_hash = msg_hash.to_owned();
+        self.blocking(move |tables| tables.pending_counters(&tenant, &msg_hash)).await
+    }
+
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
         self.blocking(move |tables| tables.commit_attribution(commit)).await
     }
@@ -105,6 +114,26 @@ impl Tables {
         self.scan_prefix(Table::Conversions, Key::new().str(tenant))
     }
 
+
+    fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
+        let partition = pending_partition(tenant, msg_hash);
+        let mut counters = Vec::new();
+        for guard in self.table(Table::PendingCounters).prefix(super::checked(partition.as_bytes())?) {
+            let (key, value) = guard.into_inner().map_err(backend)?;
+            let (hour, cell) = key
+                .get(partition.as_bytes().len()..)
+                .and_then(read_time)
+                .ok_or_else(|| StoreError::Corrupt("pending counter key too short".to_owned()))?;
+            counters.push((hour, decode(Table::PendingCounters, cell)?, decode(Table::PendingCounters, &value)?));
+        }
+        Ok(counters)
+    }
+
+    /// A campaign's stored cells for one bucket.
+    pub(super) fn campaign_row(&self, key: &[u8]) -> Result<CampaignCells> {
+        let cells: Vec<(CampaignCell, Tally)> = self.get(Table::CampaignRollups, key)?.unwrap_or_default();
+        Ok(Counters(cells.into_iter().collect()))
+    }
 
     fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
         let _turn = lock(&self.committer);
@@ -150,6 +179,41 @@ impl Tables {
                 writes.delete(Table::Rollups, key);
             } else {
                 writes.put(Table::Rollups, key, &tally)?;
+            }
+        }
+
+        // A campaign row holds all of the campaign's cells for its bucket.
+        let mut campaign_sums: BTreeMap<Vec<u8>, CampaignCells> = BTreeMap::new();
+        for delta in &commit.campaign_rollups {
+            for granularity in Granularity::ALL {
+                let key = campaign_rollup_key(&delta.tenant, granularity, granularity.bucket(delta.hour), &delta.campaign_id);
+                campaign_sums.entry(key).or_default().add(delta.cell.clone(), delta.tally);
+            }
+        }
+        for (key, delta) in campaign_sums {
+            let mut cells = self.campaign_row(&key)?;
+            cells.merge(delta);
+            let mut cells: Vec<(CampaignCell, Tally)> = cells.without_zeros().0.into_iter().collect();
+            if cells.is_empty() {
+                writes.delete(Table::CampaignRollups, key);
+            } else {
+                cells.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                writes.put(Table::CampaignRollups, key, &cells)?;
+            }
+        }
+
+        let mut pending_sums: BTreeMap<Vec<u8>, Tally> = BTreeMap::new();
+        for delta in &commit.pending {
+            let key = pending_key(&delta.tenant, &delta.msg_hash, Granularity::Hour.bucket(delta.hour), &delta.cell)?;
+            pending_sums.entry(key).or_default().add(delta.tally);
+        }
+        for (key, delta) in pending_sums {
+            let mut tally: Tally = self.get(Table::PendingCounters, &key)?.unwrap_or_default();
+            tally.add(delta);
+            if tally.is_zero() {
+                writes.delete(Table::PendingCounters, key);
+            } else {
+                writes.put(Table::PendingCounters, key, &tally)?;
             }
         }
 

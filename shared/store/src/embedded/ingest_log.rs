@@ -290,6 +290,9 @@ fn record_rows(record: &Record, buffers: &mut Buffers, mut row: impl FnMut(Table
     match record {
         Record::Message(message) => {
             row(Table::Messages, buffers.key(|key| key.str(&message.tenant).str(&message.msg_hash)));
+            let by_time =
+                buffers.key(|key| time_key(key.str(&message.tenant), Some(TIME_BUCKET_MS), message.sent_at).str(&message.msg_hash));
+            row(Table::MessagesByTime, by_time);
         }
         Record::Touch(touch) => {
             let by_customer =

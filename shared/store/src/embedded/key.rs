@@ -54,6 +54,19 @@ impl Key {
     }
 }
 
+/// The time at the start of `bytes` as [`Key::time`] wrote it, and the rest.
+pub fn read_time(bytes: &[u8]) -> Option<(i64, &[u8])> {
+    let (time, rest) = bytes.split_first_chunk::<8>()?;
+    Some(((u64::from_be_bytes(*time) ^ (1 << 63)) as i64, rest))
+}
+
+/// The string at the start of `bytes` as [`Key::str`] wrote it, and the rest.
+pub fn read_str(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let (text, rest) = rest.split_at_checked(u32::from_be_bytes(*len) as usize)?;
+    Some((std::str::from_utf8(text).ok()?, rest))
+}
+
 /// The least key above every key starting with `prefix`; `None` when there is none.
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
@@ -69,6 +82,16 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn components_read_back_as_written() {
+        let key = Key::new().time(-5).str("campaign").tag(b'x');
+        let (time, rest) = read_time(key.as_bytes()).unwrap();
+        let (text, rest) = read_str(rest).unwrap();
+        assert_eq!((time, text, rest), (-5, "campaign", &b"x"[..]));
+        assert_eq!(read_str(&[0, 0, 0, 9, b'a']), None, "a length past the end");
+        assert_eq!(read_time(&[1, 2]), None);
+    }
 
     #[test]
     fn times_sort_numerically_negative_first() {

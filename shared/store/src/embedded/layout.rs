@@ -9,6 +9,7 @@
 //! |---|---|---|---|
 //! | `dedup` | tenant, namespace (`m` message, `e` event_id), id | empty | `ingest` |
 //! | `messages` | tenant, msg_hash | `Message` | `messages` |
+//! | `messages_by_time` | tenant, hour, sent_at, msg_hash | `Message` | `messages_sent_between` |
 //! | `touches_by_customer` | tenant, customer, 30-day bucket, ts, event_id | `Touch` | `customer_touches` |
 //! | `touches_by_message` | tenant, msg_hash, ts, event_id | `Touch` | `message_touches` |
 //! | `touches_by_time` | tenant, hour, ts, event_id | `Touch` | `touches_between` |
@@ -23,7 +24,9 @@
 //! | `conversions_by_customer` | tenant, customer, 30-day bucket, ts, goal_id, key | `Conversion` | `customer_conversions` |
 //! | `conversions_by_time` | tenant, hour, ts, goal_id, key | `Conversion` | `conversions_between` |
 //! | `conversions_by_explicit` | tenant, explicit msg_hash, goal_id, key | `Conversion` | `explicit_conversions` |
-//! | `rollups` | tenant, granularity (`h`/`d`), bucket start, cell (postcard) | `Tally` | `rollups` |
+//! | `rollups` | tenant, granularity (`h`/`d`/`m`), bucket start, cell (postcard) | `Tally` | `rollups` |
+//! | `campaign_rollups` | tenant, granularity, bucket start, campaign_id | every cell of the campaign (`Vec<(CampaignCell, Tally)>`) | `campaign_rollups` |
+//! | `pending_counters` | tenant, msg_hash, hour, cell (postcard) | `Tally` | `pending_counters` |
 //! | `set_aside` | shard (u32), seq (u64) | the entry, why, when | `set_aside`, `log_status` |
 
 use super::key::{self, Key};
@@ -32,7 +35,7 @@ use crate::{LOG_SHARDS, Result};
 use std::ops::Bound;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::Millis;
-use touchstone_core::rollup::{Cell, DAY_MS, Granularity, HOUR_MS};
+use touchstone_core::rollup::{CampaignCell, Cell, DAY_MS, Granularity, HOUR_MS};
 
 /// Bucket of the per-customer tables: a customer's reads span at most a channel window
 /// (a year at the very most, a week usually), so one or two buckets per read.
@@ -66,11 +69,14 @@ pub(super) enum Table {
     ConversionsByExplicit,
     Rollups,
     SetAside,
+    MessagesByTime,
+    CampaignRollups,
+    PendingCounters,
 }
 
 impl Table {
     /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
-    pub(super) const ALL: [Table; 18] = [
+    pub(super) const ALL: [Table; 21] = [
         Table::Dedup,
         Table::Messages,
         Table::TouchesByCustomer,
@@ -89,6 +95,9 @@ impl Table {
         Table::ConversionsByExplicit,
         Table::Rollups,
         Table::SetAside,
+        Table::MessagesByTime,
+        Table::CampaignRollups,
+        Table::PendingCounters,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -111,6 +120,9 @@ impl Table {
             Table::ConversionsByExplicit => "conversions_by_explicit",
             Table::Rollups => "rollups",
             Table::SetAside => "set_aside",
+            Table::MessagesByTime => "messages_by_time",
+            Table::CampaignRollups => "campaign_rollups",
+            Table::PendingCounters => "pending_counters",
         }
     }
 }
@@ -136,10 +148,29 @@ pub(super) fn rollup_key(tenant: &str, granularity: Granularity, bucket: Millis,
     Ok(key.bytes(&encode(cell)?).into_vec())
 }
 
+/// A campaign's row: one row holds all its counters for a bucket, so a report over every
+/// campaign reads a row per campaign and bucket, however many cells each has.
+pub(super) fn campaign_rollup_key(tenant: &str, granularity: Granularity, bucket: Millis, campaign_id: &str) -> Vec<u8> {
+    campaign_rollup_partition(tenant, granularity).time(bucket).str(campaign_id).into_vec()
+}
+
+pub(super) fn campaign_rollup_partition(tenant: &str, granularity: Granularity) -> Key {
+    Key::new().str(tenant).tag(granularity_tag(granularity))
+}
+
+pub(super) fn pending_key(tenant: &str, msg_hash: &str, hour: Millis, cell: &CampaignCell) -> Result<Vec<u8>> {
+    Ok(pending_partition(tenant, msg_hash).time(hour).bytes(&encode(cell)?).into_vec())
+}
+
+pub(super) fn pending_partition(tenant: &str, msg_hash: &str) -> Key {
+    Key::new().str(tenant).str(msg_hash)
+}
+
 pub(super) fn granularity_tag(granularity: Granularity) -> u8 {
     match granularity {
         Granularity::Hour => b'h',
         Granularity::Day => b'd',
+        Granularity::Month => b'm',
     }
 }
 

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Memory bounds, so that the process stays small however much data it holds:
-/// - each table's memtable is flushed at this size (18 tables: at most ~75 MiB of
+/// - each table's memtable is flushed at this size (21 tables: at most ~85 MiB of
 ///   memtables, and smaller skiplists insert faster than fjall's 64 MiB default). This
 ///   store rotates memtables itself ([`Tables::account`]); fjall's own rotation is set never
 ///   to trigger ([`FJALL_ROTATION_OFF`]);

@@ -1,19 +1,41 @@
 //! [`ReportReads`] on fjall: rollup rows summed over a range of buckets, raw rows by time.
 
-use super::key::Key;
-use super::layout::{TIME_BUCKET_MS, Table, granularity_tag, range_is_empty, time_range};
+use super::key::{Key, read_str, read_time};
+use super::layout::{TIME_BUCKET_MS, Table, campaign_rollup_partition, granularity_tag, range_is_empty, time_range};
 use super::{EmbeddedStore, Tables, backend, decode};
 use crate::{ReportReads, Result, StoreError};
 use async_trait::async_trait;
 use touchstone_core::attribution::Conversion;
-use touchstone_core::model::{AppEvent, Millis, Touch};
-use touchstone_core::rollup::{Cell, Cells, Granularity};
+use std::collections::BTreeMap;
+use touchstone_core::model::{AppEvent, Message, Millis, Touch};
+use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, Granularity, Tally};
 
 #[async_trait]
 impl ReportReads for EmbeddedStore {
     async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells> {
         let tenant = tenant.to_owned();
         self.blocking(move |tables| tables.rollups(&tenant, granularity, from, to)).await
+    }
+
+    async fn campaign_rollups(
+        &self,
+        tenant: &str,
+        campaign_id: Option<&str>,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<BTreeMap<String, CampaignCells>> {
+        let tenant = tenant.to_owned();
+        let campaign_id = campaign_id.map(str::to_owned);
+        self.blocking(move |tables| tables.campaign_rollups(&tenant, campaign_id.as_deref(), granularity, from, to)).await
+    }
+
+    async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| {
+            tables.scan(Table::MessagesByTime, time_range(&Key::new().str(&tenant), Some(TIME_BUCKET_MS), from, Some(to)))
+        })
+        .await
     }
 
     async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
@@ -51,6 +73,42 @@ impl Tables {
         }
         // Rows that sum to zero are deleted, but rows of different buckets may still cancel.
         Ok(cells.without_zeros())
+    }
+
+    /// One range scan over the buckets of every campaign; rows of other campaigns are
+    /// skipped by their key, without decoding them, when one campaign is asked for.
+    fn campaign_rollups(
+        &self,
+        tenant: &str,
+        campaign_id: Option<&str>,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<BTreeMap<String, CampaignCells>> {
+        let partition = campaign_rollup_partition(tenant, granularity);
+        let range = time_range(&partition, None, from, Some(to));
+        let mut by_campaign: BTreeMap<String, CampaignCells> = BTreeMap::new();
+        if range_is_empty(&range) {
+            return Ok(by_campaign);
+        }
+        super::layout::check_range(&range)?;
+        let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
+        for guard in self.table(Table::CampaignRollups).range(range) {
+            let (key, value) = guard.into_inner().map_err(backend)?;
+            let (_bucket, rest) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
+            let (campaign, _) = read_str(rest).ok_or_else(corrupt)?;
+            if campaign_id.is_some_and(|wanted| wanted != campaign) {
+                continue;
+            }
+            let cells: Vec<(CampaignCell, Tally)> = decode(Table::CampaignRollups, &value)?;
+            let sum = by_campaign.entry(campaign.to_owned()).or_default();
+            for (cell, tally) in cells {
+                sum.add(cell, tally);
+            }
+        }
+        by_campaign = by_campaign.into_iter().map(|(id, cells)| (id, cells.without_zeros())).collect();
+        by_campaign.retain(|_, cells| !cells.0.is_empty());
+        Ok(by_campaign)
     }
 
     fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
