@@ -34,7 +34,7 @@ impl Range {
 /// Every message counter of a tenant summed over the range, zero cells dropped.
 pub async fn cells(store: &dyn ReportReads, tenant: &str, range: Range) -> Result<Cells> {
     let mut cells = Cells::default();
-    for piece in rollup::plan_range(range.from, range.to) {
+    for piece in rollup::plan_range(range.from, range.to, rollup::MESSAGE_LEVELS) {
         match piece {
             RangePiece::Rollup { granularity, from, to } => {
                 cells.merge(store.rollups(tenant, granularity, from, to).await?);
@@ -61,7 +61,7 @@ pub async fn campaign_cells(
             by_campaign.entry(campaign.to_owned()).or_default().add(cell, tally);
         }
     };
-    for piece in rollup::plan_range(range.from, range.to) {
+    for piece in rollup::plan_range(range.from, range.to, rollup::CAMPAIGN_LEVELS) {
         match piece {
             RangePiece::Rollup { granularity, from, to } => {
                 for (campaign, cells) in store.campaign_rollups(tenant, campaign_id, granularity, from, to).await? {

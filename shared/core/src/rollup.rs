@@ -151,6 +151,13 @@ pub enum Granularity {
     Month,
 }
 
+/// The levels message counters are kept at: a message is active for days, so months would
+/// save reports little and cost attribution a write per counter.
+pub const MESSAGE_LEVELS: &[Granularity] = &[Granularity::Hour, Granularity::Day];
+/// The levels campaign counters are kept at: a campaign runs for months, and a year of it
+/// is then about a dozen rows.
+pub const CAMPAIGN_LEVELS: &[Granularity] = &[Granularity::Hour, Granularity::Day, Granularity::Month];
+
 impl Granularity {
     pub const ALL: [Granularity; 3] = [Granularity::Hour, Granularity::Day, Granularity::Month];
 
@@ -198,10 +205,10 @@ pub enum RangePiece {
     Raw { from: Millis, to: Millis },
 }
 
-/// Splits `[from, to)` into the coarsest whole buckets inside it (months, then days and
-/// hours at either side) and raw edges, in time order, covering each ms exactly once.
-/// Empty when `from >= to`.
-pub fn plan_range(from: Millis, to: Millis) -> Vec<RangePiece> {
+/// Splits `[from, to)` into the coarsest whole buckets of `levels` (finest first, each made
+/// of whole buckets of the one before) inside it, finer ones at either side, and raw
+/// edges, in time order, covering each ms exactly once. Empty when `from >= to`.
+pub fn plan_range(from: Millis, to: Millis, levels: &[Granularity]) -> Vec<RangePiece> {
     let mut pieces = Vec::new();
     if from >= to {
         return pieces;
@@ -209,7 +216,7 @@ pub fn plan_range(from: Millis, to: Millis) -> Vec<RangePiece> {
     // The span each level covers, nested: level i covers [lows[i], highs[i]).
     let (mut lows, mut highs) = (Vec::new(), Vec::new());
     let (mut low, mut high) = (from, to);
-    for granularity in Granularity::ALL {
+    for &granularity in levels {
         let (next_low, next_high) = (granularity.ceil(low), granularity.bucket(high));
         if next_low >= next_high {
             break;
@@ -222,6 +229,7 @@ pub fn plan_range(from: Millis, to: Millis) -> Vec<RangePiece> {
         RangePiece::Raw { from, to } | RangePiece::Rollup { from, to, .. } if from < to => pieces.push(piece),
         _ => {}
     };
+    let levels_used = levels;
     let levels = lows.len();
     if levels == 0 {
         push(RangePiece::Raw { from, to });
@@ -230,11 +238,11 @@ pub fn plan_range(from: Millis, to: Millis) -> Vec<RangePiece> {
     // Left side, outermost first; the innermost level whole; right side back out.
     push(RangePiece::Raw { from, to: lows[0] });
     for i in 0..levels - 1 {
-        push(RangePiece::Rollup { granularity: Granularity::ALL[i], from: lows[i], to: lows[i + 1] });
+        push(RangePiece::Rollup { granularity: levels_used[i], from: lows[i], to: lows[i + 1] });
     }
-    push(RangePiece::Rollup { granularity: Granularity::ALL[levels - 1], from: lows[levels - 1], to: highs[levels - 1] });
+    push(RangePiece::Rollup { granularity: levels_used[levels - 1], from: lows[levels - 1], to: highs[levels - 1] });
     for i in (0..levels - 1).rev() {
-        push(RangePiece::Rollup { granularity: Granularity::ALL[i], from: highs[i + 1], to: highs[i] });
+        push(RangePiece::Rollup { granularity: levels_used[i], from: highs[i + 1], to: highs[i] });
     }
     push(RangePiece::Raw { from: highs[0], to });
     pieces
@@ -249,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_range_inside_one_hour_is_all_raw() {
-        assert_eq!(plan_range(D0 + 5, D0 + 10), vec![RangePiece::Raw { from: D0 + 5, to: D0 + 10 }]);
+        assert_eq!(plan_range(D0 + 5, D0 + 10, CAMPAIGN_LEVELS), vec![RangePiece::Raw { from: D0 + 5, to: D0 + 10 }]);
     }
 
     #[test]
@@ -257,7 +265,7 @@ mod tests {
         let from = D0 - HOUR_MS - 7;
         let to = D0 + 2 * DAY_MS + 2 * HOUR_MS + 9;
         assert_eq!(
-            plan_range(from, to),
+            plan_range(from, to, CAMPAIGN_LEVELS),
             vec![
                 RangePiece::Raw { from, to: D0 - HOUR_MS },
                 RangePiece::Rollup { granularity: Granularity::Hour, from: D0 - HOUR_MS, to: D0 },
@@ -271,11 +279,11 @@ mod tests {
     #[test]
     fn aligned_ranges_need_no_raw_scan() {
         assert_eq!(
-            plan_range(D0, D0 + DAY_MS),
+            plan_range(D0, D0 + DAY_MS, CAMPAIGN_LEVELS),
             vec![RangePiece::Rollup { granularity: Granularity::Day, from: D0, to: D0 + DAY_MS }]
         );
-        assert_eq!(plan_range(D0, D0), vec![]);
-        assert_eq!(plan_range(D0 + 1, D0), vec![]);
+        assert_eq!(plan_range(D0, D0, CAMPAIGN_LEVELS), vec![]);
+        assert_eq!(plan_range(D0 + 1, D0, CAMPAIGN_LEVELS), vec![]);
     }
 
     #[test]
@@ -305,7 +313,7 @@ mod tests {
         let from = utc(2024, 1, 30) - HOUR_MS - 7;
         let to = utc(2025, 1, 3) + 2 * HOUR_MS + 9;
         assert_eq!(
-            plan_range(from, to),
+            plan_range(from, to, CAMPAIGN_LEVELS),
             vec![
                 RangePiece::Raw { from, to: utc(2024, 1, 30) - HOUR_MS },
                 RangePiece::Rollup { granularity: Granularity::Hour, from: utc(2024, 1, 30) - HOUR_MS, to: utc(2024, 1, 30) },
@@ -317,7 +325,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            plan_range(utc(2024, 3, 1), utc(2024, 5, 1)),
+            plan_range(utc(2024, 3, 1), utc(2024, 5, 1), CAMPAIGN_LEVELS),
             vec![RangePiece::Rollup { granularity: Granularity::Month, from: utc(2024, 3, 1), to: utc(2024, 5, 1) }]
         );
     }
@@ -333,9 +341,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn pieces_tile_the_range_exactly(from in 0i64..400 * DAY_MS, len in 0i64..400 * DAY_MS) {
+        fn pieces_tile_the_range_exactly(
+            from in 0i64..400 * DAY_MS,
+            len in 0i64..400 * DAY_MS,
+            levels in prop::sample::select(vec![MESSAGE_LEVELS, CAMPAIGN_LEVELS]),
+        ) {
             let to = from + len;
-            let pieces = plan_range(from, to);
+            let pieces = plan_range(from, to, levels);
             let mut at = from;
             for piece in &pieces {
                 let (start, end) = match *piece {
@@ -344,6 +356,7 @@ mod tests {
                         prop_assert_eq!(granularity.bucket(from), from);
                         prop_assert_eq!(granularity.bucket(to), to);
                         prop_assert!(granularity == Granularity::Hour || len >= DAY_MS);
+                        prop_assert!(levels.contains(&granularity));
                         (from, to)
                     }
                 };

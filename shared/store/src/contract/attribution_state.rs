@@ -37,7 +37,8 @@ pub struct ConversionChange {
     pub new: Option<Conversion>,
 }
 
-/// A change to one rollup counter, for the hour holding `hour` (and its day).
+/// A change to one message counter, for the hour holding `hour` and the buckets of every
+/// level of [`MESSAGE_LEVELS`](touchstone_core::rollup::MESSAGE_LEVELS) holding it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupDelta {
     pub tenant: String,
@@ -47,7 +48,8 @@ pub struct RollupDelta {
     pub tally: Tally,
 }
 
-/// A change to one campaign counter, for the hour holding `hour` (and its day and month).
+/// A change to one campaign counter, for the buckets of every level of
+/// [`CAMPAIGN_LEVELS`](touchstone_core::rollup::CAMPAIGN_LEVELS) holding `hour`.
 /// `campaign_id` is empty for messages of no campaign and for unattributed conversions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignDelta {

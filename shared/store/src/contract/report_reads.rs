@@ -12,10 +12,12 @@ use touchstone_core::rollup::{CampaignCells, Cells, Granularity};
 /// (rollups, conversions) or once its ingest call returned (touches, events, messages).
 #[async_trait]
 pub trait ReportReads: RecordReads {
-    /// Rollup counters summed over the buckets of `granularity` starting in `[from, to)`.
+    /// Message counters summed over the buckets of `granularity` (one of
+    /// [`MESSAGE_LEVELS`](touchstone_core::rollup::MESSAGE_LEVELS)) starting in `[from, to)`.
     async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells>;
 
-    /// Campaign counters summed over the buckets of `granularity` starting in `[from, to)`,
+    /// Campaign counters summed over the buckets of `granularity` (one of
+    /// [`CAMPAIGN_LEVELS`](touchstone_core::rollup::CAMPAIGN_LEVELS)) starting in `[from, to)`,
     /// by campaign id (empty: no campaign); only `campaign_id` when given. Zero cells and
     /// campaigns left with none are left out.
     async fn campaign_rollups(

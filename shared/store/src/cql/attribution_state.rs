@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
-use touchstone_core::rollup::{CampaignCell, Cell, Granularity, Tally};
+use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, Cell, Granularity, MESSAGE_LEVELS, Tally};
 
 #[async_trait]
 impl AttributionState for CqlStore {
@@ -385,7 +385,7 @@ impl Inner {
         let mut sums: BTreeMap<(String, Granularity, Millis, Vec<u8>), Tally> = BTreeMap::new();
         for (tenant, hour, cell, tally) in &step.rollups {
             let cell = encode(cell)?;
-            for granularity in Granularity::ALL {
+            for &granularity in MESSAGE_LEVELS {
                 let bucket = rollup_bucket(tenant, granularity, *hour);
                 sums.entry((tenant.clone(), granularity, bucket.bucket, cell.clone())).or_default().add(*tally);
                 buckets.insert(bucket);
@@ -402,7 +402,7 @@ impl Inner {
         type Sums = BTreeMap<CampaignCell, Tally>;
         let mut campaign_sums: BTreeMap<(String, Granularity, Millis, String), Sums> = BTreeMap::new();
         for (tenant, campaign_id, hour, cell, tally) in &step.campaign_rollups {
-            for granularity in Granularity::ALL {
+            for &granularity in CAMPAIGN_LEVELS {
                 let bucket = campaign_rollup_bucket(tenant, granularity, *hour);
                 let key = (tenant.clone(), granularity, bucket.bucket, campaign_id.clone());
                 campaign_sums.entry(key).or_default().entry(cell.clone()).or_default().add(*tally);

@@ -1,5 +1,5 @@
-//! [`AttributionState`] on fjall: the engine's reads, and its commit as one batch under the
-//! committer's lock (rollup counters are read-modify-write).
+//! [`AttributionState`] on fjall: the engine's reads, and its commit as one batch under its
+//! shard's commit lock (rollup counters are read-modify-write).
 
 use super::ingest_log::StoredSetAside;
 use super::key::{read_time, Key};
@@ -9,12 +9,12 @@ use super::layout::{
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::lock;
-use crate::{AttributionCommit, AttributionState, CustomerSpan, Result, StoreError};
+use crate::{AttributionCommit, AttributionState, CustomerSpan, LOG_SHARDS, Result, StoreError, log_shard};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
-use touchstone_core::rollup::{CampaignCell, CampaignCells, Counters, Granularity, Tally};
+use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, CampaignCells, Counters, Granularity, MESSAGE_LEVELS, Tally};
 
 #[async_trait]
 impl AttributionState for EmbeddedStore {
@@ -136,8 +136,13 @@ impl Tables {
     }
 
     fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
-        let _turn = lock(&self.committer);
         let shard = commit.shard;
+        let committer = self
+            .committers
+            .get(shard as usize)
+            .ok_or_else(|| StoreError::Backend(format!("commit of log shard {shard}, of {LOG_SHARDS}")))?;
+        check_tenants_of_shard(&commit)?;
+        let _turn = lock(committer);
         let processed = self.counter(PROCESSED, shard)?;
         if processed != commit.after {
             return Err(StoreError::Fenced { shard });
@@ -167,7 +172,7 @@ impl Tables {
         // Sum per stored row first: the hours of one day all land on the same day row.
         let mut sums: BTreeMap<Vec<u8>, Tally> = BTreeMap::new();
         for delta in &commit.rollups {
-            for granularity in Granularity::ALL {
+            for &granularity in MESSAGE_LEVELS {
                 let key = rollup_key(&delta.tenant, granularity, granularity.bucket(delta.hour), &delta.cell)?;
                 sums.entry(key).or_default().add(delta.tally);
             }
@@ -185,7 +190,7 @@ impl Tables {
         // A campaign row holds all of the campaign's cells for its bucket.
         let mut campaign_sums: BTreeMap<Vec<u8>, CampaignCells> = BTreeMap::new();
         for delta in &commit.campaign_rollups {
-            for granularity in Granularity::ALL {
+            for &granularity in CAMPAIGN_LEVELS {
                 let key = campaign_rollup_key(&delta.tenant, granularity, granularity.bucket(delta.hour), &delta.campaign_id);
                 campaign_sums.entry(key).or_default().add(delta.cell.clone(), delta.tally);
             }
@@ -240,4 +245,25 @@ impl Tables {
         }
         self.apply(writes)
     }
+}
+
+/// Every row of a commit must be of a tenant of its shard: that is what lets commits of
+/// different shards run side by side (see `Tables::committers`).
+fn check_tenants_of_shard(commit: &AttributionCommit) -> Result<()> {
+    let conversions = commit.conversions.iter().flat_map(|change| change.old.iter().chain(&change.new)).map(|c| &c.fact.tenant);
+    let tenants = conversions
+        .chain(commit.rollups.iter().map(|delta| &delta.tenant))
+        .chain(commit.campaign_rollups.iter().map(|delta| &delta.tenant))
+        .chain(commit.pending.iter().map(|delta| &delta.tenant));
+    let mut checked: Option<&String> = None;
+    for tenant in tenants {
+        if checked == Some(tenant) {
+            continue;
+        }
+        if log_shard(tenant) != commit.shard {
+            return Err(StoreError::Backend(format!("a commit of log shard {} holds rows of tenant {tenant:?}, of another shard", commit.shard)));
+        }
+        checked = Some(tenant);
+    }
+    Ok(())
 }

@@ -30,7 +30,7 @@ mod layout;
 mod record_reads;
 mod report_reads;
 
-use crate::{Result, StoreError};
+use crate::{LOG_SHARDS, Result, StoreError};
 use crate::support::encode;
 use coordination::Leases;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -95,8 +95,11 @@ struct Tables {
     /// Held by every call that appends to the log (ingest, config saves, recomputes): it
     /// makes dedup's check-then-write and the head counter's read-then-write atomic.
     log_writer: Mutex<()>,
-    /// Held by commits: their rollup read-modify-writes must not interleave.
-    committer: Mutex<()>,
+    /// One per log shard, held by that shard's commits: their read-modify-writes (rollups,
+    /// the processed position) must not interleave. Every row a commit writes is of a
+    /// tenant of its shard, so commits of different shards touch different rows and run
+    /// side by side.
+    committers: Vec<Mutex<()>>,
 }
 
 impl EmbeddedStore {
@@ -126,7 +129,7 @@ impl EmbeddedStore {
             unflushed,
             persist: if options.sync { PersistMode::SyncData } else { PersistMode::Buffer },
             log_writer: Mutex::new(()),
-            committer: Mutex::new(()),
+            committers: (0..LOG_SHARDS).map(|_| Mutex::new(())).collect(),
         };
         Ok(EmbeddedStore { tables: Arc::new(tables), leases: Arc::default() })
     }
