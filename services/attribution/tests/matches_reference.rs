@@ -19,7 +19,7 @@ use touchstone_core::reference::{Dataset, Reference, evaluate};
 use touchstone_core::report::{self, Activity, value_json};
 use touchstone_core::rollup::{DAY_MS, HOUR_MS};
 use touchstone_query::range::{self, Range};
-use touchstone_store::{AttributionState, ConfigStore, EmbeddedStore, IngestLog, RecordReads, log_shard};
+use touchstone_store::{AttributionState, CellKinds, ConfigStore, EmbeddedStore, IngestLog, RecordReads, log_shard};
 
 const TENANT: &str = "t1";
 /// 2026-01-01T00:00Z.
@@ -257,12 +257,14 @@ async fn engine_reports(store: &EmbeddedStore, from: Option<Millis>, to: Option<
     let config = store.tenant_config(TENANT).await.unwrap();
     let cells = range::cells(store, TENANT, range).await.unwrap();
     let per_message = report::message_activity(&cells, &config);
-    let campaign_cells = range::campaign_cells(store, TENANT, None, range).await.unwrap();
+    let campaign_cells = range::campaign_cells(store, TENANT, None, CellKinds::All, range).await.unwrap();
     let campaigns = report::campaign_activity(&campaign_cells, &config);
     let messages_json = per_message.iter().map(|(hash, a)| activity_json("msg_hash", hash, a)).collect();
     let campaigns_json = campaigns.iter().map(|(id, (_, a))| activity_json("campaign_id", id, a)).collect();
     let tally = |t: touchstone_core::rollup::Tally| json!({"conversions": t.count, "value": value_json(t.value_micros)});
-    let goals_json = report::goal_kpis(&campaign_cells, &config)
+    // Goal KPIs read the conversion cells alone, as the query service does.
+    let conversion_cells = range::campaign_cells(store, TENANT, None, CellKinds::Conversions, range).await.unwrap();
+    let goals_json = report::goal_kpis(&conversion_cells, &config)
         .into_iter()
         .map(|k| json!({"goal_id": k.goal_id, "explicit": tally(k.explicit), "last_touch": tally(k.last_touch), "unattributed": tally(k.unattributed)}))
         .collect();
@@ -313,7 +315,7 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
         // A campaign row counts its messages sent in the range.
         let range = Range::from_pb(Some(touchstone_proto::v1::TimeRange { from_ms: from, to_ms: to })).unwrap();
         let config = store.tenant_config(TENANT).await.unwrap();
-        let cells = range::campaign_cells(&store, TENANT, None, range).await.unwrap();
+        let cells = range::campaign_cells(&store, TENANT, None, CellKinds::All, range).await.unwrap();
         for (campaign_id, (messages, _)) in report::campaign_activity(&cells, &config) {
             let sent = registered
                 .values()

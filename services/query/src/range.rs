@@ -8,7 +8,7 @@ use touchstone_core::rollup::{self, CampaignCell, CampaignCells, Cells, RangePie
 use touchstone_core::validate::{MAX_TS, MIN_TS};
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
-use touchstone_store::{ReportReads, Result};
+use touchstone_store::{CellKinds, ReportReads, Result};
 
 /// A report range in epoch ms, half-open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,20 +53,22 @@ pub async fn campaign_cells(
     store: &dyn ReportReads,
     tenant: &str,
     campaign_id: Option<&str>,
+    kinds: CellKinds,
     range: Range,
 ) -> Result<BTreeMap<String, CampaignCells>> {
     let mut by_campaign: BTreeMap<String, CampaignCells> = BTreeMap::new();
-    let mut add = |campaign: &str, cell: CampaignCell, tally: Tally| {
-        if campaign_id.is_none_or(|wanted| wanted == campaign) {
-            by_campaign.entry(campaign.to_owned()).or_default().add(cell, tally);
-        }
+    let wanted = |campaign: &str, cell: &CampaignCell| {
+        campaign_id.is_none_or(|wanted| wanted == campaign) && (kinds == CellKinds::All || cell.is_conversion())
     };
     for piece in rollup::plan_range(range.from, range.to, rollup::CAMPAIGN_LEVELS) {
         match piece {
             RangePiece::Rollup { granularity, from, to } => {
-                for (campaign, cells) in store.campaign_rollups(tenant, campaign_id, granularity, from, to).await? {
-                    for (cell, tally) in cells.0 {
-                        add(&campaign, cell, tally);
+                for (campaign, cells) in store.campaign_rollups(tenant, campaign_id, kinds, granularity, from, to).await? {
+                    match by_campaign.get_mut(&campaign) {
+                        Some(sum) => sum.merge(cells),
+                        None => {
+                            by_campaign.insert(campaign, cells);
+                        }
                     }
                 }
             }
@@ -75,16 +77,22 @@ pub async fn campaign_cells(
                 let hashes: BTreeSet<String> = cells.0.keys().map(|cell| cell.msg_hash().to_owned()).collect();
                 let hashes: Vec<String> = hashes.into_iter().filter(|hash| !hash.is_empty()).collect();
                 let messages = store.messages(tenant, &hashes).await?;
+                let mut counted = Vec::new();
                 for (cell, tally) in cells.0 {
                     let (msg_hash, cell) = cell.into_campaign_cell();
                     match messages.get(&msg_hash) {
-                        Some(message) => add(&message.campaign_id, cell, tally),
-                        None if msg_hash.is_empty() || matches!(cell, CampaignCell::Conversion { .. }) => add("", cell, tally),
+                        Some(message) => counted.push((message.campaign_id.clone(), cell, tally)),
+                        None if msg_hash.is_empty() || cell.is_conversion() => counted.push((String::new(), cell, tally)),
                         None => {}
                     }
                 }
                 for message in store.messages_sent_between(tenant, from, to).await? {
-                    add(&message.campaign_id, CampaignCell::Message, Tally::ONE);
+                    counted.push((message.campaign_id, CampaignCell::Message, Tally::ONE));
+                }
+                for (campaign, cell, tally) in counted {
+                    if wanted(&campaign, &cell) {
+                        by_campaign.entry(campaign).or_default().add(cell, tally);
+                    }
                 }
             }
         }

@@ -18,7 +18,7 @@ use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::query_service_server::QueryService;
 use touchstone_proto::validate::valid;
-use touchstone_store::{ConfigStore, ReportReads};
+use touchstone_store::{CellKinds, ConfigStore, ReportReads};
 
 /// Days one goal series may span.
 pub const MAX_SERIES_DAYS: i64 = 400;
@@ -52,9 +52,10 @@ impl QueryApi {
         &self,
         tenant: &str,
         campaign_id: Option<&str>,
+        kinds: CellKinds,
         range: Range,
     ) -> Result<BTreeMap<String, CampaignCells>, ApiError> {
-        Ok(range::campaign_cells(self.reads.as_ref(), tenant, campaign_id, range).await?)
+        Ok(range::campaign_cells(self.reads.as_ref(), tenant, campaign_id, kinds, range).await?)
     }
 
     /// Per campaign over a range (only `campaign_id` when given), by campaign id.
@@ -64,7 +65,7 @@ impl QueryApi {
         campaign_id: Option<&str>,
         range: Range,
     ) -> Result<BTreeMap<String, (u32, Activity)>, ApiError> {
-        let cells = self.campaign_cells(&config.tenant, campaign_id, range).await?;
+        let cells = self.campaign_cells(&config.tenant, campaign_id, CellKinds::All, range).await?;
         Ok(report::campaign_activity(&cells, config))
     }
 }
@@ -230,7 +231,7 @@ impl QueryService for QueryApi {
         {
             return Err(ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")).into());
         }
-        let cells = self.campaign_cells(&tenant, None, range).await?;
+        let cells = self.campaign_cells(&tenant, None, CellKinds::Conversions, range).await?;
         let goals = report::goal_kpis(&cells, &config)
             .into_iter()
             .filter(|kpi| goal_id.as_ref().is_none_or(|wanted| *wanted == kpi.goal_id))
@@ -262,7 +263,7 @@ impl QueryService for QueryApi {
         }
         let mut points = Vec::new();
         for report::LocalDay { date, from, to } in report::local_days(tz, range.from, range.to) {
-            let cells = self.campaign_cells(&tenant, None, Range { from, to }).await?;
+            let cells = self.campaign_cells(&tenant, None, CellKinds::Conversions, Range { from, to }).await?;
             let kpi = report::goal_kpis(&cells, &config)
                 .into_iter()
                 .find(|kpi| kpi.goal_id == goal_id)

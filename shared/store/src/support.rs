@@ -1,10 +1,11 @@
 //! Small pieces both backends use: the stored form of a log payload, postcard encoding, the
 //! store's clock and poison-tolerant locks.
 
-use crate::{LogPayload, Result, StoreError};
+use crate::{CellKinds, LogPayload, Result, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::{Mutex, MutexGuard};
 use touchstone_core::model::{Millis, Record};
+use touchstone_core::rollup::{CampaignCell, Tally};
 
 /// [`LogPayload`] with serde, kept here so the trait's types stay free of a storage format.
 #[derive(Serialize, Deserialize)]
@@ -38,6 +39,37 @@ impl From<StoredPayload> for LogPayload {
     }
 }
 
+/// A campaign's cells as one stored row: the conversions first, as a length-prefixed
+/// segment, then the rest, so that a read of conversions alone (goal KPIs) stops after the
+/// first segment and never decodes the touches and event hits. Zero cells are left out;
+/// `None` when nothing is left.
+pub(crate) fn encode_campaign_cells(cells: impl IntoIterator<Item = (CampaignCell, Tally)>) -> Result<Option<Vec<u8>>> {
+    let (conversions, rest): (Vec<_>, Vec<_>) =
+        cells.into_iter().filter(|(_, tally)| !tally.is_zero()).partition(|(cell, _)| cell.is_conversion());
+    if conversions.is_empty() && rest.is_empty() {
+        return Ok(None);
+    }
+    let conversions = encode(&conversions)?;
+    let length = u32::try_from(conversions.len()).map_err(|_| StoreError::Backend("a campaign row too large".to_owned()))?;
+    let mut bytes = length.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&conversions);
+    bytes.extend_from_slice(&encode(&rest)?);
+    Ok(Some(bytes))
+}
+
+/// The cells of a row written by [`encode_campaign_cells`], those of `kinds`.
+pub(crate) fn decode_campaign_cells(bytes: &[u8], kinds: CellKinds) -> Result<Vec<(CampaignCell, Tally)>> {
+    let corrupt = || StoreError::Corrupt("a campaign row cut short".to_owned());
+    let (length, rest) = bytes.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let (conversions, rest) = rest.split_at_checked(u32::from_le_bytes(*length) as usize).ok_or_else(corrupt)?;
+    let decode = |bytes| postcard::from_bytes::<Vec<(CampaignCell, Tally)>>(bytes).map_err(|e| StoreError::Corrupt(format!("a campaign row: {e}")));
+    let mut cells = decode(conversions)?;
+    if kinds == CellKinds::All {
+        cells.extend(decode(rest)?);
+    }
+    Ok(cells)
+}
+
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     postcard::to_stdvec(value).map_err(|e| StoreError::Backend(format!("encoding a value: {e}")))
 }
@@ -54,4 +86,28 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // fjall, written atomically) or maps updated by single inserts and removals, so a panic
     // in another holder leaves nothing half-done to refuse.
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use touchstone_core::attribution::Rule;
+    use touchstone_core::model::TouchKind;
+
+    #[test]
+    fn campaign_rows_read_back_whole_or_conversions_alone() {
+        let converted = CampaignCell::Conversion { goal_id: "orders".into(), rule: Rule::LastTouch };
+        let opened = CampaignCell::Touch { kind: TouchKind::Opened };
+        let cells = vec![
+            (opened.clone(), Tally::ONE),
+            (CampaignCell::Message, Tally::default()),
+            (converted.clone(), Tally { count: 2, value_micros: 9 }),
+        ];
+        let bytes = encode_campaign_cells(cells).unwrap().unwrap();
+        let all = decode_campaign_cells(&bytes, CellKinds::All).unwrap();
+        assert_eq!(all, vec![(converted.clone(), Tally { count: 2, value_micros: 9 }), (opened, Tally::ONE)], "zeros left out");
+        assert_eq!(decode_campaign_cells(&bytes, CellKinds::Conversions).unwrap(), vec![(converted, Tally { count: 2, value_micros: 9 })]);
+        assert_eq!(encode_campaign_cells(vec![(CampaignCell::Message, Tally::default())]).unwrap(), None);
+        assert!(matches!(decode_campaign_cells(&bytes[..6], CellKinds::All), Err(StoreError::Corrupt(_))));
+    }
 }

@@ -16,7 +16,7 @@ use touchstone_core::attribution::{Conversion, ConversionFact, Credit};
 use touchstone_core::model::{Channel, Message, Millis, Record, Touch, TouchKind};
 use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
 use touchstone_store::{
-    AttributionCommit, AttributionState, CampaignDelta, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome,
+    AttributionCommit, AttributionState, CampaignDelta, CellKinds, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome,
     LogPayload, PendingDelta, RecordReads, ReportReads, RollupDelta, SetAside, StoreError, log_shard,
 };
 
@@ -162,7 +162,7 @@ async fn campaign_cells(
     granularity: Granularity,
 ) -> touchstone_store::Result<BTreeMap<String, CampaignCells>> {
     let bucket = granularity.bucket(T0);
-    store.campaign_rollups(tenant, None, granularity, bucket, granularity.next(bucket)).await
+    store.campaign_rollups(tenant, None, CellKinds::All, granularity, bucket, granularity.next(bucket)).await
 }
 
 /// `{campaign_id: opened × count}`.
@@ -430,7 +430,7 @@ async fn a_large_step_is_written_in_bounded_batches_and_summed_once() -> touchst
             c042.add(hit.clone(), Tally { count: 43, value_micros: 0 });
             assert_eq!(all.get("c042"), Some(&c042), "{granularity:?}");
             let bucket = granularity.bucket(T0);
-            let one = store.campaign_rollups(&t, Some("c042"), granularity, bucket, granularity.next(bucket)).await?;
+            let one = store.campaign_rollups(&t, Some("c042"), CellKinds::All, granularity, bucket, granularity.next(bucket)).await?;
             assert_eq!(one, BTreeMap::from([("c042".to_owned(), c042)]), "{granularity:?}");
         }
         let pending = store.pending_counters(&t, "m9").await?;

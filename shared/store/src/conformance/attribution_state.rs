@@ -6,7 +6,7 @@ use super::{
     T0, aside, campaign_delta, campaigns, cells, change, commit_conversions, conversion, delta, event, head, order, pending,
     pending_delta, sorted, tenant, tenant_log, touch,
 };
-use crate::{AttributionCommit, LogEntry, LogPayload, Result, SetAside, Store, StoreError, log_shard};
+use crate::{AttributionCommit, CellKinds, LogEntry, LogPayload, Result, SetAside, Store, StoreError, log_shard};
 use touchstone_core::attribution::{Conversion, Credit, Rule};
 use touchstone_core::model::{Record, Touch, TouchKind};
 use touchstone_core::rollup::{CampaignCell, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
@@ -188,7 +188,7 @@ pub async fn stale_commits_are_fenced(store: &dyn Store) -> Result<()> {
     let hour = Granularity::Hour.bucket(T0);
     assert_eq!(store.rollups(&t, Granularity::Hour, hour, hour + HOUR_MS).await?, cells(&[(&opened, 1, 0)]), "fenced commits wrote");
     let month = Granularity::Month.bucket(T0);
-    let by_campaign = store.campaign_rollups(&t, None, Granularity::Month, month, month + 1).await?;
+    let by_campaign = store.campaign_rollups(&t, None, CellKinds::All, Granularity::Month, month, month + 1).await?;
     assert_eq!(by_campaign, campaigns(&[("c1", &campaign_opened, 1, 0)]), "fenced commits wrote campaign counters");
     assert_eq!(store.pending_counters(&t, "m2").await?, vec![(hour, campaign_opened, Tally::ONE)], "fenced commits wrote");
     Ok(())

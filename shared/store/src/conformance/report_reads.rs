@@ -5,7 +5,7 @@ use super::{
     T0, campaign_delta, campaigns, cells, change, commit_campaign_counters, commit_conversions, commit_in_place, conversion, delta,
     event, ids, message, pending_delta, tenant, touch,
 };
-use crate::{Result, Store};
+use crate::{CellKinds, Result, Store};
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Rule;
 use touchstone_core::model::{Message, Millis, Record, TouchKind};
@@ -126,7 +126,7 @@ pub async fn campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets(stor
     commit_campaign_counters(store, &t, first, Vec::new()).await?;
     commit_campaign_counters(store, &t, vec![campaign_delta(&t, "c1", h1, &opened, 10, 0)], Vec::new()).await?;
 
-    let read = |campaign: Option<&'static str>, granularity, from, to| store.campaign_rollups(&t, campaign, granularity, from, to);
+    let read = |campaign: Option<&'static str>, granularity, from, to| store.campaign_rollups(&t, campaign, CellKinds::All, granularity, from, to);
     let january_all =
         campaigns(&[("c1", &opened, 13, 0), ("c1", &converted, 1, 500), ("c2", &sent, 1, 0), ("", &unattributed, 3, 900)]);
     assert_eq!(read(None, Granularity::Month, january, february).await?, january_all);
@@ -140,7 +140,9 @@ pub async fn campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets(stor
     assert_eq!(year, campaigns(&[("c1", &opened, 17, 0), ("c1", &converted, 1, 500)]), "January and February");
     assert_eq!(read(Some("c3"), Granularity::Month, january, march).await?, BTreeMap::new());
     assert_eq!(read(None, Granularity::Month, march, march + 31 * DAY_MS).await?, BTreeMap::new());
-    let other = store.campaign_rollups(&tenant("campaign_rollups_other"), None, Granularity::Month, january, march).await?;
+    let conversions = store.campaign_rollups(&t, None, CellKinds::Conversions, Granularity::Month, january, march).await?;
+    assert_eq!(conversions, campaigns(&[("c1", &converted, 1, 500), ("", &unattributed, 3, 900)]), "conversion cells alone");
+    let other = store.campaign_rollups(&tenant("campaign_rollups_other"), None, CellKinds::All, Granularity::Month, january, march).await?;
     assert_eq!(other, BTreeMap::new());
     Ok(())
 }
@@ -156,7 +158,7 @@ pub async fn campaign_rollups_cancelling_to_zero_are_absent(store: &dyn Store) -
     commit_campaign_counters(store, &t, vec![campaign_delta(&t, "c2", h1, &converted, -1, -7)], Vec::new()).await?;
     for granularity in Granularity::ALL {
         let from = granularity.bucket(h1);
-        let read = store.campaign_rollups(&t, None, granularity, from, granularity.next(from)).await?;
+        let read = store.campaign_rollups(&t, None, CellKinds::All, granularity, from, granularity.next(from)).await?;
         assert_eq!(read, campaigns(&[("c1", &opened, 1, 0)]), "{granularity:?}: a retracted conversion left its campaign");
     }
     Ok(())

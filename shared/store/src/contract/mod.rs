@@ -29,7 +29,7 @@ pub use config_store::ConfigStore;
 pub use coordination::Coordination;
 pub use ingest_log::{IngestLog, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, LogStatus, SetAside, log_shard};
 pub use record_reads::{READ_CONCURRENCY, RecordReads};
-pub use report_reads::ReportReads;
+pub use report_reads::{CellKinds, ReportReads};
 
 /// Every role: what a backend implements, and what a process that plays every role holds.
 pub trait Store: IngestLog + ConfigStore + Coordination + AttributionState + ReportReads {}

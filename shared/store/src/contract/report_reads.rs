@@ -7,6 +7,15 @@ use std::collections::BTreeMap;
 use touchstone_core::model::{AppEvent, Message, Millis, Touch};
 use touchstone_core::rollup::{CampaignCells, Cells, Granularity};
 
+/// Which of a campaign's counters a read returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellKinds {
+    All,
+    /// Only [`CampaignCell::Conversion`](touchstone_core::rollup::CampaignCell::Conversion)
+    /// cells: what goal KPIs need, read without the rest.
+    Conversions,
+}
+
 /// Rollup counters for whole hours, days and months, raw rows for the ragged edges of a
 /// range. A row is readable here once the attribution commit that counted it returned
 /// (rollups, conversions) or once its ingest call returned (touches, events, messages).
@@ -19,11 +28,12 @@ pub trait ReportReads: RecordReads {
     /// Campaign counters summed over the buckets of `granularity` (one of
     /// [`CAMPAIGN_LEVELS`](touchstone_core::rollup::CAMPAIGN_LEVELS)) starting in `[from, to)`,
     /// by campaign id (empty: no campaign); only `campaign_id` when given. Zero cells and
-    /// campaigns left with none are left out.
+    /// campaigns left with none are left out. Only the cells of `kinds`.
     async fn campaign_rollups(
         &self,
         tenant: &str,
         campaign_id: Option<&str>,
+        kinds: CellKinds,
         granularity: Granularity,
         from: Millis,
         to: Millis,

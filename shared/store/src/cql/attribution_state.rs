@@ -19,7 +19,7 @@ use super::layout::{
     touch,
 };
 use super::{CqlStore, Inner, StepMark, Write, all};
-use crate::support::{StoredPayload, encode};
+use crate::support::{StoredPayload, encode, encode_campaign_cells};
 use crate::{AttributionCommit, AttributionState, LOG_SHARDS, LogEntry, Result, SetAside, StoreError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -411,7 +411,7 @@ impl Inner {
         }
         let mut campaign_rollups = Vec::new();
         for ((tenant, granularity, bucket, campaign_id), sums) in campaign_sums {
-            if let Some(cells) = stored_cells(sums)? {
+            if let Some(cells) = encode_campaign_cells(sums)? {
                 campaign_rollups.push(CampaignRollupRow { tenant, granularity, bucket, campaign_id, cells });
             }
         }

@@ -2,9 +2,10 @@
 //! the buckets of a range (listed in `buckets` first), and raw rows of the hour partitions
 //! a range touches.
 
-use super::layout::{StoredCells, decode, from_varint, granularity_code, message, table, touch};
+use super::layout::{decode, from_varint, granularity_code, message, table, touch};
 use super::{CqlStore, Inner, all};
-use crate::{ReportReads, Result};
+use crate::support::decode_campaign_cells;
+use crate::{CellKinds, ReportReads, Result};
 use async_trait::async_trait;
 use scylla::value::CqlVarint;
 use std::collections::BTreeMap;
@@ -22,11 +23,12 @@ impl ReportReads for CqlStore {
         &self,
         tenant: &str,
         campaign_id: Option<&str>,
+        kinds: CellKinds,
         granularity: Granularity,
         from: Millis,
         to: Millis,
     ) -> Result<BTreeMap<String, CampaignCells>> {
-        self.inner.campaign_rollups(tenant, campaign_id, granularity, from, to).await
+        self.inner.campaign_rollups(tenant, campaign_id, kinds, granularity, from, to).await
     }
 
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
@@ -70,6 +72,7 @@ impl Inner {
         &self,
         tenant: &str,
         campaign_id: Option<&str>,
+        kinds: CellKinds,
         granularity: Granularity,
         from: Millis,
         to: Millis,
@@ -89,7 +92,7 @@ impl Inner {
         });
         for (campaign, cells) in all(reads).await?.into_iter().flatten() {
             let sums = campaigns.entry(campaign).or_default();
-            for (cell, tally) in decode::<StoredCells>("campaign cells", &cells)? {
+            for (cell, tally) in decode_campaign_cells(&cells, kinds)? {
                 sums.add(cell, tally);
             }
         }

@@ -8,13 +8,13 @@ use super::layout::{
     rollup_key, time_range,
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
-use crate::support::lock;
-use crate::{AttributionCommit, AttributionState, CustomerSpan, LOG_SHARDS, Result, StoreError, log_shard};
+use crate::support::{decode_campaign_cells, encode_campaign_cells, lock};
+use crate::{AttributionCommit, AttributionState, CellKinds, CustomerSpan, LOG_SHARDS, Result, StoreError, log_shard};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
-use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, CampaignCells, Counters, Granularity, MESSAGE_LEVELS, Tally};
+use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, CampaignCells, Granularity, MESSAGE_LEVELS, Tally};
 
 #[async_trait]
 impl AttributionState for EmbeddedStore {
@@ -130,9 +130,14 @@ impl Tables {
     }
 
     /// A campaign's stored cells for one bucket.
-    pub(super) fn campaign_row(&self, key: &[u8]) -> Result<CampaignCells> {
-        let cells: Vec<(CampaignCell, Tally)> = self.get(Table::CampaignRollups, key)?.unwrap_or_default();
-        Ok(Counters(cells.into_iter().collect()))
+    fn campaign_row(&self, key: &[u8]) -> Result<CampaignCells> {
+        let mut cells = CampaignCells::default();
+        if let Some(bytes) = self.table(Table::CampaignRollups).get(super::checked(key)?).map_err(backend)? {
+            for (cell, tally) in decode_campaign_cells(&bytes, CellKinds::All)? {
+                cells.add(cell, tally);
+            }
+        }
+        Ok(cells)
     }
 
     fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
@@ -198,12 +203,9 @@ impl Tables {
         for (key, delta) in campaign_sums {
             let mut cells = self.campaign_row(&key)?;
             cells.merge(delta);
-            let mut cells: Vec<(CampaignCell, Tally)> = cells.without_zeros().0.into_iter().collect();
-            if cells.is_empty() {
-                writes.delete(Table::CampaignRollups, key);
-            } else {
-                cells.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                writes.put(Table::CampaignRollups, key, &cells)?;
+            match encode_campaign_cells(cells.0)? {
+                Some(row) => writes.put_raw(Table::CampaignRollups, key, row),
+                None => writes.delete(Table::CampaignRollups, key),
             }
         }
 

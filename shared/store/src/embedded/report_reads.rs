@@ -3,12 +3,13 @@
 use super::key::{Key, read_str, read_time};
 use super::layout::{TIME_BUCKET_MS, Table, campaign_rollup_partition, granularity_tag, range_is_empty, time_range};
 use super::{EmbeddedStore, Tables, backend, decode};
-use crate::{ReportReads, Result, StoreError};
+use crate::support::decode_campaign_cells;
+use crate::{CellKinds, ReportReads, Result, StoreError};
 use async_trait::async_trait;
 use touchstone_core::attribution::Conversion;
 use std::collections::BTreeMap;
 use touchstone_core::model::{AppEvent, Message, Millis, Touch};
-use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, Granularity, Tally};
+use touchstone_core::rollup::{CampaignCells, Cell, Cells, Granularity};
 
 #[async_trait]
 impl ReportReads for EmbeddedStore {
@@ -21,13 +22,14 @@ impl ReportReads for EmbeddedStore {
         &self,
         tenant: &str,
         campaign_id: Option<&str>,
+        kinds: CellKinds,
         granularity: Granularity,
         from: Millis,
         to: Millis,
     ) -> Result<BTreeMap<String, CampaignCells>> {
         let tenant = tenant.to_owned();
         let campaign_id = campaign_id.map(str::to_owned);
-        self.blocking(move |tables| tables.campaign_rollups(&tenant, campaign_id.as_deref(), granularity, from, to)).await
+        self.blocking(move |tables| tables.campaign_rollups(&tenant, campaign_id.as_deref(), kinds, granularity, from, to)).await
     }
 
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
@@ -81,6 +83,7 @@ impl Tables {
         &self,
         tenant: &str,
         campaign_id: Option<&str>,
+        kinds: CellKinds,
         granularity: Granularity,
         from: Millis,
         to: Millis,
@@ -100,9 +103,8 @@ impl Tables {
             if campaign_id.is_some_and(|wanted| wanted != campaign) {
                 continue;
             }
-            let cells: Vec<(CampaignCell, Tally)> = decode(Table::CampaignRollups, &value)?;
             let sum = by_campaign.entry(campaign.to_owned()).or_default();
-            for (cell, tally) in cells {
+            for (cell, tally) in decode_campaign_cells(&value, kinds)? {
                 sum.add(cell, tally);
             }
         }
