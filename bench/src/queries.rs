@@ -46,6 +46,7 @@ pub async fn run(work: &Path, data: &Dataset, clients: usize, seconds: u64) -> B
     let server = DevServer::start(&store);
     println!("building the query store: {} records ...", data.records);
     let loaded = ingest::load(&server, data, Source::Preloaded).await?;
+    wait_until_idle(server.pid()).await;
     let targets = Arc::new(targets(data)?);
     let channel = server.channel().await;
     let duration = Duration::from_secs(seconds);
@@ -57,6 +58,35 @@ pub async fn run(work: &Path, data: &Dataset, clients: usize, seconds: u64) -> B
     drop(server);
     let _ = std::fs::remove_dir_all(&store);
     Ok((loaded, results))
+}
+
+/// Waits (up to two minutes) until the server's CPU use stays under 5% of a core for a
+/// second: the store compacts what the load wrote in the background for a while after
+/// attribution caught up, and queries measured meanwhile share the cores with it.
+async fn wait_until_idle(pid: u32) {
+    // /proc/PID/stat counts CPU time in clock ticks, 100 a second on Linux.
+    const TICKS_PER_SECOND: u64 = 100;
+    let started = Instant::now();
+    let mut last = cpu_ticks(pid);
+    while started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cpu_ticks(pid);
+        let busy = now.zip(last).map(|(now, last)| now.saturating_sub(last));
+        last = now;
+        if busy.is_none_or(|ticks| ticks * 20 < TICKS_PER_SECOND) {
+            break;
+        }
+    }
+    println!("the server was idle {:.1} s after the load", started.elapsed().as_secs_f64());
+}
+
+/// User plus system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it are plain numbers.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(field(14)? + field(15)?)
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -350,6 +350,19 @@ mod tests {
 
     proptest! {
         #[test]
+        fn every_bucket_is_made_of_whole_buckets_of_the_finer_levels(ts in -400 * DAY_MS..40_000 * DAY_MS) {
+            for (i, coarse) in Granularity::ALL.iter().enumerate() {
+                let (start, end) = (coarse.bucket(ts), coarse.next(coarse.bucket(ts)));
+                prop_assert!(start <= ts && ts < end, "{coarse:?} bucket [{start}, {end}) misses {ts}");
+                prop_assert_eq!(coarse.bucket(end - 1), start);
+                for finer in &Granularity::ALL[..i] {
+                    prop_assert_eq!(finer.bucket(start), start, "{:?} starts inside a {:?}", coarse, finer);
+                    prop_assert_eq!(finer.bucket(end), end, "{:?} ends inside a {:?}", coarse, finer);
+                }
+            }
+        }
+
+        #[test]
         fn pieces_tile_the_range_exactly(
             from in 0i64..400 * DAY_MS,
             len in 0i64..400 * DAY_MS,
