@@ -22,6 +22,7 @@ mod ingest;
 mod peer;
 mod queries;
 mod summary;
+mod targets;
 
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
@@ -93,6 +94,7 @@ async fn run(args: Args) -> BenchResult<()> {
     std::fs::create_dir_all(&args.work)?;
     let wanted = |section| args.only.is_empty() || args.only.contains(&section);
     let mut summary = Summary::new(machine());
+    let mut measured = targets::Measured::default();
     println!("{}", summary.machine);
 
     if wanted(Section::Ingest) {
@@ -101,17 +103,32 @@ async fn run(args: Args) -> BenchResult<()> {
         summary.ingest("embedded (touchstone dev)", &data, &run);
         let peer = peer::run(&args.python, &args.work, &data, &run.reports_dir)?;
         summary.peer(&data, &run, &peer);
+        measured.record(targets::EMBEDDED_THROUGHPUT, run.records_per_sec());
+        measured.record(targets::VERSUS_DUCKDB, run.total.as_secs_f64() / peer.total_s);
+        measured.record(targets::LAG, run.lag.as_secs_f64());
     }
     if wanted(Section::Queries) {
         let data = datasets::Dataset::generate(&args.work, args.query_records, datasets::Shape::Year)?;
         let (loaded, latencies) = queries::run(&args.work, &data, args.query_clients, args.query_seconds).await?;
         summary.ingest("embedded, a year of 1,000 campaigns", &data, &loaded);
         summary.queries(&data, args.query_clients, &latencies);
+        for kind in &latencies {
+            let target = match kind.name {
+                "GetCampaignStats (year)" => targets::CAMPAIGN_STATS_P99,
+                "GoalKpis (year)" => targets::GOAL_KPIS_P99,
+                "ExplainConversion" => targets::EXPLAIN_P99,
+                _ => continue,
+            };
+            measured.record(target, kind.p99.as_secs_f64() * 1_000.0);
+        }
     }
     if wanted(Section::Memory) {
         let data = datasets::Dataset::generate(&args.work, args.rss_records, datasets::Shape::Default)?;
         let run = ingest::embedded(&args.work, &data, ingest::Source::File).await?;
         summary.ingest("embedded, records parsed while streaming", &data, &run);
+        if let Some(peak) = run.peak_rss {
+            measured.record(targets::PEAK_RSS, peak as f64 / (1024.0 * 1024.0));
+        }
     }
     // Last, so that the JVM of a local Cassandra does not share the cores with the rest.
     if wanted(Section::Cql) {
@@ -123,9 +140,16 @@ async fn run(args: Args) -> BenchResult<()> {
         let data = datasets::Dataset::generate(&args.work, args.cql_records, datasets::Shape::Default)?;
         let run = ingest::cql(&args.work, &data, &nodes).await?;
         summary.ingest("CQL, separate ingest/attribution/query processes", &data, &run);
+        measured.record(targets::CQL_THROUGHPUT, run.records_per_sec());
+        measured.record(targets::CQL_LAG, run.lag.as_secs_f64());
         drop(local);
     }
     summary.print();
+    println!("\n==== issue 12's table: each figure beside its floor and goal ====");
+    for line in measured.lines() {
+        println!("{line}");
+    }
+    summary.json["targets"] = measured.json();
     let results = args.work.join("results.json");
     std::fs::write(&results, serde_json::to_string_pretty(&summary.json)?)?;
     println!("\nfigures also in {}", results.display());
