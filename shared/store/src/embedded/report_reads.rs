@@ -1,7 +1,9 @@
 //! [`ReportReads`] on fjall: rollup rows summed over a range of buckets, raw rows by time.
 
 use super::key::{Key, read_str, read_time};
-use super::layout::{TIME_BUCKET_MS, Table, campaign_rollup_partition, granularity_tag, range_is_empty, time_range};
+use super::layout::{
+    TIME_BUCKET_MS, Table, campaign_rollup_key, campaign_rollup_partition, granularity_tag, range_is_empty, time_range,
+};
 use super::{EmbeddedStore, Tables, backend, decode};
 use crate::support::decode_campaign_cells;
 use crate::{CellKinds, ReportReads, Result, StoreError};
@@ -77,8 +79,9 @@ impl Tables {
         Ok(cells.without_zeros())
     }
 
-    /// One range scan over the buckets of every campaign; rows of other campaigns are
-    /// skipped by their key, without decoding them, when one campaign is asked for.
+    /// One range scan over the buckets of every campaign; for one campaign, a point read
+    /// per bucket instead (a year is ~100 buckets of one campaign, against ~2,000 rows of
+    /// every campaign to step over), unless the range holds very many buckets.
     fn campaign_rollups(
         &self,
         tenant: &str,
@@ -95,6 +98,24 @@ impl Tables {
             return Ok(by_campaign);
         }
         super::layout::check_range(&range)?;
+        if let Some(campaign_id) = campaign_id
+            && let Some(buckets) = buckets_within(granularity, from, to, MAX_POINT_READS)
+        {
+            let mut sum = CampaignCells::default();
+            for bucket in buckets {
+                let key = campaign_rollup_key(tenant, granularity, bucket, campaign_id);
+                if let Some(value) = self.table(Table::CampaignRollups).get(super::checked(&key)?).map_err(backend)? {
+                    for (cell, tally) in decode_campaign_cells(&value, kinds)? {
+                        sum.add(cell, tally);
+                    }
+                }
+            }
+            let sum = sum.without_zeros();
+            if !sum.0.is_empty() {
+                by_campaign.insert(campaign_id.to_owned(), sum);
+            }
+            return Ok(by_campaign);
+        }
         let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
         for guard in self.table(Table::CampaignRollups).range(range) {
             let (key, value) = guard.into_inner().map_err(backend)?;
@@ -123,5 +144,37 @@ impl Tables {
 
     fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
         self.scan(Table::ConversionsByTime, time_range(&Key::new().str(tenant), Some(TIME_BUCKET_MS), from, Some(to)))
+    }
+}
+
+/// Past this many buckets a range is scanned rather than read bucket by bucket.
+const MAX_POINT_READS: usize = 400;
+
+/// The starts of the buckets of `granularity` in `[from, to)`, if there are at most `max`.
+fn buckets_within(granularity: Granularity, from: Millis, to: Millis, max: usize) -> Option<Vec<Millis>> {
+    let mut buckets = Vec::new();
+    let mut bucket = granularity.ceil(from);
+    while bucket < to {
+        if buckets.len() == max {
+            return None;
+        }
+        buckets.push(bucket);
+        bucket = granularity.next(bucket);
+    }
+    Some(buckets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use touchstone_core::rollup::{DAY_MS, HOUR_MS};
+
+    #[test]
+    fn buckets_within_lists_bucket_starts_in_the_range_up_to_a_limit() {
+        let day = 1_704_067_200_000; // 1 January 2024, UTC
+        assert_eq!(buckets_within(Granularity::Hour, day + 1, day + 3 * HOUR_MS, 10), Some(vec![day + HOUR_MS, day + 2 * HOUR_MS]));
+        assert_eq!(buckets_within(Granularity::Day, day, day, 10), Some(vec![]));
+        assert_eq!(buckets_within(Granularity::Day, day, day + 5 * DAY_MS, 4), None);
+        assert_eq!(buckets_within(Granularity::Month, day, day + 60 * DAY_MS, 4), Some(vec![day, day + 31 * DAY_MS]));
     }
 }
