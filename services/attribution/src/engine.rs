@@ -263,12 +263,9 @@ impl CampaignDeltas {
         let mut sums = CampaignDeltas::default();
         for ((tenant, hour, cell), tally) in &deltas.0 {
             let (msg_hash, cell) = cell.clone().into_campaign_cell();
-            let is_conversion = matches!(cell, CampaignCell::Conversion { .. });
-            match registered.get(&(tenant.as_str(), msg_hash.as_str())) {
+            let registered = registered.get(&(tenant.as_str(), msg_hash.as_str())).copied();
+            match rollup::campaign_of(&msg_hash, &cell, registered) {
                 Some(campaign_id) => sums.add_campaign(tenant, campaign_id, *hour, cell, *tally),
-                // Unattributed (no message), or credited to a message no longer found:
-                // no campaign, as reports have always counted them.
-                None if msg_hash.is_empty() || is_conversion => sums.add_campaign(tenant, "", *hour, cell, *tally),
                 None => sums.add(Pending, tenant, &msg_hash, *hour, cell, *tally),
             }
         }

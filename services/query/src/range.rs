@@ -80,10 +80,10 @@ pub async fn campaign_cells(
                 let mut counted = Vec::new();
                 for (cell, tally) in cells.0 {
                     let (msg_hash, cell) = cell.into_campaign_cell();
-                    match messages.get(&msg_hash) {
-                        Some(message) => counted.push((message.campaign_id.clone(), cell, tally)),
-                        None if msg_hash.is_empty() || cell.is_conversion() => counted.push((String::new(), cell, tally)),
-                        None => {}
+                    let registered = messages.get(&msg_hash).map(|message| message.campaign_id.as_str());
+                    // Counters of messages not registered yet are in no campaign's rows either.
+                    if let Some(campaign_id) = rollup::campaign_of(&msg_hash, &cell, registered) {
+                        counted.push((campaign_id.to_owned(), cell, tally));
                     }
                 }
                 for message in store.messages_sent_between(tenant, from, to).await? {

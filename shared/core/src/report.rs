@@ -264,12 +264,9 @@ pub fn referenced_messages(cells: &Cells) -> Vec<String> {
     let mut hashes: Vec<String> = cells
         .0
         .keys()
-        .map(|cell| match cell {
-            Cell::Touch { msg_hash, .. } | Cell::EventHit { msg_hash, .. } | Cell::Conversion { msg_hash, .. } => {
-                msg_hash.clone()
-            }
-        })
+        .map(Cell::msg_hash)
         .filter(|hash| !hash.is_empty())
+        .map(str::to_owned)
         .collect();
     hashes.sort();
     hashes.dedup();

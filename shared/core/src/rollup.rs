@@ -46,6 +46,18 @@ impl CampaignCell {
     }
 }
 
+/// The campaign a message counter (`msg_hash`, `cell`) counts under, given the campaign of
+/// its message when that is registered: that campaign; no campaign (`""`) for unattributed
+/// conversions (no message) and conversions of a message not found; `None` for the other
+/// counters of a message not registered yet, which wait for its registration.
+pub fn campaign_of<'a>(msg_hash: &str, cell: &CampaignCell, registered: Option<&'a str>) -> Option<&'a str> {
+    match registered {
+        Some(campaign_id) => Some(campaign_id),
+        None if msg_hash.is_empty() || cell.is_conversion() => Some(""),
+        None => None,
+    }
+}
+
 impl Cell {
     /// The message the cell counts for (empty for unattributed conversions) and the same
     /// counter at campaign level.
@@ -337,6 +349,16 @@ mod tests {
             plan_range(utc(2024, 3, 1), utc(2024, 5, 1), CAMPAIGN_LEVELS),
             vec![RangePiece::Rollup { granularity: Granularity::Month, from: utc(2024, 3, 1), to: utc(2024, 5, 1) }]
         );
+    }
+
+    #[test]
+    fn counters_of_unregistered_messages_wait_but_their_conversions_do_not() {
+        let opened = CampaignCell::Touch { kind: TouchKind::Opened };
+        let converted = CampaignCell::Conversion { goal_id: "orders".into(), rule: Rule::LastTouch };
+        assert_eq!(campaign_of("m1", &opened, Some("spring")), Some("spring"));
+        assert_eq!(campaign_of("m1", &opened, None), None);
+        assert_eq!(campaign_of("m1", &converted, None), Some(""));
+        assert_eq!(campaign_of("", &converted, None), Some(""), "unattributed");
     }
 
     #[test]
