@@ -97,9 +97,7 @@ pub async fn campaign_cells(
             }
         }
     }
-    by_campaign = by_campaign.into_iter().map(|(id, cells)| (id, cells.without_zeros())).collect();
-    by_campaign.retain(|_, cells| !cells.0.is_empty());
-    Ok(by_campaign)
+    Ok(rollup::campaigns_without_zeros(by_campaign))
 }
 
 /// Message counters of the raw records with `from <= ts < to`.

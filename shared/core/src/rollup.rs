@@ -14,7 +14,7 @@ use crate::model::{AppEvent, Micros, Millis, Touch, TouchKind};
 use chrono::{DateTime, Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use foldhash::fast::RandomState;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 pub const HOUR_MS: Millis = 3_600_000;
@@ -161,6 +161,15 @@ impl<C: Hash + Eq> Counters<C> {
     pub fn is_empty(&self) -> bool {
         self.0.values().all(Tally::is_zero)
     }
+}
+
+/// Campaign counters by campaign id with zero cells dropped, and campaigns left with none.
+pub fn campaigns_without_zeros(by_campaign: BTreeMap<String, CampaignCells>) -> BTreeMap<String, CampaignCells> {
+    by_campaign
+        .into_iter()
+        .map(|(campaign_id, cells)| (campaign_id, cells.without_zeros()))
+        .filter(|(_, cells)| !cells.0.is_empty())
+        .collect()
 }
 
 /// The levels of the rollup hierarchy, finest first. Each bucket of a level is made of

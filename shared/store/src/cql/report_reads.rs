@@ -11,7 +11,7 @@ use scylla::value::CqlVarint;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::{AppEvent, Message, Millis, Touch};
-use touchstone_core::rollup::{CampaignCells, Cell, Cells, Granularity, Tally};
+use touchstone_core::rollup::{CampaignCells, Cell, Cells, Granularity, Tally, campaigns_without_zeros};
 
 #[async_trait]
 impl ReportReads for CqlStore {
@@ -96,11 +96,7 @@ impl Inner {
                 sums.add(cell, tally);
             }
         }
-        Ok(campaigns
-            .into_iter()
-            .map(|(campaign, cells)| (campaign, cells.without_zeros()))
-            .filter(|(_, cells)| !cells.is_empty())
-            .collect())
+        Ok(campaigns_without_zeros(campaigns))
     }
 
     /// Messages by `sent_at`, from the `messages_by_time` partitions of the hours that hold

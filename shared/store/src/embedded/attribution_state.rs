@@ -129,17 +129,6 @@ impl Tables {
         Ok(counters)
     }
 
-    /// A campaign's stored cells for one bucket.
-    fn campaign_row(&self, key: &[u8]) -> Result<CampaignCells> {
-        let mut cells = CampaignCells::default();
-        if let Some(bytes) = self.table(Table::CampaignRollups).get(super::checked(key)?).map_err(backend)? {
-            for (cell, tally) in decode_campaign_cells(&bytes, CellKinds::All)? {
-                cells.add(cell, tally);
-            }
-        }
-        Ok(cells)
-    }
-
     fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
         let shard = commit.shard;
         let committer = self
@@ -182,15 +171,7 @@ impl Tables {
                 sums.entry(key).or_default().add(delta.tally);
             }
         }
-        for (key, delta) in sums {
-            let mut tally: Tally = self.get(Table::Rollups, &key)?.unwrap_or_default();
-            tally.add(delta);
-            if tally.is_zero() {
-                writes.delete(Table::Rollups, key);
-            } else {
-                writes.put(Table::Rollups, key, &tally)?;
-            }
-        }
+        self.add_tallies(&mut writes, Table::Rollups, sums)?;
 
         // A campaign row holds all of the campaign's cells for its bucket.
         let mut campaign_sums: BTreeMap<Vec<u8>, CampaignCells> = BTreeMap::new();
@@ -201,7 +182,7 @@ impl Tables {
             }
         }
         for (key, delta) in campaign_sums {
-            let mut cells = self.campaign_row(&key)?;
+            let mut cells = self.campaign_row(&key, CellKinds::All)?;
             cells.merge(delta);
             match encode_campaign_cells(cells.0)? {
                 Some(row) => writes.put_raw(Table::CampaignRollups, key, row),
@@ -214,15 +195,7 @@ impl Tables {
             let key = pending_key(&delta.tenant, &delta.msg_hash, Granularity::Hour.bucket(delta.hour), &delta.cell)?;
             pending_sums.entry(key).or_default().add(delta.tally);
         }
-        for (key, delta) in pending_sums {
-            let mut tally: Tally = self.get(Table::PendingCounters, &key)?.unwrap_or_default();
-            tally.add(delta);
-            if tally.is_zero() {
-                writes.delete(Table::PendingCounters, key);
-            } else {
-                writes.put(Table::PendingCounters, key, &tally)?;
-            }
-        }
+        self.add_tallies(&mut writes, Table::PendingCounters, pending_sums)?;
 
         for set_aside in &commit.set_aside {
             let seq = set_aside.entry.seq;
@@ -246,6 +219,34 @@ impl Tables {
             }
         }
         self.apply(writes)
+    }
+}
+
+impl Tables {
+    /// Adds each delta to the stored tally of its key (read-modify-write, under the
+    /// shard's commit lock); a tally summing to zero is deleted.
+    fn add_tallies(&self, writes: &mut Writes, table: Table, deltas: BTreeMap<Vec<u8>, Tally>) -> Result<()> {
+        for (key, delta) in deltas {
+            let mut tally: Tally = self.get(table, &key)?.unwrap_or_default();
+            tally.add(delta);
+            if tally.is_zero() {
+                writes.delete(table, key);
+            } else {
+                writes.put(table, key, &tally)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A campaign's stored cells (of `kinds`) for one bucket; none when it has no row.
+    pub(super) fn campaign_row(&self, key: &[u8], kinds: CellKinds) -> Result<CampaignCells> {
+        let mut cells = CampaignCells::default();
+        if let Some(bytes) = self.table(Table::CampaignRollups).get(super::checked(key)?).map_err(backend)? {
+            for (cell, tally) in decode_campaign_cells(&bytes, kinds)? {
+                cells.add(cell, tally);
+            }
+        }
+        Ok(cells)
     }
 }
 

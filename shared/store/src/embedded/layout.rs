@@ -24,8 +24,8 @@
 //! | `conversions_by_customer` | tenant, customer, 30-day bucket, ts, goal_id, key | `Conversion` | `customer_conversions` |
 //! | `conversions_by_time` | tenant, hour, ts, goal_id, key | `Conversion` | `conversions_between` |
 //! | `conversions_by_explicit` | tenant, explicit msg_hash, goal_id, key | `Conversion` | `explicit_conversions` |
-//! | `rollups` | tenant, granularity (`h`/`d`/`m`), bucket start, cell (postcard) | `Tally` | `rollups` |
-//! | `campaign_rollups` | tenant, granularity, bucket start, campaign_id | every cell of the campaign (`Vec<(CampaignCell, Tally)>`) | `campaign_rollups` |
+//! | `rollups` | tenant, granularity (`h`/`d`), bucket start, cell (postcard) | `Tally` | `rollups` |
+//! | `campaign_rollups` | tenant, granularity (`h`/`d`/`m`), bucket start, campaign_id | every cell of the campaign, conversions in a segment of their own (`support::encode_campaign_cells`) | `campaign_rollups` |
 //! | `pending_counters` | tenant, msg_hash, hour, cell (postcard) | `Tally` | `pending_counters` |
 //! | `set_aside` | shard (u32), seq (u64) | the entry, why, when | `set_aside`, `log_status` |
 

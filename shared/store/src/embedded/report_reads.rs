@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use touchstone_core::attribution::Conversion;
 use std::collections::BTreeMap;
 use touchstone_core::model::{AppEvent, Message, Millis, Touch};
-use touchstone_core::rollup::{CampaignCells, Cell, Cells, Granularity};
+use touchstone_core::rollup::{CampaignCells, Cell, Cells, Granularity, campaigns_without_zeros};
 
 #[async_trait]
 impl ReportReads for EmbeddedStore {
@@ -103,18 +103,10 @@ impl Tables {
         {
             let mut sum = CampaignCells::default();
             for bucket in buckets {
-                let key = campaign_rollup_key(tenant, granularity, bucket, campaign_id);
-                if let Some(value) = self.table(Table::CampaignRollups).get(super::checked(&key)?).map_err(backend)? {
-                    for (cell, tally) in decode_campaign_cells(&value, kinds)? {
-                        sum.add(cell, tally);
-                    }
-                }
+                sum.merge(self.campaign_row(&campaign_rollup_key(tenant, granularity, bucket, campaign_id), kinds)?);
             }
-            let sum = sum.without_zeros();
-            if !sum.0.is_empty() {
-                by_campaign.insert(campaign_id.to_owned(), sum);
-            }
-            return Ok(by_campaign);
+            by_campaign.insert(campaign_id.to_owned(), sum);
+            return Ok(campaigns_without_zeros(by_campaign));
         }
         let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
         for guard in self.table(Table::CampaignRollups).range(range) {
@@ -129,9 +121,7 @@ impl Tables {
                 sum.add(cell, tally);
             }
         }
-        by_campaign = by_campaign.into_iter().map(|(id, cells)| (id, cells.without_zeros())).collect();
-        by_campaign.retain(|_, cells| !cells.0.is_empty());
-        Ok(by_campaign)
+        Ok(campaigns_without_zeros(by_campaign))
     }
 
     fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
