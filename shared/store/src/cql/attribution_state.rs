@@ -299,7 +299,7 @@ impl Inner {
     }
 
     /// The processed position as last committed (a plain read: commits complete before the
-    /// log rows they pass are trimmed, which is all [`Inner::append`] relies on).
+    /// log rows they pass are trimmed, which is all a config save relies on).
     pub(super) async fn processed_position(&self, shard: u32) -> Result<u64> {
         let row: Option<ProgressRow> = self.row(&self.statements.select_progress, (shard_value(shard),)).await?;
         Ok(row.and_then(|(processed, ..)| processed).map_or(0, |processed| processed.max(0) as u64))

@@ -3,7 +3,7 @@
 //! first (the log protocol is in `ingest_log.rs`).
 
 use super::ingest_log::{ACCEPTED, Appended, DUPLICATE};
-use super::layout::{chunk, decode, seq_value, shard_value};
+use super::layout::{decode, seq_value};
 use super::{CqlStore, Inner};
 use crate::support::{StoredPayload, encode};
 use crate::{ConfigStore, LogMark, Result, StoreError, log_shard};
@@ -42,7 +42,7 @@ impl Inner {
         let version = i64::try_from(config.version).map_err(|_| conflict())?;
         let shard = log_shard(tenant);
         let payload = encode(&StoredPayload::Recompute { tenant: tenant.clone() })?;
-        let seq = self.append_one(shard, &payload, Appended::Intent).await?;
+        let intent = self.append_one(shard, payload.clone(), Appended::Intent).await?;
 
         let body = encode(config)?;
         let saved = if expected == 0 {
@@ -51,7 +51,7 @@ impl Inner {
             self.lwt(&s.update_config_if_version, (version, &body, tenant, seq_value(expected))).await?
         };
         let outcome = if saved.applied { ACCEPTED } else { DUPLICATE };
-        let settled = self.lwt(&s.update_log_outcome_if_unset, (outcome, shard_value(shard), chunk(seq), seq_value(seq))).await?;
+        let settled = self.settle_intent(shard, intent, outcome).await?;
         if !saved.applied {
             // Whatever a reader made of the intent, a recompute without a change is harmless.
             return Err(conflict());
@@ -59,10 +59,10 @@ impl Inner {
         // A reader that timed out on the intent accepted it already, maybe before the config
         // was saved; and a row written after its position was processed is never read.
         // Either way the recompute must come again, after the save.
-        if !settled.applied || self.processed_position(shard).await? >= seq {
-            let seq = self.append_one(shard, &payload, Appended::Accepted).await?;
-            return Ok(LogMark { shard, seq });
+        if !settled.applied || self.processed_position(shard).await? >= intent.seq {
+            let again = self.append_one(shard, payload, Appended::Accepted).await?;
+            return Ok(LogMark { shard, seq: again.seq });
         }
-        Ok(LogMark { shard, seq })
+        Ok(LogMark { shard, seq: intent.seq })
     }
 }

@@ -144,5 +144,6 @@ permanent_cql_errors!(
     IntoRowsResultError,
     MaybeFirstRowError,
     RowsError,
-    scylla::deserialize::TypeCheckError
+    scylla::deserialize::TypeCheckError,
+    scylla::deserialize::DeserializationError
 );

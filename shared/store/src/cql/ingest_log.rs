@@ -1,73 +1,106 @@
-//! [`IngestLog`] on CQL: reserving positions, writing records as intents before dedup
-//! decides, reading the log back in order (finishing whatever a crashed writer left
-//! behind), the shard's status, and the entries attribution set aside.
+//! [`IngestLog`] on CQL: appending to a log shard under its lease, dedup by plain reads,
+//! reading the log back in order (finishing what a crashed writer left behind), the shard's
+//! status, and the entries attribution set aside.
 //!
-//! A position moves through these states; only `accepted` rows become entries:
+//! **Appending** (one call, one shard): one process at a time appends to a shard. It takes
+//! the shard's lease in `log_shards` by compare-and-set, which gives it a new *epoch*, then
+//! 1. dedups its records with plain reads of `dedup_marks`: a mark counts when its epoch
+//!    committed, that is when it is older than the current one and not abandoned;
+//! 2. writes a mark and a log row per new record, both carrying its epoch (plain writes,
+//!    the log rows in unlogged batches per partition);
+//! 3. commits: one compare-and-set moves the head past the new rows and frees the lease,
+//!    if the epoch is still its own.
 //!
-//! ```text
-//! reserved ──(writer inserts IF NOT EXISTS)──> intent ──(dedup LWT)──> accepted | duplicate
-//!    └──(a reader, after the intent timeout, inserts IF NOT EXISTS)──> skipped
-//! ```
+//! So a chunk costs two Paxos rounds, however many records it holds. A process that finds
+//! the lease held past its expiry ([`CqlOptions::intent_timeout`](super::CqlOptions)) takes
+//! it over and records the holder's epoch as abandoned in the same compare-and-set: nothing
+//! that holder wrote counts, even if its writes land later. A position may so hold rows of
+//! several epochs (an abandoned holder's, then the next holder's); the highest is the one
+//! that committed it, as every holder starts at the committed head.
 //!
-//! Both inserts are compare-and-sets on the same row, so exactly one of them lands. An intent
-//! still unresolved after the timeout is resolved by the reader with the same dedup LWT the
-//! writer runs, which names the winning log position: writer and reader cannot disagree.
+//! **Readable rows.** A committed log row starts as an *intent* (no outcome). The ingest
+//! call then writes the record's rows in its tables and sets the outcome `accepted`; a
+//! reader waits on an intent, and finishes it itself (writes the rows, accepts it) once it
+//! has waited the intent timeout. Rows are only ever written for committed records, so a
+//! crashed append leaves nothing a read could see.
 //!
-//! Set-aside entries are written by the commit that sets them aside
+//! Config saves append their `Recompute` as an intent too, and settle it by compare-and-set
+//! (`config_store.rs`). Set-aside entries are written by the commit that sets them aside
 //! (`attribution_state.rs`); here they are only counted and read.
 
 use super::errors::cql_error;
 use super::layout::{chunk, chunk_bounds, decode, seq_value, shard_value};
 use super::statements::PAGE_SIZE;
-use super::{CqlStore, Inner, Lwt, all};
+use super::{CqlStore, Inner, Lwt, Write, all};
 use crate::support::{StoredPayload, encode, now_millis};
 use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, SetAside, StoreError, log_shard};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use scylla::statement::batch::{Batch, BatchType};
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
-use touchstone_core::model::{DedupKey, Record};
+use std::time::{Duration, Instant};
+use touchstone_core::model::{DedupKey, Millis, Record};
 
-/// Compare-and-set attempts on a shard's head before giving up as contended.
-const HEAD_ATTEMPTS: u32 = 100;
-/// Attempts at writing rows to freshly reserved positions (each lost one is reserved anew).
-const APPEND_ATTEMPTS: u32 = 20;
-/// Rows per conditional batch: one Paxos round each.
-const INSERT_BATCH_ROWS: usize = 500;
+/// Appends tried before giving up when other processes keep taking the shard over.
+const APPEND_ATTEMPTS: u32 = 10;
 
-/// Outcomes of `ingest_log` rows (null: an intent, not yet deduplicated).
+/// Outcomes of `log_entries` rows (null: an intent).
 pub(super) const ACCEPTED: &str = "accepted";
 pub(super) const DUPLICATE: &str = "duplicate";
-const SKIPPED: &str = "skipped";
 
 /// How appended rows start out.
 #[derive(Clone, Copy)]
 pub(super) enum Appended {
-    /// Not yet deduplicated: no outcome.
+    /// An intent: its writer (or, after the timeout, a reader) settles it.
     Intent,
-    /// Needs no dedup (recomputes).
+    /// Settled already (recomputes that need no more work).
     Accepted,
 }
 
-/// `seq, appended_at, outcome, payload` of an `ingest_log` row.
-type LogRow = (i64, Option<i64>, Option<String>, Option<Vec<u8>>);
+/// Where an appended row went: its position and the epoch it was written in (part of its
+/// key, needed to settle it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Placed {
+    pub seq: u64,
+    pub epoch: i64,
+}
+
+/// One thing to append: its payload, and its dedup key when it has one.
+struct Item<'a> {
+    dedup: Option<(&'a str, &'static str, &'a str)>,
+    payload: Vec<u8>,
+}
+
+/// A shard's lease, held: the epoch it gave, the committed head it starts from, and the
+/// epochs whose appends never committed.
+pub(super) struct Hold {
+    shard: u32,
+    epoch: i64,
+    head: u64,
+    abandoned: HashSet<i64>,
+}
+
+/// `head, epoch, owner, lease_until, abandoned` of a `log_shards` row.
+type ShardRow = (Option<i64>, Option<i64>, Option<String>, Option<i64>, Option<i64>);
+
+/// `seq, epoch, appended_at, outcome, payload` of a `log_entries` row.
+type LogRow = (i64, i64, Option<i64>, Option<String>, Option<Vec<u8>>);
 
 /// `seq, appended_at, set_aside_at, payload, reason` of a `set_aside` row.
 type SetAsideRow = (i64, i64, i64, Vec<u8>, String);
 
-/// What a reader makes of one log row.
+/// What a reader makes of one log position.
 // Short-lived, one at a time: boxing the entry would cost an allocation per entry for nothing.
 #[allow(clippy::large_enum_variant)]
 enum Settled {
     Entry(LogEntry),
-    /// A duplicate or skipped position: passed without an entry.
+    /// A recompute that turned out not to be needed: passed without an entry.
     Passed,
-    /// Still being written: the read stops before it.
+    /// An intent still being settled: the read stops before it.
     Wait,
 }
 
-/// `(tenant, namespace, id)` of the `dedup` table.
+/// `(tenant, namespace, id)` of the `dedup_marks` table.
 fn dedup_key(record: &Record) -> (&str, &'static str, &str) {
     match record.dedup_key() {
         DedupKey::Message(msg_hash) => (record.tenant(), "m", msg_hash),
@@ -100,7 +133,20 @@ impl IngestLog for CqlStore {
 
 impl Inner {
     pub(super) async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
+        let placed = self.append_records(&records).await?;
+        let accepted: Vec<&Record> = placed.iter().map(|&(i, ..)| &records[i]).collect();
+        self.write_records(&accepted).await?;
+        self.accept_all(placed.iter().map(|&(_, shard, at)| (shard, at))).await?;
         let mut outcomes = vec![IngestOutcome::Duplicate; records.len()];
+        for (i, ..) in placed {
+            outcomes[i] = IngestOutcome::Accepted;
+        }
+        Ok(outcomes)
+    }
+
+    /// Appends the first arrivals among `records` as intents, shard by shard; which records
+    /// were accepted (by index) and where they went.
+    async fn append_records(&self, records: &[Record]) -> Result<Vec<(usize, u32, Placed)>> {
         // The first of several arrivals of one key within the call stands: the others never
         // reach the log.
         let mut seen = HashSet::new();
@@ -110,164 +156,193 @@ impl Inner {
                 by_shard.entry(log_shard(record.tenant())).or_default().push(i);
             }
         }
-
-        // Each record's intent at its own position, so that a crash from here on leaves
-        // something a reader can finish.
-        let appends = by_shard.iter().map(|(&shard, indices)| {
-            let records = &records;
-            async move {
-                let payloads = indices
-                    .iter()
-                    .map(|&i| encode(&StoredPayload::Record(records[i].clone())))
-                    .collect::<Result<Vec<_>>>()?;
-                let seqs = self.append(shard, &payloads, Appended::Intent).await?;
-                Ok(indices.iter().zip(seqs).map(|(&i, seq)| (i, shard, seq)).collect::<Vec<_>>())
-            }
+        let appends = by_shard.into_iter().map(|(shard, indices)| async move {
+            let items = indices
+                .iter()
+                .map(|&i| Ok(Item { dedup: Some(dedup_key(&records[i])), payload: encode(&StoredPayload::Record(records[i].clone()))? }))
+                .collect::<Result<Vec<_>>>()?;
+            let placed = self.append(shard, &items, Appended::Intent).await?;
+            Ok(indices.into_iter().zip(placed).filter_map(|(i, at)| at.map(|at| (i, shard, at))).collect::<Vec<_>>())
         });
-        let placed: Vec<(usize, u32, u64)> = all(appends).await?.into_iter().flatten().collect();
+        Ok(all(appends).await?.into_iter().flatten().collect())
+    }
 
-        let claims = placed.iter().map(|&(i, shard, seq)| self.claim(&records[i], shard, seq));
-        let won = all(claims).await?;
-
-        let accepted: Vec<&Record> = placed.iter().zip(&won).filter(|(_, won)| **won).map(|(&(i, ..), _)| &records[i]).collect();
-        self.write_records(&accepted).await?;
-        let outcome_updates = placed
-            .iter()
-            .zip(&won)
-            .map(|(&(_, shard, seq), &won)| self.set_outcome(shard, seq, if won { ACCEPTED } else { DUPLICATE }));
-        all(outcome_updates).await?;
-
-        for (&(i, ..), won) in placed.iter().zip(won) {
-            if won {
-                outcomes[i] = IngestOutcome::Accepted;
-            }
+    /// Sets the outcome of committed intents to `accepted`: in batches per log partition.
+    async fn accept_all(&self, placed: impl Iterator<Item = (u32, Placed)>) -> Result<()> {
+        let mut partitions: BTreeMap<(u32, i64), Vec<_>> = BTreeMap::new();
+        for (shard, at) in placed {
+            let values = (ACCEPTED, shard_value(shard), chunk(at.seq), seq_value(at.seq), at.epoch);
+            partitions.entry((shard, chunk(at.seq))).or_default().push((values, 32));
         }
-        Ok(outcomes)
+        let statement = &self.statements.update_log_outcome;
+        let writes: Vec<Write<'_>> = partitions.into_values().flat_map(|rows| self.partition_batches(statement, None, rows)).collect();
+        all(writes).await.map(drop)
     }
 
     pub(super) async fn append_recompute(&self, tenant: &str) -> Result<LogMark> {
         let shard = log_shard(tenant);
         let payload = encode(&StoredPayload::Recompute { tenant: tenant.to_owned() })?;
-        let seq = self.append_one(shard, &payload, Appended::Accepted).await?;
-        Ok(LogMark { shard, seq })
+        let placed = self.append_one(shard, payload, Appended::Accepted).await?;
+        Ok(LogMark { shard, seq: placed.seq })
     }
 
-    pub(super) async fn append_one(&self, shard: u32, payload: &[u8], start: Appended) -> Result<u64> {
-        let seqs = self.append(shard, &[payload.to_vec()], start).await?;
-        seqs.first().copied().ok_or_else(|| StoreError::Backend("appending one log row returned no position".to_owned()))
+    /// Appends one payload that needs no dedup.
+    pub(super) async fn append_one(&self, shard: u32, payload: Vec<u8>, start: Appended) -> Result<Placed> {
+        let placed = self.append(shard, &[Item { dedup: None, payload }], start).await?;
+        placed
+            .first()
+            .copied()
+            .flatten()
+            .ok_or_else(|| StoreError::Backend("appending one log row returned no position".to_owned()))
     }
 
-    /// Writes `payloads` to fresh positions of `shard`, in order; returns the positions.
-    ///
-    /// A row whose insert does not apply (a reader skipped the position meanwhile), or that
-    /// landed at or below the processed position (skipped and already trimmed, so nobody
-    /// will read it), is written again at a new position. That can reorder rows of one call
-    /// when its writer stalled past the intent timeout; nothing else does.
-    async fn append(&self, shard: u32, payloads: &[Vec<u8>], start: Appended) -> Result<Vec<u64>> {
-        let appended_at = now_millis();
-        let mut seqs = vec![0; payloads.len()];
-        let mut pending: Vec<usize> = (0..payloads.len()).collect();
+    /// Appends the items not seen before to `shard`, in order, under its lease: where each
+    /// went, `None` for a duplicate. Retried from the start when another process took the
+    /// shard over meanwhile (what this attempt wrote is then abandoned).
+    async fn append(&self, shard: u32, items: &[Item<'_>], start: Appended) -> Result<Vec<Option<Placed>>> {
+        // Calls of this process take turns on a shard, rather than take its lease from
+        // each other.
+        let _turn = self.append_turns[shard as usize].lock().await;
         for _ in 0..APPEND_ATTEMPTS {
-            if pending.is_empty() {
-                return Ok(seqs);
-            }
-            let first = self.reserve(shard, pending.len() as u64).await?;
-            for (&i, seq) in pending.iter().zip(first..) {
-                seqs[i] = seq;
-            }
-            let mut groups: Vec<Vec<usize>> = Vec::new();
-            for &i in &pending {
-                match groups.last_mut() {
-                    Some(group) if chunk(seqs[group[0]]) == chunk(seqs[i]) && group.len() < INSERT_BATCH_ROWS => group.push(i),
-                    _ => groups.push(vec![i]),
+            let hold = self.take_shard(shard).await?;
+            match self.append_held(&hold, items, start).await {
+                Ok(Some(placed)) => return Ok(placed),
+                Ok(None) => tracing::warn!(shard, epoch = hold.epoch, "another process took the log shard over mid-append; appending again"),
+                Err(error) => {
+                    self.abandon(&hold).await;
+                    return Err(error);
                 }
-            }
-            let inserts = groups.iter().map(|group| {
-                let rows: Vec<(u64, &[u8])> = group.iter().map(|&i| (seqs[i], payloads[i].as_slice())).collect();
-                self.insert_rows(shard, rows, appended_at, start)
-            });
-            let applied = all(inserts).await?;
-            let processed = self.processed_position(shard).await?;
-            let seqs = &seqs;
-            pending = groups
-                .iter()
-                .zip(applied)
-                .flat_map(|(group, applied)| group.iter().copied().filter(move |&i| !applied || seqs[i] <= processed))
-                .collect();
-            if !pending.is_empty() {
-                tracing::warn!(shard, rows = pending.len(), "log positions were lost to a reader; writing them again");
             }
         }
         Err(StoreError::Unavailable(format!("could not append to log shard {shard} in {APPEND_ATTEMPTS} attempts")))
     }
 
-    /// Inserts rows of one `ingest_log` partition if none of their positions has a row yet:
-    /// one conditional batch, one Paxos round. Whether they were written.
-    async fn insert_rows(&self, shard: u32, rows: Vec<(u64, &[u8])>, appended_at: i64, start: Appended) -> Result<bool> {
+    /// Dedups, writes and commits under `hold`. `None` when the commit was fenced.
+    async fn append_held(&self, hold: &Hold, items: &[Item<'_>], start: Appended) -> Result<Option<Vec<Option<Placed>>>> {
+        let checks = items.iter().map(|item| async move {
+            match item.dedup {
+                Some(key) => self.marked(hold, key).await,
+                None => Ok(false),
+            }
+        });
+        let marked = all(checks).await?;
+
+        let s = &self.statements;
+        let (shard, epoch) = (shard_value(hold.shard), hold.epoch);
+        let appended_at = now_millis();
+        let mut placed = vec![None; items.len()];
+        let mut head = hold.head;
+        let mut writes: Vec<Write<'_>> = Vec::new();
+        let mut partitions: BTreeMap<i64, Vec<_>> = BTreeMap::new();
+        for ((item, marked), at) in items.iter().zip(marked).zip(&mut placed) {
+            if marked {
+                continue;
+            }
+            head += 1;
+            *at = Some(Placed { seq: head, epoch });
+            if let Some((tenant, namespace, id)) = item.dedup {
+                writes.push(Box::pin(self.write(&s.insert_dedup_mark, (tenant, namespace, id, epoch, shard, seq_value(head)))));
+            }
+            let size = item.payload.len() + 40;
+            partitions.entry(chunk(head)).or_default().push(((shard, chunk(head), seq_value(head), epoch, appended_at, &item.payload), size));
+        }
+        let insert = match start {
+            Appended::Intent => &s.insert_log_intent,
+            Appended::Accepted => &s.insert_log_accepted,
+        };
+        writes.extend(partitions.into_values().flat_map(|rows| self.partition_batches(insert, None, rows)));
+        all(writes).await?;
+        Ok(self.commit_append(hold, head).await?.then_some(placed))
+    }
+
+    /// Whether a mark of `key` counts: written in an epoch that committed.
+    async fn marked(&self, hold: &Hold, (tenant, namespace, id): (&str, &str, &str)) -> Result<bool> {
+        let result = self.run(&self.statements.select_dedup_marks, (tenant, namespace, id)).await?;
+        let rows = result.into_rows_result().map_err(cql_error)?;
+        for row in rows.rows::<(i64,)>().map_err(cql_error)? {
+            let (epoch,) = row.map_err(cql_error)?;
+            if epoch < hold.epoch && !hold.abandoned.contains(&epoch) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Takes the shard's lease: at once when free or lapsed (recording the lapsed holder's
+    /// epoch as abandoned), else after waiting for it to be freed, up to the request timeout.
+    async fn take_shard(&self, shard: u32) -> Result<Hold> {
+        let s = &self.statements;
+        let give_up = Instant::now() + self.options.request_timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let rows: Vec<ShardRow> = self.rows(&s.select_log_shard, (shard_value(shard),)).await?;
+            let Some(&(head, epoch, ref owner, lease_until, _)) = rows.first() else {
+                return Err(StoreError::Corrupt(format!("log shard {shard} has no row")));
+            };
+            let (head, epoch) = (head.unwrap_or(0).max(0) as u64, epoch.unwrap_or(0));
+            let mut abandoned: HashSet<i64> = rows.iter().filter_map(|row| row.4).collect();
+            let now = now_millis();
+            let lease = (epoch + 1, &self.owner, now.saturating_add(millis(self.options.intent_timeout)), shard_value(shard), epoch);
+            let taken = match owner {
+                None => self.lwt(&s.take_free_log_shard, lease).await?,
+                // Our own lease, left by a call that failed to free it (calls of this
+                // process take turns), or a lapsed one: its holder's appends never count.
+                Some(holder) if *holder == self.owner || lease_until.is_none_or(|until| until < now) => {
+                    let mut batch = Batch::new(BatchType::Unlogged);
+                    batch.append_statement(s.take_held_log_shard.clone());
+                    batch.append_statement(s.insert_abandoned_epoch.clone());
+                    let (next, owner, until, shard_v, epoch) = lease;
+                    let taken = self.session.batch(&batch, ((next, owner, until, shard_v, epoch, holder), (shard_v, epoch))).await;
+                    let taken = Lwt::from_result(taken.map_err(cql_error)?)?;
+                    if taken.applied {
+                        tracing::warn!(shard, holder, epoch, "took over a log shard whose lease lapsed; its unfinished appends are abandoned");
+                        abandoned.insert(epoch);
+                    }
+                    taken
+                }
+                Some(_) => {
+                    if Instant::now() >= give_up {
+                        return Err(StoreError::Unavailable(format!("log shard {shard} stayed busy with another ingest process")));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                    continue;
+                }
+            };
+            if taken.applied {
+                return Ok(Hold { shard, epoch: epoch + 1, head, abandoned });
+            }
+        }
+    }
+
+    /// Moves the head to `head` (the hold's own head: nothing appended) and frees the lease,
+    /// if the hold still has it. Whether it did (also when a retry of this very statement
+    /// did it first).
+    async fn commit_append(&self, hold: &Hold, head: u64) -> Result<bool> {
+        let values = (seq_value(head), shard_value(hold.shard), hold.epoch, &self.owner);
+        let committed = self.lwt(&self.statements.commit_log_shard, values).await?;
+        // Only this hold frees the lease at its epoch: freed at our epoch means committed.
+        Ok(committed.applied || (committed.bigint("epoch") == Some(hold.epoch) && committed.text("owner").is_none()))
+    }
+
+    /// Frees the lease after a failed append, recording the epoch as abandoned so that
+    /// nothing it wrote counts. If this fails too, the lease lapses and the next process
+    /// records it.
+    async fn abandon(&self, hold: &Hold) {
         let s = &self.statements;
         let mut batch = Batch::new(BatchType::Unlogged);
-        batch.set_is_idempotent(true);
-        let shard = shard_value(shard);
-        let result = match start {
-            Appended::Intent => {
-                let values: Vec<_> = rows
-                    .iter()
-                    .map(|&(seq, payload)| {
-                        batch.append_statement(s.insert_intent_if_absent.clone());
-                        (shard, chunk(seq), seq_value(seq), appended_at, payload)
-                    })
-                    .collect();
-                self.session.batch(&batch, values).await
-            }
-            Appended::Accepted => {
-                let values: Vec<_> = rows
-                    .iter()
-                    .map(|&(seq, payload)| {
-                        batch.append_statement(s.insert_entry_if_absent.clone());
-                        (shard, chunk(seq), seq_value(seq), appended_at, ACCEPTED, payload)
-                    })
-                    .collect();
-                self.session.batch(&batch, values).await
-            }
-        };
-        Ok(Lwt::from_result(result.map_err(cql_error)?)?.applied)
-    }
-
-    /// Reserves `count` positions of `shard` by compare-and-set on its head; the first one.
-    async fn reserve(&self, shard: u32, count: u64) -> Result<u64> {
-        let s = &self.statements;
-        let mut head = self.head(shard).await?;
-        for attempt in 0..HEAD_ATTEMPTS {
-            let moved = self.lwt(&s.update_log_head_if, (seq_value(head + count), shard_value(shard), seq_value(head))).await?;
-            if moved.applied {
-                return Ok(head + 1);
-            }
-            let current = moved.bigint("head").ok_or_else(|| StoreError::Corrupt(format!("log shard {shard} has no head")))?;
-            head = u64::try_from(current).map_err(|_| StoreError::Corrupt(format!("log shard {shard} head {current}")))?;
-            // Other ingest calls are reserving on this shard: back off a little, more each time.
-            tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(20)))).await;
+        batch.append_statement(s.release_log_shard.clone());
+        batch.append_statement(s.insert_abandoned_epoch.clone());
+        let shard = shard_value(hold.shard);
+        let values = ((shard, hold.epoch, &self.owner), (shard, hold.epoch));
+        if let Err(error) = self.session.batch(&batch, values).await {
+            tracing::warn!(shard = hold.shard, %error, "could not free a log shard after a failed append; its lease will lapse");
         }
-        Err(StoreError::Unavailable(format!("log shard {shard} is too contended to reserve positions")))
     }
 
-    async fn head(&self, shard: u32) -> Result<u64> {
+    pub(super) async fn head(&self, shard: u32) -> Result<u64> {
         let row: Option<(Option<i64>,)> = self.row(&self.statements.select_log_head, (shard_value(shard),)).await?;
         Ok(row.and_then(|(head,)| head).map_or(0, |head| head.max(0) as u64))
-    }
-
-    /// The dedup compare-and-set: whether the record at `(shard, seq)` is its key's first
-    /// arrival. Also true when the dedup row already names this very position (a retry, or
-    /// a reader that finished this intent first).
-    async fn claim(&self, record: &Record, shard: u32, seq: u64) -> Result<bool> {
-        let (tenant, namespace, id) = dedup_key(record);
-        let (shard, seq) = (shard_value(shard), seq_value(seq));
-        let claimed = self.lwt(&self.statements.insert_dedup_if_absent, (tenant, namespace, id, shard, seq)).await?;
-        Ok(claimed.applied || (claimed.int("shard") == Some(shard) && claimed.bigint("seq") == Some(seq)))
-    }
-
-    async fn set_outcome(&self, shard: u32, seq: u64, outcome: &str) -> Result<()> {
-        let values = (outcome, shard_value(shard), chunk(seq), seq_value(seq));
-        self.run(&self.statements.update_log_outcome, values).await.map(drop)
     }
 
     pub(super) async fn log_status(&self, shard: u32) -> Result<LogStatus> {
@@ -275,27 +350,20 @@ impl Inner {
         let (head, set_aside) = futures_util::try_join!(self.head(shard), self.set_aside_count(shard))?;
         let mut oldest_pending_at = None;
         let mut after = processed;
-        // The first row still to be processed: accepted, or an intent that may become so.
-        // Duplicate and skipped rows are not pending (they count in head - processed, though).
+        // The first position still to be processed: accepted, or an intent. A recompute
+        // that turned out a duplicate is not pending (it counts in head - processed, though).
         'chunks: while after < head {
             let (chunk_no, last) = chunk_bounds(after + 1, head);
-            let rows: Vec<LogRow> = self.log_rows(shard, chunk_no, after, last, 100).await?;
-            for (_, appended_at, outcome, _) in rows {
-                if matches!(outcome.as_deref(), None | Some(ACCEPTED)) {
-                    oldest_pending_at = appended_at;
+            let rows: Vec<LogRow> = self.rows(&self.statements.select_log_rows, log_range(shard, chunk_no, after, last)).await?;
+            for row in winners(rows) {
+                if matches!(row.3.as_deref(), None | Some(ACCEPTED)) {
+                    oldest_pending_at = row.2;
                     break 'chunks;
                 }
             }
             after = last;
         }
         Ok(LogStatus { head, processed, oldest_pending_at, set_aside })
-    }
-
-    /// The rows of one chunk with `after < seq <= last`.
-    async fn log_rows(&self, shard: u32, chunk_no: i64, after: u64, last: u64, page_size: i32) -> Result<Vec<LogRow>> {
-        let mut statement = self.statements.select_log_rows.clone();
-        statement.set_page_size(page_size);
-        self.rows(&statement, (shard_value(shard), chunk_no, seq_value(after), seq_value(last))).await
     }
 
     pub(super) async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
@@ -307,9 +375,9 @@ impl Inner {
         }
         let head = self.head(shard).await?;
         // Entries come without gaps: `next` is the first position not passed yet. Once the
-        // read is blocked (at a position still being written), the rest of the chunk is only
-        // scanned to start the clocks of the unfinished positions after it, so that a run of
-        // them times out together rather than one timeout after another.
+        // read is blocked (at an intent), the rest of the chunk is only scanned to start the
+        // clocks of the intents after it, so that a crashed call's run of them times out
+        // together rather than one timeout after another.
         let mut next = after.max(processed) + 1;
         let first = next;
         let mut blocked = false;
@@ -318,44 +386,49 @@ impl Inner {
             let (chunk_no, last) = chunk_bounds(next, head);
             let mut statement = self.statements.select_log_rows.clone();
             statement.set_page_size(page_size);
-            let values = (shard_value(shard), chunk_no, seq_value(next - 1), seq_value(last));
-            let pager = self.session.execute_iter(statement, values).await.map_err(cql_error)?;
+            let pager = self.session.execute_iter(statement, log_range(shard, chunk_no, next - 1, last)).await.map_err(cql_error)?;
             let mut rows = pager.rows_stream::<LogRow>().map_err(cql_error)?;
-            let mut scanned = next;
-            while let Some(row) = rows.try_next().await.map_err(cql_error)? {
-                let seq = u64::try_from(row.0).map_err(|_| StoreError::Corrupt(format!("log position {}", row.0)))?;
-                for hole in scanned..seq {
-                    self.pass_or_block(shard, hole, &mut next, &mut blocked).await?;
-                }
-                scanned = seq + 1;
-                if blocked {
-                    if row.2.is_none() {
-                        self.stalled_long_enough(shard, seq);
+            // Rows come by position, then epoch: a position's last row is its winner.
+            let mut expected = next;
+            let mut winner: Option<LogRow> = None;
+            loop {
+                let row = rows.try_next().await.map_err(cql_error)?;
+                if let Some(done) = winner.take_if(|held| row.as_ref().is_none_or(|row| row.0 != held.0)) {
+                    let seq = position(done.0)?;
+                    if seq != expected {
+                        return Err(gap(shard, expected));
                     }
-                    continue;
+                    expected = seq + 1;
+                    if blocked {
+                        if done.3.is_none() {
+                            self.stalled_long_enough(shard, seq);
+                        }
+                    } else {
+                        match self.settle(shard, seq, done).await? {
+                            Settled::Entry(entry) => entries.push(entry),
+                            Settled::Passed => {}
+                            Settled::Wait => blocked = true,
+                        }
+                        if !blocked {
+                            next = seq + 1;
+                        }
+                    }
+                    if entries.len() >= limit {
+                        break;
+                    }
                 }
-                match self.settle(shard, seq, row).await? {
-                    Settled::Entry(entry) => entries.push(entry),
-                    Settled::Passed => {}
-                    Settled::Wait => blocked = true,
-                }
-                if !blocked {
-                    next = seq + 1;
-                }
-                if entries.len() >= limit {
-                    break;
+                match row {
+                    Some(row) => winner = Some(row),
+                    None => break,
                 }
             }
-            if entries.len() >= limit {
-                break;
-            }
-            for hole in scanned..=last {
-                self.pass_or_block(shard, hole, &mut next, &mut blocked).await?;
+            if entries.len() < limit && !blocked && expected <= last {
+                return Err(gap(shard, expected));
             }
         }
         self.stalls().retain(|&(stalled_shard, seq), _| stalled_shard != shard || seq >= next);
-        // Positions passed after the last entry (duplicates, skipped ones) would otherwise
-        // stay ahead of the processed position for good: one `Nothing` lets a commit pass them.
+        // Positions passed after the last entry (recomputes not needed) would otherwise stay
+        // ahead of the processed position for good: one `Nothing` lets a commit pass them.
         let last_passed = next - 1;
         if last_passed >= first && entries.last().is_none_or(|entry| entry.seq < last_passed) && entries.len() < limit {
             let appended_at = now_millis();
@@ -364,47 +437,19 @@ impl Inner {
         Ok(entries)
     }
 
-    /// A position without a row, met by [`Inner::read_log`]: passed (when skipped), or it
-    /// blocks the read; once blocked, only its clock is started.
-    async fn pass_or_block(&self, shard: u32, hole: u64, next: &mut u64, blocked: &mut bool) -> Result<()> {
-        if *blocked {
-            self.stalled_long_enough(shard, hole);
-        } else if self.pass_hole(shard, hole).await? {
-            *next = hole + 1;
-        } else {
-            *blocked = true;
-        }
-        Ok(())
-    }
-
-    /// Whether the unfinished position has been so for the intent timeout, as this process
-    /// measures it from when it first saw it.
+    /// Whether the intent has been one for the intent timeout, as this process measures it
+    /// from when it first saw it.
     fn stalled_long_enough(&self, shard: u32, seq: u64) -> bool {
         let mut stalls = self.stalls();
-        let first_seen = *stalls.entry((shard, seq)).or_insert_with(std::time::Instant::now);
+        let first_seen = *stalls.entry((shard, seq)).or_insert_with(Instant::now);
         first_seen.elapsed() >= self.options.intent_timeout
     }
 
-    /// A reserved position without a row: marked skipped once it has stalled long enough.
-    /// Whether the read may go past it.
-    async fn pass_hole(&self, shard: u32, seq: u64) -> Result<bool> {
-        if !self.stalled_long_enough(shard, seq) {
-            return Ok(false);
-        }
-        let values = (shard_value(shard), chunk(seq), seq_value(seq));
-        let skipped = self.lwt(&self.statements.insert_skip_if_absent, values).await?;
-        if skipped.applied {
-            tracing::warn!(shard, seq, "skipped a log position that its writer never filled");
-        }
-        // Not applied: the row has just been written; the next read will see it.
-        Ok(skipped.applied)
-    }
-
     async fn settle(&self, shard: u32, seq: u64, row: LogRow) -> Result<Settled> {
-        let (_, appended_at, outcome, payload) = row;
+        let (_, epoch, appended_at, outcome, payload) = row;
         let corrupt = |what: &str| StoreError::Corrupt(format!("log row {shard}/{seq} has {what}"));
         match outcome.as_deref() {
-            Some(DUPLICATE | SKIPPED) => return Ok(Settled::Passed),
+            Some(DUPLICATE) => return Ok(Settled::Passed),
             Some(ACCEPTED) | None => {}
             Some(other) => return Err(corrupt(&format!("outcome {other:?}"))),
         }
@@ -418,25 +463,28 @@ impl Inner {
             return Ok(Settled::Wait);
         }
         // An intent whose writer stopped: finish its work as the writer would have.
+        let at = Placed { seq, epoch };
         match payload {
             StoredPayload::Record(record) => {
-                let won = self.claim(&record, shard, seq).await?;
-                if won {
-                    self.write_records(&[&record]).await?;
-                }
-                self.set_outcome(shard, seq, if won { ACCEPTED } else { DUPLICATE }).await?;
-                tracing::warn!(shard, seq, won, "finished an ingest that stopped after writing its intent");
-                Ok(if won { entry(StoredPayload::Record(record)) } else { Settled::Passed })
+                self.write_records(&[&record]).await?;
+                self.accept_all(std::iter::once((shard, at))).await?;
+                tracing::warn!(shard, seq, "finished an ingest that stopped after committing its records");
+                Ok(entry(StoredPayload::Record(record)))
             }
             StoredPayload::Recompute { tenant } => {
                 // A spare recompute is harmless; a missing one after a saved config is not.
-                let values = (ACCEPTED, shard_value(shard), chunk(seq), seq_value(seq));
-                let accepted = self.lwt(&self.statements.update_log_outcome_if_unset, values).await?;
+                let accepted = self.settle_intent(shard, at, ACCEPTED).await?;
                 Ok(if accepted.applied { entry(StoredPayload::Recompute { tenant }) } else { Settled::Wait })
             }
             // Never written: every position gets a record or a recompute.
             StoredPayload::Nothing => Err(corrupt("an empty payload")),
         }
+    }
+
+    /// Sets an intent's outcome by compare-and-set: whoever settles it first decides.
+    pub(super) async fn settle_intent(&self, shard: u32, at: Placed, outcome: &str) -> Result<Lwt> {
+        let values = (outcome, shard_value(shard), chunk(at.seq), seq_value(at.seq), at.epoch);
+        self.lwt(&self.statements.update_log_outcome_if_unset, values).await
     }
 
     /// How many entries of the shard were ever set aside: one small partition, counted.
@@ -457,7 +505,7 @@ impl Inner {
         let rows: Vec<SetAsideRow> = self.rows(&self.statements.select_set_aside, (shard_value(shard), limit)).await?;
         rows.into_iter()
             .map(|(seq, appended_at, set_aside_at, payload, reason)| {
-                let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("set-aside position {seq}")))?;
+                let seq = position(seq)?;
                 let payload: StoredPayload = decode("set-aside payload", &payload)?;
                 let entry = LogEntry { seq, appended_at, payload: payload.into() };
                 Ok(SetAside { entry, reason, set_aside_at })
@@ -465,18 +513,68 @@ impl Inner {
             .collect()
     }
 
-    /// Test support: reserves a position and writes a record's intent there, then stops, as
-    /// an ingest call that crashed right after would.
+    /// Test support: appends and commits `record` as an intent, then stops, as an ingest
+    /// call that crashed right after its commit would.
     #[cfg(feature = "testsuite")]
-    pub(super) async fn append_intent_only(&self, record: Record) -> Result<LogMark> {
-        let shard = log_shard(record.tenant());
-        let seq = self.append_one(shard, &encode(&StoredPayload::Record(record))?, Appended::Intent).await?;
-        Ok(LogMark { shard, seq })
+    pub(super) async fn append_intent_only(&self, record: Record) -> Result<Option<LogMark>> {
+        let placed = self.append_records(std::slice::from_ref(&record)).await?;
+        Ok(placed.first().map(|&(_, shard, at)| LogMark { shard, seq: at.seq }))
     }
 
-    /// Test support: reserves positions without writing them, as a crashed ingest would.
+    /// Test support: takes the records' shard, writes their marks and log rows, and stops
+    /// before the commit, as an ingest call that crashed there would (its lease is left to
+    /// lapse). The records must be of one shard.
     #[cfg(feature = "testsuite")]
-    pub(super) async fn reserve_only(&self, shard: u32, count: u64) -> Result<u64> {
-        self.reserve(shard, count).await
+    pub(super) async fn append_uncommitted(&self, records: Vec<Record>) -> Result<()> {
+        let Some(shard) = records.first().map(|record| log_shard(record.tenant())) else {
+            return Ok(());
+        };
+        let items = records
+            .iter()
+            .map(|record| Ok(Item { dedup: Some(dedup_key(record)), payload: encode(&StoredPayload::Record(record.clone()))? }))
+            .collect::<Result<Vec<_>>>()?;
+        let hold = self.take_shard(shard).await?;
+        let s = &self.statements;
+        let (shard_v, epoch) = (shard_value(shard), hold.epoch);
+        let mut writes: Vec<Write<'_>> = Vec::new();
+        for (item, seq) in items.iter().zip(hold.head + 1..) {
+            if let Some((tenant, namespace, id)) = item.dedup {
+                writes.push(Box::pin(self.write(&s.insert_dedup_mark, (tenant, namespace, id, epoch, shard_v, seq_value(seq)))));
+            }
+            let values = (shard_v, chunk(seq), seq_value(seq), epoch, now_millis(), &item.payload);
+            writes.push(Box::pin(self.write(&s.insert_log_intent, values)));
+        }
+        all(writes).await.map(drop)
     }
+}
+
+/// The bound values of a read of one log partition's positions `after < seq <= last`.
+fn log_range(shard: u32, chunk_no: i64, after: u64, last: u64) -> (i32, i64, i64, i64) {
+    (shard_value(shard), chunk_no, seq_value(after), seq_value(last))
+}
+
+/// Of rows sorted by position then epoch, the last (the committed one) of each position.
+fn winners(rows: Vec<LogRow>) -> Vec<LogRow> {
+    let mut winners: Vec<LogRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match winners.last_mut() {
+            Some(last) if last.0 == row.0 => *last = row,
+            _ => winners.push(row),
+        }
+    }
+    winners
+}
+
+fn position(seq: i64) -> Result<u64> {
+    u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("log position {seq}")))
+}
+
+/// A committed position without a row: trimmed by a newer step committed meanwhile (the
+/// reader's own commit will be fenced), or lost by the cluster. Worth a retry either way.
+fn gap(shard: u32, seq: u64) -> StoreError {
+    StoreError::Unavailable(format!("log shard {shard} position {seq} is committed but has no row"))
+}
+
+fn millis(duration: Duration) -> Millis {
+    Millis::try_from(duration.as_millis()).unwrap_or(Millis::MAX)
 }

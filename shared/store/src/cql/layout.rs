@@ -341,7 +341,7 @@ impl Inner {
         Ok(())
     }
 
-    async fn write(&self, statement: &PreparedStatement, values: impl SerializeRow) -> Result<()> {
+    pub(super) async fn write(&self, statement: &PreparedStatement, values: impl SerializeRow) -> Result<()> {
         self.run(statement, values).await.map(drop)
     }
 
@@ -396,7 +396,7 @@ impl Inner {
             partitions.entry((tenant, granularity, row.bucket)).or_default().push((values, row.cell.len()));
         }
         let statement = &self.statements.insert_rollup_delta;
-        partitions.into_values().flat_map(|rows| self.partition_batches(statement, timestamp, rows)).collect()
+        partitions.into_values().flat_map(|rows| self.partition_batches(statement, Some(timestamp), rows)).collect()
     }
 
     /// The writes of campaign rollup delta rows under `step`, at the step's timestamp.
@@ -414,7 +414,7 @@ impl Inner {
             partitions.entry((tenant, granularity, row.bucket)).or_default().push((values, size));
         }
         let statement = &self.statements.insert_campaign_rollup_delta;
-        partitions.into_values().flat_map(|rows| self.partition_batches(statement, timestamp, rows)).collect()
+        partitions.into_values().flat_map(|rows| self.partition_batches(statement, Some(timestamp), rows)).collect()
     }
 
     /// The writes of pending delta rows under `step`, at the step's timestamp.
@@ -426,16 +426,16 @@ impl Inner {
             partitions.entry((tenant, msg_hash)).or_default().push((values, row.cells.len()));
         }
         let statement = &self.statements.insert_pending_delta;
-        partitions.into_values().flat_map(|rows| self.partition_batches(statement, timestamp, rows)).collect()
+        partitions.into_values().flat_map(|rows| self.partition_batches(statement, Some(timestamp), rows)).collect()
     }
 
     /// Unlogged batches of `statement`, one run per row of `rows` (its values and about how
-    /// many bytes they take), all at `timestamp`. The rows must be of one partition: a batch
-    /// then costs no more than a single write, and is applied as one.
-    fn partition_batches<'a, V>(
+    /// many bytes they take), all at `timestamp` when given. The rows must be of one
+    /// partition: a batch then costs no more than a single write, and is applied as one.
+    pub(super) fn partition_batches<'a, V>(
         &'a self,
         statement: &'a PreparedStatement,
-        timestamp: i64,
+        timestamp: Option<i64>,
         rows: Vec<(V, usize)>,
     ) -> Vec<Write<'a>>
     where
@@ -462,7 +462,7 @@ impl Inner {
             .map(|values| {
                 let mut batch = Batch::new(BatchType::Unlogged);
                 batch.set_is_idempotent(true);
-                batch.set_timestamp(Some(timestamp));
+                batch.set_timestamp(timestamp);
                 for _ in &values {
                     batch.append_statement(statement.clone());
                 }

@@ -16,14 +16,14 @@
 //! built from single-partition steps that are safe to repeat, with compare-and-set (LWT) only
 //! where processes race:
 //!
-//! - **Ingest** (`ingest_log.rs`): positions are reserved per log shard by compare-and-set on
-//!   `log_heads`; each record is written to its position as an *intent* (payload, no
-//!   outcome) before dedup decides, by LWT on `dedup`, which arrival wins. The dedup row
-//!   names the winner's log position, so after a crash anyone can finish the job: a log
-//!   reader that finds an intent older than [`CqlOptions::intent_timeout`] runs the same
-//!   dedup LWT, writes the record's rows if that position won, and sets the outcome. A
-//!   reserved position that never got a row is marked `skipped` by LWT after the same
-//!   timeout, which also stops a late writer from filling it (its insert is not applied).
+//! - **Ingest** (`ingest_log.rs`): one process at a time appends to a log shard, under a
+//!   lease taken by compare-and-set on `log_shards`, which gives it an epoch. It dedups with
+//!   plain reads of `dedup_marks` (a mark counts when its epoch committed), writes marks and
+//!   log rows tagged with its epoch, and commits the new head with one more compare-and-set
+//!   that also frees the lease: two Paxos rounds per call and shard, none per record. A
+//!   lapsed lease is taken over with its holder's epoch recorded as abandoned, so nothing
+//!   it wrote counts. Committed rows are intents until the call has written the records'
+//!   rows; a reader finishes an intent older than [`CqlOptions::intent_timeout`] itself.
 //! - **Commits** (`attribution_state.rs`): the body of a step (conversion changes, rollup
 //!   deltas of message, campaign and pending counters, set-aside entries) is stored first,
 //!   then one LWT on `shard_progress` moves the processed position and names the step, which
@@ -95,8 +95,9 @@ pub struct CqlOptions {
     pub serial_consistency: SerialConsistency,
     /// Client-side limit of one request, retries included.
     pub request_timeout: Duration,
-    /// How long a log reader waits on a position that is reserved but not (or not fully)
-    /// written before it finishes or skips it itself: longer than any ingest call takes.
+    /// How long an ingest process holds a log shard before another may take it over, and
+    /// how long a log reader waits on an intent before it finishes the intent itself: longer
+    /// than any ingest call takes.
     pub intent_timeout: Duration,
 }
 
@@ -130,9 +131,13 @@ struct Inner {
     options: CqlOptions,
     /// Per shard, the last step this process knows to be applied (see `attribution_state.rs`).
     applied: Mutex<HashMap<u32, StepMark>>,
-    /// Log positions a reader found unfinished (reserved without a row, or an intent), and
-    /// when this process first saw each: measured on our own clock, not the writer's.
+    /// Log positions a reader found to be intents, and when this process first saw each:
+    /// measured on our own clock, not the writer's.
     stalls: Mutex<HashMap<(u32, u64), Instant>>,
+    /// Who this process is, as the owner of log shard leases.
+    owner: String,
+    /// Per log shard, whose turn it is among this process's appends.
+    append_turns: Vec<tokio::sync::Mutex<()>>,
 }
 
 /// A shard's progress as stored in `shard_progress`: what `attribution_state.rs` commits
@@ -191,11 +196,13 @@ impl CqlStore {
             options,
             applied: Mutex::new(HashMap::new()),
             stalls: Mutex::new(HashMap::new()),
+            owner: owner_id(),
+            append_turns: (0..LOG_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
         };
         let starts = (0..LOG_SHARDS).flat_map(|shard| {
             let shard = shard_value(shard);
             [
-                inner.lwt(&inner.statements.init_log_head, (shard,)),
+                inner.lwt(&inner.statements.init_log_shard, (shard,)),
                 inner.lwt(&inner.statements.init_progress, (shard,)),
             ]
         });
@@ -217,19 +224,28 @@ impl CqlStore {
         self.inner.commit(commit, false).await
     }
 
-    /// Test support: writes `record`'s log intent and stops, as an ingest call that crashed
-    /// right after would.
+    /// Test support: appends and commits `record` as an intent and stops, as an ingest call
+    /// that crashed right after its commit would. `None` when it was a duplicate.
     #[doc(hidden)]
-    pub async fn append_intent_only(&self, record: touchstone_core::model::Record) -> Result<crate::LogMark> {
+    pub async fn append_intent_only(&self, record: touchstone_core::model::Record) -> Result<Option<crate::LogMark>> {
         self.inner.append_intent_only(record).await
     }
 
-    /// Test support: reserves `count` positions of `shard` and writes nothing there, as an
-    /// ingest call that crashed right after reserving would. Returns the first.
+    /// Test support: takes the records' log shard and writes their dedup marks and log rows,
+    /// then stops before committing, as an ingest call that crashed there would.
     #[doc(hidden)]
-    pub async fn reserve_only(&self, shard: u32, count: u64) -> Result<u64> {
-        self.inner.reserve_only(shard, count).await
+    pub async fn append_uncommitted(&self, records: Vec<touchstone_core::model::Record>) -> Result<()> {
+        self.inner.append_uncommitted(records).await
     }
+}
+
+/// A name for this process as a lease owner: host-independent, unique enough (process id,
+/// clock, and a counter for several stores in one process).
+fn owner_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("ingest-{}-{nanos:x}-{n}", std::process::id())
 }
 
 /// Whether the server is a ScyllaDB that knows tablets: only there does this table (with
@@ -329,13 +345,6 @@ impl Lwt {
     fn bigint(&self, column: &str) -> Option<i64> {
         match self.current.get(column) {
             Some(CqlValue::BigInt(value)) => Some(*value),
-            _ => None,
-        }
-    }
-
-    fn int(&self, column: &str) -> Option<i32> {
-        match self.current.get(column) {
-            Some(CqlValue::Int(value)) => Some(*value),
             _ => None,
         }
     }
