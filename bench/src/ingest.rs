@@ -57,7 +57,7 @@ pub async fn embedded(work: &Path, data: &Dataset, source: Source) -> BenchResul
     let _ = std::fs::remove_dir_all(&store);
     let server = DevServer::start(&store);
     println!("ingesting {} records into touchstone dev ({source:?}) ...", data.records);
-    let mut run = pipeline(&server, &server, &server, data, source, false, Some(server.pid())).await?;
+    let mut run = pipeline(&server, &server, &server, data, source, None, Some(server.pid())).await?;
     run.peak_rss = peak_rss(server.pid());
     let reports_dir = work.join("reports-embedded");
     write_reports(&server, data, &reports_dir)?;
@@ -75,13 +75,20 @@ pub async fn cql(work: &Path, data: &Dataset, nodes: &str) -> BenchResult<Ingest
         return Err(format!("touchstone migrate failed: {}", text(&migrated.stderr)).into());
     }
     let start = |role: &str| Server::start(&[role, "--listen", "127.0.0.1:0", "--scylla-nodes", nodes, "--keyspace", &keyspace]);
-    let (ingest, attribution, query) = (start("ingest"), start("attribution"), start("query"));
-    println!("ingesting {} records into separate processes on CQL {nodes} ...", data.records);
-    let mut run = pipeline(&ingest, &attribution, &query, data, Source::Preloaded, true, None).await?;
+    // The deployment of issue 12's figure: two ingest processes, two attribution workers
+    // and a query process, all on the machine's cores beside the node.
+    let ingest = [start("ingest"), start("ingest")];
+    let workers = [start("attribution"), start("attribution")];
+    let query = start("query");
+    println!(
+        "ingesting {} records into 2 ingest, 2 attribution and 1 query processes on CQL {nodes}, {CHUNKS_IN_FLIGHT} chunk calls in flight ...",
+        data.records
+    );
+    let mut run = pipeline(&ingest[0], &workers[0], &query, data, Source::Preloaded, Some(&ingest), None).await?;
     let reports_dir = work.join("reports-cql");
     write_reports(&query, data, &reports_dir)?;
     run.reports_dir = reports_dir;
-    drop((ingest, attribution, query));
+    drop((ingest, workers, query));
     // scripts/bench.sh wipes the Cassandra it started; on a cluster of one's own the
     // keyspace is left for inspection.
     println!("(keyspace {keyspace} left in place: DROP KEYSPACE {keyspace} when done)");
@@ -90,19 +97,24 @@ pub async fn cql(work: &Path, data: &Dataset, nodes: &str) -> BenchResult<Ingest
 
 /// The pipeline into one server that plays every role (`touchstone dev`).
 pub async fn load(server: &Server, data: &Dataset, source: Source) -> BenchResult<IngestRun> {
-    pipeline(server, server, server, data, source, false, None).await
+    pipeline(server, server, server, data, source, None, None).await
 }
 
-/// With `retry_chunks`, each chunk is its own call, retried while the server answers
-/// UNAVAILABLE (a CQL timeout under load), as a production client would; else one stream.
+/// Chunk calls a client keeps in flight when it sends chunks as calls of their own.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// With `chunk_calls`, each chunk is its own call to one of those servers (in turn,
+/// [`CHUNKS_IN_FLIGHT`] at once), retried while the server answers UNAVAILABLE (a CQL
+/// timeout under load), as a production client would; else one stream into `ingest`.
 /// With `watch_rss`, the RSS of that process is printed every million records sent.
+#[allow(clippy::too_many_arguments)]
 async fn pipeline(
     ingest: &Server,
     attribution: &Server,
     query: &Server,
     data: &Dataset,
     source: Source,
-    retry_chunks: bool,
+    chunk_calls: Option<&[Server]>,
     watch_rss: Option<u32>,
 ) -> BenchResult<IngestRun> {
     let preloaded = match source {
@@ -114,10 +126,14 @@ async fn pipeline(
     ingest.cli_ok(&["import", "messages", &data.path("messages.jsonl")]);
 
     let mut client = IngestServiceClient::new(ingest.channel().await);
+    let mut callers = Vec::new();
+    for server in chunk_calls.unwrap_or_default() {
+        callers.push(IngestServiceClient::new(server.channel().await));
+    }
     let stream_started = Instant::now();
     let mut rss_by_million = Vec::new();
     let reply = match preloaded {
-        Some(chunks) if retry_chunks => send_chunks_with_retries(&mut client, chunks).await?,
+        Some(chunks) if !callers.is_empty() => send_chunks_with_retries(callers, chunks).await?,
         Some(chunks) => client.ingest_stream(tokio_stream::iter(chunks)).await?.into_inner(),
         None => {
             // Parsed on a blocking thread while streaming, a few chunks ahead.
@@ -177,10 +193,32 @@ async fn pipeline(
     })
 }
 
-/// One call per chunk, each retried with backoff while the server is unavailable; the
-/// replies summed (a retried chunk's records stored by the failed attempt count as
-/// duplicates, so accepted + duplicates still equals what was sent).
-async fn send_chunks_with_retries(client: &mut IngestServiceClient<Channel>, chunks: Vec<pb::IngestChunk>) -> BenchResult<pb::IngestReply> {
+/// One call per chunk, [`CHUNKS_IN_FLIGHT`] at once over the `clients` in turn, each retried
+/// with backoff while the server is unavailable; the replies summed (a retried chunk's
+/// records stored by the failed attempt count as duplicates, so accepted + duplicates still
+/// equals what was sent).
+async fn send_chunks_with_retries(clients: Vec<IngestServiceClient<Channel>>, chunks: Vec<pb::IngestChunk>) -> BenchResult<pb::IngestReply> {
+    let mut lanes: Vec<Vec<pb::IngestChunk>> = vec![Vec::new(); CHUNKS_IN_FLIGHT];
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        lanes[i % CHUNKS_IN_FLIGHT].push(chunk);
+    }
+    let mut senders = tokio::task::JoinSet::new();
+    for (lane, chunks) in lanes.into_iter().enumerate() {
+        let client = clients[lane % clients.len()].clone();
+        senders.spawn(send_lane(client, chunks));
+    }
+    let mut total = pb::IngestReply::default();
+    while let Some(reply) = senders.join_next().await {
+        let reply = reply.map_err(|e| e.to_string())??;
+        total.accepted += reply.accepted;
+        total.duplicates += reply.duplicates;
+        total.rejected.extend(reply.rejected);
+    }
+    Ok(total)
+}
+
+/// One chunk call after another, each retried while the server is unavailable.
+async fn send_lane(mut client: IngestServiceClient<Channel>, chunks: Vec<pb::IngestChunk>) -> Result<pb::IngestReply, String> {
     const ATTEMPTS: u32 = 8;
     let mut total = pb::IngestReply::default();
     for chunk in chunks {
@@ -193,7 +231,7 @@ async fn send_chunks_with_retries(client: &mut IngestServiceClient<Channel>, chu
                     tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
                     attempt += 1;
                 }
-                Err(status) => return Err(status.into()),
+                Err(status) => return Err(status.to_string()),
             }
         };
         total.accepted += reply.accepted;

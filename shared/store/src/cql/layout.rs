@@ -27,10 +27,10 @@ use touchstone_core::attribution::Conversion;
 use touchstone_core::model::{Message, Millis, Record, Touch};
 use touchstone_core::rollup::{CampaignCell, DAY_MS, Granularity, HOUR_MS, Tally};
 
-/// Positions per `ingest_log` partition: a partition never grows past this many rows.
+/// Positions per `log_entries` partition: a partition never grows past this many positions.
 pub(super) const CHUNK: u64 = 10_000;
 
-/// The `ingest_log` partition of a position.
+/// The `log_entries` partition of a position.
 pub(super) fn chunk(seq: u64) -> i64 {
     seq_value(seq / CHUNK)
 }
