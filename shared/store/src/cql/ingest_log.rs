@@ -94,6 +94,9 @@ type SetAsideRow = (i64, i64, i64, Vec<u8>, String);
 #[allow(clippy::large_enum_variant)]
 enum Settled {
     Entry(LogEntry),
+    /// A record whose writer stopped after its commit: an entry once the reader has done
+    /// the rest of the writer's work (all such records of a read at once).
+    Finish(LogEntry, Placed),
     /// A recompute that turned out not to be needed: passed without an entry.
     Passed,
     /// An intent still being settled: the read stops before it.
@@ -381,6 +384,7 @@ impl Inner {
         let mut next = after.max(processed) + 1;
         let first = next;
         let mut blocked = false;
+        let mut unfinished: Vec<Placed> = Vec::new();
         let page_size = i32::try_from(limit.saturating_add(16)).unwrap_or(i32::MAX).min(PAGE_SIZE);
         while next <= head && entries.len() < limit && !blocked {
             let (chunk_no, last) = chunk_bounds(next, head);
@@ -406,6 +410,10 @@ impl Inner {
                     } else {
                         match self.settle(shard, seq, done).await? {
                             Settled::Entry(entry) => entries.push(entry),
+                            Settled::Finish(entry, at) => {
+                                entries.push(entry);
+                                unfinished.push(at);
+                            }
                             Settled::Passed => {}
                             Settled::Wait => blocked = true,
                         }
@@ -425,6 +433,9 @@ impl Inner {
             if entries.len() < limit && !blocked && expected <= last {
                 return Err(gap(shard, expected));
             }
+        }
+        if !unfinished.is_empty() {
+            self.finish(shard, &entries, &unfinished).await?;
         }
         self.stalls().retain(|&(stalled_shard, seq), _| stalled_shard != shard || seq >= next);
         // Positions passed after the last entry (recomputes not needed) would otherwise stay
@@ -462,15 +473,10 @@ impl Inner {
         if !self.stalled_long_enough(shard, seq) {
             return Ok(Settled::Wait);
         }
-        // An intent whose writer stopped: finish its work as the writer would have.
+        // An intent whose writer stopped: its work is finished before the entry is returned.
         let at = Placed { seq, epoch };
         match payload {
-            StoredPayload::Record(record) => {
-                self.write_records(&[&record]).await?;
-                self.accept_all(std::iter::once((shard, at))).await?;
-                tracing::warn!(shard, seq, "finished an ingest that stopped after committing its records");
-                Ok(entry(StoredPayload::Record(record)))
-            }
+            StoredPayload::Record(record) => Ok(Settled::Finish(LogEntry { seq, appended_at, payload: LogPayload::Record(record) }, at)),
             StoredPayload::Recompute { tenant } => {
                 // A spare recompute is harmless; a missing one after a saved config is not.
                 let accepted = self.settle_intent(shard, at, ACCEPTED).await?;
@@ -479,6 +485,24 @@ impl Inner {
             // Never written: every position gets a record or a recompute.
             StoredPayload::Nothing => Err(corrupt("an empty payload")),
         }
+    }
+
+    /// Does what the writers of the `unfinished` record intents among `entries` did not:
+    /// writes the records' rows and accepts them.
+    async fn finish(&self, shard: u32, entries: &[LogEntry], unfinished: &[Placed]) -> Result<()> {
+        let seqs: HashSet<u64> = unfinished.iter().map(|at| at.seq).collect();
+        let records: Vec<&Record> = entries
+            .iter()
+            .filter(|entry| seqs.contains(&entry.seq))
+            .filter_map(|entry| match &entry.payload {
+                LogPayload::Record(record) => Some(record),
+                _ => None,
+            })
+            .collect();
+        self.write_records(&records).await?;
+        self.accept_all(unfinished.iter().map(|&at| (shard, at))).await?;
+        tracing::warn!(shard, records = records.len(), first = unfinished[0].seq, "finished ingest calls that stopped after committing their records");
+        Ok(())
     }
 
     /// Sets an intent's outcome by compare-and-set: whoever settles it first decides.

@@ -20,7 +20,7 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlVarint, MaybeUnset};
 use serde::de::DeserializeOwned;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 use touchstone_core::attribution::Conversion;
@@ -267,11 +267,18 @@ pub(super) fn touch(tenant: &str, event_id: String, msg_hash: String, customer_i
 
 impl Inner {
     /// Writes the rows of newly accepted records: their tables and the buckets they occupy.
-    /// Plain upserts, so a repeat (a reader finishing a crashed ingest) is harmless.
+    /// Plain upserts, so a repeat (a reader finishing a crashed ingest) is harmless. Rows of
+    /// the per-tenant time tables, where one call's records crowd a few partitions, go in a
+    /// batch per partition; the others (one or two rows per customer or message) one by one.
     pub(super) async fn write_records(&self, records: &[&Record]) -> Result<()> {
         let s = &self.statements;
         let mut bucket_rows = HashSet::new();
         let mut writes: Vec<Write<'_>> = Vec::new();
+        let mut messages_by_time = Partitions::default();
+        let mut touches_by_time = Partitions::default();
+        let mut events_by_time = Partitions::default();
+        let mut events_by_name = Partitions::default();
+        let mut orders_by_day = Partitions::default();
         for &record in records {
             match record {
                 Record::Message(m) => {
@@ -281,7 +288,7 @@ impl Inner {
                     let shard = spread(&[&m.msg_hash]);
                     let by_time = (&m.tenant, hour, shard, m.sent_at, &m.msg_hash, &m.campaign_id, channel, &m.tags);
                     writes.push(Box::pin(self.write(&s.insert_message, values)));
-                    writes.push(Box::pin(self.write(&s.insert_message_by_time, by_time)));
+                    messages_by_time.add((&m.tenant, hour, shard), by_time);
                     bucket_rows.insert(BucketRow::new(&m.tenant, table::MESSAGES_BY_TIME, "", hour));
                 }
                 Record::Touch(t) => {
@@ -294,7 +301,7 @@ impl Inner {
                     let by_time = (&t.tenant, hour, shard, t.ts, &t.event_id, &t.msg_hash, &t.customer_id, kind);
                     writes.push(Box::pin(self.write(&s.insert_touch_by_customer, by_customer)));
                     writes.push(Box::pin(self.write(&s.insert_touch_by_message, by_message)));
-                    writes.push(Box::pin(self.write(&s.insert_touch_by_time, by_time)));
+                    touches_by_time.add((&t.tenant, hour, shard), by_time);
                     bucket_rows.insert(BucketRow::new(&t.tenant, table::TOUCHES_BY_CUSTOMER, &t.customer_id, month));
                     bucket_rows.insert(BucketRow::new(&t.tenant, table::TOUCHES_BY_MESSAGE, &t.msg_hash, month));
                     bucket_rows.insert(BucketRow::new(&t.tenant, table::TOUCHES_BY_TIME, "", hour));
@@ -305,8 +312,8 @@ impl Inner {
                     let shard = spread(&[&e.event_id]);
                     let by_time = (&e.tenant, hour, shard, e.ts, &e.event_id, &e.customer_id, &e.name, value, msg_hash);
                     let by_name = (&e.tenant, &e.name, day, e.ts, &e.event_id, &e.customer_id, value, msg_hash);
-                    writes.push(Box::pin(self.write(&s.insert_event_by_time, by_time)));
-                    writes.push(Box::pin(self.write(&s.insert_event_by_name, by_name)));
+                    events_by_time.add((&e.tenant, hour, shard), by_time);
+                    events_by_name.add((&e.tenant, &e.name, day), by_name);
                     bucket_rows.insert(BucketRow::new(&e.tenant, table::EVENTS_BY_TIME, "", hour));
                     bucket_rows.insert(BucketRow::new(&e.tenant, table::EVENTS_BY_NAME, &e.name, day));
                 }
@@ -317,12 +324,13 @@ impl Inner {
                         &o.tenant, &o.order_id, o.ts, &o.event_id, &o.customer_id, &o.status, o.amount_minor,
                         &o.currency, &o.categories, &o.channel, msg_hash,
                     );
+                    let shard = spread(&[&o.event_id]);
                     let by_day = (
-                        &o.tenant, day, spread(&[&o.event_id]), &o.order_id, o.ts, &o.event_id, &o.customer_id,
+                        &o.tenant, day, shard, &o.order_id, o.ts, &o.event_id, &o.customer_id,
                         &o.status, o.amount_minor, &o.currency, &o.categories, &o.channel, msg_hash,
                     );
                     writes.push(Box::pin(self.write(&s.insert_order, order)));
-                    writes.push(Box::pin(self.write(&s.insert_order_by_day, by_day)));
+                    orders_by_day.add((&o.tenant, day, shard), by_day);
                     bucket_rows.insert(BucketRow::new(&o.tenant, table::ORDERS_BY_DAY, "", day));
                 }
                 Record::Badge(b) => {
@@ -336,6 +344,11 @@ impl Inner {
                 }
             }
         }
+        writes.extend(messages_by_time.batches(self, &s.insert_message_by_time));
+        writes.extend(touches_by_time.batches(self, &s.insert_touch_by_time));
+        writes.extend(events_by_time.batches(self, &s.insert_event_by_time));
+        writes.extend(events_by_name.batches(self, &s.insert_event_by_name));
+        writes.extend(orders_by_day.batches(self, &s.insert_order_by_day));
         writes.extend(bucket_rows.into_iter().map(|row| self.write_bucket(row)));
         all(writes).await?;
         Ok(())
@@ -517,5 +530,31 @@ mod tests {
         assert!((0..TIME_SHARDS).contains(&spread(&["a", "bc"])));
         let spreads: HashSet<i32> = (0..100).map(|i| spread(&[&format!("event-{i}")])).collect();
         assert_eq!(spreads.len(), TIME_SHARDS as usize, "ids spread over every shard");
+    }
+}
+
+/// Rows of one table grouped by partition key, written as a batch per partition
+/// ([`Inner::partition_batches`]).
+struct Partitions<K, V>(HashMap<K, Vec<(V, usize)>>);
+
+impl<K, V> Default for Partitions<K, V> {
+    fn default() -> Self {
+        Partitions(HashMap::new())
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: SerializeRow + Send + Sync> Partitions<K, V> {
+    /// About what a record row takes in a batch: ids, a name, a few numbers.
+    const ROW_BYTES: usize = 160;
+
+    fn add(&mut self, partition: K, values: V) {
+        self.0.entry(partition).or_default().push((values, Self::ROW_BYTES));
+    }
+
+    fn batches<'a>(self, inner: &'a Inner, statement: &'a PreparedStatement) -> Vec<Write<'a>>
+    where
+        V: 'a,
+    {
+        self.0.into_values().flat_map(|rows| inner.partition_batches(statement, None, rows)).collect()
     }
 }
