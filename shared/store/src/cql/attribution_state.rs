@@ -14,7 +14,7 @@
 //! never changes what a newer step wrote.
 
 use super::layout::{
-    CHUNK, CUSTOMER_BUCKET_MS, CampaignRollupRow, ConversionRow, PendingRow, RollupRow, StoredCells, TIME_SHARDS, bucket,
+    CHUNK, CUSTOMER_BUCKET_MS, CampaignRollupRow, ConversionRow, PendingRow, RollupRow, StoredCells, TIME_SHARDS,
     campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, rollup_bucket, seq_value, shard_value, table,
     touch,
 };
@@ -118,8 +118,7 @@ impl Inner {
         if from > to {
             return Ok(Vec::new());
         }
-        let buckets =
-            self.buckets(tenant, table::CONVERSIONS_BY_CUSTOMER, customer_id, bucket(from, CUSTOMER_BUCKET_MS), to).await?;
+        let buckets = self.buckets_between(tenant, table::CONVERSIONS_BY_CUSTOMER, customer_id, CUSTOMER_BUCKET_MS, from, to).await?;
         let reads = buckets.into_iter().map(|month| {
             self.rows::<(Vec<u8>,)>(&self.statements.select_conversions_by_customer, (tenant, customer_id, month, from, to))
         });

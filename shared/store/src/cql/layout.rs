@@ -22,7 +22,7 @@ use scylla::value::{CqlVarint, MaybeUnset};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::{Message, Millis, Record, Touch};
 use touchstone_core::rollup::{CampaignCell, DAY_MS, Granularity, HOUR_MS, Tally};
@@ -61,6 +61,17 @@ pub(super) fn ttl_seconds(ttl: Duration) -> i32 {
 
 pub(super) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable {what}: {e}")))
+}
+
+/// How long a process trusts the `buckets` row it wrote, before it writes it again.
+const BUCKET_REWRITE: Duration = Duration::from_secs(3600);
+/// How many written `buckets` rows a process remembers (cleared when full).
+const RECENT_BUCKETS: usize = 200_000;
+
+/// The TTL of `buckets` rows: a day longer than the data's, so that a row written once
+/// within [`BUCKET_REWRITE`] outlives every data row it points to.
+fn bucket_ttl(retention_seconds: u64) -> i32 {
+    i32::try_from(retention_seconds.saturating_add(86_400)).unwrap_or(i32::MAX)
 }
 
 /// Bucket of the per-customer and per-message tables: a customer's reads span at most a
@@ -358,10 +369,23 @@ impl Inner {
         self.run(statement, values).await.map(drop)
     }
 
+    /// Writes a `buckets` row, unless this process wrote it within the last
+    /// [`BUCKET_REWRITE`]. The row lives a day longer than the data (`bucket_ttl`), so it
+    /// still outlives every data row written since it was.
     pub(super) fn write_bucket(&self, row: BucketRow) -> Write<'_> {
         Box::pin(async move {
-            let BucketRow { tenant, table, key, bucket } = row;
-            self.write(&self.statements.insert_bucket, (tenant, table, key, bucket)).await
+            if self.recent_buckets().get(&row).is_some_and(|written| written.elapsed() < BUCKET_REWRITE) {
+                return Ok(());
+            }
+            let ttl = bucket_ttl(self.options.retention_seconds);
+            let BucketRow { tenant, table, key, bucket } = &row;
+            self.write(&self.statements.insert_bucket, (tenant, table, key, bucket, ttl)).await?;
+            let mut recent = self.recent_buckets();
+            if recent.len() >= RECENT_BUCKETS {
+                recent.clear();
+            }
+            recent.insert(row, Instant::now());
+            Ok(())
         })
     }
 
@@ -484,6 +508,21 @@ impl Inner {
             .collect()
     }
 
+    /// The buckets of size `size` of `(tenant, table, key)` that may hold rows from `from`
+    /// to `to`: when they are a few, all of them (reading an empty partition costs what
+    /// reading the `buckets` row would), else those `buckets` lists.
+    pub(super) async fn buckets_between(&self, tenant: &str, table: &str, key: &str, size: Millis, from: Millis, to: Millis) -> Result<Vec<Millis>> {
+        const DIRECT: i128 = 3;
+        let first = bucket(from, size);
+        if from > to {
+            return Ok(Vec::new());
+        }
+        if (i128::from(to) - i128::from(first)) / i128::from(size) < DIRECT {
+            return Ok(std::iter::successors(Some(first), |b| b.checked_add(size).filter(|next| *next <= to)).collect());
+        }
+        self.buckets(tenant, table, key, first, to).await
+    }
+
     /// The buckets of `(tenant, table, key)` starting in `[first, last]` that hold rows.
     pub(super) async fn buckets(&self, tenant: &str, table: &str, key: &str, first: Millis, last: Millis) -> Result<Vec<Millis>> {
         if first > last {
@@ -500,6 +539,32 @@ impl Inner {
         }
         let hours = self.buckets(tenant, table, "", bucket(from, HOUR_MS), to - 1).await?;
         Ok(hours.into_iter().flat_map(|hour| (0..TIME_SHARDS).map(move |shard| (hour, shard))).collect())
+    }
+}
+
+/// Rows of one table grouped by partition key, written as a batch per partition
+/// ([`Inner::partition_batches`]).
+struct Partitions<K, V>(HashMap<K, Vec<(V, usize)>>);
+
+impl<K, V> Default for Partitions<K, V> {
+    fn default() -> Self {
+        Partitions(HashMap::new())
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: SerializeRow + Send + Sync> Partitions<K, V> {
+    /// About what a record row takes in a batch: ids, a name, a few numbers.
+    const ROW_BYTES: usize = 160;
+
+    fn add(&mut self, partition: K, values: V) {
+        self.0.entry(partition).or_default().push((values, Self::ROW_BYTES));
+    }
+
+    fn batches<'a>(self, inner: &'a Inner, statement: &'a PreparedStatement) -> Vec<Write<'a>>
+    where
+        V: 'a,
+    {
+        self.0.into_values().flat_map(|rows| inner.partition_batches(statement, None, rows)).collect()
     }
 }
 
@@ -530,31 +595,5 @@ mod tests {
         assert!((0..TIME_SHARDS).contains(&spread(&["a", "bc"])));
         let spreads: HashSet<i32> = (0..100).map(|i| spread(&[&format!("event-{i}")])).collect();
         assert_eq!(spreads.len(), TIME_SHARDS as usize, "ids spread over every shard");
-    }
-}
-
-/// Rows of one table grouped by partition key, written as a batch per partition
-/// ([`Inner::partition_batches`]).
-struct Partitions<K, V>(HashMap<K, Vec<(V, usize)>>);
-
-impl<K, V> Default for Partitions<K, V> {
-    fn default() -> Self {
-        Partitions(HashMap::new())
-    }
-}
-
-impl<K: std::hash::Hash + Eq, V: SerializeRow + Send + Sync> Partitions<K, V> {
-    /// About what a record row takes in a batch: ids, a name, a few numbers.
-    const ROW_BYTES: usize = 160;
-
-    fn add(&mut self, partition: K, values: V) {
-        self.0.entry(partition).or_default().push((values, Self::ROW_BYTES));
-    }
-
-    fn batches<'a>(self, inner: &'a Inner, statement: &'a PreparedStatement) -> Vec<Write<'a>>
-    where
-        V: 'a,
-    {
-        self.0.into_values().flat_map(|rows| inner.partition_batches(statement, None, rows)).collect()
     }
 }

@@ -134,6 +134,8 @@ struct Inner {
     /// Log positions a reader found to be intents, and when this process first saw each:
     /// measured on our own clock, not the writer's.
     stalls: Mutex<HashMap<(u32, u64), Instant>>,
+    /// `buckets` rows this process wrote, and when (see `layout.rs`).
+    recent_buckets: Mutex<HashMap<layout::BucketRow, Instant>>,
     /// Who this process is, as the owner of log shard leases.
     owner: String,
     /// Per log shard, whose turn it is among this process's appends.
@@ -196,6 +198,7 @@ impl CqlStore {
             options,
             applied: Mutex::new(HashMap::new()),
             stalls: Mutex::new(HashMap::new()),
+            recent_buckets: Mutex::new(HashMap::new()),
             owner: owner_id(),
             append_turns: (0..LOG_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
         };
@@ -313,6 +316,10 @@ impl Inner {
 
     fn stalls(&self) -> MutexGuard<'_, HashMap<(u32, u64), Instant>> {
         lock(&self.stalls)
+    }
+
+    fn recent_buckets(&self) -> MutexGuard<'_, HashMap<layout::BucketRow, Instant>> {
+        lock(&self.recent_buckets)
     }
 }
 

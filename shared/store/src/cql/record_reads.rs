@@ -1,7 +1,7 @@
 //! [`RecordReads`] on CQL: registered messages by point reads, a customer's touches from
 //! the 30-day buckets its range touches, a conversion by its key.
 
-use super::layout::{CUSTOMER_BUCKET_MS, bucket, decode, message, table, touch};
+use super::layout::{CUSTOMER_BUCKET_MS, decode, message, table, touch};
 use super::{CqlStore, Inner, all};
 use crate::{RecordReads, Result};
 use async_trait::async_trait;
@@ -41,7 +41,7 @@ impl Inner {
         if from > to {
             return Ok(Vec::new());
         }
-        let buckets = self.buckets(tenant, table::TOUCHES_BY_CUSTOMER, customer_id, bucket(from, CUSTOMER_BUCKET_MS), to).await?;
+        let buckets = self.buckets_between(tenant, table::TOUCHES_BY_CUSTOMER, customer_id, CUSTOMER_BUCKET_MS, from, to).await?;
         let reads = buckets.into_iter().map(|month| {
             self.rows::<(i64, String, String, String)>(&self.statements.select_touches_by_customer, (tenant, customer_id, month, from, to))
         });
