@@ -69,7 +69,7 @@ pub struct StepOutcome {
 /// alone, so that it cannot stall its shard. `None` when there is no next entry.
 /// [`StoreError::Fenced`] when another worker committed the shard meanwhile.
 pub async fn set_aside_next(store: &dyn AttributionStore, shard: u32, reason: String) -> touchstone_store::Result<Option<u64>> {
-    let after = store.log_status(shard).await?.processed;
+    let after = store.resume_shard(shard).await?;
     let Some(entry) = store.read_log(shard, after, 1).await?.into_iter().next() else {
         return Ok(None);
     };
@@ -115,7 +115,7 @@ pub(crate) fn now_ms() -> Millis {
 /// when there was nothing to do. [`StoreError::Fenced`] when another worker committed the
 /// shard meanwhile: the step is then discarded.
 pub async fn step(store: &dyn AttributionStore, shard: u32, batch: usize) -> touchstone_store::Result<Option<StepOutcome>> {
-    let after = store.log_status(shard).await?.processed;
+    let after = store.resume_shard(shard).await?;
     let entries = store.read_log(shard, after, batch).await?;
     if entries.is_empty() {
         return Ok(None);

@@ -197,7 +197,7 @@ impl Worker {
     /// `true` when an entry was set aside.
     async fn failed_for_good(&self, shard: u32, isolated: bool, reason: String) -> touchstone_store::Result<bool> {
         if !isolated {
-            let processed = self.store.log_status(shard).await?.processed;
+            let processed = self.store.resume_shard(shard).await?;
             let until = processed + self.options.batch as u64;
             tracing::warn!(shard, processed, until, %reason, "attribution step failed; going on one entry at a time");
             lock(&self.isolating).insert(shard, Isolation { until, failures: 0 });

@@ -245,8 +245,12 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     fixture.commit_without_applying(step).await?;
     assert_eq!(fixture.conversion(&t, "orders", "o1").await?, None, "the test hook applied the step");
 
-    // The first store is not used again, as if its process had died.
+    // The first store is not used again, as if its process had died. A status call reports
+    // what is readable and applies nothing.
     let restarted = fixture.another().await;
+    assert_eq!(restarted.log_status(shard).await?.processed, after, "status reported a step not applied");
+    assert_eq!(restarted.conversion(&t, "orders", "o1").await?, None, "a status call applied the step");
+    // Reading the log, as the next worker does, applies it.
     assert!(restarted.read_log(shard, last, 10).await?.is_empty());
     assert_eq!(restarted.conversion(&t, "orders", "o1").await?, Some(converted.clone()));
     assert_eq!(restarted.customer_conversions(&t, "c1", T0, T0 + 10).await?, [converted.clone()]);
@@ -281,15 +285,21 @@ async fn entries_set_aside_by_a_step_never_applied_are_kept() -> touchstone_stor
     let step = AttributionCommit { shard, after, processed: last, set_aside: vec![aside.clone()], ..Default::default() };
     fixture.commit_without_applying(step).await?;
 
-    // The first store is not used again, as if its process had died; the next one to look
-    // at the shard applies the step, set-aside entries included.
+    // The first store is not used again, as if its process had died. Status calls apply
+    // nothing; the next worker to resume the shard applies the step, set-aside entries
+    // included.
     let restarted = fixture.another().await;
+    let status = restarted.log_status(shard).await?;
+    assert_eq!((status.processed, status.set_aside), (after, 0), "a status call applied the step");
+    assert!(restarted.set_aside(shard, 10).await?.is_empty());
+    assert_eq!(restarted.resume_shard(shard).await?, last);
     let status = restarted.log_status(shard).await?;
     assert_eq!((status.processed, status.set_aside), (last, 1), "the set-aside entry was lost");
     assert_eq!(restarted.set_aside(shard, 10).await?, [aside.clone()]);
     assert!(restarted.read_log(shard, last, 10).await?.is_empty());
     // A third process applies the same step once more: still one entry, unchanged.
     let third = fixture.another().await;
+    assert_eq!(third.resume_shard(shard).await?, last);
     assert_eq!(third.set_aside(shard, 10).await?, [aside]);
     assert_eq!(third.log_status(shard).await?.set_aside, 1, "the step set its entry aside twice");
     Ok(())

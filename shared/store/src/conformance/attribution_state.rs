@@ -130,7 +130,7 @@ pub async fn commit_moves_processed_forward_and_trims_log(store: &dyn Store) -> 
     store.ingest(records).await?;
     let seqs: Vec<u64> = tenant_log(store, &t, before).await?.iter().map(|entry| entry.seq).collect();
     let [_, s2, s3] = seqs[..] else { panic!("expected 3 log entries, got {seqs:?}") };
-    let start = store.log_status(shard).await?.processed;
+    let start = store.resume_shard(shard).await?;
     let step = |after, processed| AttributionCommit { shard, after, processed, ..AttributionCommit::default() };
 
     store.commit_attribution(step(start, s2)).await?;
@@ -163,7 +163,7 @@ pub async fn stale_commits_are_fenced(store: &dyn Store) -> Result<()> {
     let shard = log_shard(&t);
     let opened = Cell::Touch { msg_hash: "m1".into(), kind: TouchKind::Opened };
     store.ingest(vec![Record::Touch(touch(&t, "e1", "m1", "c1", T0))]).await?;
-    let start = store.log_status(shard).await?.processed;
+    let start = store.resume_shard(shard).await?;
     let entries = store.read_log(shard, start, 10).await?;
     let last = entries.last().map_or(start, |entry| entry.seq);
     assert!(last > start, "the ingested touch is not in the log");

@@ -214,7 +214,7 @@ pub async fn draining_the_log_reaches_the_head_past_duplicates(store: &dyn Store
 /// Commits (empty) steps over everything `read_log` returns until it returns nothing.
 async fn drain(store: &dyn Store, shard: u32) -> Result<()> {
     loop {
-        let after = store.log_status(shard).await?.processed;
+        let after = store.resume_shard(shard).await?;
         let Some(last) = store.read_log(shard, after, 100).await?.last().map(|entry| entry.seq) else {
             return Ok(());
         };

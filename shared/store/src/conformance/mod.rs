@@ -223,7 +223,7 @@ async fn commit_in_place(
     rollups: Vec<RollupDelta>,
 ) -> Result<()> {
     let shard = log_shard(tenant);
-    let processed = store.log_status(shard).await?.processed;
+    let processed = store.resume_shard(shard).await?;
     let step = AttributionCommit { shard, after: processed, processed, conversions, rollups, ..AttributionCommit::default() };
     store.commit_attribution(step).await
 }
@@ -237,7 +237,7 @@ async fn commit_campaign_counters(
     pending: Vec<PendingDelta>,
 ) -> Result<()> {
     let shard = log_shard(tenant);
-    let processed = store.log_status(shard).await?.processed;
+    let processed = store.resume_shard(shard).await?;
     let step = AttributionCommit { shard, after: processed, processed, campaign_rollups, pending, ..AttributionCommit::default() };
     store.commit_attribution(step).await
 }
@@ -353,7 +353,7 @@ fn records(entries: &[LogEntry]) -> Vec<LogPayload> {
 
 /// The shard's processed position and every log entry after it, read in pages of 100.
 async fn pending(store: &dyn Store, shard: u32) -> Result<(u64, Vec<LogEntry>)> {
-    let processed = store.log_status(shard).await?.processed;
+    let processed = store.resume_shard(shard).await?;
     let mut entries: Vec<LogEntry> = Vec::new();
     loop {
         let after = entries.last().map_or(processed, |entry| entry.seq);

@@ -139,6 +139,13 @@ pub trait AttributionState: RecordReads {
         concurrently(orders.iter().map(|(tenant, order_id)| self.order_records(tenant, order_id)).collect()).await
     }
 
+    /// The processed position the next step of `shard` starts after: the last committed
+    /// one, with that commit's effects in place first (a backend that applies a commit
+    /// after its compare-and-set applies a stored one that nobody finished). For the worker
+    /// that holds the shard; status calls use [`IngestLog::log_status`](crate::IngestLog),
+    /// which writes nothing.
+    async fn resume_shard(&self, shard: u32) -> Result<u64>;
+
     /// Applies one attribution step atomically (see the trait docs), removing the shard's
     /// log entries up to `processed`. [`StoreError::Fenced`](crate::StoreError::Fenced) when
     /// the shard's processed position is no longer `commit.after`.

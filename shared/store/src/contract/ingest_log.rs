@@ -62,7 +62,7 @@ pub enum LogPayload {
 pub struct LogStatus {
     /// The last position appended or reserved (0 when the shard never had an entry).
     pub head: u64,
-    /// The last position whose effects attribution has committed.
+    /// The last position whose effects attribution has committed and are readable.
     pub processed: u64,
     /// `appended_at` of the oldest entry after `processed`, if any.
     pub oldest_pending_at: Option<Millis>,
@@ -101,6 +101,8 @@ pub trait IngestLog: Send + Sync + 'static {
     /// Appends a `Recompute` entry for the tenant; returns its position.
     async fn append_recompute(&self, tenant: &str) -> Result<LogMark>;
 
+    /// The shard's positions. Reads only: cheap, and safe to call from any process as often
+    /// as a client polls.
     async fn log_status(&self, shard: u32) -> Result<LogStatus>;
 
     /// Up to `limit` entries of `shard` after position `after`, in order and without gaps

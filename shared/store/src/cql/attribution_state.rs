@@ -62,6 +62,10 @@ impl AttributionState for CqlStore {
         self.inner.conversions_between(tenant, Millis::MIN, Millis::MAX).await
     }
 
+    async fn resume_shard(&self, shard: u32) -> Result<u64> {
+        self.inner.ensure_step_applied(shard, None).await
+    }
+
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
         self.inner.commit(commit, true).await
     }
@@ -207,6 +211,9 @@ impl StoredSetAside {
 /// `processed, step_id, step_timestamp, step_parts` of `shard_progress`.
 type ProgressRow = (Option<i64>, Option<i64>, Option<i64>, Option<i32>);
 
+/// `processed, step_id, applied_step, applied_processed` of `shard_progress`.
+type AppliedRow = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
 // The step protocol.
 impl Inner {
     /// Commits (and with `apply`, applies) one attribution step.
@@ -284,6 +291,20 @@ impl Inner {
             self.applied().insert(shard, mark);
         }
         Ok(())
+    }
+
+    /// The shard's processed position as far as its effects are readable: the committed
+    /// one once its step is marked applied, else the one before it. A plain read, no
+    /// writes: what status calls report.
+    pub(super) async fn applied_position(&self, shard: u32) -> Result<u64> {
+        let row: Option<AppliedRow> = self.row(&self.statements.select_applied_progress, (shard_value(shard),)).await?;
+        let Some((processed, step_id, applied_step, applied_processed)) = row else { return Ok(0) };
+        let position = match step_id.unwrap_or(0) {
+            0 => processed,
+            step if applied_step == Some(step) => processed,
+            _ => applied_processed,
+        };
+        Ok(position.map_or(0, |p| p.max(0) as u64))
     }
 
     /// The processed position of `shard`, after making sure its last step is applied: a
@@ -441,6 +462,10 @@ impl Inner {
         writes.extend(self.campaign_rollup_writes(&campaign_rollups, step.id, timestamp));
         writes.extend(self.pending_writes(&pending, step.id, timestamp));
         all(writes).await?;
+        // Its effects are readable: status calls may report its position. At the step's
+        // timestamp, so a late re-apply of an older step never marks back.
+        let mark = (step.id, seq_value(step.processed), shard_value(step.shard));
+        self.run_at(&self.statements.mark_step_applied, timestamp, mark).await?;
 
         self.trim_log(step.shard, step.after, step.processed).await?;
         if step.previous != 0 {

@@ -348,8 +348,9 @@ impl Inner {
         Ok(row.and_then(|(head,)| head).map_or(0, |head| head.max(0) as u64))
     }
 
+    /// Reads only (see [`Inner::applied_position`]): a status call never applies a step.
     pub(super) async fn log_status(&self, shard: u32) -> Result<LogStatus> {
-        let processed = self.ensure_step_applied(shard, None).await?;
+        let processed = self.applied_position(shard).await?;
         let (head, set_aside) = futures_util::try_join!(self.head(shard), self.set_aside_count(shard))?;
         let mut oldest_pending_at = None;
         let mut after = processed;
@@ -518,13 +519,12 @@ impl Inner {
     }
 
     /// Up to `limit` set-aside entries of the shard, the latest position first (the table's
-    /// clustering order): the most recently set aside, as positions only grow. The shard's
-    /// last step is applied first, as for [`Inner::log_status`], so list and count agree.
+    /// clustering order): the most recently set aside, as positions only grow. Reads only,
+    /// like [`Inner::log_status`]: the entries of steps applied so far, as it counts them.
     pub(super) async fn set_aside(&self, shard: u32, limit: usize) -> Result<Vec<SetAside>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.ensure_step_applied(shard, None).await?;
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         let rows: Vec<SetAsideRow> = self.rows(&self.statements.select_set_aside, (shard_value(shard), limit)).await?;
         rows.into_iter()

@@ -144,6 +144,8 @@ statements! {
     select_progress: Read => "SELECT processed, step_id, step_timestamp, step_parts FROM {ks}.shard_progress WHERE shard = ?",
     select_progress_serial: SerialRead => "SELECT processed, step_id, step_timestamp, step_parts FROM {ks}.shard_progress WHERE shard = ?",
     update_progress_if: Lwt => "UPDATE {ks}.shard_progress SET processed = ?, step_id = ?, step_timestamp = ?, step_parts = ? WHERE shard = ? IF processed = ? AND step_id = ?",
+    select_applied_progress: Read => "SELECT processed, step_id, applied_step, applied_processed FROM {ks}.shard_progress WHERE shard = ?",
+    mark_step_applied: Write => "UPDATE {ks}.shard_progress SET applied_step = ?, applied_processed = ? WHERE shard = ?",
     insert_step_part: Write => "INSERT INTO {ks}.shard_steps (shard, step_id, part, body) VALUES (?, ?, ?, ?)",
     select_step_parts: Read => "SELECT part, body FROM {ks}.shard_steps WHERE shard = ? AND step_id = ?",
     delete_step: Write => "DELETE FROM {ks}.shard_steps WHERE shard = ? AND step_id = ?",

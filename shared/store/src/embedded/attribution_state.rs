@@ -9,7 +9,7 @@ use super::layout::{
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::{decode_campaign_cells, encode_campaign_cells, lock};
-use crate::{AttributionCommit, AttributionState, CellKinds, CustomerSpan, LOG_SHARDS, Result, StoreError, log_shard};
+use crate::{IngestLog, AttributionCommit, AttributionState, CellKinds, CustomerSpan, LOG_SHARDS, Result, StoreError, log_shard};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
@@ -76,6 +76,11 @@ impl AttributionState for EmbeddedStore {
         let tenant = tenant.to_owned();
         let msg_hash = msg_hash.to_owned();
         self.blocking(move |tables| tables.pending_counters(&tenant, &msg_hash)).await
+    }
+
+    async fn resume_shard(&self, shard: u32) -> Result<u64> {
+        // Commits are atomic here: the committed position is the applied one.
+        Ok(self.log_status(shard).await?.processed)
     }
 
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
