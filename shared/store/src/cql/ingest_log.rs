@@ -29,7 +29,7 @@
 //! (`attribution_state.rs`); here they are only counted and read.
 
 use super::errors::cql_error;
-use super::layout::{chunk, chunk_bounds, decode, seq_value, shard_value};
+use super::layout::{chunk, chunk_bounds, decode, outliving_ttl, seq_value, shard_value};
 use super::statements::PAGE_SIZE;
 use super::{CqlStore, Inner, Lwt, Write, all};
 use crate::support::{StoredPayload, encode, now_millis};
@@ -229,20 +229,36 @@ impl Inner {
             }
         });
         let marked = all(checks).await?;
+        let fresh: Vec<&Item<'_>> = items.iter().zip(&marked).filter(|(_, marked)| !**marked).map(|(item, _)| item).collect();
+        let head = self.write_held(hold, &fresh, start).await?;
+        if !self.commit_append(hold, head).await? {
+            return Ok(None);
+        }
+        // The fresh items, in order, got the positions after the hold's head.
+        let mut seq = hold.head;
+        let placed = marked
+            .iter()
+            .map(|&marked| {
+                (!marked).then(|| {
+                    seq += 1;
+                    Placed { seq, epoch: hold.epoch }
+                })
+            })
+            .collect();
+        Ok(Some(placed))
+    }
 
+    /// Writes a mark (when it has a dedup key) and a log row for each item, at the
+    /// positions after the hold's head and with its epoch; the head after them.
+    async fn write_held(&self, hold: &Hold, items: &[&Item<'_>], start: Appended) -> Result<u64> {
         let s = &self.statements;
         let (shard, epoch) = (shard_value(hold.shard), hold.epoch);
         let appended_at = now_millis();
-        let mut placed = vec![None; items.len()];
-        let mut head = hold.head;
         let mut writes: Vec<Write<'_>> = Vec::new();
         let mut partitions: BTreeMap<i64, Vec<_>> = BTreeMap::new();
-        for ((item, marked), at) in items.iter().zip(marked).zip(&mut placed) {
-            if marked {
-                continue;
-            }
+        let mut head = hold.head;
+        for item in items {
             head += 1;
-            *at = Some(Placed { seq: head, epoch });
             if let Some((tenant, namespace, id)) = item.dedup {
                 writes.push(Box::pin(self.write(&s.insert_dedup_mark, (tenant, namespace, id, epoch, shard, seq_value(head)))));
             }
@@ -255,7 +271,7 @@ impl Inner {
         };
         writes.extend(partitions.into_values().flat_map(|rows| self.partition_batches(insert, None, rows)));
         all(writes).await?;
-        Ok(self.commit_append(hold, head).await?.then_some(placed))
+        Ok(head)
     }
 
     /// Whether a mark of `key` counts: written in an epoch that committed.
@@ -295,7 +311,8 @@ impl Inner {
                     batch.append_statement(s.take_held_log_shard.clone());
                     batch.append_statement(s.insert_abandoned_epoch.clone());
                     let (next, owner, until, shard_v, epoch) = lease;
-                    let taken = self.session.batch(&batch, ((next, owner, until, shard_v, epoch, holder), (shard_v, epoch))).await;
+                    let abandoned_row = (shard_v, epoch, self.abandoned_ttl());
+                    let taken = self.session.batch(&batch, ((next, owner, until, shard_v, epoch, holder), abandoned_row)).await;
                     let taken = Lwt::from_result(taken.map_err(cql_error)?)?;
                     if taken.applied {
                         tracing::warn!(shard, holder, epoch, "took over a log shard whose lease lapsed; its unfinished appends are abandoned");
@@ -337,10 +354,15 @@ impl Inner {
         batch.append_statement(s.release_log_shard.clone());
         batch.append_statement(s.insert_abandoned_epoch.clone());
         let shard = shard_value(hold.shard);
-        let values = ((shard, hold.epoch, &self.owner), (shard, hold.epoch));
+        let values = ((shard, hold.epoch, &self.owner), (shard, hold.epoch, self.abandoned_ttl()));
         if let Err(error) = self.session.batch(&batch, values).await {
             tracing::warn!(shard = hold.shard, %error, "could not free a log shard after a failed append; its lease will lapse");
         }
+    }
+
+    /// How long an abandoned epoch is remembered: longer than the marks it voids.
+    fn abandoned_ttl(&self) -> i32 {
+        outliving_ttl(self.options.retention_seconds)
     }
 
     pub(super) async fn head(&self, shard: u32) -> Result<u64> {
@@ -558,17 +580,7 @@ impl Inner {
             .map(|record| Ok(Item { dedup: Some(dedup_key(record)), payload: encode(&StoredPayload::Record(record.clone()))? }))
             .collect::<Result<Vec<_>>>()?;
         let hold = self.take_shard(shard).await?;
-        let s = &self.statements;
-        let (shard_v, epoch) = (shard_value(shard), hold.epoch);
-        let mut writes: Vec<Write<'_>> = Vec::new();
-        for (item, seq) in items.iter().zip(hold.head + 1..) {
-            if let Some((tenant, namespace, id)) = item.dedup {
-                writes.push(Box::pin(self.write(&s.insert_dedup_mark, (tenant, namespace, id, epoch, shard_v, seq_value(seq)))));
-            }
-            let values = (shard_v, chunk(seq), seq_value(seq), epoch, now_millis(), &item.payload);
-            writes.push(Box::pin(self.write(&s.insert_log_intent, values)));
-        }
-        all(writes).await.map(drop)
+        self.write_held(&hold, &items.iter().collect::<Vec<_>>(), Appended::Intent).await.map(drop)
     }
 }
 

@@ -68,9 +68,10 @@ const BUCKET_REWRITE: Duration = Duration::from_secs(3600);
 /// How many written `buckets` rows a process remembers (cleared when full).
 const RECENT_BUCKETS: usize = 200_000;
 
-/// The TTL of `buckets` rows: a day longer than the data's, so that a row written once
-/// within [`BUCKET_REWRITE`] outlives every data row it points to.
-fn bucket_ttl(retention_seconds: u64) -> i32 {
+/// A TTL a day longer than the data's (`retention_seconds`): of `buckets` rows, so that a
+/// row written once within [`BUCKET_REWRITE`] outlives every data row it points to, and of
+/// abandoned epochs, which must outlive the dedup marks they void.
+pub(super) fn outliving_ttl(retention_seconds: u64) -> i32 {
     i32::try_from(retention_seconds.saturating_add(86_400)).unwrap_or(i32::MAX)
 }
 
@@ -377,7 +378,7 @@ impl Inner {
             if self.recent_buckets().get(&row).is_some_and(|written| written.elapsed() < BUCKET_REWRITE) {
                 return Ok(());
             }
-            let ttl = bucket_ttl(self.options.retention_seconds);
+            let ttl = outliving_ttl(self.options.retention_seconds);
             let BucketRow { tenant, table, key, bucket } = &row;
             self.write(&self.statements.insert_bucket, (tenant, table, key, bucket, ttl)).await?;
             let mut recent = self.recent_buckets();

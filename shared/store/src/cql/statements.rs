@@ -128,7 +128,7 @@ statements! {
     take_free_log_shard: Lwt => "UPDATE {ks}.log_shards SET epoch = ?, owner = ?, lease_until = ? WHERE shard = ? IF epoch = ? AND owner = null",
     /// Batched with `insert_abandoned_epoch`: a conditional batch on the shard's partition.
     take_held_log_shard: Lwt => "UPDATE {ks}.log_shards SET epoch = ?, owner = ?, lease_until = ? WHERE shard = ? IF epoch = ? AND owner = ?",
-    insert_abandoned_epoch: Write => "INSERT INTO {ks}.log_shards (shard, abandoned) VALUES (?, ?)",
+    insert_abandoned_epoch: Write => "INSERT INTO {ks}.log_shards (shard, abandoned) VALUES (?, ?) USING TTL ?",
     release_log_shard: Lwt => "UPDATE {ks}.log_shards SET owner = null WHERE shard = ? IF epoch = ? AND owner = ?",
     commit_log_shard: Lwt => "UPDATE {ks}.log_shards SET head = ?, owner = null WHERE shard = ? IF epoch = ? AND owner = ?",
     insert_log_intent: Write => "INSERT INTO {ks}.log_entries (shard, chunk, seq, epoch, appended_at, payload) VALUES (?, ?, ?, ?, ?, ?)",
