@@ -71,6 +71,13 @@ struct Item<'a> {
     payload: Vec<u8>,
 }
 
+impl<'a> Item<'a> {
+    /// A record, deduplicated by its key.
+    fn record(record: &'a Record) -> Result<Item<'a>> {
+        Ok(Item { dedup: Some(dedup_key(record)), payload: encode(&StoredPayload::Record(record.clone()))? })
+    }
+}
+
 /// A shard's lease, held: the epoch it gave, the committed head it starts from, and the
 /// epochs whose appends never committed.
 pub(super) struct Hold {
@@ -160,10 +167,7 @@ impl Inner {
             }
         }
         let appends = by_shard.into_iter().map(|(shard, indices)| async move {
-            let items = indices
-                .iter()
-                .map(|&i| Ok(Item { dedup: Some(dedup_key(&records[i])), payload: encode(&StoredPayload::Record(records[i].clone()))? }))
-                .collect::<Result<Vec<_>>>()?;
+            let items = indices.iter().map(|&i| Item::record(&records[i])).collect::<Result<Vec<_>>>()?;
             let placed = self.append(shard, &items, Appended::Intent).await?;
             Ok(indices.into_iter().zip(placed).filter_map(|(i, at)| at.map(|at| (i, shard, at))).collect::<Vec<_>>())
         });
@@ -575,10 +579,7 @@ impl Inner {
         let Some(shard) = records.first().map(|record| log_shard(record.tenant())) else {
             return Ok(());
         };
-        let items = records
-            .iter()
-            .map(|record| Ok(Item { dedup: Some(dedup_key(record)), payload: encode(&StoredPayload::Record(record.clone()))? }))
-            .collect::<Result<Vec<_>>>()?;
+        let items = records.iter().map(Item::record).collect::<Result<Vec<_>>>()?;
         let hold = self.take_shard(shard).await?;
         self.write_held(&hold, &items.iter().collect::<Vec<_>>(), Appended::Intent).await.map(drop)
     }
