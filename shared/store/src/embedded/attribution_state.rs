@@ -9,7 +9,7 @@ use super::layout::{
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::{decode_campaign_cells, encode_campaign_cells, lock};
-use crate::{IngestLog, AttributionCommit, AttributionState, CellKinds, CustomerSpan, LOG_SHARDS, Result, StoreError, log_shard};
+use crate::{AttributionCommit, AttributionState, CellKinds, CustomerSpan, LOG_SHARDS, Result, StoreError, log_shard};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
@@ -80,7 +80,7 @@ impl AttributionState for EmbeddedStore {
 
     async fn resume_shard(&self, shard: u32) -> Result<u64> {
         // Commits are atomic here: the committed position is the applied one.
-        Ok(self.log_status(shard).await?.processed)
+        self.blocking(move |tables| tables.counter(PROCESSED, shard)).await
     }
 
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
