@@ -29,7 +29,7 @@
 //! (`attribution_state.rs`); here they are only counted and read.
 
 use super::errors::cql_error;
-use super::layout::{chunk, chunk_bounds, decode, outliving_ttl, seq_value, shard_value};
+use super::layout::{Partitions, chunk, chunk_bounds, decode, outliving_ttl, seq_value, shard_value};
 use super::statements::PAGE_SIZE;
 use super::{CqlStore, Inner, Lwt, Write, all};
 use crate::support::{StoredPayload, encode, now_millis};
@@ -176,14 +176,12 @@ impl Inner {
 
     /// Sets the outcome of committed intents to `accepted`: in batches per log partition.
     async fn accept_all(&self, placed: impl Iterator<Item = (u32, Placed)>) -> Result<()> {
-        let mut partitions: BTreeMap<(u32, i64), Vec<_>> = BTreeMap::new();
+        let mut partitions = Partitions::default();
         for (shard, at) in placed {
             let values = (ACCEPTED, shard_value(shard), chunk(at.seq), seq_value(at.seq), at.epoch);
-            partitions.entry((shard, chunk(at.seq))).or_default().push((values, 32));
+            partitions.add((shard, chunk(at.seq)), values, 32);
         }
-        let statement = &self.statements.update_log_outcome;
-        let writes: Vec<Write<'_>> = partitions.into_values().flat_map(|rows| self.partition_batches(statement, None, rows)).collect();
-        all(writes).await.map(drop)
+        all(partitions.batches(self, &self.statements.update_log_outcome, None)).await.map(drop)
     }
 
     pub(super) async fn append_recompute(&self, tenant: &str) -> Result<LogMark> {
@@ -259,7 +257,7 @@ impl Inner {
         let (shard, epoch) = (shard_value(hold.shard), hold.epoch);
         let appended_at = now_millis();
         let mut writes: Vec<Write<'_>> = Vec::new();
-        let mut partitions: BTreeMap<i64, Vec<_>> = BTreeMap::new();
+        let mut partitions = Partitions::default();
         let mut head = hold.head;
         for item in items {
             head += 1;
@@ -267,13 +265,13 @@ impl Inner {
                 writes.push(Box::pin(self.write(&s.insert_dedup_mark, (tenant, namespace, id, epoch, shard, seq_value(head)))));
             }
             let size = item.payload.len() + 40;
-            partitions.entry(chunk(head)).or_default().push(((shard, chunk(head), seq_value(head), epoch, appended_at, &item.payload), size));
+            partitions.add(chunk(head), (shard, chunk(head), seq_value(head), epoch, appended_at, &item.payload), size);
         }
         let insert = match start {
             Appended::Intent => &s.insert_log_intent,
             Appended::Accepted => &s.insert_log_accepted,
         };
-        writes.extend(partitions.into_values().flat_map(|rows| self.partition_batches(insert, None, rows)));
+        writes.extend(partitions.batches(self, insert, None));
         all(writes).await?;
         Ok(head)
     }

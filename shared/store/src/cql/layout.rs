@@ -20,7 +20,7 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlVarint, MaybeUnset};
 use serde::de::DeserializeOwned;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 use touchstone_core::attribution::Conversion;
@@ -62,6 +62,9 @@ pub(super) fn ttl_seconds(ttl: Duration) -> i32 {
 pub(super) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable {what}: {e}")))
 }
+
+/// About what a record's row takes in a batch: ids, a name, a few numbers.
+const RECORD_ROW_BYTES: usize = 160;
 
 /// How long a process trusts the `buckets` row it wrote, before it writes it again.
 const BUCKET_REWRITE: Duration = Duration::from_secs(3600);
@@ -300,7 +303,7 @@ impl Inner {
                     let shard = spread(&[&m.msg_hash]);
                     let by_time = (&m.tenant, hour, shard, m.sent_at, &m.msg_hash, &m.campaign_id, channel, &m.tags);
                     writes.push(Box::pin(self.write(&s.insert_message, values)));
-                    messages_by_time.add((&m.tenant, hour, shard), by_time);
+                    messages_by_time.add((&m.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&m.tenant, table::MESSAGES_BY_TIME, "", hour));
                 }
                 Record::Touch(t) => {
@@ -313,7 +316,7 @@ impl Inner {
                     let by_time = (&t.tenant, hour, shard, t.ts, &t.event_id, &t.msg_hash, &t.customer_id, kind);
                     writes.push(Box::pin(self.write(&s.insert_touch_by_customer, by_customer)));
                     writes.push(Box::pin(self.write(&s.insert_touch_by_message, by_message)));
-                    touches_by_time.add((&t.tenant, hour, shard), by_time);
+                    touches_by_time.add((&t.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&t.tenant, table::TOUCHES_BY_CUSTOMER, &t.customer_id, month));
                     bucket_rows.insert(BucketRow::new(&t.tenant, table::TOUCHES_BY_MESSAGE, &t.msg_hash, month));
                     bucket_rows.insert(BucketRow::new(&t.tenant, table::TOUCHES_BY_TIME, "", hour));
@@ -324,8 +327,8 @@ impl Inner {
                     let shard = spread(&[&e.event_id]);
                     let by_time = (&e.tenant, hour, shard, e.ts, &e.event_id, &e.customer_id, &e.name, value, msg_hash);
                     let by_name = (&e.tenant, &e.name, day, e.ts, &e.event_id, &e.customer_id, value, msg_hash);
-                    events_by_time.add((&e.tenant, hour, shard), by_time);
-                    events_by_name.add((&e.tenant, &e.name, day), by_name);
+                    events_by_time.add((&e.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
+                    events_by_name.add((&e.tenant, &e.name, day), by_name, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&e.tenant, table::EVENTS_BY_TIME, "", hour));
                     bucket_rows.insert(BucketRow::new(&e.tenant, table::EVENTS_BY_NAME, &e.name, day));
                 }
@@ -342,7 +345,7 @@ impl Inner {
                         &o.status, o.amount_minor, &o.currency, &o.categories, &o.channel, msg_hash,
                     );
                     writes.push(Box::pin(self.write(&s.insert_order, order)));
-                    orders_by_day.add((&o.tenant, day, shard), by_day);
+                    orders_by_day.add((&o.tenant, day, shard), by_day, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&o.tenant, table::ORDERS_BY_DAY, "", day));
                 }
                 Record::Badge(b) => {
@@ -356,11 +359,11 @@ impl Inner {
                 }
             }
         }
-        writes.extend(messages_by_time.batches(self, &s.insert_message_by_time));
-        writes.extend(touches_by_time.batches(self, &s.insert_touch_by_time));
-        writes.extend(events_by_time.batches(self, &s.insert_event_by_time));
-        writes.extend(events_by_name.batches(self, &s.insert_event_by_name));
-        writes.extend(orders_by_day.batches(self, &s.insert_order_by_day));
+        writes.extend(messages_by_time.batches(self, &s.insert_message_by_time, None));
+        writes.extend(touches_by_time.batches(self, &s.insert_touch_by_time, None));
+        writes.extend(events_by_time.batches(self, &s.insert_event_by_time, None));
+        writes.extend(events_by_name.batches(self, &s.insert_event_by_name, None));
+        writes.extend(orders_by_day.batches(self, &s.insert_order_by_day, None));
         writes.extend(bucket_rows.into_iter().map(|row| self.write_bucket(row)));
         all(writes).await?;
         Ok(())
@@ -371,7 +374,7 @@ impl Inner {
     }
 
     /// Writes a `buckets` row, unless this process wrote it within the last
-    /// [`BUCKET_REWRITE`]. The row lives a day longer than the data (`bucket_ttl`), so it
+    /// [`BUCKET_REWRITE`]. The row lives a day longer than the data ([`outliving_ttl`]), so it
     /// still outlives every data row written since it was.
     pub(super) fn write_bucket(&self, row: BucketRow) -> Write<'_> {
         Box::pin(async move {
@@ -427,14 +430,13 @@ impl Inner {
 
     /// The writes of rollup delta rows under `step`, at the step's timestamp.
     pub(super) fn rollup_writes<'a>(&'a self, rows: &'a [RollupRow], step: i64, timestamp: i64) -> Vec<Write<'a>> {
-        let mut partitions: BTreeMap<(&str, &str, Millis), Vec<_>> = BTreeMap::new();
+        let mut partitions = Partitions::default();
         for row in rows {
             let (tenant, granularity) = (row.tenant.as_str(), granularity_code(row.granularity));
             let values = (tenant, granularity, row.bucket, &row.cell, step, row.tally.count, varint(row.tally.value_micros));
-            partitions.entry((tenant, granularity, row.bucket)).or_default().push((values, row.cell.len()));
+            partitions.add((tenant, granularity, row.bucket), values, row.cell.len());
         }
-        let statement = &self.statements.insert_rollup_delta;
-        partitions.into_values().flat_map(|rows| self.partition_batches(statement, Some(timestamp), rows)).collect()
+        partitions.batches(self, &self.statements.insert_rollup_delta, Some(timestamp))
     }
 
     /// The writes of campaign rollup delta rows under `step`, at the step's timestamp.
@@ -444,33 +446,29 @@ impl Inner {
         step: i64,
         timestamp: i64,
     ) -> Vec<Write<'a>> {
-        let mut partitions: BTreeMap<(&str, &str, Millis), Vec<_>> = BTreeMap::new();
+        let mut partitions = Partitions::default();
         for row in rows {
             let (tenant, granularity) = (row.tenant.as_str(), granularity_code(row.granularity));
             let values = (tenant, granularity, row.bucket, row.campaign_id.as_str(), step, &row.cells);
-            let size = row.campaign_id.len() + row.cells.len();
-            partitions.entry((tenant, granularity, row.bucket)).or_default().push((values, size));
+            partitions.add((tenant, granularity, row.bucket), values, row.campaign_id.len() + row.cells.len());
         }
-        let statement = &self.statements.insert_campaign_rollup_delta;
-        partitions.into_values().flat_map(|rows| self.partition_batches(statement, Some(timestamp), rows)).collect()
+        partitions.batches(self, &self.statements.insert_campaign_rollup_delta, Some(timestamp))
     }
 
     /// The writes of pending delta rows under `step`, at the step's timestamp.
     pub(super) fn pending_writes<'a>(&'a self, rows: &'a [PendingRow], step: i64, timestamp: i64) -> Vec<Write<'a>> {
-        let mut partitions: BTreeMap<(&str, &str), Vec<_>> = BTreeMap::new();
+        let mut partitions = Partitions::default();
         for row in rows {
             let (tenant, msg_hash) = (row.tenant.as_str(), row.msg_hash.as_str());
-            let values = (tenant, msg_hash, row.hour, step, &row.cells);
-            partitions.entry((tenant, msg_hash)).or_default().push((values, row.cells.len()));
+            partitions.add((tenant, msg_hash), (tenant, msg_hash, row.hour, step, &row.cells), row.cells.len());
         }
-        let statement = &self.statements.insert_pending_delta;
-        partitions.into_values().flat_map(|rows| self.partition_batches(statement, Some(timestamp), rows)).collect()
+        partitions.batches(self, &self.statements.insert_pending_delta, Some(timestamp))
     }
 
     /// Unlogged batches of `statement`, one run per row of `rows` (its values and about how
     /// many bytes they take), all at `timestamp` when given. The rows must be of one
     /// partition: a batch then costs no more than a single write, and is applied as one.
-    pub(super) fn partition_batches<'a, V>(
+    fn partition_batches<'a, V>(
         &'a self,
         statement: &'a PreparedStatement,
         timestamp: Option<i64>,
@@ -544,8 +542,9 @@ impl Inner {
 }
 
 /// Rows of one table grouped by partition key, written as a batch per partition
-/// ([`Inner::partition_batches`]).
-struct Partitions<K, V>(HashMap<K, Vec<(V, usize)>>);
+/// ([`Inner::partition_batches`]): each row with its values and about how many bytes they
+/// take.
+pub(super) struct Partitions<K, V>(HashMap<K, Vec<(V, usize)>>);
 
 impl<K, V> Default for Partitions<K, V> {
     fn default() -> Self {
@@ -554,18 +553,16 @@ impl<K, V> Default for Partitions<K, V> {
 }
 
 impl<K: std::hash::Hash + Eq, V: SerializeRow + Send + Sync> Partitions<K, V> {
-    /// About what a record row takes in a batch: ids, a name, a few numbers.
-    const ROW_BYTES: usize = 160;
-
-    fn add(&mut self, partition: K, values: V) {
-        self.0.entry(partition).or_default().push((values, Self::ROW_BYTES));
+    pub(super) fn add(&mut self, partition: K, values: V, size: usize) {
+        self.0.entry(partition).or_default().push((values, size));
     }
 
-    fn batches<'a>(self, inner: &'a Inner, statement: &'a PreparedStatement) -> Vec<Write<'a>>
+    /// The batches, all at `timestamp` when given.
+    pub(super) fn batches<'a>(self, inner: &'a Inner, statement: &'a PreparedStatement, timestamp: Option<i64>) -> Vec<Write<'a>>
     where
         V: 'a,
     {
-        self.0.into_values().flat_map(|rows| inner.partition_batches(statement, None, rows)).collect()
+        self.0.into_values().flat_map(|rows| inner.partition_batches(statement, timestamp, rows)).collect()
     }
 }
 
