@@ -5,6 +5,7 @@
 //! - [`validate`]: what a record (and every other request field) must hold to be accepted:
 //!   the limits the API edge applies.
 //! - [`error`]: the kinds of failure ([`error::ErrorKind`]) that every crate's errors map to.
+//! - [`badges`]: badge definitions, rule earns, expiries, the timeline, holding and the trophy case.
 //! - [`config`]: tenant configuration and the rules for changing it (goal limits, immutable goals).
 //! - [`goals`]: which records convert for which goal.
 //! - [`attribution`]: the crediting rules (explicit, last touch, unattributed) and their explanation.
@@ -13,8 +14,10 @@
 //! - [`files`]: the bulk file formats of SPEC section 7.
 //! - `reference` (feature `testsuite`): a brute-force evaluation of SPEC sections 4 and 5, written apart from
 //!   the engine, that tests compare the engine against.
+//! - `reference_badges` (feature `testsuite`): the same for SPEC section 6 (badges), written apart from [`badges`].
 
 pub mod attribution;
+pub mod badges;
 pub mod config;
 pub mod error;
 pub mod files;
@@ -22,6 +25,8 @@ pub mod goals;
 pub mod model;
 #[cfg(feature = "testsuite")]
 pub mod reference;
+#[cfg(feature = "testsuite")]
+pub mod reference_badges;
 pub mod report;
 pub mod rollup;
 pub mod validate;

@@ -96,7 +96,7 @@ mod tests {
         let touches = statements.iter().find(|s| s.contains("touchstone.touches_by_time ")).unwrap();
         assert!(touches.ends_with("WITH default_time_to_live = 86400"), "{touches}");
         // Neither the config of a tenant nor what attribution set aside ever expires.
-        for table in ["configs", "set_aside"] {
+        for table in ["configs", "set_aside", "badge_books"] {
             let statement = statements.iter().find(|s| s.contains(&format!("touchstone.{table} "))).unwrap();
             assert!(!statement.contains("default_time_to_live"), "{statement}");
         }

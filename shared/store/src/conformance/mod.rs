@@ -26,6 +26,7 @@
 #![allow(clippy::cloned_ref_to_slice_refs)] // `[x.clone()]` reads better in assertions.
 
 mod attribution_state;
+mod badges;
 mod config_store;
 mod coordination;
 mod ingest_log;
@@ -37,6 +38,10 @@ pub use attribution_state::{
     conversion_removal_clears_every_index, conversion_upsert_moves_every_index, fenced_commits_set_nothing_aside,
     message_touches_returns_every_touch_of_the_message, order_records_and_tenant_orders,
     set_aside_outside_the_step_is_refused, stale_commits_are_fenced, tenant_events_named_matches_the_name_exactly,
+};
+pub use badges::{
+    badge_book_defaults_and_compare_and_set, customer_activity_holds_the_customers_events_and_orders,
+    customer_badge_events_are_newest_first_per_customer,
 };
 pub use config_store::config_defaults_and_compare_and_set;
 pub use coordination::{leases_are_exclusive_and_lapse, live_workers_are_listed_until_they_lapse};
@@ -110,6 +115,10 @@ macro_rules! conformance_suite {
             campaign_rollups_cancelling_to_zero_are_absent,
             pending_counters_sum_per_hour_and_cell_until_moved,
             messages_sent_between_is_half_open,
+            // BadgeStore
+            badge_book_defaults_and_compare_and_set,
+            customer_badge_events_are_newest_first_per_customer,
+            customer_activity_holds_the_customers_events_and_orders,
             // Every role
             many_rows_are_all_returned,
             reads_of_unknown_things_are_empty,

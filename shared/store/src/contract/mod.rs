@@ -8,6 +8,7 @@
 //! | [`RecordReads`] | `record_reads.rs` | what crediting a conversion reads: attribution and `ExplainConversion` |
 //! | [`AttributionState`] | `attribution_state.rs` | the attribution engine: its reads and its atomic commit |
 //! | [`ReportReads`] | `report_reads.rs` | the query service: rollups and raw rows of a range |
+//! | [`BadgeStore`] | `badges.rs` | badge definitions (config service) and a customer's badge reads (query) |
 //!
 //! What holds for every role:
 //! - **Durability**: when a write returns `Ok`, it survives a crash of the process.
@@ -16,6 +17,7 @@
 //! - **Not found** is an empty result or `None`, never an error.
 
 mod attribution_state;
+mod badges;
 mod config_store;
 mod coordination;
 mod ingest_log;
@@ -25,6 +27,7 @@ mod report_reads;
 pub use attribution_state::{
     AttributionCommit, AttributionState, CampaignDelta, ConversionChange, ConversionKey, CustomerSpan, PendingDelta, RollupDelta,
 };
+pub use badges::BadgeStore;
 pub use config_store::ConfigStore;
 pub use coordination::Coordination;
 pub use ingest_log::{IngestLog, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, LogStatus, SetAside, log_shard};
@@ -32,6 +35,6 @@ pub use record_reads::{READ_CONCURRENCY, RecordReads};
 pub use report_reads::{CellKinds, ReportReads};
 
 /// Every role: what a backend implements, and what a process that plays every role holds.
-pub trait Store: IngestLog + ConfigStore + Coordination + AttributionState + ReportReads {}
+pub trait Store: IngestLog + ConfigStore + Coordination + AttributionState + ReportReads + BadgeStore {}
 
-impl<T: IngestLog + ConfigStore + Coordination + AttributionState + ReportReads> Store for T {}
+impl<T: IngestLog + ConfigStore + Coordination + AttributionState + ReportReads + BadgeStore> Store for T {}

@@ -14,6 +14,7 @@
 
 use super::errors::cql_error;
 use super::{Inner, Write, all};
+use crate::support::encode;
 use crate::{LOG_SHARDS, Result, StoreError};
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
@@ -59,6 +60,10 @@ pub(super) fn ttl_seconds(ttl: Duration) -> i32 {
     i32::try_from(seconds.max(1)).unwrap_or(i32::MAX)
 }
 
+/// `activity_by_customer.kind` of an app event and of an order status record.
+pub(super) const ACTIVITY_EVENT: &str = "e";
+pub(super) const ACTIVITY_ORDER: &str = "o";
+
 pub(super) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable {what}: {e}")))
 }
@@ -93,7 +98,6 @@ pub(super) mod table {
     pub const EVENTS_BY_TIME: &str = "events_by_time";
     pub const EVENTS_BY_NAME: &str = "events_by_name";
     pub const ORDERS_BY_DAY: &str = "orders_by_day";
-    pub const BADGES: &str = "badges";
     pub const CONVERSIONS_BY_CUSTOMER: &str = "conversions_by_customer";
     pub const CONVERSIONS_BY_TIME: &str = "conversions_by_time";
     pub const ROLLUP_DELTAS: &str = "rollup_deltas";
@@ -294,6 +298,8 @@ impl Inner {
         let mut events_by_time = Partitions::default();
         let mut events_by_name = Partitions::default();
         let mut orders_by_day = Partitions::default();
+        let mut badges = Partitions::default();
+        let mut activity = Partitions::default();
         for &record in records {
             match record {
                 Record::Message(m) => {
@@ -329,6 +335,8 @@ impl Inner {
                     let by_name = (&e.tenant, &e.name, day, e.ts, &e.event_id, &e.customer_id, value, msg_hash);
                     events_by_time.add((&e.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
                     events_by_name.add((&e.tenant, &e.name, day), by_name, RECORD_ROW_BYTES);
+                    let row = (&e.tenant, &e.customer_id, ACTIVITY_EVENT, e.ts, &e.event_id, encode(e)?);
+                    activity.add((&e.tenant, &e.customer_id), row, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&e.tenant, table::EVENTS_BY_TIME, "", hour));
                     bucket_rows.insert(BucketRow::new(&e.tenant, table::EVENTS_BY_NAME, &e.name, day));
                 }
@@ -346,16 +354,16 @@ impl Inner {
                     );
                     writes.push(Box::pin(self.write(&s.insert_order, order)));
                     orders_by_day.add((&o.tenant, day, shard), by_day, RECORD_ROW_BYTES);
+                    let row = (&o.tenant, &o.customer_id, ACTIVITY_ORDER, o.ts, &o.event_id, encode(o)?);
+                    activity.add((&o.tenant, &o.customer_id), row, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&o.tenant, table::ORDERS_BY_DAY, "", day));
                 }
                 Record::Badge(b) => {
-                    let month = bucket(b.ts, CUSTOMER_BUCKET_MS);
                     let values = (
-                        &b.tenant, &b.customer_id, month, b.ts, &b.event_id, &b.badge_id, b.action.as_str(),
+                        &b.tenant, &b.customer_id, b.ts, &b.event_id, &b.badge_id, b.action.as_str(),
                         b.source.as_str(), unset_if_none(b.reason.as_deref()),
                     );
-                    writes.push(Box::pin(self.write(&s.insert_badge, values)));
-                    bucket_rows.insert(BucketRow::new(&b.tenant, table::BADGES, &b.customer_id, month));
+                    badges.add((&b.tenant, &b.customer_id), values, RECORD_ROW_BYTES);
                 }
             }
         }
@@ -363,6 +371,8 @@ impl Inner {
         writes.extend(touches_by_time.batches(self, &s.insert_touch_by_time, None));
         writes.extend(events_by_time.batches(self, &s.insert_event_by_time, None));
         writes.extend(events_by_name.batches(self, &s.insert_event_by_name, None));
+        writes.extend(badges.batches(self, &s.insert_badge, None));
+        writes.extend(activity.batches(self, &s.insert_activity, None));
         writes.extend(orders_by_day.batches(self, &s.insert_order_by_day, None));
         writes.extend(bucket_rows.into_iter().map(|row| self.write_bucket(row)));
         all(writes).await?;

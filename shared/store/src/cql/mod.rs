@@ -43,6 +43,7 @@
 //! method that the other's file adds to `Inner`.
 
 mod attribution_state;
+mod badges;
 mod config_store;
 mod coordination;
 mod errors;

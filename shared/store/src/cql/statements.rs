@@ -76,7 +76,8 @@ statements! {
     insert_event_by_name: Write => "INSERT INTO {ks}.events_by_name (tenant, name, day, ts, event_id, customer_id, value_micros, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     insert_order: Write => "INSERT INTO {ks}.orders (tenant, order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     insert_order_by_day: Write => "INSERT INTO {ks}.orders_by_day (tenant, day, shard, order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    insert_badge: Write => "INSERT INTO {ks}.badges (tenant, customer_id, bucket, ts, event_id, badge_id, action, source, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_badge: Write => "INSERT INTO {ks}.badges (tenant, customer_id, ts, event_id, badge_id, action, source, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_activity: Write => "INSERT INTO {ks}.activity_by_customer (tenant, customer_id, kind, ts, event_id, record) VALUES (?, ?, ?, ?, ?, ?)",
     insert_bucket: Write => "INSERT INTO {ks}.buckets (tenant, table_name, key, bucket) VALUES (?, ?, ?, ?) USING TTL ?",
 
     // ---- record reads ----
@@ -113,6 +114,13 @@ statements! {
     select_campaign_rollup_deltas_of: Read => "SELECT campaign_id, cells FROM {ks}.campaign_rollup_deltas WHERE tenant = ? AND granularity = ? AND bucket = ? AND campaign_id = ?",
     insert_pending_delta: Write => "INSERT INTO {ks}.pending_deltas (tenant, msg_hash, hour, step, cells) VALUES (?, ?, ?, ?, ?)",
     select_pending_deltas: Read => "SELECT hour, cells FROM {ks}.pending_deltas WHERE tenant = ? AND msg_hash = ?",
+
+    // ---- badges ----
+    select_badges: Read => "SELECT ts, event_id, badge_id, action, source, reason FROM {ks}.badges WHERE tenant = ? AND customer_id = ?",
+    select_activity: Read => "SELECT kind, record FROM {ks}.activity_by_customer WHERE tenant = ? AND customer_id = ?",
+    select_badge_book: Read => "SELECT book FROM {ks}.badge_books WHERE tenant = ?",
+    insert_badge_book_if_absent: Lwt => "INSERT INTO {ks}.badge_books (tenant, version, book) VALUES (?, ?, ?) IF NOT EXISTS",
+    update_badge_book_if_version: Lwt => "UPDATE {ks}.badge_books SET version = ?, book = ? WHERE tenant = ? IF version = ?",
 
     // ---- configs ----
     select_config: Read => "SELECT version, config FROM {ks}.configs WHERE tenant = ?",

@@ -16,7 +16,9 @@
 //! | `events_by_time` | tenant, hour, ts, event_id | `AppEvent` | `events_between` |
 //! | `events_by_name` | tenant, name, ts, event_id | `AppEvent` | `tenant_events_named` |
 //! | `orders` | tenant, order_id, ts, event_id | `OrderRecord` | `order_records`, `tenant_orders` |
-//! | `badges` | tenant, customer, ts, event_id | `BadgeEvent` | (the badge timeline, later) |
+//! | `badges` | tenant, customer, ts, event_id | `BadgeEvent` | `customer_badge_events` |
+//! | `activity_by_customer` | tenant, customer, kind (`e` event, `o` order), ts, event_id | `AppEvent` or `OrderRecord` | `customer_activity` |
+//! | `badge_books` | tenant | `BadgeBook` | `badge_book`, `save_badge_book` |
 //! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
 //! | `log` | shard (u32), seq (u64) | appended_at and payload | `read_log`, `log_status` |
 //! | `meta` | `log_head` or `processed`, shard | u64 | `ingest`, `log_status`, `commit_attribution` |
@@ -72,11 +74,13 @@ pub(super) enum Table {
     MessagesByTime,
     CampaignRollups,
     PendingCounters,
+    ActivityByCustomer,
+    BadgeBooks,
 }
 
 impl Table {
     /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
-    pub(super) const ALL: [Table; 21] = [
+    pub(super) const ALL: [Table; 23] = [
         Table::Dedup,
         Table::Messages,
         Table::TouchesByCustomer,
@@ -98,6 +102,8 @@ impl Table {
         Table::MessagesByTime,
         Table::CampaignRollups,
         Table::PendingCounters,
+        Table::ActivityByCustomer,
+        Table::BadgeBooks,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -123,6 +129,8 @@ impl Table {
             Table::MessagesByTime => "messages_by_time",
             Table::CampaignRollups => "campaign_rollups",
             Table::PendingCounters => "pending_counters",
+            Table::ActivityByCustomer => "activity_by_customer",
+            Table::BadgeBooks => "badge_books",
         }
     }
 }
@@ -165,6 +173,15 @@ pub(super) fn pending_key(tenant: &str, msg_hash: &str, hour: Millis, cell: &Cam
 pub(super) fn pending_partition(tenant: &str, msg_hash: &str) -> Key {
     Key::new().str(tenant).str(msg_hash)
 }
+
+/// A customer's partition of `activity_by_customer` for one kind of record: `e` app
+/// events, `o` order status records.
+pub(super) fn activity_partition(tenant: &str, customer_id: &str, kind: u8) -> Key {
+    Key::new().str(tenant).str(customer_id).tag(kind)
+}
+
+pub(super) const ACTIVITY_EVENT: u8 = b'e';
+pub(super) const ACTIVITY_ORDER: u8 = b'o';
 
 pub(super) fn granularity_tag(granularity: Granularity) -> u8 {
     match granularity {

@@ -22,6 +22,7 @@
 //! `fdatasync` when [`EmbeddedOptions::sync`] is set, which survives a crash of the machine.
 
 mod attribution_state;
+mod badges;
 mod config_store;
 mod coordination;
 mod ingest_log;

@@ -1,0 +1,84 @@
+//! [`BadgeStore`] on CQL: a tenant's badge book in one row, saved by compare-and-set on its
+//! version (as configs are); a customer's badge events and activity are one partition each.
+
+use super::layout::{ACTIVITY_EVENT, ACTIVITY_ORDER, decode, parse, seq_value};
+use super::{CqlStore, Inner};
+use crate::support::encode;
+use crate::{BadgeStore, Result, StoreError};
+use async_trait::async_trait;
+use touchstone_core::badges::BadgeBook;
+use touchstone_core::model::{BadgeEvent, Record};
+
+#[async_trait]
+impl BadgeStore for CqlStore {
+    async fn badge_book(&self, tenant: &str) -> Result<BadgeBook> {
+        self.inner.badge_book(tenant).await
+    }
+
+    async fn save_badge_book(&self, book: &BadgeBook) -> Result<()> {
+        self.inner.save_badge_book(book).await
+    }
+
+    async fn customer_badge_events(&self, tenant: &str, customer_id: &str) -> Result<Vec<BadgeEvent>> {
+        self.inner.customer_badge_events(tenant, customer_id).await
+    }
+
+    async fn customer_activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>> {
+        self.inner.customer_activity(tenant, customer_id).await
+    }
+}
+
+impl Inner {
+    async fn badge_book(&self, tenant: &str) -> Result<BadgeBook> {
+        let stored: Option<(Option<Vec<u8>>,)> = self.row(&self.statements.select_badge_book, (tenant,)).await?;
+        match stored {
+            Some((Some(book),)) => decode("badge book", &book),
+            _ => Ok(BadgeBook::empty(tenant)),
+        }
+    }
+
+    async fn save_badge_book(&self, book: &BadgeBook) -> Result<()> {
+        let s = &self.statements;
+        let conflict = || StoreError::Conflict { tenant: book.tenant.clone() };
+        // Version 0 is "never saved": no save can expect a stored version below it.
+        let expected = book.version.checked_sub(1).ok_or_else(conflict)?;
+        let version = i64::try_from(book.version).map_err(|_| conflict())?;
+        let body = encode(book)?;
+        let saved = if expected == 0 {
+            self.lwt(&s.insert_badge_book_if_absent, (&book.tenant, version, &body)).await?
+        } else {
+            self.lwt(&s.update_badge_book_if_version, (version, &body, &book.tenant, seq_value(expected))).await?
+        };
+        if saved.applied { Ok(()) } else { Err(conflict()) }
+    }
+
+    async fn customer_badge_events(&self, tenant: &str, customer_id: &str) -> Result<Vec<BadgeEvent>> {
+        type Row = (i64, String, String, String, String, Option<String>);
+        let rows: Vec<Row> = self.rows(&self.statements.select_badges, (tenant, customer_id)).await?;
+        rows.into_iter()
+            .map(|(ts, event_id, badge_id, action, source, reason)| {
+                Ok(BadgeEvent {
+                    tenant: tenant.to_owned(),
+                    event_id,
+                    customer_id: customer_id.to_owned(),
+                    badge_id,
+                    action: parse("badge action", &action)?,
+                    ts,
+                    source: parse("badge source", &source)?,
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    async fn customer_activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>> {
+        let rows: Vec<(String, Vec<u8>)> = self.rows(&self.statements.select_activity, (tenant, customer_id)).await?;
+        rows.into_iter()
+            .map(|(kind, record)| match kind.as_str() {
+                ACTIVITY_EVENT => decode("app event", &record).map(Record::Event),
+                ACTIVITY_ORDER => decode("order record", &record).map(Record::Order),
+                other => Err(StoreError::Corrupt(format!("activity row of unknown kind {other:?}"))),
+            })
+            .collect()
+    }
+}
