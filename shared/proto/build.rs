@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["records", "config", "reports", "api", "services"]
+    let files = ["records", "config", "badges", "reports", "api", "services"]
         .map(|name| root.join(format!("touchstone/v1/{name}.proto")));
     let descriptors = protox::compile(&files, [&root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -1,31 +1,60 @@
-//! `ConfigService`: per-tenant attribution settings, currency, excluded tags and goals.
+//! `ConfigService`: per-tenant attribution settings, currency, excluded tags, goals and
+//! badge definitions.
 //!
 //! Every change is a compare-and-set on the tenant's config version (retried a few times
 //! when another change wins the race) and appends a `Recompute` entry to the ingest log, so
 //! attribution applies it to the whole history (SPEC section 3: results are retroactive).
+//! Badge definitions are a compare-and-set on the tenant's badge book and append nothing:
+//! rule earns are derived when read.
 
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
+use touchstone_core::badges::{BadgeBook, BadgeDefinition, BadgeSaved};
 use touchstone_core::config::{Goal, GoalSaved, TenantConfig};
 use touchstone_proto::convert::{ConvertError, channel_setting_from_pb};
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::config_service_server::ConfigService;
 use touchstone_proto::validate::valid;
-use touchstone_store::{ConfigStore, StoreError};
+use touchstone_store::{BadgeStore, ConfigStore, StoreError};
 
 /// Attempts of a read-modify-write before giving up with ABORTED.
 const CAS_ATTEMPTS: usize = 5;
 
 pub struct ConfigApi {
     configs: Arc<dyn ConfigStore>,
+    badges: Arc<dyn BadgeStore>,
     wake: Arc<Notify>,
 }
 
 impl ConfigApi {
-    pub fn new(configs: Arc<dyn ConfigStore>, wake: Arc<Notify>) -> ConfigApi {
-        ConfigApi { configs, wake }
+    pub fn new(configs: Arc<dyn ConfigStore>, badges: Arc<dyn BadgeStore>, wake: Arc<Notify>) -> ConfigApi {
+        ConfigApi { configs, badges, wake }
+    }
+
+    /// Reads the tenant's badge book, applies `change` at the server's clock and saves the
+    /// result if it differs, retrying when a concurrent change wins.
+    async fn update_badges<T>(
+        &self,
+        tenant: &str,
+        change: impl Fn(&mut BadgeBook, i64) -> Result<T, ApiError>,
+    ) -> Result<(BadgeBook, T), ApiError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let mut book = self.badges.badge_book(tenant).await?;
+            let before = book.clone();
+            let outcome = change(&mut book, now_ms())?;
+            if book == before {
+                return Ok((book, outcome));
+            }
+            book.version = before.version + 1;
+            match self.badges.save_badge_book(&book).await {
+                Ok(()) => return Ok((book, outcome)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(ApiError::Aborted(format!("badges of tenant {tenant:?} keep changing concurrently; retry")))
     }
 
     /// Reads the tenant's config, applies `change` and saves the result if it differs,
@@ -103,10 +132,41 @@ impl ConfigService for ConfigApi {
         Ok(Response::new(pb::ListGoalsReply { goals: config.goals.into_iter().map(Into::into).collect() }))
     }
 
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
+    async fn save_badge(&self, request: Request<pb::SaveBadgeRequest>) -> Result<Response<pb::SaveBadgeReply>, Status> {
+        let pb::SaveBadgeRequest { tenant, badge } = valid(request)?;
+        let badge = BadgeDefinition::try_from(badge.ok_or(ConvertError::Unset("badge")).map_err(ApiError::from)?)
+            .map_err(ApiError::from)?;
+        let (book, saved) = self.update_badges(&tenant, |book, now| Ok(book.save(badge.clone(), now)?)).await?;
+        let badge = book.get(&badge.id).cloned().map(Into::into);
+        Ok(Response::new(pb::SaveBadgeReply { badge, created: saved == BadgeSaved::Created }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
+    async fn list_badges(&self, request: Request<pb::ListBadgesRequest>) -> Result<Response<pb::ListBadgesReply>, Status> {
+        let pb::ListBadgesRequest { tenant } = valid(request)?;
+        let book = self.badges.badge_book(&tenant).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListBadgesReply { badges: book.badges.into_iter().map(Into::into).collect() }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, badge_id = %request.get_ref().badge_id))]
+    async fn set_badge_active(&self, request: Request<pb::SetBadgeActiveRequest>) -> Result<Response<pb::BadgeDefinition>, Status> {
+        let pb::SetBadgeActiveRequest { tenant, badge_id, active } = valid(request)?;
+        let (book, ()) = self.update_badges(&tenant, |book, now| Ok(book.set_active(&badge_id, active, now)?)).await?;
+        let badge = book.get(&badge_id).cloned().ok_or_else(|| ApiError::NotFound(format!("badge {badge_id:?} does not exist")))?;
+        Ok(Response::new(badge.into()))
+    }
+
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, goal_id = %request.get_ref().goal_id))]
     async fn delete_goal(&self, request: Request<pb::DeleteGoalRequest>) -> Result<Response<pb::DeleteGoalReply>, Status> {
         let pb::DeleteGoalRequest { tenant, goal_id } = valid(request)?;
         let (config, ()) = self.update(&tenant, |config| Ok(config.delete_goal(&goal_id)?)).await?;
         Ok(Response::new(pb::DeleteGoalReply { config: Some(config.into()) }))
     }
+}
+
+/// The server's clock: when a rule was saved, when a badge was deactivated.
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }

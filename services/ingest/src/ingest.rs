@@ -16,19 +16,54 @@ use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::ingest_service_server::IngestService;
 use touchstone_proto::validate::{Validate, valid};
-use touchstone_store::{IngestLog, IngestOutcome};
+use touchstone_core::badges::BadgeBook;
+use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource};
+use touchstone_proto::convert::badge_source_from_pb;
+use touchstone_store::{BadgeStore, IngestLog, IngestOutcome};
 
 pub use touchstone_proto::validate::MAX_BATCH;
 
 pub struct IngestApi {
     log: Arc<dyn IngestLog>,
+    /// Badge definitions, which `IssueBadge` and `RevokeBadge` check the badge against.
+    badges: Arc<dyn BadgeStore>,
     /// Wakes an in-process attribution worker when something new is logged.
     wake: Arc<Notify>,
 }
 
 impl IngestApi {
-    pub fn new(log: Arc<dyn IngestLog>, wake: Arc<Notify>) -> IngestApi {
-        IngestApi { log, wake }
+    pub fn new(log: Arc<dyn IngestLog>, badges: Arc<dyn BadgeStore>, wake: Arc<Notify>) -> IngestApi {
+        IngestApi { log, badges, wake }
+    }
+
+    /// `IssueBadge` and `RevokeBadge`: one badge event of a defined badge, stored like any
+    /// record (first arrival of its event id stands).
+    async fn issue(&self, request: pb::IssueBadgeRequest, action: BadgeAction) -> Result<pb::IssueBadgeReply, ApiError> {
+        let pb::IssueBadgeRequest { tenant, event_id, customer_id, badge_id, ts, actor, reason, source } = request;
+        let source = match source {
+            0 => BadgeSource::Api,
+            source => badge_source_from_pb(source)?,
+        };
+        if matches!(source, BadgeSource::Rule | BadgeSource::RetroEarn) {
+            return Err(ApiError::InvalidArgument(format!("source {source} is the rules' own; issue with API or DIRECT_ISSUE")));
+        }
+        let book: BadgeBook = self.badges.badge_book(&tenant).await?;
+        if book.get(&badge_id).is_none() {
+            return Err(ApiError::NotFound(format!("badge {badge_id:?} is not defined for tenant {tenant:?}")));
+        }
+        let reason = Some(match reason {
+            Some(reason) if !reason.is_empty() => format!("{reason} (by {actor})"),
+            _ => format!("by {actor}"),
+        });
+        let ts = ts.unwrap_or_else(now_ms);
+        let event = BadgeEvent { tenant, event_id, customer_id, badge_id, action, ts, source, reason };
+        let record = Record::Badge(event.clone());
+        validate(&record).map_err(ConvertError::from)?;
+        let outcome = self.log.ingest(vec![record]).await?;
+        self.wake.notify_one();
+        let duplicate = outcome.first() == Some(&IngestOutcome::Duplicate);
+        tracing::info!(badge_id = %event.badge_id, action = %action, duplicate, "badge event issued");
+        Ok(pb::IssueBadgeReply { event: Some(event.into()), duplicate })
     }
 
     /// Decodes, validates and stores one batch (its size already checked at the edge);
@@ -75,6 +110,12 @@ fn cut(mut id: String) -> String {
         id.truncate(end);
     }
     id
+}
+
+/// The server's clock: the time of a badge issued without one.
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn log_reply(reply: &pb::IngestReply) {
@@ -179,6 +220,16 @@ impl IngestService for IngestApi {
     #[tracing::instrument(skip_all, fields(records = request.get_ref().badges.len()))]
     async fn record_badge_events(&self, request: Request<pb::RecordBadgeEventsRequest>) -> Result<Response<pb::IngestReply>, Status> {
         self.batch(valid(request)?.badges).await
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, badge_id = %request.get_ref().badge_id))]
+    async fn issue_badge(&self, request: Request<pb::IssueBadgeRequest>) -> Result<Response<pb::IssueBadgeReply>, Status> {
+        Ok(Response::new(self.issue(valid(request)?, BadgeAction::Earned).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, badge_id = %request.get_ref().badge_id))]
+    async fn revoke_badge(&self, request: Request<pb::IssueBadgeRequest>) -> Result<Response<pb::IssueBadgeReply>, Status> {
+        Ok(Response::new(self.issue(valid(request)?, BadgeAction::Revoked).await?))
     }
 
     /// Chunks are stored as they come; indexes in the reply count records across the whole

@@ -1,9 +1,11 @@
 //! The query service: typed reports over any `[from, to)` range (SPEC section 5) and the
 //! explanation of single conversions.
 //!
+//! - [`badges`]: a customer's badge timeline and trophy case.
 //! - [`range`]: reading the counters of a range from rollups and raw edges.
 //! - [`service`]: the `QueryService` gRPC API.
 
+pub mod badges;
 pub mod range;
 pub mod service;
 

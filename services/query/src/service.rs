@@ -18,7 +18,7 @@ use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::query_service_server::QueryService;
 use touchstone_proto::validate::valid;
-use touchstone_store::{CellKinds, ConfigStore, ReportReads};
+use touchstone_store::{BadgeStore, CellKinds, ConfigStore, ReportReads};
 
 /// Days one goal series may span.
 pub const MAX_SERIES_DAYS: i64 = 400;
@@ -28,11 +28,12 @@ const DEFAULT_SERIES_DAYS: i64 = 30;
 pub struct QueryApi {
     configs: Arc<dyn ConfigStore>,
     reads: Arc<dyn ReportReads>,
+    badges: Arc<dyn BadgeStore>,
 }
 
 impl QueryApi {
-    pub fn new(configs: Arc<dyn ConfigStore>, reads: Arc<dyn ReportReads>) -> QueryApi {
-        QueryApi { configs, reads }
+    pub fn new(configs: Arc<dyn ConfigStore>, reads: Arc<dyn ReportReads>, badges: Arc<dyn BadgeStore>) -> QueryApi {
+        QueryApi { configs, reads, badges }
     }
 
     async fn config(&self, tenant: &str) -> Result<TenantConfig, ApiError> {
@@ -278,6 +279,20 @@ impl QueryService for QueryApi {
             });
         }
         Ok(Response::new(pb::GoalSeries { goal_id, time_zone, points }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
+    async fn get_badge_timeline(&self, request: Request<pb::BadgeTimelineRequest>) -> Result<Response<pb::BadgeTimeline>, Status> {
+        let request = valid(request)?;
+        let page = crate::badges::timeline_page(self.configs.as_ref(), self.badges.as_ref(), request, crate::badges::now_ms()).await?;
+        Ok(Response::new(page))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
+    async fn get_trophy_case(&self, request: Request<pb::TrophyCaseRequest>) -> Result<Response<pb::TrophyCase>, Status> {
+        let request = valid(request)?;
+        let case = crate::badges::trophy_case(self.configs.as_ref(), self.badges.as_ref(), request, crate::badges::now_ms()).await?;
+        Ok(Response::new(case.into()))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, goal_id = %request.get_ref().goal_id))]

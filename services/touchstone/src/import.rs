@@ -178,6 +178,12 @@ mod tests {
         ) -> Result<Response<pb::IngestReply>, Status> {
             Err(Status::unimplemented("fake"))
         }
+        async fn issue_badge(&self, _: Request<pb::IssueBadgeRequest>) -> Result<Response<pb::IssueBadgeReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn revoke_badge(&self, _: Request<pb::IssueBadgeRequest>) -> Result<Response<pb::IssueBadgeReply>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
         async fn ingest_stream(
             &self,
             request: Request<Streaming<pb::IngestChunk>>,

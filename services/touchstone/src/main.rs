@@ -5,10 +5,12 @@
 //!   ScyllaDB ([`cluster`]).
 //! - `import`: bulk files into a running server, with per-line error reports ([`import`]).
 //! - `report`: campaign, message and goal reports as json, csv or a table ([`report`]).
+//! - `badges`: a customer's badge timeline and trophy case; badge events from CSV ([`badges`]).
 //! - `gen`: a realistic generated dataset in the bulk file format ([`gen`]).
 //!
 //! The gRPC server they share is the library half of this crate (`touchstone::serve`).
 
+mod badges;
 mod cluster;
 mod dev;
 mod r#gen;
@@ -81,6 +83,11 @@ enum Command {
     Report {
         #[command(subcommand)]
         what: ReportCommand,
+    },
+    /// Badges of a customer (timeline, trophy case), and bulk import of badge events.
+    Badges {
+        #[command(subcommand)]
+        what: badges::BadgesCommand,
     },
     /// Write a generated dataset (config.json, messages.jsonl, records.jsonl) to DIR.
     ///
@@ -195,6 +202,7 @@ fn main() -> ExitCode {
             Command::Query { listen, database } => cluster::run(cluster::Role::Query, listen, database, None).await,
             Command::Import { what } => import::run(what).await,
             Command::Report { what } => report::run(what).await,
+            Command::Badges { what } => badges::run(what).await,
             Command::Gen { scale, seed, days, campaigns, dir } => {
                 let options = r#gen::GenOptions { scale, seed, days, campaigns };
                 let summary = r#gen::generate_to_dir(&options, &dir)?;

@@ -7,7 +7,7 @@
 mod export;
 mod json;
 mod rows;
-mod table;
+pub(crate) mod table;
 
 use crate::import::client::{self, ClientError, MAX_REPLY_BYTES};
 use crate::{CommandResult, Format, ReportArgs, ReportCommand};

@@ -69,12 +69,12 @@ pub async fn serve<S: Store>(
     let worker = roles.worker.map(|options| tokio::spawn(Worker::new(store.clone(), wake.clone(), options).run(shutdown_rx)));
 
     let ingest = roles.ingest.then(|| {
-        IngestServiceServer::new(IngestApi::new(store.clone(), wake.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES)
+        IngestServiceServer::new(IngestApi::new(store.clone(), store.clone(), wake.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES)
     });
-    let config = roles.ingest.then(|| ConfigServiceServer::new(ConfigApi::new(store.clone(), wake.clone())));
+    let config = roles.ingest.then(|| ConfigServiceServer::new(ConfigApi::new(store.clone(), store.clone(), wake.clone())));
     let query = roles
         .query
-        .then(|| QueryServiceServer::new(QueryApi::new(store.clone(), store.clone())).max_encoding_message_size(MAX_MESSAGE_BYTES));
+        .then(|| QueryServiceServer::new(QueryApi::new(store.clone(), store.clone(), store.clone())).max_encoding_message_size(MAX_MESSAGE_BYTES));
     // TCP_NODELAY on every accepted connection: without it a small reply waits for the
     // client's delayed ACK (Nagle), ~40 ms. The builder's `tcp_nodelay` does not reach
     // connections from an incoming stream of our own, so it is set here.

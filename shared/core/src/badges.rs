@@ -164,10 +164,15 @@ impl BadgeBook {
         validate(&badge)?;
         match self.badges.iter_mut().find(|b| b.id == badge.id) {
             Some(saved) => {
-                if saved.rule != badge.rule || (saved.rule.is_some() && saved.retro != badge.retro) {
+                // A badge without a rule may be given one; a saved rule stays as it is.
+                let rule_changed = saved.rule.is_some() && (saved.rule != badge.rule || saved.retro != badge.retro);
+                if rule_changed {
                     return Err(BadgeError::RuleChanged(badge.id));
                 }
-                badge.rule_saved_at = saved.rule_saved_at;
+                badge.rule_saved_at = match saved.rule {
+                    Some(_) => saved.rule_saved_at,
+                    None => badge.rule.as_ref().map(|_| now),
+                };
                 badge.inactive_since = match (saved.active, badge.active) {
                     (_, true) => None,
                     (true, false) => Some(now),
@@ -181,7 +186,8 @@ impl BadgeBook {
                     return Err(BadgeError::TooMany);
                 }
                 badge.rule_saved_at = badge.rule.as_ref().map(|_| now);
-                badge.inactive_since = (!badge.active).then_some(now);
+                // Created inactive: its rule has issued nothing, not even retro earns.
+                badge.inactive_since = (!badge.active).then_some(Millis::MIN);
                 self.badges.push(badge);
                 Ok(BadgeSaved::Created)
             }
@@ -324,7 +330,9 @@ pub fn rule_earn(badge: &BadgeDefinition, currency: &str, activity: &[Record]) -
         }
         let source = if item.ts < saved_at { BadgeSource::RetroEarn } else { BadgeSource::Rule };
         let reason = match &rule.kind {
+            RuleKind::EventCount { event_name, count: 1 } => format!("1 {event_name} event"),
             RuleKind::EventCount { event_name, count } => format!("{count} {event_name} events"),
+            RuleKind::OrderCount { count: 1 } => "1 order".to_owned(),
             RuleKind::OrderCount { count } => format!("{count} orders"),
             RuleKind::Spend { amount_minor } => format!("spent {sum} of {amount_minor} (minor units, {currency})"),
         };
@@ -385,7 +393,9 @@ impl TimelineEntry {
 
 /// A customer's whole badge timeline at `now`, newest first: the stored badge events, each
 /// rule's earn (`rule:<badge_id>`), and an expiry (`expiry:<earn's event_id>`) for every
-/// earn whose badge expires, once its time has passed.
+/// earn whose badge expires, once its time has passed. An earn followed by another entry of
+/// its badge before its expiry (revoked, expired or earned again) does not expire: the
+/// later entry decides from then on, so an old earn's expiry never ends a newer earn.
 pub fn timeline(
     badges: &[BadgeDefinition],
     currency: &str,
@@ -407,21 +417,34 @@ pub fn timeline(
         }
     }
     let by_id: BTreeMap<&str, &BadgeDefinition> = badges.iter().map(|b| (b.id.as_str(), b)).collect();
-    let expiries: Vec<TimelineEntry> = entries
-        .iter()
-        .filter(|entry| entry.action == BadgeAction::Earned)
-        .filter_map(|earn| {
-            let expires = by_id.get(earn.badge_id.as_str())?.expiry_of(earn.ts)?;
-            (expires <= now).then(|| TimelineEntry {
+    // Each badge's entries oldest first, to find what follows an earn.
+    let mut by_badge: BTreeMap<&str, Vec<&TimelineEntry>> = BTreeMap::new();
+    for entry in &entries {
+        by_badge.entry(&entry.badge_id).or_default().push(entry);
+    }
+    let mut expiries = Vec::new();
+    for (badge_id, mut oldest_first) in by_badge {
+        let Some(badge) = by_id.get(badge_id) else { continue };
+        oldest_first.sort_by(|a, b| TimelineEntry::newest_first(b, a));
+        for (at, earn) in oldest_first.iter().enumerate() {
+            if earn.action != BadgeAction::Earned {
+                continue;
+            }
+            let Some(expires) = badge.expiry_of(earn.ts) else { continue };
+            let expiry = TimelineEntry {
                 event_id: format!("{EXPIRY_PREFIX}{}", earn.event_id),
                 badge_id: earn.badge_id.clone(),
                 action: BadgeAction::Expired,
                 ts: expires,
                 source: earn.source,
                 reason: Some("validity ended".to_owned()),
-            })
-        })
-        .collect();
+            };
+            let superseded = oldest_first.get(at + 1).is_some_and(|next| (next.ts, &next.event_id) < (expiry.ts, &expiry.event_id));
+            if expires <= now && !superseded {
+                expiries.push(expiry);
+            }
+        }
+    }
     entries.extend(expiries);
     entries.sort_by(TimelineEntry::newest_first);
     entries
@@ -551,7 +574,7 @@ impl TimelineCursor {
     }
 
     pub fn decode(cursor: &str) -> Option<TimelineCursor> {
-        if cursor.len() % 2 != 0 {
+        if !cursor.len().is_multiple_of(2) {
             return None;
         }
         let bytes: Option<Vec<u8>> =

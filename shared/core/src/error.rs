@@ -51,3 +51,14 @@ impl ServiceError for crate::validate::InvalidRecord {
         ErrorKind::InvalidArgument
     }
 }
+
+impl ServiceError for crate::badges::BadgeError {
+    fn kind(&self) -> ErrorKind {
+        use crate::badges::BadgeError as E;
+        match self {
+            E::Invalid(_) => ErrorKind::InvalidArgument,
+            E::NotFound(_) => ErrorKind::NotFound,
+            E::RuleChanged(_) | E::TooMany => ErrorKind::FailedPrecondition,
+        }
+    }
+}

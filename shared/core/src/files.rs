@@ -2,6 +2,7 @@
 //! `records.jsonl`. Parsing is per line: a bad line is an error naming its line number and
 //! leaves the others untouched. Writing is the inverse, for generated datasets.
 
+use crate::badges::{BadgeDefinition, BadgeRule, RuleKind};
 use crate::config::{ChannelSetting, ConfigError, Goal, GoalKind};
 use crate::model::{
     to_micros, AppEvent, BadgeEvent, Channel, Message, Millis, OrderRecord, Record, Touch, MICROS_PER_UNIT,
@@ -36,6 +37,8 @@ pub struct TenantConfigFile {
     pub currency: Option<String>,
     pub excluded_tags: Option<Vec<String>>,
     pub goals: Vec<Goal>,
+    /// Badge definitions (SPEC section 6), saved through the badge API.
+    pub badges: Vec<BadgeDefinition>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +54,106 @@ struct RawTenant {
     excluded_tags: Option<Vec<String>>,
     #[serde(default)]
     goals: Vec<RawGoal>,
+    #[serde(default)]
+    badges: Vec<RawBadge>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct RawBadge {
+    id: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    criteria: String,
+    #[serde(default)]
+    icon_url: String,
+    #[serde(default)]
+    rank: i64,
+    #[serde(default)]
+    benefits: Vec<String>,
+    #[serde(default = "active_by_default")]
+    active: bool,
+    #[serde(default)]
+    validity_ms: Option<Millis>,
+    #[serde(default)]
+    expires_at: Option<Millis>,
+    #[serde(default)]
+    rule: Option<RawRule>,
+    #[serde(default)]
+    retro: bool,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
+#[derive(Deserialize, Serialize)]
+struct RawRule {
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    amount_minor: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    period_ms: Option<Millis>,
+}
+
+fn badge_from_raw(raw: RawBadge) -> Result<BadgeDefinition, String> {
+    let RawBadge { id, name, description, criteria, icon_url, rank, benefits, active, validity_ms, expires_at, rule, retro } = raw;
+    let rule = rule
+        .map(|RawRule { kind, event_name, count, amount_minor, period_ms }| {
+            let missing = |field: &str| format!("badge {id:?}: a {kind} rule needs {field}");
+            let kind = match kind.as_str() {
+                "EVENT_COUNT" => RuleKind::EventCount {
+                    event_name: event_name.ok_or_else(|| missing("event_name"))?,
+                    count: count.ok_or_else(|| missing("count"))?,
+                },
+                "ORDER_COUNT" => RuleKind::OrderCount { count: count.ok_or_else(|| missing("count"))? },
+                "SPEND" => RuleKind::Spend { amount_minor: amount_minor.ok_or_else(|| missing("amount_minor"))? },
+                other => {
+                    return Err(format!("badge {id:?}: unknown rule kind {other:?} (expected EVENT_COUNT, ORDER_COUNT or SPEND)"));
+                }
+            };
+            Ok(BadgeRule { kind, period_ms })
+        })
+        .transpose()?;
+    Ok(BadgeDefinition {
+        rule,
+        retro,
+        validity_ms,
+        expires_at,
+        ..BadgeDefinition { description, criteria, icon_url, rank, benefits, active, ..BadgeDefinition::new(&id, &name) }
+    })
+}
+
+/// A badge definition as `config.json` writes it.
+pub fn badge_to_json(badge: &BadgeDefinition) -> Value {
+    let rule = badge.rule.as_ref().map(|BadgeRule { kind, period_ms }| {
+        let (kind, event_name, count, amount_minor) = match kind {
+            RuleKind::EventCount { event_name, count } => ("EVENT_COUNT", Some(event_name.clone()), Some(*count), None),
+            RuleKind::OrderCount { count } => ("ORDER_COUNT", None, Some(*count), None),
+            RuleKind::Spend { amount_minor } => ("SPEND", None, None, Some(*amount_minor)),
+        };
+        RawRule { kind: kind.to_owned(), event_name, count, amount_minor, period_ms: *period_ms }
+    });
+    let raw = RawBadge {
+        id: badge.id.clone(),
+        name: badge.name.clone(),
+        description: badge.description.clone(),
+        criteria: badge.criteria.clone(),
+        icon_url: badge.icon_url.clone(),
+        rank: badge.rank,
+        benefits: badge.benefits.clone(),
+        active: badge.active,
+        validity_ms: badge.validity_ms,
+        expires_at: badge.expires_at,
+        rule,
+        retro: badge.retro,
+    };
+    serde_json::to_value(raw).unwrap_or(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -107,12 +210,14 @@ pub fn parse_config(text: &str) -> Result<Vec<TenantConfigFile>, ConfigFileError
                 settings.push((channel, ChannelSetting { connect_on, window_ms: setting.window_ms }));
             }
             let goals = raw.goals.into_iter().map(goal_from_raw).collect::<Result<Vec<_>, _>>().map_err(fail)?;
+            let badges = raw.badges.into_iter().map(badge_from_raw).collect::<Result<Vec<_>, _>>().map_err(fail)?;
             Ok(TenantConfigFile {
                 tenant: tenant.clone(),
                 settings,
                 currency: raw.currency,
                 excluded_tags: raw.excluded_tags,
                 goals,
+                badges,
             })
         })
         .collect()

@@ -40,6 +40,8 @@ pub enum InvalidRecord {
     BadCurrency(String),
     #[error("value {0} is not a finite number within +-1e12")]
     BadValue(f64),
+    #[error("a badge event's event_id may not start with {0:?}: the timeline names its derived entries so")]
+    ReservedBadgeId(&'static str),
 }
 
 pub fn is_currency_code(code: &str) -> bool {
@@ -147,6 +149,13 @@ pub fn validate(record: &Record) -> Result<(), InvalidRecord> {
         }
         Record::Badge(b) => {
             id("event_id", &b.event_id)?;
+            // Derived timeline entries (rule earns, expiries) are named so; a stored event of
+            // the same name would share its place in the timeline's order.
+            for prefix in [crate::badges::RULE_EARN_PREFIX, crate::badges::EXPIRY_PREFIX] {
+                if b.event_id.starts_with(prefix) {
+                    return Err(InvalidRecord::ReservedBadgeId(prefix));
+                }
+            }
             id("customer_id", &b.customer_id)?;
             id("badge_id", &b.badge_id)?;
             optional_id("reason", &b.reason)?;

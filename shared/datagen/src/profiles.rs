@@ -3,8 +3,9 @@
 //! categories and channels, badges). Larger scales reuse them under new tenant names.
 
 use serde_json::{json, Map, Value};
+use touchstone_core::badges::{BadgeDefinition, BadgeRule, RuleKind};
 use touchstone_core::config::{Goal, GoalKind};
-use touchstone_core::files::goal_to_json;
+use touchstone_core::files::{badge_to_json, goal_to_json};
 use touchstone_core::model::{Channel, Millis, TouchKind};
 
 pub(crate) const MINUTE: Millis = 60_000;
@@ -64,6 +65,9 @@ pub(crate) struct Profile {
     pub order_prefix: &'static str,
     /// Badge id and the reason a rule gives when it is earned.
     pub badges: &'static [(&'static str, &'static str)],
+    /// The badge definitions in `config.json`: every rule kind over the profiles, with and
+    /// without a period, retro or not, expiring or not.
+    pub badge_definitions: fn() -> Vec<BadgeDefinition>,
 }
 
 impl Profile {
@@ -81,15 +85,31 @@ impl Profile {
             goals.push(goal_to_json(&Goal::default_orders()));
         }
         goals.extend((self.goals)().iter().map(goal_to_json));
+        let badges: Vec<Value> = (self.badge_definitions)().iter().map(badge_to_json).collect();
         let mut section = json!({
             "settings": settings,
             "excluded_tags": self.excluded_tags,
             "goals": goals,
+            "badges": badges,
         });
         if let Some(currency) = self.currency {
             section["currency"] = json!(currency);
         }
         section
+    }
+}
+
+/// A badge definition; `rule` with `retro`, as `config.json` holds it.
+fn badge(id: &str, name: &str, rank: i64, criteria: &str, rule: Option<(RuleKind, Option<Millis>)>, retro: bool) -> BadgeDefinition {
+    BadgeDefinition {
+        description: format!("{name}: {criteria}"),
+        criteria: criteria.to_owned(),
+        icon_url: format!("https://cdn.example.com/badges/{id}.png"),
+        rank,
+        benefits: vec![format!("{name} perks")],
+        rule: rule.map(|(kind, period_ms)| BadgeRule { kind, period_ms }),
+        retro,
+        ..BadgeDefinition::new(id, name)
     }
 }
 
@@ -161,6 +181,26 @@ const SHOP: Profile = Profile {
         ("big_spender", "spent over 500 USD in 30 days"),
         ("top_reviewer", "posted 5 reviews"),
     ],
+    badge_definitions: || {
+        let mut big_spender =
+            badge("big_spender", "Big spender", 1, "spend 500 USD in 30 days", Some((RuleKind::Spend { amount_minor: 50_000 }, Some(30 * DAY))), true);
+        big_spender.validity_ms = Some(90 * DAY);
+        let mut launch = badge("launch_party", "Launch party", 4, "came to the spring launch", None, false);
+        launch.expires_at = Some(1_775_001_600_000); // 2026-04-01
+        vec![
+            badge("first_order", "First order", 2, "place an order", Some((RuleKind::OrderCount { count: 1 }, None)), true),
+            big_spender,
+            badge(
+                "top_reviewer",
+                "Top reviewer",
+                3,
+                "post 5 reviews",
+                Some((RuleKind::EventCount { event_name: "review_posted".into(), count: 5 }, None)),
+                false,
+            ),
+            launch,
+        ]
+    },
 };
 
 /// A streaming service: EUR, SMS connects on delivery, the default goal listed explicitly,
@@ -203,6 +243,30 @@ const STREAM: Profile = Profile {
         ("early_adopter", "watched a premiere on release day"),
         ("critic", "rated 20 titles"),
     ],
+    badge_definitions: || {
+        let mut binge = badge(
+            "binge_watcher",
+            "Binge watcher",
+            1,
+            "watch 12 titles in a week",
+            Some((RuleKind::EventCount { event_name: "watch".into(), count: 12 }, Some(7 * DAY))),
+            true,
+        );
+        binge.validity_ms = Some(30 * DAY);
+        vec![
+            binge,
+            badge("early_adopter", "Early adopter", 2, "watched a premiere on release day", None, false),
+            badge(
+                "critic",
+                "Critic",
+                3,
+                "rate 20 titles",
+                Some((RuleKind::EventCount { event_name: "rate_title".into(), count: 20 }, None)),
+                true,
+            ),
+            badge("subscriber", "Subscriber", 4, "3 purchases", Some((RuleKind::OrderCount { count: 3 }, None)), true),
+        ]
+    },
 };
 
 /// A gym chain: currency and two channels left at their defaults, check-ins as the main goal,
@@ -239,6 +303,33 @@ const GYM: Profile = Profile {
         ("early_bird", "5 check-ins before 7am"),
         ("class_regular", "booked 8 classes in a month"),
     ],
+    badge_definitions: || {
+        let mut class_regular = badge(
+            "class_regular",
+            "Class regular",
+            2,
+            "book 8 classes in 30 days",
+            Some((RuleKind::EventCount { event_name: "book_class".into(), count: 8 }, Some(30 * DAY))),
+            true,
+        );
+        class_regular.validity_ms = Some(60 * DAY);
+        let mut retired = badge("founding_member", "Founding member", 5, "joined in the first month", None, false);
+        retired.active = false;
+        vec![
+            badge(
+                "ten_checkins",
+                "Ten check-ins",
+                1,
+                "check in 10 times",
+                Some((RuleKind::EventCount { event_name: "checkin".into(), count: 10 }, None)),
+                true,
+            ),
+            class_regular,
+            badge("early_bird", "Early bird", 3, "5 check-ins before 7am", None, false),
+            badge("pt_fan", "PT fan", 4, "spend 150 on the club", Some((RuleKind::Spend { amount_minor: 15_000 }, None)), true),
+            retired,
+        ]
+    },
 };
 
 const PROFILES: [Profile; 3] = [SHOP, STREAM, GYM];

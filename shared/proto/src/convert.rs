@@ -3,6 +3,7 @@
 
 use crate::v1 as pb;
 use touchstone_core::attribution::Rule;
+use touchstone_core::badges::{BadgeDefinition, BadgeRule, Progress, RuleKind, TimelineEntry, TrophyCase, TrophyHeld, TrophyLocked};
 use touchstone_core::config::{ChannelSetting, Goal, GoalKind, TenantConfig};
 use touchstone_core::model::{
     self, to_micros, AppEvent, BadgeAction, BadgeEvent, BadgeSource, Channel, Message, OrderRecord, Record,
@@ -69,7 +70,7 @@ pub fn touch_kind_to_pb(kind: TouchKind) -> pb::TouchKind {
     }
 }
 
-fn badge_action_from_pb(value: i32) -> Result<BadgeAction, ConvertError> {
+pub fn badge_action_from_pb(value: i32) -> Result<BadgeAction, ConvertError> {
     match enum_value("action", value)? {
         pb::BadgeAction::Earned => Ok(BadgeAction::Earned),
         pb::BadgeAction::Revoked => Ok(BadgeAction::Revoked),
@@ -78,7 +79,7 @@ fn badge_action_from_pb(value: i32) -> Result<BadgeAction, ConvertError> {
     }
 }
 
-fn badge_action_to_pb(action: BadgeAction) -> pb::BadgeAction {
+pub fn badge_action_to_pb(action: BadgeAction) -> pb::BadgeAction {
     match action {
         BadgeAction::Earned => pb::BadgeAction::Earned,
         BadgeAction::Revoked => pb::BadgeAction::Revoked,
@@ -86,7 +87,7 @@ fn badge_action_to_pb(action: BadgeAction) -> pb::BadgeAction {
     }
 }
 
-fn badge_source_from_pb(value: i32) -> Result<BadgeSource, ConvertError> {
+pub fn badge_source_from_pb(value: i32) -> Result<BadgeSource, ConvertError> {
     match enum_value("source", value)? {
         pb::BadgeSource::Api => Ok(BadgeSource::Api),
         pb::BadgeSource::Rule => Ok(BadgeSource::Rule),
@@ -98,7 +99,7 @@ fn badge_source_from_pb(value: i32) -> Result<BadgeSource, ConvertError> {
     }
 }
 
-fn badge_source_to_pb(source: BadgeSource) -> pb::BadgeSource {
+pub fn badge_source_to_pb(source: BadgeSource) -> pb::BadgeSource {
     match source {
         BadgeSource::Api => pb::BadgeSource::Api,
         BadgeSource::Rule => pb::BadgeSource::Rule,
@@ -371,6 +372,122 @@ impl From<TenantConfig> for pb::TenantConfig {
             goals: goals.into_iter().map(Into::into).collect(),
             version,
         }
+    }
+}
+
+impl TryFrom<pb::BadgeRule> for BadgeRule {
+    type Error = ConvertError;
+    fn try_from(rule: pb::BadgeRule) -> Result<Self, ConvertError> {
+        let pb::BadgeRule { kind, event_name, count, amount_minor, period_ms } = rule;
+        let kind = match enum_value("badge.rule.kind", kind)? {
+            pb::BadgeRuleKind::EventCount => RuleKind::EventCount { event_name, count },
+            pb::BadgeRuleKind::OrderCount => RuleKind::OrderCount { count },
+            pb::BadgeRuleKind::Spend => RuleKind::Spend { amount_minor },
+            pb::BadgeRuleKind::Unspecified => return Err(ConvertError::Unset("badge.rule.kind")),
+        };
+        Ok(BadgeRule { kind, period_ms })
+    }
+}
+
+impl From<BadgeRule> for pb::BadgeRule {
+    fn from(rule: BadgeRule) -> Self {
+        let BadgeRule { kind, period_ms } = rule;
+        let empty = pb::BadgeRule { period_ms, ..Default::default() };
+        match kind {
+            RuleKind::EventCount { event_name, count } => {
+                pb::BadgeRule { kind: pb::BadgeRuleKind::EventCount.into(), event_name, count, ..empty }
+            }
+            RuleKind::OrderCount { count } => pb::BadgeRule { kind: pb::BadgeRuleKind::OrderCount.into(), count, ..empty },
+            RuleKind::Spend { amount_minor } => pb::BadgeRule { kind: pb::BadgeRuleKind::Spend.into(), amount_minor, ..empty },
+        }
+    }
+}
+
+/// A definition as a client sends it: the server-set times (`rule_saved_at`, when the badge
+/// was deactivated) are the server's own and ignored here.
+impl TryFrom<pb::BadgeDefinition> for BadgeDefinition {
+    type Error = ConvertError;
+    fn try_from(badge: pb::BadgeDefinition) -> Result<Self, ConvertError> {
+        let pb::BadgeDefinition {
+            id, name, description, criteria, icon_url, rank, benefits, active, validity_ms, expires_at, rule, retro,
+            rule_saved_at: _, inactive_since: _,
+        } = badge;
+        Ok(BadgeDefinition {
+            id,
+            name,
+            description,
+            criteria,
+            icon_url,
+            rank,
+            benefits,
+            active,
+            validity_ms,
+            expires_at,
+            rule: rule.map(BadgeRule::try_from).transpose()?,
+            retro,
+            rule_saved_at: None,
+            inactive_since: None,
+        })
+    }
+}
+
+impl From<BadgeDefinition> for pb::BadgeDefinition {
+    fn from(badge: BadgeDefinition) -> Self {
+        let BadgeDefinition {
+            id, name, description, criteria, icon_url, rank, benefits, active, validity_ms, expires_at, rule, retro,
+            rule_saved_at, inactive_since,
+        } = badge;
+        pb::BadgeDefinition {
+            id,
+            name,
+            description,
+            criteria,
+            icon_url,
+            rank,
+            benefits,
+            active,
+            validity_ms,
+            expires_at,
+            rule: rule.map(Into::into),
+            retro,
+            rule_saved_at,
+            inactive_since,
+        }
+    }
+}
+
+impl From<TimelineEntry> for pb::BadgeTimelineEntry {
+    fn from(entry: TimelineEntry) -> Self {
+        let TimelineEntry { event_id, badge_id, action, ts, source, reason } = entry;
+        pb::BadgeTimelineEntry {
+            event_id,
+            badge_id,
+            action: badge_action_to_pb(action).into(),
+            ts,
+            source: badge_source_to_pb(source).into(),
+            reason,
+        }
+    }
+}
+
+impl From<TrophyCase> for pb::TrophyCase {
+    fn from(case: TrophyCase) -> Self {
+        let TrophyCase { held, locked } = case;
+        let held = held
+            .into_iter()
+            .map(|TrophyHeld { badge_id, name, rank, earned_at, expires_at }| pb::HeldBadge { badge_id, name, rank, earned_at, expires_at })
+            .collect();
+        let locked = locked
+            .into_iter()
+            .map(|TrophyLocked { badge_id, name, rank, criteria, progress }| pb::LockedBadge {
+                badge_id,
+                name,
+                rank,
+                criteria,
+                progress: progress.map(|Progress { current, target }| pb::BadgeProgress { current, target }),
+            })
+            .collect();
+        pb::TrophyCase { held, locked }
     }
 }
 

@@ -186,6 +186,89 @@ impl Validate for pb::ExplainConversionRequest {
     }
 }
 
+impl Validate for pb::IssueBadgeRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::IssueBadgeRequest { tenant, event_id, customer_id, badge_id, ts: _, actor, reason, source: _ } = self;
+        id("tenant", tenant)?;
+        id("event_id", event_id)?;
+        id("customer_id", customer_id)?;
+        id("badge_id", badge_id)?;
+        id("actor", actor)?;
+        optional_id("reason", reason)
+    }
+}
+
+impl Validate for pb::BadgeDefinition {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::BadgeDefinition {
+            id: badge_id, name, description, criteria, icon_url, rank: _, benefits, active: _, validity_ms: _,
+            expires_at: _, rule, retro: _, rule_saved_at: _, inactive_since: _,
+        } = self;
+        id("badge.id", badge_id)?;
+        id("badge.name", name)?;
+        long_text("badge.description", description)?;
+        long_text("badge.criteria", criteria)?;
+        long_text("badge.icon_url", icon_url)?;
+        list("badge.benefits", benefits)?;
+        for benefit in benefits {
+            text("badge.benefits", benefit)?;
+        }
+        rule.as_ref().map_or(Ok(()), |rule| text("badge.rule.event_name", &rule.event_name))
+    }
+}
+
+/// Descriptions and URLs: longer than ids, still bounded.
+fn long_text(field: &'static str, value: &str) -> Result<(), InvalidRecord> {
+    if value.len() > MAX_TEXT_LEN {
+        return Err(InvalidRecord::TooLong { field });
+    }
+    Ok(())
+}
+
+/// The longest description, criteria text or icon URL a badge may have.
+pub const MAX_TEXT_LEN: usize = 4096;
+
+impl Validate for pb::SaveBadgeRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::SaveBadgeRequest { tenant, badge } = self;
+        id("tenant", tenant)?;
+        badge.as_ref().ok_or(InvalidRecord::Missing("badge"))?.validate()
+    }
+}
+
+impl Validate for pb::ListBadgesRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::ListBadgesRequest { tenant } = self;
+        id("tenant", tenant)
+    }
+}
+
+impl Validate for pb::SetBadgeActiveRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::SetBadgeActiveRequest { tenant, badge_id, active: _ } = self;
+        id("tenant", tenant)?;
+        id("badge_id", badge_id)
+    }
+}
+
+impl Validate for pb::BadgeTimelineRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::BadgeTimelineRequest { tenant, customer_id, badge_id, range: _, page_size: _, page_token } = self;
+        id("tenant", tenant)?;
+        id("customer_id", customer_id)?;
+        optional_id("badge_id", badge_id)?;
+        long_text("page_token", page_token)
+    }
+}
+
+impl Validate for pb::TrophyCaseRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::TrophyCaseRequest { tenant, customer_id } = self;
+        id("tenant", tenant)?;
+        id("customer_id", customer_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

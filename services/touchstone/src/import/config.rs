@@ -1,6 +1,7 @@
 //! `touchstone import config`: each tenant section of `config.json` becomes one
-//! `UpdateSettings` call and one `CreateGoal` call per goal. A refused goal is reported and
-//! the rest still go in; re-importing the same file changes nothing.
+//! `UpdateSettings` call, one `CreateGoal` call per goal and one `SaveBadge` call per badge.
+//! A refused goal or badge is reported and the rest still go in; re-importing the same file
+//! changes nothing.
 
 use super::ImportError;
 use super::client::{self, ClientError};
@@ -19,6 +20,8 @@ struct Outcome {
     tenants: usize,
     goals_created: usize,
     goals_unchanged: usize,
+    badges_created: usize,
+    badges_saved_again: usize,
     refused: usize,
 }
 
@@ -32,9 +35,10 @@ pub async fn import_config(file: &Path, server: &str) -> CommandResult {
     for tenant in &tenants {
         apply_tenant(&mut config, server, &name, tenant, &mut outcome).await?;
     }
-    let Outcome { tenants, goals_created, goals_unchanged, refused } = outcome;
+    let Outcome { tenants, goals_created, goals_unchanged, badges_created, badges_saved_again, refused } = outcome;
     eprintln!(
-        "{name}: {tenants} tenants, {goals_created} goals created, {goals_unchanged} unchanged, {refused} refused"
+        "{name}: {tenants} tenants, {goals_created} goals created, {goals_unchanged} unchanged, \
+         {badges_created} badges created, {badges_saved_again} saved again, {refused} refused"
     );
     Ok(if refused == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -68,6 +72,16 @@ async fn apply_tenant(
             })?,
         }
     }
+    for badge in &section.badges {
+        let request = pb::SaveBadgeRequest { tenant: tenant.clone(), badge: Some(badge.clone().into()) };
+        match config.save_badge(request).await {
+            Ok(reply) if reply.get_ref().created => outcome.badges_created += 1,
+            Ok(_) => outcome.badges_saved_again += 1,
+            Err(status) => refused(ClientError::from_status(server, status), outcome, |message| {
+                format!("{file}: tenant {tenant} badge {}: {message}", badge.id)
+            })?,
+        }
+    }
     Ok(())
 }
 
@@ -86,7 +100,7 @@ fn refused(error: ClientError, outcome: &mut Outcome, report: impl FnOnce(&str) 
 /// The `UpdateSettings` call for a section, or none when the section sets nothing (so that a
 /// file with goals only does not touch the settings).
 fn settings_request(section: &TenantConfigFile) -> Option<pb::UpdateSettingsRequest> {
-    let TenantConfigFile { tenant, settings, currency, excluded_tags, goals: _ } = section;
+    let TenantConfigFile { tenant, settings, currency, excluded_tags, goals: _, badges: _ } = section;
     if settings.is_empty() && currency.is_none() && excluded_tags.is_none() {
         return None;
     }

@@ -1,0 +1,479 @@
+//! `touchstone badges`: a customer's badge timeline and trophy case for support tools, and
+//! bulk CSV import of badge events (SPEC sections 6 and 8).
+//!
+//! The timeline is fetched a page at a time until the last page, so the JSON holds the whole
+//! timeline in the range. The CSV import reports each bad row with its line number and
+//! imports the others; a row without an `event_id` gets one derived from its fields, so
+//! importing the same file again changes nothing.
+
+use crate::import::client::{self, ClientError, MAX_REPLY_BYTES};
+use crate::CommandResult;
+use clap::{Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use touchstone_core::model::{BadgeAction, BadgeSource, Millis};
+use touchstone_proto::convert::{badge_action_from_pb, badge_source_from_pb};
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
+use touchstone_proto::v1::query_service_client::QueryServiceClient;
+
+/// Entries asked for per timeline page: the server's most.
+const PAGE_SIZE: u32 = 1_000;
+/// Badge events per `RecordBadgeEvents` call of an import.
+const IMPORT_BATCH: usize = 5_000;
+/// The longest id a record may have (the server's limit); longer derived ids are hashed.
+const MAX_ID_LEN: usize = touchstone_core::validate::MAX_ID_LEN;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BadgeFormat {
+    Json,
+    Table,
+}
+
+#[derive(Subcommand)]
+pub enum BadgesCommand {
+    /// A customer's badge events, stored and derived, newest first.
+    Timeline {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        customer: String,
+        /// Only this badge.
+        #[arg(long)]
+        badge: Option<String>,
+        /// Start of the range, epoch ms, inclusive (default: unbounded).
+        #[arg(long)]
+        from: Option<i64>,
+        /// End of the range, epoch ms, exclusive (default: unbounded).
+        #[arg(long)]
+        to: Option<i64>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: BadgeFormat,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
+    /// The badges a customer holds now and the active ones it does not, with progress.
+    TrophyCase {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        customer: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: BadgeFormat,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
+    /// Badge events from a CSV file: a header row, then
+    /// `customer_id,badge_id,action,ts,source,reason,event_id` (ts in epoch ms or RFC 3339;
+    /// empty source: BULK_IMPORT; empty event_id: derived from the row).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
+}
+
+pub async fn run(what: BadgesCommand) -> CommandResult {
+    match what {
+        BadgesCommand::Timeline { tenant, customer, badge, from, to, format, server } => {
+            let request = pb::BadgeTimelineRequest {
+                tenant,
+                customer_id: customer,
+                badge_id: badge,
+                range: Some(pb::TimeRange { from_ms: from, to_ms: to }),
+                page_size: PAGE_SIZE,
+                page_token: String::new(),
+            };
+            let entries = whole_timeline(&server, request).await?;
+            let output = match format {
+                BadgeFormat::Json => render_json(&timeline_json(&entries)?)?,
+                BadgeFormat::Table => timeline_table(&entries)?,
+            };
+            print(&output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BadgesCommand::TrophyCase { tenant, customer, format, server } => {
+            let mut query = QueryServiceClient::new(client::connect(&server).await?).max_decoding_message_size(MAX_REPLY_BYTES);
+            let request = pb::TrophyCaseRequest { tenant, customer_id: customer };
+            let case =
+                query.get_trophy_case(request).await.map_err(|status| ClientError::from_status(&server, status))?.into_inner();
+            let output = match format {
+                BadgeFormat::Json => render_json(&trophy_case_json(&case))?,
+                BadgeFormat::Table => trophy_case_table(&case),
+            };
+            print(&output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BadgesCommand::Import { file, tenant, server } => import(&file, &tenant, &server).await,
+    }
+}
+
+/// Every page of the timeline, in order.
+async fn whole_timeline(server: &str, mut request: pb::BadgeTimelineRequest) -> Result<Vec<pb::BadgeTimelineEntry>, ClientError> {
+    let mut query = QueryServiceClient::new(client::connect(server).await?).max_decoding_message_size(MAX_REPLY_BYTES);
+    let mut entries = Vec::new();
+    loop {
+        let page =
+            query.get_badge_timeline(request.clone()).await.map_err(|status| ClientError::from_status(server, status))?.into_inner();
+        entries.extend(page.entries);
+        if page.next_page_token.is_empty() {
+            return Ok(entries);
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
+/// A wire enum as its SPEC name (`EARNED`, `BULK_IMPORT`).
+fn action_name(action: i32) -> Result<BadgeAction, String> {
+    badge_action_from_pb(action).map_err(|err| format!("the server sent an unknown badge action: {err}"))
+}
+
+fn source_name(source: i32) -> Result<BadgeSource, String> {
+    badge_source_from_pb(source).map_err(|err| format!("the server sent an unknown badge source: {err}"))
+}
+
+/// `[{"event_id", "badge_id", "action", "ts", "source", "reason"}, …]`, newest first.
+fn timeline_json(entries: &[pb::BadgeTimelineEntry]) -> Result<Value, String> {
+    entries
+        .iter()
+        .map(|entry| {
+            let pb::BadgeTimelineEntry { event_id, badge_id, action, ts, source, reason } = entry;
+            Ok(json!({
+                "event_id": event_id,
+                "badge_id": badge_id,
+                "action": action_name(*action)?.as_str(),
+                "ts": ts,
+                "source": source_name(*source)?.as_str(),
+                "reason": reason,
+            }))
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(Value::Array)
+}
+
+/// `{"held": [{"badge_id", "name", "rank", "earned_at", "expires_at"}], "locked": [{"badge_id",
+/// "name", "rank", "criteria", "progress"}]}`.
+fn trophy_case_json(case: &pb::TrophyCase) -> Value {
+    let held: Vec<Value> = case
+        .held
+        .iter()
+        .map(|pb::HeldBadge { badge_id, name, rank, earned_at, expires_at }| {
+            json!({"badge_id": badge_id, "name": name, "rank": rank, "earned_at": earned_at, "expires_at": expires_at})
+        })
+        .collect();
+    let locked: Vec<Value> = case
+        .locked
+        .iter()
+        .map(|pb::LockedBadge { badge_id, name, rank, criteria, progress }| {
+            let progress = progress.as_ref().map(|p| json!({"current": p.current, "target": p.target}));
+            json!({"badge_id": badge_id, "name": name, "rank": rank, "criteria": criteria, "progress": progress})
+        })
+        .collect();
+    json!({"held": held, "locked": locked})
+}
+
+fn render_json(value: &Value) -> Result<String, serde_json::Error> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// `2026-01-05 14:03:07.250 UTC`, or the epoch ms when out of chrono's range.
+fn time_text(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+}
+
+fn timeline_table(entries: &[pb::BadgeTimelineEntry]) -> Result<String, String> {
+    use crate::report::table::{Align, Table};
+    let columns = ["TIME", "ACTION", "BADGE", "SOURCE", "REASON", "EVENT ID"];
+    let mut table = Table::new(columns.iter().map(|title| (title.to_string(), Align::Left)).collect());
+    for entry in entries {
+        table.push(vec![
+            time_text(entry.ts),
+            action_name(entry.action)?.as_str().to_owned(),
+            entry.badge_id.clone(),
+            source_name(entry.source)?.as_str().to_owned(),
+            entry.reason.clone().unwrap_or_default(),
+            entry.event_id.clone(),
+        ]);
+    }
+    Ok(format!("{}{} entries\n", table.render(), entries.len()))
+}
+
+fn trophy_case_table(case: &pb::TrophyCase) -> String {
+    use crate::report::table::{Align, Table};
+    let column = |title: &str, align| (title.to_owned(), align);
+    let mut held = Table::new(vec![
+        column("RANK", Align::Right),
+        column("BADGE", Align::Left),
+        column("NAME", Align::Left),
+        column("EARNED", Align::Left),
+        column("EXPIRES", Align::Left),
+    ]);
+    for badge in &case.held {
+        let expires = badge.expires_at.map_or_else(|| "never".to_owned(), time_text);
+        held.push(vec![badge.rank.to_string(), badge.badge_id.clone(), badge.name.clone(), time_text(badge.earned_at), expires]);
+    }
+    let mut locked = Table::new(vec![
+        column("RANK", Align::Right),
+        column("BADGE", Align::Left),
+        column("NAME", Align::Left),
+        column("PROGRESS", Align::Right),
+        column("CRITERIA", Align::Left),
+    ]);
+    for badge in &case.locked {
+        let progress = badge.progress.as_ref().map_or_else(|| "-".to_owned(), |p| format!("{} of {}", p.current, p.target));
+        locked.push(vec![badge.rank.to_string(), badge.badge_id.clone(), badge.name.clone(), progress, badge.criteria.clone()]);
+    }
+    format!("HELD ({})\n{}\nLOCKED ({})\n{}", case.held.len(), held.render(), case.locked.len(), locked.render())
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn print(output: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(output.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result,
+    }
+}
+
+/// A CSV row that could not be read: its line in the file and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    pub line: u64,
+    pub message: String,
+}
+
+/// A file's rows as badge events, each with its line, and the rows that could not be read.
+#[derive(Debug, Default)]
+pub struct ParsedCsv {
+    pub events: Vec<(u64, pb::BadgeEvent)>,
+    pub bad: Vec<BadRow>,
+}
+
+/// The columns of the badge CSV; `source`, `reason` and `event_id` may be left out.
+const REQUIRED_COLUMNS: [&str; 4] = ["customer_id", "badge_id", "action", "ts"];
+
+/// Reads a badge CSV of `tenant`. A missing header column fails the whole file (line 1);
+/// a bad row is reported and skipped.
+pub fn parse_csv(text: &[u8], tenant: &str) -> Result<ParsedCsv, BadRow> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text);
+    let header_error = |message: String| BadRow { line: 1, message };
+    let headers = reader.headers().map_err(|err| header_error(format!("cannot read the header row: {err}")))?.clone();
+    let index = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let missing: Vec<&str> = REQUIRED_COLUMNS.into_iter().filter(|c| index(c).is_none()).collect();
+    if !missing.is_empty() {
+        return Err(header_error(format!(
+            "the header row lacks {}; expected customer_id,badge_id,action,ts,source,reason,event_id",
+            missing.join(", ")
+        )));
+    }
+    let column = |name: &str| index(name);
+    let (customer, badge, action, ts) = (column("customer_id"), column("badge_id"), column("action"), column("ts"));
+    let (source, reason, event_id) = (column("source"), column("reason"), column("event_id"));
+    let mut parsed = ParsedCsv::default();
+    for row in reader.records() {
+        let row = match row {
+            Ok(row) => row,
+            Err(err) => {
+                let line = err.position().map_or(0, |p| p.line());
+                parsed.bad.push(BadRow { line, message: format!("not a CSV row: {err}") });
+                continue;
+            }
+        };
+        let line = row.position().map_or(0, |p| p.line());
+        let field = |at: Option<usize>| at.and_then(|i| row.get(i)).unwrap_or("");
+        if row.iter().all(str::is_empty) {
+            continue;
+        }
+        match badge_event(
+            tenant,
+            [field(customer), field(badge), field(action), field(ts), field(source), field(reason), field(event_id)],
+        ) {
+            Ok(event) => parsed.events.push((line, event)),
+            Err(message) => parsed.bad.push(BadRow { line, message }),
+        }
+    }
+    Ok(parsed)
+}
+
+/// One row's fields, in the SPEC's column order, as a badge event.
+fn badge_event(tenant: &str, [customer_id, badge_id, action, ts, source, reason, event_id]: [&str; 7]) -> Result<pb::BadgeEvent, String> {
+    if customer_id.is_empty() {
+        return Err("customer_id is empty".to_owned());
+    }
+    if badge_id.is_empty() {
+        return Err("badge_id is empty".to_owned());
+    }
+    let action: BadgeAction = action.to_ascii_uppercase().parse().map_err(|err| format!("action: {err}"))?;
+    let ts = parse_ts(ts)?;
+    let source: BadgeSource = match source {
+        "" => BadgeSource::BulkImport,
+        source => source.to_ascii_uppercase().parse().map_err(|err| format!("source: {err}"))?,
+    };
+    let event_id = match event_id {
+        "" => derived_event_id(customer_id, badge_id, action, ts),
+        event_id => event_id.to_owned(),
+    };
+    Ok(pb::BadgeEvent {
+        tenant: tenant.to_owned(),
+        event_id,
+        customer_id: customer_id.to_owned(),
+        badge_id: badge_id.to_owned(),
+        action: touchstone_proto::convert::badge_action_to_pb(action).into(),
+        ts,
+        source: touchstone_proto::convert::badge_source_to_pb(source).into(),
+        reason: (!reason.is_empty()).then(|| reason.to_owned()),
+    })
+}
+
+/// Epoch ms, or an RFC 3339 time (`2025-03-01T09:30:00Z`), which legacy exports often hold.
+fn parse_ts(text: &str) -> Result<Millis, String> {
+    if let Ok(ms) = text.parse::<Millis>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| format!("ts {text:?} is neither epoch ms nor an RFC 3339 time"))
+}
+
+/// The event id of a row that has none: its customer, badge, action and time (the tenant
+/// is the import's own), readable when short enough, else their FNV-1a hash. The same row
+/// always gets the same id, so importing a file again adds nothing.
+pub fn derived_event_id(customer_id: &str, badge_id: &str, action: BadgeAction, ts: Millis) -> String {
+    let readable = format!("csv:{customer_id}/{badge_id}/{action}/{ts}");
+    if readable.len() <= MAX_ID_LEN {
+        return readable;
+    }
+    format!("csv:{:032x}", fnv1a_128(readable.as_bytes()))
+}
+
+/// FNV-1a, 128 bits: stable across Rust versions and platforms (std's hasher is not), which
+/// derived ids need to stay the same from one import to the next.
+fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013b;
+    bytes.iter().fold(OFFSET, |hash, &byte| (hash ^ u128::from(byte)).wrapping_mul(PRIME))
+}
+
+async fn import(file: &Path, tenant: &str, server: &str) -> CommandResult {
+    let name = file.display().to_string();
+    let text = std::fs::read(file).map_err(|err| format!("cannot read {name}: {err}"))?;
+    let parsed = parse_csv(&text, tenant).map_err(|bad| format!("{name}:{}: {}", bad.line, bad.message))?;
+    for bad in &parsed.bad {
+        eprintln!("{name}:{}: {}", bad.line, bad.message);
+    }
+    let mut ingest = IngestServiceClient::new(client::connect(server).await?).max_decoding_message_size(MAX_REPLY_BYTES);
+    let (mut accepted, mut duplicates, mut rejected) = (0u64, 0u64, parsed.bad.len() as u64);
+    for batch in parsed.events.chunks(IMPORT_BATCH) {
+        let badges = batch.iter().map(|(_, event)| event.clone()).collect();
+        let reply = ingest
+            .record_badge_events(pb::RecordBadgeEventsRequest { badges })
+            .await
+            .map_err(|status| ClientError::from_status(server, status))?
+            .into_inner();
+        accepted += reply.accepted;
+        duplicates += reply.duplicates;
+        for rejection in &reply.rejected {
+            let line = usize::try_from(rejection.index).ok().and_then(|i| batch.get(i)).map_or(0, |(line, _)| *line);
+            eprintln!("{name}:{line}: {}", rejection.reason);
+            rejected += 1;
+        }
+    }
+    let rows = parsed.events.len() as u64 + parsed.bad.len() as u64;
+    eprintln!("{name}: {rows} rows, {accepted} accepted, {duplicates} duplicates, {rejected} rejected");
+    Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSV: &str = "customer_id,badge_id,action,ts,source,reason,event_id\n\
+        c1,vip,EARNED,1767225600000,,attended the launch,\n\
+        c1,vip,REVOKED,2026-01-02T00:00:00Z,API,refund,r-1\n\
+        c2,,EARNED,1,,,\n\
+        c3,vip,GRANTED,1,,,\n\
+        c4,vip,earned,yesterday,,,\n\
+        c5,vip,EARNED,5,MIGRATION,\"from the old system, with a comma\",\n";
+
+    #[test]
+    fn rows_become_badge_events_and_bad_rows_are_reported_by_line() {
+        let parsed = parse_csv(CSV.as_bytes(), "shop").unwrap();
+        let lines: Vec<u64> = parsed.events.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [2, 3, 7]);
+        let (_, first) = &parsed.events[0];
+        assert_eq!(first.event_id, "csv:c1/vip/EARNED/1767225600000");
+        assert_eq!(first.source, pb::BadgeSource::BulkImport as i32);
+        assert_eq!(first.reason.as_deref(), Some("attended the launch"));
+        let (_, second) = &parsed.events[1];
+        assert_eq!((second.event_id.as_str(), second.ts), ("r-1", 1_767_312_000_000));
+        assert_eq!(second.action, pb::BadgeAction::Revoked as i32);
+        let (_, migrated) = &parsed.events[2];
+        assert_eq!(migrated.source, pb::BadgeSource::Migration as i32);
+        assert_eq!(migrated.reason.as_deref(), Some("from the old system, with a comma"));
+        let bad: Vec<(u64, bool)> = parsed.bad.iter().map(|b| (b.line, !b.message.is_empty())).collect();
+        assert_eq!(bad, [(4, true), (5, true), (6, true)]);
+        assert!(parsed.bad[0].message.contains("badge_id"), "{:?}", parsed.bad[0]);
+        assert!(parsed.bad[2].message.contains("yesterday"), "{:?}", parsed.bad[2]);
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_fit_the_id_limit() {
+        let again = parse_csv(CSV.as_bytes(), "shop").unwrap();
+        assert_eq!(again.events[0].1.event_id, parse_csv(CSV.as_bytes(), "shop").unwrap().events[0].1.event_id);
+        let long = "c".repeat(300);
+        let id = derived_event_id(&long, "vip", BadgeAction::Earned, 1);
+        assert!(id.len() <= MAX_ID_LEN && id.starts_with("csv:"), "{id}");
+        assert_eq!(id, derived_event_id(&long, "vip", BadgeAction::Earned, 1));
+        assert_ne!(id, derived_event_id(&long, "vip", BadgeAction::Earned, 2));
+        // A value that a future change of the hash would break: ids must not move.
+        assert_eq!(fnv1a_128(b""), 0x6c62272e07bb014262b821756295c58d);
+        assert_eq!(fnv1a_128(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
+    }
+
+    #[test]
+    fn a_header_without_the_required_columns_fails_the_file() {
+        let err = parse_csv(b"customer,badge\nc1,vip\n", "shop").unwrap_err();
+        assert_eq!(err.line, 1);
+        assert!(err.message.contains("customer_id") && err.message.contains("ts"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_timeline_and_trophy_case_json_have_exactly_the_spec_shape() {
+        let entry = pb::BadgeTimelineEntry {
+            event_id: "rule:regular".into(),
+            badge_id: "regular".into(),
+            action: pb::BadgeAction::Earned.into(),
+            ts: 7,
+            source: pb::BadgeSource::RetroEarn.into(),
+            reason: None,
+        };
+        assert_eq!(
+            timeline_json(&[entry]).unwrap(),
+            json!([{"event_id": "rule:regular", "badge_id": "regular", "action": "EARNED", "ts": 7,
+                    "source": "RETRO_EARN", "reason": null}])
+        );
+        let case = pb::TrophyCase {
+            held: vec![pb::HeldBadge { badge_id: "vip".into(), name: "VIP".into(), rank: 1, earned_at: 5, expires_at: None }],
+            locked: vec![pb::LockedBadge {
+                badge_id: "regular".into(),
+                name: "Regular".into(),
+                rank: 3,
+                criteria: "5 check-ins".into(),
+                progress: Some(pb::BadgeProgress { current: 3, target: 5 }),
+            }],
+        };
+        assert_eq!(
+            trophy_case_json(&case),
+            json!({"held": [{"badge_id": "vip", "name": "VIP", "rank": 1, "earned_at": 5, "expires_at": null}],
+                   "locked": [{"badge_id": "regular", "name": "Regular", "rank": 3, "criteria": "5 check-ins",
+                               "progress": {"current": 3, "target": 5}}]})
+        );
+    }
+}
