@@ -5,12 +5,21 @@
 //! - [`cql_nodes`]: the CQL engine the separate-process tests use, if any.
 //! - [`touchstone`]: runs one CLI command and returns its output.
 //! - [`Generated`]: a `touchstone gen` dataset and its brute-force reference evaluation.
+//! - [`assert_reports_match`], [`assert_badges_match`]: a server's answers against the reference.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use touchstone_core::badges::BadgeDefinition;
+use touchstone_core::files::parse_record;
+use touchstone_core::model::{BadgeEvent, Record};
 use touchstone_core::reference::{Dataset, Reference, evaluate};
+use touchstone_core::reference_badges;
+use touchstone_core::validate::validate;
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::config_service_client::ConfigServiceClient;
+use touchstone_proto::v1::query_service_client::QueryServiceClient;
 
 /// The `touchstone` binary: `TOUCHSTONE_BIN` when set (the benchmark runs the release
 /// build), else the one of this build (`target/<profile>/touchstone`), built on first use if
@@ -259,4 +268,123 @@ pub fn assert_reports_match(server: &Server, data: &Generated) {
             }
         }
     }
+}
+
+/// The badge side of a generated dataset: what the server was sent, first arrivals only.
+struct BadgeInputs {
+    /// Per (tenant, customer): stored badge events and the app events and orders rules count.
+    customers: std::collections::BTreeMap<(String, String), (Vec<BadgeEvent>, Vec<Record>)>,
+}
+
+impl BadgeInputs {
+    fn read(data: &Generated) -> BadgeInputs {
+        let text = std::fs::read_to_string(data.dir.join("records.jsonl")).expect("reading records.jsonl");
+        let mut seen = std::collections::HashSet::new();
+        let mut customers: std::collections::BTreeMap<(String, String), (Vec<BadgeEvent>, Vec<Record>)> = Default::default();
+        for line in text.lines().filter(|line| !line.trim().is_empty()) {
+            let Ok(record) = parse_record(line) else { continue };
+            if validate(&record).is_err() || !seen.insert((record.tenant().to_owned(), record.id().to_owned())) {
+                continue;
+            }
+            let key = |customer: &str| (record.tenant().to_owned(), customer.to_owned());
+            match &record {
+                Record::Badge(b) => customers.entry(key(&b.customer_id)).or_default().0.push(b.clone()),
+                Record::Event(e) => customers.entry(key(&e.customer_id)).or_default().1.push(record.clone()),
+                Record::Order(o) => customers.entry(key(&o.customer_id)).or_default().1.push(record.clone()),
+                Record::Message(_) | Record::Touch(_) => {}
+            }
+        }
+        BadgeInputs { customers }
+    }
+}
+
+/// The tenant's badge definitions as the server holds them, with the server-set times.
+async fn badge_definitions(channel: &tonic::transport::Channel, tenant: &str) -> Vec<BadgeDefinition> {
+    let mut config = ConfigServiceClient::new(channel.clone());
+    let reply = config.list_badges(pb::ListBadgesRequest { tenant: tenant.to_owned() }).await.expect("ListBadges").into_inner();
+    reply
+        .badges
+        .into_iter()
+        .map(|badge| {
+            let (rule_saved_at, inactive_since) = (badge.rule_saved_at, badge.inactive_since);
+            BadgeDefinition { rule_saved_at, inactive_since, ..BadgeDefinition::try_from(badge).expect("a valid definition") }
+        })
+        .collect()
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    i64::try_from(since_epoch.as_millis()).expect("ms fit i64")
+}
+
+/// Every customer's badge timeline (paged 7 at a time) and trophy case from `server` equal
+/// the brute-force reference of SPEC section 6 (`touchstone_core::reference_badges`) over
+/// what the dataset sent; every fifth customer also through the CLI's JSON. Definitions
+/// and currencies are read from `config_server` (the same process in `dev`).
+pub fn assert_badges_match(server: &Server, config_server: &Server, data: &Generated) {
+    let inputs = BadgeInputs::read(data);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let mut checked = (0usize, 0usize);
+    runtime.block_on(async {
+        let mut query = QueryServiceClient::new(server.channel().await);
+        let channel = config_server.channel().await;
+        let mut config = ConfigServiceClient::new(channel.clone());
+        let mut definitions = std::collections::BTreeMap::new();
+        for (index, ((tenant, customer), (stored, activity))) in inputs.customers.iter().enumerate() {
+            if !definitions.contains_key(tenant) {
+                let currency =
+                    config.get_config(pb::GetConfigRequest { tenant: tenant.clone() }).await.expect("GetConfig").into_inner().currency;
+                definitions.insert(tenant.clone(), (badge_definitions(&channel, tenant).await, currency));
+            }
+            let (badges, currency) = &definitions[tenant];
+            let mut entries = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let request = pb::BadgeTimelineRequest {
+                    tenant: tenant.clone(),
+                    customer_id: customer.clone(),
+                    page_size: 7,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                };
+                let page = query.get_badge_timeline(request).await.expect("GetBadgeTimeline").into_inner();
+                entries.extend(page.entries);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            let case = query
+                .get_trophy_case(pb::TrophyCaseRequest { tenant: tenant.clone(), customer_id: customer.clone() })
+                .await
+                .expect("GetTrophyCase")
+                .into_inner();
+            // The generated data lies months before now: nothing changes between the call and here.
+            let now = now_ms();
+            let expected = reference_badges::timeline(badges, currency, stored, activity, now);
+            let expected_pb: Vec<pb::BadgeTimelineEntry> = expected.iter().cloned().map(Into::into).collect();
+            assert_eq!(entries, expected_pb, "badge timeline of {tenant}/{customer}");
+            let expected_case: pb::TrophyCase = reference_badges::trophy_case(badges, currency, stored, activity, now).into();
+            assert_eq!(case, expected_case, "trophy case of {tenant}/{customer}");
+            checked.0 += expected.len();
+            checked.1 += 1;
+            if index % 5 == 0 {
+                let args = ["badges", "timeline", "--tenant", tenant, "--customer", customer, "--format", "json"];
+                let json: serde_json::Value = serde_json::from_str(&server.cli_ok(&args)).expect("timeline JSON");
+                let want: Vec<serde_json::Value> = expected
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({"event_id": e.event_id, "badge_id": e.badge_id, "action": e.action.as_str(),
+                                           "ts": e.ts, "source": e.source.as_str(), "reason": e.reason})
+                    })
+                    .collect();
+                assert_eq!(json, serde_json::Value::Array(want), "CLI timeline of {tenant}/{customer}");
+                let args = ["badges", "trophy-case", "--tenant", tenant, "--customer", customer, "--format", "json"];
+                let json: serde_json::Value = serde_json::from_str(&server.cli_ok(&args)).expect("trophy case JSON");
+                assert_eq!(json["held"].as_array().map(Vec::len), Some(case.held.len()), "CLI trophy case of {tenant}/{customer}");
+                assert_eq!(json["locked"].as_array().map(Vec::len), Some(case.locked.len()));
+            }
+        }
+    });
+    assert!(checked.0 > 0 && checked.1 > 0, "no badge entries were compared");
 }

@@ -2,7 +2,7 @@
 //! reports of the brute-force reference, for the whole period and for unaligned ranges,
 //! also after a kill -9 and a retried import.
 
-use touchstone_integration_tests::{DevServer, Generated, assert_reports_match, text};
+use touchstone_integration_tests::{DevServer, Generated, assert_badges_match, assert_reports_match, text};
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
 use touchstone_proto::v1::query_service_client::QueryServiceClient;
@@ -14,6 +14,7 @@ fn imported_generated_data_reports_exactly_what_the_reference_says() {
     let server = DevServer::start(&dir.path().join("store"));
     server.import(&data);
     assert_reports_match(&server, &data);
+    assert_badges_match(&server, &server, &data);
 
     // The other formats print without error.
     let csv = server.cli_ok(&["report", "campaigns", "--tenant", "acme-shop", "--format", "csv"]);

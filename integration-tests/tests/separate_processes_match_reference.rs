@@ -8,7 +8,7 @@
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use touchstone_integration_tests::{Generated, Server, assert_reports_match, binary, cql_nodes, text, touchstone};
+use touchstone_integration_tests::{Generated, Server, assert_badges_match, assert_reports_match, binary, cql_nodes, text, touchstone};
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
 
@@ -105,6 +105,7 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
     let retried = ingest_b.cli_ok(&["import", "records", &records, "--wait"]);
     drop(retried);
     assert_reports_match(&query, &data);
+    assert_badges_match(&query, &ingest_a, &data);
 
     // Both workers took part: each held shards (their leases are in the log).
     drop((worker_a, worker_b));

@@ -1,0 +1,300 @@
+//! Badges end to end on `touchstone dev` (SPEC section 6 and the CLI of section 8):
+//! definitions from config.json and the API, rule earns moved by late records, issue,
+//! revoke and re-issue, CSV import with line numbers and idempotent re-upload, a timeline of
+//! 10,000 events paged without gaps or repeats, and the trophy case with progress.
+
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::io::Write;
+use touchstone_integration_tests::{DevServer, text};
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::config_service_client::ConfigServiceClient;
+use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
+use touchstone_proto::v1::query_service_client::QueryServiceClient;
+
+const DAY: i64 = 86_400_000;
+/// 2026-01-01T00:00:00Z: long before the rules below are saved.
+const T0: i64 = 1_767_225_600_000;
+
+const CONFIG: &str = r#"{"tenants": {"gym": {"currency": "USD", "badges": [
+    {"id": "regular", "name": "Regular", "description": "comes often", "criteria": "3 check-ins",
+     "icon_url": "https://cdn.example.com/regular.png", "rank": 2, "benefits": ["priority line"],
+     "rule": {"kind": "EVENT_COUNT", "event_name": "checkin", "count": 3}, "retro": true},
+    {"id": "big_week", "name": "Big week", "criteria": "spend 100.00 within 7 days", "rank": 1,
+     "rule": {"kind": "SPEND", "amount_minor": 10000, "period_ms": 604800000}, "retro": true,
+     "validity_ms": 2592000000},
+    {"id": "newcomer", "name": "Newcomer", "criteria": "a check-in from now on", "rank": 3,
+     "rule": {"kind": "EVENT_COUNT", "event_name": "checkin", "count": 1}},
+    {"id": "vip", "name": "VIP", "criteria": "invited by the club", "rank": 0}
+]}}}"#;
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::File::create(&path).and_then(|mut f| f.write_all(text.as_bytes())).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn checkin(event_id: &str, customer: &str, ts: i64) -> String {
+    json!({"type": "event", "tenant": "gym", "event_id": event_id, "customer_id": customer, "name": "checkin", "ts": ts}).to_string()
+}
+
+fn order(event_id: &str, order_id: &str, customer: &str, status: &str, amount_minor: i64, ts: i64) -> String {
+    json!({"type": "order", "tenant": "gym", "event_id": event_id, "order_id": order_id, "customer_id": customer,
+           "status": status, "amount_minor": amount_minor, "currency": "USD", "ts": ts})
+    .to_string()
+}
+
+fn timeline(server: &DevServer, customer: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["badges", "timeline", "--tenant", "gym", "--customer", customer, "--format", "json"];
+    args.extend(extra);
+    match serde_json::from_str(&server.cli_ok(&args)).unwrap() {
+        Value::Array(entries) => entries,
+        other => panic!("timeline is not an array: {other}"),
+    }
+}
+
+fn trophy_case(server: &DevServer, customer: &str) -> Value {
+    serde_json::from_str(&server.cli_ok(&["badges", "trophy-case", "--tenant", "gym", "--customer", customer, "--format", "json"])).unwrap()
+}
+
+fn ids_and_times(entries: &[Value]) -> Vec<(String, i64)> {
+    entries.iter().map(|e| (e["event_id"].as_str().unwrap().to_owned(), e["ts"].as_i64().unwrap())).collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[test]
+fn rules_earn_from_records_in_any_order_and_late_records_move_the_earn() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DevServer::start(&dir.path().join("store"));
+    let config = write(dir.path(), "config.json", CONFIG);
+    let imported = server.cli(&["import", "config", &config]);
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    assert!(text(&imported.stderr).contains("4 badges created"), "{}", text(&imported.stderr));
+    // Importing the same file again changes nothing and succeeds.
+    let again = server.cli(&["import", "config", &config]);
+    assert!(again.status.success() && text(&again.stderr).contains("4 saved again"), "{}", text(&again.stderr));
+
+    // Three check-ins on days 10, 20 and 30: the earn is at the third.
+    let first = [checkin("c10", "ann", T0 + 10 * DAY), checkin("c20", "ann", T0 + 20 * DAY), checkin("c30", "ann", T0 + 30 * DAY)];
+    server.cli_ok(&["import", "records", &write(dir.path(), "first.jsonl", &first.join("\n")), "--wait"]);
+    let entries = timeline(&server, "ann", &[]);
+    assert_eq!(
+        entries,
+        vec![json!({"event_id": "rule:regular", "badge_id": "regular", "action": "EARNED", "ts": T0 + 30 * DAY,
+                    "source": "RETRO_EARN", "reason": "3 checkin events"})]
+    );
+    let case = trophy_case(&server, "ann");
+    assert_eq!(case["held"], json!([{"badge_id": "regular", "name": "Regular", "rank": 2, "earned_at": T0 + 30 * DAY, "expires_at": null}]));
+    // Newcomer counts check-ins from its save on only: none of these.
+    let locked: Vec<(&str, &Value)> = case["locked"].as_array().unwrap().iter().map(|b| (b["badge_id"].as_str().unwrap(), &b["progress"])).collect();
+    assert_eq!(
+        locked,
+        vec![("vip", &Value::Null), ("big_week", &json!({"current": 0, "target": 10000})), ("newcomer", &json!({"current": 0, "target": 1}))]
+    );
+
+    // A check-in from day 5 arrives late, twice (a retry): the earn moves to day 20, once.
+    let late = [checkin("c05", "ann", T0 + 5 * DAY), checkin("c05", "ann", T0 + 5 * DAY)];
+    server.cli_ok(&["import", "records", &write(dir.path(), "late.jsonl", &late.join("\n")), "--wait"]);
+    assert_eq!(ids_and_times(&timeline(&server, "ann", &[])), vec![("rule:regular".to_owned(), T0 + 20 * DAY)]);
+
+    // Spend within 7 days: 60.00 and 50.00 five days apart earn; the order counts at its
+    // earliest PLACED/PAID/DELIVERED record, whichever arrives first.
+    let orders = [
+        order("o1-paid", "o1", "bob", "PAID", 6_000, T0 + 3 * DAY),
+        order("o1-placed", "o1", "bob", "PLACED", 6_000, T0 + DAY),
+        order("o2-refunded", "o2", "bob", "REFUNDED", 50_000, T0 + 2 * DAY),
+        order("o3-placed", "o3", "bob", "PLACED", 5_000, T0 + 6 * DAY),
+        order("o4-eur", "o4", "bob", "PAID", 90_000, T0 + 6 * DAY),
+    ];
+    let mut eur = orders[4].clone();
+    eur = eur.replace("\"USD\"", "\"EUR\"");
+    let lines = [orders[0].clone(), orders[1].clone(), orders[2].clone(), orders[3].clone(), eur];
+    server.cli_ok(&["import", "records", &write(dir.path(), "orders.jsonl", &lines.join("\n")), "--wait"]);
+    let entries = timeline(&server, "bob", &[]);
+    // Earned at day 6 (60.00 on day 1 + 50.00 on day 6), valid 30 days: expired on day 36.
+    assert_eq!(
+        ids_and_times(&entries),
+        vec![("expiry:rule:big_week".to_owned(), T0 + 36 * DAY), ("rule:big_week".to_owned(), T0 + 6 * DAY)]
+    );
+    assert_eq!(entries[0]["action"], "EXPIRED");
+    assert_eq!(entries[1]["reason"], "spent 11000 of 10000 (minor units, USD)");
+    assert!(trophy_case(&server, "bob")["held"].as_array().unwrap().is_empty(), "an expired badge is not held");
+
+    // A check-in after the save counts for the non-retro rule, as RULE.
+    let soon = now_ms() + 60_000;
+    server.cli_ok(&["import", "records", &write(dir.path(), "new.jsonl", &checkin("c-new", "cy", soon)), "--wait"]);
+    let entries = timeline(&server, "cy", &[]);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!((entries[0]["event_id"].as_str(), entries[0]["source"].as_str()), (Some("rule:newcomer"), Some("RULE")));
+
+    // Filters: by badge and by range.
+    assert!(timeline(&server, "bob", &["--badge", "regular"]).is_empty());
+    let from = (T0 + 10 * DAY).to_string();
+    assert_eq!(timeline(&server, "bob", &["--from", &from]).len(), 1);
+}
+
+#[test]
+fn issue_revoke_and_reissue_through_the_api_and_definitions_keep_their_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DevServer::start(&dir.path().join("store"));
+    server.cli_ok(&["import", "config", &write(dir.path(), "config.json", CONFIG)]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let channel = server.channel().await;
+        let mut ingest = IngestServiceClient::new(channel.clone());
+        let mut config = ConfigServiceClient::new(channel.clone());
+        let mut query = QueryServiceClient::new(channel);
+        let issue = |event_id: &str, ts: i64| pb::IssueBadgeRequest {
+            tenant: "gym".into(),
+            event_id: event_id.into(),
+            customer_id: "dee".into(),
+            badge_id: "vip".into(),
+            ts: Some(ts),
+            actor: "agent-7".into(),
+            reason: Some("gala".into()),
+            source: pb::BadgeSource::DirectIssue.into(),
+        };
+        let reply = ingest.issue_badge(issue("i1", T0)).await.unwrap().into_inner();
+        assert!(!reply.duplicate);
+        assert_eq!(reply.event.unwrap().reason.as_deref(), Some("gala (by agent-7)"));
+        assert!(ingest.issue_badge(issue("i1", T0)).await.unwrap().into_inner().duplicate, "a retry changes nothing");
+        ingest.revoke_badge(pb::IssueBadgeRequest { source: 0, ..issue("r1", T0 + DAY) }).await.unwrap();
+        ingest.issue_badge(issue("i2", T0 + 2 * DAY)).await.unwrap();
+
+        let unknown = ingest.issue_badge(pb::IssueBadgeRequest { badge_id: "ghost".into(), ..issue("i3", T0) }).await.unwrap_err();
+        assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
+        let rule_source = ingest.issue_badge(pb::IssueBadgeRequest { source: pb::BadgeSource::Rule.into(), ..issue("i4", T0) }).await.unwrap_err();
+        assert_eq!(rule_source.code(), tonic::Code::InvalidArgument);
+
+        let page = query
+            .get_badge_timeline(pb::BadgeTimelineRequest { tenant: "gym".into(), customer_id: "dee".into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        let ids: Vec<(&str, pb::BadgeAction, pb::BadgeSource)> = page.entries.iter().map(|e| (e.event_id.as_str(), e.action(), e.source())).collect();
+        assert_eq!(
+            ids,
+            vec![
+                ("i2", pb::BadgeAction::Earned, pb::BadgeSource::DirectIssue),
+                ("r1", pb::BadgeAction::Revoked, pb::BadgeSource::Api),
+                ("i1", pb::BadgeAction::Earned, pb::BadgeSource::DirectIssue),
+            ]
+        );
+        let case = query.get_trophy_case(pb::TrophyCaseRequest { tenant: "gym".into(), customer_id: "dee".into() }).await.unwrap().into_inner();
+        assert_eq!(case.held.iter().map(|h| (h.badge_id.as_str(), h.earned_at)).collect::<Vec<_>>(), vec![("vip", T0 + 2 * DAY)]);
+
+        // A saved rule cannot change; the text can.
+        let badges = config.list_badges(pb::ListBadgesRequest { tenant: "gym".into() }).await.unwrap().into_inner().badges;
+        let mut regular = badges.into_iter().find(|b| b.id == "regular").unwrap();
+        let saved_at = regular.rule_saved_at.expect("a rule's save time");
+        regular.name = "Regular guest".into();
+        let saved = config.save_badge(pb::SaveBadgeRequest { tenant: "gym".into(), badge: Some(regular.clone()) }).await.unwrap().into_inner();
+        assert!(!saved.created);
+        assert_eq!(saved.badge.as_ref().map(|b| (b.name.as_str(), b.rule_saved_at)), Some(("Regular guest", Some(saved_at))));
+        let mut changed = regular.clone();
+        changed.rule.as_mut().unwrap().count = 4;
+        let refused = config.save_badge(pb::SaveBadgeRequest { tenant: "gym".into(), badge: Some(changed) }).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+        let mut invalid = regular;
+        invalid.name = String::new();
+        let refused = config.save_badge(pb::SaveBadgeRequest { tenant: "gym".into(), badge: Some(invalid) }).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+
+        // Deactivated: no longer offered as locked; holders keep theirs.
+        let vip = config
+            .set_badge_active(pb::SetBadgeActiveRequest { tenant: "gym".into(), badge_id: "vip".into(), active: false })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!vip.active && vip.inactive_since.is_some());
+        let case = query.get_trophy_case(pb::TrophyCaseRequest { tenant: "gym".into(), customer_id: "dee".into() }).await.unwrap().into_inner();
+        assert_eq!(case.held.len(), 1);
+        let other = query.get_trophy_case(pb::TrophyCaseRequest { tenant: "gym".into(), customer_id: "eve".into() }).await.unwrap().into_inner();
+        assert!(other.locked.iter().all(|b| b.badge_id != "vip"));
+
+        let bad_token = query
+            .get_badge_timeline(pb::BadgeTimelineRequest {
+                tenant: "gym".into(),
+                customer_id: "dee".into(),
+                page_token: "zz".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad_token.code(), tonic::Code::InvalidArgument);
+    });
+}
+
+#[test]
+fn csv_import_reports_bad_rows_by_line_is_idempotent_and_a_10000_event_timeline_pages_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DevServer::start(&dir.path().join("store"));
+    let mut csv = String::from("customer_id,badge_id,action,ts,source,reason,event_id\n");
+    for i in 0..10_000i64 {
+        let action = if i % 10 == 9 { "REVOKED" } else { "EARNED" };
+        // Pairs of equal times: the tie is broken by event id.
+        csv.push_str(&format!("many,b{},{action},{},MIGRATION,legacy row {i},\n", i % 7, T0 + (i / 2) * 1_000));
+    }
+    csv.push_str("many,b1,EARNED,not-a-time,,,\n"); // line 10,002
+    csv.push_str("many,b1,WON,5,,,\n"); // line 10,003
+    let path = write(dir.path(), "badges.csv", &csv);
+    let first = server.cli(&["badges", "import", &path, "--tenant", "shop"]);
+    let stderr = text(&first.stderr);
+    assert!(!first.status.success(), "bad rows fail the command");
+    assert!(stderr.contains("badges.csv:10002: ts \"not-a-time\""), "{stderr}");
+    assert!(stderr.contains("badges.csv:10003: action"), "{stderr}");
+    assert!(stderr.contains("10002 rows, 10000 accepted, 0 duplicates, 2 rejected"), "{stderr}");
+    let again = server.cli(&["badges", "import", &path, "--tenant", "shop"]);
+    // Uploading the same file again changes nothing: derived event ids are the same.
+    assert!(text(&again.stderr).contains("0 accepted, 10000 duplicates"), "{}", text(&again.stderr));
+
+    let out = server.cli_ok(&["badges", "timeline", "--tenant", "shop", "--customer", "many", "--format", "json"]);
+    let entries: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(entries.len(), 10_000);
+    let keys: Vec<(i64, String)> = entries.iter().map(|e| (e["ts"].as_i64().unwrap(), e["event_id"].as_str().unwrap().to_owned())).collect();
+    assert!(keys.windows(2).all(|w| w[0] > w[1]), "newest first, no repeats");
+    assert_eq!(keys.iter().map(|(_, id)| id).collect::<HashSet<_>>().len(), 10_000);
+    assert_eq!(entries.last().unwrap()["source"], "MIGRATION", "original times and source kept");
+    assert_eq!(entries.last().unwrap()["ts"], T0);
+
+    // Pages of 333 through the API: the same entries, in order, no gaps or repeats.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let paged: Vec<(i64, String)> = runtime.block_on(async {
+        let mut query = QueryServiceClient::new(server.channel().await);
+        let mut all = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = pb::BadgeTimelineRequest {
+                tenant: "shop".into(),
+                customer_id: "many".into(),
+                page_size: 333,
+                page_token: page_token.clone(),
+                ..Default::default()
+            };
+            let page = query.get_badge_timeline(request).await.unwrap().into_inner();
+            assert!(page.entries.len() <= 333);
+            all.extend(page.entries.into_iter().map(|e| (e.ts, e.event_id)));
+            if page.next_page_token.is_empty() {
+                break all;
+            }
+            page_token = page.next_page_token;
+        }
+    });
+    assert_eq!(paged, keys);
+
+    // The trophy case holds the badges whose last entry is an earn (none of them expire).
+    let case: Value =
+        serde_json::from_str(&server.cli_ok(&["badges", "trophy-case", "--tenant", "shop", "--customer", "many", "--format", "json"])).unwrap();
+    let mut last: std::collections::BTreeMap<String, (i64, String, String)> = Default::default();
+    for entry in entries.iter().rev() {
+        let key = entry["badge_id"].as_str().unwrap().to_owned();
+        let value = (entry["ts"].as_i64().unwrap(), entry["event_id"].as_str().unwrap().to_owned(), entry["action"].as_str().unwrap().to_owned());
+        last.insert(key, value);
+    }
+    let held: Vec<&str> = case["held"].as_array().unwrap().iter().map(|b| b["badge_id"].as_str().unwrap()).collect();
+    let expected: Vec<&str> = last.iter().filter(|(_, (_, _, action))| action == "EARNED").map(|(id, _)| id.as_str()).collect();
+    assert_eq!(held, expected);
+}
