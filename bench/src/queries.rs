@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use touchstone_integration_tests::DevServer;
 use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
 use touchstone_proto::v1::query_service_client::QueryServiceClient;
 
 /// One kind of query and its latencies.
@@ -38,7 +39,15 @@ struct TenantTargets {
     tenant: String,
     campaigns: Vec<String>,
     order_ids: Vec<String>,
+    /// Customers with badge events.
+    badge_customers: Vec<String>,
+    /// Customers with app events or orders (what badge rules count).
+    active_customers: Vec<String>,
 }
+
+/// The customer given [`LONG_TIMELINE`] badge events before the badge queries, in the first tenant.
+const LONG_TIMELINE_CUSTOMER: &str = "bench-long-timeline";
+const LONG_TIMELINE: usize = 10_000;
 
 pub async fn run(work: &Path, data: &Dataset, clients: usize, seconds: u64) -> BenchResult<(ingest::IngestRun, Vec<Latencies>)> {
     let store = work.join("store-queries");
@@ -49,6 +58,7 @@ pub async fn run(work: &Path, data: &Dataset, clients: usize, seconds: u64) -> B
     wait_until_idle(server.pid()).await;
     let targets = Arc::new(targets(data)?);
     let channel = server.channel().await;
+    add_long_timeline(&channel, &targets.tenants[0].tenant).await?;
     let duration = Duration::from_secs(seconds);
     let mut results = Vec::new();
     for kind in Kind::ALL {
@@ -101,11 +111,25 @@ enum Kind {
     GoalKpis,
     /// Why one order was credited as it was.
     ExplainConversion,
+    /// The first page (100 entries) of a customer's badge timeline.
+    BadgeTimeline,
+    /// The first page of the timeline of a customer with 10,000 badge events.
+    LongBadgeTimeline,
+    /// A customer's trophy case, with progress towards every rule badge.
+    TrophyCase,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] =
-        [Kind::CampaignStatsYear, Kind::CampaignStatsMonth, Kind::ListCampaigns, Kind::GoalKpis, Kind::ExplainConversion];
+    const ALL: [Kind; 8] = [
+        Kind::CampaignStatsYear,
+        Kind::CampaignStatsMonth,
+        Kind::ListCampaigns,
+        Kind::GoalKpis,
+        Kind::ExplainConversion,
+        Kind::BadgeTimeline,
+        Kind::LongBadgeTimeline,
+        Kind::TrophyCase,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -114,6 +138,9 @@ impl Kind {
             Kind::ListCampaigns => "ListCampaigns (year)",
             Kind::GoalKpis => "GoalKpis (year)",
             Kind::ExplainConversion => "ExplainConversion",
+            Kind::BadgeTimeline => "GetBadgeTimeline (first page)",
+            Kind::LongBadgeTimeline => "GetBadgeTimeline (10,000 events, first page)",
+            Kind::TrophyCase => "GetTrophyCase",
         }
     }
 
@@ -144,9 +171,47 @@ impl Kind {
                 let request = pb::ExplainConversionRequest { tenant: tenant.tenant.clone(), goal_id: "orders".into(), conversion_key };
                 client.explain_conversion(request).await?;
             }
+            Kind::BadgeTimeline | Kind::LongBadgeTimeline => {
+                let (tenant, customer_id) = match self {
+                    Kind::LongBadgeTimeline => (targets.tenants[0].tenant.clone(), LONG_TIMELINE_CUSTOMER.to_owned()),
+                    _ => (tenant.tenant.clone(), pick(&tenant.badge_customers, rng)),
+                };
+                let request = pb::BadgeTimelineRequest { tenant, customer_id, page_size: 100, ..Default::default() };
+                client.get_badge_timeline(request).await?;
+            }
+            Kind::TrophyCase => {
+                let customer_id = pick(&tenant.active_customers, rng);
+                client.get_trophy_case(pb::TrophyCaseRequest { tenant: tenant.tenant.clone(), customer_id }).await?;
+            }
         }
         Ok(())
     }
+}
+
+fn pick(items: &[String], rng: &mut SmallRng) -> String {
+    items.get(rng.random_range(0..items.len().max(1))).cloned().unwrap_or_default()
+}
+
+/// Gives one customer [`LONG_TIMELINE`] badge events (a long-standing member migrated from
+/// another system), in calls of 5,000.
+async fn add_long_timeline(channel: &Channel, tenant: &str) -> BenchResult<()> {
+    let mut ingest = IngestServiceClient::new(channel.clone());
+    let events: Vec<pb::BadgeEvent> = (0..LONG_TIMELINE)
+        .map(|i| pb::BadgeEvent {
+            tenant: tenant.to_owned(),
+            event_id: format!("long-{i}"),
+            customer_id: LONG_TIMELINE_CUSTOMER.to_owned(),
+            badge_id: format!("legacy-{}", i % 40),
+            action: if i % 9 == 8 { pb::BadgeAction::Revoked } else { pb::BadgeAction::Earned }.into(),
+            ts: 1_704_067_200_000 + i as i64 * 3_600_000,
+            source: pb::BadgeSource::Migration.into(),
+            reason: Some("migrated".into()),
+        })
+        .collect();
+    for badges in events.chunks(5_000) {
+        ingest.record_badge_events(pb::RecordBadgeEventsRequest { badges: badges.to_vec() }).await?;
+    }
+    Ok(())
 }
 
 async fn measure(kind: Kind, channel: &Channel, targets: &Arc<Targets>, clients: usize, duration: Duration) -> Latencies {
@@ -202,6 +267,15 @@ fn targets(data: &Dataset) -> BenchResult<Targets> {
         if let Some(ts) = record["ts"].as_i64() {
             (from, to) = (from.min(ts), to.max(ts + 1));
         }
+        if let (Some(tenant), Some(customer)) = (record["tenant"].as_str(), record["customer_id"].as_str())
+            && let Some(targets) = by_tenant.get_mut(tenant)
+        {
+            match record["type"].as_str() {
+                Some("badge") => targets.badge_customers.push(customer.to_owned()),
+                Some("event" | "order") => targets.active_customers.push(customer.to_owned()),
+                _ => {}
+            }
+        }
         let paid = matches!(record["status"].as_str(), Some("PLACED" | "PAID" | "DELIVERED"));
         if record["type"] == "order"
             && paid
@@ -211,8 +285,17 @@ fn targets(data: &Dataset) -> BenchResult<Targets> {
             targets.order_ids.push(order_id.to_owned());
         }
     }
-    let tenants: Vec<TenantTargets> =
-        by_tenant.into_values().filter(|t| !t.campaigns.is_empty() && !t.order_ids.is_empty()).collect();
+    let tenants: Vec<TenantTargets> = by_tenant
+        .into_values()
+        .filter(|t| !t.campaigns.is_empty() && !t.order_ids.is_empty() && !t.badge_customers.is_empty())
+        .map(|mut t| {
+            for customers in [&mut t.badge_customers, &mut t.active_customers] {
+                customers.sort_unstable();
+                customers.dedup();
+            }
+            t
+        })
+        .collect();
     if tenants.is_empty() || from >= to {
         return Err("the query dataset has no campaigns or orders".into());
     }
@@ -221,6 +304,12 @@ fn targets(data: &Dataset) -> BenchResult<Targets> {
 
 impl TenantTargets {
     fn new(tenant: &str) -> TenantTargets {
-        TenantTargets { tenant: tenant.to_owned(), campaigns: Vec::new(), order_ids: Vec::new() }
+        TenantTargets {
+            tenant: tenant.to_owned(),
+            campaigns: Vec::new(),
+            order_ids: Vec::new(),
+            badge_customers: Vec::new(),
+            active_customers: Vec::new(),
+        }
     }
 }

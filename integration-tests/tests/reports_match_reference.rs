@@ -118,4 +118,5 @@ fn a_kill_9_and_a_retried_import_lose_nothing_and_count_nothing_twice() {
     let server = DevServer::start(&store);
     server.import(&data);
     assert_reports_match(&server, &data);
+    assert_badges_match(&server, &server, &data);
 }

@@ -102,6 +102,7 @@ pub fn describe(payload: &LogPayload) -> String {
             format!("{kind} {} of tenant {}", short(record.id()), short(record.tenant()))
         }
         LogPayload::Recompute { tenant } => format!("recompute of tenant {}", short(tenant)),
+        LogPayload::RederiveBadges { tenant } => format!("badge rederive of tenant {}", short(tenant)),
         LogPayload::Nothing => "an empty position".to_owned(),
     }
 }
@@ -155,6 +156,7 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
         }
     }
     let campaigns = CampaignDeltas::of(store, &entries, &deltas).await?;
+    let badge_rows = crate::badges::derive(store, &entries, |tenant| Ok(configs.get(tenant)?.currency.clone())).await?;
     let outcome = StepOutcome { shard, processed, entries: entries.len(), conversions_changed: changes.len() };
     let commit = AttributionCommit {
         shard,
@@ -164,6 +166,7 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
         rollups: deltas.into_vec(),
         campaign_rollups: campaigns.campaign_deltas(),
         pending: campaigns.pending_deltas(),
+        badge_rows,
         set_aside: Vec::new(),
     };
     store.commit_attribution(commit).await?;
@@ -179,7 +182,7 @@ impl Configs {
             .iter()
             .filter_map(|entry| match &entry.payload {
                 LogPayload::Record(record) => Some(record.tenant()),
-                LogPayload::Recompute { tenant } => Some(tenant.as_str()),
+                LogPayload::Recompute { tenant } | LogPayload::RederiveBadges { tenant } => Some(tenant.as_str()),
                 LogPayload::Nothing => None,
             })
             .collect();
@@ -341,7 +344,8 @@ async fn mark(
             dirty.recompute.insert(tenant.clone());
             return Ok(());
         }
-        LogPayload::Nothing => return Ok(()),
+        // Badges only: `badges::derive` handles it.
+        LogPayload::RederiveBadges { .. } | LogPayload::Nothing => return Ok(()),
         LogPayload::Record(record) => record,
     };
     let tenant = record.tenant();
@@ -388,7 +392,7 @@ async fn mark(
                 dirty.spans.push(CustomerSpan { tenant: tenant.to_owned(), customer_id, from: first, to });
             }
         }
-        // Badges play no part in attribution.
+        // Badges play no part in attribution; `badges::derive` follows them.
         Record::Badge(_) => {}
     }
     Ok(())

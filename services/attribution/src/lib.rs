@@ -2,6 +2,7 @@
 //! incrementally, and the `AttributionService` gRPC API that reports its progress and asks
 //! for recomputes.
 //!
+//! - [`badges`]: the badge entries a step derives (rule earns, expiries).
 //! - [`engine`]: one step: read a batch of the log, evaluate what it can have changed,
 //!   commit the differences; and setting aside an entry that cannot be processed.
 //! - [`inputs`]: what crediting a conversion reads (also used by `ExplainConversion`).
@@ -9,6 +10,7 @@
 //!   failing entry is retried alone and then set aside.
 //! - [`service`]: the gRPC API.
 
+pub mod badges;
 pub mod engine;
 pub mod inputs;
 pub mod service;
@@ -17,10 +19,11 @@ pub mod worker;
 pub use service::AttributionApi;
 pub use worker::{Worker, WorkerOptions};
 
-use touchstone_store::{AttributionState, ConfigStore, Coordination, IngestLog};
+use touchstone_store::{AttributionState, BadgeStore, ConfigStore, Coordination, IngestLog};
 
-/// The roles of the store an attribution worker uses: it follows the log, reads configs,
-/// splits the shards with other workers, and reads and commits attribution state.
-pub trait AttributionStore: IngestLog + ConfigStore + Coordination + AttributionState {}
+/// The roles of the store an attribution worker uses: it follows the log, reads configs
+/// and badge definitions, splits the shards with other workers, and reads and commits
+/// attribution state (derived badge entries included).
+pub trait AttributionStore: IngestLog + ConfigStore + Coordination + AttributionState + BadgeStore {}
 
-impl<T: IngestLog + ConfigStore + Coordination + AttributionState + ?Sized> AttributionStore for T {}
+impl<T: IngestLog + ConfigStore + Coordination + AttributionState + BadgeStore + ?Sized> AttributionStore for T {}

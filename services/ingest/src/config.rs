@@ -4,8 +4,8 @@
 //! Every change is a compare-and-set on the tenant's config version (retried a few times
 //! when another change wins the race) and appends a `Recompute` entry to the ingest log, so
 //! attribution applies it to the whole history (SPEC section 3: results are retroactive).
-//! Badge definitions are a compare-and-set on the tenant's badge book and append nothing:
-//! rule earns are derived when read.
+//! Badge definitions are a compare-and-set on the tenant's badge book and append a
+//! `RederiveBadges` entry, so attribution derives the tenant's rule earns and expiries again.
 
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -49,7 +49,11 @@ impl ConfigApi {
             }
             book.version = before.version + 1;
             match self.badges.save_badge_book(&book).await {
-                Ok(()) => return Ok((book, outcome)),
+                Ok(_) => {
+                    // Attribution derives the tenant's badge entries again.
+                    self.wake.notify_one();
+                    return Ok((book, outcome));
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(err) => return Err(err.into()),
             }

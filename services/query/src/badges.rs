@@ -1,58 +1,22 @@
-//! A customer's badge timeline and trophy case: two reads of the customer's partitions
-//! (stored badge events; the app events and orders rules count) and the tenant's badge
-//! book, shaped by `touchstone_core::badges` at the server's clock.
+//! A customer's badge timeline and trophy case. Both read the customer's badge partition,
+//! where ingest writes the stored badge events and attribution the derived ones (rule
+//! earns, expiries): a timeline page is one range read from the page's cursor; the trophy
+//! case replays the whole partition and, for progress, reads what the rules count.
 
-use touchstone_core::badges::{self, TimelineCursor, TimelineEntry, TimelineFilter, TrophyCase};
-use touchstone_core::model::{Millis, Record};
+use touchstone_core::badges::{self, TimelineCursor, TimelineEntry, TrophyCase};
+use touchstone_core::model::Millis;
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
-use touchstone_store::{BadgeStore, ConfigStore};
+use touchstone_store::{BadgeRows, BadgeStore, ConfigStore};
 
 /// Entries in a timeline page when the request does not say.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 /// The most entries one page holds.
 pub const MAX_PAGE_SIZE: usize = 1_000;
 
-/// What a customer's badges are computed from.
-struct CustomerBadges {
-    book: badges::BadgeBook,
-    currency: String,
-    stored: Vec<touchstone_core::model::BadgeEvent>,
-    activity: Vec<Record>,
-}
-
-async fn customer_badges(
-    configs: &dyn ConfigStore,
-    store: &dyn BadgeStore,
-    tenant: &str,
-    customer_id: &str,
-) -> Result<CustomerBadges, ApiError> {
-    let book = store.badge_book(tenant).await?;
-    let stored = store.customer_badge_events(tenant, customer_id).await?;
-    // Only rules count activity: a tenant without rules reads one partition.
-    let has_rules = book.badges.iter().any(|b| b.rule.is_some());
-    let (currency, activity) = if has_rules {
-        let config = configs.tenant_config(tenant).await?;
-        (config.currency, store.customer_activity(tenant, customer_id).await?)
-    } else {
-        (String::new(), Vec::new())
-    };
-    Ok(CustomerBadges { book, currency, stored, activity })
-}
-
-impl CustomerBadges {
-    fn timeline(&self, now: Millis) -> Vec<TimelineEntry> {
-        badges::timeline(&self.book.badges, &self.currency, &self.stored, &self.activity, now)
-    }
-}
-
-/// One page of the customer's timeline, newest first.
-pub async fn timeline_page(
-    configs: &dyn ConfigStore,
-    store: &dyn BadgeStore,
-    request: pb::BadgeTimelineRequest,
-    now: Millis,
-) -> Result<pb::BadgeTimeline, ApiError> {
+/// One page of the customer's timeline, newest first: rows read from the cursor on, the
+/// ones the filter or the clock hides skipped (then read on, rarely more than once).
+pub async fn timeline_page(store: &dyn BadgeStore, request: pb::BadgeTimelineRequest, now: Millis) -> Result<pb::BadgeTimeline, ApiError> {
     let pb::BadgeTimelineRequest { tenant, customer_id, badge_id, range, page_size, page_token } = request;
     let pb::TimeRange { from_ms, to_ms } = range.unwrap_or_default();
     if let (Some(from), Some(to)) = (from_ms, to_ms)
@@ -73,16 +37,31 @@ pub async fn timeline_page(
             ApiError::InvalidArgument("page_token is not one this server gave out: pass next_page_token unchanged".to_owned())
         })?),
     };
-    let customer = customer_badges(configs, store, &tenant, &customer_id).await?;
-    let entries = customer.timeline(now);
-    let filter = TimelineFilter { badge_id, from: from_ms, to: to_ms };
-    let (page, next) = badges::page(&entries, &filter, cursor.as_ref(), size);
-    Ok(pb::BadgeTimeline {
-        entries: page.into_iter().cloned().map(Into::into).collect(),
-        next_page_token: next.map(|c| c.encode()).unwrap_or_default(),
-    })
+    // One more than the page, to know whether another follows.
+    let mut rows = BadgeRows { before: cursor.map(|c| (c.ts, c.event_id)), from: from_ms, to: to_ms, limit: size + 1 };
+    let mut page: Vec<TimelineEntry> = Vec::with_capacity(size + 1);
+    loop {
+        let found = store.customer_badge_rows(&tenant, &customer_id, &rows).await?;
+        let exhausted = found.len() < rows.limit;
+        if let Some(last) = found.last() {
+            rows.before = Some((last.ts, last.event_id.clone()));
+        }
+        let wanted = |row: &&touchstone_core::model::BadgeEvent| {
+            badges::is_visible(&row.event_id, row.ts, now) && badge_id.as_ref().is_none_or(|id| *id == row.badge_id)
+        };
+        page.extend(found.iter().filter(wanted).map(TimelineEntry::from_event));
+        if page.len() > size || exhausted {
+            break;
+        }
+    }
+    let more = page.len() > size;
+    page.truncate(size);
+    let next = more.then(|| page.last().map(|last| TimelineCursor { ts: last.ts, event_id: last.event_id.clone() }.encode()));
+    Ok(pb::BadgeTimeline { entries: page.into_iter().map(Into::into).collect(), next_page_token: next.flatten().unwrap_or_default() })
 }
 
+/// The badges a customer holds at `now` and the active ones it does not, with progress
+/// towards each rule (which reads what the rules count, for tenants with rules).
 pub async fn trophy_case(
     configs: &dyn ConfigStore,
     store: &dyn BadgeStore,
@@ -90,9 +69,16 @@ pub async fn trophy_case(
     now: Millis,
 ) -> Result<TrophyCase, ApiError> {
     let pb::TrophyCaseRequest { tenant, customer_id } = request;
-    let customer = customer_badges(configs, store, &tenant, &customer_id).await?;
-    let entries = customer.timeline(now);
-    Ok(badges::trophy_case(&customer.book.badges, &customer.currency, &entries, &customer.activity, now))
+    let book = store.badge_book(&tenant).await?;
+    let rows = store.customer_badge_events(&tenant, &customer_id).await?;
+    let entries = badges::visible_timeline(&rows, now);
+    let (currency, activity) = if book.badges.iter().any(|b| b.rule.is_some() && b.active) {
+        let config = configs.tenant_config(&tenant).await?;
+        (config.currency, store.customer_activity(&tenant, &customer_id).await?)
+    } else {
+        (String::new(), Vec::new())
+    };
+    Ok(badges::trophy_case(&book.badges, &currency, &entries, &activity, now))
 }
 
 /// The server's clock, which decides which expiries have passed and what progress is.

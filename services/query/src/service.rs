@@ -284,7 +284,7 @@ impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn get_badge_timeline(&self, request: Request<pb::BadgeTimelineRequest>) -> Result<Response<pb::BadgeTimeline>, Status> {
         let request = valid(request)?;
-        let page = crate::badges::timeline_page(self.configs.as_ref(), self.badges.as_ref(), request, crate::badges::now_ms()).await?;
+        let page = crate::badges::timeline_page(self.badges.as_ref(), request, crate::badges::now_ms()).await?;
         Ok(Response::new(page))
     }
 

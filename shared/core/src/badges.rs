@@ -374,7 +374,7 @@ pub struct TimelineEntry {
 }
 
 impl TimelineEntry {
-    fn from_event(event: &BadgeEvent) -> TimelineEntry {
+    pub fn from_event(event: &BadgeEvent) -> TimelineEntry {
         TimelineEntry {
             event_id: event.event_id.clone(),
             badge_id: event.badge_id.clone(),
@@ -385,25 +385,40 @@ impl TimelineEntry {
         }
     }
 
+    /// The entry as a row of `customer_id`'s badge partition.
+    pub fn into_event(self, tenant: &str, customer_id: &str) -> BadgeEvent {
+        let TimelineEntry { event_id, badge_id, action, ts, source, reason } = self;
+        BadgeEvent { tenant: tenant.to_owned(), event_id, customer_id: customer_id.to_owned(), badge_id, action, ts, source, reason }
+    }
+
     /// Newest first: `ts` descending, then `event_id` descending.
     pub fn newest_first(a: &TimelineEntry, b: &TimelineEntry) -> Ordering {
         (b.ts, &b.event_id).cmp(&(a.ts, &a.event_id))
     }
 }
 
-/// A customer's whole badge timeline at `now`, newest first: the stored badge events, each
-/// rule's earn (`rule:<badge_id>`), and an expiry (`expiry:<earn's event_id>`) for every
-/// earn whose badge expires, once its time has passed. An earn followed by another entry of
-/// its badge before its expiry (revoked, expired or earned again) does not expire: the
-/// later entry decides from then on, so an old earn's expiry never ends a newer earn.
-pub fn timeline(
-    badges: &[BadgeDefinition],
-    currency: &str,
-    stored: &[BadgeEvent],
-    activity: &[Record],
-    now: Millis,
-) -> Vec<TimelineEntry> {
-    let mut entries: Vec<TimelineEntry> = stored.iter().map(TimelineEntry::from_event).collect();
+/// Whether an event id names a derived entry (a rule earn or an expiry), which attribution
+/// writes, rather than a stored badge event (ingest refuses such ids).
+pub fn is_derived_id(event_id: &str) -> bool {
+    event_id.starts_with(RULE_EARN_PREFIX) || event_id.starts_with(EXPIRY_PREFIX)
+}
+
+/// Whether a timeline shows `entry` at `now`: an expiry only once its time has passed.
+pub fn is_visible(entry_event_id: &str, ts: Millis, now: Millis) -> bool {
+    !entry_event_id.starts_with(EXPIRY_PREFIX) || ts <= now
+}
+
+/// The derived entries of a customer, whatever the time: each rule's earn
+/// (`rule:<badge_id>`), and an expiry (`expiry:<earn's event_id>`) for every earn, stored or
+/// derived, whose badge expires. An earn followed by another entry of its badge before its
+/// expiry (revoked, expired or earned again) does not expire: the later entry decides from
+/// then on, so an old earn's expiry never ends a newer earn. `stored` holds the customer's
+/// stored badge events (derived ids are skipped). Attribution writes these entries beside
+/// the stored ones, so that a timeline page is one range read.
+pub fn derived(badges: &[BadgeDefinition], currency: &str, stored: &[BadgeEvent], activity: &[Record]) -> Vec<TimelineEntry> {
+    let mut entries: Vec<TimelineEntry> =
+        stored.iter().filter(|event| !is_derived_id(&event.event_id)).map(TimelineEntry::from_event).collect();
+    let first_derived = entries.len();
     for badge in badges {
         if let Some(earn) = rule_earn(badge, currency, activity) {
             entries.push(TimelineEntry {
@@ -440,14 +455,39 @@ pub fn timeline(
                 reason: Some("validity ended".to_owned()),
             };
             let superseded = oldest_first.get(at + 1).is_some_and(|next| (next.ts, &next.event_id) < (expiry.ts, &expiry.event_id));
-            if expires <= now && !superseded {
+            if !superseded {
                 expiries.push(expiry);
             }
         }
     }
-    entries.extend(expiries);
+    let mut derived = entries.split_off(first_derived);
+    derived.extend(expiries);
+    derived.sort_by(TimelineEntry::newest_first);
+    derived
+}
+
+/// A customer's whole badge timeline at `now`, newest first: the stored badge events and
+/// the [`derived`] entries visible at `now` ([`is_visible`]).
+pub fn timeline(
+    badges: &[BadgeDefinition],
+    currency: &str,
+    stored: &[BadgeEvent],
+    activity: &[Record],
+    now: Millis,
+) -> Vec<TimelineEntry> {
+    let mut entries: Vec<TimelineEntry> =
+        stored.iter().filter(|event| !is_derived_id(&event.event_id)).map(TimelineEntry::from_event).collect();
+    let derived = derived(badges, currency, stored, activity);
+    entries.extend(derived.into_iter().filter(|entry| is_visible(&entry.event_id, entry.ts, now)));
     entries.sort_by(TimelineEntry::newest_first);
     entries
+}
+
+/// A customer's timeline at `now` from their badge partition as stored: stored events and
+/// the derived entries attribution wrote, the expiries only once passed. Newest first when
+/// `rows` is (the store returns the partition so).
+pub fn visible_timeline(rows: &[BadgeEvent], now: Millis) -> Vec<TimelineEntry> {
+    rows.iter().filter(|row| is_visible(&row.event_id, row.ts, now)).map(TimelineEntry::from_event).collect()
 }
 
 /// A badge a customer holds.

@@ -17,6 +17,7 @@ pub(crate) enum StoredPayload {
     /// Never stored by either backend (every stored position gets a record or a
     /// recompute); kept so the conversion from [`LogPayload`] is total.
     Nothing,
+    RederiveBadges { tenant: String },
 }
 
 impl From<LogPayload> for StoredPayload {
@@ -24,6 +25,7 @@ impl From<LogPayload> for StoredPayload {
         match payload {
             LogPayload::Record(record) => StoredPayload::Record(record),
             LogPayload::Recompute { tenant } => StoredPayload::Recompute { tenant },
+            LogPayload::RederiveBadges { tenant } => StoredPayload::RederiveBadges { tenant },
             LogPayload::Nothing => StoredPayload::Nothing,
         }
     }
@@ -34,6 +36,7 @@ impl From<StoredPayload> for LogPayload {
         match payload {
             StoredPayload::Record(record) => LogPayload::Record(record),
             StoredPayload::Recompute { tenant } => LogPayload::Recompute { tenant },
+            StoredPayload::RederiveBadges { tenant } => LogPayload::RederiveBadges { tenant },
             StoredPayload::Nothing => LogPayload::Nothing,
         }
     }

@@ -13,10 +13,10 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use touchstone_core::attribution::{Conversion, ConversionFact, Credit};
-use touchstone_core::model::{Channel, Message, Millis, Record, Touch, TouchKind};
+use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Channel, Message, Millis, Record, Touch, TouchKind};
 use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
 use touchstone_store::{
-    AttributionCommit, AttributionState, CampaignDelta, CellKinds, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome,
+    AttributionCommit, AttributionState, BadgeRowChange, BadgeStore, CampaignDelta, CellKinds, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome,
     LogPayload, PendingDelta, RecordReads, ReportReads, RollupDelta, SetAside, StoreError, log_shard,
 };
 
@@ -232,6 +232,16 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     let t = unique("crash");
     let (shard, after, last) = one_logged_touch(&*fixture, &t).await?;
     let converted = conversion(&t, "o1", T0 + 5);
+    let rule_earn = BadgeEvent {
+        tenant: t.clone(),
+        event_id: "rule:regular".into(),
+        customer_id: "c1".into(),
+        badge_id: "regular".into(),
+        action: BadgeAction::Earned,
+        ts: T0 + 5,
+        source: BadgeSource::Rule,
+        reason: Some("3 orders".into()),
+    };
     let step = AttributionCommit {
         shard,
         after,
@@ -240,6 +250,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
         rollups: vec![one_opened(&t)],
         campaign_rollups: vec![campaign_opened(&t, "spring", T0)],
         pending: vec![pending_opened(&t, "m9", T0)],
+        badge_rows: vec![BadgeRowChange::Put(rule_earn.clone())],
         set_aside: Vec::new(),
     };
     fixture.commit_without_applying(step).await?;
@@ -258,6 +269,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     assert_eq!(hour_cells(&restarted, &t).await?, cells(1, 250));
     assert_eq!(campaign_cells(&restarted, &t, Granularity::Month).await?, opened_in("spring", 1));
     assert_eq!(restarted.pending_counters(&t, "m9").await?.len(), 1);
+    assert_eq!(restarted.customer_badge_events(&t, "c1").await?, [rule_earn]);
     let status = restarted.log_status(shard).await?;
     assert_eq!((status.processed, status.oldest_pending_at), (last, None), "the log was not trimmed");
     // And the next commit builds on the re-applied step.

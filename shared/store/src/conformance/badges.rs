@@ -1,8 +1,9 @@
-//! Checks of [`BadgeStore`](crate::BadgeStore): the badge book's compare-and-set, and a
-//! customer's badge events and activity, readable once ingested.
+//! Checks of [`BadgeStore`](crate::BadgeStore): the badge book's compare-and-set and the
+//! `RederiveBadges` entry it appends, a customer's badge partition (stored events from
+//! ingest, derived rows from commits, pages between bounds) and activity.
 
-use super::{T0, event, order, tenant};
-use crate::{IngestOutcome, Result, Store, StoreError};
+use super::{T0, event, order, tenant, tenant_log};
+use crate::{AttributionCommit, BadgeRowChange, BadgeRows, IngestOutcome, LogMark, LogPayload, Result, Store, StoreError, log_shard};
 use touchstone_core::badges::{BadgeBook, BadgeDefinition};
 use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Record};
 
@@ -22,14 +23,17 @@ fn badge_event(tenant: &str, event_id: &str, customer_id: &str, badge_id: &str, 
 pub async fn badge_book_defaults_and_compare_and_set(store: &dyn Store) -> Result<()> {
     let t = tenant("badge_book");
     assert_eq!(store.badge_book(&t).await?, BadgeBook::empty(&t));
-    let conflict = |result: Result<()>| matches!(result, Err(StoreError::Conflict { tenant }) if tenant == t);
+    let conflict = |result: Result<LogMark>| matches!(result, Err(StoreError::Conflict { tenant }) if tenant == t);
     let mut book = BadgeBook::empty(&t);
     assert!(conflict(store.save_badge_book(&book).await), "version 0 can never be saved");
 
     book.version = 1;
     book.save(BadgeDefinition::new("regular", "Regular"), T0).expect("a valid badge");
-    store.save_badge_book(&book).await?;
+    let mark = store.save_badge_book(&book).await?;
+    assert_eq!(mark.shard, log_shard(&t));
     assert_eq!(store.badge_book(&t).await?, book);
+    let log = store.read_log(mark.shard, mark.seq - 1, 1).await?;
+    assert_eq!(log.first().map(|e| (e.seq, e.payload.clone())), Some((mark.seq, LogPayload::RederiveBadges { tenant: t.clone() })));
 
     let mut stale = BadgeBook::empty(&t);
     stale.version = 1;
@@ -65,6 +69,9 @@ pub async fn customer_badge_events_are_newest_first_per_customer(store: &dyn Sto
     let c1 = store.customer_badge_events(&t, "c1").await?;
     let ids: Vec<&str> = c1.iter().map(|e| e.event_id.as_str()).collect();
     assert_eq!(ids, ["b5", "b3", "b2", "b1"]);
+    let mut customers = store.tenant_badge_customers(&t).await?;
+    customers.sort();
+    assert_eq!(customers, ["c1", "c2"]);
     first.reason = Some("attended the launch".into());
     assert_eq!(c1.last(), Some(&first), "every field round-trips");
     assert_eq!(store.customer_badge_events(&t, "c2").await?.len(), 1);
@@ -94,5 +101,76 @@ pub async fn customer_activity_holds_the_customers_events_and_orders(store: &dyn
     assert_eq!(got, want, "the customer's events and orders, nothing else");
     assert_eq!(store.customer_activity(&t, "c2").await?, vec![Record::Event(other_customer)]);
     assert!(store.customer_activity(&t, "c3").await?.is_empty());
+    Ok(())
+}
+
+pub async fn badge_rows_page_newest_first_between_bounds(store: &dyn Store) -> Result<()> {
+    let t = tenant("badge_rows");
+    // Equal times with ids of different lengths: event ids order as strings ("b10" < "b9").
+    let ids = ["b9", "b10", "a", "zz", "b1"];
+    let records = ids.iter().map(|id| Record::Badge(badge_event(&t, id, "c1", "vip", T0 + 1))).chain([
+        Record::Badge(badge_event(&t, "early", "c1", "vip", T0)),
+        Record::Badge(badge_event(&t, "late", "c1", "vip", T0 + 2)),
+    ]);
+    store.ingest(records.collect()).await?;
+    let t = &t;
+    let page = |rows: BadgeRows| async move {
+        let found = store.customer_badge_rows(t, "c1", &rows).await?;
+        Ok::<Vec<String>, StoreError>(found.into_iter().map(|e| e.event_id).collect())
+    };
+    let all = || BadgeRows { limit: 100, ..BadgeRows::default() };
+    assert_eq!(page(all()).await?, ["late", "zz", "b9", "b10", "b1", "a", "early"]);
+    assert_eq!(page(BadgeRows { limit: 3, ..all() }).await?, ["late", "zz", "b9"]);
+    let after_b9 = BadgeRows { before: Some((T0 + 1, "b9".into())), limit: 3, ..all() };
+    assert_eq!(page(after_b9).await?, ["b10", "b1", "a"]);
+    assert_eq!(page(BadgeRows { from: Some(T0 + 1), to: Some(T0 + 2), ..all() }).await?, ["zz", "b9", "b10", "b1", "a"]);
+    let bounded = BadgeRows { before: Some((T0 + 1, "b10".into())), from: Some(T0 + 1), ..all() };
+    assert_eq!(page(bounded).await?, ["b1", "a"]);
+    assert!(page(BadgeRows { from: Some(T0 + 3), ..all() }).await?.is_empty());
+    assert!(page(BadgeRows { before: Some((T0, "early".into())), ..all() }).await?.is_empty());
+    assert!(page(BadgeRows { limit: 0, ..all() }).await?.is_empty());
+    Ok(())
+}
+
+pub async fn commits_write_and_remove_derived_badge_rows(store: &dyn Store) -> Result<()> {
+    let t = tenant("badge_commit");
+    let shard = log_shard(&t);
+    let before = store.log_status(shard).await?.head;
+    store.ingest(vec![Record::Badge(badge_event(&t, "s1", "c1", "vip", T0))]).await?;
+    let seq = tenant_log(store, &t, before).await?.last().map(|e| e.seq).expect("the badge event's entry");
+    let after = store.resume_shard(shard).await?;
+    let mut earn = badge_event(&t, "rule:regular", "c1", "regular", T0 + 5);
+    earn.source = BadgeSource::RetroEarn;
+    let expiry = BadgeEvent { event_id: "expiry:s1".into(), action: BadgeAction::Expired, ts: T0 + 9, ..badge_event(&t, "x", "c1", "vip", 0) };
+    let commit = AttributionCommit {
+        shard,
+        after,
+        processed: seq,
+        badge_rows: vec![BadgeRowChange::Put(earn.clone()), BadgeRowChange::Put(expiry.clone())],
+        ..AttributionCommit::default()
+    };
+    store.commit_attribution(commit).await?;
+    let rows = store.customer_badge_events(&t, "c1").await?;
+    assert_eq!(rows.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["expiry:s1", "rule:regular", "s1"]);
+    assert_eq!(rows[1], earn, "a derived row round-trips");
+
+    // The earn moves earlier and the expiry goes: one delete and one put per row.
+    let after = store.resume_shard(shard).await?;
+    let mut moved = earn.clone();
+    moved.ts = T0 + 1;
+    let commit = AttributionCommit {
+        shard,
+        after,
+        processed: after,
+        badge_rows: vec![
+            BadgeRowChange::Delete { tenant: t.clone(), customer_id: "c1".into(), ts: earn.ts, event_id: earn.event_id.clone() },
+            BadgeRowChange::Put(moved.clone()),
+            BadgeRowChange::Delete { tenant: t.clone(), customer_id: "c1".into(), ts: expiry.ts, event_id: expiry.event_id.clone() },
+        ],
+        ..AttributionCommit::default()
+    };
+    store.commit_attribution(commit).await?;
+    let rows = store.customer_badge_events(&t, "c1").await?;
+    assert_eq!(rows.iter().map(|e| (e.event_id.as_str(), e.ts)).collect::<Vec<_>>(), [("rule:regular", T0 + 1), ("s1", T0)]);
     Ok(())
 }

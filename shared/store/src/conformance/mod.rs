@@ -40,7 +40,8 @@ pub use attribution_state::{
     set_aside_outside_the_step_is_refused, stale_commits_are_fenced, tenant_events_named_matches_the_name_exactly,
 };
 pub use badges::{
-    badge_book_defaults_and_compare_and_set, customer_activity_holds_the_customers_events_and_orders,
+    badge_book_defaults_and_compare_and_set, badge_rows_page_newest_first_between_bounds,
+    commits_write_and_remove_derived_badge_rows, customer_activity_holds_the_customers_events_and_orders,
     customer_badge_events_are_newest_first_per_customer,
 };
 pub use config_store::config_defaults_and_compare_and_set;
@@ -119,6 +120,8 @@ macro_rules! conformance_suite {
             badge_book_defaults_and_compare_and_set,
             customer_badge_events_are_newest_first_per_customer,
             customer_activity_holds_the_customers_events_and_orders,
+            badge_rows_page_newest_first_between_bounds,
+            commits_write_and_remove_derived_badge_rows,
             // Every role
             many_rows_are_all_returned,
             reads_of_unknown_things_are_empty,
@@ -334,7 +337,7 @@ fn ids<T: Row>(rows: &[T]) -> Vec<String> {
 fn payload_tenant(entry: &LogEntry) -> Option<&str> {
     match &entry.payload {
         LogPayload::Record(record) => Some(record.tenant()),
-        LogPayload::Recompute { tenant } => Some(tenant),
+        LogPayload::Recompute { tenant } | LogPayload::RederiveBadges { tenant } => Some(tenant),
         LogPayload::Nothing => None,
     }
 }

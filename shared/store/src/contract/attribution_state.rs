@@ -4,7 +4,7 @@ use super::record_reads::concurrently;
 use crate::{RecordReads, Result, SetAside};
 use async_trait::async_trait;
 use touchstone_core::attribution::{Conversion, ConversionFact};
-use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
+use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Touch};
 use touchstone_core::rollup::{CampaignCell, Cell, Tally};
 
 /// A customer's rows with `from <= ts <= to` (inclusive), for the batched reads.
@@ -73,6 +73,24 @@ pub struct PendingDelta {
     pub tally: Tally,
 }
 
+/// A change to a customer's badge partition: a derived entry (rule earn, expiry) written or
+/// removed. Stored badge events are ingest's and never change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadgeRowChange {
+    /// Writes the row of `(tenant, customer_id, ts, event_id)`, replacing one there.
+    Put(BadgeEvent),
+    Delete { tenant: String, customer_id: String, ts: Millis, event_id: String },
+}
+
+impl BadgeRowChange {
+    pub fn tenant(&self) -> &str {
+        match self {
+            BadgeRowChange::Put(event) => &event.tenant,
+            BadgeRowChange::Delete { tenant, .. } => tenant,
+        }
+    }
+}
+
 /// Everything one attribution step writes, applied all or nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttributionCommit {
@@ -92,6 +110,8 @@ pub struct AttributionCommit {
     pub campaign_rollups: Vec<CampaignDelta>,
     /// At most one delta per `(tenant, msg_hash, hour, cell)`.
     pub pending: Vec<PendingDelta>,
+    /// Derived badge entries written or removed, at most one change per row.
+    pub badge_rows: Vec<BadgeRowChange>,
     /// Entries in `(after, processed]` set aside instead of processed: kept, and counted
     /// in [`LogStatus::set_aside`](crate::LogStatus::set_aside).
     pub set_aside: Vec<SetAside>,
@@ -100,7 +120,7 @@ pub struct AttributionCommit {
 /// The attribution engine's reads and its commit.
 ///
 /// - **Atomic commits**: `commit_attribution` applies conversions, rollup deltas (message,
-///   campaign and pending counters), set-aside entries and the processed position all together or not at all, so a step that crashed
+///   campaign and pending counters), derived badge entries, set-aside entries and the processed position all together or not at all, so a step that crashed
 ///   is simply redone; and only if the shard's processed position is still the one the step
 ///   started from, so two workers can never both commit the same entries.
 #[async_trait]

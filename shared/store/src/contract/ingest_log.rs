@@ -52,6 +52,9 @@ pub enum LogPayload {
     Record(Record),
     /// Recompute this tenant's whole history (its config changed, or an operator asked).
     Recompute { tenant: String },
+    /// Derive every customer's badge entries of this tenant again (its badge definitions
+    /// changed); conversions are not touched.
+    RederiveBadges { tenant: String },
     /// A position that holds nothing to process (a backend may hand out positions that end
     /// up empty, as the CQL one does for duplicates). Returned only as the last entry of a
     /// read, so that committing it moves the processed position past such positions.

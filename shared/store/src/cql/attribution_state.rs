@@ -20,12 +20,12 @@ use super::layout::{
 };
 use super::{CqlStore, Inner, StepMark, Write, all};
 use crate::support::{StoredPayload, encode, encode_campaign_cells};
-use crate::{AttributionCommit, AttributionState, LOG_SHARDS, LogEntry, Result, SetAside, StoreError};
+use crate::{AttributionCommit, AttributionState, BadgeRowChange, LOG_SHARDS, LogEntry, Result, SetAside, StoreError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use touchstone_core::attribution::Conversion;
-use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
+use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Touch};
 use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, Cell, Granularity, MESSAGE_LEVELS, Tally};
 
 #[async_trait]
@@ -188,6 +188,8 @@ struct StoredStep {
     /// `(tenant, msg_hash, hour, cell, tally)`.
     pending: Vec<(String, String, Millis, CampaignCell, Tally)>,
     set_aside: Vec<StoredSetAside>,
+    /// Derived badge entries: a row to write, or `(tenant, customer_id, ts, event_id)` to delete.
+    badge_rows: Vec<Result<BadgeEvent, (String, String, Millis, String)>>,
 }
 
 /// A set-aside entry as stored in the step body; written to `set_aside` when the step is
@@ -261,6 +263,14 @@ impl Inner {
                 .collect(),
             pending: commit.pending.into_iter().map(|d| (d.tenant, d.msg_hash, d.hour, d.cell, d.tally)).collect(),
             set_aside: commit.set_aside.into_iter().map(StoredSetAside::of).collect(),
+            badge_rows: commit
+                .badge_rows
+                .into_iter()
+                .map(|change| match change {
+                    BadgeRowChange::Put(row) => Ok(row),
+                    BadgeRowChange::Delete { tenant, customer_id, ts, event_id } => Err((tenant, customer_id, ts, event_id)),
+                })
+                .collect(),
         };
         let body = encode(&step)?;
         let parts: Vec<&[u8]> = body.chunks(PART_BYTES).collect();
@@ -461,6 +471,7 @@ impl Inner {
         writes.extend(self.rollup_writes(&rollups, step.id, timestamp));
         writes.extend(self.campaign_rollup_writes(&campaign_rollups, step.id, timestamp));
         writes.extend(self.pending_writes(&pending, step.id, timestamp));
+        writes.extend(step.badge_rows.iter().map(|change| self.write_badge_row(change, timestamp)));
         all(writes).await?;
         // Its effects are readable: status calls may report its position. At the step's
         // timestamp, so a late re-apply of an older step never marks back.
@@ -475,6 +486,21 @@ impl Inner {
     }
 
     /// Writes one set-aside row (`payload` is its encoded payload) at the step's timestamp.
+    /// A derived badge entry, written or deleted at the step's timestamp.
+    fn write_badge_row<'a>(&'a self, change: &'a Result<BadgeEvent, (String, String, Millis, String)>, timestamp: i64) -> Write<'a> {
+        let s = &self.statements;
+        match change {
+            Ok(row) => {
+                let values = (
+                    &row.tenant, &row.customer_id, row.ts, &row.event_id, &row.badge_id, row.action.as_str(), row.source.as_str(),
+                    &row.reason,
+                );
+                Box::pin(self.run_at(&s.insert_badge, timestamp, values))
+            }
+            Err((tenant, customer_id, ts, event_id)) => Box::pin(self.run_at(&s.delete_badge, timestamp, (tenant, customer_id, *ts, event_id))),
+        }
+    }
+
     fn write_set_aside<'a>(&'a self, shard: u32, row: &'a (&'a StoredSetAside, Vec<u8>), timestamp: i64) -> Write<'a> {
         let (entry, payload) = row;
         let values = (shard_value(shard), seq_value(entry.seq), entry.appended_at, entry.set_aside_at, payload, &entry.reason);

@@ -1,10 +1,12 @@
 //! [`BadgeStore`] on CQL: a tenant's badge book in one row, saved by compare-and-set on its
-//! version (as configs are); a customer's badge events and activity are one partition each.
+//! version with its `RederiveBadges` entry (as configs are with theirs); a customer's badge
+//! partition and activity are one partition each.
 
 use super::layout::{ACTIVITY_EVENT, ACTIVITY_ORDER, decode, parse, seq_value};
 use super::{CqlStore, Inner};
-use crate::support::encode;
-use crate::{BadgeStore, Result, StoreError};
+use crate::support::{StoredPayload, encode};
+use crate::{BadgeRows, BadgeStore, LogMark, Result, StoreError};
+use touchstone_core::model::Millis;
 use async_trait::async_trait;
 use touchstone_core::badges::BadgeBook;
 use touchstone_core::model::{BadgeEvent, Record};
@@ -15,12 +17,21 @@ impl BadgeStore for CqlStore {
         self.inner.badge_book(tenant).await
     }
 
-    async fn save_badge_book(&self, book: &BadgeBook) -> Result<()> {
+    async fn save_badge_book(&self, book: &BadgeBook) -> Result<LogMark> {
         self.inner.save_badge_book(book).await
     }
 
     async fn customer_badge_events(&self, tenant: &str, customer_id: &str) -> Result<Vec<BadgeEvent>> {
         self.inner.customer_badge_events(tenant, customer_id).await
+    }
+
+    async fn customer_badge_rows(&self, tenant: &str, customer_id: &str, rows: &BadgeRows) -> Result<Vec<BadgeEvent>> {
+        self.inner.customer_badge_rows(tenant, customer_id, rows).await
+    }
+
+    async fn tenant_badge_customers(&self, tenant: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = self.inner.rows(&self.inner.statements.select_badge_customers, (tenant,)).await?;
+        Ok(rows.into_iter().map(|(customer_id,)| customer_id).collect())
     }
 
     async fn customer_activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>> {
@@ -37,40 +48,68 @@ impl Inner {
         }
     }
 
-    async fn save_badge_book(&self, book: &BadgeBook) -> Result<()> {
+    async fn save_badge_book(&self, book: &BadgeBook) -> Result<LogMark> {
         let s = &self.statements;
         let conflict = || StoreError::Conflict { tenant: book.tenant.clone() };
         // Version 0 is "never saved": no save can expect a stored version below it.
         let expected = book.version.checked_sub(1).ok_or_else(conflict)?;
         let version = i64::try_from(book.version).map_err(|_| conflict())?;
         let body = encode(book)?;
-        let saved = if expected == 0 {
-            self.lwt(&s.insert_badge_book_if_absent, (&book.tenant, version, &body)).await?
-        } else {
-            self.lwt(&s.update_badge_book_if_version, (version, &body, &book.tenant, seq_value(expected))).await?
+        let save = async {
+            if expected == 0 {
+                self.lwt(&s.insert_badge_book_if_absent, (&book.tenant, version, &body)).await
+            } else {
+                self.lwt(&s.update_badge_book_if_version, (version, &body, &book.tenant, seq_value(expected))).await
+            }
         };
-        if saved.applied { Ok(()) } else { Err(conflict()) }
+        self.save_with_entry(&book.tenant, StoredPayload::RederiveBadges { tenant: book.tenant.clone() }, save).await
     }
 
     async fn customer_badge_events(&self, tenant: &str, customer_id: &str) -> Result<Vec<BadgeEvent>> {
-        type Row = (i64, String, String, String, String, Option<String>);
-        let rows: Vec<Row> = self.rows(&self.statements.select_badges, (tenant, customer_id)).await?;
-        rows.into_iter()
-            .map(|(ts, event_id, badge_id, action, source, reason)| {
-                Ok(BadgeEvent {
-                    tenant: tenant.to_owned(),
-                    event_id,
-                    customer_id: customer_id.to_owned(),
-                    badge_id,
-                    action: parse("badge action", &action)?,
-                    ts,
-                    source: parse("badge source", &source)?,
-                    reason,
-                })
-            })
-            .collect()
+        let rows: Vec<BadgeRow> = self.rows(&self.statements.select_badges, (tenant, customer_id)).await?;
+        badge_events(tenant, customer_id, rows)
     }
 
+    /// One range read: the partition's clustering order is newest first, and both bounds
+    /// are on `(ts, event_id)` (CQL does not mix single- and multi-column bounds).
+    async fn customer_badge_rows(&self, tenant: &str, customer_id: &str, rows: &BadgeRows) -> Result<Vec<BadgeEvent>> {
+        let lower = (rows.from.unwrap_or(Millis::MIN), "");
+        let mut upper = (rows.to.unwrap_or(Millis::MAX), "");
+        if let Some((ts, event_id)) = &rows.before
+            && (*ts, event_id.as_str()) < upper
+        {
+            upper = (*ts, event_id.as_str());
+        }
+        if upper <= lower || rows.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i32::try_from(rows.limit).unwrap_or(i32::MAX);
+        let values = (tenant, customer_id, lower.0, lower.1, upper.0, upper.1, limit);
+        let found: Vec<BadgeRow> = self.rows(&self.statements.select_badge_rows, values).await?;
+        badge_events(tenant, customer_id, found)
+    }
+}
+
+type BadgeRow = (i64, String, String, String, String, Option<String>);
+
+fn badge_events(tenant: &str, customer_id: &str, rows: Vec<BadgeRow>) -> Result<Vec<BadgeEvent>> {
+    rows.into_iter()
+        .map(|(ts, event_id, badge_id, action, source, reason)| {
+            Ok(BadgeEvent {
+                tenant: tenant.to_owned(),
+                event_id,
+                customer_id: customer_id.to_owned(),
+                badge_id,
+                action: parse("badge action", &action)?,
+                ts,
+                source: parse("badge source", &source)?,
+                reason,
+            })
+        })
+        .collect()
+}
+
+impl Inner {
     async fn customer_activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>> {
         let rows: Vec<(String, Vec<u8>)> = self.rows(&self.statements.select_activity, (tenant, customer_id)).await?;
         rows.into_iter()

@@ -1,10 +1,10 @@
 //! [`ConfigStore`] on CQL: a tenant's config in one row, saved by compare-and-set on its
 //! version, with the `Recompute` entry the save appends written to the log as an intent
-//! first (the log protocol is in `ingest_log.rs`).
+//! first (the log protocol is in `ingest_log.rs`); badge books are saved the same way.
 
 use super::ingest_log::{ACCEPTED, Appended, DUPLICATE};
 use super::layout::{decode, seq_value};
-use super::{CqlStore, Inner};
+use super::{CqlStore, Inner, Lwt};
 use crate::support::{StoredPayload, encode};
 use crate::{ConfigStore, LogMark, Result, StoreError, log_shard};
 use async_trait::async_trait;
@@ -30,9 +30,7 @@ impl Inner {
         }
     }
 
-    /// Saves the config by compare-and-set on its version, with its `Recompute` entry
-    /// written as an intent first: if this call dies after the save, a reader finds the
-    /// intent and accepts it, so a saved config is always followed by a recompute.
+    /// Saves the config by compare-and-set on its version, with its `Recompute` entry.
     async fn save_tenant_config(&self, config: &TenantConfig) -> Result<LogMark> {
         let s = &self.statements;
         let tenant = &config.tenant;
@@ -40,25 +38,40 @@ impl Inner {
         // Version 0 is "never saved": no save can expect a stored version below it.
         let expected = config.version.checked_sub(1).ok_or_else(conflict)?;
         let version = i64::try_from(config.version).map_err(|_| conflict())?;
-        let shard = log_shard(tenant);
-        let payload = encode(&StoredPayload::Recompute { tenant: tenant.clone() })?;
-        let intent = self.append_one(shard, payload.clone(), Appended::Intent).await?;
-
         let body = encode(config)?;
-        let saved = if expected == 0 {
-            self.lwt(&s.insert_config_if_absent, (tenant, version, &body)).await?
-        } else {
-            self.lwt(&s.update_config_if_version, (version, &body, tenant, seq_value(expected))).await?
+        let save = async {
+            if expected == 0 {
+                self.lwt(&s.insert_config_if_absent, (tenant, version, &body)).await
+            } else {
+                self.lwt(&s.update_config_if_version, (version, &body, tenant, seq_value(expected))).await
+            }
         };
+        self.save_with_entry(tenant, StoredPayload::Recompute { tenant: tenant.clone() }, save).await
+    }
+
+    /// Runs `save` (a compare-and-set) with a log entry that must follow it, written as an
+    /// intent first: if this call dies after the save, a reader finds the intent and
+    /// accepts it, so a saved change is always followed by its entry. Returns the entry's
+    /// position; [`StoreError::Conflict`] when the compare-and-set lost.
+    pub(super) async fn save_with_entry(
+        &self,
+        tenant: &str,
+        entry: StoredPayload,
+        save: impl std::future::Future<Output = Result<Lwt>>,
+    ) -> Result<LogMark> {
+        let shard = log_shard(tenant);
+        let payload = encode(&entry)?;
+        let intent = self.append_one(shard, payload.clone(), Appended::Intent).await?;
+        let saved = save.await?;
         let outcome = if saved.applied { ACCEPTED } else { DUPLICATE };
         let settled = self.settle_intent(shard, intent, outcome).await?;
         if !saved.applied {
-            // Whatever a reader made of the intent, a recompute without a change is harmless.
-            return Err(conflict());
+            // Whatever a reader made of the intent, a spare entry without a change is harmless.
+            return Err(StoreError::Conflict { tenant: tenant.to_owned() });
         }
-        // A reader that timed out on the intent accepted it already, maybe before the config
+        // A reader that timed out on the intent accepted it already, maybe before the change
         // was saved; and a row written after its position was processed is never read.
-        // Either way the recompute must come again, after the save.
+        // Either way the entry must come again, after the save.
         if !settled.applied || self.processed_position(shard).await? >= intent.seq {
             let again = self.append_one(shard, payload, Appended::Accepted).await?;
             return Ok(LogMark { shard, seq: again.seq });

@@ -502,10 +502,10 @@ impl Inner {
         let at = Placed { seq, epoch };
         match payload {
             StoredPayload::Record(record) => Ok(Settled::Finish(LogEntry { seq, appended_at, payload: LogPayload::Record(record) }, at)),
-            StoredPayload::Recompute { tenant } => {
+            payload @ (StoredPayload::Recompute { .. } | StoredPayload::RederiveBadges { .. }) => {
                 // A spare recompute is harmless; a missing one after a saved config is not.
                 let accepted = self.settle_intent(shard, at, ACCEPTED).await?;
-                Ok(if accepted.applied { entry(StoredPayload::Recompute { tenant }) } else { Settled::Wait })
+                Ok(if accepted.applied { entry(payload) } else { Settled::Wait })
             }
             // Never written: every position gets a record or a recompute.
             StoredPayload::Nothing => Err(corrupt("an empty payload")),

@@ -299,6 +299,7 @@ impl Inner {
         let mut events_by_name = Partitions::default();
         let mut orders_by_day = Partitions::default();
         let mut badges = Partitions::default();
+        let mut badge_customers = HashSet::new();
         let mut activity = Partitions::default();
         for &record in records {
             match record {
@@ -364,6 +365,9 @@ impl Inner {
                         b.source.as_str(), unset_if_none(b.reason.as_deref()),
                     );
                     badges.add((&b.tenant, &b.customer_id), values, RECORD_ROW_BYTES);
+                    if badge_customers.insert((&b.tenant, &b.customer_id)) {
+                        writes.push(Box::pin(self.write(&s.insert_badge_customer, (&b.tenant, &b.customer_id))));
+                    }
                 }
             }
         }

@@ -77,6 +77,7 @@ statements! {
     insert_order: Write => "INSERT INTO {ks}.orders (tenant, order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     insert_order_by_day: Write => "INSERT INTO {ks}.orders_by_day (tenant, day, shard, order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     insert_badge: Write => "INSERT INTO {ks}.badges (tenant, customer_id, ts, event_id, badge_id, action, source, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_badge_customer: Write => "INSERT INTO {ks}.badge_customers (tenant, customer_id) VALUES (?, ?)",
     insert_activity: Write => "INSERT INTO {ks}.activity_by_customer (tenant, customer_id, kind, ts, event_id, record) VALUES (?, ?, ?, ?, ?, ?)",
     insert_bucket: Write => "INSERT INTO {ks}.buckets (tenant, table_name, key, bucket) VALUES (?, ?, ?, ?) USING TTL ?",
 
@@ -117,6 +118,9 @@ statements! {
 
     // ---- badges ----
     select_badges: Read => "SELECT ts, event_id, badge_id, action, source, reason FROM {ks}.badges WHERE tenant = ? AND customer_id = ?",
+    select_badge_rows: Read => "SELECT ts, event_id, badge_id, action, source, reason FROM {ks}.badges WHERE tenant = ? AND customer_id = ? AND (ts, event_id) >= (?, ?) AND (ts, event_id) < (?, ?) LIMIT ?",
+    select_badge_customers: Read => "SELECT customer_id FROM {ks}.badge_customers WHERE tenant = ?",
+    delete_badge: Write => "DELETE FROM {ks}.badges WHERE tenant = ? AND customer_id = ? AND ts = ? AND event_id = ?",
     select_activity: Read => "SELECT kind, record FROM {ks}.activity_by_customer WHERE tenant = ? AND customer_id = ?",
     select_badge_book: Read => "SELECT book FROM {ks}.badge_books WHERE tenant = ?",
     insert_badge_book_if_absent: Lwt => "INSERT INTO {ks}.badge_books (tenant, version, book) VALUES (?, ?, ?) IF NOT EXISTS",

@@ -4,12 +4,12 @@
 use super::ingest_log::StoredSetAside;
 use super::key::{read_time, Key};
 use super::layout::{
-    CUSTOMER_BUCKET_MS, PROCESSED, Table, campaign_rollup_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
+    CUSTOMER_BUCKET_MS, PROCESSED, Table, badge_key, campaign_rollup_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
     rollup_key, time_range,
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::{decode_campaign_cells, encode_campaign_cells, lock};
-use crate::{AttributionCommit, AttributionState, CellKinds, CustomerSpan, LOG_SHARDS, Result, StoreError, log_shard};
+use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, CustomerSpan, LOG_SHARDS, Result, StoreError, log_shard};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
@@ -202,6 +202,15 @@ impl Tables {
         }
         self.add_tallies(&mut writes, Table::PendingCounters, pending_sums)?;
 
+        for change in &commit.badge_rows {
+            match change {
+                BadgeRowChange::Put(row) => writes.put(Table::Badges, badge_key(&row.tenant, &row.customer_id, row.ts, &row.event_id), row)?,
+                BadgeRowChange::Delete { tenant, customer_id, ts, event_id } => {
+                    writes.delete(Table::Badges, badge_key(tenant, customer_id, *ts, event_id));
+                }
+            }
+        }
+
         for set_aside in &commit.set_aside {
             let seq = set_aside.entry.seq;
             if seq <= commit.after || seq > commit.processed {
@@ -258,12 +267,13 @@ impl Tables {
 /// Every row of a commit must be of a tenant of its shard: that is what lets commits of
 /// different shards run side by side (see `Tables::committers`).
 fn check_tenants_of_shard(commit: &AttributionCommit) -> Result<()> {
-    let conversions = commit.conversions.iter().flat_map(|change| change.old.iter().chain(&change.new)).map(|c| &c.fact.tenant);
+    let conversions = commit.conversions.iter().flat_map(|change| change.old.iter().chain(&change.new)).map(|c| c.fact.tenant.as_str());
     let tenants = conversions
-        .chain(commit.rollups.iter().map(|delta| &delta.tenant))
-        .chain(commit.campaign_rollups.iter().map(|delta| &delta.tenant))
-        .chain(commit.pending.iter().map(|delta| &delta.tenant));
-    let mut checked: Option<&String> = None;
+        .chain(commit.rollups.iter().map(|delta| delta.tenant.as_str()))
+        .chain(commit.campaign_rollups.iter().map(|delta| delta.tenant.as_str()))
+        .chain(commit.pending.iter().map(|delta| delta.tenant.as_str()))
+        .chain(commit.badge_rows.iter().map(BadgeRowChange::tenant));
+    let mut checked: Option<&str> = None;
     for tenant in tenants {
         if checked == Some(tenant) {
             continue;

@@ -63,6 +63,11 @@ impl Tables {
             // Encoded once: the record's rows share one slice, its log entry copies the bytes
             // after a short header.
             let (row, entry) = buffers.record_values(log.appended_at, &record)?;
+            if let Record::Badge(badge) = &record {
+                // Which customers a rederive of the tenant's badges visits.
+                let key = buffers.key(|key| key.str(&badge.tenant).str(&badge.customer_id));
+                batch.insert(self.table(Table::BadgeCustomers), key, Slice::empty());
+            }
             record_rows(&record, &mut buffers, |table, key| {
                 written.add(table, key.len() + row.len());
                 batch.insert(self.table(table), key, row.clone());
@@ -322,7 +327,7 @@ fn record_rows(record: &Record, buffers: &mut Buffers, mut row: impl FnMut(Table
             row(Table::ActivityByCustomer, by_customer);
         }
         Record::Badge(badge) => {
-            let key = buffers.key(|key| time_key(key.str(&badge.tenant).str(&badge.customer_id), None, badge.ts).str(&badge.event_id));
+            let key = buffers.key(|key| time_key(key.str(&badge.tenant).str(&badge.customer_id), None, badge.ts).bytes(badge.event_id.as_bytes()));
             row(Table::Badges, key);
         }
     }

@@ -16,7 +16,8 @@
 //! | `events_by_time` | tenant, hour, ts, event_id | `AppEvent` | `events_between` |
 //! | `events_by_name` | tenant, name, ts, event_id | `AppEvent` | `tenant_events_named` |
 //! | `orders` | tenant, order_id, ts, event_id | `OrderRecord` | `order_records`, `tenant_orders` |
-//! | `badges` | tenant, customer, ts, event_id | `BadgeEvent` | `customer_badge_events` |
+//! | `badges` | tenant, customer, ts, event_id (raw bytes: ties sort as strings do) | `BadgeEvent`, stored (ingest) or derived (commits) | `customer_badge_events`, `customer_badge_rows` |
+//! | `badge_customers` | tenant, customer | empty | `tenant_badge_customers` |
 //! | `activity_by_customer` | tenant, customer, kind (`e` event, `o` order), ts, event_id | `AppEvent` or `OrderRecord` | `customer_activity` |
 //! | `badge_books` | tenant | `BadgeBook` | `badge_book`, `save_badge_book` |
 //! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
@@ -76,11 +77,12 @@ pub(super) enum Table {
     PendingCounters,
     ActivityByCustomer,
     BadgeBooks,
+    BadgeCustomers,
 }
 
 impl Table {
     /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
-    pub(super) const ALL: [Table; 23] = [
+    pub(super) const ALL: [Table; 24] = [
         Table::Dedup,
         Table::Messages,
         Table::TouchesByCustomer,
@@ -104,6 +106,7 @@ impl Table {
         Table::PendingCounters,
         Table::ActivityByCustomer,
         Table::BadgeBooks,
+        Table::BadgeCustomers,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -131,6 +134,7 @@ impl Table {
             Table::PendingCounters => "pending_counters",
             Table::ActivityByCustomer => "activity_by_customer",
             Table::BadgeBooks => "badge_books",
+            Table::BadgeCustomers => "badge_customers",
         }
     }
 }
@@ -172,6 +176,18 @@ pub(super) fn pending_key(tenant: &str, msg_hash: &str, hour: Millis, cell: &Cam
 
 pub(super) fn pending_partition(tenant: &str, msg_hash: &str) -> Key {
     Key::new().str(tenant).str(msg_hash)
+}
+
+/// A customer's badge partition.
+pub(super) fn badge_partition(tenant: &str, customer_id: &str) -> Key {
+    Key::new().str(tenant).str(customer_id)
+}
+
+/// A row of a badge partition. The event id goes last as raw bytes, so that rows of equal
+/// times sort by event id as strings do (a length prefix would sort shorter ids first),
+/// which the timeline's order and its pages rely on.
+pub(super) fn badge_key(tenant: &str, customer_id: &str, ts: Millis, event_id: &str) -> Vec<u8> {
+    time_key(badge_partition(tenant, customer_id), None, ts).bytes(event_id.as_bytes()).into_vec()
 }
 
 /// A customer's partition of `activity_by_customer` for one kind of record: `e` app

@@ -1,0 +1,203 @@
+//! Badge entries derived in an attribution step: each rule's earn and every earn's expiry
+//! (`touchstone_core::badges::derived`), written into the customer's badge partition beside
+//! the stored badge events, so that a timeline page is one range read.
+//!
+//! Why this is exact, as attribution is: a customer's derived entries are a function of
+//! their stored badge events, their app events and orders, the tenant's badge definitions
+//! and currency. A step derives again, from what is stored now, the entries of every
+//! customer one of its entries can have changed, and commits the difference with its log
+//! position:
+//! - a badge event: its customer (expiries follow the customer's own entries);
+//! - an app event a rule counts, an order status record when a rule counts orders: its
+//!   customer;
+//! - `RederiveBadges` (the definitions changed): every customer of the tenant with badge
+//!   events or counted activity; `Recompute` (the config, so maybe the currency, changed):
+//!   every customer with orders, when a rule counts orders.
+
+use crate::AttributionStore;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use touchstone_core::badges::{self, BadgeBook, RuleKind};
+use touchstone_core::model::{BadgeEvent, Millis, Record};
+use touchstone_store::{BadgeRowChange, LogEntry, LogPayload};
+
+/// What a tenant's rules count, for telling which records concern them.
+struct Rules {
+    book: BadgeBook,
+    event_names: BTreeSet<String>,
+    counts_orders: bool,
+}
+
+impl Rules {
+    fn of(book: BadgeBook) -> Rules {
+        let mut event_names = BTreeSet::new();
+        let mut counts_orders = false;
+        for rule in book.badges.iter().filter_map(|badge| badge.rule.as_ref()) {
+            match &rule.kind {
+                RuleKind::EventCount { event_name, .. } => {
+                    event_names.insert(event_name.clone());
+                }
+                RuleKind::OrderCount { .. } | RuleKind::Spend { .. } => counts_orders = true,
+            }
+        }
+        Rules { book, event_names, counts_orders }
+    }
+
+    fn has_rules(&self) -> bool {
+        self.counts_orders || !self.event_names.is_empty()
+    }
+}
+
+/// The derived badge rows a step changes. `currency` gives each tenant's currency (from
+/// the configs the step loaded).
+pub async fn derive(
+    store: &dyn AttributionStore,
+    entries: &[LogEntry],
+    currency: impl Fn(&str) -> touchstone_store::Result<String>,
+) -> touchstone_store::Result<Vec<BadgeRowChange>> {
+    let tenants: BTreeSet<&str> = entries
+        .iter()
+        .filter_map(|entry| match &entry.payload {
+            LogPayload::Record(record) => Some(record.tenant()),
+            LogPayload::Recompute { tenant } | LogPayload::RederiveBadges { tenant } => Some(tenant.as_str()),
+            LogPayload::Nothing => None,
+        })
+        .collect();
+    let mut rules: HashMap<&str, Rules> = HashMap::new();
+    for tenant in tenants {
+        let book = store.badge_book(tenant).await?;
+        // Books only grow: a tenant without badges has no derived rows to keep up.
+        if !book.badges.is_empty() {
+            rules.insert(tenant, Rules::of(book));
+        }
+    }
+    if rules.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    let mut customers: BTreeSet<(String, String)> = BTreeSet::new();
+    for entry in entries {
+        let tenant = match &entry.payload {
+            LogPayload::Record(record) => record.tenant(),
+            LogPayload::Recompute { tenant } | LogPayload::RederiveBadges { tenant } => tenant,
+            LogPayload::Nothing => continue,
+        };
+        let Some(tenant_rules) = rules.get(tenant) else { continue };
+        match &entry.payload {
+            LogPayload::Record(Record::Badge(b)) => {
+                customers.insert((b.tenant.clone(), b.customer_id.clone()));
+            }
+            LogPayload::Record(Record::Event(e)) if tenant_rules.event_names.contains(&e.name) => {
+                customers.insert((e.tenant.clone(), e.customer_id.clone()));
+            }
+            LogPayload::Record(Record::Order(o)) if tenant_rules.counts_orders => {
+                customers.insert((o.tenant.clone(), o.customer_id.clone()));
+            }
+            LogPayload::Record(_) | LogPayload::Nothing => {}
+            LogPayload::Recompute { tenant } => {
+                if tenant_rules.counts_orders {
+                    customers.extend(store.tenant_orders(tenant).await?.into_iter().map(|o| (o.tenant, o.customer_id)));
+                }
+            }
+            LogPayload::RederiveBadges { tenant } => {
+                for customer in store.tenant_badge_customers(tenant).await? {
+                    customers.insert((tenant.clone(), customer));
+                }
+                for name in &tenant_rules.event_names {
+                    customers.extend(store.tenant_events_named(tenant, name).await?.into_iter().map(|e| (e.tenant, e.customer_id)));
+                }
+                if tenant_rules.counts_orders {
+                    customers.extend(store.tenant_orders(tenant).await?.into_iter().map(|o| (o.tenant, o.customer_id)));
+                }
+            }
+        }
+    }
+    if customers.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    let wanted: Vec<(String, String, bool)> =
+        customers.into_iter().map(|(tenant, customer)| { let with_activity = rules[tenant.as_str()].has_rules(); (tenant, customer, with_activity) }).collect();
+    let inputs = store.badge_inputs_many(&wanted).await?;
+    let mut currencies: HashMap<&str, String> = HashMap::new();
+    let mut changes = Vec::new();
+    for ((tenant, customer_id, _), (rows, activity)) in wanted.iter().zip(inputs) {
+        if !currencies.contains_key(tenant.as_str()) {
+            currencies.insert(tenant, currency(tenant)?);
+        }
+        let currency = &currencies[tenant.as_str()];
+        let book = &rules[tenant.as_str()].book;
+        let want = badges::derived(&book.badges, currency, &rows, &activity);
+        changes.extend(differences(tenant, customer_id, &rows, want));
+    }
+    Ok(changes)
+}
+
+/// The changes that turn the customer's derived rows as stored into `want`.
+fn differences(tenant: &str, customer_id: &str, rows: &[BadgeEvent], want: Vec<badges::TimelineEntry>) -> Vec<BadgeRowChange> {
+    let have: BTreeMap<(Millis, &str), &BadgeEvent> =
+        rows.iter().filter(|row| badges::is_derived_id(&row.event_id)).map(|row| ((row.ts, row.event_id.as_str()), row)).collect();
+    let want: Vec<BadgeEvent> = want.into_iter().map(|entry| entry.into_event(tenant, customer_id)).collect();
+    let wanted: BTreeSet<(Millis, &str)> = want.iter().map(|row| (row.ts, row.event_id.as_str())).collect();
+    let mut changes: Vec<BadgeRowChange> = have
+        .iter()
+        .filter(|(key, _)| !wanted.contains(*key))
+        .map(|((ts, event_id), _)| BadgeRowChange::Delete {
+            tenant: tenant.to_owned(),
+            customer_id: customer_id.to_owned(),
+            ts: *ts,
+            event_id: (*event_id).to_owned(),
+        })
+        .collect();
+    for row in &want {
+        if have.get(&(row.ts, row.event_id.as_str())).is_none_or(|stored| *stored != row) {
+            changes.push(BadgeRowChange::Put(row.clone()));
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use touchstone_core::model::{BadgeAction, BadgeSource};
+
+    fn row(event_id: &str, ts: Millis) -> BadgeEvent {
+        BadgeEvent {
+            tenant: "t".into(),
+            event_id: event_id.into(),
+            customer_id: "c".into(),
+            badge_id: "b".into(),
+            action: BadgeAction::Earned,
+            ts,
+            source: BadgeSource::Rule,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn only_derived_rows_that_differ_change() {
+        let stored = row("e1", 1);
+        let kept = row("rule:b", 5);
+        let moved = row("rule:c", 7);
+        let gone = row("expiry:e1", 9);
+        let rows = [stored.clone(), kept.clone(), moved.clone(), gone.clone()];
+        let mut moved_later = moved.clone();
+        moved_later.ts = 8;
+        let mut reworded = kept.clone();
+        reworded.reason = Some("3 orders".into());
+        let want = [reworded.clone(), moved_later.clone()].map(|e| badges::TimelineEntry::from_event(&e)).to_vec();
+        let changes = differences("t", "c", &rows, want);
+        assert_eq!(
+            changes,
+            vec![
+                BadgeRowChange::Delete { tenant: "t".into(), customer_id: "c".into(), ts: 7, event_id: "rule:c".into() },
+                BadgeRowChange::Delete { tenant: "t".into(), customer_id: "c".into(), ts: 9, event_id: "expiry:e1".into() },
+                BadgeRowChange::Put(reworded),
+                BadgeRowChange::Put(moved_later),
+            ]
+        );
+        // Nothing to do when the stored rows are what is wanted; stored events never change.
+        let want = [kept.clone()].map(|e| badges::TimelineEntry::from_event(&e)).to_vec();
+        assert_eq!(differences("t", "c", &[stored, kept], want), vec![]);
+    }
+}
