@@ -2,11 +2,16 @@
 //! (`touchstone_core::badges::derived`), written into the customer's badge partition beside
 //! the stored badge events, so that a timeline page is one range read.
 //!
+//! The step also indexes, per customer, the app events and orders the tenant's rules count
+//! (their activity), in the same commit: ingest writes no such row, and a tenant without
+//! rules pays nothing. When the definitions change, the `RederiveBadges` entry indexes the
+//! tenant's past records of what the rules now count.
+//!
 //! Why this is exact, as attribution is: a customer's derived entries are a function of
 //! their stored badge events, their app events and orders, the tenant's badge definitions
-//! and currency. A step derives again, from what is stored now, the entries of every
-//! customer one of its entries can have changed, and commits the difference with its log
-//! position:
+//! and currency. A step derives again, from what is stored now and its own records, the
+//! entries of every customer one of its entries can have changed, and commits the
+//! difference with its log position:
 //! - a badge event: its customer (expiries follow the customer's own entries);
 //! - an app event a rule counts, an order status record when a rule counts orders: its
 //!   customer;
@@ -47,13 +52,20 @@ impl Rules {
     }
 }
 
-/// The derived badge rows a step changes. `currency` gives each tenant's currency (from
-/// the configs the step loaded).
+/// What a step writes for badges: derived rows and activity to index.
+#[derive(Default)]
+pub struct BadgeWrites {
+    pub rows: Vec<BadgeRowChange>,
+    pub activity: Vec<Record>,
+}
+
+/// The derived badge rows a step changes and the activity it indexes. `currency` gives
+/// each tenant's currency (from the configs the step loaded).
 pub async fn derive(
     store: &dyn AttributionStore,
     entries: &[LogEntry],
     currency: impl Fn(&str) -> touchstone_store::Result<String>,
-) -> touchstone_store::Result<Vec<BadgeRowChange>> {
+) -> touchstone_store::Result<BadgeWrites> {
     let tenants: BTreeSet<&str> = entries
         .iter()
         .filter_map(|entry| match &entry.payload {
@@ -71,10 +83,13 @@ pub async fn derive(
         }
     }
     if rules.is_empty() {
-        return Ok(Vec::new());
+        return Ok(BadgeWrites::default());
     }
 
     let mut customers: BTreeSet<(String, String)> = BTreeSet::new();
+    // Counted records of this step and, after a definition change, of the tenant's past:
+    // indexed by this commit, so added to what the index holds when deriving.
+    let mut counted: Vec<Record> = Vec::new();
     for entry in entries {
         let tenant = match &entry.payload {
             LogPayload::Record(record) => record.tenant(),
@@ -86,11 +101,13 @@ pub async fn derive(
             LogPayload::Record(Record::Badge(b)) => {
                 customers.insert((b.tenant.clone(), b.customer_id.clone()));
             }
-            LogPayload::Record(Record::Event(e)) if tenant_rules.event_names.contains(&e.name) => {
+            LogPayload::Record(record @ Record::Event(e)) if tenant_rules.event_names.contains(&e.name) => {
                 customers.insert((e.tenant.clone(), e.customer_id.clone()));
+                counted.push(record.clone());
             }
-            LogPayload::Record(Record::Order(o)) if tenant_rules.counts_orders => {
+            LogPayload::Record(record @ Record::Order(o)) if tenant_rules.counts_orders => {
                 customers.insert((o.tenant.clone(), o.customer_id.clone()));
+                counted.push(record.clone());
             }
             LogPayload::Record(_) | LogPayload::Nothing => {}
             LogPayload::Recompute { tenant } => {
@@ -103,16 +120,31 @@ pub async fn derive(
                     customers.insert((tenant.clone(), customer));
                 }
                 for name in &tenant_rules.event_names {
-                    customers.extend(store.tenant_events_named(tenant, name).await?.into_iter().map(|e| (e.tenant, e.customer_id)));
+                    for event in store.tenant_events_named(tenant, name).await? {
+                        customers.insert((event.tenant.clone(), event.customer_id.clone()));
+                        counted.push(Record::Event(event));
+                    }
                 }
                 if tenant_rules.counts_orders {
-                    customers.extend(store.tenant_orders(tenant).await?.into_iter().map(|o| (o.tenant, o.customer_id)));
+                    for order in store.tenant_orders(tenant).await? {
+                        customers.insert((order.tenant.clone(), order.customer_id.clone()));
+                        counted.push(Record::Order(order));
+                    }
                 }
             }
         }
     }
     if customers.is_empty() {
-        return Ok(Vec::new());
+        return Ok(BadgeWrites::default());
+    }
+    let mut counted_of: HashMap<(&str, &str), Vec<&Record>> = HashMap::new();
+    for record in &counted {
+        let customer = match record {
+            Record::Event(e) => &e.customer_id,
+            Record::Order(o) => &o.customer_id,
+            Record::Message(_) | Record::Touch(_) | Record::Badge(_) => continue,
+        };
+        counted_of.entry((record.tenant(), customer.as_str())).or_default().push(record);
     }
 
     let wanted: Vec<(String, String, bool)> =
@@ -120,7 +152,12 @@ pub async fn derive(
     let inputs = store.badge_inputs_many(&wanted).await?;
     let mut currencies: HashMap<&str, String> = HashMap::new();
     let mut changes = Vec::new();
-    for ((tenant, customer_id, _), (rows, activity)) in wanted.iter().zip(inputs) {
+    for ((tenant, customer_id, _), (rows, mut activity)) in wanted.iter().zip(inputs) {
+        if let Some(records) = counted_of.get(&(tenant.as_str(), customer_id.as_str())) {
+            let indexed: BTreeSet<&str> = activity.iter().map(Record::id).collect();
+            let new: Vec<Record> = records.iter().filter(|r| !indexed.contains(r.id())).map(|r| (*r).clone()).collect();
+            activity.extend(new);
+        }
         if !currencies.contains_key(tenant.as_str()) {
             currencies.insert(tenant, currency(tenant)?);
         }
@@ -129,7 +166,7 @@ pub async fn derive(
         let want = badges::derived(&book.badges, currency, &rows, &activity);
         changes.extend(differences(tenant, customer_id, &rows, want));
     }
-    Ok(changes)
+    Ok(BadgeWrites { rows: changes, activity: counted })
 }
 
 /// The changes that turn the customer's derived rows as stored into `want`.

@@ -156,7 +156,7 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
         }
     }
     let campaigns = CampaignDeltas::of(store, &entries, &deltas).await?;
-    let badge_rows = crate::badges::derive(store, &entries, |tenant| Ok(configs.get(tenant)?.currency.clone())).await?;
+    let badges = crate::badges::derive(store, &entries, |tenant| Ok(configs.get(tenant)?.currency.clone())).await?;
     let outcome = StepOutcome { shard, processed, entries: entries.len(), conversions_changed: changes.len() };
     let commit = AttributionCommit {
         shard,
@@ -166,7 +166,8 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
         rollups: deltas.into_vec(),
         campaign_rollups: campaigns.campaign_deltas(),
         pending: campaigns.pending_deltas(),
-        badge_rows,
+        badge_rows: badges.rows,
+        activity: badges.activity,
         set_aside: Vec::new(),
     };
     store.commit_attribution(commit).await?;

@@ -114,3 +114,15 @@ mod tests {
         assert!(matches!(decode_campaign_cells(&bytes[..6], CellKinds::All), Err(StoreError::Corrupt(_))));
     }
 }
+
+/// What a record is, in a word, for errors.
+pub(crate) fn record_kind(record: &touchstone_core::model::Record) -> &'static str {
+    use touchstone_core::model::Record;
+    match record {
+        Record::Message(_) => "message",
+        Record::Touch(_) => "touch",
+        Record::Event(_) => "app event",
+        Record::Order(_) => "order status record",
+        Record::Badge(_) => "badge event",
+    }
+}

@@ -4,7 +4,7 @@ use super::record_reads::concurrently;
 use crate::{RecordReads, Result, SetAside};
 use async_trait::async_trait;
 use touchstone_core::attribution::{Conversion, ConversionFact};
-use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Touch};
+use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record, Touch};
 use touchstone_core::rollup::{CampaignCell, Cell, Tally};
 
 /// A customer's rows with `from <= ts <= to` (inclusive), for the batched reads.
@@ -112,6 +112,10 @@ pub struct AttributionCommit {
     pub pending: Vec<PendingDelta>,
     /// Derived badge entries written or removed, at most one change per row.
     pub badge_rows: Vec<BadgeRowChange>,
+    /// App events and order status records a badge rule counts, added to their customer's
+    /// activity ([`BadgeStore::customer_activity`](crate::BadgeStore::customer_activity));
+    /// adding one again is harmless.
+    pub activity: Vec<Record>,
     /// Entries in `(after, processed]` set aside instead of processed: kept, and counted
     /// in [`LogStatus::set_aside`](crate::LogStatus::set_aside).
     pub set_aside: Vec<SetAside>,
@@ -120,7 +124,8 @@ pub struct AttributionCommit {
 /// The attribution engine's reads and its commit.
 ///
 /// - **Atomic commits**: `commit_attribution` applies conversions, rollup deltas (message,
-///   campaign and pending counters), derived badge entries, set-aside entries and the processed position all together or not at all, so a step that crashed
+///   campaign and pending counters), derived badge entries and the activity they count,
+///   set-aside entries and the processed position all together or not at all, so a step that crashed
 ///   is simply redone; and only if the shard's processed position is still the one the step
 ///   started from, so two workers can never both commit the same entries.
 #[async_trait]

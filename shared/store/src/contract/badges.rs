@@ -28,9 +28,11 @@ pub struct BadgeRows {
 /// - **A customer's badge partition** holds the stored badge events (written by ingest)
 ///   and the derived entries (rule earns, expiries: written by attribution commits), newest
 ///   first (`ts`, then `event_id`, descending), so a timeline page is one range read.
-/// - **Readable**: a badge event, app event or order record is returned by the reads below
-///   once the ingest call that accepted it returned; derived entries once the attribution
-///   step that processed the records they come from committed.
+/// - **A customer's activity** holds the app events and order status records some badge
+///   rule counts (or counted when it was indexed), written by attribution commits.
+/// - **Readable**: a stored badge event once the ingest call that accepted it returned;
+///   derived entries and activity once the attribution step that processed the records
+///   they come from committed.
 #[async_trait]
 pub trait BadgeStore: Send + Sync + 'static {
     /// The tenant's badge definitions, or an empty book (version 0) when none are saved.
@@ -68,7 +70,7 @@ pub trait BadgeStore: Send + Sync + 'static {
         .await
     }
 
-    /// The customer's app events and order status records, in any order: what badge rules
-    /// count.
+    /// The customer's app events and order status records that badge rules count, as
+    /// attribution commits indexed them, in any order.
     async fn customer_activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>>;
 }

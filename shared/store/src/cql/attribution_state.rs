@@ -14,7 +14,7 @@
 //! never changes what a newer step wrote.
 
 use super::layout::{
-    CHUNK, CUSTOMER_BUCKET_MS, CampaignRollupRow, ConversionRow, PendingRow, RollupRow, StoredCells, TIME_SHARDS,
+    ACTIVITY_EVENT, ACTIVITY_ORDER, CHUNK, CUSTOMER_BUCKET_MS, CampaignRollupRow, ConversionRow, PendingRow, RollupRow, StoredCells, TIME_SHARDS,
     campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, rollup_bucket, seq_value, shard_value, table,
     touch,
 };
@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use touchstone_core::attribution::Conversion;
-use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Touch};
+use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record, Touch};
 use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, Cell, Granularity, MESSAGE_LEVELS, Tally};
 
 #[async_trait]
@@ -190,6 +190,8 @@ struct StoredStep {
     set_aside: Vec<StoredSetAside>,
     /// Derived badge entries: a row to write, or `(tenant, customer_id, ts, event_id)` to delete.
     badge_rows: Vec<Result<BadgeEvent, (String, String, Millis, String)>>,
+    /// Badge activity to index: app events and order status records.
+    activity: Vec<Record>,
 }
 
 /// A set-aside entry as stored in the step body; written to `set_aside` when the step is
@@ -271,6 +273,7 @@ impl Inner {
                     BadgeRowChange::Delete { tenant, customer_id, ts, event_id } => Err((tenant, customer_id, ts, event_id)),
                 })
                 .collect(),
+            activity: commit.activity,
         };
         let body = encode(&step)?;
         let parts: Vec<&[u8]> = body.chunks(PART_BYTES).collect();
@@ -462,6 +465,17 @@ impl Inner {
         let set_aside: Vec<(&StoredSetAside, Vec<u8>)> =
             step.set_aside.iter().map(|entry| Ok((entry, encode(&entry.payload)?))).collect::<Result<_>>()?;
 
+        let activity: Vec<(&Record, Vec<u8>)> = step
+            .activity
+            .iter()
+            .map(|record| match record {
+                Record::Event(e) => Ok((record, encode(e)?)),
+                Record::Order(o) => Ok((record, encode(o)?)),
+                Record::Message(_) | Record::Touch(_) | Record::Badge(_) => {
+                    Err(StoreError::Backend(format!("a {} is no badge activity", crate::support::record_kind(record))))
+                }
+            })
+            .collect::<Result<_>>()?;
         let mut writes: Vec<Write<'_>> = buckets.into_iter().map(|row| self.write_bucket(row)).collect();
         for (rows, body) in &new_rows {
             writes.extend(rows.iter().map(|row| self.write_conversion(row, Some(body), timestamp)));
@@ -472,6 +486,7 @@ impl Inner {
         writes.extend(self.campaign_rollup_writes(&campaign_rollups, step.id, timestamp));
         writes.extend(self.pending_writes(&pending, step.id, timestamp));
         writes.extend(step.badge_rows.iter().map(|change| self.write_badge_row(change, timestamp)));
+        writes.extend(activity.iter().map(|(record, body)| self.write_activity(record, body, timestamp)));
         all(writes).await?;
         // Its effects are readable: status calls may report its position. At the step's
         // timestamp, so a late re-apply of an older step never marks back.
@@ -486,6 +501,17 @@ impl Inner {
     }
 
     /// Writes one set-aside row (`payload` is its encoded payload) at the step's timestamp.
+    /// A badge activity row (its record serialized), at the step's timestamp.
+    fn write_activity<'a>(&'a self, record: &'a Record, body: &'a [u8], timestamp: i64) -> Write<'a> {
+        let (tenant, customer_id, kind, ts, event_id) = match record {
+            Record::Event(e) => (&e.tenant, &e.customer_id, ACTIVITY_EVENT, e.ts, &e.event_id),
+            Record::Order(o) => (&o.tenant, &o.customer_id, ACTIVITY_ORDER, o.ts, &o.event_id),
+            // Refused before: only events and orders reach here.
+            Record::Message(_) | Record::Touch(_) | Record::Badge(_) => return Box::pin(async { Ok(()) }),
+        };
+        Box::pin(self.run_at(&self.statements.insert_activity, timestamp, (tenant, customer_id, kind, ts, event_id, body)))
+    }
+
     /// A derived badge entry, written or deleted at the step's timestamp.
     fn write_badge_row<'a>(&'a self, change: &'a Result<BadgeEvent, (String, String, Millis, String)>, timestamp: i64) -> Write<'a> {
         let s = &self.statements;

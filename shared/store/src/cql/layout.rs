@@ -14,7 +14,6 @@
 
 use super::errors::cql_error;
 use super::{Inner, Write, all};
-use crate::support::encode;
 use crate::{LOG_SHARDS, Result, StoreError};
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
@@ -300,7 +299,6 @@ impl Inner {
         let mut orders_by_day = Partitions::default();
         let mut badges = Partitions::default();
         let mut badge_customers = HashSet::new();
-        let mut activity = Partitions::default();
         for &record in records {
             match record {
                 Record::Message(m) => {
@@ -336,8 +334,6 @@ impl Inner {
                     let by_name = (&e.tenant, &e.name, day, e.ts, &e.event_id, &e.customer_id, value, msg_hash);
                     events_by_time.add((&e.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
                     events_by_name.add((&e.tenant, &e.name, day), by_name, RECORD_ROW_BYTES);
-                    let row = (&e.tenant, &e.customer_id, ACTIVITY_EVENT, e.ts, &e.event_id, encode(e)?);
-                    activity.add((&e.tenant, &e.customer_id), row, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&e.tenant, table::EVENTS_BY_TIME, "", hour));
                     bucket_rows.insert(BucketRow::new(&e.tenant, table::EVENTS_BY_NAME, &e.name, day));
                 }
@@ -355,8 +351,6 @@ impl Inner {
                     );
                     writes.push(Box::pin(self.write(&s.insert_order, order)));
                     orders_by_day.add((&o.tenant, day, shard), by_day, RECORD_ROW_BYTES);
-                    let row = (&o.tenant, &o.customer_id, ACTIVITY_ORDER, o.ts, &o.event_id, encode(o)?);
-                    activity.add((&o.tenant, &o.customer_id), row, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&o.tenant, table::ORDERS_BY_DAY, "", day));
                 }
                 Record::Badge(b) => {
@@ -376,7 +370,6 @@ impl Inner {
         writes.extend(events_by_time.batches(self, &s.insert_event_by_time, None));
         writes.extend(events_by_name.batches(self, &s.insert_event_by_name, None));
         writes.extend(badges.batches(self, &s.insert_badge, None));
-        writes.extend(activity.batches(self, &s.insert_activity, None));
         writes.extend(orders_by_day.batches(self, &s.insert_order_by_day, None));
         writes.extend(bucket_rows.into_iter().map(|row| self.write_bucket(row)));
         all(writes).await?;

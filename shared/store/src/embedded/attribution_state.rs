@@ -4,7 +4,7 @@
 use super::ingest_log::StoredSetAside;
 use super::key::{read_time, Key};
 use super::layout::{
-    CUSTOMER_BUCKET_MS, PROCESSED, Table, badge_key, campaign_rollup_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
+    ACTIVITY_EVENT, ACTIVITY_ORDER, CUSTOMER_BUCKET_MS, PROCESSED, Table, activity_key, badge_key, campaign_rollup_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
     rollup_key, time_range,
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
@@ -13,7 +13,7 @@ use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, Cust
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
-use touchstone_core::model::{AppEvent, Millis, OrderRecord, Touch};
+use touchstone_core::model::{AppEvent, Millis, OrderRecord, Record, Touch};
 use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, CampaignCells, Granularity, MESSAGE_LEVELS, Tally};
 
 #[async_trait]
@@ -211,6 +211,16 @@ impl Tables {
             }
         }
 
+        for record in &commit.activity {
+            match record {
+                Record::Event(e) => writes.put(Table::ActivityByCustomer, activity_key(&e.tenant, &e.customer_id, ACTIVITY_EVENT, e.ts, &e.event_id), e)?,
+                Record::Order(o) => writes.put(Table::ActivityByCustomer, activity_key(&o.tenant, &o.customer_id, ACTIVITY_ORDER, o.ts, &o.event_id), o)?,
+                Record::Message(_) | Record::Touch(_) | Record::Badge(_) => {
+                    return Err(StoreError::Backend(format!("a {} is no badge activity", crate::support::record_kind(record))));
+                }
+            }
+        }
+
         for set_aside in &commit.set_aside {
             let seq = set_aside.entry.seq;
             if seq <= commit.after || seq > commit.processed {
@@ -272,7 +282,8 @@ fn check_tenants_of_shard(commit: &AttributionCommit) -> Result<()> {
         .chain(commit.rollups.iter().map(|delta| delta.tenant.as_str()))
         .chain(commit.campaign_rollups.iter().map(|delta| delta.tenant.as_str()))
         .chain(commit.pending.iter().map(|delta| delta.tenant.as_str()))
-        .chain(commit.badge_rows.iter().map(BadgeRowChange::tenant));
+        .chain(commit.badge_rows.iter().map(BadgeRowChange::tenant))
+        .chain(commit.activity.iter().map(Record::tenant));
     let mut checked: Option<&str> = None;
     for tenant in tenants {
         if checked == Some(tenant) {

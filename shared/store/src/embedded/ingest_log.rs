@@ -2,7 +2,7 @@
 //! batch; the log read back in order; entries attribution set aside.
 
 use super::key::Key;
-use super::layout::{ACTIVITY_EVENT, ACTIVITY_ORDER, CUSTOMER_BUCKET_MS, LOG_HEAD, PROCESSED, TIME_BUCKET_MS, Table, counter_key, log_key, time_key};
+use super::layout::{CUSTOMER_BUCKET_MS, LOG_HEAD, PROCESSED, TIME_BUCKET_MS, Table, counter_key, log_key, time_key};
 use super::{EmbeddedStore, Tables, Writes, Written, backend, decode};
 use crate::support::{StoredPayload, lock, now_millis};
 use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, SetAside, StoreError, log_shard};
@@ -313,18 +313,10 @@ fn record_rows(record: &Record, buffers: &mut Buffers, mut row: impl FnMut(Table
             row(Table::EventsByTime, by_time);
             let by_name = buffers.key(|key| time_key(key.str(&event.tenant).str(&event.name), None, event.ts).str(&event.event_id));
             row(Table::EventsByName, by_name);
-            let by_customer = buffers.key(|key| {
-                time_key(key.str(&event.tenant).str(&event.customer_id).tag(ACTIVITY_EVENT), None, event.ts).str(&event.event_id)
-            });
-            row(Table::ActivityByCustomer, by_customer);
         }
         Record::Order(order) => {
             let key = buffers.key(|key| time_key(key.str(&order.tenant).str(&order.order_id), None, order.ts).str(&order.event_id));
             row(Table::Orders, key);
-            let by_customer = buffers.key(|key| {
-                time_key(key.str(&order.tenant).str(&order.customer_id).tag(ACTIVITY_ORDER), None, order.ts).str(&order.event_id)
-            });
-            row(Table::ActivityByCustomer, by_customer);
         }
         Record::Badge(badge) => {
             let key = buffers.key(|key| time_key(key.str(&badge.tenant).str(&badge.customer_id), None, badge.ts).bytes(badge.event_id.as_bytes()));

@@ -18,7 +18,7 @@
 //! | `orders` | tenant, order_id, ts, event_id | `OrderRecord` | `order_records`, `tenant_orders` |
 //! | `badges` | tenant, customer, ts, event_id (raw bytes: ties sort as strings do) | `BadgeEvent`, stored (ingest) or derived (commits) | `customer_badge_events`, `customer_badge_rows` |
 //! | `badge_customers` | tenant, customer | empty | `tenant_badge_customers` |
-//! | `activity_by_customer` | tenant, customer, kind (`e` event, `o` order), ts, event_id | `AppEvent` or `OrderRecord` | `customer_activity` |
+//! | `activity_by_customer` | tenant, customer, kind (`e` event, `o` order), ts, event_id | `AppEvent` or `OrderRecord` (those badge rules count, written by commits) | `customer_activity` |
 //! | `badge_books` | tenant | `BadgeBook` | `badge_book`, `save_badge_book` |
 //! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
 //! | `log` | shard (u32), seq (u64) | appended_at and payload | `read_log`, `log_status` |
@@ -194,6 +194,11 @@ pub(super) fn badge_key(tenant: &str, customer_id: &str, ts: Millis, event_id: &
 /// events, `o` order status records.
 pub(super) fn activity_partition(tenant: &str, customer_id: &str, kind: u8) -> Key {
     Key::new().str(tenant).str(customer_id).tag(kind)
+}
+
+/// A row of `activity_by_customer`.
+pub(super) fn activity_key(tenant: &str, customer_id: &str, kind: u8, ts: Millis, event_id: &str) -> Vec<u8> {
+    time_key(activity_partition(tenant, customer_id, kind), None, ts).str(event_id).into_vec()
 }
 
 pub(super) const ACTIVITY_EVENT: u8 = b'e';
