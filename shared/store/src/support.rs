@@ -91,6 +91,18 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// What a record is, in a word, for errors.
+pub(crate) fn record_kind(record: &touchstone_core::model::Record) -> &'static str {
+    use touchstone_core::model::Record;
+    match record {
+        Record::Message(_) => "message",
+        Record::Touch(_) => "touch",
+        Record::Event(_) => "app event",
+        Record::Order(_) => "order status record",
+        Record::Badge(_) => "badge event",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,14 +127,3 @@ mod tests {
     }
 }
 
-/// What a record is, in a word, for errors.
-pub(crate) fn record_kind(record: &touchstone_core::model::Record) -> &'static str {
-    use touchstone_core::model::Record;
-    match record {
-        Record::Message(_) => "message",
-        Record::Touch(_) => "touch",
-        Record::Event(_) => "app event",
-        Record::Order(_) => "order status record",
-        Record::Badge(_) => "badge event",
-    }
-}

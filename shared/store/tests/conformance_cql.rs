@@ -13,7 +13,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use touchstone_core::attribution::{Conversion, ConversionFact, Credit};
-use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Channel, Message, Millis, Record, Touch, TouchKind};
+use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Channel, Message, Millis, OrderRecord, Record, Touch, TouchKind};
 use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
 use touchstone_store::{
     AttributionCommit, AttributionState, BadgeRowChange, BadgeStore, CampaignDelta, CellKinds, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome,
@@ -242,6 +242,19 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
         source: BadgeSource::Rule,
         reason: Some("3 orders".into()),
     };
+    let counted = OrderRecord {
+        tenant: t.clone(),
+        event_id: "o1-placed".into(),
+        order_id: "o1".into(),
+        customer_id: "c1".into(),
+        status: "PLACED".into(),
+        amount_minor: 250,
+        currency: "USD".into(),
+        categories: Vec::new(),
+        channel: "web".into(),
+        ts: T0 + 5,
+        msg_hash: None,
+    };
     let step = AttributionCommit {
         shard,
         after,
@@ -251,6 +264,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
         campaign_rollups: vec![campaign_opened(&t, "spring", T0)],
         pending: vec![pending_opened(&t, "m9", T0)],
         badge_rows: vec![BadgeRowChange::Put(rule_earn.clone())],
+        activity: vec![Record::Order(counted.clone())],
         set_aside: Vec::new(),
     };
     fixture.commit_without_applying(step).await?;
@@ -270,6 +284,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     assert_eq!(campaign_cells(&restarted, &t, Granularity::Month).await?, opened_in("spring", 1));
     assert_eq!(restarted.pending_counters(&t, "m9").await?.len(), 1);
     assert_eq!(restarted.customer_badge_events(&t, "c1").await?, [rule_earn]);
+    assert_eq!(restarted.customer_activity(&t, "c1").await?, [Record::Order(counted)]);
     let status = restarted.log_status(shard).await?;
     assert_eq!((status.processed, status.oldest_pending_at), (last, None), "the log was not trimmed");
     // And the next commit builds on the re-applied step.
