@@ -66,14 +66,7 @@ pub async fn derive(
     entries: &[LogEntry],
     currency: impl Fn(&str) -> touchstone_store::Result<String>,
 ) -> touchstone_store::Result<BadgeWrites> {
-    let tenants: BTreeSet<&str> = entries
-        .iter()
-        .filter_map(|entry| match &entry.payload {
-            LogPayload::Record(record) => Some(record.tenant()),
-            LogPayload::Recompute { tenant } | LogPayload::RederiveBadges { tenant } => Some(tenant.as_str()),
-            LogPayload::Nothing => None,
-        })
-        .collect();
+    let tenants: BTreeSet<&str> = entries.iter().filter_map(|entry| entry.payload.tenant()).collect();
     let mut rules: HashMap<&str, Rules> = HashMap::new();
     for tenant in tenants {
         let book = store.badge_book(tenant).await?;
@@ -91,12 +84,7 @@ pub async fn derive(
     // indexed by this commit, so added to what the index holds when deriving.
     let mut counted: Vec<Record> = Vec::new();
     for entry in entries {
-        let tenant = match &entry.payload {
-            LogPayload::Record(record) => record.tenant(),
-            LogPayload::Recompute { tenant } | LogPayload::RederiveBadges { tenant } => tenant,
-            LogPayload::Nothing => continue,
-        };
-        let Some(tenant_rules) = rules.get(tenant) else { continue };
+        let Some(tenant_rules) = entry.payload.tenant().and_then(|tenant| rules.get(tenant)) else { continue };
         match &entry.payload {
             LogPayload::Record(Record::Badge(b)) => {
                 customers.insert((b.tenant.clone(), b.customer_id.clone()));

@@ -179,14 +179,7 @@ struct Configs(HashMap<String, TenantConfig>);
 
 impl Configs {
     async fn load(store: &dyn AttributionStore, entries: &[LogEntry]) -> touchstone_store::Result<Configs> {
-        let tenants: BTreeSet<&str> = entries
-            .iter()
-            .filter_map(|entry| match &entry.payload {
-                LogPayload::Record(record) => Some(record.tenant()),
-                LogPayload::Recompute { tenant } | LogPayload::RederiveBadges { tenant } => Some(tenant.as_str()),
-                LogPayload::Nothing => None,
-            })
-            .collect();
+        let tenants: BTreeSet<&str> = entries.iter().filter_map(|entry| entry.payload.tenant()).collect();
         let mut configs = HashMap::with_capacity(tenants.len());
         for tenant in tenants {
             configs.insert(tenant.to_owned(), store.tenant_config(tenant).await?);

@@ -335,11 +335,7 @@ fn ids<T: Row>(rows: &[T]) -> Vec<String> {
 }
 
 fn payload_tenant(entry: &LogEntry) -> Option<&str> {
-    match &entry.payload {
-        LogPayload::Record(record) => Some(record.tenant()),
-        LogPayload::Recompute { tenant } | LogPayload::RederiveBadges { tenant } => Some(tenant),
-        LogPayload::Nothing => None,
-    }
+    entry.payload.tenant()
 }
 
 /// The log entries of `tenant` after position `after`, read in pages of 100.

@@ -61,6 +61,17 @@ pub enum LogPayload {
     Nothing,
 }
 
+impl LogPayload {
+    /// The tenant the entry is of; `None` for an empty position.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            LogPayload::Record(record) => Some(record.tenant()),
+            LogPayload::Recompute { tenant } | LogPayload::RederiveBadges { tenant } => Some(tenant),
+            LogPayload::Nothing => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogStatus {
     /// The last position appended or reserved (0 when the shard never had an entry).
