@@ -80,9 +80,11 @@ pub async fn derive(
     }
 
     let mut customers: BTreeSet<(String, String)> = BTreeSet::new();
-    // Counted records of this step and, after a definition change, of the tenant's past:
-    // indexed by this commit, so added to what the index holds when deriving.
-    let mut counted: Vec<Record> = Vec::new();
+    // Counted records of this step and, after a definition change, of the tenant's past,
+    // by (tenant, event_id): indexed by this commit, so added to what the index holds.
+    let mut counted: BTreeMap<(String, String), Record> = BTreeMap::new();
+    // Tenant-wide work, once per tenant however many entries ask for it.
+    let (mut rederive, mut recompute) = (BTreeSet::new(), BTreeSet::new());
     for entry in entries {
         let Some(tenant_rules) = entry.payload.tenant().and_then(|tenant| rules.get(tenant)) else { continue };
         match &entry.payload {
@@ -91,52 +93,63 @@ pub async fn derive(
             }
             LogPayload::Record(record @ Record::Event(e)) if tenant_rules.event_names.contains(&e.name) => {
                 customers.insert((e.tenant.clone(), e.customer_id.clone()));
-                counted.push(record.clone());
+                counted.insert((e.tenant.clone(), e.event_id.clone()), record.clone());
             }
             LogPayload::Record(record @ Record::Order(o)) if tenant_rules.counts_orders => {
                 customers.insert((o.tenant.clone(), o.customer_id.clone()));
-                counted.push(record.clone());
+                counted.insert((o.tenant.clone(), o.event_id.clone()), record.clone());
             }
             LogPayload::Record(_) | LogPayload::Nothing => {}
             LogPayload::Recompute { tenant } => {
-                if tenant_rules.counts_orders {
-                    customers.extend(store.tenant_orders(tenant).await?.into_iter().map(|o| (o.tenant, o.customer_id)));
-                }
+                recompute.insert(tenant.as_str());
             }
             LogPayload::RederiveBadges { tenant } => {
-                for customer in store.tenant_badge_customers(tenant).await? {
-                    customers.insert((tenant.clone(), customer));
-                }
-                for name in &tenant_rules.event_names {
-                    for event in store.tenant_events_named(tenant, name).await? {
-                        customers.insert((event.tenant.clone(), event.customer_id.clone()));
-                        counted.push(Record::Event(event));
-                    }
-                }
-                if tenant_rules.counts_orders {
-                    for order in store.tenant_orders(tenant).await? {
-                        customers.insert((order.tenant.clone(), order.customer_id.clone()));
-                        counted.push(Record::Order(order));
-                    }
-                }
+                rederive.insert(tenant.as_str());
             }
+        }
+    }
+    for tenant in rederive {
+        let tenant_rules = &rules[tenant];
+        for customer in store.tenant_badge_customers(tenant).await? {
+            customers.insert((tenant.to_owned(), customer));
+        }
+        let mut past: Vec<Record> = Vec::new();
+        for name in &tenant_rules.event_names {
+            past.extend(store.tenant_events_named(tenant, name).await?.into_iter().map(Record::Event));
+        }
+        if tenant_rules.counts_orders {
+            past.extend(store.tenant_orders(tenant).await?.into_iter().map(Record::Order));
+        }
+        for record in past {
+            let Some(customer) = activity_customer(&record) else { continue };
+            customers.insert((tenant.to_owned(), customer.to_owned()));
+            counted.insert((tenant.to_owned(), record.id().to_owned()), record);
+        }
+    }
+    for tenant in recompute {
+        // The currency may have changed: order rules count again.
+        if rules[tenant].counts_orders {
+            customers.extend(store.tenant_orders(tenant).await?.into_iter().map(|o| (o.tenant, o.customer_id)));
         }
     }
     if customers.is_empty() {
         return Ok(BadgeWrites::default());
     }
+    let counted: Vec<Record> = counted.into_values().collect();
     let mut counted_of: HashMap<(&str, &str), Vec<&Record>> = HashMap::new();
     for record in &counted {
-        let customer = match record {
-            Record::Event(e) => &e.customer_id,
-            Record::Order(o) => &o.customer_id,
-            Record::Message(_) | Record::Touch(_) | Record::Badge(_) => continue,
-        };
-        counted_of.entry((record.tenant(), customer.as_str())).or_default().push(record);
+        if let Some(customer) = activity_customer(record) {
+            counted_of.entry((record.tenant(), customer)).or_default().push(record);
+        }
     }
 
-    let wanted: Vec<(String, String, bool)> =
-        customers.into_iter().map(|(tenant, customer)| { let with_activity = rules[tenant.as_str()].has_rules(); (tenant, customer, with_activity) }).collect();
+    let wanted: Vec<(String, String, bool)> = customers
+        .into_iter()
+        .map(|(tenant, customer)| {
+            let with_activity = rules[tenant.as_str()].has_rules();
+            (tenant, customer, with_activity)
+        })
+        .collect();
     let inputs = store.badge_inputs_many(&wanted).await?;
     let mut currencies: HashMap<&str, String> = HashMap::new();
     let mut changes = Vec::new();
@@ -155,6 +168,15 @@ pub async fn derive(
         changes.extend(differences(tenant, customer_id, &rows, want));
     }
     Ok(BadgeWrites { rows: changes, activity: counted })
+}
+
+/// The customer of a record rules can count: an app event's or an order's.
+fn activity_customer(record: &Record) -> Option<&str> {
+    match record {
+        Record::Event(e) => Some(&e.customer_id),
+        Record::Order(o) => Some(&o.customer_id),
+        Record::Message(_) | Record::Touch(_) | Record::Badge(_) => None,
+    }
 }
 
 /// The changes that turn the customer's derived rows as stored into `want`.

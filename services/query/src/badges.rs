@@ -3,7 +3,7 @@
 //! earns, expiries): a timeline page is one range read from the page's cursor; the trophy
 //! case replays the whole partition and, for progress, reads what the rules count.
 
-use touchstone_core::badges::{self, TimelineCursor, TimelineEntry, TrophyCase};
+use touchstone_core::badges::{self, TimelineCursor, TimelineEntry, TimelineFilter, TrophyCase};
 use touchstone_core::model::Millis;
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
@@ -37,27 +37,28 @@ pub async fn timeline_page(store: &dyn BadgeStore, request: pb::BadgeTimelineReq
             ApiError::InvalidArgument("page_token is not one this server gave out: pass next_page_token unchanged".to_owned())
         })?),
     };
+    // The store applies the cursor and the range; the badge filter and the clock (expiries
+    // only once passed) are applied here, reading on while they leave the page short.
+    let filter = TimelineFilter { badge_id, from: from_ms, to: to_ms };
     // One more than the page, to know whether another follows.
     let mut rows = BadgeRows { before: cursor.map(|c| (c.ts, c.event_id)), from: from_ms, to: to_ms, limit: size + 1 };
-    let mut page: Vec<TimelineEntry> = Vec::with_capacity(size + 1);
+    let mut entries: Vec<TimelineEntry> = Vec::with_capacity(size + 1);
     loop {
         let found = store.customer_badge_rows(&tenant, &customer_id, &rows).await?;
         let exhausted = found.len() < rows.limit;
         if let Some(last) = found.last() {
             rows.before = Some((last.ts, last.event_id.clone()));
         }
-        let wanted = |row: &&touchstone_core::model::BadgeEvent| {
-            badges::is_visible(&row.event_id, row.ts, now) && badge_id.as_ref().is_none_or(|id| *id == row.badge_id)
-        };
-        page.extend(found.iter().filter(wanted).map(TimelineEntry::from_event));
-        if page.len() > size || exhausted {
+        entries.extend(badges::visible_timeline(&found, now).into_iter().filter(|entry| filter.keeps(entry)));
+        if entries.len() > size || exhausted {
             break;
         }
     }
-    let more = page.len() > size;
-    page.truncate(size);
-    let next = more.then(|| page.last().map(|last| TimelineCursor { ts: last.ts, event_id: last.event_id.clone() }.encode()));
-    Ok(pb::BadgeTimeline { entries: page.into_iter().map(Into::into).collect(), next_page_token: next.flatten().unwrap_or_default() })
+    let (page, next) = badges::page(&entries, &filter, None, size);
+    Ok(pb::BadgeTimeline {
+        entries: page.into_iter().cloned().map(Into::into).collect(),
+        next_page_token: next.map(|cursor| cursor.encode()).unwrap_or_default(),
+    })
 }
 
 /// The badges a customer holds at `now` and the active ones it does not, with progress
