@@ -203,6 +203,24 @@ fn issue_revoke_and_reissue_through_the_api_and_definitions_keep_their_rules() {
         let refused = config.save_badge(pb::SaveBadgeRequest { tenant: "gym".into(), badge: Some(invalid) }).await.unwrap_err();
         assert_eq!(refused.code(), tonic::Code::InvalidArgument);
 
+        // A bulk upload saves every definition or none.
+        let definition = |id: &str, count: u64| pb::BadgeDefinition {
+            id: id.into(),
+            name: id.to_uppercase(),
+            active: true,
+            rule: Some(pb::BadgeRule { kind: pb::BadgeRuleKind::EventCount.into(), event_name: "checkin".into(), count, ..Default::default() }),
+            ..Default::default()
+        };
+        let listed = |badges: Vec<pb::BadgeDefinition>| badges.into_iter().map(|b| b.id).collect::<Vec<_>>();
+        let bulk = |badges| pb::SaveBadgesRequest { tenant: "gym".into(), badges };
+        let saved = config.save_badges(bulk(vec![definition("gold", 20), definition("silver", 10)])).await.unwrap().into_inner();
+        assert_eq!(saved.badges.iter().map(|b| b.created).collect::<Vec<_>>(), [true, true]);
+        let refused = config.save_badges(bulk(vec![definition("bronze", 5), definition("gold", 21)])).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+        assert!(refused.message().contains("gold"), "{refused:?}");
+        let all = config.list_badges(pb::ListBadgesRequest { tenant: "gym".into() }).await.unwrap().into_inner().badges;
+        assert!(!listed(all).contains(&"bronze".to_owned()), "a refused bulk upload saved nothing");
+
         // Deactivated: no longer offered as locked; holders keep theirs.
         let vip = config
             .set_badge_active(pb::SetBadgeActiveRequest { tenant: "gym".into(), badge_id: "vip".into(), active: false })

@@ -146,6 +146,28 @@ impl ConfigService for ConfigApi {
         Ok(Response::new(pb::SaveBadgeReply { badge, created: saved == BadgeSaved::Created }))
     }
 
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, badges = request.get_ref().badges.len()))]
+    async fn save_badges(&self, request: Request<pb::SaveBadgesRequest>) -> Result<Response<pb::SaveBadgesReply>, Status> {
+        let pb::SaveBadgesRequest { tenant, badges } = valid(request)?;
+        let badges =
+            badges.into_iter().map(BadgeDefinition::try_from).collect::<Result<Vec<_>, _>>().map_err(ApiError::from)?;
+        let (book, saved) = self
+            .update_badges(&tenant, |book, now| {
+                // All or nothing: a refusal leaves the book as it was read, and nothing is saved.
+                badges.iter().map(|badge| Ok(book.save(badge.clone(), now)?)).collect::<Result<Vec<_>, ApiError>>()
+            })
+            .await?;
+        let replies = badges
+            .iter()
+            .zip(saved)
+            .map(|(badge, saved)| pb::SaveBadgeReply {
+                badge: book.get(&badge.id).cloned().map(Into::into),
+                created: saved == BadgeSaved::Created,
+            })
+            .collect();
+        Ok(Response::new(pb::SaveBadgesReply { badges: replies }))
+    }
+
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn list_badges(&self, request: Request<pb::ListBadgesRequest>) -> Result<Response<pb::ListBadgesReply>, Status> {
         let pb::ListBadgesRequest { tenant } = valid(request)?;

@@ -236,6 +236,17 @@ impl Validate for pb::SaveBadgeRequest {
     }
 }
 
+impl Validate for pb::SaveBadgesRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::SaveBadgesRequest { tenant, badges } = self;
+        id("tenant", tenant)?;
+        if badges.len() > touchstone_core::badges::MAX_BADGES {
+            return Err(InvalidRecord::TooMany { field: "badges", len: badges.len() });
+        }
+        badges.iter().try_for_each(Validate::validate)
+    }
+}
+
 impl Validate for pb::ListBadgesRequest {
     fn validate(&self) -> Result<(), InvalidRecord> {
         let pb::ListBadgesRequest { tenant } = self;
