@@ -7,6 +7,7 @@
 //! Badge definitions are a compare-and-set on the tenant's badge book and append a
 //! `RederiveBadges` entry, so attribution derives the tenant's rule earns and expiries again.
 
+use crate::now_ms;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
@@ -189,10 +190,4 @@ impl ConfigService for ConfigApi {
         let (config, ()) = self.update(&tenant, |config| Ok(config.delete_goal(&goal_id)?)).await?;
         Ok(Response::new(pb::DeleteGoalReply { config: Some(config.into()) }))
     }
-}
-
-/// The server's clock: when a rule was saved, when a badge was deactivated.
-fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }

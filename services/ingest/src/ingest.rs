@@ -5,6 +5,7 @@
 //! durable: the reply is sent after the store has made the batch survive a crash, so a
 //! client that got no reply simply retries, and dedup makes the retry harmless.
 
+use crate::now_ms;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_stream::StreamExt;
@@ -110,12 +111,6 @@ fn cut(mut id: String) -> String {
         id.truncate(end);
     }
     id
-}
-
-/// The server's clock: the time of a badge issued without one.
-fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn log_reply(reply: &pb::IngestReply) {

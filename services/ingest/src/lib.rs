@@ -7,3 +7,10 @@ pub mod ingest;
 
 pub use config::ConfigApi;
 pub use ingest::IngestApi;
+
+/// The server's clock, epoch ms: when a badge rule was saved or a badge deactivated, and
+/// the time of a badge issued without one.
+pub(crate) fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}

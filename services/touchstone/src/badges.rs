@@ -7,10 +7,11 @@
 //! importing the same file again changes nothing.
 
 use crate::import::client::{self, ClientError, MAX_REPLY_BYTES};
+use crate::report::json::render;
+use crate::report::print;
 use crate::CommandResult;
 use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use touchstone_core::model::{BadgeAction, BadgeSource, Millis};
@@ -90,7 +91,7 @@ pub async fn run(what: BadgesCommand) -> CommandResult {
             };
             let entries = whole_timeline(&server, request).await?;
             let output = match format {
-                BadgeFormat::Json => render_json(&timeline_json(&entries)?)?,
+                BadgeFormat::Json => render(&timeline_json(&entries)?)?,
                 BadgeFormat::Table => timeline_table(&entries)?,
             };
             print(&output)?;
@@ -102,7 +103,7 @@ pub async fn run(what: BadgesCommand) -> CommandResult {
             let case =
                 query.get_trophy_case(request).await.map_err(|status| ClientError::from_status(&server, status))?.into_inner();
             let output = match format {
-                BadgeFormat::Json => render_json(&trophy_case_json(&case))?,
+                BadgeFormat::Json => render(&trophy_case_json(&case))?,
                 BadgeFormat::Table => trophy_case_table(&case),
             };
             print(&output)?;
@@ -176,12 +177,6 @@ fn trophy_case_json(case: &pb::TrophyCase) -> Value {
     json!({"held": held, "locked": locked})
 }
 
-fn render_json(value: &Value) -> Result<String, serde_json::Error> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    Ok(text)
-}
-
 /// `2026-01-05 14:03:07.250 UTC`, or the epoch ms when out of chrono's range.
 fn time_text(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -231,15 +226,6 @@ fn trophy_case_table(case: &pb::TrophyCase) -> String {
         locked.push(vec![badge.rank.to_string(), badge.badge_id.clone(), badge.name.clone(), progress, badge.criteria.clone()]);
     }
     format!("HELD ({})\n{}\nLOCKED ({})\n{}", case.held.len(), held.render(), case.locked.len(), locked.render())
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-fn print(output: &str) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(output.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        result => result,
-    }
 }
 
 /// A CSV row that could not be read: its line in the file and why.

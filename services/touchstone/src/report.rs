@@ -5,7 +5,7 @@
 //! - [`json`], [`export`] (CSV), [`table`]: one writer each.
 
 mod export;
-mod json;
+pub(crate) mod json;
 mod rows;
 pub(crate) mod table;
 
@@ -83,7 +83,7 @@ fn render_goals(rows: &[GoalRow], format: Format) -> Result<String, Box<dyn std:
 }
 
 /// Writes the report to stdout. A closed pipe (`| head`) is not an error.
-fn print(output: &str) -> std::io::Result<()> {
+pub(crate) fn print(output: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     // Every format ends with a newline, so the shell prompt (or the next output) starts on its own line.
     let newline: &[u8] = if output.ends_with('\n') { b"" } else { b"\n" };
