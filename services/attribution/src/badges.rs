@@ -7,6 +7,13 @@
 //! rules pays nothing. When the definitions change, the `RederiveBadges` entry indexes the
 //! tenant's past records of what the rules now count.
 //!
+//! Per-badge counters (earned, revoked, expired, holding intervals) and the tenant's feed
+//! follow in the same commit (`touchstone_core::badge_stats`): a stored badge event counts
+//! once, when the step that processes its log entry commits; a derived entry counts when a
+//! commit writes it and uncounts when one removes it; a customer's holding intervals are
+//! derived again with their entries and the difference to the stored ones moves the
+//! counters.
+//!
 //! Why this is exact, as attribution is: a customer's derived entries are a function of
 //! their stored badge events, their app events and orders, the tenant's badge definitions
 //! and currency. A step derives again, from what is stored now and its own records, the
@@ -21,9 +28,10 @@
 
 use crate::AttributionStore;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use touchstone_core::badge_stats::{self, StatChanges};
 use touchstone_core::badges::{self, BadgeBook, RuleKind};
 use touchstone_core::model::{BadgeEvent, Millis, Record};
-use touchstone_store::{BadgeRowChange, LogEntry, LogPayload};
+use touchstone_store::{BadgeFeedEntry, BadgeRowChange, BadgeStatDelta, FeedChange, FeedPosition, HoldingChange, LogEntry, LogPayload};
 
 /// What a tenant's rules count, for telling which records concern them.
 struct Rules {
@@ -52,19 +60,67 @@ impl Rules {
     }
 }
 
-/// What a step writes for badges: derived rows and activity to index.
+/// What a step writes for badges: derived rows, activity to index, counter deltas,
+/// holdings and feed entries.
 #[derive(Default)]
 pub struct BadgeWrites {
     pub rows: Vec<BadgeRowChange>,
     pub activity: Vec<Record>,
+    pub stats: Vec<BadgeStatDelta>,
+    pub holdings: Vec<HoldingChange>,
+    pub feed: Vec<BadgeFeedEntry>,
 }
 
-/// The derived badge rows a step changes and the activity it indexes. `currency` gives
-/// each tenant's currency (from the configs the step loaded).
+/// Counter deltas and feed entries by tenant, as a step collects them.
+#[derive(Default)]
+struct Follow {
+    stats: BTreeMap<String, StatChanges>,
+    feed: Vec<BadgeFeedEntry>,
+}
+
+impl Follow {
+    fn stats(&mut self, tenant: &str) -> &mut StatChanges {
+        self.stats.entry(tenant.to_owned()).or_default()
+    }
+
+    fn into_writes(self, mut writes: BadgeWrites) -> BadgeWrites {
+        for (tenant, changes) in self.stats {
+            writes.stats.extend(changes.into_deltas().map(|(badge_id, ts, tally)| BadgeStatDelta { tenant: tenant.clone(), badge_id, ts, tally }));
+        }
+        writes.feed = self.feed;
+        writes
+    }
+}
+
+/// What a step writes for badges. `processed` is the step's last log position (derived
+/// entries' feed positions come after it); `currency` gives each tenant's currency (from
+/// the configs the step loaded).
 pub async fn derive(
     store: &dyn AttributionStore,
     entries: &[LogEntry],
+    processed: u64,
     currency: impl Fn(&str) -> touchstone_store::Result<String>,
+) -> touchstone_store::Result<BadgeWrites> {
+    // Stored badge events count and reach the feed when their entry is processed, whether
+    // or not the tenant defines badges.
+    let mut follow = Follow::default();
+    for entry in entries {
+        if let LogPayload::Record(Record::Badge(b)) = &entry.payload {
+            follow.stats(&b.tenant).entry(&b.badge_id, b.action, b.ts, 1);
+            let position = FeedPosition { seq: entry.seq, index: 0 };
+            follow.feed.push(BadgeFeedEntry { position, change: FeedChange::Added, event: b.clone() });
+        }
+    }
+    let writes = derive_rows(store, entries, processed, currency, &mut follow).await?;
+    Ok(follow.into_writes(writes))
+}
+
+async fn derive_rows(
+    store: &dyn AttributionStore,
+    entries: &[LogEntry],
+    processed: u64,
+    currency: impl Fn(&str) -> touchstone_store::Result<String>,
+    follow: &mut Follow,
 ) -> touchstone_store::Result<BadgeWrites> {
     let tenants: BTreeSet<&str> = entries.iter().filter_map(|entry| entry.payload.tenant()).collect();
     let mut rules: HashMap<&str, Rules> = HashMap::new();
@@ -152,8 +208,11 @@ pub async fn derive(
         .collect();
     let inputs = store.badge_inputs_many(&wanted).await?;
     let mut currencies: HashMap<&str, String> = HashMap::new();
-    let mut changes = Vec::new();
-    for ((tenant, customer_id, _), (rows, mut activity)) in wanted.iter().zip(inputs) {
+    let mut writes = BadgeWrites::default();
+    // Feed positions of derived changes: after every entry of the step.
+    let mut next_index = 1u32;
+    for ((tenant, customer_id, _), input) in wanted.iter().zip(inputs) {
+        let (rows, mut activity) = (input.events, input.activity);
         if let Some(records) = counted_of.get(&(tenant.as_str(), customer_id.as_str())) {
             let indexed: BTreeSet<&str> = activity.iter().map(Record::id).collect();
             let new: Vec<Record> = records.iter().filter(|r| !indexed.contains(r.id())).map(|r| (*r).clone()).collect();
@@ -165,9 +224,65 @@ pub async fn derive(
         let currency = &currencies[tenant.as_str()];
         let book = &rules[tenant.as_str()].book;
         let want = badges::derived(&book.badges, currency, &rows, &activity);
-        changes.extend(differences(tenant, customer_id, &rows, want));
+
+        // Holdings from the stored events and the derived entries as they will be.
+        let mut entries: Vec<badges::TimelineEntry> =
+            rows.iter().filter(|row| !badges::is_derived_id(&row.event_id)).map(badges::TimelineEntry::from_event).collect();
+        entries.extend(want.iter().cloned());
+        let holdings = badge_stats::holdings(&book.badges, &entries);
+        let stats = follow.stats(tenant);
+        let no_intervals = Vec::new();
+        for badge_id in input.holdings.keys().chain(holdings.keys()).collect::<BTreeSet<_>>() {
+            let old = input.holdings.get(badge_id).unwrap_or(&no_intervals);
+            let new = holdings.get(badge_id).unwrap_or(&no_intervals);
+            if old != new {
+                stats.holding(badge_id, old, new);
+                writes.holdings.push(HoldingChange {
+                    tenant: tenant.clone(),
+                    customer_id: customer_id.clone(),
+                    badge_id: badge_id.clone(),
+                    intervals: new.clone(),
+                });
+            }
+        }
+
+        let changes = differences(tenant, customer_id, &rows, want);
+        for change in &changes {
+            let (change, event) = match change {
+                BadgeRowChange::Put(row) => (FeedChange::Added, row.clone()),
+                BadgeRowChange::Delete { ts, event_id, .. } => {
+                    let Some(row) = rows.iter().find(|row| row.ts == *ts && row.event_id == *event_id) else { continue };
+                    (FeedChange::Removed, row.clone())
+                }
+            };
+            follow.feed.push(BadgeFeedEntry { position: FeedPosition { seq: processed, index: next_index }, change, event });
+            next_index += 1;
+        }
+        // Counted by what the partition's derived rows are before and after.
+        let stats = follow.stats(tenant);
+        let touched: BTreeSet<(Millis, &str)> = changes.iter().map(row_key).collect();
+        for row in rows.iter().filter(|row| badges::is_derived_id(&row.event_id)) {
+            if touched.contains(&(row.ts, row.event_id.as_str())) {
+                stats.entry(&row.badge_id, row.action, row.ts, -1);
+            }
+        }
+        for change in &changes {
+            if let BadgeRowChange::Put(row) = change {
+                stats.entry(&row.badge_id, row.action, row.ts, 1);
+            }
+        }
+        writes.rows.extend(changes);
     }
-    Ok(BadgeWrites { rows: changes, activity: counted })
+    writes.activity = counted;
+    Ok(writes)
+}
+
+/// The `(ts, event_id)` of the row a change writes or removes.
+fn row_key(change: &BadgeRowChange) -> (Millis, &str) {
+    match change {
+        BadgeRowChange::Put(row) => (row.ts, row.event_id.as_str()),
+        BadgeRowChange::Delete { ts, event_id, .. } => (*ts, event_id.as_str()),
+    }
 }
 
 /// The customer of a record rules can count: an app event's or an order's.

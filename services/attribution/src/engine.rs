@@ -156,7 +156,7 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
         }
     }
     let campaigns = CampaignDeltas::of(store, &entries, &deltas).await?;
-    let badges = crate::badges::derive(store, &entries, |tenant| Ok(configs.get(tenant)?.currency.clone())).await?;
+    let badges = crate::badges::derive(store, &entries, processed, |tenant| Ok(configs.get(tenant)?.currency.clone())).await?;
     let outcome = StepOutcome { shard, processed, entries: entries.len(), conversions_changed: changes.len() };
     let commit = AttributionCommit {
         shard,
@@ -168,6 +168,9 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
         pending: campaigns.pending_deltas(),
         badge_rows: badges.rows,
         activity: badges.activity,
+        badge_stats: badges.stats,
+        holdings: badges.holdings,
+        badge_feed: badges.feed,
         set_aside: Vec::new(),
     };
     store.commit_attribution(commit).await?;

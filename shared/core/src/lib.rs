@@ -5,6 +5,7 @@
 //! - [`validate`]: what a record (and every other request field) must hold to be accepted:
 //!   the limits the API edge applies.
 //! - [`error`]: the kinds of failure ([`error::ErrorKind`]) that every crate's errors map to.
+//! - [`badge_stats`]: per-badge analytics (earned per day, holders at any moment) from counters.
 //! - [`badges`]: badge definitions, rule earns, expiries, the timeline, holding and the trophy case.
 //! - [`config`]: tenant configuration and the rules for changing it (goal limits, immutable goals).
 //! - [`goals`]: which records convert for which goal.
@@ -17,6 +18,7 @@
 //! - `reference_badges` (feature `testsuite`): the same for SPEC section 6 (badges), written apart from [`badges`].
 
 pub mod attribution;
+pub mod badge_stats;
 pub mod badges;
 pub mod config;
 pub mod error;

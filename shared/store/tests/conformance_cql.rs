@@ -13,9 +13,11 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use touchstone_core::attribution::{Conversion, ConversionFact, Credit};
+use touchstone_core::badge_stats::{BadgeTally, day_of};
 use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Channel, Message, Millis, OrderRecord, Record, Touch, TouchKind};
 use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
 use touchstone_store::{
+    BadgeFeedEntry, BadgeStatDelta, FeedChange, FeedPosition, HoldingChange, StatLevel,
     AttributionCommit, AttributionState, BadgeRowChange, BadgeStore, CampaignDelta, CellKinds, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome,
     LogPayload, PendingDelta, RecordReads, ReportReads, RollupDelta, SetAside, StoreError, log_shard,
 };
@@ -255,6 +257,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
         ts: T0 + 5,
         msg_hash: None,
     };
+    let earned_one = BadgeTally { earned: 1, holds_from: 1, ..BadgeTally::default() };
     let step = AttributionCommit {
         shard,
         after,
@@ -265,6 +268,9 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
         pending: vec![pending_opened(&t, "m9", T0)],
         badge_rows: vec![BadgeRowChange::Put(rule_earn.clone())],
         activity: vec![Record::Order(counted.clone())],
+        badge_stats: vec![BadgeStatDelta { tenant: t.clone(), badge_id: "regular".into(), ts: T0 + 5, tally: earned_one }],
+        holdings: vec![HoldingChange { tenant: t.clone(), customer_id: "c1".into(), badge_id: "regular".into(), intervals: vec![(T0 + 5, Millis::MAX)] }],
+        badge_feed: vec![BadgeFeedEntry { position: FeedPosition { seq: last, index: 1 }, change: FeedChange::Added, event: rule_earn.clone() }],
         set_aside: Vec::new(),
     };
     fixture.commit_without_applying(step).await?;
@@ -283,7 +289,10 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     assert_eq!(hour_cells(&restarted, &t).await?, cells(1, 250));
     assert_eq!(campaign_cells(&restarted, &t, Granularity::Month).await?, opened_in("spring", 1));
     assert_eq!(restarted.pending_counters(&t, "m9").await?.len(), 1);
-    assert_eq!(restarted.customer_badge_events(&t, "c1").await?, [rule_earn]);
+    assert_eq!(restarted.customer_badge_events(&t, "c1").await?, [rule_earn.clone()]);
+    assert_eq!(restarted.badge_stats(&t, "regular", StatLevel::Day, T0 - DAY_MS, T0 + DAY_MS).await?, [(day_of(T0), earned_one)]);
+    assert_eq!(restarted.customer_holdings(&t, "c1").await?.len(), 1);
+    assert_eq!(restarted.badge_feed(&t, None, 10).await?.into_iter().map(|e| e.event).collect::<Vec<_>>(), [rule_earn]);
     assert_eq!(restarted.customer_activity(&t, "c1").await?, [Record::Order(counted)]);
     let status = restarted.log_status(shard).await?;
     assert_eq!((status.processed, status.oldest_pending_at), (last, None), "the log was not trimmed");

@@ -3,7 +3,11 @@
 //! ingest, derived rows from commits, pages between bounds) and activity.
 
 use super::{T0, event, order, tenant, tenant_log};
-use crate::{AttributionCommit, BadgeRowChange, BadgeRows, IngestOutcome, LogMark, LogPayload, Result, Store, StoreError, log_shard};
+use crate::{
+    AttributionCommit, BadgeFeedEntry, BadgeRowChange, BadgeRows, BadgeStatDelta, FeedChange, FeedPosition, HoldingChange, IngestOutcome, LogMark,
+    LogPayload, Result, StatLevel, Store, StoreError, log_shard,
+};
+use touchstone_core::badge_stats::BadgeTally;
 use touchstone_core::badges::{BadgeBook, BadgeDefinition};
 use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Record};
 
@@ -177,5 +181,78 @@ pub async fn commits_write_and_remove_derived_badge_rows(store: &dyn Store) -> R
     store.commit_attribution(commit).await?;
     let rows = store.customer_badge_events(&t, "c1").await?;
     assert_eq!(rows.iter().map(|e| (e.event_id.as_str(), e.ts)).collect::<Vec<_>>(), [("rule:regular", T0 + 1), ("s1", T0)]);
+    Ok(())
+}
+
+pub async fn badge_counters_holdings_and_feed_follow_commits(store: &dyn Store) -> Result<()> {
+    let t = tenant("badge_follow");
+    let shard = log_shard(&t);
+    let day = touchstone_core::badge_stats::DAY_MS;
+    let tally = |earned: i64, holds_from: i64, holds_to: i64| BadgeTally { earned, holds_from, holds_to, ..BadgeTally::default() };
+    let feed_entry = |seq: u64, index: u32, change: FeedChange, event: &BadgeEvent| BadgeFeedEntry {
+        position: FeedPosition { seq, index },
+        change,
+        event: event.clone(),
+    };
+    assert_eq!(store.badge_feed_end(&t).await?, None);
+    assert_eq!(store.badge_feed(&t, None, 10).await?, vec![]);
+
+    let earn = badge_event(&t, "e1", "c1", "vip", T0 + 10);
+    let after = store.resume_shard(shard).await?;
+    let first = after + 7;
+    let commit = AttributionCommit {
+        shard,
+        after,
+        processed: after,
+        badge_stats: vec![
+            BadgeStatDelta { tenant: t.clone(), badge_id: "vip".into(), ts: T0 + 10, tally: tally(1, 1, 0) },
+            BadgeStatDelta { tenant: t.clone(), badge_id: "vip".into(), ts: T0 + day + 3, tally: tally(0, 0, 1) },
+            BadgeStatDelta { tenant: t.clone(), badge_id: "vip".into(), ts: T0 + 20, tally: tally(1, 1, 0) },
+            BadgeStatDelta { tenant: t.clone(), badge_id: "other".into(), ts: T0 + 10, tally: tally(5, 0, 0) },
+        ],
+        holdings: vec![HoldingChange {
+            tenant: t.clone(),
+            customer_id: "c1".into(),
+            badge_id: "vip".into(),
+            intervals: vec![(T0 + 10, T0 + day + 3)],
+        }],
+        badge_feed: vec![feed_entry(first, 0, FeedChange::Added, &earn), feed_entry(first, 1, FeedChange::Removed, &earn)],
+        ..AttributionCommit::default()
+    };
+    store.commit_attribution(commit).await?;
+
+    // Counters at both levels, summed per time, half-open.
+    assert_eq!(store.badge_stats(&t, "vip", StatLevel::Day, T0 - day, T0 + 2 * day).await?, vec![(T0, tally(2, 2, 0)), (T0 + day, tally(0, 0, 1))]);
+    assert_eq!(store.badge_stats(&t, "vip", StatLevel::Instant, T0, T0 + 20).await?, vec![(T0 + 10, tally(1, 1, 0))]);
+    assert_eq!(store.badge_stats(&t, "vip", StatLevel::Instant, T0 + 11, T0 + day + 4).await?, vec![(T0 + 20, tally(1, 1, 0)), (T0 + day + 3, tally(0, 0, 1))]);
+    assert_eq!(store.badge_stats(&t, "vip", StatLevel::Instant, T0 + 20, T0 + 20).await?, vec![]);
+    assert_eq!(store.customer_holdings(&t, "c1").await?.into_iter().collect::<Vec<_>>(), vec![("vip".to_owned(), vec![(T0 + 10, T0 + day + 3)])]);
+
+    // A later commit's deltas add up, cancelling to nothing; empty intervals delete.
+    let after = store.resume_shard(shard).await?;
+    let commit = AttributionCommit {
+        shard,
+        after,
+        processed: after,
+        badge_stats: vec![BadgeStatDelta { tenant: t.clone(), badge_id: "vip".into(), ts: T0 + 20, tally: tally(-1, -1, 0) }],
+        holdings: vec![HoldingChange { tenant: t.clone(), customer_id: "c1".into(), badge_id: "vip".into(), intervals: vec![] }],
+        badge_feed: vec![feed_entry(after + 9, 1, FeedChange::Added, &earn)],
+        ..AttributionCommit::default()
+    };
+    store.commit_attribution(commit).await?;
+    assert_eq!(store.badge_stats(&t, "vip", StatLevel::Instant, T0, T0 + day).await?, vec![(T0 + 10, tally(1, 1, 0))]);
+    assert_eq!(store.badge_stats(&t, "vip", StatLevel::Day, T0, T0 + day).await?, vec![(T0, tally(1, 1, 0))]);
+    assert!(store.customer_holdings(&t, "c1").await?.is_empty());
+
+    // The feed, in position order, from a position on.
+    let feed = store.badge_feed(&t, None, 10).await?;
+    let positions: Vec<(u64, u32, FeedChange)> = feed.iter().map(|e| (e.position.seq, e.position.index, e.change)).collect();
+    assert_eq!(positions, [(first, 0, FeedChange::Added), (first, 1, FeedChange::Removed), (after + 9, 1, FeedChange::Added)]);
+    assert_eq!(feed[0].event, earn, "a feed entry round-trips");
+    assert_eq!(store.badge_feed(&t, Some(feed[0].position), 10).await?, feed[1..].to_vec());
+    assert_eq!(store.badge_feed(&t, Some(feed[0].position), 1).await?, feed[1..2].to_vec());
+    assert_eq!(store.badge_feed(&t, Some(feed[2].position), 10).await?, vec![]);
+    assert_eq!(store.badge_feed_end(&t).await?, Some(feed[2].position));
+    assert_eq!(store.badge_feed_end(&tenant("badge_follow_other")).await?, None);
     Ok(())
 }

@@ -40,7 +40,7 @@ pub use attribution_state::{
     set_aside_outside_the_step_is_refused, stale_commits_are_fenced, tenant_events_named_matches_the_name_exactly,
 };
 pub use badges::{
-    badge_book_defaults_and_compare_and_set, badge_rows_page_newest_first_between_bounds,
+    badge_book_defaults_and_compare_and_set, badge_counters_holdings_and_feed_follow_commits, badge_rows_page_newest_first_between_bounds,
     commits_write_and_remove_derived_badge_rows, customer_activity_holds_the_customers_events_and_orders,
     customer_badge_events_are_newest_first_per_customer,
 };
@@ -122,6 +122,7 @@ macro_rules! conformance_suite {
             customer_activity_holds_the_customers_events_and_orders,
             badge_rows_page_newest_first_between_bounds,
             commits_write_and_remove_derived_badge_rows,
+            badge_counters_holdings_and_feed_follow_commits,
             // Every role
             many_rows_are_all_returned,
             reads_of_unknown_things_are_empty,

@@ -1,9 +1,10 @@
 //! [`AttributionState`]: what the attribution engine reads, and its atomic commit.
 
 use super::record_reads::concurrently;
-use crate::{RecordReads, Result, SetAside};
+use crate::{BadgeFeedEntry, RecordReads, Result, SetAside};
 use async_trait::async_trait;
 use touchstone_core::attribution::{Conversion, ConversionFact};
+use touchstone_core::badge_stats::{BadgeTally, Interval};
 use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record, Touch};
 use touchstone_core::rollup::{CampaignCell, Cell, Tally};
 
@@ -91,6 +92,25 @@ impl BadgeRowChange {
     }
 }
 
+/// A change to one badge's counters at one time (ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadgeStatDelta {
+    pub tenant: String,
+    pub badge_id: String,
+    pub ts: Millis,
+    pub tally: BadgeTally,
+}
+
+/// When a customer holds a badge, as a commit sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldingChange {
+    pub tenant: String,
+    pub customer_id: String,
+    pub badge_id: String,
+    /// Empty: the customer does not hold the badge at any time.
+    pub intervals: Vec<Interval>,
+}
+
 /// Everything one attribution step writes, applied all or nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttributionCommit {
@@ -116,6 +136,14 @@ pub struct AttributionCommit {
     /// activity ([`BadgeStore::customer_activity`](crate::BadgeStore::customer_activity));
     /// adding one again is harmless.
     pub activity: Vec<Record>,
+    /// Changes to per-badge counters, by exact time: stores keep them by UTC day and by
+    /// instant ([`StatLevel`](crate::StatLevel)). At most one delta per `(tenant, badge_id, ts)`.
+    pub badge_stats: Vec<BadgeStatDelta>,
+    /// Customers' holding intervals of a badge as they are now (empty: none), at most one
+    /// per `(tenant, customer_id, badge_id)`.
+    pub holdings: Vec<HoldingChange>,
+    /// Entries of tenants' badge feeds, each at a position no entry of its tenant has.
+    pub badge_feed: Vec<BadgeFeedEntry>,
     /// Entries in `(after, processed]` set aside instead of processed: kept, and counted
     /// in [`LogStatus::set_aside`](crate::LogStatus::set_aside).
     pub set_aside: Vec<SetAside>,

@@ -4,6 +4,8 @@
 use super::record_reads::concurrently;
 use crate::{LogMark, Result};
 use async_trait::async_trait;
+use std::collections::BTreeMap;
+use touchstone_core::badge_stats::{BadgeTally, Interval};
 use touchstone_core::badges::BadgeBook;
 use touchstone_core::model::{BadgeEvent, Millis, Record};
 
@@ -20,6 +22,60 @@ pub struct BadgeRows {
     pub limit: usize,
 }
 
+/// What attribution reads of a customer to derive their badge entries again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BadgeInputs {
+    /// The customer's badge partition, newest first.
+    pub events: Vec<BadgeEvent>,
+    /// What the rules count, when asked for.
+    pub activity: Vec<Record>,
+    /// Holding intervals by badge, as the last commit set them.
+    pub holdings: BTreeMap<String, Vec<Interval>>,
+}
+
+/// The level of a badge counter row: a UTC day (the row's time is the day's first ms) or
+/// an instant (the exact ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StatLevel {
+    Day,
+    Instant,
+}
+
+impl StatLevel {
+    /// The row time of `ts` at this level.
+    pub fn bucket(self, ts: Millis) -> Millis {
+        match self {
+            StatLevel::Day => touchstone_core::badge_stats::day_of(ts),
+            StatLevel::Instant => ts,
+        }
+    }
+}
+
+/// Where an entry sits in a tenant's badge feed: the log position of the step that wrote
+/// it (of the badge event itself, for a stored one), then its place in that step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FeedPosition {
+    pub seq: u64,
+    pub index: u32,
+}
+
+/// What a feed entry says happened to a timeline entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedChange {
+    /// The entry is on the timeline (new, or rewritten: the same `event_id` replaces it).
+    Added,
+    /// The entry left the timeline (a rule earn that moved to another time).
+    Removed,
+}
+
+/// One entry of a tenant's badge feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadgeFeedEntry {
+    pub position: FeedPosition,
+    pub change: FeedChange,
+    pub event: BadgeEvent,
+}
+
 /// Badge definitions and a customer's badge partition.
 ///
 /// - **Definitions** are one [`BadgeBook`] per tenant, saved by compare-and-set on its
@@ -30,6 +86,10 @@ pub struct BadgeRows {
 ///   first (`ts`, then `event_id`, descending), so a timeline page is one range read.
 /// - **A customer's activity** holds the app events and order status records some badge
 ///   rule counts (or counted when it was indexed), written by attribution commits.
+/// - **Counters** per badge, by UTC day and by instant, and each customer's **holding
+///   intervals**, written by attribution commits (`badge_stats`, `holdings`).
+/// - **A tenant's feed**: the timeline changes of all its customers in the order commits
+///   made them (`badge_feed`), for following a tenant's badges as they happen.
 /// - **Readable**: a stored badge event once the ingest call that accepted it returned;
 ///   derived entries and activity once the attribution step that processed the records
 ///   they come from committed.
@@ -53,22 +113,36 @@ pub trait BadgeStore: Send + Sync + 'static {
     /// Every customer of the tenant with a stored badge event, any order (for rederives).
     async fn tenant_badge_customers(&self, tenant: &str) -> Result<Vec<String>>;
 
-    /// [`customer_badge_events`](Self::customer_badge_events) and
-    /// [`customer_activity`](Self::customer_activity) of each `(tenant, customer_id)`, the
-    /// activity only where `with_activity` says.
-    async fn badge_inputs_many(&self, customers: &[(String, String, bool)]) -> Result<Vec<(Vec<BadgeEvent>, Vec<Record>)>> {
+    /// What attribution reads of each `(tenant, customer_id)` to derive it again: its badge
+    /// partition, holdings and, where `with_activity` says, activity.
+    async fn badge_inputs_many(&self, customers: &[(String, String, bool)]) -> Result<Vec<BadgeInputs>> {
         concurrently(
             customers
                 .iter()
                 .map(|(tenant, customer_id, with_activity)| async move {
                     let events = self.customer_badge_events(tenant, customer_id).await?;
                     let activity = if *with_activity { self.customer_activity(tenant, customer_id).await? } else { Vec::new() };
-                    Ok((events, activity))
+                    let holdings = self.customer_holdings(tenant, customer_id).await?;
+                    Ok(BadgeInputs { events, activity, holdings })
                 })
                 .collect(),
         )
         .await
     }
+
+    /// The customer's holding intervals by badge, as the last commit set them.
+    async fn customer_holdings(&self, tenant: &str, customer_id: &str) -> Result<BTreeMap<String, Vec<Interval>>>;
+
+    /// A badge's counter rows of `level` with `from <= time < to`, summed per time,
+    /// oldest first: one range read.
+    async fn badge_stats(&self, tenant: &str, badge_id: &str, level: StatLevel, from: Millis, to: Millis) -> Result<Vec<(Millis, BadgeTally)>>;
+
+    /// The tenant's feed entries after `after` (from the first with none), oldest first, at
+    /// most `limit`.
+    async fn badge_feed(&self, tenant: &str, after: Option<FeedPosition>, limit: usize) -> Result<Vec<BadgeFeedEntry>>;
+
+    /// The position of the tenant's newest feed entry, if it has one.
+    async fn badge_feed_end(&self, tenant: &str) -> Result<Option<FeedPosition>>;
 
     /// The customer's app events and order status records that badge rules count, as
     /// attribution commits indexed them, in any order.

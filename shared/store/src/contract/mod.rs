@@ -25,9 +25,9 @@ mod record_reads;
 mod report_reads;
 
 pub use attribution_state::{
-    AttributionCommit, AttributionState, BadgeRowChange, CampaignDelta, ConversionChange, ConversionKey, CustomerSpan, PendingDelta, RollupDelta,
+    AttributionCommit, AttributionState, BadgeRowChange, BadgeStatDelta, HoldingChange, CampaignDelta, ConversionChange, ConversionKey, CustomerSpan, PendingDelta, RollupDelta,
 };
-pub use badges::{BadgeRows, BadgeStore};
+pub use badges::{BadgeFeedEntry, BadgeInputs, BadgeRows, BadgeStore, FeedChange, FeedPosition, StatLevel};
 pub use config_store::ConfigStore;
 pub use coordination::Coordination;
 pub use ingest_log::{IngestLog, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, LogStatus, SetAside, log_shard};

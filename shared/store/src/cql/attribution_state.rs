@@ -18,13 +18,15 @@ use super::layout::{
     campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, rollup_bucket, seq_value, shard_value, table,
     touch,
 };
+use super::badges::{index_value, level_code};
 use super::{CqlStore, Inner, StepMark, Write, all};
 use crate::support::{StoredPayload, encode, encode_campaign_cells};
-use crate::{AttributionCommit, AttributionState, BadgeRowChange, LOG_SHARDS, LogEntry, Result, SetAside, StoreError};
+use crate::{AttributionCommit, AttributionState, BadgeRowChange, FeedChange, LOG_SHARDS, LogEntry, Result, SetAside, StatLevel, StoreError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use touchstone_core::attribution::Conversion;
+use touchstone_core::badge_stats::{BadgeTally, Interval};
 use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record, Touch};
 use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, Cell, Granularity, MESSAGE_LEVELS, Tally};
 
@@ -192,6 +194,12 @@ struct StoredStep {
     badge_rows: Vec<Result<BadgeEvent, (String, String, Millis, String)>>,
     /// Badge activity to index: app events and order status records.
     activity: Vec<Record>,
+    /// `(tenant, badge_id, ts, delta)`.
+    badge_stats: Vec<(String, String, Millis, BadgeTally)>,
+    /// `(tenant, customer_id, badge_id, intervals)`; none: delete the row.
+    holdings: Vec<(String, String, String, Vec<Interval>)>,
+    /// `(seq, index, added, event)`.
+    badge_feed: Vec<(u64, u32, bool, BadgeEvent)>,
 }
 
 /// A set-aside entry as stored in the step body; written to `set_aside` when the step is
@@ -274,6 +282,13 @@ impl Inner {
                 })
                 .collect(),
             activity: commit.activity,
+            badge_stats: commit.badge_stats.into_iter().map(|d| (d.tenant, d.badge_id, d.ts, d.tally)).collect(),
+            holdings: commit.holdings.into_iter().map(|h| (h.tenant, h.customer_id, h.badge_id, h.intervals)).collect(),
+            badge_feed: commit
+                .badge_feed
+                .into_iter()
+                .map(|e| (e.position.seq, e.position.index, e.change == FeedChange::Added, e.event))
+                .collect(),
         };
         let body = encode(&step)?;
         let parts: Vec<&[u8]> = body.chunks(PART_BYTES).collect();
@@ -476,6 +491,22 @@ impl Inner {
                 }
             })
             .collect::<Result<_>>()?;
+        let mut stat_sums: BTreeMap<(&str, &str, StatLevel, Millis), BadgeTally> = BTreeMap::new();
+        for (tenant, badge_id, ts, tally) in &step.badge_stats {
+            for level in [StatLevel::Day, StatLevel::Instant] {
+                stat_sums.entry((tenant, badge_id, level, level.bucket(*ts))).or_default().add(*tally);
+            }
+        }
+        let stat_rows: Vec<((&str, &str, &str, Millis), Vec<u8>)> = stat_sums
+            .into_iter()
+            .filter(|(_, tally)| !tally.is_zero())
+            .map(|((tenant, badge_id, level, ts), tally)| Ok(((tenant, badge_id, level_code(level), ts), encode(&tally)?)))
+            .collect::<Result<_>>()?;
+        let holdings: Vec<(&(String, String, String, Vec<Interval>), Vec<u8>)> =
+            step.holdings.iter().map(|row| Ok((row, encode(&row.3)?))).collect::<Result<_>>()?;
+        let feed: Vec<(&(u64, u32, bool, BadgeEvent), Vec<u8>)> =
+            step.badge_feed.iter().map(|row| Ok((row, encode(&row.3)?))).collect::<Result<_>>()?;
+
         let mut writes: Vec<Write<'_>> = buckets.into_iter().map(|row| self.write_bucket(row)).collect();
         for (rows, body) in &new_rows {
             writes.extend(rows.iter().map(|row| self.write_conversion(row, Some(body), timestamp)));
@@ -487,6 +518,21 @@ impl Inner {
         writes.extend(self.pending_writes(&pending, step.id, timestamp));
         writes.extend(step.badge_rows.iter().map(|change| self.write_badge_row(change, timestamp)));
         writes.extend(activity.iter().map(|(record, body)| self.write_activity(record, body, timestamp)));
+        let s = &self.statements;
+        for ((tenant, badge_id, level, ts), tally) in &stat_rows {
+            writes.push(Box::pin(self.run_at(&s.insert_badge_stat_delta, timestamp, (*tenant, *badge_id, *level, *ts, step.id, tally))));
+        }
+        for ((tenant, customer_id, badge_id, intervals), body) in &holdings {
+            if intervals.is_empty() {
+                writes.push(Box::pin(self.run_at(&s.delete_badge_holding, timestamp, (tenant, customer_id, badge_id))));
+            } else {
+                writes.push(Box::pin(self.run_at(&s.insert_badge_holding, timestamp, (tenant, customer_id, badge_id, body))));
+            }
+        }
+        for ((seq, index, added, event), body) in &feed {
+            let values = (&event.tenant, seq_value(*seq), index_value(*index), if *added { "a" } else { "r" }, body);
+            writes.push(Box::pin(self.run_at(&s.insert_badge_feed, timestamp, values)));
+        }
         all(writes).await?;
         // Its effects are readable: status calls may report its position. At the step's
         // timestamp, so a late re-apply of an older step never marks back.

@@ -5,11 +5,12 @@
 use super::layout::{ACTIVITY_EVENT, ACTIVITY_ORDER, decode, parse, seq_value};
 use super::{CqlStore, Inner};
 use crate::support::{StoredPayload, encode};
-use crate::{BadgeRows, BadgeStore, LogMark, Result, StoreError};
-use touchstone_core::model::Millis;
+use crate::{BadgeFeedEntry, BadgeRows, BadgeStore, FeedChange, FeedPosition, LogMark, Result, StatLevel, StoreError};
 use async_trait::async_trait;
+use std::collections::BTreeMap;
+use touchstone_core::badge_stats::{BadgeTally, Interval};
 use touchstone_core::badges::BadgeBook;
-use touchstone_core::model::{BadgeEvent, Record};
+use touchstone_core::model::{BadgeEvent, Millis, Record};
 
 #[async_trait]
 impl BadgeStore for CqlStore {
@@ -37,6 +38,67 @@ impl BadgeStore for CqlStore {
     async fn customer_activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>> {
         self.inner.customer_activity(tenant, customer_id).await
     }
+
+    async fn customer_holdings(&self, tenant: &str, customer_id: &str) -> Result<BTreeMap<String, Vec<Interval>>> {
+        let rows: Vec<(String, Vec<u8>)> = self.inner.rows(&self.inner.statements.select_badge_holdings, (tenant, customer_id)).await?;
+        rows.into_iter().map(|(badge_id, intervals)| Ok((badge_id, decode("holding intervals", &intervals)?))).collect()
+    }
+
+    /// Delta rows (one per step and time) summed per time.
+    async fn badge_stats(&self, tenant: &str, badge_id: &str, level: StatLevel, from: Millis, to: Millis) -> Result<Vec<(Millis, BadgeTally)>> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let values = (tenant, badge_id, level_code(level), from, to);
+        let rows: Vec<(i64, Vec<u8>)> = self.inner.rows(&self.inner.statements.select_badge_stat_deltas, values).await?;
+        let mut sums: BTreeMap<Millis, BadgeTally> = BTreeMap::new();
+        for (ts, tally) in rows {
+            sums.entry(ts).or_default().add(decode("badge tally", &tally)?);
+        }
+        Ok(sums.into_iter().filter(|(_, tally)| !tally.is_zero()).collect())
+    }
+
+    async fn badge_feed(&self, tenant: &str, after: Option<FeedPosition>, limit: usize) -> Result<Vec<BadgeFeedEntry>> {
+        let (seq, index) = match after {
+            Some(after) => (seq_value(after.seq), index_value(after.index)),
+            None => (i64::MIN, i32::MIN),
+        };
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let rows: Vec<(i64, i32, String, Vec<u8>)> = self.inner.rows(&self.inner.statements.select_badge_feed_after, (tenant, seq, index, limit)).await?;
+        rows.into_iter()
+            .map(|(seq, index, change, event)| {
+                let change = match change.as_str() {
+                    "a" => FeedChange::Added,
+                    "r" => FeedChange::Removed,
+                    other => return Err(StoreError::Corrupt(format!("badge feed change {other:?}"))),
+                };
+                Ok(BadgeFeedEntry { position: feed_position(seq, index)?, change, event: decode("badge feed event", &event)? })
+            })
+            .collect()
+    }
+
+    async fn badge_feed_end(&self, tenant: &str) -> Result<Option<FeedPosition>> {
+        let row: Option<(i64, i32)> = self.inner.row(&self.inner.statements.select_badge_feed_end, (tenant,)).await?;
+        row.map(|(seq, index)| feed_position(seq, index)).transpose()
+    }
+}
+
+/// The `level` column of `badge_stat_deltas`.
+pub(super) fn level_code(level: StatLevel) -> &'static str {
+    match level {
+        StatLevel::Day => "d",
+        StatLevel::Instant => "i",
+    }
+}
+
+/// The `idx` column of `badge_feed`: u32 stored in an int, order kept.
+pub(super) fn index_value(index: u32) -> i32 {
+    (index ^ 0x8000_0000) as i32
+}
+
+fn feed_position(seq: i64, index: i32) -> Result<FeedPosition> {
+    let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("badge feed seq {seq}")))?;
+    Ok(FeedPosition { seq, index: (index as u32) ^ 0x8000_0000 })
 }
 
 impl Inner {

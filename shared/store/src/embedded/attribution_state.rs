@@ -1,18 +1,20 @@
 //! [`AttributionState`] on fjall: the engine's reads, and its commit as one batch under its
 //! shard's commit lock (rollup counters are read-modify-write).
 
+use super::badges::StoredFeedEntry;
 use super::ingest_log::StoredSetAside;
 use super::key::{read_time, Key};
 use super::layout::{
-    ACTIVITY_EVENT, ACTIVITY_ORDER, CUSTOMER_BUCKET_MS, PROCESSED, Table, activity_key, badge_key, campaign_rollup_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
+    ACTIVITY_EVENT, ACTIVITY_ORDER, CUSTOMER_BUCKET_MS, PROCESSED, Table, activity_key, badge_key, badge_stats_partition, campaign_rollup_key, feed_key, holding_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
     rollup_key, time_range,
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::{decode_campaign_cells, encode_campaign_cells, lock};
-use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, CustomerSpan, LOG_SHARDS, Result, StoreError, log_shard};
+use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, CustomerSpan, LOG_SHARDS, Result, StatLevel, StoreError, log_shard};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
+use touchstone_core::badge_stats::BadgeTally;
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Record, Touch};
 use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, CampaignCells, Granularity, MESSAGE_LEVELS, Tally};
 
@@ -221,6 +223,35 @@ impl Tables {
             }
         }
 
+        // Badge counters at both levels, folded into the stored rows.
+        let mut stat_sums: BTreeMap<Vec<u8>, BadgeTally> = BTreeMap::new();
+        for delta in &commit.badge_stats {
+            for level in [StatLevel::Day, StatLevel::Instant] {
+                let key = badge_stats_partition(&delta.tenant, &delta.badge_id, level).time(level.bucket(delta.ts)).into_vec();
+                stat_sums.entry(key).or_default().add(delta.tally);
+            }
+        }
+        for (key, delta) in stat_sums {
+            let mut tally: BadgeTally = self.get(Table::BadgeStats, &key)?.unwrap_or_default();
+            tally.add(delta);
+            if tally.is_zero() {
+                writes.delete(Table::BadgeStats, key);
+            } else {
+                writes.put(Table::BadgeStats, key, &tally)?;
+            }
+        }
+        for holding in &commit.holdings {
+            let key = holding_key(&holding.tenant, &holding.customer_id, &holding.badge_id).into_vec();
+            if holding.intervals.is_empty() {
+                writes.delete(Table::BadgeHoldings, key);
+            } else {
+                writes.put(Table::BadgeHoldings, key, &holding.intervals)?;
+            }
+        }
+        for entry in &commit.badge_feed {
+            writes.put(Table::BadgeFeed, feed_key(&entry.event.tenant, entry.position), &StoredFeedEntry::of(entry))?;
+        }
+
         for set_aside in &commit.set_aside {
             let seq = set_aside.entry.seq;
             if seq <= commit.after || seq > commit.processed {
@@ -283,7 +314,10 @@ fn check_tenants_of_shard(commit: &AttributionCommit) -> Result<()> {
         .chain(commit.campaign_rollups.iter().map(|delta| delta.tenant.as_str()))
         .chain(commit.pending.iter().map(|delta| delta.tenant.as_str()))
         .chain(commit.badge_rows.iter().map(BadgeRowChange::tenant))
-        .chain(commit.activity.iter().map(Record::tenant));
+        .chain(commit.activity.iter().map(Record::tenant))
+        .chain(commit.badge_stats.iter().map(|delta| delta.tenant.as_str()))
+        .chain(commit.holdings.iter().map(|holding| holding.tenant.as_str()))
+        .chain(commit.badge_feed.iter().map(|entry| entry.event.tenant.as_str()));
     let mut checked: Option<&str> = None;
     for tenant in tenants {
         if checked == Some(tenant) {

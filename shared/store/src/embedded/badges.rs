@@ -4,14 +4,21 @@
 
 use super::ingest_log::LogAppender;
 use super::key::{self, Key};
-use super::layout::{ACTIVITY_EVENT, ACTIVITY_ORDER, Table, activity_partition, badge_key, badge_partition, time_key};
+use super::layout::{
+    ACTIVITY_EVENT, ACTIVITY_ORDER, Table, activity_partition, badge_key, badge_partition, badge_stats_partition, feed_key, time_key,
+};
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::lock;
-use crate::{BadgeRows, BadgeStore, LogMark, LogPayload, Result, StoreError, log_shard};
+use crate::{
+    BadgeFeedEntry, BadgeInputs, BadgeRows, BadgeStore, FeedChange, FeedPosition, LogMark, LogPayload, Result, StatLevel, StoreError, log_shard,
+};
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::ops::Bound;
+use touchstone_core::badge_stats::{BadgeTally, Interval};
 use touchstone_core::badges::BadgeBook;
-use touchstone_core::model::{AppEvent, BadgeEvent, OrderRecord, Record};
+use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record};
 
 #[async_trait]
 impl BadgeStore for EmbeddedStore {
@@ -45,7 +52,7 @@ impl BadgeStore for EmbeddedStore {
         self.blocking(move |tables| tables.activity(&tenant, &customer_id)).await
     }
 
-    async fn badge_inputs_many(&self, customers: &[(String, String, bool)]) -> Result<Vec<(Vec<BadgeEvent>, Vec<Record>)>> {
+    async fn badge_inputs_many(&self, customers: &[(String, String, bool)]) -> Result<Vec<BadgeInputs>> {
         let customers = customers.to_vec();
         self.blocking(move |tables| {
             let everything = BadgeRows { limit: usize::MAX, ..BadgeRows::default() };
@@ -54,11 +61,58 @@ impl BadgeStore for EmbeddedStore {
                 .map(|(tenant, customer_id, with_activity)| {
                     let events = tables.badge_rows(tenant, customer_id, &everything)?;
                     let activity = if *with_activity { tables.activity(tenant, customer_id)? } else { Vec::new() };
-                    Ok((events, activity))
+                    let holdings = tables.holdings(tenant, customer_id)?;
+                    Ok(BadgeInputs { events, activity, holdings })
                 })
                 .collect()
         })
         .await
+    }
+
+    async fn customer_holdings(&self, tenant: &str, customer_id: &str) -> Result<BTreeMap<String, Vec<Interval>>> {
+        let (tenant, customer_id) = (tenant.to_owned(), customer_id.to_owned());
+        self.blocking(move |tables| tables.holdings(&tenant, &customer_id)).await
+    }
+
+    async fn badge_stats(&self, tenant: &str, badge_id: &str, level: StatLevel, from: Millis, to: Millis) -> Result<Vec<(Millis, BadgeTally)>> {
+        let (tenant, badge_id) = (tenant.to_owned(), badge_id.to_owned());
+        self.blocking(move |tables| tables.badge_stats(&tenant, &badge_id, level, from, to)).await
+    }
+
+    async fn badge_feed(&self, tenant: &str, after: Option<FeedPosition>, limit: usize) -> Result<Vec<BadgeFeedEntry>> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.badge_feed(&tenant, after, limit)).await
+    }
+
+    async fn badge_feed_end(&self, tenant: &str) -> Result<Option<FeedPosition>> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |tables| tables.badge_feed_end(&tenant)).await
+    }
+}
+
+/// A feed row's value: the change (`a` added, `r` removed) and the timeline entry.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StoredFeedEntry {
+    pub(super) change: u8,
+    pub(super) event: BadgeEvent,
+}
+
+impl StoredFeedEntry {
+    pub(super) fn of(entry: &BadgeFeedEntry) -> StoredFeedEntry {
+        let change = match entry.change {
+            FeedChange::Added => b'a',
+            FeedChange::Removed => b'r',
+        };
+        StoredFeedEntry { change, event: entry.event.clone() }
+    }
+
+    fn into_entry(self, position: FeedPosition) -> Result<BadgeFeedEntry> {
+        let change = match self.change {
+            b'a' => FeedChange::Added,
+            b'r' => FeedChange::Removed,
+            other => return Err(StoreError::Corrupt(format!("badge feed change {other}"))),
+        };
+        Ok(BadgeFeedEntry { position, change, event: self.event })
     }
 }
 
@@ -129,9 +183,82 @@ impl Tables {
             .collect()
     }
 
+    fn holdings(&self, tenant: &str, customer_id: &str) -> Result<BTreeMap<String, Vec<Interval>>> {
+        let partition = Key::new().str(tenant).str(customer_id);
+        let skip = partition.as_bytes().len();
+        self.table(Table::BadgeHoldings)
+            .prefix(super::checked(partition.as_bytes())?)
+            .map(|guard| {
+                let (key, value) = guard.into_inner().map_err(backend)?;
+                let (badge_id, _) = key::read_str(&key[skip..]).ok_or_else(|| StoreError::Corrupt("badge holding key".to_owned()))?;
+                Ok((badge_id.to_owned(), decode(Table::BadgeHoldings, &value)?))
+            })
+            .collect()
+    }
+
+    /// Rows of one badge and level in `[from, to)`, one per time (commits fold deltas in).
+    fn badge_stats(&self, tenant: &str, badge_id: &str, level: StatLevel, from: Millis, to: Millis) -> Result<Vec<(Millis, BadgeTally)>> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let partition = badge_stats_partition(tenant, badge_id, level);
+        let skip = partition.as_bytes().len();
+        let lower = super::checked(partition.clone().time(from).as_bytes())?.to_vec();
+        let upper = partition.time(to).into_vec();
+        self.table(Table::BadgeStats)
+            .range(lower..upper)
+            .map(|guard| {
+                let (key, value) = guard.into_inner().map_err(backend)?;
+                let (ts, _) = key::read_time(&key[skip..]).ok_or_else(|| StoreError::Corrupt("badge stats key".to_owned()))?;
+                Ok((ts, decode(Table::BadgeStats, &value)?))
+            })
+            .collect()
+    }
+
+    fn badge_feed(&self, tenant: &str, after: Option<FeedPosition>, limit: usize) -> Result<Vec<BadgeFeedEntry>> {
+        let partition = Key::new().str(tenant);
+        let skip = partition.as_bytes().len();
+        let lower = match after {
+            // Just past `after`: the key of the next index.
+            Some(after) => {
+                let mut key = feed_key(tenant, after);
+                key.push(0);
+                Bound::Included(key)
+            }
+            None => Bound::Included(partition.as_bytes().to_vec()),
+        };
+        let upper = key::prefix_end(super::checked(partition.as_bytes())?).map_or(Bound::Unbounded, Bound::Excluded);
+        self.table(Table::BadgeFeed)
+            .range((lower, upper))
+            .take(limit)
+            .map(|guard| {
+                let (key, value) = guard.into_inner().map_err(backend)?;
+                let position = feed_position(&key[skip..])?;
+                decode::<StoredFeedEntry>(Table::BadgeFeed, &value)?.into_entry(position)
+            })
+            .collect()
+    }
+
+    fn badge_feed_end(&self, tenant: &str) -> Result<Option<FeedPosition>> {
+        let partition = Key::new().str(tenant);
+        let skip = partition.as_bytes().len();
+        match self.table(Table::BadgeFeed).prefix(super::checked(partition.as_bytes())?).next_back() {
+            Some(guard) => Ok(Some(feed_position(&guard.key().map_err(backend)?[skip..])?)),
+            None => Ok(None),
+        }
+    }
+
     fn activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>> {
         let events: Vec<AppEvent> = self.scan_prefix(Table::ActivityByCustomer, activity_partition(tenant, customer_id, ACTIVITY_EVENT))?;
         let orders: Vec<OrderRecord> = self.scan_prefix(Table::ActivityByCustomer, activity_partition(tenant, customer_id, ACTIVITY_ORDER))?;
         Ok(events.into_iter().map(Record::Event).chain(orders.into_iter().map(Record::Order)).collect())
     }
+}
+
+/// The position a feed key ends with.
+fn feed_position(bytes: &[u8]) -> Result<FeedPosition> {
+    let corrupt = || StoreError::Corrupt("badge feed key".to_owned());
+    let seq = bytes.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or_else(corrupt)?;
+    let index = bytes.get(8..12).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).ok_or_else(corrupt)?;
+    Ok(FeedPosition { seq, index })
 }

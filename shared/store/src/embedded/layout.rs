@@ -20,6 +20,9 @@
 //! | `badge_customers` | tenant, customer | empty | `tenant_badge_customers` |
 //! | `activity_by_customer` | tenant, customer, kind (`e` event, `o` order), ts, event_id | `AppEvent` or `OrderRecord` (those badge rules count, written by commits) | `customer_activity` |
 //! | `badge_books` | tenant | `BadgeBook` | `badge_book`, `save_badge_book` |
+//! | `badge_stats` | tenant, badge_id, level (`d` day, `i` instant), time | `BadgeTally` | `badge_stats` |
+//! | `badge_holdings` | tenant, customer, badge_id | holding intervals | `customer_holdings` |
+//! | `badge_feed` | tenant, seq (u64), index (u32) | change (`a`/`r`) and `BadgeEvent` | `badge_feed`, `badge_feed_end` |
 //! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
 //! | `log` | shard (u32), seq (u64) | appended_at and payload | `read_log`, `log_status` |
 //! | `meta` | `log_head` or `processed`, shard | u64 | `ingest`, `log_status`, `commit_attribution` |
@@ -34,7 +37,7 @@
 
 use super::key::{self, Key};
 use crate::support::encode;
-use crate::{LOG_SHARDS, Result};
+use crate::{FeedPosition, LOG_SHARDS, Result, StatLevel};
 use std::ops::Bound;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::Millis;
@@ -78,11 +81,14 @@ pub(super) enum Table {
     ActivityByCustomer,
     BadgeBooks,
     BadgeCustomers,
+    BadgeStats,
+    BadgeHoldings,
+    BadgeFeed,
 }
 
 impl Table {
     /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
-    pub(super) const ALL: [Table; 24] = [
+    pub(super) const ALL: [Table; 27] = [
         Table::Dedup,
         Table::Messages,
         Table::TouchesByCustomer,
@@ -107,6 +113,9 @@ impl Table {
         Table::ActivityByCustomer,
         Table::BadgeBooks,
         Table::BadgeCustomers,
+        Table::BadgeStats,
+        Table::BadgeHoldings,
+        Table::BadgeFeed,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -135,6 +144,9 @@ impl Table {
             Table::ActivityByCustomer => "activity_by_customer",
             Table::BadgeBooks => "badge_books",
             Table::BadgeCustomers => "badge_customers",
+            Table::BadgeStats => "badge_stats",
+            Table::BadgeHoldings => "badge_holdings",
+            Table::BadgeFeed => "badge_feed",
         }
     }
 }
@@ -199,6 +211,25 @@ pub(super) fn activity_partition(tenant: &str, customer_id: &str, kind: u8) -> K
 /// A row of `activity_by_customer`.
 pub(super) fn activity_key(tenant: &str, customer_id: &str, kind: u8, ts: Millis, event_id: &str) -> Vec<u8> {
     time_key(activity_partition(tenant, customer_id, kind), None, ts).str(event_id).into_vec()
+}
+
+/// A badge's counter rows of one level.
+pub(super) fn badge_stats_partition(tenant: &str, badge_id: &str, level: StatLevel) -> Key {
+    let tag = match level {
+        StatLevel::Day => b'd',
+        StatLevel::Instant => b'i',
+    };
+    Key::new().str(tenant).str(badge_id).tag(tag)
+}
+
+/// A customer's holding intervals of a badge.
+pub(super) fn holding_key(tenant: &str, customer_id: &str, badge_id: &str) -> Key {
+    Key::new().str(tenant).str(customer_id).str(badge_id)
+}
+
+/// A row of a tenant's badge feed.
+pub(super) fn feed_key(tenant: &str, position: FeedPosition) -> Vec<u8> {
+    Key::new().str(tenant).bytes(&position.seq.to_be_bytes()).bytes(&position.index.to_be_bytes()).into_vec()
 }
 
 pub(super) const ACTIVITY_EVENT: u8 = b'e';
