@@ -385,6 +385,62 @@ pub fn assert_badges_match(server: &Server, config_server: &Server, data: &Gener
                 assert_eq!(json["locked"].as_array().map(Vec::len), Some(case.locked.len()));
             }
         }
+        for (tenant, (badges, currency)) in &definitions {
+            assert_badge_stats_match(&mut query, tenant, badges, currency, &inputs).await;
+        }
     });
     assert!(checked.0 > 0 && checked.1 > 0, "no badge entries were compared");
+}
+
+/// Each badge's `GetBadgeStats` over the data's whole span and over a range cut mid-day
+/// equals counting the reference's timelines (every entry, expiries ahead of now too) and
+/// trophy cases customer by customer.
+async fn assert_badge_stats_match(
+    query: &mut QueryServiceClient<tonic::transport::Channel>,
+    tenant: &str,
+    badges: &[BadgeDefinition],
+    currency: &str,
+    inputs: &BadgeInputs,
+) {
+    const DAY: i64 = 86_400_000;
+    let customers: Vec<&(Vec<BadgeEvent>, Vec<Record>)> =
+        inputs.customers.iter().filter(|((t, _), _)| t == tenant).map(|(_, customer)| customer).collect();
+    let everything: Vec<_> = customers.iter().flat_map(|(stored, activity)| reference_badges::timeline(badges, currency, stored, activity, i64::MAX)).collect();
+    let (Some(first), Some(last)) = (everything.iter().map(|e| e.ts).min(), everything.iter().map(|e| e.ts).max()) else { return };
+    let badge_ids: std::collections::BTreeSet<&str> = everything.iter().map(|e| e.badge_id.as_str()).collect();
+    let whole = (first - first.rem_euclid(DAY), last + 2 * DAY - last.rem_euclid(DAY));
+    let cut = (first + (last - first) / 3 + 12_345, last - (last - first) / 4 + 1);
+    for badge_id in badge_ids {
+        for (from, to) in [whole, cut] {
+            let request = pb::BadgeStatsRequest {
+                tenant: tenant.to_owned(),
+                badge_id: badge_id.to_owned(),
+                range: Some(pb::TimeRange { from_ms: Some(from), to_ms: Some(to) }),
+            };
+            let stats = query.get_badge_stats(request).await.expect("GetBadgeStats").into_inner();
+            let count = |action: touchstone_core::model::BadgeAction, from: i64, to: i64| {
+                everything.iter().filter(|e| e.badge_id == badge_id && e.action == action && from <= e.ts && e.ts < to).count() as i64
+            };
+            let holders = |at: i64| {
+                customers
+                    .iter()
+                    .filter(|(stored, activity)| {
+                        reference_badges::trophy_case(badges, currency, stored, activity, at).held.iter().any(|h| h.badge_id == badge_id)
+                    })
+                    .count() as i64
+            };
+            use touchstone_core::model::BadgeAction::{Earned, Expired, Revoked};
+            let what = format!("badge stats of {tenant}/{badge_id} over [{from}, {to})");
+            assert_eq!((stats.earned, stats.revoked, stats.expired), (count(Earned, from, to), count(Revoked, from, to), count(Expired, from, to)), "{what}");
+            assert_eq!(stats.holders_now, holders(stats.now_ms), "{what}: holders now");
+            let days = (from - from.rem_euclid(DAY)..to).step_by(DAY as usize);
+            assert_eq!(stats.days.len(), days.clone().count(), "{what}: days");
+            for (day, start) in stats.days.iter().zip(days) {
+                let (lo, hi) = (from.max(start), to.min(start + DAY));
+                assert_eq!((day.day_ms, day.earned, day.revoked, day.expired), (start, count(Earned, lo, hi), count(Revoked, lo, hi), count(Expired, lo, hi)), "{what}: day {}", day.date);
+            }
+            let end = stats.days.last().expect("a day at least");
+            assert_eq!(end.holders_at_end, holders(to - 1), "{what}: holders at the end");
+        }
+    }
 }

@@ -316,3 +316,107 @@ fn csv_import_reports_bad_rows_by_line_is_idempotent_and_a_10000_event_timeline_
     let expected: Vec<&str> = last.iter().filter(|(_, (_, _, action))| action == "EARNED").map(|(id, _)| id.as_str()).collect();
     assert_eq!(held, expected);
 }
+
+/// The next `n` feed items, failing after a generous wait (the feed polls every 200 ms).
+async fn next_items(feed: &mut tonic::Streaming<pb::BadgeFeedItem>, n: usize) -> Vec<pb::BadgeFeedItem> {
+    let mut items = Vec::new();
+    while items.len() < n {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(20), feed.message()).await;
+        items.push(item.expect("a feed item within 20 s").expect("the feed").expect("an open feed"));
+    }
+    items
+}
+
+fn feed_view(items: &[pb::BadgeFeedItem]) -> Vec<(pb::BadgeFeedChange, String, String, i64)> {
+    items
+        .iter()
+        .map(|item| {
+            let entry = item.entry.as_ref().expect("an entry");
+            (item.change(), item.customer_id.clone(), entry.event_id.clone(), entry.ts)
+        })
+        .collect()
+}
+
+#[test]
+fn the_feed_follows_issues_and_rule_earns_as_they_happen_and_badge_stats_count_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DevServer::start(&dir.path().join("store"));
+    server.cli_ok(&["import", "config", &write(dir.path(), "config.json", CONFIG)]);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let channel = server.channel().await;
+        let mut ingest = IngestServiceClient::new(channel.clone());
+        let mut query = QueryServiceClient::new(channel);
+        let watch = |after: String, from_start: bool, badge_id: Option<&str>| pb::WatchBadgeEventsRequest {
+            tenant: "gym".into(),
+            after,
+            from_start,
+            badge_id: badge_id.map(str::to_owned),
+        };
+        let mut feed = query.watch_badge_events(watch(String::new(), false, None)).await.unwrap().into_inner();
+        let mut vip_only = query.watch_badge_events(watch(String::new(), false, Some("vip"))).await.unwrap().into_inner();
+
+        let issue = pb::IssueBadgeRequest {
+            tenant: "gym".into(),
+            event_id: "i1".into(),
+            customer_id: "eve".into(),
+            badge_id: "vip".into(),
+            ts: Some(T0),
+            actor: "agent-7".into(),
+            reason: None,
+            source: pb::BadgeSource::DirectIssue.into(),
+        };
+        ingest.issue_badge(issue.clone()).await.unwrap();
+        use pb::BadgeFeedChange::{Added, Removed};
+        let first = next_items(&mut feed, 1).await;
+        assert_eq!(feed_view(&first), vec![(Added, "eve".to_owned(), "i1".to_owned(), T0)]);
+
+        // Three check-ins earn `regular`; a late, earlier one moves the earn.
+        let checkins = [checkin("c10", "eve", T0 + 10 * DAY), checkin("c20", "eve", T0 + 20 * DAY), checkin("c30", "eve", T0 + 30 * DAY)];
+        server.cli_ok(&["import", "records", &write(dir.path(), "checkins.jsonl", &checkins.join("\n")), "--wait"]);
+        let earned = next_items(&mut feed, 1).await;
+        assert_eq!(feed_view(&earned), vec![(Added, "eve".to_owned(), "rule:regular".to_owned(), T0 + 30 * DAY)]);
+        server.cli_ok(&["import", "records", &write(dir.path(), "late.jsonl", &checkin("c05", "eve", T0 + 5 * DAY)), "--wait"]);
+        let moved = next_items(&mut feed, 2).await;
+        assert_eq!(
+            feed_view(&moved),
+            vec![
+                (Removed, "eve".to_owned(), "rule:regular".to_owned(), T0 + 30 * DAY),
+                (Added, "eve".to_owned(), "rule:regular".to_owned(), T0 + 20 * DAY)
+            ]
+        );
+        ingest.revoke_badge(pb::IssueBadgeRequest { event_id: "r1".into(), ts: Some(T0 + DAY), source: 0, ..issue.clone() }).await.unwrap();
+        let revoked = next_items(&mut feed, 1).await;
+        assert_eq!(feed_view(&revoked), vec![(Added, "eve".to_owned(), "r1".to_owned(), T0 + DAY)]);
+        // The filtered feed saw the vip entries only.
+        let vip = next_items(&mut vip_only, 2).await;
+        assert_eq!(vip.iter().map(|i| i.entry.as_ref().unwrap().event_id.as_str()).collect::<Vec<_>>(), ["i1", "r1"]);
+
+        // Resuming from a cursor gives what followed it, nothing twice; from the start, all.
+        let mut resumed = query.watch_badge_events(watch(first[0].cursor.clone(), false, None)).await.unwrap().into_inner();
+        let rest = next_items(&mut resumed, 4).await;
+        assert_eq!(rest, [earned, moved.clone(), revoked.clone()].concat());
+        let mut everything = query.watch_badge_events(watch(String::new(), true, None)).await.unwrap().into_inner();
+        assert_eq!(next_items(&mut everything, 5).await, [first, rest].concat());
+        let bad = query.watch_badge_events(watch("nope".into(), false, None)).await.unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
+
+        // Stats: `regular` earned on day 20 and held since; `vip` issued on day 0 and revoked on day 1.
+        let stats = |badge_id: &str, from: i64, to: i64| pb::BadgeStatsRequest {
+            tenant: "gym".into(),
+            badge_id: badge_id.into(),
+            range: Some(pb::TimeRange { from_ms: Some(from), to_ms: Some(to) }),
+        };
+        let regular = query.get_badge_stats(stats("regular", T0, T0 + 40 * DAY)).await.unwrap().into_inner();
+        assert_eq!((regular.earned, regular.revoked, regular.holders_now, regular.days.len()), (1, 0, 1, 40));
+        assert_eq!(regular.days[20].earned, 1);
+        assert_eq!((regular.days[19].holders_at_end, regular.days[20].holders_at_end, regular.days[20].date.as_str()), (0, 1, "2026-01-21"));
+        let vip = query.get_badge_stats(stats("vip", T0 + 12 * 3_600_000, T0 + DAY + 1)).await.unwrap().into_inner();
+        assert_eq!((vip.earned, vip.revoked, vip.holders_now), (0, 1, 0));
+        assert_eq!(vip.days.iter().map(|d| d.holders_at_end).collect::<Vec<_>>(), [1, 0]);
+        let unknown = query.get_badge_stats(stats("ghost", T0, T0 + DAY)).await.unwrap_err();
+        assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
+        let open = query.get_badge_stats(pb::BadgeStatsRequest { range: None, ..stats("vip", 0, 1) }).await.unwrap_err();
+        assert_eq!(open.code(), tonic::Code::InvalidArgument, "{open:?}");
+    });
+}

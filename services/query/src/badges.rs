@@ -1,13 +1,21 @@
-//! A customer's badge timeline and trophy case. Both read the customer's badge partition,
-//! where ingest writes the stored badge events and attribution the derived ones (rule
-//! earns, expiries): a timeline page is one range read from the page's cursor; the trophy
-//! case replays the whole partition and, for progress, reads what the rules count.
+//! A customer's badge timeline and trophy case, a badge's figures, and a tenant's feed.
+//!
+//! - The timeline and the trophy case read the customer's badge partition, where ingest
+//!   writes the stored badge events and attribution the derived ones (rule earns,
+//!   expiries): a timeline page is one range read from the page's cursor; the trophy case
+//!   replays the whole partition and, for progress, reads what the rules count.
+//! - A badge's figures read its counters (`touchstone_core::badge_stats`): day rows, and
+//!   instant rows for the days the range or "now" cut.
+//! - The feed polls the tenant's feed rows past a cursor.
 
+use std::time::Duration;
+use tokio::sync::mpsc;
+use touchstone_core::badge_stats::{self, BadgeStats, MAX_REPORT_DAYS, StatsPlan};
 use touchstone_core::badges::{self, TimelineCursor, TimelineEntry, TimelineFilter, TrophyCase};
 use touchstone_core::model::Millis;
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
-use touchstone_store::{BadgeRows, BadgeStore, ConfigStore};
+use touchstone_store::{BadgeFeedEntry, BadgeRows, BadgeStore, ConfigStore, FeedChange, FeedPosition, StatLevel};
 
 /// Entries in a timeline page when the request does not say.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -82,7 +90,124 @@ pub async fn trophy_case(
     Ok(badges::trophy_case(&book.badges, &currency, &entries, &activity, now))
 }
 
+/// A badge's figures over the request's range at `now`. NOT_FOUND for a badge the tenant
+/// neither defines nor has entries of.
+pub async fn badge_stats(store: &dyn BadgeStore, request: pb::BadgeStatsRequest, now: Millis) -> Result<BadgeStats, ApiError> {
+    let pb::BadgeStatsRequest { tenant, badge_id, range } = request;
+    let pb::TimeRange { from_ms, to_ms } = range.unwrap_or_default();
+    let (Some(from), Some(to)) = (from_ms, to_ms) else {
+        return Err(ApiError::InvalidArgument("range needs both from_ms and to_ms".to_owned()));
+    };
+    if from >= to {
+        return Err(ApiError::InvalidArgument(format!("range from {from} is not before to {to}")));
+    }
+    if to.checked_sub(from).is_none_or(|span| span > MAX_REPORT_DAYS * badge_stats::DAY_MS) {
+        return Err(ApiError::InvalidArgument(format!("range spans more than {MAX_REPORT_DAYS} days")));
+    }
+    let plan = StatsPlan::new(from, to, now);
+    let days = store.badge_stats(&tenant, &badge_id, StatLevel::Day, Millis::MIN, plan.days_to).await?;
+    if days.is_empty() && store.badge_book(&tenant).await?.get(&badge_id).is_none() {
+        return Err(ApiError::NotFound(format!("badge {badge_id:?} is not defined for tenant {tenant:?} and has no entries")));
+    }
+    let mut instants = Vec::new();
+    for &(from, to) in &plan.instants {
+        instants.extend(store.badge_stats(&tenant, &badge_id, StatLevel::Instant, from, to).await?);
+    }
+    Ok(badge_stats::report(&plan, &days, &instants))
+}
+
+/// How often an open feed looks for new items when it has sent everything.
+pub const FEED_POLL: Duration = Duration::from_millis(200);
+/// Feed rows read at a time.
+const FEED_BATCH: usize = 256;
+
+/// A feed cursor: the item's position, as 24 hex digits.
+pub fn feed_cursor(position: FeedPosition) -> String {
+    format!("{:016x}{:08x}", position.seq, position.index)
+}
+
+fn parse_feed_cursor(cursor: &str) -> Option<FeedPosition> {
+    if cursor.len() != 24 || !cursor.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let seq = u64::from_str_radix(&cursor[..16], 16).ok()?;
+    let index = u32::from_str_radix(&cursor[16..], 16).ok()?;
+    Some(FeedPosition { seq, index })
+}
+
+/// Where a feed starts: past the request's cursor, at the start, or at the end.
+pub async fn feed_start(store: &dyn BadgeStore, request: &pb::WatchBadgeEventsRequest) -> Result<Option<FeedPosition>, ApiError> {
+    if !request.after.is_empty() {
+        let position = parse_feed_cursor(&request.after)
+            .ok_or_else(|| ApiError::InvalidArgument("after is not a cursor this server gave out: pass an item's cursor unchanged".to_owned()))?;
+        return Ok(Some(position));
+    }
+    if request.from_start { Ok(None) } else { Ok(store.badge_feed_end(&request.tenant).await?) }
+}
+
+/// Sends the tenant's feed items past `after` into `sink` as they appear, until the
+/// receiver goes away or a read fails (sent as the stream's last item).
+pub async fn follow_feed(
+    store: &dyn BadgeStore,
+    tenant: String,
+    badge_id: Option<String>,
+    mut after: Option<FeedPosition>,
+    sink: mpsc::Sender<Result<pb::BadgeFeedItem, tonic::Status>>,
+) {
+    loop {
+        let batch = match store.badge_feed(&tenant, after, FEED_BATCH).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                let _ = sink.send(Err(ApiError::from(error).into())).await;
+                return;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                () = sink.closed() => return,
+                () = tokio::time::sleep(FEED_POLL) => continue,
+            }
+        }
+        for entry in batch {
+            after = Some(entry.position);
+            if badge_id.as_ref().is_some_and(|badge_id| *badge_id != entry.event.badge_id) {
+                continue;
+            }
+            if sink.send(Ok(feed_item(entry))).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn feed_item(entry: BadgeFeedEntry) -> pb::BadgeFeedItem {
+    let change = match entry.change {
+        FeedChange::Added => pb::BadgeFeedChange::Added,
+        FeedChange::Removed => pb::BadgeFeedChange::Removed,
+    };
+    let customer_id = entry.event.customer_id.clone();
+    pb::BadgeFeedItem {
+        cursor: feed_cursor(entry.position),
+        change: change.into(),
+        customer_id,
+        entry: Some(TimelineEntry::from_event(&entry.event).into()),
+    }
+}
+
 /// The server's clock, which decides which expiries have passed and what progress is.
 pub fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_cursors_round_trip_and_refuse_anything_else() {
+        let position = FeedPosition { seq: 1 << 40, index: 7 };
+        assert_eq!(parse_feed_cursor(&feed_cursor(position)), Some(position));
+        assert_eq!(parse_feed_cursor("zz"), None);
+        assert_eq!(parse_feed_cursor(&"g".repeat(24)), None);
+    }
 }

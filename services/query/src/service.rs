@@ -7,7 +7,10 @@ use chrono::Datelike;
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 use touchstone_attribution::inputs::credit_inputs;
 use touchstone_core::attribution::{self, ExplicitStatus, Messages, Verdict};
 use touchstone_core::config::TenantConfig;
@@ -293,6 +296,48 @@ impl QueryService for QueryApi {
         let request = valid(request)?;
         let case = crate::badges::trophy_case(self.configs.as_ref(), self.badges.as_ref(), request, crate::badges::now_ms()).await?;
         Ok(Response::new(case.into()))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, badge_id = %request.get_ref().badge_id))]
+    async fn get_badge_stats(&self, request: Request<pb::BadgeStatsRequest>) -> Result<Response<pb::BadgeStats>, Status> {
+        let request = valid(request)?;
+        let badge_id = request.badge_id.clone();
+        let now = crate::badges::now_ms();
+        let stats = crate::badges::badge_stats(self.badges.as_ref(), request, now).await?;
+        let days = stats
+            .days
+            .into_iter()
+            .map(|day| pb::BadgeDayStats {
+                day_ms: day.day,
+                date: chrono::DateTime::from_timestamp_millis(day.day).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+                earned: day.earned,
+                revoked: day.revoked,
+                expired: day.expired,
+                holders_at_end: day.holders_at_end,
+            })
+            .collect();
+        Ok(Response::new(pb::BadgeStats {
+            badge_id,
+            earned: stats.earned,
+            revoked: stats.revoked,
+            expired: stats.expired,
+            holders_now: stats.holders_now,
+            now_ms: now,
+            days,
+        }))
+    }
+
+    type WatchBadgeEventsStream = ReceiverStream<Result<pb::BadgeFeedItem, Status>>;
+
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
+    async fn watch_badge_events(&self, request: Request<pb::WatchBadgeEventsRequest>) -> Result<Response<Self::WatchBadgeEventsStream>, Status> {
+        let request = valid(request)?;
+        let start = crate::badges::feed_start(self.badges.as_ref(), &request).await?;
+        let (sink, stream) = mpsc::channel(64);
+        let store = Arc::clone(&self.badges);
+        let pb::WatchBadgeEventsRequest { tenant, badge_id, .. } = request;
+        tokio::spawn(async move { crate::badges::follow_feed(store.as_ref(), tenant, badge_id, start, sink).await }.in_current_span());
+        Ok(Response::new(ReceiverStream::new(stream)))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, goal_id = %request.get_ref().goal_id))]

@@ -305,7 +305,8 @@ mod tests {
     /// Brute force: the figures straight from every customer's intervals and entries.
     #[test]
     fn reports_equal_counting_customers_one_by_one() {
-        let customers: Vec<(Vec<Interval>, Vec<(BadgeAction, Millis)>)> = vec![
+        type Customer = (Vec<Interval>, Vec<(BadgeAction, Millis)>);
+        let customers: Vec<Customer> = vec![
             (vec![(5, 3 * DAY_MS + 10)], vec![(BadgeAction::Earned, 5)]),
             (vec![(DAY_MS + 1, DAY_MS + 2), (2 * DAY_MS, Millis::MAX)], vec![
                 (BadgeAction::Earned, DAY_MS + 1),

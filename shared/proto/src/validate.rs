@@ -272,6 +272,23 @@ impl Validate for pb::BadgeTimelineRequest {
     }
 }
 
+impl Validate for pb::BadgeStatsRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::BadgeStatsRequest { tenant, badge_id, range: _ } = self;
+        id("tenant", tenant)?;
+        id("badge_id", badge_id)
+    }
+}
+
+impl Validate for pb::WatchBadgeEventsRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::WatchBadgeEventsRequest { tenant, after, from_start: _, badge_id } = self;
+        id("tenant", tenant)?;
+        optional_id("badge_id", badge_id)?;
+        long_text("after", after)
+    }
+}
+
 impl Validate for pb::TrophyCaseRequest {
     fn validate(&self) -> Result<(), InvalidRecord> {
         let pb::TrophyCaseRequest { tenant, customer_id } = self;

@@ -194,13 +194,19 @@ struct StoredStep {
     badge_rows: Vec<Result<BadgeEvent, (String, String, Millis, String)>>,
     /// Badge activity to index: app events and order status records.
     activity: Vec<Record>,
-    /// `(tenant, badge_id, ts, delta)`.
-    badge_stats: Vec<(String, String, Millis, BadgeTally)>,
-    /// `(tenant, customer_id, badge_id, intervals)`; none: delete the row.
-    holdings: Vec<(String, String, String, Vec<Interval>)>,
-    /// `(seq, index, added, event)`.
-    badge_feed: Vec<(u64, u32, bool, BadgeEvent)>,
+    badge_stats: Vec<StatDelta>,
+    holdings: Vec<HoldingRow>,
+    badge_feed: Vec<FeedRow>,
 }
+
+/// `(tenant, badge_id, ts, delta)` of a badge counter.
+type StatDelta = (String, String, Millis, BadgeTally);
+/// `(tenant, customer_id, badge_id, intervals)`; no intervals: delete the row.
+type HoldingRow = (String, String, String, Vec<Interval>);
+/// `(seq, index, added, event)` of a feed entry.
+type FeedRow = (u64, u32, bool, BadgeEvent);
+/// `(tenant, badge_id, level, ts)` of a `badge_stat_deltas` row.
+type StatKey<'a> = (&'a str, &'a str, &'static str, Millis);
 
 /// A set-aside entry as stored in the step body; written to `set_aside` when the step is
 /// applied.
@@ -497,14 +503,14 @@ impl Inner {
                 stat_sums.entry((tenant, badge_id, level, level.bucket(*ts))).or_default().add(*tally);
             }
         }
-        let stat_rows: Vec<((&str, &str, &str, Millis), Vec<u8>)> = stat_sums
+        let stat_rows: Vec<(StatKey<'_>, Vec<u8>)> = stat_sums
             .into_iter()
             .filter(|(_, tally)| !tally.is_zero())
             .map(|((tenant, badge_id, level, ts), tally)| Ok(((tenant, badge_id, level_code(level), ts), encode(&tally)?)))
             .collect::<Result<_>>()?;
-        let holdings: Vec<(&(String, String, String, Vec<Interval>), Vec<u8>)> =
+        let holdings: Vec<(&HoldingRow, Vec<u8>)> =
             step.holdings.iter().map(|row| Ok((row, encode(&row.3)?))).collect::<Result<_>>()?;
-        let feed: Vec<(&(u64, u32, bool, BadgeEvent), Vec<u8>)> =
+        let feed: Vec<(&FeedRow, Vec<u8>)> =
             step.badge_feed.iter().map(|row| Ok((row, encode(&row.3)?))).collect::<Result<_>>()?;
 
         let mut writes: Vec<Write<'_>> = buckets.into_iter().map(|row| self.write_bucket(row)).collect();
