@@ -9,6 +9,7 @@
 //! reference's, and paging through the timeline must give exactly the filtered timeline.
 
 use proptest::prelude::*;
+use touchstone_core::badge_stats;
 use touchstone_core::badges::{self, BadgeDefinition, BadgeRule, RuleKind, TimelineCursor, TimelineEntry, TimelineFilter};
 use touchstone_core::model::{AppEvent, BadgeAction, BadgeEvent, BadgeSource, Millis, OrderRecord, Record, Touch, TouchKind};
 use touchstone_core::reference_badges;
@@ -196,6 +197,30 @@ proptest! {
         for id in BADGE_IDS {
             let rule_earns = actual.iter().filter(|e| e.event_id == format!("rule:{id}")).count();
             prop_assert!(rule_earns <= 1);
+        }
+    }
+
+    /// The holding intervals analytics count (`badge_stats::holdings`, over every entry
+    /// whatever the time) hold a badge at exactly the times the reference's trophy case
+    /// does.
+    #[test]
+    fn holding_intervals_hold_when_the_reference_holds(c in customer()) {
+        let everything = badges::timeline(&c.badges, CURRENCY, &c.stored, &c.activity, Millis::MAX);
+        let holdings = badge_stats::holdings(&c.badges, &everything);
+        for slot in -1i64..45 {
+            for off in [0, 1, -1] {
+                let at = T0 + slot * STEP + off;
+                let case = reference_badges::trophy_case(&c.badges, CURRENCY, &c.stored, &c.activity, at);
+                let held: Vec<&str> = case.held.iter().map(|h| h.badge_id.as_str()).collect();
+                let by_intervals: Vec<&str> = holdings
+                    .iter()
+                    .filter(|(_, intervals)| intervals.iter().any(|&(start, end)| start <= at && at < end))
+                    .map(|(badge_id, _)| badge_id.as_str())
+                    .collect();
+                let mut held_sorted = held.clone();
+                held_sorted.sort_unstable();
+                prop_assert_eq!(by_intervals, held_sorted, "at T0 + {}", at - T0);
+            }
         }
     }
 
