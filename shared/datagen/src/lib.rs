@@ -1,7 +1,8 @@
 //! A realistic, deterministic dataset generator for
 //! `touchstone gen --scale S --seed N [--days D] [--campaigns C] DIR`: the three bulk files of
 //! SPEC section 7 (`config.json`, `messages.jsonl`, `records.jsonl`), about `S × 10,000`
-//! records over `D` days (default 60), byte-identical for the same [`GenOptions`].
+//! records over `D` days (default 60) plus 200 badge events per tenant for its long-timeline
+//! member, byte-identical for the same [`GenOptions`].
 //!
 //! The data is meant to load-test and, above all, to cross-check the engine against
 //! `touchstone_core::reference`: it is shaped like real traffic, and it holds every case where
@@ -28,6 +29,9 @@
 //!     CANCELLED, REFUNDED) with categories, channels (web, app, pos), coupons changing the
 //!     paid amount, equal-ms PLACED/PAID at the till, a PAID stamped before its PLACED, and
 //!     some in a foreign currency; badge events from every source, some revoked or expired;
+//!   - a member per tenant (`member-long-timeline`) with a long badge history: 200 events
+//!     over the whole span, from its own random stream, so the other lines are the ones
+//!     generated before it existed, in the same order;
 //!   - deliberate edge cases: conversions exactly at `window_ms` after the touch and 1 ms
 //!     past it, at the touch's very ms, equal-ts connecting touches of two messages, explicit
 //!     `msg_hash` of excluded and unregistered messages, `event_id`s reused across tenants;
@@ -65,7 +69,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use touchstone_core::files::{message_to_json, record_to_json};
-use touchstone_core::model::Millis;
+use touchstone_core::model::{Millis, Record};
 
 /// 2026-01-01T00:00:00Z: where generated time starts.
 pub const BASE_TS: Millis = 1_767_225_600_000;
@@ -183,7 +187,7 @@ fn build(options: &GenOptions) -> Built {
     let mut messages = 0;
     let mut records = Shuffle::default();
     let mut rng = SmallRng::seed_from_u64(stream_seed(options.seed, 0));
-    for tenant in Tenants::new(options) {
+    for (index, tenant) in Tenants::new(options).enumerate() {
         sections.insert(tenant.tenant.clone(), tenant.config_section.clone());
         for message in &tenant.messages {
             writeln!(messages_jsonl, "{}", message_to_json(message)).expect("writing to a String cannot fail");
@@ -193,6 +197,10 @@ fn build(options: &GenOptions) -> Built {
         }
         messages += tenant.messages.len() + tenant.message_repeats.len();
         records.add(&tenant, &mut rng);
+        // Streams of their own: the long timelines leave every other line where it was.
+        let mut long_rng = SmallRng::seed_from_u64(stream_seed(options.seed, LONG_TIMELINE_STREAMS + index as u64));
+        let long = tenant::long_timeline(&tenant, i64::from(options.days.clamp(1, MAX_DAYS)), &mut long_rng);
+        records.add_records(&long, &mut long_rng);
     }
     // Every tenant's registrations first, then every tenant's re-registrations.
     messages_jsonl.push_str(&re_registrations);
@@ -268,7 +276,11 @@ impl Iterator for Tenants {
     }
 }
 
-/// A seed per random stream (0: the shuffle, 1..: the tenants), decorrelated by splitmix64.
+/// The first stream of the tenants' long-timeline members (one each, by tenant index).
+const LONG_TIMELINE_STREAMS: u64 = 1 << 32;
+
+/// A seed per random stream (0: the shuffle, 1..: the tenants, [`LONG_TIMELINE_STREAMS`]..:
+/// their long-timeline members), decorrelated by splitmix64.
 fn stream_seed(seed: u64, stream: u64) -> u64 {
     let mut z = seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -302,6 +314,14 @@ impl Shuffle {
             let after = self.keyed[first + repeat.of].0;
             let key = rng.random_range(after..=u64::MAX);
             self.push(key, record_to_json(&repeat.record));
+        }
+    }
+
+    /// Adds lines at positions drawn from `rng`.
+    fn add_records(&mut self, records: &[Record], rng: &mut SmallRng) {
+        for record in records {
+            let key = rng.random();
+            self.push(key, record_to_json(record));
         }
     }
 

@@ -846,3 +846,58 @@ fn event_id_mut(record: &mut Record) -> &mut String {
         Record::Message(m) => &mut m.msg_hash,
     }
 }
+
+/// Badge events of a tenant's long-timeline member in one tenant.
+pub(crate) const LONG_TIMELINE_EVENTS: usize = 200;
+
+/// The customer id of a tenant's long-timeline member.
+pub(crate) const LONG_TIMELINE_CUSTOMER: &str = "member-long-timeline";
+
+/// A member with a long badge history (what a support agent pages through): earns of the
+/// tenant's badges from every source over the whole span, many revoked or expired again,
+/// a few at the same ms. Drawn from `rng`, a stream of its own, so the rest of the data is
+/// what it was without this member.
+pub(crate) fn long_timeline(tenant: &TenantData, days: i64, rng: &mut SmallRng) -> Vec<Record> {
+    let badge_ids: Vec<String> = tenant.config_section["badges"]
+        .as_array()
+        .map(|badges| badges.iter().filter_map(|b| b["id"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if badge_ids.is_empty() {
+        return Vec::new();
+    }
+    const SOURCES: [BadgeSource; 5] =
+        [BadgeSource::Api, BadgeSource::DirectIssue, BadgeSource::BulkImport, BadgeSource::Migration, BadgeSource::Api];
+    let span = days.max(1) * DAY;
+    let mut records = Vec::with_capacity(LONG_TIMELINE_EVENTS);
+    let mut ts = BASE_TS + rng.random_range(0..HOUR);
+    let step = (span / LONG_TIMELINE_EVENTS as i64).max(2);
+    while records.len() < LONG_TIMELINE_EVENTS {
+        let badge_id = &badge_ids[rng.random_range(0..badge_ids.len())];
+        let source = SOURCES[records.len() % SOURCES.len()];
+        let action = match rng.random_range(0..10) {
+            0..6 => BadgeAction::Earned,
+            6..9 => BadgeAction::Revoked,
+            _ => BadgeAction::Expired,
+        };
+        let reason = match action {
+            BadgeAction::Earned => Some(format!("{} by support", source.as_str().to_lowercase())),
+            BadgeAction::Revoked => Some("issued by mistake".to_owned()),
+            BadgeAction::Expired => None,
+        };
+        records.push(Record::Badge(BadgeEvent {
+            tenant: tenant.tenant.clone(),
+            event_id: uuid(rng),
+            customer_id: LONG_TIMELINE_CUSTOMER.to_owned(),
+            badge_id: badge_id.clone(),
+            action,
+            ts,
+            source,
+            reason,
+        }));
+        // Now and then two entries at the same ms.
+        if rng.random_range(0..10) != 0 {
+            ts += rng.random_range(1..2 * step);
+        }
+    }
+    records
+}
