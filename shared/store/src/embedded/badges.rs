@@ -5,7 +5,7 @@
 use super::ingest_log::LogAppender;
 use super::key::{self, Key};
 use super::layout::{
-    ACTIVITY_EVENT, ACTIVITY_ORDER, Table, activity_partition, badge_key, badge_partition, badge_stats_partition, feed_key, time_key,
+    ACTIVITY_EVENT, ACTIVITY_ORDER, Table, activity_partition, badge_key, badge_partition, badge_stats_partition, badge_time, feed_key,
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::lock;
@@ -140,31 +140,33 @@ impl Tables {
         Ok(mark)
     }
 
-    /// Newest first: a reverse scan between the bounds `rows` sets.
+    /// Newest first: a forward scan between the bounds `rows` sets (the partition is laid
+    /// out newest first).
     fn badge_rows(&self, tenant: &str, customer_id: &str, rows: &BadgeRows) -> Result<Vec<BadgeEvent>> {
         let partition = badge_partition(tenant, customer_id);
-        let lower = match rows.from {
-            Some(from) => time_key(partition.clone(), None, from).into_vec(),
-            None => partition.as_bytes().to_vec(),
-        };
-        let mut upper = key::prefix_end(partition.as_bytes());
+        // Rows with ts < to start after every row at `to`; the cursor's row is excluded.
+        let mut lower = Bound::Included(partition.as_bytes().to_vec());
         if let Some(to) = rows.to {
-            upper = Some(time_key(partition.clone(), None, to).into_vec());
+            let Some(after_to) = key::prefix_end(badge_time(tenant, customer_id, to).as_bytes()) else { return Ok(Vec::new()) };
+            lower = higher_lower_bound(lower, Bound::Included(after_to));
         }
         if let Some((ts, event_id)) = &rows.before {
-            let before = badge_key(tenant, customer_id, *ts, event_id);
-            upper = Some(upper.map_or(before.clone(), |upper| upper.min(before)));
+            lower = higher_lower_bound(lower, Bound::Excluded(badge_key(tenant, customer_id, *ts, event_id)));
         }
+        // Rows with ts >= from end with the last row at `from`.
+        let upper = match rows.from {
+            Some(from) => key::prefix_end(badge_time(tenant, customer_id, from).as_bytes()),
+            None => key::prefix_end(partition.as_bytes()),
+        };
         let upper = upper.map_or(Bound::Unbounded, Bound::Excluded);
-        if let Bound::Excluded(upper) = &upper
-            && *upper <= lower
+        if let (Bound::Included(low) | Bound::Excluded(low), Bound::Excluded(high)) = (&lower, &upper)
+            && low >= high
         {
             return Ok(Vec::new());
         }
-        super::checked(&lower)?;
+        super::checked(partition.as_bytes())?;
         self.table(Table::Badges)
-            .range((Bound::Included(lower), upper))
-            .rev()
+            .range((lower, upper))
             .take(rows.limit)
             .map(|guard| decode(Table::Badges, &guard.value().map_err(backend)?))
             .collect()
@@ -252,6 +254,17 @@ impl Tables {
         let events: Vec<AppEvent> = self.scan_prefix(Table::ActivityByCustomer, activity_partition(tenant, customer_id, ACTIVITY_EVENT))?;
         let orders: Vec<OrderRecord> = self.scan_prefix(Table::ActivityByCustomer, activity_partition(tenant, customer_id, ACTIVITY_ORDER))?;
         Ok(events.into_iter().map(Record::Event).chain(orders.into_iter().map(Record::Order)).collect())
+    }
+}
+
+/// The tighter of two lower bounds.
+fn higher_lower_bound(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+    match (&a, &b) {
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => {
+            if y > x || (y == x && matches!(b, Bound::Excluded(_))) { b } else { a }
+        }
+        (Bound::Unbounded, _) => b,
+        (_, Bound::Unbounded) => a,
     }
 }
 

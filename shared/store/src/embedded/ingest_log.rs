@@ -319,7 +319,7 @@ fn record_rows(record: &Record, buffers: &mut Buffers, mut row: impl FnMut(Table
             row(Table::Orders, key);
         }
         Record::Badge(badge) => {
-            let key = buffers.key(|key| time_key(key.str(&badge.tenant).str(&badge.customer_id), None, badge.ts).bytes(badge.event_id.as_bytes()));
+            let key = buffers.key(|key| key.str(&badge.tenant).str(&badge.customer_id).time_desc(badge.ts).str_desc(&badge.event_id));
             row(Table::Badges, key);
         }
     }

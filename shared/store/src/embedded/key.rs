@@ -39,6 +39,28 @@ impl Key {
         self
     }
 
+    /// A time sorting newest first: later times give smaller keys.
+    pub fn time_desc(self, ts: i64) -> Key {
+        self.time(!ts)
+    }
+
+    /// A string sorting in descending byte order, as the last component: each byte
+    /// inverted, with 0 escaped and a terminator, so a string sorts after every longer
+    /// string it is a prefix of (it is the ascending order-preserving, prefix-free encoding
+    /// of the string, `0x00` as `0x00 0xFF` and the end as `0x00 0x00`, with every byte
+    /// inverted).
+    pub fn str_desc(mut self, text: &str) -> Key {
+        for &byte in text.as_bytes() {
+            if byte == 0 {
+                self.0.extend_from_slice(&[0xFF, 0x00]);
+            } else {
+                self.0.push(!byte);
+            }
+        }
+        self.0.extend_from_slice(&[0xFF, 0xFF]);
+        self
+    }
+
     /// Raw bytes, only as the last component (they carry no length).
     pub fn bytes(mut self, bytes: &[u8]) -> Key {
         self.0.extend_from_slice(bytes);
@@ -82,6 +104,22 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descending_strings_sort_in_reverse_byte_order() {
+        let mut ids = vec!["", "a", "ab", "a\0", "a\0b", "b", "\0", "\u{ff}", "rule:x", "expiry:rule:x", "z\u{7f}"];
+        let mut keys: Vec<(Vec<u8>, &str)> = ids.iter().map(|id| (Key::new().str_desc(id).into_vec(), *id)).collect();
+        keys.sort();
+        ids.sort_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
+        assert_eq!(keys.into_iter().map(|(_, id)| id).collect::<Vec<_>>(), ids);
+    }
+
+    #[test]
+    fn descending_times_sort_newest_first() {
+        let times = [i64::MIN, -5, -1, 0, 1, 7, i64::MAX];
+        let keys: Vec<Vec<u8>> = times.iter().map(|&ts| Key::new().time_desc(ts).into_vec()).collect();
+        assert!(keys.windows(2).all(|pair| pair[0] > pair[1]));
+    }
 
     #[test]
     fn components_read_back_as_written() {

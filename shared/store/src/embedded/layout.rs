@@ -16,7 +16,7 @@
 //! | `events_by_time` | tenant, hour, ts, event_id | `AppEvent` | `events_between` |
 //! | `events_by_name` | tenant, name, ts, event_id | `AppEvent` | `tenant_events_named` |
 //! | `orders` | tenant, order_id, ts, event_id | `OrderRecord` | `order_records`, `tenant_orders` |
-//! | `badges` | tenant, customer, ts, event_id (raw bytes: ties sort as strings do) | `BadgeEvent`, stored (ingest) or derived (commits) | `customer_badge_events`, `customer_badge_rows` |
+//! | `badges` | tenant, customer, ts and event_id both descending (`Key::time_desc`, `Key::str_desc`: newest first) | `BadgeEvent`, stored (ingest) or derived (commits) | `customer_badge_events`, `customer_badge_rows` |
 //! | `badge_customers` | tenant, customer | empty | `tenant_badge_customers` |
 //! | `activity_by_customer` | tenant, customer, kind (`e` event, `o` order), ts, event_id | `AppEvent` or `OrderRecord` (those badge rules count, written by commits) | `customer_activity` |
 //! | `badge_books` | tenant | `BadgeBook` | `badge_book`, `save_badge_book` |
@@ -195,11 +195,16 @@ pub(super) fn badge_partition(tenant: &str, customer_id: &str) -> Key {
     Key::new().str(tenant).str(customer_id)
 }
 
-/// A row of a badge partition. The event id goes last as raw bytes, so that rows of equal
-/// times sort by event id as strings do (a length prefix would sort shorter ids first),
-/// which the timeline's order and its pages rely on.
+/// A row of a badge partition, in timeline order: newest first (`ts`, then `event_id`,
+/// both descending), so that a page is a forward scan from its cursor (fjall iterates
+/// forwards several times faster than backwards, most of all in memtables).
 pub(super) fn badge_key(tenant: &str, customer_id: &str, ts: Millis, event_id: &str) -> Vec<u8> {
-    time_key(badge_partition(tenant, customer_id), None, ts).bytes(event_id.as_bytes()).into_vec()
+    badge_time(tenant, customer_id, ts).str_desc(event_id).into_vec()
+}
+
+/// Every row of the badge partition at `ts` starts with this.
+pub(super) fn badge_time(tenant: &str, customer_id: &str, ts: Millis) -> Key {
+    badge_partition(tenant, customer_id).time_desc(ts)
 }
 
 /// A customer's partition of `activity_by_customer` for one kind of record: `e` app
