@@ -43,6 +43,8 @@ struct TenantTargets {
     badge_customers: Vec<String>,
     /// Customers with app events or orders (what badge rules count).
     active_customers: Vec<String>,
+    /// Badges with badge events.
+    badge_ids: Vec<String>,
 }
 
 /// The customer given [`LONG_TIMELINE`] badge events before the badge queries, in the first tenant.
@@ -117,10 +119,12 @@ enum Kind {
     LongBadgeTimeline,
     /// A customer's trophy case, with progress towards every rule badge.
     TrophyCase,
+    /// A badge's figures per day over the whole year, and its holders now.
+    BadgeStats,
 }
 
 impl Kind {
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 9] = [
         Kind::CampaignStatsYear,
         Kind::CampaignStatsMonth,
         Kind::ListCampaigns,
@@ -129,6 +133,7 @@ impl Kind {
         Kind::BadgeTimeline,
         Kind::LongBadgeTimeline,
         Kind::TrophyCase,
+        Kind::BadgeStats,
     ];
 
     fn name(self) -> &'static str {
@@ -141,6 +146,7 @@ impl Kind {
             Kind::BadgeTimeline => "GetBadgeTimeline (first page)",
             Kind::LongBadgeTimeline => "GetBadgeTimeline (10,000 events, first page)",
             Kind::TrophyCase => "GetTrophyCase",
+            Kind::BadgeStats => "GetBadgeStats (year)",
         }
     }
 
@@ -182,6 +188,10 @@ impl Kind {
             Kind::TrophyCase => {
                 let customer_id = pick(&tenant.active_customers, rng);
                 client.get_trophy_case(pb::TrophyCaseRequest { tenant: tenant.tenant.clone(), customer_id }).await?;
+            }
+            Kind::BadgeStats => {
+                let badge_id = pick(&tenant.badge_ids, rng);
+                client.get_badge_stats(pb::BadgeStatsRequest { tenant: tenant.tenant.clone(), badge_id, range: year }).await?;
             }
         }
         Ok(())
@@ -271,7 +281,12 @@ fn targets(data: &Dataset) -> BenchResult<Targets> {
             && let Some(targets) = by_tenant.get_mut(tenant)
         {
             match record["type"].as_str() {
-                Some("badge") => targets.badge_customers.push(customer.to_owned()),
+                Some("badge") => {
+                    targets.badge_customers.push(customer.to_owned());
+                    if let Some(badge_id) = record["badge_id"].as_str() {
+                        targets.badge_ids.push(badge_id.to_owned());
+                    }
+                }
                 Some("event" | "order") => targets.active_customers.push(customer.to_owned()),
                 _ => {}
             }
@@ -289,7 +304,7 @@ fn targets(data: &Dataset) -> BenchResult<Targets> {
         .into_values()
         .filter(|t| !t.campaigns.is_empty() && !t.order_ids.is_empty() && !t.badge_customers.is_empty())
         .map(|mut t| {
-            for customers in [&mut t.badge_customers, &mut t.active_customers] {
+            for customers in [&mut t.badge_customers, &mut t.active_customers, &mut t.badge_ids] {
                 customers.sort_unstable();
                 customers.dedup();
             }
@@ -309,6 +324,7 @@ impl TenantTargets {
             campaigns: Vec::new(),
             order_ids: Vec::new(),
             badge_customers: Vec::new(),
+            badge_ids: Vec::new(),
             active_customers: Vec::new(),
         }
     }

@@ -397,6 +397,7 @@ fn the_feed_follows_issues_and_rule_earns_as_they_happen_and_badge_stats_count_t
         let rest = next_items(&mut resumed, 4).await;
         assert_eq!(rest, [earned, moved.clone(), revoked.clone()].concat());
         let mut everything = query.watch_badge_events(watch(String::new(), true, None)).await.unwrap().into_inner();
+        let everything_first_cursor = first[0].cursor.clone();
         assert_eq!(next_items(&mut everything, 5).await, [first, rest].concat());
         let bad = query.watch_badge_events(watch("nope".into(), false, None)).await.unwrap_err();
         assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
@@ -418,5 +419,29 @@ fn the_feed_follows_issues_and_rule_earns_as_they_happen_and_badge_stats_count_t
         assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
         let open = query.get_badge_stats(pb::BadgeStatsRequest { range: None, ..stats("vip", 0, 1) }).await.unwrap_err();
         assert_eq!(open.code(), tonic::Code::InvalidArgument, "{open:?}");
+
+        // The CLI: `badges stats` as JSON, `badges watch` as JSON lines from the start.
+        let (from, to) = ((T0 + 12 * 3_600_000).to_string(), (T0 + DAY + 1).to_string());
+        let json: Value =
+            serde_json::from_str(&server.cli_ok(&["badges", "stats", "--tenant", "gym", "--badge", "vip", "--from", &from, "--to", &to, "--format", "json"]))
+                .unwrap();
+        assert_eq!((json["earned"].as_i64(), json["revoked"].as_i64(), json["holders_now"].as_i64()), (Some(0), Some(1), Some(0)));
+        assert_eq!(json["days"][0], json!({"date": "2026-01-01", "day_ms": T0, "earned": 0, "revoked": 0, "expired": 0, "holders_at_end": 1}));
+        let mut watch = std::process::Command::new(touchstone_integration_tests::binary())
+            .args(["badges", "watch", "--tenant", "gym", "--from-start", "--server", &server.url])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(watch.stdout.take().unwrap()));
+        let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        watch.kill().unwrap();
+        let _ = watch.wait();
+        assert_eq!(
+            first,
+            json!({"cursor": everything_first_cursor, "change": "ADDED", "customer_id": "eve", "event_id": "i1", "badge_id": "vip",
+                   "action": "EARNED", "ts": T0, "source": "DIRECT_ISSUE", "reason": "by agent-7"})
+        );
+        assert_eq!((second["event_id"].as_str(), second["action"].as_str()), (Some("rule:regular"), Some("EARNED")));
     });
 }

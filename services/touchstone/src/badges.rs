@@ -1,5 +1,6 @@
-//! `touchstone badges`: a customer's badge timeline and trophy case for support tools, and
-//! bulk CSV import of badge events (SPEC sections 6 and 8).
+//! `touchstone badges`: a customer's badge timeline and trophy case for support tools, bulk
+//! CSV import of badge events (SPEC sections 6 and 8), and beyond the SPEC a badge's figures
+//! (`stats`) and a tenant's feed of badge events as JSON lines (`watch`).
 //!
 //! The timeline is fetched a page at a time until the last page, so the JSON holds the whole
 //! timeline in the range. The CSV import reports each bad row with its line number and
@@ -66,6 +67,40 @@ pub enum BadgesCommand {
         #[arg(long, default_value = "http://127.0.0.1:50051")]
         server: String,
     },
+    /// A badge's earns, revokes and expiries per UTC day over a range, and its holders now.
+    Stats {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        badge: String,
+        /// Start of the range, epoch ms, inclusive.
+        #[arg(long)]
+        from: i64,
+        /// End of the range, epoch ms, exclusive (at most 1,100 days after --from).
+        #[arg(long)]
+        to: i64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: BadgeFormat,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
+    /// Follows a tenant's badge events as attribution accepts or derives them, one JSON
+    /// object per line, until interrupted; each carries a `cursor` to resume after it.
+    Watch {
+        #[arg(long)]
+        tenant: String,
+        /// Only this badge.
+        #[arg(long)]
+        badge: Option<String>,
+        /// Resume just past this cursor (default: only what comes next).
+        #[arg(long, conflicts_with = "from_start")]
+        after: Option<String>,
+        /// Start with the oldest entry the feed keeps.
+        #[arg(long)]
+        from_start: bool,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        server: String,
+    },
     /// Badge events from a CSV file: a header row, then
     /// `customer_id,badge_id,action,ts,source,reason,event_id` (ts in epoch ms or RFC 3339;
     /// empty source: BULK_IMPORT; empty event_id: derived from the row).
@@ -109,8 +144,77 @@ pub async fn run(what: BadgesCommand) -> CommandResult {
             print(&output)?;
             Ok(ExitCode::SUCCESS)
         }
+        BadgesCommand::Stats { tenant, badge, from, to, format, server } => {
+            let mut query = QueryServiceClient::new(client::connect(&server).await?).max_decoding_message_size(MAX_REPLY_BYTES);
+            let request = pb::BadgeStatsRequest { tenant, badge_id: badge, range: Some(pb::TimeRange { from_ms: Some(from), to_ms: Some(to) }) };
+            let stats = query.get_badge_stats(request).await.map_err(|status| ClientError::from_status(&server, status))?.into_inner();
+            let output = match format {
+                BadgeFormat::Json => render(&stats_json(&stats))?,
+                BadgeFormat::Table => stats_table(&stats),
+            };
+            print(&output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BadgesCommand::Watch { tenant, badge, after, from_start, server } => {
+            let mut query = QueryServiceClient::new(client::connect(&server).await?).max_decoding_message_size(MAX_REPLY_BYTES);
+            let request = pb::WatchBadgeEventsRequest { tenant, after: after.unwrap_or_default(), from_start, badge_id: badge };
+            let mut feed = query.watch_badge_events(request).await.map_err(|status| ClientError::from_status(&server, status))?.into_inner();
+            while let Some(item) = feed.message().await.map_err(|status| ClientError::from_status(&server, status))? {
+                print(&format!("{}\n", feed_item_json(&item)?))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         BadgesCommand::Import { file, tenant, server } => import(&file, &tenant, &server).await,
     }
+}
+
+fn stats_json(stats: &pb::BadgeStats) -> Value {
+    let days: Vec<Value> = stats
+        .days
+        .iter()
+        .map(|d| {
+            json!({"date": d.date, "day_ms": d.day_ms, "earned": d.earned, "revoked": d.revoked, "expired": d.expired,
+                   "holders_at_end": d.holders_at_end})
+        })
+        .collect();
+    json!({"badge_id": stats.badge_id, "earned": stats.earned, "revoked": stats.revoked, "expired": stats.expired,
+           "holders_now": stats.holders_now, "now_ms": stats.now_ms, "days": days})
+}
+
+fn stats_table(stats: &pb::BadgeStats) -> String {
+    use crate::report::table::{Align, Table};
+    let column = |title: &str, align| (title.to_owned(), align);
+    let mut table = Table::new(vec![
+        column("DATE", Align::Left),
+        column("EARNED", Align::Right),
+        column("REVOKED", Align::Right),
+        column("EXPIRED", Align::Right),
+        column("HOLDERS AT END", Align::Right),
+    ]);
+    for d in &stats.days {
+        table.push(vec![d.date.clone(), d.earned.to_string(), d.revoked.to_string(), d.expired.to_string(), d.holders_at_end.to_string()]);
+    }
+    format!(
+        "{}{}: {} earned, {} revoked, {} expired in the range; {} holders now\n",
+        table.render(),
+        stats.badge_id,
+        stats.earned,
+        stats.revoked,
+        stats.expired,
+        stats.holders_now
+    )
+}
+
+fn feed_item_json(item: &pb::BadgeFeedItem) -> Result<Value, String> {
+    let entry = item.entry.as_ref().ok_or("a feed item without an entry")?;
+    let change = match item.change() {
+        pb::BadgeFeedChange::Added => "ADDED",
+        pb::BadgeFeedChange::Removed => "REMOVED",
+        pb::BadgeFeedChange::Unspecified => return Err("a feed item without a change".to_owned()),
+    };
+    Ok(json!({"cursor": item.cursor, "change": change, "customer_id": item.customer_id, "event_id": entry.event_id,
+              "badge_id": entry.badge_id, "action": action_name(entry.action)?.as_str(), "ts": entry.ts,
+              "source": source_name(entry.source)?.as_str(), "reason": entry.reason}))
 }
 
 /// Every page of the timeline, in order.
