@@ -260,6 +260,9 @@ async fn measure(kind: Kind, channel: &Channel, targets: &Arc<Targets>, clients:
 /// status (from `records.jsonl`), and the span of the data.
 fn targets(data: &Dataset) -> BenchResult<Targets> {
     let mut by_tenant: BTreeMap<String, TenantTargets> = BTreeMap::new();
+    // Orders convert for the default goal only in the tenant's currency: explain those.
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(data.dir.join("config.json"))?)?;
+    let currency = |tenant: &str| config["tenants"][tenant]["currency"].as_str().unwrap_or(touchstone_core::config::DEFAULT_CURRENCY).to_owned();
     let (mut from, mut to) = (i64::MAX, i64::MIN);
     for line in std::io::BufReader::new(std::fs::File::open(data.dir.join("messages.jsonl"))?).lines() {
         let message: serde_json::Value = serde_json::from_str(&line?)?;
@@ -295,6 +298,7 @@ fn targets(data: &Dataset) -> BenchResult<Targets> {
         if record["type"] == "order"
             && paid
             && let (Some(tenant), Some(order_id)) = (record["tenant"].as_str(), record["order_id"].as_str())
+            && record["currency"].as_str() == Some(currency(tenant).as_str())
             && let Some(targets) = by_tenant.get_mut(tenant)
         {
             targets.order_ids.push(order_id.to_owned());
