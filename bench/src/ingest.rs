@@ -74,7 +74,8 @@ pub async fn cql(work: &Path, data: &Dataset, nodes: &str) -> BenchResult<Ingest
     if !migrated.status.success() {
         return Err(format!("touchstone migrate failed: {}", text(&migrated.stderr)).into());
     }
-    let start = |role: &str| Server::start(&[role, "--listen", "127.0.0.1:0", "--scylla-nodes", nodes, "--keyspace", &keyspace]);
+    // Loopback only: keys would measure the same (one hash per call).
+    let start = |role: &str| Server::start(&[role, "--listen", "127.0.0.1:0", "--scylla-nodes", nodes, "--keyspace", &keyspace, "--insecure"]);
     // The deployment of issue 12's figure: two ingest processes, two attribution workers
     // and a query process, all on the machine's cores beside the node.
     let ingest = [start("ingest"), start("ingest")];

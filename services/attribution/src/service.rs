@@ -40,7 +40,12 @@ fn set_aside_pb(set_aside: SetAside) -> pb::SetAsideEntry {
 impl AttributionService for AttributionApi {
     #[tracing::instrument(skip_all)]
     async fn get_status(&self, request: Request<pb::GetStatusRequest>) -> Result<Response<pb::AttributionStatus>, Status> {
+        let caller = touchstone_proto::auth::principal(&request);
         let pb::GetStatusRequest {} = valid(request)?;
+        // A tenant's key sees only its own set-aside entries; the counts stay shard-wide.
+        let visible = |set_aside: &SetAside| {
+            caller.as_ref().is_none_or(|caller| set_aside.entry.payload.tenant().is_some_and(|tenant| caller.may_touch(tenant)))
+        };
         let mut reply = pb::AttributionStatus::default();
         let mut oldest_pending_at: Option<i64> = None;
         for shard in 0..LOG_SHARDS {
@@ -61,7 +66,7 @@ impl AttributionService for AttributionApi {
                 head: status.head,
                 processed: status.processed,
                 set_aside: status.set_aside,
-                recently_set_aside: recently_set_aside.into_iter().map(set_aside_pb).collect(),
+                recently_set_aside: recently_set_aside.into_iter().filter(visible).map(set_aside_pb).collect(),
             });
         }
         reply.lag_ms = oldest_pending_at.map_or(0, |at| (now_ms() - at).max(0));

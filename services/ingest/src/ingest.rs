@@ -231,11 +231,14 @@ impl IngestService for IngestApi {
     /// stream. If the stream breaks, the chunks already stored stay stored.
     #[tracing::instrument(skip_all)]
     async fn ingest_stream(&self, request: Request<Streaming<pb::IngestChunk>>) -> Result<Response<pb::IngestReply>, Status> {
+        let caller = touchstone_proto::auth::principal(&request);
         let mut stream = request.into_inner();
         let mut reply = pb::IngestReply::default();
         let mut next_index = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
+            // A chunk naming another tenant ends the stream; the chunks before it stay stored.
+            touchstone_proto::auth::authorize(caller.as_ref(), &chunk)?;
             chunk.validate().map_err(ApiError::from)?;
             let records = chunk.records;
             let count = records.len() as u64;

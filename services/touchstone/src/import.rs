@@ -20,7 +20,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
 use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
@@ -74,7 +73,7 @@ async fn import_lines(file: &Path, server: &str, parse: ParseLine, wait: bool) -
 /// Sends the file as one `IngestStream` call. The file is read and parsed on a blocking
 /// thread while the call sends what is ready; bad lines are printed as they are found.
 async fn stream_file(
-    channel: Channel,
+    channel: client::Connection,
     server: &str,
     name: &str,
     file: std::fs::File,
@@ -106,7 +105,7 @@ async fn stream_file(
 
 /// Polls attribution until it has processed everything ingested before the wait began, by
 /// this import or anyone else: every log shard's head in the first status is the target.
-async fn wait_for_attribution(channel: Channel, server: &str) -> Result<(), ClientError> {
+async fn wait_for_attribution(channel: client::Connection, server: &str) -> Result<(), ClientError> {
     let mut attribution = AttributionServiceClient::new(channel);
     let mut targets: Option<HashMap<u32, u64>> = None;
     loop {

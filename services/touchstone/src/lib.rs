@@ -3,4 +3,5 @@
 //! future completes. The command itself (`main.rs`) parses flags, opens the store, binds
 //! the address and passes Ctrl-C/SIGTERM as the shutdown.
 
+pub mod auth;
 pub mod serve;

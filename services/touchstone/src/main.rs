@@ -15,6 +15,7 @@ mod cluster;
 mod dev;
 mod r#gen;
 mod import;
+mod keys;
 mod report;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -27,6 +28,21 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The API key client commands send (`tsk_...`), for servers started with --keys-file.
+    #[arg(long, env = "TOUCHSTONE_API_KEY", global = true, hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+/// Who may call a server: the keys file, or explicitly nobody checked.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AccessArgs {
+    /// The API keys file (`touchstone keys create` writes it); every RPC then needs a key
+    /// of the tenant it touches, with the scope its method needs. Reloaded when it changes.
+    #[arg(long, env = "TOUCHSTONE_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Serve without API keys: anyone who reaches the port reads and changes every tenant.
+    #[arg(long, conflicts_with = "keys_file")]
+    pub insecure: bool,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +58,9 @@ enum Command {
         /// Fsync every write instead of handing it to the OS (survives power loss, slower).
         #[arg(long)]
         sync: bool,
+        /// The API keys file; without it `dev` runs open (and says so).
+        #[arg(long, env = "TOUCHSTONE_KEYS_FILE")]
+        keys_file: Option<PathBuf>,
     },
     /// Create or update the keyspace and tables on ScyllaDB (or Cassandra), then exit.
     Migrate {
@@ -56,6 +75,8 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         database: cluster::DatabaseArgs,
+        #[command(flatten)]
+        access: AccessArgs,
     },
     /// Run an attribution worker on ScyllaDB; workers split the log shards between them.
     Attribution {
@@ -66,6 +87,8 @@ enum Command {
         /// Names this worker in its leases (default: host name and process id).
         #[arg(long, env = "TOUCHSTONE_WORKER_ID")]
         worker_id: Option<String>,
+        #[command(flatten)]
+        access: AccessArgs,
     },
     /// Serve queries and reports on ScyllaDB (any number of processes).
     Query {
@@ -73,6 +96,8 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         database: cluster::DatabaseArgs,
+        #[command(flatten)]
+        access: AccessArgs,
     },
     /// Import a bulk file (SPEC section 7) into a running server.
     Import {
@@ -88,6 +113,11 @@ enum Command {
     Badges {
         #[command(subcommand)]
         what: badges::BadgesCommand,
+    },
+    /// API keys: create, list, revoke (in the keys file servers read).
+    Keys {
+        #[command(subcommand)]
+        what: keys::KeysCommand,
     },
     /// Write a generated dataset (config.json, messages.jsonl, records.jsonl) to DIR.
     ///
@@ -183,6 +213,12 @@ const MAX_BLOCKING_THREADS: usize = 8;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(key) = &cli.api_key
+        && let Err(err) = import::client::use_api_key(key)
+    {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     let runtime = match builder.enable_all().max_blocking_threads(MAX_BLOCKING_THREADS).build() {
         Ok(runtime) => runtime,
@@ -193,13 +229,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Dev { listen, data_dir, sync } => dev::run(listen, data_dir, sync).await,
+            Command::Dev { listen, data_dir, sync, keys_file } => dev::run(listen, data_dir, sync, keys_file).await,
             Command::Migrate { database, schema } => cluster::migrate(database, schema).await,
-            Command::Ingest { listen, database } => cluster::run(cluster::Role::Ingest, listen, database, None).await,
-            Command::Attribution { listen, database, worker_id } => {
-                cluster::run(cluster::Role::Attribution, listen, database, worker_id).await
+            Command::Ingest { listen, database, access } => cluster::run(cluster::Role::Ingest, listen, database, None, access).await,
+            Command::Attribution { listen, database, worker_id, access } => {
+                cluster::run(cluster::Role::Attribution, listen, database, worker_id, access).await
             }
-            Command::Query { listen, database } => cluster::run(cluster::Role::Query, listen, database, None).await,
+            Command::Query { listen, database, access } => cluster::run(cluster::Role::Query, listen, database, None, access).await,
+            Command::Keys { what } => keys::run(what),
             Command::Import { what } => import::run(what).await,
             Command::Report { what } => report::run(what).await,
             Command::Badges { what } => badges::run(what).await,

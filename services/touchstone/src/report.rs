@@ -14,7 +14,6 @@ use crate::{CommandResult, Format, ReportArgs, ReportCommand};
 use rows::{GoalRow, StatsReport};
 use std::io::Write;
 use std::process::ExitCode;
-use tonic::transport::Channel;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::query_service_client::QueryServiceClient;
 
@@ -57,7 +56,7 @@ struct Scope {
 
 /// Connects and reads the tenant and range of the request. The range is sent as given; the
 /// server validates it (`from` after `to` is its `INVALID_ARGUMENT`).
-async fn open(args: &ReportArgs) -> Result<(QueryServiceClient<Channel>, Scope), ClientError> {
+async fn open(args: &ReportArgs) -> Result<(QueryServiceClient<client::Connection>, Scope), ClientError> {
     let channel = client::connect(&args.server).await?;
     let query = QueryServiceClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES);
     Ok((

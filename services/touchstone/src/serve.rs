@@ -8,6 +8,7 @@
 //! [`serve`] takes a bound listener and a shutdown future (as mini-redis does), so the
 //! binary decides the address and the signals, and tests run it in-process on port 0.
 
+use crate::auth::{AuthLayer, KeyRing};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct Roles {
     pub worker: Option<WorkerOptions>,
     /// Serve `QueryService`.
     pub query: bool,
+    /// The API keys every RPC is checked against; `None`: an open server.
+    pub keys: Option<Arc<KeyRing>>,
 }
 
 /// Serves `roles` on `listener` until `shutdown` completes, then stops the worker between
@@ -65,6 +68,9 @@ pub async fn serve<S: Store>(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
+    if let Some(keys) = &roles.keys {
+        KeyRing::watch(keys);
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let worker = roles.worker.map(|options| tokio::spawn(Worker::new(store.clone(), wake.clone(), options).run(shutdown_rx)));
 
@@ -80,6 +86,7 @@ pub async fn serve<S: Store>(
     // connections from an incoming stream of our own, so it is set here.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = tonic::transport::Server::builder()
+        .layer(AuthLayer::new(roles.keys.clone()))
         .layer(tower::limit::ConcurrencyLimitLayer::new(1024))
         .add_service(health_service)
         .add_service(reflection)

@@ -17,16 +17,22 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug or a damaged store: nothing the caller did.
     Internal,
+    /// No valid credentials came with the request.
+    Unauthenticated,
+    /// The credentials do not allow this (another tenant's data, a missing scope).
+    PermissionDenied,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::InvalidArgument,
         ErrorKind::NotFound,
         ErrorKind::FailedPrecondition,
         ErrorKind::Aborted,
         ErrorKind::Unavailable,
         ErrorKind::Internal,
+        ErrorKind::Unauthenticated,
+        ErrorKind::PermissionDenied,
     ];
 }
 

@@ -24,6 +24,10 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 impl ApiError {
@@ -35,6 +39,8 @@ impl ApiError {
             ErrorKind::Aborted => ApiError::Aborted(message),
             ErrorKind::Unavailable => ApiError::Unavailable(message),
             ErrorKind::Internal => ApiError::Internal(message),
+            ErrorKind::Unauthenticated => ApiError::Unauthenticated(message),
+            ErrorKind::PermissionDenied => ApiError::PermissionDenied(message),
         }
     }
 
@@ -46,6 +52,8 @@ impl ApiError {
             ApiError::Aborted(_) => ErrorKind::Aborted,
             ApiError::Unavailable(_) => ErrorKind::Unavailable,
             ApiError::Internal(_) => ErrorKind::Internal,
+            ApiError::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            ApiError::PermissionDenied(_) => ErrorKind::PermissionDenied,
         }
     }
 
@@ -63,6 +71,8 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::Aborted => Code::Aborted,
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::Internal => Code::Internal,
+        ErrorKind::Unauthenticated => Code::Unauthenticated,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
     }
 }
 

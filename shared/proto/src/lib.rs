@@ -8,6 +8,7 @@
 //!   before a handler acts on it.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by gRPC reflection.
 
+pub mod auth;
 pub mod convert;
 pub mod error;
 pub mod validate;

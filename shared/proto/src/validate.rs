@@ -4,6 +4,7 @@
 //! are checked one by one by the ingest handlers instead: a bad record is rejected alone,
 //! and the rest of its batch is stored.
 
+use crate::auth::Tenants;
 use crate::error::ApiError;
 use crate::v1 as pb;
 use touchstone_core::validate::{InvalidRecord, currency, id, list, optional_id, text};
@@ -16,10 +17,13 @@ pub trait Validate {
     fn validate(&self) -> Result<(), InvalidRecord>;
 }
 
-/// The request's message, if every field is within limits; else INVALID_ARGUMENT naming
-/// the field.
-pub fn valid<T: Validate>(request: tonic::Request<T>) -> Result<T, ApiError> {
+/// The request's message, if the caller's key may touch every tenant it names
+/// (PERMISSION_DENIED otherwise, before anything else is looked at) and every field is
+/// within limits (else INVALID_ARGUMENT naming the field).
+pub fn valid<T: Validate + Tenants>(request: tonic::Request<T>) -> Result<T, ApiError> {
+    let principal = crate::auth::principal(&request);
     let message = request.into_inner();
+    crate::auth::authorize(principal.as_ref(), &message)?;
     message.validate()?;
     Ok(message)
 }

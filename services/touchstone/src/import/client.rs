@@ -1,9 +1,39 @@
 //! Connecting to a running server and describing what went wrong, shared by `import` and
 //! `report` (both are plain gRPC clients of the public API).
 
+use std::sync::OnceLock;
 use std::time::Duration;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+
+/// A connection to a server, every call carrying the API key when one is set.
+pub type Connection = InterceptedService<Channel, ApiKey>;
+
+/// The key of `--api-key` / `TOUCHSTONE_API_KEY`, set once by `main`.
+static API_KEY: OnceLock<AsciiMetadataValue> = OnceLock::new();
+
+/// Sends `key` with every call of this process; an error if it cannot be a header.
+pub fn use_api_key(key: &str) -> Result<(), String> {
+    let value: AsciiMetadataValue =
+        MetadataValue::try_from(format!("Bearer {}", key.trim())).map_err(|_| "the API key holds characters no header can carry".to_owned())?;
+    let _ = API_KEY.set(value);
+    Ok(())
+}
+
+/// Adds `authorization: Bearer <key>` to each call, when a key is set.
+#[derive(Clone, Default)]
+pub struct ApiKey(Option<AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for ApiKey {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// Replies can be large (a message report for a big tenant); tonic's default 4 MiB
 /// limit would turn a big report into an error.
@@ -41,12 +71,13 @@ impl ClientError {
 /// Opens a channel to `url` and checks the server is there, so that an unreachable server is
 /// one clear error before any work starts.
 /// A bare `host:port` is taken as `http://host:port`.
-pub async fn connect(url: &str) -> Result<Channel, ClientError> {
+pub async fn connect(url: &str) -> Result<Connection, ClientError> {
     let address = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
     let endpoint = Endpoint::from_shared(address)
         .map_err(|err| ClientError::BadAddress { url: url.to_owned(), reason: error_chain(&err) })?
         .connect_timeout(CONNECT_TIMEOUT);
-    endpoint.connect().await.map_err(|err| ClientError::Unreachable { url: url.to_owned(), reason: error_chain(&err) })
+    let channel = endpoint.connect().await.map_err(|err| ClientError::Unreachable { url: url.to_owned(), reason: error_chain(&err) })?;
+    Ok(InterceptedService::new(channel, ApiKey(API_KEY.get().cloned())))
 }
 
 /// An error and its sources, joined: tonic's own message ("transport error") says little.

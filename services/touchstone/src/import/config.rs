@@ -8,7 +8,6 @@ use super::client::{self, ClientError};
 use crate::CommandResult;
 use std::path::Path;
 use std::process::ExitCode;
-use tonic::transport::Channel;
 use touchstone_core::files::{TenantConfigFile, parse_config};
 use touchstone_proto::convert::{channel_to_pb, touch_kind_to_pb};
 use touchstone_proto::v1 as pb;
@@ -46,7 +45,7 @@ pub async fn import_config(file: &Path, server: &str) -> CommandResult {
 /// Applies one tenant section. A refusal is printed and counted; only a lost connection
 /// ends the import.
 async fn apply_tenant(
-    config: &mut ConfigServiceClient<Channel>,
+    config: &mut ConfigServiceClient<client::Connection>,
     server: &str,
     file: &str,
     section: &TenantConfigFile,
