@@ -101,6 +101,27 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM, as an orchestrator does to stop a process.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("running kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit status, or `None` if it still
+    /// runs.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for touchstone") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// `touchstone ARGS --server URL`.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut all: Vec<&str> = args.to_vec();

@@ -7,7 +7,7 @@
 
 use crate::now_ms;
 use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_stream::StreamExt;
 use tonic::{Code, Request, Response, Status, Streaming};
 use touchstone_core::model::Record;
@@ -30,11 +30,19 @@ pub struct IngestApi {
     badges: Arc<dyn BadgeStore>,
     /// Wakes an in-process attribution worker when something new is logged.
     wake: Arc<Notify>,
+    /// Turns true when the server shuts down: open streams stop taking chunks.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl IngestApi {
     pub fn new(log: Arc<dyn IngestLog>, badges: Arc<dyn BadgeStore>, wake: Arc<Notify>) -> IngestApi {
-        IngestApi { log, badges, wake }
+        IngestApi { log, badges, wake, shutdown: watch::channel(false).1 }
+    }
+
+    /// Ends open `IngestStream` calls when `shutdown` turns true.
+    pub fn with_shutdown(mut self, shutdown: watch::Receiver<bool>) -> IngestApi {
+        self.shutdown = shutdown;
+        self
     }
 
     /// `IssueBadge` and `RevokeBadge`: one badge event of a defined badge, stored like any
@@ -235,7 +243,22 @@ impl IngestService for IngestApi {
         let mut stream = request.into_inner();
         let mut reply = pb::IngestReply::default();
         let mut next_index = 0u64;
-        while let Some(chunk) = stream.next().await {
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let chunk = tokio::select! {
+                chunk = stream.next() => chunk,
+                // Shutting down: what was stored stays stored; the caller sends the rest (or
+                // everything: records are deduplicated by id) to a server that is up.
+                _ = shutdown.wait_for(|stopping| *stopping) => {
+                    return Err(ApiError::Unavailable(format!(
+                        "the server is shutting down: the first {next_index} records of this stream were stored \
+                         ({} accepted, {} duplicates); send the rest again, or the whole stream (records are deduplicated)",
+                        reply.accepted, reply.duplicates
+                    ))
+                    .into());
+                }
+            };
+            let Some(chunk) = chunk else { break };
             let chunk = chunk?;
             // A chunk naming another tenant ends the stream; the chunks before it stay stored.
             touchstone_proto::auth::authorize(caller.as_ref(), &chunk)?;

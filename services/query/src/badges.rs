@@ -146,15 +146,22 @@ pub async fn feed_start(store: &dyn BadgeStore, request: &pb::WatchBadgeEventsRe
 }
 
 /// Sends the tenant's feed items past `after` into `sink` as they appear, until the
-/// receiver goes away or a read fails (sent as the stream's last item).
+/// receiver goes away, a read fails or the server shuts down (either sent as the stream's
+/// last item: UNAVAILABLE, resume from the last cursor).
 pub async fn follow_feed(
     store: &dyn BadgeStore,
     tenant: String,
     badge_id: Option<String>,
     mut after: Option<FeedPosition>,
     sink: mpsc::Sender<Result<pb::BadgeFeedItem, tonic::Status>>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
+        if *shutdown.borrow() {
+            let status = tonic::Status::unavailable("the server is shutting down: resume from the last cursor on a server that is up");
+            let _ = sink.send(Err(status)).await;
+            return;
+        }
         let batch = match store.badge_feed(&tenant, after, FEED_BATCH).await {
             Ok(batch) => batch,
             Err(error) => {
@@ -166,6 +173,7 @@ pub async fn follow_feed(
             tokio::select! {
                 () = sink.closed() => return,
                 () = tokio::time::sleep(FEED_POLL) => continue,
+                _ = shutdown.changed() => continue,
             }
         }
         for entry in batch {

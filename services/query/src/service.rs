@@ -32,11 +32,19 @@ pub struct QueryApi {
     configs: Arc<dyn ConfigStore>,
     reads: Arc<dyn ReportReads>,
     badges: Arc<dyn BadgeStore>,
+    /// Turns true when the server shuts down: open feeds end.
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl QueryApi {
     pub fn new(configs: Arc<dyn ConfigStore>, reads: Arc<dyn ReportReads>, badges: Arc<dyn BadgeStore>) -> QueryApi {
-        QueryApi { configs, reads, badges }
+        QueryApi { configs, reads, badges, shutdown: tokio::sync::watch::channel(false).1 }
+    }
+
+    /// Ends open `WatchBadgeEvents` streams when `shutdown` turns true.
+    pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> QueryApi {
+        self.shutdown = shutdown;
+        self
     }
 
     async fn config(&self, tenant: &str) -> Result<TenantConfig, ApiError> {
@@ -336,7 +344,8 @@ impl QueryService for QueryApi {
         let (sink, stream) = mpsc::channel(64);
         let store = Arc::clone(&self.badges);
         let pb::WatchBadgeEventsRequest { tenant, badge_id, .. } = request;
-        tokio::spawn(async move { crate::badges::follow_feed(store.as_ref(), tenant, badge_id, start, sink).await }.in_current_span());
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move { crate::badges::follow_feed(store.as_ref(), tenant, badge_id, start, sink, shutdown).await }.in_current_span());
         Ok(Response::new(ReceiverStream::new(stream)))
     }
 

@@ -12,6 +12,7 @@ use crate::auth::{AuthLayer, KeyRing};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tonic::transport::server::TcpIncoming;
@@ -29,6 +30,13 @@ pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Largest request accepted: an ingest batch of `MAX_BATCH` records with room to spare.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// On shutdown, how long health answers NOT_SERVING while the server still takes calls, so
+/// load balancers and probes route new calls elsewhere first.
+const SHUTDOWN_NOTICE: Duration = Duration::from_millis(1_000);
+/// Then how long calls in flight may take to finish before they are cut (open streams end
+/// at once, with UNAVAILABLE and what they stored).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What one process does.
 #[derive(Debug, Clone, Default)]
@@ -72,19 +80,26 @@ pub async fn serve<S: Store>(
         KeyRing::watch(keys);
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Streams end when draining starts; the worker stops after the server has.
+    let (draining_tx, draining_rx) = watch::channel(false);
     let worker = roles.worker.map(|options| tokio::spawn(Worker::new(store.clone(), wake.clone(), options).run(shutdown_rx)));
 
     let ingest = roles.ingest.then(|| {
-        IngestServiceServer::new(IngestApi::new(store.clone(), store.clone(), wake.clone())).max_decoding_message_size(MAX_MESSAGE_BYTES)
+        IngestServiceServer::new(IngestApi::new(store.clone(), store.clone(), wake.clone()).with_shutdown(draining_rx.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
     });
     let config = roles.ingest.then(|| ConfigServiceServer::new(ConfigApi::new(store.clone(), store.clone(), wake.clone())));
     let query = roles
         .query
-        .then(|| QueryServiceServer::new(QueryApi::new(store.clone(), store.clone(), store.clone())).max_encoding_message_size(MAX_MESSAGE_BYTES));
+        .then(|| {
+            QueryServiceServer::new(QueryApi::new(store.clone(), store.clone(), store.clone()).with_shutdown(draining_rx.clone()))
+                .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        });
     // TCP_NODELAY on every accepted connection: without it a small reply waits for the
     // client's delayed ACK (Nagle), ~40 ms. The builder's `tcp_nodelay` does not reach
     // connections from an incoming stream of our own, so it is set here.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let roles_served = (roles.ingest, roles.query);
     let served = tonic::transport::Server::builder()
         .layer(AuthLayer::new(roles.keys.clone()))
         .layer(tower::limit::ConcurrencyLimitLayer::new(1024))
@@ -94,8 +109,30 @@ pub async fn serve<S: Store>(
         .add_optional_service(ingest)
         .add_optional_service(config)
         .add_optional_service(query)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, async {
+            shutdown.await;
+            // Health first, then a moment for probes to see it, then streams end and the
+            // server stops accepting and drains.
+            health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+            for service in served_names(roles_served) {
+                health_reporter.set_service_status(service, tonic_health::ServingStatus::NotServing).await;
+            }
+            tracing::info!(notice = ?SHUTDOWN_NOTICE, "health NOT_SERVING; draining");
+            tokio::time::sleep(SHUTDOWN_NOTICE).await;
+            let _ = draining_tx.send(true);
+        });
+    // Calls in flight get DRAIN_DEADLINE once draining starts; then they are cut.
+    let mut draining = draining_rx.clone();
+    let served = tokio::select! {
+        served = served => served,
+        () = async {
+            let _ = draining.wait_for(|draining| *draining).await;
+            tokio::time::sleep(DRAIN_DEADLINE).await;
+        } => {
+            tracing::warn!(deadline = ?DRAIN_DEADLINE, "calls still in flight at the drain deadline were cut");
+            Ok(())
+        }
+    };
 
     // Stop the worker between steps; whatever it has not committed is redone next start
     // (or by another worker once its leases lapse).
@@ -105,6 +142,20 @@ pub async fn serve<S: Store>(
     }
     served?;
     Ok(())
+}
+
+/// The health names of the services a server with `(ingest, query)` roles serves.
+fn served_names((ingest, query): (bool, bool)) -> Vec<&'static str> {
+    use tonic::server::NamedService as _;
+    let mut names = vec![<AttributionServiceServer<AttributionApi>>::NAME];
+    if ingest {
+        names.push(<IngestServiceServer<IngestApi>>::NAME);
+        names.push(<ConfigServiceServer<ConfigApi>>::NAME);
+    }
+    if query {
+        names.push(<QueryServiceServer<QueryApi>>::NAME);
+    }
+    names
 }
 
 /// Ctrl-C or SIGTERM: what ends a server started from the command line.
