@@ -71,10 +71,14 @@ pub async fn serve<S: Store>(
     if roles.query {
         health_reporter.set_serving::<QueryServiceServer<QueryApi>>().await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(touchstone_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl speaks v1, Python's grpcio-reflection only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(touchstone_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection = reflection().build_v1()?;
 
     if let Some(keys) = &roles.keys {
         KeyRing::watch(keys);
@@ -105,6 +109,7 @@ pub async fn serve<S: Store>(
         .layer(tower::limit::ConcurrencyLimitLayer::new(1024))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(AttributionServiceServer::new(AttributionApi::new(store.clone(), wake.clone())))
         .add_optional_service(ingest)
         .add_optional_service(config)

@@ -193,7 +193,7 @@ async fn other_rpcs_apply_the_limits_ingest_applies() {
     let message = invalid("UpdateSettings", config.update_settings(request).await);
     assert!(message.contains("excluded_tags has 65 items"), "{message}");
 
-    for currency in ["usd", "US", "EURO"] {
+    for currency in ["usd", "US", "EURO", "ABC", "QQQ"] {
         let request = pb::UpdateSettingsRequest { tenant: "acme".into(), currency: Some(currency.into()), ..Default::default() };
         let message = invalid("UpdateSettings", config.update_settings(request).await);
         assert!(message.contains("ISO 4217"), "{message}");
@@ -214,5 +214,32 @@ async fn other_rpcs_apply_the_limits_ingest_applies() {
     // None of it changed the tenant.
     let stored = config.get_config(pb::GetConfigRequest { tenant: "acme".into() }).await.unwrap().into_inner();
     assert_eq!((stored.version, stored.currency.as_str(), stored.excluded_tags.len()), (0, "USD", 0));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_answers_in_both_versions() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let server = InProcess::start().await;
+    let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(server.channel.clone());
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = alpha.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    let reply = replies.message().await.unwrap().expect("a v1alpha reply");
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("no service list: {reply:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"touchstone.v1.QueryService".to_owned()), "{names:?}");
+
+    let mut v1 = v1::server_reflection_client::ServerReflectionClient::new(server.channel.clone());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = v1.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    assert!(replies.message().await.unwrap().is_some(), "a v1 reply");
     server.stop().await;
 }

@@ -7,6 +7,7 @@
 //! - [`error`]: the kinds of failure ([`error::ErrorKind`]) that every crate's errors map to.
 //! - [`badge_stats`]: per-badge analytics (earned per day, holders at any moment) from counters.
 //! - [`badges`]: badge definitions, rule earns, expiries, the timeline, holding and the trophy case.
+//! - [`currency`]: ISO 4217 codes and their minor units.
 //! - [`config`]: tenant configuration and the rules for changing it (goal limits, immutable goals).
 //! - [`goals`]: which records convert for which goal.
 //! - [`attribution`]: the crediting rules (explicit, last touch, unattributed) and their explanation.
@@ -21,6 +22,7 @@ pub mod attribution;
 pub mod badge_stats;
 pub mod badges;
 pub mod config;
+pub mod currency;
 pub mod error;
 pub mod files;
 pub mod goals;

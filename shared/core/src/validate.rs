@@ -45,7 +45,7 @@ pub enum InvalidRecord {
 }
 
 pub fn is_currency_code(code: &str) -> bool {
-    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
+    crate::currency::is_iso_4217(code)
 }
 
 /// Checks an event value before it is turned into micros.
