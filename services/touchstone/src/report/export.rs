@@ -1,5 +1,10 @@
 //! CSV output: a header row, then one row per campaign, message or goal. Every goal the rows
 //! report gets its columns; derived figures are empty when their denominator is 0.
+//!
+//! Ids come from clients, and a spreadsheet runs a cell starting with `=`, `+`, `-`, `@`, a
+//! tab or a carriage return as a formula (`=HYPERLINK(...)`): such text cells get a leading
+//! `'` (OWASP's advice), which spreadsheets show as text. `top_event_hits` is a JSON object,
+//! so names holding `;`, `=` or quotes read back unambiguously.
 
 use super::rows::{GoalRow, StatsKind, StatsReport, StatsRow, Subject, TOP_EVENT_HITS, Tally, derived, value_text};
 
@@ -19,14 +24,26 @@ fn average_text(average: f64, conversions: u64) -> String {
     derived(average, conversions).map(|average| format!("{average:.2}")).unwrap_or_default()
 }
 
-/// `view=7;checkin=2`: the most hit event names.
+/// `{"view":7,"checkin":2}`: the most hit event names, most hits first; empty when none.
 fn hits_text(row: &StatsRow) -> String {
-    row.event_hits
+    if row.event_hits.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = row
+        .event_hits
         .iter()
         .take(TOP_EVENT_HITS)
-        .map(|(name, hits)| format!("{name}={hits}"))
-        .collect::<Vec<_>>()
-        .join(";")
+        .map(|(name, hits)| format!("{}:{hits}", serde_json::Value::String(name.clone())))
+        .collect();
+    format!("{{{}}}", pairs.join(","))
+}
+
+/// A client-given text as a cell no spreadsheet runs as a formula.
+fn text_cell(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_owned(),
+    }
 }
 
 pub fn stats_header(kind: StatsKind, goal_ids: &[String]) -> Vec<String> {
@@ -49,9 +66,9 @@ pub fn stats_header(kind: StatsKind, goal_ids: &[String]) -> Vec<String> {
 
 pub fn stats_record(row: &StatsRow, goal_ids: &[String]) -> Vec<String> {
     let mut record = match &row.subject {
-        Subject::Campaign { campaign_id, messages } => vec![campaign_id.clone(), messages.to_string()],
+        Subject::Campaign { campaign_id, messages } => vec![text_cell(campaign_id), messages.to_string()],
         Subject::Message { msg_hash, campaign_id, channel, registered: _ } => {
-            vec![msg_hash.clone(), campaign_id.clone(), channel.map(|c| c.as_str().to_owned()).unwrap_or_default()]
+            vec![text_cell(msg_hash), text_cell(campaign_id), channel.map(|c| c.as_str().to_owned()).unwrap_or_default()]
         }
     };
     let touches = row.touches;
@@ -95,7 +112,7 @@ const GOAL_HEADER: [&str; 9] = [
 ];
 
 pub fn goal_record(row: &GoalRow) -> Vec<String> {
-    let mut record = vec![row.goal_id.clone()];
+    let mut record = vec![text_cell(&row.goal_id)];
     for Tally { conversions, value_micros } in [row.explicit, row.last_touch, row.unattributed, row.total()] {
         record.extend([conversions.to_string(), value_text(value_micros)]);
     }
@@ -135,7 +152,7 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "spring,2,100,80,20,5,0.2500,0.0625,4,5000,0.2000,1250.00,1,12.5,0.0500,12.50,view=7;checkin=2"
+            "spring,2,100,80,20,5,0.2500,0.0625,4,5000,0.2000,1250.00,1,12.5,0.0500,12.50,\"{\"\"view\"\":7,\"\"checkin\"\":2}\""
         );
         assert_eq!(lines[2], "summer,1,10,0,0,0,,,0,0,,,0,0,,,", "rates over nothing are empty");
         assert_eq!(lines.len(), 3, "no totals row in csv");
@@ -147,8 +164,8 @@ mod tests {
         let text = render_stats(&report).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("msg_hash,campaign_id,channel,sent,"), "{}", lines[0]);
-        assert_eq!(lines[1], "m1,spring,PUSH,50,40,10,2,0.2500,0.0500,3,100,0.3000,33.33,view=3");
-        assert_eq!(lines[2], "m9,,,0,0,0,0,,,0,0,,,view=1");
+        assert_eq!(lines[1], "m1,spring,PUSH,50,40,10,2,0.2500,0.0500,3,100,0.3000,33.33,\"{\"\"view\"\":3}\"");
+        assert_eq!(lines[2], "m9,,,0,0,0,0,,,0,0,,,\"{\"\"view\"\":1}\"");
     }
 
     #[test]
@@ -166,6 +183,22 @@ mod tests {
         list.campaigns[0].campaign_id = "spring, 2025".into();
         let report = StatsReport::from_campaigns(list).unwrap();
         assert!(render_stats(&report).unwrap().lines().nth(1).unwrap().starts_with("\"spring, 2025\",2,"));
+    }
+
+    #[test]
+    fn client_text_never_runs_as_a_formula_and_hits_read_back_exactly() {
+        let mut list = campaign_list();
+        list.campaigns[0].campaign_id = "=HYPERLINK(\"http://evil\",\"x\")".into();
+        let report = StatsReport::from_campaigns(list).unwrap();
+        let text = render_stats(&report).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let row = reader.records().next().unwrap().unwrap();
+        assert_eq!(&row[0], "'=HYPERLINK(\"http://evil\",\"x\")");
+        let hits: serde_json::Value = serde_json::from_str(&row[row.len() - 1]).unwrap();
+        assert_eq!(hits, serde_json::json!({"view": 7, "checkin": 2}));
+        for (cell, safe) in [("+1", "'+1"), ("-x", "'-x"), ("@sum", "'@sum"), ("\tx", "'\tx"), ("plain", "plain"), ("", "")] {
+            assert_eq!(text_cell(cell), safe);
+        }
     }
 
     #[test]
