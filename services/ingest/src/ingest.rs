@@ -54,7 +54,7 @@ impl IngestApi {
             source => badge_source_from_pb(source)?,
         };
         if matches!(source, BadgeSource::Rule | BadgeSource::RetroEarn) {
-            return Err(ApiError::InvalidArgument(format!("source {source} is the rules' own; issue with API or DIRECT_ISSUE")));
+            return Err(ApiError::bad_field("source", format!("source {source} is the rules' own; issue with API or DIRECT_ISSUE")));
         }
         let book: BadgeBook = self.badges.badge_book(&tenant).await?;
         if book.get(&badge_id).is_none() {

@@ -30,19 +30,19 @@ pub async fn timeline_page(store: &dyn BadgeStore, request: pb::BadgeTimelineReq
     if let (Some(from), Some(to)) = (from_ms, to_ms)
         && from > to
     {
-        return Err(ApiError::InvalidArgument(format!("range from {from} is after to {to}")));
+        return Err(ApiError::bad_field("range", format!("range from {from} is after to {to}")));
     }
     let size = match page_size as usize {
         0 => DEFAULT_PAGE_SIZE,
         size if size > MAX_PAGE_SIZE => {
-            return Err(ApiError::InvalidArgument(format!("page_size {size} is above the most, {MAX_PAGE_SIZE}")));
+            return Err(ApiError::bad_field("page_size", format!("page_size {size} is above the most, {MAX_PAGE_SIZE}")));
         }
         size => size,
     };
     let cursor = match page_token.as_str() {
         "" => None,
         token => Some(TimelineCursor::decode(token).ok_or_else(|| {
-            ApiError::InvalidArgument("page_token is not one this server gave out: pass next_page_token unchanged".to_owned())
+            ApiError::bad_field("page_token", "page_token is not one this server gave out: pass next_page_token unchanged")
         })?),
     };
     // The store applies the cursor and the range; the badge filter and the clock (expiries
@@ -96,13 +96,13 @@ pub async fn badge_stats(store: &dyn BadgeStore, request: pb::BadgeStatsRequest,
     let pb::BadgeStatsRequest { tenant, badge_id, range } = request;
     let pb::TimeRange { from_ms, to_ms } = range.unwrap_or_default();
     let (Some(from), Some(to)) = (from_ms, to_ms) else {
-        return Err(ApiError::InvalidArgument("range needs both from_ms and to_ms".to_owned()));
+        return Err(ApiError::bad_field("range", "range needs both from_ms and to_ms"));
     };
     if from >= to {
-        return Err(ApiError::InvalidArgument(format!("range from {from} is not before to {to}")));
+        return Err(ApiError::bad_field("range", format!("range from {from} is not before to {to}")));
     }
     if to.checked_sub(from).is_none_or(|span| span > MAX_REPORT_DAYS * badge_stats::DAY_MS) {
-        return Err(ApiError::InvalidArgument(format!("range spans more than {MAX_REPORT_DAYS} days")));
+        return Err(ApiError::bad_field("range", format!("range spans more than {MAX_REPORT_DAYS} days")));
     }
     let plan = StatsPlan::new(from, to, now);
     let days = store.badge_stats(&tenant, &badge_id, StatLevel::Day, Millis::MIN, plan.days_to).await?;
@@ -139,7 +139,7 @@ fn parse_feed_cursor(cursor: &str) -> Option<FeedPosition> {
 pub async fn feed_start(store: &dyn BadgeStore, request: &pb::WatchBadgeEventsRequest) -> Result<Option<FeedPosition>, ApiError> {
     if !request.after.is_empty() {
         let position = parse_feed_cursor(&request.after)
-            .ok_or_else(|| ApiError::InvalidArgument("after is not a cursor this server gave out: pass an item's cursor unchanged".to_owned()))?;
+            .ok_or_else(|| ApiError::bad_field("after", "after is not a cursor this server gave out: pass an item's cursor unchanged"))?;
         return Ok(Some(position));
     }
     if request.from_start { Ok(None) } else { Ok(store.badge_feed_end(&request.tenant).await?) }

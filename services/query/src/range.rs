@@ -25,7 +25,7 @@ impl Range {
         let from = from_ms.unwrap_or(MIN_TS);
         let to = to_ms.unwrap_or(MAX_TS);
         if from > to {
-            return Err(ApiError::InvalidArgument(format!("range from {from} is after to {to}")));
+            return Err(ApiError::bad_field("range", format!("range from {from} is after to {to}")));
         }
         Ok(Range { from: from.clamp(MIN_TS, MAX_TS), to: to.clamp(MIN_TS, MAX_TS) })
     }
@@ -129,7 +129,7 @@ mod tests {
         let some = Range::from_pb(Some(pb::TimeRange { from_ms: Some(MIN_TS + 5), to_ms: None })).unwrap();
         assert_eq!(some, Range { from: MIN_TS + 5, to: MAX_TS });
         let reversed = Range::from_pb(Some(pb::TimeRange { from_ms: Some(10), to_ms: Some(9) }));
-        assert!(matches!(reversed, Err(ApiError::InvalidArgument(_))));
+        assert!(matches!(reversed, Err(ApiError::BadField { .. })));
         let empty = Range::from_pb(Some(pb::TimeRange { from_ms: Some(MIN_TS + 9), to_ms: Some(MIN_TS + 9) })).unwrap();
         assert_eq!(empty.from, empty.to);
     }

@@ -258,7 +258,7 @@ impl QueryService for QueryApi {
         let time_zone = if time_zone.is_empty() { "UTC".to_owned() } else { time_zone };
         let tz: Tz = time_zone
             .parse()
-            .map_err(|_| ApiError::InvalidArgument(format!("unknown time zone {time_zone:?}; use an IANA name such as Europe/Berlin")))?;
+            .map_err(|_| ApiError::bad_field("time_zone", format!("unknown time zone {time_zone:?}; use an IANA name such as Europe/Berlin")))?;
         let now = chrono::Utc::now().timestamp_millis();
         let range = match range {
             Some(pb::TimeRange { from_ms: None, to_ms: None }) | None => {
@@ -267,7 +267,7 @@ impl QueryService for QueryApi {
             Some(range) => Range::from_pb(Some(range))?,
         };
         if range.to - range.from > MAX_SERIES_DAYS * touchstone_core::rollup::DAY_MS {
-            return Err(ApiError::InvalidArgument(format!("a series spans at most {MAX_SERIES_DAYS} days; narrow the range")).into());
+            return Err(ApiError::bad_field("range", format!("a series spans at most {MAX_SERIES_DAYS} days; narrow the range")).into());
         }
         let config = self.config(&tenant).await?;
         if config.goal(&goal_id).is_none() {

@@ -58,12 +58,22 @@ fn huge() -> String {
     "t".repeat(70 * 1024)
 }
 
-/// The call fails with INVALID_ARGUMENT naming the field, in a short message.
+/// The call fails with INVALID_ARGUMENT naming the field, in a short message and as a
+/// `google.rpc.BadRequest` field violation, with an `ErrorInfo`.
 async fn refused<T: std::fmt::Debug>(rpc: &str, call: impl Future<Output = Result<tonic::Response<T>, Status>>) {
     let status = call.await.expect_err(rpc);
     assert_eq!(status.code(), Code::InvalidArgument, "{rpc}: {status:?}");
     assert!(status.message().contains("tenant"), "{rpc}: {}", status.message());
     assert!(status.message().len() < 1_000, "{rpc} echoes what it refused");
+    assert_eq!(violated_field(&status).as_deref(), Some("tenant"), "{rpc}: {status:?}");
+}
+
+/// The field of the status's first `BadRequest` violation; also checks its `ErrorInfo`.
+fn violated_field(status: &Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    let info = status.get_details_error_info().expect("every error carries an ErrorInfo");
+    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("INVALID_ARGUMENT", "touchstone.v1"));
+    status.get_details_bad_request()?.field_violations.into_iter().next().map(|violation| violation.field)
 }
 
 /// The call succeeds and refuses its one record with INVALID_ARGUMENT naming the field.
@@ -175,10 +185,12 @@ async fn a_70_kb_tenant_is_refused_by_every_rpc() {
     server.stop().await;
 }
 
-/// The message of an INVALID_ARGUMENT answer.
+/// The message of an INVALID_ARGUMENT answer, which names a field in its details.
 fn invalid<T: std::fmt::Debug>(rpc: &str, result: Result<tonic::Response<T>, Status>) -> String {
     let status = result.expect_err(rpc);
     assert_eq!(status.code(), Code::InvalidArgument, "{rpc}: {status:?}");
+    let field = violated_field(&status);
+    assert!(field.is_some_and(|field| !field.is_empty()), "{rpc}: no field named in {status:?}");
     status.message().to_owned()
 }
 

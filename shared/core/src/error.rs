@@ -39,6 +39,12 @@ impl ErrorKind {
 /// An error that knows its [`ErrorKind`]. Its `Display` text is what a client is told.
 pub trait ServiceError: std::error::Error {
     fn kind(&self) -> ErrorKind;
+
+    /// The request field an INVALID_ARGUMENT error is about, when it is one field's fault:
+    /// clients get it as a `google.rpc.BadRequest` field violation.
+    fn field(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl ServiceError for crate::config::ConfigError {
@@ -50,11 +56,32 @@ impl ServiceError for crate::config::ConfigError {
             E::TooManyGoals | E::GoalChanged(_) | E::DefaultGoalUndeletable => ErrorKind::FailedPrecondition,
         }
     }
+
+    fn field(&self) -> Option<&str> {
+        use crate::config::ConfigError as E;
+        match self {
+            E::InvalidGoal(_) => Some("goal"),
+            E::InvalidSetting(_) => Some("settings"),
+            _ => None,
+        }
+    }
 }
 
 impl ServiceError for crate::validate::InvalidRecord {
     fn kind(&self) -> ErrorKind {
         ErrorKind::InvalidArgument
+    }
+
+    fn field(&self) -> Option<&str> {
+        use crate::validate::InvalidRecord as E;
+        Some(match self {
+            E::Missing(field) | E::TooLong { field } | E::TooMany { field, .. } | E::TimeOutOfRange { field, .. } => field,
+            E::BatchTooLarge { .. } => "records",
+            E::NegativeAmount(_) | E::AmountTooLarge(_) => "amount_minor",
+            E::BadCurrency(_) => "currency",
+            E::BadValue(_) => "value",
+            E::ReservedBadgeId(_) => "event_id",
+        })
     }
 }
 
@@ -66,5 +93,9 @@ impl ServiceError for crate::badges::BadgeError {
             E::NotFound(_) => ErrorKind::NotFound,
             E::RuleChanged(_) | E::TooMany => ErrorKind::FailedPrecondition,
         }
+    }
+
+    fn field(&self) -> Option<&str> {
+        matches!(self, crate::badges::BadgeError::Invalid(_)).then_some("badge")
     }
 }

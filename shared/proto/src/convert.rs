@@ -22,9 +22,17 @@ pub enum ConvertError {
     Invalid(#[from] touchstone_core::validate::InvalidRecord),
 }
 
+
 impl touchstone_core::error::ServiceError for ConvertError {
     fn kind(&self) -> touchstone_core::error::ErrorKind {
         touchstone_core::error::ErrorKind::InvalidArgument
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ConvertError::UnknownEnum { field, .. } | ConvertError::Unset(field) => Some(field),
+            ConvertError::Invalid(invalid) => invalid.field(),
+        }
     }
 }
 

@@ -11,6 +11,9 @@ pub enum ApiError {
     /// The request itself is malformed (missing tenant, unknown enum, bad range).
     #[error("{0}")]
     InvalidArgument(String),
+    /// One field of the request is malformed: INVALID_ARGUMENT naming the field.
+    #[error("{message}")]
+    BadField { field: String, message: String },
     #[error("{0}")]
     NotFound(String),
     /// Valid, but refused in the current state (a 6th goal, changing a saved goal).
@@ -44,9 +47,14 @@ impl ApiError {
         }
     }
 
+    /// INVALID_ARGUMENT about `field` of the request.
+    pub fn bad_field(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::BadField { field: field.to_owned(), message: message.into() }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ApiError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            ApiError::InvalidArgument(_) | ApiError::BadField { .. } => ErrorKind::InvalidArgument,
             ApiError::NotFound(_) => ErrorKind::NotFound,
             ApiError::FailedPrecondition(_) => ErrorKind::FailedPrecondition,
             ApiError::Aborted(_) => ErrorKind::Aborted,
@@ -80,13 +88,55 @@ pub fn code(kind: ErrorKind) -> Code {
 /// not overlap the identity conversion.)
 impl<E: ServiceError> From<E> for ApiError {
     fn from(error: E) -> ApiError {
-        ApiError::new(error.kind(), error.to_string())
+        match (error.kind(), error.field()) {
+            (ErrorKind::InvalidArgument, Some(field)) => ApiError::bad_field(field, error.to_string()),
+            (kind, _) => ApiError::new(kind, error.to_string()),
+        }
     }
 }
 
+/// The `ErrorInfo` domain of every error this server gives.
+pub const ERROR_DOMAIN: &str = "touchstone.v1";
+/// How long a client should wait before retrying an UNAVAILABLE or ABORTED call.
+pub const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A status with the standard details (`google.rpc`) clients act on: `BadRequest` with the
+/// field for INVALID_ARGUMENT, `RetryInfo` for what a retry may fix, `ErrorInfo` (reason and
+/// domain) for every error.
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Status {
-        Status::new(error.code(), error.to_string())
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        let message = error.to_string();
+        let mut details = ErrorDetails::new();
+        match &error {
+            ApiError::BadField { field, message } => {
+                details.add_bad_request_violation(field.clone(), message.clone());
+            }
+            // Not one field's fault: the request as a whole.
+            ApiError::InvalidArgument(message) => {
+                details.add_bad_request_violation("", message.clone());
+            }
+            ApiError::Unavailable(_) | ApiError::Aborted(_) => {
+                details.set_retry_info(Some(RETRY_AFTER));
+            }
+            _ => {}
+        }
+        details.set_error_info(reason(error.kind()), ERROR_DOMAIN, std::collections::HashMap::<String, String>::new());
+        Status::with_error_details(error.code(), message, details)
+    }
+}
+
+/// The `ErrorInfo` reason of a kind: its code's name.
+fn reason(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
+        ErrorKind::NotFound => "NOT_FOUND",
+        ErrorKind::FailedPrecondition => "FAILED_PRECONDITION",
+        ErrorKind::Aborted => "ABORTED",
+        ErrorKind::Unavailable => "UNAVAILABLE",
+        ErrorKind::Internal => "INTERNAL",
+        ErrorKind::Unauthenticated => "UNAUTHENTICATED",
+        ErrorKind::PermissionDenied => "PERMISSION_DENIED",
     }
 }
 
@@ -95,7 +145,14 @@ impl ApiError {
     pub fn from_status(status: &Status) -> ApiError {
         let message = status.message().to_owned();
         match status.code() {
-            Code::InvalidArgument | Code::OutOfRange => ApiError::InvalidArgument(message),
+            Code::InvalidArgument | Code::OutOfRange => {
+                use tonic_types::StatusExt as _;
+                let field = status.get_details_bad_request().and_then(|bad| bad.field_violations.into_iter().next()).map(|v| v.field);
+                match field {
+                    Some(field) if !field.is_empty() => ApiError::BadField { field, message },
+                    _ => ApiError::InvalidArgument(message),
+                }
+            }
             Code::NotFound => ApiError::NotFound(message),
             Code::FailedPrecondition | Code::AlreadyExists => ApiError::FailedPrecondition(message),
             Code::Aborted => ApiError::Aborted(message),
@@ -103,11 +160,11 @@ impl ApiError {
             Code::Ok
             | Code::Cancelled
             | Code::Unknown
-            | Code::PermissionDenied
             | Code::Unimplemented
             | Code::Internal
-            | Code::DataLoss
-            | Code::Unauthenticated => ApiError::Internal(message),
+            | Code::DataLoss => ApiError::Internal(message),
+            Code::PermissionDenied => ApiError::PermissionDenied(message),
+            Code::Unauthenticated => ApiError::Unauthenticated(message),
         }
     }
 }
