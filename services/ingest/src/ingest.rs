@@ -24,6 +24,9 @@ use touchstone_store::{BadgeStore, IngestLog, IngestOutcome};
 
 pub use touchstone_proto::validate::MAX_BATCH;
 
+/// How long an `IngestStream` may go without a chunk before the server closes it.
+pub const STREAM_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub struct IngestApi {
     log: Arc<dyn IngestLog>,
     /// Badge definitions, which `IssueBadge` and `RevokeBadge` check the badge against.
@@ -32,11 +35,19 @@ pub struct IngestApi {
     wake: Arc<Notify>,
     /// Turns true when the server shuts down: open streams stop taking chunks.
     shutdown: watch::Receiver<bool>,
+    /// How long a stream may go without a chunk before it is closed.
+    stream_idle: std::time::Duration,
 }
 
 impl IngestApi {
     pub fn new(log: Arc<dyn IngestLog>, badges: Arc<dyn BadgeStore>, wake: Arc<Notify>) -> IngestApi {
-        IngestApi { log, badges, wake, shutdown: watch::channel(false).1 }
+        IngestApi { log, badges, wake, shutdown: watch::channel(false).1, stream_idle: STREAM_IDLE_TIMEOUT }
+    }
+
+    /// Closes a stream that sends no chunk for `idle`.
+    pub fn with_stream_idle(mut self, idle: std::time::Duration) -> IngestApi {
+        self.stream_idle = idle;
+        self
     }
 
     /// Ends open `IngestStream` calls when `shutdown` turns true.
@@ -249,6 +260,14 @@ impl IngestService for IngestApi {
                 chunk = stream.next() => chunk,
                 // Shutting down: what was stored stays stored; the caller sends the rest (or
                 // everything: records are deduplicated by id) to a server that is up.
+                // A stream that sends nothing holds its server's resources for nothing.
+                () = tokio::time::sleep(self.stream_idle) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "no chunk for {:?}: the stream is closed; the first {next_index} records of it were stored \
+                         ({} accepted, {} duplicates); send the rest in a new stream",
+                        self.stream_idle, reply.accepted, reply.duplicates
+                    )));
+                }
                 _ = shutdown.wait_for(|stopping| *stopping) => {
                     return Err(ApiError::Unavailable(format!(
                         "the server is shutting down: the first {next_index} records of this stream were stored \

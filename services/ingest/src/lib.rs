@@ -6,7 +6,7 @@ pub mod config;
 pub mod ingest;
 
 pub use config::ConfigApi;
-pub use ingest::IngestApi;
+pub use ingest::{IngestApi, STREAM_IDLE_TIMEOUT};
 
 /// The server's clock, epoch ms: when a badge rule was saved or a badge deactivated, and
 /// the time of a badge issued without one.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use crate::AccessArgs;
 use touchstone::auth::KeyRing;
+use touchstone::limits::Limits;
 use touchstone::serve::{Roles, init_tracing, serve, shutdown_signal};
 use touchstone_attribution::WorkerOptions;
 use touchstone_store::cql::{CqlOptions, CqlStore};
@@ -79,7 +80,7 @@ pub async fn migrate(database: DatabaseArgs, schema: SchemaArgs) -> CommandResul
 }
 
 /// `touchstone ingest | attribution | query`: one role on the shared keyspace.
-pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_id: Option<String>, access: AccessArgs) -> CommandResult {
+pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_id: Option<String>, access: AccessArgs, limits: Limits) -> CommandResult {
     let tracer_provider = init_tracing(role.service_name());
     // Checked before anything else: a cluster process never starts open by accident.
     let keys = match (&access.keys_file, access.insecure) {
@@ -100,13 +101,13 @@ pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_
         .await
         .map_err(|err| format!("cannot use keyspace {} on {}: {err} (has `touchstone migrate` run?)", database.keyspace, database.scylla_nodes.join(",")))?;
     let roles = match role {
-        Role::Ingest => Roles { ingest: true, keys, ..Roles::default() },
-        Role::Query => Roles { query: true, keys, ..Roles::default() },
+        Role::Ingest => Roles { ingest: true, keys, limits, ..Roles::default() },
+        Role::Query => Roles { query: true, keys, limits, ..Roles::default() },
         Role::Attribution => {
             let id = worker_id.unwrap_or_else(default_worker_id);
             let mut worker = WorkerOptions::new(id);
             worker.lease_ttl = Duration::from_secs(10);
-            Roles { worker: Some(worker), keys, ..Roles::default() }
+            Roles { worker: Some(worker), keys, limits, ..Roles::default() }
         }
     };
     let detail = format!("(keyspace {} on {})", database.keyspace, database.scylla_nodes.join(","));

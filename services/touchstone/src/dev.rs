@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use touchstone::auth::KeyRing;
+use touchstone::limits::Limits;
 use touchstone::serve::{Roles, init_tracing, serve, shutdown_signal};
 use touchstone_attribution::WorkerOptions;
 use touchstone_store::EmbeddedStore;
 use touchstone_store::embedded::EmbeddedOptions;
 
-pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool, keys_file: Option<PathBuf>) -> CommandResult {
+pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool, keys_file: Option<PathBuf>, limits: Limits) -> CommandResult {
     let tracer_provider = init_tracing("touchstone");
     let keys = match &keys_file {
         Some(path) => Some(KeyRing::load(path)?),
@@ -27,7 +28,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool, keys_file: O
     let store = EmbeddedStore::open_with(&data_dir, EmbeddedOptions { sync })
         .map_err(|err| format!("cannot open the embedded store in {}: {err}", data_dir.display()))?;
     // The only worker there is: it takes every log shard's lease.
-    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("dev")), query: true, keys };
+    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("dev")), query: true, keys, limits };
     let listener = listen_on(listen, "touchstone dev", &format!("(data in {})", data_dir.display())).await?;
     let result = serve(Arc::new(store), listener, roles, shutdown_signal()).await;
     tracing::info!("touchstone dev stopped");

@@ -4,4 +4,5 @@
 //! the address and passes Ctrl-C/SIGTERM as the shutdown.
 
 pub mod auth;
+pub mod limits;
 pub mod serve;

@@ -33,6 +33,28 @@ struct Cli {
     api_key: Option<String>,
 }
 
+/// How much load a server takes before it refuses calls (RESOURCE_EXHAUSTED, at once).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Calls the server runs at once; more are refused with RESOURCE_EXHAUSTED and RetryInfo
+    /// (health, reflection and GetStatus are never refused).
+    #[arg(long, env = "TOUCHSTONE_MAX_IN_FLIGHT", default_value_t = touchstone::limits::Limits::default().in_flight)]
+    pub max_in_flight: usize,
+    /// Calls one API key may have in flight at once.
+    #[arg(long, env = "TOUCHSTONE_MAX_IN_FLIGHT_PER_KEY", default_value_t = touchstone::limits::Limits::default().per_key)]
+    pub max_in_flight_per_key: usize,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> touchstone::limits::Limits {
+        touchstone::limits::Limits {
+            in_flight: self.max_in_flight.max(1),
+            per_key: self.max_in_flight_per_key.max(1),
+            ..touchstone::limits::Limits::default()
+        }
+    }
+}
+
 /// Who may call a server: the keys file, or explicitly nobody checked.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AccessArgs {
@@ -61,6 +83,8 @@ enum Command {
         /// The API keys file; without it `dev` runs open (and says so).
         #[arg(long, env = "TOUCHSTONE_KEYS_FILE")]
         keys_file: Option<PathBuf>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Create or update the keyspace and tables on ScyllaDB (or Cassandra), then exit.
     Migrate {
@@ -77,6 +101,8 @@ enum Command {
         database: cluster::DatabaseArgs,
         #[command(flatten)]
         access: AccessArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Run an attribution worker on ScyllaDB; workers split the log shards between them.
     Attribution {
@@ -89,6 +115,8 @@ enum Command {
         worker_id: Option<String>,
         #[command(flatten)]
         access: AccessArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Serve queries and reports on ScyllaDB (any number of processes).
     Query {
@@ -98,6 +126,8 @@ enum Command {
         database: cluster::DatabaseArgs,
         #[command(flatten)]
         access: AccessArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Import a bulk file (SPEC section 7) into a running server.
     Import {
@@ -229,13 +259,17 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Dev { listen, data_dir, sync, keys_file } => dev::run(listen, data_dir, sync, keys_file).await,
+            Command::Dev { listen, data_dir, sync, keys_file, limits } => dev::run(listen, data_dir, sync, keys_file, limits.limits()).await,
             Command::Migrate { database, schema } => cluster::migrate(database, schema).await,
-            Command::Ingest { listen, database, access } => cluster::run(cluster::Role::Ingest, listen, database, None, access).await,
-            Command::Attribution { listen, database, worker_id, access } => {
-                cluster::run(cluster::Role::Attribution, listen, database, worker_id, access).await
+            Command::Ingest { listen, database, access, limits } => {
+                cluster::run(cluster::Role::Ingest, listen, database, None, access, limits.limits()).await
             }
-            Command::Query { listen, database, access } => cluster::run(cluster::Role::Query, listen, database, None, access).await,
+            Command::Attribution { listen, database, worker_id, access, limits } => {
+                cluster::run(cluster::Role::Attribution, listen, database, worker_id, access, limits.limits()).await
+            }
+            Command::Query { listen, database, access, limits } => {
+                cluster::run(cluster::Role::Query, listen, database, None, access, limits.limits()).await
+            }
             Command::Keys { what } => keys::run(what),
             Command::Import { what } => import::run(what).await,
             Command::Report { what } => report::run(what).await,

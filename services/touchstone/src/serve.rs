@@ -9,6 +9,7 @@
 //! binary decides the address and the signals, and tests run it in-process on port 0.
 
 use crate::auth::{AuthLayer, KeyRing};
+use crate::limits::{Limits, ShedLayer};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::future::Future;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub struct Roles {
     pub query: bool,
     /// The API keys every RPC is checked against; `None`: an open server.
     pub keys: Option<Arc<KeyRing>>,
+    /// Calls in flight, in all and per key, beyond which calls are refused at once.
+    pub limits: Limits,
 }
 
 /// Serves `roles` on `listener` until `shutdown` completes, then stops the worker between
@@ -89,7 +92,7 @@ pub async fn serve<S: Store>(
     let worker = roles.worker.map(|options| tokio::spawn(Worker::new(store.clone(), wake.clone(), options).run(shutdown_rx)));
 
     let ingest = roles.ingest.then(|| {
-        IngestServiceServer::new(IngestApi::new(store.clone(), store.clone(), wake.clone()).with_shutdown(draining_rx.clone()))
+        IngestServiceServer::new(IngestApi::new(store.clone(), store.clone(), wake.clone()).with_shutdown(draining_rx.clone()).with_stream_idle(roles.limits.stream_idle))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
     });
     let config = roles.ingest.then(|| ConfigServiceServer::new(ConfigApi::new(store.clone(), store.clone(), wake.clone())));
@@ -105,8 +108,9 @@ pub async fn serve<S: Store>(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let roles_served = (roles.ingest, roles.query);
     let served = tonic::transport::Server::builder()
+        // Keys first: the limits count calls per key.
         .layer(AuthLayer::new(roles.keys.clone()))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(1024))
+        .layer(ShedLayer::new(roles.limits))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)

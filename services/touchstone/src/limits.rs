@@ -1,0 +1,132 @@
+//! Limits that shed load instead of queueing it: a call beyond the server's calls in
+//! flight, or beyond its key's share, is answered RESOURCE_EXHAUSTED at once, with a
+//! `RetryInfo` saying when to try again, instead of waiting in a queue until its deadline.
+//! Health, reflection and `GetStatus` are never limited, so probes and `import --wait`
+//! answer however busy the server is. A permit is held until the handler returns: a server
+//! stream (`WatchBadgeEvents`) holds none once it is open, a client stream (`IngestStream`)
+//! holds one until it ends, which its idle timeout bounds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
+use tonic::codegen::http;
+use touchstone_proto::auth::Principal;
+
+/// How many calls a server runs at once, how many of them one API key may hold, and how
+/// long an ingest stream may go without a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub in_flight: usize,
+    pub per_key: usize,
+    pub stream_idle: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { in_flight: 256, per_key: 64, stream_idle: touchstone_ingest::STREAM_IDLE_TIMEOUT }
+    }
+}
+
+/// Paths no limit applies to.
+fn exempt(path: &str) -> bool {
+    path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.") || path == "/touchstone.v1.AttributionService/GetStatus"
+}
+
+#[derive(Clone)]
+pub struct ShedLayer {
+    state: Arc<Shed>,
+}
+
+struct Shed {
+    limits: Limits,
+    all: Arc<Semaphore>,
+    keys: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl ShedLayer {
+    pub fn new(limits: Limits) -> ShedLayer {
+        let state = Shed { limits, all: Arc::new(Semaphore::new(limits.in_flight)), keys: Mutex::new(HashMap::new()) };
+        ShedLayer { state: Arc::new(state) }
+    }
+}
+
+impl<S> tower::Layer<S> for ShedLayer {
+    type Service = ShedService<S>;
+
+    fn layer(&self, inner: S) -> ShedService<S> {
+        ShedService { inner, state: self.state.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct ShedService<S> {
+    inner: S,
+    state: Arc<Shed>,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl Shed {
+    /// Permits for one call: the server's, and its key's when it has one.
+    fn admit(&self, principal: Option<&Principal>) -> Result<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>), Status> {
+        let key_permit = match principal {
+            Some(principal) => {
+                let semaphore = {
+                    let mut keys = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    keys.entry(principal.key_id.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_key))).clone()
+                };
+                Some(semaphore.try_acquire_owned().map_err(|_| {
+                    busy(format!("API key {} already has {} calls in flight; retry shortly", principal.key_id, self.limits.per_key))
+                })?)
+            }
+            None => None,
+        };
+        let permit = self.all.clone().try_acquire_owned().map_err(|_| {
+            busy(format!("the server already runs {} calls; retry shortly or on another replica", self.limits.in_flight))
+        })?;
+        Ok((permit, key_permit))
+    }
+}
+
+/// RESOURCE_EXHAUSTED with when to retry.
+fn busy(message: String) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    let mut details = ErrorDetails::with_retry_info(Some(touchstone_proto::error::RETRY_AFTER));
+    details.set_error_info("RESOURCE_EXHAUSTED", touchstone_proto::error::ERROR_DOMAIN, HashMap::<String, String>::new());
+    Status::with_error_details(tonic::Code::ResourceExhausted, message, details)
+}
+
+impl<S, B> tower::Service<http::Request<B>> for ShedService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let permits = if exempt(request.uri().path()) {
+            None
+        } else {
+            match self.state.admit(request.extensions().get::<Principal>()) {
+                Ok(permits) => Some(permits),
+                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            }
+        };
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let response = inner.call(request).await;
+            drop(permits);
+            response
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! Limits that shed instead of freezing, driven in-process: with the server's calls in
+//! flight taken by idle ingest streams, or one key's share taken, further calls are refused
+//! at once with RESOURCE_EXHAUSTED and RetryInfo, while health and GetStatus answer in
+//! milliseconds; an idle stream is closed after its timeout, saying what it stored, and
+//! every record a stream stored counts exactly once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use touchstone::auth::{KeyRing, KeysFile};
+use touchstone::limits::Limits;
+use touchstone::serve::{Roles, serve};
+use touchstone_attribution::WorkerOptions;
+use touchstone_proto::auth::Scope;
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
+use touchstone_proto::v1::config_service_client::ConfigServiceClient;
+use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
+use touchstone_store::EmbeddedStore;
+
+const TS: i64 = 1_767_225_600_000;
+
+#[derive(Clone)]
+struct KeyHeader(String);
+
+impl tonic::service::Interceptor for KeyHeader {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        request.metadata_mut().insert("authorization", MetadataValue::try_from(format!("Bearer {}", self.0)).unwrap());
+        Ok(request)
+    }
+}
+
+type Authed = InterceptedService<Channel, KeyHeader>;
+
+fn event(event_id: &str) -> pb::Record {
+    pb::Record {
+        kind: Some(pb::record::Kind::Event(pb::AppEvent {
+            tenant: "gym".into(),
+            event_id: event_id.into(),
+            customer_id: "ann".into(),
+            name: "checkin".into(),
+            ts: TS,
+            value: None,
+            msg_hash: None,
+        })),
+    }
+}
+
+/// An ingest stream that sent `records` and now idles, holding its call open.
+struct IdleStream {
+    chunks: mpsc::Sender<pb::IngestChunk>,
+    call: tokio::task::JoinHandle<Result<tonic::Response<pb::IngestReply>, Status>>,
+}
+
+async fn idle_stream(channel: Authed, records: Vec<pb::Record>) -> IdleStream {
+    let (chunks, stream) = mpsc::channel(4);
+    let mut ingest = IngestServiceClient::new(channel);
+    let call = tokio::spawn(async move { ingest.ingest_stream(tokio_stream::wrappers::ReceiverStream::new(stream)).await });
+    chunks.send(pb::IngestChunk { records }).await.unwrap();
+    IdleStream { chunks, call }
+}
+
+fn assert_shed(status: &Status, what: &str) {
+    use tonic_types::StatusExt as _;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains(what), "{}", status.message());
+    assert!(status.get_details_retry_info().and_then(|info| info.retry_delay).is_some(), "no RetryInfo: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_refused_at_once_health_never_waits_and_idle_streams_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_path = dir.path().join("keys.json");
+    let mut file = KeysFile::default();
+    let (_, busy_key) = file.create("gym", &Scope::ALL, "busy");
+    let (_, calm_key) = file.create("gym", &Scope::ALL, "calm");
+    file.write(&keys_path).unwrap();
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let limits = Limits { in_flight: 3, per_key: 2, stream_idle: Duration::from_secs(3) };
+    let keys = Some(KeyRing::load(&keys_path).unwrap());
+    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys, limits };
+    let served = tokio::spawn(async move {
+        serve(store, listener, roles, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let busy = InterceptedService::new(channel.clone(), KeyHeader(busy_key));
+    let calm = InterceptedService::new(channel.clone(), KeyHeader(calm_key));
+
+    // The busy key's share: two idle streams; its third call is refused at once.
+    let first = idle_stream(busy.clone(), vec![event("e1"), event("e2")]).await;
+    let second = idle_stream(busy.clone(), vec![event("e3")]).await;
+    let mut status = AttributionServiceClient::new(calm.clone());
+    let started = Instant::now();
+    while status.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner().log_head < 3 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the streams' chunks were not stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = Instant::now();
+    let refused = ConfigServiceClient::new(busy.clone()).get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap_err();
+    assert_shed(&refused, "calls in flight");
+    assert!(asked.elapsed() < Duration::from_millis(500), "refused late: {:?}", asked.elapsed());
+    // Another key is not held back by it.
+    ConfigServiceClient::new(calm.clone()).get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap();
+
+    // The whole server's calls: one more idle stream fills it.
+    let third = idle_stream(calm.clone(), vec![]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let asked = Instant::now();
+    let refused = ConfigServiceClient::new(calm.clone()).get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap_err();
+    assert_shed(&refused, "the server already runs 3 calls");
+    assert!(asked.elapsed() < Duration::from_millis(500), "refused late: {:?}", asked.elapsed());
+    // Health and status are never starved.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    for _ in 0..20 {
+        let asked = Instant::now();
+        health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+        status.get_status(pb::GetStatusRequest {}).await.unwrap();
+        assert!(asked.elapsed() < Duration::from_millis(200), "health and status took {:?}", asked.elapsed());
+    }
+
+    // A stream that ends frees its call: the next one runs.
+    drop(first.chunks);
+    let reply = first.call.await.unwrap().unwrap().into_inner();
+    assert_eq!((reply.accepted, reply.duplicates), (2, 0));
+    ConfigServiceClient::new(calm.clone()).get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap();
+
+    // Idle streams are closed after their timeout, saying what they stored.
+    let closed = tokio::time::timeout(Duration::from_secs(10), second.call).await.expect("the idle stream is closed").unwrap().unwrap_err();
+    assert_eq!(closed.code(), Code::DeadlineExceeded, "{closed:?}");
+    assert!(closed.message().contains("the first 1 records of it were stored"), "{}", closed.message());
+    let closed = tokio::time::timeout(Duration::from_secs(10), third.call).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(closed.code(), Code::DeadlineExceeded);
+    drop(third.chunks);
+
+    // Sent again after the refusals, the acknowledged records count once.
+    let again = idle_stream(busy.clone(), vec![event("e1"), event("e2"), event("e3")]).await;
+    drop(again.chunks);
+    let reply = again.call.await.unwrap().unwrap().into_inner();
+    assert_eq!((reply.accepted, reply.duplicates), (0, 3));
+    assert_eq!(status.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner().log_head, 3);
+
+    let _ = stop.send(());
+    served.await.unwrap();
+}
