@@ -70,6 +70,12 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
     let worker_a = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-a"]);
     let worker_b = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-b"]);
 
+    // A report asked of the ingest process says where reports are served.
+    let wrong = ingest_a.cli(&["report", "goals", "--tenant", "acme-shop", "--format", "json"]);
+    assert!(!wrong.status.success());
+    let said = text(&wrong.stderr);
+    assert!(said.contains("does not serve this call") && said.contains("touchstone query"), "{said}");
+
     ingest_a.cli_ok(&["import", "config", &data.path("config.json")]);
     ingest_a.cli_ok(&["import", "messages", &data.path("messages.jsonl")]);
 

@@ -92,3 +92,32 @@ fn sigterm_drains_streams_and_keeps_every_stored_record() {
     let entries: serde_json::Value = serde_json::from_str(&timeline).unwrap();
     assert_eq!(entries.as_array().map(Vec::len), Some(3), "{timeline}");
 }
+
+/// An import running when the server is told to stop: the CLI says how far it got and that
+/// the same command finishes it; run again on the restarted server, the reports are exact.
+#[test]
+fn an_import_cut_by_a_shutdown_says_how_to_finish_and_finishing_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = touchstone_integration_tests::Generated::new(&dir.path().join("data"), 5, 3);
+    let store = dir.path().join("store");
+    let mut server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &store.to_string_lossy()]);
+    server.cli_ok(&["import", "config", &data.path("config.json")]);
+    server.cli_ok(&["import", "messages", &data.path("messages.jsonl")]);
+    let import = std::process::Command::new(touchstone_integration_tests::binary())
+        .args(["import", "records", &data.path("records.jsonl"), "--server", &server.url])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    server.terminate();
+    let cut = import.wait_with_output().unwrap();
+    let said = touchstone_integration_tests::text(&cut.stderr);
+    assert!(!cut.status.success(), "the import finished before the shutdown: make the data larger\n{said}");
+    assert!(said.contains("import interrupted") && said.contains("run the same command again"), "{said}");
+    assert!(said.contains("records of this stream were stored"), "the server's count is passed on: {said}");
+    server.wait_exit(Duration::from_secs(15)).expect("the server exits");
+
+    let restarted = DevServer::start(&store);
+    restarted.import(&data);
+    touchstone_integration_tests::assert_reports_match(&restarted, &data);
+}

@@ -42,6 +42,13 @@ pub enum ImportError {
     /// The server ended the call successfully before the whole file was sent.
     #[error("{file}: the server answered after {sent} records, before the whole file was sent")]
     Cut { file: String, sent: u64 },
+    /// The call failed part way: what the server acknowledged is stored, and the same
+    /// import again stores the rest and nothing twice (records are deduplicated by id).
+    #[error(
+        "{file}: import interrupted after {lines} lines were read: {cause}\n{file}: every record the server acknowledged is \
+         stored; run the same command again to finish (records already stored count as duplicates, none twice)"
+    )]
+    Interrupted { file: String, lines: u64, cause: ClientError },
 }
 
 pub async fn run(what: ImportCommand) -> CommandResult {
@@ -95,7 +102,21 @@ async fn stream_file(
     let reply = ingest.ingest_stream(ReceiverStream::new(receiver)).await;
     let read = reading.await.map_err(|err| ImportError::Reader { file: name.to_owned(), message: err.to_string() })?;
     // A server error explains an early stop of the reader, so it is reported first.
-    let reply = reply.map_err(|status| ClientError::from_status(server, status))?.into_inner();
+    let lines_read = read.as_ref().map_or(0, |read| read.lines);
+    let reply = reply
+        .map_err(|status| -> Box<dyn std::error::Error + Send + Sync> {
+            let retry_may_finish = matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::ResourceExhausted | tonic::Code::Aborted | tonic::Code::Unknown
+            );
+            let cause = ClientError::from_status(server, status);
+            if retry_may_finish {
+                ImportError::Interrupted { file: name.to_owned(), lines: lines_read, cause }.into()
+            } else {
+                cause.into()
+            }
+        })?
+        .into_inner();
     let read = read.map_err(|source| ImportError::Read { file: name.to_owned(), source })?;
     if read.stopped_early {
         return Err(ImportError::Cut { file: name.to_owned(), sent: read.line_map.len() }.into());

@@ -64,9 +64,17 @@ impl ClientError {
         {
             return ClientError::Unreachable { url: url.to_owned(), reason: error_chain(source) };
         }
+        if status.code() == Code::Unimplemented {
+            return ClientError::Status { code: Code::Unimplemented, message: format!("{url} does not serve this call. {WHO_SERVES_WHAT}") };
+        }
         ClientError::Status { code: status.code(), message: status.message().to_owned() }
     }
 }
+
+/// Which process to point a command at, for a server that answered UNIMPLEMENTED.
+pub const WHO_SERVES_WHAT: &str = "`touchstone dev` serves every command; in a cluster, `touchstone ingest` (port 50051 \
+by default) serves imports and `badges import`, `touchstone query` (50053) serves reports and `badges timeline|trophy-case|stats|watch`, \
+and every process answers `import --wait`'s status calls";
 
 /// Opens a channel to `url` and checks the server is there, so that an unreachable server is
 /// one clear error before any work starts.
