@@ -84,7 +84,7 @@ impl Server {
         BufReader::new(stdout).read_line(&mut line).expect("reading the listening line");
         let url = line
             .split_whitespace()
-            .find(|word| word.starts_with("http://"))
+            .find(|word| word.starts_with("http://") || word.starts_with("https://"))
             .unwrap_or_else(|| panic!("touchstone {args:?} did not say where it listens: {line:?}"))
             .to_owned();
         Server { child, url }

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use crate::AccessArgs;
 use touchstone::auth::KeyRing;
 use touchstone::limits::Limits;
+use tonic::transport::Identity;
 use touchstone::serve::{Roles, init_tracing, serve, shutdown_signal};
 use touchstone_attribution::WorkerOptions;
 use touchstone_store::cql::{CqlOptions, CqlStore};
@@ -80,7 +81,7 @@ pub async fn migrate(database: DatabaseArgs, schema: SchemaArgs) -> CommandResul
 }
 
 /// `touchstone ingest | attribution | query`: one role on the shared keyspace.
-pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_id: Option<String>, access: AccessArgs, limits: Limits) -> CommandResult {
+pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_id: Option<String>, access: AccessArgs, limits: Limits, tls: Option<Identity>) -> CommandResult {
     let tracer_provider = init_tracing(role.service_name());
     // Checked before anything else: a cluster process never starts open by accident.
     let keys = match (&access.keys_file, access.insecure) {
@@ -101,17 +102,20 @@ pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_
         .await
         .map_err(|err| format!("cannot use keyspace {} on {}: {err} (has `touchstone migrate` run?)", database.keyspace, database.scylla_nodes.join(",")))?;
     let roles = match role {
-        Role::Ingest => Roles { ingest: true, keys, limits, ..Roles::default() },
-        Role::Query => Roles { query: true, keys, limits, ..Roles::default() },
+        Role::Ingest => Roles { ingest: true, keys, limits, tls: tls.clone(), ..Roles::default() },
+        Role::Query => Roles { query: true, keys, limits, tls: tls.clone(), ..Roles::default() },
         Role::Attribution => {
             let id = worker_id.unwrap_or_else(default_worker_id);
             let mut worker = WorkerOptions::new(id);
             worker.lease_ttl = Duration::from_secs(10);
-            Roles { worker: Some(worker), keys, limits, ..Roles::default() }
+            Roles { worker: Some(worker), keys, limits, tls: tls.clone(), ..Roles::default() }
         }
     };
     let detail = format!("(keyspace {} on {})", database.keyspace, database.scylla_nodes.join(","));
-    let listener = listen_on(listen, role.name(), &detail).await?;
+    if tls.is_none() && !listen.ip().is_loopback() {
+        tracing::warn!(%listen, "serving plaintext gRPC on a non-loopback address: keys and data cross the network in clear (--tls-cert, --tls-key)");
+    }
+    let listener = listen_on(listen, role.name(), &detail, tls.is_some()).await?;
     let result = serve(Arc::new(store), listener, roles, shutdown_signal()).await;
     tracing::info!(role = role.name(), "stopped");
     if let Some(provider) = tracer_provider {
@@ -120,12 +124,13 @@ pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// Binds `listen` and prints `NAME listening on http://ADDRESS DETAIL` to stdout: scripts
-/// and tests read that line to find the port when started with port 0.
-pub async fn listen_on(listen: SocketAddr, name: &str, detail: &str) -> Result<TcpListener, String> {
+/// Binds `listen` and prints `NAME listening on http(s)://ADDRESS DETAIL` to stdout:
+/// scripts and tests read that line to find the port when started with port 0.
+pub async fn listen_on(listen: SocketAddr, name: &str, detail: &str, tls: bool) -> Result<TcpListener, String> {
     let listener = TcpListener::bind(listen).await.map_err(|err| format!("cannot listen on {listen}: {err}"))?;
     let bound = listener.local_addr().map_err(|err| format!("cannot listen on {listen}: {err}"))?;
-    println!("{name} listening on http://{bound} {detail}");
+    let scheme = if tls { "https" } else { "http" };
+    println!("{name} listening on {scheme}://{bound} {detail}");
     Ok(listener)
 }
 

@@ -31,6 +31,9 @@ struct Cli {
     /// The API key client commands send (`tsk_...`), for servers started with --keys-file.
     #[arg(long, env = "TOUCHSTONE_API_KEY", global = true, hide_env_values = true)]
     api_key: Option<String>,
+    /// PEM CA certificate that client commands trust for https:// servers.
+    #[arg(long, env = "TOUCHSTONE_TLS_CA", global = true)]
+    tls_ca: Option<PathBuf>,
 }
 
 /// How much load a server takes before it refuses calls (RESOURCE_EXHAUSTED, at once).
@@ -52,6 +55,26 @@ impl LimitArgs {
             per_key: self.max_in_flight_per_key.max(1),
             ..touchstone::limits::Limits::default()
         }
+    }
+}
+
+/// TLS on the gRPC listener (rustls): a PEM certificate chain and its private key.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TlsArgs {
+    /// PEM certificate chain to serve TLS with (clients then use https:// and --tls-ca).
+    #[arg(long, env = "TOUCHSTONE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TOUCHSTONE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The identity to serve with, read from the files; `None` without --tls-cert.
+    pub fn identity(&self) -> Result<Option<tonic::transport::Identity>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else { return Ok(None) };
+        let read = |path: &PathBuf| std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()));
+        Ok(Some(tonic::transport::Identity::from_pem(read(cert)?, read(key)?)))
     }
 }
 
@@ -85,6 +108,8 @@ enum Command {
         keys_file: Option<PathBuf>,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Create or update the keyspace and tables on ScyllaDB (or Cassandra), then exit.
     Migrate {
@@ -103,6 +128,8 @@ enum Command {
         access: AccessArgs,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Run an attribution worker on ScyllaDB; workers split the log shards between them.
     Attribution {
@@ -117,6 +144,8 @@ enum Command {
         access: AccessArgs,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Serve queries and reports on ScyllaDB (any number of processes).
     Query {
@@ -128,6 +157,8 @@ enum Command {
         access: AccessArgs,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Import a bulk file (SPEC section 7) into a running server.
     Import {
@@ -249,6 +280,12 @@ fn main() -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::FAILURE;
     }
+    if let Some(ca) = &cli.tls_ca
+        && let Err(err) = import::client::use_tls_ca(ca)
+    {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     let runtime = match builder.enable_all().max_blocking_threads(MAX_BLOCKING_THREADS).build() {
         Ok(runtime) => runtime,
@@ -259,16 +296,18 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Dev { listen, data_dir, sync, keys_file, limits } => dev::run(listen, data_dir, sync, keys_file, limits.limits()).await,
+            Command::Dev { listen, data_dir, sync, keys_file, limits, tls } => {
+                dev::run(listen, data_dir, sync, keys_file, limits.limits(), tls.identity()?).await
+            }
             Command::Migrate { database, schema } => cluster::migrate(database, schema).await,
-            Command::Ingest { listen, database, access, limits } => {
-                cluster::run(cluster::Role::Ingest, listen, database, None, access, limits.limits()).await
+            Command::Ingest { listen, database, access, limits, tls } => {
+                cluster::run(cluster::Role::Ingest, listen, database, None, access, limits.limits(), tls.identity()?).await
             }
-            Command::Attribution { listen, database, worker_id, access, limits } => {
-                cluster::run(cluster::Role::Attribution, listen, database, worker_id, access, limits.limits()).await
+            Command::Attribution { listen, database, worker_id, access, limits, tls } => {
+                cluster::run(cluster::Role::Attribution, listen, database, worker_id, access, limits.limits(), tls.identity()?).await
             }
-            Command::Query { listen, database, access, limits } => {
-                cluster::run(cluster::Role::Query, listen, database, None, access, limits.limits()).await
+            Command::Query { listen, database, access, limits, tls } => {
+                cluster::run(cluster::Role::Query, listen, database, None, access, limits.limits(), tls.identity()?).await
             }
             Command::Keys { what } => keys::run(what),
             Command::Import { what } => import::run(what).await,

@@ -52,6 +52,8 @@ pub struct Roles {
     pub keys: Option<Arc<KeyRing>>,
     /// Calls in flight, in all and per key, beyond which calls are refused at once.
     pub limits: Limits,
+    /// Serve TLS with this certificate and key (rustls); `None`: plaintext.
+    pub tls: Option<tonic::transport::Identity>,
 }
 
 /// Serves `roles` on `listener` until `shutdown` completes, then stops the worker between
@@ -107,7 +109,11 @@ pub async fn serve<S: Store>(
     // connections from an incoming stream of our own, so it is set here.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let roles_served = (roles.ingest, roles.query);
-    let served = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(identity) = roles.tls.clone() {
+        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
+    let served = builder
         // Keys first: the limits count calls per key.
         .layer(AuthLayer::new(roles.keys.clone()))
         .layer(ShedLayer::new(roles.limits))

@@ -184,7 +184,7 @@ async fn keys_confine_every_rpc_to_their_tenant_and_scopes() {
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let keys = KeyRing::load(&keys_path).unwrap();
-    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys: Some(keys), limits: Default::default() };
+    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys: Some(keys), limits: Default::default(), tls: None };
     let served = tokio::spawn(async move {
         serve(store, listener, roles, async {
             let _ = stopped.await;

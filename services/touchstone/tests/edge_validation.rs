@@ -34,7 +34,7 @@ impl InProcess {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys: None, limits: Default::default() };
+        let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys: None, limits: Default::default(), tls: None };
         let served = tokio::spawn(async move {
             serve(store, listener, roles, async {
                 let _ = stopped.await;

@@ -86,7 +86,7 @@ async fn overload_is_refused_at_once_health_never_waits_and_idle_streams_close()
     let (stop, stopped) = oneshot::channel::<()>();
     let limits = Limits { in_flight: 3, per_key: 2, stream_idle: Duration::from_secs(3) };
     let keys = Some(KeyRing::load(&keys_path).unwrap());
-    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys, limits };
+    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys, limits, tls: None };
     let served = tokio::spawn(async move {
         serve(store, listener, roles, async {
             let _ = stopped.await;

@@ -22,6 +22,16 @@ pub fn use_api_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The CA of `--tls-ca` / `TOUCHSTONE_TLS_CA`, set once by `main`.
+static TLS_CA: OnceLock<tonic::transport::Certificate> = OnceLock::new();
+
+/// Trusts the PEM CA certificate at `path` for https:// servers.
+pub fn use_tls_ca(path: &std::path::Path) -> Result<(), String> {
+    let pem = std::fs::read(path).map_err(|err| format!("cannot read the TLS CA {}: {err}", path.display()))?;
+    let _ = TLS_CA.set(tonic::transport::Certificate::from_pem(pem));
+    Ok(())
+}
+
 /// Adds `authorization: Bearer <key>` to each call, when a key is set.
 #[derive(Clone, Default)]
 pub struct ApiKey(Option<AsciiMetadataValue>);
@@ -81,9 +91,17 @@ and every process answers `import --wait`'s status calls";
 /// A bare `host:port` is taken as `http://host:port`.
 pub async fn connect(url: &str) -> Result<Connection, ClientError> {
     let address = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
-    let endpoint = Endpoint::from_shared(address)
+    let mut endpoint = Endpoint::from_shared(address.clone())
         .map_err(|err| ClientError::BadAddress { url: url.to_owned(), reason: error_chain(&err) })?
         .connect_timeout(CONNECT_TIMEOUT);
+    if address.starts_with("https://") {
+        let ca = TLS_CA.get().cloned().ok_or_else(|| ClientError::BadAddress {
+            url: url.to_owned(),
+            reason: "an https:// server needs --tls-ca (or TOUCHSTONE_TLS_CA): the PEM CA certificate to trust".to_owned(),
+        })?;
+        let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(ca);
+        endpoint = endpoint.tls_config(tls).map_err(|err| ClientError::BadAddress { url: url.to_owned(), reason: error_chain(&err) })?;
+    }
     let channel = endpoint.connect().await.map_err(|err| ClientError::Unreachable { url: url.to_owned(), reason: error_chain(&err) })?;
     Ok(InterceptedService::new(channel, ApiKey(API_KEY.get().cloned())))
 }

@@ -1,0 +1,46 @@
+//! TLS on the listener and in the CLI: `touchstone dev --tls-cert --tls-key` serves https
+//! (rustls), the CLI trusts the CA it is given (`--tls-ca`), refuses an https server without
+//! one, and a plaintext client gets nowhere. The certificate is made by `openssl`, as an
+//! operator would (Debian's `openssl`, installed by `.ci/run`).
+
+use std::process::Command;
+use touchstone_integration_tests::{Server, text, touchstone};
+
+#[test]
+fn dev_serves_tls_and_the_cli_trusts_only_the_ca_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    // A CA, and a server certificate it signs for localhost and 127.0.0.1.
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let (ca, ca_key, cert, key, csr, ext) = (path("ca.pem"), path("ca.key"), path("cert.pem"), path("key.pem"), path("server.csr"), path("ext.cnf"));
+    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    let openssl = |args: &[&str]| {
+        let made = Command::new("openssl").args(args).output().expect("openssl (the Debian package) makes the test certificates");
+        assert!(made.status.success(), "openssl {args:?}: {}", text(&made.stderr));
+    };
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=touchstone test CA", "-keyout", &ca_key, "-out", &ca]);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &key, "-out", &csr]);
+    openssl(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "1", "-extfile", &ext, "-out", &cert]);
+    let data = dir.path().join("store").to_string_lossy().into_owned();
+
+    let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--tls-cert", &cert, "--tls-key", &key]);
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"tenants": {"gym": {"currency": "EUR"}}}"#).unwrap();
+    let config = config.to_string_lossy().into_owned();
+
+    let imported = server.cli(&["import", "config", &config, "--tls-ca", &ca]);
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    let goals = server.cli(&["report", "goals", "--tenant", "gym", "--format", "json", "--tls-ca", &ca]);
+    assert!(goals.status.success(), "{}", text(&goals.stderr));
+
+    let untrusted = server.cli(&["report", "goals", "--tenant", "gym", "--format", "json"]);
+    assert!(!untrusted.status.success());
+    assert!(text(&untrusted.stderr).contains("--tls-ca"), "{}", text(&untrusted.stderr));
+    let plaintext_url = server.url.replacen("https://", "http://", 1);
+    let plaintext = touchstone(["report", "goals", "--tenant", "gym", "--format", "json", "--server", &plaintext_url]);
+    assert!(!plaintext.status.success(), "a plaintext client was answered by a TLS server");
+
+    // Both files or neither.
+    let half = touchstone(["dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--tls-cert", &cert]);
+    assert!(!half.status.success() && text(&half.stderr).contains("--tls-key"), "{}", text(&half.stderr));
+}
