@@ -125,6 +125,7 @@ impl Worker {
             let batch = if isolated { 1 } else { self.options.batch };
             let store = self.store.clone();
             async move {
+                let started = std::time::Instant::now();
                 let step = tokio::spawn(async move { engine::step(store.as_ref(), shard, batch).await });
                 let outcome = match step.await {
                     Ok(Ok(outcome)) => Ok(outcome),
@@ -136,6 +137,7 @@ impl Worker {
                         Err(Failure::Permanent { error: StoreError::Backend("attribution step panicked".to_owned()), reason })
                     }
                 };
+                metrics::histogram!("touchstone_attribution_step_seconds").record(started.elapsed().as_secs_f64());
                 (shard, isolated, outcome)
             }
         });
@@ -147,6 +149,8 @@ impl Worker {
                 Ok(Some(outcome)) => {
                     worked = true;
                     self.stepped(shard, outcome.processed);
+                    metrics::counter!("touchstone_attribution_steps_total").increment(1);
+                    metrics::counter!("touchstone_attribution_entries_total").increment(outcome.entries as u64);
                     tracing::debug!(
                         shard,
                         processed = outcome.processed,

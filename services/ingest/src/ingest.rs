@@ -95,6 +95,7 @@ impl IngestApi {
             match item.decode().and_then(|record| validate(&record).map(|()| record).map_err(ConvertError::from)) {
                 Ok(record) => records.push(record),
                 Err(err) => {
+                    metrics::counter!("touchstone_records_rejected_total").increment(1);
                     let code = Code::InvalidArgument as i32;
                     reply.rejected.push(pb::Rejection { index, event_id, reason: err.to_string(), code });
                 }
@@ -104,12 +105,15 @@ impl IngestApi {
             return Ok(());
         }
         let outcomes = self.log.ingest(records).await?;
+        let (accepted_before, duplicates_before) = (reply.accepted, reply.duplicates);
         for outcome in outcomes {
             match outcome {
                 IngestOutcome::Accepted => reply.accepted += 1,
                 IngestOutcome::Duplicate => reply.duplicates += 1,
             }
         }
+        metrics::counter!("touchstone_records_accepted_total").increment(reply.accepted - accepted_before);
+        metrics::counter!("touchstone_records_duplicate_total").increment(reply.duplicates - duplicates_before);
         self.wake.notify_one();
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use crate::AccessArgs;
+use crate::{AccessArgs, MetricsArgs};
 use touchstone::auth::KeyRing;
 use touchstone::limits::Limits;
 use tonic::transport::Identity;
@@ -81,7 +81,17 @@ pub async fn migrate(database: DatabaseArgs, schema: SchemaArgs) -> CommandResul
 }
 
 /// `touchstone ingest | attribution | query`: one role on the shared keyspace.
-pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_id: Option<String>, access: AccessArgs, limits: Limits, tls: Option<Identity>) -> CommandResult {
+/// How a process serves: its address, keys, limits, TLS and metrics.
+pub struct Serving {
+    pub listen: SocketAddr,
+    pub access: AccessArgs,
+    pub limits: Limits,
+    pub tls: Option<Identity>,
+    pub metrics: MetricsArgs,
+}
+
+pub async fn run(role: Role, database: DatabaseArgs, worker_id: Option<String>, serving: Serving) -> CommandResult {
+    let Serving { listen, access, limits, tls, metrics } = serving;
     let tracer_provider = init_tracing(role.service_name());
     // Checked before anything else: a cluster process never starts open by accident.
     let keys = match (&access.keys_file, access.insecure) {
@@ -116,7 +126,10 @@ pub async fn run(role: Role, listen: SocketAddr, database: DatabaseArgs, worker_
         tracing::warn!(%listen, "serving plaintext gRPC on a non-loopback address: keys and data cross the network in clear (--tls-cert, --tls-key)");
     }
     let listener = listen_on(listen, role.name(), &detail, tls.is_some()).await?;
-    let result = serve(Arc::new(store), listener, roles, shutdown_signal()).await;
+    let store = Arc::new(store);
+    // After the listening line, which scripts read first.
+    metrics.start(store.clone()).await?;
+    let result = serve(store, listener, roles, shutdown_signal()).await;
     tracing::info!(role = role.name(), "stopped");
     if let Some(provider) = tracer_provider {
         let _ = provider.shutdown();

@@ -1,7 +1,7 @@
 //! `touchstone dev`: ingest, config, attribution and query in one process on the embedded
 //! store, like Jaeger's all-in-one.
 
-use crate::CommandResult;
+use crate::{CommandResult, MetricsArgs};
 use crate::cluster::listen_on;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use touchstone_attribution::WorkerOptions;
 use touchstone_store::EmbeddedStore;
 use touchstone_store::embedded::EmbeddedOptions;
 
-pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool, keys_file: Option<PathBuf>, limits: Limits, tls: Option<Identity>) -> CommandResult {
+pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool, keys_file: Option<PathBuf>, limits: Limits, tls: Option<Identity>, metrics: MetricsArgs) -> CommandResult {
     let tracer_provider = init_tracing("touchstone");
     let keys = match &keys_file {
         Some(path) => Some(KeyRing::load(path)?),
@@ -31,7 +31,10 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool, keys_file: O
     // The only worker there is: it takes every log shard's lease.
     let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("dev")), query: true, keys, limits, tls: tls.clone() };
     let listener = listen_on(listen, "touchstone dev", &format!("(data in {})", data_dir.display()), tls.is_some()).await?;
-    let result = serve(Arc::new(store), listener, roles, shutdown_signal()).await;
+    let store = Arc::new(store);
+    // After the listening line, which scripts read first.
+    metrics.start(store.clone()).await?;
+    let result = serve(store, listener, roles, shutdown_signal()).await;
     tracing::info!("touchstone dev stopped");
     if let Some(provider) = tracer_provider {
         let _ = provider.shutdown();

@@ -5,4 +5,5 @@
 
 pub mod auth;
 pub mod limits;
+pub mod metrics;
 pub mod serve;

@@ -78,12 +78,14 @@ impl Shed {
                     keys.entry(principal.key_id.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_key))).clone()
                 };
                 Some(semaphore.try_acquire_owned().map_err(|_| {
+                    metrics::counter!("touchstone_rpc_shed_total", "limit" => "key").increment(1);
                     busy(format!("API key {} already has {} calls in flight; retry shortly", principal.key_id, self.limits.per_key))
                 })?)
             }
             None => None,
         };
         let permit = self.all.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("touchstone_rpc_shed_total", "limit" => "server").increment(1);
             busy(format!("the server already runs {} calls; retry shortly or on another replica", self.limits.in_flight))
         })?;
         Ok((permit, key_permit))

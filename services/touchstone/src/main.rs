@@ -58,6 +58,28 @@ impl LimitArgs {
     }
 }
 
+/// Where Prometheus scrapes the process.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics over HTTP on this address (`GET /metrics`), e.g.
+    /// 127.0.0.1:9464; off when unset.
+    #[arg(long, env = "TOUCHSTONE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl MetricsArgs {
+    /// Binds the address, logs where metrics are, and serves them in the background.
+    pub async fn start(&self, log: std::sync::Arc<dyn touchstone_store::IngestLog>) -> Result<(), String> {
+        let Some(address) = self.metrics_listen else { return Ok(()) };
+        touchstone::metrics::handle()?;
+        let listener = tokio::net::TcpListener::bind(address).await.map_err(|err| format!("cannot serve metrics on {address}: {err}"))?;
+        let bound = listener.local_addr().map_err(|err| err.to_string())?;
+        tracing::info!("metrics on http://{bound}/metrics");
+        tokio::spawn(touchstone::metrics::serve(listener, log));
+        Ok(())
+    }
+}
+
 /// TLS on the gRPC listener (rustls): a PEM certificate chain and its private key.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TlsArgs {
@@ -110,6 +132,8 @@ enum Command {
         limits: LimitArgs,
         #[command(flatten)]
         tls: TlsArgs,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// Create or update the keyspace and tables on ScyllaDB (or Cassandra), then exit.
     Migrate {
@@ -130,6 +154,8 @@ enum Command {
         limits: LimitArgs,
         #[command(flatten)]
         tls: TlsArgs,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// Run an attribution worker on ScyllaDB; workers split the log shards between them.
     Attribution {
@@ -146,6 +172,8 @@ enum Command {
         limits: LimitArgs,
         #[command(flatten)]
         tls: TlsArgs,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// Serve queries and reports on ScyllaDB (any number of processes).
     Query {
@@ -159,6 +187,8 @@ enum Command {
         limits: LimitArgs,
         #[command(flatten)]
         tls: TlsArgs,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// Import a bulk file (SPEC section 7) into a running server.
     Import {
@@ -296,18 +326,21 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Dev { listen, data_dir, sync, keys_file, limits, tls } => {
-                dev::run(listen, data_dir, sync, keys_file, limits.limits(), tls.identity()?).await
+            Command::Dev { listen, data_dir, sync, keys_file, limits, tls, metrics } => {
+                dev::run(listen, data_dir, sync, keys_file, limits.limits(), tls.identity()?, metrics).await
             }
             Command::Migrate { database, schema } => cluster::migrate(database, schema).await,
-            Command::Ingest { listen, database, access, limits, tls } => {
-                cluster::run(cluster::Role::Ingest, listen, database, None, access, limits.limits(), tls.identity()?).await
+            Command::Ingest { listen, database, access, limits, tls, metrics } => {
+                let serving = cluster::Serving { listen, access, limits: limits.limits(), tls: tls.identity()?, metrics };
+                cluster::run(cluster::Role::Ingest, database, None, serving).await
             }
-            Command::Attribution { listen, database, worker_id, access, limits, tls } => {
-                cluster::run(cluster::Role::Attribution, listen, database, worker_id, access, limits.limits(), tls.identity()?).await
+            Command::Attribution { listen, database, worker_id, access, limits, tls, metrics } => {
+                let serving = cluster::Serving { listen, access, limits: limits.limits(), tls: tls.identity()?, metrics };
+                cluster::run(cluster::Role::Attribution, database, worker_id, serving).await
             }
-            Command::Query { listen, database, access, limits, tls } => {
-                cluster::run(cluster::Role::Query, listen, database, None, access, limits.limits(), tls.identity()?).await
+            Command::Query { listen, database, access, limits, tls, metrics } => {
+                let serving = cluster::Serving { listen, access, limits: limits.limits(), tls: tls.identity()?, metrics };
+                cluster::run(cluster::Role::Query, database, None, serving).await
             }
             Command::Keys { what } => keys::run(what),
             Command::Import { what } => import::run(what).await,

@@ -10,6 +10,7 @@
 
 use crate::auth::{AuthLayer, KeyRing};
 use crate::limits::{Limits, ShedLayer};
+use crate::metrics::RpcMetricsLayer;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::future::Future;
 use std::sync::Arc;
@@ -114,7 +115,8 @@ pub async fn serve<S: Store>(
         builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
     }
     let served = builder
-        // Keys first: the limits count calls per key.
+        // Timing first, so refusals count too; keys before the limits, which count per key.
+        .layer(RpcMetricsLayer)
         .layer(AuthLayer::new(roles.keys.clone()))
         .layer(ShedLayer::new(roles.limits))
         .add_service(health_service)

@@ -1,0 +1,152 @@
+//! Prometheus metrics: a scrape endpoint (`--metrics-listen`, `GET /metrics`) and the tower
+//! layer that times every RPC. What the services record (the `metrics` facade; names in the
+//! README's operator section):
+//! - `touchstone_rpc_duration_seconds{method,code}` (histogram), here;
+//! - `touchstone_rpc_shed_total{limit}`, in `limits`;
+//! - `touchstone_records_{accepted,duplicate,rejected}_total`, in the ingest service;
+//! - `touchstone_attribution_steps_total`, `_entries_total`, `_step_seconds`, in the worker;
+//! - `touchstone_log_pending_entries{shard}`, `touchstone_attribution_lag_seconds{shard}`,
+//!   `touchstone_set_aside_entries{shard}`, polled from the store here, so every process of
+//!   a cluster reports the shared log.
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tonic::codegen::http;
+use touchstone_store::{IngestLog, LOG_SHARDS};
+
+/// Bucket bounds of the RPC latency histogram, in seconds.
+const LATENCY_BUCKETS: [f64; 14] = [0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0];
+/// How often the log's positions are read for the gauges.
+const POLL_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// The process's recorder, installed on first use (one per process).
+pub fn handle() -> Result<&'static PrometheusHandle, String> {
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&LATENCY_BUCKETS)
+                .map_err(|err| err.to_string())?
+                .install_recorder()
+                .map_err(|err| format!("cannot install the metrics recorder: {err}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Answers every HTTP request on `listener` with the metrics in Prometheus's text format,
+/// and polls the log's positions into gauges, until the task is dropped.
+pub async fn serve(listener: TcpListener, log: Arc<dyn IngestLog>) {
+    let Ok(handle) = handle() else { return };
+    tokio::spawn(poll_log(log));
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else { continue };
+        tokio::spawn(async move {
+            // The request itself does not matter: one page, whatever the path.
+            let mut request = [0u8; 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut request)).await;
+            let body = handle.render();
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(body.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        });
+    }
+}
+
+async fn poll_log(log: Arc<dyn IngestLog>) {
+    loop {
+        for shard in 0..LOG_SHARDS {
+            let Ok(status) = log.log_status(shard).await else { continue };
+            let label = shard.to_string();
+            metrics::gauge!("touchstone_log_pending_entries", "shard" => label.clone()).set(status.head.saturating_sub(status.processed) as f64);
+            metrics::gauge!("touchstone_set_aside_entries", "shard" => label.clone()).set(status.set_aside as f64);
+            let lag = status.oldest_pending_at.map_or(0.0, |at| (chrono::Utc::now().timestamp_millis() - at).max(0) as f64 / 1000.0);
+            metrics::gauge!("touchstone_attribution_lag_seconds", "shard" => label).set(lag);
+        }
+        tokio::time::sleep(POLL_LOG_EVERY).await;
+    }
+}
+
+/// Times every RPC by method and gRPC code.
+#[derive(Clone, Default)]
+pub struct RpcMetricsLayer;
+
+impl<S> tower::Layer<S> for RpcMetricsLayer {
+    type Service = RpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> RpcMetrics<S> {
+        RpcMetrics { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct RpcMetrics<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for RpcMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let started = Instant::now();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let response = inner.call(request).await;
+            if let Ok(response) = &response {
+                // An error known before the body travels is in the headers; a success (or a
+                // stream's later error) is in the trailers, which this layer does not wait for.
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from_i32);
+                let code = code_label(code);
+                metrics::histogram!("touchstone_rpc_duration_seconds", "method" => method, "code" => code).record(started.elapsed().as_secs_f64());
+            }
+            response
+        })
+    }
+}
+
+/// A code as its canonical name (`INVALID_ARGUMENT`), the label Prometheus users expect.
+fn code_label(code: tonic::Code) -> String {
+    let mut label = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            label.push('_');
+        }
+        label.push(c.to_ascii_uppercase());
+    }
+    label
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn codes_read_as_their_canonical_names() {
+        assert_eq!(super::code_label(tonic::Code::Ok), "OK");
+        assert_eq!(super::code_label(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
+        assert_eq!(super::code_label(tonic::Code::ResourceExhausted), "RESOURCE_EXHAUSTED");
+    }
+}
