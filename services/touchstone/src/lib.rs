@@ -7,3 +7,4 @@ pub mod auth;
 pub mod limits;
 pub mod metrics;
 pub mod serve;
+pub mod trace_context;

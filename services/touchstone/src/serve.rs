@@ -11,6 +11,7 @@
 use crate::auth::{AuthLayer, KeyRing};
 use crate::limits::{Limits, ShedLayer};
 use crate::metrics::RpcMetricsLayer;
+use crate::trace_context::TraceContextLayer;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::future::Future;
 use std::sync::Arc;
@@ -115,7 +116,9 @@ pub async fn serve<S: Store>(
         builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
     }
     let served = builder
-        // Timing first, so refusals count too; keys before the limits, which count per key.
+        // The caller's trace first, so every later layer and the handler run in its span;
+        // timing next, so refusals count too; keys before the limits, which count per key.
+        .layer(TraceContextLayer)
         .layer(RpcMetricsLayer)
         .layer(AuthLayer::new(roles.keys.clone()))
         .layer(ShedLayer::new(roles.limits))
@@ -214,6 +217,8 @@ pub fn init_tracing(service_name: &str) -> Option<SdkTracerProvider> {
         tracing_opentelemetry::layer().with_tracer(provider.tracer("touchstone"))
     });
     let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
+    // W3C trace context (`traceparent`) from callers: RPC spans join their traces.
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     provider
 }
 

@@ -1,0 +1,64 @@
+//! W3C trace context, driven in-process with an in-memory span exporter: a call carrying a
+//! `traceparent` runs in spans of the caller's trace, child of the caller's span; a call
+//! without one starts a trace of its own.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use touchstone::serve::{Roles, serve};
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::config_service_client::ConfigServiceClient;
+use touchstone_store::EmbeddedStore;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_trace_id_is_on_the_servers_spans() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let roles = Roles { ingest: true, query: true, ..Roles::default() };
+    let served = tokio::spawn(async move {
+        serve(store, listener, roles, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let mut config = ConfigServiceClient::new(channel);
+
+    let mut traced = tonic::Request::new(pb::GetConfigRequest { tenant: "gym".into() });
+    let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
+    traced.metadata_mut().insert("traceparent", MetadataValue::try_from(traceparent).unwrap());
+    config.get_config(traced).await.unwrap();
+    config.get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap();
+    let _ = stop.send(());
+    served.await.unwrap();
+    provider.force_flush().unwrap();
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let rpcs: Vec<_> = spans.iter().filter(|span| span.name == "rpc").collect();
+    assert_eq!(rpcs.len(), 2, "{:?}", spans.iter().map(|s| s.name.to_string()).collect::<Vec<_>>());
+    let joined: Vec<_> = rpcs.iter().filter(|span| span.span_context.trace_id().to_string() == TRACE_ID).collect();
+    assert_eq!(joined.len(), 1, "exactly the call with a traceparent joins the caller's trace");
+    assert_eq!(joined[0].parent_span_id.to_string(), CALLER_SPAN);
+    // The handler's own span is a child of it, in the same trace.
+    let handler = spans.iter().find(|span| span.name == "get_config" && span.span_context.trace_id().to_string() == TRACE_ID);
+    assert!(handler.is_some_and(|span| span.parent_span_id == joined[0].span_context.span_id()), "{spans:#?}");
+}
