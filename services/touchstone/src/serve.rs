@@ -200,7 +200,8 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Logs to stderr (`RUST_LOG` overrides the default, `info`) and, when
+/// Logs to stderr (`RUST_LOG` overrides the default, `info`; `TOUCHSTONE_LOG_FORMAT=json`
+/// for JSON lines) and, when
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, exports every span (one per RPC, and the attribution
 /// steps) over OTLP/gRPC. The returned provider flushes pending spans when shut down.
 pub fn init_tracing(service_name: &str) -> Option<SdkTracerProvider> {
@@ -208,15 +209,18 @@ pub fn init_tracing(service_name: &str) -> Option<SdkTracerProvider> {
     use tracing_subscriber::util::SubscriberInitExt as _;
 
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal, not in log files.
+    // Colours only on a terminal, not in log files; one JSON object a line when asked
+    // (TOUCHSTONE_LOG_FORMAT=json), for log pipelines.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let fmt = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+    let json = std::env::var("TOUCHSTONE_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    let text = (!json).then(|| tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr));
+    let json = json.then(|| tracing_subscriber::fmt::layer().json().with_current_span(true).with_writer(std::io::stderr));
     let provider = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").and_then(|_| otlp_provider(service_name));
     let otel = provider.as_ref().map(|provider| {
         use opentelemetry::trace::TracerProvider as _;
         tracing_opentelemetry::layer().with_tracer(provider.tracer("touchstone"))
     });
-    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
+    let _ = tracing_subscriber::registry().with(filter).with(text).with(json).with(otel).try_init();
     // W3C trace context (`traceparent`) from callers: RPC spans join their traces.
     opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     provider

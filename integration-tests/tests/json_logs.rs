@@ -1,0 +1,36 @@
+//! `TOUCHSTONE_LOG_FORMAT=json`: every log line on stderr is one JSON object, with level,
+//! message and fields, for log pipelines.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use touchstone_integration_tests::binary;
+
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(binary())
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("store"))
+        .env("TOUCHSTONE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("listening on http://"), "{line}");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let stderr = child.stderr.take().unwrap();
+    let lines: Vec<String> = BufReader::new(stderr).lines().map_while(Result::ok).collect();
+    let _ = child.wait();
+    assert!(lines.len() >= 2, "{lines:?}");
+    let mut open_warning = false;
+    for line in &lines {
+        let object: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
+        assert!(object["level"].is_string() && object["fields"].is_object(), "{line}");
+        open_warning |= object["level"] == "WARN" && object["fields"]["message"].as_str().is_some_and(|m| m.contains("OPEN"));
+    }
+    assert!(open_warning, "dev without keys says it is open: {lines:?}");
+}
