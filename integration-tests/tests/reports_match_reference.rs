@@ -27,6 +27,18 @@ fn imported_generated_data_reports_exactly_what_the_reference_says() {
     runtime.block_on(async {
         let channel = server.channel().await;
         let mut query = QueryServiceClient::new(channel.clone());
+
+        // A campaign the tenant never had is NOT_FOUND; one of its campaigns over a range
+        // without activity is zeros.
+        let stats = |campaign_id: &str, from: i64| pb::CampaignStatsRequest {
+            tenant: "acme-shop".into(),
+            campaign_id: campaign_id.into(),
+            range: Some(pb::TimeRange { from_ms: Some(from), to_ms: Some(from + 86_400_000) }),
+        };
+        let unknown = query.get_campaign_stats(stats("no-such-campaign", 1_767_225_600_000)).await.unwrap_err();
+        assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
+        let quiet = query.get_campaign_stats(stats("winter-sale-2026", 1_893_456_000_000)).await.unwrap().into_inner();
+        assert_eq!((quiet.campaign_id.as_str(), quiet.messages, quiet.touches.map(|t| t.sent)), ("winter-sale-2026", 0, Some(0)));
         let status = AttributionServiceClient::new(channel).get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
         assert_eq!(status.processed, status.log_head);
 

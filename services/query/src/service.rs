@@ -186,7 +186,20 @@ impl QueryService for QueryApi {
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
         let campaigns = self.campaigns(&config, Some(&campaign_id), range).await?;
-        let (messages, activity) = campaigns.get(&campaign_id).cloned().unwrap_or_default();
+        let Some((messages, activity)) = campaigns.get(&campaign_id).cloned() else {
+            // Nothing in the range: zeros for a campaign the tenant has, NOT_FOUND otherwise
+            // (a typo should not read as a campaign that did nothing).
+            let (from, to) = (touchstone_core::validate::MIN_TS, touchstone_core::validate::MAX_TS);
+            let ever = self
+                .reads
+                .campaign_rollups(&tenant, Some(&campaign_id), CellKinds::All, touchstone_core::rollup::Granularity::Month, from, to)
+                .await
+                .map_err(ApiError::from)?;
+            if ever.is_empty() {
+                return Err(ApiError::NotFound(format!("tenant {tenant:?} has no campaign {campaign_id:?} (no message of it was registered)")).into());
+            }
+            return Ok(Response::new(campaign_stats(campaign_id, Default::default(), &Default::default(), &config)));
+        };
         Ok(Response::new(campaign_stats(campaign_id, messages, &activity, &config)))
     }
 
