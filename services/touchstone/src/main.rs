@@ -12,6 +12,7 @@
 
 mod badges;
 mod cluster;
+mod config_file;
 mod dev;
 mod r#gen;
 mod import;
@@ -34,6 +35,11 @@ struct Cli {
     /// PEM CA certificate that client commands trust for https:// servers.
     #[arg(long, env = "TOUCHSTONE_TLS_CA", global = true)]
     tls_ca: Option<PathBuf>,
+    /// A file of settings, `NAME=value` a line with the environment variables' names
+    /// (TOUCHSTONE_LISTEN=...). Precedence: flag, then environment, then this file, then
+    /// the default.
+    #[arg(long, env = "TOUCHSTONE_CONFIG", global = true)]
+    config: Option<PathBuf>,
 }
 
 /// How much load a server takes before it refuses calls (RESOURCE_EXHAUSTED, at once).
@@ -117,10 +123,10 @@ enum Command {
     /// Run ingest, attribution and query in one process on the embedded store.
     Dev {
         /// Address the gRPC server listens on (port 0 picks a free one and prints it).
-        #[arg(long, default_value = "127.0.0.1:50051")]
+        #[arg(long, env = "TOUCHSTONE_LISTEN", default_value = "127.0.0.1:50051")]
         listen: SocketAddr,
         /// Folder of the embedded store (created if missing).
-        #[arg(long, default_value = "./touchstone-data")]
+        #[arg(long, env = "TOUCHSTONE_DATA_DIR", default_value = "./touchstone-data")]
         data_dir: PathBuf,
         /// Fsync every write instead of handing it to the OS (survives power loss, slower).
         #[arg(long)]
@@ -303,6 +309,13 @@ pub enum ReportCommand {
 const MAX_BLOCKING_THREADS: usize = 8;
 
 fn main() -> ExitCode {
+    // The config file fills in the environment before the flags are read (flag > env > file).
+    if let Some(path) = config_file::named(&std::env::args().collect::<Vec<_>>())
+        && let Err(err) = config_file::load(&path)
+    {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     if let Some(key) = &cli.api_key
         && let Err(err) = import::client::use_api_key(key)
