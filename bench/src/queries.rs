@@ -260,6 +260,7 @@ async fn measure(kind: Kind, channel: &Channel, targets: &Arc<Targets>, clients:
 /// status (from `records.jsonl`), and the span of the data.
 fn targets(data: &Dataset) -> BenchResult<Targets> {
     let mut by_tenant: BTreeMap<String, TenantTargets> = BTreeMap::new();
+    let mut registered: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     // Orders convert for the default goal only in the tenant's currency: explain those.
     let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(data.dir.join("config.json"))?)?;
     let currency = |tenant: &str| config["tenants"][tenant]["currency"].as_str().unwrap_or(touchstone_core::config::DEFAULT_CURRENCY).to_owned();
@@ -267,7 +268,10 @@ fn targets(data: &Dataset) -> BenchResult<Targets> {
     for line in std::io::BufReader::new(std::fs::File::open(data.dir.join("messages.jsonl"))?).lines() {
         let message: serde_json::Value = serde_json::from_str(&line?)?;
         let (Some(tenant), Some(campaign)) = (message["tenant"].as_str(), message["campaign_id"].as_str()) else { continue };
-        if campaign.is_empty() {
+        // The first registration of a message stands: a campaign named only by a later one
+        // (the generator re-registers a message under another campaign) does not exist.
+        let first = registered.insert((tenant.to_owned(), message["msg_hash"].as_str().unwrap_or_default().to_owned()));
+        if campaign.is_empty() || !first {
             continue;
         }
         let targets = by_tenant.entry(tenant.to_owned()).or_insert_with(|| TenantTargets::new(tenant));
