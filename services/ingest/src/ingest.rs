@@ -37,11 +37,19 @@ pub struct IngestApi {
     shutdown: watch::Receiver<bool>,
     /// How long a stream may go without a chunk before it is closed.
     stream_idle: std::time::Duration,
+    /// Records per second each tenant may send; `None`: no limit.
+    rates: Option<Arc<crate::rate::TenantRates>>,
 }
 
 impl IngestApi {
     pub fn new(log: Arc<dyn IngestLog>, badges: Arc<dyn BadgeStore>, wake: Arc<Notify>) -> IngestApi {
-        IngestApi { log, badges, wake, shutdown: watch::channel(false).1, stream_idle: STREAM_IDLE_TIMEOUT }
+        IngestApi { log, badges, wake, shutdown: watch::channel(false).1, stream_idle: STREAM_IDLE_TIMEOUT, rates: None }
+    }
+
+    /// Limits each tenant to `per_second` records a second (0: no limit).
+    pub fn with_tenant_rate(mut self, per_second: u64) -> IngestApi {
+        self.rates = (per_second > 0).then(|| Arc::new(crate::rate::TenantRates::new(per_second)));
+        self
     }
 
     /// Closes a stream that sends no chunk for `idle`.
@@ -103,6 +111,18 @@ impl IngestApi {
         }
         if records.is_empty() {
             return Ok(());
+        }
+        if let Some(rates) = &self.rates {
+            let mut counts: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+            for record in &records {
+                *counts.entry(record.tenant()).or_default() += 1;
+            }
+            if let Err((tenant, wait)) = rates.take(&counts) {
+                metrics::counter!("touchstone_records_rate_limited_total").increment(records.len() as u64);
+                return Err(ApiError::ResourceExhausted(format!(
+                    "tenant {tenant:?} is over its ingest rate; nothing of this call was stored: retry in {wait:.1} s"
+                )));
+            }
         }
         let outcomes = self.log.ingest(records).await?;
         let (accepted_before, duplicates_before) = (reply.accepted, reply.duplicates);
@@ -288,7 +308,14 @@ impl IngestService for IngestApi {
             chunk.validate().map_err(ApiError::from)?;
             let records = chunk.records;
             let count = records.len() as u64;
-            self.ingest(records, next_index, &mut reply).await?;
+            self.ingest(records, next_index, &mut reply).await.map_err(|error| match error {
+                // The caller needs to know what of the stream got in to send the rest.
+                ApiError::ResourceExhausted(message) => ApiError::ResourceExhausted(format!(
+                    "{message}; the first {next_index} records of this stream were stored ({} accepted, {} duplicates)",
+                    reply.accepted, reply.duplicates
+                )),
+                other => other,
+            })?;
             next_index += count;
         }
         log_reply(&reply);

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod ingest;
+pub mod rate;
 
 pub use config::ConfigApi;
 pub use ingest::{IngestApi, STREAM_IDLE_TIMEOUT};

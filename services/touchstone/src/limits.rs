@@ -21,11 +21,13 @@ pub struct Limits {
     pub in_flight: usize,
     pub per_key: usize,
     pub stream_idle: std::time::Duration,
+    /// Records per second one tenant may ingest through this process; 0: no limit.
+    pub tenant_records_per_second: u64,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { in_flight: 256, per_key: 64, stream_idle: touchstone_ingest::STREAM_IDLE_TIMEOUT }
+        Limits { in_flight: 256, per_key: 64, stream_idle: touchstone_ingest::STREAM_IDLE_TIMEOUT, tenant_records_per_second: 0 }
     }
 }
 

@@ -52,6 +52,10 @@ pub struct LimitArgs {
     /// Calls one API key may have in flight at once.
     #[arg(long, env = "TOUCHSTONE_MAX_IN_FLIGHT_PER_KEY", default_value_t = touchstone::limits::Limits::default().per_key)]
     pub max_in_flight_per_key: usize,
+    /// Records per second one tenant may ingest through this process (a call over it is
+    /// refused whole, RESOURCE_EXHAUSTED with RetryInfo); 0: no limit.
+    #[arg(long, env = "TOUCHSTONE_MAX_RECORDS_PER_SECOND_PER_TENANT", default_value_t = 0)]
+    pub max_records_per_second_per_tenant: u64,
 }
 
 impl LimitArgs {
@@ -59,6 +63,7 @@ impl LimitArgs {
         touchstone::limits::Limits {
             in_flight: self.max_in_flight.max(1),
             per_key: self.max_in_flight_per_key.max(1),
+            tenant_records_per_second: self.max_records_per_second_per_tenant,
             ..touchstone::limits::Limits::default()
         }
     }

@@ -96,7 +96,8 @@ pub async fn serve<S: Store>(
     let worker = roles.worker.map(|options| tokio::spawn(Worker::new(store.clone(), wake.clone(), options).run(shutdown_rx)));
 
     let ingest = roles.ingest.then(|| {
-        IngestServiceServer::new(IngestApi::new(store.clone(), store.clone(), wake.clone()).with_shutdown(draining_rx.clone()).with_stream_idle(roles.limits.stream_idle))
+        IngestServiceServer::new(IngestApi::new(store.clone(), store.clone(), wake.clone()).with_shutdown(draining_rx.clone()).with_stream_idle(roles.limits.stream_idle)
+                .with_tenant_rate(roles.limits.tenant_records_per_second))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
     });
     let config = roles.ingest.then(|| ConfigServiceServer::new(ConfigApi::new(store.clone(), store.clone(), wake.clone())));

@@ -84,7 +84,7 @@ async fn overload_is_refused_at_once_health_never_waits_and_idle_streams_close()
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let limits = Limits { in_flight: 3, per_key: 2, stream_idle: Duration::from_secs(3) };
+    let limits = Limits { in_flight: 3, per_key: 2, stream_idle: Duration::from_secs(3), ..Limits::default() };
     let keys = Some(KeyRing::load(&keys_path).unwrap());
     let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys, limits, tls: None };
     let served = tokio::spawn(async move {
@@ -151,6 +151,45 @@ async fn overload_is_refused_at_once_health_never_waits_and_idle_streams_close()
     assert_eq!((reply.accepted, reply.duplicates), (0, 3));
     assert_eq!(status.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner().log_head, 3);
 
+    let _ = stop.send(());
+    served.await.unwrap();
+}
+
+fn app_event(tenant: &str, event_id: &str) -> pb::AppEvent {
+    pb::AppEvent { tenant: tenant.into(), event_id: event_id.into(), customer_id: "ann".into(), name: "checkin".into(), ts: TS, value: None, msg_hash: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_ingest_rate_is_refused_whole_and_others_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let limits = Limits { tenant_records_per_second: 5, ..Limits::default() };
+    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys: None, limits, tls: None };
+    let served = tokio::spawn(async move {
+        serve(store, listener, roles, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let mut ingest = IngestServiceClient::new(channel.clone());
+    let post = |tenant: &str, ids: &[&str]| pb::PostEventsRequest { events: ids.iter().map(|id| app_event(tenant, id)).collect() };
+
+    assert_eq!(ingest.post_events(post("gym", &["e1", "e2", "e3", "e4"])).await.unwrap().into_inner().accepted, 4);
+    let refused = ingest.post_events(post("gym", &["e5", "e6", "e7"])).await.unwrap_err();
+    assert_shed(&refused, "over its ingest rate");
+    assert!(refused.message().contains("nothing of this call was stored"), "{}", refused.message());
+    assert_eq!(ingest.post_events(post("spa", &["s1", "s2", "s3"])).await.unwrap().into_inner().accepted, 3, "another tenant is not held back");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let reply = ingest.post_events(post("gym", &["e5", "e6", "e7"])).await.unwrap().into_inner();
+    assert_eq!((reply.accepted, reply.duplicates), (3, 0), "the refused call stored nothing: sent again, all three are new");
+
+    let status = AttributionServiceClient::new(channel).get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(status.log_head, 10);
     let _ = stop.send(());
     served.await.unwrap();
 }

@@ -21,10 +21,12 @@ pub enum ErrorKind {
     Unauthenticated,
     /// The credentials do not allow this (another tenant's data, a missing scope).
     PermissionDenied,
+    /// Over a limit (a tenant's ingest rate): retrying after a while may succeed.
+    ResourceExhausted,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::InvalidArgument,
         ErrorKind::NotFound,
         ErrorKind::FailedPrecondition,
@@ -33,6 +35,7 @@ impl ErrorKind {
         ErrorKind::Internal,
         ErrorKind::Unauthenticated,
         ErrorKind::PermissionDenied,
+        ErrorKind::ResourceExhausted,
     ];
 }
 

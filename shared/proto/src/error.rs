@@ -31,6 +31,9 @@ pub enum ApiError {
     Unauthenticated(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// Over a limit; the status carries when to retry.
+    #[error("{0}")]
+    ResourceExhausted(String),
 }
 
 impl ApiError {
@@ -44,6 +47,7 @@ impl ApiError {
             ErrorKind::Internal => ApiError::Internal(message),
             ErrorKind::Unauthenticated => ApiError::Unauthenticated(message),
             ErrorKind::PermissionDenied => ApiError::PermissionDenied(message),
+            ErrorKind::ResourceExhausted => ApiError::ResourceExhausted(message),
         }
     }
 
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::Internal(_) => ErrorKind::Internal,
             ApiError::Unauthenticated(_) => ErrorKind::Unauthenticated,
             ApiError::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            ApiError::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
         }
     }
 
@@ -81,6 +86,7 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::Internal => Code::Internal,
         ErrorKind::Unauthenticated => Code::Unauthenticated,
         ErrorKind::PermissionDenied => Code::PermissionDenied,
+        ErrorKind::ResourceExhausted => Code::ResourceExhausted,
     }
 }
 
@@ -116,7 +122,7 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument(message) => {
                 details.add_bad_request_violation("", message.clone());
             }
-            ApiError::Unavailable(_) | ApiError::Aborted(_) => {
+            ApiError::Unavailable(_) | ApiError::Aborted(_) | ApiError::ResourceExhausted(_) => {
                 details.set_retry_info(Some(RETRY_AFTER));
             }
             _ => {}
@@ -137,6 +143,7 @@ fn reason(kind: ErrorKind) -> &'static str {
         ErrorKind::Internal => "INTERNAL",
         ErrorKind::Unauthenticated => "UNAUTHENTICATED",
         ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+        ErrorKind::ResourceExhausted => "RESOURCE_EXHAUSTED",
     }
 }
 
@@ -156,7 +163,8 @@ impl ApiError {
             Code::NotFound => ApiError::NotFound(message),
             Code::FailedPrecondition | Code::AlreadyExists => ApiError::FailedPrecondition(message),
             Code::Aborted => ApiError::Aborted(message),
-            Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => ApiError::Unavailable(message),
+            Code::Unavailable | Code::DeadlineExceeded => ApiError::Unavailable(message),
+            Code::ResourceExhausted => ApiError::ResourceExhausted(message),
             Code::Ok
             | Code::Cancelled
             | Code::Unknown
