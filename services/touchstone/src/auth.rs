@@ -13,6 +13,7 @@
 //! the services, which refuse another tenant's data once the request is decoded. Health and
 //! reflection stay open (probes and `grpcurl list` need no key).
 
+use crate::layers::{BoxFuture, take_ready};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -225,8 +226,6 @@ pub struct Auth<S> {
     keys: Option<Arc<KeyRing>>,
 }
 
-type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
 impl<S, B> tower::Service<http::Request<B>> for Auth<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
@@ -253,8 +252,7 @@ where
             }
         }
         // The clone that was made ready is the one to call (tower's rule for `call`).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(inner.call(request))
     }
 }

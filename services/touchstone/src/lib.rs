@@ -4,6 +4,7 @@
 //! the address and passes Ctrl-C/SIGTERM as the shutdown.
 
 pub mod auth;
+pub mod layers;
 pub mod limits;
 pub mod metrics;
 pub mod serve;

@@ -6,6 +6,7 @@
 //! stream (`WatchBadgeEvents`) holds none once it is open, a client stream (`IngestStream`)
 //! holds one until it ends, which its idle timeout bounds.
 
+use crate::layers::{BoxFuture, take_ready};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -68,8 +69,6 @@ pub struct ShedService<S> {
     state: Arc<Shed>,
 }
 
-type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
 impl Shed {
     /// Permits for one call: the server's, and its key's when it has one.
     fn admit(&self, principal: Option<&Principal>) -> Result<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>), Status> {
@@ -94,12 +93,9 @@ impl Shed {
     }
 }
 
-/// RESOURCE_EXHAUSTED with when to retry.
+/// RESOURCE_EXHAUSTED with when to retry (the error table's details).
 fn busy(message: String) -> Status {
-    use tonic_types::{ErrorDetails, StatusExt as _};
-    let mut details = ErrorDetails::with_retry_info(Some(touchstone_proto::error::RETRY_AFTER));
-    details.set_error_info("RESOURCE_EXHAUSTED", touchstone_proto::error::ERROR_DOMAIN, HashMap::<String, String>::new());
-    Status::with_error_details(tonic::Code::ResourceExhausted, message, details)
+    touchstone_proto::error::ApiError::ResourceExhausted(message).into()
 }
 
 impl<S, B> tower::Service<http::Request<B>> for ShedService<S>
@@ -125,8 +121,7 @@ where
                 Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
         };
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
             let response = inner.call(request).await;
             drop(permits);

@@ -9,6 +9,7 @@
 //!   `touchstone_set_aside_entries{shard}`, polled from the store here, so every process of
 //!   a cluster reports the shared log.
 
+use crate::layers::{BoxFuture, take_ready};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -89,8 +90,6 @@ pub struct RpcMetrics<S> {
     inner: S,
 }
 
-type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
 impl<S, B> tower::Service<http::Request<B>> for RpcMetrics<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
@@ -108,8 +107,7 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_owned();
         let started = Instant::now();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
             let response = inner.call(request).await;
             if let Ok(response) = &response {

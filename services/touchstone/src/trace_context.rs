@@ -2,6 +2,7 @@
 //! a request's metadata and opens the RPC's span as a child of the caller's span, so the
 //! handler's spans, and what OTLP exports of them, carry the caller's trace id.
 
+use crate::layers::{BoxFuture, take_ready};
 use opentelemetry::propagation::Extractor;
 use std::task::{Context, Poll};
 use tonic::codegen::http;
@@ -38,8 +39,6 @@ pub struct TraceContext<S> {
     inner: S,
 }
 
-type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
 impl<S, B> tower::Service<http::Request<B>> for TraceContext<S>
 where
     S: tower::Service<http::Request<B>> + Clone + Send + 'static,
@@ -58,8 +57,7 @@ where
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&Headers(request.headers())));
         let span = tracing::info_span!("rpc", method = %request.uri().path(), otel.kind = "server");
         let _ = span.set_parent(parent);
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(inner.call(request).instrument(span))
     }
 }
