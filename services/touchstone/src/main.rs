@@ -111,6 +111,26 @@ impl TlsArgs {
     }
 }
 
+/// How a cluster process serves: who may call it, its limits, TLS and metrics.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClusterServerArgs {
+    #[command(flatten)]
+    access: AccessArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
+}
+
+impl ClusterServerArgs {
+    fn serving(self, listen: SocketAddr) -> Result<cluster::Serving, String> {
+        let ClusterServerArgs { access, limits, tls, metrics } = self;
+        Ok(cluster::Serving { listen, access, limits: limits.limits(), tls: tls.identity()?, metrics })
+    }
+}
+
 /// Who may call a server: the keys file, or explicitly nobody checked.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AccessArgs {
@@ -160,13 +180,7 @@ enum Command {
         #[command(flatten)]
         database: cluster::DatabaseArgs,
         #[command(flatten)]
-        access: AccessArgs,
-        #[command(flatten)]
-        limits: LimitArgs,
-        #[command(flatten)]
-        tls: TlsArgs,
-        #[command(flatten)]
-        metrics: MetricsArgs,
+        server: ClusterServerArgs,
     },
     /// Run an attribution worker on ScyllaDB; workers split the log shards between them.
     Attribution {
@@ -178,13 +192,7 @@ enum Command {
         #[arg(long, env = "TOUCHSTONE_WORKER_ID")]
         worker_id: Option<String>,
         #[command(flatten)]
-        access: AccessArgs,
-        #[command(flatten)]
-        limits: LimitArgs,
-        #[command(flatten)]
-        tls: TlsArgs,
-        #[command(flatten)]
-        metrics: MetricsArgs,
+        server: ClusterServerArgs,
     },
     /// Serve queries and reports on ScyllaDB (any number of processes).
     Query {
@@ -193,13 +201,7 @@ enum Command {
         #[command(flatten)]
         database: cluster::DatabaseArgs,
         #[command(flatten)]
-        access: AccessArgs,
-        #[command(flatten)]
-        limits: LimitArgs,
-        #[command(flatten)]
-        tls: TlsArgs,
-        #[command(flatten)]
-        metrics: MetricsArgs,
+        server: ClusterServerArgs,
     },
     /// Import a bulk file (SPEC section 7) into a running server.
     Import {
@@ -348,18 +350,11 @@ fn main() -> ExitCode {
                 dev::run(listen, data_dir, sync, keys_file, limits.limits(), tls.identity()?, metrics).await
             }
             Command::Migrate { database, schema } => cluster::migrate(database, schema).await,
-            Command::Ingest { listen, database, access, limits, tls, metrics } => {
-                let serving = cluster::Serving { listen, access, limits: limits.limits(), tls: tls.identity()?, metrics };
-                cluster::run(cluster::Role::Ingest, database, None, serving).await
+            Command::Ingest { listen, database, server } => cluster::run(cluster::Role::Ingest, database, None, server.serving(listen)?).await,
+            Command::Attribution { listen, database, worker_id, server } => {
+                cluster::run(cluster::Role::Attribution, database, worker_id, server.serving(listen)?).await
             }
-            Command::Attribution { listen, database, worker_id, access, limits, tls, metrics } => {
-                let serving = cluster::Serving { listen, access, limits: limits.limits(), tls: tls.identity()?, metrics };
-                cluster::run(cluster::Role::Attribution, database, worker_id, serving).await
-            }
-            Command::Query { listen, database, access, limits, tls, metrics } => {
-                let serving = cluster::Serving { listen, access, limits: limits.limits(), tls: tls.identity()?, metrics };
-                cluster::run(cluster::Role::Query, database, None, serving).await
-            }
+            Command::Query { listen, database, server } => cluster::run(cluster::Role::Query, database, None, server.serving(listen)?).await,
             Command::Keys { what } => keys::run(what),
             Command::Import { what } => import::run(what).await,
             Command::Report { what } => report::run(what).await,
