@@ -6,24 +6,23 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use touchstone::auth::{ALL_TENANTS, KeyRing, KeysFile};
-use touchstone::serve::{Roles, serve};
-use touchstone_attribution::WorkerOptions;
+use touchstone::serve::Roles;
 use touchstone_proto::auth::Scope;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
 use touchstone_proto::v1::config_service_client::ConfigServiceClient;
 use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
 use touchstone_proto::v1::query_service_client::QueryServiceClient;
-use touchstone_store::EmbeddedStore;
+
+mod common;
+
+use common::{InProcess, dev_roles};
 
 const TS: i64 = 1_767_225_600_000;
 
@@ -179,20 +178,8 @@ async fn keys_confine_every_rpc_to_their_tenant_and_scopes() {
     let (_, operator) = file.create(ALL_TENANTS, &[Scope::Admin, Scope::Query], "ops");
     file.write(&keys_path).unwrap();
 
-    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let keys = KeyRing::load(&keys_path).unwrap();
-    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys: Some(keys), limits: Default::default(), tls: None };
-    let served = tokio::spawn(async move {
-        serve(store, listener, roles, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let server = InProcess::start(Roles { keys: Some(KeyRing::load(&keys_path).unwrap()), ..dev_roles() }).await;
+    let channel = server.channel.clone();
 
     // Tenant a's key, tenant b's data: denied everywhere, and every RPC is walked.
     let mut walked = BTreeSet::new();
@@ -261,6 +248,5 @@ async fn keys_confine_every_rpc_to_their_tenant_and_scopes() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let _ = stop.send(());
-    served.await.unwrap();
+    server.stop().await;
 }

@@ -3,56 +3,18 @@
 //! the refusal names the field without echoing it, and nothing reaches the log.
 
 use std::future::Future;
-use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
-use touchstone::serve::{Roles, serve};
-use touchstone_attribution::WorkerOptions;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
 use touchstone_proto::v1::config_service_client::ConfigServiceClient;
 use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
 use touchstone_proto::v1::query_service_client::QueryServiceClient;
-use touchstone_store::EmbeddedStore;
+
+mod common;
+
+use common::{InProcess, dev_roles};
 
 const TS: i64 = 1_767_225_600_000;
-
-/// `touchstone dev`'s roles on an embedded store in a temporary folder, on a free port.
-struct InProcess {
-    channel: Channel,
-    stop: Option<oneshot::Sender<()>>,
-    served: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl InProcess {
-    async fn start() -> InProcess {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys: None, limits: Default::default(), tls: None };
-        let served = tokio::spawn(async move {
-            serve(store, listener, roles, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
-        InProcess { channel, stop: Some(stop), served, _dir: dir }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.served).await.unwrap();
-    }
-}
 
 fn huge() -> String {
     "t".repeat(70 * 1024)
@@ -88,7 +50,7 @@ async fn record_refused(rpc: &str, call: impl Future<Output = Result<tonic::Resp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_70_kb_tenant_is_refused_by_every_rpc() {
-    let server = InProcess::start().await;
+    let server = InProcess::start(dev_roles()).await;
     let tenant = huge();
     let mut ingest = IngestServiceClient::new(server.channel.clone());
     let mut config = ConfigServiceClient::new(server.channel.clone());
@@ -196,7 +158,7 @@ fn invalid<T: std::fmt::Debug>(rpc: &str, result: Result<tonic::Response<T>, Sta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_rpcs_apply_the_limits_ingest_applies() {
-    let server = InProcess::start().await;
+    let server = InProcess::start(dev_roles()).await;
     let mut config = ConfigServiceClient::new(server.channel.clone());
     let mut query = QueryServiceClient::new(server.channel.clone());
 
@@ -232,7 +194,7 @@ async fn other_rpcs_apply_the_limits_ingest_applies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_answers_in_both_versions() {
     use tonic_reflection::pb::{v1, v1alpha};
-    let server = InProcess::start().await;
+    let server = InProcess::start(dev_roles()).await;
     let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(server.channel.clone());
     let request = v1alpha::ServerReflectionRequest {
         host: String::new(),

@@ -4,24 +4,24 @@
 //! milliseconds; an idle stream is closed after its timeout, saying what it stored, and
 //! every record a stream stored counts exactly once.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use touchstone::auth::{KeyRing, KeysFile};
 use touchstone::limits::Limits;
-use touchstone::serve::{Roles, serve};
-use touchstone_attribution::WorkerOptions;
+use touchstone::serve::Roles;
 use touchstone_proto::auth::Scope;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
 use touchstone_proto::v1::config_service_client::ConfigServiceClient;
 use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
-use touchstone_store::EmbeddedStore;
+
+mod common;
+
+use common::{InProcess, dev_roles};
 
 const TS: i64 = 1_767_225_600_000;
 
@@ -80,21 +80,9 @@ async fn overload_is_refused_at_once_health_never_waits_and_idle_streams_close()
     let (_, busy_key) = file.create("gym", &Scope::ALL, "busy");
     let (_, calm_key) = file.create("gym", &Scope::ALL, "calm");
     file.write(&keys_path).unwrap();
-    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store")).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
     let limits = Limits { in_flight: 3, per_key: 2, stream_idle: Duration::from_secs(3), ..Limits::default() };
-    let keys = Some(KeyRing::load(&keys_path).unwrap());
-    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys, limits, tls: None };
-    let served = tokio::spawn(async move {
-        serve(store, listener, roles, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let server = InProcess::start(Roles { keys: Some(KeyRing::load(&keys_path).unwrap()), limits, ..dev_roles() }).await;
+    let channel = server.channel.clone();
     let busy = InterceptedService::new(channel.clone(), KeyHeader(busy_key));
     let calm = InterceptedService::new(channel.clone(), KeyHeader(calm_key));
 
@@ -151,8 +139,7 @@ async fn overload_is_refused_at_once_health_never_waits_and_idle_streams_close()
     assert_eq!((reply.accepted, reply.duplicates), (0, 3));
     assert_eq!(status.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner().log_head, 3);
 
-    let _ = stop.send(());
-    served.await.unwrap();
+    server.stop().await;
 }
 
 fn app_event(tenant: &str, event_id: &str) -> pb::AppEvent {
@@ -161,21 +148,9 @@ fn app_event(tenant: &str, event_id: &str) -> pb::AppEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_over_its_ingest_rate_is_refused_whole_and_others_are_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
     let limits = Limits { tenant_records_per_second: 5, ..Limits::default() };
-    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, keys: None, limits, tls: None };
-    let served = tokio::spawn(async move {
-        serve(store, listener, roles, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let server = InProcess::start(Roles { limits, ..dev_roles() }).await;
+    let channel = server.channel.clone();
     let mut ingest = IngestServiceClient::new(channel.clone());
     let post = |tenant: &str, ids: &[&str]| pb::PostEventsRequest { events: ids.iter().map(|id| app_event(tenant, id)).collect() };
 
@@ -190,6 +165,5 @@ async fn a_tenant_over_its_ingest_rate_is_refused_whole_and_others_are_not() {
 
     let status = AttributionServiceClient::new(channel).get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
     assert_eq!(status.log_head, 10);
-    let _ = stop.send(());
-    served.await.unwrap();
+    server.stop().await;
 }

@@ -5,16 +5,14 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
-use touchstone::serve::{Roles, serve};
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::config_service_client::ConfigServiceClient;
-use touchstone_store::EmbeddedStore;
 use tracing_subscriber::layer::SubscriberExt as _;
+
+mod common;
+
+use common::{InProcess, dev_roles};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -27,20 +25,8 @@ async fn a_callers_trace_id_is_on_the_servers_spans() {
     tracing::subscriber::set_global_default(subscriber).unwrap();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let roles = Roles { ingest: true, query: true, ..Roles::default() };
-    let served = tokio::spawn(async move {
-        serve(store, listener, roles, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let server = InProcess::start(dev_roles()).await;
+    let channel = server.channel.clone();
     let mut config = ConfigServiceClient::new(channel);
 
     let mut traced = tonic::Request::new(pb::GetConfigRequest { tenant: "gym".into() });
@@ -48,8 +34,7 @@ async fn a_callers_trace_id_is_on_the_servers_spans() {
     traced.metadata_mut().insert("traceparent", MetadataValue::try_from(traceparent).unwrap());
     config.get_config(traced).await.unwrap();
     config.get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap();
-    let _ = stop.send(());
-    served.await.unwrap();
+    server.stop().await;
     provider.force_flush().unwrap();
 
     let spans = exporter.get_finished_spans().unwrap();

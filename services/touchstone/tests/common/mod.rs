@@ -1,0 +1,49 @@
+//! A server run in-process by the tests of this folder: the given roles on an embedded
+//! store in a temporary folder, on a free port, stopped through its shutdown future.
+
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use touchstone::serve::{Roles, serve};
+use touchstone_attribution::WorkerOptions;
+use touchstone_store::EmbeddedStore;
+
+pub struct InProcess {
+    pub channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// `touchstone dev`'s roles (ingest, a worker, query), open, default limits, plaintext.
+pub fn dev_roles() -> Roles {
+    Roles { ingest: true, worker: Some(WorkerOptions::new("test")), query: true, ..Roles::default() }
+}
+
+impl InProcess {
+    pub async fn start(roles: Roles) -> InProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            serve(store, listener, roles, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+        InProcess { channel, stop: Some(stop), served, _dir: dir }
+    }
+
+    /// Stops the server and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.served).await.unwrap();
+    }
+}
