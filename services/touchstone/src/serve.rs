@@ -70,13 +70,9 @@ pub async fn serve<S: Store>(
     let wake = Arc::new(Notify::new());
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<AttributionServiceServer<AttributionApi>>().await;
-    if roles.ingest {
-        health_reporter.set_serving::<IngestServiceServer<IngestApi>>().await;
-        health_reporter.set_serving::<ConfigServiceServer<ConfigApi>>().await;
-    }
-    if roles.query {
-        health_reporter.set_serving::<QueryServiceServer<QueryApi>>().await;
+    let services = served_names(roles.ingest, roles.query);
+    for &service in &services {
+        health_reporter.set_service_status(service, tonic_health::ServingStatus::Serving).await;
     }
     // Both reflection versions: grpcurl speaks v1, Python's grpcio-reflection only v1alpha.
     let reflection = || {
@@ -96,9 +92,11 @@ pub async fn serve<S: Store>(
     let worker = roles.worker.map(|options| tokio::spawn(Worker::new(store.clone(), wake.clone(), options).run(shutdown_rx)));
 
     let ingest = roles.ingest.then(|| {
-        IngestServiceServer::new(IngestApi::new(store.clone(), store.clone(), wake.clone()).with_shutdown(draining_rx.clone()).with_stream_idle(roles.limits.stream_idle)
-                .with_tenant_rate(roles.limits.tenant_records_per_second))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        let api = IngestApi::new(store.clone(), store.clone(), wake.clone())
+            .with_shutdown(draining_rx.clone())
+            .with_stream_idle(roles.limits.stream_idle)
+            .with_tenant_rate(roles.limits.tenant_records_per_second);
+        IngestServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES)
     });
     let config = roles.ingest.then(|| ConfigServiceServer::new(ConfigApi::new(store.clone(), store.clone(), wake.clone())));
     let query = roles
@@ -111,7 +109,6 @@ pub async fn serve<S: Store>(
     // client's delayed ACK (Nagle), ~40 ms. The builder's `tcp_nodelay` does not reach
     // connections from an incoming stream of our own, so it is set here.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let roles_served = (roles.ingest, roles.query);
     let mut builder = tonic::transport::Server::builder();
     if let Some(identity) = roles.tls.clone() {
         builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
@@ -135,7 +132,7 @@ pub async fn serve<S: Store>(
             // Health first, then a moment for probes to see it, then streams end and the
             // server stops accepting and drains.
             health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
-            for service in served_names(roles_served) {
+            for &service in &services {
                 health_reporter.set_service_status(service, tonic_health::ServingStatus::NotServing).await;
             }
             tracing::info!(notice = ?SHUTDOWN_NOTICE, "health NOT_SERVING; draining");
@@ -165,8 +162,8 @@ pub async fn serve<S: Store>(
     Ok(())
 }
 
-/// The health names of the services a server with `(ingest, query)` roles serves.
-fn served_names((ingest, query): (bool, bool)) -> Vec<&'static str> {
+/// The health names of the services a server with these roles serves.
+fn served_names(ingest: bool, query: bool) -> Vec<&'static str> {
     use tonic::server::NamedService as _;
     let mut names = vec![<AttributionServiceServer<AttributionApi>>::NAME];
     if ingest {
