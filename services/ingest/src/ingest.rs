@@ -146,6 +146,11 @@ impl IngestApi {
     }
 }
 
+/// What a stream that ends early had stored: what its caller needs to send the rest.
+fn stored_so_far(records: u64, reply: &pb::IngestReply) -> String {
+    format!("the first {records} records of this stream were stored ({} accepted, {} duplicates)", reply.accepted, reply.duplicates)
+}
+
 /// An id echoed in a rejection, cut to the longest valid id: a client that sent 70 KB
 /// does not get them back.
 fn cut(mut id: String) -> String {
@@ -294,9 +299,8 @@ impl IngestService for IngestApi {
                 }
                 _ = shutdown.wait_for(|stopping| *stopping) => {
                     return Err(ApiError::Unavailable(format!(
-                        "the server is shutting down: the first {next_index} records of this stream were stored \
-                         ({} accepted, {} duplicates); send the rest again, or the whole stream (records are deduplicated)",
-                        reply.accepted, reply.duplicates
+                        "the server is shutting down: {}; send the rest again, or the whole stream (records are deduplicated)",
+                        stored_so_far(next_index, &reply)
                     ))
                     .into());
                 }
@@ -310,10 +314,9 @@ impl IngestService for IngestApi {
             let count = records.len() as u64;
             self.ingest(records, next_index, &mut reply).await.map_err(|error| match error {
                 // The caller needs to know what of the stream got in to send the rest.
-                ApiError::ResourceExhausted(message) => ApiError::ResourceExhausted(format!(
-                    "{message}; the first {next_index} records of this stream were stored ({} accepted, {} duplicates)",
-                    reply.accepted, reply.duplicates
-                )),
+                ApiError::ResourceExhausted(message) => {
+                    ApiError::ResourceExhausted(format!("{message}; {}", stored_so_far(next_index, &reply)))
+                }
                 other => other,
             })?;
             next_index += count;
