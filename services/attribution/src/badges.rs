@@ -246,30 +246,28 @@ async fn derive_rows(
             }
         }
 
-        let changes = differences(tenant, customer_id, &rows, want);
+        // Each change moves the counters from the row it replaces or removes to the row it
+        // writes, and reaches the feed after every entry of the step.
+        let stored = derived_rows(&rows);
+        let changes = differences(tenant, customer_id, &stored, want);
+        let stats = follow.stats.entry(tenant.clone()).or_default();
         for change in &changes {
+            let old = stored.get(&row_key(change));
+            if let Some(old) = old {
+                stats.entry(&old.badge_id, old.action, old.ts, -1);
+            }
             let (change, event) = match change {
-                BadgeRowChange::Put(row) => (FeedChange::Added, row.clone()),
-                BadgeRowChange::Delete { ts, event_id, .. } => {
-                    let Some(row) = rows.iter().find(|row| row.ts == *ts && row.event_id == *event_id) else { continue };
-                    (FeedChange::Removed, row.clone())
+                BadgeRowChange::Put(row) => {
+                    stats.entry(&row.badge_id, row.action, row.ts, 1);
+                    (FeedChange::Added, row.clone())
+                }
+                BadgeRowChange::Delete { .. } => {
+                    let Some(old) = old else { continue };
+                    (FeedChange::Removed, (*old).clone())
                 }
             };
             follow.feed.push(BadgeFeedEntry { position: FeedPosition { seq: processed, index: next_index }, change, event });
             next_index += 1;
-        }
-        // Counted by what the partition's derived rows are before and after.
-        let stats = follow.stats(tenant);
-        let touched: BTreeSet<(Millis, &str)> = changes.iter().map(row_key).collect();
-        for row in rows.iter().filter(|row| badges::is_derived_id(&row.event_id)) {
-            if touched.contains(&(row.ts, row.event_id.as_str())) {
-                stats.entry(&row.badge_id, row.action, row.ts, -1);
-            }
-        }
-        for change in &changes {
-            if let BadgeRowChange::Put(row) = change {
-                stats.entry(&row.badge_id, row.action, row.ts, 1);
-            }
         }
         writes.rows.extend(changes);
     }
@@ -294,10 +292,19 @@ fn activity_customer(record: &Record) -> Option<&str> {
     }
 }
 
-/// The changes that turn the customer's derived rows as stored into `want`.
-fn differences(tenant: &str, customer_id: &str, rows: &[BadgeEvent], want: Vec<badges::TimelineEntry>) -> Vec<BadgeRowChange> {
-    let have: BTreeMap<(Millis, &str), &BadgeEvent> =
-        rows.iter().filter(|row| badges::is_derived_id(&row.event_id)).map(|row| ((row.ts, row.event_id.as_str()), row)).collect();
+/// The derived rows of a customer's badge partition, by `(ts, event_id)`.
+fn derived_rows(rows: &[BadgeEvent]) -> BTreeMap<(Millis, &str), &BadgeEvent> {
+    rows.iter().filter(|row| badges::is_derived_id(&row.event_id)).map(|row| ((row.ts, row.event_id.as_str()), row)).collect()
+}
+
+/// The changes that turn the customer's derived rows as stored (`have`, [`derived_rows`])
+/// into `want`.
+fn differences(
+    tenant: &str,
+    customer_id: &str,
+    have: &BTreeMap<(Millis, &str), &BadgeEvent>,
+    want: Vec<badges::TimelineEntry>,
+) -> Vec<BadgeRowChange> {
     let want: Vec<BadgeEvent> = want.into_iter().map(|entry| entry.into_event(tenant, customer_id)).collect();
     let wanted: BTreeSet<(Millis, &str)> = want.iter().map(|row| (row.ts, row.event_id.as_str())).collect();
     let mut changes: Vec<BadgeRowChange> = have
@@ -348,7 +355,7 @@ mod tests {
         let mut reworded = kept.clone();
         reworded.reason = Some("3 orders".into());
         let want = [reworded.clone(), moved_later.clone()].map(|e| badges::TimelineEntry::from_event(&e)).to_vec();
-        let changes = differences("t", "c", &rows, want);
+        let changes = differences("t", "c", &derived_rows(&rows), want);
         assert_eq!(
             changes,
             vec![
@@ -360,6 +367,6 @@ mod tests {
         );
         // Nothing to do when the stored rows are what is wanted; stored events never change.
         let want = [kept.clone()].map(|e| badges::TimelineEntry::from_event(&e)).to_vec();
-        assert_eq!(differences("t", "c", &[stored, kept], want), vec![]);
+        assert_eq!(differences("t", "c", &derived_rows(&[stored, kept]), want), vec![]);
     }
 }
