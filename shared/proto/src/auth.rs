@@ -167,41 +167,25 @@ fn all<T: Tenants>(items: &[T]) -> Vec<&str> {
     tenants
 }
 
-impl Tenants for pb::RegisterMessagesRequest {
-    fn tenants(&self) -> Vec<&str> {
-        all(&self.messages)
-    }
+/// Requests carrying a list of records: every tenant they name.
+macro_rules! many_tenants {
+    ($($request:ty => $items:ident),+ $(,)?) => {
+        $(impl Tenants for $request {
+            fn tenants(&self) -> Vec<&str> {
+                all(&self.$items)
+            }
+        })+
+    };
 }
 
-impl Tenants for pb::RecordTouchesRequest {
-    fn tenants(&self) -> Vec<&str> {
-        all(&self.touches)
-    }
-}
-
-impl Tenants for pb::PostEventsRequest {
-    fn tenants(&self) -> Vec<&str> {
-        all(&self.events)
-    }
-}
-
-impl Tenants for pb::RecordOrdersRequest {
-    fn tenants(&self) -> Vec<&str> {
-        all(&self.orders)
-    }
-}
-
-impl Tenants for pb::RecordBadgeEventsRequest {
-    fn tenants(&self) -> Vec<&str> {
-        all(&self.badges)
-    }
-}
-
-impl Tenants for pb::IngestChunk {
-    fn tenants(&self) -> Vec<&str> {
-        all(&self.records)
-    }
-}
+many_tenants!(
+    pb::RegisterMessagesRequest => messages,
+    pb::RecordTouchesRequest => touches,
+    pb::PostEventsRequest => events,
+    pb::RecordOrdersRequest => orders,
+    pb::RecordBadgeEventsRequest => badges,
+    pb::IngestChunk => records,
+);
 
 #[cfg(test)]
 mod tests {
