@@ -119,32 +119,10 @@ where
                     .and_then(|value| value.to_str().ok())
                     .and_then(|value| value.parse::<i32>().ok())
                     .map_or(tonic::Code::Ok, tonic::Code::from_i32);
-                let code = code_label(code);
+                let code = touchstone_proto::error::code_name(code);
                 metrics::histogram!("touchstone_rpc_duration_seconds", "method" => method, "code" => code).record(started.elapsed().as_secs_f64());
             }
             response
         })
-    }
-}
-
-/// A code as its canonical name (`INVALID_ARGUMENT`), the label Prometheus users expect.
-fn code_label(code: tonic::Code) -> String {
-    let mut label = String::new();
-    for (i, c) in format!("{code:?}").chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            label.push('_');
-        }
-        label.push(c.to_ascii_uppercase());
-    }
-    label
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn codes_read_as_their_canonical_names() {
-        assert_eq!(super::code_label(tonic::Code::Ok), "OK");
-        assert_eq!(super::code_label(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
-        assert_eq!(super::code_label(tonic::Code::ResourceExhausted), "RESOURCE_EXHAUSTED");
     }
 }

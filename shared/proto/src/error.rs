@@ -134,16 +134,29 @@ impl From<ApiError> for Status {
 
 /// The `ErrorInfo` reason of a kind: its code's name.
 fn reason(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
-        ErrorKind::NotFound => "NOT_FOUND",
-        ErrorKind::FailedPrecondition => "FAILED_PRECONDITION",
-        ErrorKind::Aborted => "ABORTED",
-        ErrorKind::Unavailable => "UNAVAILABLE",
-        ErrorKind::Internal => "INTERNAL",
-        ErrorKind::Unauthenticated => "UNAUTHENTICATED",
-        ErrorKind::PermissionDenied => "PERMISSION_DENIED",
-        ErrorKind::ResourceExhausted => "RESOURCE_EXHAUSTED",
+    code_name(code(kind))
+}
+
+/// The canonical gRPC name of a code, as in `grpcurl` and the gRPC docs.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
