@@ -306,7 +306,16 @@ impl IngestService for IngestApi {
                 }
             };
             let Some(chunk) = chunk else { break };
-            let chunk = chunk?;
+            // A chunk over the server's size or memory limits ends the stream; say what the
+            // chunks before it stored.
+            let chunk = chunk.map_err(|status| match status.code() {
+                tonic::Code::ResourceExhausted => Status::with_details(
+                    status.code(),
+                    format!("{}; {}", status.message(), stored_so_far(next_index, &reply)),
+                    status.details().to_vec().into(),
+                ),
+                _ => status,
+            })?;
             // A chunk naming another tenant ends the stream; the chunks before it stay stored.
             touchstone_proto::auth::authorize(caller.as_ref(), &chunk)?;
             chunk.validate().map_err(ApiError::from)?;

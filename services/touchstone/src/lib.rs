@@ -7,5 +7,6 @@ pub mod auth;
 pub mod layers;
 pub mod limits;
 pub mod metrics;
+pub mod request_bytes;
 pub mod serve;
 pub mod trace_context;

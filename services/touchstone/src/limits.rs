@@ -4,9 +4,11 @@
 //! Health, reflection and `GetStatus` are never limited, so probes and `import --wait`
 //! answer however busy the server is. A permit is held until the handler returns: a server
 //! stream (`WatchBadgeEvents`) holds none once it is open, a client stream (`IngestStream`)
-//! holds one until it ends, which its idle timeout bounds.
+//! holds one until it ends, which its idle timeout bounds. Request bodies are metered
+//! against the server's budget of request bytes ([`crate::request_bytes`]).
 
 use crate::layers::{BoxFuture, take_ready};
+use crate::request_bytes::{Held, RequestBytes};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -24,11 +26,25 @@ pub struct Limits {
     pub stream_idle: std::time::Duration,
     /// Records per second one tenant may ingest through this process; 0: no limit.
     pub tenant_records_per_second: u64,
+    /// The largest request message, in bytes.
+    pub message_bytes: usize,
+    /// Request bytes the server holds at once (messages being received or handled).
+    pub request_bytes: usize,
 }
+
+/// The largest request message: an ingest batch of `MAX_BATCH` records with room to spare.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { in_flight: 256, per_key: 64, stream_idle: touchstone_ingest::STREAM_IDLE_TIMEOUT, tenant_records_per_second: 0 }
+        Limits {
+            in_flight: 256,
+            per_key: 64,
+            stream_idle: touchstone_ingest::STREAM_IDLE_TIMEOUT,
+            tenant_records_per_second: 0,
+            message_bytes: MAX_MESSAGE_BYTES,
+            request_bytes: 256 * 1024 * 1024,
+        }
     }
 }
 
@@ -46,11 +62,17 @@ struct Shed {
     limits: Limits,
     all: Arc<Semaphore>,
     keys: Mutex<HashMap<String, Arc<Semaphore>>>,
+    bytes: RequestBytes,
 }
 
 impl ShedLayer {
     pub fn new(limits: Limits) -> ShedLayer {
-        let state = Shed { limits, all: Arc::new(Semaphore::new(limits.in_flight)), keys: Mutex::new(HashMap::new()) };
+        let state = Shed {
+            limits,
+            all: Arc::new(Semaphore::new(limits.in_flight)),
+            keys: Mutex::new(HashMap::new()),
+            bytes: RequestBytes::new(limits.message_bytes, limits.request_bytes),
+        };
         ShedLayer { state: Arc::new(state) }
     }
 }
@@ -100,9 +122,10 @@ fn busy(message: String) -> Status {
 
 impl<S, B> tower::Service<http::Request<B>> for ShedService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
@@ -113,18 +136,19 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let permits = if exempt(request.uri().path()) {
-            None
+        let held = Held::default();
+        let (permits, request) = if exempt(request.uri().path()) {
+            (None, request.map(tonic::body::Body::new))
         } else {
             match self.state.admit(request.extensions().get::<Principal>()) {
-                Ok(permits) => Some(permits),
+                Ok(permits) => (Some(permits), request.map(|body| tonic::body::Body::new(self.state.bytes.meter(body, held.clone())))),
                 Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
         };
         let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
             let response = inner.call(request).await;
-            drop(permits);
+            drop((permits, held));
             response
         })
     }

@@ -56,6 +56,15 @@ pub struct LimitArgs {
     /// refused whole, RESOURCE_EXHAUSTED with RetryInfo); 0: no limit.
     #[arg(long, env = "TOUCHSTONE_MAX_RECORDS_PER_SECOND_PER_TENANT", default_value_t = 0)]
     pub max_records_per_second_per_tenant: u64,
+    /// The largest request message in bytes; a larger one is refused from its length prefix,
+    /// before it is buffered (RESOURCE_EXHAUSTED: send smaller batches or stream chunks).
+    #[arg(long, env = "TOUCHSTONE_MAX_MESSAGE_BYTES", default_value_t = touchstone::limits::Limits::default().message_bytes)]
+    pub max_message_bytes: usize,
+    /// Request bytes the server holds at once, over all calls (each call counts the message
+    /// it is receiving or handling); a message beyond it is refused, RESOURCE_EXHAUSTED with
+    /// RetryInfo, so a burst of large batches cannot exhaust the process's memory.
+    #[arg(long, env = "TOUCHSTONE_MAX_REQUEST_BYTES_IN_FLIGHT", default_value_t = touchstone::limits::Limits::default().request_bytes)]
+    pub max_request_bytes_in_flight: usize,
 }
 
 impl LimitArgs {
@@ -64,6 +73,8 @@ impl LimitArgs {
             in_flight: self.max_in_flight.max(1),
             per_key: self.max_in_flight_per_key.max(1),
             tenant_records_per_second: self.max_records_per_second_per_tenant,
+            message_bytes: self.max_message_bytes.max(1),
+            request_bytes: self.max_request_bytes_in_flight.max(1),
             ..touchstone::limits::Limits::default()
         }
     }

@@ -31,9 +31,6 @@ use touchstone_store::Store;
 /// Why the server stopped other than by its shutdown future.
 pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Largest request accepted: an ingest batch of `MAX_BATCH` records with room to spare.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-
 /// On shutdown, how long health answers NOT_SERVING while the server still takes calls, so
 /// load balancers and probes route new calls elsewhere first.
 const SHUTDOWN_NOTICE: Duration = Duration::from_millis(1_000);
@@ -96,14 +93,18 @@ pub async fn serve<S: Store>(
             .with_shutdown(draining_rx.clone())
             .with_stream_idle(roles.limits.stream_idle)
             .with_tenant_rate(roles.limits.tenant_records_per_second);
-        IngestServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES)
+        // The limits' metered body refuses larger messages first, with RESOURCE_EXHAUSTED.
+        IngestServiceServer::new(api).max_decoding_message_size(roles.limits.message_bytes)
     });
-    let config = roles.ingest.then(|| ConfigServiceServer::new(ConfigApi::new(store.clone(), store.clone(), wake.clone())));
+    let config = roles.ingest.then(|| {
+        ConfigServiceServer::new(ConfigApi::new(store.clone(), store.clone(), wake.clone())).max_decoding_message_size(roles.limits.message_bytes)
+    });
     let query = roles
         .query
         .then(|| {
             QueryServiceServer::new(QueryApi::new(store.clone(), store.clone(), store.clone()).with_shutdown(draining_rx.clone()))
-                .max_encoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::limits::MAX_MESSAGE_BYTES)
+                .max_decoding_message_size(roles.limits.message_bytes)
         });
     // TCP_NODELAY on every accepted connection: without it a small reply waits for the
     // client's delayed ACK (Nagle), ~40 ms. The builder's `tcp_nodelay` does not reach
@@ -123,7 +124,7 @@ pub async fn serve<S: Store>(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
-        .add_service(AttributionServiceServer::new(AttributionApi::new(store.clone(), wake.clone())))
+        .add_service(AttributionServiceServer::new(AttributionApi::new(store.clone(), wake.clone())).max_decoding_message_size(roles.limits.message_bytes))
         .add_optional_service(ingest)
         .add_optional_service(config)
         .add_optional_service(query)

@@ -167,3 +167,55 @@ async fn a_tenant_over_its_ingest_rate_is_refused_whole_and_others_are_not() {
     assert_eq!(status.log_head, 10);
     server.stop().await;
 }
+
+/// `count` valid events of about 280 bytes each, ids starting with `prefix`.
+fn wide_events(prefix: &str, count: usize) -> Vec<pb::Record> {
+    (0..count).map(|i| event(&format!("{prefix}-{i:0>240}"))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_and_a_spent_memory_budget_are_refused_before_buffering() {
+    use prost::Message as _;
+    use tonic_types::StatusExt as _;
+    let limits = Limits { message_bytes: 1_000_000, request_bytes: 1_500_000, ..Limits::default() };
+    let server = InProcess::start(Roles { limits, ..dev_roles() }).await;
+    let channel = server.channel.clone();
+    let open = InterceptedService::new(channel.clone(), KeyHeader(String::new()));
+
+    // One message over the limit: RESOURCE_EXHAUSTED (not OUT_OF_RANGE), no RetryInfo, nothing stored.
+    let events: Vec<pb::AppEvent> = (0..4_000).map(|i| app_event("gym", &format!("big-{i:0>240}"))).collect();
+    let batch = pb::PostEventsRequest { events };
+    assert!(batch.encoded_len() > 1_000_000);
+    let refused = IngestServiceClient::new(channel.clone()).post_events(batch).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("over this server's limit of 1000000 bytes"), "{}", refused.message());
+    assert!(refused.get_details_retry_info().is_none());
+
+    // Two streams each holding an 850 kB chunk would hold 1.7 MB: the second is refused,
+    // with RetryInfo and what it had stored, while the first goes on.
+    let chunk = wide_events("a", 3_000);
+    assert!((800_000..1_000_000).contains(&pb::IngestChunk { records: chunk.clone() }.encoded_len()));
+    let first = idle_stream(open.clone(), chunk).await;
+    let mut status = AttributionServiceClient::new(channel.clone());
+    let started = Instant::now();
+    while status.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner().log_head < 3_000 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the first stream's chunk was not stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = idle_stream(open.clone(), vec![event("b-small")]).await;
+    second.chunks.send(pb::IngestChunk { records: wide_events("b", 3_000) }).await.unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(10), second.call).await.unwrap().unwrap().unwrap_err();
+    assert_shed(&refused, "requests in flight");
+    assert!(refused.message().contains("the first 1 records"), "{}", refused.message());
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+
+    // The first stream ends: its charge is freed and the refused chunk goes in.
+    drop(first.chunks);
+    assert_eq!(first.call.await.unwrap().unwrap().into_inner().accepted, 3_000);
+    let again = idle_stream(open.clone(), wide_events("b", 3_000)).await;
+    drop(again.chunks);
+    assert_eq!(again.call.await.unwrap().unwrap().into_inner().accepted, 3_000);
+    assert_eq!(status.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner().log_head, 6_001);
+    server.stop().await;
+}

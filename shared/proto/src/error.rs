@@ -34,6 +34,9 @@ pub enum ApiError {
     /// Over a limit; the status carries when to retry.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// Over a limit the same request will always be over (a message too large): no retry.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl ApiError {
@@ -66,7 +69,7 @@ impl ApiError {
             ApiError::Internal(_) => ErrorKind::Internal,
             ApiError::Unauthenticated(_) => ErrorKind::Unauthenticated,
             ApiError::PermissionDenied(_) => ErrorKind::PermissionDenied,
-            ApiError::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
+            ApiError::ResourceExhausted(_) | ApiError::TooLarge(_) => ErrorKind::ResourceExhausted,
         }
     }
 
