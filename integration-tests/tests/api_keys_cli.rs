@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use touchstone_integration_tests::{Server, binary, text, touchstone};
 
-const CONFIG: &str = r#"{"tenants": {"gym": {"currency": "USD"}}}"#;
+const CONFIG: &str = r#"{"tenants": {"gym": {"currency": "EUR"}}}"#;
 
 #[test]
 fn the_cli_sends_its_key_and_servers_refuse_what_the_key_does_not_allow() {

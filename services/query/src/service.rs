@@ -5,8 +5,8 @@
 use crate::range::{self, Range};
 use chrono::Datelike;
 use chrono_tz::Tz;
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -34,17 +34,34 @@ pub struct QueryApi {
     badges: Arc<dyn BadgeStore>,
     /// Turns true when the server shuts down: open feeds end.
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Tenants found to exist (they never stop existing): one store read per tenant.
+    known_tenants: Arc<RwLock<HashSet<String>>>,
 }
 
 impl QueryApi {
     pub fn new(configs: Arc<dyn ConfigStore>, reads: Arc<dyn ReportReads>, badges: Arc<dyn BadgeStore>) -> QueryApi {
-        QueryApi { configs, reads, badges, shutdown: tokio::sync::watch::channel(false).1 }
+        QueryApi { configs, reads, badges, shutdown: tokio::sync::watch::channel(false).1, known_tenants: Arc::default() }
     }
 
     /// Ends open `WatchBadgeEvents` streams when `shutdown` turns true.
     pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> QueryApi {
         self.shutdown = shutdown;
         self
+    }
+
+    /// NOT_FOUND for a tenant that never wrote anything: a typo should not read as a tenant
+    /// with no activity.
+    async fn existing(&self, tenant: &str) -> Result<(), ApiError> {
+        if self.known_tenants.read().unwrap_or_else(PoisonError::into_inner).contains(tenant) {
+            return Ok(());
+        }
+        if !self.configs.tenant_exists(tenant).await? {
+            return Err(ApiError::NotFound(format!(
+                "no tenant {tenant:?}: no record of it was ever ingested and its settings, goals and badges were never saved"
+            )));
+        }
+        self.known_tenants.write().unwrap_or_else(PoisonError::into_inner).insert(tenant.to_owned());
+        Ok(())
     }
 
     async fn config(&self, tenant: &str) -> Result<TenantConfig, ApiError> {
@@ -183,6 +200,7 @@ impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, campaign_id = %request.get_ref().campaign_id))]
     async fn get_campaign_stats(&self, request: Request<pb::CampaignStatsRequest>) -> Result<Response<pb::CampaignStats>, Status> {
         let pb::CampaignStatsRequest { tenant, campaign_id, range } = valid(request)?;
+        self.existing(&tenant).await?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
         let campaigns = self.campaigns(&config, Some(&campaign_id), range).await?;
@@ -206,6 +224,7 @@ impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn list_campaigns(&self, request: Request<pb::ListCampaignsRequest>) -> Result<Response<pb::CampaignList>, Status> {
         let pb::ListCampaignsRequest { tenant, range } = valid(request)?;
+        self.existing(&tenant).await?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
         let campaigns = self.campaigns(&config, None, range).await?;
@@ -220,6 +239,7 @@ impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn list_message_stats(&self, request: Request<pb::ListMessageStatsRequest>) -> Result<Response<pb::MessageStatsList>, Status> {
         let pb::ListMessageStatsRequest { tenant, range, campaign_id } = valid(request)?;
+        self.existing(&tenant).await?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
         let cells = self.cells(&tenant, range).await?;
@@ -249,6 +269,7 @@ impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn get_goal_kpis(&self, request: Request<pb::GoalKpisRequest>) -> Result<Response<pb::GoalKpisReply>, Status> {
         let pb::GoalKpisRequest { tenant, range, goal_id } = valid(request)?;
+        self.existing(&tenant).await?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
         if let Some(goal_id) = &goal_id
@@ -268,6 +289,7 @@ impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, goal_id = %request.get_ref().goal_id))]
     async fn get_goal_series(&self, request: Request<pb::GoalSeriesRequest>) -> Result<Response<pb::GoalSeries>, Status> {
         let pb::GoalSeriesRequest { tenant, goal_id, range, time_zone } = valid(request)?;
+        self.existing(&tenant).await?;
         let time_zone = if time_zone.is_empty() { "UTC".to_owned() } else { time_zone };
         let tz: Tz = time_zone
             .parse()
@@ -308,6 +330,7 @@ impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn get_badge_timeline(&self, request: Request<pb::BadgeTimelineRequest>) -> Result<Response<pb::BadgeTimeline>, Status> {
         let request = valid(request)?;
+        self.existing(&request.tenant).await?;
         let page = crate::badges::timeline_page(self.badges.as_ref(), request, crate::badges::now_ms()).await?;
         Ok(Response::new(page))
     }
@@ -315,6 +338,7 @@ impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn get_trophy_case(&self, request: Request<pb::TrophyCaseRequest>) -> Result<Response<pb::TrophyCase>, Status> {
         let request = valid(request)?;
+        self.existing(&request.tenant).await?;
         let case = crate::badges::trophy_case(self.configs.as_ref(), self.badges.as_ref(), request, crate::badges::now_ms()).await?;
         Ok(Response::new(case.into()))
     }
@@ -322,6 +346,7 @@ impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, badge_id = %request.get_ref().badge_id))]
     async fn get_badge_stats(&self, request: Request<pb::BadgeStatsRequest>) -> Result<Response<pb::BadgeStats>, Status> {
         let request = valid(request)?;
+        self.existing(&request.tenant).await?;
         let badge_id = request.badge_id.clone();
         let now = crate::badges::now_ms();
         let stats = crate::badges::badge_stats(self.badges.as_ref(), request, now).await?;
@@ -353,6 +378,7 @@ impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn watch_badge_events(&self, request: Request<pb::WatchBadgeEventsRequest>) -> Result<Response<Self::WatchBadgeEventsStream>, Status> {
         let request = valid(request)?;
+        self.existing(&request.tenant).await?;
         let start = crate::badges::feed_start(self.badges.as_ref(), &request).await?;
         let (sink, stream) = mpsc::channel(64);
         let store = Arc::clone(&self.badges);
@@ -365,6 +391,7 @@ impl QueryService for QueryApi {
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, goal_id = %request.get_ref().goal_id))]
     async fn explain_conversion(&self, request: Request<pb::ExplainConversionRequest>) -> Result<Response<pb::ConversionExplanation>, Status> {
         let pb::ExplainConversionRequest { tenant, goal_id, conversion_key } = valid(request)?;
+        self.existing(&tenant).await?;
         let config = self.config(&tenant).await?;
         let conversion = self
             .reads

@@ -202,6 +202,9 @@ async fn keys_confine_every_rpc_to_their_tenant_and_scopes() {
     }
 
     // The query-only key: reads of its tenant pass the checks, anything else is denied.
+    // (Tenant a exists once it has a record: queries of a tenant that does not are NOT_FOUND.)
+    let first = pb::AppEvent { event_id: "e0".into(), ..event("a") };
+    clients(&channel, Some(&key_a)).ingest.post_events(pb::PostEventsRequest { events: vec![first] }).await.unwrap();
     let mut reads = 0;
     walk(&mut clients(&channel, Some(&key_a_query)), "a", |rpc, result| {
         let read = rpc.starts_with("QueryService/") || ["ConfigService/GetConfig", "ConfigService/ListGoals", "ConfigService/ListBadges"].contains(&rpc);

@@ -35,3 +35,46 @@ pub async fn config_defaults_and_compare_and_set(store: &dyn Store) -> Result<()
     assert_eq!(store.tenant_config(&t).await?, config);
     Ok(())
 }
+
+/// A tenant exists from its first write to the log: an accepted record, a config or badge
+/// book save, a recompute; not from reads, failed saves or nothing at all.
+pub async fn tenants_exist_from_their_first_write(store: &dyn Store) -> Result<()> {
+    use touchstone_core::badges::{BadgeBook, BadgeDefinition};
+    use touchstone_core::model::Record;
+    let [by_record, by_config, by_recompute, by_badges, never] =
+        ["tenants_record", "tenants_config", "tenants_recompute", "tenants_badges", "tenants_never"].map(tenant);
+    for t in [&by_record, &by_config, &by_recompute, &by_badges, &never] {
+        assert!(!store.tenant_exists(t).await?, "{t} exists before any write");
+    }
+    // Reads and a lost save make nothing exist.
+    store.tenant_config(&never).await?;
+    store.badge_book(&never).await?;
+    assert!(store.save_tenant_config(&TenantConfig::defaults(&never)).await.is_err());
+
+    let record = Record::Event(super::event(&by_record, "e1", "open", 1_000));
+    store.ingest(vec![record.clone()]).await?;
+    // A duplicate, and a second record, of a tenant that exists already.
+    store.ingest(vec![record, Record::Event(super::event(&by_record, "e2", "open", 2_000))]).await?;
+    let mut config = TenantConfig::defaults(&by_config);
+    config.version = 1;
+    store.save_tenant_config(&config).await?;
+    store.append_recompute(&by_recompute).await?;
+    let mut book = BadgeBook::empty(&by_badges);
+    book.version = 1;
+    book.save(BadgeDefinition::new("regular", "Regular"), 1_000).expect("a valid badge");
+    store.save_badge_book(&book).await?;
+
+    for t in [&by_record, &by_config, &by_recompute, &by_badges] {
+        assert!(store.tenant_exists(t).await?, "{t} does not exist after its first write");
+    }
+    assert!(!store.tenant_exists(&never).await?);
+    let listed = store.tenants().await?;
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(listed, sorted, "tenants are listed in name order");
+    let mine: Vec<&String> = listed.iter().filter(|t| t.contains("tenants_")).collect();
+    let mut expected = vec![&by_record, &by_config, &by_recompute, &by_badges];
+    expected.sort();
+    assert_eq!(mine, expected);
+    Ok(())
+}

@@ -44,7 +44,7 @@ pub use badges::{
     commits_write_and_remove_derived_badge_rows, customer_activity_holds_the_customers_events_and_orders,
     customer_badge_events_are_newest_first_per_customer,
 };
-pub use config_store::config_defaults_and_compare_and_set;
+pub use config_store::{config_defaults_and_compare_and_set, tenants_exist_from_their_first_write};
 pub use coordination::{leases_are_exclusive_and_lapse, live_workers_are_listed_until_they_lapse};
 pub use ingest_log::{
     dedup_first_arrival_stands, dedup_is_per_tenant_and_keys_do_not_collide, dedup_within_one_batch,
@@ -91,6 +91,7 @@ macro_rules! conformance_suite {
             set_aside_list_is_per_shard_and_honours_the_limit,
             // ConfigStore
             config_defaults_and_compare_and_set,
+            tenants_exist_from_their_first_write,
             // Coordination
             leases_are_exclusive_and_lapse,
             live_workers_are_listed_until_they_lapse,

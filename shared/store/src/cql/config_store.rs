@@ -19,9 +19,37 @@ impl ConfigStore for CqlStore {
     async fn save_tenant_config(&self, config: &TenantConfig) -> Result<LogMark> {
         self.inner.save_tenant_config(config).await
     }
+
+    async fn tenants(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = self.inner.rows(&self.inner.statements.select_tenants, ()).await?;
+        Ok(rows.into_iter().map(|(tenant,)| tenant).collect())
+    }
+
+    async fn tenant_exists(&self, tenant: &str) -> Result<bool> {
+        let row: Option<(String,)> = self.inner.row(&self.inner.statements.select_tenant, (tenant,)).await?;
+        Ok(row.is_some())
+    }
 }
 
 impl Inner {
+    /// Writes the `tenants` rows of those of `tenants` this process has not written yet;
+    /// called before the log entries that make them exist.
+    pub(super) async fn note_tenants<'a>(&self, tenants: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let new: Vec<&str> = {
+            let known = crate::support::lock(&self.known_tenants);
+            let mut new: Vec<&str> = tenants.into_iter().filter(|tenant| !known.contains(*tenant)).collect();
+            new.sort_unstable();
+            new.dedup();
+            new
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        super::all(new.iter().map(|tenant| self.write(&self.statements.insert_tenant, (tenant,)))).await?;
+        crate::support::lock(&self.known_tenants).extend(new.into_iter().map(str::to_owned));
+        Ok(())
+    }
+
     async fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
         let stored: Option<(Option<i64>, Option<Vec<u8>>)> = self.row(&self.statements.select_config, (tenant,)).await?;
         match stored {
@@ -61,6 +89,7 @@ impl Inner {
     ) -> Result<LogMark> {
         let shard = log_shard(tenant);
         let payload = encode(&entry)?;
+        self.note_tenants([tenant]).await?;
         let intent = self.append_one(shard, payload.clone(), Appended::Intent).await?;
         let saved = save.await?;
         let outcome = if saved.applied { ACCEPTED } else { DUPLICATE };

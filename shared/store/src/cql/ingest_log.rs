@@ -143,6 +143,8 @@ impl IngestLog for CqlStore {
 
 impl Inner {
     pub(super) async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
+        // Before the log entries: a tenant exists once a record of it is stored.
+        self.note_tenants(records.iter().map(Record::tenant)).await?;
         let placed = self.append_records(&records).await?;
         let accepted: Vec<&Record> = placed.iter().map(|&(i, ..)| &records[i]).collect();
         self.write_records(&accepted).await?;
@@ -186,6 +188,7 @@ impl Inner {
 
     pub(super) async fn append_recompute(&self, tenant: &str) -> Result<LogMark> {
         let shard = log_shard(tenant);
+        self.note_tenants([tenant]).await?;
         let payload = encode(&StoredPayload::Recompute { tenant: tenant.to_owned() })?;
         let placed = self.append_one(shard, payload, Appended::Accepted).await?;
         Ok(LogMark { shard, seq: placed.seq })

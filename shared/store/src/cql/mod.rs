@@ -137,6 +137,8 @@ struct Inner {
     stalls: Mutex<HashMap<(u32, u64), Instant>>,
     /// `buckets` rows this process wrote, and when (see `layout.rs`).
     recent_buckets: Mutex<HashMap<layout::BucketRow, Instant>>,
+    /// Tenants this process has written to `tenants` (a tenant's row is written once).
+    known_tenants: Mutex<std::collections::HashSet<String>>,
     /// Who this process is, as the owner of log shard leases.
     owner: String,
     /// Per log shard, whose turn it is among this process's appends.
@@ -200,6 +202,7 @@ impl CqlStore {
             applied: Mutex::new(HashMap::new()),
             stalls: Mutex::new(HashMap::new()),
             recent_buckets: Mutex::new(HashMap::new()),
+            known_tenants: Mutex::default(),
             owner: owner_id(),
             append_turns: (0..LOG_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
         };

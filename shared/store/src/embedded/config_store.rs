@@ -2,9 +2,9 @@
 //! in one batch under the log writer's lock (which makes the version check atomic).
 
 use super::ingest_log::LogAppender;
-use super::key::Key;
+use super::key::{self, Key};
 use super::layout::Table;
-use super::{EmbeddedStore, Tables, Writes};
+use super::{EmbeddedStore, Tables, Writes, backend};
 use crate::support::lock;
 use crate::{ConfigStore, LogMark, LogPayload, Result, StoreError, log_shard};
 use async_trait::async_trait;
@@ -21,9 +21,32 @@ impl ConfigStore for EmbeddedStore {
         let config = config.clone();
         self.blocking(move |tables| tables.save_tenant_config(&config)).await
     }
+
+    async fn tenants(&self) -> Result<Vec<String>> {
+        let mut tenants = self.blocking(|tables| tables.tenants()).await?;
+        // Keys are length-prefixed, so they sort by length first: sorted by name here.
+        tenants.sort_unstable();
+        Ok(tenants)
+    }
+
+    async fn tenant_exists(&self, tenant: &str) -> Result<bool> {
+        let key = Key::new().str(tenant).into_vec();
+        self.blocking(move |tables| tables.table(Table::Tenants).contains_key(&key).map_err(backend)).await
+    }
 }
 
 impl Tables {
+    fn tenants(&self) -> Result<Vec<String>> {
+        self.table(Table::Tenants)
+            .iter()
+            .map(|guard| {
+                let key = guard.key().map_err(backend)?;
+                let (tenant, _) = key::read_str(&key).ok_or_else(|| StoreError::Corrupt(format!("tenants key {key:?}")))?;
+                Ok(tenant.to_owned())
+            })
+            .collect()
+    }
+
     fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
         let stored = self.get(Table::Configs, Key::new().str(tenant).as_bytes())?;
         Ok(stored.unwrap_or_else(|| TenantConfig::defaults(tenant)))

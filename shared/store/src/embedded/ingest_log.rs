@@ -50,6 +50,7 @@ impl Tables {
         let mut buffers = Buffers::default();
         let mut outcomes = Vec::with_capacity(records.len());
         let mut written = Written::default();
+        let mut tenants: Vec<String> = Vec::new();
         for record in records {
             let dedup_key = buffers.key(|key| dedup_key(key, &record));
             super::checked(&dedup_key)?;
@@ -72,6 +73,9 @@ impl Tables {
                 written.add(table, key.len() + row.len());
                 batch.insert(self.table(table), key, row.clone());
             });
+            if !tenants.iter().any(|tenant| tenant == record.tenant()) {
+                tenants.push(record.tenant().to_owned());
+            }
             let mark = log.next(self, log_shard(record.tenant()))?;
             written.add(Table::Log, 12 + entry.len());
             batch.insert(self.table(Table::Log), log_key(mark.shard, mark.seq), entry);
@@ -80,7 +84,15 @@ impl Tables {
         for (key, head) in log.heads() {
             batch.insert(self.table(Table::Meta), key, head);
         }
+        // A tenant exists once its first record is stored: its row goes in the same batch.
+        let mut known = lock(&self.known_tenants);
+        let new_tenants: Vec<String> = tenants.into_iter().filter(|tenant| !known.contains(tenant)).collect();
+        for tenant in &new_tenants {
+            batch.insert(self.table(Table::Tenants), Key::new().str(tenant).into_vec(), Slice::empty());
+        }
         batch.commit().map_err(backend)?;
+        known.extend(new_tenants);
+        drop(known);
         self.account(written);
         Ok(outcomes)
     }
@@ -168,6 +180,9 @@ impl LogAppender {
 
     pub(super) fn append(&mut self, tables: &Tables, shard: u32, payload: LogPayload, writes: &mut Writes) -> Result<LogMark> {
         let mark = self.next(tables, shard)?;
+        if let Some(tenant) = payload.tenant() {
+            writes.put_raw(Table::Tenants, Key::new().str(tenant).into_vec(), Vec::new());
+        }
         let entry = StoredLogEntry { appended_at: self.appended_at, payload: payload.into() };
         writes.put(Table::Log, log_key(shard, mark.seq).to_vec(), &entry)?;
         Ok(mark)

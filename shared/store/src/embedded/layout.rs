@@ -24,6 +24,7 @@
 //! | `badge_holdings` | tenant, customer, badge_id | holding intervals | `customer_holdings` |
 //! | `badge_feed` | tenant, seq (u64), index (u32) | change (`a`/`r`) and `BadgeEvent` | `badge_feed`, `badge_feed_end` |
 //! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
+//! | `tenants` | tenant | empty (written with the tenant's first log entry) | `tenants`, `tenant_exists` |
 //! | `log` | shard (u32), seq (u64) | appended_at and payload | `read_log`, `log_status` |
 //! | `meta` | `log_head` or `processed`, shard | u64 | `ingest`, `log_status`, `commit_attribution` |
 //! | `conversions` | tenant, goal_id, key | `Conversion` | `conversion`, `tenant_conversions` |
@@ -81,6 +82,7 @@ pub(super) enum Table {
     ActivityByCustomer,
     BadgeBooks,
     BadgeCustomers,
+    Tenants,
     BadgeStats,
     BadgeHoldings,
     BadgeFeed,
@@ -88,7 +90,7 @@ pub(super) enum Table {
 
 impl Table {
     /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
-    pub(super) const ALL: [Table; 27] = [
+    pub(super) const ALL: [Table; 28] = [
         Table::Dedup,
         Table::Messages,
         Table::TouchesByCustomer,
@@ -113,6 +115,7 @@ impl Table {
         Table::ActivityByCustomer,
         Table::BadgeBooks,
         Table::BadgeCustomers,
+        Table::Tenants,
         Table::BadgeStats,
         Table::BadgeHoldings,
         Table::BadgeFeed,
@@ -144,6 +147,7 @@ impl Table {
             Table::ActivityByCustomer => "activity_by_customer",
             Table::BadgeBooks => "badge_books",
             Table::BadgeCustomers => "badge_customers",
+            Table::Tenants => "tenants",
             Table::BadgeStats => "badge_stats",
             Table::BadgeHoldings => "badge_holdings",
             Table::BadgeFeed => "badge_feed",

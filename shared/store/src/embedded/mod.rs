@@ -96,6 +96,8 @@ struct Tables {
     /// Held by every call that appends to the log (ingest, config saves, recomputes): it
     /// makes dedup's check-then-write and the head counter's read-then-write atomic.
     log_writer: Mutex<()>,
+    /// Tenants this process has seen in `tenants`: ingest writes a tenant's row once.
+    known_tenants: Mutex<std::collections::HashSet<String>>,
     /// One per log shard, held by that shard's commits: their read-modify-writes (rollups,
     /// the processed position) must not interleave. Every row a commit writes is of a
     /// tenant of its shard, so commits of different shards touch different rows and run
@@ -130,6 +132,7 @@ impl EmbeddedStore {
             unflushed,
             persist: if options.sync { PersistMode::SyncData } else { PersistMode::Buffer },
             log_writer: Mutex::new(()),
+            known_tenants: Mutex::default(),
             committers: (0..LOG_SHARDS).map(|_| Mutex::new(())).collect(),
         };
         Ok(EmbeddedStore { tables: Arc::new(tables), leases: Arc::default() })
