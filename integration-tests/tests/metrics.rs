@@ -56,4 +56,9 @@ fn metrics_move_as_the_server_works() {
     assert!(sample(&page, "touchstone_attribution_entries_total").is_some_and(|n| n >= 2.0), "{page}");
     assert!(page.contains("touchstone_attribution_lag_seconds{shard=\"0\"}"), "{page}");
     assert!(page.contains("touchstone_set_aside_entries{shard="), "{page}");
+    // Store latency, by role method: the ingest call and the worker's commits.
+    let store_ingest = "touchstone_store_call_seconds_count{backend=\"embedded\",op=\"ingest\",outcome=\"ok\"}";
+    assert!(sample(&page, store_ingest).is_some_and(|n| n >= 1.0), "{page}");
+    let commits = "touchstone_store_call_seconds_count{backend=\"embedded\",op=\"commit_attribution\",outcome=\"ok\"}";
+    assert!(sample(&page, commits).is_some_and(|n| n >= 1.0), "{page}");
 }

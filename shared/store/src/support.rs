@@ -127,3 +127,15 @@ mod tests {
     }
 }
 
+
+/// Times one call of a role method: `touchstone_store_call_seconds{backend, op, outcome}`,
+/// the same `op` names (the method's) on both backends, so one dashboard reads either.
+#[cfg(any(feature = "embedded", feature = "cql"))]
+pub(crate) async fn timed<T>(backend: &'static str, op: &'static str, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let started = std::time::Instant::now();
+    let result = call.await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::histogram!("touchstone_store_call_seconds", "backend" => backend, "op" => op, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    result
+}

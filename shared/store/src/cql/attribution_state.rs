@@ -13,6 +13,7 @@
 //! the step's timestamp, which grows from step to step, so applying a step twice, or late,
 //! never changes what a newer step wrote.
 
+use super::timed;
 use super::layout::{
     ACTIVITY_EVENT, ACTIVITY_ORDER, CHUNK, CUSTOMER_BUCKET_MS, CampaignRollupRow, ConversionRow, PendingRow, RollupRow, StoredCells, TIME_SHARDS,
     campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, rollup_bucket, seq_value, shard_value, table,
@@ -33,43 +34,43 @@ use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, Cell, Granularity, 
 #[async_trait]
 impl AttributionState for CqlStore {
     async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
-        self.inner.message_touches(tenant, msg_hash).await
+        timed("message_touches", async { self.inner.message_touches(tenant, msg_hash).await }).await
     }
 
     async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
-        self.inner.order_records(tenant, order_id).await
+        timed("order_records", async { self.inner.order_records(tenant, order_id).await }).await
     }
 
     async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
-        self.inner.tenant_orders(tenant).await
+        timed("tenant_orders", async { self.inner.tenant_orders(tenant).await }).await
     }
 
     async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
-        self.inner.tenant_events_named(tenant, name).await
+        timed("tenant_events_named", async { self.inner.tenant_events_named(tenant, name).await }).await
     }
 
     async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        self.inner.customer_conversions(tenant, customer_id, from, to).await
+        timed("customer_conversions", async { self.inner.customer_conversions(tenant, customer_id, from, to).await }).await
     }
 
     async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
-        self.inner.explicit_conversions(tenant, msg_hash).await
+        timed("explicit_conversions", async { self.inner.explicit_conversions(tenant, msg_hash).await }).await
     }
 
     async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
-        self.inner.pending_counters(tenant, msg_hash).await
+        timed("pending_counters", async { self.inner.pending_counters(tenant, msg_hash).await }).await
     }
 
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
-        self.inner.conversions_between(tenant, Millis::MIN, Millis::MAX).await
+        timed("tenant_conversions", async { self.inner.conversions_between(tenant, Millis::MIN, Millis::MAX).await }).await
     }
 
     async fn resume_shard(&self, shard: u32) -> Result<u64> {
-        self.inner.ensure_step_applied(shard, None).await
+        timed("resume_shard", async { self.inner.ensure_step_applied(shard, None).await }).await
     }
 
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
-        self.inner.commit(commit, true).await
+        timed("commit_attribution", async { self.inner.commit(commit, true).await }).await
     }
 }
 

@@ -2,6 +2,7 @@
 //! version with its `RederiveBadges` entry (as configs are with theirs); a customer's badge
 //! partition and activity are one partition each.
 
+use super::timed;
 use super::layout::{ACTIVITY_EVENT, ACTIVITY_ORDER, decode, parse, seq_value};
 use super::{CqlStore, Inner};
 use crate::support::{StoredPayload, encode};
@@ -15,71 +16,86 @@ use touchstone_core::model::{BadgeEvent, Millis, Record};
 #[async_trait]
 impl BadgeStore for CqlStore {
     async fn badge_book(&self, tenant: &str) -> Result<BadgeBook> {
-        self.inner.badge_book(tenant).await
+        timed("badge_book", async { self.inner.badge_book(tenant).await }).await
     }
 
     async fn save_badge_book(&self, book: &BadgeBook) -> Result<LogMark> {
-        self.inner.save_badge_book(book).await
+        timed("save_badge_book", async { self.inner.save_badge_book(book).await }).await
     }
 
     async fn customer_badge_events(&self, tenant: &str, customer_id: &str) -> Result<Vec<BadgeEvent>> {
-        self.inner.customer_badge_events(tenant, customer_id).await
+        timed("customer_badge_events", async { self.inner.customer_badge_events(tenant, customer_id).await }).await
     }
 
     async fn customer_badge_rows(&self, tenant: &str, customer_id: &str, rows: &BadgeRows) -> Result<Vec<BadgeEvent>> {
-        self.inner.customer_badge_rows(tenant, customer_id, rows).await
+        timed("customer_badge_rows", async { self.inner.customer_badge_rows(tenant, customer_id, rows).await }).await
     }
 
     async fn tenant_badge_customers(&self, tenant: &str) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = self.inner.rows(&self.inner.statements.select_badge_customers, (tenant,)).await?;
-        Ok(rows.into_iter().map(|(customer_id,)| customer_id).collect())
+        timed("tenant_badge_customers", async {
+            let rows: Vec<(String,)> = self.inner.rows(&self.inner.statements.select_badge_customers, (tenant,)).await?;
+            Ok(rows.into_iter().map(|(customer_id,)| customer_id).collect())
+        })
+        .await
     }
 
     async fn customer_activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>> {
-        self.inner.customer_activity(tenant, customer_id).await
+        timed("customer_activity", async { self.inner.customer_activity(tenant, customer_id).await }).await
     }
 
     async fn customer_holdings(&self, tenant: &str, customer_id: &str) -> Result<BTreeMap<String, Vec<Interval>>> {
-        let rows: Vec<(String, Vec<u8>)> = self.inner.rows(&self.inner.statements.select_badge_holdings, (tenant, customer_id)).await?;
-        rows.into_iter().map(|(badge_id, intervals)| Ok((badge_id, decode("holding intervals", &intervals)?))).collect()
+        timed("customer_holdings", async {
+            let rows: Vec<(String, Vec<u8>)> = self.inner.rows(&self.inner.statements.select_badge_holdings, (tenant, customer_id)).await?;
+            rows.into_iter().map(|(badge_id, intervals)| Ok((badge_id, decode("holding intervals", &intervals)?))).collect()
+        })
+        .await
     }
 
     /// Delta rows (one per step and time) summed per time.
     async fn badge_stats(&self, tenant: &str, badge_id: &str, level: StatLevel, from: Millis, to: Millis) -> Result<Vec<(Millis, BadgeTally)>> {
-        if from >= to {
-            return Ok(Vec::new());
-        }
-        let values = (tenant, badge_id, level_code(level), from, to);
-        let rows: Vec<(i64, Vec<u8>)> = self.inner.rows(&self.inner.statements.select_badge_stat_deltas, values).await?;
-        let mut sums: BTreeMap<Millis, BadgeTally> = BTreeMap::new();
-        for (ts, tally) in rows {
-            sums.entry(ts).or_default().add(decode("badge tally", &tally)?);
-        }
-        Ok(sums.into_iter().filter(|(_, tally)| !tally.is_zero()).collect())
+        timed("badge_stats", async {
+            if from >= to {
+                return Ok(Vec::new());
+            }
+            let values = (tenant, badge_id, level_code(level), from, to);
+            let rows: Vec<(i64, Vec<u8>)> = self.inner.rows(&self.inner.statements.select_badge_stat_deltas, values).await?;
+            let mut sums: BTreeMap<Millis, BadgeTally> = BTreeMap::new();
+            for (ts, tally) in rows {
+                sums.entry(ts).or_default().add(decode("badge tally", &tally)?);
+            }
+            Ok(sums.into_iter().filter(|(_, tally)| !tally.is_zero()).collect())
+        })
+        .await
     }
 
     async fn badge_feed(&self, tenant: &str, after: Option<FeedPosition>, limit: usize) -> Result<Vec<BadgeFeedEntry>> {
-        let (seq, index) = match after {
-            Some(after) => (seq_value(after.seq), index_value(after.index)),
-            None => (i64::MIN, i32::MIN),
-        };
-        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
-        let rows: Vec<(i64, i32, String, Vec<u8>)> = self.inner.rows(&self.inner.statements.select_badge_feed_after, (tenant, seq, index, limit)).await?;
-        rows.into_iter()
-            .map(|(seq, index, change, event)| {
-                let change = match change.as_str() {
-                    "a" => FeedChange::Added,
-                    "r" => FeedChange::Removed,
-                    other => return Err(StoreError::Corrupt(format!("badge feed change {other:?}"))),
-                };
-                Ok(BadgeFeedEntry { position: feed_position(seq, index)?, change, event: decode("badge feed event", &event)? })
-            })
-            .collect()
+        timed("badge_feed", async {
+            let (seq, index) = match after {
+                Some(after) => (seq_value(after.seq), index_value(after.index)),
+                None => (i64::MIN, i32::MIN),
+            };
+            let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+            let rows: Vec<(i64, i32, String, Vec<u8>)> = self.inner.rows(&self.inner.statements.select_badge_feed_after, (tenant, seq, index, limit)).await?;
+            rows.into_iter()
+                .map(|(seq, index, change, event)| {
+                    let change = match change.as_str() {
+                        "a" => FeedChange::Added,
+                        "r" => FeedChange::Removed,
+                        other => return Err(StoreError::Corrupt(format!("badge feed change {other:?}"))),
+                    };
+                    Ok(BadgeFeedEntry { position: feed_position(seq, index)?, change, event: decode("badge feed event", &event)? })
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn badge_feed_end(&self, tenant: &str) -> Result<Option<FeedPosition>> {
-        let row: Option<(i64, i32)> = self.inner.row(&self.inner.statements.select_badge_feed_end, (tenant,)).await?;
-        row.map(|(seq, index)| feed_position(seq, index)).transpose()
+        timed("badge_feed_end", async {
+            let row: Option<(i64, i32)> = self.inner.row(&self.inner.statements.select_badge_feed_end, (tenant,)).await?;
+            row.map(|(seq, index)| feed_position(seq, index)).transpose()
+        })
+        .await
     }
 }
 

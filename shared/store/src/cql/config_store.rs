@@ -2,6 +2,7 @@
 //! version, with the `Recompute` entry the save appends written to the log as an intent
 //! first (the log protocol is in `ingest_log.rs`); badge books are saved the same way.
 
+use super::timed;
 use super::ingest_log::{ACCEPTED, Appended, DUPLICATE};
 use super::layout::{decode, seq_value};
 use super::{CqlStore, Inner, Lwt};
@@ -13,21 +14,27 @@ use touchstone_core::config::TenantConfig;
 #[async_trait]
 impl ConfigStore for CqlStore {
     async fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
-        self.inner.tenant_config(tenant).await
+        timed("tenant_config", async { self.inner.tenant_config(tenant).await }).await
     }
 
     async fn save_tenant_config(&self, config: &TenantConfig) -> Result<LogMark> {
-        self.inner.save_tenant_config(config).await
+        timed("save_tenant_config", async { self.inner.save_tenant_config(config).await }).await
     }
 
     async fn tenants(&self) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = self.inner.rows(&self.inner.statements.select_tenants, ()).await?;
-        Ok(rows.into_iter().map(|(tenant,)| tenant).collect())
+        timed("tenants", async {
+            let rows: Vec<(String,)> = self.inner.rows(&self.inner.statements.select_tenants, ()).await?;
+            Ok(rows.into_iter().map(|(tenant,)| tenant).collect())
+        })
+        .await
     }
 
     async fn tenant_exists(&self, tenant: &str) -> Result<bool> {
-        let row: Option<(String,)> = self.inner.row(&self.inner.statements.select_tenant, (tenant,)).await?;
-        Ok(row.is_some())
+        timed("tenant_exists", async {
+            let row: Option<(String,)> = self.inner.row(&self.inner.statements.select_tenant, (tenant,)).await?;
+            Ok(row.is_some())
+        })
+        .await
     }
 }
 

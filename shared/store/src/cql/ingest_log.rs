@@ -28,6 +28,7 @@
 //! (`config_store.rs`). Set-aside entries are written by the commit that sets them aside
 //! (`attribution_state.rs`); here they are only counted and read.
 
+use super::timed;
 use super::errors::cql_error;
 use super::layout::{Partitions, chunk, chunk_bounds, decode, outliving_ttl, seq_value, shard_value};
 use super::statements::PAGE_SIZE;
@@ -121,23 +122,23 @@ fn dedup_key(record: &Record) -> (&str, &'static str, &str) {
 #[async_trait]
 impl IngestLog for CqlStore {
     async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
-        self.inner.ingest(records).await
+        timed("ingest", async { self.inner.ingest(records).await }).await
     }
 
     async fn append_recompute(&self, tenant: &str) -> Result<LogMark> {
-        self.inner.append_recompute(tenant).await
+        timed("append_recompute", async { self.inner.append_recompute(tenant).await }).await
     }
 
     async fn log_status(&self, shard: u32) -> Result<LogStatus> {
-        self.inner.log_status(shard).await
+        timed("log_status", async { self.inner.log_status(shard).await }).await
     }
 
     async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
-        self.inner.read_log(shard, after, limit).await
+        timed("read_log", async { self.inner.read_log(shard, after, limit).await }).await
     }
 
     async fn set_aside(&self, shard: u32, limit: usize) -> Result<Vec<SetAside>> {
-        self.inner.set_aside(shard, limit).await
+        timed("set_aside", async { self.inner.set_aside(shard, limit).await }).await
     }
 }
 

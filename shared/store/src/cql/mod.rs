@@ -368,6 +368,11 @@ impl Lwt {
     }
 }
 
+/// Times a role method of this backend ([`crate::support::timed`]).
+async fn timed<T>(op: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+    crate::support::timed("cql", op, call).await
+}
+
 /// Runs `futures` with at most [`CONCURRENCY`] in flight; their outputs in input order.
 ///
 /// The futures are boxed and collected before anything runs, so the returned future holds

@@ -1,6 +1,7 @@
 //! [`RecordReads`] on CQL: registered messages by point reads, a customer's touches from
 //! the 30-day buckets its range touches, a conversion by its key.
 
+use super::timed;
 use super::layout::{CUSTOMER_BUCKET_MS, decode, message, table, touch};
 use super::{CqlStore, Inner, all};
 use crate::{RecordReads, Result};
@@ -12,15 +13,15 @@ use touchstone_core::model::{Millis, Touch};
 #[async_trait]
 impl RecordReads for CqlStore {
     async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
-        self.inner.messages(tenant, msg_hashes).await
+        timed("messages", async { self.inner.messages(tenant, msg_hashes).await }).await
     }
 
     async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
-        self.inner.customer_touches(tenant, customer_id, from, to).await
+        timed("customer_touches", async { self.inner.customer_touches(tenant, customer_id, from, to).await }).await
     }
 
     async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
-        self.inner.conversion(tenant, goal_id, key).await
+        timed("conversion", async { self.inner.conversion(tenant, goal_id, key).await }).await
     }
 }
 

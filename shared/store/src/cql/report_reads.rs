@@ -2,6 +2,7 @@
 //! the buckets of a range (listed in `buckets` first), and raw rows of the hour partitions
 //! a range touches.
 
+use super::timed;
 use super::layout::{decode, from_varint, granularity_code, message, table, touch};
 use super::{CqlStore, Inner, all};
 use crate::support::decode_campaign_cells;
@@ -16,7 +17,7 @@ use touchstone_core::rollup::{CampaignCells, Cell, Cells, Granularity, Tally, ca
 #[async_trait]
 impl ReportReads for CqlStore {
     async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells> {
-        self.inner.rollups(tenant, granularity, from, to).await
+        timed("rollups", async { self.inner.rollups(tenant, granularity, from, to).await }).await
     }
 
     async fn campaign_rollups(
@@ -28,23 +29,23 @@ impl ReportReads for CqlStore {
         from: Millis,
         to: Millis,
     ) -> Result<BTreeMap<String, CampaignCells>> {
-        self.inner.campaign_rollups(tenant, campaign_id, kinds, granularity, from, to).await
+        timed("campaign_rollups", async { self.inner.campaign_rollups(tenant, campaign_id, kinds, granularity, from, to).await }).await
     }
 
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
-        self.inner.messages_sent_between(tenant, from, to).await
+        timed("messages_sent_between", async { self.inner.messages_sent_between(tenant, from, to).await }).await
     }
 
     async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
-        self.inner.touches_between(tenant, from, to).await
+        timed("touches_between", async { self.inner.touches_between(tenant, from, to).await }).await
     }
 
     async fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>> {
-        self.inner.events_between(tenant, from, to).await
+        timed("events_between", async { self.inner.events_between(tenant, from, to).await }).await
     }
 
     async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        self.inner.conversions_between(tenant, from, to).await
+        timed("conversions_between", async { self.inner.conversions_between(tenant, from, to).await }).await
     }
 }
 

@@ -23,46 +23,46 @@ impl AttributionState for EmbeddedStore {
     async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
         let tenant = tenant.to_owned();
         let msg_hash = msg_hash.to_owned();
-        self.blocking(move |tables| tables.message_touches(&tenant, &msg_hash)).await
+        self.blocking("message_touches", move |tables| tables.message_touches(&tenant, &msg_hash)).await
     }
 
     async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
         let tenant = tenant.to_owned();
         let order_id = order_id.to_owned();
-        self.blocking(move |tables| tables.order_records(&tenant, &order_id)).await
+        self.blocking("order_records", move |tables| tables.order_records(&tenant, &order_id)).await
     }
 
     async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.tenant_orders(&tenant)).await
+        self.blocking("tenant_orders", move |tables| tables.tenant_orders(&tenant)).await
     }
 
     async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
         let tenant = tenant.to_owned();
         let name = name.to_owned();
-        self.blocking(move |tables| tables.tenant_events_named(&tenant, &name)).await
+        self.blocking("tenant_events_named", move |tables| tables.tenant_events_named(&tenant, &name)).await
     }
 
     async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
         let tenant = tenant.to_owned();
         let customer_id = customer_id.to_owned();
-        self.blocking(move |tables| tables.customer_conversions(&tenant, &customer_id, from, to)).await
+        self.blocking("customer_conversions", move |tables| tables.customer_conversions(&tenant, &customer_id, from, to)).await
     }
 
     async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
         let tenant = tenant.to_owned();
         let msg_hash = msg_hash.to_owned();
-        self.blocking(move |tables| tables.explicit_conversions(&tenant, &msg_hash)).await
+        self.blocking("explicit_conversions", move |tables| tables.explicit_conversions(&tenant, &msg_hash)).await
     }
 
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.tenant_conversions(&tenant)).await
+        self.blocking("tenant_conversions", move |tables| tables.tenant_conversions(&tenant)).await
     }
 
     async fn customer_conversions_many(&self, spans: &[CustomerSpan]) -> Result<Vec<Vec<Conversion>>> {
         let spans = spans.to_vec();
-        self.blocking(move |tables| {
+        self.blocking("customer_conversions_many", move |tables| {
             spans.iter().map(|s| tables.customer_conversions(&s.tenant, &s.customer_id, s.from, s.to)).collect()
         })
         .await
@@ -70,23 +70,23 @@ impl AttributionState for EmbeddedStore {
 
     async fn order_records_many(&self, orders: &[(String, String)]) -> Result<Vec<Vec<OrderRecord>>> {
         let orders = orders.to_vec();
-        self.blocking(move |tables| orders.iter().map(|(tenant, order_id)| tables.order_records(tenant, order_id)).collect())
+        self.blocking("order_records_many", move |tables| orders.iter().map(|(tenant, order_id)| tables.order_records(tenant, order_id)).collect())
             .await
     }
 
     async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
         let tenant = tenant.to_owned();
         let msg_hash = msg_hash.to_owned();
-        self.blocking(move |tables| tables.pending_counters(&tenant, &msg_hash)).await
+        self.blocking("pending_counters", move |tables| tables.pending_counters(&tenant, &msg_hash)).await
     }
 
     async fn resume_shard(&self, shard: u32) -> Result<u64> {
         // Commits are atomic here: the committed position is the applied one.
-        self.blocking(move |tables| tables.counter(PROCESSED, shard)).await
+        self.blocking("resume_shard", move |tables| tables.counter(PROCESSED, shard)).await
     }
 
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
-        self.blocking(move |tables| tables.commit_attribution(commit)).await
+        self.blocking("commit_attribution", move |tables| tables.commit_attribution(commit)).await
     }
 }
 

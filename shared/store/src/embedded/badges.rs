@@ -24,12 +24,12 @@ use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record};
 impl BadgeStore for EmbeddedStore {
     async fn badge_book(&self, tenant: &str) -> Result<BadgeBook> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.badge_book(&tenant)).await
+        self.blocking("badge_book", move |tables| tables.badge_book(&tenant)).await
     }
 
     async fn save_badge_book(&self, book: &BadgeBook) -> Result<LogMark> {
         let book = book.clone();
-        self.blocking(move |tables| tables.save_badge_book(&book)).await
+        self.blocking("save_badge_book", move |tables| tables.save_badge_book(&book)).await
     }
 
     async fn customer_badge_events(&self, tenant: &str, customer_id: &str) -> Result<Vec<BadgeEvent>> {
@@ -39,22 +39,22 @@ impl BadgeStore for EmbeddedStore {
 
     async fn customer_badge_rows(&self, tenant: &str, customer_id: &str, rows: &BadgeRows) -> Result<Vec<BadgeEvent>> {
         let (tenant, customer_id, rows) = (tenant.to_owned(), customer_id.to_owned(), rows.clone());
-        self.blocking(move |tables| tables.badge_rows(&tenant, &customer_id, &rows)).await
+        self.blocking("customer_badge_rows", move |tables| tables.badge_rows(&tenant, &customer_id, &rows)).await
     }
 
     async fn tenant_badge_customers(&self, tenant: &str) -> Result<Vec<String>> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.badge_customers(&tenant)).await
+        self.blocking("tenant_badge_customers", move |tables| tables.badge_customers(&tenant)).await
     }
 
     async fn customer_activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>> {
         let (tenant, customer_id) = (tenant.to_owned(), customer_id.to_owned());
-        self.blocking(move |tables| tables.activity(&tenant, &customer_id)).await
+        self.blocking("customer_activity", move |tables| tables.activity(&tenant, &customer_id)).await
     }
 
     async fn badge_inputs_many(&self, customers: &[(String, String, bool)]) -> Result<Vec<BadgeInputs>> {
         let customers = customers.to_vec();
-        self.blocking(move |tables| {
+        self.blocking("badge_inputs_many", move |tables| {
             let everything = BadgeRows { limit: usize::MAX, ..BadgeRows::default() };
             customers
                 .iter()
@@ -71,22 +71,22 @@ impl BadgeStore for EmbeddedStore {
 
     async fn customer_holdings(&self, tenant: &str, customer_id: &str) -> Result<BTreeMap<String, Vec<Interval>>> {
         let (tenant, customer_id) = (tenant.to_owned(), customer_id.to_owned());
-        self.blocking(move |tables| tables.holdings(&tenant, &customer_id)).await
+        self.blocking("customer_holdings", move |tables| tables.holdings(&tenant, &customer_id)).await
     }
 
     async fn badge_stats(&self, tenant: &str, badge_id: &str, level: StatLevel, from: Millis, to: Millis) -> Result<Vec<(Millis, BadgeTally)>> {
         let (tenant, badge_id) = (tenant.to_owned(), badge_id.to_owned());
-        self.blocking(move |tables| tables.badge_stats(&tenant, &badge_id, level, from, to)).await
+        self.blocking("badge_stats", move |tables| tables.badge_stats(&tenant, &badge_id, level, from, to)).await
     }
 
     async fn badge_feed(&self, tenant: &str, after: Option<FeedPosition>, limit: usize) -> Result<Vec<BadgeFeedEntry>> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.badge_feed(&tenant, after, limit)).await
+        self.blocking("badge_feed", move |tables| tables.badge_feed(&tenant, after, limit)).await
     }
 
     async fn badge_feed_end(&self, tenant: &str) -> Result<Option<FeedPosition>> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.badge_feed_end(&tenant)).await
+        self.blocking("badge_feed_end", move |tables| tables.badge_feed_end(&tenant)).await
     }
 }
 

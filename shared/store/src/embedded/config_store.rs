@@ -14,16 +14,16 @@ use touchstone_core::config::TenantConfig;
 impl ConfigStore for EmbeddedStore {
     async fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.tenant_config(&tenant)).await
+        self.blocking("tenant_config", move |tables| tables.tenant_config(&tenant)).await
     }
 
     async fn save_tenant_config(&self, config: &TenantConfig) -> Result<LogMark> {
         let config = config.clone();
-        self.blocking(move |tables| tables.save_tenant_config(&config)).await
+        self.blocking("save_tenant_config", move |tables| tables.save_tenant_config(&config)).await
     }
 
     async fn tenants(&self) -> Result<Vec<String>> {
-        let mut tenants = self.blocking(|tables| tables.tenants()).await?;
+        let mut tenants = self.blocking("tenants", |tables| tables.tenants()).await?;
         // Keys are length-prefixed, so they sort by length first: sorted by name here.
         tenants.sort_unstable();
         Ok(tenants)
@@ -31,7 +31,7 @@ impl ConfigStore for EmbeddedStore {
 
     async fn tenant_exists(&self, tenant: &str) -> Result<bool> {
         let key = Key::new().str(tenant).into_vec();
-        self.blocking(move |tables| tables.table(Table::Tenants).contains_key(&key).map_err(backend)).await
+        self.blocking("tenant_exists", move |tables| tables.table(Table::Tenants).contains_key(&key).map_err(backend)).await
     }
 }
 

@@ -16,24 +16,24 @@ use touchstone_core::model::{DedupKey, Millis, Record};
 #[async_trait]
 impl IngestLog for EmbeddedStore {
     async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
-        self.blocking(move |tables| tables.ingest(records)).await
+        self.blocking("ingest", move |tables| tables.ingest(records)).await
     }
 
     async fn append_recompute(&self, tenant: &str) -> Result<LogMark> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.append_recompute(&tenant)).await
+        self.blocking("append_recompute", move |tables| tables.append_recompute(&tenant)).await
     }
 
     async fn log_status(&self, shard: u32) -> Result<LogStatus> {
-        self.blocking(move |tables| tables.log_status(shard)).await
+        self.blocking("log_status", move |tables| tables.log_status(shard)).await
     }
 
     async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
-        self.blocking(move |tables| tables.read_log(shard, after, limit)).await
+        self.blocking("read_log", move |tables| tables.read_log(shard, after, limit)).await
     }
 
     async fn set_aside(&self, shard: u32, limit: usize) -> Result<Vec<SetAside>> {
-        self.blocking(move |tables| tables.set_aside(shard, limit)).await
+        self.blocking("set_aside", move |tables| tables.set_aside(shard, limit)).await
     }
 }
 

@@ -141,13 +141,16 @@ impl EmbeddedStore {
     /// Runs `call` on the blocking pool with the open tables: fjall reads and journal
     /// flushes are blocking file I/O, and a long scan (a tenant recompute) must not stall
     /// the async workers. A panic is logged here and answered with a plain error, so its
-    /// text never reaches a client.
-    async fn blocking<T: Send + 'static>(&self, call: impl FnOnce(&Tables) -> Result<T> + Send + 'static) -> Result<T> {
+    /// text never reaches a client. `op` names the role method, for the latency metric.
+    async fn blocking<T: Send + 'static>(&self, op: &'static str, call: impl FnOnce(&Tables) -> Result<T> + Send + 'static) -> Result<T> {
         let tables = self.tables.clone();
-        tokio::task::spawn_blocking(move || call(&tables)).await.map_err(|err| {
-            tracing::error!(error = %err, "embedded store call panicked");
-            StoreError::Backend("embedded store call failed; the server log has the details".to_owned())
-        })?
+        crate::support::timed("embedded", op, async move {
+            tokio::task::spawn_blocking(move || call(&tables)).await.map_err(|err| {
+                tracing::error!(error = %err, "embedded store call panicked");
+                StoreError::Backend("embedded store call failed; the server log has the details".to_owned())
+            })?
+        })
+        .await
     }
 }
 

@@ -14,30 +14,30 @@ impl RecordReads for EmbeddedStore {
     async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
         let tenant = tenant.to_owned();
         let msg_hashes = msg_hashes.to_vec();
-        self.blocking(move |tables| tables.messages(&tenant, &msg_hashes)).await
+        self.blocking("messages", move |tables| tables.messages(&tenant, &msg_hashes)).await
     }
 
     async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
         let tenant = tenant.to_owned();
         let customer_id = customer_id.to_owned();
-        self.blocking(move |tables| tables.customer_touches(&tenant, &customer_id, from, to)).await
+        self.blocking("customer_touches", move |tables| tables.customer_touches(&tenant, &customer_id, from, to)).await
     }
 
     async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
         let tenant = tenant.to_owned();
         let goal_id = goal_id.to_owned();
         let key = key.to_owned();
-        self.blocking(move |tables| tables.conversion(&tenant, &goal_id, &key)).await
+        self.blocking("conversion", move |tables| tables.conversion(&tenant, &goal_id, &key)).await
     }
 
     async fn customer_touches_many(&self, spans: &[CustomerSpan]) -> Result<Vec<Vec<Touch>>> {
         let spans = spans.to_vec();
-        self.blocking(move |tables| tables.customer_touches_many(&spans)).await
+        self.blocking("customer_touches_many", move |tables| tables.customer_touches_many(&spans)).await
     }
 
     async fn conversions_many(&self, keys: &[ConversionKey]) -> Result<Vec<Option<Conversion>>> {
         let keys = keys.to_vec();
-        self.blocking(move |tables| keys.iter().map(|k| tables.conversion(&k.tenant, &k.goal_id, &k.key)).collect())
+        self.blocking("conversions_many", move |tables| keys.iter().map(|k| tables.conversion(&k.tenant, &k.goal_id, &k.key)).collect())
             .await
     }
 }

@@ -17,7 +17,7 @@ use touchstone_core::rollup::{CampaignCells, Cell, Cells, Granularity, campaigns
 impl ReportReads for EmbeddedStore {
     async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.rollups(&tenant, granularity, from, to)).await
+        self.blocking("rollups", move |tables| tables.rollups(&tenant, granularity, from, to)).await
     }
 
     async fn campaign_rollups(
@@ -31,12 +31,12 @@ impl ReportReads for EmbeddedStore {
     ) -> Result<BTreeMap<String, CampaignCells>> {
         let tenant = tenant.to_owned();
         let campaign_id = campaign_id.map(str::to_owned);
-        self.blocking(move |tables| tables.campaign_rollups(&tenant, campaign_id.as_deref(), kinds, granularity, from, to)).await
+        self.blocking("campaign_rollups", move |tables| tables.campaign_rollups(&tenant, campaign_id.as_deref(), kinds, granularity, from, to)).await
     }
 
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| {
+        self.blocking("messages_sent_between", move |tables| {
             tables.scan(Table::MessagesByTime, time_range(&Key::new().str(&tenant), Some(TIME_BUCKET_MS), from, Some(to)))
         })
         .await
@@ -44,17 +44,17 @@ impl ReportReads for EmbeddedStore {
 
     async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.touches_between(&tenant, from, to)).await
+        self.blocking("touches_between", move |tables| tables.touches_between(&tenant, from, to)).await
     }
 
     async fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.events_between(&tenant, from, to)).await
+        self.blocking("events_between", move |tables| tables.events_between(&tenant, from, to)).await
     }
 
     async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
         let tenant = tenant.to_owned();
-        self.blocking(move |tables| tables.conversions_between(&tenant, from, to)).await
+        self.blocking("conversions_between", move |tables| tables.conversions_between(&tenant, from, to)).await
     }
 }
 
