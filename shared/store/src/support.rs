@@ -103,6 +103,18 @@ pub(crate) fn record_kind(record: &touchstone_core::model::Record) -> &'static s
     }
 }
 
+/// Times one call of a role method: `touchstone_store_call_seconds{backend, op, outcome}`,
+/// the same `op` names (the method's) on both backends, so one dashboard reads either.
+#[cfg(any(feature = "embedded", feature = "cql"))]
+pub(crate) async fn timed<T>(backend: &'static str, op: &'static str, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let started = std::time::Instant::now();
+    let result = call.await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::histogram!("touchstone_store_call_seconds", "backend" => backend, "op" => op, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,17 +137,4 @@ mod tests {
         assert_eq!(encode_campaign_cells(vec![(CampaignCell::Message, Tally::default())]).unwrap(), None);
         assert!(matches!(decode_campaign_cells(&bytes[..6], CellKinds::All), Err(StoreError::Corrupt(_))));
     }
-}
-
-
-/// Times one call of a role method: `touchstone_store_call_seconds{backend, op, outcome}`,
-/// the same `op` names (the method's) on both backends, so one dashboard reads either.
-#[cfg(any(feature = "embedded", feature = "cql"))]
-pub(crate) async fn timed<T>(backend: &'static str, op: &'static str, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    let started = std::time::Instant::now();
-    let result = call.await;
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    metrics::histogram!("touchstone_store_call_seconds", "backend" => backend, "op" => op, "outcome" => outcome)
-        .record(started.elapsed().as_secs_f64());
-    result
 }
