@@ -31,7 +31,7 @@ use crate::AttributionStore;
 use crate::inputs::credit_inputs_many;
 use touchstone_store::{
     AttributionCommit, CampaignDelta, ConversionChange, ConversionKey, CustomerSpan, LogEntry, LogPayload, PendingDelta, RollupDelta,
-    SetAside, StoreError,
+    SetAside, StoreError, TraceParent,
 };
 
 /// Log entries read and committed per step: large enough to amortise the commit and the
@@ -107,6 +107,40 @@ pub fn describe(payload: &LogPayload) -> String {
     }
 }
 
+/// Most traces one step's span links to: a step of records from many traced calls links
+/// the first ones (a span with thousands of links helps no one).
+const MAX_STEP_LINKS: usize = 32;
+
+/// Links the current step's span to the traces of the ingest calls that appended its
+/// entries (OpenTelemetry span links: one step serves many calls, so they are links, not
+/// parents), and records their trace ids as the span's `traces` field, for logs.
+fn link_ingest_traces(entries: &[LogEntry]) {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let mut traces: Vec<TraceParent> = Vec::new();
+    for trace in entries.iter().filter_map(|entry| entry.trace) {
+        if traces.len() == MAX_STEP_LINKS {
+            break;
+        }
+        if !traces.contains(&trace) {
+            traces.push(trace);
+        }
+    }
+    if traces.is_empty() {
+        return;
+    }
+    let span = tracing::Span::current();
+    let mut ids = Vec::with_capacity(traces.len());
+    for trace in traces {
+        let trace_id = TraceId::from_bytes(trace.trace_id);
+        ids.push(trace_id.to_string());
+        let flags = TraceFlags::new(trace.flags);
+        span.add_link(SpanContext::new(trace_id, SpanId::from_bytes(trace.span_id), flags, true, TraceState::default()));
+    }
+    ids.dedup();
+    span.record("traces", ids.join(",").as_str());
+}
+
 /// The worker's clock, epoch ms: set-aside times and lag reporting.
 pub(crate) fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
@@ -127,8 +161,9 @@ pub async fn step(store: &dyn AttributionStore, shard: u32, batch: usize) -> tou
 /// One step over a non-empty batch (a span only when there is work, so an idle worker's
 /// polling does not flood the traces). Reads are batched: a handful of store calls per
 /// step, whatever its size, so a backend across the network pays round trips per step.
-#[tracing::instrument(name = "attribution_step", skip_all, fields(shard = shard, entries = entries.len()))]
+#[tracing::instrument(name = "attribution_step", skip_all, fields(shard = shard, entries = entries.len(), traces = tracing::field::Empty))]
 async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: Vec<LogEntry>) -> touchstone_store::Result<StepOutcome> {
+    link_ingest_traces(&entries);
     let processed = entries.last().map_or(after, |last| last.seq);
     let configs = Configs::load(store, &entries).await?;
 

@@ -20,7 +20,7 @@ use touchstone_proto::validate::{Validate, valid};
 use touchstone_core::badges::BadgeBook;
 use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource};
 use touchstone_proto::convert::badge_source_from_pb;
-use touchstone_store::{BadgeStore, IngestLog, IngestOutcome};
+use touchstone_store::{BadgeStore, IngestLog, IngestOutcome, TraceParent};
 
 pub use touchstone_proto::validate::MAX_BATCH;
 
@@ -66,7 +66,7 @@ impl IngestApi {
 
     /// `IssueBadge` and `RevokeBadge`: one badge event of a defined badge, stored like any
     /// record (first arrival of its event id stands).
-    async fn issue(&self, request: pb::IssueBadgeRequest, action: BadgeAction) -> Result<pb::IssueBadgeReply, ApiError> {
+    async fn issue(&self, request: pb::IssueBadgeRequest, action: BadgeAction, trace: Option<TraceParent>) -> Result<pb::IssueBadgeReply, ApiError> {
         let pb::IssueBadgeRequest { tenant, event_id, customer_id, badge_id, ts, actor, reason, source } = request;
         let source = match source {
             0 => BadgeSource::Api,
@@ -87,7 +87,7 @@ impl IngestApi {
         let event = BadgeEvent { tenant, event_id, customer_id, badge_id, action, ts, source, reason };
         let record = Record::Badge(event.clone());
         validate(&record).map_err(ConvertError::from)?;
-        let outcome = self.log.ingest(vec![record]).await?;
+        let outcome = self.log.ingest_traced(vec![record], trace).await?;
         self.wake.notify_one();
         let duplicate = outcome.first() == Some(&IngestOutcome::Duplicate);
         tracing::info!(badge_id = %event.badge_id, action = %action, duplicate, "badge event issued");
@@ -95,8 +95,14 @@ impl IngestApi {
     }
 
     /// Decodes, validates and stores one batch (its size already checked at the edge);
-    /// `first_index` numbers its items in the reply.
-    async fn ingest<T: WireRecord>(&self, items: Vec<T>, first_index: u64, reply: &mut pb::IngestReply) -> Result<(), ApiError> {
+    /// `first_index` numbers its items in the reply; its log entries carry the call's trace.
+    async fn ingest<T: WireRecord>(
+        &self,
+        items: Vec<T>,
+        first_index: u64,
+        trace: Option<TraceParent>,
+        reply: &mut pb::IngestReply,
+    ) -> Result<(), ApiError> {
         let mut records = Vec::with_capacity(items.len());
         for (index, item) in (first_index..).zip(items) {
             let event_id = cut(item.wire_id());
@@ -124,7 +130,7 @@ impl IngestApi {
                 )));
             }
         }
-        let outcomes = self.log.ingest(records).await?;
+        let outcomes = self.log.ingest_traced(records, trace).await?;
         let (accepted_before, duplicates_before) = (reply.accepted, reply.duplicates);
         for outcome in outcomes {
             match outcome {
@@ -138,12 +144,17 @@ impl IngestApi {
         Ok(())
     }
 
-    async fn batch<T: WireRecord>(&self, items: Vec<T>) -> Result<Response<pb::IngestReply>, Status> {
+    async fn batch<T: WireRecord>(&self, items: Vec<T>, trace: Option<TraceParent>) -> Result<Response<pb::IngestReply>, Status> {
         let mut reply = pb::IngestReply::default();
-        self.ingest(items, 0, &mut reply).await?;
+        self.ingest(items, 0, trace, &mut reply).await?;
         log_reply(&reply);
         Ok(Response::new(reply))
     }
+}
+
+/// The trace context the server's trace layer gave the call, if any.
+fn call_trace<T>(request: &Request<T>) -> Option<TraceParent> {
+    request.extensions().get::<TraceParent>().copied()
 }
 
 /// What a stream that ends early had stored: what its caller needs to send the rest.
@@ -242,37 +253,44 @@ impl WireRecord for pb::Record {
 impl IngestService for IngestApi {
     #[tracing::instrument(skip_all, fields(records = request.get_ref().messages.len()))]
     async fn register_messages(&self, request: Request<pb::RegisterMessagesRequest>) -> Result<Response<pb::IngestReply>, Status> {
-        self.batch(valid(request)?.messages).await
+        let trace = call_trace(&request);
+        self.batch(valid(request)?.messages, trace).await
     }
 
     #[tracing::instrument(skip_all, fields(records = request.get_ref().touches.len()))]
     async fn record_touches(&self, request: Request<pb::RecordTouchesRequest>) -> Result<Response<pb::IngestReply>, Status> {
-        self.batch(valid(request)?.touches).await
+        let trace = call_trace(&request);
+        self.batch(valid(request)?.touches, trace).await
     }
 
     #[tracing::instrument(skip_all, fields(records = request.get_ref().events.len()))]
     async fn post_events(&self, request: Request<pb::PostEventsRequest>) -> Result<Response<pb::IngestReply>, Status> {
-        self.batch(valid(request)?.events).await
+        let trace = call_trace(&request);
+        self.batch(valid(request)?.events, trace).await
     }
 
     #[tracing::instrument(skip_all, fields(records = request.get_ref().orders.len()))]
     async fn record_orders(&self, request: Request<pb::RecordOrdersRequest>) -> Result<Response<pb::IngestReply>, Status> {
-        self.batch(valid(request)?.orders).await
+        let trace = call_trace(&request);
+        self.batch(valid(request)?.orders, trace).await
     }
 
     #[tracing::instrument(skip_all, fields(records = request.get_ref().badges.len()))]
     async fn record_badge_events(&self, request: Request<pb::RecordBadgeEventsRequest>) -> Result<Response<pb::IngestReply>, Status> {
-        self.batch(valid(request)?.badges).await
+        let trace = call_trace(&request);
+        self.batch(valid(request)?.badges, trace).await
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, badge_id = %request.get_ref().badge_id))]
     async fn issue_badge(&self, request: Request<pb::IssueBadgeRequest>) -> Result<Response<pb::IssueBadgeReply>, Status> {
-        Ok(Response::new(self.issue(valid(request)?, BadgeAction::Earned).await?))
+        let trace = call_trace(&request);
+        Ok(Response::new(self.issue(valid(request)?, BadgeAction::Earned, trace).await?))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, badge_id = %request.get_ref().badge_id))]
     async fn revoke_badge(&self, request: Request<pb::IssueBadgeRequest>) -> Result<Response<pb::IssueBadgeReply>, Status> {
-        Ok(Response::new(self.issue(valid(request)?, BadgeAction::Revoked).await?))
+        let trace = call_trace(&request);
+        Ok(Response::new(self.issue(valid(request)?, BadgeAction::Revoked, trace).await?))
     }
 
     /// Chunks are stored as they come; indexes in the reply count records across the whole
@@ -280,6 +298,7 @@ impl IngestService for IngestApi {
     #[tracing::instrument(skip_all)]
     async fn ingest_stream(&self, request: Request<Streaming<pb::IngestChunk>>) -> Result<Response<pb::IngestReply>, Status> {
         let caller = touchstone_proto::auth::principal(&request);
+        let trace = call_trace(&request);
         let mut stream = request.into_inner();
         let mut reply = pb::IngestReply::default();
         let mut next_index = 0u64;
@@ -321,7 +340,7 @@ impl IngestService for IngestApi {
             chunk.validate().map_err(ApiError::from)?;
             let records = chunk.records;
             let count = records.len() as u64;
-            self.ingest(records, next_index, &mut reply).await.map_err(|error| match error {
+            self.ingest(records, next_index, trace, &mut reply).await.map_err(|error| match error {
                 // The caller needs to know what of the stream got in to send the rest.
                 ApiError::ResourceExhausted(message) => {
                     ApiError::ResourceExhausted(format!("{message}; {}", stored_so_far(next_index, &reply)))

@@ -7,7 +7,9 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tonic::metadata::MetadataValue;
 use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
 use touchstone_proto::v1::config_service_client::ConfigServiceClient;
+use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 mod common;
@@ -27,18 +29,49 @@ async fn a_callers_trace_id_is_on_the_servers_spans() {
 
     let server = InProcess::start(dev_roles()).await;
     let channel = server.channel.clone();
-    let mut config = ConfigServiceClient::new(channel);
+    let mut config = ConfigServiceClient::new(channel.clone());
 
     let mut traced = tonic::Request::new(pb::GetConfigRequest { tenant: "gym".into() });
     let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
     traced.metadata_mut().insert("traceparent", MetadataValue::try_from(traceparent).unwrap());
     config.get_config(traced).await.unwrap();
     config.get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap();
+
+    // Ingest with the caller's trace: the attribution step that processes the records links
+    // to the ingest call's span.
+    let event = pb::AppEvent {
+        tenant: "gym".into(),
+        event_id: "e1".into(),
+        customer_id: "ann".into(),
+        name: "checkin".into(),
+        ts: 1_767_225_600_000,
+        value: None,
+        msg_hash: None,
+    };
+    let mut posted = tonic::Request::new(pb::PostEventsRequest { events: vec![event] });
+    posted.metadata_mut().insert("traceparent", MetadataValue::try_from(format!("00-{TRACE_ID}-{CALLER_SPAN}-01")).unwrap());
+    IngestServiceClient::new(channel.clone()).post_events(posted).await.unwrap();
+    let mut status = AttributionServiceClient::new(channel.clone());
+    let started = std::time::Instant::now();
+    loop {
+        let reply = status.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+        if reply.shards.iter().all(|shard| shard.processed >= shard.head) {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "attribution did not catch up");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     server.stop().await;
     provider.force_flush().unwrap();
 
     let spans = exporter.get_finished_spans().unwrap();
-    let rpcs: Vec<_> = spans.iter().filter(|span| span.name == "rpc").collect();
+    let rpc_of = |method: &str| {
+        spans
+            .iter()
+            .filter(|span| span.name == "rpc" && span.attributes.iter().any(|kv| kv.value.as_str().contains(method)))
+            .collect::<Vec<_>>()
+    };
+    let rpcs = rpc_of("GetConfig");
     assert_eq!(rpcs.len(), 2, "{:?}", spans.iter().map(|s| s.name.to_string()).collect::<Vec<_>>());
     let joined: Vec<_> = rpcs.iter().filter(|span| span.span_context.trace_id().to_string() == TRACE_ID).collect();
     assert_eq!(joined.len(), 1, "exactly the call with a traceparent joins the caller's trace");
@@ -46,4 +79,12 @@ async fn a_callers_trace_id_is_on_the_servers_spans() {
     // The handler's own span is a child of it, in the same trace.
     let handler = spans.iter().find(|span| span.name == "get_config" && span.span_context.trace_id().to_string() == TRACE_ID);
     assert!(handler.is_some_and(|span| span.parent_span_id == joined[0].span_context.span_id()), "{spans:#?}");
+
+    let ingest_rpc = *rpc_of("PostEvents").first().expect("the PostEvents rpc span");
+    assert_eq!(ingest_rpc.span_context.trace_id().to_string(), TRACE_ID);
+    let steps: Vec<_> = spans.iter().filter(|span| span.name == "attribution_step").collect();
+    let linked = steps.iter().find(|step| step.links.iter().any(|link| link.span_context.trace_id().to_string() == TRACE_ID));
+    let linked = linked.unwrap_or_else(|| panic!("no attribution step links to the caller's trace: {steps:#?}"));
+    assert_eq!(linked.links.len(), 1);
+    assert_eq!(linked.links[0].span_context.span_id(), ingest_rpc.span_context.span_id(), "the link is to the ingest call's span");
 }

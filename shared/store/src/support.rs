@@ -1,7 +1,7 @@
 //! Small pieces both backends use: the stored form of a log payload, postcard encoding, the
 //! store's clock and poison-tolerant locks.
 
-use crate::{CellKinds, LogPayload, Result, StoreError};
+use crate::{CellKinds, LogPayload, Result, StoreError, TraceParent};
 use serde::{Deserialize, Serialize};
 use std::sync::{Mutex, MutexGuard};
 use touchstone_core::model::{Millis, Record};
@@ -71,6 +71,22 @@ pub(crate) fn decode_campaign_cells(bytes: &[u8], kinds: CellKinds) -> Result<Ve
         cells.extend(decode(rest)?);
     }
     Ok(cells)
+}
+
+/// A log entry as stored by either backend is its postcard, then the trace context of the
+/// call that appended it (25 bytes) when there is one: entries without one end with the
+/// postcard, so they read the same as before traces were kept.
+pub(crate) fn with_trace(mut bytes: Vec<u8>, trace: Option<TraceParent>) -> Vec<u8> {
+    if let Some(trace) = trace {
+        bytes.extend_from_slice(&trace.to_bytes());
+    }
+    bytes
+}
+
+/// The value and the trace context of a log entry stored by [`with_trace`].
+pub(crate) fn decode_with_trace<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<(T, Option<TraceParent>), postcard::Error> {
+    let (value, rest) = postcard::take_from_bytes(bytes)?;
+    Ok((value, TraceParent::from_bytes(rest)))
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {

@@ -2,7 +2,7 @@
 //! recompute entries, draining, and the list of set-aside entries.
 
 use super::{T0, aside, event, head, message, now_millis, order, pending, records, sorted, tenant, tenant_log, touch};
-use crate::{AttributionCommit, IngestOutcome, LOG_SHARDS, LogPayload, Result, SetAside, Store, log_shard};
+use crate::{AttributionCommit, IngestOutcome, LOG_SHARDS, LogPayload, Result, SetAside, Store, TraceParent, log_shard};
 use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Channel, Message, Millis, OrderRecord, Record, Touch};
 
 use IngestOutcome::{Accepted, Duplicate};
@@ -160,6 +160,24 @@ pub async fn log_order_head_and_paging(store: &dyn Store) -> Result<()> {
     assert!(store.read_log(shard, before, 0).await?.is_empty(), "limit 0");
     let last_seq = log[4].seq;
     assert!(tenant_log(store, &t, last_seq).await?.is_empty(), "entries after the last one of this tenant");
+    Ok(())
+}
+
+/// Each entry carries the trace of the call that appended it, and only that call's.
+pub async fn log_entries_carry_the_trace_of_their_ingest_call(store: &dyn Store) -> Result<()> {
+    let t = tenant("traced");
+    let before = head(store, &t).await?;
+    let traced = TraceParent::new([0xab; 16], [0xcd; 8], 1);
+    let first = Record::Touch(touch(&t, "e1", "m1", "c1", T0));
+    let outcomes = store.ingest_traced(vec![first.clone(), Record::Touch(touch(&t, "e2", "m1", "c1", T0 + 1))], traced).await?;
+    assert_eq!(outcomes, [Accepted, Accepted]);
+    // A retry under another trace changes nothing; an untraced call's entries have none.
+    let other = TraceParent::new([0x11; 16], [0x22; 8], 0);
+    assert_eq!(store.ingest_traced(vec![first], other).await?, [Duplicate]);
+    store.ingest(vec![Record::Touch(touch(&t, "e3", "m1", "c1", T0 + 2))]).await?;
+    store.append_recompute(&t).await?;
+    let traces: Vec<Option<TraceParent>> = tenant_log(store, &t, before).await?.into_iter().map(|entry| entry.trace).collect();
+    assert_eq!(traces, [traced, traced, None, None]);
     Ok(())
 }
 

@@ -48,7 +48,7 @@ pub use config_store::{config_defaults_and_compare_and_set, tenants_exist_from_t
 pub use coordination::{leases_are_exclusive_and_lapse, live_workers_are_listed_until_they_lapse};
 pub use ingest_log::{
     dedup_first_arrival_stands, dedup_is_per_tenant_and_keys_do_not_collide, dedup_within_one_batch,
-    draining_the_log_reaches_the_head_past_duplicates, every_record_kind_is_logged_as_ingested,
+    draining_the_log_reaches_the_head_past_duplicates, every_record_kind_is_logged_as_ingested, log_entries_carry_the_trace_of_their_ingest_call,
     log_order_head_and_paging, log_shards_have_their_own_positions, messages_dedup_by_msg_hash,
     recompute_entries_are_appended, set_aside_list_is_per_shard_and_honours_the_limit,
 };
@@ -86,6 +86,7 @@ macro_rules! conformance_suite {
             every_record_kind_is_logged_as_ingested,
             log_order_head_and_paging,
             recompute_entries_are_appended,
+            log_entries_carry_the_trace_of_their_ingest_call,
             log_shards_have_their_own_positions,
             draining_the_log_reaches_the_head_past_duplicates,
             set_aside_list_is_per_shard_and_honours_the_limit,

@@ -42,6 +42,45 @@ pub struct LogEntry {
     /// When it was appended (epoch ms, the store's clock), for lag reporting.
     pub appended_at: Millis,
     pub payload: LogPayload,
+    /// The trace of the call that appended it, when that call was traced: the attribution
+    /// step that processes the entry links its span to it.
+    pub trace: Option<TraceParent>,
+}
+
+/// A W3C trace context (`traceparent`): the trace, the span within it and the flags. Kept
+/// with the log entries an ingest call appends, so a record's trace goes from the caller
+/// through ingestion to the attribution step that credits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceParent {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub flags: u8,
+}
+
+impl TraceParent {
+    /// Its size as stored after an entry's payload.
+    pub const STORED_LEN: usize = 25;
+
+    /// `None` for the all-zero ids W3C calls invalid.
+    pub fn new(trace_id: [u8; 16], span_id: [u8; 8], flags: u8) -> Option<TraceParent> {
+        (trace_id != [0; 16] && span_id != [0; 8]).then_some(TraceParent { trace_id, span_id, flags })
+    }
+
+    pub fn to_bytes(self) -> [u8; Self::STORED_LEN] {
+        let mut bytes = [0; Self::STORED_LEN];
+        bytes[..16].copy_from_slice(&self.trace_id);
+        bytes[16..24].copy_from_slice(&self.span_id);
+        bytes[24] = self.flags;
+        bytes
+    }
+
+    /// The context stored as `bytes`; `None` when there is none (or it is not one).
+    pub fn from_bytes(bytes: &[u8]) -> Option<TraceParent> {
+        let bytes: &[u8; Self::STORED_LEN] = bytes.try_into().ok()?;
+        let (trace_id, rest) = bytes.split_at(16);
+        let (span_id, flags) = rest.split_at(8);
+        TraceParent::new(trace_id.try_into().ok()?, span_id.try_into().ok()?, flags[0])
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,8 +148,14 @@ pub struct SetAside {
 #[async_trait]
 pub trait IngestLog: Send + Sync + 'static {
     /// Dedups and stores records, appending the accepted ones to their tenants' log shards
-    /// in input order. Returns one outcome per record, in input order.
-    async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>>;
+    /// in input order, each entry with `trace`. Returns one outcome per record, in input
+    /// order.
+    async fn ingest_traced(&self, records: Vec<Record>, trace: Option<TraceParent>) -> Result<Vec<IngestOutcome>>;
+
+    /// [`IngestLog::ingest_traced`] by a call that is not traced.
+    async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
+        self.ingest_traced(records, None).await
+    }
 
     /// Appends a `Recompute` entry for the tenant; returns its position.
     async fn append_recompute(&self, tenant: &str) -> Result<LogMark>;

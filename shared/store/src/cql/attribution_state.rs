@@ -222,7 +222,7 @@ struct StoredSetAside {
 
 impl StoredSetAside {
     fn of(set_aside: SetAside) -> StoredSetAside {
-        let SetAside { entry: LogEntry { seq, appended_at, payload }, reason, set_aside_at } = set_aside;
+        let SetAside { entry: LogEntry { seq, appended_at, payload, .. }, reason, set_aside_at } = set_aside;
         StoredSetAside { seq, appended_at, set_aside_at, payload: payload.into(), reason }
     }
 }

@@ -33,8 +33,8 @@ use super::errors::cql_error;
 use super::layout::{Partitions, chunk, chunk_bounds, decode, outliving_ttl, seq_value, shard_value};
 use super::statements::PAGE_SIZE;
 use super::{CqlStore, Inner, Lwt, Write, all};
-use crate::support::{StoredPayload, encode, now_millis};
-use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, SetAside, StoreError, log_shard};
+use crate::support::{StoredPayload, decode_with_trace, encode, now_millis, with_trace};
+use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, SetAside, StoreError, TraceParent, log_shard};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use scylla::statement::batch::{Batch, BatchType};
@@ -73,9 +73,9 @@ struct Item<'a> {
 }
 
 impl<'a> Item<'a> {
-    /// A record, deduplicated by its key.
-    fn record(record: &'a Record) -> Result<Item<'a>> {
-        Ok(Item { dedup: Some(dedup_key(record)), payload: encode(&StoredPayload::Record(record.clone()))? })
+    /// A record, deduplicated by its key, with the trace of the call that appends it.
+    fn record(record: &'a Record, trace: Option<TraceParent>) -> Result<Item<'a>> {
+        Ok(Item { dedup: Some(dedup_key(record)), payload: with_trace(encode(&StoredPayload::Record(record.clone()))?, trace) })
     }
 }
 
@@ -121,8 +121,8 @@ fn dedup_key(record: &Record) -> (&str, &'static str, &str) {
 
 #[async_trait]
 impl IngestLog for CqlStore {
-    async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
-        timed("ingest", async { self.inner.ingest(records).await }).await
+    async fn ingest_traced(&self, records: Vec<Record>, trace: Option<TraceParent>) -> Result<Vec<IngestOutcome>> {
+        timed("ingest", async { self.inner.ingest(records, trace).await }).await
     }
 
     async fn append_recompute(&self, tenant: &str) -> Result<LogMark> {
@@ -143,10 +143,10 @@ impl IngestLog for CqlStore {
 }
 
 impl Inner {
-    pub(super) async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
+    pub(super) async fn ingest(&self, records: Vec<Record>, trace: Option<TraceParent>) -> Result<Vec<IngestOutcome>> {
         // Before the log entries: a tenant exists once a record of it is stored.
         self.note_tenants(records.iter().map(Record::tenant)).await?;
-        let placed = self.append_records(&records).await?;
+        let placed = self.append_records(&records, trace).await?;
         let accepted: Vec<&Record> = placed.iter().map(|&(i, ..)| &records[i]).collect();
         self.write_records(&accepted).await?;
         self.accept_all(placed.iter().map(|&(_, shard, at)| (shard, at))).await?;
@@ -159,7 +159,7 @@ impl Inner {
 
     /// Appends the first arrivals among `records` as intents, shard by shard; which records
     /// were accepted (by index) and where they went.
-    async fn append_records(&self, records: &[Record]) -> Result<Vec<(usize, u32, Placed)>> {
+    async fn append_records(&self, records: &[Record], trace: Option<TraceParent>) -> Result<Vec<(usize, u32, Placed)>> {
         // The first of several arrivals of one key within the call stands: the others never
         // reach the log.
         let mut seen = HashSet::new();
@@ -170,7 +170,7 @@ impl Inner {
             }
         }
         let appends = by_shard.into_iter().map(|(shard, indices)| async move {
-            let items = indices.iter().map(|&i| Item::record(&records[i])).collect::<Result<Vec<_>>>()?;
+            let items = indices.iter().map(|&i| Item::record(&records[i], trace)).collect::<Result<Vec<_>>>()?;
             let placed = self.append(shard, &items, Appended::Intent).await?;
             Ok(indices.into_iter().zip(placed).filter_map(|(i, at)| at.map(|at| (i, shard, at))).collect::<Vec<_>>())
         });
@@ -472,7 +472,7 @@ impl Inner {
         let last_passed = next - 1;
         if last_passed >= first && entries.last().is_none_or(|entry| entry.seq < last_passed) && entries.len() < limit {
             let appended_at = now_millis();
-            entries.push(LogEntry { seq: last_passed, appended_at, payload: LogPayload::Nothing });
+            entries.push(LogEntry { seq: last_passed, appended_at, payload: LogPayload::Nothing, trace: None });
         }
         Ok(entries)
     }
@@ -494,8 +494,9 @@ impl Inner {
             Some(other) => return Err(corrupt(&format!("outcome {other:?}"))),
         }
         let appended_at = appended_at.ok_or_else(|| corrupt("no appended_at"))?;
-        let payload: StoredPayload = decode("log payload", &payload.ok_or_else(|| corrupt("no payload"))?)?;
-        let entry = |payload: StoredPayload| Settled::Entry(LogEntry { seq, appended_at, payload: payload.into() });
+        let (payload, trace): (StoredPayload, _) = decode_with_trace(&payload.ok_or_else(|| corrupt("no payload"))?)
+            .map_err(|e| StoreError::Corrupt(format!("undecodable log payload: {e}")))?;
+        let entry = |payload: StoredPayload| Settled::Entry(LogEntry { seq, appended_at, payload: payload.into(), trace });
         if outcome.is_some() {
             return Ok(entry(payload));
         }
@@ -505,7 +506,7 @@ impl Inner {
         // An intent whose writer stopped: its work is finished before the entry is returned.
         let at = Placed { seq, epoch };
         match payload {
-            StoredPayload::Record(record) => Ok(Settled::Finish(LogEntry { seq, appended_at, payload: LogPayload::Record(record) }, at)),
+            StoredPayload::Record(record) => Ok(Settled::Finish(LogEntry { seq, appended_at, payload: LogPayload::Record(record), trace }, at)),
             payload @ (StoredPayload::Recompute { .. } | StoredPayload::RederiveBadges { .. }) => {
                 // A spare recompute is harmless; a missing one after a saved config is not.
                 let accepted = self.settle_intent(shard, at, ACCEPTED).await?;
@@ -559,7 +560,7 @@ impl Inner {
             .map(|(seq, appended_at, set_aside_at, payload, reason)| {
                 let seq = position(seq)?;
                 let payload: StoredPayload = decode("set-aside payload", &payload)?;
-                let entry = LogEntry { seq, appended_at, payload: payload.into() };
+                let entry = LogEntry { seq, appended_at, payload: payload.into(), trace: None };
                 Ok(SetAside { entry, reason, set_aside_at })
             })
             .collect()
@@ -569,7 +570,7 @@ impl Inner {
     /// call that crashed right after its commit would.
     #[cfg(feature = "testsuite")]
     pub(super) async fn append_intent_only(&self, record: Record) -> Result<Option<LogMark>> {
-        let placed = self.append_records(std::slice::from_ref(&record)).await?;
+        let placed = self.append_records(std::slice::from_ref(&record), None).await?;
         Ok(placed.first().map(|&(_, shard, at)| LogMark { shard, seq: at.seq }))
     }
 
@@ -581,7 +582,7 @@ impl Inner {
         let Some(shard) = records.first().map(|record| log_shard(record.tenant())) else {
             return Ok(());
         };
-        let items = records.iter().map(Item::record).collect::<Result<Vec<_>>>()?;
+        let items = records.iter().map(|record| Item::record(record, None)).collect::<Result<Vec<_>>>()?;
         let hold = self.take_shard(shard).await?;
         self.write_held(&hold, &items.iter().collect::<Vec<_>>(), Appended::Intent).await.map(drop)
     }

@@ -4,8 +4,8 @@
 use super::key::Key;
 use super::layout::{CUSTOMER_BUCKET_MS, LOG_HEAD, PROCESSED, TIME_BUCKET_MS, Table, counter_key, log_key, time_key};
 use super::{EmbeddedStore, Tables, Writes, Written, backend, decode};
-use crate::support::{StoredPayload, lock, now_millis};
-use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, SetAside, StoreError, log_shard};
+use crate::support::{StoredPayload, decode_with_trace, lock, now_millis, with_trace};
+use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, SetAside, StoreError, TraceParent, log_shard};
 use async_trait::async_trait;
 use fjall::Slice;
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,8 @@ use touchstone_core::model::{DedupKey, Millis, Record};
 
 #[async_trait]
 impl IngestLog for EmbeddedStore {
-    async fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
-        self.blocking("ingest", move |tables| tables.ingest(records)).await
+    async fn ingest_traced(&self, records: Vec<Record>, trace: Option<TraceParent>) -> Result<Vec<IngestOutcome>> {
+        self.blocking("ingest", move |tables| tables.ingest(records, trace)).await
     }
 
     async fn append_recompute(&self, tenant: &str) -> Result<LogMark> {
@@ -38,7 +38,7 @@ impl IngestLog for EmbeddedStore {
 }
 
 impl Tables {
-    pub(super) fn ingest(&self, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
+    pub(super) fn ingest(&self, records: Vec<Record>, trace: Option<TraceParent>) -> Result<Vec<IngestOutcome>> {
         let _turn = lock(&self.log_writer);
         let mut log = LogAppender::new();
         // Straight into the fjall batch, no `Writes` map: ingest writes every key at most once
@@ -63,7 +63,7 @@ impl Tables {
             batch.insert(self.table(Table::Dedup), dedup_key, Slice::empty());
             // Encoded once: the record's rows share one slice, its log entry copies the bytes
             // after a short header.
-            let (row, entry) = buffers.record_values(log.appended_at, &record)?;
+            let (row, entry) = buffers.record_values(log.appended_at, &record, trace)?;
             if let Record::Badge(badge) = &record {
                 // Which customers a rederive of the tenant's badges visits.
                 let key = buffers.key(|key| key.str(&badge.tenant).str(&badge.customer_id));
@@ -124,8 +124,9 @@ impl Tables {
             .map(|guard| {
                 let (key, value) = guard.into_inner().map_err(backend)?;
                 let seq = log_seq(&key)?;
-                let stored: StoredLogEntry = decode(Table::Log, &value)?;
-                Ok(LogEntry { seq, appended_at: stored.appended_at, payload: stored.payload.into() })
+                let (stored, trace): (StoredLogEntry, _) = decode_with_trace(&value)
+                    .map_err(|e| StoreError::Corrupt(format!("undecodable value in {}: {e}", Table::Log.name())))?;
+                Ok(LogEntry { seq, appended_at: stored.appended_at, payload: stored.payload.into(), trace })
             })
             .collect()
     }
@@ -138,7 +139,7 @@ impl Tables {
             .map(|guard| {
                 let (key, value) = guard.into_inner().map_err(backend)?;
                 let stored: StoredSetAside = decode(Table::SetAside, &value)?;
-                let entry = LogEntry { seq: log_seq(&key)?, appended_at: stored.appended_at, payload: stored.payload.into() };
+                let entry = LogEntry { seq: log_seq(&key)?, appended_at: stored.appended_at, payload: stored.payload.into(), trace: None };
                 Ok(SetAside { entry, reason: stored.reason, set_aside_at: stored.set_aside_at })
             })
             .collect()
@@ -219,8 +220,9 @@ impl Buffers {
     }
 
     /// The value of the record's rows (its postcard) and of its log entry
-    /// ([`StoredLogEntry`]), which is a short header followed by the same bytes.
-    fn record_values(&mut self, appended_at: Millis, record: &Record) -> Result<(Slice, Slice)> {
+    /// ([`StoredLogEntry`], then the trace: [`with_trace`]), which is a short header
+    /// followed by the same bytes.
+    fn record_values(&mut self, appended_at: Millis, record: &Record, trace: Option<TraceParent>) -> Result<(Slice, Slice)> {
         // Postcard writes a struct as its fields in order and an enum variant as its index
         // (a varint, as a u32 is): so this header is what the entry's fields before the
         // record's own encode to (`log_entry_encodes_as_header_and_row` checks it).
@@ -237,7 +239,9 @@ impl Buffers {
             Record::Badge(badge) => postcard::to_extend(badge, value),
         }
         .map_err(encoding)?;
-        let slices = (Slice::new(&value[header_len..]), Slice::new(&value));
+        let row_end = value.len();
+        let value = with_trace(value, trace);
+        let slices = (Slice::new(&value[header_len..row_end]), Slice::new(&value));
         self.value = value;
         Ok(slices)
     }
@@ -402,8 +406,13 @@ mod tests {
         let mut buffers = Buffers::default();
         for appended_at in [0, 1, 1_800_000_000_000, -1] {
             for record in &records {
-                let (row, entry) = buffers.record_values(appended_at, record).unwrap();
                 let stored = StoredLogEntry { appended_at, payload: StoredPayload::Record(record.clone()) };
+                let trace = TraceParent::new([7; 16], [9; 8], 1);
+                let (_, traced) = buffers.record_values(appended_at, record, trace).unwrap();
+                assert_eq!(&*traced, &with_trace(encode(&stored).unwrap(), trace)[..], "{record:?}");
+                let (stored_again, trace_again) = decode_with_trace::<StoredLogEntry>(&traced).unwrap();
+                assert_eq!((encode(&stored_again).unwrap(), trace_again), (encode(&stored).unwrap(), trace));
+                let (row, entry) = buffers.record_values(appended_at, record, None).unwrap();
                 assert_eq!(&*entry, &encode(&stored).unwrap()[..], "{record:?}");
                 let own = match record {
                     Record::Message(m) => encode(m),

@@ -127,7 +127,7 @@ mod tests {
                 ts: 1_000 * i,
             })
         };
-        tables.ingest((0..40).map(|i| touch(i, ["a", "b"][i as usize % 2])).collect()).unwrap();
+        tables.ingest((0..40).map(|i| touch(i, ["a", "b"][i as usize % 2])).collect(), None).unwrap();
         let span = |customer: &str, from: Millis, to: Millis| CustomerSpan { tenant: "t".into(), customer_id: customer.into(), from, to };
         let spans = [
             span("a", 5_000, 20_000),
