@@ -181,8 +181,13 @@ impl LogAppender {
 
     pub(super) fn append(&mut self, tables: &Tables, shard: u32, payload: LogPayload, writes: &mut Writes) -> Result<LogMark> {
         let mark = self.next(tables, shard)?;
-        if let Some(tenant) = payload.tenant() {
-            writes.put_raw(Table::Tenants, Key::new().str(tenant).into_vec(), Vec::new());
+        // (A name too long for a key, which the edge never lets through, cannot hold data:
+        // its tenant does not come to exist.)
+        if let Some(tenant) = payload.tenant()
+            && let key = Key::new().str(tenant).into_vec()
+            && super::checked(&key).is_ok()
+        {
+            writes.put_raw(Table::Tenants, key, Vec::new());
         }
         let entry = StoredLogEntry { appended_at: self.appended_at, payload: payload.into() };
         writes.put(Table::Log, log_key(shard, mark.seq).to_vec(), &entry)?;
