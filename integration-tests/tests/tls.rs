@@ -1,6 +1,7 @@
 //! TLS on the listener and in the CLI: `touchstone dev --tls-cert --tls-key` serves https
 //! (rustls), the CLI trusts the CA it is given (`--tls-ca`), refuses an https server without
-//! one, and a plaintext client gets nowhere. The certificate is made by `openssl`, as an
+//! one, and a plaintext client gets nowhere but the plaintext health listener
+//! (`--health-listen`), which serves health alone. The certificate is made by `openssl`, as an
 //! operator would (Debian's `openssl`, installed by `.ci/run`).
 
 use std::process::Command;
@@ -22,7 +23,12 @@ fn dev_serves_tls_and_the_cli_trusts_only_the_ca_it_is_given() {
     openssl(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "1", "-extfile", &ext, "-out", &cert]);
     let data = dir.path().join("store").to_string_lossy().into_owned();
 
-    let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--tls-cert", &cert, "--tls-key", &key]);
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let health_address = free.local_addr().unwrap().to_string();
+    drop(free);
+    let server = Server::start(&[
+        "dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--tls-cert", &cert, "--tls-key", &key, "--health-listen", &health_address,
+    ]);
     assert!(server.url.starts_with("https://"), "{}", server.url);
     let config = dir.path().join("config.json");
     std::fs::write(&config, r#"{"tenants": {"gym": {"currency": "EUR"}}}"#).unwrap();
@@ -39,6 +45,20 @@ fn dev_serves_tls_and_the_cli_trusts_only_the_ca_it_is_given() {
     let plaintext_url = server.url.replacen("https://", "http://", 1);
     let plaintext = touchstone(["report", "goals", "--tenant", "gym", "--format", "json", "--server", &plaintext_url]);
     assert!(!plaintext.status.success(), "a plaintext client was answered by a TLS server");
+
+    // Health alone, in plaintext, on the health listener (what the kubelet's probes need);
+    // nothing else is served there.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{health_address}")).unwrap().connect().await.unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
+        let status = health.check(request).await.expect("plaintext health on the health listener").into_inner().status;
+        assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+        let mut config = touchstone_proto::v1::config_service_client::ConfigServiceClient::new(channel);
+        let other = config.get_config(touchstone_proto::v1::GetConfigRequest { tenant: "gym".into() }).await.unwrap_err();
+        assert_eq!(other.code(), tonic::Code::Unimplemented, "{other:?}");
+    });
 
     // Both files or neither.
     let half = touchstone(["dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--tls-cert", &cert]);

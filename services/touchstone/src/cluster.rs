@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::{AccessArgs, MetricsArgs};
 use touchstone::auth::KeyRing;
 use touchstone::limits::Limits;
-use tonic::transport::Identity;
+use touchstone::serve::Tls;
 use touchstone::serve::{Roles, init_tracing, serve, shutdown_signal};
 use touchstone_attribution::WorkerOptions;
 use touchstone_store::cql::{CqlOptions, CqlStore};
@@ -86,7 +86,7 @@ pub struct Serving {
     pub listen: SocketAddr,
     pub access: AccessArgs,
     pub limits: Limits,
-    pub tls: Option<Identity>,
+    pub tls: Tls,
     pub metrics: MetricsArgs,
 }
 
@@ -122,10 +122,10 @@ pub async fn run(role: Role, database: DatabaseArgs, worker_id: Option<String>, 
         }
     };
     let detail = format!("(keyspace {} on {})", database.keyspace, database.scylla_nodes.join(","));
-    if tls.is_none() && !listen.ip().is_loopback() {
+    if tls.identity.is_none() && !listen.ip().is_loopback() {
         tracing::warn!(%listen, "serving plaintext gRPC on a non-loopback address: keys and data cross the network in clear (--tls-cert, --tls-key)");
     }
-    let listener = listen_on(listen, role.name(), &detail, tls.is_some()).await?;
+    let listener = listen_on(listen, role.name(), &detail, tls.identity.is_some()).await?;
     let store = Arc::new(store);
     // After the listening line, which scripts read first.
     metrics.start(store.clone()).await?;

@@ -9,13 +9,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use touchstone::auth::KeyRing;
 use touchstone::limits::Limits;
-use tonic::transport::Identity;
+use touchstone::serve::Tls;
 use touchstone::serve::{Roles, init_tracing, serve, shutdown_signal};
 use touchstone_attribution::WorkerOptions;
 use touchstone_store::EmbeddedStore;
 use touchstone_store::embedded::EmbeddedOptions;
 
-pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool, keys_file: Option<PathBuf>, limits: Limits, tls: Option<Identity>, metrics: MetricsArgs) -> CommandResult {
+pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool, keys_file: Option<PathBuf>, limits: Limits, tls: Tls, metrics: MetricsArgs) -> CommandResult {
     let tracer_provider = init_tracing("touchstone");
     let keys = match &keys_file {
         Some(path) => Some(KeyRing::load(path)?),
@@ -30,7 +30,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool, keys_file: O
         .map_err(|err| format!("cannot open the embedded store in {}: {err}", data_dir.display()))?;
     // The only worker there is: it takes every log shard's lease.
     let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("dev")), query: true, keys, limits, tls: tls.clone() };
-    let listener = listen_on(listen, "touchstone dev", &format!("(data in {})", data_dir.display()), tls.is_some()).await?;
+    let listener = listen_on(listen, "touchstone dev", &format!("(data in {})", data_dir.display()), tls.identity.is_some()).await?;
     let store = Arc::new(store);
     // After the listening line, which scripts read first.
     metrics.start(store.clone()).await?;

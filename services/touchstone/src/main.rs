@@ -111,14 +111,23 @@ pub struct TlsArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "TOUCHSTONE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Also serve grpc.health.v1 alone, in plaintext, on this address (e.g. 0.0.0.0:8081):
+    /// for Kubernetes gRPC probes, which speak no TLS, while every other call needs TLS.
+    #[arg(long, env = "TOUCHSTONE_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
 }
 
 impl TlsArgs {
-    /// The identity to serve with, read from the files; `None` without --tls-cert.
-    pub fn identity(&self) -> Result<Option<tonic::transport::Identity>, String> {
-        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else { return Ok(None) };
+    /// The identity to serve with, read from the files (`None` without --tls-cert), and the
+    /// health listener.
+    pub fn tls(&self) -> Result<touchstone::serve::Tls, String> {
+        let health_listen = self.health_listen;
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(touchstone::serve::Tls { identity: None, health_listen });
+        };
         let read = |path: &PathBuf| std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()));
-        Ok(Some(tonic::transport::Identity::from_pem(read(cert)?, read(key)?)))
+        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+        Ok(touchstone::serve::Tls { identity: Some(identity), health_listen })
     }
 }
 
@@ -138,7 +147,7 @@ pub struct ClusterServerArgs {
 impl ClusterServerArgs {
     fn serving(self, listen: SocketAddr) -> Result<cluster::Serving, String> {
         let ClusterServerArgs { access, limits, tls, metrics } = self;
-        Ok(cluster::Serving { listen, access, limits: limits.limits(), tls: tls.identity()?, metrics })
+        Ok(cluster::Serving { listen, access, limits: limits.limits(), tls: tls.tls()?, metrics })
     }
 }
 
@@ -358,7 +367,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Dev { listen, data_dir, sync, keys_file, limits, tls, metrics } => {
-                dev::run(listen, data_dir, sync, keys_file, limits.limits(), tls.identity()?, metrics).await
+                dev::run(listen, data_dir, sync, keys_file, limits.limits(), tls.tls()?, metrics).await
             }
             Command::Migrate { database, schema } => cluster::migrate(database, schema).await,
             Command::Ingest { listen, database, server } => cluster::run(cluster::Role::Ingest, database, None, server.serving(listen)?).await,

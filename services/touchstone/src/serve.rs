@@ -51,8 +51,18 @@ pub struct Roles {
     pub keys: Option<Arc<KeyRing>>,
     /// Calls in flight, in all and per key, beyond which calls are refused at once.
     pub limits: Limits,
+    /// TLS on the listener, and the plaintext health listener beside it.
+    pub tls: Tls,
+}
+
+/// How a server speaks TLS.
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
     /// Serve TLS with this certificate and key (rustls); `None`: plaintext.
-    pub tls: Option<tonic::transport::Identity>,
+    pub identity: Option<tonic::transport::Identity>,
+    /// Also serve `grpc.health.v1` alone, in plaintext, on this address: for probes that
+    /// speak no TLS (the kubelet's gRPC probes), while every other call needs TLS.
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 /// Serves `roles` on `listener` until `shutdown` completes, then stops the worker between
@@ -86,6 +96,7 @@ pub async fn serve<S: Store>(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Streams end when draining starts; the worker stops after the server has.
     let (draining_tx, draining_rx) = watch::channel(false);
+    let health_stopped = shutdown_rx.clone();
     let worker = roles.worker.map(|options| tokio::spawn(Worker::new(store.clone(), wake.clone(), options).run(shutdown_rx)));
 
     let ingest = roles.ingest.then(|| {
@@ -111,9 +122,25 @@ pub async fn serve<S: Store>(
     // connections from an incoming stream of our own, so it is set here.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut builder = tonic::transport::Server::builder();
-    if let Some(identity) = roles.tls.clone() {
+    if let Some(identity) = roles.tls.identity.clone() {
         builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
     }
+    // The plaintext health listener: health alone, no keys (health needs none), stopped
+    // with the server.
+    let health_only = match roles.tls.health_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address).await.map_err(|err| format!("cannot listen for health on {address}: {err}"))?;
+            tracing::info!(%address, "plaintext health listener");
+            let mut stopped = health_stopped;
+            let server = tonic::transport::Server::builder()
+                .add_service(health_service.clone())
+                .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+                    let _ = stopped.wait_for(|stopped| *stopped).await;
+                });
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
     let served = builder
         // The caller's trace first, so every later layer and the handler run in its span;
         // timing next, so refusals count too; keys before the limits, which count per key.
@@ -158,6 +185,9 @@ pub async fn serve<S: Store>(
     let _ = shutdown_tx.send(true);
     if let Some(worker) = worker {
         let _ = worker.await;
+    }
+    if let Some(health_only) = health_only {
+        let _ = health_only.await;
     }
     served?;
     Ok(())
