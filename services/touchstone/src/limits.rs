@@ -30,6 +30,12 @@ pub struct Limits {
     pub message_bytes: usize,
     /// Request bytes the server holds at once (messages being received or handled).
     pub request_bytes: usize,
+    /// How long a unary call may run before it is cut with DEADLINE_EXCEEDED (a caller's
+    /// shorter `grpc-timeout` wins). Streams are bounded by their idle timeout instead.
+    pub call_timeout: std::time::Duration,
+    /// Calls one connection may have open at once (HTTP/2 concurrent streams): a client
+    /// beyond it waits for one of its own calls to end, not for other clients'.
+    pub per_connection: u32,
 }
 
 /// The largest request message: an ingest batch of `MAX_BATCH` records with room to spare.
@@ -44,6 +50,8 @@ impl Default for Limits {
             tenant_records_per_second: 0,
             message_bytes: MAX_MESSAGE_BYTES,
             request_bytes: 256 * 1024 * 1024,
+            call_timeout: std::time::Duration::from_secs(30),
+            per_connection: 100,
         }
     }
 }
@@ -51,6 +59,12 @@ impl Default for Limits {
 /// Paths no limit applies to.
 fn exempt(path: &str) -> bool {
     path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.") || path == "/touchstone.v1.AttributionService/GetStatus"
+}
+
+/// The streaming calls: bounded by their idle timeout (ingest) or the caller (a feed), not
+/// by the unary calls' deadline.
+fn streaming(path: &str) -> bool {
+    path == "/touchstone.v1.IngestService/IngestStream" || path == "/touchstone.v1.QueryService/WatchBadgeEvents"
 }
 
 #[derive(Clone)]
@@ -145,9 +159,21 @@ where
                 Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
         };
+        let deadline = (permits.is_some() && !streaming(request.uri().path())).then_some(self.state.limits.call_timeout);
         let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
-            let response = inner.call(request).await;
+            let call = inner.call(request);
+            let response = match deadline {
+                Some(deadline) => match tokio::time::timeout(deadline, call).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        metrics::counter!("touchstone_rpc_shed_total", "limit" => "deadline").increment(1);
+                        let message = format!("the call ran past the server's {deadline:?} deadline and was cut; what it wrote stands or is redone exactly on retry");
+                        Ok(Status::deadline_exceeded(message).into_http())
+                    }
+                },
+                None => call.await,
+            };
             drop((permits, held));
             response
         })

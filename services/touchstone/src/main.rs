@@ -65,6 +65,14 @@ pub struct LimitArgs {
     /// RetryInfo, so a burst of large batches cannot exhaust the process's memory.
     #[arg(long, env = "TOUCHSTONE_MAX_REQUEST_BYTES_IN_FLIGHT", default_value_t = touchstone::limits::Limits::default().request_bytes)]
     pub max_request_bytes_in_flight: usize,
+    /// Seconds a unary call may run before it is cut with DEADLINE_EXCEEDED (a caller's
+    /// shorter gRPC deadline wins; streams have their idle timeout instead).
+    #[arg(long, env = "TOUCHSTONE_CALL_TIMEOUT_SECONDS", default_value_t = touchstone::limits::Limits::default().call_timeout.as_secs())]
+    pub call_timeout_seconds: u64,
+    /// Calls one connection may have open at once (HTTP/2 concurrent streams); more wait in
+    /// the client for that connection's own calls.
+    #[arg(long, env = "TOUCHSTONE_MAX_CALLS_PER_CONNECTION", default_value_t = touchstone::limits::Limits::default().per_connection)]
+    pub max_calls_per_connection: u32,
 }
 
 impl LimitArgs {
@@ -75,6 +83,8 @@ impl LimitArgs {
             tenant_records_per_second: self.max_records_per_second_per_tenant,
             message_bytes: self.max_message_bytes.max(1),
             request_bytes: self.max_request_bytes_in_flight.max(1),
+            call_timeout: std::time::Duration::from_secs(self.call_timeout_seconds.max(1)),
+            per_connection: self.max_calls_per_connection.max(1),
             ..touchstone::limits::Limits::default()
         }
     }

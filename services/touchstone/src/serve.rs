@@ -121,7 +121,8 @@ pub async fn serve<S: Store>(
     // client's delayed ACK (Nagle), ~40 ms. The builder's `tcp_nodelay` does not reach
     // connections from an incoming stream of our own, so it is set here.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut builder = tonic::transport::Server::builder();
+    // A connection's calls beyond its share wait in the client, behind its own calls.
+    let mut builder = tonic::transport::Server::builder().max_concurrent_streams(roles.limits.per_connection);
     if let Some(identity) = roles.tls.identity.clone() {
         builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
     }

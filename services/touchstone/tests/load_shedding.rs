@@ -219,3 +219,55 @@ async fn oversized_messages_and_a_spent_memory_budget_are_refused_before_bufferi
     assert_eq!(status.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner().log_head, 6_001);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unary_calls_past_the_deadline_are_cut_and_streams_are_not() {
+    // A deadline shorter than any store call: every limited unary call is cut.
+    let limits = Limits { call_timeout: Duration::from_nanos(1), ..Limits::default() };
+    let server = InProcess::start(Roles { limits, ..dev_roles() }).await;
+    let channel = server.channel.clone();
+    // (The timer's resolution is a millisecond: a call of 10,000 records takes longer.)
+    let events: Vec<pb::AppEvent> = (0..10_000).map(|i| app_event("gym", &format!("e{i}"))).collect();
+    let cut = IngestServiceClient::new(channel.clone()).post_events(pb::PostEventsRequest { events }).await.unwrap_err();
+    assert_eq!(cut.code(), Code::DeadlineExceeded, "{cut:?}");
+    assert!(cut.message().contains("deadline"), "{}", cut.message());
+    // Health and status are exempt; a stream is bounded by its idle timeout instead.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+    AttributionServiceClient::new(channel.clone()).get_status(pb::GetStatusRequest {}).await.unwrap();
+    let open = InterceptedService::new(channel.clone(), KeyHeader(String::new()));
+    let stream = idle_stream(open, vec![event("s1")]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream.chunks);
+    assert_eq!(stream.call.await.unwrap().unwrap().into_inner().accepted, 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_beyond_its_calls_waits_for_its_own_and_others_do_not() {
+    let limits = Limits { per_connection: 2, ..Limits::default() };
+    let server = InProcess::start(Roles { limits, ..dev_roles() }).await;
+    let busy = InterceptedService::new(server.channel.clone(), KeyHeader(String::new()));
+    let first = idle_stream(busy.clone(), vec![event("e1")]).await;
+    let second = idle_stream(busy.clone(), vec![event("e2")]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The busy connection's third call waits; another connection's call does not.
+    let mut third = ConfigServiceClient::new(busy.clone());
+    let waiting = tokio::spawn(async move { third.get_config(pb::GetConfigRequest { tenant: "gym".into() }).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a third call ran on a connection limited to two");
+    let address = server.address();
+    let other = tonic::transport::Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let asked = Instant::now();
+    ConfigServiceClient::new(other).get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap();
+    assert!(asked.elapsed() < Duration::from_millis(500));
+
+    // One of its calls ends: the waiting one runs.
+    drop(first.chunks);
+    first.call.await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("the waiting call ran").unwrap().unwrap();
+    drop(second.chunks);
+    second.call.await.unwrap().unwrap();
+    server.stop().await;
+}

@@ -11,6 +11,7 @@ use touchstone_store::EmbeddedStore;
 
 pub struct InProcess {
     pub channel: Channel,
+    address: std::net::SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -36,7 +37,13 @@ impl InProcess {
             .unwrap();
         });
         let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
-        InProcess { channel, stop: Some(stop), served, _dir: dir }
+        InProcess { channel, address, stop: Some(stop), served, _dir: dir }
+    }
+
+    /// Where it listens, for a connection of a test's own.
+    #[allow(dead_code)] // Not every test file opens a second connection.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.address
     }
 
     /// Stops the server and waits until it has.
