@@ -47,6 +47,45 @@ pub fn minor_units(code: &str) -> Option<Option<u8>> {
     lookup(code).map(|(_, units)| *units)
 }
 
+/// Money for people: `value_micros` (millionths of the currency's minor unit, as reports
+/// carry values) in major units with the currency's own decimals and thousands grouped,
+/// then the code: `2350927` cents of USD is "23,509.27 USD", 1500 JPY "1,500 JPY", 1234
+/// fils of KWD "1.234 KWD". Rounded half away from zero to the minor unit; a code without
+/// minor units (or unknown) shows whole minor units. JSON and CSV keep exact minor units.
+pub fn format_money(value_micros: i128, currency: &str) -> String {
+    let decimals = minor_units(currency).flatten().unwrap_or(0);
+    let negative = value_micros < 0;
+    let abs = value_micros.unsigned_abs();
+    // Whole minor units, rounded half away from zero.
+    let minor = abs / 1_000_000 + u128::from(abs % 1_000_000 >= 500_000);
+    let scale = 10u128.pow(u32::from(decimals));
+    let (major, fraction) = (minor / scale, minor % scale);
+    let mut text = String::new();
+    if negative && minor != 0 {
+        text.push('-');
+    }
+    text.push_str(&group_thousands(major));
+    if decimals > 0 {
+        text.push_str(&format!(".{fraction:0width$}", width = usize::from(decimals)));
+    }
+    text.push(' ');
+    text.push_str(currency);
+    text
+}
+
+/// `1234567` as "1,234,567".
+pub fn group_thousands(value: u128) -> String {
+    let digits = value.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
 fn lookup(code: &str) -> Option<&'static (&'static str, Option<u8>)> {
     CODES.binary_search_by(|(known, _)| (*known).cmp(code)).ok().map(|at| &CODES[at])
 }
@@ -54,6 +93,27 @@ fn lookup(code: &str) -> Option<&'static (&'static str, Option<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_is_shown_in_major_units_with_the_currencys_decimals() {
+        const M: i128 = 1_000_000;
+        assert_eq!(format_money(2_350_927 * M, "USD"), "23,509.27 USD");
+        assert_eq!(format_money(1_500 * M, "JPY"), "1,500 JPY");
+        assert_eq!(format_money(1_234 * M, "KWD"), "1.234 KWD");
+        assert_eq!(format_money(5 * M, "EUR"), "0.05 EUR");
+        assert_eq!(format_money(0, "EUR"), "0.00 EUR");
+        assert_eq!(format_money(-123_456_789 * M, "USD"), "-1,234,567.89 USD");
+        // Half a minor unit rounds away from zero; less rounds to zero, without a sign.
+        assert_eq!(format_money(M / 2, "USD"), "0.01 USD");
+        assert_eq!(format_money(-M / 2, "USD"), "-0.01 USD");
+        assert_eq!(format_money(-M / 3, "USD"), "0.00 USD");
+        assert_eq!(format_money(1_000_000_000 * M, "CLF"), "100,000.0000 CLF");
+        assert_eq!(format_money(42 * M, "XAU"), "42 XAU", "no minor units: whole units as stored");
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(1_000), "1,000");
+        assert_eq!(group_thousands(123_456_789), "123,456,789");
+    }
 
     #[test]
     fn the_list_is_sorted_unique_and_knows_its_minor_units() {
