@@ -2,6 +2,8 @@
 //! reports of the brute-force reference, for the whole period and for unaligned ranges,
 //! also after a kill -9 and a retried import.
 
+use touchstone_core::currency::{format_money, group_thousands};
+use touchstone_core::model::{format_micros, parse_micros};
 use touchstone_integration_tests::{DevServer, Generated, assert_badges_match, assert_reports_match, text};
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
@@ -21,6 +23,7 @@ fn imported_generated_data_reports_exactly_what_the_reference_says() {
     assert!(csv.starts_with("campaign_id,"), "{csv}");
     let table = server.cli_ok(&["report", "goals", "--tenant", "acme-shop", "--format", "table"]);
     assert!(table.contains("orders"), "{table}");
+    assert!(table.contains(" USD"), "order goal values are money: {table}");
 
     // The typed API agrees with the reference too.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -90,7 +93,102 @@ fn imported_generated_data_reports_exactly_what_the_reference_says() {
                 .count() as i64;
             assert_eq!(sum as i64, expected, "series of {tenant}");
         }
+
+        // Reports say what their values are in, and the tables show the json's figures so.
+        for (tenant, currency) in [("acme-shop", "USD"), ("streamly", "EUR"), ("fitclub", "USD")] {
+            let request = pb::ListCampaignsRequest { tenant: tenant.into(), range: None };
+            let units = query.list_campaigns(request).await.unwrap().into_inner().units.unwrap();
+            assert_eq!(units.currency, currency, "{tenant}");
+            assert_eq!(units.goals.first().map(|goal| goal.id.as_str()), Some("orders"), "the default goal first: {tenant}");
+            let money: Vec<String> =
+                units.goals.iter().filter(|goal| goal.kind() == pb::GoalKind::Order).map(|goal| goal.id.clone()).collect();
+            assert!(units.goals.iter().any(|goal| goal.kind() == pb::GoalKind::Event), "{tenant} has an EVENT goal");
+            assert_tables_show_the_json(&server, tenant, currency, &money);
+        }
     });
+}
+
+/// A table line's cells: columns are two spaces or more apart, and no cell is empty or holds two spaces.
+fn cells(line: &str) -> Vec<&str> {
+    line.split("  ").map(str::trim).filter(|cell| !cell.is_empty()).collect()
+}
+
+/// The exact value of a json number, in millionths.
+fn micros(value: &serde_json::Value) -> i128 {
+    parse_micros(&value.to_string()).unwrap_or_else(|| panic!("not a decimal: {value}"))
+}
+
+/// A count as the table shows it.
+fn count(value: &serde_json::Value) -> String {
+    group_thousands(u128::from(value.as_u64().unwrap()))
+}
+
+/// A plain (EVENT goal) value as the table shows it: exact, the whole part grouped.
+fn plain(micros: i128) -> String {
+    let text = format_micros(micros);
+    let (sign, digits) = text.strip_prefix('-').map_or(("", text.as_str()), |rest| ("-", rest));
+    let (whole, fraction) = digits.split_once('.').map_or((digits, String::new()), |(whole, fraction)| (whole, format!(".{fraction}")));
+    format!("{sign}{}{fraction}", group_thousands(whole.parse().unwrap()))
+}
+
+/// `report campaigns|messages --format table` (with and without `--goals`) shows, per row,
+/// the json's sent, opened and default goal conversions, the default goal's value as money
+/// of `currency`, every other goal with `--goals` (ORDER goals in `money` as money, EVENT
+/// goals as plain numbers), and campaign totals that add up the rows.
+fn assert_tables_show_the_json(server: &DevServer, tenant: &str, currency: &str, money: &[String]) {
+    for kind in ["campaigns", "messages"] {
+        let rows = server.report(kind, tenant, None, None);
+        let rows = rows.as_array().unwrap();
+        assert!(!rows.is_empty(), "{tenant} {kind}");
+        let id_key = if kind == "campaigns" { "campaign_id" } else { "msg_hash" };
+        let shown = |value: i128, goal: &str| {
+            if money.iter().any(|id| id == goal) { format_money(value, currency) } else { plain(value) }
+        };
+        for goals in [false, true] {
+            let mut args = vec!["report", kind, "--tenant", tenant, "--format", "table"];
+            if goals {
+                args.push("--goals");
+            }
+            let table = server.cli_ok(&args);
+            let mut lines = table.lines();
+            let header = cells(lines.next().unwrap());
+            assert_eq!(header[2..7], ["SENT", "OPENED", "ORDERS", "REVENUE", "CONV RATE"], "{tenant} {kind}: {table}");
+            let by_id: std::collections::HashMap<&str, Vec<&str>> =
+                lines.take_while(|line| !line.is_empty()).map(cells).map(|cells| (cells[0], cells)).collect();
+            assert_eq!(by_id.len(), rows.len(), "one line per row: {tenant} {kind}");
+            let (mut purchases, mut revenue) = (0, 0);
+            for row in rows {
+                let id = row[id_key].as_str().unwrap();
+                let line = &by_id[id];
+                let orders = &row["goals"]["orders"];
+                let expected = [count(&row["sent"]), count(&row["opened"]), count(&orders["conversions"]), shown(micros(&orders["value"]), "orders")];
+                assert_eq!(line[2..6], expected, "{tenant} {kind} {id}");
+                purchases += orders["conversions"].as_u64().unwrap();
+                revenue += micros(&orders["value"]);
+                let others: Vec<&String> = row["goals"].as_object().unwrap().keys().filter(|goal| *goal != "orders").collect();
+                for goal in others {
+                    let at = header.iter().position(|title| *title == format!("{goal} CONV"));
+                    let Some(at) = at else {
+                        assert!(!goals, "--goals shows {goal}: {table}");
+                        continue;
+                    };
+                    assert!(goals, "{goal} only with --goals");
+                    let tally = &row["goals"][goal];
+                    assert_eq!(line[at..at + 2], [count(&tally["conversions"]), shown(micros(&tally["value"]), goal)], "{tenant} {kind} {id} {goal}");
+                }
+            }
+            if kind == "campaigns" {
+                let total = table.lines().find(|line| line.starts_with("total: ")).unwrap();
+                let prefix = format!(
+                    "total: {} campaigns, {} purchases, revenue {}, average check ",
+                    group_thousands(rows.len() as u128),
+                    group_thousands(u128::from(purchases)),
+                    format_money(revenue, currency)
+                );
+                assert!(total.starts_with(&prefix), "{total} (expected {prefix}...)");
+            }
+        }
+    }
 }
 
 #[test]

@@ -119,6 +119,13 @@ fn event_hits(activity: &Activity) -> Vec<pb::EventHitCount> {
 }
 
 /// Goal results in the tenant's goal order.
+/// The tenant's currency and goals beside a report, so that clients can show ORDER goal values
+/// as money and EVENT goal values as plain numbers without a second call (the query process of
+/// a cluster serves no `ConfigService`).
+fn report_units(config: &TenantConfig) -> pb::ReportUnits {
+    pb::ReportUnits { currency: config.currency.clone(), goals: config.goals.iter().cloned().map(pb::Goal::from).collect() }
+}
+
 fn goal_results(activity: &Activity, config: &TenantConfig) -> Vec<pb::GoalResult> {
     activity
         .goal_figures(config)
@@ -233,7 +240,7 @@ impl QueryService for QueryApi {
             .into_iter()
             .map(|(campaign_id, (messages, activity))| campaign_stats(campaign_id, messages, &activity, &config))
             .collect();
-        Ok(Response::new(pb::CampaignList { campaigns, totals: Some(totals) }))
+        Ok(Response::new(pb::CampaignList { campaigns, totals: Some(totals), units: Some(report_units(&config)) }))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
@@ -263,7 +270,7 @@ impl QueryService for QueryApi {
                 })
             })
             .collect();
-        Ok(Response::new(pb::MessageStatsList { messages: rows }))
+        Ok(Response::new(pb::MessageStatsList { messages: rows, units: Some(report_units(&config)) }))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
@@ -283,7 +290,7 @@ impl QueryService for QueryApi {
             .filter(|kpi| goal_id.as_ref().is_none_or(|wanted| *wanted == kpi.goal_id))
             .map(goal_kpis_pb)
             .collect();
-        Ok(Response::new(pb::GoalKpisReply { goals }))
+        Ok(Response::new(pb::GoalKpisReply { goals, units: Some(report_units(&config)) }))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, goal_id = %request.get_ref().goal_id))]

@@ -327,12 +327,24 @@ pub struct ReportArgs {
     pub server: String,
 }
 
+/// `report campaigns` and `report messages`: the report, and how many goals its table shows.
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Table: also the columns of every goal besides the default one (conversions, value,
+    /// conversion rate, average). The table shows the default goal only, to fit a terminal;
+    /// json and csv always carry every goal, so there the flag changes nothing.
+    #[arg(long)]
+    pub goals: bool,
+}
+
 #[derive(Subcommand)]
 pub enum ReportCommand {
     /// Per campaign, with totals.
-    Campaigns(ReportArgs),
+    Campaigns(StatsArgs),
     /// Per message.
-    Messages(ReportArgs),
+    Messages(StatsArgs),
     /// Per goal: explicit, last touch and unattributed conversions.
     Goals(ReportArgs),
 }

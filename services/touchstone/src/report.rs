@@ -4,14 +4,14 @@
 //! - [`rows`]: the replies checked and read into plain rows, shared by the writers.
 //! - [`json`], [`export`] (CSV), [`table`]: one writer each.
 
-mod export;
+pub(crate) mod export;
 pub(crate) mod json;
-mod rows;
+pub(crate) mod rows;
 pub(crate) mod table;
 
 use crate::import::client::{self, ClientError, MAX_REPLY_BYTES};
-use crate::{CommandResult, Format, ReportArgs, ReportCommand};
-use rows::{GoalRow, StatsReport};
+use crate::{CommandResult, Format, ReportArgs, ReportCommand, StatsArgs};
+use rows::{GoalRow, StatsReport, Units};
 use std::io::Write;
 use std::process::ExitCode;
 use touchstone_proto::v1 as pb;
@@ -19,14 +19,14 @@ use touchstone_proto::v1::query_service_client::QueryServiceClient;
 
 pub async fn run(what: ReportCommand) -> CommandResult {
     let output = match what {
-        ReportCommand::Campaigns(args) => {
+        ReportCommand::Campaigns(StatsArgs { report: args, goals }) => {
             let (mut query, request) = open(&args).await?;
             let request = pb::ListCampaignsRequest { tenant: request.tenant, range: request.range };
             let reply =
                 query.list_campaigns(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
-            render_stats(&StatsReport::from_campaigns(reply.into_inner())?, args.format)?
+            render_stats(&StatsReport::from_campaigns(reply.into_inner())?, args.format, goals)?
         }
-        ReportCommand::Messages(args) => {
+        ReportCommand::Messages(StatsArgs { report: args, goals }) => {
             let (mut query, request) = open(&args).await?;
             let request =
                 pb::ListMessageStatsRequest { tenant: request.tenant, range: request.range, campaign_id: None };
@@ -34,14 +34,15 @@ pub async fn run(what: ReportCommand) -> CommandResult {
                 .list_message_stats(request)
                 .await
                 .map_err(|status| ClientError::from_status(&args.server, status))?;
-            render_stats(&StatsReport::from_messages(reply.into_inner())?, args.format)?
+            render_stats(&StatsReport::from_messages(reply.into_inner())?, args.format, goals)?
         }
         ReportCommand::Goals(args) => {
             let (mut query, request) = open(&args).await?;
             let request = pb::GoalKpisRequest { tenant: request.tenant, range: request.range, goal_id: None };
             let reply =
                 query.get_goal_kpis(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
-            render_goals(&rows::goal_rows(reply.into_inner())?, args.format)?
+            let (rows, units) = rows::goal_report(reply.into_inner())?;
+            render_goals(&rows, &units, args.format)?
         }
     };
     print(&output)?;
@@ -65,19 +66,25 @@ async fn open(args: &ReportArgs) -> Result<(QueryServiceClient<client::Connectio
     ))
 }
 
-fn render_stats(report: &StatsReport, format: Format) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+/// `all_goals` (`--goals`) widens the table only: json and csv always carry every goal.
+fn render_stats(
+    report: &StatsReport,
+    format: Format,
+    all_goals: bool,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let goals = if all_goals { table::GoalColumns::All } else { table::GoalColumns::Default };
     Ok(match format {
         Format::Json => json::render(&json::stats_json(report))?,
         Format::Csv => export::render_stats(report)?,
-        Format::Table => table::render_stats(report),
+        Format::Table => table::render_stats(report, goals),
     })
 }
 
-fn render_goals(rows: &[GoalRow], format: Format) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+fn render_goals(rows: &[GoalRow], units: &Units, format: Format) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     Ok(match format {
         Format::Json => json::render(&json::goals_json(rows))?,
         Format::Csv => export::render_goals(rows)?,
-        Format::Table => table::render_goals(rows),
+        Format::Table => table::render_goals(rows, units),
     })
 }
 

@@ -117,7 +117,7 @@ mod tests {
 
     #[test]
     fn an_empty_report_is_an_empty_array() {
-        let report = StatsReport { kind: StatsKind::Messages, rows: vec![], totals: None };
+        let report = StatsReport { kind: StatsKind::Messages, rows: vec![], totals: None, units: Default::default() };
         assert_eq!(render(&stats_json(&report)).unwrap(), "[]\n");
     }
 }

@@ -36,6 +36,47 @@ pub fn derived(value: f64, denominator: u64) -> Option<f64> {
 /// The most hit event names a report shows (SPEC section 5: the product shows the top 5).
 pub const TOP_EVENT_HITS: usize = 5;
 
+/// How a goal's values read: money of the tenant's currency (ORDER goals: minor units) or
+/// plain numbers (EVENT goals: the events' values, which are no money).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueUnit<'a> {
+    Money(&'a str),
+    Plain,
+}
+
+/// What a report's values are in, from the reply's `ReportUnits`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Units {
+    /// The tenant's currency; empty when the server did not say (one older than
+    /// `ReportUnits`), and then every value is shown as a plain number, as stored.
+    pub currency: String,
+    /// The tenant's goals in its order, the default first, each with whether its values are
+    /// money (an ORDER goal).
+    pub goals: Vec<(String, bool)>,
+}
+
+impl Units {
+    pub fn from_pb(units: Option<pb::ReportUnits>) -> Units {
+        let pb::ReportUnits { currency, goals } = units.unwrap_or_default();
+        let goals = goals.into_iter().map(|goal| {
+            let money = goal.kind() == pb::GoalKind::Order;
+            (goal.id, money)
+        });
+        Units { currency, goals: goals.collect() }
+    }
+
+    /// The tenant's default goal: the first of its config (`orders`).
+    pub fn default_goal(&self) -> Option<&str> {
+        self.goals.first().map(|(id, _)| id.as_str())
+    }
+
+    /// How `goal_id`'s values read; a goal the server did not describe is a plain number.
+    pub fn of(&self, goal_id: &str) -> ValueUnit<'_> {
+        let money = self.goals.iter().any(|(id, money)| id == goal_id && *money);
+        if money && !self.currency.is_empty() { ValueUnit::Money(&self.currency) } else { ValueUnit::Plain }
+    }
+}
+
 /// Which report a [`StatsReport`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatsKind {
@@ -123,6 +164,7 @@ pub struct StatsReport {
     pub rows: Vec<StatsRow>,
     /// Campaign lists only.
     pub totals: Option<Totals>,
+    pub units: Units,
 }
 
 impl StatsReport {
@@ -137,17 +179,28 @@ impl StatsReport {
         ids
     }
 
+    /// The tenant's default goal, whose figures the table shows by default: the first of
+    /// its config, or (from a server that does not say) the first goal the rows report.
+    pub fn default_goal(&self) -> Option<String> {
+        self.units.default_goal().map(str::to_owned).or_else(|| self.goal_ids().into_iter().next())
+    }
+
     pub fn from_campaigns(list: pb::CampaignList) -> Result<StatsReport, ReplyError> {
-        let pb::CampaignList { campaigns, totals } = list;
+        let pb::CampaignList { campaigns, totals, units } = list;
         let rows = campaigns.into_iter().map(campaign_row).collect::<Result<_, _>>()?;
         let totals = totals.map(totals_from_pb).transpose()?;
-        Ok(StatsReport { kind: StatsKind::Campaigns, rows, totals: Some(totals.unwrap_or_default()) })
+        Ok(StatsReport {
+            kind: StatsKind::Campaigns,
+            rows,
+            totals: Some(totals.unwrap_or_default()),
+            units: Units::from_pb(units),
+        })
     }
 
     pub fn from_messages(list: pb::MessageStatsList) -> Result<StatsReport, ReplyError> {
-        let pb::MessageStatsList { messages } = list;
+        let pb::MessageStatsList { messages, units } = list;
         let rows = messages.into_iter().map(message_row).collect::<Result<_, _>>()?;
-        Ok(StatsReport { kind: StatsKind::Messages, rows, totals: None })
+        Ok(StatsReport { kind: StatsKind::Messages, rows, totals: None, units: Units::from_pb(units) })
     }
 }
 
@@ -239,9 +292,15 @@ impl GoalRow {
     }
 }
 
+/// The goal rows and what their values are in.
+pub fn goal_report(reply: pb::GoalKpisReply) -> Result<(Vec<GoalRow>, Units), ReplyError> {
+    let pb::GoalKpisReply { goals, units } = reply;
+    Ok((goals.into_iter().map(goal_row).collect::<Result<_, _>>()?, Units::from_pb(units)))
+}
+
+#[cfg(test)]
 pub fn goal_rows(reply: pb::GoalKpisReply) -> Result<Vec<GoalRow>, ReplyError> {
-    let pb::GoalKpisReply { goals } = reply;
-    goals.into_iter().map(goal_row).collect()
+    goal_report(reply).map(|(rows, _)| rows)
 }
 
 fn goal_row(kpis: pb::GoalKpis) -> Result<GoalRow, ReplyError> {
@@ -294,6 +353,15 @@ pub mod fixtures {
         Some(pb::TouchCounts { sent, delivered, opened, clicked, open_rate: rate(opened), click_rate: rate(clicked) })
     }
 
+    /// A tenant in `currency` with the default goal `orders` (ORDER) and `checkin` (EVENT).
+    pub fn units(currency: &str) -> Option<pb::ReportUnits> {
+        let goal = |id: &str, kind: pb::GoalKind| pb::Goal { id: id.into(), kind: kind.into(), ..pb::Goal::default() };
+        Some(pb::ReportUnits {
+            currency: currency.into(),
+            goals: vec![goal("orders", pb::GoalKind::Order), goal("checkin", pb::GoalKind::Event)],
+        })
+    }
+
     pub fn hit(name: &str, hits: u64) -> pb::EventHitCount {
         pb::EventHitCount { name: name.into(), hits }
     }
@@ -322,6 +390,7 @@ pub mod fixtures {
                 revenue: decimal("5000"),
                 average_check: 1250.0,
             }),
+            units: units("USD"),
         }
     }
 
@@ -347,6 +416,7 @@ pub mod fixtures {
                     goals: vec![goal("orders", 0, "0", 0.0, 0.0)],
                 },
             ],
+            units: units("USD"),
         }
     }
 
@@ -377,6 +447,7 @@ pub mod fixtures {
                     no_campaign: tally(0, "0"),
                 },
             ],
+            units: units("USD"),
         }
     }
 }

@@ -1,9 +1,14 @@
 //! Human-readable output: aligned columns (text left, numbers right), two spaces apart.
 //! Campaigns end with a totals line; goals are followed by their campaign breakdown.
+//!
+//! Tables are for people at a terminal, so unlike json and csv (exact minor units, every
+//! column) they show money in major units with the currency's own decimals and thousands
+//! grouped ("23,509.27 USD", "1,500 JPY"), EVENT goal values as plain numbers (an event's
+//! value is no money), counts grouped, and by default only the columns that answer "which
+//! campaign sold": the default goal's figures. `--goals` adds every other goal's columns.
 
-use super::rows::{
-    GoalRow, StatsKind, StatsReport, StatsRow, Subject, TOP_EVENT_HITS, Tally, Totals, derived, value_text,
-};
+use super::rows::{GoalRow, StatsKind, StatsReport, StatsRow, Subject, Tally, Totals, Units, ValueUnit, derived, value_text};
+use touchstone_core::currency::{format_money, group_thousands};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
@@ -67,111 +72,174 @@ fn pad(text: &str, width: usize, align: Align) -> String {
     }
 }
 
+/// Which goals the campaign and message tables show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoalColumns {
+    /// The default goal's conversions, value and conversion rate: a table that fits a terminal.
+    Default,
+    /// Also every other goal's conversions, value, conversion rate and average (`--goals`).
+    All,
+}
+
 /// `25.0%`, or `-` when the denominator is 0.
 fn percent_text(rate: f64, denominator: u64) -> String {
     derived(rate, denominator).map_or_else(|| "-".to_owned(), |rate| format!("{:.1}%", rate * 100.0))
 }
 
-fn average_text(average: f64, conversions: u64) -> String {
-    derived(average, conversions).map_or_else(|| "-".to_owned(), |average| format!("{average:.2}"))
+/// `1,234`: a count with thousands grouped.
+fn count_text(count: impl Into<u128>) -> String {
+    group_thousands(count.into())
 }
 
-/// `view 7, checkin 2`: the top event names.
-fn hits_text(row: &StatsRow) -> String {
-    row.event_hits
-        .iter()
-        .take(TOP_EVENT_HITS)
-        .map(|(name, hits)| format!("{name} {hits}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// A decimal as written by [`value_text`] or `{:.2}` with its whole part grouped: "-1,234.5".
+fn group_decimal(text: &str) -> String {
+    let (sign, digits) = text.strip_prefix('-').map_or(("", text), |rest| ("-", rest));
+    let (whole, fraction) = digits.split_once('.').map_or((digits, None), |(whole, fraction)| (whole, Some(fraction)));
+    // Only digits reach here; anything else is shown as it came rather than lost.
+    let grouped = whole.parse::<u128>().map_or_else(|_| whole.to_owned(), group_thousands);
+    match fraction {
+        Some(fraction) => format!("{sign}{grouped}.{fraction}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// A goal value: money of the tenant's currency, or the exact plain number (grouped).
+fn value_cell(value_micros: i128, unit: ValueUnit<'_>) -> String {
+    match unit {
+        ValueUnit::Money(currency) => format_money(value_micros, currency),
+        ValueUnit::Plain => group_decimal(&value_text(value_micros)),
+    }
+}
+
+/// Value per conversion: money rounded to the currency's minor unit, a plain number to two
+/// decimals; `-` without conversions.
+fn average_text(average: f64, conversions: u64, unit: ValueUnit<'_>) -> String {
+    derived(average, conversions).map_or_else(
+        || "-".to_owned(),
+        |average| match unit {
+            // The server's average is in minor units; format_money takes millionths of them.
+            ValueUnit::Money(currency) => format_money((average * 1_000_000.0).round() as i128, currency),
+            ValueUnit::Plain => group_decimal(&format!("{average:.2}")),
+        },
+    )
 }
 
 fn column(title: impl Into<String>, align: Align) -> (String, Align) {
     (title.into(), align)
 }
 
-fn stats_columns(kind: StatsKind, goal_ids: &[String]) -> Vec<(String, Align)> {
+/// A goal the stats table shows, and how.
+struct ShownGoal<'a> {
+    id: String,
+    unit: ValueUnit<'a>,
+    /// The default goal: short titles, no average column.
+    default: bool,
+}
+
+/// The default goal first, then (with `--goals`) the others in the rows' order.
+fn shown_goals(report: &StatsReport, goals: GoalColumns) -> Vec<ShownGoal<'_>> {
+    let default = report.default_goal();
+    let mut shown: Vec<ShownGoal<'_>> = default
+        .iter()
+        .map(|id| ShownGoal { id: id.clone(), unit: report.units.of(id), default: true })
+        .collect();
+    if goals == GoalColumns::All {
+        for id in report.goal_ids() {
+            if default.as_deref() != Some(id.as_str()) {
+                shown.push(ShownGoal { unit: report.units.of(&id), id, default: false });
+            }
+        }
+    }
+    shown
+}
+
+fn stats_columns(kind: StatsKind, goals: &[ShownGoal<'_>]) -> Vec<(String, Align)> {
     let mut columns = match kind {
         StatsKind::Campaigns => vec![column("CAMPAIGN", Align::Left), column("MSGS", Align::Right)],
-        StatsKind::Messages => {
-            vec![column("MESSAGE", Align::Left), column("CAMPAIGN", Align::Left), column("CHANNEL", Align::Left)]
-        }
+        StatsKind::Messages => vec![column("MESSAGE", Align::Left), column("CAMPAIGN", Align::Left)],
     };
-    for title in ["SENT", "DELIVERED", "OPENED", "CLICKED", "OPEN RATE", "CLICK RATE"] {
-        columns.push(column(title, Align::Right));
-    }
-    for goal in goal_ids {
-        for what in ["CONV", "VALUE", "CONV RATE", "AVG CHECK"] {
-            columns.push(column(format!("{goal} {what}"), Align::Right));
+    columns.extend([column("SENT", Align::Right), column("OPENED", Align::Right)]);
+    for goal in goals {
+        let money = matches!(goal.unit, ValueUnit::Money(_));
+        let value = if money { "REVENUE" } else { "VALUE" };
+        if goal.default {
+            // "ORDERS  REVENUE  CONV RATE": short, so that the default table fits 80 columns.
+            columns.extend([
+                column(goal.id.to_uppercase(), Align::Right),
+                column(value, Align::Right),
+                column("CONV RATE", Align::Right),
+            ]);
+        } else {
+            let average = if money { "AVG CHECK" } else { "AVG VALUE" };
+            for what in ["CONV", value, "CONV RATE", average] {
+                columns.push(column(format!("{} {what}", goal.id), Align::Right));
+            }
         }
     }
-    columns.push(column("TOP EVENTS", Align::Left));
     columns
 }
 
-fn stats_cells(row: &StatsRow, goal_ids: &[String]) -> Vec<String> {
+fn stats_cells(row: &StatsRow, goals: &[ShownGoal<'_>]) -> Vec<String> {
     let mut cells = match &row.subject {
-        Subject::Campaign { campaign_id, messages } => vec![campaign_id.clone(), messages.to_string()],
-        Subject::Message { msg_hash, campaign_id, channel, registered } => {
-            let channel = match (channel, registered) {
-                (Some(channel), _) => channel.as_str().to_owned(),
-                (None, false) => "unregistered".to_owned(),
-                (None, true) => "-".to_owned(),
+        Subject::Campaign { campaign_id, messages } => vec![campaign_id.clone(), count_text(*messages)],
+        Subject::Message { msg_hash, campaign_id, channel: _, registered } => {
+            // Without a channel column, the campaign cell tells a message nobody registered.
+            let campaign = match (registered, campaign_id.is_empty()) {
+                (false, _) => "(unregistered)".to_owned(),
+                (true, true) => "-".to_owned(),
+                (true, false) => campaign_id.clone(),
             };
-            let campaign = if campaign_id.is_empty() { "-".to_owned() } else { campaign_id.clone() };
-            vec![msg_hash.clone(), campaign, channel]
+            vec![msg_hash.clone(), campaign]
         }
     };
     let touches = row.touches;
-    cells.extend([
-        touches.sent.to_string(),
-        touches.delivered.to_string(),
-        touches.opened.to_string(),
-        touches.clicked.to_string(),
-        percent_text(touches.open_rate, touches.delivered),
-        percent_text(touches.click_rate, touches.delivered),
-    ]);
-    for goal_id in goal_ids {
-        let cell = row.goal(goal_id);
+    cells.extend([count_text(touches.sent), count_text(touches.opened)]);
+    for goal in goals {
+        let cell = row.goal(&goal.id);
         cells.extend([
-            cell.conversions.to_string(),
-            value_text(cell.value_micros),
+            count_text(cell.conversions),
+            value_cell(cell.value_micros, goal.unit),
             percent_text(cell.conversion_rate, touches.opened),
-            average_text(cell.average_check, cell.conversions),
         ]);
+        if !goal.default {
+            cells.push(average_text(cell.average_check, cell.conversions, goal.unit));
+        }
     }
-    cells.push(hits_text(row));
     cells
 }
 
-fn totals_line(totals: &Totals) -> String {
+/// The totals of a campaign list: its default goal (revenue and average check in its unit).
+fn totals_line(totals: &Totals, unit: ValueUnit<'_>) -> String {
     let Totals { campaigns, purchases, revenue_micros, average_check } = totals;
     format!(
-        "total: {campaigns} campaigns, {purchases} purchases, revenue {}, average check {}\n",
-        value_text(*revenue_micros),
-        average_text(*average_check, *purchases),
+        "total: {} campaigns, {} purchases, revenue {}, average check {}\n",
+        count_text(*campaigns),
+        count_text(*purchases),
+        value_cell(*revenue_micros, unit),
+        average_text(*average_check, *purchases, unit),
     )
 }
 
-pub fn render_stats(report: &StatsReport) -> String {
-    let goal_ids = report.goal_ids();
-    let mut table = Table::new(stats_columns(report.kind, &goal_ids));
+pub fn render_stats(report: &StatsReport, goals: GoalColumns) -> String {
+    let shown = shown_goals(report, goals);
+    let mut table = Table::new(stats_columns(report.kind, &shown));
     for row in &report.rows {
-        table.push(stats_cells(row, &goal_ids));
+        table.push(stats_cells(row, &shown));
     }
     let mut text = table.render();
     if let Some(totals) = &report.totals {
+        let unit = report.default_goal().map_or(ValueUnit::Plain, |goal| report.units.of(&goal));
         text.push('\n');
-        text.push_str(&totals_line(totals));
+        text.push_str(&totals_line(totals, unit));
     }
     text
 }
 
-fn tally_cells(Tally { conversions, value_micros }: Tally) -> [String; 2] {
-    [conversions.to_string(), value_text(value_micros)]
+fn tally_cells(Tally { conversions, value_micros }: Tally, unit: ValueUnit<'_>) -> [String; 2] {
+    [count_text(conversions), value_cell(value_micros, unit)]
 }
 
-pub fn render_goals(rows: &[GoalRow]) -> String {
+pub fn render_goals(rows: &[GoalRow], units: &Units) -> String {
     let mut columns = vec![column("GOAL", Align::Left)];
     for rule in ["EXPLICIT", "LAST TOUCH", "UNATTRIBUTED", "TOTAL"] {
         columns.push(column(rule, Align::Right));
@@ -179,15 +247,16 @@ pub fn render_goals(rows: &[GoalRow]) -> String {
     }
     let mut table = Table::new(columns);
     for row in rows {
+        let unit = units.of(&row.goal_id);
         let mut cells = vec![row.goal_id.clone()];
         for tally in [row.explicit, row.last_touch, row.unattributed, row.total()] {
-            cells.extend(tally_cells(tally));
+            cells.extend(tally_cells(tally, unit));
         }
         table.push(cells);
     }
     let mut text = table.render();
     for row in rows {
-        if let Some(breakdown) = campaign_breakdown(row) {
+        if let Some(breakdown) = campaign_breakdown(row, units.of(&row.goal_id)) {
             text.push('\n');
             text.push_str(&format!("{} credited by campaign:\n", row.goal_id));
             text.push_str(&breakdown);
@@ -197,18 +266,18 @@ pub fn render_goals(rows: &[GoalRow]) -> String {
 }
 
 /// Which campaigns a goal's credited conversions went to, or none when nothing was credited.
-fn campaign_breakdown(row: &GoalRow) -> Option<String> {
+fn campaign_breakdown(row: &GoalRow, unit: ValueUnit<'_>) -> Option<String> {
     if row.campaigns.is_empty() && row.no_campaign == Tally::default() {
         return None;
     }
     let mut table =
         Table::new(vec![column("CAMPAIGN", Align::Left), column("CONV", Align::Right), column("VALUE", Align::Right)]);
     for (campaign_id, tally) in &row.campaigns {
-        let [conversions, value] = tally_cells(*tally);
+        let [conversions, value] = tally_cells(*tally, unit);
         table.push(vec![campaign_id.clone(), conversions, value]);
     }
     if row.no_campaign != Tally::default() {
-        let [conversions, value] = tally_cells(row.no_campaign);
+        let [conversions, value] = tally_cells(row.no_campaign, unit);
         table.push(vec!["(no campaign)".to_owned(), conversions, value]);
     }
     Some(table.render())
@@ -217,8 +286,9 @@ fn campaign_breakdown(row: &GoalRow) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::super::rows::fixtures::*;
-    use super::super::rows::goal_rows;
+    use super::super::rows::goal_report;
     use super::*;
+    use touchstone_proto::v1 as pb;
 
     #[test]
     fn columns_are_padded_to_the_widest_cell_text_left_numbers_right_headers_too() {
@@ -237,50 +307,137 @@ mod tests {
         assert_eq!(table.render(), "K     V\nété   1\nabcd  2\n");
     }
 
-    #[test]
-    fn campaign_table_is_aligned_and_ends_with_totals() {
-        let mut list = campaign_list();
-        for campaign in &mut list.campaigns {
-            campaign.goals.truncate(1);
-        }
-        let text = render_stats(&StatsReport::from_campaigns(list).unwrap());
-        let expected = "\
-CAMPAIGN  MSGS  SENT  DELIVERED  OPENED  CLICKED  OPEN RATE  CLICK RATE  orders CONV  orders VALUE  orders CONV RATE  orders AVG CHECK  TOP EVENTS
-spring       2   100         80      20        5      25.0%        6.2%            4          5000             20.0%           1250.00  view 7, checkin 2
-summer       1    10          0       0        0          -           -            0             0                 -                 -
-
-total: 2 campaigns, 4 purchases, revenue 5000, average check 1250.00
-";
-        assert_eq!(text, expected);
+    fn campaigns(list: pb::CampaignList, goals: GoalColumns) -> String {
+        render_stats(&StatsReport::from_campaigns(list).unwrap(), goals)
     }
 
     #[test]
-    fn message_table_marks_unregistered_messages_and_shows_the_top_five_events() {
+    fn campaign_table_shows_the_default_goal_only_money_in_major_units_and_ends_with_totals() {
+        let expected = "\
+CAMPAIGN  MSGS  SENT  OPENED  ORDERS    REVENUE  CONV RATE
+spring       2   100      20       4  50.00 USD      20.0%
+summer       1    10       0       0   0.00 USD          -
+
+total: 2 campaigns, 4 purchases, revenue 50.00 USD, average check 12.50 USD
+";
+        assert_eq!(campaigns(campaign_list(), GoalColumns::Default), expected);
+    }
+
+    #[test]
+    fn goals_flag_adds_every_other_goals_columns_event_values_as_plain_numbers() {
+        let expected = "\
+CAMPAIGN  MSGS  SENT  OPENED  ORDERS    REVENUE  CONV RATE  checkin CONV  checkin VALUE  checkin CONV RATE  checkin AVG VALUE
+spring       2   100      20       4  50.00 USD      20.0%             1           12.5               5.0%              12.50
+summer       1    10       0       0   0.00 USD          -             0              0                  -                  -
+
+total: 2 campaigns, 4 purchases, revenue 50.00 USD, average check 12.50 USD
+";
+        assert_eq!(campaigns(campaign_list(), GoalColumns::All), expected);
+    }
+
+    #[test]
+    fn money_has_the_currencys_decimals_and_grouping_counts_are_grouped() {
+        let mut list = campaign_list();
+        list.campaigns[0].touches = touches(1_234_567, 1_000_000, 200_000, 5);
+        list.campaigns[0].goals[0] = goal("orders", 4, "2350927", 0.00002, 587_731.75);
+        list.totals = Some(pb::CampaignTotals { campaigns: 2, purchases: 4, revenue: decimal("2350927"), average_check: 587_731.75 });
+        let text = campaigns(list.clone(), GoalColumns::Default);
+        assert!(text.contains("spring       2  1,234,567  200,000       4  23,509.27 USD"), "{text}");
+        assert!(text.ends_with("revenue 23,509.27 USD, average check 5,877.32 USD\n"), "{text}");
+
+        list.units = units("JPY");
+        list.campaigns[0].goals[0].value = decimal("1500");
+        let text = campaigns(list.clone(), GoalColumns::Default);
+        assert!(text.contains("  1,500 JPY  "), "{text}");
+        assert!(text.contains("      0 JPY  "), "no decimals for JPY: {text}");
+        assert!(text.ends_with("revenue 2,350,927 JPY, average check 587,732 JPY\n"), "{text}");
+
+        list.units = units("KWD");
+        list.campaigns[0].goals[0].value = decimal("1234");
+        let text = campaigns(list, GoalColumns::Default);
+        assert!(text.contains("  1.234 KWD  "), "{text}");
+        assert!(text.ends_with("revenue 2,350.927 KWD, average check 587.732 KWD\n"), "{text}");
+    }
+
+    #[test]
+    fn event_goal_values_are_never_money_even_when_the_event_goal_comes_first() {
+        let mut list = campaign_list();
+        list.campaigns[0].goals[1] = goal("checkin", 3, "1234567.5", 0.15, 411_522.5);
+        let text = campaigns(list.clone(), GoalColumns::All);
+        let spring = text.lines().nth(1).unwrap();
+        assert!(spring.contains("  1,234,567.5  "), "{spring}");
+        assert!(spring.ends_with("  411,522.50"), "{spring}");
+        assert!(!spring.contains("USD 1") && spring.matches("USD").count() == 1, "only orders is money: {spring}");
+
+        // A tenant whose first goal were an EVENT goal: its values stay plain numbers.
+        let units = list.units.as_mut().unwrap();
+        units.goals.reverse();
+        for campaign in &mut list.campaigns {
+            campaign.goals.reverse();
+        }
+        let text = campaigns(list, GoalColumns::Default);
+        assert!(text.starts_with("CAMPAIGN  MSGS  SENT  OPENED  CHECKIN        VALUE  CONV RATE\n"), "{text}");
+        assert!(text.contains("  1,234,567.5  "), "{text}");
+        assert!(!text.contains("USD"), "{text}");
+    }
+
+    #[test]
+    fn a_server_that_sends_no_units_gets_plain_values_as_stored() {
+        let mut list = campaign_list();
+        list.units = None;
+        let text = campaigns(list, GoalColumns::Default);
+        assert!(text.starts_with("CAMPAIGN  MSGS  SENT  OPENED  ORDERS  VALUE  CONV RATE\n"), "{text}");
+        assert!(text.contains("       4  5,000      20.0%"), "{text}");
+        assert!(text.ends_with("revenue 5,000, average check 1,250.00\n"), "{text}");
+    }
+
+    #[test]
+    fn message_table_shows_the_default_goal_and_marks_unregistered_messages() {
         let mut list = message_list();
         list.messages[0].event_hits = (1..=7).map(|n| hit(&format!("e{n}"), n)).collect();
-        let text = render_stats(&StatsReport::from_messages(list).unwrap());
-        let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("MESSAGE  CAMPAIGN  CHANNEL       SENT"), "{}", lines[0]);
-        assert!(lines[1].starts_with("m1       spring    PUSH"), "{}", lines[1]);
-        assert!(lines[1].ends_with("e7 7, e6 6, e5 5, e4 4, e3 3"), "{}", lines[1]);
-        assert!(lines[2].starts_with("m9       -         unregistered"), "{}", lines[2]);
-        assert_eq!(lines.len(), 3, "no totals for messages");
+        let mut no_campaign = list.messages[0].clone();
+        no_campaign.msg_hash = "m2".into();
+        no_campaign.campaign_id = String::new();
+        list.messages.push(no_campaign);
+        let expected = "\
+MESSAGE  CAMPAIGN        SENT  OPENED  ORDERS   REVENUE  CONV RATE
+m1       spring            50      10       3  1.00 USD      30.0%
+m9       (unregistered)     0       0       0  0.00 USD          -
+m2       -                 50      10       3  1.00 USD      30.0%
+";
+        let report = StatsReport::from_messages(list).unwrap();
+        assert_eq!(render_stats(&report, GoalColumns::Default), expected, "no totals for messages");
+        assert_eq!(render_stats(&report, GoalColumns::All), expected, "no other goal to add");
     }
 
     #[test]
-    fn goal_table_splits_by_rule_and_lists_credited_campaigns() {
-        let text = render_goals(&goal_rows(goal_kpis()).unwrap());
+    fn goal_table_splits_by_rule_and_lists_credited_campaigns_order_values_as_money() {
+        let (rows, units) = goal_report(goal_kpis()).unwrap();
+        let text = render_goals(&rows, &units);
         let expected = "\
 GOAL     EXPLICIT  EXPLICIT VALUE  LAST TOUCH  LAST TOUCH VALUE  UNATTRIBUTED  UNATTRIBUTED VALUE  TOTAL  TOTAL VALUE
-orders          2           250.5           3               100             5                0.25     10       350.75
+orders          2        2.51 USD           3          1.00 USD             5            0.00 USD     10     3.51 USD
 checkin         0               0           0                 0             4                   0      4            0
 
 orders credited by campaign:
-CAMPAIGN       CONV  VALUE
-b                 3  200.5
-a                 1     50
-(no campaign)     1    100
+CAMPAIGN       CONV     VALUE
+b                 3  2.01 USD
+a                 1  0.50 USD
+(no campaign)     1  1.00 USD
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn goal_table_event_values_are_plain_and_grouped() {
+        let mut reply = goal_kpis();
+        reply.goals[1].unattributed = tally(4, "12345.75");
+        reply.units = units("JPY");
+        reply.goals[0].explicit = tally(2, "123456");
+        let (rows, units) = goal_report(reply).unwrap();
+        let text = render_goals(&rows, &units);
+        assert!(text.lines().nth(1).unwrap().contains("  123,456 JPY  "), "{text}");
+        let checkin = text.lines().nth(2).unwrap();
+        assert!(checkin.contains("  12,345.75  ") && !checkin.contains("JPY"), "{checkin}");
     }
 }
