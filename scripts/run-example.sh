@@ -3,12 +3,14 @@
 # store, load the data, print two reports, and keep the server running until Ctrl-C.
 #
 # Environment:
-#   PORT                    port to listen on (default 50051)
+#   PORT                    gRPC port to listen on (default 50051)
+#   HTTP_PORT               port of the web console (default 8080)
 #   TOUCHSTONE_EXAMPLE_DIR  folder for the data, the store and the server log
 #                           (default ./touchstone-example)
 set -euo pipefail
 
 PORT="${PORT:-50051}"
+HTTP_PORT="${HTTP_PORT:-8080}"
 EXAMPLE_DIR="${TOUCHSTONE_EXAMPLE_DIR:-./touchstone-example}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -59,10 +61,13 @@ step "generating example data in $DATA"
 if port_in_use "$PORT"; then
     fail "port $PORT on 127.0.0.1 is already in use (another touchstone dev?). Stop it, or pick another port: PORT=50052 make run"
 fi
+if port_in_use "$HTTP_PORT"; then
+    fail "port $HTTP_PORT on 127.0.0.1 (the console) is already in use. Pick another: HTTP_PORT=8081 make run"
+fi
 
 step "starting touchstone dev on 127.0.0.1:$PORT (fresh store in $STORE)"
 rm -rf "$STORE"
-"$BIN" dev --listen "127.0.0.1:$PORT" --data-dir "$STORE" >"$LOG" 2>&1 &
+"$BIN" dev --listen "127.0.0.1:$PORT" --data-dir "$STORE" --http "127.0.0.1:$HTTP_PORT" >"$LOG" 2>&1 &
 SERVER_PID=$!
 
 # Its first stdout line says where it listens; give it about 30 s.
@@ -87,6 +92,7 @@ if [[ -z "$URL" ]]; then
     fail "touchstone dev did not report listening within 30 s (log above)"
 fi
 echo "listening on $URL (log: $LOG)"
+CONSOLE="$(sed -n 's/^console on \(http:[^ ]*\).*/\1/p' "$LOG" | head -n 1)"
 
 step "importing config, messages and records"
 "$BIN" import config "$DATA/config.json" --server "$URL"
@@ -104,6 +110,9 @@ HOSTPORT="${URL#http://}"
 cat <<EOF
 
 touchstone dev keeps running at $URL (store: $STORE, log: $LOG).
+
+  Web console: ${CONSOLE:-http://127.0.0.1:$HTTP_PORT/}
+
 Tenants: acme-shop, streamly, fitclub. In another terminal, try:
 
   $BIN report messages --tenant streamly --format json --server $URL

@@ -88,10 +88,12 @@ pub struct Serving {
     pub limits: Limits,
     pub tls: Tls,
     pub metrics: MetricsArgs,
+    /// Where the query role serves the web console, if anywhere.
+    pub console: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(role: Role, database: DatabaseArgs, worker_id: Option<String>, serving: Serving) -> CommandResult {
-    let Serving { listen, access, limits, tls, metrics } = serving;
+    let Serving { listen, access, limits, tls, metrics, console } = serving;
     let tracer_provider = init_tracing(role.service_name());
     // Checked before anything else: a cluster process never starts open by accident.
     let keys = match (&access.keys_file, access.insecure) {
@@ -112,13 +114,13 @@ pub async fn run(role: Role, database: DatabaseArgs, worker_id: Option<String>, 
         .await
         .map_err(|err| format!("cannot use keyspace {} on {}: {err} (has `touchstone migrate` run?)", database.keyspace, database.scylla_nodes.join(",")))?;
     let roles = match role {
-        Role::Ingest => Roles { ingest: true, keys, limits, tls: tls.clone(), ..Roles::default() },
-        Role::Query => Roles { query: true, keys, limits, tls: tls.clone(), ..Roles::default() },
+        Role::Ingest => Roles { ingest: true, keys: keys.clone(), limits, tls: tls.clone(), ..Roles::default() },
+        Role::Query => Roles { query: true, keys: keys.clone(), limits, tls: tls.clone(), ..Roles::default() },
         Role::Attribution => {
             let id = worker_id.unwrap_or_else(default_worker_id);
             let mut worker = WorkerOptions::new(id);
             worker.lease_ttl = Duration::from_secs(10);
-            Roles { worker: Some(worker), keys, limits, tls: tls.clone(), ..Roles::default() }
+            Roles { worker: Some(worker), keys: keys.clone(), limits, tls: tls.clone(), ..Roles::default() }
         }
     };
     let detail = format!("(keyspace {} on {})", database.keyspace, database.scylla_nodes.join(","));
@@ -129,6 +131,9 @@ pub async fn run(role: Role, database: DatabaseArgs, worker_id: Option<String>, 
     let store = Arc::new(store);
     // After the listening line, which scripts read first.
     metrics.start(store.clone()).await?;
+    if let Some(address) = console {
+        crate::console::start(address, store.clone(), keys).await?;
+    }
     let result = serve(store, listener, roles, shutdown_signal()).await;
     tracing::info!(role = role.name(), "stopped");
     if let Some(provider) = tracer_provider {

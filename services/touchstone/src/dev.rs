@@ -15,7 +15,21 @@ use touchstone_attribution::WorkerOptions;
 use touchstone_store::EmbeddedStore;
 use touchstone_store::embedded::EmbeddedOptions;
 
-pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool, keys_file: Option<PathBuf>, limits: Limits, tls: Tls, metrics: MetricsArgs) -> CommandResult {
+/// What `touchstone dev` was asked to do.
+pub struct DevOptions {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub sync: bool,
+    pub keys_file: Option<PathBuf>,
+    /// Where to serve the web console, if anywhere.
+    pub console: Option<SocketAddr>,
+    pub limits: Limits,
+    pub tls: Tls,
+    pub metrics: MetricsArgs,
+}
+
+pub async fn run(options: DevOptions) -> CommandResult {
+    let DevOptions { listen, data_dir, sync, keys_file, console, limits, tls, metrics } = options;
     let tracer_provider = init_tracing("touchstone");
     let keys = match &keys_file {
         Some(path) => Some(KeyRing::load(path)?),
@@ -29,11 +43,14 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf, sync: bool, keys_file: O
     let store = EmbeddedStore::open_with(&data_dir, EmbeddedOptions { sync })
         .map_err(|err| format!("cannot open the embedded store in {}: {err}", data_dir.display()))?;
     // The only worker there is: it takes every log shard's lease.
-    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("dev")), query: true, keys, limits, tls: tls.clone() };
+    let roles = Roles { ingest: true, worker: Some(WorkerOptions::new("dev")), query: true, keys: keys.clone(), limits, tls: tls.clone() };
     let listener = listen_on(listen, "touchstone dev", &format!("(data in {})", data_dir.display()), tls.identity.is_some()).await?;
     let store = Arc::new(store);
     // After the listening line, which scripts read first.
     metrics.start(store.clone()).await?;
+    if let Some(address) = console {
+        crate::console::start(address, store.clone(), keys).await?;
+    }
     let result = serve(store, listener, roles, shutdown_signal()).await;
     tracing::info!("touchstone dev stopped");
     if let Some(provider) = tracer_provider {

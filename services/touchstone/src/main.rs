@@ -13,6 +13,7 @@
 mod badges;
 mod cluster;
 mod config_file;
+mod console;
 mod dev;
 mod r#gen;
 mod import;
@@ -90,6 +91,16 @@ impl LimitArgs {
     }
 }
 
+/// Where the web console is served.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConsoleArgs {
+    /// Serve the web console (campaigns, goals, explanations, member care) over HTTP on this
+    /// address, e.g. 127.0.0.1:8080; off when unset. With --keys-file, the browser asks for
+    /// an API key with the query scope (any user name, the key as password).
+    #[arg(long, env = "TOUCHSTONE_HTTP")]
+    pub http: Option<SocketAddr>,
+}
+
 /// Where Prometheus scrapes the process.
 #[derive(clap::Args, Debug, Clone)]
 pub struct MetricsArgs {
@@ -157,7 +168,7 @@ pub struct ClusterServerArgs {
 impl ClusterServerArgs {
     fn serving(self, listen: SocketAddr) -> Result<cluster::Serving, String> {
         let ClusterServerArgs { access, limits, tls, metrics } = self;
-        Ok(cluster::Serving { listen, access, limits: limits.limits(), tls: tls.tls()?, metrics })
+        Ok(cluster::Serving { listen, access, limits: limits.limits(), tls: tls.tls()?, metrics, console: None })
     }
 }
 
@@ -189,6 +200,8 @@ enum Command {
         /// The API keys file; without it `dev` runs open (and says so).
         #[arg(long, env = "TOUCHSTONE_KEYS_FILE")]
         keys_file: Option<PathBuf>,
+        #[command(flatten)]
+        console: ConsoleArgs,
         #[command(flatten)]
         limits: LimitArgs,
         #[command(flatten)]
@@ -228,6 +241,8 @@ enum Command {
     Query {
         #[arg(long, env = "TOUCHSTONE_LISTEN", default_value = "127.0.0.1:50053")]
         listen: SocketAddr,
+        #[command(flatten)]
+        console: ConsoleArgs,
         #[command(flatten)]
         database: cluster::DatabaseArgs,
         #[command(flatten)]
@@ -347,6 +362,31 @@ pub enum ReportCommand {
     Messages(StatsArgs),
     /// Per goal: explicit, last touch and unattributed conversions.
     Goals(ReportArgs),
+    /// Why one conversion was credited as it was: the rule, the credited message, and every
+    /// candidate touch with its verdict.
+    Explain(ExplainArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ExplainArgs {
+    #[arg(long)]
+    pub tenant: String,
+    /// The goal the conversion is of.
+    #[arg(long)]
+    pub goal: String,
+    /// The conversion: an order_id for an ORDER goal, an event_id for an EVENT goal.
+    #[arg(long)]
+    pub key: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ExplainFormat,
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ExplainFormat {
+    Json,
+    Table,
 }
 
 /// Threads of tokio's blocking pool, where the embedded store runs every call. With the
@@ -388,15 +428,19 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Dev { listen, data_dir, sync, keys_file, limits, tls, metrics } => {
-                dev::run(listen, data_dir, sync, keys_file, limits.limits(), tls.tls()?, metrics).await
+            Command::Dev { listen, data_dir, sync, keys_file, console, limits, tls, metrics } => {
+                let options = dev::DevOptions { listen, data_dir, sync, keys_file, console: console.http, limits: limits.limits(), tls: tls.tls()?, metrics };
+                dev::run(options).await
             }
             Command::Migrate { database, schema } => cluster::migrate(database, schema).await,
             Command::Ingest { listen, database, server } => cluster::run(cluster::Role::Ingest, database, None, server.serving(listen)?).await,
             Command::Attribution { listen, database, worker_id, server } => {
                 cluster::run(cluster::Role::Attribution, database, worker_id, server.serving(listen)?).await
             }
-            Command::Query { listen, database, server } => cluster::run(cluster::Role::Query, database, None, server.serving(listen)?).await,
+            Command::Query { listen, console, database, server } => {
+                let serving = cluster::Serving { console: console.http, ..server.serving(listen)? };
+                cluster::run(cluster::Role::Query, database, None, serving).await
+            }
             Command::Keys { what } => keys::run(what),
             Command::Import { what } => import::run(what).await,
             Command::Report { what } => report::run(what).await,

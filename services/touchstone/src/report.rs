@@ -4,13 +4,14 @@
 //! - [`rows`]: the replies checked and read into plain rows, shared by the writers.
 //! - [`json`], [`export`] (CSV), [`table`]: one writer each.
 
+pub(crate) mod explain;
 pub(crate) mod export;
 pub(crate) mod json;
 pub(crate) mod rows;
 pub(crate) mod table;
 
 use crate::import::client::{self, ClientError, MAX_REPLY_BYTES};
-use crate::{CommandResult, Format, ReportArgs, ReportCommand, StatsArgs};
+use crate::{CommandResult, ExplainFormat, Format, ReportArgs, ReportCommand, StatsArgs};
 use rows::{GoalRow, StatsReport, Units};
 use std::io::Write;
 use std::process::ExitCode;
@@ -43,6 +44,17 @@ pub async fn run(what: ReportCommand) -> CommandResult {
                 query.get_goal_kpis(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
             let (rows, units) = rows::goal_report(reply.into_inner())?;
             render_goals(&rows, &units, args.format)?
+        }
+        ReportCommand::Explain(args) => {
+            let channel = client::connect(&args.server).await?;
+            let mut query = QueryServiceClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES);
+            let request = pb::ExplainConversionRequest { tenant: args.tenant, goal_id: args.goal, conversion_key: args.key };
+            let reply = query.explain_conversion(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
+            let explanation = reply.into_inner();
+            match args.format {
+                ExplainFormat::Json => json::render(&explain::explanation_json(&explanation))?,
+                ExplainFormat::Table => explain::explanation_table(&explanation),
+            }
         }
     };
     print(&output)?;

@@ -1,0 +1,249 @@
+//! The web console in a real browser: Debian's Chromium (installed by `.ci/run`), headless,
+//! renders every page of the console of a `touchstone dev` holding generated data; the
+//! figures each page shows (the formatted text and the exact value beside it) must equal
+//! what the CLI's JSON says for the same tenant and range: the campaign list and its totals,
+//! a campaign's messages, goal KPIs, a conversion's explanation, a customer's trophy case
+//! and badge timeline. It saves a screenshot of each page (`TOUCHSTONE_SCREENSHOTS_DIR`,
+//! else `target/console-screenshots`): the README's pictures are these.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use touchstone_core::currency::format_money;
+use touchstone_core::model::parse_micros;
+use touchstone_integration_tests::{Server, text, touchstone};
+
+const TENANT: &str = "acme-shop";
+const MEMBER: &str = "member-long-timeline";
+
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned())
+}
+
+/// The page's DOM after Chromium has loaded it (scripts run).
+fn dom(url: &str) -> String {
+    let out = Command::new(chromium())
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=2000", "--dump-dom", url])
+        .output()
+        .unwrap_or_else(|err| panic!("running {} (Debian's chromium; .ci/run installs it): {err}", chromium()));
+    assert!(out.status.success(), "chromium --dump-dom {url}: {}", text(&out.stderr));
+    let page = text(&out.stdout);
+    assert!(page.contains("Touchstone"), "{url} did not render the console: {page}");
+    page
+}
+
+fn screenshot(url: &str, name: &str) {
+    let dir = std::env::var_os("TOUCHSTONE_SCREENSHOTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.png"));
+    let out = Command::new(chromium())
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=2000", "--window-size=1400,1000"])
+        .arg(format!("--screenshot={}", file.display()))
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(out.status.success() && file.exists(), "screenshot of {url}: {}", text(&out.stderr));
+}
+
+/// Undoes the HTML escapes the console's templates write.
+fn unescape(text: &str) -> String {
+    text.replace("&#38;", "&").replace("&amp;", "&").replace("&#34;", "\"").replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">")
+}
+
+/// The chunks of `html` that start at each element carrying `attr="..."`, by its value.
+fn blocks(html: &str, attr: &str) -> Vec<(String, String)> {
+    let marker = format!("{attr}=\"");
+    let starts: Vec<usize> = html.match_indices(&marker).map(|(at, _)| at).collect();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, &at)| {
+            let end = starts.get(i + 1).copied().unwrap_or(html.len());
+            let chunk = &html[at + marker.len()..end];
+            let value = chunk.split('"').next().unwrap_or_default();
+            (unescape(value), chunk.to_owned())
+        })
+        .collect()
+}
+
+/// The `(data-raw, shown text)` of the element with `data-field="field"` in `html`.
+fn field(html: &str, field: &str) -> (String, String) {
+    let marker = format!("data-field=\"{field}\"");
+    let at = html.find(&marker).unwrap_or_else(|| panic!("no {field} in {html}"));
+    let rest = &html[at + marker.len()..];
+    let raw = rest.split_once("data-raw=\"").map(|(_, after)| after.split('"').next().unwrap_or_default().to_owned()).unwrap_or_default();
+    let shown = rest.split_once('>').map(|(_, after)| after.split('<').next().unwrap_or_default()).unwrap_or_default();
+    (unescape(&raw), unescape(shown.trim()))
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or_else(|| panic!("not a number: {value}"))
+}
+
+/// The same number, as the page's exact value and as the JSON's.
+fn same(raw: &str, json: &Value, what: &str) {
+    let page: f64 = raw.parse().unwrap_or_else(|_| panic!("{what}: page value {raw:?}"));
+    assert_eq!(page, number(json), "{what}");
+}
+
+fn money(value: &Value, currency: &str) -> String {
+    format_money(parse_micros(&value.to_string()).expect("a decimal"), currency)
+}
+
+fn cli_json(server: &Server, args: &[&str]) -> Value {
+    let out = server.cli(args);
+    assert!(out.status.success(), "touchstone {args:?}: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| panic!("touchstone {args:?} printed no JSON: {err}"))
+}
+
+#[test]
+fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let generated = touchstone(["gen", &data.to_string_lossy()]);
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = free.local_addr().unwrap().to_string();
+    drop(free);
+    let store = dir.path().join("store").to_string_lossy().into_owned();
+    let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &store, "--http", &http]);
+    for (what, file) in [("config", "config.json"), ("messages", "messages.jsonl")] {
+        let imported = server.cli(&["import", what, &data.join(file).to_string_lossy()]);
+        assert!(imported.status.success(), "{}", text(&imported.stderr));
+    }
+    let imported = server.cli(&["import", "records", &data.join("records.jsonl").to_string_lossy(), "--wait"]);
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    let base = format!("http://{http}");
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(data.join("config.json")).unwrap()).unwrap();
+    let currency = config["tenants"][TENANT]["currency"].as_str().unwrap_or("USD").to_owned();
+
+    // Tenants and attribution status.
+    let index = dom(&format!("{base}/"));
+    assert!(index.contains(&format!("data-tenant=\"{TENANT}\"")), "{index}");
+    assert_eq!(field(&index, "pending").0, "0", "imported with --wait: nothing pending");
+    screenshot(&format!("{base}/"), "tenants");
+
+    // Campaigns: opens on the last 30 days holding data; every row and the totals as the CLI says.
+    let page = dom(&format!("{base}/t/{TENANT}/campaigns"));
+    let range_at = page.find("data-from-ms=\"").expect("the range");
+    let from = page[range_at + 14..].split('"').next().unwrap().to_owned();
+    let to_at = page.find("data-to-ms=\"").unwrap();
+    let to = page[to_at + 12..].split('"').next().unwrap().to_owned();
+    assert_eq!(to.parse::<i64>().unwrap() - from.parse::<i64>().unwrap(), 30 * 86_400_000);
+    let range = ["--tenant", TENANT, "--from", &from, "--to", &to, "--format", "json"];
+    let campaigns = cli_json(&server, &[&["report", "campaigns"], &range[..]].concat());
+    let rows: BTreeMap<String, String> = blocks(&page, "data-campaign").into_iter().collect();
+    let listed: Vec<&Value> = campaigns.as_array().unwrap().iter().filter(|c| c["campaign_id"] != "").collect();
+    assert!(!listed.is_empty(), "the generated data has campaign activity in its last 30 days");
+    let mut revenue = 0.0;
+    let mut purchases = 0.0;
+    for campaign in &listed {
+        let id = campaign["campaign_id"].as_str().unwrap();
+        let row = rows.get(id).unwrap_or_else(|| panic!("campaign {id} is not on the page"));
+        for counter in ["sent", "delivered", "opened", "clicked"] {
+            same(&field(row, counter).0, &campaign[counter], &format!("{id} {counter}"));
+        }
+        for (goal_id, figures) in campaign["goals"].as_object().unwrap() {
+            same(&field(row, &format!("conversions:{goal_id}")).0, &figures["conversions"], &format!("{id} {goal_id} conversions"));
+            let (raw, shown) = field(row, &format!("value:{goal_id}"));
+            same(&raw, &figures["value"], &format!("{id} {goal_id} value"));
+            if goal_id == "orders" {
+                assert_eq!(shown, money(&figures["value"], &currency), "{id}: money in major units");
+                revenue += number(&figures["value"]);
+                purchases += number(&figures["conversions"]);
+            }
+        }
+    }
+    same(&field(&page, "revenue").0, &serde_json::json!(revenue), "total revenue");
+    assert_eq!(field(&page, "revenue").1, money(&serde_json::json!(revenue), &currency));
+    same(&field(&page, "purchases").0, &serde_json::json!(purchases), "total purchases");
+    screenshot(&format!("{base}/t/{TENANT}/campaigns"), "campaigns");
+
+    // A campaign's page, followed from the list: its figures and its messages.
+    let busiest = listed.iter().max_by(|a, b| number(&a["goals"]["orders"]["value"]).total_cmp(&number(&b["goals"]["orders"]["value"]))).unwrap();
+    let campaign_id = busiest["campaign_id"].as_str().unwrap();
+    let link = rows[campaign_id].split("href=\"").nth(1).unwrap().split('"').next().unwrap();
+    let url = format!("{base}{}", unescape(link));
+    let page = dom(&url);
+    same(&field(&page, "sent").0, &busiest["sent"], "campaign sent");
+    same(&field(&page, "conversions").0, &busiest["goals"]["orders"]["conversions"], "campaign conversions");
+    assert_eq!(field(&page, "revenue").1, money(&busiest["goals"]["orders"]["value"], &currency));
+    assert!(page.matches("<svg").count() >= 3, "three daily charts");
+    let messages = cli_json(&server, &[&["report", "messages"], &range[..]].concat());
+    let message_rows = blocks(&page, "data-msg-hash");
+    assert!(!message_rows.is_empty());
+    for (msg_hash, row) in &message_rows {
+        let message = messages.as_array().unwrap().iter().find(|m| m["msg_hash"] == msg_hash.as_str());
+        let message = message.unwrap_or_else(|| panic!("message {msg_hash} is not in the CLI's report"));
+        same(&field(row, "sent").0, &message["sent"], &format!("{msg_hash} sent"));
+        same(&field(row, "conversions").0, &message["goals"]["orders"]["conversions"], &format!("{msg_hash} conversions"));
+    }
+    screenshot(&url, "campaign");
+
+    // Goals: KPIs split by rule, and the daily series.
+    // (Opened on the same default range as the campaigns.)
+    let page = dom(&format!("{base}/t/{TENANT}/goals"));
+    assert!(page.contains(&format!("data-from-ms=\"{from}\" data-to-ms=\"{to}\"")));
+    let goals = cli_json(&server, &[&["report", "goals"], &range[..]].concat());
+    let sections: BTreeMap<String, String> = blocks(&page, "data-goal").into_iter().collect();
+    for goal in goals.as_array().unwrap() {
+        let id = goal["goal_id"].as_str().unwrap();
+        let section = sections.get(id).unwrap_or_else(|| panic!("goal {id} is not on the page"));
+        let rules: BTreeMap<String, String> = blocks(section, "data-rule").into_iter().collect();
+        for rule in ["explicit", "last_touch", "unattributed"] {
+            same(&field(&rules[rule], "conversions").0, &goal[rule]["conversions"], &format!("{id} {rule} conversions"));
+            same(&field(&rules[rule], "value").0, &goal[rule]["value"], &format!("{id} {rule} value"));
+        }
+    }
+    assert!(page.contains("id=\"series\""), "the daily series");
+    screenshot(&format!("{base}/t/{TENANT}/goals"), "goals");
+
+    // Explain: an order conversion of the range, as the CLI explains it.
+    let records = std::fs::read_to_string(data.join("records.jsonl")).unwrap();
+    let explanation = records
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|r| r["type"] == "order" && r["tenant"] == TENANT && r["status"] == "PAID" && r["msg_hash"].is_null())
+        .find_map(|order| {
+            let key = order["order_id"].as_str()?.to_owned();
+            let out = server.cli(&["report", "explain", "--tenant", TENANT, "--goal", "orders", "--key", &key, "--format", "json"]);
+            let explained: Value = serde_json::from_slice(&out.stdout).ok()?;
+            (out.status.success() && explained["credited_msg_hash"] != "").then_some((key, explained))
+        });
+    let (key, explained) = explanation.expect("an order of the tenant credited by last touch");
+    let url = format!("{base}/t/{TENANT}/explain?goal=orders&key={key}");
+    let page = dom(&url);
+    assert_eq!(field(&page, "decision").1, unescape(explained["decision"].as_str().unwrap()).trim());
+    assert!(field(&page, "credited_msg_hash").1.contains(explained["credited_msg_hash"].as_str().unwrap()) || page.contains(explained["credited_msg_hash"].as_str().unwrap()));
+    assert_eq!(field(&page, "rule").1, explained["rule"].as_str().unwrap().to_lowercase().replace('_', " "));
+    let candidates = blocks(&page, "data-event-id");
+    let expected = explained["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), expected.len(), "every candidate touch");
+    for ((event_id, row), candidate) in candidates.iter().zip(expected) {
+        assert_eq!(event_id, candidate["event_id"].as_str().unwrap());
+        assert!(row.contains(&format!("data-verdict=\"{}\"", candidate["verdict"].as_str().unwrap().to_lowercase())), "{row}");
+    }
+    screenshot(&url, "explain");
+
+    // Member care: the trophy case and the first page of the timeline, newest first.
+    let url = format!("{base}/t/{TENANT}/members?customer={MEMBER}");
+    let page = dom(&url);
+    let case = cli_json(&server, &["badges", "trophy-case", "--tenant", TENANT, "--customer", MEMBER, "--format", "json"]);
+    let held_at = page.find("id=\"held\"").unwrap();
+    let held: Vec<String> = blocks(&page[held_at..page.find("id=\"timeline\"").unwrap()], "data-badge").into_iter().map(|(id, _)| id).collect();
+    let expected_held: Vec<String> = case["held"].as_array().unwrap().iter().map(|b| b["badge_id"].as_str().unwrap().to_owned()).collect();
+    let expected_locked: Vec<String> = case["locked"].as_array().unwrap().iter().map(|b| b["badge_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(held, [expected_held, expected_locked].concat(), "held, then locked, in the trophy case's order");
+    let timeline = cli_json(&server, &["badges", "timeline", "--tenant", TENANT, "--customer", MEMBER, "--format", "json"]);
+    let shown = blocks(&page[page.find("id=\"timeline\"").unwrap()..], "data-event-id");
+    assert_eq!(shown.len(), 50, "a page of 50");
+    for ((event_id, row), entry) in shown.iter().zip(timeline.as_array().unwrap()) {
+        assert_eq!(event_id, entry["event_id"].as_str().unwrap(), "newest first, as the CLI");
+        assert!(row.contains(entry["action"].as_str().unwrap()) && row.contains(entry["source"].as_str().unwrap()), "{row}");
+    }
+    assert!(page.contains("rel=\"next\""), "200 events: more pages");
+    screenshot(&url, "member-care");
+}

@@ -1,0 +1,127 @@
+//! The console's charts, drawn on the server as SVG (plotters): a page shows them with no
+//! script, and a screenshot or a printout has them too.
+
+use plotters::prelude::*;
+
+/// One line of a daily chart.
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub values: Vec<f64>,
+    pub color: RGBColor,
+}
+
+pub const BLUE_LINE: RGBColor = RGBColor(48, 86, 211);
+pub const GREEN_LINE: RGBColor = RGBColor(26, 127, 55);
+pub const ORANGE_LINE: RGBColor = RGBColor(220, 120, 20);
+pub const GREY_LINE: RGBColor = RGBColor(140, 148, 160);
+
+/// Lines over days (`dates` label the x axis); `y_label` formats the y axis's values.
+pub fn daily(dates: &[String], series: &[Series<'_>], y_label: &dyn Fn(f64) -> String) -> String {
+    let mut svg = String::new();
+    if let Err(err) = draw_daily(&mut svg, dates, series, y_label) {
+        tracing::warn!(error = %err, "console chart failed");
+        return String::new();
+    }
+    svg
+}
+
+fn draw_daily(svg: &mut String, dates: &[String], series: &[Series<'_>], y_label: &dyn Fn(f64) -> String) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(svg, (640, 240)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = series.iter().flat_map(|s| s.values.iter().copied()).fold(0.0_f64, f64::max);
+    let top = if top > 0.0 { top * 1.1 } else { 1.0 };
+    let days = dates.len().max(2);
+    let mut chart = ChartBuilder::on(&root)
+        .margin(8)
+        .x_label_area_size(24)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0..days - 1, 0.0..top)?;
+    let label = |index: &usize| dates.get(*index).map(|date| date.get(5..).unwrap_or(date).to_owned()).unwrap_or_default();
+    chart
+        .configure_mesh()
+        .x_labels(8)
+        .y_labels(5)
+        .x_label_formatter(&label)
+        .y_label_formatter(&|value| y_label(*value))
+        .light_line_style(RGBColor(240, 242, 245))
+        .label_style(("sans-serif", 11))
+        .draw()?;
+    for line in series {
+        let color = line.color;
+        chart
+            .draw_series(LineSeries::new(line.values.iter().enumerate().map(|(i, v)| (i, *v)), color.stroke_width(2)))?
+            .label(line.name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2)));
+    }
+    if series.len() > 1 {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 11))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(228, 231, 236))
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// A point of a time line: when, a short label, and whether it is the one that counts.
+pub struct Mark {
+    pub ts: i64,
+    pub label: String,
+    pub highlighted: bool,
+}
+
+/// Marks on a time line ending at `end` (the conversion), newest on the right.
+pub fn timeline(marks: &[Mark], end: i64) -> String {
+    let mut svg = String::new();
+    if let Err(err) = draw_timeline(&mut svg, marks, end) {
+        tracing::warn!(error = %err, "console timeline failed");
+        return String::new();
+    }
+    svg
+}
+
+fn draw_timeline(svg: &mut String, marks: &[Mark], end: i64) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(svg, (900, 150)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let start = marks.iter().map(|mark| mark.ts).min().unwrap_or(end - 3_600_000).min(end - 60_000);
+    let span = (end - start).max(1) as f64;
+    let x = |ts: i64| 30.0 + (ts - start) as f64 / span * 820.0;
+    let axis_y = 90;
+    root.draw(&PathElement::new(vec![(20, axis_y), (880, axis_y)], GREY_LINE.stroke_width(2)))?;
+    for (i, mark) in marks.iter().enumerate() {
+        let at = x(mark.ts) as i32;
+        let color = if mark.highlighted { GREEN_LINE } else { GREY_LINE };
+        root.draw(&Circle::new((at, axis_y), if mark.highlighted { 7 } else { 5 }, color.filled()))?;
+        // Labels alternate above the line so that neighbours do not overlap.
+        let y = if i % 2 == 0 { axis_y - 28 } else { axis_y - 50 };
+        root.draw(&Text::new(mark.label.clone(), (at - 20, y), ("sans-serif", 11).into_font().color(&color)))?;
+    }
+    let at = x(end) as i32;
+    root.draw(&Rectangle::new([(at - 6, axis_y - 6), (at + 6, axis_y + 6)], BLUE_LINE.filled()))?;
+    root.draw(&Text::new("conversion", (at - 60, axis_y + 16), ("sans-serif", 11).into_font().color(&BLUE_LINE)))?;
+    let first = chrono::DateTime::from_timestamp_millis(start).map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
+    root.draw(&Text::new(first, (20, axis_y + 34), ("sans-serif", 11).into_font().color(&GREY_LINE)))?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_are_svg_with_their_labels() {
+        let dates: Vec<String> = (1..=3).map(|d| format!("2026-01-0{d}")).collect();
+        let series = [Series { name: "sent", values: vec![1.0, 5.0, 2.0], color: BLUE_LINE }, Series { name: "opened", values: vec![0.0, 2.0, 1.0], color: GREEN_LINE }];
+        let svg = daily(&dates, &series, &|v| format!("{v:.0}"));
+        assert!(svg.starts_with("<svg") && svg.contains("01-02") && svg.contains("opened"), "{svg}");
+        let marks = [Mark { ts: 0, label: "open".into(), highlighted: true }];
+        let svg = timeline(&marks, 3_600_000);
+        assert!(svg.contains("conversion") && svg.contains("open"), "{svg}");
+        // Nothing to draw still draws axes.
+        assert!(daily(&[], &[], &|v| v.to_string()).starts_with("<svg"));
+    }
+}

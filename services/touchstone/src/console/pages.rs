@@ -1,0 +1,647 @@
+//! The console's pages: each decodes its parameters, calls the query service as an RPC
+//! would (with the caller's key), and shapes the reply for its template.
+
+use super::chart::{self, Mark, Series};
+use super::view::*;
+use super::{Console, PageError};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{Datelike, Duration as Days, NaiveDate, Utc};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use touchstone_attribution::AttributionApi;
+use touchstone_core::badges::RuleKind;
+use touchstone_core::config::{GoalKind, TenantConfig};
+use touchstone_core::currency::format_money;
+use touchstone_core::rollup::Granularity;
+use touchstone_proto::auth::Principal;
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::attribution_service_server::AttributionService as _;
+use touchstone_proto::v1::query_service_server::QueryService as _;
+use touchstone_store::CellKinds;
+
+type Page = Result<Response, PageError>;
+
+/// Days a report opens on: the last 30 days that hold the tenant's data.
+const DEFAULT_DAYS: i64 = 30;
+const DAY_MS: i64 = 86_400_000;
+/// How long the last day holding a tenant's data is trusted before it is looked up again.
+const LAST_DAY_TTL: Duration = Duration::from_secs(60);
+/// Timeline entries on a member-care page.
+const TIMELINE_PAGE: u32 = 50;
+
+/// Every page's query parameters (each page reads its own).
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    from: Option<String>,
+    to: Option<String>,
+    sort: Option<String>,
+    dir: Option<String>,
+    tz: Option<String>,
+    goal: Option<String>,
+    key: Option<String>,
+    customer: Option<String>,
+    page: Option<String>,
+}
+
+/// A request to the query service as the caller.
+fn call<T>(message: T, caller: &Option<Principal>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(principal) = caller {
+        request.extensions_mut().insert(principal.clone());
+    }
+    request
+}
+
+fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn date(ms: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.date_naive()).unwrap_or_default()
+}
+
+fn day_ms(day: NaiveDate) -> i64 {
+    day.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or_default()
+}
+
+impl Console {
+    /// The range of a tenant's page: the dates asked for (the `to` day included), else the
+    /// last [`DEFAULT_DAYS`] days holding its data.
+    async fn range(&self, tenant: &str, params: &Params) -> Result<RangeView, PageError> {
+        let parse = |text: &Option<String>, what: &str| -> Result<Option<NaiveDate>, PageError> {
+            match text.as_deref().filter(|text| !text.is_empty()) {
+                None => Ok(None),
+                Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .map(Some)
+                    .map_err(|_| PageError::BadRequest(format!("{what} must be a date, YYYY-MM-DD, not {text:?}"))),
+            }
+        };
+        let (from, to) = match (parse(&params.from, "from")?, parse(&params.to, "to")?) {
+            (Some(from), Some(to)) => (from, to),
+            (Some(from), None) => (from, from + Days::days(DEFAULT_DAYS - 1)),
+            (None, Some(to)) => (to - Days::days(DEFAULT_DAYS - 1), to),
+            (None, None) => {
+                let last = self.last_data_day(tenant).await?;
+                (last - Days::days(DEFAULT_DAYS - 1), last)
+            }
+        };
+        if to < from {
+            return Err(PageError::BadRequest(format!("the range ends ({to}) before it starts ({from})")));
+        }
+        let (from_ms, to_ms) = (day_ms(from), day_ms(to + Days::days(1)));
+        let query = format!("from={from}&to={to}");
+        Ok(RangeView { from: from.to_string(), to: to.to_string(), from_ms, to_ms, query })
+    }
+
+    /// The last UTC day with campaign activity of the tenant (today when it has none):
+    /// months probed backwards from a year ahead, then that month's days.
+    async fn last_data_day(&self, tenant: &str) -> Result<NaiveDate, PageError> {
+        if let Some(&(day, at)) = self.last_days.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(tenant)
+            && at.elapsed() < LAST_DAY_TTL
+        {
+            return Ok(date(day));
+        }
+        let today = Utc::now().date_naive();
+        let found = self.probe_last_day(tenant, today).await?.unwrap_or(today);
+        self.last_days.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(tenant.to_owned(), (day_ms(found), Instant::now()));
+        Ok(found)
+    }
+
+    async fn probe_last_day(&self, tenant: &str, today: NaiveDate) -> Result<Option<NaiveDate>, PageError> {
+        let has_data = |granularity, from: NaiveDate, to: NaiveDate| async move {
+            let cells = self.reads.campaign_rollups(tenant, None, CellKinds::All, granularity, day_ms(from), day_ms(to)).await?;
+            Ok::<bool, PageError>(!cells.is_empty())
+        };
+        let ahead = today + Days::days(366);
+        let mut month = NaiveDate::from_ymd_opt(ahead.year(), ahead.month(), 1).unwrap_or(today);
+        // Twelve years back at most: older data is not what a report opens on.
+        for _ in 0..12 * 12 {
+            let next = month.checked_add_months(chrono::Months::new(1)).unwrap_or(month);
+            if has_data(Granularity::Month, month, next).await? {
+                let mut day = next - Days::days(1);
+                while day >= month {
+                    if has_data(Granularity::Day, day, day + Days::days(1)).await? {
+                        return Ok(Some(day));
+                    }
+                    day -= Days::days(1);
+                }
+            }
+            month = match month.checked_sub_months(chrono::Months::new(1)) {
+                Some(previous) => previous,
+                None => break,
+            };
+        }
+        Ok(None)
+    }
+
+    async fn nav(&self, tenant: &str, page: &'static str, params: &Params) -> Result<TenantNav, PageError> {
+        Ok(TenantNav { tenant: tenant.to_owned(), page, range: self.range(tenant, params).await? })
+    }
+
+    async fn config(&self, tenant: &str) -> Result<TenantConfig, PageError> {
+        Ok(self.configs.tenant_config(tenant).await?)
+    }
+}
+
+/// Whether a goal's values are money (orders) or plain numbers (event values).
+fn money_goals(config: &TenantConfig) -> HashMap<String, bool> {
+    config.goals.iter().map(|goal| (goal.id.clone(), matches!(goal.kind, GoalKind::Order { .. }))).collect()
+}
+
+fn touches(counts: Option<&pb::TouchCounts>) -> pb::TouchCounts {
+    counts.cloned().unwrap_or_default()
+}
+
+fn decimal(value: Option<&pb::Decimal>) -> String {
+    value.map(|decimal| decimal.value.clone()).unwrap_or_default()
+}
+
+fn goal_result<'a>(goals: &'a [pb::GoalResult], goal_id: &str) -> Option<&'a pb::GoalResult> {
+    goals.iter().find(|goal| goal.goal_id == goal_id)
+}
+
+fn value_f64(decimal: &str) -> f64 {
+    decimal.parse().unwrap_or(0.0)
+}
+
+pub async fn index(State(console): State<Arc<Console>>, headers: HeaderMap) -> Page {
+    let caller = console.caller(&headers)?;
+    let tenants: Vec<String> = console
+        .configs
+        .tenants()
+        .await?
+        .into_iter()
+        .filter(|tenant| caller.as_ref().is_none_or(|principal| principal.may_touch(tenant)))
+        .collect();
+    let status = AttributionApi::get_status(&console.status, call(pb::GetStatusRequest {}, &caller)).await?.into_inner();
+    let shards = status
+        .shards
+        .into_iter()
+        .map(|shard| ShardView {
+            shard: shard.shard,
+            head: Figure::count(shard.head),
+            processed: Figure::count(shard.processed),
+            pending: Figure::count(shard.head.saturating_sub(shard.processed)),
+            set_aside: Figure::count(shard.set_aside),
+            recent: shard
+                .recently_set_aside
+                .into_iter()
+                .map(|entry| SetAsideView { seq: entry.seq, entry: entry.entry, reason: entry.reason, at: time(entry.set_aside_at_ms) })
+                .collect(),
+        })
+        .collect();
+    let lag = if status.lag_ms == 0 { "caught up".to_owned() } else { format!("{:.1} s", status.lag_ms as f64 / 1000.0) };
+    let page = IndexPage { tenants, pending: Figure::count(status.pending), lag, set_aside: Figure::count(status.set_aside), shards };
+    Ok(html(&page).into_response())
+}
+
+pub async fn tenant_home(Path(tenant): Path<String>) -> Redirect {
+    Redirect::to(&format!("/t/{}/campaigns", encode(&tenant)))
+}
+
+/// A campaign row's value for sorting by `key`.
+fn sort_key(row: &CampaignRow, key: &str) -> Result<f64, String> {
+    let number = |figure: &Figure| figure.raw.parse::<f64>().unwrap_or(0.0);
+    Ok(match key {
+        "messages" => number(&row.messages),
+        "sent" => number(&row.sent),
+        "delivered" => number(&row.delivered),
+        "opened" => number(&row.opened),
+        "clicked" => number(&row.clicked),
+        "conversion_rate" => number(&row.conversion_rate),
+        other => {
+            let cell = |prefix: &str| other.strip_prefix(prefix).and_then(|goal| row.goals.iter().find(|g| g.goal_id == goal));
+            if let Some(goal) = cell("conversions:") {
+                number(&goal.conversions)
+            } else if let Some(goal) = cell("value:") {
+                number(&goal.value)
+            } else {
+                return Err(row.campaign_id.clone());
+            }
+        }
+    })
+}
+
+pub async fn campaigns(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
+    let caller = console.caller(&headers)?;
+    let nav = console.nav(&tenant, "campaigns", &params).await?;
+    let range = Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) });
+    let list = console.query.list_campaigns(call(pb::ListCampaignsRequest { tenant: tenant.clone(), range }, &caller)).await?.into_inner();
+    let config = console.config(&tenant).await?;
+    let money = money_goals(&config);
+    let currency = config.currency.clone();
+    let default_goal = config.goals.first().map(|goal| goal.id.clone()).unwrap_or_default();
+    let goal_ids: Vec<String> = config.goals.iter().map(|goal| goal.id.clone()).collect();
+    let totals = list.totals.unwrap_or_default();
+    let revenue = decimal(totals.revenue.as_ref());
+    let totals = TotalsView {
+        campaigns: Figure::count(totals.campaigns),
+        purchases: Figure::count(totals.purchases),
+        average_check: Figure { text: format_money((totals.average_check * 1e6) as i128, &currency), raw: totals.average_check.to_string() },
+        revenue: Figure::value(&revenue, &currency, true),
+    };
+    let mut rows: Vec<CampaignRow> = list
+        .campaigns
+        .into_iter()
+        .map(|campaign| {
+            let counts = touches(campaign.touches.as_ref());
+            let goals: Vec<GoalCells> = goal_ids
+                .iter()
+                .map(|goal_id| {
+                    let result = goal_result(&campaign.goals, goal_id);
+                    GoalCells {
+                        goal_id: goal_id.clone(),
+                        conversions: Figure::count(result.map_or(0, |r| r.conversions)),
+                        value: Figure::value(&decimal(result.and_then(|r| r.value.as_ref())), &currency, money[goal_id]),
+                    }
+                })
+                .collect();
+            let default_conversions = goal_result(&campaign.goals, &default_goal).map_or(0, |r| r.conversions);
+            CampaignRow {
+                href: format!("/t/{}/campaigns/{}?{}", encode(&tenant), encode(&campaign.campaign_id), nav.range.query),
+                campaign_id: campaign.campaign_id,
+                messages: Figure::count(u64::from(campaign.messages)),
+                sent: Figure::count(counts.sent),
+                delivered: Figure::count(counts.delivered),
+                opened: Figure::count(counts.opened),
+                clicked: Figure::count(counts.clicked),
+                conversion_rate: Figure::percent(default_conversions as f64, counts.opened as f64),
+                goals,
+            }
+        })
+        .collect();
+
+    let sort = params.sort.clone().unwrap_or_else(|| format!("value:{default_goal}"));
+    let descending = params.dir.as_deref() != Some("asc");
+    rows.sort_by(|a, b| {
+        let order = match (sort_key(a, &sort), sort_key(b, &sort)) {
+            (Ok(x), Ok(y)) => x.total_cmp(&y),
+            (Err(x), Err(y)) => x.cmp(&y),
+            _ => std::cmp::Ordering::Equal,
+        };
+        let order = if descending { order.reverse() } else { order };
+        order.then_with(|| a.campaign_id.cmp(&b.campaign_id))
+    });
+    let mut columns: Vec<(String, String, bool)> = vec![
+        ("campaign".into(), "Campaign".into(), false),
+        ("messages".into(), "Messages".into(), true),
+        ("sent".into(), "Sent".into(), true),
+        ("delivered".into(), "Delivered".into(), true),
+        ("opened".into(), "Opened".into(), true),
+        ("clicked".into(), "Clicked".into(), true),
+        ("conversion_rate".into(), format!("Conv. rate ({default_goal})"), true),
+    ];
+    for goal_id in &goal_ids {
+        columns.push((format!("conversions:{goal_id}"), format!("{goal_id} conv."), true));
+        columns.push((format!("value:{goal_id}"), format!("{goal_id} {}", if money[goal_id] { "revenue" } else { "value" }), true));
+    }
+    let columns = columns
+        .into_iter()
+        .map(|(key, title, numeric)| {
+            let sorted = key == sort;
+            let dir = if sorted && descending { "asc" } else { "desc" };
+            SortColumn {
+                href: format!("/t/{}/campaigns?{}&sort={}&dir={dir}", encode(&tenant), nav.range.query, encode(&key)),
+                arrow: if !sorted { "" } else if descending { " ↓" } else { " ↑" },
+                key,
+                title,
+                numeric,
+            }
+        })
+        .collect();
+    Ok(html(&CampaignsPage { nav, currency, totals, rows, columns }).into_response())
+}
+
+/// The campaign list as CSV, exactly as `touchstone report campaigns --format csv` writes it.
+pub async fn campaigns_csv(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
+    let caller = console.caller(&headers)?;
+    let range = console.range(&tenant, &params).await?;
+    let request = pb::ListCampaignsRequest { tenant: tenant.clone(), range: Some(pb::TimeRange { from_ms: Some(range.from_ms), to_ms: Some(range.to_ms) }) };
+    let list = console.query.list_campaigns(call(request, &caller)).await?.into_inner();
+    let report = crate::report::rows::StatsReport::from_campaigns(list).map_err(|err| PageError::Unavailable(err.to_string()))?;
+    let csv = crate::report::export::render_stats(&report).map_err(|err| PageError::Unavailable(err.to_string()))?;
+    let disposition = format!("attachment; filename=\"{}-campaigns-{}-{}.csv\"", tenant.replace(['"', '/', '\\'], "_"), range.from, range.to);
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], csv).into_response())
+}
+
+pub async fn campaign(
+    State(console): State<Arc<Console>>,
+    Path((tenant, campaign_id)): Path<(String, String)>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Page {
+    let caller = console.caller(&headers)?;
+    let nav = console.nav(&tenant, "campaigns", &params).await?;
+    let config = console.config(&tenant).await?;
+    let money = money_goals(&config);
+    let currency = config.currency.clone();
+    let default_goal = config.goals.first().map(|goal| goal.id.clone()).unwrap_or_default();
+    let stats = |from_ms: i64, to_ms: i64| {
+        let request = pb::CampaignStatsRequest {
+            tenant: tenant.clone(),
+            campaign_id: campaign_id.clone(),
+            range: Some(pb::TimeRange { from_ms: Some(from_ms), to_ms: Some(to_ms) }),
+        };
+        console.query.get_campaign_stats(call(request, &caller))
+    };
+    let whole = stats(nav.range.from_ms, nav.range.to_ms).await?.into_inner();
+    let counts = touches(whole.touches.as_ref());
+    let default = goal_result(&whole.goals, &default_goal);
+
+    // The daily chart: the same RPC, a day at a time.
+    let mut dates = Vec::new();
+    let (mut sent, mut opened, mut clicked, mut conversions, mut revenue) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut day = nav.range.from_ms;
+    while day < nav.range.to_ms {
+        let stats = stats(day, day + DAY_MS).await?.into_inner();
+        let counts = touches(stats.touches.as_ref());
+        let goal = goal_result(&stats.goals, &default_goal);
+        dates.push(date(day).to_string());
+        sent.push(counts.sent as f64);
+        opened.push(counts.opened as f64);
+        clicked.push(counts.clicked as f64);
+        conversions.push(goal.map_or(0, |g| g.conversions) as f64);
+        revenue.push(value_f64(&decimal(goal.and_then(|g| g.value.as_ref()))));
+        day += DAY_MS;
+    }
+    let count_label = |v: f64| format!("{v:.0}");
+    let revenue_money = money.get(&default_goal).copied().unwrap_or(true);
+    let revenue_label = |v: f64| if revenue_money { format_money((v * 1e6) as i128, &currency) } else { format!("{v:.0}") };
+    let charts = vec![
+        ChartView {
+            title: "Touches per day".into(),
+            svg: chart::daily(
+                &dates,
+                &[
+                    Series { name: "sent", values: sent, color: chart::GREY_LINE },
+                    Series { name: "opened", values: opened, color: chart::BLUE_LINE },
+                    Series { name: "clicked", values: clicked, color: chart::ORANGE_LINE },
+                ],
+                &count_label,
+            ),
+        },
+        ChartView {
+            title: format!("Conversions per day ({default_goal})"),
+            svg: chart::daily(&dates, &[Series { name: "conversions", values: conversions, color: chart::GREEN_LINE }], &count_label),
+        },
+        ChartView {
+            title: format!("Revenue per day ({default_goal})"),
+            svg: chart::daily(&dates, &[Series { name: "revenue", values: revenue, color: chart::BLUE_LINE }], &revenue_label),
+        },
+    ];
+
+    let request = pb::ListMessageStatsRequest {
+        tenant: tenant.clone(),
+        range: Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) }),
+        campaign_id: Some(campaign_id.clone()),
+    };
+    let list = console.query.list_message_stats(call(request, &caller)).await?.into_inner();
+    let messages = list
+        .messages
+        .into_iter()
+        .map(|message| {
+            let counts = touches(message.touches.as_ref());
+            let goal = goal_result(&message.goals, &default_goal);
+            MessageRow {
+                channel: pb::Channel::try_from(message.channel).map(|c| c.as_str_name().trim_start_matches("CHANNEL_").to_lowercase()).unwrap_or_default(),
+                msg_hash: message.msg_hash,
+                sent: Figure::count(counts.sent),
+                delivered: Figure::count(counts.delivered),
+                opened: Figure::count(counts.opened),
+                clicked: Figure::count(counts.clicked),
+                conversions: Figure::count(goal.map_or(0, |g| g.conversions)),
+                value: Figure::value(&decimal(goal.and_then(|g| g.value.as_ref())), &currency, revenue_money),
+                top_hits: message.event_hits.into_iter().take(5).map(|hit| (hit.name, Figure::count(hit.hits))).collect(),
+            }
+        })
+        .collect();
+    let page = CampaignPage {
+        nav,
+        campaign_id,
+        sent: Figure::count(counts.sent),
+        opened: Figure::count(counts.opened),
+        clicked: Figure::count(counts.clicked),
+        conversions: Figure::count(default.map_or(0, |g| g.conversions)),
+        revenue: Figure::value(&decimal(default.and_then(|g| g.value.as_ref())), &currency, revenue_money),
+        default_goal,
+        charts,
+        messages,
+    };
+    Ok(html(&page).into_response())
+}
+
+fn tally_figures(tally: Option<&pb::Tally>, currency: &str, money: bool) -> (Figure, Figure) {
+    let tally = tally.cloned().unwrap_or_default();
+    (Figure::count(tally.conversions), Figure::value(&decimal(tally.value.as_ref()), currency, money))
+}
+
+pub async fn goals(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
+    let caller = console.caller(&headers)?;
+    let nav = console.nav(&tenant, "goals", &params).await?;
+    let range = Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) });
+    let kpis = console.query.get_goal_kpis(call(pb::GoalKpisRequest { tenant: tenant.clone(), range, goal_id: None }, &caller)).await?.into_inner();
+    let config = console.config(&tenant).await?;
+    let money = money_goals(&config);
+    let currency = &config.currency;
+    let time_zone = params.tz.clone().filter(|tz| !tz.is_empty()).unwrap_or_else(|| "UTC".to_owned());
+    let series_goal = params.goal.clone().or_else(|| config.goals.first().map(|goal| goal.id.clone())).unwrap_or_default();
+    let goals = kpis
+        .goals
+        .into_iter()
+        .map(|goal| {
+            let is_money = money.get(&goal.goal_id).copied().unwrap_or(false);
+            GoalView {
+                kind: if is_money { "orders" } else { "events" },
+                explicit: tally_figures(goal.explicit.as_ref(), currency, is_money),
+                last_touch: tally_figures(goal.last_touch.as_ref(), currency, is_money),
+                unattributed: tally_figures(goal.unattributed.as_ref(), currency, is_money),
+                campaigns: goal
+                    .campaigns
+                    .iter()
+                    .map(|c| {
+                        let (conversions, value) = tally_figures(c.tally.as_ref(), currency, is_money);
+                        (c.campaign_id.clone(), conversions, value)
+                    })
+                    .collect(),
+                no_campaign: tally_figures(goal.no_campaign.as_ref(), currency, is_money),
+                series_href: format!("/t/{}/goals?{}&tz={}&goal={}", encode(&tenant), nav.range.query, encode(&time_zone), encode(&goal.goal_id)),
+                goal_id: goal.goal_id,
+            }
+        })
+        .collect();
+    // The daily series in the chosen time zone: local days covering the range.
+    let request = pb::GoalSeriesRequest { tenant: tenant.clone(), goal_id: series_goal.clone(), range, time_zone: time_zone.clone() };
+    let (series, series_rows) = match console.query.get_goal_series(call(request, &caller)).await {
+        Ok(reply) => {
+            let points = reply.into_inner().points;
+            let dates: Vec<String> = points.iter().map(|p| p.date.clone()).collect();
+            let line = |pick: fn(&pb::GoalSeriesPoint) -> Option<&pb::Tally>| -> Vec<f64> {
+                points.iter().map(|p| pick(p).map_or(0, |t| t.conversions) as f64).collect()
+            };
+            let lines = [
+                Series { name: "explicit", values: line(|p| p.explicit.as_ref()), color: chart::BLUE_LINE },
+                Series { name: "last touch", values: line(|p| p.last_touch.as_ref()), color: chart::GREEN_LINE },
+                Series { name: "unattributed", values: line(|p| p.unattributed.as_ref()), color: chart::GREY_LINE },
+            ];
+            let svg = chart::daily(&dates, &lines, &|v| format!("{v:.0}"));
+            let rows = points
+                .iter()
+                .map(|p| SeriesRow {
+                    date: p.date.clone(),
+                    explicit: Figure::count(p.explicit.as_ref().map_or(0, |t| t.conversions)),
+                    last_touch: Figure::count(p.last_touch.as_ref().map_or(0, |t| t.conversions)),
+                    unattributed: Figure::count(p.unattributed.as_ref().map_or(0, |t| t.conversions)),
+                })
+                .collect();
+            (Some(ChartView { title: format!("Conversions of {series_goal} per day ({time_zone})"), svg }), rows)
+        }
+        Err(status) if status.code() == tonic::Code::InvalidArgument => return Err(PageError::BadRequest(status.message().to_owned())),
+        Err(status) => return Err(status.into()),
+    };
+    Ok(html(&GoalsPage { nav, time_zone, goals, series_goal, series, series_rows }).into_response())
+}
+
+fn rule_name(rule: i32) -> String {
+    enum_name(pb::AttributionRule::try_from(rule).map(|rule| rule.as_str_name()), "ATTRIBUTION_RULE_").replace('_', " ")
+}
+
+/// A proto enum value's name without its prefix, lower case (`CANDIDATE_VERDICT_WON`: "won").
+fn enum_name<E>(name: Result<&'static str, E>, prefix: &str) -> String {
+    name.map(|name| name.trim_start_matches(prefix).to_lowercase()).unwrap_or_else(|_| "unknown".to_owned())
+}
+
+pub async fn explain(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
+    let caller = console.caller(&headers)?;
+    let nav = console.nav(&tenant, "explain", &params).await?;
+    let config = console.config(&tenant).await?;
+    let money = money_goals(&config);
+    let goals: Vec<String> = config.goals.iter().map(|goal| goal.id.clone()).collect();
+    let goal_id = params.goal.clone().or_else(|| goals.first().cloned()).unwrap_or_default();
+    let key = params.key.clone().unwrap_or_default();
+    let (mut result, mut problem) = (None, None);
+    if !key.is_empty() {
+        let request = pb::ExplainConversionRequest { tenant: tenant.clone(), goal_id: goal_id.clone(), conversion_key: key.clone() };
+        match console.query.explain_conversion(call(request, &caller)).await {
+            Ok(reply) => {
+                let e = reply.into_inner();
+                let marks: Vec<Mark> = e
+                    .candidates
+                    .iter()
+                    .map(|c| Mark {
+                        ts: c.ts,
+                        label: format!("{} {}", enum_name(pb::TouchKind::try_from(c.touch).map(|k| k.as_str_name()), "TOUCH_KIND_"), c.msg_hash.chars().take(10).collect::<String>()),
+                        highlighted: c.verdict == pb::CandidateVerdict::Won as i32,
+                    })
+                    .collect();
+                let is_money = money.get(&e.goal_id).copied().unwrap_or(false);
+                result = Some(ExplainView {
+                    customer_id: e.customer_id.clone(),
+                    ts: time(e.ts),
+                    value: Figure::value(&decimal(e.value.as_ref()), &config.currency, is_money),
+                    rule: rule_name(e.rule),
+                    decision: e.decision.clone(),
+                    credited_msg_hash: e.credited_msg_hash.clone(),
+                    credited_campaign_id: e.credited_campaign_id.clone(),
+                    explicit_msg_hash: e.explicit_msg_hash.clone().unwrap_or_default(),
+                    explicit_status: e.explicit_status.clone(),
+                    timeline_svg: chart::timeline(&marks, e.ts),
+                    candidates: e
+                        .candidates
+                        .into_iter()
+                        .map(|c| CandidateView {
+                            ts: time(c.ts),
+                            ts_ms: c.ts,
+                            event_id: c.event_id,
+                            msg_hash: c.msg_hash,
+                            touch: enum_name(pb::TouchKind::try_from(c.touch).map(|k| k.as_str_name()), "TOUCH_KIND_"),
+                            verdict: enum_name(pb::CandidateVerdict::try_from(c.verdict).map(|v| v.as_str_name()), "CANDIDATE_VERDICT_"),
+                            reason: c.reason,
+                        })
+                        .collect(),
+                });
+            }
+            Err(status) if status.code() == tonic::Code::NotFound || status.code() == tonic::Code::InvalidArgument => {
+                problem = Some(status.message().to_owned());
+            }
+            Err(status) => return Err(status.into()),
+        }
+    }
+    Ok(html(&ExplainPage { nav, goals, goal_id, key, result, problem }).into_response())
+}
+
+pub async fn members(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
+    let caller = console.caller(&headers)?;
+    let nav = console.nav(&tenant, "members", &params).await?;
+    let customer_id = params.customer.clone().unwrap_or_default();
+    let mut page = MembersPage { nav, customer_id: customer_id.clone(), held: Vec::new(), locked: Vec::new(), timeline: Vec::new(), next_page: None, looked_up: false };
+    if customer_id.is_empty() {
+        return Ok(html(&page).into_response());
+    }
+    page.looked_up = true;
+    let case = console.query.get_trophy_case(call(pb::TrophyCaseRequest { tenant: tenant.clone(), customer_id: customer_id.clone() }, &caller)).await?.into_inner();
+    let book = console.badges.badge_book(&tenant).await?;
+    let currency = console.config(&tenant).await?.currency;
+    let icon = |badge_id: &str| book.get(badge_id).map(|badge| badge.icon_url.clone()).unwrap_or_default();
+    page.held = case
+        .held
+        .into_iter()
+        .map(|badge| HeldView {
+            icon_url: icon(&badge.badge_id),
+            earned_at: time(badge.earned_at),
+            expires_at: badge.expires_at.map_or_else(|| "does not expire".to_owned(), |at| format!("expires {}", time(at))),
+            badge_id: badge.badge_id,
+            name: badge.name,
+            rank: badge.rank,
+        })
+        .collect();
+    page.locked = case
+        .locked
+        .into_iter()
+        .map(|badge| {
+            // A spend rule counts minor units of the tenant's currency.
+            let spend = book.get(&badge.badge_id).and_then(|b| b.rule.as_ref()).is_some_and(|rule| matches!(rule.kind, RuleKind::Spend { .. }));
+            let amount = |minor: i64| if spend { format_money(i128::from(minor) * 1_000_000, &currency) } else { minor.to_string() };
+            let (progress, percent) = match badge.progress {
+                Some(p) if p.target > 0 => (format!("{} of {}", amount(p.current), amount(p.target)), (p.current.clamp(0, p.target) * 100 / p.target)),
+                _ => (String::new(), 0),
+            };
+            LockedView { icon_url: icon(&badge.badge_id), badge_id: badge.badge_id, name: badge.name, rank: badge.rank, criteria: badge.criteria, progress, percent }
+        })
+        .collect();
+    let request = pb::BadgeTimelineRequest {
+        tenant: tenant.clone(),
+        customer_id: customer_id.clone(),
+        badge_id: None,
+        range: None,
+        page_size: TIMELINE_PAGE,
+        page_token: params.page.clone().unwrap_or_default(),
+    };
+    let timeline = console.query.get_badge_timeline(call(request, &caller)).await?.into_inner();
+    page.timeline = timeline
+        .entries
+        .into_iter()
+        .map(|entry| TimelineView {
+            ts: time(entry.ts),
+            ts_ms: entry.ts,
+            action: enum_name(pb::BadgeAction::try_from(entry.action).map(|a| a.as_str_name()), "BADGE_ACTION_").to_uppercase(),
+            source: enum_name(pb::BadgeSource::try_from(entry.source).map(|s| s.as_str_name()), "BADGE_SOURCE_").to_uppercase(),
+            reason: entry.reason.unwrap_or_default(),
+            event_id: entry.event_id,
+            badge_id: entry.badge_id,
+        })
+        .collect();
+    if !timeline.next_page_token.is_empty() {
+        page.next_page = Some(format!(
+            "/t/{}/members?customer={}&page={}&{}",
+            encode(&tenant),
+            encode(&customer_id),
+            encode(&timeline.next_page_token),
+            page.nav.range.query
+        ));
+    }
+    Ok(html(&page).into_response())
+}
