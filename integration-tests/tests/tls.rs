@@ -1,7 +1,8 @@
 //! TLS on the listener and in the CLI: `touchstone dev --tls-cert --tls-key` serves https
 //! (rustls), the CLI trusts the CA it is given (`--tls-ca`), refuses an https server without
 //! one, and a plaintext client gets nowhere but the plaintext health listener
-//! (`--health-listen`), which serves health alone. The certificate is made by `openssl`, as an
+//! (`--health-listen`), which serves health alone. The web console serves TLS with the same
+//! certificate. The certificate is made by `openssl`, as an
 //! operator would (Debian's `openssl`, installed by `.ci/run`).
 
 use std::process::Command;
@@ -26,8 +27,12 @@ fn dev_serves_tls_and_the_cli_trusts_only_the_ca_it_is_given() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let health_address = free.local_addr().unwrap().to_string();
     drop(free);
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let console_address = free.local_addr().unwrap().to_string();
+    drop(free);
     let server = Server::start(&[
         "dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--tls-cert", &cert, "--tls-key", &key, "--health-listen", &health_address,
+        "--http", &console_address,
     ]);
     assert!(server.url.starts_with("https://"), "{}", server.url);
     let config = dir.path().join("config.json");
@@ -59,6 +64,27 @@ fn dev_serves_tls_and_the_cli_trusts_only_the_ca_it_is_given() {
         let other = config.get_config(touchstone_proto::v1::GetConfigRequest { tenant: "gym".into() }).await.unwrap_err();
         assert_eq!(other.code(), tonic::Code::Unimplemented, "{other:?}");
     });
+
+    // The console serves TLS with the same certificate: a client trusting the CA reads it,
+    // a plaintext one gets no page.
+    let request = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &console_address, "-servername", "localhost", "-CAfile", &ca, "-verify_return_error"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut client.stdin.take().unwrap(), request.as_bytes()).unwrap();
+    let answer = client.wait_with_output().unwrap();
+    let page = text(&answer.stdout);
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("Tenants"), "{page}\n{}", text(&answer.stderr));
+    let mut plain = std::net::TcpStream::connect(&console_address).unwrap();
+    plain.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    std::io::Write::write_all(&mut plain, request.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut reply);
+    assert!(!text(&reply).contains("HTTP/1.1 200"), "a plaintext client read the console");
 
     // Both files or neither.
     let half = touchstone(["dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--tls-cert", &cert]);

@@ -132,7 +132,7 @@ pub async fn run(role: Role, database: DatabaseArgs, worker_id: Option<String>, 
     // After the listening line, which scripts read first.
     metrics.start(store.clone()).await?;
     if let Some(address) = console {
-        crate::console::start(address, store.clone(), keys).await?;
+        crate::console::start(address, store.clone(), keys, tls.pem.as_ref()).await?;
     }
     let result = serve(store, listener, roles, shutdown_signal()).await;
     tracing::info!(role = role.name(), "stopped");

@@ -49,7 +49,7 @@ pub async fn run(options: DevOptions) -> CommandResult {
     // After the listening line, which scripts read first.
     metrics.start(store.clone()).await?;
     if let Some(address) = console {
-        crate::console::start(address, store.clone(), keys).await?;
+        crate::console::start(address, store.clone(), keys, tls.pem.as_ref()).await?;
     }
     let result = serve(store, listener, roles, shutdown_signal()).await;
     tracing::info!("touchstone dev stopped");

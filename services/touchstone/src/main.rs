@@ -144,11 +144,12 @@ impl TlsArgs {
     pub fn tls(&self) -> Result<touchstone::serve::Tls, String> {
         let health_listen = self.health_listen;
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
-            return Ok(touchstone::serve::Tls { identity: None, health_listen });
+            return Ok(touchstone::serve::Tls { identity: None, pem: None, health_listen });
         };
         let read = |path: &PathBuf| std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()));
-        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
-        Ok(touchstone::serve::Tls { identity: Some(identity), health_listen })
+        let pem = touchstone::serve::TlsPem { cert: read(cert)?, key: read(key)? };
+        let identity = tonic::transport::Identity::from_pem(&pem.cert, &pem.key);
+        Ok(touchstone::serve::Tls { identity: Some(identity), pem: Some(pem), health_listen })
     }
 }
 

@@ -55,11 +55,20 @@ pub struct Roles {
     pub tls: Tls,
 }
 
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
 /// How a server speaks TLS.
 #[derive(Debug, Clone, Default)]
 pub struct Tls {
     /// Serve TLS with this certificate and key (rustls); `None`: plaintext.
     pub identity: Option<tonic::transport::Identity>,
+    /// The same certificate chain and key as PEM, for the HTTP console's listener.
+    pub pem: Option<TlsPem>,
     /// Also serve `grpc.health.v1` alone, in plaintext, on this address: for probes that
     /// speak no TLS (the kubelet's gRPC probes), while every other call needs TLS.
     pub health_listen: Option<std::net::SocketAddr>,

@@ -12,9 +12,11 @@
 
 mod chart;
 mod pages;
+mod tls;
 mod view;
 
 use touchstone::auth::KeyRing;
+use touchstone::serve::TlsPem;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -146,12 +148,14 @@ pub fn router(console: Arc<Console>) -> Router {
 
 /// Binds `address`, says where the console is (after the gRPC listening line, which
 /// scripts read first), and serves it in the background over `store` for the life of the
-/// process.
-pub async fn start<S: Store>(address: SocketAddr, store: Arc<S>, keys: Option<Arc<KeyRing>>) -> Result<(), String> {
+/// process: over TLS with the gRPC listener's certificate when it has one.
+pub async fn start<S: Store>(address: SocketAddr, store: Arc<S>, keys: Option<Arc<KeyRing>>, tls: Option<&TlsPem>) -> Result<(), String> {
     let listener = TcpListener::bind(address).await.map_err(|err| format!("cannot listen for the console on {address}: {err}"))?;
     let bound = listener.local_addr().map_err(|err| err.to_string())?;
+    let acceptor = tls.map(tls::acceptor).transpose()?;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     // A reader of the listening line may have gone: the line is for people, never fatal.
-    let _ = writeln!(std::io::stdout(), "console on http://{bound}/");
+    let _ = writeln!(std::io::stdout(), "console on {scheme}://{bound}/");
     tracing::info!(address = %bound, "console serving");
     let console = Console::new(
         QueryApi::new(store.clone(), store.clone(), store.clone()),
@@ -162,8 +166,13 @@ pub async fn start<S: Store>(address: SocketAddr, store: Arc<S>, keys: Option<Ar
         store,
         keys,
     );
+    let router = router(Arc::new(console));
     tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, router(Arc::new(console))).await {
+        let served = match acceptor {
+            Some(acceptor) => axum::serve(tls::TlsListener::new(listener, acceptor), router).await,
+            None => axum::serve(listener, router).await,
+        };
+        if let Err(err) = served {
             tracing::error!(error = %err, "the console stopped");
         }
     });
