@@ -48,6 +48,7 @@ impl AttributionService for AttributionApi {
         };
         let mut reply = pb::AttributionStatus::default();
         let mut oldest_pending_at: Option<i64> = None;
+        let now = now_ms();
         for shard in 0..LOG_SHARDS {
             let status = self.log.log_status(shard).await.map_err(ApiError::from)?;
             reply.log_head += status.head;
@@ -67,9 +68,10 @@ impl AttributionService for AttributionApi {
                 processed: status.processed,
                 set_aside: status.set_aside,
                 recently_set_aside: recently_set_aside.into_iter().filter(visible).map(set_aside_pb).collect(),
+                lag_ms: status.oldest_pending_at.map_or(0, |at| (now - at).max(0)),
             });
         }
-        reply.lag_ms = oldest_pending_at.map_or(0, |at| (now_ms() - at).max(0));
+        reply.lag_ms = oldest_pending_at.map_or(0, |at| (now - at).max(0));
         Ok(Response::new(reply))
     }
 

@@ -186,6 +186,7 @@ pub async fn index(State(console): State<Arc<Console>>, headers: HeaderMap) -> P
             head: Figure::count(shard.head),
             processed: Figure::count(shard.processed),
             pending: Figure::count(shard.head.saturating_sub(shard.processed)),
+            lag: lag_text(shard.lag_ms),
             set_aside: Figure::count(shard.set_aside),
             recent: shard
                 .recently_set_aside
@@ -194,9 +195,13 @@ pub async fn index(State(console): State<Arc<Console>>, headers: HeaderMap) -> P
                 .collect(),
         })
         .collect();
-    let lag = if status.lag_ms == 0 { "caught up".to_owned() } else { format!("{:.1} s", status.lag_ms as f64 / 1000.0) };
+    let lag = lag_text(status.lag_ms);
     let page = IndexPage { tenants, pending: Figure::count(status.pending), lag, set_aside: Figure::count(status.set_aside), shards };
     Ok(html(&page).into_response())
+}
+
+fn lag_text(lag_ms: i64) -> String {
+    if lag_ms == 0 { "caught up".to_owned() } else { format!("{:.1} s", lag_ms as f64 / 1000.0) }
 }
 
 pub async fn tenant_home(Path(tenant): Path<String>) -> Redirect {

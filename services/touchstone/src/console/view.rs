@@ -92,6 +92,7 @@ pub struct ShardView {
     pub head: Figure,
     pub processed: Figure,
     pub pending: Figure,
+    pub lag: String,
     pub set_aside: Figure,
     pub recent: Vec<SetAsideView>,
 }
