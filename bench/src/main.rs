@@ -10,13 +10,15 @@
 //! - `cql`: the same into separate `ingest`, `attribution` and `query` processes on
 //!   Cassandra or ScyllaDB (`TOUCHSTONE_CASSANDRA_NODES` / `TOUCHSTONE_SCYLLA_NODES`).
 //! - `queries`: p50 / p99 latency of the query RPCs under concurrent clients, on a store
-//!   holding a year of data for 1,000 campaigns.
+//!   holding a year of data for 1,000 campaigns; then p50 / p95 / p99 of every page type of
+//!   the web console (`--http`) on the same store, fetched as plain HTTP GETs.
 //! - `memory`: peak RSS of `touchstone dev` while it ingests and attributes 10M records.
 //!
 //! Generated datasets are kept under the work folder (`.bench/`), so a second run skips
 //! generating them.
 
 mod cassandra;
+mod console;
 mod datasets;
 mod ingest;
 mod peer;
@@ -46,6 +48,12 @@ struct Args {
     /// Concurrent query clients.
     #[arg(long, env = "BENCH_QUERY_CLIENTS", default_value_t = 8)]
     query_clients: usize,
+    /// GETs of each console page type (in the queries section).
+    #[arg(long, env = "BENCH_CONSOLE_REQUESTS", default_value_t = 200)]
+    console_requests: usize,
+    /// Concurrent console clients.
+    #[arg(long, env = "BENCH_CONSOLE_CLIENTS", default_value_t = 4)]
+    console_clients: usize,
     /// Records of the memory run.
     #[arg(long, env = "BENCH_RSS_RECORDS", default_value_t = 10_000_000)]
     rss_records: usize,
@@ -109,10 +117,12 @@ async fn run(args: Args) -> BenchResult<()> {
     }
     if wanted(Section::Queries) {
         let data = datasets::Dataset::generate(&args.work, args.query_records, datasets::Shape::Year)?;
-        let (loaded, latencies) = queries::run(&args.work, &data, args.query_clients, args.query_seconds).await?;
-        summary.ingest("embedded, a year of 1,000 campaigns", &data, &loaded);
-        summary.queries(&data, args.query_clients, &latencies);
-        for kind in &latencies {
+        let console = queries::ConsoleLoad { clients: args.console_clients, requests: args.console_requests };
+        let run = queries::run(&args.work, &data, args.query_clients, args.query_seconds, console).await?;
+        summary.ingest("embedded, a year of 1,000 campaigns", &data, &run.loaded);
+        summary.queries(&data, args.query_clients, &run.queries);
+        summary.pages(&data, args.console_clients, &run.pages);
+        for kind in &run.queries {
             let target = match kind.name {
                 "GetCampaignStats (year)" => targets::CAMPAIGN_STATS_P99,
                 "GoalKpis (year)" => targets::GOAL_KPIS_P99,
@@ -120,6 +130,9 @@ async fn run(args: Args) -> BenchResult<()> {
                 _ => continue,
             };
             measured.record(target, kind.p99.as_secs_f64() * 1_000.0);
+        }
+        if let Some(slowest) = run.pages.iter().max_by_key(|page| page.p95) {
+            measured.record(targets::CONSOLE_P95, slowest.p95.as_secs_f64() * 1_000.0);
         }
     }
     if wanted(Section::Memory) {
@@ -145,7 +158,7 @@ async fn run(args: Args) -> BenchResult<()> {
         drop(local);
     }
     summary.print();
-    println!("\n==== issue 12's table: each figure beside its floor and goal ====");
+    println!("\n==== issues 12 and 15: each figure beside its floor and goal ====");
     for line in measured.lines() {
         println!("{line}");
     }

@@ -1,6 +1,7 @@
 //! Query latency under concurrent clients, on a store holding a year of data for 1,000
 //! campaigns: each kind of query is sent by every client in a loop for a fixed time, with
-//! arguments drawn at random from what the store holds.
+//! arguments drawn at random from what the store holds. Then the web console's pages on
+//! the same store (`console.rs`), through the `--http` listener of the same `touchstone dev`.
 
 use crate::BenchResult;
 use crate::datasets::Dataset;
@@ -13,34 +14,60 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
-use touchstone_integration_tests::DevServer;
+use touchstone_integration_tests::Server;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
 use touchstone_proto::v1::query_service_client::QueryServiceClient;
 
-/// One kind of query and its latencies.
+/// One kind of query (or console page) and its latencies.
 pub struct Latencies {
     pub name: &'static str,
     pub calls: usize,
     pub errors: usize,
     pub p50: Duration,
+    pub p95: Duration,
     pub p99: Duration,
     pub max: Duration,
 }
 
-/// What queries can be asked about: per tenant, its campaigns and orders.
-struct Targets {
-    tenants: Vec<TenantTargets>,
-    from: i64,
-    to: i64,
+impl Latencies {
+    /// The percentiles of the times of the calls that succeeded.
+    pub fn of(name: &'static str, mut times: Vec<Duration>, errors: usize) -> Latencies {
+        times.sort_unstable();
+        let at = |q: f64| times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or_default();
+        let (p50, p95, p99) = (at(0.50), at(0.95), at(0.99));
+        Latencies { name, calls: times.len(), errors, p50, p95, p99, max: times.last().copied().unwrap_or_default() }
+    }
 }
 
-struct TenantTargets {
-    tenant: String,
-    campaigns: Vec<String>,
-    order_ids: Vec<String>,
+/// The query store's load, the query latencies and the console's pages.
+pub struct QueryRun {
+    pub loaded: ingest::IngestRun,
+    pub queries: Vec<Latencies>,
+    pub pages: Vec<Latencies>,
+}
+
+/// How the console's pages are fetched.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleLoad {
+    pub clients: usize,
+    pub requests: usize,
+}
+
+/// What queries can be asked about: per tenant, its campaigns and orders.
+pub struct Targets {
+    pub tenants: Vec<TenantTargets>,
+    pub from: i64,
+    pub to: i64,
+}
+
+#[derive(Clone)]
+pub struct TenantTargets {
+    pub tenant: String,
+    pub campaigns: Vec<String>,
+    pub order_ids: Vec<String>,
     /// Customers with badge events.
-    badge_customers: Vec<String>,
+    pub badge_customers: Vec<String>,
     /// Customers with app events or orders (what badge rules count).
     active_customers: Vec<String>,
     /// Badges with badge events.
@@ -51,10 +78,12 @@ struct TenantTargets {
 const LONG_TIMELINE_CUSTOMER: &str = "bench-long-timeline";
 const LONG_TIMELINE: usize = 10_000;
 
-pub async fn run(work: &Path, data: &Dataset, clients: usize, seconds: u64) -> BenchResult<(ingest::IngestRun, Vec<Latencies>)> {
+pub async fn run(work: &Path, data: &Dataset, clients: usize, seconds: u64, console: ConsoleLoad) -> BenchResult<QueryRun> {
     let store = work.join("store-queries");
     let _ = std::fs::remove_dir_all(&store);
-    let server = DevServer::start(&store);
+    let http = crate::console::free_address()?;
+    let (store_arg, http_arg) = (store.to_string_lossy().into_owned(), http.to_string());
+    let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &store_arg, "--http", &http_arg]);
     println!("building the query store: {} records ...", data.records);
     let loaded = ingest::load(&server, data, Source::Preloaded).await?;
     wait_until_idle(server.pid()).await;
@@ -67,9 +96,11 @@ pub async fn run(work: &Path, data: &Dataset, clients: usize, seconds: u64) -> B
         println!("measuring {} with {clients} clients for {seconds} s ...", kind.name());
         results.push(measure(kind, &channel, &targets, clients, duration).await);
     }
+    let long_timeline = (targets.tenants[0].tenant.clone(), LONG_TIMELINE_CUSTOMER.to_owned());
+    let pages = crate::console::run(http, &channel, targets, long_timeline, console.clients, console.requests).await?;
     drop(server);
     let _ = std::fs::remove_dir_all(&store);
-    Ok((loaded, results))
+    Ok(QueryRun { loaded, queries: results, pages })
 }
 
 /// Waits (up to two minutes) until the server's CPU use stays under 5% of a core for a
@@ -251,9 +282,7 @@ async fn measure(kind: Kind, channel: &Channel, targets: &Arc<Targets>, clients:
             errors += task_errors;
         }
     }
-    times.sort_unstable();
-    let at = |q: f64| times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or_default();
-    Latencies { name: kind.name(), calls: times.len(), errors, p50: at(0.50), p99: at(0.99), max: times.last().copied().unwrap_or_default() }
+    Latencies::of(kind.name(), times, errors)
 }
 
 /// Tenants with their campaigns (from `messages.jsonl`) and orders that reached a goal

@@ -116,6 +116,28 @@ impl Summary {
         }
     }
 
+    pub fn pages(&mut self, data: &Dataset, clients: usize, pages: &[Latencies]) {
+        for page in pages {
+            let line = format!(
+                "console {} [{}, {clients} clients, time to the last byte on loopback]: p50 {}, p95 {}, p99 {}, max {} over {} requests ({} errors)",
+                page.name,
+                shape(data),
+                ms(page.p50),
+                ms(page.p95),
+                ms(page.p99),
+                ms(page.max),
+                page.calls,
+                page.errors
+            );
+            let record = json!({
+                "kind": "console", "page": page.name, "data": shape(data), "clients": clients, "requests": page.calls,
+                "errors": page.errors, "p50_ms": page.p50.as_secs_f64() * 1e3, "p95_ms": page.p95.as_secs_f64() * 1e3,
+                "p99_ms": page.p99.as_secs_f64() * 1e3, "max_ms": page.max.as_secs_f64() * 1e3,
+            });
+            self.add(line, record);
+        }
+    }
+
     pub fn print(&self) {
         println!("\n==== summary ====\n{}", self.machine);
         for line in &self.lines {

@@ -1,5 +1,6 @@
-//! The figures of issue 12's table, each printed beside its floor and goal at the end of a
-//! run (and kept in `results.json`), so a run says at a glance what holds and what does not.
+//! The figures of issue 12's table (and issue 15's console pages), each printed beside its
+//! floor and goal at the end of a run (and kept in `results.json`), so a run says at a
+//! glance what holds and what does not.
 
 use serde_json::json;
 
@@ -32,6 +33,7 @@ pub const LAG: Target = lower("attribution lag once input stops (1M records)", "
 pub const CAMPAIGN_STATS_P99: Target = lower("GetCampaignStats p99, a year x 1,000 campaigns", "ms", 10.0, 5.0);
 pub const GOAL_KPIS_P99: Target = lower("GetGoalKpis p99, a year x 1,000 campaigns", "ms", 10.0, 5.0);
 pub const EXPLAIN_P99: Target = lower("ExplainConversion p99", "ms", 5.0, 2.0);
+pub const CONSOLE_P95: Target = lower("slowest console page p95, a year x 1,000 campaigns (issue 15)", "ms", 50.0, 50.0);
 pub const PEAK_RSS: Target = lower("peak RSS of touchstone dev over the memory run", "MiB", 512.0, 256.0);
 pub const CQL_THROUGHPUT: Target = higher("separate processes on CQL, records/s", "records/s", 5_000.0, 20_000.0);
 pub const CQL_LAG: Target = lower("separate processes on CQL, attribution lag", "s", 5.0, 1.0);
