@@ -172,6 +172,20 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     same(&field(&page, "conversions").0, &busiest["goals"]["orders"]["conversions"], "campaign conversions");
     assert_eq!(field(&page, "revenue").1, money(&busiest["goals"]["orders"]["value"], &currency));
     assert!(page.matches("<svg").count() >= 3, "three daily charts");
+    // The charts' days: each as the CLI reports that day alone.
+    let days = blocks(&page, "data-day");
+    assert_eq!(days.len(), 30);
+    let busiest_day = days.iter().max_by_key(|(_, row)| field(row, "sent").0.parse::<u64>().unwrap_or(0)).unwrap();
+    for (day, row) in [&days[0], busiest_day] {
+        let end = (day.parse::<i64>().unwrap() + 86_400_000).to_string();
+        let one_day = cli_json(&server, &["report", "campaigns", "--tenant", TENANT, "--from", day, "--to", &end, "--format", "json"]);
+        let campaign = one_day.as_array().unwrap().iter().find(|c| c["campaign_id"] == campaign_id);
+        let zero = serde_json::json!(0);
+        let sent = campaign.map_or(&zero, |c| &c["sent"]);
+        same(&field(row, "sent").0, sent, &format!("{campaign_id} sent on {day}"));
+        let revenue = campaign.map_or(&zero, |c| &c["goals"]["orders"]["value"]);
+        same(&field(row, "revenue").0, revenue, &format!("{campaign_id} revenue on {day}"));
+    }
     let messages = cli_json(&server, &[&["report", "messages"], &range[..]].concat());
     let message_rows = blocks(&page, "data-msg-hash");
     assert!(!message_rows.is_empty());

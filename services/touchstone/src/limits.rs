@@ -1,5 +1,5 @@
 //! Limits that shed load instead of queueing it: a call beyond the server's calls in
-//! flight, or beyond its key's share, is answered RESOURCE_EXHAUSTED at once, with a
+//! flight, or beyond its tenant's share, is answered RESOURCE_EXHAUSTED at once, with a
 //! `RetryInfo` saying when to try again, instead of waiting in a queue until its deadline.
 //! Health, reflection and `GetStatus` are never limited, so probes and `import --wait`
 //! answer however busy the server is. A permit is held until the handler returns: a server
@@ -17,12 +17,12 @@ use tonic::Status;
 use tonic::codegen::http;
 use touchstone_proto::auth::Principal;
 
-/// How many calls a server runs at once, how many of them one API key may hold, and how
+/// How many calls a server runs at once, how many of them one tenant may hold, and how
 /// long an ingest stream may go without a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub in_flight: usize,
-    pub per_key: usize,
+    pub per_tenant: usize,
     pub stream_idle: std::time::Duration,
     /// Records per second one tenant may ingest through this process; 0: no limit.
     pub tenant_records_per_second: u64,
@@ -45,7 +45,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             in_flight: 256,
-            per_key: 64,
+            per_tenant: 64,
             stream_idle: touchstone_ingest::STREAM_IDLE_TIMEOUT,
             tenant_records_per_second: 0,
             message_bytes: MAX_MESSAGE_BYTES,
@@ -75,7 +75,8 @@ pub struct ShedLayer {
 struct Shed {
     limits: Limits,
     all: Arc<Semaphore>,
-    keys: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per tenant (operator keys: per key), the calls it may still start.
+    shares: Mutex<HashMap<String, Arc<Semaphore>>>,
     bytes: RequestBytes,
 }
 
@@ -84,7 +85,7 @@ impl ShedLayer {
         let state = Shed {
             limits,
             all: Arc::new(Semaphore::new(limits.in_flight)),
-            keys: Mutex::new(HashMap::new()),
+            shares: Mutex::new(HashMap::new()),
             bytes: RequestBytes::new(limits.message_bytes, limits.request_bytes),
         };
         ShedLayer { state: Arc::new(state) }
@@ -106,17 +107,22 @@ pub struct ShedService<S> {
 }
 
 impl Shed {
-    /// Permits for one call: the server's, and its key's when it has one.
+    /// Permits for one call: the server's, and its tenant's when its key has one (all keys of
+    /// a tenant share its share; an operator key, good for every tenant, has its own).
     fn admit(&self, principal: Option<&Principal>) -> Result<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>), Status> {
-        let key_permit = match principal {
+        let share_permit = match principal {
             Some(principal) => {
+                let (share, who) = match &principal.tenant {
+                    Some(tenant) => (format!("tenant {tenant}"), format!("tenant {tenant:?}")),
+                    None => (format!("key {}", principal.key_id), format!("operator key {}", principal.key_id)),
+                };
                 let semaphore = {
-                    let mut keys = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    keys.entry(principal.key_id.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_key))).clone()
+                    let mut shares = self.shares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    shares.entry(share).or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_tenant))).clone()
                 };
                 Some(semaphore.try_acquire_owned().map_err(|_| {
-                    metrics::counter!("touchstone_rpc_shed_total", "limit" => "key").increment(1);
-                    busy(format!("API key {} already has {} calls in flight; retry shortly", principal.key_id, self.limits.per_key))
+                    metrics::counter!("touchstone_rpc_shed_total", "limit" => "tenant").increment(1);
+                    busy(format!("{who} already has {} calls in flight; retry shortly", self.limits.per_tenant))
                 })?)
             }
             None => None,
@@ -125,7 +131,7 @@ impl Shed {
             metrics::counter!("touchstone_rpc_shed_total", "limit" => "server").increment(1);
             busy(format!("the server already runs {} calls; retry shortly or on another replica", self.limits.in_flight))
         })?;
-        Ok((permit, key_permit))
+        Ok((permit, share_permit))
     }
 }
 

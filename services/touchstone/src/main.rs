@@ -50,9 +50,15 @@ pub struct LimitArgs {
     /// (health, reflection and GetStatus are never refused).
     #[arg(long, env = "TOUCHSTONE_MAX_IN_FLIGHT", default_value_t = touchstone::limits::Limits::default().in_flight)]
     pub max_in_flight: usize,
-    /// Calls one API key may have in flight at once.
-    #[arg(long, env = "TOUCHSTONE_MAX_IN_FLIGHT_PER_KEY", default_value_t = touchstone::limits::Limits::default().per_key)]
-    pub max_in_flight_per_key: usize,
+    /// Calls one tenant may have in flight at once, over all its API keys (an operator key,
+    /// good for every tenant, has a share of its own).
+    #[arg(
+        long,
+        alias = "max-in-flight-per-key",
+        env = "TOUCHSTONE_MAX_IN_FLIGHT_PER_TENANT",
+        default_value_t = touchstone::limits::Limits::default().per_tenant
+    )]
+    pub max_in_flight_per_tenant: usize,
     /// Records per second one tenant may ingest through this process (a call over it is
     /// refused whole, RESOURCE_EXHAUSTED with RetryInfo); 0: no limit.
     #[arg(long, env = "TOUCHSTONE_MAX_RECORDS_PER_SECOND_PER_TENANT", default_value_t = 0)]
@@ -80,7 +86,7 @@ impl LimitArgs {
     pub fn limits(&self) -> touchstone::limits::Limits {
         touchstone::limits::Limits {
             in_flight: self.max_in_flight.max(1),
-            per_key: self.max_in_flight_per_key.max(1),
+            per_tenant: self.max_in_flight_per_tenant.max(1),
             tenant_records_per_second: self.max_records_per_second_per_tenant,
             message_bytes: self.max_message_bytes.max(1),
             request_bytes: self.max_request_bytes_in_flight.max(1),

@@ -49,7 +49,7 @@ pub struct Roles {
     pub query: bool,
     /// The API keys every RPC is checked against; `None`: an open server.
     pub keys: Option<Arc<KeyRing>>,
-    /// Calls in flight, in all and per key, beyond which calls are refused at once.
+    /// Calls in flight, in all and per tenant, beyond which calls are refused at once.
     pub limits: Limits,
     /// TLS on the listener, and the plaintext health listener beside it.
     pub tls: Tls,
@@ -153,7 +153,7 @@ pub async fn serve<S: Store>(
     };
     let served = builder
         // The caller's trace first, so every later layer and the handler run in its span;
-        // timing next, so refusals count too; keys before the limits, which count per key.
+        // timing next, so refusals count too; keys before the limits, which count per tenant.
         .layer(TraceContextLayer)
         .layer(RpcMetricsLayer)
         .layer(AuthLayer::new(roles.keys.clone()))

@@ -78,15 +78,17 @@ async fn overload_is_refused_at_once_health_never_waits_and_idle_streams_close()
     let keys_path = dir.path().join("keys.json");
     let mut file = KeysFile::default();
     let (_, busy_key) = file.create("gym", &Scope::ALL, "busy");
-    let (_, calm_key) = file.create("gym", &Scope::ALL, "calm");
+    let (_, busy_too) = file.create("gym", &Scope::ALL, "busy too");
+    let (_, calm_key) = file.create(touchstone::auth::ALL_TENANTS, &Scope::ALL, "calm");
     file.write(&keys_path).unwrap();
-    let limits = Limits { in_flight: 3, per_key: 2, stream_idle: Duration::from_secs(3), ..Limits::default() };
+    let limits = Limits { in_flight: 3, per_tenant: 2, stream_idle: Duration::from_secs(3), ..Limits::default() };
     let server = InProcess::start(Roles { keys: Some(KeyRing::load(&keys_path).unwrap()), limits, ..dev_roles() }).await;
     let channel = server.channel.clone();
     let busy = InterceptedService::new(channel.clone(), KeyHeader(busy_key));
     let calm = InterceptedService::new(channel.clone(), KeyHeader(calm_key));
 
-    // The busy key's share: two idle streams; its third call is refused at once.
+    // The tenant's share: two idle streams; its third call is refused at once, whichever of
+    // its keys makes it.
     let first = idle_stream(busy.clone(), vec![event("e1"), event("e2")]).await;
     let second = idle_stream(busy.clone(), vec![event("e3")]).await;
     let mut status = AttributionServiceClient::new(calm.clone());
@@ -97,9 +99,12 @@ async fn overload_is_refused_at_once_health_never_waits_and_idle_streams_close()
     }
     let asked = Instant::now();
     let refused = ConfigServiceClient::new(busy.clone()).get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap_err();
-    assert_shed(&refused, "calls in flight");
+    assert_shed(&refused, "tenant \"gym\" already has 2 calls in flight");
     assert!(asked.elapsed() < Duration::from_millis(500), "refused late: {:?}", asked.elapsed());
-    // Another key is not held back by it.
+    let other_key_of_gym = InterceptedService::new(channel.clone(), KeyHeader(busy_too));
+    let refused = ConfigServiceClient::new(other_key_of_gym).get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap_err();
+    assert_shed(&refused, "tenant \"gym\"");
+    // Another tenant's (here an operator's) key is not held back by it.
     ConfigServiceClient::new(calm.clone()).get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap();
 
     // The whole server's calls: one more idle stream fills it.

@@ -167,7 +167,19 @@ pub struct CampaignPage {
     pub conversions: Figure,
     pub revenue: Figure,
     pub charts: Vec<ChartView>,
+    pub days: Vec<DayRow>,
     pub messages: Vec<MessageRow>,
+}
+
+/// A campaign's figures of one UTC day (what its charts draw).
+pub struct DayRow {
+    pub date: String,
+    pub day_ms: i64,
+    pub sent: Figure,
+    pub opened: Figure,
+    pub clicked: Figure,
+    pub conversions: Figure,
+    pub revenue: Figure,
 }
 
 pub struct ChartView {
