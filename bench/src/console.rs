@@ -217,14 +217,7 @@ async fn measure(page: Page, address: SocketAddr, pages: &Arc<Pages>, clients: u
             (times, errors)
         }));
     }
-    let (mut times, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        if let Ok((task_times, task_errors)) = task.await {
-            times.extend(task_times);
-            errors += task_errors;
-        }
-    }
-    Latencies::of(page.name(), times, errors)
+    Latencies::gather(page.name(), tasks).await
 }
 
 /// One `GET` on a fresh connection; the body if the status is 200.

@@ -31,6 +31,18 @@ pub struct Latencies {
 }
 
 impl Latencies {
+    /// The percentiles of what concurrent clients measured, each its times and its errors.
+    pub async fn gather(name: &'static str, clients: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>) -> Latencies {
+        let (mut times, mut errors) = (Vec::new(), 0);
+        for client in clients {
+            if let Ok((client_times, client_errors)) = client.await {
+                times.extend(client_times);
+                errors += client_errors;
+            }
+        }
+        Latencies::of(name, times, errors)
+    }
+
     /// The percentiles of the times of the calls that succeeded.
     pub fn of(name: &'static str, mut times: Vec<Duration>, errors: usize) -> Latencies {
         times.sort_unstable();
@@ -275,14 +287,7 @@ async fn measure(kind: Kind, channel: &Channel, targets: &Arc<Targets>, clients:
             (times, errors)
         }));
     }
-    let (mut times, mut errors) = (Vec::new(), 0);
-    for task in tasks {
-        if let Ok((task_times, task_errors)) = task.await {
-            times.extend(task_times);
-            errors += task_errors;
-        }
-    }
-    Latencies::of(kind.name(), times, errors)
+    Latencies::gather(kind.name(), tasks).await
 }
 
 /// Tenants with their campaigns (from `messages.jsonl`) and orders that reached a goal
