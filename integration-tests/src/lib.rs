@@ -57,6 +57,25 @@ where
     Command::new(binary()).args(args).output().expect("running touchstone")
 }
 
+/// A loopback address nothing listens on now, for a server's second listener (metrics,
+/// health, console), whose address the test must know before it starts.
+pub fn free_address() -> String {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    free.local_addr().expect("its address").to_string()
+}
+
+/// The whole HTTP/1.1 reply (status line, headers, body) to `GET path` at `address`, with
+/// `headers` (each `Name: value`) added.
+pub fn http_get(address: &str, path: &str, headers: &[&str]) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).unwrap_or_else(|err| panic!("connecting to {address}: {err}"));
+    let headers: String = headers.iter().map(|header| format!("{header}\r\n")).collect();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n").expect("sending the request");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("reading the reply");
+    reply
+}
+
 /// Output as text, for assertions.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

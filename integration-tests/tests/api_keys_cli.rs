@@ -4,7 +4,7 @@
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-use touchstone_integration_tests::{Server, binary, text, touchstone};
+use touchstone_integration_tests::{Server, binary, free_address, http_get, text, touchstone};
 
 const CONFIG: &str = r#"{"tenants": {"gym": {"currency": "EUR"}}}"#;
 
@@ -25,9 +25,7 @@ fn the_cli_sends_its_key_and_servers_refuse_what_the_key_does_not_allow() {
     assert!(!bad_scope.status.success() && text(&bad_scope.stderr).contains("unknown scope"), "{}", text(&bad_scope.stderr));
 
     let data = dir.path().join("store").to_string_lossy().into_owned();
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let console = free.local_addr().unwrap().to_string();
-    drop(free);
+    let console = free_address();
     let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--keys-file", &keys, "--http", &console]);
     let config = dir.path().join("config.json");
     std::fs::write(&config, CONFIG).unwrap();
@@ -55,13 +53,9 @@ fn the_cli_sends_its_key_and_servers_refuse_what_the_key_does_not_allow() {
     // The console asks a browser for a key (HTTP Basic, the key as password) and shows a
     // key its own tenant only.
     let get = |path: &str, key: Option<&str>| {
-        use std::io::{Read as _, Write as _};
-        let mut stream = std::net::TcpStream::connect(&console).unwrap();
-        let auth = key.map(|key| format!("Authorization: Basic {}\r\n", basic(&format!("support:{key}")))).unwrap_or_default();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").unwrap();
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).unwrap();
-        reply
+        use base64::Engine as _;
+        let auth = key.map(|key| format!("Authorization: Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("support:{key}"))));
+        http_get(&console, path, &auth.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let asked = get("/t/gym/goals", None);
     assert!(asked.starts_with("HTTP/1.1 401") && asked.to_lowercase().contains("www-authenticate: basic"), "{asked}");
@@ -99,22 +93,4 @@ fn cluster_processes_refuse_to_start_open_unless_told_insecure() {
         let missing = touchstone([role, "--listen", "127.0.0.1:0", "--scylla-nodes", "127.0.0.1:1", "--keys-file", "/nonexistent/keys.json"]);
         assert!(!missing.status.success() && text(&missing.stderr).contains("no such keys file"), "{role}: {}", text(&missing.stderr));
     }
-}
-
-/// Standard base64, as a browser encodes HTTP Basic credentials.
-fn basic(text: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use touchstone_core::currency::format_money;
 use touchstone_core::model::parse_micros;
-use touchstone_integration_tests::{Server, text, touchstone};
+use touchstone_integration_tests::{Server, free_address, text, touchstone};
 
 const TENANT: &str = "acme-shop";
 const MEMBER: &str = "member-long-timeline";
@@ -105,9 +105,7 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     let data = dir.path().join("data");
     let generated = touchstone(["gen", &data.to_string_lossy()]);
     assert!(generated.status.success(), "{}", text(&generated.stderr));
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let http = free.local_addr().unwrap().to_string();
-    drop(free);
+    let http = free_address();
     let store = dir.path().join("store").to_string_lossy().into_owned();
     let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &store, "--http", &http]);
     for (what, file) in [("config", "config.json"), ("messages", "messages.jsonl")] {

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-use touchstone_integration_tests::Server;
+use touchstone_integration_tests::{Server, free_address};
 
 fn scrape(address: &str) -> String {
     let mut socket = std::net::TcpStream::connect(address).expect("the metrics port");
@@ -23,9 +23,7 @@ fn sample(page: &str, prefix: &str) -> Option<f64> {
 #[test]
 fn metrics_move_as_the_server_works() {
     let dir = tempfile::tempdir().unwrap();
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = free.local_addr().unwrap().to_string();
-    drop(free);
+    let address = free_address();
     let data = dir.path().join("store").to_string_lossy().into_owned();
     let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--metrics-listen", &address]);
     let records = dir.path().join("records.jsonl");

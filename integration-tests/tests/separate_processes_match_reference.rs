@@ -8,7 +8,7 @@
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use touchstone_integration_tests::{Generated, Server, assert_badges_match, assert_reports_match, binary, cql_nodes, text, touchstone};
+use touchstone_integration_tests::{Generated, Server, assert_badges_match, assert_reports_match, binary, cql_nodes, free_address, http_get, text, touchstone};
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
 
@@ -66,9 +66,7 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
 
     let ingest_a = start("ingest", &nodes, &keyspace, &[]);
     let ingest_b = start("ingest", &nodes, &keyspace, &[]);
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let console = free.local_addr().unwrap().to_string();
-    drop(free);
+    let console = free_address();
     let query = start("query", &nodes, &keyspace, &["--http", &console]);
     let worker_a = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-a"]);
     let worker_b = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-b"]);
@@ -116,14 +114,7 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
     drop(retried);
     assert_reports_match(&query, &data);
     // The query process serves the console over the same store (pages: tests/console.rs).
-    let page = {
-        use std::io::{Read as _, Write as _};
-        let mut stream = std::net::TcpStream::connect(&console).unwrap();
-        write!(stream, "GET /t/acme-shop/goals HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).unwrap();
-        reply
-    };
+    let page = http_get(&console, "/t/acme-shop/goals", &[]);
     assert!(page.starts_with("HTTP/1.1 200") && page.contains("data-goal=\"orders\""), "{page}");
     assert_badges_match(&query, &ingest_a, &data);
 

@@ -6,7 +6,7 @@
 //! operator would (Debian's `openssl`, installed by `.ci/run`).
 
 use std::process::Command;
-use touchstone_integration_tests::{Server, text, touchstone};
+use touchstone_integration_tests::{Server, free_address, text, touchstone};
 
 #[test]
 fn dev_serves_tls_and_the_cli_trusts_only_the_ca_it_is_given() {
@@ -24,12 +24,8 @@ fn dev_serves_tls_and_the_cli_trusts_only_the_ca_it_is_given() {
     openssl(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "1", "-extfile", &ext, "-out", &cert]);
     let data = dir.path().join("store").to_string_lossy().into_owned();
 
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let health_address = free.local_addr().unwrap().to_string();
-    drop(free);
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let console_address = free.local_addr().unwrap().to_string();
-    drop(free);
+    let health_address = free_address();
+    let console_address = free_address();
     let server = Server::start(&[
         "dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--tls-cert", &cert, "--tls-key", &key, "--health-listen", &health_address,
         "--http", &console_address,
