@@ -18,6 +18,7 @@ use touchstone_core::config::{GoalKind, TenantConfig};
 use touchstone_core::currency::format_money;
 use touchstone_core::rollup::Granularity;
 use touchstone_proto::auth::Principal;
+use touchstone_proto::convert::{badge_action_from_pb, badge_source_from_pb, channel_from_pb, touch_kind_from_pb};
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_server::AttributionService as _;
 use touchstone_proto::v1::query_service_server::QueryService as _;
@@ -344,15 +345,12 @@ pub async fn campaign(
     let money = money_goals(&config);
     let currency = config.currency.clone();
     let default_goal = config.goals.first().map(|goal| goal.id.clone()).unwrap_or_default();
-    let stats = |from_ms: i64, to_ms: i64| {
-        let request = pb::CampaignStatsRequest {
-            tenant: tenant.clone(),
-            campaign_id: campaign_id.clone(),
-            range: Some(pb::TimeRange { from_ms: Some(from_ms), to_ms: Some(to_ms) }),
-        };
-        console.query.get_campaign_stats(call(request, &caller))
+    let request = pb::CampaignStatsRequest {
+        tenant: tenant.clone(),
+        campaign_id: campaign_id.clone(),
+        range: Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) }),
     };
-    let whole = stats(nav.range.from_ms, nav.range.to_ms).await?.into_inner();
+    let whole = console.query.get_campaign_stats(call(request, &caller)).await?.into_inner();
     let counts = touches(whole.touches.as_ref());
     let default = goal_result(&whole.goals, &default_goal);
 
@@ -418,7 +416,7 @@ pub async fn campaign(
             let counts = touches(message.touches.as_ref());
             let goal = goal_result(&message.goals, &default_goal);
             MessageRow {
-                channel: pb::Channel::try_from(message.channel).map(|c| c.as_str_name().trim_start_matches("CHANNEL_").to_lowercase()).unwrap_or_default(),
+                channel: channel_from_pb("channel", message.channel).map(|c| c.as_str().to_lowercase()).unwrap_or_default(),
                 msg_hash: message.msg_hash,
                 sent: Figure::count(counts.sent),
                 delivered: Figure::count(counts.delivered),
@@ -523,7 +521,12 @@ fn rule_name(rule: i32) -> String {
 
 /// A proto enum value's name without its prefix, lower case (`CANDIDATE_VERDICT_WON`: "won").
 fn enum_name<E>(name: Result<&'static str, E>, prefix: &str) -> String {
-    name.map(|name| name.trim_start_matches(prefix).to_lowercase()).unwrap_or_else(|_| "unknown".to_owned())
+    crate::report::explain::name(name, prefix).to_lowercase()
+}
+
+/// A touch kind as the SPEC names it, lower case ("opened").
+fn touch_name(touch: i32) -> String {
+    touch_kind_from_pb("touch", touch).map_or_else(|_| "unknown".to_owned(), |kind| kind.as_str().to_lowercase())
 }
 
 pub async fn explain(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
@@ -545,7 +548,7 @@ pub async fn explain(State(console): State<Arc<Console>>, Path(tenant): Path<Str
                     .iter()
                     .map(|c| Mark {
                         ts: c.ts,
-                        label: format!("{} {}", enum_name(pb::TouchKind::try_from(c.touch).map(|k| k.as_str_name()), "TOUCH_KIND_"), c.msg_hash.chars().take(10).collect::<String>()),
+                        label: format!("{} {}", touch_name(c.touch), c.msg_hash.chars().take(10).collect::<String>()),
                         highlighted: c.verdict == pb::CandidateVerdict::Won as i32,
                     })
                     .collect();
@@ -569,7 +572,7 @@ pub async fn explain(State(console): State<Arc<Console>>, Path(tenant): Path<Str
                             ts_ms: c.ts,
                             event_id: c.event_id,
                             msg_hash: c.msg_hash,
-                            touch: enum_name(pb::TouchKind::try_from(c.touch).map(|k| k.as_str_name()), "TOUCH_KIND_"),
+                            touch: touch_name(c.touch),
                             verdict: enum_name(pb::CandidateVerdict::try_from(c.verdict).map(|v| v.as_str_name()), "CANDIDATE_VERDICT_"),
                             reason: c.reason,
                         })
@@ -639,8 +642,9 @@ pub async fn members(State(console): State<Arc<Console>>, Path(tenant): Path<Str
         .map(|entry| TimelineView {
             ts: time(entry.ts),
             ts_ms: entry.ts,
-            action: enum_name(pb::BadgeAction::try_from(entry.action).map(|a| a.as_str_name()), "BADGE_ACTION_").to_uppercase(),
-            source: enum_name(pb::BadgeSource::try_from(entry.source).map(|s| s.as_str_name()), "BADGE_SOURCE_").to_uppercase(),
+            // The SPEC's names, as the CLI's timeline prints them.
+            action: badge_action_from_pb(entry.action).map_or("UNKNOWN", |action| action.as_str()).to_owned(),
+            source: badge_source_from_pb(entry.source).map_or("UNKNOWN", |source| source.as_str()).to_owned(),
             reason: entry.reason.unwrap_or_default(),
             event_id: entry.event_id,
             badge_id: entry.badge_id,

@@ -5,8 +5,9 @@ use super::table::{Align, Table};
 use serde_json::{Value, json};
 use touchstone_proto::v1 as pb;
 
-/// A proto enum value's name without its prefix (`CANDIDATE_VERDICT_WON`: "WON").
-fn name<E>(name: Result<&'static str, E>, prefix: &str) -> String {
+/// A proto enum value's name without its prefix (`CANDIDATE_VERDICT_WON`: "WON"), for the
+/// enums the core has no type of (rules, verdicts are only shown).
+pub(crate) fn name<E>(name: Result<&'static str, E>, prefix: &str) -> String {
     name.map(|name| name.trim_start_matches(prefix).to_owned()).unwrap_or_else(|_| "UNKNOWN".to_owned())
 }
 
