@@ -257,16 +257,26 @@ where
     }
 }
 
+/// The key a request presents: `authorization: Bearer <key>` or `x-api-key: <key>`.
+pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
+    let bearer = headers.get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer "));
+    bearer.or_else(|| headers.get("x-api-key").and_then(|value| value.to_str().ok())).map(str::trim)
+}
+
 /// The caller's principal, if its key is live and has one of `needed`.
 fn admit(keys: &KeyRing, headers: &http::HeaderMap, path: &str, needed: &[Scope]) -> Result<Principal, Status> {
-    let bearer = headers.get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer "));
-    let key = bearer.or_else(|| headers.get("x-api-key").and_then(|value| value.to_str().ok())).ok_or_else(|| {
+    let key = presented_key(headers).ok_or_else(|| {
         Status::unauthenticated("this server needs an API key: send `authorization: Bearer tsk_...` (the CLI: --api-key or TOUCHSTONE_API_KEY)")
     })?;
-    let principal = keys.check(key.trim())?;
+    admit_key(keys, key, path, needed)
+}
+
+/// The principal of `key`, if it is live and has one of the scopes `what` needs.
+pub fn admit_key(keys: &KeyRing, key: &str, what: &str, needed: &[Scope]) -> Result<Principal, Status> {
+    let principal = keys.check(key)?;
     if !needed.iter().any(|scope| principal.scopes.contains(scope)) {
         let needed: Vec<&str> = needed.iter().map(|scope| scope.name()).collect();
-        return Err(Status::permission_denied(format!("API key {} lacks the scope {path} needs: one of {}", principal.key_id, needed.join(", "))));
+        return Err(Status::permission_denied(format!("API key {} lacks the scope {what} needs: one of {}", principal.key_id, needed.join(", "))));
     }
     Ok(principal)
 }

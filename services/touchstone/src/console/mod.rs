@@ -55,27 +55,21 @@ impl Console {
         Console { query, status, configs, reads, badges, keys, last_days: Default::default() }
     }
 
-    /// The caller's principal from the request's headers; `Ok(None)` on an open server.
+    /// The caller's principal from the request's headers (the gRPC layer's, or a browser's
+    /// HTTP Basic password); `Ok(None)` on an open server.
     fn caller(&self, headers: &HeaderMap) -> Result<Option<Principal>, PageError> {
         let Some(keys) = &self.keys else { return Ok(None) };
-        let key = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                if let Some(token) = value.strip_prefix("Bearer ") {
-                    return Some(token.trim().to_owned());
-                }
-                let encoded = value.strip_prefix("Basic ")?;
-                let decoded = base64_decode(encoded.trim())?;
-                let text = String::from_utf8(decoded).ok()?;
-                text.split_once(':').map(|(_, password)| password.to_owned())
-            })
-            .ok_or(PageError::Unauthenticated)?;
-        let principal = keys.check(&key).map_err(|_| PageError::Unauthenticated)?;
-        if !principal.scopes.contains(&Scope::Query) {
-            return Err(PageError::Forbidden(format!("API key {} has no query scope", principal.key_id)));
+        let basic = || {
+            let encoded = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
+            let text = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
+            text.split_once(':').map(|(_, password)| password.to_owned())
+        };
+        let key = touchstone::auth::presented_key(headers).map(str::to_owned).or_else(basic).ok_or(PageError::Unauthenticated)?;
+        match touchstone::auth::admit_key(keys, &key, "the console", &[Scope::Query]) {
+            Ok(principal) => Ok(Some(principal)),
+            Err(status) if status.code() == tonic::Code::PermissionDenied => Err(PageError::Forbidden(status.message().to_owned())),
+            Err(_) => Err(PageError::Unauthenticated),
         }
-        Ok(Some(principal))
     }
 }
 
