@@ -68,30 +68,44 @@ fn imported_generated_data_reports_exactly_what_the_reference_says() {
                 }
             }
 
-            // A daily series in a time zone adds up to the KPIs of its range.
+            // A daily series in a time zone adds up to the conversions of its range, and each
+            // point is what GetGoalKpis gives for the point's own range (the series reads
+            // each rollup level once for all days; KPIs read their range alone). Zones whose
+            // days start on a UTC day, on a UTC hour, and off the hour.
             let range = pb::TimeRange { from_ms: Some(1_767_225_600_000), to_ms: Some(1_767_225_600_000 + 90 * 86_400_000) };
-            let series = query
-                .get_goal_series(pb::GoalSeriesRequest {
+            for time_zone in ["America/New_York", "UTC", "Asia/Kolkata"] {
+                let request = pb::GoalSeriesRequest {
                     tenant: tenant.to_owned(),
                     goal_id: "orders".into(),
                     range: Some(range),
-                    time_zone: "America/New_York".into(),
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            let sum: u64 = series
-                .points
-                .iter()
-                .map(|p| p.explicit.as_ref().unwrap().conversions + p.last_touch.as_ref().unwrap().conversions + p.unattributed.as_ref().unwrap().conversions)
-                .sum();
-            let expected: i64 = data
-                .reference
-                .conversions(tenant)
-                .iter()
-                .filter(|c| c.goal_id == "orders" && (range.from_ms.unwrap()..range.to_ms.unwrap()).contains(&c.ts))
-                .count() as i64;
-            assert_eq!(sum as i64, expected, "series of {tenant}");
+                    time_zone: time_zone.into(),
+                };
+                let series = query.get_goal_series(request).await.unwrap().into_inner();
+                let sum: u64 = series
+                    .points
+                    .iter()
+                    .map(|p| p.explicit.as_ref().unwrap().conversions + p.last_touch.as_ref().unwrap().conversions + p.unattributed.as_ref().unwrap().conversions)
+                    .sum();
+                let expected: i64 = data
+                    .reference
+                    .conversions(tenant)
+                    .iter()
+                    .filter(|c| c.goal_id == "orders" && (range.from_ms.unwrap()..range.to_ms.unwrap()).contains(&c.ts))
+                    .count() as i64;
+                assert_eq!(sum as i64, expected, "series of {tenant} in {time_zone}");
+                for point in series.points.iter().step_by(3) {
+                    let request = pb::GoalKpisRequest {
+                        tenant: tenant.to_owned(),
+                        range: Some(pb::TimeRange { from_ms: Some(point.from_ms), to_ms: Some(point.to_ms) }),
+                        goal_id: Some("orders".into()),
+                    };
+                    let kpis = query.get_goal_kpis(request).await.unwrap().into_inner();
+                    let kpi = &kpis.goals[0];
+                    let figures = |kpi: &pb::GoalKpis| (kpi.explicit.clone(), kpi.last_touch.clone(), kpi.unattributed.clone());
+                    let point_figures = (point.explicit.clone(), point.last_touch.clone(), point.unattributed.clone());
+                    assert_eq!(point_figures, figures(kpi), "{tenant}, {time_zone}, {}", point.date);
+                }
+            }
         }
 
         // Reports say what their values are in, and the tables show the json's figures so.

@@ -3,7 +3,7 @@
 //! - The timeline and the trophy case read the customer's badge partition, where ingest
 //!   writes the stored badge events and attribution the derived ones (rule earns,
 //!   expiries): a timeline page is one range read from the page's cursor; the trophy case
-//!   replays the whole partition and, for progress, reads what the rules count.
+//!   reads each badge's newest entry up to now and, for progress, what the rules count.
 //! - A badge's figures read its counters (`touchstone_core::badge_stats`): day rows, and
 //!   instant rows for the days the range or "now" cut.
 //! - The feed polls the tenant's feed rows past a cursor.
@@ -79,7 +79,8 @@ pub async fn trophy_case(
 ) -> Result<TrophyCase, ApiError> {
     let pb::TrophyCaseRequest { tenant, customer_id } = request;
     let book = store.badge_book(&tenant).await?;
-    let rows = store.customer_badge_events(&tenant, &customer_id).await?;
+    // What is held at `now` follows from each badge's newest entry up to then alone.
+    let rows = store.customer_badge_latest(&tenant, &customer_id, now).await?;
     let entries = badges::visible_timeline(&rows, now);
     let (currency, activity) = if book.badges.iter().any(|b| b.rule.is_some() && b.active) {
         let config = configs.tenant_config(&tenant).await?;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use touchstone_core::model::Millis;
-use touchstone_core::rollup::{self, CampaignCell, CampaignCells, Cells, RangePiece, Tally};
+use touchstone_core::rollup::{self, CampaignCell, CampaignCells, Cells, Granularity, RangePiece, Tally};
 use touchstone_core::validate::{MAX_TS, MIN_TS};
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
@@ -57,47 +57,108 @@ pub async fn campaign_cells(
     range: Range,
 ) -> Result<BTreeMap<String, CampaignCells>> {
     let mut by_campaign: BTreeMap<String, CampaignCells> = BTreeMap::new();
-    let wanted = |campaign: &str, cell: &CampaignCell| {
-        campaign_id.is_none_or(|wanted| wanted == campaign) && (kinds == CellKinds::All || cell.is_conversion())
-    };
     for piece in rollup::plan_range(range.from, range.to, rollup::CAMPAIGN_LEVELS) {
         match piece {
             RangePiece::Rollup { granularity, from, to } => {
                 for (campaign, cells) in store.campaign_rollups(tenant, campaign_id, kinds, granularity, from, to).await? {
-                    match by_campaign.get_mut(&campaign) {
-                        Some(sum) => sum.merge(cells),
-                        None => {
-                            by_campaign.insert(campaign, cells);
-                        }
-                    }
+                    add_campaign(&mut by_campaign, campaign, cells);
                 }
             }
-            RangePiece::Raw { from, to } => {
-                let cells = raw_cells(store, tenant, from, to).await?;
-                let hashes: BTreeSet<String> = cells.0.keys().map(|cell| cell.msg_hash().to_owned()).collect();
-                let hashes: Vec<String> = hashes.into_iter().filter(|hash| !hash.is_empty()).collect();
-                let messages = store.messages(tenant, &hashes).await?;
-                let mut counted = Vec::new();
-                for (cell, tally) in cells.0 {
-                    let (msg_hash, cell) = cell.into_campaign_cell();
-                    let registered = messages.get(&msg_hash).map(|message| message.campaign_id.as_str());
-                    // Counters of messages not registered yet are in no campaign's rows either.
-                    if let Some(campaign_id) = rollup::campaign_of(&msg_hash, &cell, registered) {
-                        counted.push((campaign_id.to_owned(), cell, tally));
-                    }
-                }
-                for message in store.messages_sent_between(tenant, from, to).await? {
-                    counted.push((message.campaign_id, CampaignCell::Message, Tally::ONE));
-                }
-                for (campaign, cell, tally) in counted {
-                    if wanted(&campaign, &cell) {
-                        by_campaign.entry(campaign).or_default().add(cell, tally);
-                    }
-                }
-            }
+            RangePiece::Raw { from, to } => add_raw_campaign_cells(store, tenant, campaign_id, kinds, from, to, &mut by_campaign).await?,
         }
     }
     Ok(rollup::campaigns_without_zeros(by_campaign))
+}
+
+/// What [`campaign_cells`] gives for each of `ranges` (every campaign), in order, with
+/// each rollup level read once over the span of all of them: a year of daily points is one
+/// read of day rows (plus hour rows in a zone whose days start off the UTC hour), not 365.
+pub async fn campaign_cells_per_range(
+    store: &dyn ReportReads,
+    tenant: &str,
+    kinds: CellKinds,
+    ranges: &[Range],
+) -> Result<Vec<BTreeMap<String, CampaignCells>>> {
+    let plans: Vec<Vec<RangePiece>> = ranges.iter().map(|range| rollup::plan_range(range.from, range.to, rollup::CAMPAIGN_LEVELS)).collect();
+    // The span each level's pieces cover, then that level's buckets over it, oldest first.
+    let mut spans: BTreeMap<Granularity, (Millis, Millis)> = BTreeMap::new();
+    for piece in plans.iter().flatten() {
+        if let RangePiece::Rollup { granularity, from, to } = *piece {
+            let span = spans.entry(granularity).or_insert((from, to));
+            *span = (span.0.min(from), span.1.max(to));
+        }
+    }
+    let mut buckets = BTreeMap::new();
+    for (granularity, (from, to)) in spans {
+        buckets.insert(granularity, store.campaign_rollup_buckets(tenant, kinds, granularity, from, to).await?);
+    }
+    let mut per_range = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let mut by_campaign: BTreeMap<String, CampaignCells> = BTreeMap::new();
+        for piece in plan {
+            match piece {
+                RangePiece::Rollup { granularity, from, to } => {
+                    let level = buckets.get(&granularity).map_or(&[][..], Vec::as_slice);
+                    let first = level.partition_point(|(bucket, _)| *bucket < from);
+                    for (_, campaigns) in level[first..].iter().take_while(|(bucket, _)| *bucket < to) {
+                        for (campaign, cells) in campaigns {
+                            add_campaign(&mut by_campaign, campaign.clone(), cells.clone());
+                        }
+                    }
+                }
+                RangePiece::Raw { from, to } => add_raw_campaign_cells(store, tenant, None, kinds, from, to, &mut by_campaign).await?,
+            }
+        }
+        per_range.push(rollup::campaigns_without_zeros(by_campaign));
+    }
+    Ok(per_range)
+}
+
+fn add_campaign(by_campaign: &mut BTreeMap<String, CampaignCells>, campaign: String, cells: CampaignCells) {
+    match by_campaign.get_mut(&campaign) {
+        Some(sum) => sum.merge(cells),
+        None => {
+            by_campaign.insert(campaign, cells);
+        }
+    }
+}
+
+/// Adds the campaign counters of the raw records with `from <= ts < to` (the ragged edges
+/// of a range), as attribution will have counted them.
+async fn add_raw_campaign_cells(
+    store: &dyn ReportReads,
+    tenant: &str,
+    campaign_id: Option<&str>,
+    kinds: CellKinds,
+    from: Millis,
+    to: Millis,
+    by_campaign: &mut BTreeMap<String, CampaignCells>,
+) -> Result<()> {
+    let wanted = |campaign: &str, cell: &CampaignCell| {
+        campaign_id.is_none_or(|wanted| wanted == campaign) && (kinds == CellKinds::All || cell.is_conversion())
+    };
+    let cells = raw_cells(store, tenant, from, to).await?;
+    let hashes: BTreeSet<String> = cells.0.keys().map(|cell| cell.msg_hash().to_owned()).collect();
+    let hashes: Vec<String> = hashes.into_iter().filter(|hash| !hash.is_empty()).collect();
+    let messages = store.messages(tenant, &hashes).await?;
+    let mut counted = Vec::new();
+    for (cell, tally) in cells.0 {
+        let (msg_hash, cell) = cell.into_campaign_cell();
+        let registered = messages.get(&msg_hash).map(|message| message.campaign_id.as_str());
+        // Counters of messages not registered yet are in no campaign's rows either.
+        if let Some(campaign_id) = rollup::campaign_of(&msg_hash, &cell, registered) {
+            counted.push((campaign_id.to_owned(), cell, tally));
+        }
+    }
+    for message in store.messages_sent_between(tenant, from, to).await? {
+        counted.push((message.campaign_id, CampaignCell::Message, Tally::ONE));
+    }
+    for (campaign, cell, tally) in counted {
+        if wanted(&campaign, &cell) {
+            by_campaign.entry(campaign).or_default().add(cell, tally);
+        }
+    }
+    Ok(())
 }
 
 /// Message counters of the raw records with `from <= ts < to`.

@@ -346,9 +346,12 @@ impl QueryService for QueryApi {
         if config.goal(&goal_id).is_none() {
             return Err(ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")).into());
         }
-        let mut points = Vec::new();
-        for report::LocalDay { date, from, to } in report::local_days(tz, range.from, range.to) {
-            let cells = self.campaign_cells(&tenant, None, CellKinds::Conversions, Range { from, to }).await?;
+        let days = report::local_days(tz, range.from, range.to);
+        let ranges: Vec<Range> = days.iter().map(|day| Range { from: day.from, to: day.to }).collect();
+        let cells_per_day =
+            range::campaign_cells_per_range(self.reads.as_ref(), &tenant, CellKinds::Conversions, &ranges).await.map_err(ApiError::from)?;
+        let mut points = Vec::with_capacity(days.len());
+        for (report::LocalDay { date, from, to }, cells) in days.into_iter().zip(cells_per_day) {
             let kpi = report::goal_kpis(&cells, &config)
                 .into_iter()
                 .find(|kpi| kpi.goal_id == goal_id)

@@ -184,6 +184,54 @@ pub async fn commits_write_and_remove_derived_badge_rows(store: &dyn Store) -> R
     Ok(())
 }
 
+pub async fn customer_badge_latest_is_each_badges_newest_entry_up_to_a_time(store: &dyn Store) -> Result<()> {
+    let t = tenant("badge_latest");
+    let shard = log_shard(&t);
+    let before = store.log_status(shard).await?.head;
+    let mut revoked = badge_event(&t, "s3", "c1", "vip", T0 + 20);
+    revoked.action = BadgeAction::Revoked;
+    let mut records = vec![
+        Record::Badge(badge_event(&t, "s1", "c1", "vip", T0)),
+        // Equal times: the greater event id is the newer.
+        Record::Badge(badge_event(&t, "s2a", "c1", "vip", T0 + 10)),
+        Record::Badge(badge_event(&t, "s2b", "c1", "vip", T0 + 10)),
+        Record::Badge(revoked.clone()),
+        Record::Badge(badge_event(&t, "u1", "c1", "undefined", T0 + 3)),
+        Record::Badge(badge_event(&t, "o1", "c2", "vip", T0 + 15)),
+    ];
+    // A history longer than a page of the backends that read it in pages.
+    records.extend((0..2_500).map(|i| Record::Badge(badge_event(&t, &format!("old{i:04}"), "c1", "regular", T0 - 10_000 + i))));
+    store.ingest(records).await?;
+    // A derived row (from a commit) counts as a stored one does.
+    let seq = tenant_log(store, &t, before).await?.last().map(|e| e.seq).expect("the badge events' entries");
+    let after = store.resume_shard(shard).await?;
+    let mut earn = badge_event(&t, "rule:regular", "c1", "regular", T0 + 5);
+    earn.source = BadgeSource::RetroEarn;
+    let commit = AttributionCommit { shard, after, processed: seq, badge_rows: vec![BadgeRowChange::Put(earn.clone())], ..AttributionCommit::default() };
+    store.commit_attribution(commit).await?;
+
+    let latest = |at: i64| {
+        let t = &t;
+        async move {
+            let mut rows: Vec<(String, String)> =
+                store.customer_badge_latest(t, "c1", at).await?.into_iter().map(|row| (row.badge_id, row.event_id)).collect();
+            rows.sort();
+            Result::Ok(rows)
+        }
+    };
+    let pairs = |pairs: &[(&str, &str)]| pairs.iter().map(|(b, e)| (b.to_string(), e.to_string())).collect::<Vec<_>>();
+    assert_eq!(latest(T0 + 20).await?, pairs(&[("regular", "rule:regular"), ("undefined", "u1"), ("vip", "s3")]));
+    assert_eq!(latest(T0 + 19).await?, pairs(&[("regular", "rule:regular"), ("undefined", "u1"), ("vip", "s2b")]));
+    assert_eq!(latest(T0 + 4).await?, pairs(&[("regular", "old2499"), ("undefined", "u1"), ("vip", "s1")]));
+    assert_eq!(latest(T0 - 10_000).await?, pairs(&[("regular", "old0000")]));
+    assert!(latest(T0 - 10_001).await?.is_empty());
+    assert_eq!(latest(i64::MAX).await?, latest(T0 + 20).await?);
+    let whole = store.customer_badge_latest(&t, "c1", T0 + 20).await?;
+    assert_eq!(whole.iter().find(|row| row.event_id == "s3"), Some(&revoked), "every field round-trips");
+    assert!(store.customer_badge_latest(&t, "c3", i64::MAX).await?.is_empty());
+    Ok(())
+}
+
 pub async fn badge_counters_holdings_and_feed_follow_commits(store: &dyn Store) -> Result<()> {
     let t = tenant("badge_follow");
     let shard = log_shard(&t);

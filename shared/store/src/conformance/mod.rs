@@ -42,7 +42,7 @@ pub use attribution_state::{
 pub use badges::{
     badge_book_defaults_and_compare_and_set, badge_counters_holdings_and_feed_follow_commits, badge_rows_page_newest_first_between_bounds,
     commits_write_and_remove_derived_badge_rows, customer_activity_holds_the_customers_events_and_orders,
-    customer_badge_events_are_newest_first_per_customer,
+    customer_badge_events_are_newest_first_per_customer, customer_badge_latest_is_each_badges_newest_entry_up_to_a_time,
 };
 pub use config_store::{config_defaults_and_compare_and_set, tenants_exist_from_their_first_write};
 pub use coordination::{leases_are_exclusive_and_lapse, live_workers_are_listed_until_they_lapse};
@@ -54,7 +54,7 @@ pub use ingest_log::{
 };
 pub use record_reads::{batched_reads_equal_single_reads_in_input_order, customer_touches_are_inclusive_across_bucket_edges};
 pub use report_reads::{
-    between_reads_are_half_open_across_hour_and_day_edges, campaign_rollups_cancelling_to_zero_are_absent,
+    between_reads_are_half_open_across_hour_and_day_edges, campaign_rollup_buckets_sum_each_bucket_on_its_own, campaign_rollups_cancelling_to_zero_are_absent,
     campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets, messages_sent_between_is_half_open,
     pending_counters_sum_per_hour_and_cell_until_moved, rollup_deltas_sum_in_hour_and_day_buckets,
     rollups_cancelling_to_zero_are_absent,
@@ -116,6 +116,7 @@ macro_rules! conformance_suite {
             rollups_cancelling_to_zero_are_absent,
             campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets,
             campaign_rollups_cancelling_to_zero_are_absent,
+            campaign_rollup_buckets_sum_each_bucket_on_its_own,
             pending_counters_sum_per_hour_and_cell_until_moved,
             messages_sent_between_is_half_open,
             // BadgeStore
@@ -124,6 +125,7 @@ macro_rules! conformance_suite {
             customer_activity_holds_the_customers_events_and_orders,
             badge_rows_page_newest_first_between_bounds,
             commits_write_and_remove_derived_badge_rows,
+            customer_badge_latest_is_each_badges_newest_entry_up_to_a_time,
             badge_counters_holdings_and_feed_follow_commits,
             // Every role
             many_rows_are_all_returned,

@@ -147,6 +147,52 @@ pub async fn campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets(stor
     Ok(())
 }
 
+/// The same sums bucket by bucket, oldest first; a bucket left with no cells is absent.
+pub async fn campaign_rollup_buckets_sum_each_bucket_on_its_own(store: &dyn Store) -> Result<()> {
+    let t = tenant("campaign_rollup_buckets");
+    let (h1, h2, h3) = (T0 + 30 * DAY_MS + HOUR_MS, T0 + 30 * DAY_MS + 5 * HOUR_MS, T0 + 31 * DAY_MS + HOUR_MS);
+    let (h4, march) = (T0 + 32 * DAY_MS, T0 + 60 * DAY_MS);
+    let opened = CampaignCell::Touch { kind: TouchKind::Opened };
+    let converted = CampaignCell::Conversion { goal_id: "orders".into(), rule: Rule::LastTouch };
+    let unattributed = CampaignCell::Conversion { goal_id: "orders".into(), rule: Rule::Unattributed };
+    let first = vec![
+        campaign_delta(&t, "c1", h1, &opened, 1, 0),
+        campaign_delta(&t, "c1", h1, &converted, 1, 500),
+        campaign_delta(&t, "c2", h1, &converted, 2, 70),
+        campaign_delta(&t, "", h2, &unattributed, 3, 900),
+        campaign_delta(&t, "c1", h3, &opened, 4, 0),
+        campaign_delta(&t, "c1", h4, &converted, 1, 5),
+    ];
+    commit_campaign_counters(store, &t, first, Vec::new()).await?;
+    // The conversion at h4 is retracted: its buckets are left with nothing.
+    commit_campaign_counters(store, &t, vec![campaign_delta(&t, "c1", h4, &converted, -1, -5)], Vec::new()).await?;
+
+    let read = |kinds, granularity, from, to| store.campaign_rollup_buckets(&t, kinds, granularity, from, to);
+    let day = |ms: Millis| Granularity::Day.bucket(ms);
+    let days = read(CellKinds::All, Granularity::Day, T0, march).await?;
+    let expected = vec![
+        (day(h1), campaigns(&[("c1", &opened, 1, 0), ("c1", &converted, 1, 500), ("c2", &converted, 2, 70), ("", &unattributed, 3, 900)])),
+        (day(h3), campaigns(&[("c1", &opened, 4, 0)])),
+    ];
+    assert_eq!(days, expected);
+    // Each bucket is what campaign_rollups gives for it alone.
+    for (bucket, cells) in &days {
+        assert_eq!(&store.campaign_rollups(&t, None, CellKinds::All, Granularity::Day, *bucket, bucket + DAY_MS).await?, cells);
+    }
+    let hours = read(CellKinds::Conversions, Granularity::Hour, h1, h3 + HOUR_MS).await?;
+    let expected = vec![
+        (h1, campaigns(&[("c1", &converted, 1, 500), ("c2", &converted, 2, 70)])),
+        (h2, campaigns(&[("", &unattributed, 3, 900)])),
+    ];
+    assert_eq!(hours, expected, "conversion cells alone; h3 holds none");
+    assert_eq!(read(CellKinds::All, Granularity::Hour, h1 + 1, h2).await?, vec![], "buckets starting in [from, to)");
+    assert_eq!(read(CellKinds::All, Granularity::Hour, h2, h3).await?.len(), 1, "the bucket at `to` is out");
+    let months = read(CellKinds::All, Granularity::Month, T0, march).await?;
+    assert_eq!(months.iter().map(|(bucket, _)| *bucket).collect::<Vec<_>>(), [T0, T0 + 31 * DAY_MS]);
+    assert_eq!(store.campaign_rollup_buckets(&tenant("campaign_rollup_buckets_other"), CellKinds::All, Granularity::Day, T0, march).await?, vec![]);
+    Ok(())
+}
+
 /// Campaign cells summing to zero are left out, and a campaign left with none is too.
 pub async fn campaign_rollups_cancelling_to_zero_are_absent(store: &dyn Store) -> Result<()> {
     let t = tenant("campaign_rollups_zero");

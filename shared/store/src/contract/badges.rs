@@ -4,10 +4,13 @@
 use super::record_reads::concurrently;
 use crate::{LogMark, Result};
 use async_trait::async_trait;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use touchstone_core::badge_stats::{BadgeTally, Interval};
 use touchstone_core::badges::BadgeBook;
 use touchstone_core::model::{BadgeEvent, Millis, Record};
+
+/// Rows [`BadgeStore::customer_badge_latest`] reads at a time where it pages.
+const LATEST_PAGE_ROWS: usize = 1_000;
 
 /// Which rows of a badge partition a page read wants, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -109,6 +112,31 @@ pub trait BadgeStore: Send + Sync + 'static {
     /// Rows of the customer's badge partition, newest first, as `rows` says: one range
     /// read of one partition.
     async fn customer_badge_rows(&self, tenant: &str, customer_id: &str, rows: &BadgeRows) -> Result<Vec<BadgeEvent>>;
+
+    /// Each badge's newest entry in the customer's partition with `ts <= at` (newest by
+    /// `ts`, then `event_id`), any order: what the customer holds at `at` follows from these
+    /// alone, since an entry decides its badge until the next one. A newest-first scan of
+    /// the partition up to `at` keeping the first row of each badge, in pages; a backend
+    /// may read it more cheaply.
+    async fn customer_badge_latest(&self, tenant: &str, customer_id: &str, at: Millis) -> Result<Vec<BadgeEvent>> {
+        let mut rows = BadgeRows { to: at.checked_add(1), limit: LATEST_PAGE_ROWS, ..BadgeRows::default() };
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut latest = Vec::new();
+        loop {
+            let page = self.customer_badge_rows(tenant, customer_id, &rows).await?;
+            let exhausted = page.len() < rows.limit;
+            rows.before = page.last().map(|row| (row.ts, row.event_id.clone()));
+            for row in page {
+                if !seen.contains(&row.badge_id) {
+                    seen.insert(row.badge_id.clone());
+                    latest.push(row);
+                }
+            }
+            if exhausted {
+                return Ok(latest);
+            }
+        }
+    }
 
     /// Every customer of the tenant with a stored badge event, any order (for rederives).
     async fn tenant_badge_customers(&self, tenant: &str) -> Result<Vec<String>>;

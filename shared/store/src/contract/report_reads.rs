@@ -39,6 +39,18 @@ pub trait ReportReads: RecordReads {
         to: Millis,
     ) -> Result<BTreeMap<String, CampaignCells>>;
 
+    /// Like [`Self::campaign_rollups`] for every campaign, bucket by bucket: each bucket of
+    /// `granularity` starting in `[from, to)` that holds cells, with its start, oldest first
+    /// (a series of days is one read, not one per day).
+    async fn campaign_rollup_buckets(
+        &self,
+        tenant: &str,
+        kinds: CellKinds,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<(Millis, BTreeMap<String, CampaignCells>)>>;
+
     /// Registered messages with `from <= sent_at < to`, any order.
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>>;
 

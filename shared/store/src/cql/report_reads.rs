@@ -32,6 +32,17 @@ impl ReportReads for CqlStore {
         timed("campaign_rollups", async { self.inner.campaign_rollups(tenant, campaign_id, kinds, granularity, from, to).await }).await
     }
 
+    async fn campaign_rollup_buckets(
+        &self,
+        tenant: &str,
+        kinds: CellKinds,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<(Millis, BTreeMap<String, CampaignCells>)>> {
+        timed("campaign_rollup_buckets", async { self.inner.campaign_rollup_buckets(tenant, kinds, granularity, from, to).await }).await
+    }
+
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
         timed("messages_sent_between", async { self.inner.messages_sent_between(tenant, from, to).await }).await
     }
@@ -98,6 +109,40 @@ impl Inner {
             }
         }
         Ok(campaigns_without_zeros(campaigns))
+    }
+
+    /// Like [`Self::campaign_rollups`], each bucket (a partition) summed on its own.
+    async fn campaign_rollup_buckets(
+        &self,
+        tenant: &str,
+        kinds: CellKinds,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<(Millis, BTreeMap<String, CampaignCells>)>> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let s = &self.statements;
+        let code = granularity_code(granularity);
+        let buckets = self.buckets(tenant, table::CAMPAIGN_ROLLUP_DELTAS, code, from, to - 1).await?;
+        let reads = buckets.iter().map(|&bucket| self.rows::<(String, Vec<u8>)>(&s.select_campaign_rollup_deltas, (tenant, code, bucket)));
+        let mut summed = Vec::with_capacity(buckets.len());
+        for (bucket, rows) in buckets.iter().zip(all(reads).await?) {
+            let mut campaigns: BTreeMap<String, CampaignCells> = BTreeMap::new();
+            for (campaign, cells) in rows {
+                let sums = campaigns.entry(campaign).or_default();
+                for (cell, tally) in decode_campaign_cells(&cells, kinds)? {
+                    sums.add(cell, tally);
+                }
+            }
+            let campaigns = campaigns_without_zeros(campaigns);
+            if !campaigns.is_empty() {
+                summed.push((*bucket, campaigns));
+            }
+        }
+        summed.sort_by_key(|(bucket, _)| *bucket);
+        Ok(summed)
     }
 
     /// Messages by `sent_at`, from the `messages_by_time` partitions of the hours that hold

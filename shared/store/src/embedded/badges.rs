@@ -14,7 +14,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 use touchstone_core::badge_stats::{BadgeTally, Interval};
 use touchstone_core::badges::BadgeBook;
@@ -40,6 +40,11 @@ impl BadgeStore for EmbeddedStore {
     async fn customer_badge_rows(&self, tenant: &str, customer_id: &str, rows: &BadgeRows) -> Result<Vec<BadgeEvent>> {
         let (tenant, customer_id, rows) = (tenant.to_owned(), customer_id.to_owned(), rows.clone());
         self.blocking("customer_badge_rows", move |tables| tables.badge_rows(&tenant, &customer_id, &rows)).await
+    }
+
+    async fn customer_badge_latest(&self, tenant: &str, customer_id: &str, at: Millis) -> Result<Vec<BadgeEvent>> {
+        let (tenant, customer_id) = (tenant.to_owned(), customer_id.to_owned());
+        self.blocking("customer_badge_latest", move |tables| tables.badge_latest(&tenant, &customer_id, at)).await
     }
 
     async fn tenant_badge_customers(&self, tenant: &str) -> Result<Vec<String>> {
@@ -88,6 +93,16 @@ impl BadgeStore for EmbeddedStore {
         let tenant = tenant.to_owned();
         self.blocking("badge_feed_end", move |tables| tables.badge_feed_end(&tenant)).await
     }
+}
+
+/// The leading fields of a stored [`BadgeEvent`] (postcard writes fields in order), up to
+/// its badge, borrowed from the value.
+#[derive(Deserialize)]
+struct BadgeRowBadge<'a> {
+    _tenant: &'a str,
+    _event_id: &'a str,
+    _customer_id: &'a str,
+    badge_id: &'a str,
 }
 
 /// A feed row's value: the change (`a` added, `r` removed) and the timeline entry.
@@ -170,6 +185,33 @@ impl Tables {
             .take(rows.limit)
             .map(|guard| decode(Table::Badges, &guard.value().map_err(backend)?))
             .collect()
+    }
+
+    /// One forward scan from `at` down: a row's badge is read in place (no copy) and only
+    /// each badge's first row is decoded whole, so a long history costs little more than
+    /// its keys and values passing by.
+    fn badge_latest(&self, tenant: &str, customer_id: &str, at: Millis) -> Result<Vec<BadgeEvent>> {
+        let partition = badge_partition(tenant, customer_id);
+        let lower = match at.checked_add(1) {
+            Some(to) => match key::prefix_end(badge_time(tenant, customer_id, to).as_bytes()) {
+                Some(after_to) => after_to,
+                None => return Ok(Vec::new()),
+            },
+            None => partition.as_bytes().to_vec(),
+        };
+        let upper = key::prefix_end(super::checked(partition.as_bytes())?).map_or(Bound::Unbounded, Bound::Excluded);
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut latest = Vec::new();
+        for guard in self.table(Table::Badges).range((Bound::Included(lower), upper)) {
+            let value = guard.value().map_err(backend)?;
+            let row: BadgeRowBadge =
+                postcard::from_bytes(&value).map_err(|e| StoreError::Corrupt(format!("undecodable value in badges: {e}")))?;
+            if !seen.contains(row.badge_id) {
+                seen.insert(row.badge_id.to_owned());
+                latest.push(decode(Table::Badges, &value)?);
+            }
+        }
+        Ok(latest)
     }
 
     fn badge_customers(&self, tenant: &str) -> Result<Vec<String>> {

@@ -34,6 +34,18 @@ impl ReportReads for EmbeddedStore {
         self.blocking("campaign_rollups", move |tables| tables.campaign_rollups(&tenant, campaign_id.as_deref(), kinds, granularity, from, to)).await
     }
 
+    async fn campaign_rollup_buckets(
+        &self,
+        tenant: &str,
+        kinds: CellKinds,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<(Millis, BTreeMap<String, CampaignCells>)>> {
+        let tenant = tenant.to_owned();
+        self.blocking("campaign_rollup_buckets", move |tables| tables.campaign_rollup_buckets(&tenant, kinds, granularity, from, to)).await
+    }
+
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
         let tenant = tenant.to_owned();
         self.blocking("messages_sent_between", move |tables| {
@@ -122,6 +134,43 @@ impl Tables {
             }
         }
         Ok(campaigns_without_zeros(by_campaign))
+    }
+
+    /// One scan of the partition between the bounds (rows sort by bucket, then campaign).
+    fn campaign_rollup_buckets(
+        &self,
+        tenant: &str,
+        kinds: CellKinds,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<(Millis, BTreeMap<String, CampaignCells>)>> {
+        let partition = campaign_rollup_partition(tenant, granularity);
+        let range = time_range(&partition, None, from, Some(to));
+        let mut buckets: Vec<(Millis, BTreeMap<String, CampaignCells>)> = Vec::new();
+        if range_is_empty(&range) {
+            return Ok(buckets);
+        }
+        super::layout::check_range(&range)?;
+        let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
+        for guard in self.table(Table::CampaignRollups).range(range) {
+            let (key, value) = guard.into_inner().map_err(backend)?;
+            let (bucket, rest) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
+            let (campaign, _) = read_str(rest).ok_or_else(corrupt)?;
+            if buckets.last().is_none_or(|(last, _)| *last != bucket) {
+                buckets.push((bucket, BTreeMap::new()));
+            }
+            let Some((_, by_campaign)) = buckets.last_mut() else { unreachable!("pushed above") };
+            let sum = by_campaign.entry(campaign.to_owned()).or_default();
+            for (cell, tally) in decode_campaign_cells(&value, kinds)? {
+                sum.add(cell, tally);
+            }
+        }
+        Ok(buckets
+            .into_iter()
+            .map(|(bucket, by_campaign)| (bucket, campaigns_without_zeros(by_campaign)))
+            .filter(|(_, by_campaign)| !by_campaign.is_empty())
+            .collect())
     }
 
     fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
