@@ -70,15 +70,11 @@ pub async fn campaign_cells(
     Ok(rollup::campaigns_without_zeros(by_campaign))
 }
 
-/// What [`campaign_cells`] gives for each of `ranges` (every campaign), in order, with
-/// each rollup level read once over the span of all of them: a year of daily points is one
-/// read of day rows (plus hour rows in a zone whose days start off the UTC hour), not 365.
-pub async fn campaign_cells_per_range(
-    store: &dyn ReportReads,
-    tenant: &str,
-    kinds: CellKinds,
-    ranges: &[Range],
-) -> Result<Vec<BTreeMap<String, CampaignCells>>> {
+/// For each of `ranges`, in order, what [`campaign_cells`] gives for it summed over every
+/// campaign, with each rollup level read once over the span of all of them: a year of
+/// daily points is one read of day rows (plus hour rows in a zone whose days start off the
+/// UTC midnight), not 365 reads.
+pub async fn campaign_totals_per_range(store: &dyn ReportReads, tenant: &str, kinds: CellKinds, ranges: &[Range]) -> Result<Vec<CampaignCells>> {
     let plans: Vec<Vec<RangePiece>> = ranges.iter().map(|range| rollup::plan_range(range.from, range.to, rollup::CAMPAIGN_LEVELS)).collect();
     // The span each level's pieces cover, then that level's buckets over it, oldest first.
     let mut spans: BTreeMap<Granularity, (Millis, Millis)> = BTreeMap::new();
@@ -92,26 +88,30 @@ pub async fn campaign_cells_per_range(
     for (granularity, (from, to)) in spans {
         buckets.insert(granularity, store.campaign_rollup_buckets(tenant, kinds, granularity, from, to).await?);
     }
-    let mut per_range = Vec::with_capacity(plans.len());
+    let mut totals = Vec::with_capacity(plans.len());
     for plan in plans {
-        let mut by_campaign: BTreeMap<String, CampaignCells> = BTreeMap::new();
+        let mut total = CampaignCells::default();
         for piece in plan {
             match piece {
                 RangePiece::Rollup { granularity, from, to } => {
                     let level = buckets.get(&granularity).map_or(&[][..], Vec::as_slice);
                     let first = level.partition_point(|(bucket, _)| *bucket < from);
-                    for (_, campaigns) in level[first..].iter().take_while(|(bucket, _)| *bucket < to) {
-                        for (campaign, cells) in campaigns {
-                            add_campaign(&mut by_campaign, campaign.clone(), cells.clone());
+                    for (_, cells) in level[first..].iter().take_while(|(bucket, _)| *bucket < to) {
+                        for (cell, tally) in &cells.0 {
+                            total.add(cell.clone(), *tally);
                         }
                     }
                 }
-                RangePiece::Raw { from, to } => add_raw_campaign_cells(store, tenant, None, kinds, from, to, &mut by_campaign).await?,
+                RangePiece::Raw { from, to } => {
+                    let mut by_campaign = BTreeMap::new();
+                    add_raw_campaign_cells(store, tenant, None, kinds, from, to, &mut by_campaign).await?;
+                    by_campaign.into_values().for_each(|cells| total.merge(cells));
+                }
             }
         }
-        per_range.push(rollup::campaigns_without_zeros(by_campaign));
+        totals.push(total.without_zeros());
     }
-    Ok(per_range)
+    Ok(totals)
 }
 
 fn add_campaign(by_campaign: &mut BTreeMap<String, CampaignCells>, campaign: String, cells: CampaignCells) {

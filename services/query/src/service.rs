@@ -349,20 +349,17 @@ impl QueryService for QueryApi {
         let days = report::local_days(tz, range.from, range.to);
         let ranges: Vec<Range> = days.iter().map(|day| Range { from: day.from, to: day.to }).collect();
         let cells_per_day =
-            range::campaign_cells_per_range(self.reads.as_ref(), &tenant, CellKinds::Conversions, &ranges).await.map_err(ApiError::from)?;
+            range::campaign_totals_per_range(self.reads.as_ref(), &tenant, CellKinds::Conversions, &ranges).await.map_err(ApiError::from)?;
         let mut points = Vec::with_capacity(days.len());
         for (report::LocalDay { date, from, to }, cells) in days.into_iter().zip(cells_per_day) {
-            let kpi = report::goal_kpis(&cells, &config)
-                .into_iter()
-                .find(|kpi| kpi.goal_id == goal_id)
-                .unwrap_or_default();
+            let totals = report::goal_totals(&cells, &goal_id);
             points.push(pb::GoalSeriesPoint {
                 date: format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day()),
                 from_ms: from,
                 to_ms: to,
-                explicit: Some(tally(kpi.explicit)),
-                last_touch: Some(tally(kpi.last_touch)),
-                unattributed: Some(tally(kpi.unattributed)),
+                explicit: Some(tally(totals.explicit)),
+                last_touch: Some(tally(totals.last_touch)),
+                unattributed: Some(tally(totals.unattributed)),
             });
         }
         Ok(Response::new(pb::GoalSeries { goal_id, time_zone, points }))

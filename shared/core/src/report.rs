@@ -259,6 +259,33 @@ pub fn goal_kpis(by_campaign: &BTreeMap<String, CampaignCells>, config: &TenantC
     kpis
 }
 
+/// A goal's conversions by rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GoalTotals {
+    pub explicit: Tally,
+    pub last_touch: Tally,
+    pub unattributed: Tally,
+}
+
+/// A goal's conversions by rule from counters summed over campaigns (a point of a daily
+/// series): what [`goal_kpis`] gives from the same counters by campaign, without the split
+/// by campaign.
+pub fn goal_totals(cells: &CampaignCells, goal_id: &str) -> GoalTotals {
+    let mut totals = GoalTotals::default();
+    for (cell, tally) in &cells.0 {
+        let CampaignCell::Conversion { goal_id: id, rule } = cell else { continue };
+        if id != goal_id {
+            continue;
+        }
+        match rule {
+            Rule::Explicit => totals.explicit.add(*tally),
+            Rule::LastTouch => totals.last_touch.add(*tally),
+            Rule::Unattributed => totals.unattributed.add(*tally),
+        }
+    }
+    totals
+}
+
 /// The `msg_hash`es whose registration a report needs to see.
 pub fn referenced_messages(cells: &Cells) -> Vec<String> {
     let mut hashes: Vec<String> = cells
@@ -422,6 +449,18 @@ mod tests {
         assert_eq!(orders.campaigns["c1"], Tally { count: 3, value_micros: 12 });
         assert_eq!(orders.no_campaign, Tally { count: 1, value_micros: 1 });
         assert!(kpis[1].campaigns.is_empty());
+    }
+
+    #[test]
+    fn goal_totals_of_cells_summed_over_campaigns_are_the_kpis_by_rule() {
+        let mut summed = CampaignCells::default();
+        by_campaign().into_values().for_each(|cells| summed.merge(cells));
+        for kpi in goal_kpis(&by_campaign(), &config()) {
+            let totals = goal_totals(&summed, &kpi.goal_id);
+            assert_eq!((totals.explicit, totals.last_touch, totals.unattributed), (kpi.explicit, kpi.last_touch, kpi.unattributed), "{}", kpi.goal_id);
+        }
+        assert_eq!(goal_totals(&summed, "orders").unattributed, Tally { count: 9, value_micros: 90 });
+        assert_eq!(goal_totals(&summed, "no-such-goal"), GoalTotals::default());
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub use ingest_log::{
 };
 pub use record_reads::{batched_reads_equal_single_reads_in_input_order, customer_touches_are_inclusive_across_bucket_edges};
 pub use report_reads::{
-    between_reads_are_half_open_across_hour_and_day_edges, campaign_rollup_buckets_sum_each_bucket_on_its_own, campaign_rollups_cancelling_to_zero_are_absent,
+    between_reads_are_half_open_across_hour_and_day_edges, campaign_rollup_buckets_sum_every_campaign_per_bucket, campaign_rollups_cancelling_to_zero_are_absent,
     campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets, messages_sent_between_is_half_open,
     pending_counters_sum_per_hour_and_cell_until_moved, rollup_deltas_sum_in_hour_and_day_buckets,
     rollups_cancelling_to_zero_are_absent,
@@ -116,7 +116,7 @@ macro_rules! conformance_suite {
             rollups_cancelling_to_zero_are_absent,
             campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets,
             campaign_rollups_cancelling_to_zero_are_absent,
-            campaign_rollup_buckets_sum_each_bucket_on_its_own,
+            campaign_rollup_buckets_sum_every_campaign_per_bucket,
             pending_counters_sum_per_hour_and_cell_until_moved,
             messages_sent_between_is_half_open,
             // BadgeStore

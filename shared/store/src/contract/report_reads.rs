@@ -39,9 +39,10 @@ pub trait ReportReads: RecordReads {
         to: Millis,
     ) -> Result<BTreeMap<String, CampaignCells>>;
 
-    /// Like [`Self::campaign_rollups`] for every campaign, bucket by bucket: each bucket of
-    /// `granularity` starting in `[from, to)` that holds cells, with its start, oldest first
-    /// (a series of days is one read, not one per day).
+    /// The counters of every campaign (the no-campaign row too) summed per bucket of
+    /// `granularity` starting in `[from, to)`: each bucket left with cells, with its start,
+    /// oldest first. Only the cells of `kinds`. A daily series of a tenant's goal figures is
+    /// one such read, not one per day.
     async fn campaign_rollup_buckets(
         &self,
         tenant: &str,
@@ -49,7 +50,7 @@ pub trait ReportReads: RecordReads {
         granularity: Granularity,
         from: Millis,
         to: Millis,
-    ) -> Result<Vec<(Millis, BTreeMap<String, CampaignCells>)>>;
+    ) -> Result<Vec<(Millis, CampaignCells)>>;
 
     /// Registered messages with `from <= sent_at < to`, any order.
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>>;

@@ -39,7 +39,7 @@ impl ReportReads for CqlStore {
         granularity: Granularity,
         from: Millis,
         to: Millis,
-    ) -> Result<Vec<(Millis, BTreeMap<String, CampaignCells>)>> {
+    ) -> Result<Vec<(Millis, CampaignCells)>> {
         timed("campaign_rollup_buckets", async { self.inner.campaign_rollup_buckets(tenant, kinds, granularity, from, to).await }).await
     }
 
@@ -111,7 +111,7 @@ impl Inner {
         Ok(campaigns_without_zeros(campaigns))
     }
 
-    /// Like [`Self::campaign_rollups`], each bucket (a partition) summed on its own.
+    /// Each bucket (a partition) summed on its own, over every campaign.
     async fn campaign_rollup_buckets(
         &self,
         tenant: &str,
@@ -119,7 +119,7 @@ impl Inner {
         granularity: Granularity,
         from: Millis,
         to: Millis,
-    ) -> Result<Vec<(Millis, BTreeMap<String, CampaignCells>)>> {
+    ) -> Result<Vec<(Millis, CampaignCells)>> {
         if from >= to {
             return Ok(Vec::new());
         }
@@ -129,16 +129,15 @@ impl Inner {
         let reads = buckets.iter().map(|&bucket| self.rows::<(String, Vec<u8>)>(&s.select_campaign_rollup_deltas, (tenant, code, bucket)));
         let mut summed = Vec::with_capacity(buckets.len());
         for (bucket, rows) in buckets.iter().zip(all(reads).await?) {
-            let mut campaigns: BTreeMap<String, CampaignCells> = BTreeMap::new();
-            for (campaign, cells) in rows {
-                let sums = campaigns.entry(campaign).or_default();
+            let mut sum = CampaignCells::default();
+            for (_campaign, cells) in rows {
                 for (cell, tally) in decode_campaign_cells(&cells, kinds)? {
-                    sums.add(cell, tally);
+                    sum.add(cell, tally);
                 }
             }
-            let campaigns = campaigns_without_zeros(campaigns);
-            if !campaigns.is_empty() {
-                summed.push((*bucket, campaigns));
+            let sum = sum.without_zeros();
+            if !sum.is_empty() {
+                summed.push((*bucket, sum));
             }
         }
         summed.sort_by_key(|(bucket, _)| *bucket);

@@ -41,7 +41,7 @@ impl ReportReads for EmbeddedStore {
         granularity: Granularity,
         from: Millis,
         to: Millis,
-    ) -> Result<Vec<(Millis, BTreeMap<String, CampaignCells>)>> {
+    ) -> Result<Vec<(Millis, CampaignCells)>> {
         let tenant = tenant.to_owned();
         self.blocking("campaign_rollup_buckets", move |tables| tables.campaign_rollup_buckets(&tenant, kinds, granularity, from, to)).await
     }
@@ -144,10 +144,10 @@ impl Tables {
         granularity: Granularity,
         from: Millis,
         to: Millis,
-    ) -> Result<Vec<(Millis, BTreeMap<String, CampaignCells>)>> {
+    ) -> Result<Vec<(Millis, CampaignCells)>> {
         let partition = campaign_rollup_partition(tenant, granularity);
         let range = time_range(&partition, None, from, Some(to));
-        let mut buckets: Vec<(Millis, BTreeMap<String, CampaignCells>)> = Vec::new();
+        let mut buckets: Vec<(Millis, CampaignCells)> = Vec::new();
         if range_is_empty(&range) {
             return Ok(buckets);
         }
@@ -155,22 +155,19 @@ impl Tables {
         let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
         for guard in self.table(Table::CampaignRollups).range(range) {
             let (key, value) = guard.into_inner().map_err(backend)?;
-            let (bucket, rest) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
-            let (campaign, _) = read_str(rest).ok_or_else(corrupt)?;
-            if buckets.last().is_none_or(|(last, _)| *last != bucket) {
-                buckets.push((bucket, BTreeMap::new()));
-            }
-            let Some((_, by_campaign)) = buckets.last_mut() else { unreachable!("pushed above") };
-            let sum = by_campaign.entry(campaign.to_owned()).or_default();
+            let (bucket, _campaign) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
+            let sum = match buckets.last_mut() {
+                Some((last, sum)) if *last == bucket => sum,
+                _ => {
+                    buckets.push((bucket, CampaignCells::default()));
+                    &mut buckets.last_mut().ok_or_else(corrupt)?.1
+                }
+            };
             for (cell, tally) in decode_campaign_cells(&value, kinds)? {
                 sum.add(cell, tally);
             }
         }
-        Ok(buckets
-            .into_iter()
-            .map(|(bucket, by_campaign)| (bucket, campaigns_without_zeros(by_campaign)))
-            .filter(|(_, by_campaign)| !by_campaign.is_empty())
-            .collect())
+        Ok(buckets.into_iter().map(|(bucket, cells)| (bucket, cells.without_zeros())).filter(|(_, cells)| !cells.is_empty()).collect())
     }
 
     fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
