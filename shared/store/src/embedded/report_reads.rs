@@ -156,15 +156,12 @@ impl Tables {
         for guard in self.table(Table::CampaignRollups).range(range) {
             let (key, value) = guard.into_inner().map_err(backend)?;
             let (bucket, _campaign) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
-            let sum = match buckets.last_mut() {
-                Some((last, sum)) if *last == bucket => sum,
-                _ => {
-                    buckets.push((bucket, CampaignCells::default()));
-                    &mut buckets.last_mut().ok_or_else(corrupt)?.1
-                }
-            };
-            for (cell, tally) in decode_campaign_cells(&value, kinds)? {
-                sum.add(cell, tally);
+            let cells = decode_campaign_cells(&value, kinds)?;
+            if buckets.last().is_none_or(|(last, _)| *last != bucket) {
+                buckets.push((bucket, CampaignCells::default()));
+            }
+            if let Some((_, sum)) = buckets.last_mut() {
+                cells.into_iter().for_each(|(cell, tally)| sum.add(cell, tally));
             }
         }
         Ok(buckets.into_iter().map(|(bucket, cells)| (bucket, cells.without_zeros())).filter(|(_, cells)| !cells.is_empty()).collect())
