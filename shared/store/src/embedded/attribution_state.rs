@@ -6,7 +6,7 @@ use super::ingest_log::StoredSetAside;
 use super::key::{read_time, Key};
 use super::layout::{
     ACTIVITY_EVENT, ACTIVITY_ORDER, CUSTOMER_BUCKET_MS, PROCESSED, Table, activity_key, badge_key, badge_stats_partition, campaign_rollup_key, feed_key, holding_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
-    rollup_key, time_range,
+    rollup_key, tenant_rollup_key_of, time_range,
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::{decode_campaign_cells, encode_campaign_cells, lock};
@@ -188,12 +188,21 @@ impl Tables {
                 campaign_sums.entry(key).or_default().add(delta.cell.clone(), delta.tally);
             }
         }
-        for (key, delta) in campaign_sums {
-            let mut cells = self.campaign_row(&key, CellKinds::All)?;
-            cells.merge(delta);
-            match encode_campaign_cells(cells.0)? {
-                Some(row) => writes.put_raw(Table::CampaignRollups, key, row),
-                None => writes.delete(Table::CampaignRollups, key),
+        // And every campaign's cells summed into the tenant's row of the bucket.
+        let mut tenant_sums: BTreeMap<Vec<u8>, CampaignCells> = BTreeMap::new();
+        for (key, delta) in &campaign_sums {
+            let tenant_key = tenant_rollup_key_of(key).ok_or_else(|| StoreError::Corrupt("campaign rollup key too short".to_owned()))?;
+            let sum = tenant_sums.entry(tenant_key.to_vec()).or_default();
+            delta.0.iter().for_each(|(cell, tally)| sum.add(cell.clone(), *tally));
+        }
+        for (table, sums) in [(Table::CampaignRollups, campaign_sums), (Table::TenantRollups, tenant_sums)] {
+            for (key, delta) in sums {
+                let mut cells = self.cells_row(table, &key, CellKinds::All)?;
+                cells.merge(delta);
+                match encode_campaign_cells(cells.0)? {
+                    Some(row) => writes.put_raw(table, key, row),
+                    None => writes.delete(table, key),
+                }
             }
         }
 
@@ -293,10 +302,11 @@ impl Tables {
         Ok(())
     }
 
-    /// A campaign's stored cells (of `kinds`) for one bucket; none when it has no row.
-    pub(super) fn campaign_row(&self, key: &[u8], kinds: CellKinds) -> Result<CampaignCells> {
+    /// The stored cells (of `kinds`) of a row of `campaign_rollups` or `tenant_rollups`;
+    /// none when there is no row.
+    pub(super) fn cells_row(&self, table: Table, key: &[u8], kinds: CellKinds) -> Result<CampaignCells> {
         let mut cells = CampaignCells::default();
-        if let Some(bytes) = self.table(Table::CampaignRollups).get(super::checked(key)?).map_err(backend)? {
+        if let Some(bytes) = self.table(table).get(super::checked(key)?).map_err(backend)? {
             for (cell, tally) in decode_campaign_cells(&bytes, kinds)? {
                 cells.add(cell, tally);
             }

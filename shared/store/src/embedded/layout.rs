@@ -26,13 +26,14 @@
 //! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
 //! | `tenants` | tenant | empty (written with the tenant's first log entry) | `tenants`, `tenant_exists` |
 //! | `log` | shard (u32), seq (u64) | appended_at and payload | `read_log`, `log_status` |
-//! | `meta` | `log_head` or `processed`, shard | u64 | `ingest`, `log_status`, `commit_attribution` |
+//! | `meta` | `log_head` or `processed`, shard; `tenant_rollups_filled` | u64; empty | `ingest`, `log_status`, `commit_attribution` |
 //! | `conversions` | tenant, goal_id, key | `Conversion` | `conversion`, `tenant_conversions` |
 //! | `conversions_by_customer` | tenant, customer, 30-day bucket, ts, goal_id, key | `Conversion` | `customer_conversions` |
 //! | `conversions_by_time` | tenant, hour, ts, goal_id, key | `Conversion` | `conversions_between` |
 //! | `conversions_by_explicit` | tenant, explicit msg_hash, goal_id, key | `Conversion` | `explicit_conversions` |
 //! | `rollups` | tenant, granularity (`h`/`d`), bucket start, cell (postcard) | `Tally` | `rollups` |
 //! | `campaign_rollups` | tenant, granularity (`h`/`d`/`m`), bucket start, campaign_id | every cell of the campaign, conversions in a segment of their own (`support::encode_campaign_cells`) | `campaign_rollups` |
+//! | `tenant_rollups` | tenant, granularity (`h`/`d`/`m`), bucket start | the bucket's `campaign_rollups` rows summed, encoded like them | `campaign_rollup_buckets` |
 //! | `pending_counters` | tenant, msg_hash, hour, cell (postcard) | `Tally` | `pending_counters` |
 //! | `set_aside` | shard (u32), seq (u64) | the entry, why, when | `set_aside`, `log_status` |
 
@@ -54,6 +55,9 @@ pub(super) const TIME_BUCKET_MS: Millis = HOUR_MS;
 /// Names of the per-shard counters in `meta`.
 pub(super) const LOG_HEAD: &[u8] = b"log_head";
 pub(super) const PROCESSED: &[u8] = b"processed";
+/// Key in `meta` of the mark that `tenant_rollups` holds every campaign row (stores made
+/// before that table are filled once when opened).
+pub(super) const TENANT_ROLLUPS_FILLED: &[u8] = b"tenant_rollups_filled";
 
 /// The tables, one fjall keyspace each; see the module docs for their keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -86,11 +90,12 @@ pub(super) enum Table {
     BadgeStats,
     BadgeHoldings,
     BadgeFeed,
+    TenantRollups,
 }
 
 impl Table {
     /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
-    pub(super) const ALL: [Table; 28] = [
+    pub(super) const ALL: [Table; 29] = [
         Table::Dedup,
         Table::Messages,
         Table::TouchesByCustomer,
@@ -119,6 +124,7 @@ impl Table {
         Table::BadgeStats,
         Table::BadgeHoldings,
         Table::BadgeFeed,
+        Table::TenantRollups,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -151,6 +157,7 @@ impl Table {
             Table::BadgeStats => "badge_stats",
             Table::BadgeHoldings => "badge_holdings",
             Table::BadgeFeed => "badge_feed",
+            Table::TenantRollups => "tenant_rollups",
         }
     }
 }
@@ -184,6 +191,16 @@ pub(super) fn campaign_rollup_key(tenant: &str, granularity: Granularity, bucket
 
 pub(super) fn campaign_rollup_partition(tenant: &str, granularity: Granularity) -> Key {
     Key::new().str(tenant).tag(granularity_tag(granularity))
+}
+
+/// The key of the tenant's row that a [`campaign_rollup_key`] counts under: the campaign key
+/// without the campaign. That row holds every campaign's row of the bucket summed, so that
+/// a daily series of a tenant reads a row per day rather than one per campaign and day.
+pub(super) fn tenant_rollup_key_of(campaign_key: &[u8]) -> Option<&[u8]> {
+    let (_tenant, rest) = key::read_str(campaign_key)?;
+    // The granularity tag and the bucket start follow the tenant.
+    let end = campaign_key.len() - rest.len() + 1 + 8;
+    campaign_key.get(..end).filter(|_| rest.len() >= 1 + 8)
 }
 
 pub(super) fn pending_key(tenant: &str, msg_hash: &str, hour: Millis, cell: &CampaignCell) -> Result<Vec<u8>> {

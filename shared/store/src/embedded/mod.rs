@@ -32,7 +32,9 @@ mod record_reads;
 mod report_reads;
 
 use crate::{LOG_SHARDS, Result, StoreError};
-use crate::support::encode;
+use crate::support::{decode_campaign_cells, encode, encode_campaign_cells};
+use crate::CellKinds;
+use touchstone_core::rollup::CampaignCells;
 use coordination::Leases;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use key::Key;
@@ -135,6 +137,7 @@ impl EmbeddedStore {
             known_tenants: Mutex::default(),
             committers: (0..LOG_SHARDS).map(|_| Mutex::new(())).collect(),
         };
+        tables.fill_tenant_rollups()?;
         Ok(EmbeddedStore { tables: Arc::new(tables), leases: Arc::default() })
     }
 
@@ -182,6 +185,35 @@ impl Tables {
             .prefix(checked(prefix.as_bytes())?)
             .map(|guard| decode(table, &guard.value().map_err(backend)?))
             .collect()
+    }
+
+    /// Sums `campaign_rollups` into `tenant_rollups` once, for a store made before that
+    /// table (a new one just gets the mark). One batch holds the rows and the mark, so a fill
+    /// cut short is done again from the start at the next open.
+    fn fill_tenant_rollups(&self) -> Result<()> {
+        if self.table(Table::Meta).get(layout::TENANT_ROLLUPS_FILLED).map_err(backend)?.is_some() {
+            return Ok(());
+        }
+        let mut sums: BTreeMap<Vec<u8>, CampaignCells> = BTreeMap::new();
+        for guard in self.table(Table::CampaignRollups).iter() {
+            let (key, value) = guard.into_inner().map_err(backend)?;
+            let tenant_key = layout::tenant_rollup_key_of(&key).ok_or_else(|| StoreError::Corrupt("campaign rollup key too short".to_owned()))?;
+            let sum = sums.entry(tenant_key.to_vec()).or_default();
+            for (cell, tally) in decode_campaign_cells(&value, CellKinds::All)? {
+                sum.add(cell, tally);
+            }
+        }
+        let mut writes = Writes::default();
+        if !sums.is_empty() {
+            tracing::info!(rows = sums.len(), "filling tenant_rollups from campaign_rollups, once");
+        }
+        for (key, cells) in sums {
+            if let Some(row) = encode_campaign_cells(cells.0)? {
+                writes.put_raw(Table::TenantRollups, key, row);
+            }
+        }
+        writes.put_raw(Table::Meta, layout::TENANT_ROLLUPS_FILLED.to_vec(), Vec::new());
+        self.apply(writes)
     }
 
     /// Applies `writes` as one atomic batch and flushes its journal as configured.
@@ -272,6 +304,62 @@ mod tests {
     use super::*;
     use crate::IngestLog;
     use touchstone_core::model::{Record, Touch, TouchKind};
+
+    /// A store made before `tenant_rollups` (campaign rows, no tenant rows, no mark) has
+    /// them filled when opened, once: the buckets then read as the campaign rows summed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tenant_rollups_are_filled_once_from_campaign_rows() {
+        use crate::{AttributionCommit, AttributionState, CampaignDelta, CellKinds, ReportReads, log_shard};
+        use touchstone_core::attribution::Rule;
+        use touchstone_core::rollup::{CampaignCell, DAY_MS, Granularity, HOUR_MS, Tally};
+
+        let dir = tempfile::tempdir().unwrap();
+        let day = 1_767_225_600_000; // 1 January 2026, UTC
+        let converted = CampaignCell::Conversion { goal_id: "orders".into(), rule: Rule::LastTouch };
+        let opened = CampaignCell::Touch { kind: TouchKind::Opened };
+        let delta = |campaign_id: &str, hour, cell: &CampaignCell, count| CampaignDelta {
+            tenant: "t".into(),
+            campaign_id: campaign_id.into(),
+            hour,
+            cell: cell.clone(),
+            tally: Tally { count, value_micros: 10 * count as i128 },
+        };
+        let deltas = vec![
+            delta("c1", day, &converted, 1),
+            delta("c2", day + HOUR_MS, &converted, 2),
+            delta("c2", day + HOUR_MS, &opened, 5),
+            delta("", day + DAY_MS, &converted, 3),
+        ];
+        let read = |store: EmbeddedStore| async move { store.campaign_rollup_buckets("t", CellKinds::All, Granularity::Day, day, day + 2 * DAY_MS).await.unwrap() };
+        let expected = {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            let shard = log_shard("t");
+            let commit = AttributionCommit { shard, campaign_rollups: deltas, ..AttributionCommit::default() };
+            store.commit_attribution(commit).await.unwrap();
+            let expected = read(store.clone()).await;
+            assert_eq!(expected.len(), 2);
+            // Back to how an older store was left: no tenant rows and no mark.
+            let tables = &store.tables;
+            let mut writes = Writes::default();
+            for guard in tables.table(Table::TenantRollups).iter() {
+                writes.delete(Table::TenantRollups, guard.key().unwrap().to_vec());
+            }
+            writes.delete(Table::Meta, layout::TENANT_ROLLUPS_FILLED.to_vec());
+            tables.apply(writes).unwrap();
+            assert_eq!(read(store.clone()).await, vec![]);
+            expected
+        };
+        let reopened = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(read(reopened.clone()).await, expected, "filled from the campaign rows");
+        // Filled once: with the mark present, opening again leaves the rows as they are.
+        let rows = |store: &EmbeddedStore| store.tables.table(Table::TenantRollups).iter().count();
+        let filled = rows(&reopened);
+        assert_eq!(filled, 3 + 2 + 1, "three hours, two days, one month");
+        drop(reopened);
+        let again = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(rows(&again), filled);
+        assert_eq!(read(again).await, expected);
+    }
 
     /// fjall's own rotation is off, so only [`Tables::account`] gets memtables flushed: past
     /// [`MEMTABLE_BYTES`] of writes, a table has a flushed table file and its count starts over.

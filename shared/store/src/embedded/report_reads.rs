@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use touchstone_core::attribution::Conversion;
 use std::collections::BTreeMap;
 use touchstone_core::model::{AppEvent, Message, Millis, Touch};
-use touchstone_core::rollup::{CampaignCells, Cell, Cells, Granularity, campaigns_without_zeros};
+use touchstone_core::rollup::{CampaignCells, Cell, Cells, Counters, Granularity, campaigns_without_zeros};
 
 #[async_trait]
 impl ReportReads for EmbeddedStore {
@@ -115,7 +115,7 @@ impl Tables {
         {
             let mut sum = CampaignCells::default();
             for bucket in buckets {
-                sum.merge(self.campaign_row(&campaign_rollup_key(tenant, granularity, bucket, campaign_id), kinds)?);
+                sum.merge(self.cells_row(Table::CampaignRollups, &campaign_rollup_key(tenant, granularity, bucket, campaign_id), kinds)?);
             }
             by_campaign.insert(campaign_id.to_owned(), sum);
             return Ok(campaigns_without_zeros(by_campaign));
@@ -136,7 +136,7 @@ impl Tables {
         Ok(campaigns_without_zeros(by_campaign))
     }
 
-    /// One scan of the partition between the bounds (rows sort by bucket, then campaign).
+    /// One scan of the tenant's rows between the bounds, one row per bucket.
     fn campaign_rollup_buckets(
         &self,
         tenant: &str,
@@ -152,19 +152,16 @@ impl Tables {
             return Ok(buckets);
         }
         super::layout::check_range(&range)?;
-        let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
-        for guard in self.table(Table::CampaignRollups).range(range) {
+        let corrupt = || StoreError::Corrupt("tenant rollup key too short".to_owned());
+        for guard in self.table(Table::TenantRollups).range(range) {
             let (key, value) = guard.into_inner().map_err(backend)?;
-            let (bucket, _campaign) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
-            let cells = decode_campaign_cells(&value, kinds)?;
-            if buckets.last().is_none_or(|(last, _)| *last != bucket) {
-                buckets.push((bucket, CampaignCells::default()));
-            }
-            if let Some((_, sum)) = buckets.last_mut() {
-                cells.into_iter().for_each(|(cell, tally)| sum.add(cell, tally));
+            let (bucket, _) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
+            let cells = Counters(decode_campaign_cells(&value, kinds)?.into_iter().collect());
+            if !cells.is_empty() {
+                buckets.push((bucket, cells));
             }
         }
-        Ok(buckets.into_iter().map(|(bucket, cells)| (bucket, cells.without_zeros())).filter(|(_, cells)| !cells.is_empty()).collect())
+        Ok(buckets)
     }
 
     fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
