@@ -11,7 +11,9 @@
 //! every key starts with the tenant, then the table's partition key, then (for tables read
 //! by time) a time bucket, then the clustering columns. Every index holds a full copy of
 //! its row rather than a pointer to a primary table, as the CQL tables do: each read is then
-//! one range scan, never a scan plus a point read per row.
+//! one range scan, never a scan plus a point read per row. One table has no CQL twin:
+//! `tenant_rollups`, every campaign's counters summed per bucket, because a scan here steps
+//! over every row in its range, where CQL reads each bucket's partition on its own.
 //!
 //! Leases and the live-worker list are kept in memory: one process opens a folder at a
 //! time, so its workers are the only ones there are.
