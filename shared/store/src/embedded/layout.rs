@@ -199,8 +199,7 @@ pub(super) fn campaign_rollup_partition(tenant: &str, granularity: Granularity) 
 pub(super) fn tenant_rollup_key_of(campaign_key: &[u8]) -> Option<&[u8]> {
     let (_tenant, rest) = key::read_str(campaign_key)?;
     // The granularity tag and the bucket start follow the tenant.
-    let end = campaign_key.len() - rest.len() + 1 + 8;
-    campaign_key.get(..end).filter(|_| rest.len() >= 1 + 8)
+    campaign_key.get(..campaign_key.len() - rest.len() + 1 + 8)
 }
 
 pub(super) fn pending_key(tenant: &str, msg_hash: &str, hour: Millis, cell: &CampaignCell) -> Result<Vec<u8>> {
@@ -321,4 +320,21 @@ pub(super) fn check_range(range: &KeyRange) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_campaign_rows_tenant_key_is_its_key_without_the_campaign() {
+        let bucket = 1_767_225_600_000;
+        let campaign_key = campaign_rollup_key("acme", Granularity::Day, bucket, "spring-sale");
+        let tenant_key = campaign_rollup_partition("acme", Granularity::Day).time(bucket).into_vec();
+        assert_eq!(tenant_rollup_key_of(&campaign_key), Some(&tenant_key[..]));
+        // The row of no campaign counts under the same key.
+        assert_eq!(tenant_rollup_key_of(&campaign_rollup_key("acme", Granularity::Day, bucket, "")), Some(&tenant_key[..]));
+        assert_eq!(tenant_rollup_key_of(&tenant_key[..tenant_key.len() - 1]), None, "a key cut short");
+        assert_eq!(tenant_rollup_key_of(b"\0\0"), None);
+    }
 }
