@@ -191,8 +191,7 @@ impl Tables {
         // And every campaign's cells summed into the tenant's row of the bucket.
         let mut tenant_sums: BTreeMap<Vec<u8>, CampaignCells> = BTreeMap::new();
         for (key, delta) in &campaign_sums {
-            let tenant_key = tenant_rollup_key_of(key).ok_or_else(|| StoreError::Corrupt("campaign rollup key too short".to_owned()))?;
-            let sum = tenant_sums.entry(tenant_key.to_vec()).or_default();
+            let sum = tenant_sums.entry(tenant_rollup_key_of(key)?.to_vec()).or_default();
             delta.0.iter().for_each(|(cell, tally)| sum.add(cell.clone(), *tally));
         }
         for (table, sums) in [(Table::CampaignRollups, campaign_sums), (Table::TenantRollups, tenant_sums)] {

@@ -39,7 +39,7 @@
 
 use super::key::{self, Key};
 use crate::support::encode;
-use crate::{FeedPosition, LOG_SHARDS, Result, StatLevel};
+use crate::{FeedPosition, LOG_SHARDS, Result, StatLevel, StoreError};
 use std::ops::Bound;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::Millis;
@@ -196,10 +196,11 @@ pub(super) fn campaign_rollup_partition(tenant: &str, granularity: Granularity) 
 /// The key of the tenant's row that a [`campaign_rollup_key`] counts under: the campaign key
 /// without the campaign. That row holds every campaign's row of the bucket summed, so that
 /// a daily series of a tenant reads a row per day rather than one per campaign and day.
-pub(super) fn tenant_rollup_key_of(campaign_key: &[u8]) -> Option<&[u8]> {
-    let (_tenant, rest) = key::read_str(campaign_key)?;
+pub(super) fn tenant_rollup_key_of(campaign_key: &[u8]) -> Result<&[u8]> {
+    let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
+    let (_tenant, rest) = key::read_str(campaign_key).ok_or_else(corrupt)?;
     // The granularity tag and the bucket start follow the tenant.
-    campaign_key.get(..campaign_key.len() - rest.len() + 1 + 8)
+    campaign_key.get(..campaign_key.len() - rest.len() + 1 + 8).ok_or_else(corrupt)
 }
 
 pub(super) fn pending_key(tenant: &str, msg_hash: &str, hour: Millis, cell: &CampaignCell) -> Result<Vec<u8>> {
@@ -331,10 +332,10 @@ mod tests {
         let bucket = 1_767_225_600_000;
         let campaign_key = campaign_rollup_key("acme", Granularity::Day, bucket, "spring-sale");
         let tenant_key = campaign_rollup_partition("acme", Granularity::Day).time(bucket).into_vec();
-        assert_eq!(tenant_rollup_key_of(&campaign_key), Some(&tenant_key[..]));
+        assert_eq!(tenant_rollup_key_of(&campaign_key).unwrap(), &tenant_key[..]);
         // The row of no campaign counts under the same key.
-        assert_eq!(tenant_rollup_key_of(&campaign_rollup_key("acme", Granularity::Day, bucket, "")), Some(&tenant_key[..]));
-        assert_eq!(tenant_rollup_key_of(&tenant_key[..tenant_key.len() - 1]), None, "a key cut short");
-        assert_eq!(tenant_rollup_key_of(b"\0\0"), None);
+        assert_eq!(tenant_rollup_key_of(&campaign_rollup_key("acme", Granularity::Day, bucket, "")).unwrap(), &tenant_key[..]);
+        assert!(matches!(tenant_rollup_key_of(&tenant_key[..tenant_key.len() - 1]), Err(StoreError::Corrupt(_))), "a key cut short");
+        assert!(matches!(tenant_rollup_key_of(b"\0\0"), Err(StoreError::Corrupt(_))));
     }
 }

@@ -199,8 +199,7 @@ impl Tables {
         let mut sums: BTreeMap<Vec<u8>, CampaignCells> = BTreeMap::new();
         for guard in self.table(Table::CampaignRollups).iter() {
             let (key, value) = guard.into_inner().map_err(backend)?;
-            let tenant_key = layout::tenant_rollup_key_of(&key).ok_or_else(|| StoreError::Corrupt("campaign rollup key too short".to_owned()))?;
-            let sum = sums.entry(tenant_key.to_vec()).or_default();
+            let sum = sums.entry(layout::tenant_rollup_key_of(&key)?.to_vec()).or_default();
             for (cell, tally) in decode_campaign_cells(&value, CellKinds::All)? {
                 sum.add(cell, tally);
             }
