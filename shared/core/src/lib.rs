@@ -11,6 +11,7 @@
 //! - [`config`]: tenant configuration and the rules for changing it (goal limits, immutable goals).
 //! - [`goals`]: which records convert for which goal.
 //! - [`attribution`]: the crediting rules (explicit, last touch, unattributed) and their explanation.
+//! - [`fold`]: attribution as a pure fold per commit window over order and customer state (by month).
 //! - [`rollup`]: report counters ("cells") and how a range splits into buckets and raw edges.
 //! - [`report`]: turning summed cells into campaign, message and goal rows.
 //! - [`files`]: the bulk file formats of SPEC section 7.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod currency;
 pub mod error;
 pub mod files;
+pub mod fold;
 pub mod goals;
 pub mod model;
 #[cfg(feature = "testsuite")]
