@@ -33,6 +33,17 @@ pub mod embedded;
 pub use contract::*;
 pub use error::{Result, StoreError};
 
+/// What one table of a backend has cost since the process opened the store: read
+/// operations and bytes, write operations (each key put or removed) and bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableUsage {
+    pub table: &'static str,
+    pub reads: u64,
+    pub read_bytes: u64,
+    pub writes: u64,
+    pub write_bytes: u64,
+}
+
 #[cfg(feature = "cql")]
 pub use cql::{CqlOptions, CqlStore};
 #[cfg(feature = "embedded")]

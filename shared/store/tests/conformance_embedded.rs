@@ -28,3 +28,9 @@ impl Deref for Fixture {
 }
 
 touchstone_store::conformance_suite!(embedded, async { Fixture::new() });
+
+/// Beyond the shared suite: this backend keeps the log as the archive.
+#[tokio::test]
+async fn commits_keep_the_log_as_the_archive() -> touchstone_store::Result<()> {
+    touchstone_store::conformance::commits_keep_the_log_as_the_archive(&*Fixture::new()).await
+}

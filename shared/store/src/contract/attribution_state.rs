@@ -199,8 +199,10 @@ pub trait AttributionState: RecordReads {
     /// which writes nothing.
     async fn resume_shard(&self, shard: u32) -> Result<u64>;
 
-    /// Applies one attribution step atomically (see the trait docs), removing the shard's
-    /// log entries up to `processed`. [`StoreError::Fenced`](crate::StoreError::Fenced) when
-    /// the shard's processed position is no longer `commit.after`.
+    /// Applies one attribution step atomically (see the trait docs).
+    /// [`StoreError::Fenced`](crate::StoreError::Fenced) when the shard's processed position
+    /// is no longer `commit.after`. The entries up to `processed` stay in the log, which is
+    /// the archive recomputes replay (the embedded store; the CQL backend still trims them,
+    /// a declared gap of its conformance run).
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()>;
 }

@@ -125,7 +125,7 @@ impl Tables {
     fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
         let partition = pending_partition(tenant, msg_hash);
         let mut counters = Vec::new();
-        for guard in self.table(Table::PendingCounters).prefix(super::checked(partition.as_bytes())?) {
+        for guard in self.read(Table::PendingCounters).prefix(super::checked(partition.as_bytes())?) {
             let (key, value) = guard.into_inner().map_err(backend)?;
             let (hour, cell) = key
                 .get(partition.as_bytes().len()..)
@@ -273,13 +273,8 @@ impl Tables {
             // write batch while it is being applied, so a step can read the log entries of an
             // ingest call whose head row is not applied yet. Those entries are already
             // journaled (a batch is journaled before it is applied), so they are durable.
+            // The log itself is kept: it is the archive.
             writes.put_raw(Table::Meta, counter_key(PROCESSED, shard), commit.processed.to_be_bytes().to_vec());
-            // Only the entries since the last commit (older ones are already removed). The
-            // log has no gaps (every position up to the head holds an entry), so their keys
-            // are known without scanning them.
-            for seq in processed + 1..=commit.processed {
-                writes.delete(Table::Log, log_key(shard, seq).to_vec());
-            }
         }
         self.apply(writes)
     }
@@ -305,7 +300,8 @@ impl Tables {
     /// none when there is no row.
     pub(super) fn cells_row(&self, table: Table, key: &[u8], kinds: CellKinds) -> Result<CampaignCells> {
         let mut cells = CampaignCells::default();
-        if let Some(bytes) = self.table(table).get(super::checked(key)?).map_err(backend)? {
+        if let Some(bytes) = self.read(table).get(super::checked(key)?).map_err(backend)? {
+            self.usage.read_bytes(table, bytes.len());
             for (cell, tally) in decode_campaign_cells(&bytes, kinds)? {
                 cells.add(cell, tally);
             }

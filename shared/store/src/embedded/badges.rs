@@ -147,10 +147,10 @@ impl Tables {
         }
         let mut writes = Writes::default();
         writes.put(Table::BadgeBooks, key, book)?;
-        let mut log = LogAppender::new();
+        let mut log = LogAppender::new(None);
         let payload = LogPayload::RederiveBadges { tenant: book.tenant.clone() };
         let mark = log.append(self, log_shard(&book.tenant), payload, &mut writes)?;
-        log.finish(&mut writes);
+        log.finish(&mut writes)?;
         self.apply(writes)?;
         Ok(mark)
     }
@@ -180,10 +180,10 @@ impl Tables {
             return Ok(Vec::new());
         }
         super::checked(partition.as_bytes())?;
-        self.table(Table::Badges)
+        self.read(Table::Badges)
             .range((lower, upper))
             .take(rows.limit)
-            .map(|guard| decode(Table::Badges, &guard.value().map_err(backend)?))
+            .map(|guard| self.decode_read(Table::Badges, &guard.value().map_err(backend)?))
             .collect()
     }
 
@@ -202,8 +202,9 @@ impl Tables {
         let upper = key::prefix_end(super::checked(partition.as_bytes())?).map_or(Bound::Unbounded, Bound::Excluded);
         let mut seen: HashSet<String> = HashSet::new();
         let mut latest = Vec::new();
-        for guard in self.table(Table::Badges).range((Bound::Included(lower), upper)) {
+        for guard in self.read(Table::Badges).range((Bound::Included(lower), upper)) {
             let value = guard.value().map_err(backend)?;
+            self.usage.read_bytes(Table::Badges, value.len());
             let row: BadgeRowBadge =
                 postcard::from_bytes(&value).map_err(|e| StoreError::Corrupt(format!("undecodable value in badges: {e}")))?;
             if !seen.contains(row.badge_id) {
@@ -217,7 +218,7 @@ impl Tables {
     fn badge_customers(&self, tenant: &str) -> Result<Vec<String>> {
         let prefix = Key::new().str(tenant);
         let skip = prefix.as_bytes().len();
-        self.table(Table::BadgeCustomers)
+        self.read(Table::BadgeCustomers)
             .prefix(super::checked(prefix.as_bytes())?)
             .map(|guard| {
                 let key = guard.key().map_err(backend)?;
@@ -230,10 +231,11 @@ impl Tables {
     fn holdings(&self, tenant: &str, customer_id: &str) -> Result<BTreeMap<String, Vec<Interval>>> {
         let partition = Key::new().str(tenant).str(customer_id);
         let skip = partition.as_bytes().len();
-        self.table(Table::BadgeHoldings)
+        self.read(Table::BadgeHoldings)
             .prefix(super::checked(partition.as_bytes())?)
             .map(|guard| {
                 let (key, value) = guard.into_inner().map_err(backend)?;
+                self.usage.read_bytes(Table::BadgeHoldings, key.len() + value.len());
                 let (badge_id, _) = key::read_str(&key[skip..]).ok_or_else(|| StoreError::Corrupt("badge holding key".to_owned()))?;
                 Ok((badge_id.to_owned(), decode(Table::BadgeHoldings, &value)?))
             })
@@ -249,10 +251,11 @@ impl Tables {
         let skip = partition.as_bytes().len();
         let lower = super::checked(partition.clone().time(from).as_bytes())?.to_vec();
         let upper = partition.time(to).into_vec();
-        self.table(Table::BadgeStats)
+        self.read(Table::BadgeStats)
             .range(lower..upper)
             .map(|guard| {
                 let (key, value) = guard.into_inner().map_err(backend)?;
+                self.usage.read_bytes(Table::BadgeStats, key.len() + value.len());
                 let (ts, _) = key::read_time(&key[skip..]).ok_or_else(|| StoreError::Corrupt("badge stats key".to_owned()))?;
                 Ok((ts, decode(Table::BadgeStats, &value)?))
             })
@@ -272,11 +275,12 @@ impl Tables {
             None => Bound::Included(partition.as_bytes().to_vec()),
         };
         let upper = key::prefix_end(super::checked(partition.as_bytes())?).map_or(Bound::Unbounded, Bound::Excluded);
-        self.table(Table::BadgeFeed)
+        self.read(Table::BadgeFeed)
             .range((lower, upper))
             .take(limit)
             .map(|guard| {
                 let (key, value) = guard.into_inner().map_err(backend)?;
+                self.usage.read_bytes(Table::BadgeFeed, key.len() + value.len());
                 let position = feed_position(&key[skip..])?;
                 decode::<StoredFeedEntry>(Table::BadgeFeed, &value)?.into_entry(position)
             })
@@ -286,7 +290,7 @@ impl Tables {
     fn badge_feed_end(&self, tenant: &str) -> Result<Option<FeedPosition>> {
         let partition = Key::new().str(tenant);
         let skip = partition.as_bytes().len();
-        match self.table(Table::BadgeFeed).prefix(super::checked(partition.as_bytes())?).next_back() {
+        match self.read(Table::BadgeFeed).prefix(super::checked(partition.as_bytes())?).next_back() {
             Some(guard) => Ok(Some(feed_position(&guard.key().map_err(backend)?[skip..])?)),
             None => Ok(None),
         }

@@ -31,13 +31,13 @@ impl ConfigStore for EmbeddedStore {
 
     async fn tenant_exists(&self, tenant: &str) -> Result<bool> {
         let key = Key::new().str(tenant).into_vec();
-        self.blocking("tenant_exists", move |tables| tables.table(Table::Tenants).contains_key(&key).map_err(backend)).await
+        self.blocking("tenant_exists", move |tables| tables.read(Table::Tenants).contains_key(&key).map_err(backend)).await
     }
 }
 
 impl Tables {
     fn tenants(&self) -> Result<Vec<String>> {
-        self.table(Table::Tenants)
+        self.read(Table::Tenants)
             .iter()
             .map(|guard| {
                 let key = guard.key().map_err(backend)?;
@@ -62,9 +62,9 @@ impl Tables {
         }
         let mut writes = Writes::default();
         writes.put(Table::Configs, tenant_key, config)?;
-        let mut log = LogAppender::new();
+        let mut log = LogAppender::new(None);
         let mark = log.append(self, log_shard(&config.tenant), LogPayload::Recompute { tenant: config.tenant.clone() }, &mut writes)?;
-        log.finish(&mut writes);
+        log.finish(&mut writes)?;
         self.apply(writes)?;
         Ok(mark)
     }

@@ -25,7 +25,7 @@
 //! | `badge_feed` | tenant, seq (u64), index (u32) | change (`a`/`r`) and `BadgeEvent` | `badge_feed`, `badge_feed_end` |
 //! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
 //! | `tenants` | tenant | empty (written with the tenant's first log entry) | `tenants`, `tenant_exists` |
-//! | `log` | shard (u32), seq (u64) | appended_at and payload | `read_log`, `log_status` |
+//! | `log_chunks` | shard (u32), seq (u64) of the chunk's first entry | appended_at, trace, entry count, then each entry's payload: every entry one call appended to the shard | `read_log`, `log_status` |
 //! | `meta` | `log_head` or `processed`, shard; `tenant_rollups_filled` | u64; empty | `ingest`, `log_status`, `commit_attribution` |
 //! | `conversions` | tenant, goal_id, key | `Conversion` | `conversion`, `tenant_conversions` |
 //! | `conversions_by_customer` | tenant, customer, 30-day bucket, ts, goal_id, key | `Conversion` | `customer_conversions` |
@@ -139,7 +139,7 @@ impl Table {
             Table::Orders => "orders",
             Table::Badges => "badges",
             Table::Configs => "configs",
-            Table::Log => "log",
+            Table::Log => "log_chunks",
             Table::Meta => "meta",
             Table::Conversions => "conversions",
             Table::ConversionsByCustomer => "conversions_by_customer",
@@ -275,7 +275,7 @@ pub(super) fn counter_key(name: &[u8], shard: u32) -> Vec<u8> {
     [name, b"/", &shard.to_be_bytes()].concat()
 }
 
-/// The key of a log entry: shard, then position, both big-endian so they sort numerically.
+/// The key of a log chunk (of its first entry) or a set-aside entry: shard, then position, both big-endian so they sort numerically.
 pub(super) fn log_key(shard: u32, seq: u64) -> [u8; 12] {
     let mut key = [0; 12];
     key[..4].copy_from_slice(&shard.to_be_bytes());

@@ -27,11 +27,14 @@ mod attribution_state;
 mod badges;
 mod config_store;
 mod coordination;
+mod dedup_filter;
 mod ingest_log;
 mod key;
 mod layout;
+mod message_cache;
 mod record_reads;
 mod report_reads;
+mod usage;
 
 use crate::{LOG_SHARDS, Result, StoreError};
 use crate::support::{decode_campaign_cells, encode, encode_campaign_cells};
@@ -96,10 +99,16 @@ struct Tables {
     tables: Vec<Keyspace>,
     /// Bytes written to each table's active memtable, indexed like `tables`.
     unflushed: Vec<AtomicU64>,
+    /// Operations and bytes per table, for `make bench`.
+    usage: usage::Usage,
+    /// Registered messages read before (a registration never changes: its first arrival
+    /// stands), so attribution reads each from the table once.
+    registered_messages: message_cache::MessageCache,
     persist: PersistMode,
     /// Held by every call that appends to the log (ingest, config saves, recomputes): it
-    /// makes dedup's check-then-write and the head counter's read-then-write atomic.
-    log_writer: Mutex<()>,
+    /// makes dedup's check-then-write and the head counter's read-then-write atomic. It
+    /// guards the filter of dedup keys, which only ingest calls change.
+    log_writer: Mutex<dedup_filter::DedupFilter>,
     /// Tenants this process has seen in `tenants`: ingest writes a tenant's row once.
     known_tenants: Mutex<std::collections::HashSet<String>>,
     /// One per log shard, held by that shard's commits: their read-modify-writes (rollups,
@@ -130,17 +139,26 @@ impl EmbeddedStore {
             .map_err(backend)?;
         tracing::info!(dir = %dir.display(), sync = options.sync, "embedded store opened");
         let unflushed = Table::ALL.iter().map(|_| AtomicU64::new(0)).collect();
+        let dedup_filter = dedup_filter::DedupFilter::load(&tables[Table::Dedup as usize]).map_err(backend)?;
         let tables = Tables {
             db,
             tables,
             unflushed,
+            usage: usage::Usage::default(),
+            registered_messages: message_cache::MessageCache::default(),
             persist: if options.sync { PersistMode::SyncData } else { PersistMode::Buffer },
-            log_writer: Mutex::new(()),
+            log_writer: Mutex::new(dedup_filter),
             known_tenants: Mutex::default(),
             committers: (0..LOG_SHARDS).map(|_| Mutex::new(())).collect(),
         };
         tables.fill_tenant_rollups()?;
+        ingest_log::convert_entry_log(&tables.db, &tables)?;
         Ok(EmbeddedStore { tables: Arc::new(tables), leases: Arc::default() })
+    }
+
+    /// Operations and bytes per table since the store was opened.
+    pub fn usage(&self) -> Vec<crate::TableUsage> {
+        self.tables.usage.snapshot()
     }
 
     /// Runs `call` on the blocking pool with the open tables: fjall reads and journal
@@ -160,14 +178,23 @@ impl EmbeddedStore {
 }
 
 impl Tables {
+    /// A table to write to (writes are counted when their batch commits).
     fn table(&self, table: Table) -> &Keyspace {
         &self.tables[table as usize]
     }
 
+    /// A table to read from: counts one read operation (a point read, a membership check
+    /// or one range scan). Bytes read are counted where values are decoded.
+    fn read(&self, table: Table) -> &Keyspace {
+        self.usage.read(table);
+        &self.tables[table as usize]
+    }
+
     fn get<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>> {
-        let Some(bytes) = self.table(table).get(checked(key)?).map_err(backend)? else {
+        let Some(bytes) = self.read(table).get(checked(key)?).map_err(backend)? else {
             return Ok(None);
         };
+        self.usage.read_bytes(table, bytes.len());
         decode(table, &bytes).map(Some)
     }
 
@@ -176,28 +203,29 @@ impl Tables {
             return Ok(Vec::new());
         }
         layout::check_range(&range)?;
-        self.table(table)
-            .range(range)
-            .map(|guard| decode(table, &guard.value().map_err(backend)?))
-            .collect()
+        self.read(table).range(range).map(|guard| self.decode_read(table, &guard.value().map_err(backend)?)).collect()
     }
 
     fn scan_prefix<T: DeserializeOwned>(&self, table: Table, prefix: Key) -> Result<Vec<T>> {
-        self.table(table)
-            .prefix(checked(prefix.as_bytes())?)
-            .map(|guard| decode(table, &guard.value().map_err(backend)?))
-            .collect()
+        let scan = self.read(table).prefix(checked(prefix.as_bytes())?);
+        scan.map(|guard| self.decode_read(table, &guard.value().map_err(backend)?)).collect()
+    }
+
+    /// Decodes a value read from `table`, counting its bytes.
+    fn decode_read<T: DeserializeOwned>(&self, table: Table, bytes: &[u8]) -> Result<T> {
+        self.usage.read_bytes(table, bytes.len());
+        decode(table, bytes)
     }
 
     /// Sums `campaign_rollups` into `tenant_rollups` once, for a store made before that
     /// table (a new one just gets the mark). One batch holds the rows and the mark, so a fill
     /// cut short is done again from the start at the next open.
     fn fill_tenant_rollups(&self) -> Result<()> {
-        if self.table(Table::Meta).get(layout::TENANT_ROLLUPS_FILLED).map_err(backend)?.is_some() {
+        if self.read(Table::Meta).get(layout::TENANT_ROLLUPS_FILLED).map_err(backend)?.is_some() {
             return Ok(());
         }
         let mut sums: BTreeMap<Vec<u8>, CampaignCells> = BTreeMap::new();
-        for guard in self.table(Table::CampaignRollups).iter() {
+        for guard in self.read(Table::CampaignRollups).iter() {
             let (key, value) = guard.into_inner().map_err(backend)?;
             let sum = sums.entry(layout::tenant_rollup_key_of(&key)?.to_vec()).or_default();
             for (cell, tally) in decode_campaign_cells(&value, CellKinds::All)? {
@@ -240,8 +268,9 @@ impl Tables {
     /// memtables queued, which bounds what waits for a flush. The batch is committed
     /// already, so a failed rotation is only logged, and tried again after the next write.
     fn account(&self, written: Written) {
-        for (index, bytes) in written.0.iter().enumerate().filter(|(_, bytes)| **bytes > 0) {
-            let total = self.unflushed[index].fetch_add(*bytes, Ordering::Relaxed) + bytes;
+        for (index, (&writes, &bytes)) in written.writes.iter().zip(&written.bytes).enumerate().filter(|(_, (writes, _))| **writes > 0) {
+            self.usage.written(Table::ALL[index], writes, bytes);
+            let total = self.unflushed[index].fetch_add(bytes, Ordering::Relaxed) + bytes;
             if total < MEMTABLE_BYTES {
                 continue;
             }
@@ -253,13 +282,18 @@ impl Tables {
     }
 }
 
-/// Bytes a batch writes to each table, indexed by `Table as usize`.
+/// Keys and bytes a batch writes to each table, indexed by `Table as usize`.
 #[derive(Default)]
-struct Written([u64; Table::ALL.len()]);
+struct Written {
+    writes: [u64; Table::ALL.len()],
+    bytes: [u64; Table::ALL.len()],
+}
 
 impl Written {
+    /// One key put or removed, `bytes` of key and value.
     fn add(&mut self, table: Table, bytes: usize) {
-        self.0[table as usize] += bytes as u64;
+        self.writes[table as usize] += 1;
+        self.bytes[table as usize] += bytes as u64;
     }
 }
 
@@ -303,14 +337,14 @@ fn backend(error: fjall::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::IngestLog;
+    use crate::{IngestLog, log_shard};
     use touchstone_core::model::{Record, Touch, TouchKind};
 
     /// A store made before `tenant_rollups` (campaign rows, no tenant rows, no mark) has
     /// them filled when opened, once: the buckets then read as the campaign rows summed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tenant_rollups_are_filled_once_from_campaign_rows() {
-        use crate::{AttributionCommit, AttributionState, CampaignDelta, CellKinds, ReportReads, log_shard};
+        use crate::{AttributionCommit, AttributionState, CampaignDelta, CellKinds, ReportReads};
         use touchstone_core::attribution::Rule;
         use touchstone_core::rollup::{CampaignCell, DAY_MS, Granularity, HOUR_MS, Tally};
 
@@ -360,6 +394,39 @@ mod tests {
         let again = EmbeddedStore::open(dir.path()).unwrap();
         assert_eq!(rows(&again), filled);
         assert_eq!(read(again).await, expected);
+    }
+
+    /// Every table an ingest call writes counts one write per key and the bytes of key and
+    /// value; dedup counts one read per record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn usage_counts_operations_and_bytes_per_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let touch = |i: u64| {
+            Record::Touch(Touch {
+                tenant: "t".into(),
+                event_id: format!("e{i}"),
+                msg_hash: "m".into(),
+                customer_id: "c".into(),
+                kind: TouchKind::Opened,
+                ts: 1_767_225_600_000 + i as i64,
+            })
+        };
+        store.ingest((0..10).map(touch).collect()).await.unwrap();
+        store.ingest((5..15).map(touch).collect()).await.unwrap();
+        let usage = |table: Table| store.usage().into_iter().find(|usage| usage.table == table.name()).unwrap_or_default();
+        let dedup = usage(Table::Dedup);
+        assert_eq!((dedup.reads, dedup.writes), (5, 15), "a read only for the keys the filter holds (the 5 repeats), a mark per accepted one");
+        assert!(dedup.write_bytes >= 15 * 3, "key bytes counted: {}", dedup.write_bytes);
+        let log = usage(Table::Log);
+        assert_eq!(log.writes, 2, "one chunk per call");
+        assert_eq!(usage(Table::TouchesByCustomer).writes, 15);
+        assert_eq!(usage(Table::Meta).writes, 1 + 2, "the mark written at open, then each call's shard head once");
+        assert_eq!(usage(Table::Conversions), crate::TableUsage::default(), "tables never used are left out");
+        store.read_log(log_shard("t"), 0, 100).await.unwrap();
+        let log = usage(Table::Log);
+        assert_eq!(log.reads, 1, "one range scan");
+        assert!(log.read_bytes > 15 * 12);
     }
 
     /// fjall's own rotation is off, so only [`Tables::account`] gets memtables flushed: past

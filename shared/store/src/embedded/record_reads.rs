@@ -50,7 +50,12 @@ impl Tables {
                 continue;
             }
             let key = Key::new().str(tenant).str(msg_hash);
+            if let Some(message) = self.registered_messages.get(key.as_bytes()) {
+                messages.insert(msg_hash.clone(), message);
+                continue;
+            }
             if let Some(message) = self.get(Table::Messages, key.as_bytes())? {
+                self.registered_messages.insert(key.into_vec(), &message);
                 messages.insert(msg_hash.clone(), message);
             }
         }

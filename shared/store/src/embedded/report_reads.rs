@@ -80,8 +80,9 @@ impl Tables {
         }
         // The cell is the rest of the key after the partition and the bucket start.
         let cell_at = partition.as_bytes().len() + 8;
-        for guard in self.table(Table::Rollups).range(range) {
+        for guard in self.read(Table::Rollups).range(range) {
             let (key, value) = guard.into_inner().map_err(backend)?;
+            self.usage.read_bytes(Table::Rollups, key.len() + value.len());
             let cell_bytes = key
                 .get(cell_at..)
                 .ok_or_else(|| StoreError::Corrupt("rollup key too short".to_owned()))?;
@@ -121,8 +122,9 @@ impl Tables {
             return Ok(campaigns_without_zeros(by_campaign));
         }
         let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
-        for guard in self.table(Table::CampaignRollups).range(range) {
+        for guard in self.read(Table::CampaignRollups).range(range) {
             let (key, value) = guard.into_inner().map_err(backend)?;
+            self.usage.read_bytes(Table::CampaignRollups, key.len() + value.len());
             let (_bucket, rest) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
             let (campaign, _) = read_str(rest).ok_or_else(corrupt)?;
             if campaign_id.is_some_and(|wanted| wanted != campaign) {
@@ -153,8 +155,9 @@ impl Tables {
         }
         super::layout::check_range(&range)?;
         let corrupt = || StoreError::Corrupt("tenant rollup key too short".to_owned());
-        for guard in self.table(Table::TenantRollups).range(range) {
+        for guard in self.read(Table::TenantRollups).range(range) {
             let (key, value) = guard.into_inner().map_err(backend)?;
+            self.usage.read_bytes(Table::TenantRollups, key.len() + value.len());
             let (bucket, _) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
             let cells = Counters(decode_campaign_cells(&value, kinds)?.into_iter().collect());
             if !cells.is_empty() {
