@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use touchstone_integration_tests::{DevServer, Server, text, touchstone};
+use touchstone_integration_tests::{DevServer, Server, free_address, http_get, text, touchstone};
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
 use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
@@ -43,11 +43,82 @@ pub struct IngestRun {
     pub rss_by_million: Vec<(u64, u64)>,
     /// Every tenant's campaigns and goals reports as `touchstone report --format json` prints them.
     pub reports_dir: PathBuf,
+    /// CPU time (user + system) of the process that ingests and attributes, from its start
+    /// to the reports fetched (`touchstone dev` only).
+    pub server_cpu: Option<Duration>,
+    /// What the store did over the run, from the server's metrics (`touchstone dev` only).
+    pub store: Option<StoreCounts>,
 }
 
 impl IngestRun {
     pub fn records_per_sec(&self) -> f64 {
         self.sent as f64 / self.stream.as_secs_f64()
+    }
+
+    /// Records over the time from the first import to the final reports fetched.
+    pub fn final_records_per_sec(&self) -> f64 {
+        self.sent as f64 / self.total.as_secs_f64()
+    }
+
+    pub fn cpu_us_per_record(&self) -> Option<f64> {
+        self.server_cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / self.sent.max(1) as f64)
+    }
+
+    /// Store operations (reads and writes, every table) per record sent.
+    pub fn store_ops_per_record(&self) -> Option<f64> {
+        self.store.as_ref().map(|store| (store.total.reads + store.total.writes) as f64 / self.sent.max(1) as f64)
+    }
+
+    /// How much RSS grew from the 2nd million records sent to the last, as a fraction.
+    pub fn rss_growth_after_2m(&self) -> Option<f64> {
+        let (_, at_2m) = self.rss_by_million.iter().find(|(sent, _)| *sent >= 2_000_000)?;
+        let (sent, last) = self.rss_by_million.last()?;
+        (*sent > 2_000_000).then(|| *last as f64 / *at_2m as f64 - 1.0)
+    }
+}
+
+/// Store operations and bytes over a run, in all and per table.
+#[derive(Debug, Clone, Default)]
+pub struct StoreCounts {
+    pub total: TableCounts,
+    pub tables: Vec<(String, TableCounts)>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableCounts {
+    pub reads: u64,
+    pub read_bytes: u64,
+    pub writes: u64,
+    pub write_bytes: u64,
+}
+
+impl StoreCounts {
+    /// The `touchstone_store_{ops,bytes}_total` lines of a Prometheus scrape.
+    fn parse(metrics: &str) -> StoreCounts {
+        let mut tables: std::collections::BTreeMap<String, TableCounts> = Default::default();
+        for line in metrics.lines() {
+            let Some((name, rest)) = line.split_once('{') else { continue };
+            let Some((labels, value)) = rest.rsplit_once("} ") else { continue };
+            let label = |key: &str| labels.split(',').find_map(|pair| pair.strip_prefix(key)?.strip_prefix("=\"")?.strip_suffix('"'));
+            let (Some(table), Some(kind), Ok(value)) = (label("table"), label("kind"), value.trim().parse::<f64>()) else { continue };
+            let counts = tables.entry(table.to_owned()).or_default();
+            let value = value as u64;
+            match (name, kind) {
+                ("touchstone_store_ops_total", "read") => counts.reads = value,
+                ("touchstone_store_ops_total", "write") => counts.writes = value,
+                ("touchstone_store_bytes_total", "read") => counts.read_bytes = value,
+                ("touchstone_store_bytes_total", "write") => counts.write_bytes = value,
+                _ => {}
+            }
+        }
+        let mut total = TableCounts::default();
+        for counts in tables.values() {
+            total.reads += counts.reads;
+            total.read_bytes += counts.read_bytes;
+            total.writes += counts.writes;
+            total.write_bytes += counts.write_bytes;
+        }
+        StoreCounts { total, tables: tables.into_iter().collect() }
     }
 }
 
@@ -55,10 +126,13 @@ impl IngestRun {
 pub async fn embedded(work: &Path, data: &Dataset, source: Source) -> BenchResult<IngestRun> {
     let store = work.join("store-embedded");
     let _ = std::fs::remove_dir_all(&store);
-    let server = DevServer::start(&store);
+    let metrics = free_address();
+    let server = DevServer::start_with(&store, &["--metrics-listen", &metrics]);
     println!("ingesting {} records into touchstone dev ({source:?}) ...", data.records);
     let mut run = pipeline(&server, &server, &server, data, source, None, Some(server.pid())).await?;
     run.peak_rss = peak_rss(server.pid());
+    run.server_cpu = cpu_time(server.pid());
+    run.store = Some(StoreCounts::parse(&http_get(&metrics, "/metrics", &[])));
     let reports_dir = work.join("reports-embedded");
     write_reports(&server, data, &reports_dir)?;
     run.reports_dir = reports_dir;
@@ -191,6 +265,8 @@ async fn pipeline(
         peak_rss: None,
         rss_by_million,
         reports_dir: PathBuf::new(),
+        server_cpu: None,
+        store: None,
     })
 }
 
@@ -290,6 +366,16 @@ fn rss(pid: u32) -> Option<u64> {
 /// `VmHWM` of a process: the peak of its resident memory, in bytes.
 fn peak_rss(pid: u32) -> Option<u64> {
     proc_status_kib(pid, "VmHWM:").map(|kib| kib * 1024)
+}
+
+/// User + system CPU time of a process so far (`/proc/PID/stat` fields 14 and 15, in clock
+/// ticks of 1/100 s, Linux's `USER_HZ` on every architecture it runs on here).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// A `kB` line of `/proc/PID/status`.

@@ -48,9 +48,27 @@ impl Summary {
             let series: Vec<String> = run.rss_by_million.iter().map(|(_, bytes)| (bytes / (1024 * 1024)).to_string()).collect();
             rss.push_str(&format!(" (RSS MiB per million records, then caught up: {})", series.join(", ")));
         }
+        let mut cost = String::new();
+        if let Some(cpu) = run.cpu_us_per_record() {
+            cost.push_str(&format!("; server CPU {cpu:.1} µs/record"));
+        }
+        if let (Some(store), Some(ops)) = (&run.store, run.store_ops_per_record()) {
+            let per = |n: u64| n as f64 / run.sent.max(1) as f64;
+            let mut tables = store.tables.clone();
+            tables.sort_by_key(|(_, counts)| std::cmp::Reverse(counts.reads + counts.writes));
+            let top: Vec<String> =
+                tables.iter().take(8).map(|(table, counts)| format!("{table} {:.2}", per(counts.reads + counts.writes))).collect();
+            cost.push_str(&format!(
+                "; store {ops:.2} operations/record ({:.2} reads, {:.2} writes; {:.0} bytes written/record; by table: {})",
+                per(store.total.reads),
+                per(store.total.writes),
+                per(store.total.write_bytes),
+                top.join(", ")
+            ));
+        }
         let line = format!(
             "ingest  {what} [{}]: {:.0} records/s through the stream ({} accepted, {} duplicates, {} rejected in {}); \
-             attribution lag after input stopped {}; reports {}; time to final reports {}{rss}",
+             attribution lag after input stopped {}; reports {}; time to final reports {} ({:.0} records/s){cost}{rss}",
             shape(data),
             run.records_per_sec(),
             run.accepted,
@@ -60,12 +78,18 @@ impl Summary {
             secs(run.lag),
             secs(run.reports),
             secs(run.total),
+            run.final_records_per_sec(),
         );
         let record = json!({
             "kind": "ingest", "what": what, "data": shape(data),
             "records_per_s": run.records_per_sec().round(), "accepted": run.accepted, "duplicates": run.duplicates,
             "rejected": run.rejected, "stream_s": run.stream.as_secs_f64(), "lag_s": run.lag.as_secs_f64(),
             "reports_s": run.reports.as_secs_f64(), "final_s": run.total.as_secs_f64(),
+            "final_records_per_s": run.final_records_per_sec().round(),
+            "cpu_us_per_record": run.cpu_us_per_record(), "store_ops_per_record": run.store_ops_per_record(),
+            "store_tables": run.store.as_ref().map(|store| store.tables.iter().map(|(table, c)| json!({
+                "table": table, "reads": c.reads, "read_bytes": c.read_bytes, "writes": c.writes, "write_bytes": c.write_bytes,
+            })).collect::<Vec<_>>()),
             "peak_rss_mib": run.peak_rss.map(|bytes| bytes / (1024 * 1024)),
             "rss_mib_by_records": run.rss_by_million.iter().map(|(sent, bytes)| json!([sent, bytes / (1024 * 1024)])).collect::<Vec<_>>(),
         });

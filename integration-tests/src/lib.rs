@@ -199,8 +199,15 @@ pub struct DevServer {
 impl DevServer {
     /// Starts a server on a free port over `data_dir` and waits until it listens.
     pub fn start(data_dir: &Path) -> DevServer {
+        DevServer::start_with(data_dir, &[])
+    }
+
+    /// [`DevServer::start`] with more arguments for `touchstone dev`.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> DevServer {
         let data = data_dir.to_string_lossy();
-        let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &data]);
+        let mut args = vec!["dev", "--listen", "127.0.0.1:0", "--data-dir", &data];
+        args.extend_from_slice(extra);
+        let server = Server::start(&args);
         DevServer { server, data_dir: data_dir.to_owned() }
     }
 

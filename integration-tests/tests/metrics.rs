@@ -59,4 +59,11 @@ fn metrics_move_as_the_server_works() {
     assert!(sample(&page, store_ingest).is_some_and(|n| n >= 1.0), "{page}");
     let commits = "touchstone_store_call_seconds_count{backend=\"embedded\",op=\"commit_attribution\",outcome=\"ok\"}";
     assert!(sample(&page, commits).is_some_and(|n| n >= 1.0), "{page}");
+    // What the store did, per table: a dedup mark per accepted record, the log in chunks.
+    let dedup_marks = "touchstone_store_ops_total{backend=\"embedded\",table=\"dedup\",kind=\"write\"}";
+    assert_eq!(sample(&page, dedup_marks), Some(2.0), "{page}");
+    let chunks = "touchstone_store_ops_total{backend=\"embedded\",table=\"log_chunks\",kind=\"write\"}";
+    assert!(sample(&page, chunks).is_some_and(|n| (1.0..=2.0).contains(&n)), "{page}");
+    let written = "touchstone_store_bytes_total{backend=\"embedded\",table=\"log_chunks\",kind=\"write\"}";
+    assert!(sample(&page, written).is_some_and(|n| n > 50.0), "{page}");
 }

@@ -130,7 +130,7 @@ pub async fn run(role: Role, database: DatabaseArgs, worker_id: Option<String>, 
     let listener = listen_on(listen, role.name(), &detail, tls.identity.is_some()).await?;
     let store = Arc::new(store);
     // After the listening line, which scripts read first.
-    metrics.start(store.clone()).await?;
+    metrics.start(store.clone(), None).await?;
     if let Some(address) = console {
         crate::console::start(address, store.clone(), keys, tls.pem.as_ref()).await?;
     }

@@ -47,7 +47,8 @@ pub async fn run(options: DevOptions) -> CommandResult {
     let listener = listen_on(listen, "touchstone dev", &format!("(data in {})", data_dir.display()), tls.identity.is_some()).await?;
     let store = Arc::new(store);
     // After the listening line, which scripts read first.
-    metrics.start(store.clone()).await?;
+    let usage_of = store.clone();
+    metrics.start(store.clone(), Some(Arc::new(move || usage_of.usage()))).await?;
     if let Some(address) = console {
         crate::console::start(address, store.clone(), keys, tls.pem.as_ref()).await?;
     }

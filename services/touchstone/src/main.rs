@@ -137,14 +137,19 @@ pub struct MetricsArgs {
 }
 
 impl MetricsArgs {
-    /// Binds the address, logs where metrics are, and serves them in the background.
-    pub async fn start(&self, log: std::sync::Arc<dyn touchstone_store::IngestLog>) -> Result<(), String> {
+    /// Binds the address, logs where metrics are, and serves them in the background, with
+    /// the store's per-table counts when it keeps them.
+    pub async fn start(
+        &self,
+        log: std::sync::Arc<dyn touchstone_store::IngestLog>,
+        usage: Option<touchstone::metrics::UsageSource>,
+    ) -> Result<(), String> {
         let Some(address) = self.metrics_listen else { return Ok(()) };
         touchstone::metrics::handle()?;
         let listener = tokio::net::TcpListener::bind(address).await.map_err(|err| format!("cannot serve metrics on {address}: {err}"))?;
         let bound = listener.local_addr().map_err(|err| err.to_string())?;
         tracing::info!("metrics on http://{bound}/metrics");
-        tokio::spawn(touchstone::metrics::serve(listener, log));
+        tokio::spawn(touchstone::metrics::serve(listener, log, usage));
         Ok(())
     }
 }

@@ -7,7 +7,9 @@
 //! - `touchstone_attribution_steps_total`, `_entries_total`, `_step_seconds`, in the worker;
 //! - `touchstone_log_pending_entries{shard}`, `touchstone_attribution_lag_seconds{shard}`,
 //!   `touchstone_set_aside_entries{shard}`, polled from the store here, so every process of
-//!   a cluster reports the shared log.
+//!   a cluster reports the shared log;
+//! - `touchstone_store_ops_total{backend,table,kind}` and `touchstone_store_bytes_total{...}`
+//!   (`kind` `read` or `write`), the embedded store's own counts, copied in at each scrape.
 
 use crate::layers::{BoxFuture, take_ready};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -17,7 +19,12 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tonic::codegen::http;
-use touchstone_store::{IngestLog, LOG_SHARDS};
+use touchstone_store::{IngestLog, LOG_SHARDS, TableUsage};
+
+/// Where a scrape reads a store's per-table counts ([`TableUsage`]): the embedded store's
+/// `usage`. The store keeps plain atomics (a metrics-registry lookup per read would cost
+/// more than many reads); they are copied into the recorder when scraped.
+pub type UsageSource = Arc<dyn Fn() -> Vec<TableUsage> + Send + Sync>;
 
 /// Bucket bounds of the RPC latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 14] = [0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0];
@@ -41,12 +48,16 @@ pub fn handle() -> Result<&'static PrometheusHandle, String> {
 
 /// Answers every HTTP request on `listener` with the metrics in Prometheus's text format,
 /// and polls the log's positions into gauges, until the task is dropped.
-pub async fn serve(listener: TcpListener, log: Arc<dyn IngestLog>) {
+pub async fn serve(listener: TcpListener, log: Arc<dyn IngestLog>, usage: Option<UsageSource>) {
     let Ok(handle) = handle() else { return };
     tokio::spawn(poll_log(log));
     loop {
         let Ok((mut socket, _)) = listener.accept().await else { continue };
+        let usage = usage.clone();
         tokio::spawn(async move {
+            if let Some(usage) = usage {
+                publish_usage(&usage());
+            }
             // The request itself does not matter: one page, whatever the path.
             let mut request = [0u8; 1024];
             let _ = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut request)).await;
@@ -56,6 +67,16 @@ pub async fn serve(listener: TcpListener, log: Arc<dyn IngestLog>) {
             let _ = socket.write_all(body.as_bytes()).await;
             let _ = socket.shutdown().await;
         });
+    }
+}
+
+fn publish_usage(tables: &[TableUsage]) {
+    for usage in tables {
+        let TableUsage { table, reads, read_bytes, writes, write_bytes } = *usage;
+        for (kind, ops, bytes) in [("read", reads, read_bytes), ("write", writes, write_bytes)] {
+            metrics::counter!("touchstone_store_ops_total", "backend" => "embedded", "table" => table, "kind" => kind).absolute(ops);
+            metrics::counter!("touchstone_store_bytes_total", "backend" => "embedded", "table" => table, "kind" => kind).absolute(bytes);
+        }
     }
 }
 
