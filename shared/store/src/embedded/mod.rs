@@ -65,8 +65,11 @@ const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 /// fjall-rs/fjall#323). Rotating from the writing thread, as [`Tables::account`] does, sends
 /// from outside the pool, which the workers keep draining.
 const FJALL_ROTATION_OFF: u64 = 1 << 40;
-/// - the journal is rotated (flushing memtables that hold old entries) at this size;
-const JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
+/// - fjall rotates journals at 64 MB; when one is sealed, the store flushes every table
+///   holding writes in it ([`Tables::release_old_journals`]), so journals stay near two.
+///   Past this size fjall would ask its workers to rotate the stragglers itself, which can
+///   deadlock them: set well above what the store's own rotation lets journals reach;
+const JOURNAL_BYTES: u64 = 512 * 1024 * 1024;
 /// - the block cache, shared by every table. Attribution's reads (a customer's touches and
 ///   conversions) are random, so memory does more good here than in memtables: 128 MiB of
 ///   cache with 4 MiB memtables costs less CPU than 64 MiB with 8 MiB, in the same RSS.
@@ -99,6 +102,8 @@ struct Tables {
     tables: Vec<Keyspace>,
     /// Bytes written to each table's active memtable, indexed like `tables`.
     unflushed: Vec<AtomicU64>,
+    /// fjall's journal count when the last batch was accounted ([`Tables::release_old_journals`]).
+    journals_seen: std::sync::atomic::AtomicUsize,
     /// Operations and bytes per table, for `make bench`.
     usage: usage::Usage,
     /// Registered messages read before (a registration never changes: its first arrival
@@ -144,6 +149,7 @@ impl EmbeddedStore {
             db,
             tables,
             unflushed,
+            journals_seen: std::sync::atomic::AtomicUsize::new(0),
             usage: usage::Usage::default(),
             registered_messages: message_cache::MessageCache::default(),
             persist: if options.sync { PersistMode::SyncData } else { PersistMode::Buffer },
@@ -271,13 +277,44 @@ impl Tables {
         for (index, (&writes, &bytes)) in written.writes.iter().zip(&written.bytes).enumerate().filter(|(_, (writes, _))| **writes > 0) {
             self.usage.written(Table::ALL[index], writes, bytes);
             let total = self.unflushed[index].fetch_add(bytes, Ordering::Relaxed) + bytes;
-            if total < MEMTABLE_BYTES {
-                continue;
+            if total >= MEMTABLE_BYTES {
+                self.rotate(index);
             }
-            match self.tables[index].rotate_memtable() {
-                Ok(_) => self.unflushed[index].store(0, Ordering::Relaxed),
-                Err(error) => tracing::warn!(table = Table::ALL[index].name(), %error, "memtable rotation failed"),
+        }
+        self.release_old_journals();
+    }
+
+    /// When fjall seals another journal, rotates every table that still holds unflushed
+    /// writes, so that the sealed journal can be dropped once they are flushed. Without it,
+    /// a table written rarely keeps old journals alive until they pass
+    /// [`JOURNAL_BYTES`]; fjall then asks its own workers to rotate those tables, and a
+    /// worker doing that blocks on a send to the channel it drains: with every worker
+    /// blocked so, flushes stop and every writer waits for ever (seen in a 10M-record run:
+    /// both workers and every writer parked in `inner_rotate_memtable`). From here, the
+    /// sends come from outside the pool, which keeps draining.
+    fn release_old_journals(&self) {
+        self.release_journals_at(self.db.journal_count());
+    }
+
+    /// [`Tables::release_old_journals`] with fjall's journal count read as `journals`.
+    fn release_journals_at(&self, journals: usize) {
+        if self.journals_seen.swap(journals, Ordering::Relaxed) >= journals || journals < 2 {
+            return;
+        }
+        for index in 0..self.tables.len() {
+            if self.unflushed[index].load(Ordering::Relaxed) > 0 {
+                self.rotate(index);
             }
+        }
+    }
+
+    /// Rotates a table's memtable, handing it to fjall's workers to flush. The batch that
+    /// filled it is committed already, so a failed rotation is only logged, and tried again
+    /// after the next write.
+    fn rotate(&self, index: usize) {
+        match self.tables[index].rotate_memtable() {
+            Ok(_) => self.unflushed[index].store(0, Ordering::Relaxed),
+            Err(error) => tracing::warn!(table = Table::ALL[index].name(), %error, "memtable rotation failed"),
         }
     }
 }
@@ -427,6 +464,30 @@ mod tests {
         let log = usage(Table::Log);
         assert_eq!(log.reads, 1, "one range scan");
         assert!(log.read_bytes > 15 * 12);
+    }
+
+    /// When the journal count grows past one, every table still holding unflushed writes
+    /// is rotated (its writes go to a table file and stop holding the sealed journal);
+    /// the same count again rotates nothing more.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sealed_journal_gets_every_table_with_writes_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let tables = &store.tables;
+        let mut writes = Writes::default();
+        writes.put_raw(Table::Configs, b"straggler".to_vec(), b"x".to_vec());
+        tables.apply(writes).unwrap();
+        let unflushed = |table: Table| tables.unflushed[table as usize].load(Ordering::Relaxed);
+        assert!(unflushed(Table::Configs) > 0);
+        tables.release_journals_at(1);
+        assert!(unflushed(Table::Configs) > 0, "one journal: nothing to release");
+        tables.release_journals_at(2);
+        assert_eq!(unflushed(Table::Configs), 0, "rotated when a journal was sealed");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while tables.table(Table::Configs).table_count() == 0 {
+            assert!(std::time::Instant::now() < deadline, "the rotated memtable was never flushed");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// fjall's own rotation is off, so only [`Tables::account`] gets memtables flushed: past
