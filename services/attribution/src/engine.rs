@@ -34,12 +34,16 @@ use touchstone_store::{
     SetAside, StoreError, TraceParent,
 };
 
-/// Log entries read and committed per step, at most (a step takes what is there): large
-/// enough to amortise the commit's read-modify-writes of counter rows and the batched
-/// reads, small enough to keep one step's memory and latency modest. Measured on 1M
-/// records: 4,000 gave 13.3 store operations and 78 µs of CPU a record, 20,000 12.7 and
+/// Log entries read and committed per step on the embedded store, at most (a step takes
+/// what is there): large enough to amortise the commit's read-modify-writes of counter
+/// rows and the batched reads, small enough to keep one step's memory and latency modest.
+/// Measured on 1M records: 4,000 gave 13.3 store operations and 78 µs of CPU a record, 20,000 12.7 and
 /// 68 µs, 60,000 no better than 20,000 and 35 MiB more RSS.
 pub const DEFAULT_BATCH: usize = 20_000;
+
+/// The step size of workers on ScyllaDB / Cassandra, where a step's reads and writes are
+/// requests over the network: the size their figures were measured with.
+pub const CQL_BATCH: usize = 4_000;
 
 /// What one step must evaluate again.
 #[derive(Default)]

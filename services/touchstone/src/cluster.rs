@@ -120,6 +120,9 @@ pub async fn run(role: Role, database: DatabaseArgs, worker_id: Option<String>, 
             let id = worker_id.unwrap_or_else(default_worker_id);
             let mut worker = WorkerOptions::new(id);
             worker.lease_ttl = Duration::from_secs(10);
+            // Steps as measured on CQL: a step's writes are requests over the network, and
+            // larger steps were measured on the embedded store only.
+            worker.batch = touchstone_attribution::engine::CQL_BATCH;
             Roles { worker: Some(worker), keys: keys.clone(), limits, tls: tls.clone(), ..Roles::default() }
         }
     };
