@@ -259,16 +259,18 @@ fn reason(touch: &Touch, fact: &ConversionFact, verdict: Verdict, winner: Option
     }
 }
 
+/// Fixtures shared by the tests of the crediting rules and of the fold.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::ChannelSetting;
-    use crate::model::Channel;
+pub(crate) mod fixtures {
+    use super::Messages;
+    use crate::config::{ChannelSetting, TenantConfig};
+    use crate::model::{Channel, Message, Millis, TouchKind};
 
-    const HOUR: Millis = 3_600_000;
-    const T0: Millis = 1_700_000_000_000;
+    pub const HOUR: Millis = 3_600_000;
 
-    fn config() -> TenantConfig {
+    /// Push connects on OPENED within a day, email on CLICKED within two hours; messages
+    /// tagged "transactional" are excluded.
+    pub fn config() -> TenantConfig {
         let mut config = TenantConfig::defaults("t");
         config.set_channel(Channel::Push, ChannelSetting { connect_on: TouchKind::Opened, window_ms: 24 * HOUR }).unwrap();
         config.set_channel(Channel::Email, ChannelSetting { connect_on: TouchKind::Clicked, window_ms: 2 * HOUR }).unwrap();
@@ -276,27 +278,36 @@ mod tests {
         config
     }
 
-    fn message(hash: &str, channel: Channel, tags: &[&str]) -> Message {
+    pub fn message(hash: &str, channel: Channel, tags: &[&str], sent_at: Millis) -> Message {
         Message {
             tenant: "t".into(),
             msg_hash: hash.into(),
             campaign_id: "camp".into(),
             channel,
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            sent_at: T0 - 100 * HOUR,
+            sent_at,
         }
     }
 
+    /// "push" and "push2" (push), "mail" (email), "reset" (push, excluded), sent at `sent_at`.
+    pub fn messages(sent_at: Millis) -> Messages {
+        let push = |hash| message(hash, Channel::Push, &[], sent_at);
+        [push("push"), push("push2"), message("mail", Channel::Email, &[], sent_at), message("reset", Channel::Push, &["transactional"], sent_at)]
+            .into_iter()
+            .map(|m| (m.msg_hash.clone(), m))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{self, HOUR, config};
+    use super::*;
+
+    const T0: Millis = 1_700_000_000_000;
+
     fn messages() -> Messages {
-        [
-            message("push", Channel::Push, &[]),
-            message("push2", Channel::Push, &[]),
-            message("mail", Channel::Email, &[]),
-            message("reset", Channel::Push, &["transactional"]),
-        ]
-        .into_iter()
-        .map(|m| (m.msg_hash.clone(), m))
-        .collect()
+        fixtures::messages(T0 - 100 * HOUR)
     }
 
     fn touch(id: &str, msg: &str, kind: TouchKind, ts: Millis) -> Touch {

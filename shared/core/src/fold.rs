@@ -504,39 +504,20 @@ pub fn conversion_deltas(changes: &[ConversionChange]) -> impl Iterator<Item = (
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ChannelSetting, Goal};
+    use crate::attribution::fixtures::{self, HOUR, config};
+    use crate::config::Goal;
     use crate::model::{Channel, Message, TouchKind, MICROS_PER_UNIT};
 
-    const HOUR: Millis = 3_600_000;
     /// 2026-01-31T00:00Z: a month ends a day later.
     const T0: Millis = 1_769_817_600_000;
     const FEB: Millis = T0 + 24 * HOUR;
 
-    fn config() -> TenantConfig {
-        let mut config = TenantConfig::defaults("t");
-        config.set_channel(Channel::Push, ChannelSetting { connect_on: TouchKind::Opened, window_ms: 24 * HOUR }).unwrap();
-        config.set_channel(Channel::Email, ChannelSetting { connect_on: TouchKind::Clicked, window_ms: 2 * HOUR }).unwrap();
-        config.set_excluded_tags(vec!["transactional".into()]);
-        config
-    }
-
     fn message(hash: &str, channel: Channel, tags: &[&str]) -> Message {
-        Message {
-            tenant: "t".into(),
-            msg_hash: hash.into(),
-            campaign_id: "camp".into(),
-            channel,
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            sent_at: T0 - 100 * HOUR,
-        }
+        fixtures::message(hash, channel, tags, T0 - 100 * HOUR)
     }
 
     fn messages() -> Messages {
-        let push = |hash| message(hash, Channel::Push, &[]);
-        [push("push"), push("push2"), message("mail", Channel::Email, &[]), message("reset", Channel::Push, &["transactional"])]
-            .into_iter()
-            .map(|m| (m.msg_hash.clone(), m))
-            .collect()
+        fixtures::messages(T0 - 100 * HOUR)
     }
 
     fn touch(id: &str, msg: &str, kind: TouchKind, ts: Millis) -> Touch {

@@ -567,19 +567,8 @@ mod tests {
 mod chunk_tests {
     use super::*;
     use crate::support::{encode, with_trace};
+    use crate::embedded::tests::touch;
     use crate::{EmbeddedStore, IngestLog};
-    use touchstone_core::model::{Touch, TouchKind};
-
-    fn touch(i: u64) -> Record {
-        Record::Touch(Touch {
-            tenant: "t".into(),
-            event_id: format!("e{i}"),
-            msg_hash: "m".into(),
-            customer_id: "c".into(),
-            kind: TouchKind::Opened,
-            ts: 1_767_225_600_000 + i as i64,
-        })
-    }
 
     /// One chunk per call and shard; reads start anywhere inside a chunk and run across
     /// chunks; the status reads the oldest pending entry's time from chunk headers.

@@ -433,22 +433,24 @@ mod tests {
         assert_eq!(read(again).await, expected);
     }
 
+    /// Touch `i` of customer "c" of tenant "t", `i` ms into 2026.
+    pub(super) fn touch(i: u64) -> Record {
+        Record::Touch(Touch {
+            tenant: "t".into(),
+            event_id: format!("e{i}"),
+            msg_hash: "m".into(),
+            customer_id: "c".into(),
+            kind: TouchKind::Opened,
+            ts: 1_767_225_600_000 + i as i64,
+        })
+    }
+
     /// Every table an ingest call writes counts one write per key and the bytes of key and
-    /// value; dedup counts one read per record.
+    /// value; dedup counts a read only for the keys its filter may hold.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn usage_counts_operations_and_bytes_per_table() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let touch = |i: u64| {
-            Record::Touch(Touch {
-                tenant: "t".into(),
-                event_id: format!("e{i}"),
-                msg_hash: "m".into(),
-                customer_id: "c".into(),
-                kind: TouchKind::Opened,
-                ts: 1_767_225_600_000 + i as i64,
-            })
-        };
         store.ingest((0..10).map(touch).collect()).await.unwrap();
         store.ingest((5..15).map(touch).collect()).await.unwrap();
         let usage = |table: Table| store.usage().into_iter().find(|usage| usage.table == table.name()).unwrap_or_default();
