@@ -158,7 +158,7 @@ impl Tables {
         for chunk in self.chunks_from(shard, after)? {
             let (first, value) = chunk?;
             let (header, _) = chunk_header(&value)?;
-            if first + u64::from(header.entries) > after + 1 {
+            if first + u64::from(header.entries) > after.saturating_add(1) {
                 return Ok(Some(header.appended_at));
             }
         }
