@@ -52,7 +52,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Memory bounds, so that the process stays small however much data it holds:
-/// - each table's memtable is flushed at this size (21 tables: at most ~85 MiB of
+/// - each table's memtable is flushed at this size (29 tables: at most ~120 MiB of
 ///   memtables, and smaller skiplists insert faster than fjall's 64 MiB default). This
 ///   store rotates memtables itself ([`Tables::account`]); fjall's own rotation is set never
 ///   to trigger ([`FJALL_ROTATION_OFF`]);
@@ -268,11 +268,11 @@ impl Tables {
         Ok(())
     }
 
-    /// Counts a committed batch's bytes against each table's memtable and rotates those
-    /// that reached [`MEMTABLE_BYTES`], handing them to fjall's workers to flush (see
-    /// [`FJALL_ROTATION_OFF`] for why here). fjall halts writers while a table has 4 sealed
-    /// memtables queued, which bounds what waits for a flush. The batch is committed
-    /// already, so a failed rotation is only logged, and tried again after the next write.
+    /// Counts a committed batch's writes per table ([`usage::Usage`]) and its bytes against
+    /// each table's memtable, and rotates those that reached [`MEMTABLE_BYTES`] (see
+    /// [`FJALL_ROTATION_OFF`] for why here) and, when fjall sealed a journal, every table
+    /// holding unflushed writes. fjall halts writers while a table has 4 sealed memtables
+    /// queued, which bounds what waits for a flush.
     fn account(&self, written: Written) {
         for (index, (&writes, &bytes)) in written.writes.iter().zip(&written.bytes).enumerate().filter(|(_, (writes, _))| **writes > 0) {
             self.usage.written(Table::ALL[index], writes, bytes);
