@@ -1,7 +1,6 @@
-//! Attribution as a fold (DATAPATH.md, point 3): `(state, new records, config) -> (state',
-//! deltas)`, applied once per commit window over in-memory state, with no store reads. It
-//! gives what `services/attribution`'s engine gives (SPEC section 4) and rests on the same
-//! rules: [`attribution::credit`], [`goals::order_conversion`], [`goals::event_conversion`].
+//! Attribution as a fold: `(state, new records, config) -> (state', deltas)`, applied once
+//! per commit window over in-memory state, with no store reads. It gives the conversions
+//! and credit `services/attribution`'s engine gives and rests on the same rules: [`attribution::credit`], [`goals::order_conversion`], [`goals::event_conversion`].
 //!
 //! Two kinds of keyed state, folded in this order within a window:
 //! - [`OrderState`] per `(tenant, order_id)`: [`fold_order`] turns new status records into
