@@ -1,6 +1,7 @@
 //! Attribution as a fold: `(state, new records, config) -> (state', deltas)`, applied once
 //! per commit window over in-memory state, with no store reads. It gives the conversions
-//! and credit `services/attribution`'s engine gives and rests on the same rules: [`attribution::credit`], [`goals::order_conversion`], [`goals::event_conversion`].
+//! and credit `services/attribution`'s engine gives and rests on the same rules:
+//! [`attribution::credit`], [`goals::order_conversion`], [`goals::event_conversion`].
 //!
 //! Two kinds of keyed state, folded in this order within a window:
 //! - [`OrderState`] per `(tenant, order_id)`: [`fold_order`] turns new status records into
