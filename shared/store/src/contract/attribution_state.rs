@@ -5,6 +5,8 @@ use crate::{BadgeFeedEntry, RecordReads, Result, SetAside};
 use async_trait::async_trait;
 use touchstone_core::attribution::{Conversion, ConversionFact};
 use touchstone_core::badge_stats::{BadgeTally, Interval};
+use touchstone_core::config::TenantConfig;
+use touchstone_core::fold::{CustomerState, OrderState, Segment};
 use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record, Touch};
 use touchstone_core::rollup::{CampaignCell, Cell, Tally};
 
@@ -111,6 +113,60 @@ pub struct HoldingChange {
     pub intervals: Vec<Interval>,
 }
 
+/// One month of a customer's fold state as a commit sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentWrite {
+    pub tenant: String,
+    pub customer_id: String,
+    /// The month's start ([`segment_of`](touchstone_core::fold::segment_of)).
+    pub month: Millis,
+    /// `None`: the month is removed.
+    pub segment: Option<Segment>,
+}
+
+/// One order's fold state as a commit sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderStateWrite {
+    pub tenant: String,
+    pub order_id: String,
+    pub state: OrderState,
+}
+
+/// A customer whose state names a `msg_hash` that was not registered when it was folded:
+/// the message's registration re-credits the customer
+/// ([`AttributionState::unregistered_customers`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnregisteredMark {
+    pub tenant: String,
+    pub msg_hash: String,
+    pub customer_id: String,
+}
+
+/// What a commit writes of the fold's state (see [`touchstone_core::fold`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoldWrites {
+    /// At most one per `(tenant, customer_id, month)`.
+    pub segments: Vec<SegmentWrite>,
+    /// At most one per `(tenant, order_id)`.
+    pub orders: Vec<OrderStateWrite>,
+    pub unregistered: Vec<UnregisteredMark>,
+    /// `(tenant, msg_hash)` of messages registered now: every mark under them is removed
+    /// (after `unregistered` is written, so a mark and a registration in one commit leave none).
+    pub registered: Vec<(String, String)>,
+    /// The config each tenant's state is now folded under, at most one per tenant.
+    pub folded_configs: Vec<TenantConfig>,
+}
+
+impl FoldWrites {
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+            && self.orders.is_empty()
+            && self.unregistered.is_empty()
+            && self.registered.is_empty()
+            && self.folded_configs.is_empty()
+    }
+}
+
 /// Everything one attribution step writes, applied all or nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttributionCommit {
@@ -147,6 +203,8 @@ pub struct AttributionCommit {
     /// Entries in `(after, processed]` set aside instead of processed: kept, and counted
     /// in [`LogStatus::set_aside`](crate::LogStatus::set_aside).
     pub set_aside: Vec<SetAside>,
+    /// The fold's state: customers' months, orders, the index of unregistered messages.
+    pub fold: FoldWrites,
 }
 
 /// The attribution engine's reads and its commit.
@@ -182,6 +240,25 @@ pub trait AttributionState: RecordReads {
 
     /// Every conversion of the tenant (for recomputes).
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>>;
+
+    /// Each `(tenant, customer_id)`'s fold state, every month (empty when there is none),
+    /// in input order.
+    async fn customer_states(&self, customers: &[(String, String)]) -> Result<Vec<CustomerState>>;
+
+    /// Each `(tenant, order_id)`'s fold state (empty when there is none), in input order.
+    async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>>;
+
+    /// Every customer state of the tenant, by customer id, any order (for recomputes).
+    async fn tenant_customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>>;
+
+    /// Every order state of the tenant, by order id, any order (for recomputes).
+    async fn tenant_order_states(&self, tenant: &str) -> Result<Vec<(String, OrderState)>>;
+
+    /// The customers marked under `msg_hash` ([`UnregisteredMark`]), any order.
+    async fn unregistered_customers(&self, tenant: &str, msg_hash: &str) -> Result<Vec<String>>;
+
+    /// The config the tenant's state was last folded under; `None` before its first commit.
+    async fn folded_config(&self, tenant: &str) -> Result<Option<TenantConfig>>;
 
     async fn customer_conversions_many(&self, spans: &[CustomerSpan]) -> Result<Vec<Vec<Conversion>>> {
         concurrently(spans.iter().map(|s| self.customer_conversions(&s.tenant, &s.customer_id, s.from, s.to)).collect()).await

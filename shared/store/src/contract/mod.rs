@@ -25,7 +25,8 @@ mod record_reads;
 mod report_reads;
 
 pub use attribution_state::{
-    AttributionCommit, AttributionState, BadgeRowChange, BadgeStatDelta, HoldingChange, CampaignDelta, ConversionChange, ConversionKey, CustomerSpan, PendingDelta, RollupDelta,
+    AttributionCommit, AttributionState, BadgeRowChange, BadgeStatDelta, CampaignDelta, ConversionChange, ConversionKey, CustomerSpan, FoldWrites,
+    HoldingChange, OrderStateWrite, PendingDelta, RollupDelta, SegmentWrite, UnregisteredMark,
 };
 pub use badges::{BadgeFeedEntry, BadgeInputs, BadgeRows, BadgeStore, FeedChange, FeedPosition, StatLevel};
 pub use config_store::ConfigStore;

@@ -20,6 +20,7 @@ use super::layout::{
     touch,
 };
 use super::badges::{index_value, level_code};
+use super::fold_state::StoredFold;
 use super::{CqlStore, Inner, StepMark, Write, all};
 use crate::support::{StoredPayload, encode, encode_campaign_cells};
 use crate::{AttributionCommit, AttributionState, BadgeRowChange, FeedChange, LOG_SHARDS, LogEntry, Result, SetAside, StatLevel, StoreError};
@@ -28,6 +29,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use touchstone_core::attribution::Conversion;
 use touchstone_core::badge_stats::{BadgeTally, Interval};
+use touchstone_core::config::TenantConfig;
+use touchstone_core::fold::{CustomerState, OrderState};
 use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record, Touch};
 use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, Cell, Granularity, MESSAGE_LEVELS, Tally};
 
@@ -63,6 +66,31 @@ impl AttributionState for CqlStore {
 
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
         timed("tenant_conversions", async { self.inner.conversions_between(tenant, Millis::MIN, Millis::MAX).await }).await
+    }
+
+    async fn customer_states(&self, customers: &[(String, String)]) -> Result<Vec<CustomerState>> {
+        timed("customer_states", async { all(customers.iter().map(|(tenant, customer_id)| self.inner.customer_state(tenant, customer_id))).await })
+            .await
+    }
+
+    async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>> {
+        timed("order_states", async { all(orders.iter().map(|(tenant, order_id)| self.inner.order_state(tenant, order_id))).await }).await
+    }
+
+    async fn tenant_customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>> {
+        timed("tenant_customer_states", async { self.inner.tenant_customer_states(tenant).await }).await
+    }
+
+    async fn tenant_order_states(&self, tenant: &str) -> Result<Vec<(String, OrderState)>> {
+        timed("tenant_order_states", async { self.inner.tenant_order_states(tenant).await }).await
+    }
+
+    async fn unregistered_customers(&self, tenant: &str, msg_hash: &str) -> Result<Vec<String>> {
+        timed("unregistered_customers", async { self.inner.unregistered_customers(tenant, msg_hash).await }).await
+    }
+
+    async fn folded_config(&self, tenant: &str) -> Result<Option<TenantConfig>> {
+        timed("folded_config", async { self.inner.folded_config(tenant).await }).await
     }
 
     async fn resume_shard(&self, shard: u32) -> Result<u64> {
@@ -198,6 +226,7 @@ struct StoredStep {
     badge_stats: Vec<StatDelta>,
     holdings: Vec<HoldingRow>,
     badge_feed: Vec<FeedRow>,
+    fold: StoredFold,
 }
 
 /// `(tenant, badge_id, ts, delta)` of a badge counter.
@@ -296,6 +325,7 @@ impl Inner {
                 .into_iter()
                 .map(|e| (e.position.seq, e.position.index, e.change == FeedChange::Added, e.event))
                 .collect(),
+            fold: StoredFold::of(commit.fold)?,
         };
         let body = encode(&step)?;
         let parts: Vec<&[u8]> = body.chunks(PART_BYTES).collect();
@@ -540,6 +570,7 @@ impl Inner {
             let values = (&event.tenant, seq_value(*seq), index_value(*index), if *added { "a" } else { "r" }, body);
             writes.push(Box::pin(self.run_at(&s.insert_badge_feed, timestamp, values)));
         }
+        writes.extend(self.fold_writes(&step.fold, timestamp));
         all(writes).await?;
         // Its effects are readable: status calls may report its position. At the step's
         // timestamp, so a late re-apply of an older step never marks back.

@@ -47,6 +47,7 @@ mod badges;
 mod config_store;
 mod coordination;
 mod errors;
+mod fold_state;
 mod ingest_log;
 mod layout;
 mod record_reads;

@@ -178,6 +178,20 @@ statements! {
     select_set_aside: Read => "SELECT seq, appended_at, set_aside_at, payload, reason FROM {ks}.set_aside WHERE shard = ? LIMIT ?",
     count_set_aside: Read => "SELECT COUNT(*) FROM {ks}.set_aside WHERE shard = ?",
 
+    // ---- the fold's state: written with the timestamp of their step ----
+    select_customer_state: Read => "SELECT month, segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ? AND customer_id = ?",
+    select_customer_states_of_slot: Read => "SELECT customer_id, month, segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ?",
+    insert_customer_segment: Write => "INSERT INTO {ks}.customer_states (tenant, slot, customer_id, month, segment) VALUES (?, ?, ?, ?, ?)",
+    delete_customer_segment: Write => "DELETE FROM {ks}.customer_states WHERE tenant = ? AND slot = ? AND customer_id = ? AND month = ?",
+    select_order_state: Read => "SELECT state FROM {ks}.order_states WHERE tenant = ? AND slot = ? AND order_id = ?",
+    select_order_states_of_slot: Read => "SELECT order_id, state FROM {ks}.order_states WHERE tenant = ? AND slot = ?",
+    insert_order_state: Write => "INSERT INTO {ks}.order_states (tenant, slot, order_id, state) VALUES (?, ?, ?, ?)",
+    select_unregistered: Read => "SELECT customer_id FROM {ks}.unregistered_messages WHERE tenant = ? AND msg_hash = ?",
+    insert_unregistered: Write => "INSERT INTO {ks}.unregistered_messages (tenant, msg_hash, customer_id) VALUES (?, ?, ?)",
+    delete_unregistered: Write => "DELETE FROM {ks}.unregistered_messages WHERE tenant = ? AND msg_hash = ?",
+    select_folded_config: Read => "SELECT config FROM {ks}.folded_configs WHERE tenant = ?",
+    insert_folded_config: Write => "INSERT INTO {ks}.folded_configs (tenant, config) VALUES (?, ?)",
+
     // ---- workers ----
     insert_lease_if_absent: Lwt => "INSERT INTO {ks}.worker_leases (shard, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?",
     renew_lease_if_owner: Lwt => "UPDATE {ks}.worker_leases USING TTL ? SET owner = ? WHERE shard = ? IF owner = ?",

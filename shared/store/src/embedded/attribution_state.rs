@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::badge_stats::BadgeTally;
+use touchstone_core::config::TenantConfig;
+use touchstone_core::fold::{CustomerState, OrderState};
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Record, Touch};
 use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, CampaignCells, Granularity, MESSAGE_LEVELS, Tally};
 
@@ -78,6 +80,41 @@ impl AttributionState for EmbeddedStore {
         let tenant = tenant.to_owned();
         let msg_hash = msg_hash.to_owned();
         self.blocking("pending_counters", move |tables| tables.pending_counters(&tenant, &msg_hash)).await
+    }
+
+    async fn customer_states(&self, customers: &[(String, String)]) -> Result<Vec<CustomerState>> {
+        let customers = customers.to_vec();
+        self.blocking("customer_states", move |tables| {
+            customers.iter().map(|(tenant, customer_id)| tables.customer_state(tenant, customer_id)).collect()
+        })
+        .await
+    }
+
+    async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>> {
+        let orders = orders.to_vec();
+        self.blocking("order_states", move |tables| orders.iter().map(|(tenant, order_id)| tables.order_state(tenant, order_id)).collect())
+            .await
+    }
+
+    async fn tenant_customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>> {
+        let tenant = tenant.to_owned();
+        self.blocking("tenant_customer_states", move |tables| tables.tenant_customer_states(&tenant)).await
+    }
+
+    async fn tenant_order_states(&self, tenant: &str) -> Result<Vec<(String, OrderState)>> {
+        let tenant = tenant.to_owned();
+        self.blocking("tenant_order_states", move |tables| tables.tenant_order_states(&tenant)).await
+    }
+
+    async fn unregistered_customers(&self, tenant: &str, msg_hash: &str) -> Result<Vec<String>> {
+        let tenant = tenant.to_owned();
+        let msg_hash = msg_hash.to_owned();
+        self.blocking("unregistered_customers", move |tables| tables.unregistered_customers(&tenant, &msg_hash)).await
+    }
+
+    async fn folded_config(&self, tenant: &str) -> Result<Option<TenantConfig>> {
+        let tenant = tenant.to_owned();
+        self.blocking("folded_config", move |tables| tables.folded_config(&tenant)).await
     }
 
     async fn resume_shard(&self, shard: u32) -> Result<u64> {
@@ -260,6 +297,8 @@ impl Tables {
             writes.put(Table::BadgeFeed, feed_key(&entry.event.tenant, entry.position), &StoredFeedEntry::of(entry))?;
         }
 
+        self.write_fold(&mut writes, &commit.fold)?;
+
         for set_aside in &commit.set_aside {
             let seq = set_aside.entry.seq;
             if seq <= commit.after || seq > commit.processed {
@@ -322,7 +361,12 @@ fn check_tenants_of_shard(commit: &AttributionCommit) -> Result<()> {
         .chain(commit.activity.iter().map(Record::tenant))
         .chain(commit.badge_stats.iter().map(|delta| delta.tenant.as_str()))
         .chain(commit.holdings.iter().map(|holding| holding.tenant.as_str()))
-        .chain(commit.badge_feed.iter().map(|entry| entry.event.tenant.as_str()));
+        .chain(commit.badge_feed.iter().map(|entry| entry.event.tenant.as_str()))
+        .chain(commit.fold.segments.iter().map(|write| write.tenant.as_str()))
+        .chain(commit.fold.orders.iter().map(|write| write.tenant.as_str()))
+        .chain(commit.fold.unregistered.iter().map(|mark| mark.tenant.as_str()))
+        .chain(commit.fold.registered.iter().map(|(tenant, _)| tenant.as_str()))
+        .chain(commit.fold.folded_configs.iter().map(|config| config.tenant.as_str()));
     let mut checked: Option<&str> = None;
     for tenant in tenants {
         if checked == Some(tenant) {

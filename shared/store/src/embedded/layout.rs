@@ -26,7 +26,7 @@
 //! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
 //! | `tenants` | tenant | empty (written with the tenant's first log entry) | `tenants`, `tenant_exists` |
 //! | `log_chunks` | shard (u32), seq (u64) of the chunk's first entry | appended_at, trace, entry count, then each entry's payload: every entry one call appended to the shard | `read_log`, `log_status` |
-//! | `meta` | `log_head` or `processed`, shard; `tenant_rollups_filled` | u64; empty | `ingest`, `log_status`, `commit_attribution` |
+//! | `meta` | `log_head` or `processed`, shard; `tenant_rollups_filled`; `fold_state_built`; `folded_config`, tenant | u64; empty; empty; `TenantConfig` | `ingest`, `log_status`, `commit_attribution`, `folded_config` |
 //! | `conversions` | tenant, goal_id, key | `Conversion` | `conversion`, `tenant_conversions` |
 //! | `conversions_by_customer` | tenant, customer, 30-day bucket, ts, goal_id, key | `Conversion` | `customer_conversions` |
 //! | `conversions_by_time` | tenant, hour, ts, goal_id, key | `Conversion` | `conversions_between` |
@@ -36,6 +36,9 @@
 //! | `tenant_rollups` | tenant, granularity (`h`/`d`/`m`), bucket start | the bucket's `campaign_rollups` rows summed, encoded like them | `campaign_rollup_buckets` |
 //! | `pending_counters` | tenant, msg_hash, hour, cell (postcard) | `Tally` | `pending_counters` |
 //! | `set_aside` | shard (u32), seq (u64) | the entry, why, when | `set_aside`, `log_status` |
+//! | `customer_states` | tenant, customer, month start | the customer's `Segment` of that month (the fold's state) | `customer_states`, `tenant_customer_states` |
+//! | `order_states` | tenant, order_id | `OrderState` | `order_states`, `tenant_order_states` |
+//! | `unregistered_messages` | tenant, msg_hash, customer | empty: the customer's state names the message, not registered when folded | `unregistered_customers` |
 
 use super::key::{self, Key};
 use crate::support::encode;
@@ -58,6 +61,9 @@ pub(super) const PROCESSED: &[u8] = b"processed";
 /// Key in `meta` of the mark that `tenant_rollups` holds every campaign row (stores made
 /// before that table are filled once when opened).
 pub(super) const TENANT_ROLLUPS_FILLED: &[u8] = b"tenant_rollups_filled";
+/// Key in `meta` of the mark that the fold's state was built (stores made before it get it
+/// built once from their record tables when opened).
+pub(super) const FOLD_STATE_BUILT: &[u8] = b"fold_state_built";
 
 /// The tables, one fjall keyspace each; see the module docs for their keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,11 +97,14 @@ pub(super) enum Table {
     BadgeHoldings,
     BadgeFeed,
     TenantRollups,
+    CustomerStates,
+    OrderStates,
+    UnregisteredMessages,
 }
 
 impl Table {
     /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
-    pub(super) const ALL: [Table; 29] = [
+    pub(super) const ALL: [Table; 32] = [
         Table::Dedup,
         Table::Messages,
         Table::TouchesByCustomer,
@@ -125,6 +134,9 @@ impl Table {
         Table::BadgeHoldings,
         Table::BadgeFeed,
         Table::TenantRollups,
+        Table::CustomerStates,
+        Table::OrderStates,
+        Table::UnregisteredMessages,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -158,6 +170,9 @@ impl Table {
             Table::BadgeHoldings => "badge_holdings",
             Table::BadgeFeed => "badge_feed",
             Table::TenantRollups => "tenant_rollups",
+            Table::CustomerStates => "customer_states",
+            Table::OrderStates => "order_states",
+            Table::UnregisteredMessages => "unregistered_messages",
         }
     }
 }
@@ -267,6 +282,25 @@ pub(super) fn granularity_tag(granularity: Granularity) -> u8 {
         Granularity::Day => b'd',
         Granularity::Month => b'm',
     }
+}
+
+/// A customer's months in `customer_states`; each row adds the month's start.
+pub(super) fn customer_state_partition(tenant: &str, customer_id: &str) -> Key {
+    Key::new().str(tenant).str(customer_id)
+}
+
+pub(super) fn order_state_key(tenant: &str, order_id: &str) -> Key {
+    Key::new().str(tenant).str(order_id)
+}
+
+/// The customers marked under a message in `unregistered_messages`; each row adds one.
+pub(super) fn unregistered_partition(tenant: &str, msg_hash: &str) -> Key {
+    Key::new().str(tenant).str(msg_hash)
+}
+
+/// The key in `meta` of the config a tenant's state was last folded under.
+pub(super) fn folded_config_key(tenant: &str) -> Vec<u8> {
+    Key::new().bytes(b"folded_config/").str(tenant).into_vec()
 }
 
 /// The key of a per-shard counter in `meta`: its name, then the shard.

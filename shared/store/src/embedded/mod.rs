@@ -28,6 +28,7 @@ mod badges;
 mod config_store;
 mod coordination;
 mod dedup_filter;
+mod fold_state;
 mod ingest_log;
 mod key;
 mod layout;

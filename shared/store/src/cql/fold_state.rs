@@ -1,0 +1,137 @@
+//! The fold's state on CQL (part of [`AttributionState`](crate::AttributionState)):
+//! `customer_states` (a row per customer and month), `order_states`, `unregistered_messages`
+//! and `folded_configs`. A commit carries the rows encoded in its step body
+//! ([`StoredFold`]); applying the step writes them at the step's timestamp.
+
+use super::layout::decode;
+use super::{Inner, Write, all};
+use crate::support::encode;
+use crate::{FoldWrites, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use touchstone_core::config::TenantConfig;
+use touchstone_core::fold::{CustomerState, OrderState, Segment};
+use touchstone_core::model::Millis;
+
+/// Partitions per tenant of `customer_states` and `order_states`: a recompute reads them
+/// all; one customer or order is one partition read.
+const STATE_SLOTS: i32 = 16;
+
+/// The slot of a customer or order id: FNV-1a, mod [`STATE_SLOTS`].
+fn slot(id: &str) -> i32 {
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    (hash % STATE_SLOTS as u32) as i32
+}
+
+/// A commit's [`FoldWrites`] as its step body stores them, values encoded.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct StoredFold {
+    /// `(tenant, customer_id, month, segment)`; no segment: delete the month's row.
+    segments: Vec<(String, String, Millis, Option<Vec<u8>>)>,
+    /// `(tenant, order_id, state)`.
+    orders: Vec<(String, String, Vec<u8>)>,
+    /// `(tenant, msg_hash, customer_id)`, none of a message registered by the same step.
+    unregistered: Vec<(String, String, String)>,
+    registered: Vec<(String, String)>,
+    /// `(tenant, config)`.
+    folded_configs: Vec<(String, Vec<u8>)>,
+}
+
+impl StoredFold {
+    pub(super) fn of(fold: FoldWrites) -> Result<StoredFold> {
+        let registered: BTreeSet<(String, String)> = fold.registered.into_iter().collect();
+        let mut segments = Vec::with_capacity(fold.segments.len());
+        for write in fold.segments {
+            let segment = write.segment.as_ref().map(encode).transpose()?;
+            segments.push((write.tenant, write.customer_id, write.month, segment));
+        }
+        let orders = fold.orders.into_iter().map(|w| Ok((w.tenant, w.order_id, encode(&w.state)?))).collect::<Result<_>>()?;
+        let unregistered = fold
+            .unregistered
+            .into_iter()
+            .filter(|mark| !registered.contains(&(mark.tenant.clone(), mark.msg_hash.clone())))
+            .map(|mark| (mark.tenant, mark.msg_hash, mark.customer_id))
+            .collect();
+        let folded_configs = fold.folded_configs.iter().map(|config| Ok((config.tenant.clone(), encode(config)?))).collect::<Result<_>>()?;
+        Ok(StoredFold { segments, orders, unregistered, registered: registered.into_iter().collect(), folded_configs })
+    }
+}
+
+// The reads.
+impl Inner {
+    pub(super) async fn customer_state(&self, tenant: &str, customer_id: &str) -> Result<CustomerState> {
+        let rows: Vec<(i64, Vec<u8>)> = self.rows(&self.statements.select_customer_state, (tenant, slot(customer_id), customer_id)).await?;
+        let mut state = CustomerState::default();
+        for (month, segment) in rows {
+            state.segments.insert(month, decode::<Segment>("customer state", &segment)?);
+        }
+        Ok(state)
+    }
+
+    pub(super) async fn order_state(&self, tenant: &str, order_id: &str) -> Result<OrderState> {
+        let row: Option<(Vec<u8>,)> = self.row(&self.statements.select_order_state, (tenant, slot(order_id), order_id)).await?;
+        row.map_or(Ok(OrderState::default()), |(state,)| decode("order state", &state))
+    }
+
+    pub(super) async fn tenant_customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>> {
+        let reads = (0..STATE_SLOTS).map(|slot| self.rows::<(String, i64, Vec<u8>)>(&self.statements.select_customer_states_of_slot, (tenant, slot)));
+        let mut states: Vec<(String, CustomerState)> = Vec::new();
+        // Rows come by customer within a partition: each customer's months together.
+        for (customer_id, month, segment) in all(reads).await?.into_iter().flatten() {
+            let segment: Segment = decode("customer state", &segment)?;
+            match states.last_mut() {
+                Some((last, state)) if *last == customer_id => {
+                    state.segments.insert(month, segment);
+                }
+                _ => {
+                    let mut state = CustomerState::default();
+                    state.segments.insert(month, segment);
+                    states.push((customer_id, state));
+                }
+            }
+        }
+        Ok(states)
+    }
+
+    pub(super) async fn tenant_order_states(&self, tenant: &str) -> Result<Vec<(String, OrderState)>> {
+        let reads = (0..STATE_SLOTS).map(|slot| self.rows::<(String, Vec<u8>)>(&self.statements.select_order_states_of_slot, (tenant, slot)));
+        all(reads).await?.into_iter().flatten().map(|(order_id, state)| Ok((order_id, decode("order state", &state)?))).collect()
+    }
+
+    pub(super) async fn unregistered_customers(&self, tenant: &str, msg_hash: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = self.rows(&self.statements.select_unregistered, (tenant, msg_hash)).await?;
+        Ok(rows.into_iter().map(|(customer_id,)| customer_id).collect())
+    }
+
+    pub(super) async fn folded_config(&self, tenant: &str) -> Result<Option<TenantConfig>> {
+        let row: Option<(Vec<u8>,)> = self.row(&self.statements.select_folded_config, (tenant,)).await?;
+        row.map(|(config,)| decode("folded config", &config)).transpose()
+    }
+
+    /// The writes of a step's fold state, at the step's timestamp. Marks are removed by
+    /// partition; a later step's marks carry a later timestamp and survive it.
+    pub(super) fn fold_writes<'a>(&'a self, fold: &'a StoredFold, timestamp: i64) -> Vec<Write<'a>> {
+        let s = &self.statements;
+        let mut writes: Vec<Write<'a>> = Vec::new();
+        for (tenant, customer_id, month, segment) in &fold.segments {
+            let key = (tenant, slot(customer_id), customer_id, *month);
+            writes.push(match segment {
+                Some(segment) => Box::pin(self.run_at(&s.insert_customer_segment, timestamp, (key.0, key.1, key.2, key.3, segment))),
+                None => Box::pin(self.run_at(&s.delete_customer_segment, timestamp, key)),
+            });
+        }
+        for (tenant, order_id, state) in &fold.orders {
+            writes.push(Box::pin(self.run_at(&s.insert_order_state, timestamp, (tenant, slot(order_id), order_id, state))));
+        }
+        for (tenant, msg_hash, customer_id) in &fold.unregistered {
+            writes.push(Box::pin(self.run_at(&s.insert_unregistered, timestamp, (tenant, msg_hash, customer_id))));
+        }
+        for (tenant, msg_hash) in &fold.registered {
+            writes.push(Box::pin(self.run_at(&s.delete_unregistered, timestamp, (tenant, msg_hash))));
+        }
+        for (tenant, config) in &fold.folded_configs {
+            writes.push(Box::pin(self.run_at(&s.insert_folded_config, timestamp, (tenant, config))));
+        }
+        writes
+    }
+}
