@@ -21,16 +21,14 @@
 //!   seen by the lookup or finds the pending counters committed before it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use touchstone_core::attribution::{self, Conversion, ConversionFact, Messages};
-use touchstone_core::config::{GoalKind, TenantConfig};
-use touchstone_core::goals;
+use touchstone_core::config::TenantConfig;
 use touchstone_core::model::{Millis, Record};
 use touchstone_core::model::Message;
 use touchstone_core::rollup::{self, CampaignCell, Cell, Granularity, Tally};
 use crate::AttributionStore;
-use crate::inputs::credit_inputs_many;
+use crate::fold;
 use touchstone_store::{
-    AttributionCommit, CampaignDelta, ConversionChange, ConversionKey, CustomerSpan, LogEntry, LogPayload, PendingDelta, RollupDelta,
+    AttributionCommit, CampaignDelta, LogEntry, LogPayload, PendingDelta, RollupDelta,
     SetAside, StoreError, TraceParent,
 };
 
@@ -44,22 +42,6 @@ pub const DEFAULT_BATCH: usize = 20_000;
 /// The step size of workers on ScyllaDB / Cassandra, where a step's reads and writes are
 /// requests over the network: the size their figures were measured with.
 pub const CQL_BATCH: usize = 4_000;
-
-/// What one step must evaluate again.
-#[derive(Default)]
-struct Dirty {
-    /// Tenants whose whole history is evaluated again.
-    recompute: BTreeSet<String>,
-    /// Orders whose conversions (one per ORDER goal) are evaluated again.
-    orders: BTreeSet<(String, String)>,
-    /// Fresh conversion facts of app events (EVENT goals), evaluated from the record itself.
-    event_facts: BTreeMap<ConversionKey, ConversionFact>,
-    /// Stored conversions whose fact stands but whose credit may change.
-    recredit: BTreeMap<ConversionKey, Conversion>,
-    /// Customers whose conversions in a span may be credited differently now (after a new
-    /// touch, or a message registered late): read in one batch, added to `recredit`.
-    spans: Vec<CustomerSpan>,
-}
 
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,19 +156,12 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
     let processed = entries.last().map_or(after, |last| last.seq);
     let configs = Configs::load(store, &entries).await?;
 
-    let mut dirty = Dirty::default();
     let mut deltas = Deltas::default();
     for entry in &entries {
-        mark(store, &configs, &mut dirty, &mut deltas, entry).await?;
+        count(&mut deltas, entry);
     }
-    let spans = merge_spans(std::mem::take(&mut dirty.spans));
-    for conversions in store.customer_conversions_many(&spans).await? {
-        for conversion in conversions {
-            dirty.recredit.insert(ConversionKey::of(&conversion.fact), conversion);
-        }
-    }
-
-    let changes = evaluate(store, &configs, dirty).await?;
+    let folded = fold::fold_step(store, &entries, |tenant| configs.get(tenant)).await?;
+    let changes = folded.conversions;
     for change in &changes {
         if let Some(old) = &change.old {
             let (cell, tally) = rollup::conversion_cell(old);
@@ -214,6 +189,7 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
         holdings: badges.holdings,
         badge_feed: badges.feed,
         set_aside: Vec::new(),
+        fold: folded.writes,
     };
     store.commit_attribution(commit).await?;
     Ok(outcome)
@@ -368,183 +344,16 @@ enum Family {
 }
 use Family::{Campaign, Pending};
 
-/// Counts what the entry adds by itself and marks what it may change. Only a message reads
-/// the store here (rare next to touches and events); everything else is marked for the
-/// step's batched reads.
-async fn mark(
-    store: &dyn AttributionStore,
-    configs: &Configs,
-    dirty: &mut Dirty,
-    deltas: &mut Deltas,
-    entry: &LogEntry,
-) -> touchstone_store::Result<()> {
-    let record = match &entry.payload {
-        LogPayload::Recompute { tenant } => {
-            dirty.recompute.insert(tenant.clone());
-            return Ok(());
-        }
-        // Badges only: `badges::derive` handles it.
-        LogPayload::RederiveBadges { .. } | LogPayload::Nothing => return Ok(()),
-        LogPayload::Record(record) => record,
-    };
-    let tenant = record.tenant();
-    match record {
-        Record::Touch(touch) => {
-            deltas.add(tenant, touch.ts, rollup::touch_cell(touch), Tally::ONE);
-            // The conversions this touch could explain: its customer's, at most the
-            // longest window after it.
-            let window = configs.get(tenant)?.max_window_ms();
-            dirty.spans.push(CustomerSpan {
-                tenant: tenant.to_owned(),
-                customer_id: touch.customer_id.clone(),
-                from: touch.ts,
-                to: touch.ts.saturating_add(window),
-            });
-        }
-        Record::Event(event) => {
+/// Counts what the entry adds by itself: a touch its touch cell, an app event its event
+/// cell. (Conversions are counted from the fold's changes.)
+fn count(deltas: &mut Deltas, entry: &LogEntry) {
+    match &entry.payload {
+        LogPayload::Record(Record::Touch(touch)) => deltas.add(&touch.tenant, touch.ts, rollup::touch_cell(touch), Tally::ONE),
+        LogPayload::Record(Record::Event(event)) => {
             if let Some(cell) = rollup::event_cell(event) {
-                deltas.add(tenant, event.ts, cell, Tally::ONE);
-            }
-            for goal in goals::event_goals(configs.get(tenant)?, &event.name) {
-                if let Some(fact) = goals::event_conversion(goal, event) {
-                    dirty.event_facts.insert(ConversionKey::of(&fact), fact);
-                }
+                deltas.add(&event.tenant, event.ts, cell, Tally::ONE);
             }
         }
-        Record::Order(order) => {
-            dirty.orders.insert((tenant.to_owned(), order.order_id.clone()));
-        }
-        Record::Message(message) => {
-            for conversion in store.explicit_conversions(tenant, &message.msg_hash).await? {
-                dirty.recredit.insert(ConversionKey::of(&conversion.fact), conversion);
-            }
-            // Per customer, from their first touch of the message to the longest window
-            // after their last: a message sent to many customers has many touches.
-            let mut spans: HashMap<String, (Millis, Millis)> = HashMap::new();
-            for touch in store.message_touches(tenant, &message.msg_hash).await? {
-                let span = spans.entry(touch.customer_id).or_insert((touch.ts, touch.ts));
-                *span = (span.0.min(touch.ts), span.1.max(touch.ts));
-            }
-            let window = configs.get(tenant)?.max_window_ms();
-            for (customer_id, (first, last)) in spans {
-                let to = last.saturating_add(window);
-                dirty.spans.push(CustomerSpan { tenant: tenant.to_owned(), customer_id, from: first, to });
-            }
-        }
-        // Badges play no part in attribution; `badges::derive` follows them.
-        Record::Badge(_) => {}
+        _ => {}
     }
-    Ok(())
-}
-
-/// Sorts the spans and merges those of one customer that overlap, so each stored
-/// conversion is read once per step.
-fn merge_spans(mut spans: Vec<CustomerSpan>) -> Vec<CustomerSpan> {
-    spans.sort_unstable();
-    let mut merged: Vec<CustomerSpan> = Vec::with_capacity(spans.len());
-    for span in spans {
-        match merged.last_mut() {
-            Some(last) if last.tenant == span.tenant && last.customer_id == span.customer_id && span.from <= last.to => {
-                last.to = last.to.max(span.to);
-            }
-            _ => merged.push(span),
-        }
-    }
-    merged
-}
-
-/// Evaluates everything marked and returns the rows that differ from what is stored.
-async fn evaluate(store: &dyn AttributionStore, configs: &Configs, dirty: Dirty) -> touchstone_store::Result<Vec<ConversionChange>> {
-    // (stored, freshly evaluated fact or None when the conversion no longer exists)
-    let mut candidates: BTreeMap<ConversionKey, (Option<Conversion>, Option<ConversionFact>)> = BTreeMap::new();
-
-    for tenant in &dirty.recompute {
-        let config = configs.get(tenant)?;
-        for stored in store.tenant_conversions(tenant).await? {
-            candidates.insert(ConversionKey::of(&stored.fact), (Some(stored), None));
-        }
-        for fact in tenant_facts(store, config).await? {
-            let key = ConversionKey::of(&fact);
-            candidates.entry(key).or_insert((None, None)).1 = Some(fact);
-        }
-    }
-    let untouched = |tenant: &str| !dirty.recompute.contains(tenant);
-
-    // Fresh facts, each with the stored row it may replace: read in one batch.
-    let mut fresh: Vec<(ConversionKey, Option<ConversionFact>)> = Vec::new();
-    let orders: Vec<(String, String)> = dirty.orders.into_iter().filter(|(tenant, _)| untouched(tenant)).collect();
-    for ((tenant, order_id), records) in orders.iter().zip(store.order_records_many(&orders).await?) {
-        let config = configs.get(tenant)?;
-        for goal in goals::order_goals(config) {
-            let key = ConversionKey { tenant: tenant.clone(), goal_id: goal.id.clone(), key: order_id.clone() };
-            fresh.push((key, goals::order_conversion(config, goal, &records)));
-        }
-    }
-    fresh.extend(dirty.event_facts.into_iter().filter(|(key, _)| untouched(&key.tenant)).map(|(key, fact)| (key, Some(fact))));
-    let keys: Vec<ConversionKey> = fresh.iter().map(|(key, _)| key.clone()).collect();
-    for ((key, fact), stored) in fresh.into_iter().zip(store.conversions_many(&keys).await?) {
-        candidates.insert(key, (stored, fact));
-    }
-
-    for (key, stored) in dirty.recredit.into_iter().filter(|(key, _)| untouched(&key.tenant)) {
-        candidates.entry(key).or_insert_with(|| {
-            let fact = stored.fact.clone();
-            (Some(stored), Some(fact))
-        });
-    }
-
-    // Credit every fact from one batch of touch and message reads.
-    let facts: Vec<&ConversionFact> = candidates.values().filter_map(|(_, fact)| fact.as_ref()).collect();
-    let inputs = credit_inputs_many(store, &configs.0, &facts).await?;
-    let no_messages = Messages::new();
-    let credits = facts
-        .iter()
-        .zip(&inputs.touches)
-        .map(|(fact, touches)| {
-            let messages = inputs.messages.get(&fact.tenant).unwrap_or(&no_messages);
-            Ok(attribution::credit(fact, touches, messages, configs.get(&fact.tenant)?))
-        })
-        .collect::<touchstone_store::Result<Vec<_>>>()?;
-    let mut credits = credits.into_iter();
-
-    let mut changes = Vec::new();
-    for (_, (old, fact)) in candidates {
-        let new = match fact {
-            Some(fact) => {
-                let credit = credits
-                    .next()
-                    .ok_or_else(|| StoreError::Backend("fewer credits than facts".to_owned()))?;
-                Some(Conversion { fact, credit })
-            }
-            None => None,
-        };
-        if old != new {
-            changes.push(ConversionChange { old, new });
-        }
-    }
-    Ok(changes)
-}
-
-/// Every conversion fact of a tenant, from all its order records and goal-named events.
-async fn tenant_facts(store: &dyn AttributionStore, config: &TenantConfig) -> touchstone_store::Result<Vec<ConversionFact>> {
-    let mut facts = Vec::new();
-    if goals::order_goals(config).next().is_some() {
-        let mut by_order: HashMap<String, Vec<_>> = HashMap::new();
-        for record in store.tenant_orders(&config.tenant).await? {
-            by_order.entry(record.order_id.clone()).or_default().push(record);
-        }
-        for records in by_order.values() {
-            for goal in goals::order_goals(config) {
-                facts.extend(goals::order_conversion(config, goal, records));
-            }
-        }
-    }
-    for goal in &config.goals {
-        if let GoalKind::Event { event_name } = &goal.kind {
-            for event in store.tenant_events_named(&config.tenant, event_name).await? {
-                facts.extend(goals::event_conversion(goal, &event));
-            }
-        }
-    }
-    Ok(facts)
 }
