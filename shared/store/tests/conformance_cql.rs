@@ -14,12 +14,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use touchstone_core::attribution::{Conversion, ConversionFact, Credit};
 use touchstone_core::badge_stats::{BadgeTally, day_of};
+use touchstone_core::config::TenantConfig;
+use touchstone_core::fold::{CustomerState, OrderState, Segment, segment_of};
 use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Channel, Message, Millis, OrderRecord, Record, Touch, TouchKind};
 use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
 use touchstone_store::{
     BadgeFeedEntry, BadgeStatDelta, FeedChange, FeedPosition, HoldingChange, StatLevel,
     AttributionCommit, AttributionState, BadgeRowChange, BadgeStore, CampaignDelta, CellKinds, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome,
-    LogPayload, PendingDelta, RecordReads, ReportReads, RollupDelta, SetAside, StoreError, log_shard,
+    FoldWrites, LogPayload, OrderStateWrite, PendingDelta, RecordReads, ReportReads, RollupDelta, SegmentWrite, SetAside, StoreError, UnregisteredMark,
+    log_shard,
 };
 
 /// The configured nodes. Panics when there are none: a test that cannot reach a node fails.
@@ -266,6 +269,8 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
         msg_hash: None,
     };
     let earned_one = BadgeTally { earned: 1, holds_from: 1, ..BadgeTally::default() };
+    let segment = Segment { touches: Vec::new(), conversions: BTreeMap::from([(("orders".to_owned(), "o1".to_owned()), converted.clone())]) };
+    let order_state = OrderState { records: vec![counted.clone()], facts: BTreeMap::from([("orders".to_owned(), converted.fact.clone())]) };
     let step = AttributionCommit {
         shard,
         after,
@@ -280,6 +285,13 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
         holdings: vec![HoldingChange { tenant: t.clone(), customer_id: "c1".into(), badge_id: "regular".into(), intervals: vec![(T0 + 5, Millis::MAX)] }],
         badge_feed: vec![BadgeFeedEntry { position: FeedPosition { seq: last, index: 1 }, change: FeedChange::Added, event: rule_earn.clone() }],
         set_aside: Vec::new(),
+        fold: FoldWrites {
+            segments: vec![SegmentWrite { tenant: t.clone(), customer_id: "c1".into(), month: segment_of(T0), segment: Some(segment.clone()) }],
+            orders: vec![OrderStateWrite { tenant: t.clone(), order_id: "o1".into(), state: order_state.clone() }],
+            unregistered: vec![UnregisteredMark { tenant: t.clone(), msg_hash: "m9".into(), customer_id: "c1".into() }],
+            registered: Vec::new(),
+            folded_configs: vec![TenantConfig::defaults(&t)],
+        },
     };
     fixture.commit_without_applying(step).await?;
     assert_eq!(fixture.conversion(&t, "orders", "o1").await?, None, "the test hook applied the step");
@@ -302,6 +314,10 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     assert_eq!(restarted.customer_holdings(&t, "c1").await?.len(), 1);
     assert_eq!(restarted.badge_feed(&t, None, 10).await?.into_iter().map(|e| e.event).collect::<Vec<_>>(), [rule_earn]);
     assert_eq!(restarted.customer_activity(&t, "c1").await?, [Record::Order(counted)]);
+    assert_eq!(restarted.customer_states(&[(t.clone(), "c1".into())]).await?, [CustomerState { segments: BTreeMap::from([(segment_of(T0), segment)]) }]);
+    assert_eq!(restarted.order_states(&[(t.clone(), "o1".into())]).await?, [order_state]);
+    assert_eq!(restarted.unregistered_customers(&t, "m9").await?, ["c1"]);
+    assert_eq!(restarted.folded_config(&t).await?, Some(TenantConfig::defaults(&t)));
     let status = restarted.log_status(shard).await?;
     assert_eq!((status.processed, status.oldest_pending_at), (last, None), "the log was not trimmed");
     // And the next commit builds on the re-applied step.

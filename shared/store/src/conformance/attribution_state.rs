@@ -6,9 +6,15 @@ use super::{
     T0, aside, campaign_delta, campaigns, cells, change, commit_conversions, conversion, delta, event, head, order, pending,
     pending_delta, sorted, tenant, tenant_log, touch,
 };
-use crate::{AttributionCommit, CellKinds, LogEntry, LogPayload, Result, SetAside, Store, StoreError, log_shard};
+use crate::{
+    AttributionCommit, CellKinds, FoldWrites, LogEntry, LogPayload, OrderStateWrite, Result, SegmentWrite, SetAside, Store, StoreError,
+    UnregisteredMark, log_shard,
+};
+use std::collections::BTreeMap;
 use touchstone_core::attribution::{Conversion, Credit, Rule};
-use touchstone_core::model::{Record, Touch, TouchKind};
+use touchstone_core::config::TenantConfig;
+use touchstone_core::fold::{CustomerState, OrderState, Segment, segment_of};
+use touchstone_core::model::{Millis, Record, Touch, TouchKind};
 use touchstone_core::rollup::{CampaignCell, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
 
 pub async fn message_touches_returns_every_touch_of_the_message(store: &dyn Store) -> Result<()> {
@@ -119,6 +125,73 @@ pub async fn conversion_removal_clears_every_index(store: &dyn Store) -> Result<
     assert_eq!(store.conversions_between(&t, T0 - DAY_MS, T0 + DAY_MS).await?, [kept.clone()]);
     assert_eq!(store.explicit_conversions(&t, "m1").await?, [kept.clone()]);
     assert_eq!(store.tenant_conversions(&t).await?, [kept]);
+    Ok(())
+}
+
+/// Fold state: months written and removed per customer, orders, the marks of unregistered
+/// messages (cleared by a registration, also one in the same commit), folded configs, and
+/// the tenant-wide reads of recomputes.
+pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
+    let t = tenant("fold_state");
+    let shard = log_shard(&t);
+    let month = |months: i64| T0 + months * 31 * DAY_MS;
+    let touched = |event_id: &str, ts| Segment { touches: vec![touch(&t, event_id, "m1", "c1", ts)], conversions: BTreeMap::new() };
+    let converted = conversion(&t, "orders", "o1", "c1", month(1), None);
+    let with_conversion = Segment { touches: Vec::new(), conversions: BTreeMap::from([(("orders".to_owned(), "o1".to_owned()), converted.clone())]) };
+    let order_state = OrderState { records: vec![order(&t, "o1-placed", "o1", "PLACED", month(1))], facts: BTreeMap::new() };
+    let segment = |customer_id: &str, at: Millis, segment: Option<Segment>| SegmentWrite {
+        tenant: t.clone(),
+        customer_id: customer_id.into(),
+        month: segment_of(at),
+        segment,
+    };
+    let mark = |msg_hash: &str, customer_id: &str| UnregisteredMark { tenant: t.clone(), msg_hash: msg_hash.into(), customer_id: customer_id.into() };
+    let commit = |fold: FoldWrites| async move {
+        let processed = store.resume_shard(shard).await?;
+        store.commit_attribution(AttributionCommit { shard, after: processed, processed, fold, ..AttributionCommit::default() }).await
+    };
+    let customers = [(t.clone(), "c1".to_owned()), (t.clone(), "c2".to_owned()), (t.clone(), "nobody".to_owned())];
+
+    assert_eq!(store.folded_config(&t).await?, None);
+    commit(FoldWrites {
+        segments: vec![segment("c1", T0, Some(touched("e1", T0))), segment("c1", month(1), Some(with_conversion.clone())), segment("c2", T0, Some(touched("e2", T0)))],
+        orders: vec![OrderStateWrite { tenant: t.clone(), order_id: "o1".into(), state: order_state.clone() }],
+        unregistered: vec![mark("m1", "c1"), mark("m1", "c2"), mark("m2", "c1")],
+        registered: Vec::new(),
+        folded_configs: vec![TenantConfig::defaults(&t)],
+    })
+    .await?;
+    let c1 = CustomerState { segments: BTreeMap::from([(segment_of(T0), touched("e1", T0)), (segment_of(month(1)), with_conversion)]) };
+    let c2 = CustomerState { segments: BTreeMap::from([(segment_of(T0), touched("e2", T0))]) };
+    assert_eq!(store.customer_states(&customers).await?, [c1.clone(), c2.clone(), CustomerState::default()]);
+    let mut all = store.tenant_customer_states(&t).await?;
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(all, [("c1".to_owned(), c1.clone()), ("c2".to_owned(), c2.clone())]);
+    assert_eq!(store.order_states(&[(t.clone(), "o1".into()), (t.clone(), "o2".into())]).await?, [order_state.clone(), OrderState::default()]);
+    assert_eq!(store.tenant_order_states(&t).await?, [("o1".to_owned(), order_state)]);
+    let mut marked = store.unregistered_customers(&t, "m1").await?;
+    marked.sort();
+    assert_eq!(marked, ["c1", "c2"]);
+    assert_eq!(store.folded_config(&t).await?, Some(TenantConfig::defaults(&t)));
+
+    // A month removed, m1 registered (its marks go, a new one in the same commit too), a
+    // newer folded config.
+    let mut newer = TenantConfig::defaults(&t);
+    newer.version = 2;
+    commit(FoldWrites {
+        segments: vec![segment("c1", T0, None)],
+        unregistered: vec![mark("m1", "c3"), mark("m3", "c2")],
+        registered: vec![(t.clone(), "m1".into())],
+        folded_configs: vec![newer.clone()],
+        ..FoldWrites::default()
+    })
+    .await?;
+    let c1 = CustomerState { segments: c1.segments.into_iter().filter(|(m, _)| *m != segment_of(T0)).collect() };
+    assert_eq!(store.customer_states(&customers).await?, [c1, c2, CustomerState::default()]);
+    assert_eq!(store.unregistered_customers(&t, "m1").await?, Vec::<String>::new());
+    assert_eq!(store.unregistered_customers(&t, "m2").await?, ["c1"]);
+    assert_eq!(store.unregistered_customers(&t, "m3").await?, ["c2"]);
+    assert_eq!(store.folded_config(&t).await?, Some(newer));
     Ok(())
 }
 

@@ -36,7 +36,7 @@ impl ConfigStore for EmbeddedStore {
 }
 
 impl Tables {
-    fn tenants(&self) -> Result<Vec<String>> {
+    pub(super) fn tenants(&self) -> Result<Vec<String>> {
         self.read(Table::Tenants)
             .iter()
             .map(|guard| {
@@ -47,7 +47,7 @@ impl Tables {
             .collect()
     }
 
-    fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
+    pub(super) fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
         let stored = self.get(Table::Configs, Key::new().str(tenant).as_bytes())?;
         Ok(stored.unwrap_or_else(|| TenantConfig::defaults(tenant)))
     }

@@ -3,13 +3,16 @@
 //! not registered when a customer named them in `unregistered_messages`, and the config
 //! each tenant was folded under in `meta`. Written only by commits, under the shard's lock.
 
+use super::ingest_log::LogAppender;
 use super::key::{Key, read_str, read_time};
-use super::layout::{Table, customer_state_partition, folded_config_key, order_state_key, unregistered_partition};
+use super::layout::{FOLD_STATE_BUILT, Table, customer_state_partition, folded_config_key, order_state_key, unregistered_partition};
 use super::{Tables, Writes, backend, checked};
-use crate::{FoldWrites, Result, StoreError};
-use std::collections::BTreeSet;
-use touchstone_core::config::TenantConfig;
-use touchstone_core::fold::{CustomerState, OrderState, Segment};
+use crate::{FoldWrites, LogPayload, Result, StoreError, log_shard};
+use std::collections::{BTreeMap, BTreeSet};
+use touchstone_core::attribution::Conversion;
+use touchstone_core::config::{GoalKind, TenantConfig};
+use touchstone_core::fold::{CustomerState, OrderState, Segment, segment_of};
+use touchstone_core::model::{OrderRecord, Touch};
 
 impl Tables {
     pub(super) fn customer_state(&self, tenant: &str, customer_id: &str) -> Result<CustomerState> {
@@ -113,6 +116,173 @@ impl Tables {
     }
 }
 
+impl Tables {
+    /// Builds the fold's state once for a store made before it (a new store just gets the
+    /// mark): each tenant's customers from `touches_by_customer` and `conversions`, its
+    /// orders from `orders` with the facts of their stored conversions, the marks of the
+    /// messages not registered, and its config as the folded one. Records ingested but not
+    /// yet attributed are in those tables already, so each tenant with state also gets a
+    /// `Recompute` entry: it credits everything again once the log before it is folded.
+    /// One batch holds all of it and the mark, so a build cut short is done again.
+    pub(super) fn build_fold_state(&self) -> Result<()> {
+        if self.read(Table::Meta).get(FOLD_STATE_BUILT).map_err(backend)?.is_some() {
+            return Ok(());
+        }
+        let mut writes = Writes::default();
+        let mut log = LogAppender::new(None);
+        for tenant in self.tenants()? {
+            let config = self.tenant_config(&tenant)?;
+            let prefix = Key::new().str(&tenant);
+            let mut customers: BTreeMap<String, CustomerState> = BTreeMap::new();
+            for touch in self.scan_prefix::<Touch>(Table::TouchesByCustomer, prefix.clone())? {
+                let state = customers.entry(touch.customer_id.clone()).or_default();
+                let touches = &mut state.segments.entry(segment_of(touch.ts)).or_default().touches;
+                touches.push(touch);
+            }
+            let mut orders: BTreeMap<String, OrderState> = BTreeMap::new();
+            for record in self.scan_prefix::<OrderRecord>(Table::Orders, prefix.clone())? {
+                orders.entry(record.order_id.clone()).or_default().records.push(record);
+            }
+            for conversion in self.scan_prefix::<Conversion>(Table::Conversions, prefix.clone())? {
+                let fact = &conversion.fact;
+                if let Some(order) = orders.get_mut(&fact.key)
+                    && matches!(config.goal(&fact.goal_id).map(|goal| &goal.kind), Some(GoalKind::Order { .. }))
+                {
+                    order.facts.insert(fact.goal_id.clone(), fact.clone());
+                }
+                let state = customers.entry(fact.customer_id.clone()).or_default();
+                let segment = state.segments.entry(segment_of(fact.ts)).or_default();
+                segment.conversions.insert((fact.goal_id.clone(), fact.key.clone()), conversion);
+            }
+            if customers.is_empty() && orders.is_empty() {
+                continue;
+            }
+            let mut registered: BTreeMap<String, bool> = BTreeMap::new();
+            for (customer_id, mut state) in customers {
+                for segment in state.segments.values_mut() {
+                    segment.touches.sort_by(|a, b| (a.ts, &a.event_id).cmp(&(b.ts, &b.event_id)));
+                }
+                for msg_hash in state.referenced_messages() {
+                    let is_registered = match registered.get(msg_hash) {
+                        Some(known) => *known,
+                        None => *registered.entry(msg_hash.to_owned()).or_insert(self.is_registered(&tenant, msg_hash)?),
+                    };
+                    if !is_registered {
+                        let key = unregistered_partition(&tenant, msg_hash).str(&customer_id).into_vec();
+                        writes.put_raw(Table::UnregisteredMessages, key, Vec::new());
+                    }
+                }
+                for (month, segment) in &state.segments {
+                    writes.put(Table::CustomerStates, customer_state_partition(&tenant, &customer_id).time(*month).into_vec(), segment)?;
+                }
+            }
+            for (order_id, mut state) in orders {
+                state.records.sort_by(|a, b| (a.ts, &a.event_id).cmp(&(b.ts, &b.event_id)));
+                writes.put(Table::OrderStates, order_state_key(&tenant, &order_id).into_vec(), &state)?;
+            }
+            writes.put(Table::Meta, folded_config_key(&tenant), &config)?;
+            log.append(self, log_shard(&tenant), LogPayload::Recompute { tenant: tenant.clone() }, &mut writes)?;
+            tracing::info!(%tenant, "fold state built from the record tables, once; a recompute follows");
+        }
+        log.finish(&mut writes)?;
+        writes.put_raw(Table::Meta, FOLD_STATE_BUILT.to_vec(), Vec::new());
+        self.apply(writes)
+    }
+
+    fn is_registered(&self, tenant: &str, msg_hash: &str) -> Result<bool> {
+        self.read(Table::Messages).contains_key(checked(Key::new().str(tenant).str(msg_hash).as_bytes())?).map_err(backend)
+    }
+}
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} key too short"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::EmbeddedStore;
+    use super::super::tests::touch;
+    use super::*;
+    use crate::{AttributionCommit, AttributionState, ConversionChange, IngestLog};
+    use touchstone_core::attribution::{ConversionFact, Credit, Rule};
+    use touchstone_core::model::{Channel, Message, Record};
+
+    /// A store made before the fold's state (records and conversion rows, no state, no
+    /// mark) has it built when opened, once, with a `Recompute` entry after its log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fold_state_is_built_once_from_the_record_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = 1_767_225_600_000;
+        let message = Record::Message(Message {
+            tenant: "t".into(),
+            msg_hash: "m".into(),
+            campaign_id: "c1".into(),
+            channel: Channel::Push,
+            tags: Vec::new(),
+            sent_at: at - 1_000,
+        });
+        let unregistered = match touch(3) {
+            Record::Touch(touch) => Record::Touch(Touch { msg_hash: "m2".into(), ..touch }),
+            _ => unreachable!(),
+        };
+        let order = OrderRecord {
+            tenant: "t".into(),
+            event_id: "o1-paid".into(),
+            order_id: "o1".into(),
+            customer_id: "c".into(),
+            status: "purchased".into(),
+            amount_minor: 1_000,
+            currency: "USD".into(),
+            categories: Vec::new(),
+            channel: "app".into(),
+            ts: at + 10,
+            msg_hash: None,
+        };
+        let fact = ConversionFact {
+            tenant: "t".into(),
+            goal_id: "orders".into(),
+            key: "o1".into(),
+            customer_id: "c".into(),
+            ts: at + 10,
+            value_micros: 10_000_000,
+            source_event_id: "o1-paid".into(),
+            explicit_msg_hash: None,
+        };
+        let credit = Credit { rule: Rule::LastTouch, msg_hash: Some("m".into()), touch_event_id: Some("e2".into()) };
+        let conversion = Conversion { fact: fact.clone(), credit };
+        let shard = log_shard("t");
+        let head = {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            let records = vec![message, touch(1), touch(2), unregistered, Record::Order(order.clone())];
+            store.ingest(records).await.unwrap();
+            let change = ConversionChange { old: None, new: Some(conversion.clone()) };
+            store.commit_attribution(AttributionCommit { shard, conversions: vec![change], ..AttributionCommit::default() }).await.unwrap();
+            assert_eq!(store.customer_states(&[("t".into(), "c".into())]).await.unwrap(), vec![CustomerState::default()]);
+            // Back to how an older store was left: the mark gone (there is no state).
+            let mut writes = Writes::default();
+            writes.delete(Table::Meta, FOLD_STATE_BUILT.to_vec());
+            store.tables.apply(writes).unwrap();
+            store.read_log(shard, 0, 100).await.unwrap().last().unwrap().seq
+        };
+
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let [state] = <[CustomerState; 1]>::try_from(store.customer_states(&[("t".into(), "c".into())]).await.unwrap()).unwrap();
+        let touches: Vec<&str> = state.touches().map(|touch| touch.event_id.as_str()).collect();
+        assert_eq!(touches, ["e1", "e2", "e3"], "every touch, in time order");
+        assert_eq!(state.conversions().collect::<Vec<_>>(), [&conversion]);
+        let [order_state] = <[OrderState; 1]>::try_from(store.order_states(&[("t".into(), "o1".into())]).await.unwrap()).unwrap();
+        assert_eq!(order_state.records, [order]);
+        assert_eq!(order_state.facts, BTreeMap::from([("orders".to_owned(), fact)]));
+        assert_eq!(store.unregistered_customers("t", "m2").await.unwrap(), ["c"]);
+        assert!(store.unregistered_customers("t", "m").await.unwrap().is_empty(), "m is registered");
+        assert_eq!(store.folded_config("t").await.unwrap(), Some(TenantConfig::defaults("t")));
+        let appended = store.read_log(shard, head, 10).await.unwrap();
+        assert_eq!(appended.len(), 1);
+        assert_eq!(appended[0].payload, LogPayload::Recompute { tenant: "t".into() });
+
+        // Once: opened again, nothing is built or appended.
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.read_log(shard, head, 10).await.unwrap().len(), 1);
+    }
 }

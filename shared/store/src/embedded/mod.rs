@@ -160,6 +160,7 @@ impl EmbeddedStore {
         };
         tables.fill_tenant_rollups()?;
         ingest_log::convert_entry_log(&tables.db, &tables)?;
+        tables.build_fold_state()?;
         Ok(EmbeddedStore { tables: Arc::new(tables), leases: Arc::default() })
     }
 
@@ -461,7 +462,7 @@ mod tests {
         let log = usage(Table::Log);
         assert_eq!(log.writes, 2, "one chunk per call");
         assert_eq!(usage(Table::TouchesByCustomer).writes, 15);
-        assert_eq!(usage(Table::Meta).writes, 1 + 2, "the mark written at open, then each call's shard head once");
+        assert_eq!(usage(Table::Meta).writes, 2 + 2, "the two marks written at open, then each call's shard head once");
         assert_eq!(usage(Table::Conversions), crate::TableUsage::default(), "tables never used are left out");
         store.read_log(log_shard("t"), 0, 100).await.unwrap();
         let log = usage(Table::Log);
