@@ -6,7 +6,6 @@
 //! - [`engine`]: one step: read a batch of the log, evaluate what it can have changed,
 //!   commit the differences; and setting aside an entry that cannot be processed.
 //! - [`fold`]: a step's attribution as a fold of its records into order and customer state.
-//! - [`inputs`]: what crediting a conversion reads (also used by `ExplainConversion`).
 //! - [`worker`]: leases on a share of the log shards, steps on each, and the rule that a
 //!   failing entry is retried alone and then set aside.
 //! - [`service`]: the gRPC API.
@@ -14,7 +13,6 @@
 pub mod badges;
 pub mod engine;
 pub mod fold;
-pub mod inputs;
 pub mod service;
 pub mod worker;
 

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
-use touchstone_attribution::inputs::credit_inputs;
+use crate::explain::credit_inputs;
 use touchstone_core::attribution::{self, ExplicitStatus, Messages, Verdict};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::report::{self, Activity, CampaignTotals, GoalFigures, GoalKpi};

@@ -40,6 +40,16 @@ pub fn segment_of(ts: Millis) -> Millis {
     Granularity::Month.bucket(ts)
 }
 
+/// The first and last segment starts holding times in `[from, to]`, for range reads of a
+/// customer's months: times beyond ±2^50 ms (about 35,000 years, where month arithmetic
+/// would overflow) read to the end.
+pub fn segments_between(from: Millis, to: Millis) -> (Millis, Millis) {
+    const FAR: Millis = 1 << 50;
+    let first = if from < -FAR { Millis::MIN } else { segment_of(from.min(FAR)) };
+    let last = if to > FAR { Millis::MAX } else { segment_of(to.max(-FAR)) };
+    (first, last)
+}
+
 // ---------------------------------------------------------------------------------------
 // Orders
 
@@ -599,6 +609,14 @@ mod tests {
     fn credit_of(h: &Harness) -> (Rule, Option<String>) {
         let (_, rule, msg) = h.credited().expect("a conversion");
         (rule, msg)
+    }
+
+    #[test]
+    fn segments_between_bounds_months_and_reads_to_the_end_far_out() {
+        assert_eq!(segments_between(T0, FEB + 5), (segment_of(T0), FEB));
+        assert_eq!(segments_between(Millis::MIN, T0), (Millis::MIN, segment_of(T0)));
+        assert_eq!(segments_between(T0, Millis::MAX), (segment_of(T0), Millis::MAX));
+        assert_eq!(segments_between(-1, 0), (segment_of(-1), 0), "the epoch's edge");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use super::{T0, aside, event, head, message, now_millis, order, pending, records, sorted, tenant, tenant_log, touch};
 use crate::{AttributionCommit, IngestOutcome, LOG_SHARDS, LogPayload, Result, SetAside, Store, TraceParent, log_shard};
-use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Channel, Message, Millis, OrderRecord, Record, Touch};
+use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Channel, Message, OrderRecord, Record, Touch};
+use touchstone_core::rollup::HOUR_MS;
 
 use IngestOutcome::{Accepted, Duplicate};
 
@@ -22,10 +23,8 @@ pub async fn dedup_first_arrival_stands(store: &dyn Store) -> Result<()> {
     let outcomes = store.ingest(vec![Record::Touch(retry), Record::Order(same_id_order)]).await?;
     assert_eq!(outcomes, [Duplicate, Duplicate]);
 
-    assert_eq!(store.customer_touches(&t, "c1", Millis::MIN, Millis::MAX).await?, [first.clone()]);
-    assert_eq!(store.message_touches(&t, "m1").await?, [first.clone()]);
-    assert!(store.message_touches(&t, "m2").await?.is_empty(), "the duplicate was stored");
-    assert!(store.order_records(&t, "o1").await?.is_empty(), "the duplicate order was stored");
+    assert_eq!(store.touches_between(&t, T0 - HOUR_MS, T0 + HOUR_MS).await?, [first.clone()], "the duplicate was stored");
+    assert!(store.tenant_orders(&t).await?.is_empty(), "the duplicate order was stored");
     assert_eq!(records(&tenant_log(store, &t, before).await?), [LogPayload::Record(Record::Touch(first))]);
     Ok(())
 }
@@ -41,7 +40,7 @@ pub async fn dedup_within_one_batch(store: &dyn Store) -> Result<()> {
     let outcomes = store.ingest(batch).await?;
     assert_eq!(outcomes, [Accepted, Duplicate, Accepted]);
     let head = head(store, &t).await?;
-    assert_eq!(sorted(store.customer_touches(&t, "c1", T0 - 10, T0 + 10).await?), [a.clone(), b.clone()]);
+    assert_eq!(sorted(store.touches_between(&t, T0 - 10, T0 + 10).await?), [a.clone(), b.clone()]);
     let log = tenant_log(store, &t, before).await?;
     assert_eq!(records(&log), [LogPayload::Record(Record::Touch(a)), LogPayload::Record(Record::Touch(b))]);
     assert!(log.iter().all(|entry| entry.seq <= head), "an entry of the call lies past the head it returned ({head})");
@@ -61,11 +60,8 @@ pub async fn dedup_is_per_tenant_and_keys_do_not_collide(store: &dyn Store) -> R
         .ingest(vec![Record::Touch(in_t1.clone()), Record::Touch(in_t2.clone()), Record::Message(same_name_message.clone())])
         .await?;
     assert_eq!(outcomes, [Accepted, Accepted, Accepted]);
-    assert_eq!(store.customer_touches(&t1, "bc", Millis::MIN, Millis::MAX).await?, [in_t1.clone()]);
-    assert_eq!(store.customer_touches(&t2, "c", Millis::MIN, Millis::MAX).await?, [in_t2.clone()]);
-    assert!(store.customer_touches(&t1, "b", Millis::MIN, Millis::MAX).await?.is_empty());
-    assert_eq!(store.message_touches(&t1, "m1").await?, [in_t1]);
-    assert_eq!(store.message_touches(&t2, "m1").await?, [in_t2]);
+    assert_eq!(store.touches_between(&t1, T0 - HOUR_MS, T0 + HOUR_MS).await?, [in_t1]);
+    assert_eq!(store.touches_between(&t2, T0 - HOUR_MS, T0 + HOUR_MS).await?, [in_t2]);
     let found = store.messages(&t1, &["e1".to_owned()]).await?;
     assert_eq!(found.get("e1"), Some(&same_name_message));
     Ok(())

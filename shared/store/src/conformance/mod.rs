@@ -36,7 +36,7 @@ mod report_reads;
 pub use attribution_state::{
     commit_moves_processed_forward, commit_with_set_aside_entries_processes_the_rest, commits_keep_the_log_as_the_archive,
     conversion_removal_clears_every_index, conversion_upsert_moves_every_index, fenced_commits_set_nothing_aside, fold_state_follows_commits,
-    message_touches_returns_every_touch_of_the_message, order_records_and_tenant_orders,
+    tenant_orders_returns_every_status_record,
     set_aside_outside_the_step_is_refused, stale_commits_are_fenced, tenant_events_named_matches_the_name_exactly,
 };
 pub use badges::{
@@ -52,7 +52,7 @@ pub use ingest_log::{
     log_order_head_and_paging, log_shards_have_their_own_positions, messages_dedup_by_msg_hash,
     recompute_entries_are_appended, set_aside_list_is_per_shard_and_honours_the_limit,
 };
-pub use record_reads::{batched_reads_equal_single_reads_in_input_order, customer_touches_are_inclusive_across_bucket_edges};
+pub use record_reads::customer_touches_are_inclusive_across_bucket_edges;
 pub use report_reads::{
     between_reads_are_half_open_across_hour_and_day_edges, campaign_rollup_buckets_sum_every_campaign_per_bucket, campaign_rollups_cancelling_to_zero_are_absent,
     campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets, messages_sent_between_is_half_open,
@@ -98,10 +98,8 @@ macro_rules! conformance_suite {
             live_workers_are_listed_until_they_lapse,
             // RecordReads
             customer_touches_are_inclusive_across_bucket_edges,
-            batched_reads_equal_single_reads_in_input_order,
             // AttributionState
-            message_touches_returns_every_touch_of_the_message,
-            order_records_and_tenant_orders,
+            tenant_orders_returns_every_status_record,
             tenant_events_named_matches_the_name_exactly,
             conversion_upsert_moves_every_index,
             conversion_removal_clears_every_index,
@@ -404,8 +402,6 @@ pub async fn many_rows_are_all_returned(store: &dyn Store) -> Result<()> {
         assert!(outcomes.iter().all(|o| *o == Accepted));
     }
     let want: Vec<String> = (0..ROWS).map(|i| format!("e{i:05}")).collect();
-    assert_eq!(ids(&store.customer_touches(&t, "c1", Millis::MIN, Millis::MAX).await?), want);
-    assert_eq!(ids(&store.message_touches(&t, "m1").await?), want);
     assert_eq!(ids(&store.touches_between(&t, T0, T0 + 60 * DAY_MS).await?), want);
     assert_eq!(tenant_log(store, &t, before).await?.len(), want.len());
     Ok(())
@@ -419,14 +415,16 @@ pub async fn reads_of_unknown_things_are_empty(store: &dyn Store) -> Result<()> 
     assert_eq!(head(store, &t).await?, before);
     assert!(store.messages(&t, &["m1".to_owned()]).await?.is_empty());
     assert!(store.customer_touches(&t, "c1", Millis::MIN, Millis::MAX).await?.is_empty());
-    assert!(store.message_touches(&t, "m1").await?.is_empty());
-    assert!(store.order_records(&t, "o1").await?.is_empty());
     assert!(store.tenant_orders(&t).await?.is_empty());
     assert!(store.tenant_events_named(&t, "view").await?.is_empty());
     assert_eq!(store.conversion(&t, "orders", "o1").await?, None);
-    assert!(store.customer_conversions(&t, "c1", Millis::MIN, Millis::MAX).await?.is_empty());
-    assert!(store.explicit_conversions(&t, "m1").await?.is_empty());
     assert!(store.tenant_conversions(&t).await?.is_empty());
+    assert_eq!(store.customer_states(&[(t.clone(), "c1".to_owned())]).await?, [touchstone_core::fold::CustomerState::default()]);
+    assert_eq!(store.order_states(&[(t.clone(), "o1".to_owned())]).await?, [touchstone_core::fold::OrderState::default()]);
+    assert!(store.tenant_customer_states(&t).await?.is_empty());
+    assert!(store.tenant_order_states(&t).await?.is_empty());
+    assert!(store.unregistered_customers(&t, "m1").await?.is_empty());
+    assert_eq!(store.folded_config(&t).await?, None);
     assert_eq!(store.rollups(&t, Granularity::Hour, Millis::MIN, Millis::MAX).await?, Cells::default());
     assert!(store.touches_between(&t, Millis::MIN, Millis::MAX).await?.is_empty());
     assert!(store.events_between(&t, Millis::MIN, Millis::MAX).await?.is_empty());

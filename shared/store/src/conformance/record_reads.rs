@@ -1,10 +1,11 @@
-//! Checks of [`RecordReads`](crate::RecordReads): a customer's touches across bucket edges,
-//! and the batched reads against the single ones.
+//! Checks of [`RecordReads`](crate::RecordReads): a customer's folded touches across month
+//! and bucket edges.
 
-use super::{T0, change, commit_conversions, conversion, ids, order, sorted, tenant, touch};
-use crate::{Result, Store};
-use touchstone_core::attribution::Conversion;
-use touchstone_core::model::{Millis, OrderRecord, Record, Touch};
+use super::{T0, ids, sorted, tenant, touch};
+use crate::{AttributionCommit, FoldWrites, Result, SegmentWrite, Store, log_shard};
+use std::collections::BTreeMap;
+use touchstone_core::fold::{Segment, segment_of};
+use touchstone_core::model::{Millis, Touch};
 use touchstone_core::rollup::{DAY_MS, HOUR_MS};
 
 /// Bucket edges of every size a backend is likely to partition by, near `T0`, and the epoch.
@@ -23,18 +24,29 @@ fn edges() -> Vec<Millis> {
 pub async fn customer_touches_are_inclusive_across_bucket_edges(store: &dyn Store) -> Result<()> {
     let t = tenant("customer_touches");
     let mut ours = Vec::new();
-    let mut records = Vec::new();
+    let mut months: BTreeMap<(String, Millis), Segment> = BTreeMap::new();
     for (i, &edge) in edges().iter().enumerate() {
         for (label, ts) in [("before", edge - 1), ("at", edge), ("after", edge + 1)] {
             let mine = touch(&t, &format!("{i}-{label}"), "m1", "c1", ts);
             ours.push(mine.clone());
-            records.push(Record::Touch(mine));
             // Customers whose ids extend or are a prefix of "c1" stay apart.
-            records.push(Record::Touch(touch(&t, &format!("{i}-{label}-c10"), "m1", "c10", ts)));
-            records.push(Record::Touch(touch(&t, &format!("{i}-{label}-c"), "m1", "c", ts)));
+            let others = [touch(&t, &format!("{i}-{label}-c10"), "m1", "c10", ts), touch(&t, &format!("{i}-{label}-c"), "m1", "c", ts)];
+            for touch in std::iter::once(mine).chain(others) {
+                months.entry((touch.customer_id.clone(), segment_of(ts))).or_default().touches.push(touch);
+            }
         }
     }
-    store.ingest(records).await?;
+    let segments = months
+        .into_iter()
+        .map(|((customer_id, month), mut segment)| {
+            segment.touches.sort_by(|a, b| (a.ts, &a.event_id).cmp(&(b.ts, &b.event_id)));
+            SegmentWrite { tenant: t.clone(), customer_id, month, segment: Some(segment) }
+        })
+        .collect();
+    let shard = log_shard(&t);
+    let processed = store.resume_shard(shard).await?;
+    let fold = FoldWrites { segments, ..FoldWrites::default() };
+    store.commit_attribution(AttributionCommit { shard, after: processed, processed, fold, ..AttributionCommit::default() }).await?;
 
     for (i, &edge) in edges().iter().enumerate() {
         let read = |from: Millis, to: Millis| store.customer_touches(&t, "c1", from, to);
@@ -47,54 +59,5 @@ pub async fn customer_touches_are_inclusive_across_bucket_edges(store: &dyn Stor
     assert_eq!(sorted(store.customer_touches(&t, "c1", Millis::MIN, Millis::MAX).await?), sorted(ours.clone()));
     let within_year: Vec<Touch> = ours.iter().filter(|touch| touch.ts >= T0 - 1).cloned().collect();
     assert_eq!(ids(&store.customer_touches(&t, "c1", T0 - 1, T0 + 366 * DAY_MS).await?), ids(&within_year));
-    Ok(())
-}
-
-/// The batched reads the attribution engine uses return, per input and in input order,
-/// exactly what the single reads return: also for repeated, empty and unknown inputs.
-pub async fn batched_reads_equal_single_reads_in_input_order(store: &dyn Store) -> Result<()> {
-    use crate::{ConversionKey, CustomerSpan};
-    let t = tenant("batched_reads");
-    let mut records = Vec::new();
-    for i in 0..30 {
-        let customer = format!("c{}", i % 4);
-        records.push(Record::Touch(touch(&t, &format!("t{i}"), "m1", &customer, T0 + i * HOUR_MS)));
-        records.push(Record::Order(OrderRecord { customer_id: customer, ..order(&t, &format!("r{i}"), &format!("o{}", i % 5), "PAID", T0 + i) }));
-    }
-    store.ingest(records).await?;
-    let conversions: Vec<Conversion> =
-        (0..6).map(|i| conversion(&t, "orders", &format!("o{i}"), &format!("c{}", i % 4), T0 + i * HOUR_MS, None)).collect();
-    commit_conversions(store, &t, conversions.iter().map(|c| change(None, Some(c))).collect()).await?;
-
-    let span = |customer: &str, from: Millis, to: Millis| CustomerSpan { tenant: t.clone(), customer_id: customer.into(), from, to };
-    let spans = vec![
-        span("c1", T0, T0 + 10 * HOUR_MS),
-        span("c0", T0 - DAY_MS, T0 + DAY_MS),
-        span("c1", T0, T0 + 10 * HOUR_MS),
-        span("nobody", T0, T0 + DAY_MS),
-        span("c2", T0 + 5 * HOUR_MS, T0 + 2 * HOUR_MS),
-        span("c3", Millis::MIN, Millis::MAX),
-    ];
-    let touches = store.customer_touches_many(&spans).await?;
-    let found = store.customer_conversions_many(&spans).await?;
-    assert_eq!((touches.len(), found.len()), (spans.len(), spans.len()));
-    for (i, s) in spans.iter().enumerate() {
-        assert_eq!(sorted(touches[i].clone()), sorted(store.customer_touches(&t, &s.customer_id, s.from, s.to).await?), "touches of {s:?}");
-        assert_eq!(sorted(found[i].clone()), sorted(store.customer_conversions(&t, &s.customer_id, s.from, s.to).await?), "conversions of {s:?}");
-    }
-    assert!(!touches[0].is_empty() && !found[1].is_empty(), "the fixture reads something");
-
-    let orders: Vec<(String, String)> = ["o3", "o0", "nope", "o3"].iter().map(|o| (t.clone(), o.to_string())).collect();
-    let records = store.order_records_many(&orders).await?;
-    assert_eq!(records.len(), orders.len());
-    for ((tenant, order_id), got) in orders.iter().zip(records) {
-        assert_eq!(sorted(got), sorted(store.order_records(tenant, order_id).await?), "order {order_id}");
-    }
-
-    let key = |goal_id: &str, key: &str| ConversionKey { tenant: t.clone(), goal_id: goal_id.into(), key: key.into() };
-    let keys = vec![key("orders", "o5"), key("orders", "o9"), key("checkin", "o1"), key("orders", "o0")];
-    let got = store.conversions_many(&keys).await?;
-    assert_eq!(got, vec![Some(conversions[5].clone()), None, None, Some(conversions[0].clone())]);
-    assert!(store.customer_touches_many(&[]).await?.is_empty());
     Ok(())
 }

@@ -1,37 +1,13 @@
 //! [`AttributionState`]: what the attribution engine reads, and its atomic commit.
 
-use super::record_reads::concurrently;
 use crate::{BadgeFeedEntry, RecordReads, Result, SetAside};
 use async_trait::async_trait;
-use touchstone_core::attribution::{Conversion, ConversionFact};
+use touchstone_core::attribution::Conversion;
 use touchstone_core::badge_stats::{BadgeTally, Interval};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::fold::{CustomerState, OrderState, Segment};
-use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record, Touch};
+use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record};
 use touchstone_core::rollup::{CampaignCell, Cell, Tally};
-
-/// A customer's rows with `from <= ts <= to` (inclusive), for the batched reads.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CustomerSpan {
-    pub tenant: String,
-    pub customer_id: String,
-    pub from: Millis,
-    pub to: Millis,
-}
-
-/// Names one conversion row: one per tenant, goal and key (order id or event id).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConversionKey {
-    pub tenant: String,
-    pub goal_id: String,
-    pub key: String,
-}
-
-impl ConversionKey {
-    pub fn of(fact: &ConversionFact) -> ConversionKey {
-        ConversionKey { tenant: fact.tenant.clone(), goal_id: fact.goal_id.clone(), key: fact.key.clone() }
-    }
-}
 
 /// One conversion row changing: as stored before (`None`: new) and after (`None`: gone).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,11 +192,7 @@ pub struct AttributionCommit {
 ///   started from, so two workers can never both commit the same entries.
 #[async_trait]
 pub trait AttributionState: RecordReads {
-    /// Every touch of a message, any order.
-    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>>;
 
-    /// Every status record of an order, any order.
-    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>>;
 
     /// Every order status record of the tenant, any order (for recomputes).
     async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>>;
@@ -228,11 +200,7 @@ pub trait AttributionState: RecordReads {
     /// Every app event of the tenant named `name`, any order (for recomputes).
     async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>>;
 
-    /// The customer's conversions with `from <= ts <= to` (inclusive), any goal.
-    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>>;
 
-    /// Conversions whose converting record carries `msg_hash` explicitly.
-    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>>;
 
     /// The pending counters of a message (see [`PendingDelta`]), summed per hour and cell,
     /// zeros left out, any order.
@@ -260,14 +228,7 @@ pub trait AttributionState: RecordReads {
     /// The config the tenant's state was last folded under; `None` before its first commit.
     async fn folded_config(&self, tenant: &str) -> Result<Option<TenantConfig>>;
 
-    async fn customer_conversions_many(&self, spans: &[CustomerSpan]) -> Result<Vec<Vec<Conversion>>> {
-        concurrently(spans.iter().map(|s| self.customer_conversions(&s.tenant, &s.customer_id, s.from, s.to)).collect()).await
-    }
 
-    /// Status records of each `(tenant, order_id)`.
-    async fn order_records_many(&self, orders: &[(String, String)]) -> Result<Vec<Vec<OrderRecord>>> {
-        concurrently(orders.iter().map(|(tenant, order_id)| self.order_records(tenant, order_id)).collect()).await
-    }
 
     /// The processed position the next step of `shard` starts after: the last committed
     /// one, with that commit's effects in place first (a backend that applies a commit

@@ -1,7 +1,7 @@
 //! [`BadgeStore`]: badge definitions, a customer's badge partition, and what badge rules
 //! count.
 
-use super::record_reads::concurrently;
+use super::concurrently;
 use crate::{LogMark, Result};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashSet};

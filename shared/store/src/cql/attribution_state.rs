@@ -15,9 +15,8 @@
 
 use super::timed;
 use super::layout::{
-    ACTIVITY_EVENT, ACTIVITY_ORDER, CHUNK, CUSTOMER_BUCKET_MS, CampaignRollupRow, ConversionRow, PendingRow, RollupRow, StoredCells, TIME_SHARDS,
+    ACTIVITY_EVENT, ACTIVITY_ORDER, CHUNK, CampaignRollupRow, ConversionRow, PendingRow, RollupRow, StoredCells, TIME_SHARDS,
     campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, rollup_bucket, seq_value, shard_value, table,
-    touch,
 };
 use super::badges::{index_value, level_code};
 use super::fold_state::StoredFold;
@@ -31,33 +30,17 @@ use touchstone_core::attribution::Conversion;
 use touchstone_core::badge_stats::{BadgeTally, Interval};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::fold::{CustomerState, OrderState};
-use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record, Touch};
+use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record};
 use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, Cell, Granularity, MESSAGE_LEVELS, Tally};
 
 #[async_trait]
 impl AttributionState for CqlStore {
-    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
-        timed("message_touches", async { self.inner.message_touches(tenant, msg_hash).await }).await
-    }
-
-    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
-        timed("order_records", async { self.inner.order_records(tenant, order_id).await }).await
-    }
-
     async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
         timed("tenant_orders", async { self.inner.tenant_orders(tenant).await }).await
     }
 
     async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
         timed("tenant_events_named", async { self.inner.tenant_events_named(tenant, name).await }).await
-    }
-
-    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        timed("customer_conversions", async { self.inner.customer_conversions(tenant, customer_id, from, to).await }).await
-    }
-
-    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
-        timed("explicit_conversions", async { self.inner.explicit_conversions(tenant, msg_hash).await }).await
     }
 
     async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
@@ -104,24 +87,6 @@ impl AttributionState for CqlStore {
 
 // The engine's reads.
 impl Inner {
-    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
-        let buckets = self.buckets(tenant, table::TOUCHES_BY_MESSAGE, msg_hash, Millis::MIN, Millis::MAX).await?;
-        let reads = buckets.into_iter().map(|month| {
-            self.rows::<(i64, String, String, String)>(&self.statements.select_touches_by_message, (tenant, msg_hash, month))
-        });
-        all(reads)
-            .await?
-            .into_iter()
-            .flatten()
-            .map(|(ts, event_id, customer_id, kind)| touch(tenant, event_id, msg_hash.to_owned(), customer_id, &kind, ts))
-            .collect()
-    }
-
-    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
-        let rows: Vec<OrderRow> = self.rows(&self.statements.select_orders, (tenant, order_id)).await?;
-        Ok(rows.into_iter().map(|row| order(tenant, row)).collect())
-    }
-
     async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
         let days = self.buckets(tenant, table::ORDERS_BY_DAY, "", Millis::MIN, Millis::MAX).await?;
         let reads = days
@@ -147,22 +112,6 @@ impl Inner {
                 msg_hash,
             })
             .collect())
-    }
-
-    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        if from > to {
-            return Ok(Vec::new());
-        }
-        let buckets = self.buckets_between(tenant, table::CONVERSIONS_BY_CUSTOMER, customer_id, CUSTOMER_BUCKET_MS, from, to).await?;
-        let reads = buckets.into_iter().map(|month| {
-            self.rows::<(Vec<u8>,)>(&self.statements.select_conversions_by_customer, (tenant, customer_id, month, from, to))
-        });
-        all(reads).await?.into_iter().flatten().map(|(body,)| decode("conversion", &body)).collect()
-    }
-
-    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
-        let rows: Vec<(Vec<u8>,)> = self.rows(&self.statements.select_conversions_by_explicit, (tenant, msg_hash)).await?;
-        rows.into_iter().map(|(body,)| decode("conversion", &body)).collect()
     }
 
     /// The message's `pending_deltas` partition (one row per hour and step) summed per hour

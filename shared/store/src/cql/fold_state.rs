@@ -10,8 +10,8 @@ use crate::{FoldWrites, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use touchstone_core::config::TenantConfig;
-use touchstone_core::fold::{CustomerState, OrderState, Segment};
-use touchstone_core::model::Millis;
+use touchstone_core::fold::{CustomerState, OrderState, Segment, segments_between};
+use touchstone_core::model::{Millis, Touch};
 
 /// Partitions per tenant of `customer_states` and `order_states`: a recompute reads them
 /// all; one customer or order is one partition read.
@@ -66,6 +66,22 @@ impl Inner {
             state.segments.insert(month, decode::<Segment>("customer state", &segment)?);
         }
         Ok(state)
+    }
+
+    /// The customer's folded touches with `from <= ts <= to`: the months holding the span.
+    pub(super) async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let (first, last) = segments_between(from, to);
+        let values = (tenant, slot(customer_id), customer_id, first, last);
+        let rows: Vec<(Vec<u8>,)> = self.rows(&self.statements.select_customer_months, values).await?;
+        let mut touches = Vec::new();
+        for (segment,) in rows {
+            let segment: Segment = decode("customer state", &segment)?;
+            touches.extend(segment.touches.into_iter().filter(|touch| from <= touch.ts && touch.ts <= to));
+        }
+        Ok(touches)
     }
 
     pub(super) async fn order_state(&self, tenant: &str, order_id: &str) -> Result<OrderState> {

@@ -82,22 +82,16 @@ pub(super) fn outliving_ttl(retention_seconds: u64) -> i32 {
     i32::try_from(retention_seconds.saturating_add(86_400)).unwrap_or(i32::MAX)
 }
 
-/// Bucket of the per-customer and per-message tables: a customer's reads span at most a
-/// channel window, so one or two buckets per read.
-pub(super) const CUSTOMER_BUCKET_MS: Millis = 30 * DAY_MS;
 /// Partitions each hour (or day) of a per-tenant time table is spread over.
 pub(super) const TIME_SHARDS: i32 = 8;
 
 /// Names of bucketed tables, as stored in `buckets.table_name`.
 pub(super) mod table {
     pub const MESSAGES_BY_TIME: &str = "messages_by_time";
-    pub const TOUCHES_BY_CUSTOMER: &str = "touches_by_customer";
-    pub const TOUCHES_BY_MESSAGE: &str = "touches_by_message";
     pub const TOUCHES_BY_TIME: &str = "touches_by_time";
     pub const EVENTS_BY_TIME: &str = "events_by_time";
     pub const EVENTS_BY_NAME: &str = "events_by_name";
     pub const ORDERS_BY_DAY: &str = "orders_by_day";
-    pub const CONVERSIONS_BY_CUSTOMER: &str = "conversions_by_customer";
     pub const CONVERSIONS_BY_TIME: &str = "conversions_by_time";
     pub const ROLLUP_DELTAS: &str = "rollup_deltas";
     pub const CAMPAIGN_ROLLUP_DELTAS: &str = "campaign_rollup_deltas";
@@ -173,47 +167,24 @@ fn unset_if_none<T>(value: Option<T>) -> MaybeUnset<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum ConversionRow {
     Main { tenant: String, goal_id: String, key: String },
-    ByCustomer { tenant: String, customer_id: String, bucket: Millis, ts: Millis, goal_id: String, key: String },
     ByTime { tenant: String, hour: Millis, shard: i32, ts: Millis, goal_id: String, key: String },
-    ByExplicit { tenant: String, msg_hash: String, goal_id: String, key: String },
 }
 
 /// The rows a conversion is stored in: its own and one per index, each a full copy.
-pub(super) fn conversion_rows(conversion: &Conversion) -> Vec<ConversionRow> {
+pub(super) fn conversion_rows(conversion: &Conversion) -> [ConversionRow; 2] {
     let fact = &conversion.fact;
     let (tenant, goal_id, key) = (fact.tenant.clone(), fact.goal_id.clone(), fact.key.clone());
-    let mut rows = vec![
+    let shard = spread(&[&goal_id, &key]);
+    [
         ConversionRow::Main { tenant: tenant.clone(), goal_id: goal_id.clone(), key: key.clone() },
-        ConversionRow::ByCustomer {
-            tenant: tenant.clone(),
-            customer_id: fact.customer_id.clone(),
-            bucket: bucket(fact.ts, CUSTOMER_BUCKET_MS),
-            ts: fact.ts,
-            goal_id: goal_id.clone(),
-            key: key.clone(),
-        },
-        ConversionRow::ByTime {
-            tenant: tenant.clone(),
-            hour: bucket(fact.ts, HOUR_MS),
-            shard: spread(&[&goal_id, &key]),
-            ts: fact.ts,
-            goal_id: goal_id.clone(),
-            key: key.clone(),
-        },
-    ];
-    if let Some(msg_hash) = &fact.explicit_msg_hash {
-        rows.push(ConversionRow::ByExplicit { tenant, msg_hash: msg_hash.clone(), goal_id, key });
-    }
-    rows
+        ConversionRow::ByTime { tenant, hour: bucket(fact.ts, HOUR_MS), shard, ts: fact.ts, goal_id, key },
+    ]
 }
 
 /// The buckets a stored conversion occupies.
-pub(super) fn conversion_buckets(conversion: &Conversion) -> [BucketRow; 2] {
+pub(super) fn conversion_buckets(conversion: &Conversion) -> [BucketRow; 1] {
     let fact = &conversion.fact;
-    [
-        BucketRow::new(&fact.tenant, table::CONVERSIONS_BY_CUSTOMER, &fact.customer_id, bucket(fact.ts, CUSTOMER_BUCKET_MS)),
-        BucketRow::new(&fact.tenant, table::CONVERSIONS_BY_TIME, "", bucket(fact.ts, HOUR_MS)),
-    ]
+    [BucketRow::new(&fact.tenant, table::CONVERSIONS_BY_TIME, "", bucket(fact.ts, HOUR_MS))]
 }
 
 /// The bucket of the rollup rows of `granularity` holding `hour`.
@@ -312,18 +283,11 @@ impl Inner {
                     bucket_rows.insert(BucketRow::new(&m.tenant, table::MESSAGES_BY_TIME, "", hour));
                 }
                 Record::Touch(t) => {
-                    let month = bucket(t.ts, CUSTOMER_BUCKET_MS);
                     let hour = bucket(t.ts, HOUR_MS);
                     let kind = t.kind.as_str();
-                    let by_customer = (&t.tenant, &t.customer_id, month, t.ts, &t.event_id, &t.msg_hash, kind);
-                    let by_message = (&t.tenant, &t.msg_hash, month, t.ts, &t.event_id, &t.customer_id, kind);
                     let shard = spread(&[&t.event_id]);
                     let by_time = (&t.tenant, hour, shard, t.ts, &t.event_id, &t.msg_hash, &t.customer_id, kind);
-                    writes.push(Box::pin(self.write(&s.insert_touch_by_customer, by_customer)));
-                    writes.push(Box::pin(self.write(&s.insert_touch_by_message, by_message)));
                     touches_by_time.add((&t.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
-                    bucket_rows.insert(BucketRow::new(&t.tenant, table::TOUCHES_BY_CUSTOMER, &t.customer_id, month));
-                    bucket_rows.insert(BucketRow::new(&t.tenant, table::TOUCHES_BY_MESSAGE, &t.msg_hash, month));
                     bucket_rows.insert(BucketRow::new(&t.tenant, table::TOUCHES_BY_TIME, "", hour));
                 }
                 Record::Event(e) => {
@@ -340,16 +304,11 @@ impl Inner {
                 Record::Order(o) => {
                     let day = bucket(o.ts, DAY_MS);
                     let msg_hash = unset_if_none(o.msg_hash.as_deref());
-                    let order = (
-                        &o.tenant, &o.order_id, o.ts, &o.event_id, &o.customer_id, &o.status, o.amount_minor,
-                        &o.currency, &o.categories, &o.channel, msg_hash,
-                    );
                     let shard = spread(&[&o.event_id]);
                     let by_day = (
                         &o.tenant, day, shard, &o.order_id, o.ts, &o.event_id, &o.customer_id,
                         &o.status, o.amount_minor, &o.currency, &o.categories, &o.channel, msg_hash,
                     );
-                    writes.push(Box::pin(self.write(&s.insert_order, order)));
                     orders_by_day.add((&o.tenant, day, shard), by_day, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&o.tenant, table::ORDERS_BY_DAY, "", day));
                 }
@@ -410,27 +369,11 @@ impl Inner {
             (ConversionRow::Main { tenant, goal_id, key }, None) => {
                 Box::pin(self.run_at(&s.delete_conversion, timestamp, (tenant, goal_id, key)))
             }
-            (ConversionRow::ByCustomer { tenant, customer_id, bucket, ts, goal_id, key }, Some(body)) => Box::pin(self.run_at(
-                &s.insert_conversion_by_customer,
-                timestamp,
-                (tenant, customer_id, bucket, ts, goal_id, key, body),
-            )),
-            (ConversionRow::ByCustomer { tenant, customer_id, bucket, ts, goal_id, key }, None) => Box::pin(self.run_at(
-                &s.delete_conversion_by_customer,
-                timestamp,
-                (tenant, customer_id, bucket, ts, goal_id, key),
-            )),
             (ConversionRow::ByTime { tenant, hour, shard, ts, goal_id, key }, Some(body)) => {
                 Box::pin(self.run_at(&s.insert_conversion_by_time, timestamp, (tenant, hour, shard, ts, goal_id, key, body)))
             }
             (ConversionRow::ByTime { tenant, hour, shard, ts, goal_id, key }, None) => {
                 Box::pin(self.run_at(&s.delete_conversion_by_time, timestamp, (tenant, hour, shard, ts, goal_id, key)))
-            }
-            (ConversionRow::ByExplicit { tenant, msg_hash, goal_id, key }, Some(body)) => {
-                Box::pin(self.run_at(&s.insert_conversion_by_explicit, timestamp, (tenant, msg_hash, goal_id, key, body)))
-            }
-            (ConversionRow::ByExplicit { tenant, msg_hash, goal_id, key }, None) => {
-                Box::pin(self.run_at(&s.delete_conversion_by_explicit, timestamp, (tenant, msg_hash, goal_id, key)))
             }
         }
     }
@@ -512,21 +455,6 @@ impl Inner {
                 Box::pin(async move { self.session.batch(&batch, values).await.map(drop).map_err(cql_error) }) as Write<'a>
             })
             .collect()
-    }
-
-    /// The buckets of size `size` of `(tenant, table, key)` that may hold rows from `from`
-    /// to `to`: when they are a few, all of them (reading an empty partition costs what
-    /// reading the `buckets` row would), else those `buckets` lists.
-    pub(super) async fn buckets_between(&self, tenant: &str, table: &str, key: &str, size: Millis, from: Millis, to: Millis) -> Result<Vec<Millis>> {
-        const DIRECT: i128 = 3;
-        let first = bucket(from, size);
-        if from > to {
-            return Ok(Vec::new());
-        }
-        if (i128::from(to) - i128::from(first)) / i128::from(size) < DIRECT {
-            return Ok(std::iter::successors(Some(first), |b| b.checked_add(size).filter(|next| *next <= to)).collect());
-        }
-        self.buckets(tenant, table, key, first, to).await
     }
 
     /// The buckets of `(tenant, table, key)` starting in `[first, last]` that hold rows.

@@ -1,8 +1,8 @@
 //! [`RecordReads`] on CQL: registered messages by point reads, a customer's touches from
-//! the 30-day buckets its range touches, a conversion by its key.
+//! their fold state's months (`fold_state.rs`), a conversion by its key.
 
 use super::timed;
-use super::layout::{CUSTOMER_BUCKET_MS, decode, message, table, touch};
+use super::layout::{decode, message};
 use super::{CqlStore, Inner, all};
 use crate::{RecordReads, Result};
 use async_trait::async_trait;
@@ -36,22 +36,6 @@ impl Inner {
             Ok(Some((msg_hash.clone(), message)))
         });
         Ok(all(reads).await?.into_iter().flatten().collect())
-    }
-
-    async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
-        if from > to {
-            return Ok(Vec::new());
-        }
-        let buckets = self.buckets_between(tenant, table::TOUCHES_BY_CUSTOMER, customer_id, CUSTOMER_BUCKET_MS, from, to).await?;
-        let reads = buckets.into_iter().map(|month| {
-            self.rows::<(i64, String, String, String)>(&self.statements.select_touches_by_customer, (tenant, customer_id, month, from, to))
-        });
-        all(reads)
-            .await?
-            .into_iter()
-            .flatten()
-            .map(|(ts, event_id, msg_hash, kind)| touch(tenant, event_id, msg_hash, customer_id.to_owned(), &kind, ts))
-            .collect()
     }
 
     async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {

@@ -69,12 +69,9 @@ statements! {
     // ---- records, written once per accepted record ----
     insert_message: Write => "INSERT INTO {ks}.messages (tenant, msg_hash, campaign_id, channel, tags, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
     insert_message_by_time: Write => "INSERT INTO {ks}.messages_by_time (tenant, hour, shard, sent_at, msg_hash, campaign_id, channel, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    insert_touch_by_customer: Write => "INSERT INTO {ks}.touches_by_customer (tenant, customer_id, bucket, ts, event_id, msg_hash, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    insert_touch_by_message: Write => "INSERT INTO {ks}.touches_by_message (tenant, msg_hash, bucket, ts, event_id, customer_id, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
     insert_touch_by_time: Write => "INSERT INTO {ks}.touches_by_time (tenant, hour, shard, ts, event_id, msg_hash, customer_id, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     insert_event_by_time: Write => "INSERT INTO {ks}.events_by_time (tenant, hour, shard, ts, event_id, customer_id, name, value_micros, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     insert_event_by_name: Write => "INSERT INTO {ks}.events_by_name (tenant, name, day, ts, event_id, customer_id, value_micros, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    insert_order: Write => "INSERT INTO {ks}.orders (tenant, order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     insert_order_by_day: Write => "INSERT INTO {ks}.orders_by_day (tenant, day, shard, order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     insert_badge: Write => "INSERT INTO {ks}.badges (tenant, customer_id, ts, event_id, badge_id, action, source, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     insert_badge_customer: Write => "INSERT INTO {ks}.badge_customers (tenant, customer_id) VALUES (?, ?)",
@@ -84,28 +81,19 @@ statements! {
     // ---- record reads ----
     select_message: Read => "SELECT campaign_id, channel, tags, sent_at FROM {ks}.messages WHERE tenant = ? AND msg_hash = ?",
     select_messages_by_time: Read => "SELECT sent_at, msg_hash, campaign_id, channel, tags FROM {ks}.messages_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND sent_at >= ? AND sent_at < ?",
-    select_touches_by_customer: Read => "SELECT ts, event_id, msg_hash, kind FROM {ks}.touches_by_customer WHERE tenant = ? AND customer_id = ? AND bucket = ? AND ts >= ? AND ts <= ?",
-    select_touches_by_message: Read => "SELECT ts, event_id, customer_id, kind FROM {ks}.touches_by_message WHERE tenant = ? AND msg_hash = ? AND bucket = ?",
     select_touches_by_time: Read => "SELECT ts, event_id, msg_hash, customer_id, kind FROM {ks}.touches_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
     select_events_by_time: Read => "SELECT ts, event_id, customer_id, name, value_micros, msg_hash FROM {ks}.events_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
     select_events_by_name: Read => "SELECT ts, event_id, customer_id, value_micros, msg_hash FROM {ks}.events_by_name WHERE tenant = ? AND name = ? AND day = ?",
-    select_orders: Read => "SELECT order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash FROM {ks}.orders WHERE tenant = ? AND order_id = ?",
     select_orders_by_day: Read => "SELECT order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash FROM {ks}.orders_by_day WHERE tenant = ? AND day = ? AND shard = ?",
     select_buckets: Read => "SELECT bucket FROM {ks}.buckets WHERE tenant = ? AND table_name = ? AND key = ? AND bucket >= ? AND bucket <= ?",
 
     // ---- conversions: written with the timestamp of their step ----
     insert_conversion: Write => "INSERT INTO {ks}.conversions (tenant, goal_id, key, conversion) VALUES (?, ?, ?, ?)",
     delete_conversion: Write => "DELETE FROM {ks}.conversions WHERE tenant = ? AND goal_id = ? AND key = ?",
-    insert_conversion_by_customer: Write => "INSERT INTO {ks}.conversions_by_customer (tenant, customer_id, bucket, ts, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    delete_conversion_by_customer: Write => "DELETE FROM {ks}.conversions_by_customer WHERE tenant = ? AND customer_id = ? AND bucket = ? AND ts = ? AND goal_id = ? AND key = ?",
     insert_conversion_by_time: Write => "INSERT INTO {ks}.conversions_by_time (tenant, hour, shard, ts, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?, ?, ?)",
     delete_conversion_by_time: Write => "DELETE FROM {ks}.conversions_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts = ? AND goal_id = ? AND key = ?",
-    insert_conversion_by_explicit: Write => "INSERT INTO {ks}.conversions_by_explicit (tenant, msg_hash, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?)",
-    delete_conversion_by_explicit: Write => "DELETE FROM {ks}.conversions_by_explicit WHERE tenant = ? AND msg_hash = ? AND goal_id = ? AND key = ?",
     select_conversion: Read => "SELECT conversion FROM {ks}.conversions WHERE tenant = ? AND goal_id = ? AND key = ?",
-    select_conversions_by_customer: Read => "SELECT conversion FROM {ks}.conversions_by_customer WHERE tenant = ? AND customer_id = ? AND bucket = ? AND ts >= ? AND ts <= ?",
     select_conversions_by_time: Read => "SELECT conversion FROM {ks}.conversions_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
-    select_conversions_by_explicit: Read => "SELECT conversion FROM {ks}.conversions_by_explicit WHERE tenant = ? AND msg_hash = ?",
 
     // ---- rollups: delta rows keyed by their step, written with the step's timestamp ----
     insert_rollup_delta: Write => "INSERT INTO {ks}.rollup_deltas (tenant, granularity, bucket, cell, step, count, value_micros) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -180,6 +168,7 @@ statements! {
 
     // ---- the fold's state: written with the timestamp of their step ----
     select_customer_state: Read => "SELECT month, segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ? AND customer_id = ?",
+    select_customer_months: Read => "SELECT segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ? AND customer_id = ? AND month >= ? AND month <= ?",
     select_customer_states_of_slot: Read => "SELECT customer_id, month, segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ?",
     insert_customer_segment: Write => "INSERT INTO {ks}.customer_states (tenant, slot, customer_id, month, segment) VALUES (?, ?, ?, ?, ?)",
     delete_customer_segment: Write => "DELETE FROM {ks}.customer_states WHERE tenant = ? AND slot = ? AND customer_id = ? AND month = ?",

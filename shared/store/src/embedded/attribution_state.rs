@@ -5,35 +5,23 @@ use super::badges::StoredFeedEntry;
 use super::ingest_log::StoredSetAside;
 use super::key::{read_time, Key};
 use super::layout::{
-    ACTIVITY_EVENT, ACTIVITY_ORDER, CUSTOMER_BUCKET_MS, PROCESSED, Table, activity_key, badge_key, badge_stats_partition, campaign_rollup_key, feed_key, holding_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
-    rollup_key, tenant_rollup_key_of, time_range,
+    ACTIVITY_EVENT, ACTIVITY_ORDER, PROCESSED, Table, activity_key, badge_key, badge_stats_partition, campaign_rollup_key, feed_key, holding_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
+    rollup_key, tenant_rollup_key_of,
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::{decode_campaign_cells, encode_campaign_cells, lock};
-use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, CustomerSpan, LOG_SHARDS, Result, StatLevel, StoreError, log_shard};
+use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, LOG_SHARDS, Result, StatLevel, StoreError, log_shard};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::badge_stats::BadgeTally;
 use touchstone_core::config::TenantConfig;
 use touchstone_core::fold::{CustomerState, OrderState};
-use touchstone_core::model::{AppEvent, Millis, OrderRecord, Record, Touch};
+use touchstone_core::model::{AppEvent, Millis, OrderRecord, Record};
 use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, CampaignCells, Granularity, MESSAGE_LEVELS, Tally};
 
 #[async_trait]
 impl AttributionState for EmbeddedStore {
-    async fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
-        let tenant = tenant.to_owned();
-        let msg_hash = msg_hash.to_owned();
-        self.blocking("message_touches", move |tables| tables.message_touches(&tenant, &msg_hash)).await
-    }
-
-    async fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
-        let tenant = tenant.to_owned();
-        let order_id = order_id.to_owned();
-        self.blocking("order_records", move |tables| tables.order_records(&tenant, &order_id)).await
-    }
-
     async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
         let tenant = tenant.to_owned();
         self.blocking("tenant_orders", move |tables| tables.tenant_orders(&tenant)).await
@@ -45,35 +33,9 @@ impl AttributionState for EmbeddedStore {
         self.blocking("tenant_events_named", move |tables| tables.tenant_events_named(&tenant, &name)).await
     }
 
-    async fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        let tenant = tenant.to_owned();
-        let customer_id = customer_id.to_owned();
-        self.blocking("customer_conversions", move |tables| tables.customer_conversions(&tenant, &customer_id, from, to)).await
-    }
-
-    async fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
-        let tenant = tenant.to_owned();
-        let msg_hash = msg_hash.to_owned();
-        self.blocking("explicit_conversions", move |tables| tables.explicit_conversions(&tenant, &msg_hash)).await
-    }
-
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
         let tenant = tenant.to_owned();
         self.blocking("tenant_conversions", move |tables| tables.tenant_conversions(&tenant)).await
-    }
-
-    async fn customer_conversions_many(&self, spans: &[CustomerSpan]) -> Result<Vec<Vec<Conversion>>> {
-        let spans = spans.to_vec();
-        self.blocking("customer_conversions_many", move |tables| {
-            spans.iter().map(|s| tables.customer_conversions(&s.tenant, &s.customer_id, s.from, s.to)).collect()
-        })
-        .await
-    }
-
-    async fn order_records_many(&self, orders: &[(String, String)]) -> Result<Vec<Vec<OrderRecord>>> {
-        let orders = orders.to_vec();
-        self.blocking("order_records_many", move |tables| orders.iter().map(|(tenant, order_id)| tables.order_records(tenant, order_id)).collect())
-            .await
     }
 
     async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
@@ -128,14 +90,6 @@ impl AttributionState for EmbeddedStore {
 }
 
 impl Tables {
-    fn message_touches(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Touch>> {
-        self.scan_prefix(Table::TouchesByMessage, Key::new().str(tenant).str(msg_hash))
-    }
-
-    fn order_records(&self, tenant: &str, order_id: &str) -> Result<Vec<OrderRecord>> {
-        self.scan_prefix(Table::Orders, Key::new().str(tenant).str(order_id))
-    }
-
     fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
         self.scan_prefix(Table::Orders, Key::new().str(tenant))
     }
@@ -144,15 +98,6 @@ impl Tables {
         self.scan_prefix(Table::EventsByName, Key::new().str(tenant).str(name))
     }
 
-
-    fn customer_conversions(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        let partition = Key::new().str(tenant).str(customer_id);
-        self.scan(Table::ConversionsByCustomer, time_range(&partition, Some(CUSTOMER_BUCKET_MS), from, to.checked_add(1)))
-    }
-
-    fn explicit_conversions(&self, tenant: &str, msg_hash: &str) -> Result<Vec<Conversion>> {
-        self.scan_prefix(Table::ConversionsByExplicit, Key::new().str(tenant).str(msg_hash))
-    }
 
     fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
         self.scan_prefix(Table::Conversions, Key::new().str(tenant))

@@ -118,7 +118,7 @@ impl Tables {
 
 impl Tables {
     /// Builds the fold's state once for a store made before it (a new store just gets the
-    /// mark): each tenant's customers from `touches_by_customer` and `conversions`, its
+    /// mark): each tenant's customers from `touches_by_time` and `conversions`, its
     /// orders from `orders` with the facts of their stored conversions, the marks of the
     /// messages not registered, and its config as the folded one. Records ingested but not
     /// yet attributed are in those tables already, so each tenant with state also gets a
@@ -134,7 +134,7 @@ impl Tables {
             let config = self.tenant_config(&tenant)?;
             let prefix = Key::new().str(&tenant);
             let mut customers: BTreeMap<String, CustomerState> = BTreeMap::new();
-            for touch in self.scan_prefix::<Touch>(Table::TouchesByCustomer, prefix.clone())? {
+            for touch in self.scan_prefix::<Touch>(Table::TouchesByTime, prefix.clone())? {
                 let state = customers.entry(touch.customer_id.clone()).or_default();
                 let touches = &mut state.segments.entry(segment_of(touch.ts)).or_default().touches;
                 touches.push(touch);

@@ -8,7 +8,7 @@
 //! of everything accepted.
 
 use super::key::Key;
-use super::layout::{CUSTOMER_BUCKET_MS, LOG_HEAD, PROCESSED, TIME_BUCKET_MS, Table, counter_key, log_key, time_key};
+use super::layout::{LOG_HEAD, PROCESSED, TIME_BUCKET_MS, Table, counter_key, log_key, time_key};
 use super::{EmbeddedStore, Tables, Writes, Written, backend, decode};
 use crate::support::{StoredPayload, decode_with_trace, lock, now_millis};
 use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, SetAside, StoreError, TraceParent, log_shard};
@@ -461,11 +461,6 @@ fn record_rows(record: &Record, buffers: &mut Buffers, mut row: impl FnMut(Table
             row(Table::MessagesByTime, by_time);
         }
         Record::Touch(touch) => {
-            let by_customer =
-                buffers.key(|key| time_key(key.str(&touch.tenant).str(&touch.customer_id), Some(CUSTOMER_BUCKET_MS), touch.ts).str(&touch.event_id));
-            row(Table::TouchesByCustomer, by_customer);
-            let by_message = buffers.key(|key| time_key(key.str(&touch.tenant).str(&touch.msg_hash), None, touch.ts).str(&touch.event_id));
-            row(Table::TouchesByMessage, by_message);
             let by_time = buffers.key(|key| time_key(key.str(&touch.tenant), Some(TIME_BUCKET_MS), touch.ts).str(&touch.event_id));
             row(Table::TouchesByTime, by_time);
         }

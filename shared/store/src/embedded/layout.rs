@@ -10,8 +10,6 @@
 //! | `dedup` | tenant, namespace (`m` message, `e` event_id), id | empty | `ingest` |
 //! | `messages` | tenant, msg_hash | `Message` | `messages` |
 //! | `messages_by_time` | tenant, hour, sent_at, msg_hash | `Message` | `messages_sent_between` |
-//! | `touches_by_customer` | tenant, customer, 30-day bucket, ts, event_id | `Touch` | `customer_touches` |
-//! | `touches_by_message` | tenant, msg_hash, ts, event_id | `Touch` | `message_touches` |
 //! | `touches_by_time` | tenant, hour, ts, event_id | `Touch` | `touches_between` |
 //! | `events_by_time` | tenant, hour, ts, event_id | `AppEvent` | `events_between` |
 //! | `events_by_name` | tenant, name, ts, event_id | `AppEvent` | `tenant_events_named` |
@@ -28,15 +26,13 @@
 //! | `log_chunks` | shard (u32), seq (u64) of the chunk's first entry | appended_at, trace, entry count, then each entry's payload: every entry one call appended to the shard | `read_log`, `log_status` |
 //! | `meta` | `log_head` or `processed`, shard; `tenant_rollups_filled`; `fold_state_built`; `folded_config`, tenant | u64; empty; empty; `TenantConfig` | `ingest`, `log_status`, `commit_attribution`, `folded_config` |
 //! | `conversions` | tenant, goal_id, key | `Conversion` | `conversion`, `tenant_conversions` |
-//! | `conversions_by_customer` | tenant, customer, 30-day bucket, ts, goal_id, key | `Conversion` | `customer_conversions` |
 //! | `conversions_by_time` | tenant, hour, ts, goal_id, key | `Conversion` | `conversions_between` |
-//! | `conversions_by_explicit` | tenant, explicit msg_hash, goal_id, key | `Conversion` | `explicit_conversions` |
 //! | `rollups` | tenant, granularity (`h`/`d`), bucket start, cell (postcard) | `Tally` | `rollups` |
 //! | `campaign_rollups` | tenant, granularity (`h`/`d`/`m`), bucket start, campaign_id | every cell of the campaign, conversions in a segment of their own (`support::encode_campaign_cells`) | `campaign_rollups` |
 //! | `tenant_rollups` | tenant, granularity (`h`/`d`/`m`), bucket start | the bucket's `campaign_rollups` rows summed, encoded like them | `campaign_rollup_buckets` |
 //! | `pending_counters` | tenant, msg_hash, hour, cell (postcard) | `Tally` | `pending_counters` |
 //! | `set_aside` | shard (u32), seq (u64) | the entry, why, when | `set_aside`, `log_status` |
-//! | `customer_states` | tenant, customer, month start | the customer's `Segment` of that month (the fold's state) | `customer_states`, `tenant_customer_states` |
+//! | `customer_states` | tenant, customer, month start | the customer's `Segment` of that month (the fold's state) | `customer_states`, `tenant_customer_states`, `customer_touches` |
 //! | `order_states` | tenant, order_id | `OrderState` | `order_states`, `tenant_order_states` |
 //! | `unregistered_messages` | tenant, msg_hash, customer | empty: the customer's state names the message, not registered when folded | `unregistered_customers` |
 
@@ -46,11 +42,8 @@ use crate::{FeedPosition, LOG_SHARDS, Result, StatLevel, StoreError};
 use std::ops::Bound;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::Millis;
-use touchstone_core::rollup::{CampaignCell, Cell, DAY_MS, Granularity, HOUR_MS};
+use touchstone_core::rollup::{CampaignCell, Cell, Granularity, HOUR_MS};
 
-/// Bucket of the per-customer tables: a customer's reads span at most a channel window
-/// (a year at the very most, a week usually), so one or two buckets per read.
-pub(super) const CUSTOMER_BUCKET_MS: Millis = 30 * DAY_MS;
 /// Bucket of the per-tenant time tables: reports scan raw rows only for the edges of a
 /// range that whole hours do not cover, so an hour bucket keeps those scans small.
 pub(super) const TIME_BUCKET_MS: Millis = HOUR_MS;
@@ -70,8 +63,6 @@ pub(super) const FOLD_STATE_BUILT: &[u8] = b"fold_state_built";
 pub(super) enum Table {
     Dedup,
     Messages,
-    TouchesByCustomer,
-    TouchesByMessage,
     TouchesByTime,
     EventsByTime,
     EventsByName,
@@ -81,9 +72,7 @@ pub(super) enum Table {
     Log,
     Meta,
     Conversions,
-    ConversionsByCustomer,
     ConversionsByTime,
-    ConversionsByExplicit,
     Rollups,
     SetAside,
     MessagesByTime,
@@ -104,11 +93,9 @@ pub(super) enum Table {
 
 impl Table {
     /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
-    pub(super) const ALL: [Table; 32] = [
+    pub(super) const ALL: [Table; 28] = [
         Table::Dedup,
         Table::Messages,
-        Table::TouchesByCustomer,
-        Table::TouchesByMessage,
         Table::TouchesByTime,
         Table::EventsByTime,
         Table::EventsByName,
@@ -118,9 +105,7 @@ impl Table {
         Table::Log,
         Table::Meta,
         Table::Conversions,
-        Table::ConversionsByCustomer,
         Table::ConversionsByTime,
-        Table::ConversionsByExplicit,
         Table::Rollups,
         Table::SetAside,
         Table::MessagesByTime,
@@ -139,12 +124,13 @@ impl Table {
         Table::UnregisteredMessages,
     ];
 
+    /// Keyspaces of tables a store no longer has: deleted when a store is opened.
+    pub(super) const RETIRED: [&'static str; 4] = ["touches_by_customer", "touches_by_message", "conversions_by_customer", "conversions_by_explicit"];
+
     pub(super) fn name(self) -> &'static str {
         match self {
             Table::Dedup => "dedup",
             Table::Messages => "messages",
-            Table::TouchesByCustomer => "touches_by_customer",
-            Table::TouchesByMessage => "touches_by_message",
             Table::TouchesByTime => "touches_by_time",
             Table::EventsByTime => "events_by_time",
             Table::EventsByName => "events_by_name",
@@ -154,9 +140,7 @@ impl Table {
             Table::Log => "log_chunks",
             Table::Meta => "meta",
             Table::Conversions => "conversions",
-            Table::ConversionsByCustomer => "conversions_by_customer",
             Table::ConversionsByTime => "conversions_by_time",
-            Table::ConversionsByExplicit => "conversions_by_explicit",
             Table::Rollups => "rollups",
             Table::SetAside => "set_aside",
             Table::MessagesByTime => "messages_by_time",
@@ -178,19 +162,13 @@ impl Table {
 }
 
 /// The conversion's row and its index rows, which all hold a copy of it.
-pub(super) fn conversion_keys(conversion: &Conversion) -> Vec<(Table, Vec<u8>)> {
+pub(super) fn conversion_keys(conversion: &Conversion) -> [(Table, Vec<u8>); 2] {
     let fact = &conversion.fact;
     let id = |key: Key| key.str(&fact.goal_id).str(&fact.key).into_vec();
-    let by_customer = Key::new().str(&fact.tenant).str(&fact.customer_id);
-    let mut keys = vec![
+    [
         (Table::Conversions, id(Key::new().str(&fact.tenant))),
-        (Table::ConversionsByCustomer, id(time_key(by_customer, Some(CUSTOMER_BUCKET_MS), fact.ts))),
         (Table::ConversionsByTime, id(time_key(Key::new().str(&fact.tenant), Some(TIME_BUCKET_MS), fact.ts))),
-    ];
-    if let Some(msg_hash) = &fact.explicit_msg_hash {
-        keys.push((Table::ConversionsByExplicit, id(Key::new().str(&fact.tenant).str(msg_hash))));
-    }
-    keys
+    ]
 }
 
 pub(super) fn rollup_key(tenant: &str, granularity: Granularity, bucket: Millis, cell: &Cell) -> Result<Vec<u8>> {

@@ -143,6 +143,13 @@ impl EmbeddedStore {
             .map(|table| db.keyspace(table.name(), || KeyspaceCreateOptions::default().max_memtable_size(FJALL_ROTATION_OFF)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend)?;
+        for name in Table::RETIRED {
+            if db.keyspace_exists(name) {
+                let retired = db.keyspace(name, KeyspaceCreateOptions::default).map_err(backend)?;
+                db.delete_keyspace(retired).map_err(backend)?;
+                tracing::info!(keyspace = name, "retired keyspace deleted");
+            }
+        }
         tracing::info!(dir = %dir.display(), sync = options.sync, "embedded store opened");
         let unflushed = Table::ALL.iter().map(|_| AtomicU64::new(0)).collect();
         let dedup_filter = dedup_filter::DedupFilter::load(&tables[Table::Dedup as usize]).map_err(backend)?;
@@ -461,7 +468,7 @@ mod tests {
         assert!(dedup.write_bytes >= 15 * 3, "key bytes counted: {}", dedup.write_bytes);
         let log = usage(Table::Log);
         assert_eq!(log.writes, 2, "one chunk per call");
-        assert_eq!(usage(Table::TouchesByCustomer).writes, 15);
+        assert_eq!(usage(Table::TouchesByTime).writes, 15);
         assert_eq!(usage(Table::Meta).writes, 2 + 2, "the two marks written at open, then each call's shard head once");
         assert_eq!(usage(Table::Conversions), crate::TableUsage::default(), "tables never used are left out");
         store.read_log(log_shard("t"), 0, 100).await.unwrap();
