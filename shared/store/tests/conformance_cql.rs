@@ -375,7 +375,7 @@ async fn intents_left_by_a_crashed_ingest_are_finished_together_after_the_timeou
     assert_eq!(next.seq, mark.seq + 1);
     // Committed: a copy is a duplicate already, though the rows are not written yet.
     assert_eq!(fixture.ingest(vec![Record::Touch(first.clone())]).await?, [IngestOutcome::Duplicate]);
-    assert!(fixture.customer_touches(&t, "c1", T0, T0 + 1).await?.is_empty(), "an intent's rows were written");
+    assert!(fixture.touches_between(&t, T0, T0 + 2).await?.is_empty(), "an intent's rows were written");
     let after = mark.seq - 1;
 
     assert!(fixture.read_log(shard, after, 10).await?.is_empty(), "read past an intent within its timeout");
@@ -389,7 +389,7 @@ async fn intents_left_by_a_crashed_ingest_are_finished_together_after_the_timeou
         logged,
         [(mark.seq, LogPayload::Record(Record::Touch(first))), (next.seq, LogPayload::Record(Record::Touch(second)))]
     );
-    assert_eq!(fixture.customer_touches(&t, "c1", T0, T0 + 1).await?.len(), 2, "the reader wrote the records' rows");
+    assert_eq!(fixture.touches_between(&t, T0, T0 + 2).await?.len(), 2, "the reader wrote the records' rows");
     Ok(())
 }
 
@@ -419,7 +419,7 @@ async fn an_append_that_crashed_before_its_commit_never_counts() -> touchstone_s
     let b = Record::Touch(b);
     assert_eq!(other.ingest(vec![b.clone(), a]).await?, [IngestOutcome::Accepted, IngestOutcome::Duplicate]);
     assert_eq!(other.read_log(shard, before + 2, 10).await?.iter().map(|e| e.payload.clone()).collect::<Vec<_>>(), [LogPayload::Record(b)]);
-    assert_eq!(other.customer_touches(&t, "c1", T0, T0 + 2).await?.len(), 3);
+    assert_eq!(other.touches_between(&t, T0, T0 + 3).await?.len(), 3);
     // The crashed process's store, were it alive, appends again after taking the shard back.
     assert_eq!(fixture.ingest(vec![Record::Touch(touch(&t, "d", T0))]).await?, [IngestOutcome::Accepted]);
     assert_eq!(fixture.log_status(shard).await?.head, before + 4);
@@ -440,7 +440,7 @@ async fn two_stores_ingesting_the_same_records_accept_each_once() -> touchstone_
         let accepted = [pair.0, pair.1].iter().filter(|o| **o == &IngestOutcome::Accepted).count();
         assert_eq!(accepted, 1, "record {i}: {pair:?}");
     }
-    assert_eq!(fixture.customer_touches(&t, "c1", T0, T0 + 1_000).await?.len(), 200);
+    assert_eq!(fixture.touches_between(&t, T0, T0 + 1_001).await?.len(), 200);
     let entries = fixture.read_log(log_shard(&t), before, 1_000).await?;
     let mut ids: Vec<&str> = entries
         .iter()
