@@ -12,7 +12,7 @@ use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::{decode_campaign_cells, encode_campaign_cells, lock};
 use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, LOG_SHARDS, Result, StatLevel, StoreError, log_shard};
 use async_trait::async_trait;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use touchstone_core::attribution::Conversion;
 use touchstone_core::badge_stats::BadgeTally;
 use touchstone_core::config::TenantConfig;
@@ -90,12 +90,31 @@ impl AttributionState for EmbeddedStore {
 }
 
 impl Tables {
-    fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
-        self.scan_prefix(Table::Orders, Key::new().str(tenant))
+    /// From the log (the archive), and from the `orders` rows of a store made before the
+    /// log was kept (no longer written), each record once.
+    pub(super) fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
+        let legacy: Vec<OrderRecord> = self.scan_prefix(Table::Orders, Key::new().str(tenant))?;
+        let mut seen: HashSet<String> = legacy.iter().map(|order| order.event_id.clone()).collect();
+        let logged = self.tenant_records(tenant, |record| matches!(record, Record::Order(order) if !seen.contains(&order.event_id)))?;
+        let mut orders = legacy;
+        orders.extend(logged.into_iter().filter_map(|record| match record {
+            Record::Order(order) if seen.insert(order.event_id.clone()) => Some(order),
+            _ => None,
+        }));
+        Ok(orders)
     }
 
+    /// As [`Self::tenant_orders`], with the legacy `events_by_name` rows.
     fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
-        self.scan_prefix(Table::EventsByName, Key::new().str(tenant).str(name))
+        let legacy: Vec<AppEvent> = self.scan_prefix(Table::EventsByName, Key::new().str(tenant).str(name))?;
+        let mut seen: HashSet<String> = legacy.iter().map(|event| event.event_id.clone()).collect();
+        let logged = self.tenant_records(tenant, |record| matches!(record, Record::Event(event) if event.name == name))?;
+        let mut events = legacy;
+        events.extend(logged.into_iter().filter_map(|record| match record {
+            Record::Event(event) if seen.insert(event.event_id.clone()) => Some(event),
+            _ => None,
+        }));
+        Ok(events)
     }
 
 
@@ -323,4 +342,43 @@ fn check_tenants_of_shard(commit: &AttributionCommit) -> Result<()> {
         checked = Some(tenant);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::EmbeddedStore;
+    use super::*;
+    use crate::IngestLog;
+
+    /// Orders come from the log; a store made before the log was kept also has `orders`
+    /// rows (of records its log no longer holds, or holds too): each record once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tenant_orders_are_the_logs_and_the_legacy_rows_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let order = |event_id: &str| OrderRecord {
+            tenant: "t".into(),
+            event_id: event_id.into(),
+            order_id: "o1".into(),
+            customer_id: "c".into(),
+            status: "purchased".into(),
+            amount_minor: 100,
+            currency: "USD".into(),
+            categories: Vec::new(),
+            channel: "app".into(),
+            ts: 1_767_225_600_000,
+            msg_hash: None,
+        };
+        store.ingest(vec![Record::Order(order("logged")), Record::Order(order("both"))]).await.unwrap();
+        let mut writes = Writes::default();
+        for legacy in [order("legacy"), order("both")] {
+            let key = Key::new().str("t").str("o1").time(legacy.ts).str(&legacy.event_id).into_vec();
+            writes.put(Table::Orders, key, &legacy).unwrap();
+        }
+        store.tables.apply(writes).unwrap();
+        let mut ids: Vec<String> = store.tenant_orders("t").await.unwrap().into_iter().map(|order| order.event_id).collect();
+        ids.sort();
+        assert_eq!(ids, ["both", "legacy", "logged"]);
+        assert!(store.tenant_orders("u").await.unwrap().is_empty());
+    }
 }

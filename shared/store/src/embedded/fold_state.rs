@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use touchstone_core::attribution::Conversion;
 use touchstone_core::config::{GoalKind, TenantConfig};
 use touchstone_core::fold::{CustomerState, OrderState, Segment, segment_of};
-use touchstone_core::model::{OrderRecord, Touch};
+use touchstone_core::model::Touch;
 
 impl Tables {
     pub(super) fn customer_state(&self, tenant: &str, customer_id: &str) -> Result<CustomerState> {
@@ -119,7 +119,7 @@ impl Tables {
 impl Tables {
     /// Builds the fold's state once for a store made before it (a new store just gets the
     /// mark): each tenant's customers from `touches_by_time` and `conversions`, its
-    /// orders from `orders` with the facts of their stored conversions, the marks of the
+    /// orders (`tenant_orders`) with the facts of their stored conversions, the marks of the
     /// messages not registered, and its config as the folded one. Records ingested but not
     /// yet attributed are in those tables already, so each tenant with state also gets a
     /// `Recompute` entry: it credits everything again once the log before it is folded.
@@ -140,7 +140,7 @@ impl Tables {
                 touches.push(touch);
             }
             let mut orders: BTreeMap<String, OrderState> = BTreeMap::new();
-            for record in self.scan_prefix::<OrderRecord>(Table::Orders, prefix.clone())? {
+            for record in self.tenant_orders(&tenant)? {
                 orders.entry(record.order_id.clone()).or_default().records.push(record);
             }
             for conversion in self.scan_prefix::<Conversion>(Table::Conversions, prefix.clone())? {
@@ -205,7 +205,7 @@ mod tests {
     use super::*;
     use crate::{AttributionCommit, AttributionState, ConversionChange, IngestLog};
     use touchstone_core::attribution::{ConversionFact, Credit, Rule};
-    use touchstone_core::model::{Channel, Message, Record};
+    use touchstone_core::model::{Channel, Message, OrderRecord, Record};
 
     /// A store made before the fold's state (records and conversion rows, no state, no
     /// mark) has it built when opened, once, with a `Recompute` entry after its log.

@@ -153,6 +153,28 @@ impl Tables {
         Ok(entries)
     }
 
+    /// Every record of `tenant` in its shard's log that `keep` keeps, in log order: the log
+    /// is the archive, so this is every such record ever accepted (stores whose log was
+    /// trimmed before it was kept also read their legacy rows: see `tenant_orders`).
+    pub(super) fn tenant_records(&self, tenant: &str, mut keep: impl FnMut(&Record) -> bool) -> Result<Vec<Record>> {
+        let mut records = Vec::new();
+        for chunk in self.chunks_from(log_shard(tenant), 0)? {
+            let (_, value) = chunk?;
+            let (header, mut rest) = chunk_header(&value)?;
+            for _ in 0..header.entries {
+                let (payload, tail): (StoredPayload, _) = postcard::take_from_bytes(rest).map_err(corrupt_chunk)?;
+                rest = tail;
+                if let LogPayload::Record(record) = LogPayload::from(payload)
+                    && record.tenant() == tenant
+                    && keep(&record)
+                {
+                    records.push(record);
+                }
+            }
+        }
+        Ok(records)
+    }
+
     /// `appended_at` of the first entry after `after`, reading chunk headers only.
     fn appended_after(&self, shard: u32, after: u64) -> Result<Option<Millis>> {
         for chunk in self.chunks_from(shard, after)? {
@@ -467,13 +489,9 @@ fn record_rows(record: &Record, buffers: &mut Buffers, mut row: impl FnMut(Table
         Record::Event(event) => {
             let by_time = buffers.key(|key| time_key(key.str(&event.tenant), Some(TIME_BUCKET_MS), event.ts).str(&event.event_id));
             row(Table::EventsByTime, by_time);
-            let by_name = buffers.key(|key| time_key(key.str(&event.tenant).str(&event.name), None, event.ts).str(&event.event_id));
-            row(Table::EventsByName, by_name);
         }
-        Record::Order(order) => {
-            let key = buffers.key(|key| time_key(key.str(&order.tenant).str(&order.order_id), None, order.ts).str(&order.event_id));
-            row(Table::Orders, key);
-        }
+        // Kept by the log alone: a tenant's orders are read back from it (`tenant_records`).
+        Record::Order(_) => {}
         Record::Badge(badge) => {
             let key = buffers.key(|key| key.str(&badge.tenant).str(&badge.customer_id).time_desc(badge.ts).str_desc(&badge.event_id));
             row(Table::Badges, key);

@@ -12,8 +12,8 @@
 //! | `messages_by_time` | tenant, hour, sent_at, msg_hash | `Message` | `messages_sent_between` |
 //! | `touches_by_time` | tenant, hour, ts, event_id | `Touch` | `touches_between` |
 //! | `events_by_time` | tenant, hour, ts, event_id | `AppEvent` | `events_between` |
-//! | `events_by_name` | tenant, name, ts, event_id | `AppEvent` | `tenant_events_named` |
-//! | `orders` | tenant, order_id, ts, event_id | `OrderRecord` | `order_records`, `tenant_orders` |
+//! | `events_by_name` | tenant, name, ts, event_id | `AppEvent`: no longer written (the log holds every event); read with the log for stores made before it was kept | `tenant_events_named` |
+//! | `orders` | tenant, order_id, ts, event_id | `OrderRecord`: no longer written, read as `events_by_name` | `tenant_orders` |
 //! | `badges` | tenant, customer, ts and event_id both descending (`Key::time_desc`, `Key::str_desc`: newest first) | `BadgeEvent`, stored (ingest) or derived (commits) | `customer_badge_events`, `customer_badge_rows` |
 //! | `badge_customers` | tenant, customer | empty | `tenant_badge_customers` |
 //! | `activity_by_customer` | tenant, customer, kind (`e` event, `o` order), ts, event_id | `AppEvent` or `OrderRecord` (those badge rules count, written by commits) | `customer_activity` |
