@@ -1,24 +1,26 @@
-//! One attribution step: read a batch of the ingest log, work out which conversions it can
-//! have changed, evaluate those again from the stored records, and commit the differences
-//! (conversion rows and rollup deltas) together with the new log position.
+//! One attribution step: read a batch of the ingest log, fold it into the stored order and
+//! customer states ([`fold`](crate::fold)), and commit what changed (conversion rows, the
+//! states, rollup deltas, derived badge entries) together with the new log position.
 //!
 //! Why this is exact:
-//! - Every conversion is a function of the stored records and the tenant config (SPEC
-//!   section 4). A step re-evaluates from what is stored *now*, so records that arrive
-//!   meanwhile only make it more up to date; their own log entries come later and mark what
-//!   they affect again.
-//! - Each record can only change the conversions listed in [`Dirty`]: a touch, the
-//!   conversions of its customer within the longest window after it; a message, the
-//!   conversions naming it explicitly and those its touches may explain; an order status
-//!   record, its order; an app event, itself. A config change appends a `Recompute` entry,
-//!   which re-evaluates the whole tenant.
+//! - Every conversion is a function of the tenant's records and config (SPEC section 4).
+//!   The fold keeps, per order and per customer, exactly what that function reads (status
+//!   records; touches and credited conversions by month), and is checked against the
+//!   brute-force reference on shuffled input (`touchstone_core::fold`'s property test, and
+//!   this crate's `matches_reference`).
+//! - The states, the conversion rows and the position are one commit: a crash redoes a step
+//!   whole or not at all, and folding a record again changes nothing.
+//! - A config change appends a `Recompute` entry, which folds every state of the tenant
+//!   again under the new config.
 //! - Touch and event-hit counters come from log entries only, and the commit that adds them
-//!   also moves the position past those entries, so a crash redoes a step whole or not at all.
+//!   also moves the position past those entries.
 //! - Campaign counters are the message counters under each message's campaign. Those of a
 //!   message not registered when its records are counted are kept pending by message; its
 //!   registration entry moves them to its campaign. The step looks messages up after
 //!   reading its batch, so a registration whose entry is in the batch (or later) is either
-//!   seen by the lookup or finds the pending counters committed before it.
+//!   seen by the lookup or finds the pending counters committed before it. The same holds
+//!   for credit: a customer folded while a message was unregistered is marked under it, and
+//!   its registration entry re-credits the customers marked.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use touchstone_core::config::TenantConfig;

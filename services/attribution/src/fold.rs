@@ -13,7 +13,10 @@
 //! 3. A registered message re-credits the customers marked under it
 //!    ([`fold::recredit_messages`]), and its marks are removed.
 //! 4. Each customer concerned is folded once ([`fold::fold_customer`]) with every
-//!    registered message its state and new records name.
+//!    registered message its state and new records name. Only the months within the
+//!    longest channel window of the customer's new records are read and written: a touch
+//!    changes credit at most a window after it, a conversion is credited from at most a
+//!    window before it.
 //!
 //! Folding a record again is harmless (a held touch or status record is skipped, an
 //! unchanged conversion is no change), so a step redone after a crash, or records that a
@@ -25,8 +28,8 @@ use touchstone_core::attribution::{Conversion, Messages};
 use touchstone_core::config::{GoalKind, TenantConfig};
 use touchstone_core::fold::{self, CustomerDelta, CustomerState, FactChange, FoldContext, OrderState};
 use touchstone_core::goals;
-use touchstone_core::model::{AppEvent, Message, OrderRecord, Record, Touch};
-use touchstone_store::{ConversionChange, FoldWrites, LogEntry, LogPayload, OrderStateWrite, Result, SegmentWrite, UnregisteredMark};
+use touchstone_core::model::{AppEvent, Message, Millis, OrderRecord, Record, Touch};
+use touchstone_store::{ConversionChange, CustomerMonths, FoldWrites, LogEntry, LogPayload, OrderStateWrite, Result, SegmentWrite, UnregisteredMark};
 
 /// What a step's fold gives: the conversion rows that changed (one change per conversion)
 /// and the state to write.
@@ -86,6 +89,16 @@ struct CustomerWork {
     facts: Vec<FactChange>,
     /// Messages registered now that the customer's state named unregistered.
     registered: BTreeSet<String>,
+}
+
+impl CustomerWork {
+    /// The times of the customer's new records: their touches and the facts that change
+    /// (as they were and as they are).
+    fn span(&self) -> Option<(Millis, Millis)> {
+        let facts = self.facts.iter().flat_map(|change| change.old.iter().chain(&change.new)).map(|fact| fact.ts);
+        let times = self.touches.iter().map(|touch| touch.ts).chain(facts);
+        times.fold(None, |span, ts| Some(span.map_or((ts, ts), |(from, to): (Millis, Millis)| (from.min(ts), to.max(ts)))))
+    }
 }
 
 async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &TenantConfig, batch: TenantBatch<'_>, out: &mut StepFold) -> Result<()> {
@@ -165,11 +178,26 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
         out.writes.registered.push((tenant.to_owned(), message.msg_hash.clone()));
     }
 
-    // 4. Every customer concerned, with the messages they name.
-    let unloaded: Vec<(String, String)> =
-        customers.iter().filter(|(_, work)| work.state.is_none()).map(|(id, _)| (tenant.to_owned(), id.clone())).collect();
-    for ((_, customer_id), state) in unloaded.iter().zip(store.customer_states(&unloaded).await?) {
-        if let Some(work) = customers.get_mut(customer_id) {
+    // 4. Every customer concerned, with the messages they name. A customer's new records
+    //    read and change only the months within the longest window of them; a registration
+    //    re-credits wherever the message's touches are, so it reads every month.
+    let window = config.max_window_ms();
+    let (mut whole, mut spans) = (Vec::new(), Vec::new());
+    for (customer_id, work) in customers.iter().filter(|(_, work)| work.state.is_none()) {
+        match work.span() {
+            Some((from, to)) if work.registered.is_empty() => spans.push(CustomerMonths {
+                tenant: tenant.to_owned(),
+                customer_id: customer_id.clone(),
+                from: from.saturating_sub(window),
+                to: to.saturating_add(window),
+            }),
+            _ => whole.push((tenant.to_owned(), customer_id.clone())),
+        }
+    }
+    let loaded = store.customer_states(&whole).await?.into_iter().zip(whole.into_iter().map(|(_, id)| id));
+    let partial = store.customer_months(&spans).await?.into_iter().zip(spans.into_iter().map(|span| span.customer_id));
+    for (state, customer_id) in loaded.chain(partial) {
+        if let Some(work) = customers.get_mut(&customer_id) {
             work.state = Some(state);
         }
     }

@@ -7,7 +7,7 @@ use super::{
     pending_delta, sorted, tenant, tenant_log, touch,
 };
 use crate::{
-    AttributionCommit, CellKinds, FoldWrites, LogEntry, LogPayload, OrderStateWrite, Result, SegmentWrite, SetAside, Store, StoreError,
+    AttributionCommit, CellKinds, CustomerMonths, FoldWrites, LogEntry, LogPayload, OrderStateWrite, Result, SegmentWrite, SetAside, Store, StoreError,
     UnregisteredMark, log_shard,
 };
 use std::collections::BTreeMap;
@@ -131,6 +131,20 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
     let c1 = CustomerState { segments: BTreeMap::from([(segment_of(T0), touched("e1", T0)), (segment_of(month(1)), with_conversion)]) };
     let c2 = CustomerState { segments: BTreeMap::from([(segment_of(T0), touched("e2", T0))]) };
     assert_eq!(store.customer_states(&customers).await?, [c1.clone(), c2.clone(), CustomerState::default()]);
+    let span = |customer_id: &str, from: Millis, to: Millis| CustomerMonths { tenant: t.clone(), customer_id: customer_id.into(), from, to };
+    let months = |state: &CustomerState, wanted: &[Millis]| CustomerState {
+        segments: state.segments.iter().filter(|(m, _)| wanted.contains(m)).map(|(m, s)| (*m, s.clone())).collect(),
+    };
+    let spans = [span("c1", T0, T0), span("c1", month(1), month(1) + 5), span("c1", Millis::MIN, Millis::MAX), span("c1", T0 + 1, T0), span("c2", month(1), month(2))];
+    let got = store.customer_months(&spans).await?;
+    let want = [
+        months(&c1, &[segment_of(T0)]),
+        months(&c1, &[segment_of(month(1))]),
+        c1.clone(),
+        CustomerState::default(),
+        CustomerState::default(),
+    ];
+    assert_eq!(got, want, "months by span, in input order");
     let mut all = store.tenant_customer_states(&t).await?;
     all.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(all, [("c1".to_owned(), c1.clone()), ("c2".to_owned(), c2.clone())]);

@@ -89,6 +89,15 @@ pub struct HoldingChange {
     pub intervals: Vec<Interval>,
 }
 
+/// The months of a customer's fold state holding times in `[from, to]` (inclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerMonths {
+    pub tenant: String,
+    pub customer_id: String,
+    pub from: Millis,
+    pub to: Millis,
+}
+
 /// One month of a customer's fold state as a commit sets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentWrite {
@@ -212,6 +221,10 @@ pub trait AttributionState: RecordReads {
     /// Each `(tenant, customer_id)`'s fold state, every month (empty when there is none),
     /// in input order.
     async fn customer_states(&self, customers: &[(String, String)]) -> Result<Vec<CustomerState>>;
+
+    /// Each customer's months holding times in the span (the part of the state that folding
+    /// records of that span reads and writes; empty when there are none), in input order.
+    async fn customer_months(&self, spans: &[CustomerMonths]) -> Result<Vec<CustomerState>>;
 
     /// Each `(tenant, order_id)`'s fold state (empty when there is none), in input order.
     async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>>;

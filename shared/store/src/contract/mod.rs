@@ -25,7 +25,7 @@ mod record_reads;
 mod report_reads;
 
 pub use attribution_state::{
-    AttributionCommit, AttributionState, BadgeRowChange, BadgeStatDelta, CampaignDelta, ConversionChange, FoldWrites,
+    AttributionCommit, AttributionState, BadgeRowChange, BadgeStatDelta, CampaignDelta, ConversionChange, CustomerMonths, FoldWrites,
     HoldingChange, OrderStateWrite, PendingDelta, RollupDelta, SegmentWrite, UnregisteredMark,
 };
 pub use badges::{BadgeFeedEntry, BadgeInputs, BadgeRows, BadgeStore, FeedChange, FeedPosition, StatLevel};

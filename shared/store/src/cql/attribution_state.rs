@@ -22,7 +22,7 @@ use super::badges::{index_value, level_code};
 use super::fold_state::StoredFold;
 use super::{CqlStore, Inner, StepMark, Write, all};
 use crate::support::{StoredPayload, encode, encode_campaign_cells};
-use crate::{AttributionCommit, AttributionState, BadgeRowChange, FeedChange, LOG_SHARDS, LogEntry, Result, SetAside, StatLevel, StoreError};
+use crate::{AttributionCommit, AttributionState, CustomerMonths, BadgeRowChange, FeedChange, LOG_SHARDS, LogEntry, Result, SetAside, StatLevel, StoreError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -54,6 +54,10 @@ impl AttributionState for CqlStore {
     async fn customer_states(&self, customers: &[(String, String)]) -> Result<Vec<CustomerState>> {
         timed("customer_states", async { all(customers.iter().map(|(tenant, customer_id)| self.inner.customer_state(tenant, customer_id))).await })
             .await
+    }
+
+    async fn customer_months(&self, spans: &[CustomerMonths]) -> Result<Vec<CustomerState>> {
+        timed("customer_months", async { all(spans.iter().map(|s| self.inner.customer_months(&s.tenant, &s.customer_id, s.from, s.to))).await }).await
     }
 
     async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>> {

@@ -68,20 +68,25 @@ impl Inner {
         Ok(state)
     }
 
-    /// The customer's folded touches with `from <= ts <= to`: the months holding the span.
-    pub(super) async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
+    /// The customer's months holding times in `[from, to]`: one partition slice.
+    pub(super) async fn customer_months(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<CustomerState> {
+        let mut state = CustomerState::default();
         if from > to {
-            return Ok(Vec::new());
+            return Ok(state);
         }
         let (first, last) = segments_between(from, to);
         let values = (tenant, slot(customer_id), customer_id, first, last);
-        let rows: Vec<(Vec<u8>,)> = self.rows(&self.statements.select_customer_months, values).await?;
-        let mut touches = Vec::new();
-        for (segment,) in rows {
-            let segment: Segment = decode("customer state", &segment)?;
-            touches.extend(segment.touches.into_iter().filter(|touch| from <= touch.ts && touch.ts <= to));
+        let rows: Vec<(i64, Vec<u8>)> = self.rows(&self.statements.select_customer_months, values).await?;
+        for (month, segment) in rows {
+            state.segments.insert(month, decode::<Segment>("customer state", &segment)?);
         }
-        Ok(touches)
+        Ok(state)
+    }
+
+    /// The customer's folded touches with `from <= ts <= to`.
+    pub(super) async fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
+        let state = self.customer_months(tenant, customer_id, from, to).await?;
+        Ok(state.touches().filter(|touch| from <= touch.ts && touch.ts <= to).cloned().collect())
     }
 
     pub(super) async fn order_state(&self, tenant: &str, order_id: &str) -> Result<OrderState> {

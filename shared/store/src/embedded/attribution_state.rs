@@ -10,7 +10,7 @@ use super::layout::{
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::{decode_campaign_cells, encode_campaign_cells, lock};
-use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, LOG_SHARDS, Result, StatLevel, StoreError, log_shard};
+use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, CustomerMonths, LOG_SHARDS, Result, StatLevel, StoreError, log_shard};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashSet};
 use touchstone_core::attribution::Conversion;
@@ -48,6 +48,14 @@ impl AttributionState for EmbeddedStore {
         let customers = customers.to_vec();
         self.blocking("customer_states", move |tables| {
             customers.iter().map(|(tenant, customer_id)| tables.customer_state(tenant, customer_id)).collect()
+        })
+        .await
+    }
+
+    async fn customer_months(&self, spans: &[CustomerMonths]) -> Result<Vec<CustomerState>> {
+        let spans = spans.to_vec();
+        self.blocking("customer_months", move |tables| {
+            spans.iter().map(|s| tables.customer_months(&s.tenant, &s.customer_id, s.from, s.to)).collect()
         })
         .await
     }

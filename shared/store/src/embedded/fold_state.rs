@@ -11,8 +11,8 @@ use crate::{FoldWrites, LogPayload, Result, StoreError, log_shard};
 use std::collections::{BTreeMap, BTreeSet};
 use touchstone_core::attribution::Conversion;
 use touchstone_core::config::{GoalKind, TenantConfig};
-use touchstone_core::fold::{CustomerState, OrderState, Segment, segment_of};
-use touchstone_core::model::Touch;
+use touchstone_core::fold::{CustomerState, OrderState, Segment, segment_of, segments_between};
+use touchstone_core::model::{Millis, Touch};
 
 impl Tables {
     pub(super) fn customer_state(&self, tenant: &str, customer_id: &str) -> Result<CustomerState> {
@@ -21,6 +21,25 @@ impl Tables {
         for guard in self.read(Table::CustomerStates).prefix(checked(partition.as_bytes())?) {
             let (key, value) = guard.into_inner().map_err(backend)?;
             let (month, _) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(|| corrupt("customer state"))?;
+            state.segments.insert(month, self.decode_read::<Segment>(Table::CustomerStates, &value)?);
+        }
+        Ok(state)
+    }
+
+    /// The customer's months from `from`'s to `to`'s: one range scan.
+    pub(super) fn customer_months(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<CustomerState> {
+        let mut state = CustomerState::default();
+        if from > to {
+            return Ok(state);
+        }
+        let (first, last) = segments_between(from, to);
+        let partition = customer_state_partition(tenant, customer_id);
+        let start = partition.clone().time(first).into_vec();
+        let end = partition.time(last).into_vec();
+        for guard in self.read(Table::CustomerStates).range(checked(&start)?.to_vec()..=checked(&end)?.to_vec()) {
+            let (key, value) = guard.into_inner().map_err(backend)?;
+            let month = key.len().checked_sub(8).and_then(|at| read_time(&key[at..])).map(|(month, _)| month);
+            let month = month.ok_or_else(|| corrupt("customer state"))?;
             state.segments.insert(month, self.decode_read::<Segment>(Table::CustomerStates, &value)?);
         }
         Ok(state)

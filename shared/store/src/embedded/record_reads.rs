@@ -2,12 +2,11 @@
 //! a customer's touches from their fold state, a conversion by its key.
 
 use super::key::Key;
-use super::layout::{Table, customer_state_partition};
-use super::{EmbeddedStore, Tables, backend, checked};
+use super::layout::Table;
+use super::{EmbeddedStore, Tables};
 use crate::{RecordReads, Result};
 use async_trait::async_trait;
 use touchstone_core::attribution::{Conversion, Messages};
-use touchstone_core::fold::{Segment, segments_between};
 use touchstone_core::model::{Millis, Touch};
 
 #[async_trait]
@@ -54,19 +53,8 @@ impl Tables {
 
     /// The touches of the customer's months from `from`'s to `to`'s, those in the span.
     fn customer_touches(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
-        if from > to {
-            return Ok(Vec::new());
-        }
-        let (first, last) = segments_between(from, to);
-        let partition = customer_state_partition(tenant, customer_id);
-        let first = partition.clone().time(first).into_vec();
-        let last = partition.time(last).into_vec();
-        let mut touches = Vec::new();
-        for guard in self.read(Table::CustomerStates).range(checked(&first)?.to_vec()..=checked(&last)?.to_vec()) {
-            let segment: Segment = self.decode_read(Table::CustomerStates, &guard.value().map_err(backend)?)?;
-            touches.extend(segment.touches.into_iter().filter(|touch| from <= touch.ts && touch.ts <= to));
-        }
-        Ok(touches)
+        let state = self.customer_months(tenant, customer_id, from, to)?;
+        Ok(state.touches().filter(|touch| from <= touch.ts && touch.ts <= to).cloned().collect())
     }
 
     fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
