@@ -215,8 +215,9 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
         }
         deltas.push(fold::fold_customer(&mut state, &work.touches, &work.facts, ctx));
         let delta = merged(deltas);
+        // The state is done with: its changed months move into the writes, uncopied.
         for month in delta.dirty_segments {
-            let segment = state.segments.get(&month).cloned();
+            let segment = state.segments.remove(&month);
             out.writes.segments.push(SegmentWrite { tenant: tenant.to_owned(), customer_id: customer_id.clone(), month, segment });
         }
         for msg_hash in delta.unregistered_messages {
