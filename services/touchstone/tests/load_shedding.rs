@@ -208,6 +208,11 @@ async fn oversized_messages_and_a_spent_memory_budget_are_refused_before_bufferi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let second = idle_stream(open.clone(), vec![event("b-small")]).await;
+    // Its first chunk stored before the big one is sent (the refusal reports it).
+    while status.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner().log_head < 3_001 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the second stream's first chunk was not stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     second.chunks.send(pb::IngestChunk { records: wide_events("b", 3_000) }).await.unwrap();
     let refused = tokio::time::timeout(Duration::from_secs(10), second.call).await.unwrap().unwrap().unwrap_err();
     assert_shed(&refused, "requests in flight");
