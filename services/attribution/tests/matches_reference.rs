@@ -22,8 +22,9 @@ use touchstone_query::range::{self, Range};
 use touchstone_store::{AttributionState, CellKinds, ConfigStore, EmbeddedStore, IngestLog, RecordReads, log_shard};
 
 const TENANT: &str = "t1";
-/// 2026-01-01T00:00Z.
-const T0: Millis = 1_767_225_600_000;
+/// 2026-01-31T12:00Z: the 30 hours of the time grid cross a month's end (the fold keeps a
+/// customer's state by month, and a step reads only the months its records can change).
+const T0: Millis = 1_769_860_800_000;
 
 fn config(variant: u8) -> TenantConfig {
     let mut config = TenantConfig::defaults(TENANT);
@@ -40,7 +41,7 @@ fn config(variant: u8) -> TenantConfig {
 }
 
 /// Times on a 30-minute grid over 30 hours, sometimes 1 ms off, so that window ends
-/// (6 h, 2 h, 1 day), equal times and hour/day edges all occur.
+/// (6 h, 2 h, 1 day), equal times and hour, day and month edges all occur.
 fn ts() -> impl Strategy<Value = Millis> {
     (0i64..60, prop_oneof![6 => Just(0i64), 1 => Just(1), 1 => Just(-1)]).prop_map(|(slot, off)| T0 + slot * 30 * 60_000 + off)
 }
