@@ -5,7 +5,7 @@
 use super::ingest_log::LogAppender;
 use super::key::{self, Key};
 use super::layout::{
-    ACTIVITY_EVENT, ACTIVITY_ORDER, Table, activity_partition, badge_key, badge_partition, badge_stats_partition, badge_time, feed_key,
+    ACTIVITY_EVENT, ACTIVITY_ORDER, Table, badge_key, badge_partition, badge_stats_partition, badge_time, feed_key,
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use crate::support::lock;
@@ -296,10 +296,21 @@ impl Tables {
         }
     }
 
+    /// One scan of the customer's rows of both kinds (events sort before orders): a scan's
+    /// set-up costs more than its rows.
     fn activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>> {
-        let events: Vec<AppEvent> = self.scan_prefix(Table::ActivityByCustomer, activity_partition(tenant, customer_id, ACTIVITY_EVENT))?;
-        let orders: Vec<OrderRecord> = self.scan_prefix(Table::ActivityByCustomer, activity_partition(tenant, customer_id, ACTIVITY_ORDER))?;
-        Ok(events.into_iter().map(Record::Event).chain(orders.into_iter().map(Record::Order)).collect())
+        let customer = Key::new().str(tenant).str(customer_id);
+        let kind_at = customer.as_bytes().len();
+        let mut records = Vec::new();
+        for guard in self.read(Table::ActivityByCustomer).prefix(super::checked(customer.as_bytes())?) {
+            let (key, value) = guard.into_inner().map_err(backend)?;
+            records.push(match key.get(kind_at) {
+                Some(&ACTIVITY_EVENT) => Record::Event(self.decode_read::<AppEvent>(Table::ActivityByCustomer, &value)?),
+                Some(&ACTIVITY_ORDER) => Record::Order(self.decode_read::<OrderRecord>(Table::ActivityByCustomer, &value)?),
+                _ => return Err(StoreError::Corrupt("activity row of no known kind".to_owned())),
+            });
+        }
+        Ok(records)
     }
 }
 
