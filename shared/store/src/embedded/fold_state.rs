@@ -142,14 +142,16 @@ impl Tables {
     /// messages not registered, and its config as the folded one. Records ingested but not
     /// yet attributed are in those tables already, so each tenant with state also gets a
     /// `Recompute` entry: it credits everything again once the log before it is folded.
-    /// One batch holds all of it and the mark, so a build cut short is done again.
+    /// One batch per tenant (a store's whole state need not fit in memory at once), the mark
+    /// last: a build cut short is done again from the start (the same rows, one more
+    /// recompute).
     pub(super) fn build_fold_state(&self) -> Result<()> {
         if self.read(Table::Meta).get(FOLD_STATE_BUILT).map_err(backend)?.is_some() {
             return Ok(());
         }
-        let mut writes = Writes::default();
-        let mut log = LogAppender::new(None);
         for tenant in self.tenants()? {
+            let mut writes = Writes::default();
+            let mut log = LogAppender::new(None);
             let config = self.tenant_config(&tenant)?;
             let prefix = Key::new().str(&tenant);
             let mut customers: BTreeMap<String, CustomerState> = BTreeMap::new();
@@ -201,11 +203,13 @@ impl Tables {
             }
             writes.put(Table::Meta, folded_config_key(&tenant), &config)?;
             log.append(self, log_shard(&tenant), LogPayload::Recompute { tenant: tenant.clone() }, &mut writes)?;
+            log.finish(&mut writes)?;
+            self.apply(writes)?;
             tracing::info!(%tenant, "fold state built from the record tables, once; a recompute follows");
         }
-        log.finish(&mut writes)?;
-        writes.put_raw(Table::Meta, FOLD_STATE_BUILT.to_vec(), Vec::new());
-        self.apply(writes)
+        let mut mark = Writes::default();
+        mark.put_raw(Table::Meta, FOLD_STATE_BUILT.to_vec(), Vec::new());
+        self.apply(mark)
     }
 
     fn is_registered(&self, tenant: &str, msg_hash: &str) -> Result<bool> {
