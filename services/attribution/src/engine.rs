@@ -164,15 +164,8 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
     }
     let folded = fold::fold_step(store, &entries, |tenant| configs.get(tenant)).await?;
     let changes = folded.conversions;
-    for change in &changes {
-        if let Some(old) = &change.old {
-            let (cell, tally) = rollup::conversion_cell(old);
-            deltas.add(&old.fact.tenant, old.fact.ts, cell, tally.negated());
-        }
-        if let Some(new) = &change.new {
-            let (cell, tally) = rollup::conversion_cell(new);
-            deltas.add(&new.fact.tenant, new.fact.ts, cell, tally);
-        }
+    for (tenant, ts, cell, tally) in touchstone_core::fold::conversion_deltas(&changes) {
+        deltas.add(tenant, ts, cell, tally);
     }
     let campaigns = CampaignDeltas::of(store, &entries, &deltas).await?;
     let badges = crate::badges::derive(store, &entries, processed, |tenant| Ok(configs.get(tenant)?.currency.clone())).await?;

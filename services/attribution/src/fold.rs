@@ -23,11 +23,10 @@
 //! recompute's reads saw before their own log entries, change nothing twice.
 
 use crate::AttributionStore;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use touchstone_core::attribution::{Conversion, Messages};
 use touchstone_core::config::{GoalKind, TenantConfig};
 use touchstone_core::fold::{self, CustomerDelta, CustomerState, FactChange, FoldContext, OrderState};
-use touchstone_core::goals;
 use touchstone_core::model::{AppEvent, Message, Millis, OrderRecord, Record, Touch};
 use touchstone_store::{ConversionChange, CustomerMonths, FoldWrites, LogEntry, LogPayload, OrderStateWrite, Result, SegmentWrite, UnregisteredMark};
 
@@ -127,12 +126,7 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
         for goal in config.goals.iter().filter(|goal| dropped_goals.contains(&goal.id)) {
             if let GoalKind::Event { event_name } = &goal.kind {
                 for event in store.tenant_events_named(tenant, event_name).await? {
-                    facts.extend(goals::event_conversion(goal, &event).map(|fact| FactChange {
-                        goal_id: fact.goal_id.clone(),
-                        key: fact.key.clone(),
-                        old: None,
-                        new: Some(fact),
-                    }));
+                    facts.extend(fold::event_facts(config, &event).into_iter().filter(|change| change.goal_id == goal.id));
                 }
             }
         }
@@ -182,22 +176,21 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
     //    read and change only the months within the longest window of them; a registration
     //    re-credits wherever the message's touches are, so it reads every month.
     let window = config.max_window_ms();
-    let (mut whole, mut spans) = (Vec::new(), Vec::new());
-    for (customer_id, work) in customers.iter().filter(|(_, work)| work.state.is_none()) {
-        match work.span() {
-            Some((from, to)) if work.registered.is_empty() => spans.push(CustomerMonths {
+    let spans: Vec<CustomerMonths> = customers
+        .iter()
+        .filter(|(_, work)| work.state.is_none())
+        .map(|(customer_id, work)| match work.span() {
+            Some((from, to)) if work.registered.is_empty() => CustomerMonths {
                 tenant: tenant.to_owned(),
                 customer_id: customer_id.clone(),
                 from: from.saturating_sub(window),
                 to: to.saturating_add(window),
-            }),
-            _ => whole.push((tenant.to_owned(), customer_id.clone())),
-        }
-    }
-    let loaded = store.customer_states(&whole).await?.into_iter().zip(whole.into_iter().map(|(_, id)| id));
-    let partial = store.customer_months(&spans).await?.into_iter().zip(spans.into_iter().map(|span| span.customer_id));
-    for (state, customer_id) in loaded.chain(partial) {
-        if let Some(work) = customers.get_mut(&customer_id) {
+            },
+            _ => CustomerMonths::whole(tenant, customer_id),
+        })
+        .collect();
+    for (state, span) in store.customer_months(&spans).await?.into_iter().zip(spans) {
+        if let Some(work) = customers.get_mut(&span.customer_id) {
             work.state = Some(state);
         }
     }
@@ -245,12 +238,12 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
 /// row, dirty months and unregistered messages together.
 fn merged(deltas: Vec<CustomerDelta>) -> CustomerDelta {
     let mut merged = CustomerDelta::default();
-    let mut rows: Vec<fold::ConversionChange> = Vec::new();
+    let mut rows: Vec<ConversionChange> = Vec::new();
     for delta in deltas {
         merged.dirty_segments.extend(delta.dirty_segments);
         merged.unregistered_messages.extend(delta.unregistered_messages);
         for change in delta.conversions {
-            let key = |c: &fold::ConversionChange| c.old.as_ref().or(c.new.as_ref()).map(|c| (c.fact.goal_id.clone(), c.fact.key.clone()));
+            let key = |c: &ConversionChange| c.old.as_ref().or(c.new.as_ref()).map(|c| (c.fact.goal_id.clone(), c.fact.key.clone()));
             match rows.iter_mut().find(|row| key(row) == key(&change)) {
                 Some(row) => row.new = change.new,
                 None => rows.push(change),
@@ -279,9 +272,8 @@ async fn named_messages(
     }
     let hashes: Vec<String> = hashes.into_iter().map(str::to_owned).collect();
     let mut messages = store.messages(tenant, &hashes).await?;
-    let step: HashMap<&str, &Message> = registered.iter().map(|m| (m.msg_hash.as_str(), *m)).collect();
-    for (msg_hash, message) in step {
-        messages.entry(msg_hash.to_owned()).or_insert_with(|| message.clone());
+    for message in registered {
+        messages.entry(message.msg_hash.clone()).or_insert_with(|| (*message).clone());
     }
     Ok(messages)
 }

@@ -495,19 +495,16 @@ pub fn recredit_all(state: &mut CustomerState, dropped_goals: &BTreeSet<String>,
     delta
 }
 
-/// The rollup deltas of conversion changes: each old row's cell at its time negated, each
-/// new row's added. Summed per bucket by the caller.
-pub fn conversion_deltas(changes: &[ConversionChange]) -> impl Iterator<Item = (Cell, Millis, Tally)> + '_ {
+/// The rollup deltas of conversion changes, as `(tenant, ts, cell, tally)`: each old row's
+/// cell at its time negated, each new row's added. Summed per bucket by the caller.
+pub fn conversion_deltas(changes: &[ConversionChange]) -> impl Iterator<Item = (&str, Millis, Cell, Tally)> + '_ {
     changes.iter().flat_map(|change| {
-        let old = change.old.as_ref().map(|c| {
+        let old = change.old.as_ref().map(|c| (c, true));
+        let new = change.new.as_ref().map(|c| (c, false));
+        old.into_iter().chain(new).map(|(c, negated)| {
             let (cell, tally) = rollup::conversion_cell(c);
-            (cell, c.fact.ts, tally.negated())
-        });
-        let new = change.new.as_ref().map(|c| {
-            let (cell, tally) = rollup::conversion_cell(c);
-            (cell, c.fact.ts, tally)
-        });
-        old.into_iter().chain(new)
+            (c.fact.tenant.as_str(), c.fact.ts, cell, if negated { tally.negated() } else { tally })
+        })
     })
 }
 
@@ -679,7 +676,7 @@ mod tests {
         assert_eq!(credit_of(&h), (Rule::LastTouch, Some("push2".into())));
         let mut sums: BTreeMap<Cell, Tally> = BTreeMap::new();
         for delta in [&first["c"], &second["c"]] {
-            for (cell, ts, tally) in conversion_deltas(&delta.conversions) {
+            for (_, ts, cell, tally) in conversion_deltas(&delta.conversions) {
                 assert_eq!(ts, T0 + HOUR);
                 sums.entry(cell).or_default().add(tally);
             }

@@ -329,7 +329,7 @@ impl Worker {
                 }
             }
         }
-        for (cell, ts, tally) in fold::conversion_deltas(&delta.conversions) {
+        for (_, ts, cell, tally) in fold::conversion_deltas(&delta.conversions) {
             self.rollups.entry((cell, ts)).or_default().add(tally);
         }
         for msg_hash in delta.unregistered_messages {

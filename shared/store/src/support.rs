@@ -73,9 +73,11 @@ pub(crate) fn decode_campaign_cells(bytes: &[u8], kinds: CellKinds) -> Result<Ve
     Ok(cells)
 }
 
-/// A log entry as stored by either backend is its postcard, then the trace context of the
-/// call that appended it (25 bytes) when there is one: entries without one end with the
-/// postcard, so they read the same as before traces were kept.
+/// A log entry as stored by the CQL backend (and by the embedded one before its log was
+/// kept in chunks) is its postcard, then the trace context of the call that appended it
+/// (25 bytes) when there is one: entries without one end with the postcard, so they read
+/// the same as before traces were kept.
+#[cfg(any(feature = "cql", test))]
 pub(crate) fn with_trace(mut bytes: Vec<u8>, trace: Option<TraceParent>) -> Vec<u8> {
     if let Some(trace) = trace {
         bytes.extend_from_slice(&trace.to_bytes());

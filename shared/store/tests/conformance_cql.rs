@@ -19,7 +19,7 @@ use touchstone_core::fold::{CustomerState, OrderState, Segment, segment_of};
 use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Channel, Message, Millis, OrderRecord, Record, Touch, TouchKind};
 use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
 use touchstone_store::{
-    BadgeFeedEntry, BadgeStatDelta, FeedChange, FeedPosition, HoldingChange, StatLevel,
+    BadgeFeedEntry, BadgeStatDelta, CustomerMonths, FeedChange, FeedPosition, HoldingChange, StatLevel,
     AttributionCommit, AttributionState, BadgeRowChange, BadgeStore, CampaignDelta, CellKinds, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome,
     FoldWrites, LogPayload, OrderStateWrite, PendingDelta, RecordReads, ReportReads, RollupDelta, SegmentWrite, SetAside, StoreError, UnregisteredMark,
     log_shard,
@@ -313,7 +313,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     assert_eq!(restarted.customer_holdings(&t, "c1").await?.len(), 1);
     assert_eq!(restarted.badge_feed(&t, None, 10).await?.into_iter().map(|e| e.event).collect::<Vec<_>>(), [rule_earn]);
     assert_eq!(restarted.customer_activity(&t, "c1").await?, [Record::Order(counted)]);
-    assert_eq!(restarted.customer_states(&[(t.clone(), "c1".into())]).await?, [CustomerState { segments: BTreeMap::from([(segment_of(T0), segment)]) }]);
+    assert_eq!(restarted.customer_months(&[CustomerMonths::whole(&t, "c1")]).await?, [CustomerState { segments: BTreeMap::from([(segment_of(T0), segment)]) }]);
     assert_eq!(restarted.order_states(&[(t.clone(), "o1".into())]).await?, [order_state]);
     assert_eq!(restarted.unregistered_customers(&t, "m9").await?, ["c1"]);
     assert_eq!(restarted.folded_config(&t).await?, Some(TenantConfig::defaults(&t)));

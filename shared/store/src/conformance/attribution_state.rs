@@ -117,7 +117,7 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
         let processed = store.resume_shard(shard).await?;
         store.commit_attribution(AttributionCommit { shard, after: processed, processed, fold, ..AttributionCommit::default() }).await
     };
-    let customers = [(t.clone(), "c1".to_owned()), (t.clone(), "c2".to_owned()), (t.clone(), "nobody".to_owned())];
+    let customers = [CustomerMonths::whole(&t, "c1"), CustomerMonths::whole(&t, "c2"), CustomerMonths::whole(&t, "nobody")];
 
     assert_eq!(store.folded_config(&t).await?, None);
     commit(FoldWrites {
@@ -130,7 +130,7 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
     .await?;
     let c1 = CustomerState { segments: BTreeMap::from([(segment_of(T0), touched("e1", T0)), (segment_of(month(1)), with_conversion)]) };
     let c2 = CustomerState { segments: BTreeMap::from([(segment_of(T0), touched("e2", T0))]) };
-    assert_eq!(store.customer_states(&customers).await?, [c1.clone(), c2.clone(), CustomerState::default()]);
+    assert_eq!(store.customer_months(&customers).await?, [c1.clone(), c2.clone(), CustomerState::default()]);
     let span = |customer_id: &str, from: Millis, to: Millis| CustomerMonths { tenant: t.clone(), customer_id: customer_id.into(), from, to };
     let months = |state: &CustomerState, wanted: &[Millis]| CustomerState {
         segments: state.segments.iter().filter(|(m, _)| wanted.contains(m)).map(|(m, s)| (*m, s.clone())).collect(),
@@ -168,7 +168,7 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
     })
     .await?;
     let c1 = CustomerState { segments: c1.segments.into_iter().filter(|(m, _)| *m != segment_of(T0)).collect() };
-    assert_eq!(store.customer_states(&customers).await?, [c1, c2, CustomerState::default()]);
+    assert_eq!(store.customer_months(&customers).await?, [c1, c2, CustomerState::default()]);
     assert_eq!(store.unregistered_customers(&t, "m1").await?, Vec::<String>::new());
     assert_eq!(store.unregistered_customers(&t, "m2").await?, ["c1"]);
     assert_eq!(store.unregistered_customers(&t, "m3").await?, ["c2"]);

@@ -419,7 +419,7 @@ pub async fn reads_of_unknown_things_are_empty(store: &dyn Store) -> Result<()> 
     assert!(store.tenant_events_named(&t, "view").await?.is_empty());
     assert_eq!(store.conversion(&t, "orders", "o1").await?, None);
     assert!(store.tenant_conversions(&t).await?.is_empty());
-    assert_eq!(store.customer_states(&[(t.clone(), "c1".to_owned())]).await?, [touchstone_core::fold::CustomerState::default()]);
+    assert_eq!(store.customer_months(&[crate::CustomerMonths::whole(&t, "c1")]).await?, [touchstone_core::fold::CustomerState::default()]);
     assert_eq!(store.order_states(&[(t.clone(), "o1".to_owned())]).await?, [touchstone_core::fold::OrderState::default()]);
     assert!(store.tenant_customer_states(&t).await?.is_empty());
     assert!(store.tenant_order_states(&t).await?.is_empty());

@@ -9,12 +9,9 @@ use touchstone_core::fold::{CustomerState, OrderState, Segment};
 use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record};
 use touchstone_core::rollup::{CampaignCell, Cell, Tally};
 
-/// One conversion row changing: as stored before (`None`: new) and after (`None`: gone).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConversionChange {
-    pub old: Option<Conversion>,
-    pub new: Option<Conversion>,
-}
+/// One conversion row changing: as stored before (`None`: new) and after (`None`: gone);
+/// the fold's own type, which commits carry as it is.
+pub use touchstone_core::fold::ConversionChange;
 
 /// A change to one message counter, for the hour holding `hour` and the buckets of every
 /// level of [`MESSAGE_LEVELS`](touchstone_core::rollup::MESSAGE_LEVELS) holding it.
@@ -98,6 +95,13 @@ pub struct CustomerMonths {
     pub to: Millis,
 }
 
+impl CustomerMonths {
+    /// Every month of the customer's state.
+    pub fn whole(tenant: &str, customer_id: &str) -> CustomerMonths {
+        CustomerMonths { tenant: tenant.to_owned(), customer_id: customer_id.to_owned(), from: Millis::MIN, to: Millis::MAX }
+    }
+}
+
 /// One month of a customer's fold state as a commit sets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentWrite {
@@ -142,15 +146,6 @@ pub struct FoldWrites {
     pub folded_configs: Vec<TenantConfig>,
 }
 
-impl FoldWrites {
-    pub fn is_empty(&self) -> bool {
-        self.segments.is_empty()
-            && self.orders.is_empty()
-            && self.unregistered.is_empty()
-            && self.registered.is_empty()
-            && self.folded_configs.is_empty()
-    }
-}
 
 /// Everything one attribution step writes, applied all or nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -217,10 +212,6 @@ pub trait AttributionState: RecordReads {
 
     /// Every conversion of the tenant (for recomputes).
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>>;
-
-    /// Each `(tenant, customer_id)`'s fold state, every month (empty when there is none),
-    /// in input order.
-    async fn customer_states(&self, customers: &[(String, String)]) -> Result<Vec<CustomerState>>;
 
     /// Each customer's months holding times in the span (the part of the state that folding
     /// records of that span reads and writes; empty when there are none), in input order.

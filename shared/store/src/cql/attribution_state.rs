@@ -51,11 +51,6 @@ impl AttributionState for CqlStore {
         timed("tenant_conversions", async { self.inner.conversions_between(tenant, Millis::MIN, Millis::MAX).await }).await
     }
 
-    async fn customer_states(&self, customers: &[(String, String)]) -> Result<Vec<CustomerState>> {
-        timed("customer_states", async { all(customers.iter().map(|(tenant, customer_id)| self.inner.customer_state(tenant, customer_id))).await })
-            .await
-    }
-
     async fn customer_months(&self, spans: &[CustomerMonths]) -> Result<Vec<CustomerState>> {
         timed("customer_months", async { all(spans.iter().map(|s| self.inner.customer_months(&s.tenant, &s.customer_id, s.from, s.to))).await }).await
     }

@@ -59,15 +59,6 @@ impl StoredFold {
 
 // The reads.
 impl Inner {
-    pub(super) async fn customer_state(&self, tenant: &str, customer_id: &str) -> Result<CustomerState> {
-        let rows: Vec<(i64, Vec<u8>)> = self.rows(&self.statements.select_customer_state, (tenant, slot(customer_id), customer_id)).await?;
-        let mut state = CustomerState::default();
-        for (month, segment) in rows {
-            state.segments.insert(month, decode::<Segment>("customer state", &segment)?);
-        }
-        Ok(state)
-    }
-
     /// The customer's months holding times in `[from, to]`: one partition slice.
     pub(super) async fn customer_months(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<CustomerState> {
         let mut state = CustomerState::default();

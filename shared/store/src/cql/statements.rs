@@ -167,7 +167,6 @@ statements! {
     count_set_aside: Read => "SELECT COUNT(*) FROM {ks}.set_aside WHERE shard = ?",
 
     // ---- the fold's state: written with the timestamp of their step ----
-    select_customer_state: Read => "SELECT month, segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ? AND customer_id = ?",
     select_customer_months: Read => "SELECT month, segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ? AND customer_id = ? AND month >= ? AND month <= ?",
     select_customer_states_of_slot: Read => "SELECT customer_id, month, segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ?",
     insert_customer_segment: Write => "INSERT INTO {ks}.customer_states (tenant, slot, customer_id, month, segment) VALUES (?, ?, ?, ?, ?)",

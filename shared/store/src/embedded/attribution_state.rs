@@ -44,14 +44,6 @@ impl AttributionState for EmbeddedStore {
         self.blocking("pending_counters", move |tables| tables.pending_counters(&tenant, &msg_hash)).await
     }
 
-    async fn customer_states(&self, customers: &[(String, String)]) -> Result<Vec<CustomerState>> {
-        let customers = customers.to_vec();
-        self.blocking("customer_states", move |tables| {
-            customers.iter().map(|(tenant, customer_id)| tables.customer_state(tenant, customer_id)).collect()
-        })
-        .await
-    }
-
     async fn customer_months(&self, spans: &[CustomerMonths]) -> Result<Vec<CustomerState>> {
         let spans = spans.to_vec();
         self.blocking("customer_months", move |tables| {
@@ -355,6 +347,7 @@ fn check_tenants_of_shard(commit: &AttributionCommit) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::super::EmbeddedStore;
+    use super::super::tests::order;
     use super::*;
     use crate::IngestLog;
 
@@ -364,22 +357,10 @@ mod tests {
     async fn tenant_orders_are_the_logs_and_the_legacy_rows_each_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let order = |event_id: &str| OrderRecord {
-            tenant: "t".into(),
-            event_id: event_id.into(),
-            order_id: "o1".into(),
-            customer_id: "c".into(),
-            status: "purchased".into(),
-            amount_minor: 100,
-            currency: "USD".into(),
-            categories: Vec::new(),
-            channel: "app".into(),
-            ts: 1_767_225_600_000,
-            msg_hash: None,
-        };
-        store.ingest(vec![Record::Order(order("logged")), Record::Order(order("both"))]).await.unwrap();
+        let at = 1_767_225_600_000;
+        store.ingest(vec![Record::Order(order("logged", at)), Record::Order(order("both", at))]).await.unwrap();
         let mut writes = Writes::default();
-        for legacy in [order("legacy"), order("both")] {
+        for legacy in [order("legacy", at), order("both", at)] {
             let key = Key::new().str("t").str("o1").time(legacy.ts).str(&legacy.event_id).into_vec();
             writes.put(Table::Orders, key, &legacy).unwrap();
         }

@@ -15,17 +15,6 @@ use touchstone_core::fold::{CustomerState, OrderState, Segment, segment_of, segm
 use touchstone_core::model::{Millis, Touch};
 
 impl Tables {
-    pub(super) fn customer_state(&self, tenant: &str, customer_id: &str) -> Result<CustomerState> {
-        let partition = customer_state_partition(tenant, customer_id);
-        let mut state = CustomerState::default();
-        for guard in self.read(Table::CustomerStates).prefix(checked(partition.as_bytes())?) {
-            let (key, value) = guard.into_inner().map_err(backend)?;
-            let (month, _) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(|| corrupt("customer state"))?;
-            state.segments.insert(month, self.decode_read::<Segment>(Table::CustomerStates, &value)?);
-        }
-        Ok(state)
-    }
-
     /// The customer's months from `from`'s to `to`'s: one range scan.
     pub(super) fn customer_months(&self, tenant: &str, customer_id: &str, from: Millis, to: Millis) -> Result<CustomerState> {
         let mut state = CustomerState::default();
@@ -224,11 +213,11 @@ fn corrupt(what: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::super::EmbeddedStore;
-    use super::super::tests::touch;
+    use super::super::tests::{order, touch};
     use super::*;
-    use crate::{AttributionCommit, AttributionState, ConversionChange, IngestLog};
+    use crate::{AttributionCommit, AttributionState, ConversionChange, CustomerMonths, IngestLog};
     use touchstone_core::attribution::{ConversionFact, Credit, Rule};
-    use touchstone_core::model::{Channel, Message, OrderRecord, Record};
+    use touchstone_core::model::{Channel, Message, Record};
 
     /// A store made before the fold's state (records and conversion rows, no state, no
     /// mark) has it built when opened, once, with a `Recompute` entry after its log.
@@ -248,19 +237,7 @@ mod tests {
             Record::Touch(touch) => Record::Touch(Touch { msg_hash: "m2".into(), ..touch }),
             _ => unreachable!(),
         };
-        let order = OrderRecord {
-            tenant: "t".into(),
-            event_id: "o1-paid".into(),
-            order_id: "o1".into(),
-            customer_id: "c".into(),
-            status: "purchased".into(),
-            amount_minor: 1_000,
-            currency: "USD".into(),
-            categories: Vec::new(),
-            channel: "app".into(),
-            ts: at + 10,
-            msg_hash: None,
-        };
+        let order = order("o1-paid", at + 10);
         let fact = ConversionFact {
             tenant: "t".into(),
             goal_id: "orders".into(),
@@ -280,7 +257,7 @@ mod tests {
             store.ingest(records).await.unwrap();
             let change = ConversionChange { old: None, new: Some(conversion.clone()) };
             store.commit_attribution(AttributionCommit { shard, conversions: vec![change], ..AttributionCommit::default() }).await.unwrap();
-            assert_eq!(store.customer_states(&[("t".into(), "c".into())]).await.unwrap(), vec![CustomerState::default()]);
+            assert_eq!(store.customer_months(&[CustomerMonths::whole("t", "c")]).await.unwrap(), vec![CustomerState::default()]);
             // Back to how an older store was left: the mark gone (there is no state).
             let mut writes = Writes::default();
             writes.delete(Table::Meta, FOLD_STATE_BUILT.to_vec());
@@ -289,7 +266,7 @@ mod tests {
         };
 
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let [state] = <[CustomerState; 1]>::try_from(store.customer_states(&[("t".into(), "c".into())]).await.unwrap()).unwrap();
+        let [state] = <[CustomerState; 1]>::try_from(store.customer_months(&[CustomerMonths::whole("t", "c")]).await.unwrap()).unwrap();
         let touches: Vec<&str> = state.touches().map(|touch| touch.event_id.as_str()).collect();
         assert_eq!(touches, ["e1", "e2", "e3"], "every touch, in time order");
         assert_eq!(state.conversions().collect::<Vec<_>>(), [&conversion]);

@@ -32,7 +32,7 @@
 //! | `tenant_rollups` | tenant, granularity (`h`/`d`/`m`), bucket start | the bucket's `campaign_rollups` rows summed, encoded like them | `campaign_rollup_buckets` |
 //! | `pending_counters` | tenant, msg_hash, hour, cell (postcard) | `Tally` | `pending_counters` |
 //! | `set_aside` | shard (u32), seq (u64) | the entry, why, when | `set_aside`, `log_status` |
-//! | `customer_states` | tenant, customer, month start | the customer's `Segment` of that month (the fold's state) | `customer_states`, `tenant_customer_states`, `customer_touches` |
+//! | `customer_states` | tenant, customer, month start | the customer's `Segment` of that month (the fold's state) | `customer_months`, `tenant_customer_states`, `customer_touches` |
 //! | `order_states` | tenant, order_id | `OrderState` | `order_states`, `tenant_order_states` |
 //! | `unregistered_messages` | tenant, msg_hash, customer | empty: the customer's state names the message, not registered when folded | `unregistered_customers` |
 

@@ -454,6 +454,23 @@ mod tests {
         })
     }
 
+    /// Status record `event_id` of order "o1" of customer "c" of tenant "t": 10.00 USD.
+    pub(super) fn order(event_id: &str, ts: touchstone_core::model::Millis) -> touchstone_core::model::OrderRecord {
+        touchstone_core::model::OrderRecord {
+            tenant: "t".into(),
+            event_id: event_id.into(),
+            order_id: "o1".into(),
+            customer_id: "c".into(),
+            status: "purchased".into(),
+            amount_minor: 1_000,
+            currency: "USD".into(),
+            categories: Vec::new(),
+            channel: "app".into(),
+            ts,
+            msg_hash: None,
+        }
+    }
+
     /// Every table an ingest call writes counts one write per key and the bytes of key and
     /// value; dedup counts a read only for the keys its filter may hold.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
