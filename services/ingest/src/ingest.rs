@@ -5,6 +5,7 @@
 //! durable: the reply is sent after the store has made the batch survive a crash, so a
 //! client that got no reply simply retries, and dedup makes the retry harmless.
 
+use crate::backlog::Backlog;
 use crate::now_ms;
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
@@ -39,11 +40,20 @@ pub struct IngestApi {
     stream_idle: std::time::Duration,
     /// Records per second each tenant may send; `None`: no limit.
     rates: Option<Arc<crate::rate::TenantRates>>,
+    /// Replies wait while attribution is this far behind; `None`: replies never wait.
+    backlog: Option<Backlog>,
 }
 
 impl IngestApi {
     pub fn new(log: Arc<dyn IngestLog>, badges: Arc<dyn BadgeStore>, wake: Arc<Notify>) -> IngestApi {
-        IngestApi { log, badges, wake, shutdown: watch::channel(false).1, stream_idle: STREAM_IDLE_TIMEOUT, rates: None }
+        IngestApi { log, badges, wake, shutdown: watch::channel(false).1, stream_idle: STREAM_IDLE_TIMEOUT, rates: None, backlog: None }
+    }
+
+    /// Holds replies while an in-process worker is more than `backlog` behind (see
+    /// [`Backlog`]).
+    pub fn with_backlog(mut self, backlog: Backlog) -> IngestApi {
+        self.backlog = Some(backlog);
+        self
     }
 
     /// Limits each tenant to `per_second` records a second (0: no limit).
@@ -130,6 +140,10 @@ impl IngestApi {
                 )));
             }
         }
+        let tenants: Vec<String> = match self.backlog {
+            Some(_) => records.iter().map(|record| record.tenant().to_owned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+            None => Vec::new(),
+        };
         let outcomes = self.log.ingest_traced(records, trace).await?;
         let (accepted_before, duplicates_before) = (reply.accepted, reply.duplicates);
         for outcome in outcomes {
@@ -141,6 +155,9 @@ impl IngestApi {
         metrics::counter!("touchstone_records_accepted_total").increment(reply.accepted - accepted_before);
         metrics::counter!("touchstone_records_duplicate_total").increment(reply.duplicates - duplicates_before);
         self.wake.notify_one();
+        if let Some(backlog) = &self.backlog {
+            backlog.hold(&self.log, tenants.iter().map(String::as_str)).await;
+        }
         Ok(())
     }
 

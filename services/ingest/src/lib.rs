@@ -2,10 +2,12 @@
 //! durably stores records ([`ingest`]), and the `ConfigService` API for tenant settings and
 //! goals ([`config`]). Both only write; attribution follows the ingest log on its own.
 
+pub mod backlog;
 pub mod config;
 pub mod ingest;
 pub mod rate;
 
+pub use backlog::Backlog;
 pub use config::ConfigApi;
 pub use ingest::{IngestApi, STREAM_IDLE_TIMEOUT};
 

@@ -100,6 +100,12 @@ pub struct LimitArgs {
     /// the client for that connection's own calls.
     #[arg(long, env = "TOUCHSTONE_MAX_CALLS_PER_CONNECTION", default_value_t = touchstone::limits::Limits::default().per_connection)]
     pub max_calls_per_connection: u32,
+    /// With an attribution worker in the same process (`dev`): records logged and not yet
+    /// attributed beyond which an ingest reply waits (up to 5 s) for attribution to catch up,
+    /// so that reports stay fresh under a bulk load; 0: replies never wait (faster bulk loads,
+    /// reports further behind).
+    #[arg(long, env = "TOUCHSTONE_MAX_ATTRIBUTION_BACKLOG", default_value_t = touchstone::limits::Limits::default().attribution_backlog)]
+    pub max_attribution_backlog: u64,
 }
 
 impl LimitArgs {
@@ -112,6 +118,7 @@ impl LimitArgs {
             request_bytes: self.max_request_bytes_in_flight.max(1),
             call_timeout: std::time::Duration::from_secs(self.call_timeout_seconds.max(1)),
             per_connection: self.max_calls_per_connection.max(1),
+            attribution_backlog: self.max_attribution_backlog,
             ..touchstone::limits::Limits::default()
         }
     }

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tonic::transport::server::TcpIncoming;
 use touchstone_attribution::{AttributionApi, Worker, WorkerOptions};
-use touchstone_ingest::{ConfigApi, IngestApi};
+use touchstone_ingest::{Backlog, ConfigApi, IngestApi};
 use touchstone_proto::v1::attribution_service_server::AttributionServiceServer;
 use touchstone_proto::v1::config_service_server::ConfigServiceServer;
 use touchstone_proto::v1::ingest_service_server::IngestServiceServer;
@@ -106,13 +106,19 @@ pub async fn serve<S: Store>(
     // Streams end when draining starts; the worker stops after the server has.
     let (draining_tx, draining_rx) = watch::channel(false);
     let health_stopped = shutdown_rx.clone();
+    let in_process_worker = roles.worker.is_some();
     let worker = roles.worker.map(|options| tokio::spawn(Worker::new(store.clone(), wake.clone(), options).run(shutdown_rx)));
 
     let ingest = roles.ingest.then(|| {
-        let api = IngestApi::new(store.clone(), store.clone(), wake.clone())
+        let mut api = IngestApi::new(store.clone(), store.clone(), wake.clone())
             .with_shutdown(draining_rx.clone())
             .with_stream_idle(roles.limits.stream_idle)
             .with_tenant_rate(roles.limits.tenant_records_per_second);
+        // Only a worker of this process is known to be running: across processes replies
+        // never wait for attribution.
+        if in_process_worker && roles.limits.attribution_backlog > 0 {
+            api = api.with_backlog(Backlog::within(roles.limits.attribution_backlog));
+        }
         // The limits' metered body refuses larger messages first, with RESOURCE_EXHAUSTED.
         IngestServiceServer::new(api).max_decoding_message_size(roles.limits.message_bytes)
     });

@@ -11,6 +11,10 @@
 //! - [`config`]: tenant configuration and the rules for changing it (goal limits, immutable goals).
 //! - [`goals`]: which records convert for which goal.
 //! - [`attribution`]: the crediting rules (explicit, last touch, unattributed) and their explanation.
+//! - [`lift`]: holdout assignment (SHA-256 of the ids) and the lift of a campaign over its
+//!   control group.
+//! - [`models`]: every attribution model (last and first touch, linear, position-based, time
+//!   decay) as exact ppm shares and credited values.
 //! - [`fold`]: attribution as a pure fold per commit window over order and customer state (by month).
 //! - [`rollup`]: report counters ("cells") and how a range splits into buckets and raw edges.
 //! - [`report`]: turning summed cells into campaign, message and goal rows.
@@ -28,7 +32,9 @@ pub mod error;
 pub mod files;
 pub mod fold;
 pub mod goals;
+pub mod lift;
 pub mod model;
+pub mod models;
 #[cfg(feature = "testsuite")]
 pub mod reference;
 #[cfg(feature = "testsuite")]

@@ -1,0 +1,256 @@
+//! Holdouts and lift: which customers a campaign holds out ([`held_out`], reproducible by
+//! any sender), and what a campaign added over its control group ([`lift`]): conversion
+//! rates with the 95% interval of their difference, the pooled two-proportion z-test,
+//! incremental conversions, and value per customer with its Welch interval.
+//!
+//! Every figure that cannot be computed is `None`, never NaN or an infinity.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The normal quantile of a two-sided 95% interval.
+pub const Z_95: f64 = 1.959964;
+/// The largest holdout share, in basis points: half of a campaign's audience.
+pub const MAX_HOLDOUT_BP: u32 = 5_000;
+/// Basis points in a whole.
+pub const BP: u64 = 10_000;
+
+/// A customer's place among 10,000 for a campaign: the first 8 bytes of SHA-256 of
+/// `tenant`, `campaign_id` and `customer_id` joined by a zero byte, big-endian, mod 10,000.
+pub fn holdout_bucket(tenant: &str, campaign_id: &str, customer_id: &str) -> u64 {
+    let mut hasher = Sha256::new();
+    hasher.update(tenant.as_bytes());
+    hasher.update([0]);
+    hasher.update(campaign_id.as_bytes());
+    hasher.update([0]);
+    hasher.update(customer_id.as_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first) % BP
+}
+
+/// Whether a campaign holding out `bp` basis points holds this customer out.
+pub fn held_out(tenant: &str, campaign_id: &str, customer_id: &str, bp: u32) -> bool {
+    holdout_bucket(tenant, campaign_id, customer_id) < u64::from(bp)
+}
+
+/// One group's customers: how many, how many converted, and the sums of their values
+/// (whole units; customers who did not convert add 0) and of the values' squares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Group {
+    pub customers: u64,
+    pub converted: u64,
+    pub value_sum: i128,
+    pub value_squares: i128,
+}
+
+impl Group {
+    /// Adds a customer whose conversions in the window are worth `value` (0: none).
+    pub fn add(&mut self, converted: bool, value: i128) {
+        self.customers += 1;
+        self.converted += u64::from(converted);
+        self.value_sum += value;
+        self.value_squares += value * value;
+    }
+
+    fn rate(&self) -> Option<f64> {
+        (self.customers > 0).then(|| self.converted as f64 / self.customers as f64)
+    }
+
+    /// Mean value per customer in report units (`unit`: whole units per report unit).
+    fn mean(&self, unit: f64) -> Option<f64> {
+        (self.customers > 0).then(|| self.value_sum as f64 / self.customers as f64 / unit)
+    }
+
+    /// Sample variance of the values (`n - 1`) in report units squared; `None` below two
+    /// customers. `n Σv² - (Σv)²` exactly in integers when it fits.
+    fn variance(&self, unit: f64) -> Option<f64> {
+        if self.customers < 2 {
+            return None;
+        }
+        let n = i128::from(self.customers);
+        let spread = n
+            .checked_mul(self.value_squares)
+            .and_then(|a| self.value_sum.checked_mul(self.value_sum).and_then(|b| a.checked_sub(b)))
+            .map_or_else(|| n as f64 * self.value_squares as f64 - (self.value_sum as f64).powi(2), |exact| exact as f64);
+        Some(spread / (n as f64 * (n - 1) as f64) / (unit * unit))
+    }
+}
+
+/// The lift report of a campaign for a goal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lift {
+    pub n_t: u64,
+    pub converted_t: u64,
+    pub n_c: u64,
+    pub converted_c: u64,
+    pub contaminated: u64,
+    pub r_t: Option<f64>,
+    pub r_c: Option<f64>,
+    pub diff: Option<f64>,
+    pub diff_low: Option<f64>,
+    pub diff_high: Option<f64>,
+    pub lift: Option<f64>,
+    pub p_value: Option<f64>,
+    pub incremental_conversions: Option<f64>,
+    pub value_per_customer_t: Option<f64>,
+    pub value_per_customer_c: Option<f64>,
+    pub value_diff: Option<f64>,
+    pub value_diff_low: Option<f64>,
+    pub value_diff_high: Option<f64>,
+    pub enough_data: bool,
+}
+
+/// The figures of treatment `t` against control `c`; `unit` is how many whole units make
+/// a report unit (1 for an order goal's minor units, 1,000,000 for an event goal's
+/// millionths).
+pub fn lift(t: &Group, c: &Group, contaminated: u64, unit: f64) -> Lift {
+    let (r_t, r_c) = (t.rate(), c.rate());
+    let rates = r_t.zip(r_c);
+    let diff = rates.map(|(r_t, r_c)| r_t - r_c);
+    let half_width = rates.map(|(r_t, r_c)| Z_95 * (r_t * (1.0 - r_t) / t.customers as f64 + r_c * (1.0 - r_c) / c.customers as f64).sqrt());
+    let p_value = rates.and_then(|(r_t, r_c)| {
+        let pooled = (t.converted + c.converted) as f64 / (t.customers + c.customers) as f64;
+        let se = (pooled * (1.0 - pooled) * (1.0 / t.customers as f64 + 1.0 / c.customers as f64)).sqrt();
+        (se > 0.0).then(|| libm::erfc(((r_t - r_c) / se).abs() / std::f64::consts::SQRT_2))
+    });
+    let (mean_t, mean_c) = (t.mean(unit), c.mean(unit));
+    let value_diff = rates.and(mean_t.zip(mean_c)).map(|(m_t, m_c)| m_t - m_c);
+    let value_half_width = t
+        .variance(unit)
+        .zip(c.variance(unit))
+        .map(|(v_t, v_c)| Z_95 * (v_t / t.customers as f64 + v_c / c.customers as f64).sqrt());
+    let value_interval = value_diff.zip(value_half_width);
+    Lift {
+        n_t: t.customers,
+        converted_t: t.converted,
+        n_c: c.customers,
+        converted_c: c.converted,
+        contaminated,
+        r_t,
+        r_c,
+        diff,
+        diff_low: diff.zip(half_width).map(|(d, h)| d - h),
+        diff_high: diff.zip(half_width).map(|(d, h)| d + h),
+        lift: diff.zip(r_c).and_then(|(d, r_c)| (r_c != 0.0).then(|| d / r_c)),
+        p_value,
+        incremental_conversions: diff.map(|d| d * t.customers as f64),
+        value_per_customer_t: mean_t,
+        value_per_customer_c: mean_c,
+        value_diff,
+        value_diff_low: value_interval.map(|(d, h)| d - h),
+        value_diff_high: value_interval.map(|(d, h)| d + h),
+        enough_data: c.customers >= 1_000
+            && [t.converted, t.customers - t.converted, c.converted, c.customers - c.converted].iter().all(|&count| count >= 10),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(customers: u64, values: &[i128]) -> Group {
+        let mut group = Group::default();
+        for i in 0..customers {
+            let value = values.get(i as usize).copied().unwrap_or(0);
+            group.add(value > 0, value);
+        }
+        group
+    }
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() < 1e-9)
+    }
+
+    #[test]
+    fn the_bucket_is_sha256_of_the_ids_joined_by_zero_bytes() {
+        // Computed apart, with Python's hashlib:
+        // int.from_bytes(sha256(b"t\0c\0u").digest()[:8], "big") % 10000.
+        assert_eq!(holdout_bucket("t", "c", "u"), 1_390);
+        assert_eq!(holdout_bucket("acme", "spring-sale", "customer-42"), 6_605);
+        // The zero byte keeps ("ab", "c") apart from ("a", "bc").
+        assert_ne!(Sha256::digest(b"t\0ab\0c"), Sha256::digest(b"t\0a\0bc"));
+        assert!(!held_out("t", "c", "u", 0), "0 bp holds no one out");
+        assert!(held_out("t", "c", "u", 10_000), "every bucket is below 10,000");
+        // About bp / 10,000 of customers are held out.
+        let held = (0..100_000).filter(|i| held_out("t", "spring", &format!("customer-{i}"), 1_000)).count();
+        assert!((9_500..10_500).contains(&held), "{held} of 100,000 at 10%");
+    }
+
+    #[test]
+    fn rates_interval_p_value_and_incremental_conversions() {
+        // 200 of 1,000 against 150 of 1,000.
+        let t = Group { customers: 1_000, converted: 200, ..Group::default() };
+        let c = Group { customers: 1_000, converted: 150, ..Group::default() };
+        let lift = lift(&t, &c, 7, 1.0);
+        assert!(close(lift.r_t, 0.2) && close(lift.r_c, 0.15) && close(lift.diff, 0.05));
+        let half = Z_95 * (0.2f64 * 0.8 / 1_000.0 + 0.15 * 0.85 / 1_000.0).sqrt();
+        assert!(close(lift.diff_low, 0.05 - half) && close(lift.diff_high, 0.05 + half));
+        assert!(close(lift.lift, 0.05 / 0.15));
+        assert!(close(lift.incremental_conversions, 50.0));
+        // Pooled p = 0.175, se = sqrt(0.175 * 0.825 * 0.002), z = 2.942449...: two-sided
+        // p = erfc(z / sqrt 2) = 0.00325626962841 (Python's math.erfc).
+        let p = lift.p_value.unwrap();
+        assert!((p - 0.003_256_269_628_41).abs() < 1e-12, "p = {p}");
+        assert_eq!(lift.contaminated, 7);
+        assert!(lift.enough_data);
+    }
+
+    #[test]
+    fn values_per_customer_with_a_welch_interval() {
+        // Treatment: 4 customers worth 10, 20, 0, 0; control: 3 worth 5, 0, 0.
+        let t = group(4, &[10, 20]);
+        let c = group(3, &[5]);
+        let lift = lift(&t, &c, 0, 1.0);
+        assert!(close(lift.value_per_customer_t, 7.5) && close(lift.value_per_customer_c, 5.0 / 3.0));
+        assert!(close(lift.value_diff, 7.5 - 5.0 / 3.0));
+        // Sample variances: t = (100 + 400 - 4 * 56.25) / 3 = 91.666..., c = (25 - 3 * 25/9) / 2 = 8.333...
+        let half = Z_95 * (275.0f64 / 3.0 / 4.0 + 25.0 / 3.0 / 3.0).sqrt();
+        assert!(close(lift.value_diff_low, 7.5 - 5.0 / 3.0 - half));
+        assert!(close(lift.value_diff_high, 7.5 - 5.0 / 3.0 + half));
+        // An event goal's millionths report in the event's units.
+        let events = super::lift(&group(2, &[1_500_000]), &group(2, &[]), 0, 1_000_000.0);
+        assert!(close(events.value_per_customer_t, 0.75) && close(events.value_per_customer_c, 0.0));
+        assert!(!events.enough_data);
+    }
+
+    #[test]
+    fn what_cannot_be_computed_is_none_never_nan() {
+        let empty = Group::default();
+        let some = Group { customers: 10, converted: 0, ..Group::default() };
+        let no_control = lift(&some, &empty, 0, 1.0);
+        assert_eq!(no_control.r_c, None);
+        assert_eq!((no_control.diff, no_control.diff_low, no_control.lift, no_control.p_value), (None, None, None, None));
+        assert_eq!((no_control.incremental_conversions, no_control.value_diff, no_control.value_diff_low), (None, None, None));
+        assert_eq!(no_control.value_per_customer_c, None);
+        assert!(close(no_control.value_per_customer_t, 0.0));
+        // Nobody converted anywhere: the pooled standard error is 0, so no p-value; r_c = 0,
+        // so no relative lift; the difference is 0 with a zero-width interval.
+        let flat = lift(&some, &some, 0, 1.0);
+        assert_eq!((flat.p_value, flat.lift), (None, None));
+        assert!(close(flat.diff, 0.0) && close(flat.diff_low, 0.0));
+        // One customer in a group: no value interval, the rest stands.
+        let single = lift(&group(1, &[3]), &group(5, &[1, 1]), 0, 1.0);
+        assert_eq!((single.value_diff_low, single.value_diff_high), (None, None));
+        assert!(single.value_diff.is_some() && single.p_value.is_some());
+        for report in [no_control, flat, single] {
+            let json = serde_json::to_string(&report).unwrap();
+            assert!(!json.contains("NaN") && !json.contains("inf"), "{json}");
+        }
+    }
+
+    #[test]
+    fn enough_data_needs_a_thousand_controls_and_ten_of_each_outcome() {
+        let enough = |t: (u64, u64), c: (u64, u64)| {
+            let g = |(customers, converted)| Group { customers, converted, ..Group::default() };
+            lift(&g(t), &g(c), 0, 1.0).enough_data
+        };
+        assert!(enough((100, 10), (1_000, 10)));
+        assert!(!enough((100, 10), (999, 10)), "fewer than 1,000 in control");
+        assert!(!enough((100, 9), (1_000, 10)), "fewer than 10 converted in treatment");
+        assert!(!enough((19, 10), (1_000, 10)), "fewer than 10 unconverted in treatment");
+        assert!(!enough((100, 10), (1_000, 9)), "fewer than 10 converted in control");
+        assert!(!enough((100, 10), (1_000, 991)), "fewer than 10 unconverted in control");
+    }
+}

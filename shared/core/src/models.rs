@@ -1,0 +1,449 @@
+//! Every attribution model side by side: one conversion's credit split among its candidate
+//! messages under last touch, first touch, linear, position-based (U-shaped) and time decay,
+//! as exact integer shares (parts per million) and exact credited values.
+//!
+//! - [`candidates`]: the messages that may share a conversion, each with its representative
+//!   (latest qualifying) touch, oldest first; the explicit message alone when rule 1 applies.
+//! - [`shares`]: a model's ppm per candidate, summing to exactly 1,000,000.
+//! - [`split`]: a value in whole units split by shares, summing to exactly the value.
+//! - [`credit_models`]: all of it for one conversion and every model.
+//!
+//! Rational models are computed with integer weights over a common denominator, so their
+//! shares are exact; time decay in IEEE 754 doubles, in the order the rules fix, so every
+//! implementation that follows them gets the same ppm.
+
+use crate::attribution::{Eligibility, ExplicitStatus, Messages, eligibility, explicit_status};
+use crate::attribution::ConversionFact;
+use crate::config::TenantConfig;
+use crate::model::{Millis, Touch};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+
+/// A whole conversion, in parts per million.
+pub const PPM: u32 = 1_000_000;
+
+/// The default `decay_half_life_ms`: 7 days.
+pub const DEFAULT_HALF_LIFE_MS: Millis = 7 * 24 * 3_600_000;
+/// The shortest `decay_half_life_ms` a tenant may set: a minute.
+pub const MIN_HALF_LIFE_MS: Millis = 60_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Model {
+    LastTouch,
+    FirstTouch,
+    Linear,
+    PositionBased,
+    TimeDecay,
+}
+
+impl Model {
+    pub const ALL: [Model; 5] = [Model::LastTouch, Model::FirstTouch, Model::Linear, Model::PositionBased, Model::TimeDecay];
+
+    /// The name reports and the CLI use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::LastTouch => "last_touch",
+            Model::FirstTouch => "first_touch",
+            Model::Linear => "linear",
+            Model::PositionBased => "position_based",
+            Model::TimeDecay => "time_decay",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Model> {
+        Model::ALL.into_iter().find(|model| model.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who may share a conversion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidates<'a> {
+    /// Rule 1 applies: this message takes the whole conversion under every model.
+    Explicit(&'a str),
+    /// The representative touch of each qualifying message, oldest first by (`ts`,
+    /// `event_id`); empty: unattributed under every model.
+    Touches(Vec<&'a Touch>),
+}
+
+/// The candidates of a conversion: the explicit message when rule 1 applies, else each
+/// registered, not excluded message with a qualifying touch of the customer within its
+/// channel's window, represented by its latest such touch. `touches` may hold any superset
+/// of the customer's touches in the longest window; the others are ignored.
+pub fn candidates<'a>(fact: &'a ConversionFact, touches: &'a [Touch], messages: &Messages, config: &TenantConfig) -> Candidates<'a> {
+    if let Some(msg_hash) = &fact.explicit_msg_hash
+        && explicit_status(msg_hash, messages, config) == ExplicitStatus::Used
+    {
+        return Candidates::Explicit(msg_hash);
+    }
+    let mut latest: std::collections::HashMap<&str, &Touch> = std::collections::HashMap::new();
+    for touch in touches {
+        if touch.customer_id != fact.customer_id || eligibility(touch, fact.ts, messages.get(&touch.msg_hash), config) != Eligibility::Eligible {
+            continue;
+        }
+        let slot = latest.entry(touch.msg_hash.as_str()).or_insert(touch);
+        if order(touch, slot) == Ordering::Greater {
+            *slot = touch;
+        }
+    }
+    let mut representatives: Vec<&Touch> = latest.into_values().collect();
+    representatives.sort_by(|a, b| order(a, b));
+    Candidates::Touches(representatives)
+}
+
+/// Touches by (`ts`, `event_id`): the order of M and of representatives.
+fn order(a: &Touch, b: &Touch) -> Ordering {
+    (a.ts, &a.event_id).cmp(&(b.ts, &b.event_id))
+}
+
+/// Each candidate's share of a conversion under `model`, in ppm, in the candidates' order;
+/// `times` are the representatives' times, oldest first. The shares sum to exactly
+/// [`PPM`] (none when there are no candidates).
+pub fn shares(model: Model, times: &[Millis], half_life_ms: Millis) -> Vec<u32> {
+    let n = times.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    if model == Model::TimeDecay {
+        return time_decay_shares(times, half_life_ms);
+    }
+    // Integer weights over their sum: exact rationals.
+    let weights: Vec<u64> = match model {
+        Model::LastTouch => (0..n).map(|i| u64::from(i == n - 1)).collect(),
+        Model::FirstTouch => (0..n).map(|i| u64::from(i == 0)).collect(),
+        Model::Linear => vec![1; n],
+        // n >= 3: the ends 0.4 = 2(n-2) / 5(n-2) each, the middles 0.2/(n-2) = 1 / 5(n-2).
+        Model::PositionBased if n >= 3 => (0..n).map(|i| if i == 0 || i == n - 1 { 2 * (n as u64 - 2) } else { 1 }).collect(),
+        Model::PositionBased => vec![1; n],
+        Model::TimeDecay => unreachable!("computed in doubles above"),
+    };
+    let total: u64 = weights.iter().sum();
+    let whole = u64::from(PPM);
+    let floors: Vec<u64> = weights.iter().map(|w| whole * w / total).collect();
+    // Remainders over the common denominator `total`: comparable as integers.
+    let remainders: Vec<u64> = weights.iter().map(|w| whole * w % total).collect();
+    let missing = whole - floors.iter().sum::<u64>();
+    let mut ppm: Vec<u32> = floors.iter().map(|&s| s as u32).collect();
+    for i in largest_first(&remainders, |a, b| a.cmp(b)).into_iter().take(missing as usize) {
+        ppm[i] += 1;
+    }
+    ppm
+}
+
+/// `w_i = exp2(-(t_n - t_i) / half_life)`, `W` summed in order, `s_i = floor(1e6 * w_i / W)`
+/// and the remainders `1e6 * w_i / W - s_i`, all in doubles.
+fn time_decay_shares(times: &[Millis], half_life_ms: Millis) -> Vec<u32> {
+    let last = times[times.len() - 1];
+    let weights: Vec<f64> = times.iter().map(|&t| (-((last - t) as f64) / half_life_ms as f64).exp2()).collect();
+    let total: f64 = weights.iter().fold(0.0, |sum, w| sum + w);
+    let exact: Vec<f64> = weights.iter().map(|w| 1_000_000.0 * w / total).collect();
+    let floors: Vec<f64> = exact.iter().map(|x| x.floor()).collect();
+    let remainders: Vec<f64> = exact.iter().zip(&floors).map(|(x, s)| x - s).collect();
+    let mut ppm: Vec<u32> = floors.iter().map(|&s| s as u32).collect();
+    let assigned: u64 = ppm.iter().map(|&s| u64::from(s)).sum();
+    let missing = u64::from(PPM).saturating_sub(assigned);
+    for i in largest_first(&remainders, |a, b| a.total_cmp(b)).into_iter().take(missing as usize) {
+        ppm[i] += 1;
+    }
+    ppm
+}
+
+/// Indexes by remainder, largest first; equal remainders: the later index first.
+fn largest_first<T>(remainders: &[T], cmp: impl Fn(&T, &T) -> Ordering) -> Vec<usize> {
+    let mut indexes: Vec<usize> = (0..remainders.len()).collect();
+    indexes.sort_by(|&a, &b| cmp(&remainders[b], &remainders[a]).then(b.cmp(&a)));
+    indexes
+}
+
+/// `value` (whole units: minor units of an order, millionths of an event's value) split by
+/// `ppm`: `floor(value * s_i / 1e6)` each, and the units still missing one each to the
+/// largest remainders (`value * s_i mod 1e6`), equal ones to the later candidate. The parts
+/// sum to exactly `value` when the shares sum to [`PPM`].
+pub fn split(value: i128, ppm: &[u32]) -> Vec<i128> {
+    let whole = i128::from(PPM);
+    let floors: Vec<i128> = ppm.iter().map(|&s| (value * i128::from(s)).div_euclid(whole)).collect();
+    let remainders: Vec<i128> = ppm.iter().map(|&s| (value * i128::from(s)).rem_euclid(whole)).collect();
+    let missing = value - floors.iter().sum::<i128>();
+    let mut parts = floors;
+    if missing > 0 {
+        for i in largest_first(&remainders, |a, b| a.cmp(b)).into_iter().take(missing as usize) {
+            parts[i] += 1;
+        }
+    }
+    parts
+}
+
+/// One message's part of a conversion under a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    pub msg_hash: String,
+    /// The representative touch; `None` for an explicit credit.
+    pub touch_event_id: Option<String>,
+    pub ppm: u32,
+    /// The credited value in whole units (see [`split`]).
+    pub value: i128,
+}
+
+/// A conversion's credit under every model, in [`Model::ALL`]'s order; an empty list of
+/// shares: unattributed under that model (so under all).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ModelCredits {
+    pub explicit: bool,
+    pub by_model: Vec<(Model, Vec<Share>)>,
+}
+
+impl ModelCredits {
+    pub fn of(&self, model: Model) -> &[Share] {
+        self.by_model.iter().find(|(m, _)| *m == model).map_or(&[], |(_, shares)| shares.as_slice())
+    }
+}
+
+/// Credits one conversion under every model. `units` is its value in whole units (see
+/// [`split`]); shares of zero ppm are kept out.
+pub fn credit_models(fact: &ConversionFact, units: i128, touches: &[Touch], messages: &Messages, config: &TenantConfig, half_life_ms: Millis) -> ModelCredits {
+    match candidates(fact, touches, messages, config) {
+        Candidates::Explicit(msg_hash) => {
+            let whole = Share { msg_hash: msg_hash.to_owned(), touch_event_id: None, ppm: PPM, value: units };
+            ModelCredits { explicit: true, by_model: Model::ALL.iter().map(|&model| (model, vec![whole.clone()])).collect() }
+        }
+        Candidates::Touches(representatives) => {
+            let times: Vec<Millis> = representatives.iter().map(|touch| touch.ts).collect();
+            let by_model = Model::ALL
+                .iter()
+                .map(|&model| {
+                    let ppm = shares(model, &times, half_life_ms);
+                    let values = split(units, &ppm);
+                    let credited = representatives
+                        .iter()
+                        .zip(ppm.iter().zip(values))
+                        .filter(|(_, (ppm, _))| **ppm > 0)
+                        .map(|(touch, (&ppm, value))| Share { msg_hash: touch.msg_hash.clone(), touch_event_id: Some(touch.event_id.clone()), ppm, value })
+                        .collect();
+                    (model, credited)
+                })
+                .collect();
+            ModelCredits { explicit: false, by_model }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribution::fixtures::{HOUR, config, messages};
+    use crate::attribution::{Rule, credit};
+    use crate::model::TouchKind;
+
+    const T0: Millis = 1_767_225_600_000;
+
+    fn touch(id: &str, msg: &str, kind: TouchKind, ts: Millis) -> Touch {
+        Touch { tenant: "t".into(), event_id: id.into(), msg_hash: msg.into(), customer_id: "c".into(), kind, ts }
+    }
+
+    fn fact(ts: Millis, explicit: Option<&str>) -> ConversionFact {
+        ConversionFact {
+            tenant: "t".into(),
+            goal_id: "orders".into(),
+            key: "o1".into(),
+            customer_id: "c".into(),
+            ts,
+            value_micros: 1_000_000,
+            source_event_id: "s1".into(),
+            explicit_msg_hash: explicit.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn rational_models_have_the_rules_weights() {
+        let times = |n: usize| (0..n as Millis).collect::<Vec<_>>();
+        assert_eq!(shares(Model::LastTouch, &times(3), DEFAULT_HALF_LIFE_MS), [0, 0, 1_000_000]);
+        assert_eq!(shares(Model::FirstTouch, &times(3), DEFAULT_HALF_LIFE_MS), [1_000_000, 0, 0]);
+        // 333,333 each and one ppm missing: equal remainders go to the later message.
+        assert_eq!(shares(Model::Linear, &times(3), DEFAULT_HALF_LIFE_MS), [333_333, 333_333, 333_334]);
+        assert_eq!(shares(Model::Linear, &times(4), DEFAULT_HALF_LIFE_MS), [250_000; 4]);
+        assert_eq!(shares(Model::Linear, &times(7), DEFAULT_HALF_LIFE_MS), [142_857, 142_857, 142_857, 142_857, 142_857, 142_857, 142_858]);
+        assert_eq!(shares(Model::PositionBased, &times(1), DEFAULT_HALF_LIFE_MS), [1_000_000]);
+        assert_eq!(shares(Model::PositionBased, &times(2), DEFAULT_HALF_LIFE_MS), [500_000, 500_000]);
+        assert_eq!(shares(Model::PositionBased, &times(3), DEFAULT_HALF_LIFE_MS), [400_000, 200_000, 400_000]);
+        assert_eq!(shares(Model::PositionBased, &times(5), DEFAULT_HALF_LIFE_MS), [400_000, 66_666, 66_667, 66_667, 400_000]);
+        for model in Model::ALL {
+            assert!(shares(model, &[], DEFAULT_HALF_LIFE_MS).is_empty(), "{model}: no candidates, no shares");
+            assert_eq!(shares(model, &[T0], DEFAULT_HALF_LIFE_MS), [PPM], "{model}: one candidate takes all");
+        }
+    }
+
+    #[test]
+    fn time_decay_halves_per_half_life_and_sums_to_a_million() {
+        let day = 24 * HOUR;
+        // One half-life apart: weights 1/2 and 1, so 1/3 and 2/3.
+        assert_eq!(shares(Model::TimeDecay, &[T0, T0 + day], day), [333_333, 666_667]);
+        assert_eq!(shares(Model::TimeDecay, &[T0, T0], day), [500_000, 500_000]);
+        // Two half-lives: 1/4, 1/2 (one apart), 1: 1/7, 2/7, 4/7.
+        assert_eq!(shares(Model::TimeDecay, &[T0, T0 + day, T0 + 2 * day], day), [142_857, 285_714, 571_429]);
+        // Far apart, the older weight underflows to zero without the sum doing so.
+        let far = shares(Model::TimeDecay, &[T0, T0 + 5_000 * MIN_HALF_LIFE_MS], MIN_HALF_LIFE_MS);
+        assert_eq!(far, [0, PPM]);
+        for n in 1..40 {
+            let times: Vec<Millis> = (0..n).map(|i| T0 + i * i * 7_919_000).collect();
+            assert_eq!(shares(Model::TimeDecay, &times, 3 * HOUR).iter().map(|&s| u64::from(s)).sum::<u64>(), u64::from(PPM));
+        }
+    }
+
+    #[test]
+    fn every_model_sums_to_a_million_for_any_number_of_candidates() {
+        for n in 1..200 {
+            let times: Vec<Millis> = (0..n).map(|i| T0 + i * 1_000).collect();
+            for model in Model::ALL {
+                let ppm = shares(model, &times, DEFAULT_HALF_LIFE_MS);
+                assert_eq!(ppm.len(), n as usize);
+                assert_eq!(ppm.iter().map(|&s| u64::from(s)).sum::<u64>(), u64::from(PPM), "{model}, {n} candidates");
+            }
+        }
+    }
+
+    #[test]
+    fn values_split_exactly_with_remainders_to_the_largest_then_the_later() {
+        assert_eq!(split(100, &[333_333, 333_333, 333_334]), [33, 33, 34]);
+        // 1 unit: floors all 0, remainders 333,333 / 333,333 / 333,334: the last takes it.
+        assert_eq!(split(1, &[333_333, 333_333, 333_334]), [0, 0, 1]);
+        // 2 units: remainders 666,666 / 666,666 / 666,668: the largest, then the later of the
+        // two equal ones.
+        assert_eq!(split(2, &[333_333, 333_333, 333_334]), [0, 1, 1]);
+        assert_eq!(split(0, &[500_000, 500_000]), [0, 0]);
+        assert_eq!(split(7, &[PPM]), [7]);
+        assert_eq!(split(-3, &[500_000, 500_000]), [-2, -1], "floor toward negative infinity");
+        assert!(split(5, &[]).is_empty());
+        for value in [1, 2, 3, 99, 1_000_001, 123_456_789_012] {
+            for n in 1..30 {
+                let times: Vec<Millis> = (0..n).map(|i| T0 + i * 60_000).collect();
+                for model in Model::ALL {
+                    let parts = split(value, &shares(model, &times, HOUR));
+                    assert_eq!(parts.iter().sum::<i128>(), value, "{model}, {n} candidates, value {value}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_is_represented_by_its_latest_qualifying_touch() {
+        let messages = messages(T0 - 10 * HOUR);
+        let c = T0;
+        let touches = [
+            touch("a1", "push", TouchKind::Opened, c - 5 * HOUR),
+            touch("a2", "push", TouchKind::Opened, c - 2 * HOUR),
+            touch("a3", "push", TouchKind::Opened, c + HOUR), // after the conversion
+            touch("b1", "push2", TouchKind::Opened, c - 3 * HOUR),
+            touch("b2", "push2", TouchKind::Sent, c - HOUR), // not push's connect_on
+            touch("m1", "mail", TouchKind::Clicked, c - 3 * HOUR), // outside email's 2 h
+            touch("r1", "reset", TouchKind::Opened, c - HOUR),   // excluded
+            touch("u1", "unknown", TouchKind::Opened, c - HOUR), // unregistered
+        ];
+        let fact = fact(c, None);
+        let Candidates::Touches(representatives) = candidates(&fact, &touches, &messages, &config()) else { panic!("no explicit credit") };
+        let ids: Vec<&str> = representatives.iter().map(|t| t.event_id.as_str()).collect();
+        assert_eq!(ids, ["b1", "a2"], "oldest first, one per message");
+        // Last touch under the models is rule 2's credit.
+        let credits = credit_models(&fact, 10_000, &touches, &messages, &config(), DEFAULT_HALF_LIFE_MS);
+        let last = credits.of(Model::LastTouch);
+        let rule2 = credit(&fact, &touches, &messages, &config());
+        assert_eq!(rule2.rule, Rule::LastTouch);
+        assert_eq!(last.len(), 1);
+        assert_eq!(Some(last[0].msg_hash.clone()), rule2.msg_hash);
+        assert_eq!(Some(last[0].touch_event_id.clone().unwrap()), rule2.touch_event_id);
+        assert_eq!(credits.of(Model::FirstTouch)[0].msg_hash, "push2");
+        assert_eq!(credits.of(Model::Linear).iter().map(|s| (s.ppm, s.value)).collect::<Vec<_>>(), [(500_000, 5_000), (500_000, 5_000)]);
+    }
+
+    #[test]
+    fn equal_times_order_by_event_id() {
+        let messages = messages(T0 - 10 * HOUR);
+        let touches = [touch("z", "push", TouchKind::Opened, T0 - HOUR), touch("a", "push2", TouchKind::Opened, T0 - HOUR)];
+        let fact = fact(T0, None);
+        let credits = credit_models(&fact, 3, &touches, &messages, &config(), DEFAULT_HALF_LIFE_MS);
+        assert_eq!(credits.of(Model::FirstTouch)[0].touch_event_id.as_deref(), Some("a"));
+        assert_eq!(credits.of(Model::LastTouch)[0].touch_event_id.as_deref(), Some("z"));
+        assert_eq!(credits.of(Model::Linear).iter().map(|s| s.value).collect::<Vec<_>>(), [1, 2], "the odd unit to the later");
+    }
+
+    #[test]
+    fn explicit_takes_everything_under_every_model_and_no_candidate_leaves_it_unattributed() {
+        let messages = messages(T0 - 10 * HOUR);
+        let touches = [touch("a", "push", TouchKind::Opened, T0 - HOUR)];
+        let explicit = credit_models(&fact(T0, Some("mail")), 42, &touches, &messages, &config(), DEFAULT_HALF_LIFE_MS);
+        assert!(explicit.explicit);
+        for model in Model::ALL {
+            assert_eq!(explicit.of(model), [Share { msg_hash: "mail".into(), touch_event_id: None, ppm: PPM, value: 42 }]);
+        }
+        // An excluded explicit message falls back to the touches.
+        let fallback = credit_models(&fact(T0, Some("reset")), 42, &touches, &messages, &config(), DEFAULT_HALF_LIFE_MS);
+        assert!(!fallback.explicit);
+        assert_eq!(fallback.of(Model::Linear)[0].msg_hash, "push");
+        let none = credit_models(&fact(T0, None), 42, &[], &messages, &config(), DEFAULT_HALF_LIFE_MS);
+        assert!(Model::ALL.iter().all(|&model| none.of(model).is_empty()));
+    }
+
+    proptest::proptest! {
+        /// Any candidates, any half-life, any value: shares sum to a million and credited
+        /// values to the value, under every model.
+        #[test]
+        fn shares_and_values_always_add_up(
+            mut offsets in proptest::collection::vec(0i64..90 * 24 * HOUR, 1..60),
+            half_life in MIN_HALF_LIFE_MS..400 * 24 * HOUR,
+            value in -1_000_000_000_000i128..1_000_000_000_000i128,
+        ) {
+            offsets.sort_unstable();
+            let times: Vec<Millis> = offsets.iter().map(|offset| T0 + offset).collect();
+            for model in Model::ALL {
+                let ppm = shares(model, &times, half_life);
+                proptest::prop_assert_eq!(ppm.iter().map(|&s| u64::from(s)).sum::<u64>(), u64::from(PPM));
+                proptest::prop_assert_eq!(split(value, &ppm).iter().sum::<i128>(), value);
+            }
+        }
+
+        /// Under `LAST_TOUCH` the whole conversion goes to what section 4's rules credit,
+        /// whatever the customer's touches.
+        #[test]
+        fn last_touch_is_the_crediting_rule(
+            touches in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["push", "push2", "mail", "reset", "unknown"]),
+                    proptest::sample::select(vec![TouchKind::Sent, TouchKind::Opened, TouchKind::Clicked]),
+                    -30 * HOUR..2 * HOUR,
+                ),
+                0..12,
+            ),
+            explicit in proptest::option::of(proptest::sample::select(vec!["push", "mail", "reset", "unknown"])),
+        ) {
+            let messages = messages(T0 - 40 * HOUR);
+            let touches: Vec<Touch> =
+                touches.iter().enumerate().map(|(i, (msg, kind, offset))| touch(&format!("e{i}"), msg, *kind, T0 + offset)).collect();
+            let fact = fact(T0, explicit);
+            let rule = credit(&fact, &touches, &messages, &config());
+            let credits = credit_models(&fact, 999, &touches, &messages, &config(), DEFAULT_HALF_LIFE_MS);
+            let last = credits.of(Model::LastTouch);
+            match rule.msg_hash {
+                None => proptest::prop_assert!(Model::ALL.iter().all(|&model| credits.of(model).is_empty())),
+                Some(msg_hash) => {
+                    proptest::prop_assert_eq!(last.len(), 1);
+                    proptest::prop_assert_eq!(&last[0].msg_hash, &msg_hash);
+                    proptest::prop_assert_eq!(&last[0].touch_event_id, &rule.touch_event_id);
+                    proptest::prop_assert_eq!((last[0].ppm, last[0].value), (PPM, 999));
+                    proptest::prop_assert_eq!(credits.explicit, rule.rule == Rule::Explicit);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn models_are_named_as_reports_name_them() {
+        for model in Model::ALL {
+            assert_eq!(Model::parse(model.as_str()), Some(model));
+        }
+        assert_eq!(Model::parse("LAST_TOUCH"), None);
+    }
+}
