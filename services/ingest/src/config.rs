@@ -102,7 +102,7 @@ impl ConfigService for ConfigApi {
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn update_settings(&self, request: Request<pb::UpdateSettingsRequest>) -> Result<Response<pb::TenantConfig>, Status> {
-        let pb::UpdateSettingsRequest { tenant, settings, currency, excluded_tags } = valid(request)?;
+        let pb::UpdateSettingsRequest { tenant, settings, currency, excluded_tags, decay_half_life_ms, holdouts } = valid(request)?;
         let settings = settings.into_iter().map(channel_setting_from_pb).collect::<Result<Vec<_>, _>>().map_err(ApiError::from)?;
         let (config, ()) = self
             .update(&tenant, |config| {
@@ -114,6 +114,12 @@ impl ConfigService for ConfigApi {
                 }
                 if let Some(pb::ExcludedTags { tags }) = &excluded_tags {
                     config.set_excluded_tags(tags.clone());
+                }
+                if let Some(half_life_ms) = decay_half_life_ms {
+                    config.set_decay_half_life(half_life_ms)?;
+                }
+                if let Some(holdouts) = &holdouts {
+                    config.set_holdouts(holdouts.clone().into())?;
                 }
                 Ok(())
             })

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use crate::explain::credit_inputs;
 use touchstone_core::attribution::{self, ExplicitStatus, Messages, Verdict};
 use touchstone_core::config::TenantConfig;
+use touchstone_core::lift;
 use touchstone_core::report::{self, Activity, CampaignTotals, GoalFigures, GoalKpi};
 use touchstone_core::rollup::{CampaignCells, Cells};
 use touchstone_proto::convert::{channel_to_pb, decimal, rule_to_pb, tally, touch_kind_to_pb};
@@ -142,6 +143,7 @@ fn touch_counts(activity: &Activity) -> pb::TouchCounts {
         clicked: count(activity.clicked),
         open_rate: activity.open_rate(),
         click_rate: activity.click_rate(),
+        held_out: count(activity.held_out),
     }
 }
 
@@ -424,6 +426,16 @@ impl QueryService for QueryApi {
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move { crate::badges::follow_feed(store.as_ref(), tenant, badge_id, start, sink, shutdown).await }.in_current_span());
         Ok(Response::new(ReceiverStream::new(stream)))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, campaign_id = %request.get_ref().campaign_id))]
+    async fn get_holdout(&self, request: Request<pb::HoldoutRequest>) -> Result<Response<pb::HoldoutReply>, Status> {
+        let pb::HoldoutRequest { tenant, campaign_id, customer_id } = valid(request)?;
+        self.existing(&tenant).await?;
+        let bp = self.config(&tenant).await?.holdouts.bp(&campaign_id);
+        let bucket = lift::holdout_bucket(&tenant, &campaign_id, &customer_id);
+        // Below 10,000: fits.
+        Ok(Response::new(pb::HoldoutReply { held_out: bucket < u64::from(bp), bp, bucket: bucket as u32 }))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, goal_id = %request.get_ref().goal_id))]

@@ -77,6 +77,54 @@ pub struct TenantConfig {
     pub goals: Vec<Goal>,
     /// Bumped on every change; stores save with compare-and-set on it.
     pub version: u64,
+    /// The TIME_DECAY model's half-life.
+    pub decay_half_life_ms: Millis,
+    /// Which customers each campaign holds out.
+    pub holdouts: Holdouts,
+}
+
+/// Holdout shares in basis points ([`crate::lift::held_out`] applies them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holdouts {
+    pub default_bp: u32,
+    /// By campaign id: that campaign's share instead of the default.
+    pub campaigns: BTreeMap<String, u32>,
+}
+
+impl Holdouts {
+    /// A campaign's share: its own, else the default.
+    pub fn bp(&self, campaign_id: &str) -> u32 {
+        self.campaigns.get(campaign_id).copied().unwrap_or(self.default_bp)
+    }
+}
+
+/// A configuration as stored before the model and holdout settings were added. Stores
+/// encode configurations with postcard, which has no optional fields: they decode this when
+/// the current layout does not fit, and it reads as the defaults of the new settings.
+#[derive(Debug, Deserialize)]
+pub struct TenantConfigBeforeModels {
+    tenant: String,
+    settings: BTreeMap<Channel, ChannelSetting>,
+    currency: String,
+    excluded_tags: Vec<String>,
+    goals: Vec<Goal>,
+    version: u64,
+}
+
+impl From<TenantConfigBeforeModels> for TenantConfig {
+    fn from(old: TenantConfigBeforeModels) -> TenantConfig {
+        let TenantConfigBeforeModels { tenant, settings, currency, excluded_tags, goals, version } = old;
+        TenantConfig {
+            tenant,
+            settings,
+            currency,
+            excluded_tags,
+            goals,
+            version,
+            decay_half_life_ms: crate::models::DEFAULT_HALF_LIFE_MS,
+            holdouts: Holdouts::default(),
+        }
+    }
 }
 
 /// What a configuration change was refused for.
@@ -120,6 +168,8 @@ impl TenantConfig {
             excluded_tags: Vec::new(),
             goals: vec![Goal::default_orders()],
             version: 0,
+            decay_half_life_ms: crate::models::DEFAULT_HALF_LIFE_MS,
+            holdouts: Holdouts::default(),
         }
     }
 
@@ -151,7 +201,42 @@ impl TenantConfig {
                 setting.window_ms
             )));
         }
+        if setting.connect_on == TouchKind::HeldOut {
+            return Err(ConfigError::InvalidSetting(format!(
+                "{channel} cannot connect on HELD_OUT: a held-out customer was not sent the message, so it is never credited"
+            )));
+        }
         self.settings.insert(channel, setting);
+        Ok(())
+    }
+
+    /// Sets the TIME_DECAY half-life: at least a minute.
+    pub fn set_decay_half_life(&mut self, half_life_ms: Millis) -> Result<(), ConfigError> {
+        if half_life_ms < crate::models::MIN_HALF_LIFE_MS {
+            return Err(ConfigError::InvalidSetting(format!(
+                "decay_half_life_ms {half_life_ms} must be at least {} (a minute)",
+                crate::models::MIN_HALF_LIFE_MS
+            )));
+        }
+        self.decay_half_life_ms = half_life_ms;
+        Ok(())
+    }
+
+    /// Replaces the holdout shares: each 0 to 5,000 basis points, campaigns named.
+    pub fn set_holdouts(&mut self, holdouts: Holdouts) -> Result<(), ConfigError> {
+        let max = crate::lift::MAX_HOLDOUT_BP;
+        if holdouts.default_bp > max {
+            return Err(ConfigError::InvalidSetting(format!("holdouts default_bp {} must be between 0 and {max}", holdouts.default_bp)));
+        }
+        for (campaign_id, &bp) in &holdouts.campaigns {
+            if campaign_id.is_empty() {
+                return Err(ConfigError::InvalidSetting("holdouts name a campaign with an empty id".to_owned()));
+            }
+            if bp > max {
+                return Err(ConfigError::InvalidSetting(format!("holdouts for campaign {campaign_id:?}: {bp} bp must be between 0 and {max}")));
+            }
+        }
+        self.holdouts = holdouts;
         Ok(())
     }
 
@@ -302,6 +387,32 @@ mod tests {
         assert!(config.set_channel(Channel::Push, negative).is_err());
         assert!(config.set_currency("usd").is_err());
         assert!(config.set_currency("EUR").is_ok());
+    }
+
+    #[test]
+    fn model_and_holdout_settings_are_checked_and_default_sensibly() {
+        let mut config = TenantConfig::defaults("t");
+        assert_eq!(config.decay_half_life_ms, 604_800_000, "7 days");
+        assert_eq!(config.holdouts, Holdouts::default());
+        let held_out = ChannelSetting { connect_on: TouchKind::HeldOut, window_ms: DAY_MS };
+        let refused = config.set_channel(Channel::Push, held_out);
+        assert!(matches!(&refused, Err(ConfigError::InvalidSetting(m)) if m.contains("HELD_OUT")), "{refused:?}");
+        assert_eq!(config.setting(Channel::Push).connect_on, TouchKind::Opened, "unchanged");
+
+        assert!(config.set_decay_half_life(59_999).is_err());
+        config.set_decay_half_life(60_000).unwrap();
+        assert_eq!(config.decay_half_life_ms, 60_000);
+
+        let holdouts = |default_bp, campaigns: &[(&str, u32)]| Holdouts {
+            default_bp,
+            campaigns: campaigns.iter().map(|(id, bp)| (id.to_string(), *bp)).collect(),
+        };
+        assert!(config.set_holdouts(holdouts(5_001, &[])).is_err());
+        assert!(config.set_holdouts(holdouts(0, &[("spring", 5_001)])).is_err());
+        assert!(config.set_holdouts(holdouts(0, &[("", 100)])).is_err());
+        assert_eq!(config.holdouts, Holdouts::default(), "a refused change changes nothing");
+        config.set_holdouts(holdouts(500, &[("spring", 5_000), ("summer", 0)])).unwrap();
+        assert_eq!((config.holdouts.bp("spring"), config.holdouts.bp("summer"), config.holdouts.bp("autumn")), (5_000, 0, 500));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! leaves the others untouched. Writing is the inverse, for generated datasets.
 
 use crate::badges::{BadgeDefinition, BadgeRule, RuleKind};
-use crate::config::{ChannelSetting, ConfigError, Goal, GoalKind};
+use crate::config::{ChannelSetting, ConfigError, Goal, GoalKind, Holdouts};
 use crate::model::{
     to_micros, AppEvent, BadgeEvent, Channel, Message, Millis, OrderRecord, Record, Touch, MICROS_PER_UNIT,
 };
@@ -36,6 +36,10 @@ pub struct TenantConfigFile {
     pub settings: Vec<(Channel, ChannelSetting)>,
     pub currency: Option<String>,
     pub excluded_tags: Option<Vec<String>>,
+    /// The TIME_DECAY half-life, when the file sets it.
+    pub decay_half_life_ms: Option<Millis>,
+    /// The holdout shares, when the file sets them (replacing the saved ones).
+    pub holdouts: Option<Holdouts>,
     pub goals: Vec<Goal>,
     /// Badge definitions (SPEC section 6), saved through the badge API.
     pub badges: Vec<BadgeDefinition>,
@@ -52,10 +56,22 @@ struct RawTenant {
     settings: BTreeMap<String, RawSetting>,
     currency: Option<String>,
     excluded_tags: Option<Vec<String>>,
+    decay_half_life_ms: Option<Millis>,
+    holdouts: Option<RawHoldouts>,
     #[serde(default)]
     goals: Vec<RawGoal>,
     #[serde(default)]
     badges: Vec<RawBadge>,
+}
+
+/// `"holdouts": {"default_bp": 0, "campaigns": {"<campaign_id>": bp}}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHoldouts {
+    #[serde(default)]
+    default_bp: u32,
+    #[serde(default)]
+    campaigns: BTreeMap<String, u32>,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -216,6 +232,8 @@ pub fn parse_config(text: &str) -> Result<Vec<TenantConfigFile>, ConfigFileError
                 settings,
                 currency: raw.currency,
                 excluded_tags: raw.excluded_tags,
+                decay_half_life_ms: raw.decay_half_life_ms,
+                holdouts: raw.holdouts.map(|RawHoldouts { default_bp, campaigns }| Holdouts { default_bp, campaigns }),
                 goals,
                 badges,
             })
@@ -236,6 +254,12 @@ pub fn apply_config_file(
     }
     if let Some(tags) = &file.excluded_tags {
         config.set_excluded_tags(tags.clone());
+    }
+    if let Some(half_life_ms) = file.decay_half_life_ms {
+        config.set_decay_half_life(half_life_ms)?;
+    }
+    if let Some(holdouts) = &file.holdouts {
+        config.set_holdouts(holdouts.clone())?;
     }
     for goal in &file.goals {
         config.save_goal(goal.clone())?;
@@ -510,5 +534,25 @@ mod tests {
         assert_eq!(config.goals.len(), 2);
         let bad = r#"{"tenants": {"shop": {"settings": {"FAX": {"connect_on": "OPENED", "window_ms": 1}}}}}"#;
         assert!(parse_config(bad).unwrap_err().to_string().contains("FAX"));
+    }
+
+    #[test]
+    fn config_files_set_the_decay_half_life_and_holdouts() {
+        let text = r#"{"tenants": {"shop": {"decay_half_life_ms": 86400000,
+            "holdouts": {"default_bp": 1000, "campaigns": {"spring": 5000}}}}}"#;
+        let files = parse_config(text).unwrap();
+        let mut config = TenantConfig::defaults("shop");
+        apply_config_file(&mut config, &files[0]).unwrap();
+        assert_eq!(config.decay_half_life_ms, 86_400_000);
+        assert_eq!((config.holdouts.bp("spring"), config.holdouts.bp("other")), (5_000, 1_000));
+        // A file without them leaves them as they are.
+        let mut kept = config.clone();
+        apply_config_file(&mut kept, &parse_config(r#"{"tenants": {"shop": {"currency": "EUR"}}}"#).unwrap()[0]).unwrap();
+        assert_eq!((kept.decay_half_life_ms, &kept.holdouts), (config.decay_half_life_ms, &config.holdouts));
+        // Out of range: refused where applied, like the API; a misspelt key: refused as read.
+        let over = parse_config(r#"{"tenants": {"shop": {"holdouts": {"campaigns": {"spring": 6000}}}}}"#).unwrap();
+        assert!(matches!(apply_config_file(&mut config, &over[0]), Err(ConfigError::InvalidSetting(_))));
+        let misspelt = parse_config(r#"{"tenants": {"shop": {"holdouts": {"default": 100}}}}"#).unwrap_err().to_string();
+        assert!(misspelt.contains("default"), "{misspelt}");
     }
 }

@@ -60,8 +60,9 @@ string_enum!(
     Channel { Push = "PUSH", Email = "EMAIL", Sms = "SMS", InApp = "IN_APP" }
 );
 string_enum!(
-    /// A message lifecycle step.
-    TouchKind { Sent = "SENT", Delivered = "DELIVERED", Opened = "OPENED", Clicked = "CLICKED" }
+    /// A message lifecycle step; `HeldOut`: the sender held the customer out of the message
+    /// (its campaign's control group), never credited.
+    TouchKind { Sent = "SENT", Delivered = "DELIVERED", Opened = "OPENED", Clicked = "CLICKED", HeldOut = "HELD_OUT" }
 );
 string_enum!(
     BadgeAction { Earned = "EARNED", Revoked = "REVOKED", Expired = "EXPIRED" }

@@ -440,6 +440,13 @@ mod tests {
     }
 
     #[test]
+    fn a_held_out_touch_is_never_a_candidate() {
+        let messages = messages(T0 - 10 * HOUR);
+        let touches = [touch("h", "push", TouchKind::HeldOut, T0 - HOUR)];
+        assert_eq!(candidates(&fact(T0, None), &touches, &messages, &config()), Candidates::Touches(vec![]));
+    }
+
+    #[test]
     fn models_are_named_as_reports_name_them() {
         for model in Model::ALL {
             assert_eq!(Model::parse(model.as_str()), Some(model));

@@ -313,6 +313,7 @@ struct Row {
     delivered: i64,
     opened: i64,
     clicked: i64,
+    held_out: i64,
     event_hits: BTreeMap<String, i64>,
     /// Credited conversions and their value, per goal id.
     goals: BTreeMap<String, (i64, i128)>,
@@ -324,6 +325,7 @@ impl Row {
         self.delivered += other.delivered;
         self.opened += other.opened;
         self.clicked += other.clicked;
+        self.held_out += other.held_out;
         for (name, n) in &other.event_hits {
             *self.event_hits.entry(name.clone()).or_default() += n;
         }
@@ -339,6 +341,7 @@ impl Row {
             && self.delivered == 0
             && self.opened == 0
             && self.clicked == 0
+            && self.held_out == 0
             && self.event_hits.values().all(|&n| n == 0)
             && self.goals.values().all(|&(n, value)| n == 0 && value == 0)
     }
@@ -361,6 +364,7 @@ impl Row {
             "delivered": self.delivered,
             "opened": self.opened,
             "clicked": self.clicked,
+            "held_out": self.held_out,
             "event_hits": event_hits,
             "goals": goals,
         })
@@ -401,6 +405,7 @@ impl Reference {
                 TouchKind::Delivered => row.delivered += 1,
                 TouchKind::Opened => row.opened += 1,
                 TouchKind::Clicked => row.clicked += 1,
+                TouchKind::HeldOut => row.held_out += 1,
             }
         }
         for event in result.hits.iter().filter(|e| in_range(e.ts, from, to)) {
@@ -724,7 +729,7 @@ mod tests {
         let campaigns = reference.campaigns_json("t", None, None);
         assert_eq!(
             campaigns,
-            json!([{"campaign_id": "first", "sent": 0, "delivered": 0, "opened": 1, "clicked": 0, "event_hits": {},
+            json!([{"campaign_id": "first", "sent": 0, "delivered": 0, "opened": 1, "clicked": 0, "held_out": 0, "event_hits": {},
                     "goals": {"orders": {"conversions": 2, "value": 107}, "checkin": {"conversions": 0, "value": 0}}}])
         );
     }

@@ -18,6 +18,8 @@ pub struct Activity {
     pub delivered: i64,
     pub opened: i64,
     pub clicked: i64,
+    /// HELD_OUT touches: customers held out of the message.
+    pub held_out: i64,
     pub event_hits: BTreeMap<String, i64>,
     /// Conversions credited (explicitly or by last touch), for every goal of the tenant.
     pub goals: BTreeMap<String, Tally>,
@@ -168,6 +170,7 @@ impl Activity {
                     TouchKind::Delivered => &mut self.delivered,
                     TouchKind::Opened => &mut self.opened,
                     TouchKind::Clicked => &mut self.clicked,
+                    TouchKind::HeldOut => &mut self.held_out,
                 };
                 *counter += tally.count;
             }

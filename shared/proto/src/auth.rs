@@ -47,6 +47,8 @@ pub fn scopes_for(path: &str) -> Option<&'static [Scope]> {
     }
     Some(match (service, method) {
         ("touchstone.v1.IngestService", _) => &[Scope::Ingest],
+        // Senders ask it before sending, with their ingest keys.
+        ("touchstone.v1.QueryService", "GetHoldout") => &[Scope::Ingest, Scope::Query],
         ("touchstone.v1.QueryService", _) => &[Scope::Query],
         ("touchstone.v1.ConfigService", "GetConfig" | "ListGoals" | "ListBadges") => &[Scope::Query, Scope::Admin],
         ("touchstone.v1.ConfigService", _) => &[Scope::Admin],
@@ -123,6 +125,7 @@ one_tenant!(
     pb::GoalKpisRequest,
     pb::GoalSeriesRequest,
     pb::ExplainConversionRequest,
+    pb::HoldoutRequest,
     pb::IssueBadgeRequest,
     pb::SaveBadgeRequest,
     pb::SaveBadgesRequest,
@@ -199,6 +202,8 @@ mod tests {
         assert_eq!(scopes_for("/touchstone.v1.ConfigService/UpdateSettings"), Some(&[Scope::Admin][..]));
         assert_eq!(scopes_for("/touchstone.v1.ConfigService/ListBadges"), Some(&[Scope::Query, Scope::Admin][..]));
         assert_eq!(scopes_for("/touchstone.v1.AttributionService/Recompute"), Some(&[Scope::Admin][..]));
+        assert_eq!(scopes_for("/touchstone.v1.QueryService/GetHoldout"), Some(&[Scope::Ingest, Scope::Query][..]), "senders ask it");
+        assert_eq!(scopes_for("/touchstone.v1.QueryService/GetGoalKpis"), Some(&[Scope::Query][..]));
         assert_eq!(scopes_for("/touchstone.v1.Unknown/X"), Some(&[Scope::Admin][..]));
     }
 

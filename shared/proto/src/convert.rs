@@ -4,7 +4,7 @@
 use crate::v1 as pb;
 use touchstone_core::attribution::Rule;
 use touchstone_core::badges::{BadgeDefinition, BadgeRule, Progress, RuleKind, TimelineEntry, TrophyCase, TrophyHeld, TrophyLocked};
-use touchstone_core::config::{ChannelSetting, Goal, GoalKind, TenantConfig};
+use touchstone_core::config::{ChannelSetting, Goal, GoalKind, Holdouts, TenantConfig};
 use touchstone_core::model::{
     self, to_micros, AppEvent, BadgeAction, BadgeEvent, BadgeSource, Channel, Message, OrderRecord, Record,
     Touch, TouchKind,
@@ -65,6 +65,7 @@ pub fn touch_kind_from_pb(field: &'static str, value: i32) -> Result<TouchKind, 
         pb::TouchKind::Delivered => Ok(TouchKind::Delivered),
         pb::TouchKind::Opened => Ok(TouchKind::Opened),
         pb::TouchKind::Clicked => Ok(TouchKind::Clicked),
+        pb::TouchKind::HeldOut => Ok(TouchKind::HeldOut),
         pb::TouchKind::Unspecified => Err(ConvertError::Unset(field)),
     }
 }
@@ -75,6 +76,7 @@ pub fn touch_kind_to_pb(kind: TouchKind) -> pb::TouchKind {
         TouchKind::Delivered => pb::TouchKind::Delivered,
         TouchKind::Opened => pb::TouchKind::Opened,
         TouchKind::Clicked => pb::TouchKind::Clicked,
+        TouchKind::HeldOut => pb::TouchKind::HeldOut,
     }
 }
 
@@ -364,7 +366,7 @@ impl From<Goal> for pb::Goal {
 
 impl From<TenantConfig> for pb::TenantConfig {
     fn from(config: TenantConfig) -> Self {
-        let TenantConfig { tenant, settings, currency, excluded_tags, goals, version } = config;
+        let TenantConfig { tenant, settings, currency, excluded_tags, goals, version, decay_half_life_ms, holdouts } = config;
         pb::TenantConfig {
             tenant,
             settings: settings
@@ -379,7 +381,23 @@ impl From<TenantConfig> for pb::TenantConfig {
             excluded_tags,
             goals: goals.into_iter().map(Into::into).collect(),
             version,
+            decay_half_life_ms,
+            holdouts: Some(holdouts.into()),
         }
+    }
+}
+
+impl From<Holdouts> for pb::Holdouts {
+    fn from(holdouts: Holdouts) -> Self {
+        let Holdouts { default_bp, campaigns } = holdouts;
+        pb::Holdouts { default_bp, campaigns: campaigns.into_iter().collect() }
+    }
+}
+
+impl From<pb::Holdouts> for Holdouts {
+    fn from(holdouts: pb::Holdouts) -> Self {
+        let pb::Holdouts { default_bp, campaigns } = holdouts;
+        Holdouts { default_bp, campaigns: campaigns.into_iter().collect() }
     }
 }
 

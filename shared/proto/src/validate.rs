@@ -81,7 +81,16 @@ impl Validate for pb::GetConfigRequest {
 
 impl Validate for pb::UpdateSettingsRequest {
     fn validate(&self) -> Result<(), InvalidRecord> {
-        let pb::UpdateSettingsRequest { tenant, settings, currency: new_currency, excluded_tags } = self;
+        // The half-life and holdout shares are checked by the config they are set on.
+        let pb::UpdateSettingsRequest { tenant, settings, currency: new_currency, excluded_tags, decay_half_life_ms: _, holdouts } = self;
+        if let Some(pb::Holdouts { campaigns, .. }) = holdouts {
+            if campaigns.len() > MAX_HOLDOUT_CAMPAIGNS {
+                return Err(InvalidRecord::TooMany { field: "holdouts.campaigns", len: campaigns.len() });
+            }
+            for campaign_id in campaigns.keys() {
+                id("holdouts.campaigns", campaign_id)?;
+            }
+        }
         id("tenant", tenant)?;
         // Enum values and windows are checked where settings are decoded; here only their
         // number, so that a huge list is refused before it is walked.
@@ -178,6 +187,18 @@ impl Validate for pb::GoalSeriesRequest {
         id("tenant", tenant)?;
         id("goal_id", goal_id)?;
         text("time_zone", time_zone)
+    }
+}
+
+/// Campaigns one `UpdateSettings` may give holdout shares of.
+pub const MAX_HOLDOUT_CAMPAIGNS: usize = 10_000;
+
+impl Validate for pb::HoldoutRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::HoldoutRequest { tenant, campaign_id, customer_id } = self;
+        id("tenant", tenant)?;
+        id("campaign_id", campaign_id)?;
+        id("customer_id", customer_id)
     }
 }
 

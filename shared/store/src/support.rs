@@ -4,6 +4,7 @@
 use crate::{CellKinds, LogPayload, Result, StoreError, TraceParent};
 use serde::{Deserialize, Serialize};
 use std::sync::{Mutex, MutexGuard};
+use touchstone_core::config::{TenantConfig, TenantConfigBeforeModels};
 use touchstone_core::model::{Millis, Record};
 use touchstone_core::rollup::{CampaignCell, Tally};
 
@@ -91,6 +92,14 @@ pub(crate) fn decode_with_trace<T: serde::de::DeserializeOwned>(bytes: &[u8]) ->
     Ok((value, TraceParent::from_bytes(rest)))
 }
 
+/// A stored tenant configuration: the current layout, else the one from before the model
+/// and holdout settings (postcard has no optional fields: an older value ends early).
+pub(crate) fn decode_config(what: &str, bytes: &[u8]) -> Result<TenantConfig> {
+    postcard::from_bytes::<TenantConfig>(bytes)
+        .or_else(|error| postcard::from_bytes::<TenantConfigBeforeModels>(bytes).map(Into::into).map_err(|_| error))
+        .map_err(|e| StoreError::Corrupt(format!("undecodable {what}: {e}")))
+}
+
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     postcard::to_stdvec(value).map_err(|e| StoreError::Backend(format!("encoding a value: {e}")))
 }
@@ -154,5 +163,34 @@ mod tests {
         assert_eq!(decode_campaign_cells(&bytes, CellKinds::Conversions).unwrap(), vec![(converted, Tally { count: 2, value_micros: 9 })]);
         assert_eq!(encode_campaign_cells(vec![(CampaignCell::Message, Tally::default())]).unwrap(), None);
         assert!(matches!(decode_campaign_cells(&bytes[..6], CellKinds::All), Err(StoreError::Corrupt(_))));
+    }
+
+    /// A configuration saved before the model and holdout settings existed reads with
+    /// their defaults; a current one reads as saved; a cut one is refused.
+    #[test]
+    fn configurations_of_the_older_layout_still_decode() {
+        use std::collections::BTreeMap;
+        use touchstone_core::config::{ChannelSetting, Goal, Holdouts};
+        use touchstone_core::model::Channel;
+        #[derive(Serialize)]
+        struct Before {
+            tenant: String,
+            settings: BTreeMap<Channel, ChannelSetting>,
+            currency: String,
+            excluded_tags: Vec<String>,
+            goals: Vec<Goal>,
+            version: u64,
+        }
+        let mut saved = TenantConfig::defaults("t");
+        saved.set_currency("EUR").unwrap();
+        saved.version = 7;
+        let TenantConfig { tenant, settings, currency, excluded_tags, goals, version, .. } = saved.clone();
+        let before = encode(&Before { tenant, settings, currency, excluded_tags, goals, version }).unwrap();
+        assert_eq!(decode_config("config", &before).unwrap(), saved, "the new settings at their defaults");
+
+        saved.set_decay_half_life(3_600_000).unwrap();
+        saved.set_holdouts(Holdouts { default_bp: 100, campaigns: [("spring".to_owned(), 2_500)].into() }).unwrap();
+        assert_eq!(decode_config("config", &encode(&saved).unwrap()).unwrap(), saved);
+        assert!(matches!(decode_config("config", &before[..before.len() - 3]), Err(StoreError::Corrupt(_))));
     }
 }

@@ -99,8 +99,8 @@ fn refused(error: ClientError, outcome: &mut Outcome, report: impl FnOnce(&str) 
 /// The `UpdateSettings` call for a section, or none when the section sets nothing (so that a
 /// file with goals only does not touch the settings).
 fn settings_request(section: &TenantConfigFile) -> Option<pb::UpdateSettingsRequest> {
-    let TenantConfigFile { tenant, settings, currency, excluded_tags, goals: _, badges: _ } = section;
-    if settings.is_empty() && currency.is_none() && excluded_tags.is_none() {
+    let TenantConfigFile { tenant, settings, currency, excluded_tags, decay_half_life_ms, holdouts, goals: _, badges: _ } = section;
+    if settings.is_empty() && currency.is_none() && excluded_tags.is_none() && decay_half_life_ms.is_none() && holdouts.is_none() {
         return None;
     }
     Some(pb::UpdateSettingsRequest {
@@ -115,6 +115,8 @@ fn settings_request(section: &TenantConfigFile) -> Option<pb::UpdateSettingsRequ
             .collect(),
         currency: currency.clone(),
         excluded_tags: excluded_tags.as_ref().map(|tags| pb::ExcludedTags { tags: tags.clone() }),
+        decay_half_life_ms: *decay_half_life_ms,
+        holdouts: holdouts.clone().map(Into::into),
     })
 }
 

@@ -52,7 +52,7 @@ pub fn stats_header(kind: StatsKind, goal_ids: &[String]) -> Vec<String> {
         StatsKind::Messages => vec!["msg_hash", "campaign_id", "channel"],
     }
     .into_iter()
-    .chain(["sent", "delivered", "opened", "clicked", "open_rate", "click_rate"])
+    .chain(["sent", "delivered", "opened", "clicked", "open_rate", "click_rate", "held_out"])
     .map(str::to_owned)
     .collect();
     for goal in goal_ids {
@@ -79,6 +79,7 @@ pub fn stats_record(row: &StatsRow, goal_ids: &[String]) -> Vec<String> {
         touches.clicked.to_string(),
         rate_text(touches.open_rate, touches.delivered),
         rate_text(touches.click_rate, touches.delivered),
+        touches.held_out.to_string(),
     ]);
     for goal_id in goal_ids {
         let cell = row.goal(goal_id);
@@ -146,15 +147,15 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "campaign_id,messages,sent,delivered,opened,clicked,open_rate,click_rate,\
+            "campaign_id,messages,sent,delivered,opened,clicked,open_rate,click_rate,held_out,\
              orders_conversions,orders_value,orders_conversion_rate,orders_average_check,\
              checkin_conversions,checkin_value,checkin_conversion_rate,checkin_average_check,top_event_hits"
         );
         assert_eq!(
             lines[1],
-            "spring,2,100,80,20,5,0.2500,0.0625,4,5000,0.2000,1250.00,1,12.5,0.0500,12.50,\"{\"\"view\"\":7,\"\"checkin\"\":2}\""
+            "spring,2,100,80,20,5,0.2500,0.0625,0,4,5000,0.2000,1250.00,1,12.5,0.0500,12.50,\"{\"\"view\"\":7,\"\"checkin\"\":2}\""
         );
-        assert_eq!(lines[2], "summer,1,10,0,0,0,,,0,0,,,0,0,,,", "rates over nothing are empty");
+        assert_eq!(lines[2], "summer,1,10,0,0,0,,,0,0,0,,,0,0,,,", "rates over nothing are empty");
         assert_eq!(lines.len(), 3, "no totals row in csv");
     }
 
@@ -164,8 +165,8 @@ mod tests {
         let text = render_stats(&report).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("msg_hash,campaign_id,channel,sent,"), "{}", lines[0]);
-        assert_eq!(lines[1], "m1,spring,PUSH,50,40,10,2,0.2500,0.0500,3,100,0.3000,33.33,\"{\"\"view\"\":3}\"");
-        assert_eq!(lines[2], "m9,,,0,0,0,0,,,0,0,,,\"{\"\"view\"\":1}\"");
+        assert_eq!(lines[1], "m1,spring,PUSH,50,40,10,2,0.2500,0.0500,0,3,100,0.3000,33.33,\"{\"\"view\"\":3}\"");
+        assert_eq!(lines[2], "m9,,,0,0,0,0,,,0,0,0,,,\"{\"\"view\"\":1}\"");
     }
 
     #[test]
@@ -174,7 +175,7 @@ mod tests {
         list.campaigns[1].goals.truncate(1);
         let report = StatsReport::from_campaigns(list).unwrap();
         let text = render_stats(&report).unwrap();
-        assert_eq!(text.lines().nth(2), Some("summer,1,10,0,0,0,,,0,0,,,0,0,,,"));
+        assert_eq!(text.lines().nth(2), Some("summer,1,10,0,0,0,,,0,0,0,,,0,0,,,"));
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct Touches {
     pub delivered: u64,
     pub opened: u64,
     pub clicked: u64,
+    /// Customers held out of the message (its control group).
+    pub held_out: u64,
     pub open_rate: f64,
     pub click_rate: f64,
 }
@@ -233,8 +235,8 @@ fn message_row(stats: pb::MessageStats) -> Result<StatsRow, ReplyError> {
 }
 
 fn touches_from_pb(touches: Option<pb::TouchCounts>) -> Touches {
-    let pb::TouchCounts { sent, delivered, opened, clicked, open_rate, click_rate } = touches.unwrap_or_default();
-    Touches { sent, delivered, opened, clicked, open_rate, click_rate }
+    let pb::TouchCounts { sent, delivered, opened, clicked, open_rate, click_rate, held_out } = touches.unwrap_or_default();
+    Touches { sent, delivered, opened, clicked, held_out, open_rate, click_rate }
 }
 
 fn hits_from_pb(hits: Vec<pb::EventHitCount>) -> Vec<(String, u64)> {
@@ -350,7 +352,7 @@ pub mod fixtures {
 
     pub fn touches(sent: u64, delivered: u64, opened: u64, clicked: u64) -> Option<pb::TouchCounts> {
         let rate = |n: u64| if delivered == 0 { 0.0 } else { n as f64 / delivered as f64 };
-        Some(pb::TouchCounts { sent, delivered, opened, clicked, open_rate: rate(opened), click_rate: rate(clicked) })
+        Some(pb::TouchCounts { sent, delivered, opened, clicked, open_rate: rate(opened), click_rate: rate(clicked), held_out: 0 })
     }
 
     /// A tenant in `currency` with the default goal `orders` (ORDER) and `checkin` (EVENT).

@@ -4,7 +4,7 @@
 
 use super::timed;
 use super::ingest_log::{ACCEPTED, Appended, DUPLICATE};
-use super::layout::{decode, seq_value};
+use super::layout::seq_value;
 use super::{CqlStore, Inner, Lwt};
 use crate::support::{StoredPayload, encode};
 use crate::{ConfigStore, LogMark, Result, StoreError, log_shard};
@@ -60,7 +60,7 @@ impl Inner {
     async fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
         let stored: Option<(Option<i64>, Option<Vec<u8>>)> = self.row(&self.statements.select_config, (tenant,)).await?;
         match stored {
-            Some((_, Some(config))) => decode("tenant config", &config),
+            Some((_, Some(config))) => crate::support::decode_config("tenant config", &config),
             _ => Ok(TenantConfig::defaults(tenant)),
         }
     }

@@ -117,7 +117,7 @@ impl Inner {
 
     pub(super) async fn folded_config(&self, tenant: &str) -> Result<Option<TenantConfig>> {
         let row: Option<(Vec<u8>,)> = self.row(&self.statements.select_folded_config, (tenant,)).await?;
-        row.map(|(config,)| decode("folded config", &config)).transpose()
+        row.map(|(config,)| crate::support::decode_config("folded config", &config)).transpose()
     }
 
     /// The writes of a step's fold state, at the step's timestamp. Marks are removed by

@@ -48,14 +48,14 @@ impl Tables {
     }
 
     pub(super) fn tenant_config(&self, tenant: &str) -> Result<TenantConfig> {
-        let stored = self.get(Table::Configs, Key::new().str(tenant).as_bytes())?;
+        let stored = self.get_config(Table::Configs, Key::new().str(tenant).as_bytes())?;
         Ok(stored.unwrap_or_else(|| TenantConfig::defaults(tenant)))
     }
 
     fn save_tenant_config(&self, config: &TenantConfig) -> Result<LogMark> {
         let _turn = lock(&self.log_writer);
         let tenant_key = Key::new().str(&config.tenant).into_vec();
-        let stored = self.get::<TenantConfig>(Table::Configs, &tenant_key)?.map_or(0, |c| c.version);
+        let stored = self.get_config(Table::Configs, &tenant_key)?.map_or(0, |c| c.version);
         // Version 0 is "never saved": no save can expect a stored version below it.
         if config.version.checked_sub(1) != Some(stored) {
             return Err(StoreError::Conflict { tenant: config.tenant.clone() });

@@ -88,7 +88,7 @@ impl Tables {
     }
 
     pub(super) fn folded_config(&self, tenant: &str) -> Result<Option<TenantConfig>> {
-        self.get(Table::Meta, &folded_config_key(tenant))
+        self.get_config(Table::Meta, &folded_config_key(tenant))
     }
 
     /// Adds a commit's fold writes to its batch. Marks of a message the same commit

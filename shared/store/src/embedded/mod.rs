@@ -213,6 +213,15 @@ impl Tables {
         decode(table, &bytes).map(Some)
     }
 
+    /// A stored tenant configuration, of the current layout or an older one.
+    fn get_config(&self, table: Table, key: &[u8]) -> Result<Option<touchstone_core::config::TenantConfig>> {
+        let Some(bytes) = self.read(table).get(checked(key)?).map_err(backend)? else {
+            return Ok(None);
+        };
+        self.usage.read_bytes(table, bytes.len());
+        crate::support::decode_config(table.name(), &bytes).map(Some)
+    }
+
     fn scan<T: DeserializeOwned>(&self, table: Table, range: KeyRange) -> Result<Vec<T>> {
         if range_is_empty(&range) {
             return Ok(Vec::new());
