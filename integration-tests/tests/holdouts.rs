@@ -110,4 +110,25 @@ fn holdouts_are_set_asked_for_counted_and_never_credited() {
     assert_eq!(goals[0]["unattributed"], json!({"conversions": 1, "value": 100}), "the held-out customer's order");
     let messages = server.report("messages", "acme", None, None);
     assert_eq!(messages[0]["held_out"], json!(1));
+
+    // The lift: c2 (sent) and c1 (held out) both bought within the push's window. One
+    // customer a group: no p-value (no variance), no value interval, not enough data.
+    let lift = server.cli_ok(&["report", "lift", "--tenant", "acme", "--campaign", "spring-sale", "--format", "json"]);
+    let lift: serde_json::Value = serde_json::from_str(&lift).unwrap();
+    assert_eq!(
+        lift,
+        json!({"campaign_id": "spring-sale", "goal_id": "orders", "n_t": 1, "converted_t": 1, "n_c": 1, "converted_c": 1,
+               "contaminated": 0, "r_t": 1.0, "r_c": 1.0, "diff": 0.0, "diff_low": 0.0, "diff_high": 0.0, "lift": 0.0,
+               "p_value": null, "incremental_conversions": 0.0, "value_per_customer_t": 100.0, "value_per_customer_c": 100.0,
+               "value_diff": 0.0, "value_diff_low": null, "value_diff_high": null, "enough_data": false})
+    );
+    // Entries before the range: nobody in either group.
+    let later = server.cli_ok(&["report", "lift", "--tenant", "acme", "--campaign", "spring-sale", "--from", &(T0 + 1).to_string(), "--format", "json"]);
+    let later: serde_json::Value = serde_json::from_str(&later).unwrap();
+    assert_eq!((&later["n_t"], &later["n_c"], &later["r_t"]), (&json!(0), &json!(0), &serde_json::Value::Null));
+    let table = server.cli_ok(&["report", "lift", "--tenant", "acme", "--campaign", "spring-sale"]);
+    assert!(table.contains("treatment") && table.contains("warning: not enough data"), "{table}");
+    let unknown_goal = server.cli(&["report", "lift", "--tenant", "acme", "--campaign", "spring-sale", "--goal", "nope"]);
+    assert!(!unknown_goal.status.success());
+    assert!(touchstone_integration_tests::text(&unknown_goal.stderr).contains("no goal"), "{}", touchstone_integration_tests::text(&unknown_goal.stderr));
 }

@@ -193,6 +193,53 @@ fn campaign_totals_pb(totals: CampaignTotals) -> pb::CampaignTotals {
     }
 }
 
+fn lift_pb(campaign_id: String, goal_id: String, report: lift::Lift) -> pb::LiftReport {
+    let lift::Lift {
+        n_t,
+        converted_t,
+        n_c,
+        converted_c,
+        contaminated,
+        r_t,
+        r_c,
+        diff,
+        diff_low,
+        diff_high,
+        lift,
+        p_value,
+        incremental_conversions,
+        value_per_customer_t,
+        value_per_customer_c,
+        value_diff,
+        value_diff_low,
+        value_diff_high,
+        enough_data,
+    } = report;
+    pb::LiftReport {
+        campaign_id,
+        goal_id,
+        n_t,
+        converted_t,
+        n_c,
+        converted_c,
+        contaminated,
+        r_t,
+        r_c,
+        diff,
+        diff_low,
+        diff_high,
+        lift,
+        p_value,
+        incremental_conversions,
+        value_per_customer_t,
+        value_per_customer_c,
+        value_diff,
+        value_diff_low,
+        value_diff_high,
+        enough_data,
+    }
+}
+
 fn goal_kpis_pb(kpi: GoalKpi) -> pb::GoalKpis {
     let GoalKpi { goal_id, explicit, last_touch, unattributed, campaigns, no_campaign } = kpi;
     pb::GoalKpis {
@@ -426,6 +473,24 @@ impl QueryService for QueryApi {
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move { crate::badges::follow_feed(store.as_ref(), tenant, badge_id, start, sink, shutdown).await }.in_current_span());
         Ok(Response::new(ReceiverStream::new(stream)))
+    }
+
+    /// Reads every customer state of the tenant: exact, and as costly as the tenant is large.
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, campaign_id = %request.get_ref().campaign_id))]
+    async fn get_lift(&self, request: Request<pb::LiftRequest>) -> Result<Response<pb::LiftReport>, Status> {
+        let pb::LiftRequest { tenant, campaign_id, goal_id, range } = valid(request)?;
+        self.existing(&tenant).await?;
+        let range = Range::from_pb(range)?;
+        let config = self.config(&tenant).await?;
+        let goal_id = goal_id.unwrap_or_else(|| touchstone_core::config::DEFAULT_GOAL_ID.to_owned());
+        let goal = config.goal(&goal_id).cloned().ok_or_else(|| ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")))?;
+        let states = self.reads.customer_states(&tenant).await.map_err(ApiError::from)?;
+        let hashes: std::collections::BTreeSet<&str> =
+            states.iter().flat_map(|(_, state)| state.touches()).map(|touch| touch.msg_hash.as_str()).collect();
+        let hashes: Vec<String> = hashes.into_iter().map(str::to_owned).collect();
+        let messages = self.reads.messages(&tenant, &hashes).await.map_err(ApiError::from)?;
+        let report = lift::campaign_lift(states.iter().map(|(_, state)| state), &campaign_id, &goal, range.from, range.to, &messages, &config);
+        Ok(Response::new(lift_pb(campaign_id, goal_id, report)))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, campaign_id = %request.get_ref().campaign_id))]

@@ -404,6 +404,30 @@ pub enum ReportCommand {
     /// Why one conversion was credited as it was: the rule, the credited message, and every
     /// candidate touch with its verdict.
     Explain(ExplainArgs),
+    /// A campaign's lift for a goal: its treatment group (sent a message of it) against its
+    /// control group (held out), with the 95% intervals and the z-test's p-value.
+    Lift(LiftArgs),
+}
+
+#[derive(clap::Args)]
+pub struct LiftArgs {
+    #[arg(long)]
+    pub tenant: String,
+    #[arg(long)]
+    pub campaign: String,
+    /// The goal whose conversions count (default: orders).
+    #[arg(long)]
+    pub goal: Option<String>,
+    /// Entry touches from this epoch ms on (default: all time).
+    #[arg(long)]
+    pub from: Option<i64>,
+    /// Entry touches before this epoch ms (conversions may follow it).
+    #[arg(long)]
+    pub to: Option<i64>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ExplainFormat,
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub server: String,
 }
 
 #[derive(clap::Args)]

@@ -3,10 +3,12 @@
 //!
 //! - [`rows`]: the replies checked and read into plain rows, shared by the writers.
 //! - [`json`], [`export`] (CSV), [`table`]: one writer each.
+//! - [`explain`] and [`lift`]: one conversion's explanation, a campaign's lift.
 
 pub(crate) mod explain;
 pub(crate) mod export;
 pub(crate) mod json;
+pub(crate) mod lift;
 pub(crate) mod rows;
 pub(crate) mod table;
 
@@ -44,6 +46,18 @@ pub async fn run(what: ReportCommand) -> CommandResult {
                 query.get_goal_kpis(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
             let (rows, units) = rows::goal_report(reply.into_inner())?;
             render_goals(&rows, &units, args.format)?
+        }
+        ReportCommand::Lift(args) => {
+            let channel = client::connect(&args.server).await?;
+            let mut query = QueryServiceClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES);
+            let range = Some(pb::TimeRange { from_ms: args.from, to_ms: args.to });
+            let request = pb::LiftRequest { tenant: args.tenant, campaign_id: args.campaign, goal_id: args.goal, range };
+            let reply = query.get_lift(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
+            let report = reply.into_inner();
+            match args.format {
+                ExplainFormat::Json => json::render(&lift::lift_json(&report))?,
+                ExplainFormat::Table => lift::lift_table(&report),
+            }
         }
         ReportCommand::Explain(args) => {
             let channel = client::connect(&args.server).await?;

@@ -148,6 +148,8 @@ async fn walk(c: &mut Clients, tenant: &str, mut check: impl FnMut(&str, Result<
     check("QueryService/ExplainConversion", call(c.query.explain_conversion(explain)).await);
     let holdout = pb::HoldoutRequest { tenant: t(), campaign_id: "c1".into(), customer_id: "c1".into() };
     check("QueryService/GetHoldout", call(c.query.get_holdout(holdout)).await);
+    let lift = pb::LiftRequest { tenant: t(), campaign_id: "c1".into(), goal_id: None, range };
+    check("QueryService/GetLift", call(c.query.get_lift(lift)).await);
     let timeline = pb::BadgeTimelineRequest { tenant: t(), customer_id: "c1".into(), ..Default::default() };
     check("QueryService/GetBadgeTimeline", call(c.query.get_badge_timeline(timeline)).await);
     check("QueryService/GetTrophyCase", call(c.query.get_trophy_case(pb::TrophyCaseRequest { tenant: t(), customer_id: "c1".into() })).await);

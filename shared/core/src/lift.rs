@@ -1,10 +1,16 @@
 //! Holdouts and lift: which customers a campaign holds out ([`held_out`], reproducible by
-//! any sender), and what a campaign added over its control group ([`lift`]): conversion
-//! rates with the 95% interval of their difference, the pooled two-proportion z-test,
-//! incremental conversions, and value per customer with its Welch interval.
+//! any sender), who was in its treatment and control groups over a range and whether they
+//! converted ([`exposure`], [`outcome`], [`campaign_lift`] over the customers' fold state),
+//! and what the campaign added over its control group ([`lift`]): conversion rates with
+//! the 95% interval of their difference, the pooled two-proportion z-test, incremental
+//! conversions, and value per customer with its Welch interval.
 //!
 //! Every figure that cannot be computed is `None`, never NaN or an infinity.
 
+use crate::attribution::{Conversion, Messages};
+use crate::config::{Goal, GoalKind, TenantConfig};
+use crate::fold::CustomerState;
+use crate::model::{MICROS_PER_UNIT, Micros, Millis, Touch, TouchKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -50,8 +56,9 @@ impl Group {
     pub fn add(&mut self, converted: bool, value: i128) {
         self.customers += 1;
         self.converted += u64::from(converted);
-        self.value_sum += value;
-        self.value_squares += value * value;
+        // Saturating: values are bounded at validation, so only absurd sums could reach it.
+        self.value_sum = self.value_sum.saturating_add(value);
+        self.value_squares = self.value_squares.saturating_add(value.saturating_mul(value));
     }
 
     fn rate(&self) -> Option<f64> {
@@ -146,6 +153,100 @@ pub fn lift(t: &Group, c: &Group, contaminated: u64, unit: f64) -> Lift {
     }
 }
 
+/// Which group a customer is in for a campaign over a range, and when they entered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure<'a> {
+    /// A `SENT` touch of a registered message of the campaign in the range; the earliest.
+    Treatment(&'a Touch),
+    /// A `HELD_OUT` touch of one; the earliest.
+    Control(&'a Touch),
+    /// Both: in neither group, counted as contaminated.
+    Both,
+}
+
+/// A customer's exposure to `campaign_id` over `[from, to)`, or `None` when the customer
+/// has neither a `SENT` nor a `HELD_OUT` touch of its registered messages in it (messages
+/// with excluded tags included: holding out is about sending, not credit).
+pub fn exposure<'a>(touches: impl IntoIterator<Item = &'a Touch>, campaign_id: &str, from: Millis, to: Millis, messages: &Messages) -> Option<Exposure<'a>> {
+    let (mut sent, mut held): (Option<&Touch>, Option<&Touch>) = (None, None);
+    for touch in touches {
+        if touch.ts < from || touch.ts >= to || messages.get(&touch.msg_hash).is_none_or(|message| message.campaign_id != campaign_id) {
+            continue;
+        }
+        let slot = match touch.kind {
+            TouchKind::Sent => &mut sent,
+            TouchKind::HeldOut => &mut held,
+            _ => continue,
+        };
+        if slot.is_none_or(|earliest| (touch.ts, &touch.event_id) < (earliest.ts, &earliest.event_id)) {
+            *slot = Some(touch);
+        }
+    }
+    match (sent, held) {
+        (Some(_), Some(_)) => Some(Exposure::Both),
+        (Some(entry), None) => Some(Exposure::Treatment(entry)),
+        (None, Some(entry)) => Some(Exposure::Control(entry)),
+        (None, None) => None,
+    }
+}
+
+/// Whether a customer who entered at `entry` converted for `goal_id` within the entry
+/// message's channel window (`e <= c <= e + window_ms`, the conversion may fall after the
+/// range), and what those conversions are worth in whole units ([`goal_units`]).
+pub fn outcome<'a>(entry: &Touch, conversions: impl IntoIterator<Item = &'a Conversion>, goal_id: &str, unit: Micros, messages: &Messages, config: &TenantConfig) -> (bool, i128) {
+    let window_ms = messages.get(&entry.msg_hash).map_or(0, |message| config.setting(message.channel).window_ms);
+    let mut converted = false;
+    let mut value: i128 = 0;
+    for conversion in conversions {
+        let fact = &conversion.fact;
+        if fact.goal_id == goal_id && entry.ts <= fact.ts && fact.ts - entry.ts <= window_ms {
+            converted = true;
+            value += i128::from(fact.value_micros / unit);
+        }
+    }
+    (converted, value)
+}
+
+/// How many millionths make a whole unit of a goal's values in the lift report: an ORDER
+/// goal's values are counted in minor units (exact), an EVENT goal's in millionths.
+pub fn goal_units(goal: &Goal) -> Micros {
+    match goal.kind {
+        GoalKind::Order { .. } => MICROS_PER_UNIT,
+        GoalKind::Event { .. } => 1,
+    }
+}
+
+/// The lift of a campaign for a goal over `[from, to)` from every customer's fold state
+/// (touches and conversions): groups by [`exposure`], outcomes by [`outcome`].
+pub fn campaign_lift<'a>(
+    customers: impl IntoIterator<Item = &'a CustomerState>,
+    campaign_id: &str,
+    goal: &Goal,
+    from: Millis,
+    to: Millis,
+    messages: &Messages,
+    config: &TenantConfig,
+) -> Lift {
+    let unit = goal_units(goal);
+    let (mut treatment, mut control, mut contaminated) = (Group::default(), Group::default(), 0);
+    for state in customers {
+        let (group, entry) = match exposure(state.touches(), campaign_id, from, to, messages) {
+            Some(Exposure::Treatment(entry)) => (&mut treatment, entry),
+            Some(Exposure::Control(entry)) => (&mut control, entry),
+            Some(Exposure::Both) => {
+                contaminated += 1;
+                continue;
+            }
+            None => continue,
+        };
+        let (converted, value) = outcome(entry, state.conversions(), &goal.id, unit, messages, config);
+        group.add(converted, value);
+    }
+    // Whole units per report unit: minor units are reported as they are, millionths as units.
+    let per_report_unit = if unit == MICROS_PER_UNIT { 1.0 } else { MICROS_PER_UNIT as f64 };
+    lift(&treatment, &control, contaminated, per_report_unit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +338,110 @@ mod tests {
         for report in [no_control, flat, single] {
             let json = serde_json::to_string(&report).unwrap();
             assert!(!json.contains("NaN") && !json.contains("inf"), "{json}");
+        }
+    }
+
+    mod groups {
+        use super::super::*;
+        use super::close;
+        use crate::attribution::ConversionFact;
+        use crate::attribution::fixtures::{HOUR, config, message, messages};
+        use crate::fold::{FactChange, FoldContext, fold_customer};
+        use crate::model::Channel;
+
+        const T0: Millis = 1_767_225_600_000;
+
+        fn touch(id: &str, customer: &str, msg: &str, kind: TouchKind, ts: Millis) -> Touch {
+            Touch { tenant: "t".into(), event_id: id.into(), msg_hash: msg.into(), customer_id: customer.into(), kind, ts }
+        }
+
+        fn order(key: &str, customer: &str, ts: Millis, amount_minor: i64) -> FactChange {
+            let fact = ConversionFact {
+                tenant: "t".into(),
+                goal_id: "orders".into(),
+                key: key.into(),
+                customer_id: customer.into(),
+                ts,
+                value_micros: amount_minor * MICROS_PER_UNIT,
+                source_event_id: key.into(),
+                explicit_msg_hash: None,
+            };
+            FactChange { goal_id: "orders".into(), key: key.into(), old: None, new: Some(fact) }
+        }
+
+        fn all_messages() -> Messages {
+            let mut messages = messages(T0 - 10 * HOUR);
+            let mut other = message("other", Channel::Push, &[], T0);
+            other.campaign_id = "another".into();
+            messages.insert("other".into(), other);
+            messages
+        }
+
+        fn state(touches: &[Touch], orders: &[FactChange]) -> CustomerState {
+            let messages = all_messages();
+            let mut state = CustomerState::default();
+            fold_customer(&mut state, touches, orders, FoldContext { config: &config(), messages: &messages });
+            state
+        }
+
+        /// Push windows are 24 h; the range is [T0 - 1 h, T0 + 2 h).
+        #[test]
+        fn groups_entries_and_outcomes_follow_the_rules() {
+            use TouchKind::{HeldOut, Sent};
+            let customers = [
+                // Treatment, converted 5 h after entry.
+                state(&[touch("a1", "a", "push", Sent, T0)], &[order("oa", "a", T0 + 5 * HOUR, 100)]),
+                // Control, the order 30 h after entry: past the window.
+                state(&[touch("b1", "b", "push", HeldOut, T0)], &[order("ob", "b", T0 + 30 * HOUR, 70)]),
+                // Both: contaminated.
+                state(&[touch("c1", "c", "push", Sent, T0), touch("c2", "c", "push2", HeldOut, T0 + 1)], &[]),
+                // The email before the range does not count: entry is the push, and an order
+                // exactly a window later converts; one after `to` is fine.
+                state(
+                    &[touch("d1", "d", "mail", Sent, T0 - 2 * HOUR), touch("d2", "d", "push", Sent, T0 + HOUR)],
+                    &[order("od", "d", T0 + 25 * HOUR, 200)],
+                ),
+                // Another campaign, an unregistered message, and a SENT touch after `to`.
+                state(&[touch("e1", "e", "other", Sent, T0)], &[order("oe", "e", T0 + HOUR, 10)]),
+                state(&[touch("g1", "g", "nowhere", Sent, T0)], &[order("og", "g", T0 + HOUR, 10)]),
+                state(&[touch("h1", "h", "push", Sent, T0 + 2 * HOUR)], &[order("oh", "h", T0 + 3 * HOUR, 10)]),
+                // Held out of a message with an excluded tag: in control all the same.
+                state(&[touch("f1", "f", "reset", HeldOut, T0)], &[order("of", "f", T0 + HOUR, 50)]),
+            ];
+            let messages = all_messages();
+            let orders = Goal::default_orders();
+            let report = campaign_lift(&customers, "camp", &orders, T0 - HOUR, T0 + 2 * HOUR, &messages, &config());
+            assert_eq!((report.n_t, report.converted_t, report.n_c, report.converted_c, report.contaminated), (2, 2, 2, 1, 1));
+            assert!(close(report.value_per_customer_t, 150.0), "{report:?}");
+            assert!(close(report.value_per_customer_c, 25.0), "{report:?}");
+            assert!(close(report.r_t, 1.0) && close(report.r_c, 0.5) && close(report.lift, 1.0));
+
+            // The entry is the earliest touch by (ts, event_id).
+            let both_sent = [touch("z", "x", "push", Sent, T0), touch("y", "x", "push2", Sent, T0)];
+            assert_eq!(exposure(&both_sent, "camp", T0, T0 + 1, &messages), Some(Exposure::Treatment(&both_sent[1])));
+            assert_eq!(exposure(&both_sent, "camp", T0 + 1, T0 + 2, &messages), None, "outside the range");
+        }
+
+        /// An EVENT goal's values are millionths of the event's units.
+        #[test]
+        fn event_values_count_in_millionths() {
+            let goal = Goal { id: "watch".into(), kind: GoalKind::Event { event_name: "watch".into() } };
+            assert_eq!(goal_units(&goal), 1);
+            assert_eq!(goal_units(&Goal::default_orders()), MICROS_PER_UNIT);
+            let entry = touch("a1", "a", "push", TouchKind::Sent, T0);
+            let fact = ConversionFact {
+                tenant: "t".into(),
+                goal_id: "watch".into(),
+                key: "w1".into(),
+                customer_id: "a".into(),
+                ts: T0 + HOUR,
+                value_micros: 1_500_000,
+                source_event_id: "w1".into(),
+                explicit_msg_hash: None,
+            };
+            let conversion = Conversion { fact, credit: crate::attribution::Credit::unattributed() };
+            assert_eq!(outcome(&entry, [&conversion], "watch", 1, &all_messages(), &config()), (true, 1_500_000));
+            assert_eq!(outcome(&entry, [&conversion], "orders", 1, &all_messages(), &config()), (false, 0));
         }
     }
 

@@ -126,6 +126,7 @@ one_tenant!(
     pb::GoalSeriesRequest,
     pb::ExplainConversionRequest,
     pb::HoldoutRequest,
+    pb::LiftRequest,
     pb::IssueBadgeRequest,
     pb::SaveBadgeRequest,
     pb::SaveBadgesRequest,

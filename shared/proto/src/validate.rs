@@ -193,6 +193,15 @@ impl Validate for pb::GoalSeriesRequest {
 /// Campaigns one `UpdateSettings` may give holdout shares of.
 pub const MAX_HOLDOUT_CAMPAIGNS: usize = 10_000;
 
+impl Validate for pb::LiftRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::LiftRequest { tenant, campaign_id, goal_id, range: _ } = self;
+        id("tenant", tenant)?;
+        id("campaign_id", campaign_id)?;
+        goal_id.as_deref().map_or(Ok(()), |goal_id| id("goal_id", goal_id))
+    }
+}
+
 impl Validate for pb::HoldoutRequest {
     fn validate(&self) -> Result<(), InvalidRecord> {
         let pb::HoldoutRequest { tenant, campaign_id, customer_id } = self;

@@ -148,6 +148,9 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
     let mut all = store.tenant_customer_states(&t).await?;
     all.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(all, [("c1".to_owned(), c1.clone()), ("c2".to_owned(), c2.clone())]);
+    let mut for_reports = crate::ReportReads::customer_states(store, &t).await?;
+    for_reports.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(for_reports, all, "reports read the same states");
     assert_eq!(store.order_states(&[(t.clone(), "o1".into()), (t.clone(), "o2".into())]).await?, [order_state.clone(), OrderState::default()]);
     assert_eq!(store.tenant_order_states(&t).await?, [("o1".to_owned(), order_state)]);
     let mut marked = store.unregistered_customers(&t, "m1").await?;

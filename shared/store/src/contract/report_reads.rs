@@ -3,6 +3,7 @@
 use crate::{RecordReads, Result};
 use async_trait::async_trait;
 use touchstone_core::attribution::Conversion;
+use touchstone_core::fold::CustomerState;
 use std::collections::BTreeMap;
 use touchstone_core::model::{AppEvent, Message, Millis, Touch};
 use touchstone_core::rollup::{CampaignCells, Cells, Granularity};
@@ -60,4 +61,8 @@ pub trait ReportReads: RecordReads {
     async fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>>;
 
     async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>>;
+
+    /// Every customer of the tenant with their fold state (touches and credited
+    /// conversions), any order: what a report over customers (a campaign's lift) reads.
+    async fn customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>>;
 }

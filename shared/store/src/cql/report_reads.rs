@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use scylla::value::CqlVarint;
 use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
+use touchstone_core::fold::CustomerState;
 use touchstone_core::model::{AppEvent, Message, Millis, Touch};
 use touchstone_core::rollup::{CampaignCells, Cell, Cells, Granularity, Tally, campaigns_without_zeros};
 
@@ -57,6 +58,10 @@ impl ReportReads for CqlStore {
 
     async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
         timed("conversions_between", async { self.inner.conversions_between(tenant, from, to).await }).await
+    }
+
+    async fn customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>> {
+        timed("customer_states", async { self.inner.tenant_customer_states(tenant).await }).await
     }
 }
 

@@ -9,6 +9,7 @@ use crate::support::decode_campaign_cells;
 use crate::{CellKinds, ReportReads, Result, StoreError};
 use async_trait::async_trait;
 use touchstone_core::attribution::Conversion;
+use touchstone_core::fold::CustomerState;
 use std::collections::BTreeMap;
 use touchstone_core::model::{AppEvent, Message, Millis, Touch};
 use touchstone_core::rollup::{CampaignCells, Cell, Cells, Counters, Granularity, campaigns_without_zeros};
@@ -67,6 +68,11 @@ impl ReportReads for EmbeddedStore {
     async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
         let tenant = tenant.to_owned();
         self.blocking("conversions_between", move |tables| tables.conversions_between(&tenant, from, to)).await
+    }
+
+    async fn customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>> {
+        let tenant = tenant.to_owned();
+        self.blocking("customer_states", move |tables| tables.tenant_customer_states(&tenant)).await
     }
 }
 
