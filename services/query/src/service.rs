@@ -15,6 +15,9 @@ use crate::explain::credit_inputs;
 use touchstone_core::attribution::{self, ExplicitStatus, Messages, Verdict};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::lift;
+use touchstone_core::model::Touch;
+use touchstone_core::models;
+use touchstone_proto::convert::model_to_pb;
 use touchstone_core::report::{self, Activity, CampaignTotals, GoalFigures, GoalKpi};
 use touchstone_core::rollup::{CampaignCells, Cells};
 use touchstone_proto::convert::{channel_to_pb, decimal, rule_to_pb, tally, touch_kind_to_pb};
@@ -191,6 +194,30 @@ fn campaign_totals_pb(totals: CampaignTotals) -> pb::CampaignTotals {
         revenue: Some(decimal(purchases.value_micros)),
         average_check,
     }
+}
+
+/// Every model's split of one conversion, values in micros as reports print them.
+fn model_credits_pb(fact: &attribution::ConversionFact, touches: &[Touch], messages: &Messages, config: &TenantConfig) -> Vec<pb::ModelCredit> {
+    let unit = config.goal(&fact.goal_id).map_or(1, lift::goal_units);
+    let units = i128::from(fact.value_micros / unit);
+    let credits = models::credit_models(fact, units, touches, messages, config, config.decay_half_life_ms);
+    credits
+        .by_model
+        .into_iter()
+        .map(|(model, shares)| pb::ModelCredit {
+            model: model_to_pb(model).into(),
+            shares: shares
+                .into_iter()
+                .map(|share| pb::ModelShare {
+                    campaign_id: messages.get(&share.msg_hash).map(|m| m.campaign_id.clone()).unwrap_or_default(),
+                    msg_hash: share.msg_hash,
+                    touch_event_id: share.touch_event_id.unwrap_or_default(),
+                    ppm: share.ppm,
+                    value: Some(decimal(share.value * i128::from(unit))),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn lift_pb(campaign_id: String, goal_id: String, report: lift::Lift) -> pb::LiftReport {
@@ -521,6 +548,7 @@ impl QueryService for QueryApi {
         let fact = conversion.fact;
         let (touches, messages) = credit_inputs(self.reads.as_ref(), &config, &fact).await.map_err(ApiError::from)?;
         let explanation = attribution::explain(&fact, &touches, &messages, &config);
+        let models = model_credits_pb(&fact, &touches, &messages, &config);
         let credited = explanation.credit.msg_hash.clone().unwrap_or_default();
         let credited_campaign_id = messages.get(&credited).map(|m| m.campaign_id.clone()).unwrap_or_default();
         let candidates = explanation
@@ -549,6 +577,7 @@ impl QueryService for QueryApi {
             credited_campaign_id,
             decision: explanation.decision,
             candidates,
+            models,
         }))
     }
 }

@@ -5,6 +5,7 @@ use crate::v1 as pb;
 use touchstone_core::attribution::Rule;
 use touchstone_core::badges::{BadgeDefinition, BadgeRule, Progress, RuleKind, TimelineEntry, TrophyCase, TrophyHeld, TrophyLocked};
 use touchstone_core::config::{ChannelSetting, Goal, GoalKind, Holdouts, TenantConfig};
+use touchstone_core::models::Model;
 use touchstone_core::model::{
     self, to_micros, AppEvent, BadgeAction, BadgeEvent, BadgeSource, Channel, Message, OrderRecord, Record,
     Touch, TouchKind,
@@ -67,6 +68,16 @@ pub fn touch_kind_from_pb(field: &'static str, value: i32) -> Result<TouchKind, 
         pb::TouchKind::Clicked => Ok(TouchKind::Clicked),
         pb::TouchKind::HeldOut => Ok(TouchKind::HeldOut),
         pb::TouchKind::Unspecified => Err(ConvertError::Unset(field)),
+    }
+}
+
+pub fn model_to_pb(model: Model) -> pb::AttributionModel {
+    match model {
+        Model::LastTouch => pb::AttributionModel::LastTouch,
+        Model::FirstTouch => pb::AttributionModel::FirstTouch,
+        Model::Linear => pb::AttributionModel::Linear,
+        Model::PositionBased => pb::AttributionModel::PositionBased,
+        Model::TimeDecay => pb::AttributionModel::TimeDecay,
     }
 }
 

@@ -57,7 +57,46 @@ pub fn explanation_json(explanation: &pb::ConversionExplanation) -> Value {
         "credited_campaign_id": explanation.credited_campaign_id,
         "decision": explanation.decision,
         "candidates": candidates,
+        "models": models_json(explanation),
     })
+}
+
+/// `{"<model>": [{"msg_hash", "campaign_id", "touch_event_id", "share", "value"}, …]}`,
+/// `share` the ppm as a decimal fraction (`0.333333`).
+fn models_json(explanation: &pb::ConversionExplanation) -> Value {
+    let models: serde_json::Map<String, Value> = explanation
+        .models
+        .iter()
+        .map(|credit| {
+            let shares: Vec<Value> = credit
+                .shares
+                .iter()
+                .map(|share| {
+                    json!({
+                        "msg_hash": share.msg_hash,
+                        "campaign_id": share.campaign_id,
+                        "touch_event_id": share.touch_event_id,
+                        "share": ppm_number(share.ppm),
+                        "value": decimal(share.value.as_ref()),
+                    })
+                })
+                .collect();
+            (model_name(credit), Value::Array(shares))
+        })
+        .collect();
+    Value::Object(models)
+}
+
+/// A model as reports name it: `last_touch`, `time_decay`, …
+fn model_name(credit: &pb::ModelCredit) -> String {
+    name(pb::AttributionModel::try_from(credit.model).map(|m| m.as_str_name()), "ATTRIBUTION_MODEL_").to_lowercase()
+}
+
+/// Parts per million as a JSON number with up to 6 decimals.
+fn ppm_number(ppm: u32) -> Value {
+    let text = format!("{}.{:06}", ppm / 1_000_000, ppm % 1_000_000);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
 pub fn explanation_table(explanation: &pb::ConversionExplanation) -> String {
@@ -78,6 +117,25 @@ pub fn explanation_table(explanation: &pb::ConversionExplanation) -> String {
         table.push(vec![candidate.ts.to_string(), touch, candidate.msg_hash.clone(), candidate.event_id.clone(), verdict, candidate.reason.clone()]);
     }
     text.push_str(&table.render());
+    if !explanation.models.is_empty() {
+        text.push_str("\nevery model's split:\n");
+        let mut models = Table::new(
+            [("model", Align::Left), ("msg_hash", Align::Left), ("campaign", Align::Left), ("share", Align::Right), ("value", Align::Right)]
+                .map(|(title, align)| (title.to_owned(), align))
+                .to_vec(),
+        );
+        for credit in &explanation.models {
+            let model = model_name(credit);
+            if credit.shares.is_empty() {
+                models.push(vec![model.clone(), "(unattributed)".into(), String::new(), String::new(), String::new()]);
+            }
+            for share in &credit.shares {
+                let value = share.value.as_ref().map_or_else(|| "0".to_owned(), |value| value.value.clone());
+                models.push(vec![model.clone(), share.msg_hash.clone(), share.campaign_id.clone(), ppm_number(share.ppm).to_string(), value]);
+            }
+        }
+        text.push_str(&models.render());
+    }
     text
 }
 
@@ -117,5 +175,30 @@ mod tests {
         assert_eq!(value["candidates"][0]["touch"], "OPENED");
         let text = explanation_table(&explanation());
         assert!(text.starts_with("last touch: m1") && text.contains("WON") && text.contains("latest qualifying touch"), "{text}");
+    }
+
+    #[test]
+    fn every_models_split_prints_by_model_name_with_exact_shares() {
+        let share = |hash: &str, ppm: u32, value: &str| pb::ModelShare {
+            msg_hash: hash.into(),
+            campaign_id: "spring".into(),
+            touch_event_id: format!("t-{hash}"),
+            ppm,
+            value: Some(pb::Decimal { value: value.into() }),
+        };
+        let mut explanation = explanation();
+        explanation.models = vec![
+            pb::ModelCredit { model: pb::AttributionModel::Linear as i32, shares: vec![share("m1", 333_333, "7.5"), share("m2", 666_667, "15")] },
+            pb::ModelCredit { model: pb::AttributionModel::TimeDecay as i32, shares: vec![] },
+        ];
+        let value = explanation_json(&explanation);
+        assert_eq!(value["models"]["linear"][0]["share"], json!(0.333333));
+        assert_eq!(value["models"]["linear"][1]["share"], json!(0.666667));
+        assert_eq!(value["models"]["linear"][0]["value"], json!(7.5));
+        assert_eq!(value["models"]["time_decay"], json!([]), "unattributed under that model");
+        assert_eq!(ppm_number(1_000_000), json!(1));
+        assert_eq!(ppm_number(400_000), json!(0.4));
+        let text = explanation_table(&explanation);
+        assert!(text.contains("every model's split") && text.contains("0.666667") && text.contains("(unattributed)"), "{text}");
     }
 }

@@ -1,0 +1,74 @@
+//! Every attribution model's split of a conversion, from outside: `report explain` lists
+//! each model's shares and credited values, exact and summing to the whole.
+
+use serde_json::json;
+use touchstone_integration_tests::DevServer;
+
+const T0: i64 = 1_767_225_600_000;
+const HOUR: i64 = 3_600_000;
+
+#[test]
+fn explain_lists_every_models_split_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DevServer::start(&dir.path().join("store"));
+    let write = |name: &str, lines: Vec<serde_json::Value>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.iter().map(|line| line.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    // A one-hour half-life: touches 2 h, 1 h and 0 h before the last weigh 1/4, 1/2 and 1.
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, json!({"tenants": {"shop": {"decay_half_life_ms": HOUR}}}).to_string()).unwrap();
+    server.cli_ok(&["import", "config", &config.to_string_lossy()]);
+    let message = |hash: &str, campaign: &str| {
+        json!({"tenant": "shop", "msg_hash": hash, "campaign_id": campaign, "channel": "PUSH", "tags": [], "sent_at": T0 - HOUR})
+    };
+    let messages = write("messages.jsonl", vec![message("m1", "a"), message("m2", "b"), message("m3", "c")]);
+    let opened = |id: &str, hash: &str, ts: i64| {
+        json!({"type": "touch", "tenant": "shop", "event_id": id, "msg_hash": hash, "customer_id": "ann", "touch": "OPENED", "ts": ts})
+    };
+    let records = write(
+        "records.jsonl",
+        vec![
+            opened("t1", "m1", T0),
+            // Opening m1 again later does not make it two candidates: its latest touch stands.
+            opened("t1b", "m1", T0 + 30 * 60_000),
+            opened("t2", "m2", T0 + HOUR),
+            opened("t3", "m3", T0 + 2 * HOUR),
+            json!({"type": "order", "tenant": "shop", "event_id": "o1", "order_id": "A", "customer_id": "ann", "status": "PAID",
+                   "amount_minor": 1000, "currency": "USD", "categories": [], "channel": "app", "ts": T0 + 3 * HOUR}),
+        ],
+    );
+    server.cli_ok(&["import", "messages", &messages]);
+    server.cli_ok(&["import", "records", &records, "--wait"]);
+
+    let explained = server.cli_ok(&["report", "explain", "--tenant", "shop", "--goal", "orders", "--key", "A", "--format", "json"]);
+    let explained: serde_json::Value = serde_json::from_str(&explained).unwrap();
+    let split = |model: &str| -> Vec<(String, String, serde_json::Value, serde_json::Value)> {
+        explained["models"][model]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {model} in {explained}"))
+            .iter()
+            .map(|share| {
+                (share["msg_hash"].as_str().unwrap().to_owned(), share["touch_event_id"].as_str().unwrap().to_owned(), share["share"].clone(), share["value"].clone())
+            })
+            .collect()
+    };
+    let row = |hash: &str, touch: &str, share: serde_json::Value, value: i64| (hash.to_owned(), touch.to_owned(), share, json!(value));
+    assert_eq!(split("last_touch"), [row("m3", "t3", json!(1), 1000)]);
+    assert_eq!(split("first_touch"), [row("m1", "t1b", json!(1), 1000)]);
+    assert_eq!(split("linear"), [row("m1", "t1b", json!(0.333333), 333), row("m2", "t2", json!(0.333333), 333), row("m3", "t3", json!(0.333334), 334)]);
+    assert_eq!(split("position_based"), [row("m1", "t1b", json!(0.4), 400), row("m2", "t2", json!(0.2), 200), row("m3", "t3", json!(0.4), 400)]);
+    // m1's representative is 1.5 h before m3's: 2^-1.5 against 2^-1 and 1.
+    let decay = split("time_decay");
+    let weights = [2f64.powf(-1.5), 0.5, 1.0];
+    let total: f64 = weights.iter().sum();
+    let ppm: Vec<u64> = weights.iter().map(|w| (1_000_000.0 * w / total).floor() as u64).collect();
+    let shares: Vec<u64> = decay.iter().map(|(_, _, share, _)| (share.as_f64().unwrap() * 1_000_000.0).round() as u64).collect();
+    assert_eq!(shares.iter().sum::<u64>(), 1_000_000);
+    for (got, floor) in shares.iter().zip(&ppm) {
+        assert!(*got == *floor || *got == floor + 1, "time decay shares {shares:?} against floors {ppm:?}");
+    }
+    assert_eq!(decay.iter().map(|(_, _, _, value)| value.as_i64().unwrap()).sum::<i64>(), 1000);
+    assert_eq!(explained["credited_msg_hash"], "m3", "the rule's credit is last touch's");
+}
