@@ -132,3 +132,24 @@ fn holdouts_are_set_asked_for_counted_and_never_credited() {
     assert!(!unknown_goal.status.success());
     assert!(touchstone_integration_tests::text(&unknown_goal.stderr).contains("no goal"), "{}", touchstone_integration_tests::text(&unknown_goal.stderr));
 }
+
+/// `touchstone gen` holds out a fifth of each tenant's first campaign: the example data has
+/// a control group to measure the campaign's lift against.
+#[test]
+fn the_example_data_has_a_control_group_with_a_measurable_lift() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = touchstone_integration_tests::Generated::new(&dir.path().join("data"), 1, 1);
+    let server = DevServer::start(&dir.path().join("store"));
+    server.import(&data);
+    let lift = server.cli_ok(&["report", "lift", "--tenant", "acme-shop", "--campaign", "winter-sale-2026", "--format", "json"]);
+    let lift: serde_json::Value = serde_json::from_str(&lift).unwrap();
+    let (n_t, n_c) = (lift["n_t"].as_u64().unwrap(), lift["n_c"].as_u64().unwrap());
+    assert!(n_c > 0 && n_t > 2 * n_c, "about a fifth held out: {lift}");
+    assert!(lift["converted_t"].as_u64().unwrap() > 0 && lift["p_value"].is_f64(), "{lift}");
+    // Held-out customers show up as such in the campaign's stats, and only there.
+    let campaigns = server.report("campaigns", "acme-shop", None, None);
+    for row in campaigns.as_array().unwrap() {
+        let held_out = row["held_out"].as_u64().unwrap();
+        assert_eq!(held_out > 0, row["campaign_id"] == "winter-sale-2026", "{row}");
+    }
+}

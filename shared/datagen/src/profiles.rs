@@ -95,9 +95,16 @@ impl Profile {
         if let Some(currency) = self.currency {
             section["currency"] = json!(currency);
         }
+        // The first campaign holds out a fifth of its audience: its lift can be measured.
+        if let Some(first) = self.campaigns.first() {
+            section["holdouts"] = json!({"default_bp": 0, "campaigns": {*first: HOLDOUT_BP}});
+        }
         section
     }
 }
+
+/// The holdout share of each profile's first campaign, in basis points.
+pub const HOLDOUT_BP: u32 = 2_000;
 
 /// A badge definition; `rule` with `retro`, as `config.json` holds it.
 fn badge(id: &str, name: &str, rank: i64, criteria: &str, rule: Option<(RuleKind, Option<Millis>)>, retro: bool) -> BadgeDefinition {

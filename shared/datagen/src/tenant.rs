@@ -8,6 +8,7 @@ use rand::rngs::SmallRng;
 use rand::seq::index;
 use rand::Rng;
 use touchstone_core::config::{GoalKind, TenantConfig};
+use touchstone_core::lift;
 use touchstone_core::files::{apply_config_file, parse_config};
 use touchstone_core::model::{
     AppEvent, BadgeAction, BadgeEvent, BadgeSource, Channel, Message, Micros, Millis, OrderRecord, Record,
@@ -337,9 +338,20 @@ impl TenantGen<'_> {
                 }
             }
         }
-        for &(kind, ts) in &reached {
-            self.touch(&customer, m, kind, ts);
+        let held_out = self.holds_out(m, &customer);
+        for (i, &(kind, ts)) in reached.iter().enumerate() {
+            match (held_out, i) {
+                (false, _) => self.touch(&customer, m, kind, ts),
+                // In the campaign's control group: recorded as held out instead of sent.
+                (true, 0) => self.touch(&customer, m, TouchKind::HeldOut, ts),
+                // What the funnel would have drawn is drawn all the same, so that the rest of
+                // the data stays as it was.
+                (true, _) => {
+                    self.event_id();
+                }
+            }
         }
+        let conversions_from = self.records.len();
         if let Some(&(TouchKind::Opened, opened)) = reached.get(2) {
             self.engaged.push((customer_number, opened));
         }
@@ -368,6 +380,18 @@ impl TenantGen<'_> {
                 }
             }
         }
+        if held_out {
+            // Not sent the message, a held-out customer does not convert through it: what
+            // the campaign adds over its control group is its lift.
+            self.records.truncate(conversions_from);
+        }
+    }
+
+    /// Whether the campaign of message `m` holds `customer` out (its share in the config).
+    fn holds_out(&self, m: usize, customer: &str) -> bool {
+        let sent = &self.sent[m];
+        let campaign = &sent.message.campaign_id;
+        sent.registered && !campaign.is_empty() && lift::held_out(&self.tenant, campaign, customer, self.config.holdouts.bp(campaign))
     }
 
     fn touch(&mut self, customer: &str, m: usize, kind: TouchKind, ts: Millis) {
