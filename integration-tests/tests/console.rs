@@ -240,6 +240,36 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     }
     screenshot(&url, "explain");
 
+    // Every model's split of it, as the CLI lists it.
+    let models_at = page.find("id=\"models\"").expect("the models table");
+    let rows = blocks(&page[models_at..], "data-model");
+    let models = explained["models"].as_object().unwrap();
+    let expected_rows: usize = models.values().map(|shares| shares.as_array().unwrap().len().max(1)).sum();
+    assert_eq!(rows.len(), expected_rows, "a row per model and credited message");
+    for (model, row) in &rows {
+        let shares = models[model.as_str()].as_array().unwrap();
+        let Some(share) = shares.iter().find(|s| row.contains(&format!("data-msg-hash=\"{}\"", s["msg_hash"].as_str().unwrap()))) else { continue };
+        let ppm = (number(&share["share"]) * 1e6).round();
+        same(&field(row, "share").0, &serde_json::json!(ppm), &format!("{model} share"));
+        same(&field(row, "value").0, &share["value"], &format!("{model} value"));
+    }
+
+    // A campaign's lift (the example data's first campaign holds out a fifth), as the CLI
+    // gives it over the same range.
+    let url = format!("{base}/t/{TENANT}/campaigns/winter-sale-2026/lift");
+    let page = dom(&url);
+    let from = page[page.find("data-from-ms=\"").unwrap() + 14..].split('"').next().unwrap().to_owned();
+    let to = page[page.find("data-to-ms=\"").unwrap() + 12..].split('"').next().unwrap().to_owned();
+    let lift = cli_json(&server, &["report", "lift", "--tenant", TENANT, "--campaign", "winter-sale-2026", "--from", &from, "--to", &to, "--format", "json"]);
+    for key in ["n_t", "n_c", "converted_t", "converted_c", "r_t", "r_c", "diff", "diff_low", "diff_high", "p_value", "value_per_customer_t"] {
+        match &lift[key] {
+            Value::Null => assert_eq!(field(&page, key).0, "null", "{key}"),
+            value => same(&field(&page, key).0, value, &format!("lift {key}")),
+        }
+    }
+    assert_eq!(page.contains("data-field=\"warning\""), lift["enough_data"] == false);
+    screenshot(&url, "lift");
+
     // Member care: the trophy case and the first page of the timeline, newest first.
     let url = format!("{base}/t/{TENANT}/members?customer={MEMBER}");
     let page = dom(&url);

@@ -108,6 +108,40 @@ fn draw_timeline(svg: &mut String, marks: &[Mark], end: i64) -> Result<(), Box<d
     Ok(())
 }
 
+/// A difference with its interval on an axis through zero: the bar spans the interval,
+/// the dot is the difference (values are rates: drawn as percentages). Nothing to draw
+/// when any of the three is missing.
+pub fn interval(diff: Option<f64>, low: Option<f64>, high: Option<f64>) -> String {
+    let (Some(diff), Some(low), Some(high)) = (diff, low, high) else {
+        return String::new();
+    };
+    let (width, height, pad) = (480.0, 56.0, 24.0);
+    let reach = low.abs().max(high.abs()).max(1e-9) * 1.2;
+    let x = |value: f64| pad + (value + reach) / (2.0 * reach) * (width - 2.0 * pad);
+    let mid = height / 2.0;
+    let RGBColor(r, g, b) = if low > 0.0 { GREEN_LINE } else if high < 0.0 { ORANGE_LINE } else { GREY_LINE };
+    let bar = format!("#{r:02x}{g:02x}{b:02x}");
+    format!(
+        "<svg viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"difference {d:.2}% (95% interval {l:.2}% to {h:.2}%)\">\
+         <line x1=\"{zero:.1}\" y1=\"4\" x2=\"{zero:.1}\" y2=\"{bottom:.1}\" stroke=\"#999\" stroke-dasharray=\"3 3\"/>\
+         <text x=\"{zero:.1}\" y=\"{text_y:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#666\">0</text>\
+         <line x1=\"{x_low:.1}\" y1=\"{mid:.1}\" x2=\"{x_high:.1}\" y2=\"{mid:.1}\" stroke=\"{bar}\" stroke-width=\"6\" stroke-linecap=\"round\"/>\
+         <circle cx=\"{x_diff:.1}\" cy=\"{mid:.1}\" r=\"6\" fill=\"{bar}\" stroke=\"#fff\" stroke-width=\"2\"/>\
+         <text x=\"{x_low:.1}\" y=\"{label_y:.1}\" font-size=\"10\" text-anchor=\"middle\">{l:.2}%</text>\
+         <text x=\"{x_high:.1}\" y=\"{label_y:.1}\" font-size=\"10\" text-anchor=\"middle\">{h:.2}%</text></svg>",
+        zero = x(0.0),
+        bottom = height - 14.0,
+        text_y = height - 2.0,
+        x_low = x(low),
+        x_high = x(high),
+        x_diff = x(diff),
+        label_y = mid - 10.0,
+        d = diff * 100.0,
+        l = low * 100.0,
+        h = high * 100.0,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,6 +132,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/t/{tenant}/campaigns", get(pages::campaigns))
         .route("/t/{tenant}/campaigns.csv", get(pages::campaigns_csv))
         .route("/t/{tenant}/campaigns/{campaign_id}", get(pages::campaign))
+        .route("/t/{tenant}/campaigns/{campaign_id}/lift", get(pages::campaign_lift))
         .route("/t/{tenant}/goals", get(pages::goals))
         .route("/t/{tenant}/explain", get(pages::explain))
         .route("/t/{tenant}/members", get(pages::members))

@@ -553,6 +553,7 @@ pub async fn explain(State(console): State<Arc<Console>>, Path(tenant): Path<Str
                     })
                     .collect();
                 let is_money = money.get(&e.goal_id).copied().unwrap_or(false);
+                let models = model_share_views(&e.models, &config.currency, is_money);
                 result = Some(ExplainView {
                     customer_id: e.customer_id.clone(),
                     ts: time(e.ts),
@@ -577,6 +578,7 @@ pub async fn explain(State(console): State<Arc<Console>>, Path(tenant): Path<Str
                             reason: c.reason,
                         })
                         .collect(),
+                    models,
                 });
             }
             Err(status) if status.code() == tonic::Code::NotFound || status.code() == tonic::Code::InvalidArgument => {
@@ -586,6 +588,96 @@ pub async fn explain(State(console): State<Arc<Console>>, Path(tenant): Path<Str
         }
     }
     Ok(html(&ExplainPage { nav, goals, goal_id, key, result, problem }).into_response())
+}
+
+/// Each model's shares as rows; a model with none reads "unattributed".
+fn model_share_views(models: &[pb::ModelCredit], currency: &str, money: bool) -> Vec<ModelShareView> {
+    let mut rows = Vec::new();
+    for credit in models {
+        let model = enum_name(pb::AttributionModel::try_from(credit.model).map(|m| m.as_str_name()), "ATTRIBUTION_MODEL_").to_lowercase();
+        if credit.shares.is_empty() {
+            let none = Figure { text: "–".into(), raw: "0".into() };
+            rows.push(ModelShareView { model: model.clone(), msg_hash: String::new(), campaign_id: String::new(), share: none.clone(), value: none });
+        }
+        for share in &credit.shares {
+            rows.push(ModelShareView {
+                model: model.clone(),
+                msg_hash: share.msg_hash.clone(),
+                campaign_id: share.campaign_id.clone(),
+                share: Figure { text: format!("{:.4}%", f64::from(share.ppm) / 10_000.0), raw: share.ppm.to_string() },
+                value: Figure::value(&decimal(share.value.as_ref()), currency, money),
+            });
+        }
+    }
+    rows
+}
+
+/// A campaign's lift against its control group, for a goal (the default first). Its own
+/// page: it reads every customer of the tenant, which the campaign page should not wait for.
+pub async fn campaign_lift(
+    State(console): State<Arc<Console>>,
+    Path((tenant, campaign_id)): Path<(String, String)>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Page {
+    let caller = console.caller(&headers)?;
+    let nav = console.nav(&tenant, "campaigns", &params).await?;
+    let config = console.config(&tenant).await?;
+    let goals: Vec<String> = config.goals.iter().map(|goal| goal.id.clone()).collect();
+    let goal_id = params.goal.clone().or_else(|| goals.first().cloned()).unwrap_or_default();
+    let money = money_goals(&config).get(&goal_id).copied().unwrap_or(false);
+    let request = pb::LiftRequest {
+        tenant: tenant.clone(),
+        campaign_id: campaign_id.clone(),
+        goal_id: Some(goal_id.clone()),
+        range: Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) }),
+    };
+    let lift = console.query.get_lift(call(request, &caller)).await?.into_inner();
+    let percent = |value: Option<f64>| match value {
+        Some(value) => Figure { text: format!("{:.2}%", value * 100.0), raw: value.to_string() },
+        None => Figure { text: "–".into(), raw: "null".into() },
+    };
+    let number = |value: Option<f64>| match value {
+        Some(value) => Figure { text: format!("{value:.2}"), raw: value.to_string() },
+        None => Figure { text: "–".into(), raw: "null".into() },
+    };
+    // Values per customer: minor units for an ORDER goal, shown as money.
+    let value = |value: Option<f64>| match value {
+        Some(value) if money => Figure { text: format_money((value * 1e6).round() as i128, &config.currency), raw: value.to_string() },
+        other => number(other),
+    };
+    let count = |count: u64| Figure::count(count);
+    let figures = vec![
+        LiftFigure { key: "converted_t", label: "Converted, treatment", figure: count(lift.converted_t) },
+        LiftFigure { key: "converted_c", label: "Converted, control", figure: count(lift.converted_c) },
+        LiftFigure { key: "r_t", label: "Conversion rate, treatment", figure: percent(lift.r_t) },
+        LiftFigure { key: "r_c", label: "Conversion rate, control", figure: percent(lift.r_c) },
+        LiftFigure { key: "diff", label: "Difference", figure: percent(lift.diff) },
+        LiftFigure { key: "diff_low", label: "95% interval, low", figure: percent(lift.diff_low) },
+        LiftFigure { key: "diff_high", label: "95% interval, high", figure: percent(lift.diff_high) },
+        LiftFigure { key: "lift", label: "Relative lift", figure: percent(lift.lift) },
+        LiftFigure { key: "p_value", label: "p-value", figure: number(lift.p_value) },
+        LiftFigure { key: "incremental_conversions", label: "Incremental conversions", figure: number(lift.incremental_conversions) },
+        LiftFigure { key: "value_per_customer_t", label: "Value per customer, treatment", figure: value(lift.value_per_customer_t) },
+        LiftFigure { key: "value_per_customer_c", label: "Value per customer, control", figure: value(lift.value_per_customer_c) },
+        LiftFigure { key: "value_diff", label: "Difference in value", figure: value(lift.value_diff) },
+        LiftFigure { key: "value_diff_low", label: "95% interval, low", figure: value(lift.value_diff_low) },
+        LiftFigure { key: "value_diff_high", label: "95% interval, high", figure: value(lift.value_diff_high) },
+        LiftFigure { key: "contaminated", label: "In both groups (left out)", figure: count(lift.contaminated) },
+    ];
+    let interval_svg = chart::interval(lift.diff, lift.diff_low, lift.diff_high);
+    let page = LiftPage {
+        nav,
+        campaign_id,
+        goals,
+        goal_id,
+        n_t: count(lift.n_t),
+        n_c: count(lift.n_c),
+        figures,
+        interval_svg,
+        enough_data: lift.enough_data,
+    };
+    Ok(html(&page).into_response())
 }
 
 pub async fn members(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {

@@ -251,6 +251,40 @@ pub struct ExplainView {
     pub explicit_status: String,
     pub timeline_svg: String,
     pub candidates: Vec<CandidateView>,
+    /// Every model's split, model by model (an unattributed model: one row, no message).
+    pub models: Vec<ModelShareView>,
+}
+
+/// One message's part of a conversion under one model.
+pub struct ModelShareView {
+    pub model: String,
+    pub msg_hash: String,
+    pub campaign_id: String,
+    /// The share as a percentage, and its parts per million as the raw figure.
+    pub share: Figure,
+    pub value: Figure,
+}
+
+#[derive(Template)]
+#[template(path = "lift.html")]
+pub struct LiftPage {
+    pub nav: TenantNav,
+    pub campaign_id: String,
+    pub goals: Vec<String>,
+    pub goal_id: String,
+    pub n_t: Figure,
+    pub n_c: Figure,
+    /// The figures beside each other: (key of the report's JSON, label, text, raw).
+    pub figures: Vec<LiftFigure>,
+    /// The difference in conversion rate with its 95% interval, drawn.
+    pub interval_svg: String,
+    pub enough_data: bool,
+}
+
+pub struct LiftFigure {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub figure: Figure,
 }
 
 pub struct CandidateView {
