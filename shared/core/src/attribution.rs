@@ -262,9 +262,9 @@ fn reason(touch: &Touch, fact: &ConversionFact, verdict: Verdict, winner: Option
 /// Fixtures shared by the tests of the crediting rules and of the fold.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use super::Messages;
+    use super::{ConversionFact, Messages};
     use crate::config::{ChannelSetting, TenantConfig};
-    use crate::model::{Channel, Message, Millis, TouchKind};
+    use crate::model::{Channel, Message, Millis, Touch, TouchKind};
 
     pub const HOUR: Millis = 3_600_000;
 
@@ -289,6 +289,25 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// A touch of customer "c".
+    pub fn touch(id: &str, msg: &str, kind: TouchKind, ts: Millis) -> Touch {
+        Touch { tenant: "t".into(), event_id: id.into(), msg_hash: msg.into(), customer_id: "c".into(), kind, ts }
+    }
+
+    /// Customer "c"'s order "o1" for the default goal, converting at `ts`.
+    pub fn fact(ts: Millis, explicit: Option<&str>) -> ConversionFact {
+        ConversionFact {
+            tenant: "t".into(),
+            goal_id: "orders".into(),
+            key: "o1".into(),
+            customer_id: "c".into(),
+            ts,
+            value_micros: 5,
+            source_event_id: "r1".into(),
+            explicit_msg_hash: explicit.map(str::to_owned),
+        }
+    }
+
     /// "push" and "push2" (push), "mail" (email), "reset" (push, excluded), sent at `sent_at`.
     pub fn messages(sent_at: Millis) -> Messages {
         let push = |hash| message(hash, Channel::Push, &[], sent_at);
@@ -301,30 +320,13 @@ pub(crate) mod fixtures {
 
 #[cfg(test)]
 mod tests {
-    use super::fixtures::{self, HOUR, config};
+    use super::fixtures::{self, HOUR, config, fact, touch};
     use super::*;
 
     const T0: Millis = 1_700_000_000_000;
 
     fn messages() -> Messages {
         fixtures::messages(T0 - 100 * HOUR)
-    }
-
-    fn touch(id: &str, msg: &str, kind: TouchKind, ts: Millis) -> Touch {
-        Touch { tenant: "t".into(), event_id: id.into(), msg_hash: msg.into(), customer_id: "c".into(), kind, ts }
-    }
-
-    fn fact(ts: Millis, explicit: Option<&str>) -> ConversionFact {
-        ConversionFact {
-            tenant: "t".into(),
-            goal_id: "orders".into(),
-            key: "o1".into(),
-            customer_id: "c".into(),
-            ts,
-            value_micros: 5,
-            source_event_id: "r1".into(),
-            explicit_msg_hash: explicit.map(str::to_owned),
-        }
     }
 
     fn credited(fact: &ConversionFact, touches: &[Touch]) -> (Rule, Option<String>) {

@@ -511,7 +511,7 @@ pub fn conversion_deltas(changes: &[ConversionChange]) -> impl Iterator<Item = (
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attribution::fixtures::{self, HOUR, config};
+    use crate::attribution::fixtures::{self, HOUR, config, touch};
     use crate::config::Goal;
     use crate::model::{Channel, Message, TouchKind, MICROS_PER_UNIT};
 
@@ -525,10 +525,6 @@ mod tests {
 
     fn messages() -> Messages {
         fixtures::messages(T0 - 100 * HOUR)
-    }
-
-    fn touch(id: &str, msg: &str, kind: TouchKind, ts: Millis) -> Touch {
-        Touch { tenant: "t".into(), event_id: id.into(), msg_hash: msg.into(), customer_id: "c".into(), kind, ts }
     }
 
     fn opened(id: &str, msg: &str, ts: Millis) -> Touch {

@@ -235,28 +235,11 @@ pub fn credit_models(fact: &ConversionFact, units: i128, touches: &[Touch], mess
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attribution::fixtures::{HOUR, config, messages};
+    use crate::attribution::fixtures::{HOUR, config, fact, messages, touch};
     use crate::attribution::{Rule, credit};
     use crate::model::TouchKind;
 
     const T0: Millis = 1_767_225_600_000;
-
-    fn touch(id: &str, msg: &str, kind: TouchKind, ts: Millis) -> Touch {
-        Touch { tenant: "t".into(), event_id: id.into(), msg_hash: msg.into(), customer_id: "c".into(), kind, ts }
-    }
-
-    fn fact(ts: Millis, explicit: Option<&str>) -> ConversionFact {
-        ConversionFact {
-            tenant: "t".into(),
-            goal_id: "orders".into(),
-            key: "o1".into(),
-            customer_id: "c".into(),
-            ts,
-            value_micros: 1_000_000,
-            source_event_id: "s1".into(),
-            explicit_msg_hash: explicit.map(str::to_owned),
-        }
-    }
 
     #[test]
     fn rational_models_have_the_rules_weights() {
