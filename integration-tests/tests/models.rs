@@ -72,3 +72,47 @@ fn explain_lists_every_models_split_exactly() {
     assert_eq!(decay.iter().map(|(_, _, _, value)| value.as_i64().unwrap()).sum::<i64>(), 1000);
     assert_eq!(explained["credited_msg_hash"], "m3", "the rule's credit is last touch's");
 }
+
+/// On generated data, every model's split `report explain` gives equals the reference's,
+/// written apart from the engine, for a sample of each tenant's attributed conversions.
+#[test]
+fn every_models_split_equals_the_reference_on_generated_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = touchstone_integration_tests::Generated::new(&dir.path().join("data"), 1, 1);
+    let server = DevServer::start(&dir.path().join("store"));
+    server.import(&data);
+    let mut compared = 0;
+    let mut with_several = 0;
+    for tenant in data.reference.tenants() {
+        let config = data.reference.config(tenant);
+        let attributed: Vec<_> = data.reference.conversions(tenant).into_iter().filter(|c| c.msg_hash.is_some()).collect();
+        for conversion in attributed.iter().step_by((attributed.len() / 25).max(1)) {
+            let args = ["report", "explain", "--tenant", tenant, "--goal", &conversion.goal_id, "--key", &conversion.key, "--format", "json"];
+            let explained: serde_json::Value = serde_json::from_str(&server.cli_ok(&args)).unwrap();
+            // Whole units: minor units of an order goal, millionths of an event goal's value.
+            let micros_per_unit = match config.goal(&conversion.goal_id).map(|goal| &goal.kind) {
+                Some(touchstone_core::config::GoalKind::Order { .. }) => 1_000_000,
+                _ => 1,
+            };
+            for (model, shares) in &conversion.models {
+                let got: Vec<(String, i64, i128)> = explained["models"][*model]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{model} missing: {explained}"))
+                    .iter()
+                    .map(|share| {
+                        let ppm = (share["share"].as_f64().unwrap() * 1e6).round() as i64;
+                        let micros = touchstone_core::model::parse_micros(&share["value"].to_string()).unwrap();
+                        (share["msg_hash"].as_str().unwrap().to_owned(), ppm, micros)
+                    })
+                    .collect();
+                let expected: Vec<(String, i64, i128)> =
+                    shares.iter().map(|share| (share.msg_hash.clone(), share.ppm, share.value * micros_per_unit)).collect();
+                assert_eq!(got, expected, "{tenant} {} {}: {model}", conversion.goal_id, conversion.key);
+            }
+            compared += 1;
+            with_several += usize::from(conversion.models["linear"].len() > 1);
+        }
+    }
+    assert!(compared >= 50, "{compared} conversions compared");
+    assert!(with_several > 0, "some conversions have several candidate messages");
+}

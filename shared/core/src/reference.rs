@@ -85,7 +85,23 @@ pub struct ReferenceConversion {
     pub record_event_id: String,
     /// For [`LAST_TOUCH`]: the `event_id` of the winning touch.
     pub touch_event_id: Option<String>,
+    /// SPEC section 9: each model's split, by model name (`last_touch`, `first_touch`,
+    /// `linear`, `position_based`, `time_decay`); an empty list when unattributed.
+    pub models: BTreeMap<&'static str, Vec<ReferenceShare>>,
 }
+
+/// One message's part of a conversion under a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceShare {
+    pub msg_hash: String,
+    /// Parts per million of the conversion.
+    pub ppm: i64,
+    /// Whole units: minor units of an order, millionths of an event's value.
+    pub value: i128,
+}
+
+/// The models of SPEC section 9, as reports name them.
+pub const MODELS: [&str; 5] = ["last_touch", "first_touch", "linear", "position_based", "time_decay"];
 
 /// The evaluated result of a [`Dataset`]: per tenant, the accepted records and every
 /// conversion with its credit. Reports are computed from these on demand for any range.
@@ -189,6 +205,8 @@ fn tenant_conversions(config: &TenantConfig, records: &TenantRecords) -> Vec<Ref
                 .filter(|event| &event.name == event_name)
                 .map(|event| {
                     let credit = crediting.credit(&event.customer_id, event.msg_hash.as_deref(), event.ts);
+                    let value = i128::from(event.value_micros.unwrap_or(0));
+                    let models = crediting.models(&event.customer_id, event.msg_hash.as_deref(), event.ts, value);
                     ReferenceConversion {
                         goal_id: goal.id.clone(),
                         key: event.event_id.clone(),
@@ -199,6 +217,7 @@ fn tenant_conversions(config: &TenantConfig, records: &TenantRecords) -> Vec<Ref
                         customer_id: event.customer_id.clone(),
                         record_event_id: event.event_id.clone(),
                         touch_event_id: credit.touch_event_id,
+                        models,
                     }
                 })
                 .collect(),
@@ -227,6 +246,7 @@ fn order_conversions(
         .into_values()
         .map(|record| {
             let credit = crediting.credit(&record.customer_id, record.msg_hash.as_deref(), record.ts);
+            let models = crediting.models(&record.customer_id, record.msg_hash.as_deref(), record.ts, i128::from(record.amount_minor));
             ReferenceConversion {
                 goal_id: goal.id.clone(),
                 key: record.order_id.clone(),
@@ -237,6 +257,7 @@ fn order_conversions(
                 customer_id: record.customer_id.clone(),
                 record_event_id: record.event_id.clone(),
                 touch_event_id: credit.touch_event_id,
+                models,
             }
         })
         .collect()
@@ -304,6 +325,110 @@ impl Crediting<'_> {
             None => Credit { rule: UNATTRIBUTED, msg_hash: None, touch_event_id: None },
         }
     }
+}
+
+impl Crediting<'_> {
+    /// SPEC section 9 for one conversion worth `value` whole units: every model's split.
+    fn models(&self, customer_id: &str, explicit: Option<&str>, at: Millis, value: i128) -> BTreeMap<&'static str, Vec<ReferenceShare>> {
+        if let Some(msg_hash) = explicit.filter(|hash| self.creditable(hash).is_some()) {
+            let whole = vec![ReferenceShare { msg_hash: msg_hash.to_owned(), ppm: 1_000_000, value }];
+            return MODELS.iter().map(|&model| (model, whole.clone())).collect();
+        }
+        // M: each creditable message with a connecting touch in its window, represented by
+        // its latest one; in the representatives' order.
+        let mut latest: BTreeMap<&str, &Touch> = BTreeMap::new();
+        for &touch in self.touches_by_customer.get(customer_id).into_iter().flatten() {
+            let Some(message) = self.creditable(&touch.msg_hash) else { continue };
+            let setting = self.config.setting(message.channel);
+            if touch.kind != setting.connect_on || touch.ts > at || at - touch.ts > setting.window_ms {
+                continue;
+            }
+            let held = latest.entry(touch.msg_hash.as_str()).or_insert(touch);
+            if (touch.ts, &touch.event_id) > (held.ts, &held.event_id) {
+                *held = touch;
+            }
+        }
+        let mut m: Vec<&Touch> = latest.into_values().collect();
+        m.sort_by(|a, b| (a.ts, &a.event_id).cmp(&(b.ts, &b.event_id)));
+        let n = m.len() as i128;
+        let mut split = BTreeMap::new();
+        for model in MODELS {
+            if m.is_empty() {
+                split.insert(model, Vec::new());
+                continue;
+            }
+            // Each share as ppm and the remainder left by its floor, comparable across
+            // messages: a fraction of a ppm as (numerator, denominator).
+            let shares: Vec<(i128, (f64, i128, i128))> = if model == "time_decay" {
+                let last = m[m.len() - 1].ts;
+                let half_life = self.config.decay_half_life_ms as f64;
+                let weights: Vec<f64> = m.iter().map(|t| (-((last - t.ts) as f64) / half_life).exp2()).collect();
+                let mut total = 0.0;
+                for w in &weights {
+                    total += w;
+                }
+                weights
+                    .iter()
+                    .map(|w| {
+                        let exact = 1_000_000.0 * w / total;
+                        (exact.floor() as i128, (exact - exact.floor(), 0, 1))
+                    })
+                    .collect()
+            } else {
+                (0..n)
+                    .map(|i| {
+                        let (num, den): (i128, i128) = match model {
+                            "last_touch" => (i128::from(i == n - 1), 1),
+                            "first_touch" => (i128::from(i == 0), 1),
+                            "linear" => (1, n),
+                            _ if n == 1 => (1, 1),
+                            _ if n == 2 => (1, 2),
+                            _ if i == 0 || i == n - 1 => (2, 5),
+                            _ => (1, 5 * (n - 2)),
+                        };
+                        (1_000_000 * num / den, (0.0, 1_000_000 * num % den, den))
+                    })
+                    .collect()
+            };
+            // The ppm still missing, one each to the largest remainders, the later first.
+            let mut ppm: Vec<i128> = shares.iter().map(|(floor, _)| *floor).collect();
+            let missing = 1_000_000 - ppm.iter().sum::<i128>();
+            let larger = |a: &(f64, i128, i128), b: &(f64, i128, i128)| {
+                a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then((a.1 * b.2).cmp(&(b.1 * a.2)))
+            };
+            for i in pick_largest(shares.len(), missing, |a, b| larger(&shares[a].1, &shares[b].1)) {
+                ppm[i] += 1;
+            }
+            // The value: floors of value * ppm / 1e6, the units still missing one each to the
+            // largest remainders, the later first.
+            let mut values: Vec<i128> = ppm.iter().map(|s| (value * s).div_euclid(1_000_000)).collect();
+            let remainders: Vec<i128> = ppm.iter().map(|s| (value * s).rem_euclid(1_000_000)).collect();
+            let missing = value - values.iter().sum::<i128>();
+            for i in pick_largest(values.len(), missing, |a, b| remainders[a].cmp(&remainders[b])) {
+                values[i] += 1;
+            }
+            let parts = m
+                .iter()
+                .zip(ppm.iter().zip(values))
+                .filter(|(_, (ppm, _))| **ppm > 0)
+                .map(|(touch, (ppm, value))| ReferenceShare { msg_hash: touch.msg_hash.clone(), ppm: *ppm as i64, value })
+                .collect();
+            split.insert(model, parts);
+        }
+        split
+    }
+}
+
+/// `count` distinct indexes of `0..len`, each time the largest by `cmp` among those left,
+/// the later index on a tie.
+fn pick_largest(len: usize, count: i128, cmp: impl Fn(usize, usize) -> std::cmp::Ordering) -> Vec<usize> {
+    let mut left: Vec<usize> = (0..len).collect();
+    let mut picked = Vec::new();
+    while (picked.len() as i128) < count && !left.is_empty() {
+        let best = (0..left.len()).max_by(|&a, &b| cmp(left[a], left[b]).then(left[a].cmp(&left[b]))).unwrap_or(0);
+        picked.push(left.remove(best));
+    }
+    picked
 }
 
 /// One report row's counters (SPEC section 5), per message or per campaign.
@@ -567,6 +692,44 @@ mod tests {
             .find(|c| c.goal_id == "orders" && c.key == order_id)
             .unwrap_or_else(|| panic!("order {order_id} did not convert"));
         (conversion.rule, conversion.msg_hash)
+    }
+
+    /// Three pushes opened before an order of 1,000 (m1 twice: its latest open stands), a
+    /// one-hour half-life: every model's split, worked out by hand.
+    #[test]
+    fn every_model_splits_a_conversion_exactly() {
+        let messages = vec![message("m1", "a", Channel::Push, &[]), message("m2", "b", Channel::Push, &[]), message("m3", "c", Channel::Push, &[])];
+        let records = vec![
+            touch("t1", "m1", "c", TouchKind::Opened, T0),
+            touch("t1b", "m1", "c", TouchKind::Opened, T0 + HOUR / 2),
+            touch("t2", "m2", "c", TouchKind::Opened, T0 + HOUR),
+            touch("t3", "m3", "c", TouchKind::Opened, T0 + 2 * HOUR),
+            Record::Order(order("o1", "A", "c", "PAID", 1000, T0 + 3 * HOUR)),
+            // An unattributed order and one with an explicit message.
+            Record::Order(order("o2", "B", "nobody", "PAID", 7, T0)),
+            Record::Order(OrderRecord { msg_hash: Some("m2".into()), ..order("o3", "C", "c", "PAID", 10, T0 + 3 * HOUR) }),
+        ];
+        let mut data = dataset(messages, records);
+        data.configs.get_mut("t").unwrap().set_decay_half_life(HOUR).unwrap();
+        let reference = evaluate(&data);
+        let conversions = reference.conversions("t");
+        let split = |key: &str, model: &str| -> Vec<(String, i64, i128)> {
+            let conversion = conversions.iter().find(|c| c.key == key).unwrap();
+            conversion.models[model].iter().map(|share| (share.msg_hash.clone(), share.ppm, share.value)).collect()
+        };
+        let part = |hash: &str, ppm: i64, value: i128| (hash.to_owned(), ppm, value);
+        assert_eq!(split("A", "last_touch"), [part("m3", 1_000_000, 1000)]);
+        assert_eq!(split("A", "first_touch"), [part("m1", 1_000_000, 1000)]);
+        assert_eq!(split("A", "linear"), [part("m1", 333_333, 333), part("m2", 333_333, 333), part("m3", 333_334, 334)]);
+        assert_eq!(split("A", "position_based"), [part("m1", 400_000, 400), part("m2", 200_000, 200), part("m3", 400_000, 400)]);
+        // Weights 2^-1.5, 2^-1, 1 (m1's latest open is 1.5 h before m3's): 190,743.57,
+        // 269,752.14 and 539,504.29 ppm; the one ppm missing goes to m1 (remainder .57).
+        // Values: 190.744, 269.752, 539.504; the two units missing go to m2 (.752), m1 (.744).
+        assert_eq!(split("A", "time_decay"), [part("m1", 190_744, 191), part("m2", 269_752, 270), part("m3", 539_504, 539)]);
+        for model in MODELS {
+            assert_eq!(split("B", model), [], "{model}: unattributed");
+            assert_eq!(split("C", model), [part("m2", 1_000_000, 10)], "{model}: explicit");
+        }
     }
 
     #[test]
