@@ -116,3 +116,31 @@ fn every_models_split_equals_the_reference_on_generated_data() {
     assert!(compared >= 50, "{compared} conversions compared");
     assert!(with_several > 0, "some conversions have several candidate messages");
 }
+
+/// `report models` on generated data equals the reference's side-by-side report, over all
+/// time and over ranges that cut through days.
+#[test]
+fn report_models_equals_the_reference_on_generated_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = touchstone_integration_tests::Generated::new(&dir.path().join("data"), 1, 2);
+    let server = DevServer::start(&dir.path().join("store"));
+    server.import(&data);
+    let mut rows = 0;
+    for tenant in data.reference.tenants() {
+        for (from, to) in [(None, None)].into_iter().chain(touchstone_integration_tests::unaligned_ranges().into_iter().take(2)) {
+            let mut args = vec!["report", "models", "--tenant", tenant, "--format", "json"];
+            let (from_text, to_text) = (from.map(|f: i64| f.to_string()), to.map(|t: i64| t.to_string()));
+            if let Some(from) = &from_text {
+                args.extend(["--from", from]);
+            }
+            if let Some(to) = &to_text {
+                args.extend(["--to", to]);
+            }
+            let got: serde_json::Value = serde_json::from_str(&server.cli_ok(&args)).unwrap();
+            let expected = data.reference.models_json(tenant, from, to);
+            assert_eq!(got, expected, "{tenant} [{from:?}, {to:?})");
+            rows += got.as_array().unwrap().len();
+        }
+    }
+    assert!(rows > 10, "{rows} rows compared");
+}

@@ -481,6 +481,46 @@ impl QueryService for QueryApi {
         Ok(Response::new(ReceiverStream::new(stream)))
     }
 
+    /// Reads every customer state of the tenant, as `GetLift` does.
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
+    async fn get_model_report(&self, request: Request<pb::ModelReportRequest>) -> Result<Response<pb::ModelReport>, Status> {
+        let pb::ModelReportRequest { tenant, range, goal_id, by_message } = valid(request)?;
+        self.existing(&tenant).await?;
+        let range = Range::from_pb(range)?;
+        let config = self.config(&tenant).await?;
+        if let Some(goal_id) = &goal_id
+            && config.goal(goal_id).is_none()
+        {
+            return Err(ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")).into());
+        }
+        let states = self.reads.customer_states(&tenant).await.map_err(ApiError::from)?;
+        let hashes: std::collections::BTreeSet<&str> =
+            states.iter().flat_map(|(_, state)| state.touches()).map(|touch| touch.msg_hash.as_str()).collect();
+        let explicit = states.iter().flat_map(|(_, state)| state.conversions()).filter_map(|c| c.fact.explicit_msg_hash.as_deref());
+        let hashes: Vec<String> = hashes.into_iter().chain(explicit).map(str::to_owned).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let messages = self.reads.messages(&tenant, &hashes).await.map_err(ApiError::from)?;
+        let rows = models::side_by_side(states.iter().map(|(_, state)| state), &messages, &config, (range.from, range.to), goal_id.as_deref(), by_message);
+        let order = |goal_id: &str| config.goals.iter().position(|goal| goal.id == goal_id).unwrap_or(usize::MAX);
+        let mut rows: Vec<_> = rows.into_iter().collect();
+        rows.sort_by(|((a, goal_a), _), ((b, goal_b), _)| a.cmp(b).then(order(goal_a).cmp(&order(goal_b))));
+        let rows = rows
+            .into_iter()
+            .map(|((subject, goal_id), totals)| {
+                let (campaign_id, msg_hash) = if by_message { (String::new(), subject) } else { (subject, String::new()) };
+                let models = totals
+                    .into_iter()
+                    .map(|(model, totals)| pb::ModelFigures {
+                        model: model_to_pb(model).into(),
+                        conversions_ppm: u64::try_from(totals.ppm).unwrap_or(0),
+                        value: Some(decimal(totals.value_micros)),
+                    })
+                    .collect();
+                pb::ModelRow { campaign_id, msg_hash, goal_id, models }
+            })
+            .collect();
+        Ok(Response::new(pb::ModelReport { rows }))
+    }
+
     /// Reads every customer state of the tenant: exact, and as costly as the tenant is large.
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, campaign_id = %request.get_ref().campaign_id))]
     async fn get_lift(&self, request: Request<pb::LiftRequest>) -> Result<Response<pb::LiftReport>, Status> {

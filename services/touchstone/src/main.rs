@@ -407,6 +407,26 @@ pub enum ReportCommand {
     /// A campaign's lift for a goal: its treatment group (sent a message of it) against its
     /// control group (held out), with the 95% intervals and the z-test's p-value.
     Lift(LiftArgs),
+    /// Every attribution model side by side: conversions and value per campaign and goal
+    /// under last touch, first touch, linear, position-based and time decay.
+    Models(ModelsArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ModelsArgs {
+    #[arg(long)]
+    pub tenant: String,
+    /// Only this goal (default: every goal).
+    #[arg(long)]
+    pub goal: Option<String>,
+    #[arg(long)]
+    pub from: Option<i64>,
+    #[arg(long)]
+    pub to: Option<i64>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ExplainFormat,
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub server: String,
 }
 
 #[derive(clap::Args)]

@@ -9,6 +9,7 @@ pub(crate) mod explain;
 pub(crate) mod export;
 pub(crate) mod json;
 pub(crate) mod lift;
+pub(crate) mod models;
 pub(crate) mod rows;
 pub(crate) mod table;
 
@@ -57,6 +58,18 @@ pub async fn run(what: ReportCommand) -> CommandResult {
             match args.format {
                 ExplainFormat::Json => json::render(&lift::lift_json(&report))?,
                 ExplainFormat::Table => lift::lift_table(&report),
+            }
+        }
+        ReportCommand::Models(args) => {
+            let channel = client::connect(&args.server).await?;
+            let mut query = QueryServiceClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES);
+            let range = Some(pb::TimeRange { from_ms: args.from, to_ms: args.to });
+            let request = pb::ModelReportRequest { tenant: args.tenant, range, goal_id: args.goal, by_message: false };
+            let reply = query.get_model_report(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
+            let report = reply.into_inner();
+            match args.format {
+                ExplainFormat::Json => json::render(&models::models_json(&report))?,
+                ExplainFormat::Table => models::models_table(&report),
             }
         }
         ReportCommand::Explain(args) => {

@@ -12,8 +12,9 @@
 //! shares are exact; time decay in IEEE 754 doubles, in the order the rules fix, so every
 //! implementation that follows them gets the same ppm.
 
-use crate::attribution::{Eligibility, ExplicitStatus, Messages, eligibility, explicit_status};
-use crate::attribution::ConversionFact;
+use crate::attribution::{Conversion, ConversionFact, Eligibility, ExplicitStatus, Messages, eligibility, explicit_status};
+use crate::fold::CustomerState;
+use std::collections::BTreeMap;
 use crate::config::TenantConfig;
 use crate::model::{Millis, Touch};
 use serde::{Deserialize, Serialize};
@@ -230,6 +231,60 @@ pub fn credit_models(fact: &ConversionFact, units: i128, touches: &[Touch], mess
             ModelCredits { explicit: false, by_model }
         }
     }
+}
+
+/// One model's credited conversions (ppm summed) and value (micros summed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelTotals {
+    pub ppm: i128,
+    pub value_micros: i128,
+}
+
+/// Every model's credit summed per campaign (or per message, `by_message`) and goal, over
+/// the conversions with `from <= ts < to` in the customers' fold states; `goal` keeps one
+/// goal. Per campaign, messages without a campaign have no row; unattributed conversions
+/// have none either way. Every row holds all five models.
+pub fn side_by_side<'a>(
+    customers: impl IntoIterator<Item = &'a CustomerState>,
+    messages: &Messages,
+    config: &TenantConfig,
+    (from, to): (Millis, Millis),
+    goal: Option<&str>,
+    by_message: bool,
+) -> BTreeMap<(String, String), BTreeMap<Model, ModelTotals>> {
+    let mut rows: BTreeMap<(String, String), BTreeMap<Model, ModelTotals>> = BTreeMap::new();
+    for state in customers {
+        let converted: Vec<&Conversion> = state
+            .conversions()
+            .filter(|c| from <= c.fact.ts && c.fact.ts < to && goal.is_none_or(|goal| goal == c.fact.goal_id))
+            .collect();
+        if converted.is_empty() {
+            continue;
+        }
+        let touches: Vec<Touch> = state.touches().cloned().collect();
+        for conversion in converted {
+            let Some(saved) = config.goal(&conversion.fact.goal_id) else { continue };
+            let unit = crate::lift::goal_units(saved);
+            let units = i128::from(conversion.fact.value_micros / unit);
+            for (model, shares) in credit_models(&conversion.fact, units, &touches, messages, config, config.decay_half_life_ms).by_model {
+                for share in shares {
+                    let subject = if by_message {
+                        share.msg_hash.clone()
+                    } else {
+                        match messages.get(&share.msg_hash).map(|message| message.campaign_id.as_str()) {
+                            Some(campaign_id) if !campaign_id.is_empty() => campaign_id.to_owned(),
+                            _ => continue,
+                        }
+                    };
+                    let row = rows.entry((subject, conversion.fact.goal_id.clone())).or_insert_with(|| Model::ALL.iter().map(|&m| (m, ModelTotals::default())).collect());
+                    let totals = row.entry(model).or_default();
+                    totals.ppm += i128::from(share.ppm);
+                    totals.value_micros += share.value * i128::from(unit);
+                }
+            }
+        }
+    }
+    rows
 }
 
 #[cfg(test)]

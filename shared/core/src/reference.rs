@@ -419,6 +419,10 @@ impl Crediting<'_> {
     }
 }
 
+fn is_order_goal(config: &TenantConfig, goal_id: &str) -> bool {
+    config.goal(goal_id).is_some_and(|goal| matches!(goal.kind, GoalKind::Order { .. }))
+}
+
 /// `count` distinct indexes of `0..len`, each time the largest by `cmp` among those left,
 /// the later index on a tie.
 fn pick_largest(len: usize, count: i128, cmp: impl Fn(usize, usize) -> std::cmp::Ordering) -> Vec<usize> {
@@ -601,6 +605,48 @@ impl Reference {
             })
             .collect();
         Value::Array(rows)
+    }
+
+    /// `report models` as SPEC section 8 gives it: per campaign (of a registered message
+    /// with a campaign) and goal credited under any model, every model's conversions (ppm
+    /// summed, as a number of up to 6 decimals) and value; rows by campaign, then goal order.
+    pub fn models_json(&self, tenant: &str, from: Option<Millis>, to: Option<Millis>) -> Value {
+        let Some(result) = self.tenants.get(tenant) else {
+            return json!([]);
+        };
+        // By (campaign, goal position): each model's (ppm, micros).
+        type Sums = BTreeMap<&'static str, (i64, i128)>;
+        let mut rows: BTreeMap<(String, usize), Sums> = BTreeMap::new();
+        for conversion in result.conversions.iter().filter(|c| in_range(c.ts, from, to)) {
+            let Some(goal_at) = result.config.goals.iter().position(|goal| goal.id == conversion.goal_id) else { continue };
+            for (&model, shares) in &conversion.models {
+                for share in shares {
+                    let Some(campaign) = result.messages.get(&share.msg_hash).map(|m| m.campaign_id.clone()).filter(|c| !c.is_empty()) else {
+                        continue;
+                    };
+                    let row = rows.entry((campaign, goal_at)).or_insert_with(|| MODELS.iter().map(|&m| (m, (0, 0))).collect());
+                    let sum = row.entry(model).or_default();
+                    sum.0 += share.ppm;
+                    // Whole units to micros: minor units of an order goal, millionths already of an event goal.
+                    sum.1 += share.value * if is_order_goal(&result.config, &conversion.goal_id) { i128::from(MICROS_PER_UNIT) } else { 1 };
+                }
+            }
+        }
+        let ppm_json = |ppm: i64| -> Value {
+            let text = format!("{}.{:06}", ppm / 1_000_000, ppm % 1_000_000);
+            serde_json::from_str(text.trim_end_matches('0').trim_end_matches('.')).unwrap_or(Value::Null)
+        };
+        Value::Array(
+            rows.into_iter()
+                .map(|((campaign_id, goal_at), models)| {
+                    let models: Map<String, Value> = models
+                        .into_iter()
+                        .map(|(model, (ppm, micros))| (model.to_owned(), json!({"conversions": ppm_json(ppm), "value": value_json(micros)})))
+                        .collect();
+                    json!({"campaign_id": campaign_id, "goal_id": result.config.goals[goal_at].id, "models": models})
+                })
+                .collect(),
+        )
     }
 
     /// The campaigns of a tenant's registered messages (non-empty ids), for tests that walk

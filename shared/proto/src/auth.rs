@@ -127,6 +127,7 @@ one_tenant!(
     pb::ExplainConversionRequest,
     pb::HoldoutRequest,
     pb::LiftRequest,
+    pb::ModelReportRequest,
     pb::IssueBadgeRequest,
     pb::SaveBadgeRequest,
     pb::SaveBadgesRequest,

@@ -193,6 +193,14 @@ impl Validate for pb::GoalSeriesRequest {
 /// Campaigns one `UpdateSettings` may give holdout shares of.
 pub const MAX_HOLDOUT_CAMPAIGNS: usize = 10_000;
 
+impl Validate for pb::ModelReportRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::ModelReportRequest { tenant, range: _, goal_id, by_message: _ } = self;
+        id("tenant", tenant)?;
+        goal_id.as_deref().map_or(Ok(()), |goal_id| id("goal_id", goal_id))
+    }
+}
+
 impl Validate for pb::LiftRequest {
     fn validate(&self) -> Result<(), InvalidRecord> {
         let pb::LiftRequest { tenant, campaign_id, goal_id, range: _ } = self;

@@ -1,6 +1,7 @@
 //! `report explain`: one conversion's explanation (the credited message, the rule that
 //! decided, every candidate touch with its verdict), as JSON or as text.
 
+use super::models::{model_name, ppm_number};
 use super::table::{Align, Table};
 use serde_json::{Value, json};
 use touchstone_proto::v1 as pb;
@@ -76,27 +77,15 @@ fn models_json(explanation: &pb::ConversionExplanation) -> Value {
                         "msg_hash": share.msg_hash,
                         "campaign_id": share.campaign_id,
                         "touch_event_id": share.touch_event_id,
-                        "share": ppm_number(share.ppm),
+                        "share": ppm_number(u64::from(share.ppm)),
                         "value": decimal(share.value.as_ref()),
                     })
                 })
                 .collect();
-            (model_name(credit), Value::Array(shares))
+            (model_name(credit.model), Value::Array(shares))
         })
         .collect();
     Value::Object(models)
-}
-
-/// A model as reports name it: `last_touch`, `time_decay`, …
-fn model_name(credit: &pb::ModelCredit) -> String {
-    name(pb::AttributionModel::try_from(credit.model).map(|m| m.as_str_name()), "ATTRIBUTION_MODEL_").to_lowercase()
-}
-
-/// Parts per million as a JSON number with up to 6 decimals.
-fn ppm_number(ppm: u32) -> Value {
-    let text = format!("{}.{:06}", ppm / 1_000_000, ppm % 1_000_000);
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
 pub fn explanation_table(explanation: &pb::ConversionExplanation) -> String {
@@ -125,13 +114,13 @@ pub fn explanation_table(explanation: &pb::ConversionExplanation) -> String {
                 .to_vec(),
         );
         for credit in &explanation.models {
-            let model = model_name(credit);
+            let model = model_name(credit.model);
             if credit.shares.is_empty() {
                 models.push(vec![model.clone(), "(unattributed)".into(), String::new(), String::new(), String::new()]);
             }
             for share in &credit.shares {
                 let value = share.value.as_ref().map_or_else(|| "0".to_owned(), |value| value.value.clone());
-                models.push(vec![model.clone(), share.msg_hash.clone(), share.campaign_id.clone(), ppm_number(share.ppm).to_string(), value]);
+                models.push(vec![model.clone(), share.msg_hash.clone(), share.campaign_id.clone(), ppm_number(u64::from(share.ppm)).to_string(), value]);
             }
         }
         text.push_str(&models.render());
