@@ -377,6 +377,11 @@ pub struct ReportArgs {
     pub to: Option<i64>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Credit conversions under this attribution model (JSON only for any but last_touch:
+    /// `conversions` is then a number with up to 6 decimals). Goal totals are the same
+    /// under every model: only which campaign or message gets the credit changes.
+    #[arg(long, value_parser = ["last_touch", "first_touch", "linear", "position_based", "time_decay"])]
+    pub model: Option<String>,
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub server: String,
 }

@@ -28,7 +28,11 @@ pub async fn run(what: ReportCommand) -> CommandResult {
             let request = pb::ListCampaignsRequest { tenant: request.tenant, range: request.range };
             let reply =
                 query.list_campaigns(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
-            render_stats(&StatsReport::from_campaigns(reply.into_inner())?, args.format, goals)?
+            let report = StatsReport::from_campaigns(reply.into_inner())?;
+            match other_model(&args) {
+                Some(model) => under_model(&mut query, &args, json::stats_json(&report), model, false).await?,
+                None => render_stats(&report, args.format, goals)?,
+            }
         }
         ReportCommand::Messages(StatsArgs { report: args, goals }) => {
             let (mut query, request) = open(&args).await?;
@@ -38,7 +42,11 @@ pub async fn run(what: ReportCommand) -> CommandResult {
                 .list_message_stats(request)
                 .await
                 .map_err(|status| ClientError::from_status(&args.server, status))?;
-            render_stats(&StatsReport::from_messages(reply.into_inner())?, args.format, goals)?
+            let report = StatsReport::from_messages(reply.into_inner())?;
+            match other_model(&args) {
+                Some(model) => under_model(&mut query, &args, json::stats_json(&report), model, true).await?,
+                None => render_stats(&report, args.format, goals)?,
+            }
         }
         ReportCommand::Goals(args) => {
             let (mut query, request) = open(&args).await?;
@@ -103,6 +111,28 @@ async fn open(args: &ReportArgs) -> Result<(QueryServiceClient<client::Connectio
         query,
         Scope { tenant: args.tenant.clone(), range: Some(pb::TimeRange { from_ms: args.from, to_ms: args.to }) },
     ))
+}
+
+/// `--model`, when it names a model other than last touch (the reports' own credit).
+fn other_model(args: &ReportArgs) -> Option<&str> {
+    args.model.as_deref().filter(|model| *model != "last_touch")
+}
+
+/// A campaign or message report's JSON with each goal's credit under `model`.
+async fn under_model(
+    query: &mut QueryServiceClient<client::Connection>,
+    args: &ReportArgs,
+    stats: serde_json::Value,
+    model: &str,
+    by_message: bool,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    if !matches!(args.format, Format::Json) {
+        return Err(format!("--model {model} gives fractional conversions, as JSON only: add --format json").into());
+    }
+    let range = Some(pb::TimeRange { from_ms: args.from, to_ms: args.to });
+    let request = pb::ModelReportRequest { tenant: args.tenant.clone(), range, goal_id: None, by_message };
+    let credit = query.get_model_report(request).await.map_err(|status| ClientError::from_status(&args.server, status))?.into_inner();
+    Ok(json::render(&models::under_model(stats, &credit, model, by_message))?)
 }
 
 /// `all_goals` (`--goals`) widens the table only: json and csv always carry every goal.

@@ -419,6 +419,12 @@ impl Crediting<'_> {
     }
 }
 
+/// Parts per million as a JSON number with up to 6 decimals.
+fn ppm_json(ppm: i64) -> Value {
+    let text = format!("{}.{:06}", ppm / 1_000_000, ppm % 1_000_000);
+    serde_json::from_str(text.trim_end_matches('0').trim_end_matches('.')).unwrap_or(Value::Null)
+}
+
 fn is_order_goal(config: &TenantConfig, goal_id: &str) -> bool {
     config.goal(goal_id).is_some_and(|goal| matches!(goal.kind, GoalKind::Order { .. }))
 }
@@ -632,10 +638,6 @@ impl Reference {
                 }
             }
         }
-        let ppm_json = |ppm: i64| -> Value {
-            let text = format!("{}.{:06}", ppm / 1_000_000, ppm % 1_000_000);
-            serde_json::from_str(text.trim_end_matches('0').trim_end_matches('.')).unwrap_or(Value::Null)
-        };
         Value::Array(
             rows.into_iter()
                 .map(|((campaign_id, goal_at), models)| {
@@ -647,6 +649,57 @@ impl Reference {
                 })
                 .collect(),
         )
+    }
+
+    /// `report campaigns` (or `messages`, `by_message`) `--model MODEL` as SPEC section 8
+    /// gives it: the report's rows, each goal's conversions and value as `model` credits
+    /// them, and a row of zero counters for what the model credits without activity in the
+    /// range. Rows by id.
+    pub fn stats_json_under(&self, tenant: &str, from: Option<Millis>, to: Option<Millis>, model: &str, by_message: bool) -> Value {
+        let (id_key, stats) =
+            if by_message { ("msg_hash", self.messages_json(tenant, from, to)) } else { ("campaign_id", self.campaigns_json(tenant, from, to)) };
+        let Some(result) = self.tenants.get(tenant) else {
+            return stats;
+        };
+        let mut credit: BTreeMap<(String, String), (i64, i128)> = BTreeMap::new();
+        for conversion in result.conversions.iter().filter(|c| in_range(c.ts, from, to)) {
+            let unit = if is_order_goal(&result.config, &conversion.goal_id) { i128::from(MICROS_PER_UNIT) } else { 1 };
+            for share in conversion.models.get(model).into_iter().flatten() {
+                let subject = if by_message {
+                    share.msg_hash.clone()
+                } else {
+                    match result.messages.get(&share.msg_hash).map(|m| m.campaign_id.clone()) {
+                        Some(campaign) if !campaign.is_empty() => campaign,
+                        _ => continue,
+                    }
+                };
+                let sum = credit.entry((subject, conversion.goal_id.clone())).or_default();
+                sum.0 += share.ppm;
+                sum.1 += share.value * unit;
+            }
+        }
+        let mut rows: BTreeMap<String, Value> =
+            stats.as_array().into_iter().flatten().map(|row| (row[id_key].as_str().unwrap_or_default().to_owned(), row.clone())).collect();
+        for ((id, _), (ppm, _)) in &credit {
+            if *ppm > 0 {
+                rows.entry(id.clone()).or_insert_with(|| {
+                    json!({id_key: id, "sent": 0, "delivered": 0, "opened": 0, "clicked": 0, "held_out": 0, "event_hits": {}, "goals": {}})
+                });
+            }
+        }
+        for (id, row) in &mut rows {
+            let goals: Map<String, Value> = result
+                .config
+                .goals
+                .iter()
+                .map(|goal| {
+                    let (ppm, micros) = credit.get(&(id.clone(), goal.id.clone())).copied().unwrap_or_default();
+                    (goal.id.clone(), json!({"conversions": ppm_json(ppm), "value": value_json(micros)}))
+                })
+                .collect();
+            row["goals"] = Value::Object(goals);
+        }
+        Value::Array(rows.into_values().collect())
     }
 
     /// The campaigns of a tenant's registered messages (non-empty ids), for tests that walk

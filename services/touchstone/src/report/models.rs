@@ -60,6 +60,47 @@ pub fn models_table(report: &pb::ModelReport) -> String {
     table.render()
 }
 
+/// A campaign or message report's JSON (`stats`) with each goal's conversions and value
+/// replaced by their credit under `model`; a campaign or message credited under it but
+/// without activity in the range gets a row of zero counters. Rows by id.
+pub fn under_model(stats: Value, credit: &pb::ModelReport, model: &str, by_message: bool) -> Value {
+    let id_key = if by_message { "msg_hash" } else { "campaign_id" };
+    let mut credited: std::collections::BTreeMap<(String, String), &pb::ModelFigures> = std::collections::BTreeMap::new();
+    for row in &credit.rows {
+        let id = if by_message { &row.msg_hash } else { &row.campaign_id };
+        if let Some(figures) = row.models.iter().find(|figures| model_name(figures.model) == model) {
+            credited.insert((id.clone(), row.goal_id.clone()), figures);
+        }
+    }
+    let mut rows: std::collections::BTreeMap<String, Value> = match stats {
+        Value::Array(rows) => rows.into_iter().map(|row| (row[id_key].as_str().unwrap_or_default().to_owned(), row)).collect(),
+        _ => Default::default(),
+    };
+    let mut goal_ids: std::collections::BTreeSet<String> =
+        rows.values().flat_map(|row| row["goals"].as_object().map(|goals| goals.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()).collect();
+    for ((id, goal_id), figures) in &credited {
+        goal_ids.insert(goal_id.clone());
+        if figures.conversions_ppm > 0 {
+            rows.entry(id.clone()).or_insert_with(|| {
+                json!({id_key: id, "sent": 0, "delivered": 0, "opened": 0, "clicked": 0, "held_out": 0, "event_hits": {}, "goals": {}})
+            });
+        }
+    }
+    for (id, row) in &mut rows {
+        let goals: Map<String, Value> = goal_ids
+            .iter()
+            .map(|goal_id| {
+                let figures = credited.get(&(id.clone(), goal_id.clone()));
+                let conversions = figures.map_or(json!(0), |figures| ppm_number(figures.conversions_ppm));
+                let credited_value = figures.map_or(json!(0), |figures| value(figures.value.as_ref()));
+                (goal_id.clone(), json!({"conversions": conversions, "value": credited_value}))
+            })
+            .collect();
+        row["goals"] = Value::Object(goals);
+    }
+    Value::Array(rows.into_values().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
