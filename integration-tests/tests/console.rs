@@ -270,6 +270,24 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     assert_eq!(page.contains("data-field=\"warning\""), lift["enough_data"] == false);
     screenshot(&url, "lift");
 
+    // Every model side by side for the default goal, as `report models` gives it.
+    let url = format!("{base}/t/{TENANT}/models");
+    let page = dom(&url);
+    let from = page[page.find("data-from-ms=\"").unwrap() + 14..].split('"').next().unwrap().to_owned();
+    let to = page[page.find("data-to-ms=\"").unwrap() + 12..].split('"').next().unwrap().to_owned();
+    let models = cli_json(&server, &["report", "models", "--tenant", TENANT, "--goal", "orders", "--from", &from, "--to", &to, "--format", "json"]);
+    let rows: BTreeMap<String, String> = blocks(&page, "data-campaign").into_iter().collect();
+    assert_eq!(rows.len(), models.as_array().unwrap().len(), "a row per campaign credited");
+    for expected in models.as_array().unwrap() {
+        let campaign = expected["campaign_id"].as_str().unwrap();
+        let row = &rows[campaign];
+        for (model, figures) in expected["models"].as_object().unwrap() {
+            let cell = &row[row.find(&format!("data-model=\"{model}\"")).unwrap_or_else(|| panic!("{campaign}: no {model}"))..];
+            same(&field(cell, "conversions").0, &figures["conversions"], &format!("{campaign} {model} conversions"));
+        }
+    }
+    screenshot(&url, "models");
+
     // Member care: the trophy case and the first page of the timeline, newest first.
     let url = format!("{base}/t/{TENANT}/members?customer={MEMBER}");
     let page = dom(&url);

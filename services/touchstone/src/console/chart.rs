@@ -142,6 +142,53 @@ pub fn interval(diff: Option<f64>, low: Option<f64>, high: Option<f64>) -> Strin
     )
 }
 
+/// Each subject's values side by side as horizontal bars, one colour per series (the
+/// legend on top), all on one scale: which campaign each model credits, at a glance.
+pub fn grouped_bars(rows: &[(String, Vec<f64>)], series: &[String]) -> String {
+    const COLORS: [&str; 5] = ["#2c5fd9", "#dc7814", "#1a7f37", "#8250df", "#8c94a0"];
+    let (label_w, bar_h, gap, width) = (180.0, 9.0, 10.0, 900.0);
+    let max = rows.iter().flat_map(|(_, values)| values.iter().copied()).fold(0.0f64, f64::max).max(1e-9);
+    let group_h = bar_h * series.len() as f64 + gap;
+    let height = 30.0 + group_h * rows.len() as f64;
+    let mut svg = format!("<svg viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"conversions under each model, per campaign\">");
+    for (i, name) in series.iter().enumerate() {
+        let x = label_w + i as f64 * 130.0;
+        svg.push_str(&format!(
+            "<rect x=\"{x}\" y=\"6\" width=\"12\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"15\" font-size=\"11\">{}</text>",
+            COLORS[i % COLORS.len()],
+            x + 16.0,
+            escape(name)
+        ));
+    }
+    for (r, (label, values)) in rows.iter().enumerate() {
+        let top = 30.0 + r as f64 * group_h;
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
+            label_w - 8.0,
+            top + group_h / 2.0,
+            escape(label)
+        ));
+        for (i, value) in values.iter().enumerate() {
+            let w = (value / max * (width - label_w - 60.0)).max(0.0);
+            let y = top + i as f64 * bar_h;
+            svg.push_str(&format!(
+                "<rect x=\"{label_w}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\">{value:.2}</text>",
+                bar_h - 1.0,
+                COLORS[i % COLORS.len()],
+                label_w + w + 4.0,
+                y + bar_h - 2.0
+            ));
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Text for SVG: the five characters XML escapes.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

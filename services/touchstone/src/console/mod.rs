@@ -135,6 +135,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/t/{tenant}/campaigns/{campaign_id}/lift", get(pages::campaign_lift))
         .route("/t/{tenant}/goals", get(pages::goals))
         .route("/t/{tenant}/explain", get(pages::explain))
+        .route("/t/{tenant}/models", get(pages::models))
         .route("/t/{tenant}/members", get(pages::members))
         .route("/static/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], include_str!("../../static/console.css")) }))
         .route("/static/console.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../../static/console.js")) }))

@@ -612,6 +612,49 @@ fn model_share_views(models: &[pb::ModelCredit], currency: &str, money: bool) ->
     rows
 }
 
+/// Every attribution model side by side for a goal (the default first): each campaign's
+/// conversions and value under each, as bars and a table. Like lift, it reads every
+/// customer of the tenant.
+pub async fn models(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
+    let caller = console.caller(&headers)?;
+    let nav = console.nav(&tenant, "models", &params).await?;
+    let config = console.config(&tenant).await?;
+    let goals: Vec<String> = config.goals.iter().map(|goal| goal.id.clone()).collect();
+    let goal_id = params.goal.clone().or_else(|| goals.first().cloned()).unwrap_or_default();
+    let money = money_goals(&config).get(&goal_id).copied().unwrap_or(false);
+    let request = pb::ModelReportRequest {
+        tenant: tenant.clone(),
+        range: Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) }),
+        goal_id: Some(goal_id.clone()),
+        by_message: false,
+    };
+    let report = console.query.get_model_report(call(request, &caller)).await?.into_inner();
+    let model_name = |model: i32| enum_name(pb::AttributionModel::try_from(model).map(|m| m.as_str_name()), "ATTRIBUTION_MODEL_").to_lowercase();
+    let models: Vec<String> = report.rows.first().map(|row| row.models.iter().map(|f| model_name(f.model)).collect()).unwrap_or_default();
+    let mut bars = Vec::new();
+    let rows = report
+        .rows
+        .into_iter()
+        .map(|row| {
+            bars.push((row.campaign_id.clone(), row.models.iter().map(|f| f.conversions_ppm as f64 / 1e6).collect::<Vec<f64>>()));
+            let cells = row
+                .models
+                .iter()
+                .map(|f| {
+                    let conversions = f.conversions_ppm as f64 / 1e6;
+                    (
+                        Figure { text: format!("{conversions:.2}"), raw: conversions.to_string() },
+                        Figure::value(&decimal(f.value.as_ref()), &config.currency, money),
+                    )
+                })
+                .collect();
+            ModelsRow { campaign_id: row.campaign_id, cells }
+        })
+        .collect();
+    let chart_svg = chart::grouped_bars(&bars, &models);
+    Ok(html(&ModelsPage { nav, goals, goal_id, models, rows, chart_svg }).into_response())
+}
+
 /// A campaign's lift against its control group, for a goal (the default first). Its own
 /// page: it reads every customer of the tenant, which the campaign page should not wait for.
 pub async fn campaign_lift(

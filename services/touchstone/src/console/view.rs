@@ -266,6 +266,25 @@ pub struct ModelShareView {
 }
 
 #[derive(Template)]
+#[template(path = "models.html")]
+pub struct ModelsPage {
+    pub nav: TenantNav,
+    pub goals: Vec<String>,
+    pub goal_id: String,
+    /// The models, as reports name them, in the columns' order.
+    pub models: Vec<String>,
+    pub rows: Vec<ModelsRow>,
+    /// Each campaign's conversions under every model, as bars.
+    pub chart_svg: String,
+}
+
+/// A campaign's conversions and value under each model, in `ModelsPage::models` order.
+pub struct ModelsRow {
+    pub campaign_id: String,
+    pub cells: Vec<(Figure, Figure)>,
+}
+
+#[derive(Template)]
 #[template(path = "lift.html")]
 pub struct LiftPage {
     pub nav: TenantNav,
