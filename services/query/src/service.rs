@@ -68,6 +68,18 @@ impl QueryApi {
         Ok(())
     }
 
+    /// Every customer's fold state of the tenant, with the registered messages they name
+    /// (touched or explicit): what the reports over customers (lift, models) read.
+    async fn customer_states(&self, tenant: &str) -> Result<(Vec<(String, touchstone_core::fold::CustomerState)>, Messages), ApiError> {
+        let states = self.reads.customer_states(tenant).await?;
+        let touched = states.iter().flat_map(|(_, state)| state.touches()).map(|touch| touch.msg_hash.as_str());
+        let explicit = states.iter().flat_map(|(_, state)| state.conversions()).filter_map(|c| c.fact.explicit_msg_hash.as_deref());
+        let hashes: std::collections::BTreeSet<&str> = touched.chain(explicit).collect();
+        let hashes: Vec<String> = hashes.into_iter().map(str::to_owned).collect();
+        let messages = self.reads.messages(tenant, &hashes).await?;
+        Ok((states, messages))
+    }
+
     async fn config(&self, tenant: &str) -> Result<TenantConfig, ApiError> {
         Ok(self.configs.tenant_config(tenant).await?)
     }
@@ -493,12 +505,7 @@ impl QueryService for QueryApi {
         {
             return Err(ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")).into());
         }
-        let states = self.reads.customer_states(&tenant).await.map_err(ApiError::from)?;
-        let hashes: std::collections::BTreeSet<&str> =
-            states.iter().flat_map(|(_, state)| state.touches()).map(|touch| touch.msg_hash.as_str()).collect();
-        let explicit = states.iter().flat_map(|(_, state)| state.conversions()).filter_map(|c| c.fact.explicit_msg_hash.as_deref());
-        let hashes: Vec<String> = hashes.into_iter().chain(explicit).map(str::to_owned).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        let messages = self.reads.messages(&tenant, &hashes).await.map_err(ApiError::from)?;
+        let (states, messages) = self.customer_states(&tenant).await?;
         let rows = models::side_by_side(states.iter().map(|(_, state)| state), &messages, &config, (range.from, range.to), goal_id.as_deref(), by_message);
         let order = |goal_id: &str| config.goals.iter().position(|goal| goal.id == goal_id).unwrap_or(usize::MAX);
         let mut rows: Vec<_> = rows.into_iter().collect();
@@ -530,11 +537,7 @@ impl QueryService for QueryApi {
         let config = self.config(&tenant).await?;
         let goal_id = goal_id.unwrap_or_else(|| touchstone_core::config::DEFAULT_GOAL_ID.to_owned());
         let goal = config.goal(&goal_id).cloned().ok_or_else(|| ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")))?;
-        let states = self.reads.customer_states(&tenant).await.map_err(ApiError::from)?;
-        let hashes: std::collections::BTreeSet<&str> =
-            states.iter().flat_map(|(_, state)| state.touches()).map(|touch| touch.msg_hash.as_str()).collect();
-        let hashes: Vec<String> = hashes.into_iter().map(str::to_owned).collect();
-        let messages = self.reads.messages(&tenant, &hashes).await.map_err(ApiError::from)?;
+        let (states, messages) = self.customer_states(&tenant).await?;
         let report = lift::campaign_lift(states.iter().map(|(_, state)| state), &campaign_id, &goal, range.from, range.to, &messages, &config);
         Ok(Response::new(lift_pb(campaign_id, goal_id, report)))
     }

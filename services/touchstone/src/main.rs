@@ -414,18 +414,21 @@ pub enum ReportCommand {
     Lift(LiftArgs),
     /// Every attribution model side by side: conversions and value per campaign and goal
     /// under last touch, first touch, linear, position-based and time decay.
-    Models(ModelsArgs),
+    Models(GoalReportArgs),
 }
 
+/// `report models` and `report lift`: a tenant, a goal and a range.
 #[derive(clap::Args)]
-pub struct ModelsArgs {
+pub struct GoalReportArgs {
     #[arg(long)]
     pub tenant: String,
-    /// Only this goal (default: every goal).
+    /// Only this goal (`report models`: default every goal; `report lift`: default orders).
     #[arg(long)]
     pub goal: Option<String>,
+    /// Start of the range, epoch ms, inclusive (`report lift`: of the entry touches).
     #[arg(long)]
     pub from: Option<i64>,
+    /// End of the range, epoch ms, exclusive (`report lift`: conversions may follow it).
     #[arg(long)]
     pub to: Option<i64>,
     #[arg(long, value_enum, default_value = "table")]
@@ -437,22 +440,9 @@ pub struct ModelsArgs {
 #[derive(clap::Args)]
 pub struct LiftArgs {
     #[arg(long)]
-    pub tenant: String,
-    #[arg(long)]
     pub campaign: String,
-    /// The goal whose conversions count (default: orders).
-    #[arg(long)]
-    pub goal: Option<String>,
-    /// Entry touches from this epoch ms on (default: all time).
-    #[arg(long)]
-    pub from: Option<i64>,
-    /// Entry touches before this epoch ms (conversions may follow it).
-    #[arg(long)]
-    pub to: Option<i64>,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: ExplainFormat,
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    pub server: String,
+    #[command(flatten)]
+    pub report: GoalReportArgs,
 }
 
 #[derive(clap::Args)]

@@ -14,7 +14,7 @@ pub(crate) mod rows;
 pub(crate) mod table;
 
 use crate::import::client::{self, ClientError, MAX_REPLY_BYTES};
-use crate::{CommandResult, ExplainFormat, Format, ReportArgs, ReportCommand, StatsArgs};
+use crate::{CommandResult, ExplainFormat, Format, LiftArgs, ReportArgs, ReportCommand, StatsArgs};
 use rows::{GoalRow, StatsReport, Units};
 use std::io::Write;
 use std::process::ExitCode;
@@ -56,11 +56,11 @@ pub async fn run(what: ReportCommand) -> CommandResult {
             let (rows, units) = rows::goal_report(reply.into_inner())?;
             render_goals(&rows, &units, args.format)?
         }
-        ReportCommand::Lift(args) => {
+        ReportCommand::Lift(LiftArgs { campaign, report: args }) => {
             let channel = client::connect(&args.server).await?;
             let mut query = QueryServiceClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES);
             let range = Some(pb::TimeRange { from_ms: args.from, to_ms: args.to });
-            let request = pb::LiftRequest { tenant: args.tenant, campaign_id: args.campaign, goal_id: args.goal, range };
+            let request = pb::LiftRequest { tenant: args.tenant, campaign_id: campaign, goal_id: args.goal, range };
             let reply = query.get_lift(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
             let report = reply.into_inner();
             match args.format {
