@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use touchstone_store::{IngestLog, log_shard};
+use touchstone_store::IngestLog;
 
 /// How often a held call looks at the shards' positions.
 const POLL: Duration = Duration::from_millis(10);
@@ -38,15 +38,14 @@ impl Backlog {
         Backlog { limit, max_wait: Backlog::MAX_WAIT }
     }
 
-    /// Returns once the shards of `tenants` hold at most `limit` unattributed records, or
-    /// after `max_wait`, or at once when a position cannot be read (the records are stored:
-    /// holding the reply is only a courtesy to attribution).
-    pub async fn hold<'a>(&self, log: &Arc<dyn IngestLog>, tenants: impl IntoIterator<Item = &'a str>) {
-        let shards: BTreeSet<u32> = tenants.into_iter().map(log_shard).collect();
+    /// Returns once `shards` hold at most `limit` unattributed records, or after `max_wait`,
+    /// or at once when a position cannot be read (the records are stored: holding the reply
+    /// is only a courtesy to attribution).
+    pub async fn hold(&self, log: &Arc<dyn IngestLog>, shards: &BTreeSet<u32>) {
         let started = Instant::now();
         loop {
             let mut behind = 0u64;
-            for &shard in &shards {
+            for &shard in shards {
                 match log.log_status(shard).await {
                     Ok(status) => behind += status.head.saturating_sub(status.processed),
                     Err(error) => {
@@ -71,7 +70,7 @@ impl Backlog {
 mod tests {
     use super::*;
     use touchstone_core::model::{Record, Touch, TouchKind};
-    use touchstone_store::EmbeddedStore;
+    use touchstone_store::{EmbeddedStore, log_shard};
 
     fn touches(tenant: &str, n: usize) -> Vec<Record> {
         (0..n)
@@ -93,17 +92,18 @@ mod tests {
         let quick = Duration::from_secs(2);
 
         let started = Instant::now();
-        Backlog { limit: 10, max_wait: Duration::from_secs(30) }.hold(&log, ["t"]).await;
+        let t = BTreeSet::from([log_shard("t")]);
+        Backlog { limit: 10, max_wait: Duration::from_secs(30) }.hold(&log, &t).await;
         assert!(started.elapsed() < quick, "within the limit: no wait");
 
         let other = (0..).map(|i| format!("u{i}")).find(|tenant| log_shard(tenant) != log_shard("t")).unwrap();
         let started = Instant::now();
-        Backlog { limit: 0, max_wait: Duration::from_secs(30) }.hold(&log, [other.as_str()]).await;
+        Backlog { limit: 0, max_wait: Duration::from_secs(30) }.hold(&log, &BTreeSet::from([log_shard(&other)])).await;
         assert!(started.elapsed() < quick, "another shard's backlog holds no one up");
 
         let max_wait = Duration::from_millis(300);
         let started = Instant::now();
-        Backlog { limit: 9, max_wait }.hold(&log, ["t"]).await;
+        Backlog { limit: 9, max_wait }.hold(&log, &t).await;
         let waited = started.elapsed();
         assert!(waited >= max_wait && waited < max_wait + quick, "over the limit: waited {waited:?}");
     }

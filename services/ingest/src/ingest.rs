@@ -21,7 +21,7 @@ use touchstone_proto::validate::{Validate, valid};
 use touchstone_core::badges::BadgeBook;
 use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource};
 use touchstone_proto::convert::badge_source_from_pb;
-use touchstone_store::{BadgeStore, IngestLog, IngestOutcome, TraceParent};
+use touchstone_store::{BadgeStore, IngestLog, IngestOutcome, TraceParent, log_shard};
 
 pub use touchstone_proto::validate::MAX_BATCH;
 
@@ -140,9 +140,10 @@ impl IngestApi {
                 )));
             }
         }
-        let tenants: Vec<String> = match self.backlog {
-            Some(_) => records.iter().map(|record| record.tenant().to_owned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
-            None => Vec::new(),
+        // The shards this call writes to, which its reply may wait on.
+        let shards: std::collections::BTreeSet<u32> = match self.backlog {
+            Some(_) => records.iter().map(|record| log_shard(record.tenant())).collect(),
+            None => Default::default(),
         };
         let outcomes = self.log.ingest_traced(records, trace).await?;
         let (accepted_before, duplicates_before) = (reply.accepted, reply.duplicates);
@@ -156,7 +157,7 @@ impl IngestApi {
         metrics::counter!("touchstone_records_duplicate_total").increment(reply.duplicates - duplicates_before);
         self.wake.notify_one();
         if let Some(backlog) = &self.backlog {
-            backlog.hold(&self.log, tenants.iter().map(String::as_str)).await;
+            backlog.hold(&self.log, &shards).await;
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use crate::explain::credit_inputs;
 use touchstone_core::attribution::{self, ExplicitStatus, Messages, Verdict};
-use touchstone_core::config::TenantConfig;
+use touchstone_core::config::{Goal, TenantConfig};
 use touchstone_core::lift;
 use touchstone_core::model::Touch;
 use touchstone_core::models;
@@ -208,11 +208,16 @@ fn campaign_totals_pb(totals: CampaignTotals) -> pb::CampaignTotals {
     }
 }
 
+/// The tenant's goal of that id, or NOT_FOUND naming both.
+fn saved_goal<'a>(config: &'a TenantConfig, goal_id: &str) -> Result<&'a Goal, ApiError> {
+    config.goal(goal_id).ok_or_else(|| ApiError::NotFound(format!("tenant {:?} has no goal {goal_id:?}", config.tenant)))
+}
+
 /// Every model's split of one conversion, values in micros as reports print them.
 fn model_credits_pb(fact: &attribution::ConversionFact, touches: &[Touch], messages: &Messages, config: &TenantConfig) -> Vec<pb::ModelCredit> {
-    let unit = config.goal(&fact.goal_id).map_or(1, lift::goal_units);
+    let unit = config.goal(&fact.goal_id).map_or(1, Goal::micros_per_unit);
     let units = i128::from(fact.value_micros / unit);
-    let credits = models::credit_models(fact, units, touches, messages, config, config.decay_half_life_ms);
+    let credits = models::credit_models(fact, units, touches, messages, config);
     credits
         .by_model
         .into_iter()
@@ -377,10 +382,8 @@ impl QueryService for QueryApi {
         self.existing(&tenant).await?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
-        if let Some(goal_id) = &goal_id
-            && config.goal(goal_id).is_none()
-        {
-            return Err(ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")).into());
+        if let Some(goal_id) = &goal_id {
+            saved_goal(&config, goal_id)?;
         }
         let cells = self.campaign_cells(&tenant, None, CellKinds::Conversions, range).await?;
         let goals = report::goal_kpis(&cells, &config)
@@ -410,9 +413,7 @@ impl QueryService for QueryApi {
             return Err(ApiError::bad_field("range", format!("a series spans at most {MAX_SERIES_DAYS} days; narrow the range")).into());
         }
         let config = self.config(&tenant).await?;
-        if config.goal(&goal_id).is_none() {
-            return Err(ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")).into());
-        }
+        saved_goal(&config, &goal_id)?;
         let days = report::local_days(tz, range.from, range.to);
         let ranges: Vec<Range> = days.iter().map(|day| Range { from: day.from, to: day.to }).collect();
         let cells_per_day =
@@ -500,10 +501,8 @@ impl QueryService for QueryApi {
         self.existing(&tenant).await?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
-        if let Some(goal_id) = &goal_id
-            && config.goal(goal_id).is_none()
-        {
-            return Err(ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")).into());
+        if let Some(goal_id) = &goal_id {
+            saved_goal(&config, goal_id)?;
         }
         let (states, messages) = self.customer_states(&tenant).await?;
         let rows = models::side_by_side(states.iter().map(|(_, state)| state), &messages, &config, (range.from, range.to), goal_id.as_deref(), by_message);
@@ -536,9 +535,9 @@ impl QueryService for QueryApi {
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
         let goal_id = goal_id.unwrap_or_else(|| touchstone_core::config::DEFAULT_GOAL_ID.to_owned());
-        let goal = config.goal(&goal_id).cloned().ok_or_else(|| ApiError::NotFound(format!("tenant {tenant:?} has no goal {goal_id:?}")))?;
+        let goal = saved_goal(&config, &goal_id)?;
         let (states, messages) = self.customer_states(&tenant).await?;
-        let report = lift::campaign_lift(states.iter().map(|(_, state)| state), &campaign_id, &goal, range.from, range.to, &messages, &config);
+        let report = lift::campaign_lift(states.iter().map(|(_, state)| state), &campaign_id, goal, range.from, range.to, &messages, &config);
         Ok(Response::new(lift_pb(campaign_id, goal_id, report)))
     }
 

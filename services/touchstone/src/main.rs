@@ -380,7 +380,7 @@ pub struct ReportArgs {
     /// Credit conversions under this attribution model (JSON only for any but last_touch:
     /// `conversions` is then a number with up to 6 decimals). Goal totals are the same
     /// under every model: only which campaign or message gets the credit changes.
-    #[arg(long, value_parser = ["last_touch", "first_touch", "linear", "position_based", "time_decay"])]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(touchstone_core::models::Model::ALL.map(touchstone_core::models::Model::as_str)))]
     pub model: Option<String>,
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub server: String,

@@ -115,7 +115,7 @@ async fn open(args: &ReportArgs) -> Result<(QueryServiceClient<client::Connectio
 
 /// `--model`, when it names a model other than last touch (the reports' own credit).
 fn other_model(args: &ReportArgs) -> Option<&str> {
-    args.model.as_deref().filter(|model| *model != "last_touch")
+    args.model.as_deref().filter(|model| *model != touchstone_core::models::Model::LastTouch.as_str())
 }
 
 /// A campaign or message report's JSON with each goal's credit under `model`.

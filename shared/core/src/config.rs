@@ -1,7 +1,7 @@
 //! Per-tenant configuration (SPEC section 3): attribution settings per channel, currency,
 //! excluded tags and goals, with the rules for changing them.
 
-use crate::model::{Channel, Millis, TouchKind};
+use crate::model::{Channel, MICROS_PER_UNIT, Micros, Millis, TouchKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -42,6 +42,16 @@ pub struct Goal {
 }
 
 impl Goal {
+    /// How many millionths make a whole unit of this goal's values, the unit credited value
+    /// is split in: an ORDER goal's values are amounts in minor units, an EVENT goal's are
+    /// counted in millionths.
+    pub fn micros_per_unit(&self) -> Micros {
+        match self.kind {
+            GoalKind::Order { .. } => MICROS_PER_UNIT,
+            GoalKind::Event { .. } => 1,
+        }
+    }
+
     /// The goal every tenant has.
     pub fn default_orders() -> Goal {
         Goal {

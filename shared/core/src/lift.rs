@@ -8,7 +8,7 @@
 //! Every figure that cannot be computed is `None`, never NaN or an infinity.
 
 use crate::attribution::{Conversion, Messages};
-use crate::config::{Goal, GoalKind, TenantConfig};
+use crate::config::{Goal, TenantConfig};
 use crate::fold::CustomerState;
 use crate::model::{MICROS_PER_UNIT, Micros, Millis, Touch, TouchKind};
 use serde::{Deserialize, Serialize};
@@ -192,7 +192,7 @@ pub fn exposure<'a>(touches: impl IntoIterator<Item = &'a Touch>, campaign_id: &
 
 /// Whether a customer who entered at `entry` converted for `goal_id` within the entry
 /// message's channel window (`e <= c <= e + window_ms`, the conversion may fall after the
-/// range), and what those conversions are worth in whole units ([`goal_units`]).
+/// range), and what those conversions are worth in whole units ([`Goal::micros_per_unit`]).
 pub fn outcome<'a>(entry: &Touch, conversions: impl IntoIterator<Item = &'a Conversion>, goal_id: &str, unit: Micros, messages: &Messages, config: &TenantConfig) -> (bool, i128) {
     let window_ms = messages.get(&entry.msg_hash).map_or(0, |message| config.setting(message.channel).window_ms);
     let mut converted = false;
@@ -207,15 +207,6 @@ pub fn outcome<'a>(entry: &Touch, conversions: impl IntoIterator<Item = &'a Conv
     (converted, value)
 }
 
-/// How many millionths make a whole unit of a goal's values in the lift report: an ORDER
-/// goal's values are counted in minor units (exact), an EVENT goal's in millionths.
-pub fn goal_units(goal: &Goal) -> Micros {
-    match goal.kind {
-        GoalKind::Order { .. } => MICROS_PER_UNIT,
-        GoalKind::Event { .. } => 1,
-    }
-}
-
 /// The lift of a campaign for a goal over `[from, to)` from every customer's fold state
 /// (touches and conversions): groups by [`exposure`], outcomes by [`outcome`].
 pub fn campaign_lift<'a>(
@@ -227,7 +218,7 @@ pub fn campaign_lift<'a>(
     messages: &Messages,
     config: &TenantConfig,
 ) -> Lift {
-    let unit = goal_units(goal);
+    let unit = goal.micros_per_unit();
     let (mut treatment, mut control, mut contaminated) = (Group::default(), Group::default(), 0);
     for state in customers {
         let (group, entry) = match exposure(state.touches(), campaign_id, from, to, messages) {
@@ -425,9 +416,9 @@ mod tests {
         /// An EVENT goal's values are millionths of the event's units.
         #[test]
         fn event_values_count_in_millionths() {
-            let goal = Goal { id: "watch".into(), kind: GoalKind::Event { event_name: "watch".into() } };
-            assert_eq!(goal_units(&goal), 1);
-            assert_eq!(goal_units(&Goal::default_orders()), MICROS_PER_UNIT);
+            let goal = Goal { id: "watch".into(), kind: crate::config::GoalKind::Event { event_name: "watch".into() } };
+            assert_eq!(goal.micros_per_unit(), 1);
+            assert_eq!(Goal::default_orders().micros_per_unit(), MICROS_PER_UNIT);
             let entry = touch("a1", "a", "push", TouchKind::Sent, T0);
             let fact = ConversionFact {
                 tenant: "t".into(),

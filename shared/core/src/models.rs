@@ -204,9 +204,10 @@ impl ModelCredits {
     }
 }
 
-/// Credits one conversion under every model. `units` is its value in whole units (see
-/// [`split`]); shares of zero ppm are kept out.
-pub fn credit_models(fact: &ConversionFact, units: i128, touches: &[Touch], messages: &Messages, config: &TenantConfig, half_life_ms: Millis) -> ModelCredits {
+/// Credits one conversion under every model (time decay with the config's
+/// `decay_half_life_ms`). `units` is its value in whole units (see [`split`]); shares of
+/// zero ppm are kept out.
+pub fn credit_models(fact: &ConversionFact, units: i128, touches: &[Touch], messages: &Messages, config: &TenantConfig) -> ModelCredits {
     match candidates(fact, touches, messages, config) {
         Candidates::Explicit(msg_hash) => {
             let whole = Share { msg_hash: msg_hash.to_owned(), touch_event_id: None, ppm: PPM, value: units };
@@ -217,7 +218,7 @@ pub fn credit_models(fact: &ConversionFact, units: i128, touches: &[Touch], mess
             let by_model = Model::ALL
                 .iter()
                 .map(|&model| {
-                    let ppm = shares(model, &times, half_life_ms);
+                    let ppm = shares(model, &times, config.decay_half_life_ms);
                     let values = split(units, &ppm);
                     let credited = representatives
                         .iter()
@@ -264,9 +265,9 @@ pub fn side_by_side<'a>(
         let touches: Vec<Touch> = state.touches().cloned().collect();
         for conversion in converted {
             let Some(saved) = config.goal(&conversion.fact.goal_id) else { continue };
-            let unit = crate::lift::goal_units(saved);
+            let unit = saved.micros_per_unit();
             let units = i128::from(conversion.fact.value_micros / unit);
-            for (model, shares) in credit_models(&conversion.fact, units, &touches, messages, config, config.decay_half_life_ms).by_model {
+            for (model, shares) in credit_models(&conversion.fact, units, &touches, messages, config).by_model {
                 for share in shares {
                     let subject = if by_message {
                         share.msg_hash.clone()
@@ -386,7 +387,7 @@ mod tests {
         let ids: Vec<&str> = representatives.iter().map(|t| t.event_id.as_str()).collect();
         assert_eq!(ids, ["b1", "a2"], "oldest first, one per message");
         // Last touch under the models is rule 2's credit.
-        let credits = credit_models(&fact, 10_000, &touches, &messages, &config(), DEFAULT_HALF_LIFE_MS);
+        let credits = credit_models(&fact, 10_000, &touches, &messages, &config());
         let last = credits.of(Model::LastTouch);
         let rule2 = credit(&fact, &touches, &messages, &config());
         assert_eq!(rule2.rule, Rule::LastTouch);
@@ -402,7 +403,7 @@ mod tests {
         let messages = messages(T0 - 10 * HOUR);
         let touches = [touch("z", "push", TouchKind::Opened, T0 - HOUR), touch("a", "push2", TouchKind::Opened, T0 - HOUR)];
         let fact = fact(T0, None);
-        let credits = credit_models(&fact, 3, &touches, &messages, &config(), DEFAULT_HALF_LIFE_MS);
+        let credits = credit_models(&fact, 3, &touches, &messages, &config());
         assert_eq!(credits.of(Model::FirstTouch)[0].touch_event_id.as_deref(), Some("a"));
         assert_eq!(credits.of(Model::LastTouch)[0].touch_event_id.as_deref(), Some("z"));
         assert_eq!(credits.of(Model::Linear).iter().map(|s| s.value).collect::<Vec<_>>(), [1, 2], "the odd unit to the later");
@@ -412,16 +413,16 @@ mod tests {
     fn explicit_takes_everything_under_every_model_and_no_candidate_leaves_it_unattributed() {
         let messages = messages(T0 - 10 * HOUR);
         let touches = [touch("a", "push", TouchKind::Opened, T0 - HOUR)];
-        let explicit = credit_models(&fact(T0, Some("mail")), 42, &touches, &messages, &config(), DEFAULT_HALF_LIFE_MS);
+        let explicit = credit_models(&fact(T0, Some("mail")), 42, &touches, &messages, &config());
         assert!(explicit.explicit);
         for model in Model::ALL {
             assert_eq!(explicit.of(model), [Share { msg_hash: "mail".into(), touch_event_id: None, ppm: PPM, value: 42 }]);
         }
         // An excluded explicit message falls back to the touches.
-        let fallback = credit_models(&fact(T0, Some("reset")), 42, &touches, &messages, &config(), DEFAULT_HALF_LIFE_MS);
+        let fallback = credit_models(&fact(T0, Some("reset")), 42, &touches, &messages, &config());
         assert!(!fallback.explicit);
         assert_eq!(fallback.of(Model::Linear)[0].msg_hash, "push");
-        let none = credit_models(&fact(T0, None), 42, &[], &messages, &config(), DEFAULT_HALF_LIFE_MS);
+        let none = credit_models(&fact(T0, None), 42, &[], &messages, &config());
         assert!(Model::ALL.iter().all(|&model| none.of(model).is_empty()));
     }
 
@@ -462,7 +463,7 @@ mod tests {
                 touches.iter().enumerate().map(|(i, (msg, kind, offset))| touch(&format!("e{i}"), msg, *kind, T0 + offset)).collect();
             let fact = fact(T0, explicit);
             let rule = credit(&fact, &touches, &messages, &config());
-            let credits = credit_models(&fact, 999, &touches, &messages, &config(), DEFAULT_HALF_LIFE_MS);
+            let credits = credit_models(&fact, 999, &touches, &messages, &config());
             let last = credits.of(Model::LastTouch);
             match rule.msg_hash {
                 None => proptest::prop_assert!(Model::ALL.iter().all(|&model| credits.of(model).is_empty())),

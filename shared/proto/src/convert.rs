@@ -71,6 +71,18 @@ pub fn touch_kind_from_pb(field: &'static str, value: i32) -> Result<TouchKind, 
     }
 }
 
+/// The model of a wire value; `None` for one this build does not know (or unset).
+pub fn model_from_pb(value: i32) -> Option<Model> {
+    match pb::AttributionModel::try_from(value).ok()? {
+        pb::AttributionModel::LastTouch => Some(Model::LastTouch),
+        pb::AttributionModel::FirstTouch => Some(Model::FirstTouch),
+        pb::AttributionModel::Linear => Some(Model::Linear),
+        pb::AttributionModel::PositionBased => Some(Model::PositionBased),
+        pb::AttributionModel::TimeDecay => Some(Model::TimeDecay),
+        pb::AttributionModel::Unspecified => None,
+    }
+}
+
 pub fn model_to_pb(model: Model) -> pb::AttributionModel {
     match model {
         Model::LastTouch => pb::AttributionModel::LastTouch,

@@ -2,6 +2,7 @@
 //! would (with the caller's key), and shapes the reply for its template.
 
 use super::chart::{self, Mark, Series};
+use crate::report::models::model_name;
 use super::view::*;
 use super::{Console, PageError};
 use axum::extract::{Path, Query, State};
@@ -594,7 +595,7 @@ pub async fn explain(State(console): State<Arc<Console>>, Path(tenant): Path<Str
 fn model_share_views(models: &[pb::ModelCredit], currency: &str, money: bool) -> Vec<ModelShareView> {
     let mut rows = Vec::new();
     for credit in models {
-        let model = enum_name(pb::AttributionModel::try_from(credit.model).map(|m| m.as_str_name()), "ATTRIBUTION_MODEL_").to_lowercase();
+        let model = model_name(credit.model).to_owned();
         if credit.shares.is_empty() {
             let none = Figure { text: "–".into(), raw: "0".into() };
             rows.push(ModelShareView { model: model.clone(), msg_hash: String::new(), campaign_id: String::new(), share: none.clone(), value: none });
@@ -629,8 +630,7 @@ pub async fn models(State(console): State<Arc<Console>>, Path(tenant): Path<Stri
         by_message: false,
     };
     let report = console.query.get_model_report(call(request, &caller)).await?.into_inner();
-    let model_name = |model: i32| enum_name(pb::AttributionModel::try_from(model).map(|m| m.as_str_name()), "ATTRIBUTION_MODEL_").to_lowercase();
-    let models: Vec<String> = report.rows.first().map(|row| row.models.iter().map(|f| model_name(f.model)).collect()).unwrap_or_default();
+    let models: Vec<String> = report.rows.first().map(|row| row.models.iter().map(|f| model_name(f.model).to_owned()).collect()).unwrap_or_default();
     let mut bars = Vec::new();
     let rows = report
         .rows

@@ -23,7 +23,7 @@ fn candidate_names(candidate: &pb::CandidateTouch) -> (String, String) {
 }
 
 /// Values as the other reports write them: decimals of minor units as JSON numbers.
-fn decimal(value: Option<&pb::Decimal>) -> Value {
+pub(crate) fn decimal(value: Option<&pb::Decimal>) -> Value {
     let text = value.map(|decimal| decimal.value.as_str()).unwrap_or("0");
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
@@ -82,7 +82,7 @@ fn models_json(explanation: &pb::ConversionExplanation) -> Value {
                     })
                 })
                 .collect();
-            (model_name(credit.model), Value::Array(shares))
+            (model_name(credit.model).to_owned(), Value::Array(shares))
         })
         .collect();
     Value::Object(models)
@@ -114,7 +114,7 @@ pub fn explanation_table(explanation: &pb::ConversionExplanation) -> String {
                 .to_vec(),
         );
         for credit in &explanation.models {
-            let model = model_name(credit.model);
+            let model = model_name(credit.model).to_owned();
             if credit.shares.is_empty() {
                 models.push(vec![model.clone(), "(unattributed)".into(), String::new(), String::new(), String::new()]);
             }

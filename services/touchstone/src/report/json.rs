@@ -3,13 +3,22 @@
 //! numbers written from the exact decimal (`12.5`, `100`). Keys come out sorted
 //! (serde_json's map without `preserve_order`), which keeps the output deterministic.
 
-use super::rows::{GoalRow, StatsKind, StatsReport, StatsRow, Tally};
+use super::rows::{GoalRow, StatsKind, StatsReport, StatsRow, Subject, Tally, Touches};
 use serde_json::{Map, Value, json};
 use touchstone_core::report::value_json;
 
 /// `[{"campaign_id" | "msg_hash", "sent", …, "event_hits": {…}, "goals": {…}}, …]`.
 pub fn stats_json(report: &StatsReport) -> Value {
     Value::Array(report.rows.iter().map(|row| stats_row_json(report.kind, row)).collect())
+}
+
+/// The row of a campaign or message with no activity: zero counters, no event hits, no goals.
+pub fn empty_stats_row_json(kind: StatsKind, id: &str) -> Value {
+    let subject = match kind {
+        StatsKind::Campaigns => Subject::Campaign { campaign_id: id.to_owned(), messages: 0 },
+        StatsKind::Messages => Subject::Message { msg_hash: id.to_owned(), campaign_id: String::new(), channel: None, registered: false },
+    };
+    stats_row_json(kind, &StatsRow { subject, touches: Touches::default(), event_hits: Vec::new(), goals: Vec::new() })
 }
 
 fn stats_row_json(kind: StatsKind, row: &StatsRow) -> Value {

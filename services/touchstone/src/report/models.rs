@@ -1,13 +1,18 @@
 //! `touchstone report models`: every attribution model side by side per campaign and goal,
 //! as SPEC section 8's JSON (`conversions` a number of up to 6 decimals) or a table.
 
+use super::explain::decimal;
+use super::rows::StatsKind;
 use super::table::{Align, Table};
 use serde_json::{Map, Value, json};
+use touchstone_core::models::Model;
+use touchstone_proto::convert::model_from_pb;
 use touchstone_proto::v1 as pb;
 
-/// A model as reports name it: `last_touch`, `time_decay`, …
-pub fn model_name(model: i32) -> String {
-    super::explain::name(pb::AttributionModel::try_from(model).map(|m| m.as_str_name()), "ATTRIBUTION_MODEL_").to_lowercase()
+/// A model of the wire as reports name it (`last_touch`, `time_decay`, …); `unknown` for a
+/// value this build does not know.
+pub fn model_name(model: i32) -> &'static str {
+    model_from_pb(model).map_or("unknown", Model::as_str)
 }
 
 /// Parts per million as a JSON number with up to 6 decimals (`2.333333`, `1`).
@@ -15,11 +20,6 @@ pub fn ppm_number(ppm: u64) -> Value {
     let text = format!("{}.{:06}", ppm / 1_000_000, ppm % 1_000_000);
     let text = text.trim_end_matches('0').trim_end_matches('.');
     serde_json::from_str(text).unwrap_or(Value::Null)
-}
-
-/// Values as the other reports write them: the decimal as a JSON number.
-fn value(value: Option<&pb::Decimal>) -> Value {
-    serde_json::from_str(value.map_or("0", |decimal| decimal.value.as_str())).unwrap_or(Value::Null)
 }
 
 /// `[{"campaign_id", "goal_id", "models": {"<model>": {"conversions", "value"}}}, …]`.
@@ -32,7 +32,7 @@ pub fn models_json(report: &pb::ModelReport) -> Value {
                 let models: Map<String, Value> = row
                     .models
                     .iter()
-                    .map(|figures| (model_name(figures.model), json!({"conversions": ppm_number(figures.conversions_ppm), "value": value(figures.value.as_ref())})))
+                    .map(|figures| (model_name(figures.model).to_owned(), json!({"conversions": ppm_number(figures.conversions_ppm), "value": decimal(figures.value.as_ref())})))
                     .collect();
                 json!({"campaign_id": row.campaign_id, "goal_id": row.goal_id, "models": models})
             })
@@ -42,7 +42,7 @@ pub fn models_json(report: &pb::ModelReport) -> Value {
 
 /// A row per campaign and goal, each model's conversions and value in a column pair.
 pub fn models_table(report: &pb::ModelReport) -> String {
-    let names: Vec<String> = report.rows.first().map(|row| row.models.iter().map(|f| model_name(f.model)).collect()).unwrap_or_default();
+    let names: Vec<String> = report.rows.first().map(|row| row.models.iter().map(|f| model_name(f.model).to_owned()).collect()).unwrap_or_default();
     let mut columns = vec![("campaign".to_owned(), Align::Left), ("goal".to_owned(), Align::Left)];
     for name in &names {
         columns.push((format!("{name} conv."), Align::Right));
@@ -53,7 +53,7 @@ pub fn models_table(report: &pb::ModelReport) -> String {
         let mut cells = vec![row.campaign_id.clone(), row.goal_id.clone()];
         for figures in &row.models {
             cells.push(ppm_number(figures.conversions_ppm).to_string());
-            cells.push(value(figures.value.as_ref()).to_string());
+            cells.push(decimal(figures.value.as_ref()).to_string());
         }
         table.push(cells);
     }
@@ -64,7 +64,8 @@ pub fn models_table(report: &pb::ModelReport) -> String {
 /// replaced by their credit under `model`; a campaign or message credited under it but
 /// without activity in the range gets a row of zero counters. Rows by id.
 pub fn under_model(stats: Value, credit: &pb::ModelReport, model: &str, by_message: bool) -> Value {
-    let id_key = if by_message { "msg_hash" } else { "campaign_id" };
+    let kind = if by_message { StatsKind::Messages } else { StatsKind::Campaigns };
+    let id_key = kind.id_key();
     let mut credited: std::collections::BTreeMap<(String, String), &pb::ModelFigures> = std::collections::BTreeMap::new();
     for row in &credit.rows {
         let id = if by_message { &row.msg_hash } else { &row.campaign_id };
@@ -81,9 +82,7 @@ pub fn under_model(stats: Value, credit: &pb::ModelReport, model: &str, by_messa
     for ((id, goal_id), figures) in &credited {
         goal_ids.insert(goal_id.clone());
         if figures.conversions_ppm > 0 {
-            rows.entry(id.clone()).or_insert_with(|| {
-                json!({id_key: id, "sent": 0, "delivered": 0, "opened": 0, "clicked": 0, "held_out": 0, "event_hits": {}, "goals": {}})
-            });
+            rows.entry(id.clone()).or_insert_with(|| super::json::empty_stats_row_json(kind, id));
         }
     }
     for (id, row) in &mut rows {
@@ -92,7 +91,7 @@ pub fn under_model(stats: Value, credit: &pb::ModelReport, model: &str, by_messa
             .map(|goal_id| {
                 let figures = credited.get(&(id.clone(), goal_id.clone()));
                 let conversions = figures.map_or(json!(0), |figures| ppm_number(figures.conversions_ppm));
-                let credited_value = figures.map_or(json!(0), |figures| value(figures.value.as_ref()));
+                let credited_value = figures.map_or(json!(0), |figures| decimal(figures.value.as_ref()));
                 (goal_id.clone(), json!({"conversions": conversions, "value": credited_value}))
             })
             .collect();
