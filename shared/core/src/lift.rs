@@ -10,7 +10,7 @@
 use crate::attribution::{Conversion, Messages};
 use crate::config::{Goal, TenantConfig};
 use crate::fold::CustomerState;
-use crate::model::{MICROS_PER_UNIT, Micros, Millis, Touch, TouchKind};
+use crate::model::{MICROS_PER_UNIT, Millis, Touch, TouchKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -193,13 +193,14 @@ pub fn exposure<'a>(touches: impl IntoIterator<Item = &'a Touch>, campaign_id: &
 /// Whether a customer who entered at `entry` converted for `goal_id` within the entry
 /// message's channel window (`e <= c <= e + window_ms`, the conversion may fall after the
 /// range), and what those conversions are worth in whole units ([`Goal::micros_per_unit`]).
-pub fn outcome<'a>(entry: &Touch, conversions: impl IntoIterator<Item = &'a Conversion>, goal_id: &str, unit: Micros, messages: &Messages, config: &TenantConfig) -> (bool, i128) {
+pub fn outcome<'a>(entry: &Touch, conversions: impl IntoIterator<Item = &'a Conversion>, goal: &Goal, messages: &Messages, config: &TenantConfig) -> (bool, i128) {
+    let unit = goal.micros_per_unit();
     let window_ms = messages.get(&entry.msg_hash).map_or(0, |message| config.setting(message.channel).window_ms);
     let mut converted = false;
     let mut value: i128 = 0;
     for conversion in conversions {
         let fact = &conversion.fact;
-        if fact.goal_id == goal_id && entry.ts <= fact.ts && fact.ts - entry.ts <= window_ms {
+        if fact.goal_id == goal.id && entry.ts <= fact.ts && fact.ts - entry.ts <= window_ms {
             converted = true;
             value += i128::from(fact.value_micros / unit);
         }
@@ -218,7 +219,6 @@ pub fn campaign_lift<'a>(
     messages: &Messages,
     config: &TenantConfig,
 ) -> Lift {
-    let unit = goal.micros_per_unit();
     let (mut treatment, mut control, mut contaminated) = (Group::default(), Group::default(), 0);
     for state in customers {
         let (group, entry) = match exposure(state.touches(), campaign_id, from, to, messages) {
@@ -230,11 +230,11 @@ pub fn campaign_lift<'a>(
             }
             None => continue,
         };
-        let (converted, value) = outcome(entry, state.conversions(), &goal.id, unit, messages, config);
+        let (converted, value) = outcome(entry, state.conversions(), goal, messages, config);
         group.add(converted, value);
     }
     // Whole units per report unit: minor units are reported as they are, millionths as units.
-    let per_report_unit = if unit == MICROS_PER_UNIT { 1.0 } else { MICROS_PER_UNIT as f64 };
+    let per_report_unit = MICROS_PER_UNIT as f64 / goal.micros_per_unit() as f64;
     lift(&treatment, &control, contaminated, per_report_unit)
 }
 
@@ -431,8 +431,8 @@ mod tests {
                 explicit_msg_hash: None,
             };
             let conversion = Conversion { fact, credit: crate::attribution::Credit::unattributed() };
-            assert_eq!(outcome(&entry, [&conversion], "watch", 1, &all_messages(), &config()), (true, 1_500_000));
-            assert_eq!(outcome(&entry, [&conversion], "orders", 1, &all_messages(), &config()), (false, 0));
+            assert_eq!(outcome(&entry, [&conversion], &goal, &all_messages(), &config()), (true, 1_500_000));
+            assert_eq!(outcome(&entry, [&conversion], &Goal::default_orders(), &all_messages(), &config()), (false, 0));
         }
     }
 

@@ -535,8 +535,7 @@ pub async fn explain(State(console): State<Arc<Console>>, Path(tenant): Path<Str
     let nav = console.nav(&tenant, "explain", &params).await?;
     let config = console.config(&tenant).await?;
     let money = money_goals(&config);
-    let goals: Vec<String> = config.goals.iter().map(|goal| goal.id.clone()).collect();
-    let goal_id = params.goal.clone().or_else(|| goals.first().cloned()).unwrap_or_default();
+    let (goals, goal_id) = goal_choice(&config, &params);
     let key = params.key.clone().unwrap_or_default();
     let (mut result, mut problem) = (None, None);
     if !key.is_empty() {
@@ -591,6 +590,13 @@ pub async fn explain(State(console): State<Arc<Console>>, Path(tenant): Path<Str
     Ok(html(&ExplainPage { nav, goals, goal_id, key, result, problem }).into_response())
 }
 
+/// The tenant's goals for a goal picker, and the one asked for (the default goal first).
+fn goal_choice(config: &TenantConfig, params: &Params) -> (Vec<String>, String) {
+    let goals: Vec<String> = config.goals.iter().map(|goal| goal.id.clone()).collect();
+    let goal_id = params.goal.clone().or_else(|| goals.first().cloned()).unwrap_or_default();
+    (goals, goal_id)
+}
+
 /// Each model's shares as rows; a model with none reads "unattributed".
 fn model_share_views(models: &[pb::ModelCredit], currency: &str, money: bool) -> Vec<ModelShareView> {
     let mut rows = Vec::new();
@@ -620,8 +626,7 @@ pub async fn models(State(console): State<Arc<Console>>, Path(tenant): Path<Stri
     let caller = console.caller(&headers)?;
     let nav = console.nav(&tenant, "models", &params).await?;
     let config = console.config(&tenant).await?;
-    let goals: Vec<String> = config.goals.iter().map(|goal| goal.id.clone()).collect();
-    let goal_id = params.goal.clone().or_else(|| goals.first().cloned()).unwrap_or_default();
+    let (goals, goal_id) = goal_choice(&config, &params);
     let money = money_goals(&config).get(&goal_id).copied().unwrap_or(false);
     let request = pb::ModelReportRequest {
         tenant: tenant.clone(),
@@ -666,8 +671,7 @@ pub async fn campaign_lift(
     let caller = console.caller(&headers)?;
     let nav = console.nav(&tenant, "campaigns", &params).await?;
     let config = console.config(&tenant).await?;
-    let goals: Vec<String> = config.goals.iter().map(|goal| goal.id.clone()).collect();
-    let goal_id = params.goal.clone().or_else(|| goals.first().cloned()).unwrap_or_default();
+    let (goals, goal_id) = goal_choice(&config, &params);
     let money = money_goals(&config).get(&goal_id).copied().unwrap_or(false);
     let request = pb::LiftRequest {
         tenant: tenant.clone(),

@@ -303,8 +303,7 @@ impl Tables {
     /// none when there is no row.
     pub(super) fn cells_row(&self, table: Table, key: &[u8], kinds: CellKinds) -> Result<CampaignCells> {
         let mut cells = CampaignCells::default();
-        if let Some(bytes) = self.read(table).get(super::checked(key)?).map_err(backend)? {
-            self.usage.read_bytes(table, bytes.len());
+        if let Some(bytes) = self.get_bytes(table, key)? {
             for (cell, tally) in decode_campaign_cells(&bytes, kinds)? {
                 cells.add(cell, tally);
             }

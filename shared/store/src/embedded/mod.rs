@@ -205,21 +205,22 @@ impl Tables {
         &self.tables[table as usize]
     }
 
+    /// The stored bytes of a key, counted as a read.
+    pub(super) fn get_bytes(&self, table: Table, key: &[u8]) -> Result<Option<fjall::Slice>> {
+        let bytes = self.read(table).get(checked(key)?).map_err(backend)?;
+        if let Some(bytes) = &bytes {
+            self.usage.read_bytes(table, bytes.len());
+        }
+        Ok(bytes)
+    }
+
     fn get<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>> {
-        let Some(bytes) = self.read(table).get(checked(key)?).map_err(backend)? else {
-            return Ok(None);
-        };
-        self.usage.read_bytes(table, bytes.len());
-        decode(table, &bytes).map(Some)
+        self.get_bytes(table, key)?.map(|bytes| decode(table, &bytes)).transpose()
     }
 
     /// A stored tenant configuration, of the current layout or an older one.
     fn get_config(&self, table: Table, key: &[u8]) -> Result<Option<touchstone_core::config::TenantConfig>> {
-        let Some(bytes) = self.read(table).get(checked(key)?).map_err(backend)? else {
-            return Ok(None);
-        };
-        self.usage.read_bytes(table, bytes.len());
-        crate::support::decode_config(table.name(), &bytes).map(Some)
+        self.get_bytes(table, key)?.map(|bytes| crate::support::decode_config(table.name(), &bytes)).transpose()
     }
 
     fn scan<T: DeserializeOwned>(&self, table: Table, range: KeyRange) -> Result<Vec<T>> {
