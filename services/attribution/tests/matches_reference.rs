@@ -248,7 +248,7 @@ fn activity_json(id_field: &str, id: &str, activity: &Activity) -> Value {
     json!({
         id_field: id,
         "sent": activity.sent, "delivered": activity.delivered, "opened": activity.opened, "clicked": activity.clicked,
-        "held_out": activity.held_out, "event_hits": event_hits, "goals": goals,
+        "event_hits": event_hits, "goals": goals,
     })
 }
 

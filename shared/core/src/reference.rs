@@ -499,7 +499,6 @@ impl Row {
             "delivered": self.delivered,
             "opened": self.opened,
             "clicked": self.clicked,
-            "held_out": self.held_out,
             "event_hits": event_hits,
             "goals": goals,
         })
@@ -683,7 +682,7 @@ impl Reference {
         for ((id, _), (ppm, _)) in &credit {
             if *ppm > 0 {
                 rows.entry(id.clone()).or_insert_with(|| {
-                    json!({id_key: id, "sent": 0, "delivered": 0, "opened": 0, "clicked": 0, "held_out": 0, "event_hits": {}, "goals": {}})
+                    json!({id_key: id, "sent": 0, "delivered": 0, "opened": 0, "clicked": 0, "event_hits": {}, "goals": {}})
                 });
             }
         }
@@ -991,7 +990,7 @@ mod tests {
         let campaigns = reference.campaigns_json("t", None, None);
         assert_eq!(
             campaigns,
-            json!([{"campaign_id": "first", "sent": 0, "delivered": 0, "opened": 1, "clicked": 0, "held_out": 0, "event_hits": {},
+            json!([{"campaign_id": "first", "sent": 0, "delivered": 0, "opened": 1, "clicked": 0, "event_hits": {},
                     "goals": {"orders": {"conversions": 2, "value": 107}, "checkin": {"conversions": 0, "value": 0}}}])
         );
     }

@@ -38,7 +38,6 @@ fn stats_row_json(kind: StatsKind, row: &StatsRow) -> Value {
     object.insert("delivered".to_owned(), json!(row.touches.delivered));
     object.insert("opened".to_owned(), json!(row.touches.opened));
     object.insert("clicked".to_owned(), json!(row.touches.clicked));
-    object.insert("held_out".to_owned(), json!(row.touches.held_out));
     object.insert("event_hits".to_owned(), Value::Object(event_hits));
     object.insert("goals".to_owned(), Value::Object(goals));
     Value::Object(object)
@@ -81,10 +80,10 @@ mod tests {
     fn campaign_rows_have_exactly_the_spec_shape() {
         let report = StatsReport::from_campaigns(campaign_list()).unwrap();
         let expected = json!([
-            {"campaign_id": "spring", "sent": 100, "delivered": 80, "opened": 20, "clicked": 5, "held_out": 0,
+            {"campaign_id": "spring", "sent": 100, "delivered": 80, "opened": 20, "clicked": 5,
              "event_hits": {"view": 7, "checkin": 2},
              "goals": {"orders": {"conversions": 4, "value": 5000}, "checkin": {"conversions": 1, "value": 12.5}}},
-            {"campaign_id": "summer", "sent": 10, "delivered": 0, "opened": 0, "clicked": 0, "held_out": 0,
+            {"campaign_id": "summer", "sent": 10, "delivered": 0, "opened": 0, "clicked": 0,
              "event_hits": {},
              "goals": {"orders": {"conversions": 0, "value": 0}, "checkin": {"conversions": 0, "value": 0}}},
         ]);
@@ -107,7 +106,7 @@ mod tests {
         let value = stats_json(&report);
         let first = value[0].as_object().unwrap();
         let keys: Vec<&str> = first.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["clicked", "delivered", "event_hits", "goals", "held_out", "msg_hash", "opened", "sent"]);
+        assert_eq!(keys, ["clicked", "delivered", "event_hits", "goals", "msg_hash", "opened", "sent"]);
         assert_eq!(value[0]["msg_hash"], "m1");
         assert_eq!(value[1]["msg_hash"], "m9");
         assert_eq!(value[0]["goals"]["orders"], json!({"conversions": 3, "value": 100}));
