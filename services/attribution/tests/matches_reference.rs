@@ -15,7 +15,8 @@ use std::path::Path;
 use touchstone_attribution::engine;
 use touchstone_core::config::{ChannelSetting, Goal, GoalKind, TenantConfig};
 use touchstone_core::model::{AppEvent, Channel, Message, Millis, OrderRecord, Record, Touch, TouchKind};
-use touchstone_core::reference::{Dataset, Reference, evaluate};
+use touchstone_core::models;
+use touchstone_core::reference::{Dataset, MODELS, Reference, evaluate, ppm_json};
 use touchstone_core::report::{self, Activity, value_json};
 use touchstone_core::rollup::{DAY_MS, HOUR_MS};
 use touchstone_query::range::{self, Range};
@@ -74,7 +75,7 @@ fn touch(id: usize) -> impl Strategy<Value = Record> {
 }
 
 fn event(id: usize) -> impl Strategy<Value = Record> {
-    (pick(CUSTOMERS), pick(&["checkin", "view"]), ts(), proptest::option::of(0i64..5_000_000), proptest::option::of(pick(HASHES)))
+    (pick(CUSTOMERS), pick(&["checkin", "view"]), ts(), proptest::option::of(0i64..5_000_000), proptest::option::weighted(0.3, pick(HASHES)))
         .prop_map(move |(customer, name, ts, value, hash)| {
             Record::Event(AppEvent {
                 tenant: TENANT.into(),
@@ -91,7 +92,7 @@ fn event(id: usize) -> impl Strategy<Value = Record> {
 fn order(id: usize) -> impl Strategy<Value = Record> {
     (
         (pick(ORDERS), pick(CUSTOMERS), pick(&["CREATED", "PLACED", "PAID", "DELIVERED", "REFUNDED"]), 0i64..100_000),
-        (pick(&["USD", "USD", "EUR"]), any::<bool>(), pick(&["app", "web"]), ts(), proptest::option::of(pick(HASHES))),
+        (pick(&["USD", "USD", "EUR"]), any::<bool>(), pick(&["app", "web"]), ts(), proptest::option::weighted(0.3, pick(HASHES))),
     )
         .prop_map(move |((order_id, customer, status, amount), (currency, shoes, channel, ts, hash))| {
             Record::Order(OrderRecord {
@@ -132,7 +133,7 @@ struct Case {
 fn case() -> impl Strategy<Value = Case> {
     let records = (0usize..40).prop_flat_map(|n| (0..n).map(record).collect::<Vec<_>>());
     (
-        proptest::collection::vec(message(), 0..6),
+        proptest::collection::vec(message(), 0..8),
         records,
         // Indexes of records re-sent with the same event_id (exact retries) or changed content.
         proptest::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 0..5),
@@ -152,6 +153,35 @@ fn case() -> impl Strategy<Value = Case> {
             }
             build_case(messages, records, config_variant, seed)
         })
+}
+
+/// Cases where most conversions have several candidates, so every model's split differs:
+/// every message a registered promotional push, touches opened pushes, no explicit
+/// `msg_hash` on conversions.
+fn shared_credit_case() -> impl Strategy<Value = Case> {
+    let message = (pick(HASHES), pick(&["", "spring", "summer"]), ts()).prop_map(|(hash, campaign, sent_at)| Message {
+        tenant: TENANT.into(),
+        msg_hash: hash.into(),
+        campaign_id: campaign.into(),
+        channel: Channel::Push,
+        tags: Vec::new(),
+        sent_at,
+    });
+    let record = |id: usize| {
+        let opened = touch(id).prop_map(|record| match record {
+            Record::Touch(touch) => Record::Touch(Touch { kind: TouchKind::Opened, ..touch }),
+            other => other,
+        });
+        let unexplained = |record: Record| match record {
+            Record::Event(event) => Record::Event(AppEvent { msg_hash: None, ..event }),
+            Record::Order(order) => Record::Order(OrderRecord { msg_hash: None, ..order }),
+            other => other,
+        };
+        prop_oneof![6 => opened, 2 => event(id).prop_map(unexplained), 3 => order(id).prop_map(unexplained)]
+    };
+    let records = (0usize..40).prop_flat_map(move |n| (0..n).map(record).collect::<Vec<_>>());
+    (proptest::collection::vec(message, 2..6), records, any::<u8>().prop_map(|v| v % 2), any::<u64>())
+        .prop_map(|(messages, records, config_variant, seed)| build_case(messages, records, config_variant, seed))
 }
 
 /// Interleaves messages into the records (keeping each kind's own order, which is what
@@ -272,6 +302,55 @@ async fn engine_reports(store: &EmbeddedStore, from: Option<Millis>, to: Option<
     [Value::Array(campaigns_json), Value::Array(messages_json), Value::Array(goals_json)]
 }
 
+/// Every model's credit per campaign (`report models`) and per message, from the engine's
+/// rollups as the query service reads them.
+async fn engine_models(store: &EmbeddedStore, from: Option<Millis>, to: Option<Millis>) -> [Value; 2] {
+    let range = Range::from_pb(Some(touchstone_proto::v1::TimeRange { from_ms: from, to_ms: to })).unwrap();
+    let config = store.tenant_config(TENANT).await.unwrap();
+    let by_campaign = models::by_campaign(&range::campaign_cells(store, TENANT, None, CellKinds::Conversions, range).await.unwrap(), &config, None);
+    let by_message = models::by_message(&range::cells(store, TENANT, range).await.unwrap(), &config, None);
+    let json = |id_field: &str, rows: BTreeMap<(String, String), models::ModelRow>| {
+        let mut rows: Vec<_> = rows.into_iter().collect();
+        rows.sort_by_key(|((id, goal_id), _)| (id.clone(), config.goals.iter().position(|g| &g.id == goal_id)));
+        let rows = rows.into_iter().map(|((id, goal_id), row)| {
+            let models: Map<String, Value> = row
+                .into_iter()
+                .map(|(model, t)| (model.as_str().to_owned(), json!({"conversions": ppm_json(t.ppm as i64), "value": value_json(t.value_micros)})))
+                .collect();
+            json!({id_field: id, "goal_id": goal_id, "models": models})
+        });
+        Value::Array(rows.collect())
+    };
+    [json("campaign_id", by_campaign), json("msg_hash", by_message)]
+}
+
+/// The same from the reference: `report models`, and per message its conversions' splits
+/// summed.
+fn reference_models(reference: &Reference, config: &TenantConfig, from: Option<Millis>, to: Option<Millis>) -> [Value; 2] {
+    // By (message, goal position): each model's (ppm, micros).
+    type Sums = BTreeMap<&'static str, (i64, i128)>;
+    let mut sums: BTreeMap<(String, Option<usize>), Sums> = BTreeMap::new();
+    let in_range = |ts: Millis| from.is_none_or(|from| from <= ts) && to.is_none_or(|to| ts < to);
+    for conversion in reference.conversions(TENANT).into_iter().filter(|c| in_range(c.ts)) {
+        let Some(goal) = config.goal(&conversion.goal_id) else { continue };
+        let at = config.goals.iter().position(|g| g.id == conversion.goal_id);
+        for (model, shares) in &conversion.models {
+            for share in shares {
+                let row = sums.entry((share.msg_hash.clone(), at)).or_insert_with(|| MODELS.iter().map(|&m| (m, (0, 0))).collect());
+                let sum = row.entry(model).or_default();
+                sum.0 += share.ppm;
+                sum.1 += share.value * i128::from(goal.micros_per_unit());
+            }
+        }
+    }
+    let rows = sums.into_iter().map(|((msg_hash, at), row)| {
+        let models: Map<String, Value> =
+            row.into_iter().map(|(model, (ppm, micros))| (model.to_owned(), json!({"conversions": ppm_json(ppm), "value": value_json(micros)}))).collect();
+        json!({"msg_hash": msg_hash, "goal_id": config.goals[at.unwrap_or_default()].id, "models": models})
+    });
+    [reference.models_json(TENANT, from, to), Value::Array(rows.collect())]
+}
+
 fn reference_reports(reference: &Reference, from: Option<Millis>, to: Option<Millis>) -> [Value; 3] {
     [reference.campaigns_json(TENANT, from, to), reference.messages_json(TENANT, from, to), reference.goals_json(TENANT, from, to)]
 }
@@ -312,6 +391,8 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
         let engine = engine_reports(&store, from, to).await;
         let expected = reference_reports(&reference, from, to);
         prop_assert_eq!(&engine, &expected, "range {:?}..{:?}", from, to);
+        let config = store.tenant_config(TENANT).await.unwrap();
+        prop_assert_eq!(engine_models(&store, from, to).await, reference_models(&reference, &config, from, to), "models, range {:?}..{:?}", from, to);
 
         // A campaign row counts its messages sent in the range.
         let range = Range::from_pb(Some(touchstone_proto::v1::TimeRange { from_ms: from, to_ms: to })).unwrap();
@@ -333,6 +414,12 @@ proptest! {
 
     #[test]
     fn the_engine_equals_the_reference(case in case()) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(check(case))?;
+    }
+
+    #[test]
+    fn every_model_equals_the_reference_when_conversions_share_credit(case in shared_credit_case()) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(check(case))?;
     }

@@ -173,8 +173,9 @@ async fn raw_cells(store: &dyn ReportReads, tenant: &str, from: Millis, to: Mill
         }
     }
     for conversion in store.conversions_between(tenant, from, to).await? {
-        let (cell, tally) = rollup::conversion_cell(&conversion);
-        cells.add(cell, tally);
+        for (cell, tally) in rollup::conversion_cells(&conversion) {
+            cells.add(cell, tally);
+        }
     }
     Ok(cells)
 }

@@ -494,7 +494,8 @@ impl QueryService for QueryApi {
         Ok(Response::new(ReceiverStream::new(stream)))
     }
 
-    /// Reads every customer state of the tenant, as `GetLift` does.
+    /// From rollups, as every other report: each model's credit is last touch's plus the
+    /// model's shifts, counted by attribution with each conversion.
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn get_model_report(&self, request: Request<pb::ModelReportRequest>) -> Result<Response<pb::ModelReport>, Status> {
         let pb::ModelReportRequest { tenant, range, goal_id, by_message } = valid(request)?;
@@ -504,8 +505,12 @@ impl QueryService for QueryApi {
         if let Some(goal_id) = &goal_id {
             saved_goal(&config, goal_id)?;
         }
-        let (states, messages) = self.customer_states(&tenant).await?;
-        let rows = models::side_by_side(states.iter().map(|(_, state)| state), &messages, &config, (range.from, range.to), goal_id.as_deref(), by_message);
+        let goal = goal_id.as_deref();
+        let rows = if by_message {
+            models::by_message(&self.cells(&tenant, range).await?, &config, goal)
+        } else {
+            models::by_campaign(&self.campaign_cells(&tenant, None, CellKinds::Conversions, range).await?, &config, goal)
+        };
         let order = |goal_id: &str| config.goals.iter().position(|goal| goal.id == goal_id).unwrap_or(usize::MAX);
         let mut rows: Vec<_> = rows.into_iter().collect();
         rows.sort_by(|((a, goal_a), _), ((b, goal_b), _)| a.cmp(b).then(order(goal_a).cmp(&order(goal_b))));

@@ -2,6 +2,7 @@
 //! within the channel's window, else unattributed. [`credit`] decides; [`explain`] decides
 //! the same way and says why each candidate touch lost. Both rest on [`eligibility`].
 
+use crate::models::ModelSplit;
 use crate::config::TenantConfig;
 use crate::model::{Message, Micros, Millis, Touch, TouchKind};
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,9 @@ impl Credit {
 pub struct Conversion {
     pub fact: ConversionFact,
     pub credit: Credit,
+    /// The other models' credit when it can differ from last touch's (two or more
+    /// candidates): what rollups count for them.
+    pub split: Option<ModelSplit>,
 }
 
 /// Whether a touch could be credited with a conversion at `conversion_ts`.

@@ -27,6 +27,7 @@
 use crate::attribution::{self, Conversion, ConversionFact, Credit, Messages, Rule};
 use crate::config::{GoalKind, TenantConfig};
 use crate::goals;
+use crate::models;
 use crate::model::{AppEvent, Millis, OrderRecord, Touch};
 use crate::rollup::{self, Cell, Granularity, Tally};
 use serde::{Deserialize, Serialize};
@@ -300,6 +301,21 @@ impl CustomerState {
         last.unwrap_or_else(|| attribution::credit(fact, &[], ctx.messages, ctx.config))
     }
 
+    /// `fact` credited: section 4's credit and, when last touch chose among two or more
+    /// candidates, the other models' split.
+    fn credited(&self, fact: ConversionFact, ctx: FoldContext<'_>) -> Conversion {
+        let credit = self.credit(&fact, ctx);
+        let split = if credit.rule == Rule::LastTouch {
+            let from = fact.ts.saturating_sub(ctx.config.max_window_ms());
+            let months = self.segments.range(segment_of(from)..=segment_of(fact.ts));
+            models::model_split(&fact, months.flat_map(|(_, segment)| segment.touches_between(from, fact.ts)), ctx.messages, ctx.config)
+        } else {
+            None
+        };
+        debug_assert!(split.as_ref().is_none_or(|split| split.messages.last() == credit.msg_hash.as_ref()), "last touch is the split's last");
+        Conversion { fact, credit, split }
+    }
+
     /// Adds a touch; false when it is already held (a replayed window).
     fn insert_touch(&mut self, touch: &Touch, dirty: &mut BTreeSet<Millis>) -> bool {
         let month = segment_of(touch.ts);
@@ -339,7 +355,7 @@ impl CustomerState {
     /// targets does not matter.
     fn settle(&mut self, targets: BTreeMap<ConversionKey, Target>, ctx: FoldContext<'_>, delta: &mut CustomerDelta) {
         for (_, Target { stored, fact }) in targets {
-            let new = fact.map(|fact| Conversion { credit: self.credit(&fact, ctx), fact });
+            let new = fact.map(|fact| self.credited(fact, ctx));
             if new != stored {
                 self.replace(stored.as_ref(), new.as_ref(), &mut delta.dirty_segments);
                 delta.conversions.push(ConversionChange { old: stored, new });
@@ -501,9 +517,8 @@ pub fn conversion_deltas(changes: &[ConversionChange]) -> impl Iterator<Item = (
     changes.iter().flat_map(|change| {
         let old = change.old.as_ref().map(|c| (c, true));
         let new = change.new.as_ref().map(|c| (c, false));
-        old.into_iter().chain(new).map(|(c, negated)| {
-            let (cell, tally) = rollup::conversion_cell(c);
-            (c.fact.tenant.as_str(), c.fact.ts, cell, if negated { tally.negated() } else { tally })
+        old.into_iter().chain(new).flat_map(|(c, negated)| {
+            rollup::conversion_cells(c).map(move |(cell, tally)| (c.fact.tenant.as_str(), c.fact.ts, cell, if negated { tally.negated() } else { tally }))
         })
     })
 }
@@ -514,6 +529,7 @@ mod tests {
     use crate::attribution::fixtures::{self, HOUR, config, touch};
     use crate::config::Goal;
     use crate::model::{Channel, Message, TouchKind, MICROS_PER_UNIT};
+    use crate::models::Model;
 
     /// 2026-01-31T00:00Z: a month ends a day later.
     const T0: Millis = 1_769_817_600_000;
@@ -678,8 +694,14 @@ mod tests {
             }
         }
         sums.retain(|_, tally| !tally.is_zero());
+        // Last touch moved to push2; first touch (like every other model) splits it with
+        // push, whose touch is now the first of two candidates.
         let cell = Cell::Conversion { goal_id: "orders".into(), rule: Rule::LastTouch, msg_hash: "push2".into() };
-        assert_eq!(sums, BTreeMap::from([(cell, Tally::of(700 * MICROS_PER_UNIT))]));
+        let shift = |msg_hash: &str| Cell::ModelShift { goal_id: "orders".into(), model: Model::FirstTouch, msg_hash: msg_hash.into() };
+        let whole = Tally { count: 1_000_000, value_micros: 700 * i128::from(MICROS_PER_UNIT) };
+        let last_touch = sums.iter().filter(|(cell, _)| matches!(cell, Cell::Conversion { .. }));
+        assert_eq!(last_touch.collect::<Vec<_>>(), vec![(&cell, &Tally::of(700 * MICROS_PER_UNIT))]);
+        assert_eq!((sums[&shift("push")], sums[&shift("push2")]), (whole, whole.negated()));
     }
 
     #[test]
@@ -801,8 +823,8 @@ mod tests {
         let delta = fold_customer(&mut state, &[opened("d", "push2", T0 + 1)], &[], h.ctx());
         assert_eq!((delta.dirty_segments, delta.conversions.len()), (BTreeSet::from([segment_of(T0)]), 1));
         // A January touch whose window reaches into February but changes nothing there:
-        // January only.
-        let delta = fold_customer(&mut state, &[opened("e", "push2", FEB - 1)], &[], h.ctx());
+        // January only (a touch older than push2's latest one changes no model's split).
+        let delta = fold_customer(&mut state, &[opened("e", "push2", T0)], &[], h.ctx());
         assert_eq!((delta.dirty_segments, delta.conversions.len()), (BTreeSet::from([segment_of(T0)]), 0));
         // One that re-credits a February conversion: both.
         let mut early = order("x1", "c", "PAID", FEB + HOUR / 2, None);
@@ -813,7 +835,7 @@ mod tests {
         assert_eq!((delta.dirty_segments, delta.conversions.len()), (BTreeSet::from([segment_of(T0), FEB]), 1));
         assert_eq!(delta.conversions[0].new.as_ref().and_then(|c| c.credit.touch_event_id.as_deref()), Some("f"));
         // Folding the same touches again changes nothing.
-        let again = fold_customer(&mut state, &[opened("e", "push2", FEB - 1), opened("a", "push", T0)], &[], h.ctx());
+        let again = fold_customer(&mut state, &[opened("e", "push2", T0), opened("a", "push", T0)], &[], h.ctx());
         assert_eq!(again, CustomerDelta::default());
     }
 

@@ -430,7 +430,7 @@ mod tests {
                 source_event_id: "w1".into(),
                 explicit_msg_hash: None,
             };
-            let conversion = Conversion { fact, credit: crate::attribution::Credit::unattributed() };
+            let conversion = Conversion { fact, credit: crate::attribution::Credit::unattributed(), split: None };
             assert_eq!(outcome(&entry, [&conversion], &goal, &all_messages(), &config()), (true, 1_500_000));
             assert_eq!(outcome(&entry, [&conversion], &Goal::default_orders(), &all_messages(), &config()), (false, 0));
         }

@@ -12,8 +12,8 @@
 //! shares are exact; time decay in IEEE 754 doubles, in the order the rules fix, so every
 //! implementation that follows them gets the same ppm.
 
-use crate::attribution::{Conversion, ConversionFact, Eligibility, ExplicitStatus, Messages, eligibility, explicit_status};
-use crate::fold::CustomerState;
+use crate::attribution::{ConversionFact, Eligibility, ExplicitStatus, Messages, Rule, eligibility, explicit_status};
+use crate::rollup::{CampaignCell, CampaignCells, Cells, Tally};
 use std::collections::BTreeMap;
 use crate::config::TenantConfig;
 use crate::model::{Millis, Touch};
@@ -39,6 +39,8 @@ pub enum Model {
 
 impl Model {
     pub const ALL: [Model; 5] = [Model::LastTouch, Model::FirstTouch, Model::Linear, Model::PositionBased, Model::TimeDecay];
+    /// The models that can credit otherwise than last touch, as a [`ModelSplit`] holds them.
+    pub const SPLIT: [Model; 4] = [Model::FirstTouch, Model::Linear, Model::PositionBased, Model::TimeDecay];
 
     /// The name reports and the CLI use.
     pub fn as_str(self) -> &'static str {
@@ -76,7 +78,12 @@ pub enum Candidates<'a> {
 /// registered, not excluded message with a qualifying touch of the customer within its
 /// channel's window, represented by its latest such touch. `touches` may hold any superset
 /// of the customer's touches in the longest window; the others are ignored.
-pub fn candidates<'a>(fact: &'a ConversionFact, touches: &'a [Touch], messages: &Messages, config: &TenantConfig) -> Candidates<'a> {
+pub fn candidates<'a>(
+    fact: &'a ConversionFact,
+    touches: impl IntoIterator<Item = &'a Touch>,
+    messages: &Messages,
+    config: &TenantConfig,
+) -> Candidates<'a> {
     if let Some(msg_hash) = &fact.explicit_msg_hash
         && explicit_status(msg_hash, messages, config) == ExplicitStatus::Used
     {
@@ -204,6 +211,61 @@ impl ModelCredits {
     }
 }
 
+/// How a conversion with two or more candidates is credited under the models other than
+/// last touch: what the fold keeps with the conversion, so that rollups count every model in
+/// the pass that counts last touch and retract exactly what they counted. A conversion
+/// with one candidate, an explicit one or none has no split: every model credits it as last
+/// touch does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSplit {
+    /// The candidates' messages, oldest representative first: the last is last touch's.
+    pub messages: Vec<String>,
+    /// For each model of [`Model::SPLIT`], in order, each candidate's ppm and credited
+    /// value in micros (whole units times the goal's micros per unit).
+    pub parts: Vec<Vec<(u32, i64)>>,
+}
+
+impl ModelSplit {
+    /// The split of a conversion worth `units` whole units of `micros_per_unit` among
+    /// `representatives` (oldest first); `None` for fewer than two.
+    pub fn of(representatives: &[&Touch], units: i128, micros_per_unit: i64, half_life_ms: Millis) -> Option<ModelSplit> {
+        if representatives.len() < 2 {
+            return None;
+        }
+        let times: Vec<Millis> = representatives.iter().map(|touch| touch.ts).collect();
+        let parts = Model::SPLIT
+            .iter()
+            .map(|&model| {
+                let ppm = shares(model, &times, half_life_ms);
+                let values = split(units, &ppm);
+                ppm.into_iter().zip(values).map(|(ppm, value)| (ppm, i64::try_from(value * i128::from(micros_per_unit)).unwrap_or(i64::MAX))).collect()
+            })
+            .collect();
+        Some(ModelSplit { messages: representatives.iter().map(|touch| touch.msg_hash.clone()).collect(), parts })
+    }
+
+    /// What each model credits a candidate beyond last touch (which gives the last one the
+    /// whole conversion, `value_micros`): `(model, msg_hash, ppm, micros)`, zero ones left
+    /// out. Added to last touch's counters they give the model's.
+    pub fn shifts(&self, value_micros: i64) -> impl Iterator<Item = (Model, &str, i64, i64)> + '_ {
+        let last = self.messages.len().saturating_sub(1);
+        Model::SPLIT.iter().zip(&self.parts).flat_map(move |(&model, parts)| {
+            parts.iter().enumerate().filter_map(move |(i, &(ppm, micros))| {
+                let (ppm, micros) = if i == last { (i64::from(ppm) - i64::from(PPM), micros - value_micros) } else { (i64::from(ppm), micros) };
+                (ppm != 0 || micros != 0).then(|| (model, self.messages[i].as_str(), ppm, micros))
+            })
+        })
+    }
+}
+
+/// The split a fold keeps with a conversion credited by last touch (see [`ModelSplit`]),
+/// from the customer's touches in its longest window (any superset will do).
+pub fn model_split<'a>(fact: &'a ConversionFact, touches: impl IntoIterator<Item = &'a Touch>, messages: &Messages, config: &TenantConfig) -> Option<ModelSplit> {
+    let Candidates::Touches(representatives) = candidates(fact, touches, messages, config) else { return None };
+    let micros_per_unit = config.goal(&fact.goal_id)?.micros_per_unit();
+    ModelSplit::of(&representatives, i128::from(fact.value_micros / micros_per_unit), micros_per_unit, config.decay_half_life_ms)
+}
+
 /// Credits one conversion under every model (time decay with the config's
 /// `decay_half_life_ms`). `units` is its value in whole units (see [`split`]); shares of
 /// zero ppm are kept out.
@@ -241,50 +303,60 @@ pub struct ModelTotals {
     pub value_micros: i128,
 }
 
-/// Every model's credit summed per campaign (or per message, `by_message`) and goal, over
-/// the conversions with `from <= ts < to` in the customers' fold states; `goal` keeps one
-/// goal. Per campaign, messages without a campaign have no row; unattributed conversions
-/// have none either way. Every row holds all five models.
-pub fn side_by_side<'a>(
-    customers: impl IntoIterator<Item = &'a CustomerState>,
-    messages: &Messages,
-    config: &TenantConfig,
-    (from, to): (Millis, Millis),
-    goal: Option<&str>,
-    by_message: bool,
-) -> BTreeMap<(String, String), BTreeMap<Model, ModelTotals>> {
-    let mut rows: BTreeMap<(String, String), BTreeMap<Model, ModelTotals>> = BTreeMap::new();
-    for state in customers {
-        let converted: Vec<&Conversion> = state
-            .conversions()
-            .filter(|c| from <= c.fact.ts && c.fact.ts < to && goal.is_none_or(|goal| goal == c.fact.goal_id))
-            .collect();
-        if converted.is_empty() {
-            continue;
-        }
-        let touches: Vec<Touch> = state.touches().cloned().collect();
-        for conversion in converted {
-            let Some(saved) = config.goal(&conversion.fact.goal_id) else { continue };
-            let unit = saved.micros_per_unit();
-            let units = i128::from(conversion.fact.value_micros / unit);
-            for (model, shares) in credit_models(&conversion.fact, units, &touches, messages, config).by_model {
-                for share in shares {
-                    let subject = if by_message {
-                        share.msg_hash.clone()
-                    } else {
-                        match messages.get(&share.msg_hash).map(|message| message.campaign_id.as_str()) {
-                            Some(campaign_id) if !campaign_id.is_empty() => campaign_id.to_owned(),
-                            _ => continue,
-                        }
-                    };
-                    let row = rows.entry((subject, conversion.fact.goal_id.clone())).or_insert_with(|| Model::ALL.iter().map(|&m| (m, ModelTotals::default())).collect());
-                    let totals = row.entry(model).or_default();
-                    totals.ppm += i128::from(share.ppm);
-                    totals.value_micros += share.value * i128::from(unit);
-                }
-            }
+impl ModelTotals {
+    fn add(&mut self, ppm: i128, value_micros: i128) {
+        self.ppm += ppm;
+        self.value_micros += value_micros;
+    }
+}
+
+/// A row's credit under every model, all five present.
+pub type ModelRow = BTreeMap<Model, ModelTotals>;
+
+/// Every model's credit per message and goal (`goal` keeps one), from message counters:
+/// each credited conversion counts whole under every model, and each model's shifts move
+/// it. Unattributed conversions have no row, nor goals no longer configured.
+pub fn by_message(cells: &Cells, config: &TenantConfig, goal: Option<&str>) -> BTreeMap<(String, String), ModelRow> {
+    let mut rows = BTreeMap::new();
+    for (cell, tally) in &cells.0 {
+        let (msg_hash, cell) = cell.clone().into_campaign_cell();
+        add_credit(&mut rows, &msg_hash, &cell, *tally, config, goal);
+    }
+    finish(rows)
+}
+
+/// Every model's credit per campaign and goal, as [`by_message`], from campaign counters;
+/// messages of no campaign have no row.
+pub fn by_campaign(by_campaign: &BTreeMap<String, CampaignCells>, config: &TenantConfig, goal: Option<&str>) -> BTreeMap<(String, String), ModelRow> {
+    let mut rows = BTreeMap::new();
+    for (campaign_id, cells) in by_campaign.iter().filter(|(id, _)| !id.is_empty()) {
+        for (cell, tally) in &cells.0 {
+            add_credit(&mut rows, campaign_id, cell, *tally, config, goal);
         }
     }
+    finish(rows)
+}
+
+fn add_credit(rows: &mut BTreeMap<(String, String), ModelRow>, subject: &str, cell: &CampaignCell, tally: Tally, config: &TenantConfig, goal: Option<&str>) {
+    let (goal_id, model) = match cell {
+        CampaignCell::Conversion { goal_id, rule: Rule::Explicit | Rule::LastTouch } => (goal_id, None),
+        CampaignCell::ModelShift { goal_id, model } => (goal_id, Some(*model)),
+        _ => return,
+    };
+    if goal.is_some_and(|goal| goal != goal_id) || config.goal(goal_id).is_none() || subject.is_empty() {
+        return;
+    }
+    let row = rows.entry((subject.to_owned(), goal_id.clone())).or_insert_with(|| Model::ALL.iter().map(|&m| (m, ModelTotals::default())).collect());
+    match model {
+        // A conversion credited whole: the same under every model until shifted.
+        None => row.values_mut().for_each(|totals| totals.add(i128::from(tally.count) * i128::from(PPM), tally.value_micros)),
+        Some(model) => row.entry(model).or_default().add(i128::from(tally.count), tally.value_micros),
+    }
+}
+
+/// Rows left with nothing (every conversion of them retracted) are dropped.
+fn finish(mut rows: BTreeMap<(String, String), ModelRow>) -> BTreeMap<(String, String), ModelRow> {
+    rows.retain(|_, row| row.values().any(|totals| *totals != ModelTotals::default()));
     rows
 }
 

@@ -420,7 +420,8 @@ impl Crediting<'_> {
 }
 
 /// Parts per million as a JSON number with up to 6 decimals.
-fn ppm_json(ppm: i64) -> Value {
+/// Parts per million as a JSON number of conversions with up to 6 decimals (`2.333333`).
+pub fn ppm_json(ppm: i64) -> Value {
     let text = format!("{}.{:06}", ppm / 1_000_000, ppm % 1_000_000);
     serde_json::from_str(text.trim_end_matches('0').trim_end_matches('.')).unwrap_or(Value::Null)
 }

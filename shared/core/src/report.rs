@@ -180,7 +180,8 @@ impl Activity {
                     self.goals.entry(goal_id.clone()).or_default().add(tally);
                 }
             }
-            CampaignCell::Conversion { rule: Rule::Unattributed, .. } | CampaignCell::Message => {}
+            // Model shifts are read by model reports ([`crate::models::by_campaign`]).
+            CampaignCell::Conversion { rule: Rule::Unattributed, .. } | CampaignCell::ModelShift { .. } | CampaignCell::Message => {}
         }
     }
 }

@@ -11,6 +11,9 @@
 
 use crate::attribution::{Conversion, Rule};
 use crate::model::{AppEvent, Micros, Millis, Touch, TouchKind};
+use crate::models::Model;
+#[cfg(doc)]
+use crate::models::ModelSplit;
 use chrono::{DateTime, Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use foldhash::fast::RandomState;
@@ -20,13 +23,16 @@ use std::hash::Hash;
 pub const HOUR_MS: Millis = 3_600_000;
 pub const DAY_MS: Millis = 24 * HOUR_MS;
 
-/// One counter of a report: touches of a message, event hits of a message, or conversions
-/// of a goal credited by a rule to a message (`msg_hash` empty when unattributed).
+/// One counter of a report: touches of a message, event hits of a message, conversions of a
+/// goal credited by a rule to a message (`msg_hash` empty when unattributed), or what a
+/// model credits a message beyond last touch (ppm as the count, micros as the value; see
+/// [`ModelSplit::shifts`]). A model's credit is last touch's plus its shifts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Cell {
     Touch { msg_hash: String, kind: TouchKind },
     EventHit { msg_hash: String, name: String },
     Conversion { goal_id: String, rule: Rule, msg_hash: String },
+    ModelShift { goal_id: String, model: Model, msg_hash: String },
 }
 
 /// One counter of a campaign (or, under the empty campaign id, of messages of no campaign
@@ -38,11 +44,13 @@ pub enum CampaignCell {
     Touch { kind: TouchKind },
     EventHit { name: String },
     Conversion { goal_id: String, rule: Rule },
+    ModelShift { goal_id: String, model: Model },
 }
 
 impl CampaignCell {
+    /// Conversions and model shifts: what goal KPIs and model reports read.
     pub fn is_conversion(&self) -> bool {
-        matches!(self, CampaignCell::Conversion { .. })
+        matches!(self, CampaignCell::Conversion { .. } | CampaignCell::ModelShift { .. })
     }
 }
 
@@ -66,13 +74,17 @@ impl Cell {
             Cell::Touch { msg_hash, kind } => (msg_hash, CampaignCell::Touch { kind }),
             Cell::EventHit { msg_hash, name } => (msg_hash, CampaignCell::EventHit { name }),
             Cell::Conversion { goal_id, rule, msg_hash } => (msg_hash, CampaignCell::Conversion { goal_id, rule }),
+            Cell::ModelShift { goal_id, model, msg_hash } => (msg_hash, CampaignCell::ModelShift { goal_id, model }),
         }
     }
 
     /// The message the cell counts for; empty for unattributed conversions.
     pub fn msg_hash(&self) -> &str {
         match self {
-            Cell::Touch { msg_hash, .. } | Cell::EventHit { msg_hash, .. } | Cell::Conversion { msg_hash, .. } => msg_hash,
+            Cell::Touch { msg_hash, .. }
+            | Cell::EventHit { msg_hash, .. }
+            | Cell::Conversion { msg_hash, .. }
+            | Cell::ModelShift { msg_hash, .. } => msg_hash,
         }
     }
 }
@@ -115,13 +127,17 @@ pub fn event_cell(event: &AppEvent) -> Option<Cell> {
     Some(Cell::EventHit { msg_hash, name: event.name.clone() })
 }
 
-pub fn conversion_cell(conversion: &Conversion) -> (Cell, Tally) {
-    let cell = Cell::Conversion {
-        goal_id: conversion.fact.goal_id.clone(),
-        rule: conversion.credit.rule,
-        msg_hash: conversion.credit.msg_hash.clone().unwrap_or_default(),
-    };
-    (cell, Tally::of(conversion.fact.value_micros))
+/// The counters of a credited conversion: last touch's, then the model shifts of its split.
+pub fn conversion_cells(conversion: &Conversion) -> impl Iterator<Item = (Cell, Tally)> + '_ {
+    let goal_id = &conversion.fact.goal_id;
+    let cell = Cell::Conversion { goal_id: goal_id.clone(), rule: conversion.credit.rule, msg_hash: conversion.credit.msg_hash.clone().unwrap_or_default() };
+    let shifts = conversion.split.iter().flat_map(move |split| {
+        split.shifts(conversion.fact.value_micros).map(move |(model, msg_hash, ppm, micros)| {
+            let cell = Cell::ModelShift { goal_id: goal_id.clone(), model, msg_hash: msg_hash.to_owned() };
+            (cell, Tally { count: ppm, value_micros: i128::from(micros) })
+        })
+    });
+    std::iter::once((cell, Tally::of(conversion.fact.value_micros))).chain(shifts)
 }
 
 /// Counters summed over some stretch of time. Reports sum tens of thousands of cells per

@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use touchstone_core::attribution::{Conversion, Messages};
 use touchstone_core::config::{ChannelSetting, Goal, GoalKind, TenantConfig};
 use touchstone_core::fold::{self, ConversionChange, CustomerDelta, CustomerState, FactChange, FoldContext, OrderState};
+use touchstone_core::models::Model;
 use touchstone_core::model::{AppEvent, Channel, Message, Millis, OrderRecord, Record, Touch, TouchKind};
 use touchstone_core::reference::{self, Dataset};
 use touchstone_core::rollup::{self, Cell, Tally};
@@ -165,14 +166,16 @@ fn config() -> BoxedStrategy<TenantConfig> {
         pick(tags),
         pick(&["USD", "USD", "USD", "EUR"]),
         (any::<bool>(), any::<bool>(), pick(&[None, Some("checkin"), Some("view")]), any::<bool>()),
+        pick(&[7 * STEP, STEP, 60_000]),
     )
-        .prop_map(|((push, email, sms, in_app), tags, currency, (checkin, shoes, redefined, paid))| {
+        .prop_map(|((push, email, sms, in_app), tags, currency, (checkin, shoes, redefined, paid), half_life)| {
             let mut config = TenantConfig::defaults(TENANT);
             for (channel, setting) in [(Channel::Push, push), (Channel::Email, email), (Channel::Sms, sms), (Channel::InApp, in_app)] {
                 config.set_channel(channel, setting).expect("a valid setting");
             }
             config.set_excluded_tags(tags.iter().map(|t| t.to_string()).collect());
             config.set_currency(currency).expect("a valid currency");
+            config.set_decay_half_life(half_life).expect("a valid half-life");
             let mut goals = Vec::new();
             if checkin {
                 goals.push(event_goal("checkin", "checkin"));
@@ -205,7 +208,7 @@ struct Case {
 }
 
 fn case() -> BoxedStrategy<Case> {
-    let records = (many(0, 24, touch), many(100, 8, app_event), many(200, 10, order), prop::collection::vec((0usize..64, 0usize..64), 0..4));
+    let records = (many(0, 40, touch), many(100, 8, app_event), many(200, 10, order), prop::collection::vec((0usize..64, 0usize..64), 0..4));
     (registrations(), records, config(), proptest::option::weighted(0.5, (config(), 0usize..8)))
         .prop_flat_map(|(messages, (touches, events, orders, duplicates), initial, change)| {
             let mut records: Vec<Record> = touches.into_iter().chain(events).chain(orders).collect();
@@ -247,6 +250,29 @@ fn set_event_id(record: &mut Record, id: String) {
 
 /// A conversion as the reference describes one.
 type Row = (String, String, &'static str, Option<String>, Millis, i64, String, String, Option<String>);
+
+/// Each model's shares of a conversion as `(msg_hash, ppm, whole units)`, zero shares left
+/// out, by model name.
+type Shares = BTreeMap<&'static str, Vec<(String, i64, i128)>>;
+
+fn reference_shares(c: &reference::ReferenceConversion) -> Shares {
+    c.models.iter().map(|(&model, shares)| (model, shares.iter().map(|s| (s.msg_hash.clone(), s.ppm, s.value)).collect())).collect()
+}
+
+/// A conversion's shares from what the fold keeps: last touch's credit, and its split when
+/// there is one (else every model credits as last touch does).
+fn model_shares(c: &Conversion, config: &TenantConfig) -> Shares {
+    let unit = config.goal(&c.fact.goal_id).expect("a configured goal").micros_per_unit();
+    let whole: Vec<(String, i64, i128)> = c.credit.msg_hash.iter().map(|m| (m.clone(), 1_000_000, i128::from(c.fact.value_micros / unit))).collect();
+    let mut shares: Shares = Model::ALL.iter().map(|m| (m.as_str(), whole.clone())).collect();
+    if let Some(split) = &c.split {
+        for (model, parts) in Model::SPLIT.iter().zip(&split.parts) {
+            let parts = split.messages.iter().zip(parts).filter(|(_, (ppm, _))| *ppm > 0);
+            shares.insert(model.as_str(), parts.map(|(m, &(ppm, micros))| (m.clone(), i64::from(ppm), i128::from(micros / unit))).collect());
+        }
+    }
+    shares
+}
 
 fn row(c: &Conversion) -> Row {
     (
@@ -443,8 +469,18 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
         worker.change_config(config.clone())?;
     }
 
-    let mut expected: Vec<Row> = reference::evaluate(&dataset(case))
-        .conversions(TENANT)
+    let reference_conversions = reference::evaluate(&dataset(case)).conversions(TENANT);
+    // Every model's split, as kept with each conversion, equals the reference's.
+    let expected_models: BTreeMap<(String, String), Shares> =
+        reference_conversions.iter().map(|c| ((c.goal_id.clone(), c.key.clone()), reference_shares(c))).collect();
+    let actual_models: BTreeMap<(String, String), Shares> = worker
+        .customers
+        .values()
+        .flat_map(CustomerState::conversions)
+        .map(|c| ((c.fact.goal_id.clone(), c.fact.key.clone()), model_shares(c, &worker.config)))
+        .collect();
+    prop_assert_eq!(actual_models, expected_models);
+    let mut expected: Vec<Row> = reference_conversions
         .into_iter()
         .map(|c| (c.goal_id, c.key, c.rule, c.msg_hash, c.ts, c.value_micros, c.customer_id, c.record_event_id, c.touch_event_id))
         .collect();
@@ -465,8 +501,9 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
     prop_assert_eq!(&ledger, &expected);
     let mut held: BTreeMap<(Cell, Millis), Tally> = BTreeMap::new();
     for conversion in worker.customers.values().flat_map(CustomerState::conversions) {
-        let (cell, tally) = rollup::conversion_cell(conversion);
-        held.entry((cell, conversion.fact.ts)).or_default().add(tally);
+        for (cell, tally) in rollup::conversion_cells(conversion) {
+            held.entry((cell, conversion.fact.ts)).or_default().add(tally);
+        }
     }
     let summed: BTreeMap<(Cell, Millis), Tally> = worker.rollups.into_iter().filter(|(_, tally)| !tally.is_zero()).collect();
     prop_assert_eq!(summed, held);
@@ -503,6 +540,7 @@ fn the_generator_reaches_the_interesting_cases() {
         see("event goal conversion", conversions.iter().any(|c| c.goal_id != "orders" && c.key.len() > 2));
         see("conversions in two months", conversions.iter().map(|c| fold::segment_of(c.ts)).collect::<BTreeSet<_>>().len() >= 2);
         see("several windows", case.windows.len() >= 3);
+        see("a conversion split among messages", conversions.iter().any(|c| c.models["linear"].len() >= 2));
         see("config change mid-stream", case.change.as_ref().is_some_and(|(at, _)| 0 < *at && *at < case.windows.len()));
         let touch_ids: BTreeSet<&str> = dataset.records.iter().map(Record::id).collect();
         see("duplicate event_id", touch_ids.len() < dataset.records.len());

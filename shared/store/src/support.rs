@@ -1,11 +1,14 @@
-//! Small pieces both backends use: the stored form of a log payload, postcard encoding, the
-//! store's clock and poison-tolerant locks.
+//! Small pieces both backends use: the stored form of a log payload, of conversions and of
+//! customer months, postcard encoding, the store's clock and poison-tolerant locks.
 
 use crate::{CellKinds, LogPayload, Result, StoreError, TraceParent};
 use serde::{Deserialize, Serialize};
 use std::sync::{Mutex, MutexGuard};
+use touchstone_core::attribution::{Conversion, ConversionFact, Credit};
 use touchstone_core::config::{TenantConfig, TenantConfigBeforeModels};
-use touchstone_core::model::{Millis, Record};
+use touchstone_core::fold::Segment;
+use touchstone_core::model::{Millis, Record, Touch};
+use touchstone_core::models::ModelSplit;
 use touchstone_core::rollup::{CampaignCell, Tally};
 
 /// [`LogPayload`] with serde, kept here so the trait's types stay free of a storage format.
@@ -100,6 +103,80 @@ pub(crate) fn decode_config(what: &str, bytes: &[u8]) -> Result<TenantConfig> {
         .map_err(|e| StoreError::Corrupt(format!("undecodable {what}: {e}")))
 }
 
+/// A conversion as a stored row (its own, by time, or within a customer's month): its fact
+/// and credit, as rows were written before models were folded.
+#[derive(Serialize)]
+struct ConversionRow<'a> {
+    fact: &'a ConversionFact,
+    credit: &'a Credit,
+}
+
+#[derive(Deserialize)]
+struct ConversionRead {
+    fact: ConversionFact,
+    credit: Credit,
+}
+
+#[derive(Serialize)]
+struct SegmentRow<'a> {
+    touches: &'a [Touch],
+    conversions: Vec<ConversionRow<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SegmentRead {
+    touches: Vec<Touch>,
+    conversions: Vec<ConversionRead>,
+}
+
+/// A stored conversion: [`ConversionRow`], then its model split when it has one. A row
+/// written before splits were kept ends after the credit, and reads as credited by last
+/// touch alone under every model (postcard has no optional fields, so the split follows the
+/// row instead of being one of its fields).
+pub(crate) fn encode_conversion(conversion: &Conversion) -> Result<Vec<u8>> {
+    let mut bytes = encode(&ConversionRow { fact: &conversion.fact, credit: &conversion.credit })?;
+    if let Some(split) = &conversion.split {
+        bytes.extend(encode(split)?);
+    }
+    Ok(bytes)
+}
+
+pub(crate) fn decode_conversion(what: &str, bytes: &[u8]) -> Result<Conversion> {
+    let corrupt = |e: postcard::Error| StoreError::Corrupt(format!("undecodable {what}: {e}"));
+    let (ConversionRead { fact, credit }, rest) = postcard::take_from_bytes(bytes).map_err(corrupt)?;
+    let split = if rest.is_empty() { None } else { Some(postcard::from_bytes::<ModelSplit>(rest).map_err(corrupt)?) };
+    Ok(Conversion { fact, credit, split })
+}
+
+/// A stored month of a customer: [`SegmentRow`], then each split conversion's index in it
+/// with its split (nothing when none is split, as in rows written before splits were kept).
+pub(crate) fn encode_segment(segment: &Segment) -> Result<Vec<u8>> {
+    let conversions = segment.conversions.values().map(|c| ConversionRow { fact: &c.fact, credit: &c.credit }).collect();
+    let mut bytes = encode(&SegmentRow { touches: &segment.touches, conversions })?;
+    let splits: Vec<(u32, &ModelSplit)> =
+        segment.conversions.values().zip(0u32..).filter_map(|(c, i)| Some((i, c.split.as_ref()?))).collect();
+    if !splits.is_empty() {
+        bytes.extend(encode(&splits)?);
+    }
+    Ok(bytes)
+}
+
+pub(crate) fn decode_segment(what: &str, bytes: &[u8]) -> Result<Segment> {
+    let corrupt = |e: postcard::Error| StoreError::Corrupt(format!("undecodable {what}: {e}"));
+    let (SegmentRead { touches, conversions }, rest) = postcard::take_from_bytes(bytes).map_err(corrupt)?;
+    let mut splits: Vec<(u32, ModelSplit)> = if rest.is_empty() { Vec::new() } else { postcard::from_bytes(rest).map_err(corrupt)? };
+    splits.reverse();
+    let conversions = conversions
+        .into_iter()
+        .zip(0u32..)
+        .map(|(ConversionRead { fact, credit }, i)| {
+            let split = splits.pop_if(|(at, _)| *at == i).map(|(_, split)| split);
+            ((fact.goal_id.clone(), fact.key.clone()), Conversion { fact, credit, split })
+        })
+        .collect();
+    Ok(Segment { touches, conversions })
+}
+
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     postcard::to_stdvec(value).map_err(|e| StoreError::Backend(format!("encoding a value: {e}")))
 }
@@ -147,6 +224,62 @@ mod tests {
     use super::*;
     use touchstone_core::attribution::Rule;
     use touchstone_core::model::TouchKind;
+
+    fn converted(key: &str, split: bool) -> Conversion {
+        let fact = ConversionFact {
+            tenant: "t".into(),
+            goal_id: "orders".into(),
+            key: key.into(),
+            customer_id: "c".into(),
+            ts: 1_767_225_600_000,
+            value_micros: 3_000_000,
+            source_event_id: format!("{key}-paid"),
+            explicit_msg_hash: None,
+        };
+        let credit = Credit { rule: Rule::LastTouch, msg_hash: Some("m2".into()), touch_event_id: Some("e2".into()) };
+        let parts = vec![vec![(1_000_000, 3_000_000), (0, 0)], vec![(500_000, 1_000_000), (500_000, 2_000_000)]];
+        let split = split.then(|| ModelSplit { messages: vec!["m1".into(), "m2".into()], parts });
+        Conversion { fact, credit, split }
+    }
+
+    #[test]
+    fn conversions_read_back_with_their_split_and_rows_from_before_splits_read_without() {
+        for conversion in [converted("o1", true), converted("o2", false)] {
+            let bytes = encode_conversion(&conversion).unwrap();
+            assert_eq!(decode_conversion("conversion", &bytes).unwrap(), conversion);
+        }
+        // A row as written before splits were kept: fact and credit alone.
+        let old = converted("o3", false);
+        let bytes = encode(&(&old.fact, &old.credit)).unwrap();
+        assert_eq!(decode_conversion("conversion", &bytes).unwrap(), old);
+        let cut = encode_conversion(&converted("o1", true)).unwrap();
+        assert!(matches!(decode_conversion("conversion", &cut[..cut.len() - 1]), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn months_read_back_with_each_conversions_split() {
+        let touch = Touch {
+            tenant: "t".into(),
+            event_id: "e1".into(),
+            msg_hash: "m1".into(),
+            customer_id: "c".into(),
+            kind: TouchKind::Opened,
+            ts: 1_767_225_600_000,
+        };
+        let rows = [converted("o1", false), converted("o2", true), converted("o3", false), converted("o4", true)];
+        let segment = Segment {
+            touches: vec![touch.clone()],
+            conversions: rows.into_iter().map(|c| ((c.fact.goal_id.clone(), c.fact.key.clone()), c)).collect(),
+        };
+        assert_eq!(decode_segment("month", &encode_segment(&segment).unwrap()).unwrap(), segment);
+        // A month as written before splits were kept.
+        let unsplit = Segment {
+            touches: vec![touch],
+            conversions: [converted("o1", false)].into_iter().map(|c| ((c.fact.goal_id.clone(), c.fact.key.clone()), c)).collect(),
+        };
+        let old = encode(&(&unsplit.touches, unsplit.conversions.values().map(|c| (&c.fact, &c.credit)).collect::<Vec<_>>())).unwrap();
+        assert_eq!(decode_segment("month", &old).unwrap(), unsplit);
+    }
 
     #[test]
     fn campaign_rows_read_back_whole_or_conversions_alone() {

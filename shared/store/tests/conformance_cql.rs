@@ -135,6 +135,7 @@ fn touch(tenant: &str, event_id: &str, ts: Millis) -> Touch {
 
 fn conversion(tenant: &str, key: &str, ts: Millis) -> Conversion {
     Conversion {
+        split: None,
         fact: ConversionFact {
             tenant: tenant.into(),
             goal_id: "orders".into(),

@@ -4,7 +4,7 @@
 
 use super::{
     T0, aside, campaign_delta, campaigns, cells, change, commit_conversions, conversion, delta, event, head, order, pending,
-    pending_delta, sorted, tenant, tenant_log, touch,
+    pending_delta, sorted, split_conversion, tenant, tenant_log, touch,
 };
 use crate::{
     AttributionCommit, CellKinds, CustomerMonths, FoldWrites, LogEntry, LogPayload, OrderStateWrite, Result, SegmentWrite, SetAside, Store, StoreError,
@@ -65,7 +65,7 @@ pub async fn conversion_upsert_moves_every_index(store: &dyn Store) -> Result<()
     assert_eq!(store.conversions_between(&t, T0 + 2 * HOUR_MS, T0 + 3 * HOUR_MS).await?.len(), 2);
 
     // Re-credited and moved to another month and hour.
-    let moved = conversion(&t, "orders", "o1", "c1", T0 + 40 * DAY_MS + 5, Some("m2"));
+    let moved = split_conversion(&t, "orders", "o1", "c1", T0 + 40 * DAY_MS + 5);
     commit_conversions(store, &t, vec![change(Some(&old), Some(&moved))]).await?;
     assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(moved.clone()));
     assert_eq!(store.conversions_between(&t, T0 + 2 * HOUR_MS, T0 + 3 * HOUR_MS).await?, [same_key_other_goal.clone()]);
@@ -73,7 +73,7 @@ pub async fn conversion_upsert_moves_every_index(store: &dyn Store) -> Result<()
     assert_eq!(sorted(store.tenant_conversions(&t).await?), [same_key_other_goal.clone(), moved.clone()]);
 
     // Re-credited in place: old and new rows share every key, and the new one must stay.
-    let recredited = Conversion { credit: Credit::unattributed(), ..moved.clone() };
+    let recredited = Conversion { credit: Credit::unattributed(), split: None, ..moved.clone() };
     commit_conversions(store, &t, vec![change(Some(&moved), Some(&recredited))]).await?;
     assert_eq!(store.conversion(&t, "orders", "o1").await?, Some(recredited.clone()));
     assert_eq!(store.conversions_between(&t, moved.fact.ts, moved.fact.ts + 1).await?, [recredited.clone()]);
@@ -103,7 +103,7 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
     let shard = log_shard(&t);
     let month = |months: i64| T0 + months * 31 * DAY_MS;
     let touched = |event_id: &str, ts| Segment { touches: vec![touch(&t, event_id, "m1", "c1", ts)], conversions: BTreeMap::new() };
-    let converted = conversion(&t, "orders", "o1", "c1", month(1), None);
+    let converted = split_conversion(&t, "orders", "o1", "c1", month(1));
     let with_conversion = Segment { touches: Vec::new(), conversions: BTreeMap::from([(("orders".to_owned(), "o1".to_owned()), converted.clone())]) };
     let order_state = OrderState { records: vec![order(&t, "o1-placed", "o1", "PLACED", month(1))], facts: BTreeMap::new() };
     let segment = |customer_id: &str, at: Millis, segment: Option<Segment>| SegmentWrite {

@@ -206,12 +206,24 @@ fn message(tenant: &str, msg_hash: &str, campaign_id: &str) -> Message {
     }
 }
 
+/// `conversion` credited by last touch to m2 with m1 before it: every model's split kept
+/// with it, as the fold keeps it.
+fn split_conversion(tenant: &str, goal_id: &str, key: &str, customer_id: &str, ts: Millis) -> Conversion {
+    let mut converted = conversion(tenant, goal_id, key, customer_id, ts, None);
+    converted.credit = Credit { rule: Rule::LastTouch, msg_hash: Some("m2".into()), touch_event_id: Some("e2".into()) };
+    let (ppm, micros) = (500_000, converted.fact.value_micros / 2);
+    let parts = vec![vec![(1_000_000, 2 * micros), (0, 0)], vec![(ppm, micros), (ppm, micros)], vec![(ppm, micros), (ppm, micros)], vec![(499_000, micros), (501_000, micros)]];
+    converted.split = Some(touchstone_core::models::ModelSplit { messages: vec!["m1".into(), "m2".into()], parts });
+    converted
+}
+
 fn conversion(tenant: &str, goal_id: &str, key: &str, customer_id: &str, ts: Millis, explicit: Option<&str>) -> Conversion {
     let credit = match explicit {
         Some(msg_hash) => Credit { rule: Rule::Explicit, msg_hash: Some(msg_hash.into()), touch_event_id: None },
         None => Credit::unattributed(),
     };
     Conversion {
+        split: None,
         fact: ConversionFact {
             tenant: tenant.into(),
             goal_id: goal_id.into(),

@@ -21,7 +21,7 @@ use super::layout::{
 use super::badges::{index_value, level_code};
 use super::fold_state::StoredFold;
 use super::{CqlStore, Inner, StepMark, Write, all};
-use crate::support::{StoredPayload, encode, encode_campaign_cells};
+use crate::support::{StoredPayload, encode, encode_campaign_cells, encode_conversion};
 use crate::{AttributionCommit, AttributionState, CustomerMonths, BadgeRowChange, FeedChange, LOG_SHARDS, LogEntry, Result, SetAside, StatLevel, StoreError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -404,7 +404,7 @@ impl Inner {
             let rows = conversion_rows(new);
             written.extend(rows.iter().cloned());
             buckets.extend(conversion_buckets(new));
-            new_rows.push((rows, encode(new)?));
+            new_rows.push((rows, encode_conversion(new)?));
         }
         let deleted: HashSet<ConversionRow> = step
             .conversions

@@ -5,12 +5,12 @@
 
 use super::layout::decode;
 use super::{Inner, Write, all};
-use crate::support::encode;
+use crate::support::{decode_segment, encode, encode_segment};
 use crate::{FoldWrites, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use touchstone_core::config::TenantConfig;
-use touchstone_core::fold::{CustomerState, OrderState, Segment, segments_between};
+use touchstone_core::fold::{CustomerState, OrderState, segments_between};
 use touchstone_core::model::{Millis, Touch};
 
 /// Partitions per tenant of `customer_states` and `order_states`: a recompute reads them
@@ -42,7 +42,7 @@ impl StoredFold {
         let registered: BTreeSet<(String, String)> = fold.registered.into_iter().collect();
         let mut segments = Vec::with_capacity(fold.segments.len());
         for write in fold.segments {
-            let segment = write.segment.as_ref().map(encode).transpose()?;
+            let segment = write.segment.as_ref().map(encode_segment).transpose()?;
             segments.push((write.tenant, write.customer_id, write.month, segment));
         }
         let orders = fold.orders.into_iter().map(|w| Ok((w.tenant, w.order_id, encode(&w.state)?))).collect::<Result<_>>()?;
@@ -69,7 +69,7 @@ impl Inner {
         let values = (tenant, slot(customer_id), customer_id, first, last);
         let rows: Vec<(i64, Vec<u8>)> = self.rows(&self.statements.select_customer_months, values).await?;
         for (month, segment) in rows {
-            state.segments.insert(month, decode::<Segment>("customer state", &segment)?);
+            state.segments.insert(month, decode_segment("customer state", &segment)?);
         }
         Ok(state)
     }
@@ -90,7 +90,7 @@ impl Inner {
         let mut states: Vec<(String, CustomerState)> = Vec::new();
         // Rows come by customer within a partition: each customer's months together.
         for (customer_id, month, segment) in all(reads).await?.into_iter().flatten() {
-            let segment: Segment = decode("customer state", &segment)?;
+            let segment = decode_segment("customer state", &segment)?;
             match states.last_mut() {
                 Some((last, state)) if *last == customer_id => {
                     state.segments.insert(month, segment);

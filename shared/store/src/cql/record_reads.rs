@@ -2,8 +2,9 @@
 //! their fold state's months (`fold_state.rs`), a conversion by its key.
 
 use super::timed;
-use super::layout::{decode, message};
+use super::layout::message;
 use super::{CqlStore, Inner, all};
+use crate::support::decode_conversion;
 use crate::{RecordReads, Result};
 use async_trait::async_trait;
 use std::collections::HashSet;
@@ -40,6 +41,6 @@ impl Inner {
 
     async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
         let row: Option<(Vec<u8>,)> = self.row(&self.statements.select_conversion, (tenant, goal_id, key)).await?;
-        row.map(|(body,)| decode("conversion", &body)).transpose()
+        row.map(|(body,)| decode_conversion("conversion", &body)).transpose()
     }
 }

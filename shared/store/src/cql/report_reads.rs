@@ -5,7 +5,7 @@
 use super::timed;
 use super::layout::{decode, from_varint, granularity_code, message, table, touch};
 use super::{CqlStore, Inner, all};
-use crate::support::decode_campaign_cells;
+use crate::support::{decode_campaign_cells, decode_conversion};
 use crate::{CellKinds, ReportReads, Result};
 use async_trait::async_trait;
 use scylla::value::CqlVarint;
@@ -203,6 +203,6 @@ impl Inner {
         let reads = partitions.into_iter().map(|(hour, shard)| {
             self.rows::<(Vec<u8>,)>(&self.statements.select_conversions_by_time, (tenant, hour, shard, from, to))
         });
-        all(reads).await?.into_iter().flatten().map(|(body,)| decode("conversion", &body)).collect()
+        all(reads).await?.into_iter().flatten().map(|(body,)| decode_conversion("conversion", &body)).collect()
     }
 }

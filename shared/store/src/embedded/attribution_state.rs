@@ -9,7 +9,7 @@ use super::layout::{
     rollup_key, tenant_rollup_key_of,
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
-use crate::support::{decode_campaign_cells, encode_campaign_cells, lock};
+use crate::support::{decode_campaign_cells, encode_campaign_cells, encode_conversion, lock};
 use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, CustomerMonths, LOG_SHARDS, Result, StatLevel, StoreError, log_shard};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashSet};
@@ -119,7 +119,7 @@ impl Tables {
 
 
     fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
-        self.scan_prefix(Table::Conversions, Key::new().str(tenant))
+        self.scan_conversions_prefix(Key::new().str(tenant))
     }
 
 
@@ -165,8 +165,9 @@ impl Tables {
                 }
             }
             if let Some(new) = &change.new {
+                let row = encode_conversion(new)?;
                 for (table, key) in conversion_keys(new) {
-                    writes.put(table, key, new)?;
+                    writes.put_raw(table, key, row.clone());
                 }
             }
         }

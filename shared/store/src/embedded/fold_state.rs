@@ -5,13 +5,13 @@
 
 use super::ingest_log::LogAppender;
 use super::key::{Key, read_str, read_time};
-use super::layout::{FOLD_STATE_BUILT, Table, customer_state_partition, folded_config_key, order_state_key, unregistered_partition};
+use super::layout::{FOLD_STATE_BUILT, MODELS_SPLIT, Table, customer_state_partition, folded_config_key, order_state_key, unregistered_partition};
 use super::{Tables, Writes, backend, checked};
+use crate::support::encode_segment;
 use crate::{FoldWrites, LogPayload, Result, StoreError, log_shard};
 use std::collections::{BTreeMap, BTreeSet};
-use touchstone_core::attribution::Conversion;
 use touchstone_core::config::{GoalKind, TenantConfig};
-use touchstone_core::fold::{CustomerState, OrderState, Segment, segment_of, segments_between};
+use touchstone_core::fold::{CustomerState, OrderState, segment_of, segments_between};
 use touchstone_core::model::{Millis, Touch};
 
 impl Tables {
@@ -29,7 +29,7 @@ impl Tables {
             let (key, value) = guard.into_inner().map_err(backend)?;
             let month = key.len().checked_sub(8).and_then(|at| read_time(&key[at..])).map(|(month, _)| month);
             let month = month.ok_or_else(|| corrupt("customer state"))?;
-            state.segments.insert(month, self.decode_read::<Segment>(Table::CustomerStates, &value)?);
+            state.segments.insert(month, self.decode_segment(&value)?);
         }
         Ok(state)
     }
@@ -48,7 +48,7 @@ impl Tables {
             let rest = key.get(prefix.as_bytes().len()..).ok_or_else(|| corrupt("customer state"))?;
             let (customer_id, rest) = read_str(rest).ok_or_else(|| corrupt("customer state"))?;
             let (month, _) = read_time(rest).ok_or_else(|| corrupt("customer state"))?;
-            let segment: Segment = self.decode_read(Table::CustomerStates, &value)?;
+            let segment = self.decode_segment(&value)?;
             match states.last_mut() {
                 Some((last, state)) if last == customer_id => {
                     state.segments.insert(month, segment);
@@ -97,7 +97,7 @@ impl Tables {
         for write in &fold.segments {
             let key = customer_state_partition(&write.tenant, &write.customer_id).time(write.month).into_vec();
             match &write.segment {
-                Some(segment) => writes.put(Table::CustomerStates, key, segment)?,
+                Some(segment) => writes.put_raw(Table::CustomerStates, key, encode_segment(segment)?),
                 None => writes.delete(Table::CustomerStates, key),
             }
         }
@@ -153,7 +153,7 @@ impl Tables {
             for record in self.tenant_orders(&tenant)? {
                 orders.entry(record.order_id.clone()).or_default().records.push(record);
             }
-            for conversion in self.scan_prefix::<Conversion>(Table::Conversions, prefix.clone())? {
+            for conversion in self.scan_conversions_prefix(prefix.clone())? {
                 let fact = &conversion.fact;
                 if let Some(order) = orders.get_mut(&fact.key)
                     && matches!(config.goal(&fact.goal_id).map(|goal| &goal.kind), Some(GoalKind::Order { .. }))
@@ -183,7 +183,7 @@ impl Tables {
                     }
                 }
                 for (month, segment) in &state.segments {
-                    writes.put(Table::CustomerStates, customer_state_partition(&tenant, &customer_id).time(*month).into_vec(), segment)?;
+                    writes.put_raw(Table::CustomerStates, customer_state_partition(&tenant, &customer_id).time(*month).into_vec(), encode_segment(segment)?);
                 }
             }
             for (order_id, mut state) in orders {
@@ -198,7 +198,30 @@ impl Tables {
         }
         let mut mark = Writes::default();
         mark.put_raw(Table::Meta, FOLD_STATE_BUILT.to_vec(), Vec::new());
+        // The recomputes just appended split every conversion too.
+        mark.put_raw(Table::Meta, MODELS_SPLIT.to_vec(), Vec::new());
         self.apply(mark)
+    }
+
+    /// Once, for a store whose conversions were credited before each kept its split among
+    /// the models: a `Recompute` entry for every tenant, which credits every conversion
+    /// again, split, and moves the rollups with it (until then, every model reads as last
+    /// touch for those conversions). The entries and the mark in one batch.
+    pub(super) fn split_models(&self) -> Result<()> {
+        if self.read(Table::Meta).get(MODELS_SPLIT).map_err(backend)?.is_some() {
+            return Ok(());
+        }
+        let mut writes = Writes::default();
+        let mut log = LogAppender::new(None);
+        for tenant in self.tenants()? {
+            if self.folded_config(&tenant)?.is_some() {
+                log.append(self, log_shard(&tenant), LogPayload::Recompute { tenant: tenant.clone() }, &mut writes)?;
+                tracing::info!(%tenant, "conversions credited before model splits were kept: a recompute follows, once");
+            }
+        }
+        log.finish(&mut writes)?;
+        writes.put_raw(Table::Meta, MODELS_SPLIT.to_vec(), Vec::new());
+        self.apply(writes)
     }
 
     fn is_registered(&self, tenant: &str, msg_hash: &str) -> Result<bool> {
@@ -216,7 +239,7 @@ mod tests {
     use super::super::tests::{order, touch};
     use super::*;
     use crate::{AttributionCommit, AttributionState, ConversionChange, CustomerMonths, IngestLog};
-    use touchstone_core::attribution::{ConversionFact, Credit, Rule};
+    use touchstone_core::attribution::{Conversion, ConversionFact, Credit, Rule};
     use touchstone_core::model::{Channel, Message, Record};
 
     /// A store made before the fold's state (records and conversion rows, no state, no
@@ -249,7 +272,7 @@ mod tests {
             explicit_msg_hash: None,
         };
         let credit = Credit { rule: Rule::LastTouch, msg_hash: Some("m".into()), touch_event_id: Some("e2".into()) };
-        let conversion = Conversion { fact: fact.clone(), credit };
+        let conversion = Conversion { fact: fact.clone(), credit, split: None };
         let shard = log_shard("t");
         let head = {
             let store = EmbeddedStore::open(dir.path()).unwrap();
@@ -284,5 +307,16 @@ mod tests {
         drop(store);
         let store = EmbeddedStore::open(dir.path()).unwrap();
         assert_eq!(store.read_log(shard, head, 10).await.unwrap().len(), 1);
+
+        // A store folded before conversions kept their split: one recompute more, once.
+        let mut writes = Writes::default();
+        writes.delete(Table::Meta, MODELS_SPLIT.to_vec());
+        store.tables.apply(writes).unwrap();
+        drop(store);
+        for _ in 0..2 {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            let appended = store.read_log(shard, head, 10).await.unwrap();
+            assert_eq!(appended.iter().map(|entry| &entry.payload).collect::<Vec<_>>(), [&LogPayload::Recompute { tenant: "t".into() }; 2]);
+        }
     }
 }

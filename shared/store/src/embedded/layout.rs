@@ -57,6 +57,9 @@ pub(super) const TENANT_ROLLUPS_FILLED: &[u8] = b"tenant_rollups_filled";
 /// Key in `meta` of the mark that the fold's state was built (stores made before it get it
 /// built once from their record tables when opened).
 pub(super) const FOLD_STATE_BUILT: &[u8] = b"fold_state_built";
+/// Set once every tenant folded before conversions kept their model split has had a
+/// recompute appended (which splits them).
+pub(super) const MODELS_SPLIT: &[u8] = b"models_split";
 
 /// The tables, one fjall keyspace each; see the module docs for their keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

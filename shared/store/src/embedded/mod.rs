@@ -39,6 +39,8 @@ mod usage;
 
 use crate::{LOG_SHARDS, Result, StoreError};
 use crate::support::{decode_campaign_cells, encode, encode_campaign_cells};
+use touchstone_core::attribution::Conversion;
+use touchstone_core::fold::Segment;
 use crate::CellKinds;
 use touchstone_core::rollup::CampaignCells;
 use coordination::Leases;
@@ -168,6 +170,7 @@ impl EmbeddedStore {
         tables.fill_tenant_rollups()?;
         ingest_log::convert_entry_log(&tables.db, &tables)?;
         tables.build_fold_state()?;
+        tables.split_models()?;
         Ok(EmbeddedStore { tables: Arc::new(tables), leases: Arc::default() })
     }
 
@@ -234,6 +237,30 @@ impl Tables {
     fn scan_prefix<T: DeserializeOwned>(&self, table: Table, prefix: Key) -> Result<Vec<T>> {
         let scan = self.read(table).prefix(checked(prefix.as_bytes())?);
         scan.map(|guard| self.decode_read(table, &guard.value().map_err(backend)?)).collect()
+    }
+
+    /// The conversions in a range of `table` (conversions or conversions by time).
+    fn scan_conversions(&self, table: Table, range: KeyRange) -> Result<Vec<Conversion>> {
+        if range_is_empty(&range) {
+            return Ok(Vec::new());
+        }
+        layout::check_range(&range)?;
+        self.read(table).range(range).map(|guard| self.decode_conversion(table, &guard.value().map_err(backend)?)).collect()
+    }
+
+    fn scan_conversions_prefix(&self, prefix: Key) -> Result<Vec<Conversion>> {
+        let scan = self.read(Table::Conversions).prefix(checked(prefix.as_bytes())?);
+        scan.map(|guard| self.decode_conversion(Table::Conversions, &guard.value().map_err(backend)?)).collect()
+    }
+
+    fn decode_conversion(&self, table: Table, bytes: &[u8]) -> Result<Conversion> {
+        self.usage.read_bytes(table, bytes.len());
+        crate::support::decode_conversion(table.name(), bytes)
+    }
+
+    fn decode_segment(&self, bytes: &[u8]) -> Result<Segment> {
+        self.usage.read_bytes(Table::CustomerStates, bytes.len());
+        crate::support::decode_segment(Table::CustomerStates.name(), bytes)
     }
 
     /// Decodes a value read from `table`, counting its bytes.
@@ -496,7 +523,7 @@ mod tests {
         let log = usage(Table::Log);
         assert_eq!(log.writes, 2, "one chunk per call");
         assert_eq!(usage(Table::TouchesByTime).writes, 15);
-        assert_eq!(usage(Table::Meta).writes, 2 + 2, "the two marks written at open, then each call's shard head once");
+        assert_eq!(usage(Table::Meta).writes, 3 + 2, "the three marks written at open, then each call's shard head once");
         assert_eq!(usage(Table::Conversions), crate::TableUsage::default(), "tables never used are left out");
         store.read_log(log_shard("t"), 0, 100).await.unwrap();
         let log = usage(Table::Log);

@@ -58,6 +58,7 @@ impl Tables {
     }
 
     fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
-        self.get(Table::Conversions, Key::new().str(tenant).str(goal_id).str(key).as_bytes())
+        let bytes = self.get_bytes(Table::Conversions, Key::new().str(tenant).str(goal_id).str(key).as_bytes())?;
+        bytes.map(|bytes| crate::support::decode_conversion(Table::Conversions.name(), &bytes)).transpose()
     }
 }

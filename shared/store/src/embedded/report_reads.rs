@@ -182,7 +182,7 @@ impl Tables {
     }
 
     fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        self.scan(Table::ConversionsByTime, time_range(&Key::new().str(tenant), Some(TIME_BUCKET_MS), from, Some(to)))
+        self.scan_conversions(Table::ConversionsByTime, time_range(&Key::new().str(tenant), Some(TIME_BUCKET_MS), from, Some(to)))
     }
 }
 
