@@ -164,10 +164,15 @@ enum Kind {
     TrophyCase,
     /// A badge's figures per day over the whole year, and its holders now.
     BadgeStats,
+    /// Every campaign's conversions and value under all five models over the year: what
+    /// `ListCampaigns` gives for last touch alone.
+    ModelReport,
+    /// A campaign's lift over the year (reads every customer of the tenant).
+    Lift,
 }
 
 impl Kind {
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 11] = [
         Kind::CampaignStatsYear,
         Kind::CampaignStatsMonth,
         Kind::ListCampaigns,
@@ -177,6 +182,8 @@ impl Kind {
         Kind::LongBadgeTimeline,
         Kind::TrophyCase,
         Kind::BadgeStats,
+        Kind::ModelReport,
+        Kind::Lift,
     ];
 
     fn name(self) -> &'static str {
@@ -190,6 +197,8 @@ impl Kind {
             Kind::LongBadgeTimeline => "GetBadgeTimeline (10,000 events, first page)",
             Kind::TrophyCase => "GetTrophyCase",
             Kind::BadgeStats => "GetBadgeStats (year)",
+            Kind::ModelReport => "GetModelReport (year, every campaign)",
+            Kind::Lift => "GetLift (year)",
         }
     }
 
@@ -235,6 +244,13 @@ impl Kind {
             Kind::BadgeStats => {
                 let badge_id = pick(&tenant.badge_ids, rng);
                 client.get_badge_stats(pb::BadgeStatsRequest { tenant: tenant.tenant.clone(), badge_id, range: year }).await?;
+            }
+            Kind::ModelReport => {
+                client.get_model_report(pb::ModelReportRequest { tenant: tenant.tenant.clone(), range: year, goal_id: None, by_message: false }).await?;
+            }
+            Kind::Lift => {
+                let campaign_id = tenant.campaigns[rng.random_range(0..tenant.campaigns.len())].clone();
+                client.get_lift(pb::LiftRequest { tenant: tenant.tenant.clone(), campaign_id, goal_id: None, range: year }).await?;
             }
         }
         Ok(())

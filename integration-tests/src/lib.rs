@@ -280,6 +280,7 @@ impl Generated {
             "campaigns" => self.reference.campaigns_json(tenant, from, to),
             "messages" => self.reference.messages_json(tenant, from, to),
             "goals" => self.reference.goals_json(tenant, from, to),
+            "models" => self.reference.models_json(tenant, from, to),
             other => panic!("no report {other}"),
         }
     }
@@ -305,7 +306,7 @@ pub fn unaligned_ranges() -> Vec<(Option<i64>, Option<i64>)> {
 pub fn assert_reports_match(server: &Server, data: &Generated) {
     for tenant in data.reference.tenants() {
         for (from, to) in unaligned_ranges() {
-            for kind in ["campaigns", "messages", "goals"] {
+            for kind in ["campaigns", "messages", "goals", "models"] {
                 let actual = server.report(kind, tenant, from, to);
                 let expected = data.expected(kind, tenant, from, to);
                 assert!(
@@ -314,6 +315,48 @@ pub fn assert_reports_match(server: &Server, data: &Generated) {
                 );
             }
         }
+        assert_lift_matches(server, data, tenant);
+    }
+}
+
+/// `report lift` of every campaign of the tenant, for every goal, over all time and over a
+/// range that cuts through days, equals the reference's: counts exactly, figures to 1e-9
+/// (relative to their size when above 1).
+pub fn assert_lift_matches(server: &Server, data: &Generated, tenant: &str) {
+    let goals: Vec<String> = data.reference.config(tenant).goals.iter().map(|goal| goal.id.clone()).collect();
+    let mut with_both_groups = 0;
+    for campaign_id in data.reference.campaign_ids(tenant) {
+        for goal_id in &goals {
+            for (from, to) in [(None, None), unaligned_ranges()[1]] {
+                let mut args = vec!["report".to_owned(), "lift".into(), "--tenant".into(), tenant.into(), "--campaign".into(), campaign_id.clone()];
+                args.extend(["--goal".into(), goal_id.clone(), "--format".into(), "json".into()]);
+                args.extend(from.iter().flat_map(|from| ["--from".to_owned(), from.to_string()]));
+                args.extend(to.iter().flat_map(|to| ["--to".to_owned(), to.to_string()]));
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let out = server.cli_ok(&args);
+                let actual: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|err| panic!("report lift is not JSON ({err}):\n{out}"));
+                let expected = data.reference.lift_json(tenant, &campaign_id, goal_id, from, to);
+                assert!(
+                    close_json(&actual, &expected),
+                    "report lift of {tenant} {campaign_id} {goal_id} over {from:?}..{to:?} differs from the reference\nactual:   {actual}\nexpected: {expected}"
+                );
+                with_both_groups += usize::from(actual["p_value"].is_f64());
+            }
+        }
+    }
+    assert!(with_both_groups > 0, "no campaign of {tenant} has a lift with both groups and conversions: the comparison would prove little");
+}
+
+/// JSON equal but for floating-point figures, which may differ by 1e-9 (relative above 1).
+fn close_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => a.len() == b.len() && a.iter().all(|(key, value)| b.get(key).is_some_and(|other| close_json(value, other))),
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            _ => false,
+        },
+        _ => a == b,
     }
 }
 

@@ -651,6 +651,103 @@ impl Reference {
         )
     }
 
+    /// `report lift` as SPEC sections 8 and 10 give it, for `campaign_id` and `goal_id` over
+    /// `[from, to)`: the groups from the accepted touches, each customer's outcome from
+    /// the conversions whatever credited them, the statistics in doubles.
+    pub fn lift_json(&self, tenant: &str, campaign_id: &str, goal_id: &str, from: Option<Millis>, to: Option<Millis>) -> Value {
+        let Some(result) = self.tenants.get(tenant) else {
+            return Value::Null;
+        };
+        let Some(goal) = result.config.goal(goal_id) else {
+            return Value::Null;
+        };
+        // Each customer's earliest SENT and earliest HELD_OUT touch of the campaign in range.
+        let mut entries: BTreeMap<&str, (Option<&Touch>, Option<&Touch>)> = BTreeMap::new();
+        for touch in result.touches.iter().filter(|t| in_range(t.ts, from, to)) {
+            if result.messages.get(&touch.msg_hash).is_none_or(|m| m.campaign_id != campaign_id) {
+                continue;
+            }
+            let slots = entries.entry(touch.customer_id.as_str()).or_default();
+            let slot = match touch.kind {
+                TouchKind::Sent => &mut slots.0,
+                TouchKind::HeldOut => &mut slots.1,
+                _ => continue,
+            };
+            if slot.is_none_or(|held| (touch.ts, &touch.event_id) < (held.ts, &held.event_id)) {
+                *slot = Some(touch);
+            }
+        }
+        // Whole units: minor units of an order, millionths of an event's value; reported in
+        // minor units and in the event's own units.
+        let (whole, per_report_unit) = if is_order_goal(&result.config, goal_id) { (MICROS_PER_UNIT, 1.0) } else { (1, 1_000_000.0) };
+        let mut groups: [Vec<(bool, f64)>; 2] = [Vec::new(), Vec::new()];
+        let mut contaminated = 0u64;
+        for (customer_id, slots) in entries {
+            let (group, entry) = match slots {
+                (Some(_), Some(_)) => {
+                    contaminated += 1;
+                    continue;
+                }
+                (Some(entry), None) => (0, entry),
+                (None, Some(entry)) => (1, entry),
+                (None, None) => continue,
+            };
+            let window = result.config.setting(result.messages[&entry.msg_hash].channel).window_ms;
+            let converted: Vec<&ReferenceConversion> = result
+                .conversions
+                .iter()
+                .filter(|c| c.goal_id == goal.id && c.customer_id == customer_id && entry.ts <= c.ts && c.ts <= entry.ts + window)
+                .collect();
+            let value: i128 = converted.iter().map(|c| i128::from(c.value_micros / whole)).sum();
+            groups[group].push((!converted.is_empty(), value as f64 / per_report_unit));
+        }
+        let [treatment, control] = &groups;
+        let n = |g: &Vec<(bool, f64)>| g.len() as f64;
+        let converted = |g: &Vec<(bool, f64)>| g.iter().filter(|(c, _)| *c).count() as f64;
+        let rate = |g: &Vec<(bool, f64)>| (!g.is_empty()).then(|| converted(g) / n(g));
+        let mean = |g: &Vec<(bool, f64)>| (!g.is_empty()).then(|| g.iter().map(|(_, v)| v).sum::<f64>() / n(g));
+        // Sample variance, two passes.
+        let variance = |g: &Vec<(bool, f64)>| {
+            let m = mean(g)?;
+            (g.len() >= 2).then(|| g.iter().map(|(_, v)| (v - m) * (v - m)).sum::<f64>() / (n(g) - 1.0))
+        };
+        let (r_t, r_c) = (rate(treatment), rate(control));
+        let both = r_t.zip(r_c);
+        let diff = both.map(|(t, c)| t - c);
+        let half = both.map(|(t, c)| 1.959964 * (t * (1.0 - t) / n(treatment) + c * (1.0 - c) / n(control)).sqrt());
+        let p_value = both.and_then(|(t, c)| {
+            let pooled = (converted(treatment) + converted(control)) / (n(treatment) + n(control));
+            let se = (pooled * (1.0 - pooled) * (1.0 / n(treatment) + 1.0 / n(control))).sqrt();
+            (se > 0.0).then(|| libm::erfc(((t - c) / se).abs() / 2f64.sqrt()))
+        });
+        let value_diff = both.and(mean(treatment).zip(mean(control))).map(|(t, c)| t - c);
+        let value_half = variance(treatment).zip(variance(control)).map(|(v_t, v_c)| 1.959964 * (v_t / n(treatment) + v_c / n(control)).sqrt());
+        let counts = [converted(treatment), n(treatment) - converted(treatment), converted(control), n(control) - converted(control)];
+        json!({
+            "campaign_id": campaign_id,
+            "goal_id": goal_id,
+            "n_t": treatment.len(),
+            "converted_t": converted(treatment) as u64,
+            "n_c": control.len(),
+            "converted_c": converted(control) as u64,
+            "contaminated": contaminated,
+            "r_t": r_t,
+            "r_c": r_c,
+            "diff": diff,
+            "diff_low": diff.zip(half).map(|(d, h)| d - h),
+            "diff_high": diff.zip(half).map(|(d, h)| d + h),
+            "lift": diff.zip(r_c).and_then(|(d, c)| (c != 0.0).then(|| d / c)),
+            "p_value": p_value,
+            "incremental_conversions": diff.map(|d| d * n(treatment)),
+            "value_per_customer_t": mean(treatment),
+            "value_per_customer_c": mean(control),
+            "value_diff": value_diff,
+            "value_diff_low": value_diff.zip(value_half).map(|(d, h)| d - h),
+            "value_diff_high": value_diff.zip(value_half).map(|(d, h)| d + h),
+            "enough_data": control.len() >= 1_000 && counts.iter().all(|&count| count >= 10.0),
+        })
+    }
+
     /// `report campaigns` (or `messages`, `by_message`) `--model MODEL` as SPEC section 8
     /// gives it: the report's rows, each goal's conversions and value as `model` credits
     /// them, and a row of zero counters for what the model credits without activity in the
