@@ -115,6 +115,12 @@ fn every_models_split_equals_the_reference_on_generated_data() {
     }
     assert!(compared >= 50, "{compared} conversions compared");
     assert!(with_several > 0, "some conversions have several candidate messages");
+    // The example data is made so that the models disagree: in every tenant some
+    // conversions are shared by several messages.
+    for tenant in data.reference.tenants() {
+        let shared = data.reference.conversions(tenant).iter().filter(|c| c.models["linear"].len() > 1).count();
+        assert!(shared >= 5, "{tenant}: only {shared} conversions with several candidates");
+    }
 }
 
 /// `report models` on generated data equals the reference's side-by-side report, over all

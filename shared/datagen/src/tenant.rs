@@ -112,6 +112,8 @@ pub(crate) fn generate(
     generator.badges(target);
     // Leave room for the retries and duplicates added below.
     generator.organic(target - target * 15 / 1000);
+    // After everything else, so that what was drawn before stays as it was.
+    generator.shared_journeys(target / 400);
     generator.share_ids(shared_ids);
     let repeats = generator.repeats();
     let message_repeats = generator.message_repeats();
@@ -771,6 +773,33 @@ impl TenantGen<'_> {
                 });
                 self.event(&customer, spec, ts, carried);
             }
+        }
+    }
+
+    /// Conversions that several messages led to, so that the attribution models disagree:
+    /// each a new customer touched by two to four creditable messages in turn (minutes to
+    /// hours apart, each touch within its channel's window of the conversion), then
+    /// converting without a `msg_hash`. Messages whose campaign holds the customer out are
+    /// left out of the journey.
+    fn shared_journeys(&mut self, count: usize) {
+        let creditable = self.creditable();
+        for _ in 0..count {
+            let customer = self.fresh_customer();
+            let reachable: Vec<usize> = creditable.iter().copied().filter(|&m| !self.holds_out(m, &customer)).collect();
+            if reachable.len() < 2 {
+                continue;
+            }
+            let k = self.rng.random_range(2..=4usize).min(reachable.len());
+            let picked: Vec<usize> = index::sample(&mut self.rng, reachable.len(), k).into_iter().map(|i| reachable[i]).collect();
+            let window = picked.iter().map(|&m| self.config.setting(self.sent[m].message.channel).window_ms).min().unwrap_or(0);
+            // The touches and the conversion all fall within the shortest window.
+            let span = (window / (2 * k as i64)).max(1);
+            let mut t = self.random_ts(self.days_before_end(20));
+            for &m in &picked {
+                self.connecting_touch(&customer, m, t);
+                t += self.rng.random_range(1..=span);
+            }
+            self.journey_conversion(&customer, t, None);
         }
     }
 
