@@ -339,7 +339,7 @@ async fn fetch_reports(channel: Channel, tenants: &[String]) -> BenchResult<()> 
     let mut query = QueryServiceClient::new(channel);
     for tenant in tenants {
         query.list_campaigns(pb::ListCampaignsRequest { tenant: tenant.clone(), range: None }).await?;
-        query.get_goal_kpis(pb::GoalKpisRequest { tenant: tenant.clone(), range: None, goal_id: None }).await?;
+        query.get_goal_kpis(pb::GoalKpisRequest { tenant: tenant.clone(), range: None, goal_id: None, model: 0 }).await?;
     }
     Ok(())
 }

@@ -222,7 +222,7 @@ impl Kind {
                 client.list_campaigns(pb::ListCampaignsRequest { tenant: tenant.tenant.clone(), range: year }).await?;
             }
             Kind::GoalKpis => {
-                client.get_goal_kpis(pb::GoalKpisRequest { tenant: tenant.tenant.clone(), range: year, goal_id: None }).await?;
+                client.get_goal_kpis(pb::GoalKpisRequest { tenant: tenant.tenant.clone(), range: year, goal_id: None, model: 0 }).await?;
             }
             Kind::ExplainConversion => {
                 let conversion_key = tenant.order_ids[rng.random_range(0..tenant.order_ids.len())].clone();

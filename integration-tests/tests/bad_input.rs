@@ -159,10 +159,13 @@ fn grpc_batches_reject_bad_records_one_by_one_and_bad_queries_get_the_right_stat
         assert!(reply.rejected[0].reason.contains("unknown enum value 99"), "{:?}", reply.rejected);
 
         let range = |from, to| Some(pb::TimeRange { from_ms: Some(from), to_ms: Some(to) });
-        let reversed = query.get_goal_kpis(pb::GoalKpisRequest { tenant: "shop".into(), range: range(T0 + 1, T0), goal_id: None }).await.unwrap_err();
+        let reversed = query.get_goal_kpis(pb::GoalKpisRequest { tenant: "shop".into(), range: range(T0 + 1, T0), goal_id: None, model: 0 }).await.unwrap_err();
         assert_eq!(reversed.code(), Code::InvalidArgument);
+        let unknown_model = query.get_goal_kpis(pb::GoalKpisRequest { tenant: "shop".into(), range: None, goal_id: None, model: 42 }).await.unwrap_err();
+        assert_eq!(unknown_model.code(), Code::InvalidArgument);
+        assert!(unknown_model.message().contains("model"), "{unknown_model:?}");
         let unknown_goal = query
-            .get_goal_kpis(pb::GoalKpisRequest { tenant: "shop".into(), range: None, goal_id: Some("nope".into()) })
+            .get_goal_kpis(pb::GoalKpisRequest { tenant: "shop".into(), range: None, goal_id: Some("nope".into()), model: 0 })
             .await
             .unwrap_err();
         assert_eq!(unknown_goal.code(), Code::NotFound);

@@ -68,6 +68,35 @@ fn imported_generated_data_reports_exactly_what_the_reference_says() {
                 }
             }
 
+            // Goal KPIs under every model: the contributing campaigns are the reference's
+            // side-by-side report for the goal, campaign by campaign, most credited first.
+            let side_by_side = data.reference.models_json(tenant, None, None);
+            for model in [pb::AttributionModel::LastTouch, pb::AttributionModel::FirstTouch, pb::AttributionModel::Linear, pb::AttributionModel::PositionBased, pb::AttributionModel::TimeDecay] {
+                let name = touchstone_proto::convert::model_from_pb(model.into()).unwrap().as_str();
+                let request = pb::GoalKpisRequest { tenant: tenant.to_owned(), range: None, goal_id: Some("orders".into()), model: model.into() };
+                let kpis = query.get_goal_kpis(request).await.unwrap().into_inner();
+                assert_eq!(kpis.model(), model);
+                let got: Vec<(String, i128, i128)> = kpis.goals[0]
+                    .campaigns
+                    .iter()
+                    .map(|c| (c.campaign_id.clone(), i128::from(c.conversions_ppm), parse_micros(&c.tally.as_ref().unwrap().value.as_ref().unwrap().value).unwrap()))
+                    .collect();
+                let mut expected: Vec<(String, i128, i128)> = side_by_side
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|row| row["goal_id"] == "orders")
+                    .map(|row| {
+                        let figures = &row["models"][name];
+                        let ppm = (figures["conversions"].as_f64().unwrap() * 1e6).round() as i128;
+                        (row["campaign_id"].as_str().unwrap().to_owned(), ppm, parse_micros(&figures["value"].to_string()).unwrap())
+                    })
+                    .filter(|(_, ppm, value)| *ppm != 0 || *value != 0)
+                    .collect();
+                expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                assert_eq!(got, expected, "contributing campaigns of {tenant} under {name}");
+            }
+
             // A daily series in a time zone adds up to the conversions of its range, and each
             // point is what GetGoalKpis gives for the point's own range (the series reads
             // each rollup level once for all days; KPIs read their range alone). Zones whose
@@ -98,6 +127,7 @@ fn imported_generated_data_reports_exactly_what_the_reference_says() {
                         tenant: tenant.to_owned(),
                         range: Some(pb::TimeRange { from_ms: Some(point.from_ms), to_ms: Some(point.to_ms) }),
                         goal_id: Some("orders".into()),
+                        model: 0,
                     };
                     let kpis = query.get_goal_kpis(request).await.unwrap().into_inner();
                     let kpi = &kpis.goals[0];

@@ -17,7 +17,7 @@ use touchstone_core::config::{Goal, TenantConfig};
 use touchstone_core::lift;
 use touchstone_core::model::Touch;
 use touchstone_core::models;
-use touchstone_proto::convert::model_to_pb;
+use touchstone_proto::convert::{model_from_pb, model_to_pb};
 use touchstone_core::report::{self, Activity, CampaignTotals, GoalFigures, GoalKpi};
 use touchstone_core::rollup::{CampaignCells, Cells};
 use touchstone_proto::convert::{channel_to_pb, decimal, rule_to_pb, tally, touch_kind_to_pb};
@@ -263,19 +263,35 @@ fn lift_pb(campaign_id: String, goal_id: String, report: lift::Lift) -> pb::Lift
     }
 }
 
-fn goal_kpis_pb(kpi: GoalKpi) -> pb::GoalKpis {
-    let GoalKpi { goal_id, explicit, last_touch, unattributed, campaigns, no_campaign } = kpi;
+/// A goal's KPIs, its contributing campaigns (`""`: no campaign) credited as the request's
+/// model credits them.
+fn goal_kpis_pb(kpi: GoalKpi, mut credit: BTreeMap<String, models::ModelTotals>) -> pb::GoalKpis {
+    let GoalKpi { goal_id, explicit, last_touch, unattributed, .. } = kpi;
+    let no_campaign = credit.remove("").unwrap_or_default();
+    let mut campaigns: Vec<(String, models::ModelTotals)> = credit.into_iter().collect();
+    campaigns.sort_by(|(a, x), (b, y)| y.ppm.cmp(&x.ppm).then_with(|| a.cmp(b)));
+    let ppm = |totals: &models::ModelTotals| u64::try_from(totals.ppm).unwrap_or(0);
+    let whole = |totals: &models::ModelTotals| pb::Tally { conversions: ppm(totals) / u64::from(models::PPM), value: Some(decimal(totals.value_micros)) };
     pb::GoalKpis {
         goal_id,
         explicit: Some(tally(explicit)),
         last_touch: Some(tally(last_touch)),
         unattributed: Some(tally(unattributed)),
         campaigns: campaigns
-            .into_iter()
-            .map(|(campaign_id, t)| pb::CampaignContribution { campaign_id, tally: Some(tally(t)) })
+            .iter()
+            .map(|(campaign_id, totals)| pb::CampaignContribution { campaign_id: campaign_id.clone(), tally: Some(whole(totals)), conversions_ppm: ppm(totals) })
             .collect(),
-        no_campaign: Some(tally(no_campaign)),
+        no_campaign: Some(whole(&no_campaign)),
+        no_campaign_ppm: ppm(&no_campaign),
     }
+}
+
+/// A request's model: last touch when unset, INVALID_ARGUMENT when unknown.
+fn model_or_last_touch(value: i32) -> Result<models::Model, ApiError> {
+    if value == i32::from(pb::AttributionModel::Unspecified) {
+        return Ok(models::Model::LastTouch);
+    }
+    model_from_pb(value).ok_or_else(|| ApiError::bad_field("model", format!("unknown attribution model {value}")))
 }
 
 fn verdict_pb(verdict: Verdict) -> pb::CandidateVerdict {
@@ -378,7 +394,8 @@ impl QueryService for QueryApi {
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn get_goal_kpis(&self, request: Request<pb::GoalKpisRequest>) -> Result<Response<pb::GoalKpisReply>, Status> {
-        let pb::GoalKpisRequest { tenant, range, goal_id } = valid(request)?;
+        let pb::GoalKpisRequest { tenant, range, goal_id, model } = valid(request)?;
+        let model = model_or_last_touch(model)?;
         self.existing(&tenant).await?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
@@ -389,9 +406,12 @@ impl QueryService for QueryApi {
         let goals = report::goal_kpis(&cells, &config)
             .into_iter()
             .filter(|kpi| goal_id.as_ref().is_none_or(|wanted| *wanted == kpi.goal_id))
-            .map(goal_kpis_pb)
+            .map(|kpi| {
+                let credit = models::goal_credit_by_campaign(&cells, &kpi.goal_id, model);
+                goal_kpis_pb(kpi, credit)
+            })
             .collect();
-        Ok(Response::new(pb::GoalKpisReply { goals, units: Some(report_units(&config)) }))
+        Ok(Response::new(pb::GoalKpisReply { goals, units: Some(report_units(&config)), model: model_to_pb(model).into() }))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, goal_id = %request.get_ref().goal_id))]

@@ -50,7 +50,7 @@ pub async fn run(what: ReportCommand) -> CommandResult {
         }
         ReportCommand::Goals(args) => {
             let (mut query, request) = open(&args).await?;
-            let request = pb::GoalKpisRequest { tenant: request.tenant, range: request.range, goal_id: None };
+            let request = pb::GoalKpisRequest { tenant: request.tenant, range: request.range, goal_id: None, model: 0 };
             let reply =
                 query.get_goal_kpis(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
             let (rows, units) = rows::goal_report(reply.into_inner())?;

@@ -141,7 +141,7 @@ async fn walk(c: &mut Clients, tenant: &str, mut check: impl FnMut(&str, Result<
     check("QueryService/ListCampaigns", call(c.query.list_campaigns(pb::ListCampaignsRequest { tenant: t(), range })).await);
     let messages = pb::ListMessageStatsRequest { tenant: t(), range, campaign_id: None };
     check("QueryService/ListMessageStats", call(c.query.list_message_stats(messages)).await);
-    check("QueryService/GetGoalKpis", call(c.query.get_goal_kpis(pb::GoalKpisRequest { tenant: t(), range, goal_id: None })).await);
+    check("QueryService/GetGoalKpis", call(c.query.get_goal_kpis(pb::GoalKpisRequest { tenant: t(), range, goal_id: None, model: 0 })).await);
     let series = pb::GoalSeriesRequest { tenant: t(), goal_id: "orders".into(), range, time_zone: String::new() };
     check("QueryService/GetGoalSeries", call(c.query.get_goal_series(series)).await);
     let explain = pb::ExplainConversionRequest { tenant: t(), goal_id: "orders".into(), conversion_key: "o1".into() };

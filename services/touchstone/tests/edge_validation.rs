@@ -133,7 +133,7 @@ async fn a_70_kb_tenant_is_refused_by_every_rpc() {
     refused("ListCampaigns", query.list_campaigns(pb::ListCampaignsRequest { tenant: tenant.clone(), range: None })).await;
     let messages = pb::ListMessageStatsRequest { tenant: tenant.clone(), range: None, campaign_id: None };
     refused("ListMessageStats", query.list_message_stats(messages)).await;
-    refused("GetGoalKpis", query.get_goal_kpis(pb::GoalKpisRequest { tenant: tenant.clone(), range: None, goal_id: None })).await;
+    refused("GetGoalKpis", query.get_goal_kpis(pb::GoalKpisRequest { tenant: tenant.clone(), range: None, goal_id: None, model: 0 })).await;
     let series = pb::GoalSeriesRequest { tenant: tenant.clone(), goal_id: "orders".into(), range: None, time_zone: String::new() };
     refused("GetGoalSeries", query.get_goal_series(series)).await;
     let explain = pb::ExplainConversionRequest { tenant: tenant.clone(), goal_id: "orders".into(), conversion_key: "o1".into() };

@@ -32,7 +32,7 @@ async fn every_query(query: &mut QueryServiceClient<tonic::transport::Channel>, 
         ("GetCampaignStats", ok(query.get_campaign_stats(pb::CampaignStatsRequest { tenant: t(), campaign_id: "c1".into(), range }).await)),
         ("ListCampaigns", ok(query.list_campaigns(pb::ListCampaignsRequest { tenant: t(), range }).await)),
         ("ListMessageStats", ok(query.list_message_stats(pb::ListMessageStatsRequest { tenant: t(), range, campaign_id: None }).await)),
-        ("GetGoalKpis", ok(query.get_goal_kpis(pb::GoalKpisRequest { tenant: t(), range, goal_id: None }).await)),
+        ("GetGoalKpis", ok(query.get_goal_kpis(pb::GoalKpisRequest { tenant: t(), range, goal_id: None, model: 0 }).await)),
         (
             "GetGoalSeries",
             ok(query

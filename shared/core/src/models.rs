@@ -354,6 +354,27 @@ fn add_credit(rows: &mut BTreeMap<(String, String), ModelRow>, subject: &str, ce
     }
 }
 
+/// A goal's credit under `model` per campaign (`""`: messages of no campaign), from
+/// campaign counters: the contributing campaigns of goal KPIs. Campaigns left with nothing
+/// are dropped.
+pub fn goal_credit_by_campaign(by_campaign: &BTreeMap<String, CampaignCells>, goal_id: &str, model: Model) -> BTreeMap<String, ModelTotals> {
+    let mut credit: BTreeMap<String, ModelTotals> = BTreeMap::new();
+    for (campaign_id, cells) in by_campaign {
+        for (cell, tally) in &cells.0 {
+            let (ppm, value) = match cell {
+                CampaignCell::Conversion { goal_id: id, rule: Rule::Explicit | Rule::LastTouch } if id == goal_id => {
+                    (i128::from(tally.count) * i128::from(PPM), tally.value_micros)
+                }
+                CampaignCell::ModelShift { goal_id: id, model: shifted } if id == goal_id && *shifted == model => (i128::from(tally.count), tally.value_micros),
+                _ => continue,
+            };
+            credit.entry(campaign_id.clone()).or_default().add(ppm, value);
+        }
+    }
+    credit.retain(|_, totals| *totals != ModelTotals::default());
+    credit
+}
+
 /// Rows left with nothing (every conversion of them retracted) are dropped.
 fn finish(mut rows: BTreeMap<(String, String), ModelRow>) -> BTreeMap<(String, String), ModelRow> {
     rows.retain(|_, row| row.values().any(|totals| *totals != ModelTotals::default()));
@@ -563,5 +584,50 @@ mod tests {
             assert_eq!(Model::parse(model.as_str()), Some(model));
         }
         assert_eq!(Model::parse("LAST_TOUCH"), None);
+    }
+
+    /// A conversion of 3 USD with two candidates, m1 (campaign a) then m2 (campaign b): its
+    /// split, its shifts from last touch, and the reports summed from those counters.
+    #[test]
+    fn shifts_added_to_last_touch_give_each_models_credit() {
+        let (first, second) = (touch("e1", "m1", TouchKind::Opened, T0), touch("e2", "m2", TouchKind::Opened, T0 + HOUR));
+        let split = ModelSplit::of(&[&first, &second], 300, 10_000, DEFAULT_HALF_LIFE_MS).expect("two candidates");
+        assert_eq!(split.parts[0], vec![(PPM, 3_000_000), (0, 0)], "first touch: m1 takes it all");
+        assert_eq!(split.parts[1], vec![(500_000, 1_500_000), (500_000, 1_500_000)], "linear: halves");
+        let shifts: Vec<_> = split.shifts(3_000_000).filter(|(model, ..)| *model == Model::FirstTouch).collect();
+        assert_eq!(shifts, vec![(Model::FirstTouch, "m1", 1_000_000, 3_000_000), (Model::FirstTouch, "m2", -1_000_000, -3_000_000)]);
+        assert!(ModelSplit::of(&[&first], 300, 10_000, DEFAULT_HALF_LIFE_MS).is_none(), "one candidate: no split");
+
+        // Campaign counters: last touch credits b; the shifts move first touch's to a.
+        let mut by_campaign: BTreeMap<String, CampaignCells> = BTreeMap::new();
+        let converted = CampaignCell::Conversion { goal_id: "orders".into(), rule: Rule::LastTouch };
+        by_campaign.entry("b".into()).or_default().add(converted.clone(), Tally::of(3_000_000));
+        for (model, msg_hash, ppm, micros) in split.shifts(3_000_000) {
+            let campaign = if msg_hash == "m1" { "a" } else { "b" };
+            let cell = CampaignCell::ModelShift { goal_id: "orders".into(), model };
+            by_campaign.entry(campaign.into()).or_default().add(cell, Tally { count: ppm, value_micros: i128::from(micros) });
+        }
+        let config = config();
+        let rows = super::by_campaign(&by_campaign, &config, None);
+        let figures = |campaign: &str, model| rows[&(campaign.to_owned(), "orders".to_owned())][&model];
+        assert_eq!(figures("a", Model::LastTouch), ModelTotals::default());
+        assert_eq!(figures("b", Model::LastTouch), ModelTotals { ppm: 1_000_000, value_micros: 3_000_000 });
+        assert_eq!(figures("a", Model::FirstTouch), ModelTotals { ppm: 1_000_000, value_micros: 3_000_000 });
+        assert_eq!(figures("a", Model::Linear), ModelTotals { ppm: 500_000, value_micros: 1_500_000 });
+        let credit = goal_credit_by_campaign(&by_campaign, "orders", Model::FirstTouch);
+        assert_eq!(credit.keys().collect::<Vec<_>>(), ["a"], "b is left with nothing under first touch");
+
+        // The conversion retracted: every row goes.
+        let retracted: BTreeMap<String, CampaignCells> = by_campaign
+            .iter()
+            .map(|(campaign, cells)| {
+                let mut both = cells.clone();
+                for (cell, tally) in &cells.0 {
+                    both.add(cell.clone(), tally.negated());
+                }
+                (campaign.clone(), both)
+            })
+            .collect();
+        assert!(super::by_campaign(&retracted, &config, None).is_empty());
     }
 }

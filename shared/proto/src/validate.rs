@@ -175,7 +175,7 @@ impl Validate for pb::ListMessageStatsRequest {
 
 impl Validate for pb::GoalKpisRequest {
     fn validate(&self) -> Result<(), InvalidRecord> {
-        let pb::GoalKpisRequest { tenant, range: _, goal_id } = self;
+        let pb::GoalKpisRequest { tenant, range: _, goal_id, model: _ } = self;
         id("tenant", tenant)?;
         optional_id("goal_id", goal_id)
     }

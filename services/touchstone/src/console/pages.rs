@@ -454,7 +454,7 @@ pub async fn goals(State(console): State<Arc<Console>>, Path(tenant): Path<Strin
     let caller = console.caller(&headers)?;
     let nav = console.nav(&tenant, "goals", &params).await?;
     let range = Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) });
-    let kpis = console.query.get_goal_kpis(call(pb::GoalKpisRequest { tenant: tenant.clone(), range, goal_id: None }, &caller)).await?.into_inner();
+    let kpis = console.query.get_goal_kpis(call(pb::GoalKpisRequest { tenant: tenant.clone(), range, goal_id: None, model: 0 }, &caller)).await?.into_inner();
     let config = console.config(&tenant).await?;
     let money = money_goals(&config);
     let currency = &config.currency;

@@ -296,7 +296,8 @@ impl GoalRow {
 
 /// The goal rows and what their values are in.
 pub fn goal_report(reply: pb::GoalKpisReply) -> Result<(Vec<GoalRow>, Units), ReplyError> {
-    let pb::GoalKpisReply { goals, units } = reply;
+    // Under last touch (the CLI asks no other model): contributions in whole conversions.
+    let pb::GoalKpisReply { goals, units, model: _ } = reply;
     Ok((goals.into_iter().map(goal_row).collect::<Result<_, _>>()?, Units::from_pb(units)))
 }
 
@@ -306,11 +307,11 @@ pub fn goal_rows(reply: pb::GoalKpisReply) -> Result<Vec<GoalRow>, ReplyError> {
 }
 
 fn goal_row(kpis: pb::GoalKpis) -> Result<GoalRow, ReplyError> {
-    let pb::GoalKpis { goal_id, explicit, last_touch, unattributed, campaigns, no_campaign } = kpis;
+    let pb::GoalKpis { goal_id, explicit, last_touch, unattributed, campaigns, no_campaign, no_campaign_ppm: _ } = kpis;
     let tally = |tally: Option<pb::Tally>, what: &str| tally_from_pb(tally, || format!("goal {goal_id} {what} value"));
     let mut by_campaign = campaigns
         .into_iter()
-        .map(|pb::CampaignContribution { campaign_id, tally: contribution }| {
+        .map(|pb::CampaignContribution { campaign_id, tally: contribution, conversions_ppm: _ }| {
             let contribution = tally(contribution, &format!("campaign {campaign_id}"))?;
             Ok((campaign_id, contribution))
         })
@@ -435,10 +436,11 @@ pub mod fixtures {
                     last_touch: tally(3, "100"),
                     unattributed: tally(5, "0.25"),
                     campaigns: vec![
-                        pb::CampaignContribution { campaign_id: "a".into(), tally: tally(1, "50") },
-                        pb::CampaignContribution { campaign_id: "b".into(), tally: tally(3, "200.5") },
+                        pb::CampaignContribution { campaign_id: "a".into(), tally: tally(1, "50"), conversions_ppm: 1_000_000 },
+                        pb::CampaignContribution { campaign_id: "b".into(), tally: tally(3, "200.5"), conversions_ppm: 3_000_000 },
                     ],
                     no_campaign: tally(1, "100"),
+                    no_campaign_ppm: 1_000_000,
                 },
                 pb::GoalKpis {
                     goal_id: "checkin".into(),
@@ -447,9 +449,11 @@ pub mod fixtures {
                     unattributed: tally(4, "0"),
                     campaigns: vec![],
                     no_campaign: tally(0, "0"),
+                    no_campaign_ppm: 0,
                 },
             ],
             units: units("USD"),
+            model: pb::AttributionModel::LastTouch.into(),
         }
     }
 }
