@@ -193,6 +193,21 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
         same(&field(row, "sent").0, &message["sent"], &format!("{msg_hash} sent"));
         same(&field(row, "conversions").0, &message["goals"]["orders"]["conversions"], &format!("{msg_hash} conversions"));
     }
+    // The campaign's credit under every model, per goal, as `report models` gives it.
+    let models = cli_json(&server, &[&["report", "models"], &range[..]].concat());
+    let expected: Vec<&Value> = models.as_array().unwrap().iter().filter(|row| row["campaign_id"] == campaign_id).collect();
+    let model_rows: BTreeMap<String, String> = blocks(&page[page.find("id=\"models\"").expect("the models table")..], "data-goal").into_iter().collect();
+    assert!(!expected.is_empty(), "{campaign_id} has credit under some model");
+    assert_eq!(model_rows.len(), expected.len(), "a row per goal credited to {campaign_id}");
+    for row in expected {
+        let goal_id = row["goal_id"].as_str().unwrap();
+        let shown = &model_rows[goal_id];
+        for (model, figures) in row["models"].as_object().unwrap() {
+            let cell = &shown[shown.find(&format!("data-model=\"{model}\"")).unwrap_or_else(|| panic!("{goal_id}: no {model}"))..];
+            same(&field(cell, "conversions").0, &figures["conversions"], &format!("{campaign_id} {goal_id} {model} conversions"));
+            same(&field(cell, "value").0, &figures["value"], &format!("{campaign_id} {goal_id} {model} value"));
+        }
+    }
     screenshot(&url, "campaign");
 
     // Goals: KPIs split by rule, and the daily series.

@@ -286,6 +286,16 @@ fn goal_kpis_pb(kpi: GoalKpi, mut credit: BTreeMap<String, models::ModelTotals>)
     }
 }
 
+/// A goal's contributing campaigns (`""`: no campaign) as last touch credits them.
+fn last_touch_credit(kpi: &GoalKpi) -> BTreeMap<String, models::ModelTotals> {
+    let totals = |tally: &touchstone_core::rollup::Tally| models::ModelTotals {
+        ppm: i128::from(tally.count) * i128::from(models::PPM),
+        value_micros: tally.value_micros,
+    };
+    let no_campaign = (!kpi.no_campaign.is_zero()).then(|| (String::new(), totals(&kpi.no_campaign)));
+    kpi.campaigns.iter().map(|(campaign_id, tally)| (campaign_id.clone(), totals(tally))).chain(no_campaign).collect()
+}
+
 /// A request's model: last touch when unset, INVALID_ARGUMENT when unknown.
 fn model_or_last_touch(value: i32) -> Result<models::Model, ApiError> {
     if value == i32::from(pb::AttributionModel::Unspecified) {
@@ -407,7 +417,11 @@ impl QueryService for QueryApi {
             .into_iter()
             .filter(|kpi| goal_id.as_ref().is_none_or(|wanted| *wanted == kpi.goal_id))
             .map(|kpi| {
-                let credit = models::goal_credit_by_campaign(&cells, &kpi.goal_id, model);
+                let credit = match model {
+                    // Last touch's contributions are the KPIs' own: no second pass over the cells.
+                    models::Model::LastTouch => last_touch_credit(&kpi),
+                    model => models::goal_credit_by_campaign(&cells, &kpi.goal_id, model),
+                };
                 goal_kpis_pb(kpi, credit)
             })
             .collect();

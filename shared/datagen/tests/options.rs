@@ -52,6 +52,8 @@ fn records(files: &GeneratedFiles) -> Vec<Record> {
 /// gained badge definitions (the records did not change), and all three when campaigns
 /// gained holdouts and conversions shared by several messages. The long-timeline members
 /// come from random streams of their own: the pins are of records.jsonl without their lines.
+/// When the pins move, bump `GENERATION` in `bench/src/datasets.rs` too (the bench caches
+/// generated datasets).
 #[test]
 fn the_defaults_give_the_same_bytes_as_before_the_knobs() {
     assert_eq!(GenOptions::default(), GenOptions::new(1, 1));

@@ -429,6 +429,16 @@ pub async fn campaign(
             }
         })
         .collect();
+    // Each goal's credit of this campaign under every model.
+    let request = pb::ModelReportRequest {
+        tenant: tenant.clone(),
+        range: Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) }),
+        goal_id: None,
+        by_message: false,
+    };
+    let report = console.query.get_model_report(call(request, &caller)).await?.into_inner();
+    let goal_rows = report.rows.into_iter().filter(|row| row.campaign_id == campaign_id).map(|row| (row.goal_id.clone(), row)).collect();
+    let (models, model_rows, models_svg) = model_table(goal_rows, |goal| money.get(goal).copied().unwrap_or(false), &currency);
     let page = CampaignPage {
         nav,
         campaign_id,
@@ -441,6 +451,9 @@ pub async fn campaign(
         charts,
         days,
         messages,
+        models,
+        model_rows,
+        models_svg,
     };
     Ok(html(&page).into_response())
 }
@@ -620,8 +633,7 @@ fn model_share_views(models: &[pb::ModelCredit], currency: &str, money: bool) ->
 }
 
 /// Every attribution model side by side for a goal (the default first): each campaign's
-/// conversions and value under each, as bars and a table. Like lift, it reads every
-/// customer of the tenant.
+/// conversions and value under each, as bars and a table.
 pub async fn models(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
     let caller = console.caller(&headers)?;
     let nav = console.nav(&tenant, "models", &params).await?;
@@ -635,13 +647,21 @@ pub async fn models(State(console): State<Arc<Console>>, Path(tenant): Path<Stri
         by_message: false,
     };
     let report = console.query.get_model_report(call(request, &caller)).await?.into_inner();
-    let models: Vec<String> = report.rows.first().map(|row| row.models.iter().map(|f| model_name(f.model).to_owned()).collect()).unwrap_or_default();
+    let rows: Vec<(String, pb::ModelRow)> = report.rows.into_iter().map(|row| (row.campaign_id.clone(), row)).collect();
+    let (models, rows, chart_svg) = model_table(rows, |_| money, &config.currency);
+    Ok(html(&ModelsPage { nav, goals, goal_id, models, rows, chart_svg }).into_response())
+}
+
+/// Rows of a model report, each under its id, as a table (conversions and value under
+/// each model) and grouped bars; `money` says which goals' values are money.
+fn model_table(rows: Vec<(String, pb::ModelRow)>, money: impl Fn(&str) -> bool, currency: &str) -> (Vec<String>, Vec<ModelsRow>, String) {
+    let models: Vec<String> = rows.first().map(|(_, row)| row.models.iter().map(|f| model_name(f.model).to_owned()).collect()).unwrap_or_default();
     let mut bars = Vec::new();
-    let rows = report
-        .rows
+    let rows = rows
         .into_iter()
-        .map(|row| {
-            bars.push((row.campaign_id.clone(), row.models.iter().map(|f| f.conversions_ppm as f64 / 1e6).collect::<Vec<f64>>()));
+        .map(|(id, row)| {
+            bars.push((id.clone(), row.models.iter().map(|f| f.conversions_ppm as f64 / 1e6).collect::<Vec<f64>>()));
+            let money = money(&row.goal_id);
             let cells = row
                 .models
                 .iter()
@@ -649,15 +669,15 @@ pub async fn models(State(console): State<Arc<Console>>, Path(tenant): Path<Stri
                     let conversions = f.conversions_ppm as f64 / 1e6;
                     (
                         Figure { text: format!("{conversions:.2}"), raw: conversions.to_string() },
-                        Figure::value(&decimal(f.value.as_ref()), &config.currency, money),
+                        Figure::value(&decimal(f.value.as_ref()), currency, money),
                     )
                 })
                 .collect();
-            ModelsRow { campaign_id: row.campaign_id, cells }
+            ModelsRow { id, cells }
         })
         .collect();
     let chart_svg = chart::grouped_bars(&bars, &models);
-    Ok(html(&ModelsPage { nav, goals, goal_id, models, rows, chart_svg }).into_response())
+    (models, rows, chart_svg)
 }
 
 /// A campaign's lift against its control group, for a goal (the default first). Its own

@@ -169,6 +169,11 @@ pub struct CampaignPage {
     pub charts: Vec<ChartView>,
     pub days: Vec<DayRow>,
     pub messages: Vec<MessageRow>,
+    /// The models, as reports name them, and each goal's credit of the campaign under them.
+    pub models: Vec<String>,
+    pub model_rows: Vec<ModelsRow>,
+    /// Each goal's conversions under every model, as bars.
+    pub models_svg: String,
 }
 
 /// A campaign's figures of one UTC day (what its charts draw).
@@ -278,9 +283,10 @@ pub struct ModelsPage {
     pub chart_svg: String,
 }
 
-/// A campaign's conversions and value under each model, in `ModelsPage::models` order.
+/// Conversions and value under each model, in the page's `models` order, of a campaign
+/// (models page) or of a goal (a campaign's page): `id` is which.
 pub struct ModelsRow {
-    pub campaign_id: String,
+    pub id: String,
     pub cells: Vec<(Figure, Figure)>,
 }
 
