@@ -15,12 +15,12 @@ use std::path::Path;
 use touchstone_attribution::engine;
 use touchstone_core::config::{ChannelSetting, Goal, GoalKind, TenantConfig};
 use touchstone_core::model::{AppEvent, Channel, Message, Millis, OrderRecord, Record, Touch, TouchKind};
-use touchstone_core::models;
+use touchstone_core::{lift, models};
 use touchstone_core::reference::{Dataset, MODELS, Reference, evaluate, ppm_json};
 use touchstone_core::report::{self, Activity, value_json};
 use touchstone_core::rollup::{DAY_MS, HOUR_MS};
 use touchstone_query::range::{self, Range};
-use touchstone_store::{AttributionState, CellKinds, ConfigStore, EmbeddedStore, IngestLog, RecordReads, log_shard};
+use touchstone_store::{AttributionState, CellKinds, ConfigStore, EmbeddedStore, IngestLog, RecordReads, ReportReads, log_shard};
 
 const TENANT: &str = "t1";
 /// 2026-01-31T12:00Z: the 30 hours of the time grid cross a month's end (the fold keeps a
@@ -68,7 +68,8 @@ fn message() -> impl Strategy<Value = Message> {
 }
 
 fn touch(id: usize) -> impl Strategy<Value = Record> {
-    (pick(HASHES), pick(CUSTOMERS), pick(&[TouchKind::Sent, TouchKind::Delivered, TouchKind::Opened, TouchKind::Opened, TouchKind::Opened, TouchKind::Clicked, TouchKind::Clicked]), ts())
+    let kinds = &[TouchKind::Sent, TouchKind::Sent, TouchKind::Delivered, TouchKind::Opened, TouchKind::Opened, TouchKind::Opened, TouchKind::Clicked, TouchKind::Clicked, TouchKind::HeldOut];
+    (pick(HASHES), pick(CUSTOMERS), pick(kinds), ts())
         .prop_map(move |(hash, customer, kind, ts)| {
             Record::Touch(Touch { tenant: TENANT.into(), event_id: format!("e{id}"), msg_hash: hash.into(), customer_id: customer.into(), kind, ts })
         })
@@ -351,6 +352,25 @@ fn reference_models(reference: &Reference, config: &TenantConfig, from: Option<M
     [reference.models_json(TENANT, from, to), Value::Array(rows.collect())]
 }
 
+/// A lift report as `report lift` prints it.
+fn lift_json(campaign_id: &str, goal_id: &str, lift: &lift::Lift) -> Value {
+    let mut json = serde_json::to_value(lift).unwrap();
+    json["campaign_id"] = json!(campaign_id);
+    json["goal_id"] = json!(goal_id);
+    json
+}
+
+/// Equal but for doubles, which may differ by 1e-9 (relative above 1).
+fn close_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => a.len() == b.len() && a.iter().all(|(key, value)| b.get(key).is_some_and(|other| close_json(value, other))),
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            x.as_f64().zip(y.as_f64()).is_some_and(|(x, y)| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0))
+        }
+        _ => a == b,
+    }
+}
+
 fn reference_reports(reference: &Reference, from: Option<Millis>, to: Option<Millis>) -> [Value; 3] {
     [reference.campaigns_json(TENANT, from, to), reference.messages_json(TENANT, from, to), reference.goals_json(TENANT, from, to)]
 }
@@ -394,9 +414,20 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
         let config = store.tenant_config(TENANT).await.unwrap();
         prop_assert_eq!(engine_models(&store, from, to).await, reference_models(&reference, &config, from, to), "models, range {:?}..{:?}", from, to);
 
-        // A campaign row counts its messages sent in the range.
+        // Lift of every campaign for every goal, from the customers' states as the query
+        // service computes it.
         let range = Range::from_pb(Some(touchstone_proto::v1::TimeRange { from_ms: from, to_ms: to })).unwrap();
-        let config = store.tenant_config(TENANT).await.unwrap();
+        let states = store.customer_states(TENANT).await.unwrap();
+        for campaign_id in ["spring", "summer"] {
+            for goal in &config.goals {
+                let lift = lift::campaign_lift(states.iter().map(|(_, s)| s), campaign_id, goal, range.from, range.to, &registered, &config);
+                let engine = lift_json(campaign_id, &goal.id, &lift);
+                let expected = reference.lift_json(TENANT, campaign_id, &goal.id, from, to);
+                prop_assert!(close_json(&engine, &expected), "lift of {} for {}, range {:?}..{:?}: {} against {}", campaign_id, goal.id, from, to, engine, expected);
+            }
+        }
+
+        // A campaign row counts its messages sent in the range.
         let cells = range::campaign_cells(&store, TENANT, None, CellKinds::All, range).await.unwrap();
         for (campaign_id, (messages, _)) in report::campaign_activity(&cells, &config) {
             let sent = registered

@@ -38,6 +38,7 @@ impl Activity {
             && self.delivered == 0
             && self.opened == 0
             && self.clicked == 0
+            && self.held_out == 0
             && self.event_hits.values().all(|&n| n == 0)
             && self.goals.values().all(Tally::is_zero)
     }
