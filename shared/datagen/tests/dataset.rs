@@ -114,7 +114,8 @@ fn scale_sets_the_size_and_larger_scales_add_tenants() {
     assert!((9_500..=11_000).contains(&one.records), "scale 1: {} records", one.records);
     assert!(one.messages >= 3 * 12, "{} messages", one.messages);
     let three = generate(&GenOptions { scale: 3, seed: 1, ..GenOptions::default() }).summary;
-    assert!((28_500..=31_500).contains(&three.records), "scale 3: {} records", three.records);
+    // Shared-credit journeys come after the target, a few percent more.
+    assert!((28_500..=32_000).contains(&three.records), "scale 3: {} records", three.records);
     let ten = generate(&GenOptions { scale: 10, seed: 1, ..GenOptions::default() });
     assert_eq!(ten.summary.tenants, 4);
     assert!((95_000..=105_000).contains(&ten.summary.records), "scale 10: {} records", ten.summary.records);
