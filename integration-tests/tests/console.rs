@@ -276,13 +276,20 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     let from = page[page.find("data-from-ms=\"").unwrap() + 14..].split('"').next().unwrap().to_owned();
     let to = page[page.find("data-to-ms=\"").unwrap() + 12..].split('"').next().unwrap().to_owned();
     let lift = cli_json(&server, &["report", "lift", "--tenant", TENANT, "--campaign", "winter-sale-2026", "--from", &from, "--to", &to, "--format", "json"]);
-    for key in ["n_t", "n_c", "converted_t", "converted_c", "r_t", "r_c", "diff", "diff_low", "diff_high", "p_value", "value_per_customer_t"] {
-        match &lift[key] {
-            Value::Null => assert_eq!(field(&page, key).0, "null", "{key}"),
-            value => same(&field(&page, key).0, value, &format!("lift {key}")),
+    // The same panel on the campaign's own page (the same default range), default goal.
+    let campaign_page = dom(&format!("{base}/t/{TENANT}/campaigns/winter-sale-2026"));
+    assert!(campaign_page.contains(&format!("data-from-ms=\"{from}\" data-to-ms=\"{to}\"")), "the same range");
+    let panel_at = campaign_page.find("id=\"lift-panel\"").expect("the campaign page's lift panel");
+    let panel = &campaign_page[panel_at..campaign_page[panel_at..].find("</section>").map_or(campaign_page.len(), |end| panel_at + end)];
+    for shown in [page.as_str(), panel] {
+        for key in ["n_t", "n_c", "converted_t", "converted_c", "r_t", "r_c", "diff", "diff_low", "diff_high", "p_value", "value_per_customer_t"] {
+            match &lift[key] {
+                Value::Null => assert_eq!(field(shown, key).0, "null", "{key}"),
+                value => same(&field(shown, key).0, value, &format!("lift {key}")),
+            }
         }
+        assert_eq!(shown.contains("data-field=\"warning\""), lift["enough_data"] == false);
     }
-    assert_eq!(page.contains("data-field=\"warning\""), lift["enough_data"] == false);
     screenshot(&url, "lift");
 
     // Every model side by side for the default goal, as `report models` gives it.

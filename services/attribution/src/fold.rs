@@ -18,6 +18,9 @@
 //!    changes credit at most a window after it, a conversion is credited from at most a
 //!    window before it.
 //!
+//! 5. Each customer's exposures to campaigns (`SENT` and `HELD_OUT` touches of their
+//!    registered messages) are indexed for lift ([`Exposure`]).
+//!
 //! Folding a record again is harmless (a held touch or status record is skipped, an
 //! unchanged conversion is no change), so a step redone after a crash, or records that a
 //! recompute's reads saw before their own log entries, change nothing twice.
@@ -27,8 +30,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use touchstone_core::attribution::{Conversion, Messages};
 use touchstone_core::config::{GoalKind, TenantConfig};
 use touchstone_core::fold::{self, CustomerDelta, CustomerState, FactChange, FoldContext, OrderState};
+use touchstone_core::lift;
 use touchstone_core::model::{AppEvent, Message, Millis, OrderRecord, Record, Touch};
-use touchstone_store::{ConversionChange, CustomerMonths, FoldWrites, LogEntry, LogPayload, OrderStateWrite, Result, SegmentWrite, UnregisteredMark};
+use touchstone_store::{ConversionChange, CustomerMonths, Exposure, FoldWrites, LogEntry, LogPayload, OrderStateWrite, Result, SegmentWrite, UnregisteredMark};
 
 /// What a step's fold gives: the conversion rows that changed (one change per conversion)
 /// and the state to write.
@@ -197,6 +201,7 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
     let messages = named_messages(store, tenant, &customers, &batch.messages).await?;
     let ctx = FoldContext { config, messages: &messages };
     let mut conversions: BTreeMap<(String, String), (Option<Conversion>, Option<Conversion>)> = BTreeMap::new();
+    let mut exposures: BTreeSet<Exposure> = BTreeSet::new();
     for (customer_id, work) in customers {
         let mut state = work.state.unwrap_or_default();
         let mut deltas = Vec::new();
@@ -208,6 +213,17 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
         }
         deltas.push(fold::fold_customer(&mut state, &work.touches, &work.facts, ctx));
         let delta = merged(deltas);
+        // The campaigns the customer's lift counts them in: through the new touches, the
+        // touches of messages registered now, and on a recompute every touch (which
+        // indexes a store folded before exposures were kept).
+        let touches: Vec<&Touch> = if batch.recompute {
+            state.touches().collect()
+        } else {
+            state.touches().filter(|touch| work.registered.contains(&touch.msg_hash)).chain(&work.touches).collect()
+        };
+        for campaign_id in lift::exposed_campaigns(touches, &messages) {
+            exposures.insert(Exposure { tenant: tenant.to_owned(), campaign_id: campaign_id.to_owned(), customer_id: customer_id.clone() });
+        }
         // The state is done with: its changed months move into the writes, uncopied.
         for month in delta.dirty_segments {
             let segment = state.segments.remove(&month);
@@ -231,6 +247,7 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
         }
     }
     out.conversions.extend(conversions.into_values().filter(|(old, new)| old != new).map(|(old, new)| ConversionChange { old, new }));
+    out.writes.exposures.extend(exposures);
     Ok(())
 }
 

@@ -68,13 +68,11 @@ impl QueryApi {
         Ok(())
     }
 
-    /// Every customer's fold state of the tenant, with the registered messages they name
-    /// (touched or explicit): what the reports over customers (lift, models) read.
-    async fn customer_states(&self, tenant: &str) -> Result<(Vec<(String, touchstone_core::fold::CustomerState)>, Messages), ApiError> {
-        let states = self.reads.customer_states(tenant).await?;
-        let touched = states.iter().flat_map(|(_, state)| state.touches()).map(|touch| touch.msg_hash.as_str());
-        let explicit = states.iter().flat_map(|(_, state)| state.conversions()).filter_map(|c| c.fact.explicit_msg_hash.as_deref());
-        let hashes: std::collections::BTreeSet<&str> = touched.chain(explicit).collect();
+    /// The fold state of every customer exposed to a campaign, with the registered messages
+    /// they touched: what a campaign's lift reads.
+    async fn exposed_customer_states(&self, tenant: &str, campaign_id: &str) -> Result<(Vec<(String, touchstone_core::fold::CustomerState)>, Messages), ApiError> {
+        let states = self.reads.exposed_customer_states(tenant, campaign_id).await?;
+        let hashes: std::collections::BTreeSet<&str> = states.iter().flat_map(|(_, state)| state.touches()).map(|touch| touch.msg_hash.as_str()).collect();
         let hashes: Vec<String> = hashes.into_iter().map(str::to_owned).collect();
         let messages = self.reads.messages(tenant, &hashes).await?;
         Ok((states, messages))
@@ -566,7 +564,7 @@ impl QueryService for QueryApi {
         Ok(Response::new(pb::ModelReport { rows }))
     }
 
-    /// Reads every customer state of the tenant: exact, and as costly as the tenant is large.
+    /// Reads the states of the campaign's exposed customers only.
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, campaign_id = %request.get_ref().campaign_id))]
     async fn get_lift(&self, request: Request<pb::LiftRequest>) -> Result<Response<pb::LiftReport>, Status> {
         let pb::LiftRequest { tenant, campaign_id, goal_id, range } = valid(request)?;
@@ -575,7 +573,7 @@ impl QueryService for QueryApi {
         let config = self.config(&tenant).await?;
         let goal_id = goal_id.unwrap_or_else(|| touchstone_core::config::DEFAULT_GOAL_ID.to_owned());
         let goal = saved_goal(&config, &goal_id)?;
-        let (states, messages) = self.customer_states(&tenant).await?;
+        let (states, messages) = self.exposed_customer_states(&tenant, &campaign_id).await?;
         let report = lift::campaign_lift(states.iter().map(|(_, state)| state), &campaign_id, goal, range.from, range.to, &messages, &config);
         Ok(Response::new(lift_pb(campaign_id, goal_id, report)))
     }

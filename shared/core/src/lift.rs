@@ -13,6 +13,7 @@ use crate::fold::CustomerState;
 use crate::model::{MICROS_PER_UNIT, Millis, Touch, TouchKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 
 /// The normal quantile of a two-sided 95% interval.
 pub const Z_95: f64 = 1.959964;
@@ -188,6 +189,18 @@ pub fn exposure<'a>(touches: impl IntoIterator<Item = &'a Touch>, campaign_id: &
         (None, Some(entry)) => Some(Exposure::Control(entry)),
         (None, None) => None,
     }
+}
+
+/// The campaigns these touches expose their customer to: those of the registered messages
+/// of their `SENT` and `HELD_OUT` touches (the customers a campaign's lift looks at; which
+/// group, if any, depends on the range: [`exposure`]).
+pub fn exposed_campaigns<'a>(touches: impl IntoIterator<Item = &'a Touch>, messages: &'a Messages) -> BTreeSet<&'a str> {
+    touches
+        .into_iter()
+        .filter(|touch| matches!(touch.kind, TouchKind::Sent | TouchKind::HeldOut))
+        .filter_map(|touch| messages.get(&touch.msg_hash).map(|message| message.campaign_id.as_str()))
+        .filter(|campaign_id| !campaign_id.is_empty())
+        .collect()
 }
 
 /// Whether a customer who entered at `entry` converted for `goal_id` within the entry
@@ -373,6 +386,21 @@ mod tests {
             let mut state = CustomerState::default();
             fold_customer(&mut state, touches, orders, FoldContext { config: &config(), messages: &messages });
             state
+        }
+
+        /// Only SENT and HELD_OUT touches of registered messages with a campaign expose.
+        #[test]
+        fn sent_and_held_out_touches_of_campaign_messages_expose() {
+            let messages = all_messages();
+            let campaign = messages["push"].campaign_id.clone();
+            let touches = [
+                touch("a", "c1", "push", TouchKind::Opened, T0),
+                touch("b", "c1", "unknown", TouchKind::Sent, T0),
+                touch("c", "c1", "other", TouchKind::HeldOut, T0),
+            ];
+            assert_eq!(exposed_campaigns(&touches, &messages), BTreeSet::from(["another"]));
+            let sent = touch("d", "c1", "push", TouchKind::Sent, T0);
+            assert_eq!(exposed_campaigns([&sent], &messages), BTreeSet::from([campaign.as_str()]));
         }
 
         /// Push windows are 24 h; the range is [T0 - 1 h, T0 + 2 h).

@@ -19,7 +19,7 @@ use touchstone_core::fold::{CustomerState, OrderState, Segment, segment_of};
 use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Channel, Message, Millis, OrderRecord, Record, Touch, TouchKind};
 use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally};
 use touchstone_store::{
-    BadgeFeedEntry, BadgeStatDelta, CustomerMonths, FeedChange, FeedPosition, HoldingChange, StatLevel,
+    BadgeFeedEntry, BadgeStatDelta, CustomerMonths, Exposure, FeedChange, FeedPosition, HoldingChange, StatLevel,
     AttributionCommit, AttributionState, BadgeRowChange, BadgeStore, CampaignDelta, CellKinds, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome,
     FoldWrites, LogPayload, OrderStateWrite, PendingDelta, RecordReads, ReportReads, RollupDelta, SegmentWrite, SetAside, StoreError, UnregisteredMark,
     log_shard,
@@ -292,6 +292,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
             unregistered: vec![UnregisteredMark { tenant: t.clone(), msg_hash: "m9".into(), customer_id: "c1".into() }],
             registered: Vec::new(),
             folded_configs: vec![TenantConfig::defaults(&t)],
+            exposures: vec![Exposure { tenant: t.clone(), campaign_id: "spring".into(), customer_id: "c1".into() }],
         },
     };
     fixture.commit_without_applying(step).await?;
@@ -317,6 +318,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     assert_eq!(restarted.customer_months(&[CustomerMonths::whole(&t, "c1")]).await?, [CustomerState { segments: BTreeMap::from([(segment_of(T0), segment)]) }]);
     assert_eq!(restarted.order_states(&[(t.clone(), "o1".into())]).await?, [order_state]);
     assert_eq!(restarted.unregistered_customers(&t, "m9").await?, ["c1"]);
+    assert_eq!(restarted.exposed_customer_states(&t, "spring").await?.len(), 1);
     assert_eq!(restarted.folded_config(&t).await?, Some(TenantConfig::defaults(&t)));
     let status = restarted.log_status(shard).await?;
     assert_eq!((status.processed, status.oldest_pending_at), (last, None), "the log was not trimmed");

@@ -439,6 +439,7 @@ pub async fn campaign(
     let report = console.query.get_model_report(call(request, &caller)).await?.into_inner();
     let goal_rows = report.rows.into_iter().filter(|row| row.campaign_id == campaign_id).map(|row| (row.goal_id.clone(), row)).collect();
     let (models, model_rows, models_svg) = model_table(goal_rows, |goal| money.get(goal).copied().unwrap_or(false), &currency);
+    let lift = lift_panel(&console, &caller, &tenant, &campaign_id, &default_goal, &nav.range, &config).await?;
     let page = CampaignPage {
         nav,
         campaign_id,
@@ -454,6 +455,7 @@ pub async fn campaign(
         models,
         model_rows,
         models_svg,
+        lift,
     };
     Ok(html(&page).into_response())
 }
@@ -692,14 +694,30 @@ pub async fn campaign_lift(
     let nav = console.nav(&tenant, "campaigns", &params).await?;
     let config = console.config(&tenant).await?;
     let (goals, goal_id) = goal_choice(&config, &params);
-    let money = money_goals(&config).get(&goal_id).copied().unwrap_or(false);
+    let lift = lift_panel(&console, &caller, &tenant, &campaign_id, &goal_id, &nav.range, &config).await?;
+    let page = LiftPage { nav, campaign_id, goals, goal_id, lift };
+    Ok(html(&page).into_response())
+}
+
+/// A campaign's lift for a goal over the page's range, as figures, the interval drawn, and
+/// whether the data are enough.
+async fn lift_panel(
+    console: &Console,
+    caller: &Option<Principal>,
+    tenant: &str,
+    campaign_id: &str,
+    goal_id: &str,
+    range: &RangeView,
+    config: &TenantConfig,
+) -> Result<LiftPanel, PageError> {
+    let money = money_goals(config).get(goal_id).copied().unwrap_or(false);
     let request = pb::LiftRequest {
-        tenant: tenant.clone(),
-        campaign_id: campaign_id.clone(),
-        goal_id: Some(goal_id.clone()),
-        range: Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) }),
+        tenant: tenant.to_owned(),
+        campaign_id: campaign_id.to_owned(),
+        goal_id: Some(goal_id.to_owned()),
+        range: Some(pb::TimeRange { from_ms: Some(range.from_ms), to_ms: Some(range.to_ms) }),
     };
-    let lift = console.query.get_lift(call(request, &caller)).await?.into_inner();
+    let lift = console.query.get_lift(call(request, caller)).await?.into_inner();
     let percent = |value: Option<f64>| match value {
         Some(value) => Figure { text: format!("{:.2}%", value * 100.0), raw: value.to_string() },
         None => Figure { text: "–".into(), raw: "null".into() },
@@ -732,19 +750,13 @@ pub async fn campaign_lift(
         LiftFigure { key: "value_diff_high", label: "95% interval, high", figure: value(lift.value_diff_high) },
         LiftFigure { key: "contaminated", label: "In both groups (left out)", figure: count(lift.contaminated) },
     ];
-    let interval_svg = chart::interval(lift.diff, lift.diff_low, lift.diff_high);
-    let page = LiftPage {
-        nav,
-        campaign_id,
-        goals,
-        goal_id,
+    Ok(LiftPanel {
         n_t: count(lift.n_t),
         n_c: count(lift.n_c),
         figures,
-        interval_svg,
+        interval_svg: chart::interval(lift.diff, lift.diff_low, lift.diff_high),
         enough_data: lift.enough_data,
-    };
-    Ok(html(&page).into_response())
+    })
 }
 
 pub async fn members(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {

@@ -174,6 +174,8 @@ pub struct CampaignPage {
     pub model_rows: Vec<ModelsRow>,
     /// Each goal's conversions under every model, as bars.
     pub models_svg: String,
+    /// The lift for the default goal.
+    pub lift: LiftPanel,
 }
 
 /// A campaign's figures of one UTC day (what its charts draw).
@@ -297,6 +299,11 @@ pub struct LiftPage {
     pub campaign_id: String,
     pub goals: Vec<String>,
     pub goal_id: String,
+    pub lift: LiftPanel,
+}
+
+/// A campaign's lift for a goal, as its own page and the campaign's page show it.
+pub struct LiftPanel {
     pub n_t: Figure,
     pub n_c: Figure,
     /// The figures beside each other: (key of the report's JSON, label, text, raw).

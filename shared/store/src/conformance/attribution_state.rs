@@ -7,7 +7,7 @@ use super::{
     pending_delta, sorted, split_conversion, tenant, tenant_log, touch,
 };
 use crate::{
-    AttributionCommit, CellKinds, CustomerMonths, FoldWrites, LogEntry, LogPayload, OrderStateWrite, Result, SegmentWrite, SetAside, Store, StoreError,
+    AttributionCommit, CellKinds, CustomerMonths, Exposure, FoldWrites, LogEntry, LogPayload, OrderStateWrite, Result, SegmentWrite, SetAside, Store, StoreError,
     UnregisteredMark, log_shard,
 };
 use std::collections::BTreeMap;
@@ -113,6 +113,7 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
         segment,
     };
     let mark = |msg_hash: &str, customer_id: &str| UnregisteredMark { tenant: t.clone(), msg_hash: msg_hash.into(), customer_id: customer_id.into() };
+    let exposure = |campaign_id: &str, customer_id: &str| Exposure { tenant: t.clone(), campaign_id: campaign_id.into(), customer_id: customer_id.into() };
     let commit = |fold: FoldWrites| async move {
         let processed = store.resume_shard(shard).await?;
         store.commit_attribution(AttributionCommit { shard, after: processed, processed, fold, ..AttributionCommit::default() }).await
@@ -126,6 +127,7 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
         unregistered: vec![mark("m1", "c1"), mark("m1", "c2"), mark("m2", "c1")],
         registered: Vec::new(),
         folded_configs: vec![TenantConfig::defaults(&t)],
+        exposures: vec![exposure("spring", "c1"), exposure("spring", "c2"), exposure("summer", "c2")],
     })
     .await?;
     let c1 = CustomerState { segments: BTreeMap::from([(segment_of(T0), touched("e1", T0)), (segment_of(month(1)), with_conversion)]) };
@@ -148,9 +150,15 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
     let mut all = store.tenant_customer_states(&t).await?;
     all.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(all, [("c1".to_owned(), c1.clone()), ("c2".to_owned(), c2.clone())]);
-    let mut for_reports = crate::ReportReads::customer_states(store, &t).await?;
-    for_reports.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(for_reports, all, "reports read the same states");
+    // Exposed customers with their whole states, per campaign; an exposure written again
+    // (a step redone, a recompute) changes nothing.
+    commit(FoldWrites { exposures: vec![exposure("spring", "c1")], ..FoldWrites::default() }).await?;
+    let mut spring = crate::ReportReads::exposed_customer_states(store, &t, "spring").await?;
+    spring.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(spring, all, "both customers, their whole states");
+    let summer = crate::ReportReads::exposed_customer_states(store, &t, "summer").await?;
+    assert_eq!(summer, [("c2".to_owned(), c2.clone())]);
+    assert!(crate::ReportReads::exposed_customer_states(store, &t, "autumn").await?.is_empty());
     assert_eq!(store.order_states(&[(t.clone(), "o1".into()), (t.clone(), "o2".into())]).await?, [order_state.clone(), OrderState::default()]);
     assert_eq!(store.tenant_order_states(&t).await?, [("o1".to_owned(), order_state)]);
     let mut marked = store.unregistered_customers(&t, "m1").await?;

@@ -131,6 +131,19 @@ pub struct UnregisteredMark {
     pub customer_id: String,
 }
 
+/// A customer with a `SENT` or `HELD_OUT` touch of a registered message of a campaign:
+/// the index a campaign's lift reads ([`ReportReads::exposed_customer_states`]). Written
+/// when such a touch is folded, when its message is registered after it, and for every
+/// customer again by a recompute; writing it twice changes nothing.
+///
+/// [`ReportReads::exposed_customer_states`]: crate::ReportReads::exposed_customer_states
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Exposure {
+    pub tenant: String,
+    pub campaign_id: String,
+    pub customer_id: String,
+}
+
 /// What a commit writes of the fold's state (see [`touchstone_core::fold`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FoldWrites {
@@ -144,6 +157,7 @@ pub struct FoldWrites {
     pub registered: Vec<(String, String)>,
     /// The config each tenant's state is now folded under, at most one per tenant.
     pub folded_configs: Vec<TenantConfig>,
+    pub exposures: Vec<Exposure>,
 }
 
 

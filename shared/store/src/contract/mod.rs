@@ -26,7 +26,7 @@ mod report_reads;
 
 pub use attribution_state::{
     AttributionCommit, AttributionState, BadgeRowChange, BadgeStatDelta, CampaignDelta, ConversionChange, CustomerMonths, FoldWrites,
-    HoldingChange, OrderStateWrite, PendingDelta, RollupDelta, SegmentWrite, UnregisteredMark,
+    Exposure, HoldingChange, OrderStateWrite, PendingDelta, RollupDelta, SegmentWrite, UnregisteredMark,
 };
 pub use badges::{BadgeFeedEntry, BadgeInputs, BadgeRows, BadgeStore, FeedChange, FeedPosition, StatLevel};
 pub use config_store::ConfigStore;

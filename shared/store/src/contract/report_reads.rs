@@ -62,7 +62,11 @@ pub trait ReportReads: RecordReads {
 
     async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>>;
 
-    /// Every customer of the tenant with their fold state (touches and credited
-    /// conversions), any order: what a report over customers (a campaign's lift) reads.
-    async fn customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>>;
+    /// Every customer exposed to a campaign (a `SENT` or `HELD_OUT` touch of one of its
+    /// registered messages, at any time, as commits recorded them: [`Exposure`]) with their
+    /// whole fold state (touches and credited conversions), any order: what a campaign's
+    /// lift reads, instead of every customer of the tenant.
+    ///
+    /// [`Exposure`]: crate::Exposure
+    async fn exposed_customer_states(&self, tenant: &str, campaign_id: &str) -> Result<Vec<(String, CustomerState)>>;
 }

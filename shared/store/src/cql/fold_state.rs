@@ -1,6 +1,6 @@
 //! The fold's state on CQL (part of [`AttributionState`](crate::AttributionState)):
-//! `customer_states` (a row per customer and month), `order_states`, `unregistered_messages`
-//! and `folded_configs`. A commit carries the rows encoded in its step body
+//! `customer_states` (a row per customer and month), `order_states`, `unregistered_messages`,
+//! `campaign_exposures` and `folded_configs`. A commit carries the rows encoded in its step body
 //! ([`StoredFold`]); applying the step writes them at the step's timestamp.
 
 use super::layout::decode;
@@ -33,6 +33,8 @@ pub(super) struct StoredFold {
     /// `(tenant, msg_hash, customer_id)`, none of a message registered by the same step.
     unregistered: Vec<(String, String, String)>,
     registered: Vec<(String, String)>,
+    /// `(tenant, campaign_id, customer_id)`.
+    exposures: Vec<(String, String, String)>,
     /// `(tenant, config)`.
     folded_configs: Vec<(String, Vec<u8>)>,
 }
@@ -53,7 +55,8 @@ impl StoredFold {
             .map(|mark| (mark.tenant, mark.msg_hash, mark.customer_id))
             .collect();
         let folded_configs = fold.folded_configs.iter().map(|config| Ok((config.tenant.clone(), encode(config)?))).collect::<Result<_>>()?;
-        Ok(StoredFold { segments, orders, unregistered, registered: registered.into_iter().collect(), folded_configs })
+        let exposures = fold.exposures.into_iter().map(|e| (e.tenant, e.campaign_id, e.customer_id)).collect();
+        Ok(StoredFold { segments, orders, unregistered, registered: registered.into_iter().collect(), folded_configs, exposures })
     }
 }
 
@@ -110,6 +113,14 @@ impl Inner {
         all(reads).await?.into_iter().flatten().map(|(order_id, state)| Ok((order_id, decode("order state", &state)?))).collect()
     }
 
+    /// The customers exposed to a campaign, each with their whole state (read together).
+    pub(super) async fn exposed_customer_states(&self, tenant: &str, campaign_id: &str) -> Result<Vec<(String, CustomerState)>> {
+        let rows: Vec<(String,)> = self.rows(&self.statements.select_exposed, (tenant, campaign_id)).await?;
+        let reads = rows.iter().map(|(customer_id,)| self.customer_months(tenant, customer_id, Millis::MIN, Millis::MAX));
+        let states = all(reads).await?;
+        Ok(rows.into_iter().map(|(customer_id,)| customer_id).zip(states).collect())
+    }
+
     pub(super) async fn unregistered_customers(&self, tenant: &str, msg_hash: &str) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = self.rows(&self.statements.select_unregistered, (tenant, msg_hash)).await?;
         Ok(rows.into_iter().map(|(customer_id,)| customer_id).collect())
@@ -143,6 +154,9 @@ impl Inner {
         }
         for (tenant, config) in &fold.folded_configs {
             writes.push(Box::pin(self.run_at(&s.insert_folded_config, timestamp, (tenant, config))));
+        }
+        for (tenant, campaign_id, customer_id) in &fold.exposures {
+            writes.push(Box::pin(self.run_at(&s.insert_exposure, timestamp, (tenant, campaign_id, customer_id))));
         }
         writes
     }

@@ -60,8 +60,8 @@ impl ReportReads for CqlStore {
         timed("conversions_between", async { self.inner.conversions_between(tenant, from, to).await }).await
     }
 
-    async fn customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>> {
-        timed("customer_states", async { self.inner.tenant_customer_states(tenant).await }).await
+    async fn exposed_customer_states(&self, tenant: &str, campaign_id: &str) -> Result<Vec<(String, CustomerState)>> {
+        timed("exposed_customer_states", async { self.inner.exposed_customer_states(tenant, campaign_id).await }).await
     }
 }
 

@@ -177,6 +177,8 @@ statements! {
     select_unregistered: Read => "SELECT customer_id FROM {ks}.unregistered_messages WHERE tenant = ? AND msg_hash = ?",
     insert_unregistered: Write => "INSERT INTO {ks}.unregistered_messages (tenant, msg_hash, customer_id) VALUES (?, ?, ?)",
     delete_unregistered: Write => "DELETE FROM {ks}.unregistered_messages WHERE tenant = ? AND msg_hash = ?",
+    select_exposed: Read => "SELECT customer_id FROM {ks}.campaign_exposures WHERE tenant = ? AND campaign_id = ?",
+    insert_exposure: Write => "INSERT INTO {ks}.campaign_exposures (tenant, campaign_id, customer_id) VALUES (?, ?, ?)",
     select_folded_config: Read => "SELECT config FROM {ks}.folded_configs WHERE tenant = ?",
     insert_folded_config: Write => "INSERT INTO {ks}.folded_configs (tenant, config) VALUES (?, ?)",
 

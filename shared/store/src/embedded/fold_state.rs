@@ -5,7 +5,7 @@
 
 use super::ingest_log::LogAppender;
 use super::key::{Key, read_str, read_time};
-use super::layout::{FOLD_STATE_BUILT, MODELS_SPLIT, Table, customer_state_partition, folded_config_key, order_state_key, unregistered_partition};
+use super::layout::{EXPOSURES_INDEXED, FOLD_STATE_BUILT, MODELS_SPLIT, Table, exposure_partition, customer_state_partition, folded_config_key, order_state_key, unregistered_partition};
 use super::{Tables, Writes, backend, checked};
 use crate::support::encode_segment;
 use crate::{FoldWrites, LogPayload, Result, StoreError, log_shard};
@@ -120,7 +120,24 @@ impl Tables {
         for config in &fold.folded_configs {
             writes.put(Table::Meta, folded_config_key(&config.tenant), config)?;
         }
+        for exposure in &fold.exposures {
+            let key = exposure_partition(&exposure.tenant, &exposure.campaign_id).str(&exposure.customer_id).into_vec();
+            writes.put_raw(Table::CampaignExposures, key, Vec::new());
+        }
         Ok(())
+    }
+
+    /// The customers exposed to a campaign, each with their whole state.
+    pub(super) fn exposed_customer_states(&self, tenant: &str, campaign_id: &str) -> Result<Vec<(String, CustomerState)>> {
+        let partition = exposure_partition(tenant, campaign_id);
+        let prefix = partition.as_bytes().len();
+        let mut customers = Vec::new();
+        for guard in self.read(Table::CampaignExposures).prefix(checked(partition.as_bytes())?) {
+            let key = guard.key().map_err(backend)?;
+            let (customer_id, _) = key.get(prefix..).and_then(read_str).ok_or_else(|| corrupt("campaign exposure"))?;
+            customers.push(customer_id.to_owned());
+        }
+        customers.into_iter().map(|customer_id| Ok((customer_id.clone(), self.customer_months(tenant, &customer_id, Millis::MIN, Millis::MAX)?))).collect()
     }
 }
 
@@ -198,17 +215,25 @@ impl Tables {
         }
         let mut mark = Writes::default();
         mark.put_raw(Table::Meta, FOLD_STATE_BUILT.to_vec(), Vec::new());
-        // The recomputes just appended split every conversion too.
+        // The recomputes just appended split every conversion and index every exposure too.
         mark.put_raw(Table::Meta, MODELS_SPLIT.to_vec(), Vec::new());
+        mark.put_raw(Table::Meta, EXPOSURES_INDEXED.to_vec(), Vec::new());
         self.apply(mark)
     }
 
-    /// Once, for a store whose conversions were credited before each kept its split among
-    /// the models: a `Recompute` entry for every tenant, which credits every conversion
-    /// again, split, and moves the rollups with it (until then, every model reads as last
-    /// touch for those conversions). The entries and the mark in one batch.
-    pub(super) fn split_models(&self) -> Result<()> {
-        if self.read(Table::Meta).get(MODELS_SPLIT).map_err(backend)?.is_some() {
+    /// Once per `mark`, for a store folded before what the mark names was kept: a
+    /// `Recompute` entry for every tenant with folded state, which folds every customer
+    /// again and writes what was missing (model splits and their counters; campaign
+    /// exposures). The entries and the mark in one batch; several marks missing at one
+    /// open share one recompute.
+    pub(super) fn recompute_once(&self, marks: &[(&[u8], &str)]) -> Result<()> {
+        let mut missing = Vec::new();
+        for (mark, why) in marks {
+            if self.read(Table::Meta).get(mark).map_err(backend)?.is_none() {
+                missing.push((*mark, *why));
+            }
+        }
+        if missing.is_empty() {
             return Ok(());
         }
         let mut writes = Writes::default();
@@ -216,11 +241,14 @@ impl Tables {
         for tenant in self.tenants()? {
             if self.folded_config(&tenant)?.is_some() {
                 log.append(self, log_shard(&tenant), LogPayload::Recompute { tenant: tenant.clone() }, &mut writes)?;
-                tracing::info!(%tenant, "conversions credited before model splits were kept: a recompute follows, once");
+                let why: Vec<&str> = missing.iter().map(|(_, why)| *why).collect();
+                tracing::info!(%tenant, why = why.join("; "), "a recompute follows, once");
             }
         }
         log.finish(&mut writes)?;
-        writes.put_raw(Table::Meta, MODELS_SPLIT.to_vec(), Vec::new());
+        for (mark, _) in missing {
+            writes.put_raw(Table::Meta, mark.to_vec(), Vec::new());
+        }
         self.apply(writes)
     }
 
@@ -308,9 +336,11 @@ mod tests {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         assert_eq!(store.read_log(shard, head, 10).await.unwrap().len(), 1);
 
-        // A store folded before conversions kept their split: one recompute more, once.
+        // A store folded before conversions kept their split and before exposures were
+        // indexed: one recompute more, once, for both.
         let mut writes = Writes::default();
         writes.delete(Table::Meta, MODELS_SPLIT.to_vec());
+        writes.delete(Table::Meta, EXPOSURES_INDEXED.to_vec());
         store.tables.apply(writes).unwrap();
         drop(store);
         for _ in 0..2 {

@@ -24,7 +24,7 @@
 //! | `configs` | tenant | `TenantConfig` | `tenant_config`, `save_tenant_config` |
 //! | `tenants` | tenant | empty (written with the tenant's first log entry) | `tenants`, `tenant_exists` |
 //! | `log_chunks` | shard (u32), seq (u64) of the chunk's first entry | appended_at, trace, entry count, then each entry's payload: every entry one call appended to the shard | `read_log`, `log_status` |
-//! | `meta` | `log_head` or `processed`, shard; `tenant_rollups_filled`; `fold_state_built`; `folded_config`, tenant | u64; empty; empty; `TenantConfig` | `ingest`, `log_status`, `commit_attribution`, `folded_config` |
+//! | `meta` | `log_head` or `processed`, shard; `tenant_rollups_filled`, `fold_state_built`, `models_split`, `exposures_indexed`; `folded_config`, tenant | u64; empty; `TenantConfig` | `ingest`, `log_status`, `commit_attribution`, `folded_config` |
 //! | `conversions` | tenant, goal_id, key | `Conversion` | `conversion`, `tenant_conversions` |
 //! | `conversions_by_time` | tenant, hour, ts, goal_id, key | `Conversion` | `conversions_between` |
 //! | `rollups` | tenant, granularity (`h`/`d`), bucket start, cell (postcard) | `Tally` | `rollups` |
@@ -35,6 +35,7 @@
 //! | `customer_states` | tenant, customer, month start | the customer's `Segment` of that month (the fold's state) | `customer_months`, `tenant_customer_states`, `customer_touches` |
 //! | `order_states` | tenant, order_id | `OrderState` | `order_states`, `tenant_order_states` |
 //! | `unregistered_messages` | tenant, msg_hash, customer | empty: the customer's state names the message, not registered when folded | `unregistered_customers` |
+//! | `campaign_exposures` | tenant, campaign_id, customer | empty: the customer has a `SENT` or `HELD_OUT` touch of a registered message of the campaign | `exposed_customer_states` |
 
 use super::key::{self, Key};
 use crate::support::encode;
@@ -60,6 +61,9 @@ pub(super) const FOLD_STATE_BUILT: &[u8] = b"fold_state_built";
 /// Set once every tenant folded before conversions kept their model split has had a
 /// recompute appended (which splits them).
 pub(super) const MODELS_SPLIT: &[u8] = b"models_split";
+/// Set once every tenant folded before `campaign_exposures` was kept has had a recompute
+/// appended (which writes every customer's exposures).
+pub(super) const EXPOSURES_INDEXED: &[u8] = b"exposures_indexed";
 
 /// The tables, one fjall keyspace each; see the module docs for their keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -92,11 +96,12 @@ pub(super) enum Table {
     CustomerStates,
     OrderStates,
     UnregisteredMessages,
+    CampaignExposures,
 }
 
 impl Table {
     /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
-    pub(super) const ALL: [Table; 28] = [
+    pub(super) const ALL: [Table; 29] = [
         Table::Dedup,
         Table::Messages,
         Table::TouchesByTime,
@@ -125,6 +130,7 @@ impl Table {
         Table::CustomerStates,
         Table::OrderStates,
         Table::UnregisteredMessages,
+        Table::CampaignExposures,
     ];
 
     /// Keyspaces of tables a store no longer has: deleted when a store is opened.
@@ -160,6 +166,7 @@ impl Table {
             Table::CustomerStates => "customer_states",
             Table::OrderStates => "order_states",
             Table::UnregisteredMessages => "unregistered_messages",
+            Table::CampaignExposures => "campaign_exposures",
         }
     }
 }
@@ -277,6 +284,10 @@ pub(super) fn order_state_key(tenant: &str, order_id: &str) -> Key {
 /// The customers marked under a message in `unregistered_messages`; each row adds one.
 pub(super) fn unregistered_partition(tenant: &str, msg_hash: &str) -> Key {
     Key::new().str(tenant).str(msg_hash)
+}
+
+pub(super) fn exposure_partition(tenant: &str, campaign_id: &str) -> Key {
+    Key::new().str(tenant).str(campaign_id)
 }
 
 /// The key in `meta` of the config a tenant's state was last folded under.

@@ -70,9 +70,9 @@ impl ReportReads for EmbeddedStore {
         self.blocking("conversions_between", move |tables| tables.conversions_between(&tenant, from, to)).await
     }
 
-    async fn customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>> {
-        let tenant = tenant.to_owned();
-        self.blocking("customer_states", move |tables| tables.tenant_customer_states(&tenant)).await
+    async fn exposed_customer_states(&self, tenant: &str, campaign_id: &str) -> Result<Vec<(String, CustomerState)>> {
+        let (tenant, campaign_id) = (tenant.to_owned(), campaign_id.to_owned());
+        self.blocking("exposed_customer_states", move |tables| tables.exposed_customer_states(&tenant, &campaign_id)).await
     }
 }
 
