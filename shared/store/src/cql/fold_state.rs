@@ -1,7 +1,8 @@
 //! The fold's state on CQL (part of [`AttributionState`](crate::AttributionState)):
-//! `customer_states` (a row per customer and month), `order_states`, `unregistered_messages`,
-//! `campaign_exposures` and `folded_configs`. A commit carries the rows encoded in its step body
-//! ([`StoredFold`]); applying the step writes them at the step's timestamp.
+//! `customer_states` (a row per customer and month), `order_states`,
+//! `unregistered_messages`, `campaign_exposures` and `folded_configs`. A commit carries the
+//! rows encoded in its step body ([`StoredFold`]); applying the step writes them at the
+//! step's timestamp.
 
 use super::layout::decode;
 use super::{Inner, Write, all};
