@@ -308,7 +308,7 @@ async fn engine_reports(store: &EmbeddedStore, from: Option<Millis>, to: Option<
 async fn engine_models(store: &EmbeddedStore, from: Option<Millis>, to: Option<Millis>) -> [Value; 2] {
     let range = Range::from_pb(Some(touchstone_proto::v1::TimeRange { from_ms: from, to_ms: to })).unwrap();
     let config = store.tenant_config(TENANT).await.unwrap();
-    let by_campaign = models::by_campaign(&range::campaign_cells(store, TENANT, None, CellKinds::Conversions, range).await.unwrap(), &config, None);
+    let by_campaign = models::by_campaign(&range::campaign_cells(store, TENANT, None, CellKinds::Credit, range).await.unwrap(), &config, None);
     let by_message = models::by_message(&range::cells(store, TENANT, range).await.unwrap(), &config, None);
     let json = |id_field: &str, rows: BTreeMap<(String, String), models::ModelRow>| {
         let mut rows: Vec<_> = rows.into_iter().collect();

@@ -135,7 +135,7 @@ async fn add_raw_campaign_cells(
     by_campaign: &mut BTreeMap<String, CampaignCells>,
 ) -> Result<()> {
     let wanted = |campaign: &str, cell: &CampaignCell| {
-        campaign_id.is_none_or(|wanted| wanted == campaign) && (kinds == CellKinds::All || cell.is_conversion())
+        campaign_id.is_none_or(|wanted| wanted == campaign) && kinds.wants(cell)
     };
     let cells = raw_cells(store, tenant, from, to).await?;
     let hashes: BTreeSet<String> = cells.0.keys().map(|cell| cell.msg_hash().to_owned()).collect();

@@ -139,7 +139,7 @@ impl QueryApi {
         campaign_id: Option<&str>,
         range: Range,
     ) -> Result<BTreeMap<String, (u32, Activity)>, ApiError> {
-        let cells = self.campaign_cells(&config.tenant, campaign_id, CellKinds::All, range).await?;
+        let cells = self.campaign_cells(&config.tenant, campaign_id, CellKinds::Stats, range).await?;
         Ok(report::campaign_activity(&cells, config))
     }
 }
@@ -344,7 +344,7 @@ impl QueryService for QueryApi {
             let (from, to) = (touchstone_core::validate::MIN_TS, touchstone_core::validate::MAX_TS);
             let ever = self
                 .reads
-                .campaign_rollups(&tenant, Some(&campaign_id), CellKinds::All, touchstone_core::rollup::Granularity::Month, from, to)
+                .campaign_rollups(&tenant, Some(&campaign_id), CellKinds::Stats, touchstone_core::rollup::Granularity::Month, from, to)
                 .await
                 .map_err(ApiError::from)?;
             if ever.is_empty() {
@@ -410,7 +410,9 @@ impl QueryService for QueryApi {
         if let Some(goal_id) = &goal_id {
             saved_goal(&config, goal_id)?;
         }
-        let cells = self.campaign_cells(&tenant, None, CellKinds::Conversions, range).await?;
+        // Under another model than last touch, the contributions need the model shifts too.
+        let kinds = if model == models::Model::LastTouch { CellKinds::Conversions } else { CellKinds::Credit };
+        let cells = self.campaign_cells(&tenant, None, kinds, range).await?;
         let goals = report::goal_kpis(&cells, &config)
             .into_iter()
             .filter(|kpi| goal_id.as_ref().is_none_or(|wanted| *wanted == kpi.goal_id))
@@ -541,7 +543,7 @@ impl QueryService for QueryApi {
         let rows = if by_message {
             models::by_message(&self.cells(&tenant, range).await?, &config, goal)
         } else {
-            models::by_campaign(&self.campaign_cells(&tenant, None, CellKinds::Conversions, range).await?, &config, goal)
+            models::by_campaign(&self.campaign_cells(&tenant, None, CellKinds::Credit, range).await?, &config, goal)
         };
         let order = |goal_id: &str| config.goals.iter().position(|goal| goal.id == goal_id).unwrap_or(usize::MAX);
         let mut rows: Vec<_> = rows.into_iter().collect();

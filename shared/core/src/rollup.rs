@@ -48,9 +48,14 @@ pub enum CampaignCell {
 }
 
 impl CampaignCell {
-    /// Conversions and model shifts: what goal KPIs and model reports read.
+    /// Conversions by rule: what goal KPIs read.
     pub fn is_conversion(&self) -> bool {
-        matches!(self, CampaignCell::Conversion { .. } | CampaignCell::ModelShift { .. })
+        matches!(self, CampaignCell::Conversion { .. })
+    }
+
+    /// What a model shifts from last touch: read by reports under a model only.
+    pub fn is_model_shift(&self) -> bool {
+        matches!(self, CampaignCell::ModelShift { .. })
     }
 }
 
@@ -61,7 +66,7 @@ impl CampaignCell {
 pub fn campaign_of<'a>(msg_hash: &str, cell: &CampaignCell, registered: Option<&'a str>) -> Option<&'a str> {
     match registered {
         Some(campaign_id) => Some(campaign_id),
-        None if msg_hash.is_empty() || cell.is_conversion() => Some(""),
+        None if msg_hash.is_empty() || cell.is_conversion() || cell.is_model_shift() => Some(""),
         None => None,
     }
 }

@@ -46,34 +46,67 @@ impl From<StoredPayload> for LogPayload {
     }
 }
 
-/// A campaign's cells as one stored row: the conversions first, as a length-prefixed
-/// segment, then the rest, so that a read of conversions alone (goal KPIs) stops after the
-/// first segment and never decodes the touches and event hits. Zero cells are left out;
+/// A campaign's cells as one stored row, in three segments so that a read decodes only the
+/// kinds it asks for: conversions, model shifts, the rest (touches, event hits, messages).
+/// The first length carries [`THREE_SEGMENTS`]; a row without it (written before model
+/// shifts had a segment) holds two: conversions, then the rest. Zero cells are left out;
 /// `None` when nothing is left.
 pub(crate) fn encode_campaign_cells(cells: impl IntoIterator<Item = (CampaignCell, Tally)>) -> Result<Option<Vec<u8>>> {
-    let (conversions, rest): (Vec<_>, Vec<_>) =
-        cells.into_iter().filter(|(_, tally)| !tally.is_zero()).partition(|(cell, _)| cell.is_conversion());
-    if conversions.is_empty() && rest.is_empty() {
+    let (mut conversions, mut shifts, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for (cell, tally) in cells.into_iter().filter(|(_, tally)| !tally.is_zero()) {
+        match &cell {
+            cell if cell.is_conversion() => conversions.push((cell.clone(), tally)),
+            cell if cell.is_model_shift() => shifts.push((cell.clone(), tally)),
+            _ => rest.push((cell, tally)),
+        }
+    }
+    if conversions.is_empty() && shifts.is_empty() && rest.is_empty() {
         return Ok(None);
     }
-    let conversions = encode(&conversions)?;
-    let length = u32::try_from(conversions.len()).map_err(|_| StoreError::Backend("a campaign row too large".to_owned()))?;
-    let mut bytes = length.to_le_bytes().to_vec();
-    bytes.extend_from_slice(&conversions);
+    let mut bytes = Vec::new();
+    for (i, segment) in [encode(&conversions)?, encode(&shifts)?].into_iter().enumerate() {
+        let length = u32::try_from(segment.len()).ok().filter(|length| *length < THREE_SEGMENTS);
+        let length = length.ok_or_else(|| StoreError::Backend("a campaign row too large".to_owned()))?;
+        bytes.extend_from_slice(&(if i == 0 { length | THREE_SEGMENTS } else { length }).to_le_bytes());
+        bytes.extend_from_slice(&segment);
+    }
     bytes.extend_from_slice(&encode(&rest)?);
     Ok(Some(bytes))
 }
 
-/// The cells of a row written by [`encode_campaign_cells`], those of `kinds`.
-pub(crate) fn decode_campaign_cells(bytes: &[u8], kinds: CellKinds) -> Result<Vec<(CampaignCell, Tally)>> {
+/// The flag in a campaign row's first length: the row has three segments.
+const THREE_SEGMENTS: u32 = 1 << 31;
+
+/// A length-prefixed segment of a campaign row: the length as stored (flag included), the
+/// segment, and what follows it.
+fn row_segment(bytes: &[u8]) -> Result<(u32, &[u8], &[u8])> {
     let corrupt = || StoreError::Corrupt("a campaign row cut short".to_owned());
     let (length, rest) = bytes.split_first_chunk::<4>().ok_or_else(corrupt)?;
-    let (conversions, rest) = rest.split_at_checked(u32::from_le_bytes(*length) as usize).ok_or_else(corrupt)?;
+    let length = u32::from_le_bytes(*length);
+    let (segment, rest) = rest.split_at_checked((length & !THREE_SEGMENTS) as usize).ok_or_else(corrupt)?;
+    Ok((length, segment, rest))
+}
+
+/// The cells of a row written by [`encode_campaign_cells`], those of `kinds`.
+pub(crate) fn decode_campaign_cells(bytes: &[u8], kinds: CellKinds) -> Result<Vec<(CampaignCell, Tally)>> {
     let decode = |bytes| postcard::from_bytes::<Vec<(CampaignCell, Tally)>>(bytes).map_err(|e| StoreError::Corrupt(format!("a campaign row: {e}")));
+    let segment = row_segment;
+    let (first, conversions, rest) = segment(bytes)?;
+    let (shifts, rest) = if first & THREE_SEGMENTS != 0 {
+        let (_, shifts, rest) = segment(rest)?;
+        (shifts, rest)
+    } else {
+        (&[][..], rest)
+    };
     let mut cells = decode(conversions)?;
-    if kinds == CellKinds::All {
+    if matches!(kinds, CellKinds::All | CellKinds::Credit) && !shifts.is_empty() {
+        cells.extend(decode(shifts)?);
+    }
+    if matches!(kinds, CellKinds::All | CellKinds::Stats) {
         cells.extend(decode(rest)?);
     }
+    // Rows written while shifts shared the conversions' segment hold them there.
+    cells.retain(|(cell, _)| kinds.wants(cell));
     Ok(cells)
 }
 
@@ -282,20 +315,31 @@ mod tests {
     }
 
     #[test]
-    fn campaign_rows_read_back_whole_or_conversions_alone() {
+    fn campaign_rows_read_back_whole_or_by_kind() {
         let converted = CampaignCell::Conversion { goal_id: "orders".into(), rule: Rule::LastTouch };
         let opened = CampaignCell::Touch { kind: TouchKind::Opened };
-        let cells = vec![
-            (opened.clone(), Tally::ONE),
-            (CampaignCell::Message, Tally::default()),
-            (converted.clone(), Tally { count: 2, value_micros: 9 }),
-        ];
+        let shifted = CampaignCell::ModelShift { goal_id: "orders".into(), model: touchstone_core::models::Model::Linear };
+        let (two, shift) = (Tally { count: 2, value_micros: 9 }, Tally { count: -500_000, value_micros: -4 });
+        let cells = vec![(opened.clone(), Tally::ONE), (CampaignCell::Message, Tally::default()), (converted.clone(), two), (shifted.clone(), shift)];
         let bytes = encode_campaign_cells(cells).unwrap().unwrap();
-        let all = decode_campaign_cells(&bytes, CellKinds::All).unwrap();
-        assert_eq!(all, vec![(converted.clone(), Tally { count: 2, value_micros: 9 }), (opened, Tally::ONE)], "zeros left out");
-        assert_eq!(decode_campaign_cells(&bytes, CellKinds::Conversions).unwrap(), vec![(converted, Tally { count: 2, value_micros: 9 })]);
+        let read = |kinds| decode_campaign_cells(&bytes, kinds).unwrap();
+        assert_eq!(read(CellKinds::All), vec![(converted.clone(), two), (shifted.clone(), shift), (opened.clone(), Tally::ONE)], "zeros left out");
+        assert_eq!(read(CellKinds::Conversions), vec![(converted.clone(), two)]);
+        assert_eq!(read(CellKinds::Credit), vec![(converted.clone(), two), (shifted.clone(), shift)]);
+        assert_eq!(read(CellKinds::Stats), vec![(converted.clone(), two), (opened.clone(), Tally::ONE)]);
         assert_eq!(encode_campaign_cells(vec![(CampaignCell::Message, Tally::default())]).unwrap(), None);
         assert!(matches!(decode_campaign_cells(&bytes[..6], CellKinds::All), Err(StoreError::Corrupt(_))));
+
+        // A row of two segments, as written before model shifts had their own (even one
+        // holding shifts among its conversions), reads by kind all the same.
+        let conversions = encode(&vec![(converted.clone(), two), (shifted.clone(), shift)]).unwrap();
+        let mut old = u32::try_from(conversions.len()).unwrap().to_le_bytes().to_vec();
+        old.extend_from_slice(&conversions);
+        old.extend_from_slice(&encode(&vec![(opened.clone(), Tally::ONE)]).unwrap());
+        let read = |kinds| decode_campaign_cells(&old, kinds).unwrap();
+        assert_eq!(read(CellKinds::Conversions), vec![(converted.clone(), two)]);
+        assert_eq!(read(CellKinds::Credit), vec![(converted.clone(), two), (shifted, shift)]);
+        assert_eq!(read(CellKinds::Stats), vec![(converted, two), (opened, Tally::ONE)]);
     }
 
     /// A configuration saved before the model and holdout settings existed reads with

@@ -114,7 +114,7 @@ impl Console {
 
     async fn probe_last_day(&self, tenant: &str, today: NaiveDate) -> Result<Option<NaiveDate>, PageError> {
         let has_data = |granularity, from: NaiveDate, to: NaiveDate| async move {
-            let cells = self.reads.campaign_rollups(tenant, None, CellKinds::All, granularity, day_ms(from), day_ms(to)).await?;
+            let cells = self.reads.campaign_rollups(tenant, None, CellKinds::Stats, granularity, day_ms(from), day_ms(to)).await?;
             Ok::<bool, PageError>(!cells.is_empty())
         };
         let ahead = today + Days::days(366);

@@ -6,15 +6,31 @@ use touchstone_core::attribution::Conversion;
 use touchstone_core::fold::CustomerState;
 use std::collections::BTreeMap;
 use touchstone_core::model::{AppEvent, Message, Millis, Touch};
-use touchstone_core::rollup::{CampaignCells, Cells, Granularity};
+use touchstone_core::rollup::{CampaignCell, CampaignCells, Cells, Granularity};
 
-/// Which of a campaign's counters a read returns.
+/// Which of a campaign's counters a read returns. A stored row keeps conversions, model
+/// shifts and the rest apart, so a read decodes only what it asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CellKinds {
     All,
-    /// Only [`CampaignCell::Conversion`](touchstone_core::rollup::CampaignCell::Conversion)
-    /// cells: what goal KPIs need, read without the rest.
+    /// Touches, event hits, messages and conversions by rule: a campaign's stats, without
+    /// the model shifts.
+    Stats,
+    /// Only [`CampaignCell::Conversion`] cells: what goal KPIs need.
     Conversions,
+    /// Conversions and [`CampaignCell::ModelShift`]s: what reports under any model need.
+    Credit,
+}
+
+impl CellKinds {
+    pub fn wants(self, cell: &CampaignCell) -> bool {
+        match self {
+            CellKinds::All => true,
+            CellKinds::Stats => !cell.is_model_shift(),
+            CellKinds::Conversions => cell.is_conversion(),
+            CellKinds::Credit => cell.is_conversion() || cell.is_model_shift(),
+        }
+    }
 }
 
 /// Rollup counters for whole hours, days and months, raw rows for the ragged edges of a
