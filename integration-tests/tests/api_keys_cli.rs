@@ -6,7 +6,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use touchstone_integration_tests::{Server, binary, free_address, http_get, text, touchstone};
 
-const CONFIG: &str = r#"{"tenants": {"gym": {"currency": "EUR"}}}"#;
+const CONFIG: &str = r#"{"tenants": {"gym": {"currency": "EUR", "goals": [
+    {"id": "checkins", "kind": "EVENT", "event_name": "checkin"}, {"id": "visits", "kind": "EVENT", "event_name": "visit"}]}}}"#;
 
 #[test]
 fn the_cli_sends_its_key_and_servers_refuse_what_the_key_does_not_allow() {
@@ -36,6 +37,7 @@ fn the_cli_sends_its_key_and_servers_refuse_what_the_key_does_not_allow() {
     assert!(!refused.status.success());
     let said = text(&refused.stderr);
     assert!(said.contains("needs an API key") && said.contains("--api-key"), "{said}");
+    assert_eq!(said.matches("needs an API key").count(), 1, "stops at the first refusal no retry can fix: {said}");
     // The key by flag, then by environment.
     let imported = server.cli(&["import", "config", &config, "--api-key", &key]);
     assert!(imported.status.success(), "{}", text(&imported.stderr));
@@ -46,6 +48,11 @@ fn the_cli_sends_its_key_and_servers_refuse_what_the_key_does_not_allow() {
     };
     let report = with_env(&["report", "goals", "--tenant", "gym", "--format", "json"]);
     assert!(report.status.success(), "{}", text(&report.stderr));
+    // The server from the environment too, as the key.
+    let args = ["report", "goals", "--tenant", "gym", "--format", "json"];
+    let by_env = Command::new(binary()).args(args).env("TOUCHSTONE_API_KEY", &key).env("TOUCHSTONE_SERVER", &server.url).output().unwrap();
+    assert!(by_env.status.success(), "TOUCHSTONE_SERVER: {}", text(&by_env.stderr));
+    assert_eq!(by_env.stdout, report.stdout);
     let other = with_env(&["report", "goals", "--tenant", "acme", "--format", "json"]);
     assert!(!other.status.success());
     assert!(text(&other.stderr).contains("PERMISSION_DENIED"), "{}", text(&other.stderr));

@@ -34,3 +34,29 @@ fn json_logs_are_one_object_a_line() {
     }
     assert!(open_warning, "dev without keys says it is open: {lines:?}");
 }
+
+/// Without `RUST_LOG`, Touchstone logs at info and the libraries under it at warn: a start
+/// and a stop print Touchstone's own lines, not the storage engine's progress.
+#[test]
+fn the_default_log_level_keeps_library_progress_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(binary())
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("store"))
+        .env_remove("RUST_LOG")
+        .env_remove("TOUCHSTONE_LOG_FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("listening on http://"), "{line}");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let lines: Vec<String> = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok).collect();
+    let _ = child.wait();
+    assert!(lines.iter().any(|line| line.contains("INFO") && line.contains("touchstone")), "Touchstone's own info lines: {lines:?}");
+    let libraries: Vec<&String> = lines.iter().filter(|line| line.contains("lsm_tree") || line.contains("fjall")).collect();
+    assert!(libraries.is_empty(), "library progress at the default level: {libraries:?}");
+}

@@ -53,7 +53,7 @@ pub enum BadgesCommand {
         to: Option<i64>,
         #[arg(long, value_enum, default_value = "table")]
         format: BadgeFormat,
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, env = "TOUCHSTONE_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
     },
     /// The badges a customer holds now and the active ones it does not, with progress.
@@ -64,7 +64,7 @@ pub enum BadgesCommand {
         customer: String,
         #[arg(long, value_enum, default_value = "table")]
         format: BadgeFormat,
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, env = "TOUCHSTONE_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
     },
     /// A badge's earns, revokes and expiries per UTC day over a range, and its holders now.
@@ -81,7 +81,7 @@ pub enum BadgesCommand {
         to: i64,
         #[arg(long, value_enum, default_value = "table")]
         format: BadgeFormat,
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, env = "TOUCHSTONE_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
     },
     /// Follows a tenant's badge events as attribution accepts or derives them, one JSON
@@ -98,7 +98,7 @@ pub enum BadgesCommand {
         /// Start with the oldest entry the feed keeps.
         #[arg(long)]
         from_start: bool,
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, env = "TOUCHSTONE_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
     },
     /// Badge events from a CSV file: a header row, then
@@ -108,7 +108,7 @@ pub enum BadgesCommand {
         file: PathBuf,
         #[arg(long)]
         tenant: String,
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, env = "TOUCHSTONE_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
     },
 }
@@ -282,7 +282,7 @@ fn trophy_case_json(case: &pb::TrophyCase) -> Value {
 }
 
 /// `2026-01-05 14:03:07.250 UTC`, or the epoch ms when out of chrono's range.
-fn time_text(ms: Millis) -> String {
+pub(crate) fn time_text(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
 }
@@ -379,6 +379,13 @@ pub fn parse_csv(text: &[u8], tenant: &str) -> Result<ParsedCsv, BadRow> {
         let line = row.position().map_or(0, |p| p.line());
         let field = |at: Option<usize>| at.and_then(|i| row.get(i)).unwrap_or("");
         if row.iter().all(str::is_empty) {
+            continue;
+        }
+        // A row longer than the header has its fields shifted somewhere: importing it would
+        // store the wrong ones. (Shorter rows only lack trailing optional columns.)
+        if row.len() > headers.len() {
+            let message = format!("{} fields, the header has {}: a field holds an unquoted comma, or one is extra", row.len(), headers.len());
+            parsed.bad.push(BadRow { line, message });
             continue;
         }
         match badge_event(
@@ -525,6 +532,20 @@ mod tests {
         // A value that a future change of the hash would break: ids must not move.
         assert_eq!(fnv1a_128(b""), 0x6c62272e07bb014262b821756295c58d);
         assert_eq!(fnv1a_128(b"a"), 0xd228cb696f1a8caf78912b704e4a8964);
+    }
+
+    /// A row with more fields than the header would be stored with its fields shifted.
+    #[test]
+    fn a_row_longer_than_the_header_is_reported_and_the_others_imported() {
+        let csv = "customer_id,badge_id,action,ts,source,reason,event_id\n\
+            c29,vip,EARNED,2026-01-11T10:00:00Z,,too,many,columns,here\n\
+            c30,vip,EARNED,2026-01-11T10:00:00Z,,fine,\n\
+            c31,vip,EARNED,2026-01-11T10:00:00Z\n";
+        let parsed = parse_csv(csv.as_bytes(), "shop").unwrap();
+        assert_eq!(parsed.events.iter().map(|(line, _)| *line).collect::<Vec<_>>(), [3, 4], "a short row lacks only optional columns");
+        assert_eq!(parsed.bad.len(), 1);
+        assert_eq!(parsed.bad[0].line, 2);
+        assert!(parsed.bad[0].message.contains("9 fields, the header has 7"), "{}", parsed.bad[0].message);
     }
 
     #[test]

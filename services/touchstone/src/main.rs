@@ -338,19 +338,19 @@ pub enum ImportCommand {
     /// Tenant configuration: settings, currency, excluded tags, goals.
     Config {
         file: PathBuf,
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, env = "TOUCHSTONE_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
     },
     /// Message registrations, one JSON object a line.
     Messages {
         file: PathBuf,
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, env = "TOUCHSTONE_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
     },
     /// Touches, app events, order status records and badge events, one JSON object a line.
     Records {
         file: PathBuf,
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, env = "TOUCHSTONE_SERVER", default_value = "http://127.0.0.1:50051")]
         server: String,
         /// Return once attribution has processed everything imported.
         #[arg(long)]
@@ -382,7 +382,7 @@ pub struct ReportArgs {
     /// under every model: only which campaign or message gets the credit changes.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(touchstone_core::models::Model::ALL.map(touchstone_core::models::Model::as_str)))]
     pub model: Option<String>,
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    #[arg(long, env = "TOUCHSTONE_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
 }
 
@@ -433,7 +433,7 @@ pub struct GoalReportArgs {
     pub to: Option<i64>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: ExplainFormat,
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    #[arg(long, env = "TOUCHSTONE_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
 }
 
@@ -457,7 +457,7 @@ pub struct ExplainArgs {
     pub key: String,
     #[arg(long, value_enum, default_value = "table")]
     pub format: ExplainFormat,
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    #[arg(long, env = "TOUCHSTONE_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
 }
 

@@ -245,15 +245,20 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Logs to stderr (`RUST_LOG` overrides the default, `info`; `TOUCHSTONE_LOG_FORMAT=json`
+/// Logs to stderr (`RUST_LOG` overrides the default: `info` for Touchstone's own crates,
+/// `warn` for its dependencies, whose progress lines say nothing to an operator;
+/// `TOUCHSTONE_LOG_FORMAT=json`
 /// for JSON lines) and, when
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, exports every span (one per RPC, and the attribution
 /// steps) over OTLP/gRPC. The returned provider flushes pending spans when shut down.
+/// Info from Touchstone's crates (every target starting `touchstone`), warnings from the rest.
+pub const DEFAULT_LOG_FILTER: &str = "warn,touchstone=info";
+
 pub fn init_tracing(service_name: &str) -> Option<SdkTracerProvider> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
 
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     // Colours only on a terminal, not in log files; one JSON object a line when asked
     // (TOUCHSTONE_LOG_FORMAT=json), for log pipelines.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

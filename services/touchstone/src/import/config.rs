@@ -84,9 +84,11 @@ async fn apply_tenant(
     Ok(())
 }
 
-/// Prints a refusal (the server's message only) and counts it; passes a connection failure on.
+/// Prints a refusal (the server's message only) and counts it; passes on a connection
+/// failure and a missing or unknown key, which every later call would meet the same way.
 fn refused(error: ClientError, outcome: &mut Outcome, report: impl FnOnce(&str) -> String) -> Result<(), ClientError> {
     match error {
+        ClientError::Status { code: tonic::Code::Unauthenticated, .. } => Err(error),
         ClientError::Status { message, .. } => {
             eprintln!("{}", report(&message));
             outcome.refused += 1;

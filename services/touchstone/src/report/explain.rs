@@ -3,6 +3,7 @@
 
 use super::models::{model_name, ppm_number};
 use super::table::{Align, Table};
+use crate::badges::time_text;
 use serde_json::{Value, json};
 use touchstone_proto::v1 as pb;
 
@@ -88,22 +89,64 @@ fn models_json(explanation: &pb::ConversionExplanation) -> Value {
     Value::Object(models)
 }
 
+/// Durations in a reason (`4000045 ms before`) as a person reads them (`1 h 6 min before`);
+/// other text as it is.
+fn readable_durations(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    while let Some(at) = rest.find(" ms") {
+        let digits = rest[..at].bytes().rev().take_while(u8::is_ascii_digit).count();
+        let (before, number) = rest[..at].split_at(at - digits);
+        out.push_str(before);
+        match number.parse::<i64>() {
+            Ok(ms) if digits > 0 => out.push_str(&duration_text(ms)),
+            _ => {
+                out.push_str(number);
+                out.push_str(" ms");
+            }
+        }
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `3 d 4 h`, `1 h 6 min`, `2 min 5 s`, `4.5 s`, `250 ms`: the two largest units.
+fn duration_text(ms: i64) -> String {
+    const SECOND: i64 = 1_000;
+    const MINUTE: i64 = 60 * SECOND;
+    const HOUR: i64 = 60 * MINUTE;
+    const DAY: i64 = 24 * HOUR;
+    let two = |big: i64, big_unit: &str, small: i64, small_unit: &str| {
+        if small == 0 { format!("{big} {big_unit}") } else { format!("{big} {big_unit} {small} {small_unit}") }
+    };
+    match ms.abs() {
+        ms if ms >= DAY => two(ms / DAY, "d", ms % DAY / HOUR, "h"),
+        ms if ms >= HOUR => two(ms / HOUR, "h", ms % HOUR / MINUTE, "min"),
+        ms if ms >= MINUTE => two(ms / MINUTE, "min", ms % MINUTE / SECOND, "s"),
+        ms if ms >= SECOND => format!("{} s", (ms as f64 / 1_000.0 * 10.0).floor() / 10.0),
+        ms => format!("{ms} ms"),
+    }
+}
+
 pub fn explanation_table(explanation: &pb::ConversionExplanation) -> String {
     let mut text = format!(
-        "{}\nrule {}, credited message {}, campaign {}\n\n",
+        "{}\nconverted {}; rule {}, credited message {}, campaign {}\n\n",
         explanation.decision,
+        time_text(explanation.ts),
         rule(explanation),
         if explanation.credited_msg_hash.is_empty() { "none" } else { &explanation.credited_msg_hash },
         if explanation.credited_campaign_id.is_empty() { "none" } else { &explanation.credited_campaign_id },
     );
     let mut table = Table::new(
-        [("ts", Align::Right), ("touch", Align::Left), ("msg_hash", Align::Left), ("event_id", Align::Left), ("verdict", Align::Left), ("reason", Align::Left)]
+        [("time (UTC)", Align::Left), ("touch", Align::Left), ("msg_hash", Align::Left), ("event_id", Align::Left), ("verdict", Align::Left), ("reason", Align::Left)]
             .map(|(title, align)| (title.to_owned(), align))
             .to_vec(),
     );
     for candidate in &explanation.candidates {
         let (touch, verdict) = candidate_names(candidate);
-        table.push(vec![candidate.ts.to_string(), touch, candidate.msg_hash.clone(), candidate.event_id.clone(), verdict, candidate.reason.clone()]);
+        let reason = readable_durations(&candidate.reason);
+        table.push(vec![time_text(candidate.ts), touch, candidate.msg_hash.clone(), candidate.event_id.clone(), verdict, reason]);
     }
     text.push_str(&table.render());
     if !explanation.models.is_empty() {
@@ -164,6 +207,28 @@ mod tests {
         assert_eq!(value["candidates"][0]["touch"], "OPENED");
         let text = explanation_table(&explanation());
         assert!(text.starts_with("last touch: m1") && text.contains("WON") && text.contains("latest qualifying touch"), "{text}");
+    }
+
+    #[test]
+    fn tables_show_utc_times_and_durations_a_person_reads() {
+        assert_eq!(readable_durations("latest qualifying touch, 4000045 ms before the conversion"), "latest qualifying touch, 1 h 6 min before the conversion");
+        assert_eq!(
+            readable_durations("90061000 ms before the conversion, past the channel's 86400000 ms window"),
+            "1 d 1 h before the conversion, past the channel's 1 d window"
+        );
+        assert_eq!(readable_durations("125000 ms after the conversion"), "2 min 5 s after the conversion");
+        assert_eq!(readable_durations("4500 ms, 250 ms, 0 ms"), "4.5 s, 250 ms, 0 ms");
+        assert_eq!(readable_durations("no duration here, nor in 'ms'"), "no duration here, nor in 'ms'");
+        let mut explained = explanation();
+        explained.candidates[0].reason = "latest qualifying touch, 4000045 ms before the conversion".into();
+        explained.candidates[0].ts = 1_767_480_722_030;
+        let text = explanation_table(&explained);
+        assert!(text.contains("2026-01-03 22:52:02.030 UTC") && text.contains("1 h 6 min before"), "{text}");
+        assert!(!text.contains("4000045") && !text.contains("1767480722030"), "{text}");
+        // JSON keeps the exact figures.
+        let json = explanation_json(&explained);
+        assert_eq!(json["candidates"][0]["ts"], 1_767_480_722_030i64);
+        assert_eq!(json["candidates"][0]["reason"], "latest qualifying touch, 4000045 ms before the conversion");
     }
 
     #[test]
