@@ -6,7 +6,11 @@
 //!   (latest qualifying) touch, oldest first; the explicit message alone when rule 1 applies.
 //! - [`shares`]: a model's ppm per candidate, summing to exactly 1,000,000.
 //! - [`split`]: a value in whole units split by shares, summing to exactly the value.
-//! - [`credit_models`]: all of it for one conversion and every model.
+//! - [`credit_models`]: all of it for one conversion and every model (what explain shows).
+//! - [`ModelSplit`] / [`model_split`]: what the fold keeps with a conversion that several
+//!   messages could explain, and its shifts from last touch, which rollups count.
+//! - [`by_campaign`], [`by_message`], [`goal_credit_by_campaign`]: every model's credit
+//!   summed from those counters (last touch's counters plus each model's shifts).
 //!
 //! Rational models are computed with integer weights over a common denominator, so their
 //! shares are exact; time decay in IEEE 754 doubles, in the order the rules fix, so every
