@@ -315,6 +315,23 @@ pub fn assert_reports_match(server: &Server, data: &Generated) {
                 );
             }
         }
+        // Campaign and message reports under every other model, over all time and a range
+        // that cuts through days.
+        for (from, to) in [(None, None), unaligned_ranges()[1]] {
+            for model in ["first_touch", "linear", "position_based", "time_decay"] {
+                for (kind, by_message) in [("campaigns", false), ("messages", true)] {
+                    let mut args = vec!["report".to_owned(), kind.into(), "--tenant".into(), tenant.into(), "--model".into(), model.into()];
+                    args.extend(["--format".into(), "json".into()]);
+                    args.extend(from.iter().flat_map(|from| ["--from".to_owned(), from.to_string()]));
+                    args.extend(to.iter().flat_map(|to| ["--to".to_owned(), to.to_string()]));
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let out = server.cli_ok(&args);
+                    let actual: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|err| panic!("report {kind} --model {model} is not JSON ({err}):\n{out}"));
+                    let expected = data.reference.stats_json_under(tenant, from, to, model, by_message);
+                    assert!(actual == expected, "report {kind} --model {model} of {tenant} over {from:?}..{to:?} differs from the reference\nactual:   {actual}\nexpected: {expected}");
+                }
+            }
+        }
         assert_lift_matches(server, data, tenant);
     }
 }
