@@ -135,9 +135,13 @@ impl IngestApi {
             }
             if let Err((tenant, wait)) = rates.take(&counts) {
                 metrics::counter!("touchstone_records_rate_limited_total").increment(records.len() as u64);
-                return Err(ApiError::ResourceExhausted(format!(
-                    "tenant {tenant:?} is over its ingest rate; nothing of this call was stored: retry in {wait:.1} s"
-                )));
+                // The wait as said and as RetryInfo carries it: tenths of a second, rounded up.
+                let retry_after = std::time::Duration::from_millis(((wait * 10.0).ceil().max(1.0) as u64) * 100);
+                let message = format!(
+                    "tenant {tenant:?} is over its ingest rate; nothing of this call was stored: retry in {:.1} s",
+                    retry_after.as_secs_f64()
+                );
+                return Err(ApiError::RateLimited { message, retry_after });
             }
         }
         // The shards this call writes to, which its reply may wait on.
@@ -362,6 +366,9 @@ impl IngestService for IngestApi {
                 // The caller needs to know what of the stream got in to send the rest.
                 ApiError::ResourceExhausted(message) => {
                     ApiError::ResourceExhausted(format!("{message}; {}", stored_so_far(next_index, &reply)))
+                }
+                ApiError::RateLimited { message, retry_after } => {
+                    ApiError::RateLimited { message: format!("{message}; {}", stored_so_far(next_index, &reply)), retry_after }
                 }
                 other => other,
             })?;

@@ -163,13 +163,31 @@ async fn a_tenant_over_its_ingest_rate_is_refused_whole_and_others_are_not() {
     let refused = ingest.post_events(post("gym", &["e5", "e6", "e7"])).await.unwrap_err();
     assert_shed(&refused, "over its ingest rate");
     assert!(refused.message().contains("nothing of this call was stored"), "{}", refused.message());
+    // The wait the message names is the one RetryInfo carries (2 of 3 records short at 5 a
+    // second: 0.4 s, give or take the time since the first call).
+    {
+        use tonic_types::StatusExt as _;
+        let delay = refused.get_details_retry_info().and_then(|info| info.retry_delay).expect("RetryInfo");
+        assert!(refused.message().contains(&format!("retry in {:.1} s", delay.as_secs_f64())), "{} against {delay:?}", refused.message());
+        assert!(delay > Duration::ZERO && delay <= Duration::from_millis(400), "{delay:?}");
+    }
     assert_eq!(ingest.post_events(post("spa", &["s1", "s2", "s3"])).await.unwrap().into_inner().accepted, 3, "another tenant is not held back");
     tokio::time::sleep(Duration::from_millis(700)).await;
     let reply = ingest.post_events(post("gym", &["e5", "e6", "e7"])).await.unwrap().into_inner();
     assert_eq!((reply.accepted, reply.duplicates), (3, 0), "the refused call stored nothing: sent again, all three are new");
 
+    // A call larger than a second's worth goes when the bucket is full, and borrows against
+    // the next seconds: the tenant's next call waits until that is paid back.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let ids: Vec<String> = (0..12).map(|i| format!("big{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(ingest.post_events(post("gym", &ids)).await.unwrap().into_inner().accepted, 12);
+    let refused = ingest.post_events(post("gym", &["e8"])).await.unwrap_err();
+    assert_shed(&refused, "over its ingest rate");
+    assert!(refused.message().contains("retry in 1.6 s") || refused.message().contains("retry in 1.5 s"), "8 records owed at 5 a second: {}", refused.message());
+
     let status = AttributionServiceClient::new(channel).get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
-    assert_eq!(status.log_head, 10);
+    assert_eq!(status.log_head, 22);
     server.stop().await;
 }
 

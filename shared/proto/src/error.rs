@@ -34,6 +34,9 @@ pub enum ApiError {
     /// Over a limit; the status carries when to retry.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// Over a rate; the status's RetryInfo carries `retry_after`, which the message names.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: std::time::Duration },
     /// Over a limit the same request will always be over (a message too large): no retry.
     #[error("{0}")]
     TooLarge(String),
@@ -69,7 +72,7 @@ impl ApiError {
             ApiError::Internal(_) => ErrorKind::Internal,
             ApiError::Unauthenticated(_) => ErrorKind::Unauthenticated,
             ApiError::PermissionDenied(_) => ErrorKind::PermissionDenied,
-            ApiError::ResourceExhausted(_) | ApiError::TooLarge(_) => ErrorKind::ResourceExhausted,
+            ApiError::ResourceExhausted(_) | ApiError::TooLarge(_) | ApiError::RateLimited { .. } => ErrorKind::ResourceExhausted,
         }
     }
 
@@ -127,6 +130,9 @@ impl From<ApiError> for Status {
             }
             ApiError::Unavailable(_) | ApiError::Aborted(_) | ApiError::ResourceExhausted(_) => {
                 details.set_retry_info(Some(RETRY_AFTER));
+            }
+            ApiError::RateLimited { retry_after, .. } => {
+                details.set_retry_info(Some(*retry_after));
             }
             _ => {}
         }
