@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use touchstone_integration_tests::{DevServer, text};
 use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::attribution_service_client::AttributionServiceClient;
 use touchstone_proto::v1::config_service_client::ConfigServiceClient;
 use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
 use touchstone_proto::v1::query_service_client::QueryServiceClient;
@@ -185,6 +186,21 @@ fn issue_revoke_and_reissue_through_the_api_and_definitions_keep_their_rules() {
         );
         let case = query.get_trophy_case(pb::TrophyCaseRequest { tenant: "gym".into(), customer_id: "dee".into() }).await.unwrap().into_inner();
         assert_eq!(case.held.iter().map(|h| (h.badge_id.as_str(), h.earned_at)).collect::<Vec<_>>(), vec![("vip", T0 + 2 * DAY)]);
+
+        // A revoke says whether the badge was held then, once attribution has the earns.
+        let mut attribution = AttributionServiceClient::new(server.channel().await);
+        for _ in 0..200 {
+            let status = attribution.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+            if status.processed == status.log_head {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        // (Half a day after i1, before r1: the holding from i2 on stays.)
+        let held = ingest.revoke_badge(pb::IssueBadgeRequest { source: 0, ..issue("r2", T0 + DAY / 2) }).await.unwrap().into_inner();
+        assert!(held.was_held, "held since i1: {held:?}");
+        let not_held = ingest.revoke_badge(pb::IssueBadgeRequest { source: 0, customer_id: "nobody".into(), ..issue("r3", T0 + 3 * DAY) }).await.unwrap().into_inner();
+        assert!(!not_held.was_held && !not_held.duplicate, "never held, stored all the same: {not_held:?}");
 
         // A saved rule cannot change; the text can.
         let badges = config.list_badges(pb::ListBadgesRequest { tenant: "gym".into() }).await.unwrap().into_inner().badges;

@@ -94,14 +94,16 @@ impl IngestApi {
             _ => format!("by {actor}"),
         });
         let ts = ts.unwrap_or_else(now_ms);
+        let holdings = self.badges.customer_holdings(&tenant, &customer_id).await?;
+        let was_held = holdings.get(&badge_id).is_some_and(|intervals| intervals.iter().any(|&(from, to)| from <= ts && ts < to));
         let event = BadgeEvent { tenant, event_id, customer_id, badge_id, action, ts, source, reason };
         let record = Record::Badge(event.clone());
         validate(&record).map_err(ConvertError::from)?;
         let outcome = self.log.ingest_traced(vec![record], trace).await?;
         self.wake.notify_one();
         let duplicate = outcome.first() == Some(&IngestOutcome::Duplicate);
-        tracing::info!(badge_id = %event.badge_id, action = %action, duplicate, "badge event issued");
-        Ok(pb::IssueBadgeReply { event: Some(event.into()), duplicate })
+        tracing::info!(badge_id = %event.badge_id, action = %action, duplicate, was_held, "badge event issued");
+        Ok(pb::IssueBadgeReply { event: Some(event.into()), duplicate, was_held })
     }
 
     /// Decodes, validates and stores one batch (its size already checked at the edge);
