@@ -46,6 +46,8 @@ fn dev_serves_tls_and_the_cli_trusts_only_the_ca_it_is_given() {
     let plaintext_url = server.url.replacen("https://", "http://", 1);
     let plaintext = touchstone(["report", "goals", "--tenant", "gym", "--format", "json", "--server", &plaintext_url]);
     assert!(!plaintext.status.success(), "a plaintext client was answered by a TLS server");
+    let said = text(&plaintext.stderr);
+    assert!(said.contains("if the server speaks TLS, use https://"), "the CLI says what to do: {said}");
 
     // Health alone, in plaintext, on the health listener (what the kubelet's probes need);
     // nothing else is served there.

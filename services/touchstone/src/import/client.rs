@@ -75,6 +75,19 @@ impl ClientError {
         {
             return ClientError::Unreachable { url: url.to_owned(), reason: error_chain(source) };
         }
+        // A plaintext client talking to a TLS listener gets a broken HTTP/2 exchange, which
+        // tonic reports as INTERNAL, UNKNOWN or CANCELLED with the transport's words (which
+        // of them depends on timing): say what it means.
+        let transport = ["h2 protocol error", "transport error", "operation was canceled"].iter().any(|words| status.message().contains(words));
+        let broken_h2 = transport && matches!(status.code(), Code::Internal | Code::Unknown | Code::Cancelled);
+        if broken_h2 && url.starts_with("http://") {
+            let reason = format!(
+                "no gRPC answer over plain HTTP/2 ({}): if the server speaks TLS, use https://{}",
+                status.message(),
+                url.trim_start_matches("http://")
+            );
+            return ClientError::Unreachable { url: url.to_owned(), reason };
+        }
         if status.code() == Code::Unimplemented {
             return ClientError::Status { code: Code::Unimplemented, message: format!("{url} does not serve this call. {WHO_SERVES_WHAT}") };
         }
