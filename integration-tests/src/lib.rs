@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-use touchstone_core::badges::BadgeDefinition;
+use touchstone_core::badges::{BadgeDefinition, RuleKind};
 use touchstone_core::files::parse_record;
 use touchstone_core::model::{BadgeEvent, Record};
 use touchstone_core::reference::{Dataset, Reference, evaluate};
@@ -471,7 +471,14 @@ pub fn assert_badges_match(server: &Server, config_server: &Server, data: &Gener
             let expected = reference_badges::timeline(badges, currency, stored, activity, now);
             let expected_pb: Vec<pb::BadgeTimelineEntry> = expected.iter().cloned().map(Into::into).collect();
             assert_eq!(entries, expected_pb, "badge timeline of {tenant}/{customer}");
-            let expected_case: pb::TrophyCase = reference_badges::trophy_case(badges, currency, stored, activity, now).into();
+            let mut expected_case: pb::TrophyCase = reference_badges::trophy_case(badges, currency, stored, activity, now).into();
+            // A spend rule's progress names the currency its minor units are of.
+            for locked in &mut expected_case.locked {
+                let spend = badges.iter().find(|b| b.id == locked.badge_id).and_then(|b| b.rule.as_ref()).is_some_and(|r| matches!(r.kind, RuleKind::Spend { .. }));
+                if let Some(progress) = locked.progress.as_mut().filter(|_| spend) {
+                    progress.currency = currency.to_owned();
+                }
+            }
             assert_eq!(case, expected_case, "trophy case of {tenant}/{customer}");
             checked.0 += expected.len();
             checked.1 += 1;

@@ -121,7 +121,7 @@ fn rules_earn_from_records_in_any_order_and_late_records_move_the_earn() {
         vec![("expiry:rule:big_week".to_owned(), T0 + 36 * DAY), ("rule:big_week".to_owned(), T0 + 6 * DAY)]
     );
     assert_eq!(entries[0]["action"], "EXPIRED");
-    assert_eq!(entries[1]["reason"], "spent 11000 of 10000 (minor units, USD)");
+    assert_eq!(entries[1]["reason"], "spent 110.00 USD of 100.00 USD", "money as people read it");
     assert!(trophy_case(&server, "bob")["held"].as_array().unwrap().is_empty(), "an expired badge is not held");
 
     // A check-in after the save counts for the non-retro rule, as RULE.

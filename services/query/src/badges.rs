@@ -11,7 +11,7 @@
 use std::time::Duration;
 use tokio::sync::mpsc;
 use touchstone_core::badge_stats::{self, BadgeStats, MAX_REPORT_DAYS, StatsPlan};
-use touchstone_core::badges::{self, TimelineCursor, TimelineEntry, TimelineFilter, TrophyCase};
+use touchstone_core::badges::{self, RuleKind, TimelineCursor, TimelineEntry, TimelineFilter};
 use touchstone_core::model::Millis;
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
@@ -76,7 +76,7 @@ pub async fn trophy_case(
     store: &dyn BadgeStore,
     request: pb::TrophyCaseRequest,
     now: Millis,
-) -> Result<TrophyCase, ApiError> {
+) -> Result<pb::TrophyCase, ApiError> {
     let pb::TrophyCaseRequest { tenant, customer_id } = request;
     let book = store.badge_book(&tenant).await?;
     // What is held at `now` follows from each badge's newest entry up to then alone.
@@ -88,7 +88,16 @@ pub async fn trophy_case(
     } else {
         (String::new(), Vec::new())
     };
-    Ok(badges::trophy_case(&book.badges, &currency, &entries, &activity, now))
+    let mut case: pb::TrophyCase = badges::trophy_case(&book.badges, &currency, &entries, &activity, now).into();
+    // A spend rule's progress counts minor units of the tenant's currency: say which, so
+    // that a reader can show money.
+    for locked in &mut case.locked {
+        let spend = book.get(&locked.badge_id).and_then(|badge| badge.rule.as_ref()).is_some_and(|rule| matches!(rule.kind, RuleKind::Spend { .. }));
+        if let Some(progress) = locked.progress.as_mut().filter(|_| spend) {
+            progress.currency.clone_from(&currency);
+        }
+    }
+    Ok(case)
 }
 
 /// A badge's figures over the request's range at `now`. NOT_FOUND for a badge the tenant

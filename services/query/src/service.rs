@@ -480,7 +480,7 @@ impl QueryService for QueryApi {
         let request = valid(request)?;
         self.existing(&request.tenant).await?;
         let case = crate::badges::trophy_case(self.configs.as_ref(), self.badges.as_ref(), request, crate::badges::now_ms()).await?;
-        Ok(Response::new(case.into()))
+        Ok(Response::new(case))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, badge_id = %request.get_ref().badge_id))]

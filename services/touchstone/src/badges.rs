@@ -326,7 +326,17 @@ fn trophy_case_table(case: &pb::TrophyCase) -> String {
         column("CRITERIA", Align::Left),
     ]);
     for badge in &case.locked {
-        let progress = badge.progress.as_ref().map_or_else(|| "-".to_owned(), |p| format!("{} of {}", p.current, p.target));
+        let progress = badge.progress.as_ref().map_or_else(
+            || "-".to_owned(),
+            |p| match p.currency.as_str() {
+                "" => format!("{} of {}", p.current, p.target),
+                // A spend rule: money in major units, as people read it.
+                currency => {
+                    let money = |minor: i64| touchstone_core::currency::format_money(i128::from(minor) * 1_000_000, currency);
+                    format!("{} of {}", money(p.current), money(p.target))
+                }
+            },
+        );
         locked.push(vec![badge.rank.to_string(), badge.badge_id.clone(), badge.name.clone(), progress, badge.criteria.clone()]);
     }
     format!("HELD ({})\n{}\nLOCKED ({})\n{}", case.held.len(), held.render(), case.locked.len(), locked.render())
@@ -577,7 +587,7 @@ mod tests {
                 name: "Regular".into(),
                 rank: 3,
                 criteria: "5 check-ins".into(),
-                progress: Some(pb::BadgeProgress { current: 3, target: 5 }),
+                progress: Some(pb::BadgeProgress { current: 3, target: 5, currency: String::new() }),
             }],
         };
         assert_eq!(
@@ -586,5 +596,23 @@ mod tests {
                    "locked": [{"badge_id": "regular", "name": "Regular", "rank": 3, "criteria": "5 check-ins",
                                "progress": {"current": 3, "target": 5}}]})
         );
+    }
+
+    /// A spend rule's progress reads as money in the table; the JSON keeps minor units.
+    #[test]
+    fn spend_progress_is_money_in_the_table_and_minor_units_in_json() {
+        let case = pb::TrophyCase {
+            held: Vec::new(),
+            locked: vec![pb::LockedBadge {
+                badge_id: "pt_fan".into(),
+                name: "PT fan".into(),
+                rank: 4,
+                criteria: "spend 150 on the club".into(),
+                progress: Some(pb::BadgeProgress { current: 13_701, target: 15_000, currency: "USD".into() }),
+            }],
+        };
+        let table = trophy_case_table(&case);
+        assert!(table.contains("137.01 USD of 150.00 USD") && !table.contains("13701"), "{table}");
+        assert_eq!(trophy_case_json(&case)["locked"][0]["progress"], json!({"current": 13_701, "target": 15_000}));
     }
 }

@@ -334,7 +334,11 @@ pub fn rule_earn(badge: &BadgeDefinition, currency: &str, activity: &[Record]) -
             RuleKind::EventCount { event_name, count } => format!("{count} {event_name} events"),
             RuleKind::OrderCount { count: 1 } => "1 order".to_owned(),
             RuleKind::OrderCount { count } => format!("{count} orders"),
-            RuleKind::Spend { amount_minor } => format!("spent {sum} of {amount_minor} (minor units, {currency})"),
+            // Money as people read it, in the tenant's currency (`spent 534.98 USD of 500.00 USD`).
+            RuleKind::Spend { amount_minor } => {
+                let money = |minor: i128| crate::currency::format_money(minor * 1_000_000, currency);
+                format!("spent {} of {}", money(sum), money(i128::from(*amount_minor)))
+            }
         };
         return Some(RuleEarn { ts: item.ts, by_event_id: item.event_id.clone(), source, reason });
     }

@@ -18,7 +18,8 @@
 //! - a held badge without a definition shows its id as its name and ranks last
 //!   (`i64::MAX`);
 //! - rule earn reasons: `"<count> <event_name> events"`, `"<count> orders"` (singular for 1),
-//!   `"spent <sum at the earn> of <amount_minor> (minor units, <currency>)"`.
+//!   `"spent <sum at the earn> of <amount>"`, money in major units with the currency
+//!   (`spent 534.98 USD of 500.00 USD`).
 
 use crate::badges::{
     BadgeDefinition, Progress, RuleKind, TimelineEntry, TrophyCase, TrophyHeld, TrophyLocked,
@@ -164,7 +165,11 @@ fn rule_earn(badge: &BadgeDefinition, currency: &str, activity: &[Record]) -> Op
             RuleKind::EventCount { event_name, count } => format!("{count} {event_name} events"),
             RuleKind::OrderCount { count } if *count == 1 => "1 order".to_owned(),
             RuleKind::OrderCount { count } => format!("{count} orders"),
-            RuleKind::Spend { amount_minor } => format!("spent {sum} of {amount_minor} (minor units, {currency})"),
+            // Money as people read it, in the tenant's currency (`spent 534.98 USD of 500.00 USD`).
+            RuleKind::Spend { amount_minor } => {
+                let money = |minor: i128| crate::currency::format_money(minor * 1_000_000, currency);
+                format!("spent {} of {}", money(sum), money(i128::from(*amount_minor)))
+            }
         };
         return Some((ts, source, reason));
     }

@@ -150,7 +150,7 @@ fn a_spend_rule_sums_each_order_at_its_earliest_counted_record() {
     let badge = ruled("big", RuleKind::Spend { amount_minor: 250 }, 0);
     let entry = earn(&badge, &activity).expect("earned");
     assert_eq!(entry.ts, at(40));
-    assert_eq!(entry.reason.as_deref(), Some("spent 250 of 250 (minor units, USD)"));
+    assert_eq!(entry.reason.as_deref(), Some("spent 2.50 USD of 2.50 USD"));
     assert_eq!(earned_at(&ruled("big", RuleKind::Spend { amount_minor: 200 }, 0), &activity), Some(30));
     assert_eq!(earned_at(&ruled("big", RuleKind::Spend { amount_minor: 251 }, 0), &activity), None);
     let case = badges::trophy_case(&[ruled("big", RuleKind::Spend { amount_minor: 1000 }, 0)], USD, &[], &activity, at(100));
@@ -210,7 +210,7 @@ fn a_period_counts_only_records_within_it_both_ends_included() {
     let spend = with_period(ruled("s", RuleKind::Spend { amount_minor: 250 }, -100), 10);
     let entry = earn(&spend, &orders).expect("earned");
     assert_eq!(entry.ts, at(25));
-    assert_eq!(entry.reason.as_deref(), Some("spent 250 of 250 (minor units, USD)"));
+    assert_eq!(entry.reason.as_deref(), Some("spent 2.50 USD of 2.50 USD"));
 }
 
 #[test]

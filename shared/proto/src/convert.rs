@@ -533,7 +533,7 @@ impl From<TrophyCase> for pb::TrophyCase {
                 name,
                 rank,
                 criteria,
-                progress: progress.map(|Progress { current, target }| pb::BadgeProgress { current, target }),
+                progress: progress.map(|Progress { current, target }| pb::BadgeProgress { current, target, currency: String::new() }),
             })
             .collect();
         pb::TrophyCase { held, locked }
