@@ -66,4 +66,11 @@ fn metrics_move_as_the_server_works() {
     assert!(sample(&page, chunks).is_some_and(|n| (1.0..=2.0).contains(&n)), "{page}");
     let written = "touchstone_store_bytes_total{backend=\"embedded\",table=\"log_chunks\",kind=\"write\"}";
     assert!(sample(&page, written).is_some_and(|n| n > 50.0), "{page}");
+    // Every metric says what it is, and the process metrics every Prometheus user expects.
+    for name in ["touchstone_rpc_duration_seconds", "touchstone_records_accepted_total", "touchstone_attribution_lag_seconds", "touchstone_store_ops_total"] {
+        assert!(page.contains(&format!("# HELP {name} ")), "no HELP for {name}: {page}");
+    }
+    assert!(sample(&page, "process_resident_memory_bytes").is_some_and(|bytes| bytes > 1e6), "{page}");
+    assert!(sample(&page, "process_cpu_seconds_total").is_some(), "{page}");
+    assert!(sample(&page, "process_open_fds").is_some_and(|fds| fds >= 3.0), "{page}");
 }

@@ -9,7 +9,12 @@
 //!   `touchstone_set_aside_entries{shard}`, polled from the store here, so every process of
 //!   a cluster reports the shared log;
 //! - `touchstone_store_ops_total{backend,table,kind}` and `touchstone_store_bytes_total{...}`
-//!   (`kind` `read` or `write`), the embedded store's own counts, copied in at each scrape.
+//!   (`kind` `read` or `write`), the embedded store's own counts, copied in at each scrape;
+//! - the process metrics every Prometheus user expects (`process_cpu_seconds_total`,
+//!   `process_resident_memory_bytes`, `process_open_fds`, ...), read at each scrape
+//!   (`metrics-process`).
+//!
+//! Each has a `# HELP` line ([`describe`]).
 
 use crate::layers::{BoxFuture, take_ready};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -41,9 +46,31 @@ pub fn handle() -> Result<&'static PrometheusHandle, String> {
                 .map_err(|err| err.to_string())?
                 .install_recorder()
                 .map_err(|err| format!("cannot install the metrics recorder: {err}"))
+                .inspect(|_| describe())
         })
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// The `# HELP` text of every metric this process records.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!("touchstone_rpc_duration_seconds", metrics::Unit::Seconds, "Time to answer an RPC, by method and the status code it ended with.");
+    describe_counter!("touchstone_rpc_shed_total", "Calls refused at once because a limit was reached, by limit.");
+    describe_counter!("touchstone_records_accepted_total", "Records stored by ingestion (first arrivals).");
+    describe_counter!("touchstone_records_duplicate_total", "Records acknowledged as duplicates of an earlier arrival.");
+    describe_counter!("touchstone_records_rejected_total", "Records refused by validation.");
+    describe_counter!("touchstone_records_rate_limited_total", "Records refused because their tenant was over its ingest rate.");
+    describe_counter!("touchstone_attribution_steps_total", "Attribution steps committed.");
+    describe_counter!("touchstone_attribution_entries_total", "Log entries attribution processed.");
+    describe_histogram!("touchstone_attribution_step_seconds", metrics::Unit::Seconds, "Time an attribution step took, read to commit.");
+    describe_gauge!("touchstone_log_pending_entries", "Log entries appended but not yet attributed, by shard.");
+    describe_gauge!("touchstone_attribution_lag_seconds", "Age of the oldest unattributed log entry, by shard.");
+    describe_gauge!("touchstone_set_aside_entries", "Log entries attribution set aside, by shard.");
+    describe_counter!("touchstone_store_ops_total", "Embedded store operations, by table and kind (read or write).");
+    describe_counter!("touchstone_store_bytes_total", "Embedded store bytes read and written, by table and kind.");
+    describe_histogram!("touchstone_store_call_seconds", metrics::Unit::Seconds, "Time of a CQL store call, by call.");
+    metrics_process::Collector::default().describe();
 }
 
 /// Answers every HTTP request on `listener` with the metrics in Prometheus's text format,
@@ -61,6 +88,7 @@ pub async fn serve(listener: TcpListener, log: Arc<dyn IngestLog>, usage: Option
             // The request itself does not matter: one page, whatever the path.
             let mut request = [0u8; 1024];
             let _ = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut request)).await;
+            metrics_process::Collector::default().collect();
             let body = handle.render();
             let head = format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
             let _ = socket.write_all(head.as_bytes()).await;
