@@ -159,6 +159,14 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     assert_eq!(field(&page, "revenue").1, money(&serde_json::json!(revenue), &currency));
     same(&field(&page, "purchases").0, &serde_json::json!(purchases), "total purchases");
     screenshot(&format!("{base}/t/{TENANT}/campaigns"), "campaigns");
+    // The range in words, and all time: what the CLI reports without a range.
+    let label = field(&page, "range-label").1;
+    assert!(label.ends_with(", the last 30 days with data") && label.contains(" – "), "{label}");
+    let all_time = dom(&format!("{base}/t/{TENANT}/campaigns?from=all"));
+    let everything = cli_json(&server, &["report", "campaigns", "--tenant", TENANT, "--format", "json"]);
+    let all_revenue: f64 = everything.as_array().unwrap().iter().map(|row| number(&row["goals"]["orders"]["value"])).sum();
+    same(&field(&all_time, "revenue").0, &serde_json::json!(all_revenue), "all-time revenue");
+    assert!(!field(&all_time, "range-label").1.contains("last 30 days"), "all time is not the default range");
 
     // A campaign's page, followed from the list: its figures and its messages.
     let busiest = listed.iter().max_by(|a, b| number(&a["goals"]["orders"]["value"]).total_cmp(&number(&b["goals"]["orders"]["value"]))).unwrap();

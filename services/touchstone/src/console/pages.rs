@@ -8,7 +8,7 @@ use super::{Console, PageError};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{Datelike, Duration as Days, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration as Days, NaiveDate, Utc};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -81,7 +81,20 @@ impl Console {
                     .map_err(|_| PageError::BadRequest(format!("{what} must be a date, YYYY-MM-DD, not {text:?}"))),
             }
         };
-        let (from, to) = match (parse(&params.from, "from")?, parse(&params.to, "to")?) {
+        let defaulted = params.from.as_deref().is_none_or(str::is_empty) && params.to.as_deref().is_none_or(str::is_empty);
+        // `from=all`: from the earliest day records may have to the last day with data (or
+        // `to`), what the CLI reports without a range.
+        let all_time = params.from.as_deref() == Some("all");
+        let from = if all_time { None } else { parse(&params.from, "from")? };
+        let (from, to) = match (from, parse(&params.to, "to")?) {
+            (None, to) if all_time => {
+                let earliest = DateTime::from_timestamp_millis(touchstone_core::validate::MIN_TS).map_or(NaiveDate::MIN, |t| t.date_naive());
+                let to = match to {
+                    Some(to) => to,
+                    None => self.last_data_day(tenant).await?,
+                };
+                (earliest, to)
+            }
             (Some(from), Some(to)) => (from, to),
             (Some(from), None) => (from, from + Days::days(DEFAULT_DAYS - 1)),
             (None, Some(to)) => (to - Days::days(DEFAULT_DAYS - 1), to),
@@ -95,7 +108,12 @@ impl Console {
         }
         let (from_ms, to_ms) = (day_ms(from), day_ms(to + Days::days(1)));
         let query = format!("from={from}&to={to}");
-        Ok(RangeView { from: from.to_string(), to: to.to_string(), from_ms, to_ms, query })
+        let label = if from.year() == to.year() {
+            format!("{} – {}", from.format("%-d %b"), to.format("%-d %b %Y"))
+        } else {
+            format!("{} – {}", from.format("%-d %b %Y"), to.format("%-d %b %Y"))
+        };
+        Ok(RangeView { from: from.to_string(), to: to.to_string(), from_ms, to_ms, query, label, defaulted })
     }
 
     /// The last UTC day with campaign activity of the tenant (today when it has none):

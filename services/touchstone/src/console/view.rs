@@ -68,6 +68,10 @@ pub struct RangeView {
     pub to_ms: i64,
     /// `from=...&to=...`, for links that keep the range.
     pub query: String,
+    /// The days in words: `2 Feb – 3 Mar 2026`.
+    pub label: String,
+    /// No dates were asked for: the last days holding the tenant's data.
+    pub defaulted: bool,
 }
 
 #[derive(Template)]
