@@ -167,7 +167,7 @@ enum Kind {
     /// Every campaign's conversions and value under all five models over the year: what
     /// `ListCampaigns` gives for last touch alone.
     ModelReport,
-    /// A campaign's lift over the year (reads every customer of the tenant).
+    /// A campaign's lift over the year (reads the campaign's exposed customers).
     Lift,
 }
 

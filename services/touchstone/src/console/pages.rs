@@ -253,7 +253,7 @@ fn sort_key(row: &CampaignRow, key: &str) -> Result<f64, String> {
 pub async fn campaigns(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
     let caller = console.caller(&headers)?;
     let nav = console.nav(&tenant, "campaigns", &params).await?;
-    let range = Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) });
+    let range = nav.range.pb();
     let list = console.query.list_campaigns(call(pb::ListCampaignsRequest { tenant: tenant.clone(), range }, &caller)).await?.into_inner();
     let config = console.config(&tenant).await?;
     let money = money_goals(&config);
@@ -344,7 +344,7 @@ pub async fn campaigns(State(console): State<Arc<Console>>, Path(tenant): Path<S
 pub async fn campaigns_csv(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
     let caller = console.caller(&headers)?;
     let range = console.range(&tenant, &params).await?;
-    let request = pb::ListCampaignsRequest { tenant: tenant.clone(), range: Some(pb::TimeRange { from_ms: Some(range.from_ms), to_ms: Some(range.to_ms) }) };
+    let request = pb::ListCampaignsRequest { tenant: tenant.clone(), range: range.pb() };
     let list = console.query.list_campaigns(call(request, &caller)).await?.into_inner();
     let report = crate::report::rows::StatsReport::from_campaigns(list).map_err(|err| PageError::Unavailable(err.to_string()))?;
     let csv = crate::report::export::render_stats(&report).map_err(|err| PageError::Unavailable(err.to_string()))?;
@@ -367,7 +367,7 @@ pub async fn campaign(
     let request = pb::CampaignStatsRequest {
         tenant: tenant.clone(),
         campaign_id: campaign_id.clone(),
-        range: Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) }),
+        range: nav.range.pb(),
     };
     let whole = console.query.get_campaign_stats(call(request, &caller)).await?.into_inner();
     let counts = touches(whole.touches.as_ref());
@@ -424,7 +424,7 @@ pub async fn campaign(
 
     let request = pb::ListMessageStatsRequest {
         tenant: tenant.clone(),
-        range: Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) }),
+        range: nav.range.pb(),
         campaign_id: Some(campaign_id.clone()),
     };
     let list = console.query.list_message_stats(call(request, &caller)).await?.into_inner();
@@ -450,7 +450,7 @@ pub async fn campaign(
     // Each goal's credit of this campaign under every model.
     let request = pb::ModelReportRequest {
         tenant: tenant.clone(),
-        range: Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) }),
+        range: nav.range.pb(),
         goal_id: None,
         by_message: false,
     };
@@ -486,7 +486,7 @@ fn tally_figures(tally: Option<&pb::Tally>, currency: &str, money: bool) -> (Fig
 pub async fn goals(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
     let caller = console.caller(&headers)?;
     let nav = console.nav(&tenant, "goals", &params).await?;
-    let range = Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) });
+    let range = nav.range.pb();
     let kpis = console.query.get_goal_kpis(call(pb::GoalKpisRequest { tenant: tenant.clone(), range, goal_id: None, model: 0 }, &caller)).await?.into_inner();
     let config = console.config(&tenant).await?;
     let money = money_goals(&config);
@@ -662,7 +662,7 @@ pub async fn models(State(console): State<Arc<Console>>, Path(tenant): Path<Stri
     let money = money_goals(&config).get(&goal_id).copied().unwrap_or(false);
     let request = pb::ModelReportRequest {
         tenant: tenant.clone(),
-        range: Some(pb::TimeRange { from_ms: Some(nav.range.from_ms), to_ms: Some(nav.range.to_ms) }),
+        range: nav.range.pb(),
         goal_id: Some(goal_id.clone()),
         by_message: false,
     };
@@ -700,8 +700,8 @@ fn model_table(rows: Vec<(String, pb::ModelRow)>, money: impl Fn(&str) -> bool, 
     (models, rows, chart_svg)
 }
 
-/// A campaign's lift against its control group, for a goal (the default first). Its own
-/// page: it reads every customer of the tenant, which the campaign page should not wait for.
+/// A campaign's lift against its control group for any goal (the default first); the
+/// campaign page shows the default goal's.
 pub async fn campaign_lift(
     State(console): State<Arc<Console>>,
     Path((tenant, campaign_id)): Path<(String, String)>,
@@ -733,7 +733,7 @@ async fn lift_panel(
         tenant: tenant.to_owned(),
         campaign_id: campaign_id.to_owned(),
         goal_id: Some(goal_id.to_owned()),
-        range: Some(pb::TimeRange { from_ms: Some(range.from_ms), to_ms: Some(range.to_ms) }),
+        range: range.pb(),
     };
     let lift = console.query.get_lift(call(request, caller)).await?.into_inner();
     let percent = |value: Option<f64>| match value {

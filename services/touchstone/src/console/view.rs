@@ -6,6 +6,7 @@ use askama::Template;
 use axum::response::Html;
 use touchstone_core::currency::{format_money, group_thousands};
 use touchstone_core::model::parse_micros;
+use touchstone_proto::v1 as pb;
 
 /// Renders a page; a template error (a bug) becomes a plain message, never a panic.
 pub fn html<T: Template>(page: &T) -> Html<String> {
@@ -72,6 +73,13 @@ pub struct RangeView {
     pub label: String,
     /// No dates were asked for: the last days holding the tenant's data.
     pub defaulted: bool,
+}
+
+impl RangeView {
+    /// The range as a query's `TimeRange`.
+    pub fn pb(&self) -> Option<pb::TimeRange> {
+        Some(pb::TimeRange { from_ms: Some(self.from_ms), to_ms: Some(self.to_ms) })
+    }
 }
 
 #[derive(Template)]
