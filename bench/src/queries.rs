@@ -262,7 +262,7 @@ fn pick(items: &[String], rng: &mut SmallRng) -> String {
 }
 
 /// Gives one customer [`LONG_TIMELINE`] badge events (a long-standing member migrated from
-/// another system), in calls of 5,000.
+/// another system), in chunks of 5,000 on one stream.
 async fn add_long_timeline(channel: &Channel, tenant: &str) -> BenchResult<()> {
     let mut ingest = IngestServiceClient::new(channel.clone());
     let events: Vec<pb::BadgeEvent> = (0..LONG_TIMELINE)
@@ -277,9 +277,15 @@ async fn add_long_timeline(channel: &Channel, tenant: &str) -> BenchResult<()> {
             reason: Some("migrated".into()),
         })
         .collect();
-    for badges in events.chunks(5_000) {
-        ingest.record_badge_events(pb::RecordBadgeEventsRequest { badges: badges.to_vec() }).await?;
-    }
+    // History from another system is records (badges without definitions here included),
+    // not badges issued now: the record stream takes it as it was.
+    let chunks: Vec<pb::IngestChunk> = events
+        .chunks(5_000)
+        .map(|badges| pb::IngestChunk {
+            records: badges.iter().map(|badge| pb::Record { kind: Some(pb::record::Kind::Badge(badge.clone())) }).collect(),
+        })
+        .collect();
+    ingest.ingest_stream(tokio_stream::iter(chunks)).await?;
     Ok(())
 }
 

@@ -169,6 +169,28 @@ fn issue_revoke_and_reissue_through_the_api_and_definitions_keep_their_rules() {
         assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
         let rule_source = ingest.issue_badge(pb::IssueBadgeRequest { source: pb::BadgeSource::Rule.into(), ..issue("i4", T0) }).await.unwrap_err();
         assert_eq!(rule_source.code(), tonic::Code::InvalidArgument);
+        // A batch checks each event as IssueBadge does; the good ones are stored.
+        let event = |event_id: &str, badge_id: &str, source: pb::BadgeSource| pb::BadgeEvent {
+            tenant: "gym".into(),
+            event_id: event_id.into(),
+            customer_id: "eve".into(),
+            badge_id: badge_id.into(),
+            action: pb::BadgeAction::Earned.into(),
+            ts: T0,
+            source: source.into(),
+            reason: None,
+        };
+        let badges = vec![
+            event("b1", "vip", pb::BadgeSource::BulkImport),
+            event("b2", "ghost", pb::BadgeSource::Api),
+            event("b3", "vip", pb::BadgeSource::Rule),
+            event("b4", "regular", pb::BadgeSource::RetroEarn),
+        ];
+        let reply = ingest.record_badge_events(pb::RecordBadgeEventsRequest { badges }).await.unwrap().into_inner();
+        assert_eq!(reply.accepted, 1);
+        let refused: Vec<(u64, tonic::Code)> = reply.rejected.iter().map(|r| (r.index, tonic::Code::from_i32(r.code))).collect();
+        assert_eq!(refused, [(1, tonic::Code::NotFound), (2, tonic::Code::InvalidArgument), (3, tonic::Code::InvalidArgument)]);
+        assert!(reply.rejected[0].reason.contains("\"ghost\" is not defined"), "{reply:?}");
 
         let page = query
             .get_badge_timeline(pb::BadgeTimelineRequest { tenant: "gym".into(), customer_id: "dee".into(), ..Default::default() })
@@ -266,6 +288,9 @@ fn issue_revoke_and_reissue_through_the_api_and_definitions_keep_their_rules() {
 fn csv_import_reports_bad_rows_by_line_is_idempotent_and_a_10000_event_timeline_pages_whole() {
     let dir = tempfile::tempdir().unwrap();
     let server = DevServer::start(&dir.path().join("store"));
+    let badges: Vec<Value> = (0..7).map(|i| json!({"id": format!("b{i}"), "name": format!("B{i}"), "rank": i})).collect();
+    let config = json!({"tenants": {"shop": {"currency": "USD", "badges": badges}}}).to_string();
+    server.cli_ok(&["import", "config", &write(dir.path(), "config.json", &config)]);
     let mut csv = String::from("customer_id,badge_id,action,ts,source,reason,event_id\n");
     for i in 0..10_000i64 {
         let action = if i % 10 == 9 { "REVOKED" } else { "EARNED" };
@@ -274,13 +299,21 @@ fn csv_import_reports_bad_rows_by_line_is_idempotent_and_a_10000_event_timeline_
     }
     csv.push_str("many,b1,EARNED,not-a-time,,,\n"); // line 10,002
     csv.push_str("many,b1,WON,5,,,\n"); // line 10,003
+    // Only definitions can be issued, and only rules write their own sources (the server
+    // refuses these rows, and the CLI still names their lines).
+    csv.push_str("many,nosuchbadge,EARNED,2026-01-10T10:00:00Z,,x,\n"); // line 10,004
+    csv.push_str("many,b2,EARNED,2026-01-10T10:00:00Z,RULE,,\n"); // line 10,005
+    csv.push_str("many,b2,EARNED,2026-01-10T10:00:00Z,retro_earn,,\n"); // line 10,006
     let path = write(dir.path(), "badges.csv", &csv);
     let first = server.cli(&["badges", "import", &path, "--tenant", "shop"]);
     let stderr = text(&first.stderr);
     assert!(!first.status.success(), "bad rows fail the command");
     assert!(stderr.contains("badges.csv:10002: ts \"not-a-time\""), "{stderr}");
     assert!(stderr.contains("badges.csv:10003: action"), "{stderr}");
-    assert!(stderr.contains("10002 rows, 10000 accepted, 0 duplicates, 2 rejected"), "{stderr}");
+    assert!(stderr.contains("badges.csv:10004: badge \"nosuchbadge\" is not defined for tenant \"shop\""), "{stderr}");
+    assert!(stderr.contains("badges.csv:10005: source RULE is the rules' own"), "{stderr}");
+    assert!(stderr.contains("badges.csv:10006: source RETRO_EARN is the rules' own"), "{stderr}");
+    assert!(stderr.contains("10005 rows, 10000 accepted, 0 duplicates, 5 rejected"), "{stderr}");
     let again = server.cli(&["badges", "import", &path, "--tenant", "shop"]);
     // Uploading the same file again changes nothing: derived event ids are the same.
     assert!(text(&again.stderr).contains("0 accepted, 10000 duplicates"), "{}", text(&again.stderr));

@@ -10,7 +10,7 @@ use crate::now_ms;
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 use tokio_stream::StreamExt;
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status, Streaming};
 use touchstone_core::model::Record;
 use touchstone_core::validate::{MAX_ID_LEN, validate};
 use touchstone_proto::convert::ConvertError;
@@ -82,13 +82,8 @@ impl IngestApi {
             0 => BadgeSource::Api,
             source => badge_source_from_pb(source)?,
         };
-        if matches!(source, BadgeSource::Rule | BadgeSource::RetroEarn) {
-            return Err(ApiError::bad_field("source", format!("source {source} is the rules' own; issue with API or DIRECT_ISSUE")));
-        }
         let book: BadgeBook = self.badges.badge_book(&tenant).await?;
-        if book.get(&badge_id).is_none() {
-            return Err(ApiError::NotFound(format!("badge {badge_id:?} is not defined for tenant {tenant:?}")));
-        }
+        issuable(&book, &badge_id, source)?;
         let reason = Some(match reason {
             Some(reason) if !reason.is_empty() => format!("{reason} (by {actor})"),
             _ => format!("by {actor}"),
@@ -108,21 +103,28 @@ impl IngestApi {
 
     /// Decodes, validates and stores one batch (its size already checked at the edge);
     /// `first_index` numbers its items in the reply; its log entries carry the call's trace.
+    /// `screen` may refuse a valid record for what the call path allows (see [`issuable`]).
     async fn ingest<T: WireRecord>(
         &self,
         items: Vec<T>,
         first_index: u64,
         trace: Option<TraceParent>,
         reply: &mut pb::IngestReply,
+        screen: &(dyn Fn(&Record) -> Result<(), ApiError> + Sync),
     ) -> Result<(), ApiError> {
         let mut records = Vec::with_capacity(items.len());
         for (index, item) in (first_index..).zip(items) {
             let event_id = cut(item.wire_id());
-            match item.decode().and_then(|record| validate(&record).map(|()| record).map_err(ConvertError::from)) {
+            let checked = item
+                .decode()
+                .and_then(|record| validate(&record).map(|()| record).map_err(ConvertError::from))
+                .map_err(ApiError::from)
+                .and_then(|record| screen(&record).map(|()| record));
+            match checked {
                 Ok(record) => records.push(record),
                 Err(err) => {
                     metrics::counter!("touchstone_records_rejected_total").increment(1);
-                    let code = Code::InvalidArgument as i32;
+                    let code = err.code() as i32;
                     reply.rejected.push(pb::Rejection { index, event_id, reason: err.to_string(), code });
                 }
             }
@@ -169,11 +171,37 @@ impl IngestApi {
     }
 
     async fn batch<T: WireRecord>(&self, items: Vec<T>, trace: Option<TraceParent>) -> Result<Response<pb::IngestReply>, Status> {
+        self.screened_batch(items, trace, &|_| Ok(())).await
+    }
+
+    async fn screened_batch<T: WireRecord>(
+        &self,
+        items: Vec<T>,
+        trace: Option<TraceParent>,
+        screen: &(dyn Fn(&Record) -> Result<(), ApiError> + Sync),
+    ) -> Result<Response<pb::IngestReply>, Status> {
         let mut reply = pb::IngestReply::default();
-        self.ingest(items, 0, trace, &mut reply).await?;
+        self.ingest(items, 0, trace, &mut reply, screen).await?;
         log_reply(&reply);
         Ok(Response::new(reply))
     }
+}
+
+/// Whether a badge event may be issued now (`IssueBadge`, `RevokeBadge`, `RecordBadgeEvents`
+/// and so `badges import`): the badge is defined, and the source is not one only rules
+/// write. The record stream (`IngestStream`, `import records`) carries history from other
+/// systems as it happened, every source and badge included, as the record formats allow.
+fn issuable(book: &BadgeBook, badge_id: &str, source: BadgeSource) -> Result<(), ApiError> {
+    if matches!(source, BadgeSource::Rule | BadgeSource::RetroEarn) {
+        return Err(ApiError::bad_field("source", format!("source {source} is the rules' own; issue with API, DIRECT_ISSUE, BULK_IMPORT or MIGRATION")));
+    }
+    if book.get(badge_id).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "badge {badge_id:?} is not defined for tenant {:?}; define it first (config.json's \"badges\" or SaveBadge)",
+            book.tenant
+        )));
+    }
+    Ok(())
 }
 
 /// The trace context the server's trace layer gave the call, if any.
@@ -302,7 +330,20 @@ impl IngestService for IngestApi {
     #[tracing::instrument(skip_all, fields(records = request.get_ref().badges.len()))]
     async fn record_badge_events(&self, request: Request<pb::RecordBadgeEventsRequest>) -> Result<Response<pb::IngestReply>, Status> {
         let trace = call_trace(&request);
-        self.batch(valid(request)?.badges, trace).await
+        let badges = valid(request)?.badges;
+        let mut books = std::collections::HashMap::new();
+        for badge in &badges {
+            // (An invalid tenant is refused by validation, before the screen reads its book.)
+            let valid_tenant = !badge.tenant.is_empty() && badge.tenant.len() <= MAX_ID_LEN;
+            if valid_tenant && !books.contains_key(&badge.tenant) {
+                books.insert(badge.tenant.clone(), self.badges.badge_book(&badge.tenant).await.map_err(ApiError::from)?);
+            }
+        }
+        let screen = |record: &Record| match record {
+            Record::Badge(event) => books.get(&event.tenant).map_or(Ok(()), |book| issuable(book, &event.badge_id, event.source)),
+            _ => Ok(()),
+        };
+        self.screened_batch(badges, trace, &screen).await
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, badge_id = %request.get_ref().badge_id))]
@@ -364,7 +405,7 @@ impl IngestService for IngestApi {
             chunk.validate().map_err(ApiError::from)?;
             let records = chunk.records;
             let count = records.len() as u64;
-            self.ingest(records, next_index, trace, &mut reply).await.map_err(|error| match error {
+            self.ingest(records, next_index, trace, &mut reply, &|_| Ok(())).await.map_err(|error| match error {
                 // The caller needs to know what of the stream got in to send the rest.
                 ApiError::ResourceExhausted(message) => {
                     ApiError::ResourceExhausted(format!("{message}; {}", stored_so_far(next_index, &reply)))

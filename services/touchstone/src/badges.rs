@@ -316,7 +316,12 @@ fn trophy_case_table(case: &pb::TrophyCase) -> String {
     ]);
     for badge in &case.held {
         let expires = badge.expires_at.map_or_else(|| "never".to_owned(), time_text);
-        held.push(vec![badge.rank.to_string(), badge.badge_id.clone(), badge.name.clone(), time_text(badge.earned_at), expires]);
+        // A badge held from imported history without a definition has no rank: it sorts last.
+        let (rank, name) = match badge.rank {
+            i64::MAX => ("-".to_owned(), "(not defined)".to_owned()),
+            rank => (rank.to_string(), badge.name.clone()),
+        };
+        held.push(vec![rank, badge.badge_id.clone(), name, time_text(badge.earned_at), expires]);
     }
     let mut locked = Table::new(vec![
         column("RANK", Align::Right),
@@ -614,5 +619,12 @@ mod tests {
         let table = trophy_case_table(&case);
         assert!(table.contains("137.01 USD of 150.00 USD") && !table.contains("13701"), "{table}");
         assert_eq!(trophy_case_json(&case)["locked"][0]["progress"], json!({"current": 13_701, "target": 15_000}));
+    }
+
+    #[test]
+    fn a_held_badge_without_a_definition_shows_no_rank() {
+        let held = pb::HeldBadge { badge_id: "legacy".into(), name: "legacy".into(), rank: i64::MAX, earned_at: 5, expires_at: None };
+        let table = trophy_case_table(&pb::TrophyCase { held: vec![held], locked: Vec::new() });
+        assert!(!table.contains(&i64::MAX.to_string()) && table.contains("(not defined)"), "{table}");
     }
 }
