@@ -505,6 +505,8 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
             held.entry((cell, conversion.fact.ts)).or_default().add(tally);
         }
     }
+    // Two conversions at one time may shift a model's credit both ways: a zero is no row.
+    held.retain(|_, tally| !tally.is_zero());
     let summed: BTreeMap<(Cell, Millis), Tally> = worker.rollups.into_iter().filter(|(_, tally)| !tally.is_zero()).collect();
     prop_assert_eq!(summed, held);
     Ok(())
