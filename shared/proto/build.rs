@@ -1,4 +1,6 @@
-//! Compiles `proto/touchstone/v1/*.proto` with protox (pure Rust: no system `protoc`).
+//! Compiles `proto/touchstone/v1/*.proto` with protox (pure Rust: no system `protoc`), and
+//! the descriptors of `proto/google/rpc/*.proto` (the error details every error carries,
+//! whose code `tonic-types` has) for reflection alone.
 
 use std::path::PathBuf;
 
@@ -14,7 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
-    for file in &files {
+    let details = ["error_details", "status"].map(|name| root.join(format!("google/rpc/{name}.proto")));
+    std::fs::write(
+        out_dir.join("google_rpc_descriptor.bin"),
+        prost::Message::encode_to_vec(&protox::compile(&details, [&root])?),
+    )?;
+    for file in files.iter().chain(&details) {
         println!("cargo:rerun-if-changed={}", file.display());
     }
     Ok(())

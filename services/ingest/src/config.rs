@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 use touchstone_core::badges::{BadgeBook, BadgeDefinition, BadgeSaved};
 use touchstone_core::config::{Goal, GoalSaved, TenantConfig};
+use touchstone_core::error::{ErrorKind, Reason};
 use touchstone_proto::convert::{ConvertError, channel_setting_from_pb};
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
@@ -59,7 +60,7 @@ impl ConfigApi {
                 Err(err) => return Err(err.into()),
             }
         }
-        Err(ApiError::Aborted(format!("badges of tenant {tenant:?} keep changing concurrently; retry")))
+        Err(concurrent_change(tenant, format!("badges of tenant {tenant:?} keep changing concurrently; retry")))
     }
 
     /// Reads the tenant's config, applies `change` and saves the result if it differs,
@@ -87,8 +88,12 @@ impl ConfigApi {
                 Err(err) => return Err(err.into()),
             }
         }
-        Err(ApiError::Aborted(format!("configuration of tenant {tenant:?} keeps changing concurrently; retry")))
+        Err(concurrent_change(tenant, format!("configuration of tenant {tenant:?} keeps changing concurrently; retry")))
     }
+}
+
+fn concurrent_change(tenant: &str, message: String) -> ApiError {
+    ApiError::named(ErrorKind::Aborted, Reason::new("CONCURRENT_CHANGE").with("tenant", tenant), message)
 }
 
 #[tonic::async_trait]
@@ -186,7 +191,7 @@ impl ConfigService for ConfigApi {
     async fn set_badge_active(&self, request: Request<pb::SetBadgeActiveRequest>) -> Result<Response<pb::BadgeDefinition>, Status> {
         let pb::SetBadgeActiveRequest { tenant, badge_id, active } = valid(request)?;
         let (book, ()) = self.update_badges(&tenant, |book, now| Ok(book.set_active(&badge_id, active, now)?)).await?;
-        let badge = book.get(&badge_id).cloned().ok_or_else(|| ApiError::NotFound(format!("badge {badge_id:?} does not exist")))?;
+        let badge = book.get(&badge_id).cloned().ok_or_else(|| ApiError::not_found(Reason::badge_not_defined(&tenant, &badge_id), format!("badge {badge_id:?} does not exist")))?;
         Ok(Response::new(badge.into()))
     }
 

@@ -19,6 +19,7 @@ use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::ingest_service_server::IngestService;
 use touchstone_proto::validate::{Validate, valid};
 use touchstone_core::badges::BadgeBook;
+use touchstone_core::error::{ErrorKind, Reason};
 use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource};
 use touchstone_proto::convert::badge_source_from_pb;
 use touchstone_store::{BadgeStore, IngestLog, IngestOutcome, TraceParent, log_shard};
@@ -145,7 +146,7 @@ impl IngestApi {
                     "tenant {tenant:?} is over its ingest rate; nothing of this call was stored: retry in {:.1} s",
                     retry_after.as_secs_f64()
                 );
-                return Err(ApiError::RateLimited { message, retry_after });
+                return Err(ApiError::RateLimited { tenant: tenant.to_owned(), message, retry_after });
             }
         }
         // The shards this call writes to, which its reply may wait on.
@@ -196,10 +197,10 @@ fn issuable(book: &BadgeBook, badge_id: &str, source: BadgeSource) -> Result<(),
         return Err(ApiError::bad_field("source", format!("source {source} is the rules' own; issue with API, DIRECT_ISSUE, BULK_IMPORT or MIGRATION")));
     }
     if book.get(badge_id).is_none() {
-        return Err(ApiError::NotFound(format!(
-            "badge {badge_id:?} is not defined for tenant {:?}; define it first (config.json's \"badges\" or SaveBadge)",
-            book.tenant
-        )));
+        return Err(ApiError::not_found(
+            Reason::badge_not_defined(&book.tenant, badge_id),
+            format!("badge {badge_id:?} is not defined for tenant {:?}; define it first (config.json's \"badges\" or SaveBadge)", book.tenant),
+        ));
     }
     Ok(())
 }
@@ -375,18 +376,20 @@ impl IngestService for IngestApi {
                 // everything: records are deduplicated by id) to a server that is up.
                 // A stream that sends nothing holds its server's resources for nothing.
                 () = tokio::time::sleep(self.stream_idle) => {
-                    return Err(Status::deadline_exceeded(format!(
+                    let message = format!(
                         "no chunk for {:?}: the stream is closed; the first {next_index} records of it were stored \
                          ({} accepted, {} duplicates); send the rest in a new stream",
                         self.stream_idle, reply.accepted, reply.duplicates
-                    )));
+                    );
+                    let reason = Reason::new("STREAM_IDLE").with("stored_records", next_index.to_string());
+                    return Err(touchstone_proto::error::status_with_reason(tonic::Code::DeadlineExceeded, message, reason, Default::default()));
                 }
                 _ = shutdown.wait_for(|stopping| *stopping) => {
-                    return Err(ApiError::Unavailable(format!(
+                    let message = format!(
                         "the server is shutting down: {}; send the rest again, or the whole stream (records are deduplicated)",
                         stored_so_far(next_index, &reply)
-                    ))
-                    .into());
+                    );
+                    return Err(ApiError::named(ErrorKind::Unavailable, Reason::shutting_down(), message).into());
                 }
             };
             let Some(chunk) = chunk else { break };
@@ -410,8 +413,11 @@ impl IngestService for IngestApi {
                 ApiError::ResourceExhausted(message) => {
                     ApiError::ResourceExhausted(format!("{message}; {}", stored_so_far(next_index, &reply)))
                 }
-                ApiError::RateLimited { message, retry_after } => {
-                    ApiError::RateLimited { message: format!("{message}; {}", stored_so_far(next_index, &reply)), retry_after }
+                ApiError::Named { kind: ErrorKind::ResourceExhausted, reason, message } => {
+                    ApiError::Named { kind: ErrorKind::ResourceExhausted, reason, message: format!("{message}; {}", stored_so_far(next_index, &reply)) }
+                }
+                ApiError::RateLimited { tenant, message, retry_after } => {
+                    ApiError::RateLimited { tenant, message: format!("{message}; {}", stored_so_far(next_index, &reply)), retry_after }
                 }
                 other => other,
             })?;

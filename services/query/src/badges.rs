@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use touchstone_core::badge_stats::{self, BadgeStats, MAX_REPORT_DAYS, StatsPlan};
 use touchstone_core::badges::{self, RuleKind, TimelineCursor, TimelineEntry, TimelineFilter};
+use touchstone_core::error::{ErrorKind, Reason};
 use touchstone_core::model::Millis;
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
@@ -117,7 +118,8 @@ pub async fn badge_stats(store: &dyn BadgeStore, request: pb::BadgeStatsRequest,
     let plan = StatsPlan::new(from, to, now);
     let days = store.badge_stats(&tenant, &badge_id, StatLevel::Day, Millis::MIN, plan.days_to).await?;
     if days.is_empty() && store.badge_book(&tenant).await?.get(&badge_id).is_none() {
-        return Err(ApiError::NotFound(format!("badge {badge_id:?} is not defined for tenant {tenant:?} and has no entries")));
+        let message = format!("badge {badge_id:?} is not defined for tenant {tenant:?} and has no entries");
+        return Err(ApiError::not_found(Reason::badge_not_defined(&tenant, &badge_id), message));
     }
     let mut instants = Vec::new();
     for &(from, to) in &plan.instants {
@@ -168,7 +170,8 @@ pub async fn follow_feed(
 ) {
     loop {
         if *shutdown.borrow() {
-            let status = tonic::Status::unavailable("the server is shutting down: resume from the last cursor on a server that is up");
+            let message = "the server is shutting down: resume from the last cursor on a server that is up";
+            let status = ApiError::named(ErrorKind::Unavailable, Reason::shutting_down(), message).into();
             let _ = sink.send(Err(status)).await;
             return;
         }

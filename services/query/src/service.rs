@@ -14,6 +14,7 @@ use tracing::Instrument;
 use crate::explain::credit_inputs;
 use touchstone_core::attribution::{self, ExplicitStatus, Messages, Verdict};
 use touchstone_core::config::{Goal, TenantConfig};
+use touchstone_core::error::Reason;
 use touchstone_core::lift;
 use touchstone_core::model::Touch;
 use touchstone_core::models;
@@ -60,9 +61,10 @@ impl QueryApi {
             return Ok(());
         }
         if !self.configs.tenant_exists(tenant).await? {
-            return Err(ApiError::NotFound(format!(
-                "no tenant {tenant:?}: no record of it was ever ingested and its settings, goals and badges were never saved"
-            )));
+            return Err(ApiError::not_found(
+                Reason::tenant_not_found(tenant),
+                format!("no tenant {tenant:?}: no record of it was ever ingested and its settings, goals and badges were never saved"),
+            ));
         }
         self.known_tenants.write().unwrap_or_else(PoisonError::into_inner).insert(tenant.to_owned());
         Ok(())
@@ -208,7 +210,7 @@ fn campaign_totals_pb(totals: CampaignTotals) -> pb::CampaignTotals {
 
 /// The tenant's goal of that id, or NOT_FOUND naming both.
 fn saved_goal<'a>(config: &'a TenantConfig, goal_id: &str) -> Result<&'a Goal, ApiError> {
-    config.goal(goal_id).ok_or_else(|| ApiError::NotFound(format!("tenant {:?} has no goal {goal_id:?}", config.tenant)))
+    config.goal(goal_id).ok_or_else(|| ApiError::not_found(Reason::goal_not_found(&config.tenant, goal_id), format!("tenant {:?} has no goal {goal_id:?}", config.tenant)))
 }
 
 /// Every model's split of one conversion, values in micros as reports print them.
@@ -348,7 +350,8 @@ impl QueryService for QueryApi {
                 .await
                 .map_err(ApiError::from)?;
             if ever.is_empty() {
-                return Err(ApiError::NotFound(format!("tenant {tenant:?} has no campaign {campaign_id:?} (no message of it was registered)")).into());
+                let message = format!("tenant {tenant:?} has no campaign {campaign_id:?} (no message of it was registered)");
+                return Err(ApiError::not_found(Reason::campaign_not_found(&tenant, &campaign_id), message).into());
             }
             return Ok(Response::new(campaign_stats(campaign_id, Default::default(), &Default::default(), &config)));
         };
@@ -595,15 +598,22 @@ impl QueryService for QueryApi {
         let pb::ExplainConversionRequest { tenant, goal_id, conversion_key } = valid(request)?;
         self.existing(&tenant).await?;
         let config = self.config(&tenant).await?;
+        // A goal that does not exist is said as such, not as a conversion missing from it.
+        saved_goal(&config, &goal_id)?;
         let conversion = self
             .reads
             .conversion(&tenant, &goal_id, &conversion_key)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "no conversion of goal {goal_id:?} with key {conversion_key:?} (an order_id or an event's event_id) for tenant {tenant:?}"
-                ))
+                let reason = Reason::new("CONVERSION_NOT_FOUND")
+                    .with("tenant", tenant.as_str())
+                    .with("goal_id", goal_id.as_str())
+                    .with("conversion_key", conversion_key.as_str());
+                ApiError::not_found(
+                    reason,
+                    format!("no conversion of goal {goal_id:?} with key {conversion_key:?} (an order_id or an event's event_id) for tenant {tenant:?}"),
+                )
             })?;
         let fact = conversion.fact;
         let (touches, messages) = credit_inputs(self.reads.as_ref(), &config, &fact).await.map_err(ApiError::from)?;

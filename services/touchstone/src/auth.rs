@@ -22,7 +22,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 use tonic::Status;
 use tonic::codegen::http;
+use touchstone_core::error::{ErrorKind, Reason};
 use touchstone_proto::auth::{Principal, Scope, scopes_for};
+use touchstone_proto::error::ApiError;
 
 /// The tenant of an operator key.
 pub const ALL_TENANTS: &str = "*";
@@ -113,14 +115,18 @@ impl KeysFile {
 
     /// The principal of `key` (its full text), if it is a live key of this file.
     pub fn check(&self, key: &str) -> Result<Principal, Status> {
-        let unknown = || Status::unauthenticated("unknown API key (keys look like tsk_<id>_<secret>; `touchstone keys create` makes one)");
+        let unknown = || {
+            let message = "unknown API key (keys look like tsk_<id>_<secret>; `touchstone keys create` makes one)";
+            refused(ErrorKind::Unauthenticated, Reason::new("API_KEY_UNKNOWN"), message)
+        };
         let (id, secret) = key.strip_prefix("tsk_").and_then(|rest| rest.split_once('_')).ok_or_else(unknown)?;
         let stored = self.keys.iter().find(|stored| stored.id == id).ok_or_else(unknown)?;
         if stored.secret_sha256 != sha256_hex(secret) {
             return Err(unknown());
         }
         if let Some(at) = &stored.revoked_at {
-            return Err(Status::unauthenticated(format!("API key {id} was revoked at {at}")));
+            let reason = Reason::new("API_KEY_REVOKED").with("key_id", id);
+            return Err(refused(ErrorKind::Unauthenticated, reason, format!("API key {id} was revoked at {at}")));
         }
         Ok(Principal {
             key_id: stored.id.clone(),
@@ -266,7 +272,8 @@ pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
 /// The caller's principal, if its key is live and has one of `needed`.
 fn admit(keys: &KeyRing, headers: &http::HeaderMap, path: &str, needed: &[Scope]) -> Result<Principal, Status> {
     let key = presented_key(headers).ok_or_else(|| {
-        Status::unauthenticated("this server needs an API key: send `authorization: Bearer tsk_...` (the CLI: --api-key or TOUCHSTONE_API_KEY)")
+        let message = "this server needs an API key: send `authorization: Bearer tsk_...` (the CLI: --api-key or TOUCHSTONE_API_KEY)";
+        refused(ErrorKind::Unauthenticated, Reason::new("API_KEY_MISSING"), message)
     })?;
     admit_key(keys, key, path, needed)
 }
@@ -276,9 +283,15 @@ pub fn admit_key(keys: &KeyRing, key: &str, what: &str, needed: &[Scope]) -> Res
     let principal = keys.check(key)?;
     if !needed.iter().any(|scope| principal.scopes.contains(scope)) {
         let needed: Vec<&str> = needed.iter().map(|scope| scope.name()).collect();
-        return Err(Status::permission_denied(format!("API key {} lacks the scope {what} needs: one of {}", principal.key_id, needed.join(", "))));
+        let reason = Reason::new("SCOPE_MISSING").with("key_id", principal.key_id.as_str()).with("scopes", needed.join(","));
+        let message = format!("API key {} lacks the scope {what} needs: one of {}", principal.key_id, needed.join(", "));
+        return Err(refused(ErrorKind::PermissionDenied, reason, message));
     }
     Ok(principal)
+}
+
+fn refused(kind: ErrorKind, reason: Reason, message: impl Into<String>) -> Status {
+    ApiError::named(kind, reason, message).into()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::Status;
+use tonic::{Code, Status};
 use tonic::codegen::http;
 use touchstone_proto::auth::Principal;
 
@@ -126,22 +126,24 @@ impl Shed {
                 };
                 Some(semaphore.try_acquire_owned().map_err(|_| {
                     metrics::counter!("touchstone_rpc_shed_total", "limit" => "tenant").increment(1);
-                    busy(format!("{who} already has {} calls in flight; retry shortly", self.limits.per_tenant))
+                    busy("tenant", format!("{who} already has {} calls in flight; retry shortly", self.limits.per_tenant))
                 })?)
             }
             None => None,
         };
         let permit = self.all.clone().try_acquire_owned().map_err(|_| {
             metrics::counter!("touchstone_rpc_shed_total", "limit" => "server").increment(1);
-            busy(format!("the server already runs {} calls; retry shortly or on another replica", self.limits.in_flight))
+            busy("server", format!("the server already runs {} calls; retry shortly or on another replica", self.limits.in_flight))
         })?;
         Ok((permit, share_permit))
     }
 }
 
-/// RESOURCE_EXHAUSTED with when to retry (the error table's details).
-fn busy(message: String) -> Status {
-    touchstone_proto::error::ApiError::ResourceExhausted(message).into()
+/// RESOURCE_EXHAUSTED with when to retry (the error table's details), naming the `limit`
+/// (`server` or `tenant`) the call is over.
+fn busy(limit: &str, message: String) -> Status {
+    let reason = touchstone_core::error::Reason::new("OVERLOADED").with("limit", limit);
+    touchstone_proto::error::ApiError::named(touchstone_core::error::ErrorKind::ResourceExhausted, reason, message).into()
 }
 
 impl<S, B> tower::Service<http::Request<B>> for ShedService<S>
@@ -179,7 +181,9 @@ where
                     Err(_) => {
                         metrics::counter!("touchstone_rpc_shed_total", "limit" => "deadline").increment(1);
                         let message = format!("the call ran past the server's {deadline:?} deadline and was cut; what it wrote stands or is redone exactly on retry");
-                        Ok(Status::deadline_exceeded(message).into_http())
+                        let reason = touchstone_core::error::Reason::new("CALL_TIMED_OUT").with("timeout_ms", deadline.as_millis().to_string());
+                        let status = touchstone_proto::error::status_with_reason(Code::DeadlineExceeded, message, reason, Default::default());
+                        Ok(status.into_http())
                     }
                 },
                 None => call.await,

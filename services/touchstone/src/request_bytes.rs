@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tonic::codegen::Bytes;
+use touchstone_core::error::{ErrorKind, Reason};
 use touchstone_proto::error::ApiError;
 
 /// The largest message, and the request bytes the server holds at once.
@@ -56,12 +57,12 @@ impl RequestBytes {
         let permits = u32::try_from(len).unwrap_or(u32::MAX);
         self.budget.clone().try_acquire_many_owned(permits).map(Some).map_err(|_| {
             metrics::counter!("touchstone_rpc_shed_total", "limit" => "request_memory").increment(1);
-            ApiError::ResourceExhausted(format!(
+            let message = format!(
                 "the server already holds its {} bytes of requests in flight and cannot take a message of {len} bytes; \
                  retry shortly or on another replica",
                 self.budget_bytes
-            ))
-            .into()
+            );
+            ApiError::named(ErrorKind::ResourceExhausted, Reason::new("OVERLOADED").with("limit", "request_memory"), message).into()
         })
     }
 }

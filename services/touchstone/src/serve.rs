@@ -95,6 +95,8 @@ pub async fn serve<S: Store>(
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(touchstone_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // Not a service: the error details, so grpcurl prints them decoded.
+            .register_encoded_file_descriptor_set(touchstone_proto::GOOGLE_RPC_DESCRIPTOR_SET)
     };
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let reflection = reflection().build_v1()?;

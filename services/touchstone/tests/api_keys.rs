@@ -22,7 +22,7 @@ use touchstone_proto::v1::query_service_client::QueryServiceClient;
 
 mod common;
 
-use common::{InProcess, dev_roles};
+use common::{InProcess, dev_roles, reason};
 
 const TS: i64 = 1_767_225_600_000;
 
@@ -193,6 +193,8 @@ async fn keys_confine_every_rpc_to_their_tenant_and_scopes() {
         let status = result.expect_err(rpc);
         assert_eq!(status.code(), Code::PermissionDenied, "{rpc}: {status:?}");
         assert!(status.message().contains("\"b\""), "{rpc}: {}", status.message());
+        let (why, about) = reason(&status);
+        assert_eq!((why.as_str(), about.get("tenant").map(String::as_str)), ("TENANT_NOT_ALLOWED", Some("b")), "{rpc}: {status:?}");
         walked.insert(rpc.to_owned());
     })
     .await;
@@ -200,9 +202,11 @@ async fn keys_confine_every_rpc_to_their_tenant_and_scopes() {
     assert_eq!(walked, every_rpc(), "the walk must cover every RPC of the API");
 
     // No key, a made-up key: UNAUTHENTICATED everywhere.
-    for key in [None, Some("tsk_0000_1111"), Some("garbage")] {
+    for (key, why) in [(None, "API_KEY_MISSING"), (Some("tsk_0000_1111"), "API_KEY_UNKNOWN"), (Some("garbage"), "API_KEY_UNKNOWN")] {
         walk(&mut clients(&channel, key), "a", |rpc, result| {
-            assert_eq!(result.expect_err(rpc).code(), Code::Unauthenticated, "{rpc} with {key:?}");
+            let status = result.expect_err(rpc);
+            assert_eq!(status.code(), Code::Unauthenticated, "{rpc} with {key:?}");
+            assert_eq!(reason(&status).0, why, "{rpc} with {key:?}");
         })
         .await;
     }
@@ -215,7 +219,11 @@ async fn keys_confine_every_rpc_to_their_tenant_and_scopes() {
     walk(&mut clients(&channel, Some(&key_a_query)), "a", |rpc, result| {
         let read = rpc.starts_with("QueryService/") || ["ConfigService/GetConfig", "ConfigService/ListGoals", "ConfigService/ListBadges"].contains(&rpc);
         match result {
-            Err(status) if status.code() == Code::PermissionDenied => assert!(!read, "{rpc} is a read: {status:?}"),
+            Err(status) if status.code() == Code::PermissionDenied => {
+                assert!(!read, "{rpc} is a read: {status:?}");
+                let (why, about) = reason(&status);
+                assert_eq!((why.as_str(), about.contains_key("key_id")), ("SCOPE_MISSING", true), "{rpc}: {status:?}");
+            }
             // Reads may still fail for what they ask (no such badge or conversion), never for the key.
             Err(status) => assert!(read && status.code() == Code::NotFound, "{rpc}: {status:?}"),
             Ok(()) => {
@@ -251,7 +259,10 @@ async fn keys_confine_every_rpc_to_their_tenant_and_scopes() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         match revoked.config.get_config(pb::GetConfigRequest { tenant: "a".into() }).await {
-            Err(status) if status.code() == Code::Unauthenticated => break,
+            Err(status) if status.code() == Code::Unauthenticated => {
+                assert_eq!(reason(&status).0, "API_KEY_REVOKED", "{status:?}");
+                break;
+            }
             other => assert!(tokio::time::Instant::now() < deadline, "a revoked key still works: {other:?}"),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -34,8 +34,15 @@ async fn refused<T: std::fmt::Debug>(rpc: &str, call: impl Future<Output = Resul
 fn violated_field(status: &Status) -> Option<String> {
     use tonic_types::StatusExt as _;
     let info = status.get_details_error_info().expect("every error carries an ErrorInfo");
-    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("INVALID_ARGUMENT", "touchstone.v1"));
-    status.get_details_bad_request()?.field_violations.into_iter().next().map(|violation| violation.field)
+    let field = status.get_details_bad_request()?.field_violations.into_iter().next().map(|violation| violation.field);
+    match field.as_deref() {
+        Some("") | None => assert_eq!((info.reason.as_str(), info.domain.as_str()), ("INVALID_REQUEST", "touchstone.v1")),
+        Some(field) => {
+            assert_eq!((info.reason.as_str(), info.domain.as_str()), ("INVALID_FIELD", "touchstone.v1"));
+            assert_eq!(info.metadata.get("field").map(String::as_str), Some(field), "{status:?}");
+        }
+    }
+    field
 }
 
 /// The call succeeds and refuses its one record with INVALID_ARGUMENT naming the field.
@@ -215,5 +222,19 @@ async fn reflection_answers_in_both_versions() {
     };
     let mut replies = v1.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
     assert!(replies.message().await.unwrap().is_some(), "a v1 reply");
+
+    // The error details every error carries resolve, so grpcurl can print them decoded.
+    for symbol in ["google.rpc.ErrorInfo", "google.rpc.BadRequest", "google.rpc.RetryInfo", "google.rpc.Status"] {
+        let request = v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(v1::server_reflection_request::MessageRequest::FileContainingSymbol(symbol.to_owned())),
+        };
+        let mut replies = v1.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+        let reply = replies.message().await.unwrap().expect("a v1 reply");
+        let Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(files)) = reply.message_response else {
+            panic!("{symbol} does not resolve: {reply:?}");
+        };
+        assert!(!files.file_descriptor_proto.is_empty(), "{symbol}");
+    }
     server.stop().await;
 }

@@ -100,6 +100,7 @@ async fn overload_is_refused_at_once_health_never_waits_and_idle_streams_close()
     let asked = Instant::now();
     let refused = ConfigServiceClient::new(busy.clone()).get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap_err();
     assert_shed(&refused, "tenant \"gym\" already has 2 calls in flight");
+    assert_eq!(common::reason(&refused), ("OVERLOADED".to_owned(), common::metadata(&[("limit", "tenant")])));
     assert!(asked.elapsed() < Duration::from_millis(500), "refused late: {:?}", asked.elapsed());
     let other_key_of_gym = InterceptedService::new(channel.clone(), KeyHeader(busy_too));
     let refused = ConfigServiceClient::new(other_key_of_gym).get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap_err();
@@ -113,6 +114,7 @@ async fn overload_is_refused_at_once_health_never_waits_and_idle_streams_close()
     let asked = Instant::now();
     let refused = ConfigServiceClient::new(calm.clone()).get_config(pb::GetConfigRequest { tenant: "gym".into() }).await.unwrap_err();
     assert_shed(&refused, "the server already runs 3 calls");
+    assert_eq!(common::reason(&refused), ("OVERLOADED".to_owned(), common::metadata(&[("limit", "server")])));
     assert!(asked.elapsed() < Duration::from_millis(500), "refused late: {:?}", asked.elapsed());
     // Health and status are never starved.
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
@@ -163,6 +165,8 @@ async fn a_tenant_over_its_ingest_rate_is_refused_whole_and_others_are_not() {
     let refused = ingest.post_events(post("gym", &["e5", "e6", "e7"])).await.unwrap_err();
     assert_shed(&refused, "over its ingest rate");
     assert!(refused.message().contains("nothing of this call was stored"), "{}", refused.message());
+    let (why, about) = common::reason(&refused);
+    assert_eq!((why.as_str(), about.get("tenant").map(String::as_str)), ("RATE_LIMITED", Some("gym")), "{refused:?}");
     // The wait the message names is the one RetryInfo carries (2 of 3 records short at 5 a
     // second: 0.4 s, give or take the time since the first call).
     {

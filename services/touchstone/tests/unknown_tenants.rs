@@ -10,7 +10,7 @@ use touchstone_proto::v1::query_service_client::QueryServiceClient;
 
 mod common;
 
-use common::{InProcess, dev_roles};
+use common::{InProcess, dev_roles, metadata, reason};
 
 const TS: i64 = 1_767_225_600_000;
 
@@ -65,6 +65,7 @@ async fn queries_of_a_tenant_that_never_wrote_are_not_found() {
         let status = outcome.expect_err(rpc);
         assert_eq!(status.code(), Code::NotFound, "{rpc}: {status:?}");
         assert!(status.message().contains("no tenant \"ghost\""), "{rpc}: {}", status.message());
+        assert_eq!(reason(&status), ("TENANT_NOT_FOUND".to_owned(), metadata(&[("tenant", "ghost")])), "{rpc}");
     }
 
     let event = pb::AppEvent {
@@ -77,13 +78,25 @@ async fn queries_of_a_tenant_that_never_wrote_are_not_found() {
         msg_hash: None,
     };
     IngestServiceClient::new(server.channel.clone()).post_events(pb::PostEventsRequest { events: vec![event] }).await.unwrap();
+    let mut missing = Vec::new();
     for (rpc, outcome) in every_query(&mut query, "ghost").await {
         // What a query asks of the tenant may still be missing (no such campaign,
-        // conversion or goal), never the tenant.
+        // conversion or goal), never the tenant; the reason says which, naming it.
         if let Err(status) = outcome {
             assert!(!status.message().contains("no tenant"), "{rpc}: {status:?}");
+            missing.push((rpc, reason(&status)));
         }
     }
+    let ghost = |key: &str, value: &str| metadata(&[("tenant", "ghost"), (key, value)]);
+    assert_eq!(
+        missing,
+        [
+            ("GetCampaignStats", ("CAMPAIGN_NOT_FOUND".to_owned(), ghost("campaign_id", "c1"))),
+            ("GetGoalSeries", ("GOAL_NOT_FOUND".to_owned(), ghost("goal_id", "purchase"))),
+            ("ExplainConversion", ("GOAL_NOT_FOUND".to_owned(), ghost("goal_id", "purchase"))),
+            ("GetBadgeStats", ("BADGE_NOT_DEFINED".to_owned(), ghost("badge_id", "vip"))),
+        ]
+    );
     server.stop().await;
 }
 

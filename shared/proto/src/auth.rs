@@ -8,6 +8,7 @@
 //! layer (a server started open) no principal is present and everything is allowed.
 
 use crate::error::ApiError;
+use touchstone_core::error::{ErrorKind, Reason};
 use crate::v1 as pb;
 
 /// What a key may do: the methods of a service, grouped.
@@ -78,11 +79,9 @@ impl Principal {
         if self.may_touch(tenant) {
             return Ok(());
         }
-        Err(ApiError::PermissionDenied(format!(
-            "API key {} is for tenant {:?}, not {tenant:?}",
-            self.key_id,
-            self.tenant.as_deref().unwrap_or_default()
-        )))
+        let reason = Reason::new("TENANT_NOT_ALLOWED").with("key_id", self.key_id.as_str()).with("tenant", tenant);
+        let message = format!("API key {} is for tenant {:?}, not {tenant:?}", self.key_id, self.tenant.as_deref().unwrap_or_default());
+        Err(ApiError::named(ErrorKind::PermissionDenied, reason, message))
     }
 }
 

@@ -4,7 +4,7 @@
 //! failure's text is what its error displays, never a panic's.
 
 use tonic::{Code, Status};
-use touchstone_core::error::{ErrorKind, ServiceError};
+use touchstone_core::error::{ErrorKind, Reason, ServiceError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -34,12 +34,16 @@ pub enum ApiError {
     /// Over a limit; the status carries when to retry.
     #[error("{0}")]
     ResourceExhausted(String),
-    /// Over a rate; the status's RetryInfo carries `retry_after`, which the message names.
+    /// Over a tenant's rate; the status's RetryInfo carries `retry_after`, which the
+    /// message names.
     #[error("{message}")]
-    RateLimited { message: String, retry_after: std::time::Duration },
+    RateLimited { tenant: String, message: String, retry_after: std::time::Duration },
     /// Over a limit the same request will always be over (a message too large): no retry.
     #[error("{0}")]
     TooLarge(String),
+    /// Any kind, with a reason of its own (what is missing, what is in the way).
+    #[error("{message}")]
+    Named { kind: ErrorKind, reason: Reason, message: String },
 }
 
 impl ApiError {
@@ -62,6 +66,38 @@ impl ApiError {
         ApiError::BadField { field: field.to_owned(), message: message.into() }
     }
 
+    /// An error of `kind` with its own `reason`.
+    pub fn named(kind: ErrorKind, reason: Reason, message: impl Into<String>) -> ApiError {
+        ApiError::Named { kind, reason, message: message.into() }
+    }
+
+    /// NOT_FOUND of what `reason` names.
+    pub fn not_found(reason: Reason, message: impl Into<String>) -> ApiError {
+        ApiError::named(ErrorKind::NotFound, reason, message)
+    }
+
+    /// The stable reason a client matches on (`ErrorInfo.reason` and its metadata): the
+    /// error's own, else one for what the variant says.
+    pub fn reason(&self) -> Reason {
+        match self {
+            ApiError::Named { reason, .. } => reason.clone(),
+            ApiError::BadField { field, .. } => Reason::new("INVALID_FIELD").with("field", field.clone()),
+            ApiError::InvalidArgument(_) => Reason::new("INVALID_REQUEST"),
+            ApiError::RateLimited { tenant, retry_after, .. } => {
+                Reason::new("RATE_LIMITED").with("tenant", tenant.clone()).with("retry_after_ms", retry_after.as_millis().to_string())
+            }
+            ApiError::TooLarge(_) => Reason::new("MESSAGE_TOO_LARGE"),
+            ApiError::ResourceExhausted(_) => Reason::new("OVERLOADED"),
+            ApiError::Aborted(_) => Reason::new("CONCURRENT_CHANGE"),
+            ApiError::Unavailable(_) => Reason::new("UNAVAILABLE"),
+            ApiError::Internal(_) => Reason::new("INTERNAL"),
+            ApiError::NotFound(_) => Reason::new("NOT_FOUND"),
+            ApiError::FailedPrecondition(_) => Reason::new("FAILED_PRECONDITION"),
+            ApiError::Unauthenticated(_) => Reason::new("UNAUTHENTICATED"),
+            ApiError::PermissionDenied(_) => Reason::new("PERMISSION_DENIED"),
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             ApiError::InvalidArgument(_) | ApiError::BadField { .. } => ErrorKind::InvalidArgument,
@@ -73,6 +109,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => ErrorKind::Unauthenticated,
             ApiError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             ApiError::ResourceExhausted(_) | ApiError::TooLarge(_) | ApiError::RateLimited { .. } => ErrorKind::ResourceExhausted,
+            ApiError::Named { kind, .. } => *kind,
         }
     }
 
@@ -100,9 +137,10 @@ pub fn code(kind: ErrorKind) -> Code {
 /// not overlap the identity conversion.)
 impl<E: ServiceError> From<E> for ApiError {
     fn from(error: E) -> ApiError {
-        match (error.kind(), error.field()) {
-            (ErrorKind::InvalidArgument, Some(field)) => ApiError::bad_field(field, error.to_string()),
-            (kind, _) => ApiError::new(kind, error.to_string()),
+        match (error.kind(), error.field(), error.reason()) {
+            (ErrorKind::InvalidArgument, Some(field), _) => ApiError::bad_field(field, error.to_string()),
+            (kind, _, Some(reason)) => ApiError::named(kind, reason, error.to_string()),
+            (kind, _, None) => ApiError::new(kind, error.to_string()),
         }
     }
 }
@@ -117,7 +155,7 @@ pub const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 /// domain) for every error.
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Status {
-        use tonic_types::{ErrorDetails, StatusExt as _};
+        use tonic_types::ErrorDetails;
         let message = error.to_string();
         let mut details = ErrorDetails::new();
         match &error {
@@ -128,22 +166,28 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument(message) => {
                 details.add_bad_request_violation("", message.clone());
             }
-            ApiError::Unavailable(_) | ApiError::Aborted(_) | ApiError::ResourceExhausted(_) => {
-                details.set_retry_info(Some(RETRY_AFTER));
-            }
             ApiError::RateLimited { retry_after, .. } => {
                 details.set_retry_info(Some(*retry_after));
             }
+            _ if matches!(error.kind(), ErrorKind::Unavailable | ErrorKind::Aborted | ErrorKind::ResourceExhausted)
+                && !matches!(error, ApiError::TooLarge(_)) =>
+            {
+                details.set_retry_info(Some(RETRY_AFTER));
+            }
             _ => {}
         }
-        details.set_error_info(reason(error.kind()), ERROR_DOMAIN, std::collections::HashMap::<String, String>::new());
-        Status::with_error_details(error.code(), message, details)
+        status_with_reason(error.code(), message, error.reason(), details)
     }
 }
 
-/// The `ErrorInfo` reason of a kind: its code's name.
-fn reason(kind: ErrorKind) -> &'static str {
-    code_name(code(kind))
+/// A status carrying `reason` as its `ErrorInfo` (domain [`ERROR_DOMAIN`]) beside `details`:
+/// for statuses made outside [`ApiError`] (the auth and limit layers).
+pub fn status_with_reason(code: Code, message: String, reason: Reason, mut details: tonic_types::ErrorDetails) -> Status {
+    use tonic_types::StatusExt as _;
+    let metadata: std::collections::HashMap<String, String> =
+        reason.metadata.into_iter().map(|(key, value)| (key.to_owned(), value)).collect();
+    details.set_error_info(reason.name, ERROR_DOMAIN, metadata);
+    Status::with_error_details(code, message, details)
 }
 
 /// The canonical gRPC name of a code, as in `grpcurl` and the gRPC docs.
@@ -213,6 +257,23 @@ mod tests {
             assert_eq!(ApiError::from_status(&status), error);
             assert_eq!(error.kind(), kind);
         }
+    }
+
+    #[test]
+    fn errors_carry_their_reason_and_what_it_names() {
+        use tonic_types::StatusExt as _;
+        let info = |error: ApiError| Status::from(error).get_details_error_info().expect("an ErrorInfo");
+        let missing = info(ApiError::not_found(Reason::campaign_not_found("acme", "spring"), "no campaign"));
+        assert_eq!((missing.reason.as_str(), missing.domain.as_str()), ("CAMPAIGN_NOT_FOUND", ERROR_DOMAIN));
+        assert_eq!(missing.metadata.get("campaign_id").map(String::as_str), Some("spring"));
+        assert_eq!(missing.metadata.get("tenant").map(String::as_str), Some("acme"));
+        let field = info(ApiError::bad_field("range", "from after to"));
+        assert_eq!((field.reason.as_str(), field.metadata.get("field").map(String::as_str)), ("INVALID_FIELD", Some("range")));
+        // Crate errors bring their own reasons; a store that is down says so, with RetryInfo.
+        let goal = info(ApiError::from(ConfigError::GoalChanged("g".into())));
+        assert_eq!((goal.reason.as_str(), goal.metadata.get("goal_id").map(String::as_str)), ("GOAL_CHANGED", Some("g")));
+        let status = Status::from(ApiError::named(ErrorKind::Unavailable, Reason::new("STORAGE_UNAVAILABLE"), "down"));
+        assert!(status.get_details_retry_info().is_some(), "{status:?}");
     }
 
     #[test]

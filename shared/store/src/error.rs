@@ -1,6 +1,6 @@
 //! The one error type of every backend, sorted by what a caller can do about it.
 
-use touchstone_core::error::{ErrorKind, ServiceError};
+use touchstone_core::error::{ErrorKind, Reason, ServiceError};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -41,5 +41,15 @@ impl ServiceError for StoreError {
             StoreError::Conflict { .. } => ErrorKind::Aborted,
             StoreError::Corrupt(_) | StoreError::Backend(_) => ErrorKind::Internal,
         }
+    }
+
+    fn reason(&self) -> Option<Reason> {
+        Some(match self {
+            StoreError::Unavailable(_) => Reason::new("STORAGE_UNAVAILABLE"),
+            StoreError::Conflict { tenant } => Reason::new("CONCURRENT_CHANGE").with("tenant", tenant),
+            StoreError::Fenced { shard } => Reason::new("SHARD_LEASE_LOST").with("shard", shard.to_string()),
+            StoreError::Corrupt(_) => Reason::new("STORAGE_CORRUPT"),
+            StoreError::Backend(_) => Reason::new("STORAGE_FAILURE"),
+        })
     }
 }

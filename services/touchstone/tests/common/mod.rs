@@ -54,3 +54,18 @@ impl InProcess {
         (&mut self.served).await.unwrap();
     }
 }
+
+/// The status's `ErrorInfo`: its reason and metadata (every error this server gives has one).
+#[allow(dead_code)] // Not every test file reads reasons.
+pub fn reason(status: &tonic::Status) -> (String, std::collections::BTreeMap<String, String>) {
+    use tonic_types::StatusExt as _;
+    let info = status.get_details_error_info().unwrap_or_else(|| panic!("no ErrorInfo: {status:?}"));
+    assert_eq!(info.domain, "touchstone.v1");
+    (info.reason, info.metadata.into_iter().collect())
+}
+
+/// `(key, value)` pairs as a reason's metadata.
+#[allow(dead_code)]
+pub fn metadata(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect()
+}
