@@ -1,6 +1,7 @@
 //! TLS on the listener and in the CLI: `touchstone dev --tls-cert --tls-key` serves https
-//! (rustls), the CLI trusts the CA it is given (`--tls-ca`), refuses an https server without
-//! one, and a plaintext client gets nowhere but the plaintext health listener
+//! (rustls), the CLI trusts the CA it is given (`--tls-ca`), else the system's roots (here
+//! made to hold the test CA through `SSL_CERT_FILE`), refuses a server neither signed and
+//! says to pass `--tls-ca`, and a plaintext client gets nowhere but the plaintext health listener
 //! (`--health-listen`), which serves health alone. The web console serves TLS with the same
 //! certificate. The certificate is made by `openssl`, as an
 //! operator would (Debian's `openssl`, installed by `.ci/run`).
@@ -43,6 +44,13 @@ fn dev_serves_tls_and_the_cli_trusts_only_the_ca_it_is_given() {
     let untrusted = server.cli(&["report", "goals", "--tenant", "gym", "--format", "json"]);
     assert!(!untrusted.status.success());
     assert!(text(&untrusted.stderr).contains("--tls-ca"), "{}", text(&untrusted.stderr));
+    // A CA among the system's roots (as a public one is) needs no --tls-ca.
+    let system_roots = std::process::Command::new(touchstone_integration_tests::binary())
+        .args(["report", "goals", "--tenant", "gym", "--format", "json", "--server", &server.url])
+        .env("SSL_CERT_FILE", &ca)
+        .output()
+        .unwrap();
+    assert!(system_roots.status.success(), "{}", text(&system_roots.stderr));
     let plaintext_url = server.url.replacen("https://", "http://", 1);
     let plaintext = touchstone(["report", "goals", "--tenant", "gym", "--format", "json", "--server", &plaintext_url]);
     assert!(!plaintext.status.success(), "a plaintext client was answered by a TLS server");

@@ -73,7 +73,7 @@ impl ClientError {
         if status.code() == Code::Unavailable
             && let Some(source) = source
         {
-            return ClientError::Unreachable { url: url.to_owned(), reason: error_chain(source) };
+            return ClientError::Unreachable { url: url.to_owned(), reason: with_tls_hint(url, error_chain(source)) };
         }
         // A plaintext client talking to a TLS listener gets a broken HTTP/2 exchange, which
         // tonic reports as INTERNAL, UNKNOWN or CANCELLED with the transport's words (which
@@ -109,15 +109,28 @@ pub async fn connect(url: &str) -> Result<Connection, ClientError> {
         .map_err(|err| ClientError::BadAddress { url: url.to_owned(), reason: error_chain(&err) })?
         .connect_timeout(CONNECT_TIMEOUT);
     if address.starts_with("https://") {
-        let ca = TLS_CA.get().cloned().ok_or_else(|| ClientError::BadAddress {
-            url: url.to_owned(),
-            reason: "an https:// server needs --tls-ca (or TOUCHSTONE_TLS_CA): the PEM CA certificate to trust".to_owned(),
-        })?;
-        let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(ca);
+        // `--tls-ca` names the one CA to trust (a private one); without it, the system's
+        // roots, as a browser would (SSL_CERT_FILE and SSL_CERT_DIR are honoured).
+        let tls = match TLS_CA.get().cloned() {
+            Some(ca) => tonic::transport::ClientTlsConfig::new().ca_certificate(ca),
+            None => tonic::transport::ClientTlsConfig::new().with_native_roots(),
+        };
         endpoint = endpoint.tls_config(tls).map_err(|err| ClientError::BadAddress { url: url.to_owned(), reason: error_chain(&err) })?;
     }
-    let channel = endpoint.connect().await.map_err(|err| ClientError::Unreachable { url: url.to_owned(), reason: error_chain(&err) })?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|err| ClientError::Unreachable { url: url.to_owned(), reason: with_tls_hint(&address, error_chain(&err)) })?;
     Ok(InterceptedService::new(channel, ApiKey(API_KEY.get().cloned())))
+}
+
+/// `reason`, and what to do when it may be a certificate no trusted CA signed.
+fn with_tls_hint(url: &str, mut reason: String) -> String {
+    let certificate = ["certificate", "native certs"].iter().any(|words| reason.contains(words));
+    if url.starts_with("https://") && TLS_CA.get().is_none() && certificate {
+        reason.push_str(" (the system's CA certificates were trusted: if a private CA signed the server's, pass it with --tls-ca or TOUCHSTONE_TLS_CA)");
+    }
+    reason
 }
 
 /// An error and its sources, joined: tonic's own message ("transport error") says little.
