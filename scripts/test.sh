@@ -32,5 +32,8 @@ if [[ -z "${TOUCHSTONE_SCYLLA_NODES:-}" ]]; then
     exit 1
   fi
   export TOUCHSTONE_CASSANDRA_NODES="127.0.0.1:$CASSANDRA_PORT"
+  # How the storage-restart test takes the database away and brings it back (its data kept).
+  export TOUCHSTONE_CQL_STOP="$PWD/deploy/cassandra/stop.sh"
+  export TOUCHSTONE_CQL_START="$PWD/deploy/cassandra/start.sh"
 fi
 cargo test --workspace --locked "$@"

@@ -482,13 +482,17 @@ async fn import(file: &Path, tenant: &str, server: &str) -> CommandResult {
     }
     let mut ingest = IngestServiceClient::new(client::connect(server).await?).max_decoding_message_size(MAX_REPLY_BYTES);
     let (mut accepted, mut duplicates, mut rejected) = (0u64, 0u64, parsed.bad.len() as u64);
+    let mut retries = client::Retries::new(&name);
     for batch in parsed.events.chunks(IMPORT_BATCH) {
-        let badges = batch.iter().map(|(_, event)| event.clone()).collect();
-        let reply = ingest
-            .record_badge_events(pb::RecordBadgeEventsRequest { badges })
-            .await
-            .map_err(|status| ClientError::from_status(server, status))?
-            .into_inner();
+        let badges: Vec<pb::BadgeEvent> = batch.iter().map(|(_, event)| event.clone()).collect();
+        // A batch that fails for a while is sent again: its event ids make that exact.
+        let reply = loop {
+            match ingest.record_badge_events(pb::RecordBadgeEventsRequest { badges: badges.clone() }).await {
+                Ok(reply) => break reply.into_inner(),
+                Err(status) => retries.wait(ClientError::from_status(server, status)).await?,
+            }
+        };
+        retries.succeeded();
         accepted += reply.accepted;
         duplicates += reply.duplicates;
         for rejection in &reply.rejected {

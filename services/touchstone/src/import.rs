@@ -5,7 +5,10 @@
 //! - [`client`]: connecting and error reporting, shared with `report`.
 //!
 //! A JSONL file goes to the server as one `IngestStream` call; every line the parser or the
-//! server refuses is printed to stderr as `FILE:LINE: reason` and the rest still go in.
+//! server refuses is printed to stderr as `FILE:LINE: reason` and the rest still go in. A
+//! call that fails for a while (storage restarting, a server shed or stopping) is sent again
+//! from the file's start, for up to `--retry-for`: records are deduplicated by id, so the
+//! retry stores what the broken call did not, and nothing twice.
 
 pub(crate) mod client;
 mod config;
@@ -16,6 +19,8 @@ use client::{ClientError, MAX_REPLY_BYTES};
 use lines::{ChunkLimits, ParseLine, ReadOutcome, Summary};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -42,13 +47,29 @@ pub enum ImportError {
     /// The server ended the call successfully before the whole file was sent.
     #[error("{file}: the server answered after {sent} records, before the whole file was sent")]
     Cut { file: String, sent: u64 },
-    /// The call failed part way: what the server acknowledged is stored, and the same
-    /// import again stores the rest and nothing twice (records are deduplicated by id).
+    /// The call failed part way (and retries did not get through): what the server
+    /// acknowledged is stored, and the same import again stores the rest and nothing twice
+    /// (records are deduplicated by id).
     #[error(
         "{file}: import interrupted after {lines} lines were read: {cause}\n{file}: every record the server acknowledged is \
          stored; run the same command again to finish (records already stored count as duplicates, none twice)"
     )]
     Interrupted { file: String, lines: u64, cause: ClientError },
+}
+
+/// How a stream of the file ended, when it did not end with the server's reply.
+#[derive(Debug)]
+enum StreamFailure {
+    /// The call failed after `lines` lines were read; a retry may get through.
+    Call { lines: u64, cause: ClientError },
+    /// The file or the reader failed, or the server answered early.
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for StreamFailure {
+    fn from(error: E) -> StreamFailure {
+        StreamFailure::Other(error.into())
+    }
 }
 
 pub async fn run(what: ImportCommand) -> CommandResult {
@@ -62,15 +83,34 @@ pub async fn run(what: ImportCommand) -> CommandResult {
 /// Imports one JSONL file; with `wait`, returns only once attribution has processed it.
 async fn import_lines(file: &Path, server: &str, parse: ParseLine, wait: bool) -> CommandResult {
     let name = file.display().to_string();
-    let opened = std::fs::File::open(file).map_err(|source| ImportError::Read { file: name.clone(), source })?;
+    let open = || std::fs::File::open(file).map_err(|source| ImportError::Read { file: name.clone(), source });
+    let mut opened = open()?;
     let channel = client::connect(server).await?;
-    let (reply, read) = stream_file(channel.clone(), server, &name, opened, parse).await?;
+    let mut retries = client::Retries::new(&name);
+    // Bad lines are printed once, however often the file is sent.
+    let printed_up_to = Arc::new(AtomicUsize::new(0));
+    let (reply, read) = loop {
+        match stream_file(channel.clone(), server, &name, opened, parse, printed_up_to.clone()).await {
+            Ok(done) => break done,
+            Err(StreamFailure::Call { lines, cause }) => {
+                retries.wait(cause).await.map_err(|cause| ImportError::Interrupted { file: name.clone(), lines, cause })?;
+                opened = open()?;
+            }
+            Err(StreamFailure::Other(error)) => return Err(error),
+        }
+    };
     let pb::IngestReply { accepted, duplicates, rejected } = reply;
     for rejection in &rejected {
         eprintln!("{}", lines::rejection_line(&name, &read.line_map, rejection));
     }
     let summary = Summary { lines: read.lines, accepted, duplicates, rejected: read.bad_lines + rejected.len() as u64 };
     eprintln!("{name}: {summary}");
+    if retries.retried > 0 {
+        eprintln!(
+            "{name}: sent {} times in all, the last one whole: records the broken attempts had stored are counted as duplicates",
+            retries.retried + 1
+        );
+    }
     if wait {
         wait_for_attribution(channel, server).await?;
     }
@@ -85,7 +125,8 @@ async fn stream_file(
     name: &str,
     file: std::fs::File,
     parse: ParseLine,
-) -> Result<(pb::IngestReply, ReadOutcome), Box<dyn std::error::Error + Send + Sync>> {
+    printed_up_to: Arc<AtomicUsize>,
+) -> Result<(pb::IngestReply, ReadOutcome), StreamFailure> {
     let (sender, receiver) = mpsc::channel::<pb::IngestChunk>(CHUNKS_IN_FLIGHT);
     let file_name = name.to_owned();
     let reading = tokio::task::spawn_blocking(move || {
@@ -93,7 +134,11 @@ async fn stream_file(
             std::io::BufReader::new(file),
             parse,
             ChunkLimits::DEFAULT,
-            |bad| eprintln!("{file_name}:{}: {}", bad.line, bad.message),
+            |bad| {
+                if printed_up_to.fetch_max(bad.line, Ordering::Relaxed) < bad.line {
+                    eprintln!("{file_name}:{}: {}", bad.line, bad.message);
+                }
+            },
             // Fails only when the call has ended (the server answered early): stop reading.
             |chunk| sender.blocking_send(chunk).is_ok(),
         )
@@ -103,20 +148,21 @@ async fn stream_file(
     let read = reading.await.map_err(|err| ImportError::Reader { file: name.to_owned(), message: err.to_string() })?;
     // A server error explains an early stop of the reader, so it is reported first.
     let lines_read = read.as_ref().map_or(0, |read| read.lines);
-    let reply = reply
-        .map_err(|status| -> Box<dyn std::error::Error + Send + Sync> {
+    let reply = match reply {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => {
             let retry_may_finish = matches!(
                 status.code(),
                 tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::ResourceExhausted | tonic::Code::Aborted | tonic::Code::Unknown
             );
             let cause = ClientError::from_status(server, status);
-            if retry_may_finish {
-                ImportError::Interrupted { file: name.to_owned(), lines: lines_read, cause }.into()
-            } else {
-                cause.into()
-            }
-        })?
-        .into_inner();
+            return Err(match (retry_may_finish, cause.retry_after()) {
+                (_, Some(_)) => StreamFailure::Call { lines: lines_read, cause },
+                (true, None) => ImportError::Interrupted { file: name.to_owned(), lines: lines_read, cause }.into(),
+                (false, None) => cause.into(),
+            });
+        }
+    };
     let read = read.map_err(|source| ImportError::Read { file: name.to_owned(), source })?;
     if read.stopped_early {
         return Err(ImportError::Cut { file: name.to_owned(), sent: read.line_map.len() }.into());
@@ -129,12 +175,16 @@ async fn stream_file(
 async fn wait_for_attribution(channel: client::Connection, server: &str) -> Result<(), ClientError> {
     let mut attribution = AttributionServiceClient::new(channel);
     let mut targets: Option<HashMap<u32, u64>> = None;
+    let mut retries = client::Retries::new("waiting for attribution");
     loop {
-        let status = attribution
-            .get_status(pb::GetStatusRequest {})
-            .await
-            .map_err(|status| ClientError::from_status(server, status))?
-            .into_inner();
+        let status = match attribution.get_status(pb::GetStatusRequest {}).await {
+            Ok(status) => status.into_inner(),
+            Err(status) => {
+                retries.wait(ClientError::from_status(server, status)).await?;
+                continue;
+            }
+        };
+        retries.succeeded();
         let targets = targets.get_or_insert_with(|| status.shards.iter().map(|shard| (shard.shard, shard.head)).collect());
         let reached = |shard: &pb::ShardStatus| targets.get(&shard.shard).is_none_or(|target| shard.processed >= *target);
         if status.shards.iter().all(reached) {
@@ -149,8 +199,8 @@ mod tests {
     //! The streaming path against a fake server on port 0: chunks arrive in order, server
     //! rejections map back to lines, `--wait` polls until attribution catches up.
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicU64;
     use tokio_stream::StreamExt;
     use tonic::{Request, Response, Status, Streaming};
     use touchstone_proto::v1::attribution_service_server::{AttributionService, AttributionServiceServer};
@@ -290,7 +340,7 @@ mod tests {
 
         let channel = client::connect(&url).await.unwrap();
         let file = std::fs::File::open(&path).unwrap();
-        let (reply, read) = stream_file(channel, &url, "records.jsonl", file, lines::record_line).await.unwrap();
+        let (reply, read) = stream_file(channel, &url, "records.jsonl", file, lines::record_line, Default::default()).await.unwrap();
 
         assert_eq!(*ingest.chunk_sizes.lock().unwrap(), vec![2000, 2000, 500]);
         assert_eq!((read.lines, read.bad_lines), (4501, 1));

@@ -56,6 +56,10 @@ struct Cli {
     /// PEM CA certificate that client commands trust for https:// servers.
     #[arg(long, env = "TOUCHSTONE_TLS_CA", global = true)]
     tls_ca: Option<PathBuf>,
+    /// Seconds client commands keep retrying failures that may pass (storage or a server
+    /// restarting, a call shed), with backoff, before giving up; 0: never retry.
+    #[arg(long, env = "TOUCHSTONE_RETRY_FOR", global = true, default_value_t = 60, value_name = "SECONDS")]
+    retry_for: u64,
     /// A file of settings, `NAME=value` a line with the environment variables' names
     /// (TOUCHSTONE_LISTEN=...). Precedence: flag, then environment, then this file, then
     /// the default.
@@ -497,6 +501,7 @@ fn main() -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::FAILURE;
     }
+    import::client::use_retry_for(std::time::Duration::from_secs(cli.retry_for));
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     let runtime = match builder.enable_all().max_blocking_threads(MAX_BLOCKING_THREADS).build() {
         Ok(runtime) => runtime,

@@ -7,7 +7,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend could not be reached or timed out; the same call may succeed later.
-    #[error("storage unavailable: {0}")]
+    #[error("storage unavailable for now (the call may be retried): {0}")]
     Unavailable(String),
     /// A compare-and-set lost: someone else saved this tenant's config first.
     #[error("configuration of tenant {tenant:?} changed concurrently; read it again and retry")]

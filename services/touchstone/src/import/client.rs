@@ -57,11 +57,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ClientError {
     #[error("invalid server address {url}: {reason}")]
     BadAddress { url: String, reason: String },
+    /// No answer: `transient` when the connection failed or broke (a server restarting), not
+    /// when it never could work (a certificate no one trusts, TLS against plaintext).
     #[error("cannot reach touchstone at {url}: {reason}")]
-    Unreachable { url: String, reason: String },
-    /// The server answered with an error status: `INVALID_ARGUMENT: from must be before to`.
+    Unreachable { url: String, reason: String, transient: bool },
+    /// The server answered with an error status: `INVALID_ARGUMENT: from must be before to`;
+    /// `retry_after` is its RetryInfo, when it has one.
     #[error("{}: {}", code_name(*.code), .message)]
-    Status { code: Code, message: String },
+    Status { code: Code, message: String, retry_after: Option<Duration> },
 }
 
 impl ClientError {
@@ -73,7 +76,7 @@ impl ClientError {
         if status.code() == Code::Unavailable
             && let Some(source) = source
         {
-            return ClientError::Unreachable { url: url.to_owned(), reason: with_tls_hint(url, error_chain(source)) };
+            return unreachable(url, error_chain(source));
         }
         // A plaintext client talking to a TLS listener gets a broken HTTP/2 exchange, which
         // tonic reports as INTERNAL, UNKNOWN or CANCELLED with the transport's words (which
@@ -86,12 +89,104 @@ impl ClientError {
                 status.message(),
                 url.trim_start_matches("http://")
             );
-            return ClientError::Unreachable { url: url.to_owned(), reason };
+            return ClientError::Unreachable { url: url.to_owned(), reason, transient: false };
         }
         if status.code() == Code::Unimplemented {
-            return ClientError::Status { code: Code::Unimplemented, message: format!("{url} does not serve this call. {WHO_SERVES_WHAT}") };
+            let message = format!("{url} does not serve this call. {WHO_SERVES_WHAT}");
+            return ClientError::Status { code: Code::Unimplemented, message, retry_after: None };
         }
-        ClientError::Status { code: status.code(), message: status.message().to_owned() }
+        let retry_after = {
+            use tonic_types::StatusExt as _;
+            status.get_details_retry_info().and_then(|info| info.retry_delay)
+        };
+        ClientError::Status { code: status.code(), message: status.message().to_owned(), retry_after }
+    }
+
+    /// When a failure may pass by itself: how long the server asked to wait (zero: it did
+    /// not say); `None` when the same call will fail the same way.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ClientError::BadAddress { .. } | ClientError::Unreachable { transient: false, .. } => None,
+            ClientError::Unreachable { transient: true, .. } => Some(Duration::ZERO),
+            ClientError::Status { code, retry_after, .. } => match code {
+                // Storage or the server down for a moment; lost a race; a server stopping.
+                Code::Unavailable | Code::Aborted => Some(retry_after.unwrap_or_default()),
+                // Over a rate or shed: RetryInfo says when. A message too large has none.
+                Code::ResourceExhausted => *retry_after,
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A transport failure at `url`: transient unless it is about certificates.
+fn unreachable(url: &str, reason: String) -> ClientError {
+    let certificate = ["certificate", "native certs", "tls handshake"].iter().any(|words| reason.to_ascii_lowercase().contains(words));
+    let reason = with_tls_hint(url, reason);
+    ClientError::Unreachable { url: url.to_owned(), reason, transient: !certificate }
+}
+
+/// How long client commands keep retrying failures that may pass (`--retry-for`).
+static RETRY_FOR: OnceLock<Duration> = OnceLock::new();
+pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(60);
+
+pub fn use_retry_for(bound: Duration) {
+    let _ = RETRY_FOR.set(bound);
+}
+
+/// Backoff between attempts when the server named no wait: doubling from half a second,
+/// at most 8 s.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// The retries of one operation: a run of failures that may pass is waited out, with
+/// backoff and a line on stderr each time, for at most `--retry-for` from its first failure.
+pub struct Retries {
+    what: String,
+    bound: Duration,
+    failing_since: Option<std::time::Instant>,
+    attempts: u32,
+    /// Failures waited out in all, over every run.
+    pub retried: u32,
+}
+
+impl Retries {
+    /// Retries of `what` (a file name, "waiting for attribution"), as stderr names it.
+    pub fn new(what: &str) -> Retries {
+        Retries::bounded(what, RETRY_FOR.get().copied().unwrap_or(DEFAULT_RETRY_FOR))
+    }
+
+    fn bounded(what: &str, bound: Duration) -> Retries {
+        Retries { what: what.to_owned(), bound, failing_since: None, attempts: 0, retried: 0 }
+    }
+
+    /// After a failure: waits for the next attempt and returns, or gives the error back when
+    /// it will not pass or the failures have lasted `--retry-for`.
+    pub async fn wait(&mut self, error: ClientError) -> Result<(), ClientError> {
+        let Some(asked) = error.retry_after() else { return Err(error) };
+        let since = *self.failing_since.get_or_insert_with(std::time::Instant::now);
+        let backoff = FIRST_BACKOFF.saturating_mul(1 << self.attempts.min(4)).min(MAX_BACKOFF);
+        let delay = asked.max(backoff);
+        if since.elapsed() + delay > self.bound {
+            return Err(error);
+        }
+        eprintln!(
+            "{}: {error}; retrying in {:.1} s (failing for {:.0} s; gives up after {} s, --retry-for)",
+            self.what,
+            delay.as_secs_f64(),
+            since.elapsed().as_secs_f64(),
+            self.bound.as_secs()
+        );
+        tokio::time::sleep(delay).await;
+        self.attempts += 1;
+        self.retried += 1;
+        Ok(())
+    }
+
+    /// After a success: the next failure starts a new run.
+    pub fn succeeded(&mut self) {
+        self.failing_since = None;
+        self.attempts = 0;
     }
 }
 
@@ -117,10 +212,7 @@ pub async fn connect(url: &str) -> Result<Connection, ClientError> {
         };
         endpoint = endpoint.tls_config(tls).map_err(|err| ClientError::BadAddress { url: url.to_owned(), reason: error_chain(&err) })?;
     }
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|err| ClientError::Unreachable { url: url.to_owned(), reason: with_tls_hint(&address, error_chain(&err)) })?;
+    let channel = endpoint.connect().await.map_err(|err| unreachable(&address, error_chain(&err)))?;
     Ok(InterceptedService::new(channel, ApiKey(API_KEY.get().cloned())))
 }
 
@@ -162,6 +254,38 @@ mod tests {
     fn a_server_side_unavailable_is_not_a_connection_failure() {
         let err = ClientError::from_status("http://x", Status::unavailable("storage unavailable: timeout"));
         assert_eq!(err.to_string(), "UNAVAILABLE: storage unavailable: timeout");
+    }
+
+    #[test]
+    fn what_may_pass_is_retried_and_what_will_not_is_not() {
+        use touchstone_core::error::{ErrorKind, Reason};
+        use touchstone_proto::error::ApiError;
+        let status = |error: ApiError| ClientError::from_status("http://x", Status::from(error));
+        let storage = status(ApiError::named(ErrorKind::Unavailable, Reason::new("STORAGE_UNAVAILABLE"), "down"));
+        assert_eq!(storage.retry_after(), Some(touchstone_proto::error::RETRY_AFTER), "the server's RetryInfo");
+        let rate = ApiError::RateLimited { tenant: "t".into(), message: "slow down".into(), retry_after: Duration::from_millis(300) };
+        assert_eq!(status(rate).retry_after(), Some(Duration::from_millis(300)));
+        assert_eq!(status(ApiError::TooLarge("big".into())).retry_after(), None, "the same call is always too large");
+        assert_eq!(status(ApiError::bad_field("tenant", "empty")).retry_after(), None);
+        assert_eq!(unreachable("http://x", "connection refused".into()).retry_after(), Some(Duration::ZERO));
+        assert_eq!(unreachable("https://x", "invalid peer certificate: UnknownIssuer".into()).retry_after(), None);
+    }
+
+    #[tokio::test]
+    async fn retries_wait_out_a_run_of_failures_for_their_bound_and_no_longer() {
+        let down = || ClientError::Unreachable { url: "u".into(), reason: "connection refused".into(), transient: true };
+        let mut retries = Retries::bounded("test", Duration::from_secs(2));
+        let started = std::time::Instant::now();
+        retries.wait(down()).await.expect("0.5 s");
+        retries.wait(down()).await.expect("1 s more");
+        assert!(started.elapsed() >= Duration::from_millis(1_500), "backoff doubles");
+        let given_up = retries.wait(down()).await.expect_err("2 s more would pass the bound");
+        assert!(given_up.to_string().contains("connection refused"), "{given_up}");
+        retries.succeeded();
+        retries.wait(down()).await.expect("a new run of failures");
+        assert_eq!(retries.retried, 3);
+        let refused = ClientError::Status { code: Code::InvalidArgument, message: "bad".into(), retry_after: None };
+        assert!(retries.wait(refused).await.is_err(), "never retried");
     }
 
     #[test]

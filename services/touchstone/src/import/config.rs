@@ -166,10 +166,10 @@ mod tests {
     #[test]
     fn refusals_are_counted_and_printed_but_a_lost_server_ends_the_import() {
         let mut outcome = Outcome::default();
-        let refusal = ClientError::Status { code: tonic::Code::FailedPrecondition, message: "goal x differs".into() };
+        let refusal = ClientError::Status { code: tonic::Code::FailedPrecondition, message: "goal x differs".into(), retry_after: None };
         assert!(refused(refusal, &mut outcome, |m| format!("f: tenant t goal x: {m}")).is_ok());
         assert_eq!(outcome.refused, 1);
-        let lost = ClientError::Unreachable { url: "u".into(), reason: "refused".into() };
+        let lost = ClientError::Unreachable { url: "u".into(), reason: "refused".into(), transient: true };
         assert!(refused(lost, &mut outcome, |m| m.to_owned()).is_err());
         assert_eq!(outcome.refused, 1);
     }
