@@ -175,11 +175,16 @@ fn plain(micros: i128) -> String {
     format!("{sign}{}{fraction}", group_thousands(whole.parse().unwrap()))
 }
 
-/// `report campaigns|messages --format table` (with and without `--goals`) shows, per row,
-/// the json's sent, opened and default goal conversions, the default goal's value as money
-/// of `currency`, every other goal with `--goals` (ORDER goals in `money` as money, EVENT
-/// goals as plain numbers), and campaign totals that add up the rows.
+/// `report campaigns|messages --format table` shows, per row, the json's sent, opened and
+/// default goal conversions, and the default goal's value as money of `currency`; with
+/// `--goals`, every goal in a table of its own (ORDER goals in `money` as money, EVENT goals
+/// as plain numbers), with `--goals G` that one alone; and campaign totals that add up the
+/// rows. Every table a report prints fits 120 columns.
 fn assert_tables_show_the_json(server: &DevServer, tenant: &str, currency: &str, money: &[String]) {
+    let fits = |table: &str, what: &str| {
+        let widest = table.lines().map(|line| line.chars().count()).max().unwrap_or(0);
+        assert!(widest <= 120, "{tenant} {what}: a line of {widest} columns\n{table}");
+    };
     for kind in ["campaigns", "messages"] {
         let rows = server.report(kind, tenant, None, None);
         let rows = rows.as_array().unwrap();
@@ -188,40 +193,52 @@ fn assert_tables_show_the_json(server: &DevServer, tenant: &str, currency: &str,
         let shown = |value: i128, goal: &str| {
             if money.iter().any(|id| id == goal) { format_money(value, currency) } else { plain(value) }
         };
-        for goals in [false, true] {
-            let mut args = vec!["report", kind, "--tenant", tenant, "--format", "table"];
-            if goals {
-                args.push("--goals");
-            }
-            let table = server.cli_ok(&args);
+        let goal_ids: Vec<String> = rows[0]["goals"].as_object().unwrap().keys().cloned().collect();
+        // (The goal, its table) as printed: the default table, then each goal's.
+        let mut tables: Vec<(String, String)> = Vec::new();
+        let default = server.cli_ok(&["report", kind, "--tenant", tenant, "--format", "table"]);
+        fits(&default, kind);
+        tables.push(("orders".to_owned(), default.clone()));
+        let every = server.cli_ok(&["report", kind, "--tenant", tenant, "--format", "table", "--goals"]);
+        fits(&every, &format!("{kind} --goals"));
+        let blocks: Vec<&str> = every.split("\n\n").filter(|block| !block.starts_with("total: ")).collect();
+        let headings: Vec<&str> = blocks.iter().map(|block| block.lines().next().unwrap().trim_end_matches(':')).collect();
+        let mut expected_headings: Vec<&str> = goal_ids.iter().map(String::as_str).collect();
+        expected_headings.sort_by_key(|goal| *goal != "orders");
+        let mut sorted = headings.clone();
+        sorted.sort_by_key(|goal| *goal != "orders");
+        assert_eq!(sorted.len(), expected_headings.len(), "a table for every goal: {every}");
+        assert_eq!(headings[0], "orders", "the default goal first: {every}");
+        for block in &blocks {
+            let (heading, table) = block.split_once('\n').unwrap();
+            tables.push((heading.trim_end_matches(':').to_owned(), table.to_owned()));
+        }
+        let last = goal_ids.iter().find(|goal| *goal != "orders").unwrap_or(&goal_ids[0]);
+        let one = server.cli_ok(&["report", kind, "--tenant", tenant, "--format", "table", "--goals", last]);
+        assert!(one.starts_with(&format!("{last}:\n")) && one.matches(":\n").count() == 1, "--goals {last} shows that goal alone: {one}");
+
+        for (index, (goal, table)) in tables.iter().enumerate() {
             let mut lines = table.lines();
             let header = cells(lines.next().unwrap());
-            assert_eq!(header[2..7], ["SENT", "OPENED", "ORDERS", "REVENUE", "CONV RATE"], "{tenant} {kind}: {table}");
+            let value_title = if money.contains(goal) { "REVENUE" } else { "VALUE" };
+            let titles = if index == 0 { ["SENT", "OPENED", "ORDERS", value_title, "CONV RATE"] } else { ["SENT", "OPENED", "CONV", value_title, "CONV RATE"] };
+            assert_eq!(header[2..7], titles, "{tenant} {kind} {goal}: {table}");
             let by_id: std::collections::HashMap<&str, Vec<&str>> =
                 lines.take_while(|line| !line.is_empty()).map(cells).map(|cells| (cells[0], cells)).collect();
-            assert_eq!(by_id.len(), rows.len(), "one line per row: {tenant} {kind}");
-            let (mut purchases, mut revenue) = (0, 0);
+            assert_eq!(by_id.len(), rows.len(), "one line per row: {tenant} {kind} {goal}");
             for row in rows {
                 let id = row[id_key].as_str().unwrap();
-                let line = &by_id[id];
-                let orders = &row["goals"]["orders"];
-                let expected = [count(&row["sent"]), count(&row["opened"]), count(&orders["conversions"]), shown(micros(&orders["value"]), "orders")];
-                assert_eq!(line[2..6], expected, "{tenant} {kind} {id}");
-                purchases += orders["conversions"].as_u64().unwrap();
-                revenue += micros(&orders["value"]);
-                let others: Vec<&String> = row["goals"].as_object().unwrap().keys().filter(|goal| *goal != "orders").collect();
-                for goal in others {
-                    let at = header.iter().position(|title| *title == format!("{goal} CONV"));
-                    let Some(at) = at else {
-                        assert!(!goals, "--goals shows {goal}: {table}");
-                        continue;
-                    };
-                    assert!(goals, "{goal} only with --goals");
-                    let tally = &row["goals"][goal];
-                    assert_eq!(line[at..at + 2], [count(&tally["conversions"]), shown(micros(&tally["value"]), goal)], "{tenant} {kind} {id} {goal}");
-                }
+                let tally = &row["goals"][goal.as_str()];
+                let expected = [count(&row["sent"]), count(&row["opened"]), count(&tally["conversions"]), shown(micros(&tally["value"]), goal)];
+                assert_eq!(by_id[id][2..6], expected, "{tenant} {kind} {id} {goal}");
             }
-            if kind == "campaigns" {
+        }
+        if kind == "campaigns" {
+            let (purchases, revenue) = rows.iter().fold((0, 0), |(purchases, revenue), row| {
+                let orders = &row["goals"]["orders"];
+                (purchases + orders["conversions"].as_u64().unwrap(), revenue + micros(&orders["value"]))
+            });
+            for table in [&default, &every] {
                 let total = table.lines().find(|line| line.starts_with("total: ")).unwrap();
                 let prefix = format!(
                     "total: {} campaigns, {} purchases, revenue {}, average check ",
@@ -232,6 +249,10 @@ fn assert_tables_show_the_json(server: &DevServer, tenant: &str, currency: &str,
                 assert!(total.starts_with(&prefix), "{total} (expected {prefix}...)");
             }
         }
+    }
+    for report in [&["report", "goals"][..], &["report", "models"]] {
+        let table = server.cli_ok(&[report, &["--tenant", tenant, "--format", "table"]].concat());
+        fits(&table, report[1]);
     }
 }
 

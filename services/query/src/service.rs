@@ -237,7 +237,7 @@ fn model_credits_pb(fact: &attribution::ConversionFact, touches: &[Touch], messa
         .collect()
 }
 
-fn lift_pb(campaign_id: String, goal_id: String, report: lift::Lift) -> pb::LiftReport {
+fn lift_pb(campaign_id: String, goal_id: String, report: lift::Lift, units: pb::ReportUnits) -> pb::LiftReport {
     pb::LiftReport {
         campaign_id,
         goal_id,
@@ -260,6 +260,7 @@ fn lift_pb(campaign_id: String, goal_id: String, report: lift::Lift) -> pb::Lift
         value_diff_low: report.value_diff_low,
         value_diff_high: report.value_diff_high,
         enough_data: report.enough_data,
+        units: Some(units),
     }
 }
 
@@ -566,7 +567,7 @@ impl QueryService for QueryApi {
                 pb::ModelRow { campaign_id, msg_hash, goal_id, models }
             })
             .collect();
-        Ok(Response::new(pb::ModelReport { rows }))
+        Ok(Response::new(pb::ModelReport { rows, units: Some(report_units(&config)) }))
     }
 
     /// Reads the states of the campaign's exposed customers only.
@@ -580,7 +581,7 @@ impl QueryService for QueryApi {
         let goal = saved_goal(&config, &goal_id)?;
         let (states, messages) = self.exposed_customer_states(&tenant, &campaign_id).await?;
         let report = lift::campaign_lift(states.iter().map(|(_, state)| state), &campaign_id, goal, range.from, range.to, &messages, &config);
-        Ok(Response::new(lift_pb(campaign_id, goal_id, report)))
+        Ok(Response::new(lift_pb(campaign_id, goal_id, report, report_units(&config))))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, campaign_id = %request.get_ref().campaign_id))]

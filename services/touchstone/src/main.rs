@@ -395,11 +395,11 @@ pub struct ReportArgs {
 pub struct StatsArgs {
     #[command(flatten)]
     pub report: ReportArgs,
-    /// Table: also the columns of every goal besides the default one (conversions, value,
-    /// conversion rate, average). The table shows the default goal only, to fit a terminal;
-    /// json and csv always carry every goal, so there the flag changes nothing.
-    #[arg(long)]
-    pub goals: bool,
+    /// Table: every goal, or with `--goals G[,H]` the ones named, each in a table of its own
+    /// (conversions, value, conversion rate, average). Without it the table shows the default
+    /// goal only; json and csv always carry every goal, so there the flag changes nothing.
+    #[arg(long, num_args = 0..=1, value_delimiter = ',', value_name = "GOAL[,GOAL]")]
+    pub goals: Option<Vec<String>>,
 }
 
 #[derive(Subcommand)]

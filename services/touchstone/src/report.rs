@@ -77,7 +77,7 @@ pub async fn run(what: ReportCommand) -> CommandResult {
             let report = reply.into_inner();
             match args.format {
                 ExplainFormat::Json => json::render(&models::models_json(&report))?,
-                ExplainFormat::Table => models::models_table(&report),
+                ExplainFormat::Table => models::models_table(&report)?,
             }
         }
         ReportCommand::Explain(args) => {
@@ -135,17 +135,21 @@ async fn under_model(
     Ok(json::render(&models::under_model(stats, &credit, model, by_message))?)
 }
 
-/// `all_goals` (`--goals`) widens the table only: json and csv always carry every goal.
+/// `goals` (`--goals [G,…]`) picks the table's goals only: json and csv always carry every goal.
 fn render_stats(
     report: &StatsReport,
     format: Format,
-    all_goals: bool,
+    goals: Option<Vec<String>>,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let goals = if all_goals { table::GoalColumns::All } else { table::GoalColumns::Default };
+    let goals = match goals {
+        None => table::GoalColumns::Default,
+        Some(named) if named.is_empty() => table::GoalColumns::All,
+        Some(named) => table::GoalColumns::Only(named),
+    };
     Ok(match format {
         Format::Json => json::render(&json::stats_json(report))?,
         Format::Csv => export::render_stats(report)?,
-        Format::Table => table::render_stats(report, goals),
+        Format::Table => table::render_stats(report, &goals)?,
     })
 }
 

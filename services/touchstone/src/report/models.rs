@@ -2,8 +2,9 @@
 //! as SPEC section 8's JSON (`conversions` a number of up to 6 decimals) or a table.
 
 use super::explain::decimal;
-use super::rows::StatsKind;
-use super::table::{Align, Table};
+use super::rows::{ReplyError, StatsKind, Units, ValueUnit, decimal_micros};
+use super::table::{Align, Table, value_cell};
+use touchstone_core::currency::group_thousands;
 use serde_json::{Map, Value, json};
 use touchstone_core::models::Model;
 use touchstone_proto::convert::model_from_pb;
@@ -40,24 +41,56 @@ pub fn models_json(report: &pb::ModelReport) -> Value {
     )
 }
 
-/// A row per campaign and goal, each model's conversions and value in a column pair.
-pub fn models_table(report: &pb::ModelReport) -> String {
-    let names: Vec<String> = report.rows.first().map(|row| row.models.iter().map(|f| model_name(f.model).to_owned()).collect()).unwrap_or_default();
-    let mut columns = vec![("campaign".to_owned(), Align::Left), ("goal".to_owned(), Align::Left)];
-    for name in &names {
-        columns.push((format!("{name} conv."), Align::Right));
-        columns.push((format!("{name} value"), Align::Right));
-    }
-    let mut table = Table::new(columns);
+/// Per goal, the campaigns (or messages) by model twice: conversions (to two decimals; JSON
+/// keeps six), then value (money in major units for an ORDER goal). One wide row per
+/// campaign would not fit a terminal.
+pub fn models_table(report: &pb::ModelReport) -> Result<String, ReplyError> {
+    let units = Units::from_pb(report.units.clone());
+    let models: Vec<i32> = report.rows.first().map(|row| row.models.iter().map(|figures| figures.model).collect()).unwrap_or_default();
+    let by_message = report.rows.first().is_some_and(|row| row.campaign_id.is_empty() && !row.msg_hash.is_empty());
+    let mut goals: Vec<&str> = Vec::new();
     for row in &report.rows {
-        let mut cells = vec![row.campaign_id.clone(), row.goal_id.clone()];
-        for figures in &row.models {
-            cells.push(ppm_number(figures.conversions_ppm).to_string());
-            cells.push(decimal(figures.value.as_ref()).to_string());
+        if !goals.contains(&row.goal_id.as_str()) {
+            goals.push(&row.goal_id);
         }
-        table.push(cells);
     }
-    table.render()
+    let columns = || {
+        let subject = if by_message { "MESSAGE" } else { "CAMPAIGN" };
+        let titles = models.iter().map(|&model| (model_name(model).replace('_', " ").to_uppercase(), Align::Right));
+        std::iter::once((subject.to_owned(), Align::Left)).chain(titles).collect::<Vec<_>>()
+    };
+    let mut text = String::new();
+    for goal_id in goals {
+        let unit = units.of(goal_id);
+        let (mut conversions, mut values) = (Table::new(columns()), Table::new(columns()));
+        for row in report.rows.iter().filter(|row| row.goal_id == goal_id) {
+            let subject = if by_message { &row.msg_hash } else { &row.campaign_id };
+            let mut counts = vec![subject.clone()];
+            let mut amounts = vec![subject.clone()];
+            for figures in &row.models {
+                counts.push(ppm_text(figures.conversions_ppm));
+                let micros = decimal_micros(figures.value.as_ref(), || format!("{subject} {goal_id} value"))?;
+                amounts.push(value_cell(micros, unit));
+            }
+            conversions.push(counts);
+            values.push(amounts);
+        }
+        let value = if matches!(unit, ValueUnit::Money(_)) { "revenue" } else { "value" };
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&format!("{goal_id}: conversions by model\n{}\n{goal_id}: {value} by model\n{}", conversions.render(), values.render()));
+    }
+    Ok(text)
+}
+
+/// Parts per million as a count people read: whole, or to two decimals (`20.58`).
+fn ppm_text(ppm: u64) -> String {
+    if ppm.is_multiple_of(1_000_000) {
+        return group_thousands(u128::from(ppm / 1_000_000));
+    }
+    let hundredths = (ppm + 5_000) / 10_000;
+    format!("{}.{:02}", group_thousands(u128::from(hundredths / 100)), hundredths % 100)
 }
 
 /// A campaign or message report's JSON (`stats`) with each goal's conversions and value
@@ -118,13 +151,21 @@ mod tests {
                 goal_id: "orders".into(),
                 models: vec![figures(pb::AttributionModel::LastTouch, 2_000_000, "300"), figures(pb::AttributionModel::Linear, 2_333_333, "12.5")],
             }],
+            units: None,
         };
         assert_eq!(
             models_json(&report),
             json!([{"campaign_id": "spring", "goal_id": "orders", "models": {
                 "last_touch": {"conversions": 2, "value": 300}, "linear": {"conversions": 2.333333, "value": 12.5}}}])
         );
-        let table = models_table(&report);
-        assert!(table.contains("linear conv.") && table.contains("2.333333"), "{table}");
+        let table = models_table(&report).unwrap();
+        assert!(table.contains("orders: conversions by model") && table.contains("LINEAR") && table.contains("2.33"), "{table}");
+        assert!(table.contains("orders: value by model") && table.contains("12.5"), "no units: plain values\n{table}");
+        let orders = pb::Goal { id: "orders".into(), kind: pb::GoalKind::Order.into(), ..Default::default() };
+        let units = Some(pb::ReportUnits { currency: "USD".into(), goals: vec![orders] });
+        let table = models_table(&pb::ModelReport { units, ..report }).unwrap();
+        assert!(table.contains("orders: revenue by model") && table.contains("3.00 USD") && table.contains("0.13 USD"), "{table}");
+        assert_eq!(ppm_text(20_583_333), "20.58");
+        assert_eq!(ppm_text(1_234_000_000), "1,234");
     }
 }

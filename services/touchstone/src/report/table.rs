@@ -5,7 +5,8 @@
 //! column) they show money in major units with the currency's own decimals and thousands
 //! grouped ("23,509.27 USD", "1,500 JPY"), EVENT goal values as plain numbers (an event's
 //! value is no money), counts grouped, and by default only the columns that answer "which
-//! campaign sold": the default goal's figures. `--goals` adds every other goal's columns.
+//! campaign sold": the default goal's figures. `--goals` shows every goal (`--goals G`, the
+//! ones named), each in a table of its own: one row of every goal would not fit a terminal.
 
 use super::rows::{GoalRow, StatsKind, StatsReport, StatsRow, Subject, Tally, Totals, Units, ValueUnit, derived, value_text};
 use touchstone_core::currency::{format_money, group_thousands};
@@ -73,12 +74,14 @@ fn pad(text: &str, width: usize, align: Align) -> String {
 }
 
 /// Which goals the campaign and message tables show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GoalColumns {
     /// The default goal's conversions, value and conversion rate: a table that fits a terminal.
     Default,
-    /// Also every other goal's conversions, value, conversion rate and average (`--goals`).
+    /// Every goal, each in a table of its own with its average too (`--goals`).
     All,
+    /// These goals, each in a table of its own (`--goals G,H`).
+    Only(Vec<String>),
 }
 
 /// `25.0%`, or `-` when the denominator is 0.
@@ -104,7 +107,7 @@ fn group_decimal(text: &str) -> String {
 }
 
 /// A goal value: money of the tenant's currency, or the exact plain number (grouped).
-fn value_cell(value_micros: i128, unit: ValueUnit<'_>) -> String {
+pub(super) fn value_cell(value_micros: i128, unit: ValueUnit<'_>) -> String {
     match unit {
         ValueUnit::Money(currency) => format_money(value_micros, currency),
         ValueUnit::Plain => group_decimal(&value_text(value_micros)),
@@ -114,14 +117,17 @@ fn value_cell(value_micros: i128, unit: ValueUnit<'_>) -> String {
 /// Value per conversion: money rounded to the currency's minor unit, a plain number to two
 /// decimals; `-` without conversions.
 fn average_text(average: f64, conversions: u64, unit: ValueUnit<'_>) -> String {
-    derived(average, conversions).map_or_else(
-        || "-".to_owned(),
-        |average| match unit {
-            // The server's average is in minor units; format_money takes millionths of them.
-            ValueUnit::Money(currency) => format_money((average * 1_000_000.0).round() as i128, currency),
-            ValueUnit::Plain => group_decimal(&format!("{average:.2}")),
-        },
-    )
+    derived(average, conversions).map_or_else(|| "-".to_owned(), |average| approximate_value(average, unit))
+}
+
+/// A computed value (a mean, a difference) in minor units or the event's units: money
+/// rounded to the currency's minor unit, a plain number to two decimals.
+pub(super) fn approximate_value(value: f64, unit: ValueUnit<'_>) -> String {
+    match unit {
+        // format_money takes millionths of minor units.
+        ValueUnit::Money(currency) => format_money((value * 1_000_000.0).round() as i128, currency),
+        ValueUnit::Plain => group_decimal(&format!("{value:.2}")),
+    }
 }
 
 fn column(title: impl Into<String>, align: Align) -> (String, Align) {
@@ -132,54 +138,53 @@ fn column(title: impl Into<String>, align: Align) -> (String, Align) {
 struct ShownGoal<'a> {
     id: String,
     unit: ValueUnit<'a>,
-    /// The default goal: short titles, no average column.
+    /// The default table's goal: titled by its name, no average column. Otherwise the goal
+    /// heads a table of its own, whose columns need not name it.
     default: bool,
 }
 
-/// The default goal first, then (with `--goals`) the others in the rows' order.
-fn shown_goals(report: &StatsReport, goals: GoalColumns) -> Vec<ShownGoal<'_>> {
+/// The goals the tables show: the default goal, or every goal (`--goals`, the default
+/// first, then the rows' order), or the ones named. A named goal no row has is an error.
+fn shown_goals<'a>(report: &'a StatsReport, goals: &GoalColumns) -> Result<Vec<ShownGoal<'a>>, String> {
     let default = report.default_goal();
-    let mut shown: Vec<ShownGoal<'_>> = default
-        .iter()
-        .map(|id| ShownGoal { id: id.clone(), unit: report.units.of(id), default: true })
-        .collect();
-    if goals == GoalColumns::All {
-        for id in report.goal_ids() {
-            if default.as_deref() != Some(id.as_str()) {
-                shown.push(ShownGoal { unit: report.units.of(&id), id, default: false });
+    let shown = |id: String, default| ShownGoal { unit: report.units.of(&id), id, default };
+    match goals {
+        GoalColumns::Default => Ok(default.into_iter().map(|id| shown(id, true)).collect()),
+        GoalColumns::All => {
+            let mut ids: Vec<String> = default.clone().into_iter().collect();
+            ids.extend(report.goal_ids().into_iter().filter(|id| default.as_deref() != Some(id.as_str())));
+            Ok(ids.into_iter().map(|id| shown(id, false)).collect())
+        }
+        GoalColumns::Only(named) => {
+            let known = report.goal_ids();
+            match named.iter().find(|id| !known.contains(id) && default.as_deref() != Some(id.as_str())) {
+                Some(unknown) => Err(format!("--goals: no goal {unknown:?} in this report; its goals: {}", known.join(", "))),
+                None => Ok(named.iter().map(|id| shown(id.clone(), false)).collect()),
             }
         }
     }
-    shown
 }
 
-fn stats_columns(kind: StatsKind, goals: &[ShownGoal<'_>]) -> Vec<(String, Align)> {
+fn stats_columns(kind: StatsKind, goal: Option<&ShownGoal<'_>>) -> Vec<(String, Align)> {
     let mut columns = match kind {
         StatsKind::Campaigns => vec![column("CAMPAIGN", Align::Left), column("MSGS", Align::Right)],
         StatsKind::Messages => vec![column("MESSAGE", Align::Left), column("CAMPAIGN", Align::Left)],
     };
     columns.extend([column("SENT", Align::Right), column("OPENED", Align::Right)]);
-    for goal in goals {
-        let money = matches!(goal.unit, ValueUnit::Money(_));
-        let value = if money { "REVENUE" } else { "VALUE" };
-        if goal.default {
-            // "ORDERS  REVENUE  CONV RATE": short, so that the default table fits 80 columns.
-            columns.extend([
-                column(goal.id.to_uppercase(), Align::Right),
-                column(value, Align::Right),
-                column("CONV RATE", Align::Right),
-            ]);
-        } else {
-            let average = if money { "AVG CHECK" } else { "AVG VALUE" };
-            for what in ["CONV", value, "CONV RATE", average] {
-                columns.push(column(format!("{} {what}", goal.id), Align::Right));
-            }
-        }
+    let Some(goal) = goal else { return columns };
+    let money = matches!(goal.unit, ValueUnit::Money(_));
+    let value = if money { "REVENUE" } else { "VALUE" };
+    if goal.default {
+        // "ORDERS  REVENUE  CONV RATE": short, so that the default table fits 80 columns.
+        columns.extend([column(goal.id.to_uppercase(), Align::Right), column(value, Align::Right), column("CONV RATE", Align::Right)]);
+    } else {
+        let average = if money { "AVG CHECK" } else { "AVG VALUE" };
+        columns.extend(["CONV", value, "CONV RATE", average].map(|title| column(title, Align::Right)));
     }
     columns
 }
 
-fn stats_cells(row: &StatsRow, goals: &[ShownGoal<'_>]) -> Vec<String> {
+fn stats_cells(row: &StatsRow, goal: Option<&ShownGoal<'_>>) -> Vec<String> {
     let mut cells = match &row.subject {
         Subject::Campaign { campaign_id, messages } => vec![campaign_id.clone(), count_text(*messages)],
         Subject::Message { msg_hash, campaign_id, channel: _, registered } => {
@@ -194,16 +199,11 @@ fn stats_cells(row: &StatsRow, goals: &[ShownGoal<'_>]) -> Vec<String> {
     };
     let touches = row.touches;
     cells.extend([count_text(touches.sent), count_text(touches.opened)]);
-    for goal in goals {
-        let cell = row.goal(&goal.id);
-        cells.extend([
-            count_text(cell.conversions),
-            value_cell(cell.value_micros, goal.unit),
-            percent_text(cell.conversion_rate, touches.opened),
-        ]);
-        if !goal.default {
-            cells.push(average_text(cell.average_check, cell.conversions, goal.unit));
-        }
+    let Some(goal) = goal else { return cells };
+    let cell = row.goal(&goal.id);
+    cells.extend([count_text(cell.conversions), value_cell(cell.value_micros, goal.unit), percent_text(cell.conversion_rate, touches.opened)]);
+    if !goal.default {
+        cells.push(average_text(cell.average_check, cell.conversions, goal.unit));
     }
     cells
 }
@@ -220,39 +220,49 @@ fn totals_line(totals: &Totals, unit: ValueUnit<'_>) -> String {
     )
 }
 
-pub fn render_stats(report: &StatsReport, goals: GoalColumns) -> String {
-    let shown = shown_goals(report, goals);
-    let mut table = Table::new(stats_columns(report.kind, &shown));
-    for row in &report.rows {
-        table.push(stats_cells(row, &shown));
+/// The default table, or one table a goal under its name; then a campaign list's totals.
+pub fn render_stats(report: &StatsReport, goals: &GoalColumns) -> Result<String, String> {
+    let shown = shown_goals(report, goals)?;
+    // No goal at all (no row has one, the server named none): the touch columns alone.
+    let tables: Vec<Option<&ShownGoal<'_>>> = if shown.is_empty() { vec![None] } else { shown.iter().map(Some).collect() };
+    let mut text = String::new();
+    for goal in tables {
+        let mut table = Table::new(stats_columns(report.kind, goal));
+        for row in &report.rows {
+            table.push(stats_cells(row, goal));
+        }
+        if let Some(goal) = goal.filter(|goal| !goal.default) {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(&format!("{}:\n", goal.id));
+        }
+        text.push_str(&table.render());
     }
-    let mut text = table.render();
     if let Some(totals) = &report.totals {
         let unit = report.default_goal().map_or(ValueUnit::Plain, |goal| report.units.of(&goal));
         text.push('\n');
         text.push_str(&totals_line(totals, unit));
     }
-    text
+    Ok(text)
 }
 
 fn tally_cells(Tally { conversions, value_micros }: Tally, unit: ValueUnit<'_>) -> [String; 2] {
     [count_text(conversions), value_cell(value_micros, unit)]
 }
 
+/// A line a rule of each goal (its name on the first), then each goal's campaigns.
 pub fn render_goals(rows: &[GoalRow], units: &Units) -> String {
-    let mut columns = vec![column("GOAL", Align::Left)];
-    for rule in ["EXPLICIT", "LAST TOUCH", "UNATTRIBUTED", "TOTAL"] {
-        columns.push(column(rule, Align::Right));
-        columns.push(column(format!("{rule} VALUE"), Align::Right));
-    }
+    let columns = vec![column("GOAL", Align::Left), column("RULE", Align::Left), column("CONV", Align::Right), column("VALUE", Align::Right)];
     let mut table = Table::new(columns);
     for row in rows {
         let unit = units.of(&row.goal_id);
-        let mut cells = vec![row.goal_id.clone()];
-        for tally in [row.explicit, row.last_touch, row.unattributed, row.total()] {
-            cells.extend(tally_cells(tally, unit));
+        let rules = [("explicit", row.explicit), ("last touch", row.last_touch), ("unattributed", row.unattributed), ("total", row.total())];
+        for (index, (rule, tally)) in rules.into_iter().enumerate() {
+            let goal = if index == 0 { row.goal_id.clone() } else { String::new() };
+            let [conversions, value] = tally_cells(tally, unit);
+            table.push(vec![goal, rule.to_owned(), conversions, value]);
         }
-        table.push(cells);
     }
     let mut text = table.render();
     for row in rows {
@@ -308,7 +318,7 @@ mod tests {
     }
 
     fn campaigns(list: pb::CampaignList, goals: GoalColumns) -> String {
-        render_stats(&StatsReport::from_campaigns(list).unwrap(), goals)
+        render_stats(&StatsReport::from_campaigns(list).unwrap(), &goals).unwrap()
     }
 
     #[test]
@@ -324,15 +334,26 @@ total: 2 campaigns, 4 purchases, revenue 50.00 USD, average check 12.50 USD
     }
 
     #[test]
-    fn goals_flag_adds_every_other_goals_columns_event_values_as_plain_numbers() {
+    fn goals_flag_shows_every_goal_in_a_table_of_its_own_event_values_as_plain_numbers() {
         let expected = "\
-CAMPAIGN  MSGS  SENT  OPENED  ORDERS    REVENUE  CONV RATE  checkin CONV  checkin VALUE  checkin CONV RATE  checkin AVG VALUE
-spring       2   100      20       4  50.00 USD      20.0%             1           12.5               5.0%              12.50
-summer       1    10       0       0   0.00 USD          -             0              0                  -                  -
+orders:
+CAMPAIGN  MSGS  SENT  OPENED  CONV    REVENUE  CONV RATE  AVG CHECK
+spring       2   100      20     4  50.00 USD      20.0%  12.50 USD
+summer       1    10       0     0   0.00 USD          -          -
+
+checkin:
+CAMPAIGN  MSGS  SENT  OPENED  CONV  VALUE  CONV RATE  AVG VALUE
+spring       2   100      20     1   12.5       5.0%      12.50
+summer       1    10       0     0      0          -          -
 
 total: 2 campaigns, 4 purchases, revenue 50.00 USD, average check 12.50 USD
 ";
         assert_eq!(campaigns(campaign_list(), GoalColumns::All), expected);
+        // `--goals checkin`: that goal's table alone; a goal the report lacks is an error.
+        let only = campaigns(campaign_list(), GoalColumns::Only(vec!["checkin".into()]));
+        assert!(only.starts_with("checkin:\nCAMPAIGN") && !only.contains("orders:"), "{only}");
+        let unknown = render_stats(&StatsReport::from_campaigns(campaign_list()).unwrap(), &GoalColumns::Only(vec!["nope".into()]));
+        assert_eq!(unknown.unwrap_err(), "--goals: no goal \"nope\" in this report; its goals: orders, checkin");
     }
 
     #[test]
@@ -363,11 +384,11 @@ total: 2 campaigns, 4 purchases, revenue 50.00 USD, average check 12.50 USD
     fn event_goal_values_are_never_money_even_when_the_event_goal_comes_first() {
         let mut list = campaign_list();
         list.campaigns[0].goals[1] = goal("checkin", 3, "1234567.5", 0.15, 411_522.5);
-        let text = campaigns(list.clone(), GoalColumns::All);
-        let spring = text.lines().nth(1).unwrap();
+        let text = campaigns(list.clone(), GoalColumns::Only(vec!["checkin".into()]));
+        let spring = text.lines().nth(2).unwrap();
         assert!(spring.contains("  1,234,567.5  "), "{spring}");
         assert!(spring.ends_with("  411,522.50"), "{spring}");
-        assert!(!spring.contains("USD 1") && spring.matches("USD").count() == 1, "only orders is money: {spring}");
+        assert!(!spring.contains("USD"), "only orders is money: {spring}");
 
         // A tenant whose first goal were an EVENT goal: its values stay plain numbers.
         let units = list.units.as_mut().unwrap();
@@ -406,8 +427,9 @@ m9       (unregistered)     0       0       0  0.00 USD          -
 m2       -                 50      10       3  1.00 USD      30.0%
 ";
         let report = StatsReport::from_messages(list).unwrap();
-        assert_eq!(render_stats(&report, GoalColumns::Default), expected, "no totals for messages");
-        assert_eq!(render_stats(&report, GoalColumns::All), expected, "no other goal to add");
+        assert_eq!(render_stats(&report, &GoalColumns::Default).unwrap(), expected, "no totals for messages");
+        let all = render_stats(&report, &GoalColumns::All).unwrap();
+        assert!(all.starts_with("orders:\nMESSAGE  CAMPAIGN        SENT  OPENED  CONV   REVENUE  CONV RATE  AVG CHECK\n"), "{all}");
     }
 
     #[test]
@@ -415,9 +437,15 @@ m2       -                 50      10       3  1.00 USD      30.0%
         let (rows, units) = goal_report(goal_kpis()).unwrap();
         let text = render_goals(&rows, &units);
         let expected = "\
-GOAL     EXPLICIT  EXPLICIT VALUE  LAST TOUCH  LAST TOUCH VALUE  UNATTRIBUTED  UNATTRIBUTED VALUE  TOTAL  TOTAL VALUE
-orders          2        2.51 USD           3          1.00 USD             5            0.00 USD     10     3.51 USD
-checkin         0               0           0                 0             4                   0      4            0
+GOAL     RULE          CONV     VALUE
+orders   explicit         2  2.51 USD
+         last touch       3  1.00 USD
+         unattributed     5  0.00 USD
+         total           10  3.51 USD
+checkin  explicit         0         0
+         last touch       0         0
+         unattributed     4         0
+         total            4         0
 
 orders credited by campaign:
 CAMPAIGN       CONV     VALUE
@@ -436,8 +464,8 @@ a                 1  0.50 USD
         reply.goals[0].explicit = tally(2, "123456");
         let (rows, units) = goal_report(reply).unwrap();
         let text = render_goals(&rows, &units);
-        assert!(text.lines().nth(1).unwrap().contains("  123,456 JPY  "), "{text}");
-        let checkin = text.lines().nth(2).unwrap();
-        assert!(checkin.contains("  12,345.75  ") && !checkin.contains("JPY"), "{checkin}");
+        assert!(text.lines().nth(1).unwrap().ends_with("  123,456 JPY"), "{text}");
+        let checkin = text.lines().nth(7).unwrap();
+        assert!(checkin.ends_with("  12,345.75") && !checkin.contains("JPY"), "{checkin}");
     }
 }
