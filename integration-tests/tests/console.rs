@@ -3,8 +3,11 @@
 //! figures each page shows (the formatted text and the exact value beside it) must equal
 //! what the CLI's JSON says for the same tenant and range: the campaign list and its totals,
 //! a campaign's messages, goal KPIs, a conversion's explanation, a customer's trophy case
-//! and badge timeline. It saves a screenshot of each page (`TOUCHSTONE_SCREENSHOTS_DIR`,
-//! else `target/console-screenshots`): the README's pictures are these.
+//! and badge timeline. Pages are also measured as Chromium lays them out in a 1400x1000
+//! window: charts shown at the size they are drawn, the explain page's time line labels
+//! apart and its table within the window, the campaigns table's first column in place when
+//! it scrolls. It saves a screenshot of each page (`TOUCHSTONE_SCREENSHOTS_DIR`, else
+//! `target/console-screenshots`): the README's pictures are these.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -46,6 +49,82 @@ fn screenshot(url: &str, name: &str) {
         .output()
         .unwrap();
     assert!(out.status.success() && file.exists(), "screenshot of {url}: {}", text(&out.stderr));
+}
+
+/// What `script` finds in the page as Chromium lays it out in a 1400x1000 window (the
+/// screenshots' size). A harness page served here frames the page and runs `script` as the
+/// body of a function of the framed `document`, printing the JSON it returns; Chromium runs
+/// without its same-origin checks so that the harness, another origin, may read the frame.
+fn measure(url: &str, script: &str) -> Value {
+    use std::io::{Read, Write};
+    let harness = format!(
+        r#"<!doctype html><html><body style="margin:0"><iframe id="page" src="{url}" style="border:0;width:1400px;height:1000px"></iframe><pre id="measured"></pre>
+<script>document.getElementById("page").addEventListener("load", () => {{
+  const out = document.getElementById("measured");
+  try {{ out.textContent = JSON.stringify((function (document) {{ {script} }})(document.getElementById("page").contentDocument)); }}
+  catch (err) {{ out.textContent = JSON.stringify({{ error: String(err) }}); }}
+}});</script></body></html>"#
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let serving = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                // A connection Chromium opens and never uses must not hold up the next one.
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let _ = stream.read(&mut [0; 8192]);
+                let reply = format!("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{harness}", harness.len());
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        })
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium())
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,1000", "--virtual-time-budget=3000"])
+        .args(["--disable-web-security", "--disable-site-isolation-trials"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("http://{address}/"))
+        .output()
+        .unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = std::net::TcpStream::connect(address);
+    serving.join().unwrap();
+    assert!(out.status.success(), "chromium measuring {url}: {}", text(&out.stderr));
+    let page = text(&out.stdout);
+    let json = page.split_once("<pre id=\"measured\">").and_then(|(_, rest)| rest.split_once("</pre>")).map(|(json, _)| unescape(json)).unwrap_or_default();
+    let measured: Value = serde_json::from_str(&json).unwrap_or_else(|err| panic!("measuring {url} printed no JSON ({err}): {page}"));
+    assert!(measured.get("error").is_none(), "measuring {url}: {measured}");
+    measured
+}
+
+/// Each `<tag ...>` of `html`: its attributes' text, and the text up to the next tag.
+fn tags<'a>(html: &'a str, tag: &str) -> Vec<(&'a str, &'a str)> {
+    html.match_indices(&format!("<{tag} "))
+        .map(|(at, _)| {
+            let rest = &html[at..];
+            let end = rest.find('>').unwrap_or(rest.len());
+            let after = rest.get(end + 1..).unwrap_or_default();
+            (&rest[..end], after.split('<').next().unwrap_or_default())
+        })
+        .collect()
+}
+
+/// An attribute's value in a tag's text (` name="value"`).
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let marker = format!(" {name}=\"");
+    let at = tag.find(&marker)? + marker.len();
+    tag[at..].split('"').next()
+}
+
+/// A numeric attribute's value.
+fn attr_number(tag: &str, name: &str) -> f64 {
+    attr(tag, name).and_then(|value| value.parse().ok()).unwrap_or_else(|| panic!("no number {name} in {tag}"))
 }
 
 /// Undoes the HTML escapes the console's templates write.
@@ -159,6 +238,33 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     assert_eq!(field(&page, "revenue").1, money(&serde_json::json!(revenue), &currency));
     same(&field(&page, "purchases").0, &serde_json::json!(purchases), "total purchases");
     screenshot(&format!("{base}/t/{TENANT}/campaigns"), "campaigns");
+    // Every goal's columns make the table wider than the window: it scrolls in its wrapper,
+    // and the campaign column stays in place.
+    let table_at = page.find("id=\"campaigns\"").unwrap();
+    let wrapper = &page[page[..table_at].rfind("<div").unwrap()..table_at];
+    assert!(wrapper.starts_with("<div class=\"scroll\">"), "{wrapper}");
+    let header = &page[table_at..];
+    assert!(header[header.find("<th ").unwrap()..].starts_with("<th class=\"sticky\""), "the first column's title stays in place");
+    for (id, row) in &rows {
+        assert!(row[row.find("<td").unwrap()..].starts_with("<td class=\"sticky\">"), "{id}'s first cell stays in place: {row}");
+    }
+    let shown = measure(
+        &format!("{base}/t/{TENANT}/campaigns"),
+        "const table = document.getElementById('campaigns'); const wrapper = table.parentElement;
+         const style = (element) => document.defaultView.getComputedStyle(element);
+         const cells = [table.tHead.rows[0].cells[0], table.tBodies[0].rows[0].cells[0]];
+         const before = cells.map((cell) => cell.getBoundingClientRect().left);
+         wrapper.scrollLeft = wrapper.scrollWidth;
+         return { overflow: style(wrapper).overflowX, position: style(cells[1]).position, wider: wrapper.scrollWidth - wrapper.clientWidth,
+                  scrolled: wrapper.scrollLeft, before, after: cells.map((cell) => cell.getBoundingClientRect().left) };",
+    );
+    assert_eq!(shown["overflow"], "auto", "{shown}");
+    assert_eq!(shown["position"], "sticky", "{shown}");
+    assert!(number(&shown["wider"]) > 0.0 && number(&shown["scrolled"]) > 0.0, "the goals' columns run past a 1,400 px window: {shown}");
+    // Within a pixel: the collapsed border's half sits outside the stuck cell.
+    for (before, after) in shown["before"].as_array().unwrap().iter().zip(shown["after"].as_array().unwrap()) {
+        assert!((number(before) - number(after)).abs() <= 1.0, "the campaign column scrolled away: {shown}");
+    }
     // The range in words, and all time: what the CLI reports without a range.
     let label = field(&page, "range-label").1;
     assert!(label.ends_with(", the last 30 days with data") && label.contains(" – "), "{label}");
@@ -178,6 +284,20 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     same(&field(&page, "conversions").0, &busiest["goals"]["orders"]["conversions"], "campaign conversions");
     assert_eq!(field(&page, "revenue").1, money(&busiest["goals"]["orders"]["value"], &currency));
     assert!(page.matches("<svg").count() >= 3, "three daily charts");
+    // Charts drawn at the size they are shown, so that their text is the size it says: each
+    // SVG as wide as its viewBox, no text under 11 px, and Chromium scales none of them.
+    for (svg, _) in tags(&page, "svg") {
+        let view_box: Vec<f64> = attr(svg, "viewBox").expect("a viewBox").split(' ').map(|n| n.parse().unwrap()).collect();
+        assert_eq!((attr_number(svg, "width"), attr_number(svg, "height")), (view_box[2], view_box[3]), "{svg}");
+    }
+    for (text, label) in tags(&page, "text") {
+        assert!(attr_number(text, "font-size") >= 11.0, "chart text {label:?}: {text}");
+    }
+    let shown = measure(&url, "return [...document.querySelectorAll('figure.chart svg')].map((svg) => [svg.getBoundingClientRect().width, svg.viewBox.baseVal.width]);");
+    assert!(shown.as_array().unwrap().len() >= 3, "{shown}");
+    for sizes in shown.as_array().unwrap() {
+        assert!((number(&sizes[0]) - number(&sizes[1])).abs() < 0.5, "a chart shown at another size than drawn (shown, drawn): {sizes}");
+    }
     // The charts' days: each as the CLI reports that day alone.
     let days = blocks(&page, "data-day");
     assert_eq!(days.len(), 30);
@@ -260,7 +380,56 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     for ((event_id, row), candidate) in candidates.iter().zip(expected) {
         assert_eq!(event_id, candidate["event_id"].as_str().unwrap());
         assert!(row.contains(&format!("data-verdict=\"{}\"", candidate["verdict"].as_str().unwrap().to_lowercase())), "{row}");
+        assert!(row.contains("class=\"wrap\" data-field=\"reason\""), "the reason's cell wraps: {row}");
     }
+    // The time line's labels: touches close in time (a message sent, delivered and opened
+    // within minutes) must not write over each other. By the boxes their characters take,
+    // row by row as the DOM places them...
+    let wanted: Vec<String> = expected
+        .iter()
+        .map(|c| format!("{} {}", c["touch"].as_str().unwrap().to_lowercase(), c["msg_hash"].as_str().unwrap().chars().take(10).collect::<String>()))
+        .collect();
+    let touches_at = page.find("Candidate touches").expect("the time line");
+    let svg = &page[touches_at..touches_at + page[touches_at..].find("</svg>").expect("the time line's SVG")];
+    let labels: Vec<(f64, f64, f64)> = tags(svg, "text")
+        .into_iter()
+        .filter(|(_, label)| wanted.iter().any(|w| w == label.trim()))
+        .map(|(tag, label)| {
+            let x = attr_number(tag, "x");
+            // Debian's sans-serif (DejaVu Sans) takes 0.55 to 0.61 em a character for these.
+            (attr_number(tag, "y"), x, x + label.trim().chars().count() as f64 * 0.62 * attr_number(tag, "font-size"))
+        })
+        .collect();
+    assert_eq!(labels.len(), wanted.len(), "a label per candidate touch: {svg}");
+    for (i, a) in labels.iter().enumerate() {
+        for b in labels[i + 1..].iter().filter(|b| b.0 == a.0) {
+            assert!(a.2 <= b.1 || b.2 <= a.1, "time line labels overlap on a row (y, from, to): {a:?} {b:?}");
+        }
+    }
+    // ...and by the boxes Chromium draws them in, which must also lie inside the chart. The
+    // candidates' table fits the window, its last column (why) too.
+    let script = format!(
+        "const wanted = {};
+         const heading = [...document.querySelectorAll('h2')].find((h) => h.textContent === 'Candidate touches');
+         const svg = heading.nextElementSibling.querySelector('svg');
+         const labels = [...svg.querySelectorAll('text')].filter((t) => wanted.includes(t.textContent.trim())).map((t) => {{
+           const b = t.getBBox(); return [b.x, b.y, b.x + b.width, b.y + b.height]; }});
+         const root = document.documentElement;
+         return {{ labels, width: svg.viewBox.baseVal.width, table: document.getElementById('candidates').getBoundingClientRect().right,
+                   window: root.clientWidth, page: root.scrollWidth }};",
+        serde_json::json!(wanted)
+    );
+    let shown = measure(&url, &script);
+    let boxes: Vec<Vec<f64>> = shown["labels"].as_array().unwrap().iter().map(|b| b.as_array().unwrap().iter().map(number).collect()).collect();
+    assert_eq!(boxes.len(), wanted.len(), "{shown}");
+    for (i, a) in boxes.iter().enumerate() {
+        assert!(a[0] >= 0.0 && a[2] <= number(&shown["width"]), "a label outside the time line: {a:?} in {shown}");
+        for b in &boxes[i + 1..] {
+            assert!(a[2] <= b[0] || b[2] <= a[0] || a[3] <= b[1] || b[3] <= a[1], "time line labels overlap as drawn: {a:?} {b:?}");
+        }
+    }
+    assert_eq!(number(&shown["window"]), 1400.0, "{shown}");
+    assert!(number(&shown["table"]) <= 1400.0 && number(&shown["page"]) <= 1400.0, "the candidates' table runs off a 1,400 px window: {shown}");
     screenshot(&url, "explain");
 
     // Every model's split of it, as the CLI lists it.
@@ -333,7 +502,18 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     for ((event_id, row), entry) in shown.iter().zip(timeline.as_array().unwrap()) {
         assert_eq!(event_id, entry["event_id"].as_str().unwrap(), "newest first, as the CLI");
         assert!(row.contains(entry["action"].as_str().unwrap()) && row.contains(entry["source"].as_str().unwrap()), "{row}");
+        assert_eq!(field(row, "event_id").1, entry["event_id"].as_str().unwrap(), "the entry's event id shown");
     }
     assert!(page.contains("rel=\"next\""), "200 events: more pages");
     screenshot(&url, "member-care");
+    // A customer with nothing at all: said in words, no empty tables.
+    let nobody = "customer-with-no-badges";
+    let case = cli_json(&server, &["badges", "trophy-case", "--tenant", TENANT, "--customer", nobody, "--format", "json"]);
+    assert_eq!(case["held"], serde_json::json!([]));
+    let timeline = cli_json(&server, &["badges", "timeline", "--tenant", TENANT, "--customer", nobody, "--format", "json"]);
+    assert_eq!(timeline, serde_json::json!([]));
+    let page = dom(&format!("{base}/t/{TENANT}/members?customer={nobody}"));
+    assert_eq!(field(&page, "no-data").1, "No badge history or progress for customer", "{page}");
+    assert_eq!(field(&page, "customer_id").1, nobody);
+    assert!(!page.contains("id=\"held\"") && !page.contains("id=\"timeline\""), "no empty trophy case or timeline: {page}");
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use touchstone_attribution::AttributionApi;
 use touchstone_core::badges::RuleKind;
 use touchstone_core::config::{GoalKind, TenantConfig};
-use touchstone_core::currency::format_money;
+use touchstone_core::currency::{format_money, minor_units};
 use touchstone_core::rollup::Granularity;
 use touchstone_proto::auth::Principal;
 use touchstone_proto::convert::{badge_action_from_pb, badge_source_from_pb, channel_from_pb, touch_kind_from_pb};
@@ -398,11 +398,15 @@ pub async fn campaign(
         revenue.push(value_f64(&decimal(goal.and_then(|g| g.value.as_ref()))));
     }
     let count_label = |v: f64| format!("{v:.0}");
-    let revenue_label = |v: f64| if revenue_money { format_money((v * 1e6) as i128, &currency) } else { format!("{v:.0}") };
+    // The axis in plain numbers, major units: the currency is in the chart's title, so
+    // labels stay short.
+    let minor_per_major = if revenue_money { 10f64.powi(minor_units(&currency).flatten().map_or(0, i32::from)) } else { 1.0 };
+    let revenue_label = |v: f64| plain((v / minor_per_major * 1e6) as i128);
     let charts = vec![
         ChartView {
             title: "Touches per day".into(),
             svg: chart::daily(
+                chart::SMALL,
                 &dates,
                 &[
                     Series { name: "sent", values: sent, color: chart::GREY_LINE },
@@ -414,11 +418,11 @@ pub async fn campaign(
         },
         ChartView {
             title: format!("Conversions per day ({default_goal})"),
-            svg: chart::daily(&dates, &[Series { name: "conversions", values: conversions, color: chart::GREEN_LINE }], &count_label),
+            svg: chart::daily(chart::SMALL, &dates, &[Series { name: "conversions", values: conversions, color: chart::GREEN_LINE }], &count_label),
         },
         ChartView {
-            title: format!("Revenue per day ({default_goal})"),
-            svg: chart::daily(&dates, &[Series { name: "revenue", values: revenue, color: chart::BLUE_LINE }], &revenue_label),
+            title: if revenue_money { format!("Revenue per day ({default_goal}, {currency})") } else { format!("Revenue per day ({default_goal})") },
+            svg: chart::daily(chart::SMALL, &dates, &[Series { name: "revenue", values: revenue, color: chart::BLUE_LINE }], &revenue_label),
         },
     ];
 
@@ -531,7 +535,7 @@ pub async fn goals(State(console): State<Arc<Console>>, Path(tenant): Path<Strin
                 Series { name: "last touch", values: line(|p| p.last_touch.as_ref()), color: chart::GREEN_LINE },
                 Series { name: "unattributed", values: line(|p| p.unattributed.as_ref()), color: chart::GREY_LINE },
             ];
-            let svg = chart::daily(&dates, &lines, &|v| format!("{v:.0}"));
+            let svg = chart::daily(chart::WIDE, &dates, &lines, &|v| format!("{v:.0}"));
             let rows = points
                 .iter()
                 .map(|p| SeriesRow {
@@ -781,7 +785,7 @@ pub async fn members(State(console): State<Arc<Console>>, Path(tenant): Path<Str
     let caller = console.caller(&headers)?;
     let nav = console.nav(&tenant, "members", &params).await?;
     let customer_id = params.customer.clone().unwrap_or_default();
-    let mut page = MembersPage { nav, customer_id: customer_id.clone(), held: Vec::new(), locked: Vec::new(), timeline: Vec::new(), next_page: None, looked_up: false };
+    let mut page = MembersPage { nav, customer_id: customer_id.clone(), held: Vec::new(), locked: Vec::new(), timeline: Vec::new(), next_page: None, looked_up: false, no_data: false };
     if customer_id.is_empty() {
         return Ok(html(&page).into_response());
     }
@@ -790,6 +794,7 @@ pub async fn members(State(console): State<Arc<Console>>, Path(tenant): Path<Str
     let book = console.badges.badge_book(&tenant).await?;
     let currency = console.config(&tenant).await?.currency;
     let icon = |badge_id: &str| book.get(badge_id).map(|badge| badge.icon_url.clone()).unwrap_or_default();
+    let no_progress = case.locked.iter().all(|badge| badge.progress.as_ref().is_none_or(|p| p.current == 0));
     page.held = case
         .held
         .into_iter()
@@ -839,6 +844,9 @@ pub async fn members(State(console): State<Arc<Console>>, Path(tenant): Path<Str
             badge_id: entry.badge_id,
         })
         .collect();
+    // A later page of the timeline is not the whole history: only the first says "nothing".
+    let first_page = params.page.as_deref().is_none_or(str::is_empty);
+    page.no_data = first_page && page.held.is_empty() && page.timeline.is_empty() && no_progress;
     if !timeline.next_page_token.is_empty() {
         page.next_page = Some(format!(
             "/t/{}/members?customer={}&page={}&{}",

@@ -47,7 +47,7 @@ impl Figure {
 }
 
 /// A plain decimal with grouped thousands, at most 2 decimals.
-fn plain(micros: i128) -> String {
+pub fn plain(micros: i128) -> String {
     let sign = if micros < 0 { "-" } else { "" };
     let abs = micros.unsigned_abs();
     let hundredths = (abs + 5_000) / 10_000;
@@ -351,6 +351,8 @@ pub struct MembersPage {
     pub timeline: Vec<TimelineView>,
     pub next_page: Option<String>,
     pub looked_up: bool,
+    /// Nothing held, no timeline entry and no progress towards any badge: said in words.
+    pub no_data: bool,
 }
 
 pub struct HeldView {
@@ -360,6 +362,14 @@ pub struct HeldView {
     pub rank: i64,
     pub earned_at: String,
     pub expires_at: String,
+}
+
+impl HeldView {
+    /// The rank as shown: a held badge with no definition has none (the trophy case sorts
+    /// it last with `i64::MAX`).
+    pub fn rank_text(&self) -> String {
+        if self.rank == i64::MAX { "—".to_owned() } else { self.rank.to_string() }
+    }
 }
 
 pub struct LockedView {
@@ -397,5 +407,40 @@ mod tests {
         assert_eq!(Figure::count(1_234_567).text, "1,234,567");
         assert_eq!(Figure::percent(1.0, 4.0).text, "25.0%");
         assert_eq!(Figure::percent(1.0, 0.0).text, "–");
+    }
+
+    #[test]
+    fn a_held_badge_without_a_definition_shows_no_rank() {
+        let range = RangeView {
+            from: "2026-01-01".into(),
+            to: "2026-01-30".into(),
+            from_ms: 0,
+            to_ms: 0,
+            query: String::new(),
+            label: String::new(),
+            defaulted: true,
+        };
+        let held = |badge_id: &str, rank: i64| HeldView {
+            badge_id: badge_id.into(),
+            name: badge_id.into(),
+            icon_url: String::new(),
+            rank,
+            earned_at: String::new(),
+            expires_at: String::new(),
+        };
+        let page = MembersPage {
+            nav: TenantNav { tenant: "acme".into(), page: "members", range },
+            customer_id: "c1".into(),
+            // The trophy case ranks a badge it has no definition of last, at i64::MAX.
+            held: vec![held("first_order", 2), held("retired_badge", i64::MAX)],
+            locked: Vec::new(),
+            timeline: Vec::new(),
+            next_page: None,
+            looked_up: true,
+            no_data: false,
+        };
+        let html = page.render().unwrap();
+        assert!(html.contains("rank 2<") && html.contains("rank —<"), "{html}");
+        assert!(!html.contains(&format!("rank {}", i64::MAX)), "{html}");
     }
 }
