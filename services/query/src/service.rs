@@ -12,16 +12,16 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use crate::explain::credit_inputs;
-use touchstone_core::attribution::{self, ExplicitStatus, Messages, Verdict};
+use touchstone_core::attribution::{self, Messages};
 use touchstone_core::config::{Goal, TenantConfig};
 use touchstone_core::error::Reason;
 use touchstone_core::lift;
 use touchstone_core::model::Touch;
 use touchstone_core::models;
 use touchstone_proto::convert::{model_from_pb, model_to_pb};
-use touchstone_core::report::{self, Activity, CampaignTotals, GoalFigures, GoalKpi};
+use touchstone_core::report::{self, Activity};
 use touchstone_core::rollup::{CampaignCells, Cells};
-use touchstone_proto::convert::{channel_to_pb, decimal, rule_to_pb, tally, touch_kind_to_pb};
+use touchstone_proto::convert::{channel_to_pb, decimal, reports, rule_to_pb, tally, touch_kind_to_pb};
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::query_service_server::QueryService;
@@ -125,8 +125,8 @@ impl QueryApi {
         while day < to {
             let campaigns = self.campaigns(&config, Some(campaign_id), Range { from: day, to: (day + day_ms).min(to) }).await?;
             let stats = match campaigns.get(campaign_id) {
-                Some((messages, activity)) => campaign_stats(campaign_id.to_owned(), *messages, activity, &config),
-                None => campaign_stats(campaign_id.to_owned(), 0, &Activity::default(), &config),
+                Some((messages, activity)) => reports::campaign_stats(campaign_id.to_owned(), *messages, activity, &config),
+                None => reports::campaign_stats(campaign_id.to_owned(), 0, &Activity::default(), &config),
             };
             days.push((day, stats));
             day += day_ms;
@@ -146,155 +146,9 @@ impl QueryApi {
     }
 }
 
-fn count(n: i64) -> u64 {
-    n.max(0) as u64
-}
-
-fn touch_counts(activity: &Activity) -> pb::TouchCounts {
-    pb::TouchCounts {
-        sent: count(activity.sent),
-        delivered: count(activity.delivered),
-        opened: count(activity.opened),
-        clicked: count(activity.clicked),
-        open_rate: activity.open_rate(),
-        click_rate: activity.click_rate(),
-        held_out: count(activity.held_out),
-    }
-}
-
-fn event_hits(activity: &Activity) -> Vec<pb::EventHitCount> {
-    activity.top_event_hits().into_iter().map(|(name, hits)| pb::EventHitCount { name: name.to_owned(), hits: count(hits) }).collect()
-}
-
-/// Goal results in the tenant's goal order.
-/// The tenant's currency and goals beside a report, so that clients can show ORDER goal values
-/// as money and EVENT goal values as plain numbers without a second call (the query process of
-/// a cluster serves no `ConfigService`).
-fn report_units(config: &TenantConfig) -> pb::ReportUnits {
-    pb::ReportUnits { currency: config.currency.clone(), goals: config.goals.iter().cloned().map(pb::Goal::from).collect() }
-}
-
-fn goal_results(activity: &Activity, config: &TenantConfig) -> Vec<pb::GoalResult> {
-    activity
-        .goal_figures(config)
-        .into_iter()
-        .map(|GoalFigures { goal_id, tally, conversion_rate, average_check }| pb::GoalResult {
-            goal_id,
-            conversions: count(tally.count),
-            value: Some(decimal(tally.value_micros)),
-            conversion_rate,
-            average_check,
-        })
-        .collect()
-}
-
-fn campaign_stats(campaign_id: String, messages: u32, activity: &Activity, config: &TenantConfig) -> pb::CampaignStats {
-    pb::CampaignStats {
-        campaign_id,
-        messages,
-        touches: Some(touch_counts(activity)),
-        event_hits: event_hits(activity),
-        goals: goal_results(activity, config),
-    }
-}
-
-fn campaign_totals_pb(totals: CampaignTotals) -> pb::CampaignTotals {
-    let CampaignTotals { campaigns, purchases, average_check } = totals;
-    pb::CampaignTotals {
-        campaigns,
-        purchases: count(purchases.count),
-        revenue: Some(decimal(purchases.value_micros)),
-        average_check,
-    }
-}
-
 /// The tenant's goal of that id, or NOT_FOUND naming both.
 fn saved_goal<'a>(config: &'a TenantConfig, goal_id: &str) -> Result<&'a Goal, ApiError> {
     config.goal(goal_id).ok_or_else(|| ApiError::not_found(Reason::goal_not_found(&config.tenant, goal_id), format!("tenant {:?} has no goal {goal_id:?}", config.tenant)))
-}
-
-/// Every model's split of one conversion, values in micros as reports print them.
-fn model_credits_pb(fact: &attribution::ConversionFact, touches: &[Touch], messages: &Messages, config: &TenantConfig) -> Vec<pb::ModelCredit> {
-    let unit = config.goal(&fact.goal_id).map_or(1, Goal::micros_per_unit);
-    let units = i128::from(fact.value_micros / unit);
-    let credits = models::credit_models(fact, units, touches, messages, config);
-    credits
-        .by_model
-        .into_iter()
-        .map(|(model, shares)| pb::ModelCredit {
-            model: model_to_pb(model).into(),
-            shares: shares
-                .into_iter()
-                .map(|share| pb::ModelShare {
-                    campaign_id: messages.get(&share.msg_hash).map(|m| m.campaign_id.clone()).unwrap_or_default(),
-                    msg_hash: share.msg_hash,
-                    touch_event_id: share.touch_event_id.unwrap_or_default(),
-                    ppm: share.ppm,
-                    value: Some(decimal(share.value * i128::from(unit))),
-                })
-                .collect(),
-        })
-        .collect()
-}
-
-fn lift_pb(campaign_id: String, goal_id: String, report: lift::Lift, units: pb::ReportUnits) -> pb::LiftReport {
-    pb::LiftReport {
-        campaign_id,
-        goal_id,
-        n_t: report.n_t,
-        converted_t: report.converted_t,
-        n_c: report.n_c,
-        converted_c: report.converted_c,
-        contaminated: report.contaminated,
-        r_t: report.r_t,
-        r_c: report.r_c,
-        diff: report.diff,
-        diff_low: report.diff_low,
-        diff_high: report.diff_high,
-        lift: report.lift,
-        p_value: report.p_value,
-        incremental_conversions: report.incremental_conversions,
-        value_per_customer_t: report.value_per_customer_t,
-        value_per_customer_c: report.value_per_customer_c,
-        value_diff: report.value_diff,
-        value_diff_low: report.value_diff_low,
-        value_diff_high: report.value_diff_high,
-        enough_data: report.enough_data,
-        units: Some(units),
-    }
-}
-
-/// A goal's KPIs, its contributing campaigns (`""`: no campaign) credited as the request's
-/// model credits them.
-fn goal_kpis_pb(kpi: GoalKpi, mut credit: BTreeMap<String, models::ModelTotals>) -> pb::GoalKpis {
-    let GoalKpi { goal_id, explicit, last_touch, unattributed, .. } = kpi;
-    let no_campaign = credit.remove("").unwrap_or_default();
-    let mut campaigns: Vec<(String, models::ModelTotals)> = credit.into_iter().collect();
-    campaigns.sort_by(|(a, x), (b, y)| y.ppm.cmp(&x.ppm).then_with(|| a.cmp(b)));
-    let ppm = |totals: &models::ModelTotals| u64::try_from(totals.ppm).unwrap_or(0);
-    let whole = |totals: &models::ModelTotals| pb::Tally { conversions: ppm(totals) / u64::from(models::PPM), value: Some(decimal(totals.value_micros)) };
-    pb::GoalKpis {
-        goal_id,
-        explicit: Some(tally(explicit)),
-        last_touch: Some(tally(last_touch)),
-        unattributed: Some(tally(unattributed)),
-        campaigns: campaigns
-            .iter()
-            .map(|(campaign_id, totals)| pb::CampaignContribution { campaign_id: campaign_id.clone(), tally: Some(whole(totals)), conversions_ppm: ppm(totals) })
-            .collect(),
-        no_campaign: Some(whole(&no_campaign)),
-        no_campaign_ppm: ppm(&no_campaign),
-    }
-}
-
-/// A goal's contributing campaigns (`""`: no campaign) as last touch credits them.
-fn last_touch_credit(kpi: &GoalKpi) -> BTreeMap<String, models::ModelTotals> {
-    let totals = |tally: &touchstone_core::rollup::Tally| models::ModelTotals {
-        ppm: i128::from(tally.count) * i128::from(models::PPM),
-        value_micros: tally.value_micros,
-    };
-    let no_campaign = (!kpi.no_campaign.is_zero()).then(|| (String::new(), totals(&kpi.no_campaign)));
-    kpi.campaigns.iter().map(|(campaign_id, tally)| (campaign_id.clone(), totals(tally))).chain(no_campaign).collect()
 }
 
 /// A request's model: last touch when unset, INVALID_ARGUMENT when unknown.
@@ -305,31 +159,11 @@ fn model_or_last_touch(value: i32) -> Result<models::Model, ApiError> {
     model_from_pb(value).ok_or_else(|| ApiError::bad_field("model", format!("unknown attribution model {value}")))
 }
 
-fn verdict_pb(verdict: Verdict) -> pb::CandidateVerdict {
-    use attribution::Eligibility as E;
-    match verdict {
-        Verdict::Won => pb::CandidateVerdict::Won,
-        Verdict::LostToLaterTouch => pb::CandidateVerdict::LostToLaterTouch,
-        Verdict::LostTieOnEventId => pb::CandidateVerdict::LostTieOnEventId,
-        Verdict::ExplicitTookPrecedence => pb::CandidateVerdict::ExplicitTookPrecedence,
-        Verdict::Ineligible(E::WrongTouchKind { .. }) => pb::CandidateVerdict::WrongTouchKind,
-        Verdict::Ineligible(E::OutsideWindow { .. }) => pb::CandidateVerdict::OutsideWindow,
-        Verdict::Ineligible(E::MessageExcluded) => pb::CandidateVerdict::MessageExcluded,
-        Verdict::Ineligible(E::MessageUnregistered) => pb::CandidateVerdict::MessageUnregistered,
-        Verdict::Ineligible(E::AfterConversion) => pb::CandidateVerdict::AfterConversion,
-        // Unreachable by construction (an eligible touch gets one of the verdicts above),
-        // but the wire has a value for "not said".
-        Verdict::Ineligible(E::Eligible) => pb::CandidateVerdict::Unspecified,
-    }
-}
-
-fn explicit_status_text(status: Option<ExplicitStatus>) -> &'static str {
-    match status {
-        None => "",
-        Some(ExplicitStatus::Used) => "USED",
-        Some(ExplicitStatus::Unregistered) => "UNREGISTERED",
-        Some(ExplicitStatus::Excluded) => "EXCLUDED",
-    }
+/// Every model's split of one conversion, values in micros as reports print them.
+fn model_credits(fact: &attribution::ConversionFact, touches: &[Touch], messages: &Messages, config: &TenantConfig) -> Vec<pb::ModelCredit> {
+    let unit = config.goal(&fact.goal_id).map_or(1, Goal::micros_per_unit);
+    let units = i128::from(fact.value_micros / unit);
+    reports::model_credits_pb(models::credit_models(fact, units, touches, messages, config), messages, unit)
 }
 
 #[tonic::async_trait]
@@ -354,9 +188,9 @@ impl QueryService for QueryApi {
                 let message = format!("tenant {tenant:?} has no campaign {campaign_id:?} (no message of it was registered)");
                 return Err(ApiError::not_found(Reason::campaign_not_found(&tenant, &campaign_id), message).into());
             }
-            return Ok(Response::new(campaign_stats(campaign_id, Default::default(), &Default::default(), &config)));
+            return Ok(Response::new(reports::campaign_stats(campaign_id, Default::default(), &Default::default(), &config)));
         };
-        Ok(Response::new(campaign_stats(campaign_id, messages, &activity, &config)))
+        Ok(Response::new(reports::campaign_stats(campaign_id, messages, &activity, &config)))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
@@ -366,12 +200,12 @@ impl QueryService for QueryApi {
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
         let campaigns = self.campaigns(&config, None, range).await?;
-        let totals = campaign_totals_pb(report::campaign_totals(&campaigns));
+        let totals = reports::campaign_totals_pb(report::campaign_totals(&campaigns));
         let campaigns = campaigns
             .into_iter()
-            .map(|(campaign_id, (messages, activity))| campaign_stats(campaign_id, messages, &activity, &config))
+            .map(|(campaign_id, (messages, activity))| reports::campaign_stats(campaign_id, messages, &activity, &config))
             .collect();
-        Ok(Response::new(pb::CampaignList { campaigns, totals: Some(totals), units: Some(report_units(&config)) }))
+        Ok(Response::new(pb::CampaignList { campaigns, totals: Some(totals), units: Some(reports::report_units(&config)) }))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
@@ -394,14 +228,14 @@ impl QueryService for QueryApi {
                     campaign_id: message_campaign.to_owned(),
                     channel: message.map_or(pb::Channel::Unspecified, |m| channel_to_pb(m.channel)).into(),
                     registered: message.is_some(),
-                    touches: Some(touch_counts(&activity)),
-                    event_hits: event_hits(&activity),
-                    goals: goal_results(&activity, &config),
+                    touches: Some(reports::touch_counts(&activity)),
+                    event_hits: reports::event_hits(&activity),
+                    goals: reports::goal_results(&activity, &config),
                     msg_hash,
                 })
             })
             .collect();
-        Ok(Response::new(pb::MessageStatsList { messages: rows, units: Some(report_units(&config)) }))
+        Ok(Response::new(pb::MessageStatsList { messages: rows, units: Some(reports::report_units(&config)) }))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
@@ -423,13 +257,13 @@ impl QueryService for QueryApi {
             .map(|kpi| {
                 let credit = match model {
                     // Last touch's contributions are the KPIs' own: no second pass over the cells.
-                    models::Model::LastTouch => last_touch_credit(&kpi),
+                    models::Model::LastTouch => models::last_touch_credit(&kpi),
                     model => models::goal_credit_by_campaign(&cells, &kpi.goal_id, model),
                 };
-                goal_kpis_pb(kpi, credit)
+                reports::goal_kpis_pb(kpi, credit)
             })
             .collect();
-        Ok(Response::new(pb::GoalKpisReply { goals, units: Some(report_units(&config)), model: model_to_pb(model).into() }))
+        Ok(Response::new(pb::GoalKpisReply { goals, units: Some(reports::report_units(&config)), model: model_to_pb(model).into() }))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, goal_id = %request.get_ref().goal_id))]
@@ -567,7 +401,7 @@ impl QueryService for QueryApi {
                 pb::ModelRow { campaign_id, msg_hash, goal_id, models }
             })
             .collect();
-        Ok(Response::new(pb::ModelReport { rows, units: Some(report_units(&config)) }))
+        Ok(Response::new(pb::ModelReport { rows, units: Some(reports::report_units(&config)) }))
     }
 
     /// Reads the states of the campaign's exposed customers only.
@@ -581,7 +415,7 @@ impl QueryService for QueryApi {
         let goal = saved_goal(&config, &goal_id)?;
         let (states, messages) = self.exposed_customer_states(&tenant, &campaign_id).await?;
         let report = lift::campaign_lift(states.iter().map(|(_, state)| state), &campaign_id, goal, range.from, range.to, &messages, &config);
-        Ok(Response::new(lift_pb(campaign_id, goal_id, report, report_units(&config))))
+        Ok(Response::new(reports::lift_pb(campaign_id, goal_id, report, reports::report_units(&config))))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, campaign_id = %request.get_ref().campaign_id))]
@@ -619,7 +453,7 @@ impl QueryService for QueryApi {
         let fact = conversion.fact;
         let (touches, messages) = credit_inputs(self.reads.as_ref(), &config, &fact).await.map_err(ApiError::from)?;
         let explanation = attribution::explain(&fact, &touches, &messages, &config);
-        let models = model_credits_pb(&fact, &touches, &messages, &config);
+        let models = model_credits(&fact, &touches, &messages, &config);
         let credited = explanation.credit.msg_hash.clone().unwrap_or_default();
         let credited_campaign_id = messages.get(&credited).map(|m| m.campaign_id.clone()).unwrap_or_default();
         let candidates = explanation
@@ -630,7 +464,7 @@ impl QueryService for QueryApi {
                 msg_hash: candidate.touch.msg_hash,
                 touch: touch_kind_to_pb(candidate.touch.kind).into(),
                 ts: candidate.touch.ts,
-                verdict: verdict_pb(candidate.verdict).into(),
+                verdict: reports::verdict_pb(candidate.verdict).into(),
                 reason: candidate.reason,
             })
             .collect();
@@ -642,7 +476,7 @@ impl QueryService for QueryApi {
             value: Some(decimal(i128::from(fact.value_micros))),
             source_event_id: fact.source_event_id,
             explicit_msg_hash: fact.explicit_msg_hash,
-            explicit_status: explicit_status_text(explanation.explicit).to_owned(),
+            explicit_status: reports::explicit_status_text(explanation.explicit).to_owned(),
             rule: rule_to_pb(explanation.credit.rule).into(),
             credited_msg_hash: credited,
             credited_campaign_id,

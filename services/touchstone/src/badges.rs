@@ -8,7 +8,8 @@
 //! importing the same file again changes nothing.
 
 use crate::import::client::{self, ClientError, MAX_REPLY_BYTES};
-use crate::report::json::render;
+use touchstone_reports::json::render;
+use touchstone_reports::table::time_text;
 use crate::report::print;
 use crate::CommandResult;
 use clap::{Subcommand, ValueEnum};
@@ -182,7 +183,7 @@ fn stats_json(stats: &pb::BadgeStats) -> Value {
 }
 
 fn stats_table(stats: &pb::BadgeStats) -> String {
-    use crate::report::table::{Align, Table};
+    use touchstone_reports::table::{Align, Table};
     let column = |title: &str, align| (title.to_owned(), align);
     let mut table = Table::new(vec![
         column("DATE", Align::Left),
@@ -281,14 +282,8 @@ fn trophy_case_json(case: &pb::TrophyCase) -> Value {
     json!({"held": held, "locked": locked})
 }
 
-/// `2026-01-05 14:03:07.250 UTC`, or the epoch ms when out of chrono's range.
-pub(crate) fn time_text(ms: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
-}
-
 fn timeline_table(entries: &[pb::BadgeTimelineEntry]) -> Result<String, String> {
-    use crate::report::table::{Align, Table};
+    use touchstone_reports::table::{Align, Table};
     let columns = ["TIME", "ACTION", "BADGE", "SOURCE", "REASON", "EVENT ID"];
     let mut table = Table::new(columns.iter().map(|title| (title.to_string(), Align::Left)).collect());
     for entry in entries {
@@ -305,7 +300,7 @@ fn timeline_table(entries: &[pb::BadgeTimelineEntry]) -> Result<String, String> 
 }
 
 fn trophy_case_table(case: &pb::TrophyCase) -> String {
-    use crate::report::table::{Align, Table};
+    use touchstone_reports::table::{Align, Table};
     let column = |title: &str, align| (title.to_owned(), align);
     let mut held = Table::new(vec![
         column("RANK", Align::Right),

@@ -4,17 +4,15 @@
 //! attribution through the ingest log tables, and attribution workers split the log shards
 //! through leases there.
 
-use crate::CommandResult;
-use std::net::SocketAddr;
+use crate::listeners::{Addresses, bind};
+use crate::{AccessArgs, CommandResult};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use crate::{AccessArgs, MetricsArgs};
-use touchstone::auth::KeyRing;
-use touchstone::limits::Limits;
-use touchstone::serve::Tls;
-use touchstone::serve::{Roles, init_tracing, serve, shutdown_signal};
+use touchstone_server::keys::KeyRing;
+use touchstone_server::limits::Limits;
+use touchstone_server::serve::{Roles, Tls, serve, shutdown_signal};
+use touchstone_server::telemetry::init_tracing;
 use touchstone_attribution::WorkerOptions;
 use touchstone_store::cql::{CqlOptions, CqlStore};
 use touchstone_store::cql_schema;
@@ -80,20 +78,19 @@ pub async fn migrate(database: DatabaseArgs, schema: SchemaArgs) -> CommandResul
     Ok(ExitCode::SUCCESS)
 }
 
-/// `touchstone ingest | attribution | query`: one role on the shared keyspace.
-/// How a process serves: its address, keys, limits, TLS and metrics.
+/// How a process serves: its addresses (the console's for the query role only), keys,
+/// limits and TLS.
 pub struct Serving {
-    pub listen: SocketAddr,
+    pub addresses: Addresses,
     pub access: AccessArgs,
     pub limits: Limits,
     pub tls: Tls,
-    pub metrics: MetricsArgs,
-    /// Where the query role serves the web console, if anywhere.
-    pub console: Option<std::net::SocketAddr>,
 }
 
+/// `touchstone ingest | attribution | query`: one role on the shared keyspace.
 pub async fn run(role: Role, database: DatabaseArgs, worker_id: Option<String>, serving: Serving) -> CommandResult {
-    let Serving { listen, access, limits, tls, metrics, console } = serving;
+    let Serving { addresses, access, limits, tls } = serving;
+    let listen = addresses.grpc;
     let tracer_provider = init_tracing(role.service_name());
     // Checked before anything else: a cluster process never starts open by accident.
     let keys = match (&access.keys_file, access.insecure) {
@@ -130,29 +127,13 @@ pub async fn run(role: Role, database: DatabaseArgs, worker_id: Option<String>, 
     if tls.identity.is_none() && !listen.ip().is_loopback() {
         tracing::warn!(%listen, "serving plaintext gRPC on a non-loopback address: keys and data cross the network in clear (--tls-cert, --tls-key)");
     }
-    let listener = listen_on(listen, role.name(), &detail, tls.identity.is_some()).await?;
-    let store = Arc::new(store);
-    // After the listening line, which scripts read first.
-    metrics.start(store.clone(), None).await?;
-    if let Some(address) = console {
-        crate::console::start(address, store.clone(), keys, tls.pem.as_ref()).await?;
-    }
-    let result = serve(store, listener, roles, shutdown_signal()).await;
+    let listeners = bind(addresses, role.name(), &detail, tls.identity.is_some()).await?;
+    let result = serve(Arc::new(store), listeners, roles, shutdown_signal()).await;
     tracing::info!(role = role.name(), "stopped");
     if let Some(provider) = tracer_provider {
         let _ = provider.shutdown();
     }
     result.map(|()| ExitCode::SUCCESS)
-}
-
-/// Binds `listen` and prints `NAME listening on http(s)://ADDRESS DETAIL` to stdout:
-/// scripts and tests read that line to find the port when started with port 0.
-pub async fn listen_on(listen: SocketAddr, name: &str, detail: &str, tls: bool) -> Result<TcpListener, String> {
-    let listener = TcpListener::bind(listen).await.map_err(|err| format!("cannot listen on {listen}: {err}"))?;
-    let bound = listener.local_addr().map_err(|err| format!("cannot listen on {listen}: {err}"))?;
-    let scheme = if tls { "https" } else { "http" };
-    println!("{name} listening on {scheme}://{bound} {detail}");
-    Ok(listener)
 }
 
 /// Host name and process id: unique among live workers, and readable in lease rows.

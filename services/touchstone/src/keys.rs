@@ -6,7 +6,7 @@ use crate::CommandResult;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use touchstone::auth::{ALL_TENANTS, KeysFile};
+use touchstone_server::keys::{ALL_TENANTS, KeysFile};
 use touchstone_proto::auth::Scope;
 
 #[derive(Subcommand)]

@@ -8,16 +8,17 @@
 //! - `badges`: a customer's badge timeline and trophy case; badge events from CSV ([`badges`]).
 //! - `gen`: a realistic generated dataset in the bulk file format ([`gen`]).
 //!
-//! The gRPC server they share is the library half of this crate (`touchstone::serve`).
+//! The server they share is the `touchstone-server` library; this binary binds its
+//! listeners and opens its store.
 
 mod badges;
 mod cluster;
 mod config_file;
-mod console;
 mod dev;
 mod r#gen;
 mod import;
 mod keys;
+mod listeners;
 mod report;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -72,7 +73,7 @@ struct Cli {
 pub struct LimitArgs {
     /// Calls the server runs at once; more are refused with RESOURCE_EXHAUSTED and RetryInfo
     /// (health, reflection and GetStatus are never refused).
-    #[arg(long, env = "TOUCHSTONE_MAX_IN_FLIGHT", default_value_t = touchstone::limits::Limits::default().in_flight)]
+    #[arg(long, env = "TOUCHSTONE_MAX_IN_FLIGHT", default_value_t = touchstone_server::limits::Limits::default().in_flight)]
     pub max_in_flight: usize,
     /// Calls one tenant may have in flight at once, over all its API keys (an operator key,
     /// good for every tenant, has a share of its own).
@@ -80,7 +81,7 @@ pub struct LimitArgs {
         long,
         alias = "max-in-flight-per-key",
         env = "TOUCHSTONE_MAX_IN_FLIGHT_PER_TENANT",
-        default_value_t = touchstone::limits::Limits::default().per_tenant
+        default_value_t = touchstone_server::limits::Limits::default().per_tenant
     )]
     pub max_in_flight_per_tenant: usize,
     /// Records per second one tenant may ingest through this process (a call over it is
@@ -89,32 +90,32 @@ pub struct LimitArgs {
     pub max_records_per_second_per_tenant: u64,
     /// The largest request message in bytes; a larger one is refused from its length prefix,
     /// before it is buffered (RESOURCE_EXHAUSTED: send smaller batches or stream chunks).
-    #[arg(long, env = "TOUCHSTONE_MAX_MESSAGE_BYTES", default_value_t = touchstone::limits::Limits::default().message_bytes)]
+    #[arg(long, env = "TOUCHSTONE_MAX_MESSAGE_BYTES", default_value_t = touchstone_server::limits::Limits::default().message_bytes)]
     pub max_message_bytes: usize,
     /// Request bytes the server holds at once, over all calls (each call counts the message
     /// it is receiving or handling); a message beyond it is refused, RESOURCE_EXHAUSTED with
     /// RetryInfo, so a burst of large batches cannot exhaust the process's memory.
-    #[arg(long, env = "TOUCHSTONE_MAX_REQUEST_BYTES_IN_FLIGHT", default_value_t = touchstone::limits::Limits::default().request_bytes)]
+    #[arg(long, env = "TOUCHSTONE_MAX_REQUEST_BYTES_IN_FLIGHT", default_value_t = touchstone_server::limits::Limits::default().request_bytes)]
     pub max_request_bytes_in_flight: usize,
     /// Seconds a unary call may run before it is cut with DEADLINE_EXCEEDED (a caller's
     /// shorter gRPC deadline wins; streams have their idle timeout instead).
-    #[arg(long, env = "TOUCHSTONE_CALL_TIMEOUT_SECONDS", default_value_t = touchstone::limits::Limits::default().call_timeout.as_secs())]
+    #[arg(long, env = "TOUCHSTONE_CALL_TIMEOUT_SECONDS", default_value_t = touchstone_server::limits::Limits::default().call_timeout.as_secs())]
     pub call_timeout_seconds: u64,
     /// Calls one connection may have open at once (HTTP/2 concurrent streams); more wait in
     /// the client for that connection's own calls.
-    #[arg(long, env = "TOUCHSTONE_MAX_CALLS_PER_CONNECTION", default_value_t = touchstone::limits::Limits::default().per_connection)]
+    #[arg(long, env = "TOUCHSTONE_MAX_CALLS_PER_CONNECTION", default_value_t = touchstone_server::limits::Limits::default().per_connection)]
     pub max_calls_per_connection: u32,
     /// With an attribution worker in the same process (`dev`): records logged and not yet
     /// attributed beyond which an ingest reply waits (up to 5 s) for attribution to catch up,
     /// so that reports stay fresh under a bulk load; 0: replies never wait (faster bulk loads,
     /// reports further behind).
-    #[arg(long, env = "TOUCHSTONE_MAX_ATTRIBUTION_BACKLOG", default_value_t = touchstone::limits::Limits::default().attribution_backlog)]
+    #[arg(long, env = "TOUCHSTONE_MAX_ATTRIBUTION_BACKLOG", default_value_t = touchstone_server::limits::Limits::default().attribution_backlog)]
     pub max_attribution_backlog: u64,
 }
 
 impl LimitArgs {
-    pub fn limits(&self) -> touchstone::limits::Limits {
-        touchstone::limits::Limits {
+    pub fn limits(&self) -> touchstone_server::limits::Limits {
+        touchstone_server::limits::Limits {
             in_flight: self.max_in_flight.max(1),
             per_tenant: self.max_in_flight_per_tenant.max(1),
             tenant_records_per_second: self.max_records_per_second_per_tenant,
@@ -123,7 +124,7 @@ impl LimitArgs {
             call_timeout: std::time::Duration::from_secs(self.call_timeout_seconds.max(1)),
             per_connection: self.max_calls_per_connection.max(1),
             attribution_backlog: self.max_attribution_backlog,
-            ..touchstone::limits::Limits::default()
+            ..touchstone_server::limits::Limits::default()
         }
     }
 }
@@ -147,24 +148,6 @@ pub struct MetricsArgs {
     pub metrics_listen: Option<SocketAddr>,
 }
 
-impl MetricsArgs {
-    /// Binds the address, logs where metrics are, and serves them in the background, with
-    /// the store's per-table counts when it keeps them.
-    pub async fn start(
-        &self,
-        log: std::sync::Arc<dyn touchstone_store::IngestLog>,
-        usage: Option<touchstone::metrics::UsageSource>,
-    ) -> Result<(), String> {
-        let Some(address) = self.metrics_listen else { return Ok(()) };
-        touchstone::metrics::handle()?;
-        let listener = tokio::net::TcpListener::bind(address).await.map_err(|err| format!("cannot serve metrics on {address}: {err}"))?;
-        let bound = listener.local_addr().map_err(|err| err.to_string())?;
-        tracing::info!("metrics on http://{bound}/metrics");
-        tokio::spawn(touchstone::metrics::serve(listener, log, usage));
-        Ok(())
-    }
-}
-
 /// TLS on the gRPC listener (rustls): a PEM certificate chain and its private key.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TlsArgs {
@@ -181,17 +164,15 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
-    /// The identity to serve with, read from the files (`None` without --tls-cert), and the
-    /// health listener.
-    pub fn tls(&self) -> Result<touchstone::serve::Tls, String> {
-        let health_listen = self.health_listen;
+    /// The identity to serve with, read from the files (`None` without --tls-cert).
+    pub fn tls(&self) -> Result<touchstone_server::serve::Tls, String> {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
-            return Ok(touchstone::serve::Tls { identity: None, pem: None, health_listen });
+            return Ok(touchstone_server::serve::Tls::default());
         };
         let read = |path: &PathBuf| std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()));
-        let pem = touchstone::serve::TlsPem { cert: read(cert)?, key: read(key)? };
+        let pem = touchstone_server::serve::TlsPem { cert: read(cert)?, key: read(key)? };
         let identity = tonic::transport::Identity::from_pem(&pem.cert, &pem.key);
-        Ok(touchstone::serve::Tls { identity: Some(identity), pem: Some(pem), health_listen })
+        Ok(touchstone_server::serve::Tls { identity: Some(identity), pem: Some(pem) })
     }
 }
 
@@ -211,7 +192,8 @@ pub struct ClusterServerArgs {
 impl ClusterServerArgs {
     fn serving(self, listen: SocketAddr) -> Result<cluster::Serving, String> {
         let ClusterServerArgs { access, limits, tls, metrics } = self;
-        Ok(cluster::Serving { listen, access, limits: limits.limits(), tls: tls.tls()?, metrics, console: None })
+        let addresses = listeners::Addresses { grpc: listen, health: tls.health_listen, console: None, metrics: metrics.metrics_listen };
+        Ok(cluster::Serving { addresses, access, limits: limits.limits(), tls: tls.tls()? })
     }
 }
 
@@ -513,7 +495,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Dev { listen, data_dir, sync, keys_file, console, limits, tls, metrics } => {
-                let options = dev::DevOptions { listen, data_dir, sync, keys_file, console: console.http, limits: limits.limits(), tls: tls.tls()?, metrics };
+                let addresses = listeners::Addresses { grpc: listen, health: tls.health_listen, console: console.http, metrics: metrics.metrics_listen };
+                let options = dev::DevOptions { addresses, data_dir, sync, keys_file, limits: limits.limits(), tls: tls.tls()? };
                 dev::run(options).await
             }
             Command::Migrate { database, schema } => cluster::migrate(database, schema).await,
@@ -522,7 +505,8 @@ fn main() -> ExitCode {
                 cluster::run(cluster::Role::Attribution, database, worker_id, server.serving(listen)?).await
             }
             Command::Query { listen, console, database, server } => {
-                let serving = cluster::Serving { console: console.http, ..server.serving(listen)? };
+                let mut serving = server.serving(listen)?;
+                serving.addresses.console = console.http;
                 cluster::run(cluster::Role::Query, database, None, serving).await
             }
             Command::Keys { what } => keys::run(what),

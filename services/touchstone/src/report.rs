@@ -1,17 +1,9 @@
 //! `touchstone report`: campaign, message and goal reports from the query service, printed
-//! as JSON (SPEC section 8, exactly), CSV or an aligned table.
+//! as JSON (the documented shapes, exactly), CSV or an aligned table.
 //!
-//! - [`rows`]: the replies checked and read into plain rows, shared by the writers.
-//! - [`json`], [`export`] (CSV), [`table`]: one writer each.
-//! - [`explain`] and [`lift`]: one conversion's explanation, a campaign's lift.
+//! The formats themselves are `touchstone_reports`', which the console's exports share.
 
-pub(crate) mod explain;
-pub(crate) mod export;
-pub(crate) mod json;
-pub(crate) mod lift;
-pub(crate) mod models;
-pub(crate) mod rows;
-pub(crate) mod table;
+use touchstone_reports::{explain, export, json, lift, models, rows, table};
 
 use crate::import::client::{self, ClientError, MAX_REPLY_BYTES};
 use crate::{CommandResult, ExplainFormat, Format, LiftArgs, ReportArgs, ReportCommand, StatsArgs};

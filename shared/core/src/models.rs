@@ -385,6 +385,16 @@ fn finish(mut rows: BTreeMap<(String, String), ModelRow>) -> BTreeMap<(String, S
     rows
 }
 
+/// A goal's contributing campaigns (`""`: no campaign) as last touch credits them.
+pub fn last_touch_credit(kpi: &crate::report::GoalKpi) -> std::collections::BTreeMap<String, ModelTotals> {
+    let totals = |tally: &Tally| ModelTotals {
+        ppm: i128::from(tally.count) * i128::from(PPM),
+        value_micros: tally.value_micros,
+    };
+    let no_campaign = (!kpi.no_campaign.is_zero()).then(|| (String::new(), totals(&kpi.no_campaign)));
+    kpi.campaigns.iter().map(|(campaign_id, tally)| (campaign_id.clone(), totals(tally))).chain(no_campaign).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

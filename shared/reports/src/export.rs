@@ -6,7 +6,7 @@
 //! `'` (OWASP's advice), which spreadsheets show as text. `top_event_hits` is a JSON object,
 //! so names holding `;`, `=` or quotes read back unambiguously.
 
-use super::rows::{GoalRow, StatsKind, StatsReport, StatsRow, Subject, TOP_EVENT_HITS, Tally, derived, value_text};
+use crate::rows::{GoalRow, StatsKind, StatsReport, StatsRow, Subject, TOP_EVENT_HITS, Tally, derived, value_text};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CsvError {
@@ -136,8 +136,8 @@ fn write_csv(header: Vec<String>, records: impl Iterator<Item = Vec<String>>) ->
 
 #[cfg(test)]
 mod tests {
-    use super::super::rows::fixtures::*;
-    use super::super::rows::goal_rows;
+    use crate::rows::fixtures::*;
+    use crate::rows::goal_rows;
     use super::*;
 
     #[test]

@@ -2,43 +2,36 @@
 //! would (with the caller's key), and shapes the reply for its template.
 
 use super::chart::{self, Mark, Series};
-use crate::report::models::model_name;
+use touchstone_reports::models::model_name;
 use super::view::*;
+use super::range::date;
 use super::{Console, PageError};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, Datelike, Duration as Days, NaiveDate, Utc};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use touchstone_attribution::AttributionApi;
 use touchstone_core::badges::RuleKind;
 use touchstone_core::config::{GoalKind, TenantConfig};
 use touchstone_core::currency::{format_money, minor_units};
-use touchstone_core::rollup::Granularity;
 use touchstone_proto::auth::Principal;
 use touchstone_proto::convert::{badge_action_from_pb, badge_source_from_pb, channel_from_pb, touch_kind_from_pb};
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::attribution_service_server::AttributionService as _;
 use touchstone_proto::v1::query_service_server::QueryService as _;
-use touchstone_store::CellKinds;
 
 type Page = Result<Response, PageError>;
 
-/// Days a report opens on: the last 30 days that hold the tenant's data.
-const DEFAULT_DAYS: i64 = 30;
-/// How long the last day holding a tenant's data is trusted before it is looked up again.
-const LAST_DAY_TTL: Duration = Duration::from_secs(60);
 /// Timeline entries on a member-care page.
 const TIMELINE_PAGE: u32 = 50;
 
 /// Every page's query parameters (each page reads its own).
 #[derive(Debug, Default, Deserialize)]
 pub struct Params {
-    from: Option<String>,
-    to: Option<String>,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
     sort: Option<String>,
     dir: Option<String>,
     tz: Option<String>,
@@ -61,102 +54,7 @@ fn encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-fn date(ms: i64) -> NaiveDate {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.date_naive()).unwrap_or_default()
-}
-
-fn day_ms(day: NaiveDate) -> i64 {
-    day.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or_default()
-}
-
 impl Console {
-    /// The range of a tenant's page: the dates asked for (the `to` day included), else the
-    /// last [`DEFAULT_DAYS`] days holding its data.
-    async fn range(&self, tenant: &str, params: &Params) -> Result<RangeView, PageError> {
-        let parse = |text: &Option<String>, what: &str| -> Result<Option<NaiveDate>, PageError> {
-            match text.as_deref().filter(|text| !text.is_empty()) {
-                None => Ok(None),
-                Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                    .map(Some)
-                    .map_err(|_| PageError::BadRequest(format!("{what} must be a date, YYYY-MM-DD, not {text:?}"))),
-            }
-        };
-        let defaulted = params.from.as_deref().is_none_or(str::is_empty) && params.to.as_deref().is_none_or(str::is_empty);
-        // `from=all`: from the earliest day records may have to the last day with data (or
-        // `to`), what the CLI reports without a range.
-        let all_time = params.from.as_deref() == Some("all");
-        let from = if all_time { None } else { parse(&params.from, "from")? };
-        let (from, to) = match (from, parse(&params.to, "to")?) {
-            (None, to) if all_time => {
-                let earliest = DateTime::from_timestamp_millis(touchstone_core::validate::MIN_TS).map_or(NaiveDate::MIN, |t| t.date_naive());
-                let to = match to {
-                    Some(to) => to,
-                    None => self.last_data_day(tenant).await?,
-                };
-                (earliest, to)
-            }
-            (Some(from), Some(to)) => (from, to),
-            (Some(from), None) => (from, from + Days::days(DEFAULT_DAYS - 1)),
-            (None, Some(to)) => (to - Days::days(DEFAULT_DAYS - 1), to),
-            (None, None) => {
-                let last = self.last_data_day(tenant).await?;
-                (last - Days::days(DEFAULT_DAYS - 1), last)
-            }
-        };
-        if to < from {
-            return Err(PageError::BadRequest(format!("the range ends ({to}) before it starts ({from})")));
-        }
-        let (from_ms, to_ms) = (day_ms(from), day_ms(to + Days::days(1)));
-        let query = format!("from={from}&to={to}");
-        let label = if from.year() == to.year() {
-            format!("{} – {}", from.format("%-d %b"), to.format("%-d %b %Y"))
-        } else {
-            format!("{} – {}", from.format("%-d %b %Y"), to.format("%-d %b %Y"))
-        };
-        Ok(RangeView { from: from.to_string(), to: to.to_string(), from_ms, to_ms, query, label, defaulted })
-    }
-
-    /// The last UTC day with campaign activity of the tenant (today when it has none):
-    /// months probed backwards from a year ahead, then that month's days.
-    async fn last_data_day(&self, tenant: &str) -> Result<NaiveDate, PageError> {
-        if let Some(&(day, at)) = self.last_days.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(tenant)
-            && at.elapsed() < LAST_DAY_TTL
-        {
-            return Ok(date(day));
-        }
-        let today = Utc::now().date_naive();
-        let found = self.probe_last_day(tenant, today).await?.unwrap_or(today);
-        self.last_days.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(tenant.to_owned(), (day_ms(found), Instant::now()));
-        Ok(found)
-    }
-
-    async fn probe_last_day(&self, tenant: &str, today: NaiveDate) -> Result<Option<NaiveDate>, PageError> {
-        let has_data = |granularity, from: NaiveDate, to: NaiveDate| async move {
-            let cells = self.reads.campaign_rollups(tenant, None, CellKinds::Stats, granularity, day_ms(from), day_ms(to)).await?;
-            Ok::<bool, PageError>(!cells.is_empty())
-        };
-        let ahead = today + Days::days(366);
-        let mut month = NaiveDate::from_ymd_opt(ahead.year(), ahead.month(), 1).unwrap_or(today);
-        // Twelve years back at most: older data is not what a report opens on.
-        for _ in 0..12 * 12 {
-            let next = month.checked_add_months(chrono::Months::new(1)).unwrap_or(month);
-            if has_data(Granularity::Month, month, next).await? {
-                let mut day = next - Days::days(1);
-                while day >= month {
-                    if has_data(Granularity::Day, day, day + Days::days(1)).await? {
-                        return Ok(Some(day));
-                    }
-                    day -= Days::days(1);
-                }
-            }
-            month = match month.checked_sub_months(chrono::Months::new(1)) {
-                Some(previous) => previous,
-                None => break,
-            };
-        }
-        Ok(None)
-    }
-
     async fn nav(&self, tenant: &str, page: &'static str, params: &Params) -> Result<TenantNav, PageError> {
         Ok(TenantNav { tenant: tenant.to_owned(), page, range: self.range(tenant, params).await? })
     }
@@ -251,7 +149,7 @@ fn sort_key(row: &CampaignRow, key: &str) -> Result<f64, String> {
 }
 
 pub async fn campaigns(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
-    let caller = console.caller(&headers)?;
+    let caller = console.caller_for(&headers, &tenant)?;
     let nav = console.nav(&tenant, "campaigns", &params).await?;
     let range = nav.range.pb();
     let list = console.query.list_campaigns(call(pb::ListCampaignsRequest { tenant: tenant.clone(), range }, &caller)).await?.into_inner();
@@ -342,12 +240,12 @@ pub async fn campaigns(State(console): State<Arc<Console>>, Path(tenant): Path<S
 
 /// The campaign list as CSV, exactly as `touchstone report campaigns --format csv` writes it.
 pub async fn campaigns_csv(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
-    let caller = console.caller(&headers)?;
+    let caller = console.caller_for(&headers, &tenant)?;
     let range = console.range(&tenant, &params).await?;
     let request = pb::ListCampaignsRequest { tenant: tenant.clone(), range: range.pb() };
     let list = console.query.list_campaigns(call(request, &caller)).await?.into_inner();
-    let report = crate::report::rows::StatsReport::from_campaigns(list).map_err(|err| PageError::Unavailable(err.to_string()))?;
-    let csv = crate::report::export::render_stats(&report).map_err(|err| PageError::Unavailable(err.to_string()))?;
+    let report = touchstone_reports::rows::StatsReport::from_campaigns(list).map_err(|err| PageError::Unavailable(err.to_string()))?;
+    let csv = touchstone_reports::export::render_stats(&report).map_err(|err| PageError::Unavailable(err.to_string()))?;
     let disposition = format!("attachment; filename=\"{}-campaigns-{}-{}.csv\"", tenant.replace(['"', '/', '\\'], "_"), range.from, range.to);
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], csv).into_response())
 }
@@ -358,7 +256,7 @@ pub async fn campaign(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Page {
-    let caller = console.caller(&headers)?;
+    let caller = console.caller_for(&headers, &tenant)?;
     let nav = console.nav(&tenant, "campaigns", &params).await?;
     let config = console.config(&tenant).await?;
     let money = money_goals(&config);
@@ -488,7 +386,7 @@ fn tally_figures(tally: Option<&pb::Tally>, currency: &str, money: bool) -> (Fig
 }
 
 pub async fn goals(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
-    let caller = console.caller(&headers)?;
+    let caller = console.caller_for(&headers, &tenant)?;
     let nav = console.nav(&tenant, "goals", &params).await?;
     let range = nav.range.pb();
     let kpis = console.query.get_goal_kpis(call(pb::GoalKpisRequest { tenant: tenant.clone(), range, goal_id: None, model: 0 }, &caller)).await?.into_inner();
@@ -559,7 +457,7 @@ fn rule_name(rule: i32) -> String {
 
 /// A proto enum value's name without its prefix, lower case (`CANDIDATE_VERDICT_WON`: "won").
 fn enum_name<E>(name: Result<&'static str, E>, prefix: &str) -> String {
-    crate::report::explain::name(name, prefix).to_lowercase()
+    touchstone_reports::explain::name(name, prefix).to_lowercase()
 }
 
 /// A touch kind as the SPEC names it, lower case ("opened").
@@ -568,7 +466,7 @@ fn touch_name(touch: i32) -> String {
 }
 
 pub async fn explain(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
-    let caller = console.caller(&headers)?;
+    let caller = console.caller_for(&headers, &tenant)?;
     let nav = console.nav(&tenant, "explain", &params).await?;
     let config = console.config(&tenant).await?;
     let money = money_goals(&config);
@@ -659,7 +557,7 @@ fn model_share_views(models: &[pb::ModelCredit], currency: &str, money: bool) ->
 /// Every attribution model side by side for a goal (the default first): each campaign's
 /// conversions and value under each, as bars and a table.
 pub async fn models(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
-    let caller = console.caller(&headers)?;
+    let caller = console.caller_for(&headers, &tenant)?;
     let nav = console.nav(&tenant, "models", &params).await?;
     let config = console.config(&tenant).await?;
     let (goals, goal_id) = goal_choice(&config, &params);
@@ -712,7 +610,7 @@ pub async fn campaign_lift(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Page {
-    let caller = console.caller(&headers)?;
+    let caller = console.caller_for(&headers, &tenant)?;
     let nav = console.nav(&tenant, "campaigns", &params).await?;
     let config = console.config(&tenant).await?;
     let (goals, goal_id) = goal_choice(&config, &params);
@@ -782,7 +680,7 @@ async fn lift_panel(
 }
 
 pub async fn members(State(console): State<Arc<Console>>, Path(tenant): Path<String>, Query(params): Query<Params>, headers: HeaderMap) -> Page {
-    let caller = console.caller(&headers)?;
+    let caller = console.caller_for(&headers, &tenant)?;
     let nav = console.nav(&tenant, "members", &params).await?;
     let customer_id = params.customer.clone().unwrap_or_default();
     let mut page = MembersPage { nav, customer_id: customer_id.clone(), held: Vec::new(), locked: Vec::new(), timeline: Vec::new(), next_page: None, looked_up: false, no_data: false };

@@ -1,9 +1,9 @@
 //! `touchstone report models`: every attribution model side by side per campaign and goal,
 //! as SPEC section 8's JSON (`conversions` a number of up to 6 decimals) or a table.
 
-use super::explain::decimal;
-use super::rows::{ReplyError, StatsKind, Units, ValueUnit, decimal_micros};
-use super::table::{Align, Table, value_cell};
+use crate::explain::decimal;
+use crate::rows::{ReplyError, StatsKind, Units, ValueUnit, decimal_micros};
+use crate::table::{Align, Table, value_cell};
 use touchstone_core::currency::group_thousands;
 use serde_json::{Map, Value, json};
 use touchstone_core::models::Model;

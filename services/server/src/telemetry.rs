@@ -1,7 +1,8 @@
-//! Prometheus metrics: a scrape endpoint (`--metrics-listen`, `GET /metrics`) and the tower
-//! layer that times every RPC. What the services record (the `metrics` facade; names in the
-//! README's operator section):
-//! - `touchstone_rpc_duration_seconds{method,code}` (histogram), here;
+//! Telemetry: logs and trace export ([`init_tracing`]), and Prometheus metrics, served on
+//! their own listener (`--metrics-listen`, `GET /metrics`). What the services record (the
+//! `metrics` facade; names in the operator docs):
+//! - `touchstone_rpc_duration_seconds{method,code}` (histogram), in `layers::rpc_metrics`;
+//! - `touchstone_console_request_seconds{page,status}` (histogram), in `console`;
 //! - `touchstone_rpc_shed_total{limit}`, in `limits`;
 //! - `touchstone_records_{accepted,duplicate,rejected}_total`, in the ingest service;
 //! - `touchstone_attribution_steps_total`, `_entries_total`, `_step_seconds`, in the worker;
@@ -16,14 +17,12 @@
 //!
 //! Each has a `# HELP` line ([`describe`]).
 
-use crate::layers::{BoxFuture, take_ready};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
-use tonic::codegen::http;
 use touchstone_store::{IngestLog, LOG_SHARDS, TableUsage};
 
 /// Where a scrape reads a store's per-table counts ([`TableUsage`]): the embedded store's
@@ -122,119 +121,46 @@ async fn poll_log(log: Arc<dyn IngestLog>) {
     }
 }
 
-/// Times every RPC by method and gRPC code.
-#[derive(Clone, Default)]
-pub struct RpcMetricsLayer;
+/// What is logged without `RUST_LOG`: info from Touchstone's crates (every target starting
+/// `touchstone`), warnings from the rest, whose progress lines say nothing to an operator.
+pub const DEFAULT_LOG_FILTER: &str = "warn,touchstone=info";
 
-impl<S> tower::Layer<S> for RpcMetricsLayer {
-    type Service = RpcMetrics<S>;
+/// Logs to stderr (`RUST_LOG` overrides [`DEFAULT_LOG_FILTER`]; `TOUCHSTONE_LOG_FORMAT=json`
+/// for JSON lines) and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, exports every span (one
+/// per RPC, and the attribution steps) over OTLP/gRPC. The returned provider flushes
+/// pending spans when shut down.
+pub fn init_tracing(service_name: &str) -> Option<SdkTracerProvider> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
 
-    fn layer(&self, inner: S) -> RpcMetrics<S> {
-        RpcMetrics { inner }
-    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    // Colours only on a terminal, not in log files; one JSON object a line when asked
+    // (TOUCHSTONE_LOG_FORMAT=json), for log pipelines.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let json = std::env::var("TOUCHSTONE_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    let text = (!json).then(|| tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr));
+    let json = json.then(|| tracing_subscriber::fmt::layer().json().with_current_span(true).with_writer(std::io::stderr));
+    let provider = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").and_then(|_| otlp_provider(service_name));
+    let otel = provider.as_ref().map(|provider| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("touchstone"))
+    });
+    let _ = tracing_subscriber::registry().with(filter).with(text).with(json).with(otel).try_init();
+    // W3C trace context (`traceparent`) from callers: RPC spans join their traces.
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    provider
 }
 
-#[derive(Clone)]
-pub struct RpcMetrics<S> {
-    inner: S,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for RpcMetrics<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let call = CallTimer { method: request.uri().path().to_owned(), started: Instant::now() };
-        let mut inner = take_ready(&mut self.inner);
-        Box::pin(async move {
-            let response = inner.call(request).await?;
-            // An error known before any message is in the headers (a trailers-only
-            // response); otherwise the status comes in the trailers, at the body's end.
-            if let Some(code) = grpc_status(response.headers()) {
-                call.record(code);
-                return Ok(response);
-            }
-            Ok(response.map(|body| tonic::body::Body::new(TimedBody { inner: body, call: Some(call) })))
-        })
-    }
-}
-
-/// One call's method and start, recorded once its final status is known.
-struct CallTimer {
-    method: String,
-    started: Instant,
-}
-
-impl CallTimer {
-    fn record(self, code: tonic::Code) {
-        let code = touchstone_proto::error::code_name(code);
-        metrics::histogram!("touchstone_rpc_duration_seconds", "method" => self.method, "code" => code).record(self.started.elapsed().as_secs_f64());
-    }
-}
-
-/// The `grpc-status` of headers or trailers.
-fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
-    let value = headers.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
-    Some(tonic::Code::from_i32(value))
-}
-
-/// A response body that records its call when the status arrives in the trailers (a
-/// stream's late error included); a body that fails counts as UNKNOWN, and one dropped
-/// before its end (the client went away) as CANCELLED.
-struct TimedBody {
-    inner: tonic::body::Body,
-    call: Option<CallTimer>,
-}
-
-impl TimedBody {
-    fn record(&mut self, code: tonic::Code) {
-        if let Some(call) = self.call.take() {
-            call.record(code);
+fn otlp_provider(service_name: &str) -> Option<SdkTracerProvider> {
+    let exporter = match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        Ok(exporter) => exporter,
+        Err(err) => {
+            eprintln!("warning: OTLP export disabled: {err}");
+            return None;
         }
-    }
-}
-
-impl http_body::Body for TimedBody {
-    type Data = tonic::codegen::Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
-                    self.record(code);
-                }
-            }
-            Poll::Ready(Some(Err(status))) => self.record(status.code()),
-            // Ended without trailers: nothing said otherwise.
-            Poll::Ready(None) => self.record(tonic::Code::Ok),
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for TimedBody {
-    fn drop(&mut self) {
-        self.record(tonic::Code::Cancelled);
-    }
+    };
+    // OTEL_SERVICE_NAME, when set, names the service instead.
+    let service_name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_owned());
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service_name).build();
+    Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
 }

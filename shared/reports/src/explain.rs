@@ -1,15 +1,15 @@
 //! `report explain`: one conversion's explanation (the credited message, the rule that
 //! decided, every candidate touch with its verdict), as JSON or as text.
 
-use super::models::{model_name, ppm_number};
-use super::table::{Align, Table};
-use crate::badges::time_text;
+use crate::models::{model_name, ppm_number};
+use crate::table::{Align, Table};
+use crate::table::time_text;
 use serde_json::{Value, json};
 use touchstone_proto::v1 as pb;
 
 /// A proto enum value's name without its prefix (`CANDIDATE_VERDICT_WON`: "WON"), for the
 /// enums the core has no type of (rules, verdicts are only shown).
-pub(crate) fn name<E>(name: Result<&'static str, E>, prefix: &str) -> String {
+pub fn name<E>(name: Result<&'static str, E>, prefix: &str) -> String {
     name.map(|name| name.trim_start_matches(prefix).to_owned()).unwrap_or_else(|_| "UNKNOWN".to_owned())
 }
 
@@ -24,7 +24,7 @@ fn candidate_names(candidate: &pb::CandidateTouch) -> (String, String) {
 }
 
 /// Values as the other reports write them: decimals of minor units as JSON numbers.
-pub(crate) fn decimal(value: Option<&pb::Decimal>) -> Value {
+pub fn decimal(value: Option<&pb::Decimal>) -> Value {
     let text = value.map(|decimal| decimal.value.as_str()).unwrap_or("0");
     serde_json::from_str(text).unwrap_or(Value::Null)
 }

@@ -8,7 +8,7 @@
 //! campaign sold": the default goal's figures. `--goals` shows every goal (`--goals G`, the
 //! ones named), each in a table of its own: one row of every goal would not fit a terminal.
 
-use super::rows::{GoalRow, StatsKind, StatsReport, StatsRow, Subject, Tally, Totals, Units, ValueUnit, derived, value_text};
+use crate::rows::{GoalRow, StatsKind, StatsReport, StatsRow, Subject, Tally, Totals, Units, ValueUnit, derived, value_text};
 use touchstone_core::currency::{format_money, group_thousands};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,12 @@ impl Table {
     }
 }
 
+/// `2026-01-05 14:03:07.250 UTC`, or the epoch ms when out of chrono's range.
+pub fn time_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+}
+
 fn width(text: &str) -> usize {
     text.chars().count()
 }
@@ -107,7 +113,7 @@ fn group_decimal(text: &str) -> String {
 }
 
 /// A goal value: money of the tenant's currency, or the exact plain number (grouped).
-pub(super) fn value_cell(value_micros: i128, unit: ValueUnit<'_>) -> String {
+pub fn value_cell(value_micros: i128, unit: ValueUnit<'_>) -> String {
     match unit {
         ValueUnit::Money(currency) => format_money(value_micros, currency),
         ValueUnit::Plain => group_decimal(&value_text(value_micros)),
@@ -122,7 +128,7 @@ fn average_text(average: f64, conversions: u64, unit: ValueUnit<'_>) -> String {
 
 /// A computed value (a mean, a difference) in minor units or the event's units: money
 /// rounded to the currency's minor unit, a plain number to two decimals.
-pub(super) fn approximate_value(value: f64, unit: ValueUnit<'_>) -> String {
+pub fn approximate_value(value: f64, unit: ValueUnit<'_>) -> String {
     match unit {
         // format_money takes millionths of minor units.
         ValueUnit::Money(currency) => format_money((value * 1_000_000.0).round() as i128, currency),
@@ -295,8 +301,8 @@ fn campaign_breakdown(row: &GoalRow, unit: ValueUnit<'_>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::rows::fixtures::*;
-    use super::super::rows::goal_report;
+    use crate::rows::fixtures::*;
+    use crate::rows::goal_report;
     use super::*;
     use touchstone_proto::v1 as pb;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
-use touchstone::serve::{Roles, serve};
+use touchstone_server::serve::{Listeners, Roles, serve};
 use touchstone_attribution::WorkerOptions;
 use touchstone_store::EmbeddedStore;
 
@@ -23,14 +23,31 @@ pub fn dev_roles() -> Roles {
 }
 
 impl InProcess {
+    #[allow(dead_code)] // The console's tests start it with the console.
     pub async fn start(roles: Roles) -> InProcess {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        InProcess::start_on(roles, Listeners::grpc(listener)).await
+    }
+
+    /// With the console too, on a port of its own, with `routes` beside its pages; returns
+    /// the console's address.
+    #[allow(dead_code)] // Only the console's tests serve it.
+    pub async fn start_with_console(roles: Roles, routes: Option<axum::Router>) -> (InProcess, std::net::SocketAddr) {
+        let mut listeners = Listeners::grpc(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let console = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let console_address = console.local_addr().unwrap();
+        listeners.console = Some(console);
+        listeners.console_routes = routes;
+        (InProcess::start_on(roles, listeners).await, console_address)
+    }
+
+    async fn start_on(roles: Roles, listeners: Listeners) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
+        let address = listeners.grpc.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(async move {
-            serve(store, listener, roles, async {
+            serve(store, listeners, roles, async {
                 let _ = stopped.await;
             })
             .await
@@ -48,10 +65,22 @@ impl InProcess {
 
     /// Stops the server and waits until it has.
     pub async fn stop(mut self) {
+        self.begin_stop();
+        (&mut self.served).await.unwrap();
+    }
+
+    /// Starts the shutdown (as SIGTERM would) without waiting for it.
+    #[allow(dead_code)]
+    pub fn begin_stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.served).await.unwrap();
+    }
+
+    /// Whether the server has stopped.
+    #[allow(dead_code)]
+    pub fn stopped(&self) -> bool {
+        self.served.is_finished()
     }
 }
 

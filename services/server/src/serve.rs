@@ -1,18 +1,20 @@
-//! The gRPC server every long-running subcommand shares: `dev` runs every role in one
-//! process on the embedded store; `ingest`, `attribution` and `query` run one role each on
-//! ScyllaDB. One server carries the role's services, plus gRPC health (for load balancers
-//! and Kubernetes probes), reflection (for `grpcurl`) and the `AttributionService` status,
-//! which every role serves: it is a store read, so `import --wait` works against the ingest
-//! process and reports can wait on the query one.
+//! The server every long-running subcommand shares: `dev` runs every role in one process
+//! on the embedded store; `ingest`, `attribution` and `query` run one role each on
+//! ScyllaDB. One gRPC server carries the role's services, plus gRPC health (for load
+//! balancers and Kubernetes probes), reflection (for `grpcurl`) and the `AttributionService`
+//! status, which every role serves: it is a store read, so `import --wait` works against
+//! the ingest process and reports can wait on the query one. Beside it, on listeners of
+//! their own: health alone in plaintext, the web console, Prometheus's scrape endpoint.
 //!
-//! [`serve`] takes a bound listener and a shutdown future (as mini-redis does), so the
-//! binary decides the address and the signals, and tests run it in-process on port 0.
+//! [`serve`] takes every listener already bound ([`Listeners`]) and one shutdown future (as
+//! mini-redis does), so the binary decides the addresses and the signals, and tests run it
+//! in-process on port 0. Shutdown is one sequence for all of them: health NOT_SERVING, a
+//! notice, then streams end and calls and pages in flight drain, up to a deadline.
 
-use crate::auth::{AuthLayer, KeyRing};
-use crate::limits::{Limits, ShedLayer};
-use crate::metrics::RpcMetricsLayer;
-use crate::trace_context::TraceContextLayer;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use crate::keys::KeyRing;
+use crate::layers::shed::ShedLayer;
+use crate::limits::Limits;
+use crate::telemetry::UsageSource;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,12 +36,12 @@ pub type ServeError = Box<dyn std::error::Error + Send + Sync>;
 /// On shutdown, how long health answers NOT_SERVING while the server still takes calls, so
 /// load balancers and probes route new calls elsewhere first.
 const SHUTDOWN_NOTICE: Duration = Duration::from_millis(1_000);
-/// Then how long calls in flight may take to finish before they are cut (open streams end
-/// at once, with UNAVAILABLE and what they stored).
+/// Then how long calls and pages in flight may take to finish before they are cut (open
+/// streams end at once, with UNAVAILABLE and what they stored).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What one process does.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Roles {
     /// Serve `IngestService` and `ConfigService`.
     pub ingest: bool,
@@ -47,12 +49,14 @@ pub struct Roles {
     pub worker: Option<WorkerOptions>,
     /// Serve `QueryService`.
     pub query: bool,
-    /// The API keys every RPC is checked against; `None`: an open server.
+    /// The API keys every RPC and page is checked against; `None`: an open server.
     pub keys: Option<Arc<KeyRing>>,
     /// Calls in flight, in all and per tenant, beyond which calls are refused at once.
     pub limits: Limits,
-    /// TLS on the listener, and the plaintext health listener beside it.
+    /// TLS on the gRPC and console listeners.
     pub tls: Tls,
+    /// The store's own per-table counts, for the metrics listener (the embedded store's).
+    pub usage: Option<UsageSource>,
 }
 
 /// A PEM certificate chain and its private key.
@@ -69,19 +73,40 @@ pub struct Tls {
     pub identity: Option<tonic::transport::Identity>,
     /// The same certificate chain and key as PEM, for the HTTP console's listener.
     pub pem: Option<TlsPem>,
-    /// Also serve `grpc.health.v1` alone, in plaintext, on this address: for probes that
-    /// speak no TLS (the kubelet's gRPC probes), while every other call needs TLS.
-    pub health_listen: Option<std::net::SocketAddr>,
 }
 
-/// Serves `roles` on `listener` until `shutdown` completes, then stops the worker between
-/// steps. Each service holds only the roles of the store it uses.
+/// Every listener a server serves, bound by the caller.
+pub struct Listeners {
+    /// The gRPC API (TLS when `Roles::tls` has an identity).
+    pub grpc: TcpListener,
+    /// `grpc.health.v1` alone, in plaintext: for probes that speak no TLS (the kubelet's
+    /// gRPC probes), while every other call needs TLS.
+    pub health: Option<TcpListener>,
+    /// The web console (HTTPS with the gRPC listener's certificate when it has one).
+    pub console: Option<TcpListener>,
+    /// Routes served beside the console's pages, behind the same layers (an embedding
+    /// application's own).
+    pub console_routes: Option<axum::Router>,
+    /// Prometheus's scrape endpoint (any path).
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// The gRPC listener alone.
+    pub fn grpc(grpc: TcpListener) -> Listeners {
+        Listeners { grpc, health: None, console: None, console_routes: None, metrics: None }
+    }
+}
+
+/// Serves `roles` on `listeners` until `shutdown` completes, drains, then stops the worker
+/// between steps. Each service holds only the roles of the store it uses.
 pub async fn serve<S: Store>(
     store: Arc<S>,
-    listener: TcpListener,
+    listeners: Listeners,
     roles: Roles,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let Listeners { grpc: listener, health: health_listener, console: console_listener, console_routes, metrics: metrics_listener } = listeners;
     // In-process ingestion wakes an in-process worker; across processes the worker polls.
     let wake = Arc::new(Notify::new());
 
@@ -105,9 +130,11 @@ pub async fn serve<S: Store>(
         KeyRing::watch(keys);
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    // Streams end when draining starts; the worker stops after the server has.
+    // Streams end and pages stop being taken when draining starts; the worker stops after
+    // the servers have.
     let (draining_tx, draining_rx) = watch::channel(false);
     let health_stopped = shutdown_rx.clone();
+    let shed = ShedLayer::new(roles.limits);
     let in_process_worker = roles.worker.is_some();
     let worker = roles.worker.map(|options| tokio::spawn(Worker::new(store.clone(), wake.clone(), options).run(shutdown_rx)));
 
@@ -145,10 +172,8 @@ pub async fn serve<S: Store>(
     }
     // The plaintext health listener: health alone, no keys (health needs none), stopped
     // with the server.
-    let health_only = match roles.tls.health_listen {
-        Some(address) => {
-            let listener = TcpListener::bind(address).await.map_err(|err| format!("cannot listen for health on {address}: {err}"))?;
-            tracing::info!(%address, "plaintext health listener");
+    let health_only = match health_listener {
+        Some(listener) => {
             let mut stopped = health_stopped;
             let server = tonic::transport::Server::builder()
                 .add_service(health_service.clone())
@@ -159,13 +184,22 @@ pub async fn serve<S: Store>(
         }
         None => None,
     };
+    let console = match console_listener {
+        Some(listener) => {
+            let router = crate::console::router_over(store.clone(), roles.keys.clone(), console_routes, &shed);
+            Some(tokio::spawn(crate::console::serve(listener, router, roles.tls.pem.clone(), draining_rx.clone())))
+        }
+        None => None,
+    };
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            crate::telemetry::handle()?;
+            Some(tokio::spawn(crate::telemetry::serve(listener, store.clone(), roles.usage.clone())))
+        }
+        None => None,
+    };
     let served = builder
-        // The caller's trace first, so every later layer and the handler run in its span;
-        // timing next, so refusals count too; keys before the limits, which count per tenant.
-        .layer(TraceContextLayer)
-        .layer(RpcMetricsLayer)
-        .layer(AuthLayer::new(roles.keys.clone()))
-        .layer(ShedLayer::new(roles.limits))
+        .layer(crate::layers::grpc_stack(roles.keys.clone(), shed))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
@@ -185,10 +219,20 @@ pub async fn serve<S: Store>(
             tokio::time::sleep(SHUTDOWN_NOTICE).await;
             let _ = draining_tx.send(true);
         });
-    // Calls in flight get DRAIN_DEADLINE once draining starts; then they are cut.
+    // Calls and pages in flight get DRAIN_DEADLINE once draining starts; then they are cut.
+    let console_abort = console.as_ref().map(tokio::task::JoinHandle::abort_handle);
+    let console_drained = async {
+        if let Some(console) = console {
+            match console.await {
+                Ok(Err(err)) => tracing::error!(error = %err, "the console stopped"),
+                Err(err) => tracing::error!(error = %err, "the console failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+    };
     let mut draining = draining_rx.clone();
     let served = tokio::select! {
-        served = served => served,
+        (served, ()) = async { tokio::join!(served, console_drained) } => served,
         () = async {
             let _ = draining.wait_for(|draining| *draining).await;
             tokio::time::sleep(DRAIN_DEADLINE).await;
@@ -197,6 +241,12 @@ pub async fn serve<S: Store>(
             Ok(())
         }
     };
+    if let Some(console) = console_abort {
+        console.abort();
+    }
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
 
     // Stop the worker between steps; whatever it has not committed is redone next start
     // (or by another worker once its leases lapse).
@@ -247,47 +297,3 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Logs to stderr (`RUST_LOG` overrides the default: `info` for Touchstone's own crates,
-/// `warn` for its dependencies, whose progress lines say nothing to an operator;
-/// `TOUCHSTONE_LOG_FORMAT=json`
-/// for JSON lines) and, when
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, exports every span (one per RPC, and the attribution
-/// steps) over OTLP/gRPC. The returned provider flushes pending spans when shut down.
-/// Info from Touchstone's crates (every target starting `touchstone`), warnings from the rest.
-pub const DEFAULT_LOG_FILTER: &str = "warn,touchstone=info";
-
-pub fn init_tracing(service_name: &str) -> Option<SdkTracerProvider> {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    // Colours only on a terminal, not in log files; one JSON object a line when asked
-    // (TOUCHSTONE_LOG_FORMAT=json), for log pipelines.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let json = std::env::var("TOUCHSTONE_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    let text = (!json).then(|| tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr));
-    let json = json.then(|| tracing_subscriber::fmt::layer().json().with_current_span(true).with_writer(std::io::stderr));
-    let provider = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").and_then(|_| otlp_provider(service_name));
-    let otel = provider.as_ref().map(|provider| {
-        use opentelemetry::trace::TracerProvider as _;
-        tracing_opentelemetry::layer().with_tracer(provider.tracer("touchstone"))
-    });
-    let _ = tracing_subscriber::registry().with(filter).with(text).with(json).with(otel).try_init();
-    // W3C trace context (`traceparent`) from callers: RPC spans join their traces.
-    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
-    provider
-}
-
-fn otlp_provider(service_name: &str) -> Option<SdkTracerProvider> {
-    let exporter = match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
-        Ok(exporter) => exporter,
-        Err(err) => {
-            eprintln!("warning: OTLP export disabled: {err}");
-            return None;
-        }
-    };
-    // OTEL_SERVICE_NAME, when set, names the service instead.
-    let service_name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_owned());
-    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service_name).build();
-    Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
-}

@@ -18,7 +18,7 @@ fn count(page: &str, method: &str, code: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_is_counted_under_the_status_it_ended_with() {
-    let metrics = touchstone::metrics::handle().unwrap();
+    let metrics = touchstone_server::telemetry::handle().unwrap();
     let server = InProcess::start(dev_roles()).await;
 
     // A stream whose error comes after it started.

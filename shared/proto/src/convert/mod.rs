@@ -12,6 +12,8 @@ use touchstone_core::model::{
 };
 use touchstone_core::validate::check_event_value;
 
+pub mod reports;
+
 /// A wire value that has no domain meaning.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConvertError {

@@ -1,8 +1,8 @@
 //! `touchstone report lift`: a campaign's lift as the JSON object of SPEC section 8 (every
 //! key present, a figure that cannot be computed `null`) or a table a marketer reads.
 
-use super::rows::Units;
-use super::table::approximate_value;
+use crate::rows::Units;
+use crate::table::approximate_value;
 use serde_json::{Value, json};
 use touchstone_proto::v1 as pb;
 

@@ -3,7 +3,7 @@
 //! numbers written from the exact decimal (`12.5`, `100`). Keys come out sorted
 //! (serde_json's map without `preserve_order`), which keeps the output deterministic.
 
-use super::rows::{GoalRow, StatsKind, StatsReport, StatsRow, Subject, Tally, Touches};
+use crate::rows::{GoalRow, StatsKind, StatsReport, StatsRow, Subject, Tally, Touches};
 use serde_json::{Map, Value, json};
 use touchstone_core::report::value_json;
 
@@ -72,8 +72,8 @@ pub fn render(value: &Value) -> Result<String, serde_json::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::rows::fixtures::*;
-    use super::super::rows::goal_rows;
+    use crate::rows::fixtures::*;
+    use crate::rows::goal_rows;
     use super::*;
 
     #[test]

@@ -5,10 +5,11 @@
 //! answer however busy the server is. A permit is held until the handler returns: a server
 //! stream (`WatchBadgeEvents`) holds none once it is open, a client stream (`IngestStream`)
 //! holds one until it ends, which its idle timeout bounds. Request bodies are metered
-//! against the server's budget of request bytes ([`crate::request_bytes`]).
+//! against the server's budget of request bytes ([`super::request_bytes`]).
 
+use crate::layers::request_bytes::{Held, RequestBytes};
 use crate::layers::{BoxFuture, take_ready};
-use crate::request_bytes::{Held, RequestBytes};
+use crate::limits::Limits;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -16,49 +17,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Status};
 use tonic::codegen::http;
 use touchstone_proto::auth::Principal;
-
-/// How many calls a server runs at once, how many of them one tenant may hold, and how
-/// long an ingest stream may go without a chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub in_flight: usize,
-    pub per_tenant: usize,
-    pub stream_idle: std::time::Duration,
-    /// Records per second one tenant may ingest through this process; 0: no limit.
-    pub tenant_records_per_second: u64,
-    /// The largest request message, in bytes.
-    pub message_bytes: usize,
-    /// Request bytes the server holds at once (messages being received or handled).
-    pub request_bytes: usize,
-    /// How long a unary call may run before it is cut with DEADLINE_EXCEEDED (a caller's
-    /// shorter `grpc-timeout` wins). Streams are bounded by their idle timeout instead.
-    pub call_timeout: std::time::Duration,
-    /// Calls one connection may have open at once (HTTP/2 concurrent streams): a client
-    /// beyond it waits for one of its own calls to end, not for other clients'.
-    pub per_connection: u32,
-    /// Records logged and not yet attributed beyond which an ingest reply waits for an
-    /// in-process worker to catch up (`touchstone_ingest::Backlog`); 0: replies never wait.
-    pub attribution_backlog: u64,
-}
-
-/// The largest request message: an ingest batch of `MAX_BATCH` records with room to spare.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            in_flight: 256,
-            per_tenant: 64,
-            stream_idle: touchstone_ingest::STREAM_IDLE_TIMEOUT,
-            tenant_records_per_second: 0,
-            message_bytes: MAX_MESSAGE_BYTES,
-            request_bytes: 256 * 1024 * 1024,
-            call_timeout: std::time::Duration::from_secs(30),
-            per_connection: 100,
-            attribution_backlog: touchstone_ingest::Backlog::DEFAULT_LIMIT,
-        }
-    }
-}
 
 /// Paths no limit applies to.
 fn exempt(path: &str) -> bool {
@@ -189,6 +147,70 @@ where
                 None => call.await,
             };
             drop((permits, held));
+            response
+        })
+    }
+}
+
+impl ShedLayer {
+    /// The same limits for the console's pages, which count against the server's calls in
+    /// flight like a call does; a page refused is 503 with `Retry-After`.
+    pub fn pages(&self) -> PageShedLayer {
+        PageShedLayer { state: self.state.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct PageShedLayer {
+    state: Arc<Shed>,
+}
+
+impl<S> tower::Layer<S> for PageShedLayer {
+    type Service = PageShed<S>;
+
+    fn layer(&self, inner: S) -> PageShed<S> {
+        PageShed { inner, state: self.state.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct PageShed<S> {
+    inner: S,
+    state: Arc<Shed>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for PageShed<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<axum::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<axum::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // The console checks keys itself, page by page: only the server's share applies.
+        let permits = match self.state.admit(None) {
+            Ok(permits) => permits,
+            Err(status) => {
+                let refused = http::Response::builder()
+                    .status(http::StatusCode::SERVICE_UNAVAILABLE)
+                    .header(http::header::RETRY_AFTER, touchstone_proto::error::RETRY_AFTER.as_secs().max(1).to_string())
+                    .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                    .body(axum::body::Body::from(format!("{}\n", status.message())))
+                    .unwrap_or_default();
+                return Box::pin(async move { Ok(refused) });
+            }
+        };
+        let mut inner = take_ready(&mut self.inner);
+        Box::pin(async move {
+            let response = inner.call(request).await;
+            drop(permits);
             response
         })
     }

@@ -9,22 +9,28 @@
 //!   reading needs no JavaScript; one small script only sorts tables in place.
 //! - Keys: with a keys file, the browser asks for one (HTTP Basic: any user name, the key
 //!   as password; or `Authorization: Bearer`), which needs the `query` scope.
+//! - Pages pass the server's layers: the caller's trace context, the server's limit on
+//!   work in flight (a page refused is 503 with `Retry-After`), and the shutdown's drain;
+//!   each is timed (`touchstone_console_request_seconds{page,status}`).
 
 mod chart;
 mod pages;
+mod range;
 mod tls;
 mod view;
 
-use touchstone::auth::KeyRing;
-use touchstone::serve::TlsPem;
+use crate::keys::KeyRing;
+use crate::layers::shed::ShedLayer;
+use crate::serve::TlsPem;
 use axum::Router;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::io::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use touchstone_attribution::AttributionApi;
 use touchstone_proto::auth::{Principal, Scope};
 use touchstone_query::QueryApi;
@@ -55,6 +61,16 @@ impl Console {
         Console { query, status, configs, reads, badges, keys, last_days: Default::default() }
     }
 
+    /// The caller of a tenant's page: 403 for a key of another tenant, before anything of
+    /// the tenant is read (not even whether it exists).
+    fn caller_for(&self, headers: &HeaderMap, tenant: &str) -> Result<Option<Principal>, PageError> {
+        let caller = self.caller(headers)?;
+        if let Some(principal) = &caller {
+            principal.check_tenant(tenant).map_err(|err| PageError::Forbidden(err.to_string()))?;
+        }
+        Ok(caller)
+    }
+
     /// The caller's principal from the request's headers (the gRPC layer's, or a browser's
     /// HTTP Basic password); `Ok(None)` on an open server.
     fn caller(&self, headers: &HeaderMap) -> Result<Option<Principal>, PageError> {
@@ -64,8 +80,8 @@ impl Console {
             let text = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
             text.split_once(':').map(|(_, password)| password.to_owned())
         };
-        let key = touchstone::auth::presented_key(headers).map(str::to_owned).or_else(basic).ok_or(PageError::Unauthenticated)?;
-        match touchstone::auth::admit_key(keys, &key, "the console", &[Scope::Query]) {
+        let key = crate::layers::auth::presented_key(headers).map(str::to_owned).or_else(basic).ok_or(PageError::Unauthenticated)?;
+        match crate::layers::auth::admit_key(keys, &key, "the console", &[Scope::Query]) {
             Ok(principal) => Ok(Some(principal)),
             Err(status) if status.code() == tonic::Code::PermissionDenied => Err(PageError::Forbidden(status.message().to_owned())),
             Err(_) => Err(PageError::Unauthenticated),
@@ -142,17 +158,9 @@ pub fn router(console: Arc<Console>) -> Router {
         .with_state(console)
 }
 
-/// Binds `address`, says where the console is (after the gRPC listening line, which
-/// scripts read first), and serves it in the background over `store` for the life of the
-/// process: over TLS with the gRPC listener's certificate when it has one.
-pub async fn start<S: Store>(address: SocketAddr, store: Arc<S>, keys: Option<Arc<KeyRing>>, tls: Option<&TlsPem>) -> Result<(), String> {
-    let listener = TcpListener::bind(address).await.map_err(|err| format!("cannot listen for the console on {address}: {err}"))?;
-    let bound = listener.local_addr().map_err(|err| err.to_string())?;
-    let acceptor = tls.map(tls::acceptor).transpose()?;
-    let scheme = if acceptor.is_some() { "https" } else { "http" };
-    // A reader of the listening line may have gone: the line is for people, never fatal.
-    let _ = writeln!(std::io::stdout(), "console on {scheme}://{bound}/");
-    tracing::info!(address = %bound, "console serving");
+/// The console over `store`, with `extra` routes beside its own, behind the server's layers:
+/// the trace context, page timing and the limits `shed` applies to calls.
+pub fn router_over<S: Store>(store: Arc<S>, keys: Option<Arc<KeyRing>>, extra: Option<Router>, shed: &ShedLayer) -> Router {
     let console = Console::new(
         QueryApi::new(store.clone(), store.clone(), store.clone()),
         // Status reads only: nothing here appends to the log, so nothing wakes a worker.
@@ -162,17 +170,36 @@ pub async fn start<S: Store>(address: SocketAddr, store: Arc<S>, keys: Option<Ar
         store,
         keys,
     );
-    let router = router(Arc::new(console));
-    tokio::spawn(async move {
-        let served = match acceptor {
-            Some(acceptor) => axum::serve(tls::TlsListener::new(listener, acceptor), router).await,
-            None => axum::serve(listener, router).await,
-        };
-        if let Err(err) = served {
-            tracing::error!(error = %err, "the console stopped");
-        }
-    });
-    Ok(())
+    let mut router = router(Arc::new(console));
+    if let Some(extra) = extra {
+        router = router.merge(extra);
+    }
+    // Outermost last: the trace, then timing (refusals count), then the limits.
+    router.layer(shed.pages()).layer(axum::middleware::from_fn(time_page)).layer(crate::layers::trace_context::TraceContextLayer)
+}
+
+/// Times a page by its route (`/t/{tenant}/campaigns`, not each tenant's path) and status.
+async fn time_page(request: Request, next: Next) -> Response {
+    let page = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("touchstone_console_request_seconds", "page" => page, "status" => status).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Serves `router` on `listener` (over TLS with `pem` when given) until `draining` turns
+/// true, then lets the pages in flight finish.
+pub async fn serve(listener: TcpListener, router: Router, pem: Option<TlsPem>, mut draining: watch::Receiver<bool>) -> Result<(), String> {
+    let acceptor = pem.as_ref().map(tls::acceptor).transpose()?;
+    let stop = async move {
+        let _ = draining.wait_for(|draining| *draining).await;
+    };
+    let served = match acceptor {
+        Some(acceptor) => axum::serve(tls::TlsListener::new(listener, acceptor), router).with_graceful_shutdown(stop).await,
+        None => axum::serve(listener, router).with_graceful_shutdown(stop).await,
+    };
+    served.map_err(|err| err.to_string())
 }
 
 /// HTTP Basic credentials' bytes (standard base64).

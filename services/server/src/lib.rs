@@ -1,0 +1,19 @@
+//! The Touchstone server as a library: [`serve::serve`] runs any set of roles (ingest,
+//! attribution worker, query) on listeners its caller has bound, until a shutdown future
+//! completes. The `touchstone` command parses flags, opens the store, binds the addresses
+//! and passes Ctrl-C/SIGTERM; tests run it in-process on port 0.
+//!
+//! - [`serve`]: the gRPC services, health and reflection, the console and metrics
+//!   listeners, one shutdown sequence.
+//! - [`layers`]: the tower layers every call passes (trace context, timing, keys, limits).
+//! - [`keys`]: the API keys file and the ring that reloads it.
+//! - [`limits`]: how much load a server takes before it refuses calls.
+//! - [`console`]: the web console's pages.
+//! - [`telemetry`]: logs, trace export and the Prometheus endpoint.
+
+pub mod console;
+pub mod keys;
+pub mod layers;
+pub mod limits;
+pub mod serve;
+pub mod telemetry;
