@@ -10,6 +10,7 @@
 //! - [`limits`]: how much load a server takes before it refuses calls.
 //! - [`console`]: the web console's pages.
 //! - [`telemetry`]: logs, trace export and the Prometheus endpoint.
+//! - [`tls`]: the certificate every listener serves.
 
 pub mod console;
 pub mod keys;
@@ -17,3 +18,4 @@ pub mod layers;
 pub mod limits;
 pub mod serve;
 pub mod telemetry;
+pub mod tls;

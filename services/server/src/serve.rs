@@ -15,6 +15,7 @@ use crate::keys::KeyRing;
 use crate::layers::shed::ShedLayer;
 use crate::limits::Limits;
 use crate::telemetry::UsageSource;
+use crate::tls::Tls;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,22 +58,6 @@ pub struct Roles {
     pub tls: Tls,
     /// The store's own per-table counts, for the metrics listener (the embedded store's).
     pub usage: Option<UsageSource>,
-}
-
-/// A PEM certificate chain and its private key.
-#[derive(Debug, Clone)]
-pub struct TlsPem {
-    pub cert: Vec<u8>,
-    pub key: Vec<u8>,
-}
-
-/// How a server speaks TLS.
-#[derive(Debug, Clone, Default)]
-pub struct Tls {
-    /// Serve TLS with this certificate and key (rustls); `None`: plaintext.
-    pub identity: Option<tonic::transport::Identity>,
-    /// The same certificate chain and key as PEM, for the HTTP console's listener.
-    pub pem: Option<TlsPem>,
 }
 
 /// Every listener a server serves, bound by the caller.

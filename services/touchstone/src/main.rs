@@ -165,14 +165,14 @@ pub struct TlsArgs {
 
 impl TlsArgs {
     /// The identity to serve with, read from the files (`None` without --tls-cert).
-    pub fn tls(&self) -> Result<touchstone_server::serve::Tls, String> {
+    pub fn tls(&self) -> Result<touchstone_server::tls::Tls, String> {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
-            return Ok(touchstone_server::serve::Tls::default());
+            return Ok(touchstone_server::tls::Tls::default());
         };
         let read = |path: &PathBuf| std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()));
-        let pem = touchstone_server::serve::TlsPem { cert: read(cert)?, key: read(key)? };
+        let pem = touchstone_server::tls::TlsPem { cert: read(cert)?, key: read(key)? };
         let identity = tonic::transport::Identity::from_pem(&pem.cert, &pem.key);
-        Ok(touchstone_server::serve::Tls { identity: Some(identity), pem: Some(pem) })
+        Ok(touchstone_server::tls::Tls { identity: Some(identity), pem: Some(pem) })
     }
 }
 

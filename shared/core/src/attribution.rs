@@ -2,7 +2,7 @@
 //! within the channel's window, else unattributed. [`credit`] decides; [`explain`] decides
 //! the same way and says why each candidate touch lost. Both rest on [`eligibility`].
 
-use crate::models::ModelSplit;
+use crate::shares::ModelSplit;
 use crate::config::TenantConfig;
 use crate::model::{Message, Micros, Millis, Touch, TouchKind};
 use serde::{Deserialize, Serialize};

@@ -15,6 +15,13 @@ const HOUR_MS: Millis = 3_600_000;
 const DAY_MS: Millis = 24 * HOUR_MS;
 
 /// How one channel connects a message to a conversion.
+/// The default `decay_half_life_ms` (the time decay model's): 7 days.
+pub const DEFAULT_HALF_LIFE_MS: Millis = 7 * 24 * 3_600_000;
+/// The shortest `decay_half_life_ms` a tenant may set: a minute.
+pub const MIN_HALF_LIFE_MS: Millis = 60_000;
+/// The largest holdout share, in basis points: half of a campaign's audience.
+pub const MAX_HOLDOUT_BP: u32 = 5_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelSetting {
     pub connect_on: TouchKind,
@@ -131,7 +138,7 @@ impl From<TenantConfigBeforeModels> for TenantConfig {
             excluded_tags,
             goals,
             version,
-            decay_half_life_ms: crate::models::DEFAULT_HALF_LIFE_MS,
+            decay_half_life_ms: DEFAULT_HALF_LIFE_MS,
             holdouts: Holdouts::default(),
         }
     }
@@ -178,7 +185,7 @@ impl TenantConfig {
             excluded_tags: Vec::new(),
             goals: vec![Goal::default_orders()],
             version: 0,
-            decay_half_life_ms: crate::models::DEFAULT_HALF_LIFE_MS,
+            decay_half_life_ms: DEFAULT_HALF_LIFE_MS,
             holdouts: Holdouts::default(),
         }
     }
@@ -222,10 +229,10 @@ impl TenantConfig {
 
     /// Sets the TIME_DECAY half-life: at least a minute.
     pub fn set_decay_half_life(&mut self, half_life_ms: Millis) -> Result<(), ConfigError> {
-        if half_life_ms < crate::models::MIN_HALF_LIFE_MS {
+        if half_life_ms < MIN_HALF_LIFE_MS {
             return Err(ConfigError::InvalidSetting(format!(
                 "decay_half_life_ms {half_life_ms} must be at least {} (a minute)",
-                crate::models::MIN_HALF_LIFE_MS
+                MIN_HALF_LIFE_MS
             )));
         }
         self.decay_half_life_ms = half_life_ms;
@@ -234,7 +241,7 @@ impl TenantConfig {
 
     /// Replaces the holdout shares: each 0 to 5,000 basis points, campaigns named.
     pub fn set_holdouts(&mut self, holdouts: Holdouts) -> Result<(), ConfigError> {
-        let max = crate::lift::MAX_HOLDOUT_BP;
+        let max = MAX_HOLDOUT_BP;
         if holdouts.default_bp > max {
             return Err(ConfigError::InvalidSetting(format!("holdouts default_bp {} must be between 0 and {max}", holdouts.default_bp)));
         }

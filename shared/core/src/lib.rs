@@ -35,6 +35,7 @@ pub mod goals;
 pub mod lift;
 pub mod model;
 pub mod models;
+pub mod shares;
 #[cfg(feature = "testsuite")]
 pub mod reference;
 #[cfg(feature = "testsuite")]

@@ -17,8 +17,6 @@ use std::collections::BTreeSet;
 
 /// The normal quantile of a two-sided 95% interval.
 pub const Z_95: f64 = 1.959964;
-/// The largest holdout share, in basis points: half of a campaign's audience.
-pub const MAX_HOLDOUT_BP: u32 = 5_000;
 /// Basis points in a whole.
 pub const BP: u64 = 10_000;
 

@@ -11,9 +11,9 @@
 
 use crate::attribution::{Conversion, Rule};
 use crate::model::{AppEvent, Micros, Millis, Touch, TouchKind};
-use crate::models::Model;
+use crate::shares::Model;
 #[cfg(doc)]
-use crate::models::ModelSplit;
+use crate::shares::ModelSplit;
 use chrono::{DateTime, Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use foldhash::fast::RandomState;

@@ -2,6 +2,7 @@
 //! decided, every candidate touch with its verdict), as JSON or as text.
 
 use crate::models::{model_name, ppm_number};
+use crate::rows::decimal_json;
 use crate::table::{Align, Table};
 use crate::table::time_text;
 use serde_json::{Value, json};
@@ -23,11 +24,6 @@ fn candidate_names(candidate: &pb::CandidateTouch) -> (String, String) {
     (touch, verdict)
 }
 
-/// Values as the other reports write them: decimals of minor units as JSON numbers.
-pub fn decimal(value: Option<&pb::Decimal>) -> Value {
-    let text = value.map(|decimal| decimal.value.as_str()).unwrap_or("0");
-    serde_json::from_str(text).unwrap_or(Value::Null)
-}
 
 pub fn explanation_json(explanation: &pb::ConversionExplanation) -> Value {
     let candidates: Vec<Value> = explanation
@@ -50,7 +46,7 @@ pub fn explanation_json(explanation: &pb::ConversionExplanation) -> Value {
         "conversion_key": explanation.conversion_key,
         "customer_id": explanation.customer_id,
         "ts": explanation.ts,
-        "value": decimal(explanation.value.as_ref()),
+        "value": decimal_json(explanation.value.as_ref()),
         "source_event_id": explanation.source_event_id,
         "explicit_msg_hash": explanation.explicit_msg_hash,
         "explicit_status": explanation.explicit_status,
@@ -79,7 +75,7 @@ fn models_json(explanation: &pb::ConversionExplanation) -> Value {
                         "campaign_id": share.campaign_id,
                         "touch_event_id": share.touch_event_id,
                         "share": ppm_number(u64::from(share.ppm)),
-                        "value": decimal(share.value.as_ref()),
+                        "value": decimal_json(share.value.as_ref()),
                     })
                 })
                 .collect();

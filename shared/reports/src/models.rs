@@ -1,8 +1,7 @@
 //! `touchstone report models`: every attribution model side by side per campaign and goal,
 //! as SPEC section 8's JSON (`conversions` a number of up to 6 decimals) or a table.
 
-use crate::explain::decimal;
-use crate::rows::{ReplyError, StatsKind, Units, ValueUnit, decimal_micros};
+use crate::rows::{ReplyError, StatsKind, Units, ValueUnit, decimal_json, decimal_micros};
 use crate::table::{Align, Table, value_cell};
 use touchstone_core::currency::group_thousands;
 use serde_json::{Map, Value, json};
@@ -33,7 +32,7 @@ pub fn models_json(report: &pb::ModelReport) -> Value {
                 let models: Map<String, Value> = row
                     .models
                     .iter()
-                    .map(|figures| (model_name(figures.model).to_owned(), json!({"conversions": ppm_number(figures.conversions_ppm), "value": decimal(figures.value.as_ref())})))
+                    .map(|figures| (model_name(figures.model).to_owned(), json!({"conversions": ppm_number(figures.conversions_ppm), "value": decimal_json(figures.value.as_ref())})))
                     .collect();
                 json!({"campaign_id": row.campaign_id, "goal_id": row.goal_id, "models": models})
             })
@@ -124,7 +123,7 @@ pub fn under_model(stats: Value, credit: &pb::ModelReport, model: &str, by_messa
             .map(|goal_id| {
                 let figures = credited.get(&(id.clone(), goal_id.clone()));
                 let conversions = figures.map_or(json!(0), |figures| ppm_number(figures.conversions_ppm));
-                let credited_value = figures.map_or(json!(0), |figures| decimal(figures.value.as_ref()));
+                let credited_value = figures.map_or(json!(0), |figures| decimal_json(figures.value.as_ref()));
                 (goal_id.clone(), json!({"conversions": conversions, "value": credited_value}))
             })
             .collect();

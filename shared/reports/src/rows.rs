@@ -22,6 +22,12 @@ pub fn decimal_micros(decimal: Option<&pb::Decimal>, what: impl FnOnce() -> Stri
     parse_micros(value).ok_or_else(|| ReplyError::BadDecimal { what: what(), value: value.clone() })
 }
 
+/// Values as the other reports write them: decimals of minor units as JSON numbers.
+pub fn decimal_json(value: Option<&pb::Decimal>) -> serde_json::Value {
+    let text = value.map(|decimal| decimal.value.as_str()).unwrap_or("0");
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
 /// An exact value as text: "12.5", "100".
 pub fn value_text(micros: i128) -> String {
     format_micros(micros)

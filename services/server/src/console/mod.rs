@@ -15,13 +15,14 @@
 
 mod chart;
 mod pages;
+mod params;
 mod range;
 mod tls;
 mod view;
 
 use crate::keys::KeyRing;
 use crate::layers::shed::ShedLayer;
-use crate::serve::TlsPem;
+use crate::tls::TlsPem;
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, StatusCode, header};

@@ -5,11 +5,11 @@ use super::chart::{self, Mark, Series};
 use touchstone_reports::models::model_name;
 use super::view::*;
 use super::range::date;
+use super::params::Params;
 use super::{Console, PageError};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use touchstone_attribution::AttributionApi;
@@ -26,20 +26,6 @@ type Page = Result<Response, PageError>;
 
 /// Timeline entries on a member-care page.
 const TIMELINE_PAGE: u32 = 50;
-
-/// Every page's query parameters (each page reads its own).
-#[derive(Debug, Default, Deserialize)]
-pub struct Params {
-    pub(super) from: Option<String>,
-    pub(super) to: Option<String>,
-    sort: Option<String>,
-    dir: Option<String>,
-    tz: Option<String>,
-    goal: Option<String>,
-    key: Option<String>,
-    customer: Option<String>,
-    page: Option<String>,
-}
 
 /// A request to the query service as the caller.
 fn call<T>(message: T, caller: &Option<Principal>) -> tonic::Request<T> {

@@ -4,7 +4,7 @@
 
 use super::view::RangeView;
 use super::{Console, PageError};
-use super::pages::Params;
+use super::params::Params;
 use chrono::{DateTime, Datelike, Duration as Days, NaiveDate, Utc};
 use std::time::{Duration, Instant};
 use touchstone_core::rollup::Granularity;
