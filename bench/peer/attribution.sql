@@ -1,4 +1,4 @@
--- Attribution step of the DuckDB peer: SPEC sections 2-4 over the loaded tables.
+-- Attribution step of the DuckDB peer: the rules of docs/behaviour/records-and-config.md and attribution.md over the loaded tables.
 --
 -- Inputs: messages_raw, records_raw (load.sql) and the config tables the script makes from
 -- config.json, one row per tenant (named in config.json or seen in the files):

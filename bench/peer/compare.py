@@ -3,7 +3,7 @@
 
     python3 bench/peer/compare.py OUT_DIR TOUCHSTONE_DIR [--tolerance REL] [--max-diffs N]
 
-Both directories hold `<tenant>.campaigns.json` and `<tenant>.goals.json` (SPEC section 8
+Both directories hold `<tenant>.campaigns.json` and `<tenant>.goals.json` (docs/behaviour/reports.md
 JSON). Every tenant that has a file in TOUCHSTONE_DIR is compared; a file missing from
 OUT_DIR is a difference. Rows are matched by campaign_id / goal_id, so row order does not
 matter; a row with no activity (all counts and values zero) may be missing on either side,

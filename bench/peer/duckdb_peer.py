@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The DuckDB peer of the Touchstone benchmark: what a team would do instead of Touchstone.
 
-Loads the bulk files of SPEC section 7 into an in-memory DuckDB database and computes the
-attribution of SPEC section 4 and the whole-period reports of SPEC section 5 in SQL
+Loads the bulk files of docs/behaviour/records-and-config.md into an in-memory DuckDB database and computes the
+attribution of docs/behaviour/attribution.md and the whole-period reports of docs/behaviour/reports.md in SQL
 (load.sql, attribution.sql, reports.sql beside this file).
 
     python3 bench/peer/duckdb_peer.py DATA_DIR OUT_DIR [--threads N]

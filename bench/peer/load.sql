@@ -1,4 +1,4 @@
--- Load step of the DuckDB peer: the two bulk files of SPEC section 7 into tables, as they are.
+-- Load step of the DuckDB peer: the two bulk files of docs/behaviour/records-and-config.md into tables, as they are.
 --
 -- {messages_path} and {records_path} are filled in by duckdb_peer.py (quoted SQL strings).
 -- The three config tables (cfg_tenant, cfg_channel, cfg_goal) are created by the script from

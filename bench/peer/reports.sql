@@ -1,9 +1,9 @@
--- Report step of the DuckDB peer: SPEC section 5 over the whole period.
+-- Report step of the DuckDB peer: docs/behaviour/reports.md over the whole period.
 --
 -- `touchstone report` without --from/--to asks for [2000-01-01, 2100-01-01): every accepted
 -- record (validation keeps every time inside it), so no range filter is needed here.
 -- Each query below is run on its own by duckdb_peer.py, which puts the rows together into
--- the JSON of SPEC section 8. Sections start with `-- query: NAME`.
+-- the JSON of docs/behaviour/reports.md. Sections start with `-- query: NAME`.
 
 -- query: campaign_touches
 -- Touches counted per campaign of a registered message with a campaign (excluded messages

@@ -425,7 +425,7 @@ fn now_ms() -> i64 {
 }
 
 /// Every customer's badge timeline (paged 7 at a time) and trophy case from `server` equal
-/// the brute-force reference of SPEC section 6 (`touchstone_core::reference_badges`) over
+/// the brute-force reference of docs/behaviour/badges.md (`touchstone_core::reference_badges`) over
 /// what the dataset sent; every fifth customer also through the CLI's JSON. Definitions
 /// and currencies are read from `config_server` (the same process in `dev`).
 pub fn assert_badges_match(server: &Server, config_server: &Server, data: &Generated) {

@@ -1,4 +1,4 @@
-//! Badges end to end on `touchstone dev` (SPEC section 6 and the CLI of section 8):
+//! Badges end to end on `touchstone dev` (docs/behaviour/badges.md and the CLI of docs/behaviour/cli.md):
 //! definitions from config.json and the API, rule earns moved by late records, issue,
 //! revoke and re-issue, CSV import with line numbers and idempotent re-upload, a timeline of
 //! 10,000 events paged without gaps or repeats, and the trophy case with progress.

@@ -153,7 +153,7 @@ fn the_example_data_has_a_control_group_with_a_measurable_lift() {
 }
 
 /// Each row's id and `held_out` from `report campaigns|messages --format csv` (the JSON
-/// keeps to SPEC section 8's keys; CSV, tables and gRPC carry the figure).
+/// keeps to the keys of docs/behaviour/reports.md; CSV, tables and gRPC carry the figure).
 fn held_out_column(server: &DevServer, kind: &str, tenant: &str) -> Vec<(String, u64)> {
     let csv = server.cli_ok(&["report", kind, "--tenant", tenant, "--format", "csv"]);
     let mut lines = csv.lines();

@@ -3,7 +3,7 @@
 //! states, rollup deltas, derived badge entries) together with the new log position.
 //!
 //! Why this is exact:
-//! - Every conversion is a function of the tenant's records and config (SPEC section 4).
+//! - Every conversion is a function of the tenant's records and config (docs/behaviour/attribution.md).
 //!   The fold keeps, per order and per customer, exactly what that function reads (status
 //!   records; touches and credited conversions by month), and is checked against the
 //!   brute-force reference on shuffled input (`touchstone_core::fold`'s property test, and

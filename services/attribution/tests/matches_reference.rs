@@ -1,5 +1,5 @@
 //! The incremental engine on the embedded store against the brute-force reference
-//! (`touchstone_core::reference`, written from SPEC section 4 apart from the engine).
+//! (`touchstone_core::reference`, written from docs/behaviour/attribution.md apart from the engine).
 //!
 //! Random small datasets (few customers, messages and orders, times on a coarse grid so
 //! window ends, ties and bucket edges are hit often) are ingested shuffled, in random
@@ -283,7 +283,7 @@ fn activity_json(id_field: &str, id: &str, activity: &Activity) -> Value {
     })
 }
 
-/// The three SPEC section 8 JSON reports from the engine's store.
+/// The three JSON reports of docs/behaviour/reports.md from the engine's store.
 async fn engine_reports(store: &EmbeddedStore, from: Option<Millis>, to: Option<Millis>) -> [Value; 3] {
     let range = Range::from_pb(Some(touchstone_proto::v1::TimeRange { from_ms: from, to_ms: to })).unwrap();
     let config = store.tenant_config(TENANT).await.unwrap();

@@ -3,7 +3,7 @@
 //!
 //! Every change is a compare-and-set on the tenant's config version (retried a few times
 //! when another change wins the race) and appends a `Recompute` entry to the ingest log, so
-//! attribution applies it to the whole history (SPEC section 3: results are retroactive).
+//! attribution applies it to the whole history (docs/behaviour/records-and-config.md: results are retroactive).
 //! Badge definitions are a compare-and-set on the tenant's badge book and append a
 //! `RederiveBadges` entry, so attribution derives the tenant's rule earns and expiries again.
 

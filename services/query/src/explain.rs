@@ -8,7 +8,7 @@ use touchstone_core::model::{Millis, Touch};
 use touchstone_store::{RecordReads, Result};
 
 /// The span of a customer's touches that can explain `fact` under `config`: from the
-/// longest channel window before it up to the conversion itself (SPEC section 4).
+/// longest channel window before it up to the conversion itself (docs/behaviour/attribution.md).
 pub fn candidate_span(config: &TenantConfig, fact: &ConversionFact) -> (Millis, Millis) {
     (fact.ts.saturating_sub(config.max_window_ms()), fact.ts)
 }

@@ -1,4 +1,4 @@
-//! The query service: typed reports over any `[from, to)` range (SPEC section 5) and the
+//! The query service: typed reports over any `[from, to)` range (docs/behaviour/reports.md) and the
 //! explanation of single conversions.
 //!
 //! - [`badges`]: a customer's badge timeline and trophy case.

@@ -1,4 +1,4 @@
-//! `touchstone import`: bulk files (SPEC section 7) into a running server.
+//! `touchstone import`: bulk files (docs/behaviour/records-and-config.md) into a running server.
 //!
 //! - [`config`]: `config.json` through the config service, tenant by tenant.
 //! - [`lines`]: JSONL files read line by line into chunks, with line numbers kept for reports.

@@ -1,4 +1,4 @@
-//! The `touchstone` command (SPEC section 8).
+//! The `touchstone` command (docs/behaviour/cli.md).
 //!
 //! - `dev`: all three services in one process on the embedded store ([`dev`]).
 //! - `migrate`, `ingest`, `attribution`, `query`: the separate-process deployment on
@@ -273,7 +273,7 @@ enum Command {
         #[command(flatten)]
         server: ClusterServerArgs,
     },
-    /// Import a bulk file (SPEC section 7) into a running server.
+    /// Import a bulk file (config.json, messages.jsonl or records.jsonl) into a running server.
     Import {
         #[command(subcommand)]
         what: ImportCommand,

@@ -1,4 +1,4 @@
-//! The crediting rules of SPEC section 4: explicit `msg_hash`, else last qualifying touch
+//! The crediting rules of docs/behaviour/attribution.md: explicit `msg_hash`, else last qualifying touch
 //! within the channel's window, else unattributed. [`credit`] decides; [`explain`] decides
 //! the same way and says why each candidate touch lost. Both rest on [`eligibility`].
 

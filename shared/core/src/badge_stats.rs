@@ -3,7 +3,7 @@
 //!
 //! Holding is a set of intervals per customer and badge ([`holding_intervals`]): the
 //! customer holds the badge at `t` exactly when `t` lies in one of them (the replay rule of
-//! SPEC section 6, [`crate::badges::held_now`]). So the number of holders at `t` is the
+//! docs/behaviour/badges.md, [`crate::badges::held_now`]). So the number of holders at `t` is the
 //! number of interval starts at or before `t` minus the number of ends at or before `t`, and
 //! counters of starts and ends by time answer it for any `t`, "now" included, without
 //! visiting a single customer. A commit turns each change of a customer's entries and

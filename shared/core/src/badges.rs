@@ -1,4 +1,4 @@
-//! Badges (SPEC section 6): definitions and the rules for changing them, rule earns,
+//! Badges (docs/behaviour/badges.md): definitions and the rules for changing them, rule earns,
 //! derived expiries, the timeline, holding by replay, the trophy case and progress.
 //!
 //! Everything here is derived from what is stored: a customer's badge events and the app
@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 /// How many badges a tenant may define: enough for any loyalty programme, few enough that
 /// a trophy case is one small read.
 pub const MAX_BADGES: usize = 500;
-/// Order statuses a rule counts (SPEC section 6).
+/// Order statuses a rule counts (docs/behaviour/badges.md).
 pub const COUNTED_ORDER_STATUSES: [&str; 3] = ["PLACED", "PAID", "DELIVERED"];
 /// Prefix of a derived rule earn's event id: `rule:<badge_id>`.
 pub const RULE_EARN_PREFIX: &str = "rule:";

@@ -1,4 +1,4 @@
-//! Per-tenant configuration (SPEC section 3): attribution settings per channel, currency,
+//! Per-tenant configuration (docs/behaviour/records-and-config.md): attribution settings per channel, currency,
 //! excluded tags and goals, with the rules for changing them.
 
 use crate::model::{Channel, MICROS_PER_UNIT, Micros, Millis, TouchKind};

@@ -19,7 +19,7 @@
 //! which a caller sums per bucket. Tested against the reference by
 //! `tests/fold_matches_reference.rs`.
 //!
-//! Records must be deduplicated before the fold (SPEC section 2: the first arrival of an
+//! Records must be deduplicated before the fold (docs/behaviour/records-and-config.md: the first arrival of an
 //! `event_id` stands). Folding the same record twice is harmless (a touch or status record
 //! already held is skipped, an unchanged fact emits nothing), so a window replayed after a
 //! crash onto state committed with it changes nothing.
@@ -283,7 +283,7 @@ impl CustomerState {
             .filter(move |c| from <= c.fact.ts && c.fact.ts <= to)
     }
 
-    /// SPEC section 4 for one fact, over the touches of at most the longest window before
+    /// docs/behaviour/attribution.md for one fact, over the touches of at most the longest window before
     /// it. Months are tried latest first, each with [`attribution::credit`]: a winner in a
     /// later month is later than any touch of an earlier one, so the first credit found is
     /// the one over all of them.
@@ -301,7 +301,7 @@ impl CustomerState {
         last.unwrap_or_else(|| attribution::credit(fact, &[], ctx.messages, ctx.config))
     }
 
-    /// `fact` credited: section 4's credit and, when last touch chose among two or more
+    /// `fact` credited: the crediting rules' credit and, when last touch chose among two or more
     /// candidates, the other models' split.
     fn credited(&self, fact: ConversionFact, ctx: FoldContext<'_>) -> Conversion {
         let credit = self.credit(&fact, ctx);

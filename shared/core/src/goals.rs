@@ -1,4 +1,4 @@
-//! Goal matching (SPEC sections 3 and 4): which records convert for which goal, at what time
+//! Goal matching (docs/behaviour/records-and-config.md and attribution.md): which records convert for which goal, at what time
 //! and value. An ORDER goal converts once per order, at its earliest qualifying status record;
 //! an EVENT goal once per event with its name.
 

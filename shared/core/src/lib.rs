@@ -18,10 +18,10 @@
 //! - [`fold`]: attribution as a pure fold per commit window over order and customer state (by month).
 //! - [`rollup`]: report counters ("cells") and how a range splits into buckets and raw edges.
 //! - [`report`]: turning summed cells into campaign, message and goal rows.
-//! - [`files`]: the bulk file formats of SPEC section 7.
-//! - `reference` (feature `testsuite`): a brute-force evaluation of SPEC sections 4 and 5, written apart from
+//! - [`files`]: the bulk file formats of docs/behaviour/records-and-config.md.
+//! - `reference` (feature `testsuite`): a brute-force evaluation of docs/behaviour/attribution.md and reports.md, written apart from
 //!   the engine, that tests compare the engine against.
-//! - `reference_badges` (feature `testsuite`): the same for SPEC section 6 (badges), written apart from [`badges`].
+//! - `reference_badges` (feature `testsuite`): the same for docs/behaviour/badges.md (badges), written apart from [`badges`].
 
 pub mod attribution;
 pub mod badge_stats;

@@ -1,4 +1,4 @@
-//! The records Touchstone ingests (SPEC section 2), as plain Rust.
+//! The records Touchstone ingests (docs/behaviour/records-and-config.md), as plain Rust.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -385,7 +385,7 @@ mod tests {
             }
         }
 
-        /// Under `LAST_TOUCH` the whole conversion goes to what section 4's rules credit,
+        /// Under `LAST_TOUCH` the whole conversion goes to what the crediting rules credit,
         /// whatever the customer's touches.
         #[test]
         fn last_touch_is_the_crediting_rule(

@@ -1,7 +1,7 @@
-//! A brute-force reference evaluation of SPEC sections 2, 4 and 5 over a whole dataset in
+//! A brute-force reference evaluation of the rules of docs/behaviour/ (records, attribution, reports) over a whole dataset in
 //! memory, that tests compare the real (incremental, storage-backed) engine against.
 //!
-//! It is written straight from the SPEC and deliberately shares nothing with the engine
+//! It is written straight from the rules in docs/behaviour/ and deliberately shares nothing with the engine
 //! (`attribution`, `goals`, `rollup` and the aggregations of `report`): a bug copied into both
 //! would make them agree. Only the record types, the tenant config, the file formats,
 //! validation and `report::value_json` (the JSON number format) are reused. Everything is
@@ -85,7 +85,7 @@ pub struct ReferenceConversion {
     pub record_event_id: String,
     /// For [`LAST_TOUCH`]: the `event_id` of the winning touch.
     pub touch_event_id: Option<String>,
-    /// SPEC section 9: each model's split, by model name (`last_touch`, `first_touch`,
+    /// docs/behaviour/attribution.md: each model's split, by model name (`last_touch`, `first_touch`,
     /// `linear`, `position_based`, `time_decay`); an empty list when unattributed.
     pub models: BTreeMap<&'static str, Vec<ReferenceShare>>,
 }
@@ -100,7 +100,7 @@ pub struct ReferenceShare {
     pub value: i128,
 }
 
-/// The models of SPEC section 9, as reports name them.
+/// The models of docs/behaviour/attribution.md, as reports name them.
 pub const MODELS: [&str; 5] = ["last_touch", "first_touch", "linear", "position_based", "time_decay"];
 
 /// The evaluated result of a [`Dataset`]: per tenant, the accepted records and every
@@ -148,7 +148,7 @@ fn accept_key(record: &Record) -> AcceptKey {
     }
 }
 
-/// Evaluates SPEC sections 2 and 4 over the whole dataset.
+/// Evaluates the rules of docs/behaviour/records-and-config.md and attribution.md over the whole dataset.
 pub fn evaluate(dataset: &Dataset) -> Reference {
     let mut by_tenant: BTreeMap<String, TenantRecords> =
         dataset.configs.keys().map(|tenant| (tenant.clone(), TenantRecords::default())).collect();
@@ -294,7 +294,7 @@ impl Crediting<'_> {
         self.messages.get(msg_hash).filter(|message| !self.config.is_excluded(&message.tags))
     }
 
-    /// SPEC section 4: explicit, else last touch, else unattributed.
+    /// docs/behaviour/attribution.md: explicit, else last touch, else unattributed.
     fn credit(&self, customer_id: &str, explicit: Option<&str>, at: Millis) -> Credit {
         if let Some(msg_hash) = explicit.filter(|hash| self.creditable(hash).is_some()) {
             return Credit { rule: EXPLICIT, msg_hash: Some(msg_hash.to_owned()), touch_event_id: None };
@@ -328,7 +328,7 @@ impl Crediting<'_> {
 }
 
 impl Crediting<'_> {
-    /// SPEC section 9 for one conversion worth `value` whole units: every model's split.
+    /// docs/behaviour/attribution.md for one conversion worth `value` whole units: every model's split.
     fn models(&self, customer_id: &str, explicit: Option<&str>, at: Millis, value: i128) -> BTreeMap<&'static str, Vec<ReferenceShare>> {
         if let Some(msg_hash) = explicit.filter(|hash| self.creditable(hash).is_some()) {
             let whole = vec![ReferenceShare { msg_hash: msg_hash.to_owned(), ppm: 1_000_000, value }];
@@ -442,7 +442,7 @@ fn pick_largest(len: usize, count: i128, cmp: impl Fn(usize, usize) -> std::cmp:
     picked
 }
 
-/// One report row's counters (SPEC section 5), per message or per campaign.
+/// One report row's counters (docs/behaviour/reports.md), per message or per campaign.
 #[derive(Debug, Default)]
 struct Row {
     sent: i64,
@@ -559,14 +559,14 @@ impl Reference {
         rows
     }
 
-    /// SPEC section 8 `report messages --format json`.
+    /// docs/behaviour/reports.md `report messages --format json`.
     pub fn messages_json(&self, tenant: &str, from: Option<Millis>, to: Option<Millis>) -> Value {
         let config = self.config(tenant);
         let rows = self.message_rows(tenant, from, to);
         Value::Array(rows.iter().map(|(msg_hash, row)| row.to_json("msg_hash", msg_hash, &config)).collect())
     }
 
-    /// SPEC section 8 `report campaigns --format json`: registered messages with a campaign,
+    /// docs/behaviour/reports.md `report campaigns --format json`: registered messages with a campaign,
     /// summed per campaign.
     pub fn campaigns_json(&self, tenant: &str, from: Option<Millis>, to: Option<Millis>) -> Value {
         let config = self.config(tenant);
@@ -587,7 +587,7 @@ impl Reference {
         Value::Array(campaigns.iter().map(|(id, row)| row.to_json("campaign_id", id, &config)).collect())
     }
 
-    /// SPEC section 8 `report goals --format json`: every goal in config order, split by rule.
+    /// docs/behaviour/reports.md `report goals --format json`: every goal in config order, split by rule.
     pub fn goals_json(&self, tenant: &str, from: Option<Millis>, to: Option<Millis>) -> Value {
         let config = self.config(tenant);
         let conversions = self.tenants.get(tenant).map(|t| t.conversions.as_slice()).unwrap_or_default();
@@ -613,7 +613,7 @@ impl Reference {
         Value::Array(rows)
     }
 
-    /// `report models` as SPEC section 8 gives it: per campaign (of a registered message
+    /// `report models` as docs/behaviour/reports.md gives it: per campaign (of a registered message
     /// with a campaign) and goal credited under any model, every model's conversions (ppm
     /// summed, as a number of up to 6 decimals) and value; rows by campaign, then goal order.
     pub fn models_json(&self, tenant: &str, from: Option<Millis>, to: Option<Millis>) -> Value {
@@ -651,7 +651,7 @@ impl Reference {
         )
     }
 
-    /// `report lift` as SPEC sections 8 and 10 give it, for `campaign_id` and `goal_id` over
+    /// `report lift` as docs/behaviour/reports.md and attribution.md give it, for `campaign_id` and `goal_id` over
     /// `[from, to)`: the groups from the accepted touches, each customer's outcome from
     /// the conversions whatever credited them, the statistics in doubles.
     pub fn lift_json(&self, tenant: &str, campaign_id: &str, goal_id: &str, from: Option<Millis>, to: Option<Millis>) -> Value {
@@ -748,7 +748,7 @@ impl Reference {
         })
     }
 
-    /// `report campaigns` (or `messages`, `by_message`) `--model MODEL` as SPEC section 8
+    /// `report campaigns` (or `messages`, `by_message`) `--model MODEL` as docs/behaviour/reports.md
     /// gives it: the report's rows, each goal's conversions and value as `model` credits
     /// them, and a row of zero counters for what the model credits without activity in the
     /// range. Rows by id.

@@ -1,14 +1,14 @@
-//! A brute-force reference evaluation of SPEC section 6 (badges) for one customer, that
+//! A brute-force reference evaluation of docs/behaviour/badges.md (badges) for one customer, that
 //! tests compare [`crate::badges`] against.
 //!
-//! Written from the SPEC text, apart from the engine: only the public types of
+//! Written from the rules in docs/behaviour/badges.md, apart from the engine: only the public types of
 //! [`crate::badges`] are reused (as inputs and outputs), never its functions. Everything is
 //! recomputed by literal scans, quadratic or worse on purpose: every candidate record
 //! recounts every record the rule would count at it, every order is looked up again in
 //! the whole activity for its earliest counted status record, holding is a replay from
 //! scratch per badge.
 //!
-//! Where the SPEC is silent, this follows the choices the engine documents:
+//! Where those rules are silent, this follows the choices the engine documents:
 //! - a derived expiry has the earn's `source` and the reason `"validity ended"`; every
 //!   `EARNED` entry (stored or rule) of a badge with `validity_ms` and/or `expires_at` gets
 //!   one, at the earlier of `earn ts + validity_ms` and `expires_at`, once that is `<= now`,

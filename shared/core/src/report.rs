@@ -1,4 +1,4 @@
-//! Report rows from summed counters (SPEC section 5): per message, per campaign, per goal.
+//! Report rows from summed counters (docs/behaviour/reports.md): per message, per campaign, per goal.
 //! The query service sums [`Cells`] over a range and calls these; the derived figures
 //! (rates, averages, campaign totals) and the local days of a series live here too, so
 //! every front end computes them the same way and handlers only convert.
@@ -80,7 +80,7 @@ impl Activity {
 }
 
 /// An exact value as a JSON number: an integer when whole, else the nearest float.
-/// The SPEC section 8 JSON writes `"value": x` this way everywhere.
+/// The JSON of docs/behaviour/reports.md writes `"value": x` this way everywhere.
 pub fn value_json(micros: i128) -> serde_json::Value {
     serde_json::from_str(&crate::model::format_micros(micros)).unwrap_or(serde_json::Value::Null)
 }
@@ -95,7 +95,7 @@ pub fn average_check(tally: Tally) -> f64 {
     rate(tally.value_micros as f64 / MICROS_PER_UNIT as f64, tally.count as f64)
 }
 
-/// One goal's results for a message or campaign (SPEC section 5).
+/// One goal's results for a message or campaign (docs/behaviour/reports.md).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GoalFigures {
     pub goal_id: String,

@@ -1,4 +1,4 @@
-//! SPEC section 6 (badges), rule by rule, with hand-computed expectations, against the
+//! docs/behaviour/badges.md (badges), rule by rule, with hand-computed expectations, against the
 //! public API of `touchstone_core::badges` only.
 
 use touchstone_core::badges::{

@@ -1,5 +1,5 @@
 //! `touchstone_core::badges` against the brute-force reference
-//! (`touchstone_core::reference_badges`, written from SPEC section 6 apart from it).
+//! (`touchstone_core::reference_badges`, written from docs/behaviour/badges.md apart from it).
 //!
 //! Random small customers: a few badge definitions (every rule kind, with and without a
 //! period, retro or not, saved in the middle of the data, some inactive, some expiring by

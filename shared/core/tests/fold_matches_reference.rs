@@ -1,5 +1,5 @@
 //! `touchstone_core::fold` against the brute-force reference (`touchstone_core::reference`,
-//! written from SPEC section 4 apart from it).
+//! written from docs/behaviour/attribution.md apart from it).
 //!
 //! Random small datasets of one tenant: a handful of customers; messages on every channel
 //! with tags (one excluded), some never registered, some registered twice with conflicting

@@ -1,4 +1,4 @@
-//! The JSON output of SPEC section 8, exactly: campaign and message rows with touches,
+//! The JSON output of docs/behaviour/reports.md, exactly: campaign and message rows with touches,
 //! event hits and per-goal conversions; goal rows with the split by rule. Values are JSON
 //! numbers written from the exact decimal (`12.5`, `100`). Keys come out sorted
 //! (serde_json's map without `preserve_order`), which keeps the output deterministic.

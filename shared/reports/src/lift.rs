@@ -1,4 +1,4 @@
-//! `touchstone report lift`: a campaign's lift as the JSON object of SPEC section 8 (every
+//! `touchstone report lift`: a campaign's lift as the JSON object of docs/behaviour/reports.md (every
 //! key present, a figure that cannot be computed `null`) or a table a marketer reads.
 
 use crate::rows::Units;

@@ -1,5 +1,5 @@
 //! `touchstone report models`: every attribution model side by side per campaign and goal,
-//! as SPEC section 8's JSON (`conversions` a number of up to 6 decimals) or a table.
+//! as the JSON of docs/behaviour/reports.md (`conversions` a number of up to 6 decimals) or a table.
 
 use crate::rows::{ReplyError, StatsKind, Units, ValueUnit, decimal_json, decimal_micros};
 use crate::table::{Align, Table, value_cell};

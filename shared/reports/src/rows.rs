@@ -39,7 +39,7 @@ pub fn derived(value: f64, denominator: u64) -> Option<f64> {
     (denominator != 0).then_some(value)
 }
 
-/// The most hit event names a report shows (SPEC section 5: the product shows the top 5).
+/// The most hit event names a report shows (docs/behaviour/reports.md: the product shows the top 5).
 pub const TOP_EVENT_HITS: usize = 5;
 
 /// How a goal's values read: money of the tenant's currency (ORDER goals: minor units) or
@@ -91,7 +91,7 @@ pub enum StatsKind {
 }
 
 impl StatsKind {
-    /// The JSON key and CSV column of the row id (SPEC section 8).
+    /// The JSON key and CSV column of the row id (docs/behaviour/reports.md).
     pub fn id_key(self) -> &'static str {
         match self {
             StatsKind::Campaigns => "campaign_id",

@@ -1,4 +1,4 @@
-//! Reading a JSONL bulk file (SPEC section 7) into chunks of wire records, one line at a time
+//! Reading a JSONL bulk file (docs/behaviour/records-and-config.md) into chunks of wire records, one line at a time
 //! so that a file of any size needs only a chunk of memory, and mapping the server's stream
 //! positions back to line numbers.
 

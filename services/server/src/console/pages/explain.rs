@@ -11,7 +11,7 @@ fn enum_name<E>(name: Result<&'static str, E>, prefix: &str) -> String {
     touchstone_reports::explain::name(name, prefix).to_lowercase()
 }
 
-/// A touch kind as the SPEC names it, lower case ("opened").
+/// A touch kind as the behaviour docs name it, lower case ("opened").
 fn touch_name(touch: i32) -> String {
     touch_kind_from_pb("touch", touch).map_or_else(|_| "unknown".to_owned(), |kind| kind.as_str().to_lowercase())
 }

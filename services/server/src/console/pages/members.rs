@@ -60,7 +60,7 @@ pub async fn members(State(console): State<Arc<Console>>, Path(tenant): Path<Str
         .map(|entry| TimelineView {
             ts: time(entry.ts),
             ts_ms: entry.ts,
-            // The SPEC's names, as the CLI's timeline prints them.
+            // The documented names, as the CLI's timeline prints them.
             action: badge_action_from_pb(entry.action).map_or("UNKNOWN", |action| action.as_str()).to_owned(),
             source: badge_source_from_pb(entry.source).map_or("UNKNOWN", |source| source.as_str()).to_owned(),
             reason: entry.reason.unwrap_or_default(),
