@@ -3,7 +3,6 @@
 //! them with the core's report functions; nothing is recomputed from raw history.
 
 use crate::range::{self, Range};
-use chrono::Datelike;
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -21,17 +20,12 @@ use touchstone_core::models;
 use touchstone_proto::convert::{model_from_pb, model_to_pb};
 use touchstone_core::report::{self, Activity};
 use touchstone_core::rollup::{CampaignCells, Cells};
-use touchstone_proto::convert::{channel_to_pb, decimal, reports, rule_to_pb, tally, touch_kind_to_pb};
+use touchstone_proto::convert::{channel_to_pb, decimal, reports, rule_to_pb, touch_kind_to_pb};
 use touchstone_proto::error::ApiError;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::query_service_server::QueryService;
 use touchstone_proto::validate::valid;
 use touchstone_store::{BadgeStore, CellKinds, ConfigStore, ReportReads};
-
-/// Days one goal series may span.
-pub const MAX_SERIES_DAYS: i64 = 400;
-/// The series range when the request gives none: the last 30 days.
-const DEFAULT_SERIES_DAYS: i64 = 30;
 
 pub struct QueryApi {
     configs: Arc<dyn ConfigStore>,
@@ -275,15 +269,12 @@ impl QueryService for QueryApi {
             .parse()
             .map_err(|_| ApiError::bad_field("time_zone", format!("unknown time zone {time_zone:?}; use an IANA name such as Europe/Berlin")))?;
         let now = chrono::Utc::now().timestamp_millis();
-        let range = match range {
-            Some(pb::TimeRange { from_ms: None, to_ms: None }) | None => {
-                Range { from: now - DEFAULT_SERIES_DAYS * touchstone_core::rollup::DAY_MS, to: now }
-            }
-            Some(range) => Range::from_pb(Some(range))?,
+        let asked = match range {
+            Some(pb::TimeRange { from_ms: None, to_ms: None }) | None => None,
+            Some(range) => Some(Range::from_pb(Some(range))?).map(|range| (range.from, range.to)),
         };
-        if range.to - range.from > MAX_SERIES_DAYS * touchstone_core::rollup::DAY_MS {
-            return Err(ApiError::bad_field("range", format!("a series spans at most {MAX_SERIES_DAYS} days; narrow the range")).into());
-        }
+        let (from, to) = report::series_range(asked, now).map_err(|message| ApiError::bad_field("range", message))?;
+        let range = Range { from, to };
         let config = self.config(&tenant).await?;
         saved_goal(&config, &goal_id)?;
         let days = report::local_days(tz, range.from, range.to);
@@ -291,16 +282,8 @@ impl QueryService for QueryApi {
         let cells_per_day =
             range::campaign_totals_per_range(self.reads.as_ref(), &tenant, CellKinds::Conversions, &ranges).await.map_err(ApiError::from)?;
         let mut points = Vec::with_capacity(days.len());
-        for (report::LocalDay { date, from, to }, cells) in days.into_iter().zip(cells_per_day) {
-            let totals = report::goal_totals(&cells, &goal_id);
-            points.push(pb::GoalSeriesPoint {
-                date: format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day()),
-                from_ms: from,
-                to_ms: to,
-                explicit: Some(tally(totals.explicit)),
-                last_touch: Some(tally(totals.last_touch)),
-                unattributed: Some(tally(totals.unattributed)),
-            });
+        for (day, cells) in days.into_iter().zip(cells_per_day) {
+            points.push(reports::goal_series_point(day, report::goal_totals(&cells, &goal_id)));
         }
         Ok(Response::new(pb::GoalSeries { goal_id, time_zone, points }))
     }

@@ -125,6 +125,22 @@ pub fn campaign_totals(campaigns: &BTreeMap<String, (u32, Activity)>) -> Campaig
     CampaignTotals { campaigns: campaigns.len() as u64, purchases, average_check: average_check(purchases) }
 }
 
+/// Days one goal series may span.
+pub const MAX_SERIES_DAYS: i64 = 400;
+/// The series range when the request gives none: the last 30 days.
+pub const DEFAULT_SERIES_DAYS: i64 = 30;
+
+/// The `[from, to)` a goal series covers: the range asked for, else the last
+/// [`DEFAULT_SERIES_DAYS`] days up to `now`; an error when it spans more than
+/// [`MAX_SERIES_DAYS`].
+pub fn series_range(asked: Option<(Millis, Millis)>, now: Millis) -> Result<(Millis, Millis), String> {
+    let (from, to) = asked.unwrap_or((now - DEFAULT_SERIES_DAYS * crate::rollup::DAY_MS, now));
+    if to - from > MAX_SERIES_DAYS * crate::rollup::DAY_MS {
+        return Err(format!("a series spans at most {MAX_SERIES_DAYS} days; narrow the range"));
+    }
+    Ok((from, to))
+}
+
 /// One calendar day of a series in the tenant's time zone, cut to the range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalDay {
@@ -308,6 +324,14 @@ pub fn referenced_messages(cells: &Cells) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_series_covers_the_range_asked_for_else_the_last_30_days_and_400_at_most() {
+        let day = crate::rollup::DAY_MS;
+        assert_eq!(series_range(None, 100 * day), Ok((70 * day, 100 * day)));
+        assert_eq!(series_range(Some((day, 401 * day)), 0), Ok((day, 401 * day)));
+        assert!(series_range(Some((0, 400 * day + 1)), 0).unwrap_err().contains("at most 400 days"));
+    }
 
     fn ms(text: &str) -> Millis {
         DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()

@@ -8,7 +8,7 @@ use touchstone_core::attribution::{self, ExplicitStatus, Messages, Verdict};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::lift;
 use touchstone_core::models;
-use touchstone_core::report::{Activity, CampaignTotals, GoalFigures, GoalKpi};
+use touchstone_core::report::{Activity, CampaignTotals, GoalFigures, GoalKpi, GoalTotals, LocalDay};
 
 /// Every model's split of one conversion; shares' values back in micros (`unit` micros a
 /// unit of the goal's value).
@@ -172,5 +172,18 @@ pub fn explicit_status_text(status: Option<ExplicitStatus>) -> &'static str {
         Some(ExplicitStatus::Used) => "USED",
         Some(ExplicitStatus::Unregistered) => "UNREGISTERED",
         Some(ExplicitStatus::Excluded) => "EXCLUDED",
+    }
+}
+
+/// One local day of a goal series.
+pub fn goal_series_point(day: LocalDay, totals: GoalTotals) -> pb::GoalSeriesPoint {
+    let LocalDay { date, from, to } = day;
+    pb::GoalSeriesPoint {
+        date: date.format("%Y-%m-%d").to_string(),
+        from_ms: from,
+        to_ms: to,
+        explicit: Some(tally(totals.explicit)),
+        last_touch: Some(tally(totals.last_touch)),
+        unattributed: Some(tally(totals.unattributed)),
     }
 }
