@@ -16,14 +16,12 @@
 //!   re-registered messages;
 //! - `records`: the single records the others build from (touches, app events, orders).
 
-mod badges;
+pub(crate) mod badges;
 mod edge_cases;
 mod messages;
 mod records;
 mod repeats;
 mod traffic;
-
-pub(crate) use badges::long_timeline;
 
 use crate::profiles::{Profile, DAY, HOUR};
 use crate::BASE_TS;
