@@ -18,7 +18,7 @@
 //! - [`fold`]: attribution as a pure fold per commit window over order and customer state (by month).
 //! - [`rollup`]: report counters ("cells") and how a range splits into buckets and raw edges.
 //! - [`report`]: turning summed cells into campaign, message and goal rows.
-//! - [`files`]: the bulk file formats of SPEC section 7, and the badge CSV of bulk badge imports.
+//! - [`files`]: the bulk file formats of SPEC section 7.
 //! - `reference` (feature `testsuite`): a brute-force evaluation of SPEC sections 4 and 5, written apart from
 //!   the engine, that tests compare the engine against.
 //! - `reference_badges` (feature `testsuite`): the same for SPEC section 6 (badges), written apart from [`badges`].

@@ -1,5 +1,5 @@
-//! The badge CSV that `touchstone badges import` reads (SPEC sections 6 and 8): a header row,
-//! then `customer_id,badge_id,action,ts,source,reason,event_id` a row, into domain
+//! The badge CSV that `touchstone badges import` reads: a header row, then
+//! `customer_id,badge_id,action,ts,source,reason,event_id` a row, into domain
 //! [`BadgeEvent`]s (the CLI turns them into protobuf at its edge).
 //!
 //! A bad row is reported with its line number and skipped, the others are read; a row
@@ -9,7 +9,7 @@
 use crate::model::{BadgeAction, BadgeEvent, BadgeSource, Millis};
 use crate::validate::MAX_ID_LEN;
 
-/// The header row with every column, in the SPEC's order.
+/// The header row with every column, in their order.
 pub const HEADER: &str = "customer_id,badge_id,action,ts,source,reason,event_id";
 
 /// The columns the header must have; `source`, `reason` and `event_id` may be left out.

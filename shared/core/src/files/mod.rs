@@ -2,9 +2,8 @@
 //! `records.jsonl`. Parsing is per line: a bad line is an error naming its line number and
 //! leaves the others untouched. Writing is the inverse, for generated datasets.
 //!
-//! The badge CSV of `touchstone badges import` (SPEC sections 6 and 8) is [`badge_csv`]: a
-//! module of its own, named by path (`badge_csv::parse_csv`), as it reads CSV rows rather
-//! than JSON lines.
+//! The badge CSV of `touchstone badges import` is [`badge_csv`]: a module of its own, named
+//! by path (`badge_csv::parse_csv`), as it reads CSV rows rather than JSON lines.
 
 pub mod badge_csv;
 
