@@ -8,7 +8,8 @@
 //! the server's time plus a loopback connect (tens of microseconds). Only a `200` counts.
 
 use crate::BenchResult;
-use crate::queries::{Latencies, Targets, TenantTargets};
+use crate::latencies::Latencies;
+use crate::query_targets::{Targets, TenantTargets};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::net::SocketAddr;

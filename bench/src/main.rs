@@ -21,8 +21,10 @@ mod cassandra;
 mod console;
 mod datasets;
 mod ingest;
+mod latencies;
 mod peer;
 mod queries;
+mod query_targets;
 mod summary;
 mod targets;
 

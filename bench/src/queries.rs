@@ -6,10 +6,10 @@
 use crate::BenchResult;
 use crate::datasets::Dataset;
 use crate::ingest::{self, Source};
+use crate::latencies::Latencies;
+use crate::query_targets::{self, Targets};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,39 +18,6 @@ use touchstone_integration_tests::Server;
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
 use touchstone_proto::v1::query_service_client::QueryServiceClient;
-
-/// One kind of query (or console page) and its latencies.
-pub struct Latencies {
-    pub name: &'static str,
-    pub calls: usize,
-    pub errors: usize,
-    pub p50: Duration,
-    pub p95: Duration,
-    pub p99: Duration,
-    pub max: Duration,
-}
-
-impl Latencies {
-    /// The percentiles of what concurrent clients measured, each its times and its errors.
-    pub async fn gather(name: &'static str, clients: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>) -> Latencies {
-        let (mut times, mut errors) = (Vec::new(), 0);
-        for client in clients {
-            if let Ok((client_times, client_errors)) = client.await {
-                times.extend(client_times);
-                errors += client_errors;
-            }
-        }
-        Latencies::of(name, times, errors)
-    }
-
-    /// The percentiles of the times of the calls that succeeded.
-    pub fn of(name: &'static str, mut times: Vec<Duration>, errors: usize) -> Latencies {
-        times.sort_unstable();
-        let at = |q: f64| times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or_default();
-        let (p50, p95, p99) = (at(0.50), at(0.95), at(0.99));
-        Latencies { name, calls: times.len(), errors, p50, p95, p99, max: times.last().copied().unwrap_or_default() }
-    }
-}
 
 /// The query store's load, the query latencies and the console's pages.
 pub struct QueryRun {
@@ -66,26 +33,6 @@ pub struct ConsoleLoad {
     pub requests: usize,
 }
 
-/// What queries can be asked about: per tenant, its campaigns and orders.
-pub struct Targets {
-    pub tenants: Vec<TenantTargets>,
-    pub from: i64,
-    pub to: i64,
-}
-
-#[derive(Clone)]
-pub struct TenantTargets {
-    pub tenant: String,
-    pub campaigns: Vec<String>,
-    pub order_ids: Vec<String>,
-    /// Customers with badge events.
-    pub badge_customers: Vec<String>,
-    /// Customers with app events or orders (what badge rules count).
-    active_customers: Vec<String>,
-    /// Badges with badge events.
-    badge_ids: Vec<String>,
-}
-
 /// The customer given [`LONG_TIMELINE`] badge events before the badge queries, in the first tenant.
 const LONG_TIMELINE_CUSTOMER: &str = "bench-long-timeline";
 const LONG_TIMELINE: usize = 10_000;
@@ -99,7 +46,7 @@ pub async fn run(work: &Path, data: &Dataset, clients: usize, seconds: u64, cons
     println!("building the query store: {} records ...", data.records);
     let loaded = ingest::load(&server, data, Source::Preloaded).await?;
     wait_until_idle(server.pid()).await;
-    let targets = Arc::new(targets(data)?);
+    let targets = Arc::new(query_targets::read(data)?);
     let channel = server.channel().await;
     add_long_timeline(&channel, &targets.tenants[0].tenant).await?;
     let duration = Duration::from_secs(seconds);
@@ -312,84 +259,3 @@ async fn measure(kind: Kind, channel: &Channel, targets: &Arc<Targets>, clients:
     Latencies::gather(kind.name(), tasks).await
 }
 
-/// Tenants with their campaigns (from `messages.jsonl`) and orders that reached a goal
-/// status (from `records.jsonl`), and the span of the data.
-fn targets(data: &Dataset) -> BenchResult<Targets> {
-    let mut by_tenant: BTreeMap<String, TenantTargets> = BTreeMap::new();
-    let mut registered: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
-    // Orders convert for the default goal only in the tenant's currency: explain those.
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(data.dir.join("config.json"))?)?;
-    let currency = |tenant: &str| config["tenants"][tenant]["currency"].as_str().unwrap_or(touchstone_core::config::DEFAULT_CURRENCY).to_owned();
-    let (mut from, mut to) = (i64::MAX, i64::MIN);
-    for line in std::io::BufReader::new(std::fs::File::open(data.dir.join("messages.jsonl"))?).lines() {
-        let message: serde_json::Value = serde_json::from_str(&line?)?;
-        let (Some(tenant), Some(campaign)) = (message["tenant"].as_str(), message["campaign_id"].as_str()) else { continue };
-        // The first registration of a message stands: a campaign named only by a later one
-        // (the generator re-registers a message under another campaign) does not exist.
-        let first = registered.insert((tenant.to_owned(), message["msg_hash"].as_str().unwrap_or_default().to_owned()));
-        if campaign.is_empty() || !first {
-            continue;
-        }
-        let targets = by_tenant.entry(tenant.to_owned()).or_insert_with(|| TenantTargets::new(tenant));
-        if !targets.campaigns.iter().any(|c| c == campaign) {
-            targets.campaigns.push(campaign.to_owned());
-        }
-    }
-    for line in std::io::BufReader::new(std::fs::File::open(data.dir.join("records.jsonl"))?).lines() {
-        let record: serde_json::Value = serde_json::from_str(&line?)?;
-        if let Some(ts) = record["ts"].as_i64() {
-            (from, to) = (from.min(ts), to.max(ts + 1));
-        }
-        if let (Some(tenant), Some(customer)) = (record["tenant"].as_str(), record["customer_id"].as_str())
-            && let Some(targets) = by_tenant.get_mut(tenant)
-        {
-            match record["type"].as_str() {
-                Some("badge") => {
-                    targets.badge_customers.push(customer.to_owned());
-                    if let Some(badge_id) = record["badge_id"].as_str() {
-                        targets.badge_ids.push(badge_id.to_owned());
-                    }
-                }
-                Some("event" | "order") => targets.active_customers.push(customer.to_owned()),
-                _ => {}
-            }
-        }
-        let paid = matches!(record["status"].as_str(), Some("PLACED" | "PAID" | "DELIVERED"));
-        if record["type"] == "order"
-            && paid
-            && let (Some(tenant), Some(order_id)) = (record["tenant"].as_str(), record["order_id"].as_str())
-            && record["currency"].as_str() == Some(currency(tenant).as_str())
-            && let Some(targets) = by_tenant.get_mut(tenant)
-        {
-            targets.order_ids.push(order_id.to_owned());
-        }
-    }
-    let tenants: Vec<TenantTargets> = by_tenant
-        .into_values()
-        .filter(|t| !t.campaigns.is_empty() && !t.order_ids.is_empty() && !t.badge_customers.is_empty())
-        .map(|mut t| {
-            for customers in [&mut t.badge_customers, &mut t.active_customers, &mut t.badge_ids] {
-                customers.sort_unstable();
-                customers.dedup();
-            }
-            t
-        })
-        .collect();
-    if tenants.is_empty() || from >= to {
-        return Err("the query dataset has no campaigns or orders".into());
-    }
-    Ok(Targets { tenants, from, to })
-}
-
-impl TenantTargets {
-    fn new(tenant: &str) -> TenantTargets {
-        TenantTargets {
-            tenant: tenant.to_owned(),
-            campaigns: Vec::new(),
-            order_ids: Vec::new(),
-            badge_customers: Vec::new(),
-            badge_ids: Vec::new(),
-            active_customers: Vec::new(),
-        }
-    }
-}

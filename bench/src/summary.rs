@@ -3,7 +3,7 @@
 use crate::datasets::Dataset;
 use crate::ingest::IngestRun;
 use crate::peer::PeerRun;
-use crate::queries::Latencies;
+use crate::latencies::Latencies;
 use serde_json::json;
 use std::time::Duration;
 

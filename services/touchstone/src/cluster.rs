@@ -16,7 +16,7 @@ use touchstone_server::tls::Tls;
 use touchstone_server::telemetry::init_tracing;
 use touchstone_attribution::WorkerOptions;
 use touchstone_store::cql::{CqlOptions, CqlStore};
-use touchstone_store::cql_schema;
+use touchstone_store::cql::schema::DEFAULT_RETENTION_SECONDS;
 
 /// Where the database is: shared by every subcommand that talks to it.
 #[derive(clap::Args, Debug, Clone)]
@@ -35,7 +35,7 @@ pub struct SchemaArgs {
     #[arg(long, env = "TOUCHSTONE_REPLICATION_FACTOR", default_value_t = 1)]
     pub replication_factor: u32,
     /// How long stored records, conversions and rollups live (the tables' default TTL).
-    #[arg(long, env = "TOUCHSTONE_RETENTION_DAYS", default_value_t = cql_schema::DEFAULT_RETENTION_SECONDS / 86_400)]
+    #[arg(long, env = "TOUCHSTONE_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_SECONDS / 86_400)]
     pub retention_days: u64,
 }
 

@@ -199,7 +199,7 @@ fn build(options: &GenOptions) -> Built {
         records.add(&tenant, &mut rng);
         // Streams of their own: the long timelines leave every other line where it was.
         let mut long_rng = SmallRng::seed_from_u64(stream_seed(options.seed, LONG_TIMELINE_STREAMS + index as u64));
-        let long = tenant::long_timeline(&tenant, i64::from(options.days.clamp(1, MAX_DAYS)), &mut long_rng);
+        let long = tenant::badges::long_timeline(&tenant, i64::from(options.days.clamp(1, MAX_DAYS)), &mut long_rng);
         records.add_records(&long, &mut long_rng);
     }
     // Every tenant's registrations first, then every tenant's re-registrations.

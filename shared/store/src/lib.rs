@@ -7,7 +7,7 @@
 //! - [`embedded`] (feature `embedded`): the fjall backend, an LSM store in a local folder,
 //!   for `touchstone dev` and single-node use.
 //! - [`cql`] (feature `cql`): the ScyllaDB / Cassandra backend, for clusters (schema in
-//!   `deploy/cql/`, rendered by [`cql_schema`]).
+//!   `deploy/cql/`, rendered by [`cql::schema`]).
 //! - [`conformance`] (feature `testsuite`): the suite, one file per role, generic over
 //!   [`Store`], run once per backend.
 //! - [`error`]: [`StoreError`], sorted into transient and permanent.
@@ -25,8 +25,6 @@ mod support;
 pub mod conformance;
 #[cfg(feature = "cql")]
 pub mod cql;
-#[cfg(feature = "cql")]
-pub mod cql_schema;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 

@@ -7,10 +7,8 @@
 //! | `statements.rs` | every CQL statement, prepared once at connect |
 //! | `layout.rs` | how values map onto tables (shards, chunks, buckets, conversion rows), the row writes of ingest and commits |
 //! | `errors.rs` | driver errors sorted into transient and permanent |
+//! | `schema.rs` | the schema of `deploy/cql/` rendered into statements (`touchstone migrate` applies them) |
 //! | `ingest_log.rs`, `config_store.rs`, `coordination.rs`, `record_reads.rs`, `attribution_state.rs`, `report_reads.rs` | one role of the contract each |
-//!
-//! The schema is rendered from the `.cql` files by [`crate::cql_schema`], which stays at the
-//! crate root: `touchstone migrate` and the services use that path.
 //!
 //! A cluster gives no multi-partition transactions, so every guarantee of the contract is
 //! built from single-partition steps that are safe to repeat, with compare-and-set (LWT) only
@@ -52,15 +50,16 @@ mod ingest_log;
 mod layout;
 mod record_reads;
 mod report_reads;
+pub mod schema;
 mod statements;
 
-use crate::cql_schema::{self, SchemaParams};
 use crate::support::lock;
 use crate::{LOG_SHARDS, Result, StoreError};
 use errors::cql_error;
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, TryStreamExt};
 use layout::shard_value;
+use schema::SchemaParams;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -109,7 +108,7 @@ impl CqlOptions {
             nodes,
             keyspace: keyspace.into(),
             replication_factor: 1,
-            retention_seconds: cql_schema::DEFAULT_RETENTION_SECONDS,
+            retention_seconds: schema::DEFAULT_RETENTION_SECONDS,
             consistency: Consistency::LocalQuorum,
             serial_consistency: SerialConsistency::LocalSerial,
             request_timeout: Duration::from_secs(30),
@@ -170,13 +169,13 @@ impl CqlStore {
             replication_factor: options.replication_factor,
             retention_seconds: options.retention_seconds,
         };
-        let mut schema = Vec::new();
-        for (_, cql) in cql_schema::MIGRATIONS {
-            schema.extend(cql_schema::render(cql, &params).map_err(|e| StoreError::Backend(e.to_string()))?);
+        let mut rendered = Vec::new();
+        for (_, cql) in schema::MIGRATIONS {
+            rendered.extend(schema::render(cql, &params).map_err(|e| StoreError::Backend(e.to_string()))?);
         }
         let session = open_session(options).await?;
         let tablets = has_tablets(&session).await;
-        for statement in &schema {
+        for statement in &rendered {
             let statement = match statement.starts_with("CREATE KEYSPACE") && tablets {
                 // The log protocol, dedup and leases rely on LWT, which tablets keyspaces of
                 // some ScyllaDB versions refuse; Cassandra refuses the option itself.
@@ -186,7 +185,7 @@ impl CqlStore {
             session.query_unpaged(statement, ()).await.map_err(cql_error)?;
         }
         session.await_schema_agreement().await.map_err(cql_error)?;
-        tracing::info!(keyspace = %options.keyspace, statements = schema.len(), "schema applied");
+        tracing::info!(keyspace = %options.keyspace, statements = rendered.len(), "schema applied");
         Ok(())
     }
 

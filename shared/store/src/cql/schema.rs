@@ -1,10 +1,10 @@
 //! The CQL schema of `deploy/cql/` as statements ready to run: placeholders filled in,
-//! split one statement each. The CQL backend ([`crate::cql::CqlStore::migrate`]) applies
+//! split one statement each. The CQL backend ([`super::CqlStore::migrate`]) applies
 //! these in order; keeping the `.cql` files the single source means operators can read and
 //! run them by hand too.
 
 /// The migrations, by number, in the order they apply.
-pub const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../../deploy/cql/0001_init.cql"))];
+pub const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../../../deploy/cql/0001_init.cql"))];
 
 /// Two years, the default retention of time-partitioned tables.
 pub const DEFAULT_RETENTION_SECONDS: u64 = 2 * 365 * 24 * 3600;

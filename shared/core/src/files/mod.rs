@@ -1,6 +1,11 @@
 //! The bulk file formats of SPEC section 7: `config.json`, `messages.jsonl` and
 //! `records.jsonl`. Parsing is per line: a bad line is an error naming its line number and
 //! leaves the others untouched. Writing is the inverse, for generated datasets.
+//!
+//! The badge CSV of `touchstone badges import` is [`badge_csv`]: a module of its own, named
+//! by path (`badge_csv::parse_csv`), as it reads CSV rows rather than JSON lines.
+
+pub mod badge_csv;
 
 use crate::badges::{BadgeDefinition, BadgeRule, RuleKind};
 use crate::config::{ChannelSetting, ConfigError, Goal, GoalKind, Holdouts};
