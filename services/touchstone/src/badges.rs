@@ -1,5 +1,5 @@
 //! `touchstone badges`: a customer's badge timeline and trophy case for support tools, bulk
-//! CSV import of badge events (SPEC sections 6 and 8), and beyond the SPEC a badge's figures
+//! CSV import of badge events (docs/behaviour/badges.md and cli.md), and beyond them a badge's figures
 //! (`stats`) and a tenant's feed of badge events as JSON lines (`watch`).
 //!
 //! The timeline is fetched a page at a time until the last page, so the JSON holds the whole
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use touchstone_core::files::badge_csv;
-use touchstone_core::model::{BadgeAction, BadgeSource, Millis};
+use touchstone_core::model::{BadgeAction, BadgeSource};
 use touchstone_proto::convert::{badge_action_from_pb, badge_source_from_pb};
 use touchstone_proto::v1 as pb;
 use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
@@ -232,7 +232,7 @@ async fn whole_timeline(server: &str, mut request: pb::BadgeTimelineRequest) -> 
     }
 }
 
-/// A wire enum as its SPEC name (`EARNED`, `BULK_IMPORT`).
+/// A wire enum as its documented name (`EARNED`, `BULK_IMPORT`).
 fn action_name(action: i32) -> Result<BadgeAction, String> {
     badge_action_from_pb(action).map_err(|err| format!("the server sent an unknown badge action: {err}"))
 }

@@ -1,6 +1,6 @@
 //! A realistic, deterministic dataset generator for
 //! `touchstone gen --scale S --seed N [--days D] [--campaigns C] DIR`: the three bulk files of
-//! SPEC section 7 (`config.json`, `messages.jsonl`, `records.jsonl`), about `S × 10,000`
+//! docs/behaviour/records-and-config.md (`config.json`, `messages.jsonl`, `records.jsonl`), about `S × 10,000`
 //! records over `D` days (default 60) plus 200 badge events per tenant for its long-timeline
 //! member, byte-identical for the same [`GenOptions`].
 //!

@@ -77,7 +77,7 @@ pub fn parse_csv(text: &[u8], tenant: &str) -> Result<ParsedCsv, BadRow> {
     Ok(parsed)
 }
 
-/// One row's fields, in the SPEC's column order, as a badge event.
+/// One row's fields, in the documented column order, as a badge event.
 fn badge_event(tenant: &str, [customer_id, badge_id, action, ts, source, reason, event_id]: [&str; 7]) -> Result<BadgeEvent, String> {
     if customer_id.is_empty() {
         return Err("customer_id is empty".to_owned());

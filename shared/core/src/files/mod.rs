@@ -1,4 +1,4 @@
-//! The bulk file formats of SPEC section 7: `config.json`, `messages.jsonl` and
+//! The bulk file formats of docs/behaviour/records-and-config.md: `config.json`, `messages.jsonl` and
 //! `records.jsonl`. Parsing is per line: a bad line is an error naming its line number and
 //! leaves the others untouched. Writing is the inverse, for generated datasets.
 //!
@@ -46,7 +46,7 @@ pub struct TenantConfigFile {
     /// The holdout shares, when the file sets them (replacing the saved ones).
     pub holdouts: Option<Holdouts>,
     pub goals: Vec<Goal>,
-    /// Badge definitions (SPEC section 6), saved through the badge API.
+    /// Badge definitions (docs/behaviour/badges.md), saved through the badge API.
     pub badges: Vec<BadgeDefinition>,
 }
 
