@@ -1,25 +1,20 @@
-//! The `touchstone` command (docs/behaviour/cli.md).
+//! The `touchstone` command (docs/behaviour/cli.md): this file parses the arguments and
+//! hands each subcommand to its module.
 //!
-//! - `dev`: all three services in one process on the embedded store ([`dev`]).
-//! - `migrate`, `ingest`, `attribution`, `query`: the separate-process deployment on
-//!   ScyllaDB ([`cluster`]).
-//! - `import`: bulk files into a running server, with per-line error reports ([`import`]).
-//! - `report`: campaign, message and goal reports as json, csv or a table ([`report`]).
-//! - `badges`: a customer's badge timeline and trophy case; badge events from CSV ([`badges`]).
-//! - `gen`: a realistic generated dataset in the bulk file format ([`gen`]).
-//!
-//! The server they share is the `touchstone-server` library; this binary binds its
-//! listeners and opens its store.
+//! - [`processes`]: `dev` (all three services in one process on the embedded store), and
+//!   `migrate`, `ingest`, `attribution`, `query` (the separate-process deployment on
+//!   ScyllaDB): each opens its store, binds its listeners and runs the `touchstone-server`
+//!   library's `serve`.
+//! - [`commands`]: `import` (bulk files into a running server, with per-line error
+//!   reports), `report` (json, csv or a table), `badges` (timeline, trophy case, CSV
+//!   import, figures, feed), `keys` (the API keys file), `gen` (example data).
 
-mod badges;
-mod cluster;
+mod commands;
 mod config_file;
-mod dev;
-mod r#gen;
-mod import;
-mod keys;
-mod listeners;
-mod report;
+mod processes;
+
+use commands::{badges, r#gen, import, keys, report};
+use processes::{cluster, dev, listeners};
 
 use clap::{Parser, Subcommand, ValueEnum};
 

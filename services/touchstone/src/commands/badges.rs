@@ -7,10 +7,10 @@
 //! imports the others; the format itself (columns, derived event ids) is the core's
 //! `files::badge_csv`, whose domain events become protobuf only here, as they are sent.
 
-use crate::import::client::{self, ClientError, MAX_REPLY_BYTES};
+use crate::commands::import::client::{self, ClientError, MAX_REPLY_BYTES};
 use touchstone_reports::json::render;
 use touchstone_reports::table::time_text;
-use crate::report::print;
+use crate::commands::report::print;
 use crate::CommandResult;
 use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Value};

@@ -5,7 +5,7 @@
 
 use touchstone_reports::{explain, export, json, lift, models, rows, table};
 
-use crate::import::client::{self, ClientError, MAX_REPLY_BYTES};
+use crate::commands::import::client::{self, ClientError, MAX_REPLY_BYTES};
 use crate::{CommandResult, ExplainFormat, Format, LiftArgs, ReportArgs, ReportCommand, StatsArgs};
 use rows::{GoalRow, StatsReport, Units};
 use std::io::Write;

@@ -2,7 +2,7 @@
 //! store, like Jaeger's all-in-one.
 
 use crate::CommandResult;
-use crate::listeners::{Addresses, bind};
+use crate::processes::listeners::{Addresses, bind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

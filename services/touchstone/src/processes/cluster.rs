@@ -4,7 +4,7 @@
 //! attribution through the ingest log tables, and attribution workers split the log shards
 //! through leases there.
 
-use crate::listeners::{Addresses, bind};
+use crate::processes::listeners::{Addresses, bind};
 use crate::{AccessArgs, CommandResult};
 use std::process::ExitCode;
 use std::sync::Arc;
