@@ -8,10 +8,13 @@
 //! - [`layers`]: the tower layers every call passes (trace context, timing, keys, limits).
 //! - [`keys`]: the API keys file and the ring that reloads it.
 //! - [`limits`]: how much load a server takes before it refuses calls.
-//! - [`console`]: the web console's pages.
+//! - [`console`]: the web console's pages, on the HTTP listener.
+//! - [`connect`]: the Connect protocol on the HTTP listener, every unary RPC in JSON or
+//!   binary proto, transcoded to the same gRPC services and layers.
 //! - [`telemetry`]: logs, trace export and the Prometheus endpoint.
 //! - [`tls`]: the certificate every listener serves.
 
+pub mod connect;
 pub mod console;
 pub mod keys;
 pub mod layers;

@@ -169,9 +169,27 @@ pub async fn serve<S: Store>(
         }
         None => None,
     };
+    // Every service this process serves, once: the gRPC listener serves them, and the HTTP
+    // listener hands Connect calls to them through the same layers.
+    let mut routes = tonic::service::Routes::new(health_service)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
+        .add_service(AttributionServiceServer::new(AttributionApi::new(store.clone(), wake.clone())).max_decoding_message_size(roles.limits.message_bytes));
+    if let Some(ingest) = ingest {
+        routes = routes.add_service(ingest);
+    }
+    if let Some(config) = config {
+        routes = routes.add_service(config);
+    }
+    if let Some(query) = query {
+        routes = routes.add_service(query);
+    }
+    let routes = routes.prepare();
     let console = match console_listener {
         Some(listener) => {
-            let router = crate::console::router_over(store.clone(), roles.keys.clone(), console_routes, &shed);
+            let grpc = tower::ServiceBuilder::new().layer(crate::layers::grpc_stack(roles.keys.clone(), shed.clone())).service(routes.clone());
+            let connect = crate::connect::Connect::new(tower::util::BoxCloneSyncService::new(grpc))?;
+            let router = crate::console::router_over(store.clone(), roles.keys.clone(), console_routes, &shed).fallback_service(connect);
             Some(tokio::spawn(crate::console::serve(listener, router, roles.tls.pem.clone(), draining_rx.clone())))
         }
         None => None,
@@ -185,13 +203,7 @@ pub async fn serve<S: Store>(
     };
     let served = builder
         .layer(crate::layers::grpc_stack(roles.keys.clone(), shed))
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(reflection_v1alpha)
-        .add_service(AttributionServiceServer::new(AttributionApi::new(store.clone(), wake.clone())).max_decoding_message_size(roles.limits.message_bytes))
-        .add_optional_service(ingest)
-        .add_optional_service(config)
-        .add_optional_service(query)
+        .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async {
             shutdown.await;
             // Health first, then a moment for probes to see it, then streams end and the

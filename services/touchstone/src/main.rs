@@ -124,12 +124,14 @@ impl LimitArgs {
     }
 }
 
-/// Where the web console is served.
+/// Where the HTTP listener is: the web console and the API over the Connect protocol.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConsoleArgs {
-    /// Serve the web console (campaigns, goals, explanations, member care) over HTTP on this
-    /// address, e.g. 127.0.0.1:8080; off when unset. With --keys-file, the browser asks for
-    /// an API key with the query scope (any user name, the key as password).
+    /// Serve HTTP on this address, e.g. 127.0.0.1:8080; off when unset: the web console
+    /// (campaigns, goals, explanations, member care; with --keys-file the browser asks for an
+    /// API key with the query scope, any user name, the key as password), and every unary RPC
+    /// this process serves over the Connect protocol (`POST /touchstone.v1.Service/Method`,
+    /// JSON or binary proto, the same keys).
     #[arg(long, env = "TOUCHSTONE_HTTP")]
     pub http: Option<SocketAddr>,
 }
@@ -240,6 +242,8 @@ enum Command {
     Ingest {
         #[arg(long, env = "TOUCHSTONE_LISTEN", default_value = "127.0.0.1:50051")]
         listen: SocketAddr,
+        #[command(flatten)]
+        console: ConsoleArgs,
         #[command(flatten)]
         database: cluster::DatabaseArgs,
         #[command(flatten)]
@@ -495,7 +499,11 @@ fn main() -> ExitCode {
                 dev::run(options).await
             }
             Command::Migrate { database, schema } => cluster::migrate(database, schema).await,
-            Command::Ingest { listen, database, server } => cluster::run(cluster::Role::Ingest, database, None, server.serving(listen)?).await,
+            Command::Ingest { listen, console, database, server } => {
+                let mut serving = server.serving(listen)?;
+                serving.addresses.console = console.http;
+                cluster::run(cluster::Role::Ingest, database, None, serving).await
+            }
             Command::Attribution { listen, database, worker_id, server } => {
                 cluster::run(cluster::Role::Attribution, database, worker_id, server.serving(listen)?).await
             }

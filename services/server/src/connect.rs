@@ -1,0 +1,287 @@
+//! The Connect protocol beside gRPC, for callers to whom HTTP/2 gRPC is a burden (web stacks,
+//! `curl`): a unary call is `POST /touchstone.v1.Service/Method` with `application/json`
+//! (the proto3 canonical JSON mapping) or `application/proto`, answered in kind; an error
+//! is Connect's JSON error with the gRPC code's name and the same details (field
+//! violations, ErrorInfo, RetryInfo).
+//!
+//! One set of handlers serves every protocol: a Connect call is transcoded into a gRPC call
+//! and handed to the same service stack the gRPC listener serves, so it is checked (keys),
+//! shed, measured, traced and drained as a gRPC call is. The JSON mapping is read from the
+//! API's descriptors (`prost-reflect`), so every message of the API is covered without code
+//! of its own. Streaming methods are not offered here (UNIMPLEMENTED); gRPC serves them.
+
+use crate::layers::BoxFuture;
+use axum::body::Body;
+use base64::Engine as _;
+use http_body_util::BodyExt as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+use tonic::codegen::http::{self, HeaderMap, HeaderValue, StatusCode, header};
+use tonic::codegen::{Bytes, Service};
+
+/// The gRPC service stack a Connect call is handed to.
+pub type GrpcService = tower::util::BoxCloneSyncService<http::Request<tonic::body::Body>, http::Response<tonic::body::Body>, Infallible>;
+
+/// The largest Connect request body read (as the gRPC listener's message limit).
+const MAX_BODY: usize = crate::limits::MAX_MESSAGE_BYTES;
+
+/// Serves Connect unary calls of the API by transcoding them to `grpc`.
+#[derive(Clone)]
+pub struct Connect {
+    grpc: GrpcService,
+    api: DescriptorPool,
+    details: DescriptorPool,
+}
+
+impl Connect {
+    pub fn new(grpc: GrpcService) -> Result<Connect, String> {
+        let api = DescriptorPool::decode(touchstone_proto::FILE_DESCRIPTOR_SET).map_err(|err| format!("the API's descriptors: {err}"))?;
+        let details =
+            DescriptorPool::decode(touchstone_proto::GOOGLE_RPC_DESCRIPTOR_SET).map_err(|err| format!("the error details' descriptors: {err}"))?;
+        Ok(Connect { grpc, api, details })
+    }
+
+    /// The unary method a path names (`/touchstone.v1.QueryService/ListCampaigns`).
+    fn method(&self, path: &str) -> Option<MethodDescriptor> {
+        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+        self.api.get_service_by_name(service)?.methods().find(|candidate| candidate.name() == method)
+    }
+
+    async fn call(self, request: http::Request<Body>) -> http::Response<Body> {
+        let Some(method) = self.method(request.uri().path()).filter(|method| !method.is_client_streaming() && !method.is_server_streaming()) else {
+            return self.error(tonic::Code::Unimplemented, "no such unary method: Connect serves the API's unary methods (streams: gRPC)", Vec::new());
+        };
+        if request.method() != http::Method::POST {
+            let mut refused = self.error(tonic::Code::Unimplemented, "a Connect unary call is a POST", Vec::new());
+            *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            return refused;
+        }
+        let codec = match Codec::of(request.headers()) {
+            Some(codec) => codec,
+            None => {
+                let mut refused = self.error(tonic::Code::InvalidArgument, "Content-Type must be application/json or application/proto", Vec::new());
+                *refused.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+                return refused;
+            }
+        };
+        let (parts, body) = request.into_parts();
+        let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(err) => return self.error(tonic::Code::ResourceExhausted, &format!("cannot read the request body: {err}"), Vec::new()),
+        };
+        let message = match codec.decode(&method.input(), &body) {
+            Ok(message) => message,
+            Err(reason) => return self.error(tonic::Code::InvalidArgument, &format!("the request is no {}: {reason}", method.input().full_name()), Vec::new()),
+        };
+        let grpc_request = grpc_request(&parts, method.path_for_grpc(), message);
+        let Ok(response) = self.grpc.clone().call(grpc_request).await;
+        self.answer(response, &method.output(), codec).await
+    }
+
+    /// The gRPC answer as Connect's: the message in the caller's codec, or the error.
+    async fn answer(&self, response: http::Response<tonic::body::Body>, output: &MessageDescriptor, codec: Codec) -> http::Response<Body> {
+        let (parts, body) = response.into_parts();
+        // Trailers-only (an error before any message): the status is in the headers.
+        let (data, trailers) = if parts.headers.contains_key("grpc-status") {
+            (Bytes::new(), parts.headers)
+        } else {
+            match body.collect().await {
+                Ok(collected) => {
+                    let trailers = collected.trailers().cloned().unwrap_or_default();
+                    (collected.to_bytes(), trailers)
+                }
+                Err(status) => return self.error(status.code(), status.message(), Vec::new()),
+            }
+        };
+        let status = tonic::Status::from_header_map(&trailers).unwrap_or_else(|| tonic::Status::unknown("the call ended without a status"));
+        if status.code() != tonic::Code::Ok {
+            return self.error(status.code(), status.message(), status_details(status.details()));
+        }
+        // One gRPC frame: a flag byte, a 4-byte length, the message.
+        let Some(message) = data.get(5..) else {
+            return self.error(tonic::Code::Internal, "the call answered no message", Vec::new());
+        };
+        match codec.encode(output, message) {
+            Ok(body) => http::Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, codec.content_type())
+                .body(Body::from(body))
+                .unwrap_or_default(),
+            Err(reason) => self.error(tonic::Code::Internal, &format!("cannot write the answer: {reason}"), Vec::new()),
+        }
+    }
+
+    /// Connect's error: `{"code", "message", "details": [{"type", "value", "debug"}]}`, with the
+    /// HTTP status Connect gives the code.
+    fn error(&self, code: tonic::Code, message: &str, details: Vec<prost_types::Any>) -> http::Response<Body> {
+        let details: Vec<Value> = details
+            .into_iter()
+            .map(|any| {
+                let type_name = any.type_url.rsplit('/').next().unwrap_or_default().to_owned();
+                let debug = self
+                    .details
+                    .get_message_by_name(&type_name)
+                    .and_then(|descriptor| DynamicMessage::decode(descriptor, any.value.as_slice()).ok())
+                    .and_then(|message| serde_json::to_value(&message).ok());
+                let value = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&any.value);
+                let mut detail = json!({"type": type_name, "value": value});
+                if let Some(debug) = debug {
+                    detail["debug"] = debug;
+                }
+                detail
+            })
+            .collect();
+        let mut body = json!({"code": code_name(code), "message": message});
+        if !details.is_empty() {
+            body["details"] = Value::Array(details);
+        }
+        http::Response::builder()
+            .status(http_status(code))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap_or_default()
+    }
+}
+
+impl Service<http::Request<Body>> for Connect {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let connect = self.clone();
+        Box::pin(async move { Ok(connect.call(request).await) })
+    }
+}
+
+/// How a Connect call's messages are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    Json,
+    Proto,
+}
+
+impl Codec {
+    fn of(headers: &HeaderMap) -> Option<Codec> {
+        let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+        match content_type.split(';').next()?.trim() {
+            "application/json" => Some(Codec::Json),
+            "application/proto" => Some(Codec::Proto),
+            _ => None,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Codec::Json => "application/json",
+            Codec::Proto => "application/proto",
+        }
+    }
+
+    /// The request as protobuf bytes. Unknown JSON fields are ignored, as Connect's own
+    /// implementations do (a newer client may send fields this server does not know).
+    fn decode(self, input: &MessageDescriptor, body: &[u8]) -> Result<Vec<u8>, String> {
+        use prost::Message as _;
+        match self {
+            Codec::Proto => DynamicMessage::decode(input.clone(), body).map(|message| message.encode_to_vec()).map_err(|err| err.to_string()),
+            Codec::Json => {
+                let text = if body.is_empty() { &b"{}"[..] } else { body };
+                let mut deserializer = serde_json::Deserializer::from_slice(text);
+                let options = prost_reflect::DeserializeOptions::new().deny_unknown_fields(false);
+                let message = DynamicMessage::deserialize_with_options(input.clone(), &mut deserializer, &options).map_err(|err| err.to_string())?;
+                deserializer.end().map_err(|err| err.to_string())?;
+                Ok(message.encode_to_vec())
+            }
+        }
+    }
+
+    fn encode(self, output: &MessageDescriptor, message: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            Codec::Proto => Ok(message.to_vec()),
+            Codec::Json => {
+                let message = DynamicMessage::decode(output.clone(), message).map_err(|err| err.to_string())?;
+                let mut serializer = serde_json::Serializer::new(Vec::new());
+                // Canonical JSON: 64-bit integers as strings, enums by name, defaults left out.
+                message.serialize_with_options(&mut serializer, &SerializeOptions::new()).map_err(|err| err.to_string())?;
+                Ok(serializer.into_inner())
+            }
+        }
+    }
+}
+
+/// The gRPC request a Connect call stands for: the caller's key, trace context and deadline
+/// carried over.
+fn grpc_request(parts: &http::request::Parts, path: String, message: Vec<u8>) -> http::Request<tonic::body::Body> {
+    let mut framed = Vec::with_capacity(5 + message.len());
+    framed.push(0);
+    framed.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let mut request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(path)
+        .version(http::Version::HTTP_2)
+        .body(tonic::body::Body::new(http_body_util::Full::new(Bytes::from(framed))))
+        .unwrap_or_default();
+    let headers = request.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    for name in [header::AUTHORIZATION.as_str(), "x-api-key", "traceparent", "tracestate"] {
+        if let Some(value) = parts.headers.get(name) {
+            headers.insert(http::HeaderName::from_static(name), value.clone());
+        }
+    }
+    // Connect's deadline, in ms, as gRPC's.
+    if let Some(timeout) = parts.headers.get("connect-timeout-ms").and_then(|value| value.to_str().ok()).and_then(|ms| ms.parse::<u64>().ok())
+        && let Ok(value) = HeaderValue::from_str(&format!("{timeout}m"))
+    {
+        headers.insert("grpc-timeout", value);
+    }
+    request
+}
+
+/// The details of a status (`google.rpc.Status` bytes) as `Any`s.
+fn status_details(bytes: &[u8]) -> Vec<prost_types::Any> {
+    use prost::Message as _;
+    tonic_types::pb::Status::decode(bytes).map(|status| status.details).unwrap_or_default()
+}
+
+/// A gRPC code as Connect names it: `invalid_argument`.
+fn code_name(code: tonic::Code) -> String {
+    touchstone_proto::error::code_name(code).to_ascii_lowercase()
+}
+
+/// The HTTP status Connect gives a code.
+fn http_status(code: tonic::Code) -> StatusCode {
+    use tonic::Code as C;
+    match code {
+        C::Ok => StatusCode::OK,
+        C::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        C::InvalidArgument | C::FailedPrecondition | C::OutOfRange => StatusCode::BAD_REQUEST,
+        C::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        C::NotFound => StatusCode::NOT_FOUND,
+        C::AlreadyExists | C::Aborted => StatusCode::CONFLICT,
+        C::PermissionDenied => StatusCode::FORBIDDEN,
+        C::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        C::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        C::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        C::Unauthenticated => StatusCode::UNAUTHORIZED,
+        C::Unknown | C::Internal | C::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A method's gRPC path.
+trait GrpcPath {
+    fn path_for_grpc(&self) -> String;
+}
+
+impl GrpcPath for MethodDescriptor {
+    fn path_for_grpc(&self) -> String {
+        format!("/{}/{}", self.parent_service().full_name(), self.name())
+    }
+}

@@ -1,0 +1,129 @@
+//! The Connect protocol on the HTTP listener: a unary call in JSON or binary proto gets what
+//! the same gRPC call gets, an error comes as Connect's JSON error with the same code and
+//! details, and keys apply as they do to gRPC.
+
+use prost::Message as _;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use touchstone_proto::v1 as pb;
+use touchstone_proto::v1::query_service_client::QueryServiceClient;
+use touchstone_server::keys::{KeyRing, KeysFile};
+use touchstone_server::serve::Roles;
+
+mod common;
+
+use common::{InProcess, dev_roles};
+
+const TS: i64 = 1_767_225_600_000;
+
+/// `POST path` with `body` as `content_type` over HTTP/1.1: the status and the body.
+async fn post(address: std::net::SocketAddr, path: &str, content_type: &str, body: &[u8], key: Option<&str>) -> (u16, Vec<u8>) {
+    let mut socket = tokio::net::TcpStream::connect(address).await.expect("the HTTP listener");
+    let auth = key.map(|key| format!("authorization: Bearer {key}\r\n")).unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: touchstone\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{auth}connection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer") + 4;
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let mut body = answer[split..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = unchunk(&body);
+    }
+    (status, body)
+}
+
+fn unchunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
+        data = &data[line_end + 2 + size + 2..];
+    }
+}
+
+async fn post_json(address: std::net::SocketAddr, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {
+    let (status, body) = post(address, path, "application/json", body.to_string().as_bytes(), key).await;
+    (status, serde_json::from_slice(&body).unwrap_or_else(|err| panic!("{path}: not JSON ({err}): {}", String::from_utf8_lossy(&body))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unary_calls_in_json_and_proto_answer_what_grpc_answers() {
+    let (server, http) = InProcess::start_with_console(dev_roles(), None).await;
+    let event = json!({"tenant": "gym", "eventId": "e1", "customerId": "ann", "name": "app_open", "ts": TS.to_string()});
+    let (status, reply) = post_json(http, "/touchstone.v1.IngestService/PostEvents", json!({"events": [event]}), None).await;
+    assert_eq!((status, &reply), (200, &json!({"accepted": "1"})), "uint64 as a string, defaults left out");
+    let (_, again) = post_json(http, "/touchstone.v1.IngestService/PostEvents", json!({"events": [event], "someFutureField": 1}), None).await;
+    assert_eq!(again, json!({"duplicates": "1"}), "unknown fields are ignored");
+
+    // Binary proto: byte for byte what the gRPC call answers.
+    let request = pb::ListCampaignsRequest { tenant: "gym".into(), range: None };
+    let (status, body) = post(http, "/touchstone.v1.QueryService/ListCampaigns", "application/proto", &request.encode_to_vec(), None).await;
+    assert_eq!(status, 200);
+    let connect = pb::CampaignList::decode(body.as_slice()).unwrap();
+    let grpc = QueryServiceClient::new(server.channel.clone()).list_campaigns(request).await.unwrap().into_inner();
+    assert_eq!(connect, grpc);
+    let (_, list) = post_json(http, "/touchstone.v1.QueryService/ListCampaigns", json!({"tenant": "gym"}), None).await;
+    assert_eq!(list["units"]["currency"], "USD", "{list}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_the_grpc_code_and_details_in_connects_form() {
+    let (server, http) = InProcess::start_with_console(dev_roles(), None).await;
+    let (status, error) = post_json(http, "/touchstone.v1.QueryService/ListCampaigns", json!({"tenant": "ghost"}), None).await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("not_found")), "{error}");
+    let info = error["details"].as_array().unwrap().iter().find(|d| d["type"] == "google.rpc.ErrorInfo").expect("ErrorInfo");
+    assert_eq!(info["debug"]["reason"], "TENANT_NOT_FOUND", "{error}");
+    assert!(info["value"].as_str().is_some_and(|value| !value.is_empty()));
+
+    // A bad field: the same BadRequest violation gRPC gives (of a tenant that exists).
+    let event = json!({"tenant": "gym", "eventId": "e1", "customerId": "ann", "name": "app_open", "ts": TS.to_string()});
+    assert_eq!(post_json(http, "/touchstone.v1.IngestService/PostEvents", json!({"events": [event]}), None).await.0, 200);
+    let range = json!({"fromMs": "5", "toMs": "1"});
+    let (status, error) = post_json(http, "/touchstone.v1.QueryService/GetGoalKpis", json!({"tenant": "gym", "range": range}), None).await;
+    assert_eq!((status, error["code"].as_str()), (400, Some("invalid_argument")), "{error}");
+    let bad = error["details"].as_array().unwrap().iter().find(|d| d["type"] == "google.rpc.BadRequest").expect("BadRequest");
+    assert_eq!(bad["debug"]["fieldViolations"][0]["field"], "range", "{error}");
+
+    // Not JSON of the request's type; no such method; a stream.
+    let (status, error) = post_json(http, "/touchstone.v1.QueryService/ListCampaigns", json!({"tenant": 5}), None).await;
+    assert_eq!((status, error["code"].as_str()), (400, Some("invalid_argument")), "{error}");
+    let (status, error) = post_json(http, "/touchstone.v1.QueryService/NoSuchMethod", json!({}), None).await;
+    assert_eq!((status, error["code"].as_str()), (501, Some("unimplemented")), "{error}");
+    let (status, _) = post_json(http, "/touchstone.v1.IngestService/IngestStream", json!({}), None).await;
+    assert_eq!(status, 501);
+    let (status, _) = post(http, "/touchstone.v1.QueryService/ListCampaigns", "text/plain", b"{}", None).await;
+    assert_eq!(status, 415);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_apply_to_connect_calls_as_to_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.json");
+    let mut file = KeysFile::default();
+    let (_, key) = file.create("gym", &touchstone_proto::auth::Scope::ALL, "gym");
+    file.write(&path).unwrap();
+    let roles = Roles { keys: Some(KeyRing::load(&path).unwrap()), ..dev_roles() };
+    let (server, http) = InProcess::start_with_console(roles, None).await;
+    let call = |key| post_json(http, "/touchstone.v1.ConfigService/GetConfig", json!({"tenant": "gym"}), key);
+    let (status, error) = call(None).await;
+    assert_eq!((status, error["code"].as_str()), (401, Some("unauthenticated")), "{error}");
+    let (status, config) = call(Some(&key)).await;
+    assert_eq!((status, config["tenant"].as_str()), (200, Some("gym")), "{config}");
+    let (status, error) = post_json(http, "/touchstone.v1.ConfigService/GetConfig", json!({"tenant": "spa"}), Some(&key)).await;
+    assert_eq!((status, error["code"].as_str()), (403, Some("permission_denied")), "{error}");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    server.stop().await;
+}
