@@ -9,6 +9,9 @@
 //! shed, measured, traced and drained as a gRPC call is. The JSON mapping is read from the
 //! API's descriptors (`prost-reflect`), so every message of the API is covered without code
 //! of its own. Streaming methods are not offered here (UNIMPLEMENTED); gRPC serves them.
+//!
+//! gRPC-Web calls (`application/grpc-web…`, what browsers can send) reach the same stack
+//! through `tonic-web`, on the same listener.
 
 use crate::layers::BoxFuture;
 use axum::body::Body;
@@ -155,6 +158,18 @@ impl Service<http::Request<Body>> for Connect {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let grpc_web = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|content_type| content_type.starts_with("application/grpc-web"));
+        if grpc_web {
+            let mut web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), self.grpc.clone());
+            return Box::pin(async move {
+                let Ok(response) = web.call(request).await;
+                Ok(response.map(Body::new))
+            });
+        }
         let connect = self.clone();
         Box::pin(async move { Ok(connect.call(request).await) })
     }

@@ -71,10 +71,23 @@ async fn unary_calls_in_json_and_proto_answer_what_grpc_answers() {
     let (status, body) = post(http, "/touchstone.v1.QueryService/ListCampaigns", "application/proto", &request.encode_to_vec(), None).await;
     assert_eq!(status, 200);
     let connect = pb::CampaignList::decode(body.as_slice()).unwrap();
-    let grpc = QueryServiceClient::new(server.channel.clone()).list_campaigns(request).await.unwrap().into_inner();
+    let grpc = QueryServiceClient::new(server.channel.clone()).list_campaigns(request.clone()).await.unwrap().into_inner();
     assert_eq!(connect, grpc);
     let (_, list) = post_json(http, "/touchstone.v1.QueryService/ListCampaigns", json!({"tenant": "gym"}), None).await;
     assert_eq!(list["units"]["currency"], "USD", "{list}");
+
+    // gRPC-Web, as a browser sends it: a framed message, answered with a framed message and
+    // a trailers frame.
+    let message = request.encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let (status, body) = post(http, "/touchstone.v1.QueryService/ListCampaigns", "application/grpc-web+proto", &framed, None).await;
+    assert_eq!(status, 200);
+    let length = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+    assert_eq!((body[0], pb::CampaignList::decode(&body[5..5 + length]).unwrap()), (0, grpc));
+    let trailers = String::from_utf8_lossy(&body[5 + length + 5..]).to_ascii_lowercase();
+    assert!(body[5 + length] == 0x80 && trailers.contains("grpc-status:0"), "{trailers}");
     server.stop().await;
 }
 
