@@ -8,7 +8,9 @@
 //! and handed to the same service stack the gRPC listener serves, so it is checked (keys),
 //! shed, measured, traced and drained as a gRPC call is. The JSON mapping is read from the
 //! API's descriptors (`prost-reflect`), so every message of the API is covered without code
-//! of its own. Streaming methods are not offered here (UNIMPLEMENTED); gRPC serves them.
+//! of its own. A server stream (the badge feed) is Connect's streaming form
+//! (`application/connect+json` or `+proto`: enveloped messages, then an end-of-stream
+//! message carrying the error, if any); the client stream (`IngestStream`) is gRPC's alone.
 //!
 //! gRPC-Web calls (`application/grpc-web…`, what browsers can send) reach the same stack
 //! through `tonic-web`, on the same listener.
@@ -53,9 +55,12 @@ impl Connect {
     }
 
     async fn call(self, request: http::Request<Body>) -> http::Response<Body> {
-        let Some(method) = self.method(request.uri().path()).filter(|method| !method.is_client_streaming() && !method.is_server_streaming()) else {
-            return self.error(tonic::Code::Unimplemented, "no such unary method: Connect serves the API's unary methods (streams: gRPC)", Vec::new());
+        let Some(method) = self.method(request.uri().path()).filter(|method| !method.is_client_streaming()) else {
+            return self.error(tonic::Code::Unimplemented, "no such method over Connect: the client stream IngestStream is gRPC's alone", Vec::new());
         };
+        if method.is_server_streaming() {
+            return self.server_stream(request, method).await;
+        }
         if request.method() != http::Method::POST {
             let mut refused = self.error(tonic::Code::Unimplemented, "a Connect unary call is a POST", Vec::new());
             *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
@@ -116,9 +121,98 @@ impl Connect {
         }
     }
 
+    /// A server stream: one enveloped request in, enveloped messages out as the gRPC stream
+    /// gives them, then the end-of-stream message (`{}`, or `{"error": …}`).
+    async fn server_stream(self, request: http::Request<Body>, method: MethodDescriptor) -> http::Response<Body> {
+        let codec = match request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).map(|value| value.split(';').next().unwrap_or("").trim()) {
+            Some("application/connect+json") => Codec::Json,
+            Some("application/connect+proto") => Codec::Proto,
+            _ => {
+                let mut refused = self.error(tonic::Code::InvalidArgument, "a stream's Content-Type is application/connect+json or application/connect+proto", Vec::new());
+                *refused.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+                return refused;
+            }
+        };
+        let (parts, body) = request.into_parts();
+        let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(err) => return self.error(tonic::Code::ResourceExhausted, &format!("cannot read the request body: {err}"), Vec::new()),
+        };
+        let Some(message) = body.get(5..) else {
+            return self.error(tonic::Code::InvalidArgument, "a stream's request is one enveloped message", Vec::new());
+        };
+        let message = match codec.decode(&method.input(), message) {
+            Ok(message) => message,
+            Err(reason) => return self.error(tonic::Code::InvalidArgument, &format!("the request is no {}: {reason}", method.input().full_name()), Vec::new()),
+        };
+        let Ok(response) = self.grpc.clone().call(grpc_request(&parts, method.path_for_grpc(), message)).await;
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let output = method.output();
+        tokio::spawn(async move {
+            let end = self.relay(response, &output, codec, &sender).await;
+            let _ = sender.send(envelope(END_STREAM, end.to_string().as_bytes())).await;
+        });
+        let stream = tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(receiver), Ok::<_, Infallible>);
+        http::Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, if codec == Codec::Json { "application/connect+json" } else { "application/connect+proto" })
+            .body(Body::from_stream(stream))
+            .unwrap_or_default()
+    }
+
+    /// Sends each message of a gRPC stream as a Connect envelope; the end-of-stream message.
+    async fn relay(&self, response: http::Response<tonic::body::Body>, output: &MessageDescriptor, codec: Codec, sender: &tokio::sync::mpsc::Sender<Bytes>) -> Value {
+        let (parts, mut body) = response.into_parts();
+        if let Some(status) = tonic::Status::from_header_map(&parts.headers).filter(|status| status.code() != tonic::Code::Ok) {
+            return json!({"error": self.error_json(status.code(), status.message(), status_details(status.details()))});
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(status) => return json!({"error": self.error_json(status.code(), status.message(), Vec::new())}),
+            };
+            match frame.into_data() {
+                Ok(data) => {
+                    pending.extend_from_slice(&data);
+                    // Whole gRPC messages: a flag byte, a 4-byte length, the message.
+                    while pending.len() >= 5 {
+                        let length = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
+                        if pending.len() < 5 + length {
+                            break;
+                        }
+                        let message: Vec<u8> = pending.drain(..5 + length).skip(5).collect();
+                        let encoded = match codec.encode(output, &message) {
+                            Ok(encoded) => encoded,
+                            Err(reason) => return json!({"error": self.error_json(tonic::Code::Internal, &reason, Vec::new())}),
+                        };
+                        if sender.send(envelope(0, &encoded)).await.is_err() {
+                            // The caller went away: dropping the body ends the gRPC stream.
+                            return Value::Null;
+                        }
+                    }
+                }
+                Err(frame) => {
+                    if let Some(status) = frame.trailers_ref().and_then(tonic::Status::from_header_map).filter(|status| status.code() != tonic::Code::Ok) {
+                        return json!({"error": self.error_json(status.code(), status.message(), status_details(status.details()))});
+                    }
+                }
+            }
+        }
+        json!({})
+    }
+
     /// Connect's error: `{"code", "message", "details": [{"type", "value", "debug"}]}`, with the
     /// HTTP status Connect gives the code.
     fn error(&self, code: tonic::Code, message: &str, details: Vec<prost_types::Any>) -> http::Response<Body> {
+        http::Response::builder()
+            .status(http_status(code))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(self.error_json(code, message, details).to_string()))
+            .unwrap_or_default()
+    }
+
+    fn error_json(&self, code: tonic::Code, message: &str, details: Vec<prost_types::Any>) -> Value {
         let details: Vec<Value> = details
             .into_iter()
             .map(|any| {
@@ -140,11 +234,7 @@ impl Connect {
         if !details.is_empty() {
             body["details"] = Value::Array(details);
         }
-        http::Response::builder()
-            .status(http_status(code))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap_or_default()
+        body
     }
 }
 
@@ -258,6 +348,18 @@ fn grpc_request(parts: &http::request::Parts, path: String, message: Vec<u8>) ->
         headers.insert("grpc-timeout", value);
     }
     request
+}
+
+/// The flag of Connect's end-of-stream envelope.
+const END_STREAM: u8 = 0x02;
+
+/// A Connect envelope: a flag byte, a 4-byte big-endian length, the bytes.
+fn envelope(flags: u8, bytes: &[u8]) -> Bytes {
+    let mut framed = Vec::with_capacity(5 + bytes.len());
+    framed.push(flags);
+    framed.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+    framed.extend_from_slice(bytes);
+    Bytes::from(framed)
 }
 
 /// The details of a status (`google.rpc.Status` bytes) as `Any`s.

@@ -140,3 +140,61 @@ async fn keys_apply_to_connect_calls_as_to_grpc() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     server.stop().await;
 }
+
+/// The bytes of a Connect stream's answer until `enough` holds of them (or 10 s pass).
+async fn stream_until(address: std::net::SocketAddr, path: &str, request: Value, enough: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let json = request.to_string();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    body.extend_from_slice(json.as_bytes());
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: touchstone\r\ncontent-type: application/connect+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body).await.unwrap();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut buffer = [0u8; 4096];
+    while !enough(&seen) && tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buffer)).await {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(n)) => seen.extend_from_slice(&buffer[..n]),
+            Ok(Err(err)) => panic!("{err}"),
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_badge_feed_streams_over_connect_and_ends_with_the_error_if_any() {
+    use touchstone_proto::v1::config_service_client::ConfigServiceClient;
+    use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
+    let (server, http) = InProcess::start_with_console(dev_roles(), None).await;
+    let feed = "/touchstone.v1.QueryService/WatchBadgeEvents";
+
+    // A tenant that does not exist: a 200 whose one envelope is the end of the stream.
+    let answer = stream_until(http, feed, json!({"tenant": "ghost"}), |seen| seen.windows(9).any(|w| w == b"not_found")).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200") && text.contains("application/connect+json"), "{text}");
+    assert!(text.contains("\"error\":{\"code\":\"not_found\"") && text.contains("TENANT_NOT_FOUND"), "{text}");
+
+    let definition = pb::BadgeDefinition { id: "vip".into(), name: "VIP".into(), active: true, ..Default::default() };
+    ConfigServiceClient::new(server.channel.clone()).save_badge(pb::SaveBadgeRequest { tenant: "gym".into(), badge: Some(definition) }).await.unwrap();
+    let issue = pb::IssueBadgeRequest {
+        tenant: "gym".into(),
+        event_id: "i1".into(),
+        customer_id: "ann".into(),
+        badge_id: "vip".into(),
+        ts: Some(TS),
+        actor: "agent".into(),
+        reason: None,
+        source: pb::BadgeSource::DirectIssue.into(),
+    };
+    IngestServiceClient::new(server.channel.clone()).issue_badge(issue).await.unwrap();
+    let answer = stream_until(http, feed, json!({"tenant": "gym", "fromStart": true}), |seen| seen.windows(3).any(|w| w == b"ann")).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("\"customerId\":\"ann\"") && text.contains("\"badgeId\":\"vip\""), "{text}");
+    server.stop().await;
+}
