@@ -13,11 +13,14 @@
 //!   holding a year of data for 1,000 campaigns; then p50 / p95 / p99 of every page type of
 //!   the web console (`--http`) on the same store, fetched as plain HTTP GETs.
 //! - `memory`: peak RSS of `touchstone dev` while it ingests and attributes 10M records.
+//! - `connect`: records/s acknowledged in batch calls over Connect JSON beside gRPC, same
+//!   batches, same calls in flight.
 //!
 //! Generated datasets are kept under the work folder (`.bench/`), so a second run skips
 //! generating them.
 
 mod cassandra;
+mod connect;
 mod console;
 mod datasets;
 mod ingest;
@@ -56,6 +59,9 @@ struct Args {
     /// Concurrent console clients.
     #[arg(long, env = "BENCH_CONSOLE_CLIENTS", default_value_t = 4)]
     console_clients: usize,
+    /// Records of the Connect JSON / gRPC comparison.
+    #[arg(long, env = "BENCH_CONNECT_RECORDS", default_value_t = 200_000)]
+    connect_records: usize,
     /// Records of the memory run.
     #[arg(long, env = "BENCH_RSS_RECORDS", default_value_t = 10_000_000)]
     rss_records: usize,
@@ -80,6 +86,7 @@ enum Section {
     Queries,
     Memory,
     Cql,
+    Connect,
 }
 
 fn main() -> std::process::ExitCode {
@@ -153,6 +160,12 @@ async fn run(args: Args) -> BenchResult<()> {
         if let Some(growth) = run.rss_growth_after_2m() {
             measured.record(targets::RSS_GROWTH, growth * 100.0);
         }
+    }
+    if wanted(Section::Connect) {
+        let data = datasets::Dataset::generate(&args.work, args.connect_records, datasets::Shape::Default)?;
+        let run = connect::run(&args.work, &data).await?;
+        summary.connect(&run);
+        measured.record(targets::CONNECT_VERSUS_GRPC, run.connect_per_sec() / run.grpc_per_sec());
     }
     // Last, so that the JVM of a local Cassandra does not share the cores with the rest.
     if wanted(Section::Cql) {

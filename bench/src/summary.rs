@@ -30,6 +30,21 @@ fn shape(data: &Dataset) -> String {
 }
 
 impl Summary {
+    /// Records/s acknowledged over Connect JSON beside gRPC.
+    pub fn connect(&mut self, run: &crate::connect::ConnectRun) {
+        let line = format!(
+            "ingest batch calls, {} records: gRPC {:.0} records/s ({}), Connect JSON {:.0} records/s ({}), Connect / gRPC {:.2}",
+            run.records,
+            run.grpc_per_sec(),
+            secs(run.grpc),
+            run.connect_per_sec(),
+            secs(run.connect_json),
+            run.connect_per_sec() / run.grpc_per_sec()
+        );
+        let record = json!({"section": "connect", "records": run.records, "grpc_records_per_s": run.grpc_per_sec(), "connect_json_records_per_s": run.connect_per_sec()});
+        self.add(line, record);
+    }
+
     pub fn new(machine: String) -> Summary {
         Summary { json: json!({ "machine": machine, "runs": [] }), machine, lines: Vec::new() }
     }
