@@ -558,3 +558,18 @@ async fn assert_badge_stats_match(
         }
     }
 }
+
+/// A CA and a certificate it signs for 127.0.0.1, made by openssl as an operator would.
+pub fn certificates(dir: &Path) -> (String, String, String) {
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (ca, ca_key, cert, key, csr, ext) = (path("ca.pem"), path("ca.key"), path("cert.pem"), path("key.pem"), path("server.csr"), path("ext.cnf"));
+    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    let openssl = |args: &[&str]| {
+        let made = Command::new("openssl").args(args).output().expect("openssl (the Debian package; .ci/run installs it)");
+        assert!(made.status.success(), "openssl {args:?}: {}", text(&made.stderr));
+    };
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=touchstone test CA", "-keyout", &ca_key, "-out", &ca]);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &key, "-out", &csr]);
+    openssl(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "1", "-extfile", &ext, "-out", &cert]);
+    (ca, cert, key)
+}

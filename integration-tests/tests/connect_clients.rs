@@ -8,7 +8,7 @@
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use touchstone_integration_tests::{Server, free_address, text};
+use touchstone_integration_tests::{Server, certificates, free_address, text};
 
 /// `npm ci` in the Node client's folder when its packages are missing.
 fn node_client() -> std::path::PathBuf {
@@ -27,21 +27,6 @@ fn go_client(dir: &Path) -> std::path::PathBuf {
     let built = Command::new("go").arg("build").arg("-o").arg(&binary).arg(".").current_dir(&source).output().expect("go (1.22 or newer; .ci/run installs it)");
     assert!(built.status.success(), "go build: {}", text(&built.stderr));
     binary
-}
-
-/// A CA and a certificate it signs for 127.0.0.1, made by openssl as an operator would.
-fn certificates(dir: &Path) -> (String, String, String) {
-    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    let (ca, ca_key, cert, key, csr, ext) = (path("ca.pem"), path("ca.key"), path("cert.pem"), path("key.pem"), path("server.csr"), path("ext.cnf"));
-    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    let openssl = |args: &[&str]| {
-        let made = Command::new("openssl").args(args).output().expect("openssl");
-        assert!(made.status.success(), "openssl {args:?}: {}", text(&made.stderr));
-    };
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=touchstone test CA", "-keyout", &ca_key, "-out", &ca]);
-    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &key, "-out", &csr]);
-    openssl(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "1", "-extfile", &ext, "-out", &cert]);
-    (ca, cert, key)
 }
 
 /// `touchstone dev` with TLS, keys and the HTTP listener; its URL, the key, the CA and the

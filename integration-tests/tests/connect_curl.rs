@@ -1,21 +1,23 @@
 //! The API over HTTP with JSON, as a web backend calls it: `curl` posts an app event that
-//! carries a push's `msg_hash` to `touchstone dev --http` (the Connect protocol), reads the
-//! campaign's stats as JSON, and gets a bad request back as Connect's JSON error naming the
-//! field. The figures equal what the CLI reports over gRPC.
+//! carries a push's `msg_hash` to `touchstone dev --http` (the Connect protocol, over TLS,
+//! with an API key), reads the campaign's stats as JSON, and gets a bad request back as
+//! Connect's JSON error naming the field. The figures equal what the CLI reports over gRPC.
 
 use serde_json::{Value, json};
 use std::process::Command;
-use touchstone_integration_tests::{Server, free_address, text};
+use touchstone_integration_tests::{Server, certificates, free_address, text, touchstone};
 
 const T0: i64 = 1_767_225_600_000;
 
-/// `curl` posting `body` as JSON to `path`: the HTTP status and the JSON answer.
-fn curl(http: &str, path: &str, body: &Value) -> (u16, Value) {
+/// `curl` posting `body` as JSON to `path` over TLS with `key`: the HTTP status and the JSON
+/// answer.
+fn curl(http: &str, ca: &str, key: &str, path: &str, body: &Value) -> (u16, Value) {
     let out = Command::new("curl")
-        .args(["--silent", "--show-error", "--header", "Content-Type: application/json", "--data-binary"])
+        .args(["--silent", "--show-error", "--cacert", ca, "--header", "Content-Type: application/json"])
+        .args(["--header", &format!("Authorization: Bearer {key}"), "--data-binary"])
         .arg(body.to_string())
         .args(["--write-out", "\n%{http_code}"])
-        .arg(format!("http://{http}{path}"))
+        .arg(format!("https://{http}{path}"))
         .output()
         .expect("curl (the Debian package; .ci/run installs it)");
     assert!(out.status.success(), "curl {path}: {}", text(&out.stderr));
@@ -27,11 +29,20 @@ fn curl(http: &str, path: &str, body: &Value) -> (u16, Value) {
 #[test]
 fn curl_posts_an_event_and_reads_a_campaigns_stats_as_json() {
     let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, tls_key) = certificates(dir.path());
+    let keys = dir.path().join("keys.json").to_string_lossy().into_owned();
+    let created = touchstone(["keys", "create", "--keys-file", &keys, "--tenant", "shop", "--scopes", "ingest,query,admin"]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let key = text(&created.stdout).lines().find(|line| line.trim_start().starts_with("tsk_")).expect("the new key").trim().to_owned();
     let http = free_address();
     let data = dir.path().join("store").to_string_lossy().into_owned();
-    let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--http", &http]);
+    let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--http", &http, "--tls-cert", &cert, "--tls-key", &tls_key, "--keys-file", &keys]);
+    let cli = |args: &[&str]| server.cli_ok(&[args, &["--api-key", &key, "--tls-ca", &ca]].concat());
 
-    let call = |path: &str, body: Value| curl(&http, &format!("/touchstone.v1.{path}"), &body);
+    let call = |path: &str, body: Value| curl(&http, &ca, &key, &format!("/touchstone.v1.{path}"), &body);
+    // Without the key: refused as gRPC refuses it.
+    let (status, refused) = curl(&http, &ca, "tsk_0000_1111", "/touchstone.v1.QueryService/ListCampaigns", &json!({"tenant": "shop"}));
+    assert_eq!((status, refused["code"].as_str()), (401, Some("unauthenticated")), "{refused}");
     let message = json!({"tenant": "shop", "msgHash": "m1", "campaignId": "spring", "channel": "CHANNEL_PUSH", "sentAt": T0.to_string()});
     assert_eq!(call("IngestService/RegisterMessages", json!({"messages": [message]})), (200, json!({"accepted": "1"})));
     let touch = json!({"tenant": "shop", "eventId": "t1", "customerId": "ann", "msgHash": "m1", "touch": "TOUCH_KIND_OPENED", "ts": T0.to_string()});
@@ -41,7 +52,7 @@ fn curl_posts_an_event_and_reads_a_campaigns_stats_as_json() {
     // The event names the push that led there.
     let event = json!({"tenant": "shop", "eventId": "e1", "customerId": "ann", "name": "checkin", "ts": (T0 + 60_000).to_string(), "msgHash": "m1"});
     assert_eq!(call("IngestService/PostEvents", json!({"events": [event]})), (200, json!({"accepted": "1"})));
-    server.cli_ok(&["import", "records", "/dev/null", "--wait"]);
+    cli(&["import", "records", "/dev/null", "--wait"]);
 
     let (status, stats) = call("QueryService/GetCampaignStats", json!({"tenant": "shop", "campaignId": "spring"}));
     assert_eq!(status, 200, "{stats}");
@@ -49,7 +60,7 @@ fn curl_posts_an_event_and_reads_a_campaigns_stats_as_json() {
     assert_eq!(goal["conversions"], "1", "{stats}");
     assert_eq!(stats["touches"]["opened"], "1", "{stats}");
     // The same figures the CLI reports over gRPC.
-    let report: Value = serde_json::from_str(&server.cli_ok(&["report", "campaigns", "--tenant", "shop", "--format", "json"])).unwrap();
+    let report: Value = serde_json::from_str(&cli(&["report", "campaigns", "--tenant", "shop", "--format", "json"])).unwrap();
     assert_eq!(report[0]["goals"]["checkin"]["conversions"], 1, "{report}");
 
     // A bad field: Connect's JSON error, the field named as gRPC names it.

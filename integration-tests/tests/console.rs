@@ -56,7 +56,6 @@ fn screenshot(url: &str, name: &str) {
 /// body of a function of the framed `document`, printing the JSON it returns; Chromium runs
 /// without its same-origin checks so that the harness, another origin, may read the frame.
 fn measure(url: &str, script: &str) -> Value {
-    use std::io::{Read, Write};
     let harness = format!(
         r#"<!doctype html><html><body style="margin:0"><iframe id="page" src="{url}" style="border:0;width:1400px;height:1000px"></iframe><pre id="measured"></pre>
 <script>document.getElementById("page").addEventListener("load", () => {{
@@ -65,6 +64,28 @@ fn measure(url: &str, script: &str) -> Value {
   catch (err) {{ out.textContent = JSON.stringify({{ error: String(err) }}); }}
 }});</script></body></html>"#
     );
+    in_chromium(&harness, url)
+}
+
+/// What a page's script calling `base` over the Connect protocol (`fetch`, JSON) gets back:
+/// the browser as an API client.
+fn browser_connect(base: &str, path: &str, request: &Value) -> Value {
+    let harness = format!(
+        r#"<!doctype html><html><body><pre id="measured"></pre>
+<script>fetch("{base}{path}", {{ method: "POST", headers: {{ "Content-Type": "application/json" }}, body: JSON.stringify({request}) }})
+  .then((answer) => answer.json())
+  .then((json) => {{ document.getElementById("measured").textContent = JSON.stringify(json); }})
+  .catch((err) => {{ document.getElementById("measured").textContent = JSON.stringify({{ error: String(err) }}); }});</script></body></html>"#
+    );
+    in_chromium(&harness, path)
+}
+
+/// Serves `harness` on a port of its own to headless Chromium (web security off, so its
+/// script may reach the console on another port) and reads the JSON it leaves in
+/// `<pre id="measured">`.
+fn in_chromium(harness: &str, what: &str) -> Value {
+    use std::io::{Read, Write};
+    let harness = harness.to_owned();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -95,11 +116,11 @@ fn measure(url: &str, script: &str) -> Value {
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = std::net::TcpStream::connect(address);
     serving.join().unwrap();
-    assert!(out.status.success(), "chromium measuring {url}: {}", text(&out.stderr));
+    assert!(out.status.success(), "chromium measuring {what}: {}", text(&out.stderr));
     let page = text(&out.stdout);
     let json = page.split_once("<pre id=\"measured\">").and_then(|(_, rest)| rest.split_once("</pre>")).map(|(json, _)| unescape(json)).unwrap_or_default();
-    let measured: Value = serde_json::from_str(&json).unwrap_or_else(|err| panic!("measuring {url} printed no JSON ({err}): {page}"));
-    assert!(measured.get("error").is_none(), "measuring {url}: {measured}");
+    let measured: Value = serde_json::from_str(&json).unwrap_or_else(|err| panic!("measuring {what} printed no JSON ({err}): {page}"));
+    assert!(measured.get("error").is_none(), "measuring {what}: {measured}");
     measured
 }
 
@@ -270,6 +291,13 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     assert!(label.ends_with(", the last 30 days with data") && label.contains(" – "), "{label}");
     let all_time = dom(&format!("{base}/t/{TENANT}/campaigns?from=all"));
     let everything = cli_json(&server, &["report", "campaigns", "--tenant", TENANT, "--format", "json"]);
+    // A page's script reads a campaign's stats over the Connect protocol, as the CLI's.
+    let request = serde_json::json!({"tenant": TENANT, "campaignId": "winter-sale-2026"});
+    let stats = browser_connect(&base, "/touchstone.v1.QueryService/GetCampaignStats", &request);
+    let row = everything.as_array().unwrap().iter().find(|row| row["campaign_id"] == "winter-sale-2026").expect("winter-sale-2026");
+    let orders = stats["goals"].as_array().unwrap().iter().find(|goal| goal["goalId"] == "orders").expect("orders");
+    assert_eq!(orders["conversions"], row["goals"]["orders"]["conversions"].to_string(), "{stats} against {row}");
+    assert_eq!(stats["touches"]["sent"], row["sent"].to_string(), "{stats} against {row}");
     let all_revenue: f64 = everything.as_array().unwrap().iter().map(|row| number(&row["goals"]["orders"]["value"])).sum();
     same(&field(&all_time, "revenue").0, &serde_json::json!(all_revenue), "all-time revenue");
     assert!(!field(&all_time, "range-label").1.contains("last 30 days"), "all time is not the default range");

@@ -7,22 +7,13 @@
 //! operator would (Debian's `openssl`, installed by `.ci/run`).
 
 use std::process::Command;
-use touchstone_integration_tests::{Server, free_address, text, touchstone};
+use touchstone_integration_tests::{Server, certificates, free_address, text, touchstone};
 
 #[test]
 fn dev_serves_tls_and_the_cli_trusts_only_the_ca_it_is_given() {
     let dir = tempfile::tempdir().unwrap();
     // A CA, and a server certificate it signs for localhost and 127.0.0.1.
-    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let (ca, ca_key, cert, key, csr, ext) = (path("ca.pem"), path("ca.key"), path("cert.pem"), path("key.pem"), path("server.csr"), path("ext.cnf"));
-    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    let openssl = |args: &[&str]| {
-        let made = Command::new("openssl").args(args).output().expect("openssl (the Debian package) makes the test certificates");
-        assert!(made.status.success(), "openssl {args:?}: {}", text(&made.stderr));
-    };
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=touchstone test CA", "-keyout", &ca_key, "-out", &ca]);
-    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &key, "-out", &csr]);
-    openssl(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "1", "-extfile", &ext, "-out", &cert]);
+    let (ca, cert, key) = certificates(dir.path());
     let data = dir.path().join("store").to_string_lossy().into_owned();
 
     let health_address = free_address();
