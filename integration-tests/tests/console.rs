@@ -6,7 +6,8 @@
 //! and badge timeline. Pages are also measured as Chromium lays them out in a 1400x1000
 //! window: charts shown at the size they are drawn, the explain page's time line labels
 //! apart and its table within the window, the campaigns table's first column in place when
-//! it scrolls. It saves a screenshot of each page (`TOUCHSTONE_SCREENSHOTS_DIR`, else
+//! it scrolls. A page's own script also reads a campaign's stats over the Connect protocol
+//! (the browser as an API client), as the CLI's. It saves a screenshot of each page (`TOUCHSTONE_SCREENSHOTS_DIR`, else
 //! `target/console-screenshots`): the README's pictures are these.
 
 use serde_json::Value;
