@@ -198,3 +198,40 @@ async fn the_badge_feed_streams_over_connect_and_ends_with_the_error_if_any() {
     assert!(text.contains("\"customerId\":\"ann\"") && text.contains("\"badgeId\":\"vip\""), "{text}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_call_is_shed_and_measured_as_a_grpc_call_is() {
+    use touchstone_server::limits::Limits;
+    let metrics = touchstone_server::telemetry::handle().unwrap();
+    let limits = Limits { in_flight: 1, ..Limits::default() };
+    let (server, http) = InProcess::start_with_console(Roles { limits, ..dev_roles() }, None).await;
+    let event = json!({"tenant": "gym", "eventId": "e1", "customerId": "ann", "name": "app_open", "ts": TS.to_string()});
+    assert_eq!(post_json(http, "/touchstone.v1.IngestService/PostEvents", json!({"events": [event]}), None).await.0, 200);
+
+    // An ingest stream left open holds the server's one call in flight.
+    let (chunks, stream) = tokio::sync::mpsc::channel::<pb::IngestChunk>(1);
+    let mut ingest = touchstone_proto::v1::ingest_service_client::IngestServiceClient::new(server.channel.clone());
+    let call = tokio::spawn(async move { ingest.ingest_stream(tokio_stream::wrappers::ReceiverStream::new(stream)).await });
+    let mut refused = (0, Value::Null);
+    for _ in 0..100 {
+        refused = post_json(http, "/touchstone.v1.QueryService/ListCampaigns", json!({"tenant": "gym"}), None).await;
+        if refused.0 == 429 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, error) = refused;
+    assert_eq!((status, error["code"].as_str()), (429, Some("resource_exhausted")), "{error}");
+    assert!(error["details"].as_array().unwrap().iter().any(|detail| detail["type"] == "google.rpc.RetryInfo"), "{error}");
+    drop(chunks);
+    call.await.unwrap().unwrap();
+
+    // Timed under its method and the code it ended with, as gRPC calls are.
+    let page = metrics.render();
+    let count = |code: &str| {
+        let prefix = format!("touchstone_rpc_duration_seconds_count{{method=\"/touchstone.v1.QueryService/ListCampaigns\",code=\"{code}\"}}");
+        page.lines().find(|line| line.starts_with(&prefix)).and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    assert!(count("RESOURCE_EXHAUSTED").is_some_and(|n| n >= 1.0), "{page}");
+    server.stop().await;
+}
