@@ -254,6 +254,8 @@ enum Command {
         #[arg(long, env = "TOUCHSTONE_LISTEN", default_value = "127.0.0.1:50052")]
         listen: SocketAddr,
         #[command(flatten)]
+        console: ConsoleArgs,
+        #[command(flatten)]
         database: cluster::DatabaseArgs,
         /// Names this worker in its leases (default: host name and process id).
         #[arg(long, env = "TOUCHSTONE_WORKER_ID")]
@@ -504,8 +506,10 @@ fn main() -> ExitCode {
                 serving.addresses.console = console.http;
                 cluster::run(cluster::Role::Ingest, database, None, serving).await
             }
-            Command::Attribution { listen, database, worker_id, server } => {
-                cluster::run(cluster::Role::Attribution, database, worker_id, server.serving(listen)?).await
+            Command::Attribution { listen, console, database, worker_id, server } => {
+                let mut serving = server.serving(listen)?;
+                serving.addresses.console = console.http;
+                cluster::run(cluster::Role::Attribution, database, worker_id, serving).await
             }
             Command::Query { listen, console, database, server } => {
                 let mut serving = server.serving(listen)?;
