@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -96,8 +97,17 @@ func run(baseURL, descriptors, apiKey, caPem string) error {
 		}
 		out[step.key] = json.RawMessage(reply)
 	}
-	// Reports lag attribution by a moment: the Rust side waits, then asks again through us.
-	stats, err := call("QueryService", "GetCampaignStats", `{"tenant": "shop", "campaignId": "spring"}`)
+	// Reports lag attribution by a moment: a campaign is known once its message is
+	// attributed, so NOT_FOUND is asked again a little later (the Rust side also waits for
+	// attribution, then asks again through us).
+	var stats string
+	for attempt := 0; ; attempt++ {
+		stats, err = call("QueryService", "GetCampaignStats", `{"tenant": "shop", "campaignId": "spring"}`)
+		if err == nil || connect.CodeOf(err) != connect.CodeNotFound || attempt == 100 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		return err
 	}

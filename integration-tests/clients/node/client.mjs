@@ -3,7 +3,7 @@
 // Usage: node client.mjs BASE_URL DESCRIPTORS API_KEY CA_PEM
 // Prints one JSON object: what was acknowledged, a campaign's stats, the feed's first item.
 import { readFileSync } from "node:fs";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { createFileRegistry, fromBinary, toJson } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
@@ -36,10 +36,15 @@ await ingest.issueBadge({ tenant, eventId: "b1", customerId: "ann", badgeId: "vi
 
 // Reports lag attribution by a moment: ask until the event is credited.
 const statsSchema = registry.getMessage("touchstone.v1.CampaignStats");
+// (A campaign is known once its message is attributed: NOT_FOUND until then.)
 for (let attempt = 0; attempt < 100; attempt++) {
-  const stats = await query.getCampaignStats({ tenant, campaignId: "spring" });
-  out.stats = toJson(statsSchema, stats);
-  if (stats.goals.some((goal) => goal.goalId === "checkin" && goal.conversions > 0n)) break;
+  try {
+    const stats = await query.getCampaignStats({ tenant, campaignId: "spring" });
+    out.stats = toJson(statsSchema, stats);
+    if (stats.goals.some((goal) => goal.goalId === "checkin" && goal.conversions > 0n)) break;
+  } catch (err) {
+    if (ConnectError.from(err).code !== Code.NotFound) throw err;
+  }
   await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
