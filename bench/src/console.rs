@@ -1,4 +1,4 @@
-//! The web console's pages (issue 15: "server time p95 under 50 ms" on the year dataset),
+//! The web console's pages (the console's target: server time p95 under 50 ms on the year dataset),
 //! timed as plain HTTP GETs against the `--http` listener of the `touchstone dev` that holds
 //! the query store: each page type is fetched a fixed number of times by a few concurrent
 //! clients, with a tenant, range, campaign, order or customer drawn at random from the data.

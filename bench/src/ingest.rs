@@ -150,7 +150,7 @@ pub async fn cql(work: &Path, data: &Dataset, nodes: &str) -> BenchResult<Ingest
     }
     // Loopback only: keys would measure the same (one hash per call).
     let start = |role: &str| Server::start(&[role, "--listen", "127.0.0.1:0", "--scylla-nodes", nodes, "--keyspace", &keyspace, "--insecure"]);
-    // The deployment of issue 12's figure: two ingest processes, two attribution workers
+    // The deployment the CQL throughput figure is measured on: two ingest processes, two attribution workers
     // and a query process, all on the machine's cores beside the node.
     let ingest = [start("ingest"), start("ingest")];
     let workers = [start("attribution"), start("attribution")];

@@ -212,8 +212,11 @@ async fn a_connect_call_is_shed_and_measured_as_a_grpc_call_is() {
     let (chunks, stream) = tokio::sync::mpsc::channel::<pb::IngestChunk>(1);
     let mut ingest = touchstone_proto::v1::ingest_service_client::IngestServiceClient::new(server.channel.clone());
     let call = tokio::spawn(async move { ingest.ingest_stream(tokio_stream::wrappers::ReceiverStream::new(stream)).await });
+    // (A first chunk makes sure the call has reached the server before it idles.)
+    let first = pb::AppEvent { tenant: "gym".into(), event_id: "held".into(), customer_id: "ann".into(), name: "app_open".into(), ts: TS, value: None, msg_hash: None };
+    chunks.send(pb::IngestChunk { records: vec![pb::Record { kind: Some(pb::record::Kind::Event(first)) }] }).await.unwrap();
     let mut refused = (0, Value::Null);
-    for _ in 0..100 {
+    for _ in 0..750 {
         refused = post_json(http, "/touchstone.v1.QueryService/ListCampaigns", json!({"tenant": "gym"}), None).await;
         if refused.0 == 429 {
             break;

@@ -35,8 +35,11 @@ async fn a_page_is_shed_like_a_call_and_timed() {
     let (chunks, stream) = mpsc::channel::<pb::IngestChunk>(1);
     let mut ingest = IngestServiceClient::new(server.channel.clone());
     let call = tokio::spawn(async move { ingest.ingest_stream(tokio_stream::wrappers::ReceiverStream::new(stream)).await });
+    // (A first chunk makes sure the call has reached the server before it idles.)
+    let first = pb::AppEvent { tenant: "gym".into(), event_id: "held".into(), customer_id: "ann".into(), name: "app_open".into(), ts: 1_767_225_600_000, value: None, msg_hash: None };
+    chunks.send(pb::IngestChunk { records: vec![pb::Record { kind: Some(pb::record::Kind::Event(first)) }] }).await.unwrap();
     let mut refused = String::new();
-    for _ in 0..100 {
+    for _ in 0..750 {
         refused = get(console, "/").await;
         if refused.starts_with("HTTP/1.1 503") {
             break;
