@@ -193,7 +193,7 @@ impl Kind {
                 client.get_badge_stats(pb::BadgeStatsRequest { tenant: tenant.tenant.clone(), badge_id, range: year }).await?;
             }
             Kind::ModelReport => {
-                client.get_model_report(pb::ModelReportRequest { tenant: tenant.tenant.clone(), range: year, goal_id: None, by_message: false }).await?;
+                client.get_model_report(pb::ModelReportRequest { tenant: tenant.tenant.clone(), range: year, goal_id: None, by_message: false, campaign_id: None }).await?;
             }
             Kind::Lift => {
                 let campaign_id = tenant.campaigns[rng.random_range(0..tenant.campaigns.len())].clone();

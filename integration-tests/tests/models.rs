@@ -149,6 +149,23 @@ fn report_models_equals_the_reference_on_generated_data() {
         }
     }
     assert!(rows > 10, "{rows} rows compared");
+
+    // One campaign's rows, asked for alone: the same as in the whole report.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        use touchstone_proto::v1 as pb;
+        let mut query = touchstone_proto::v1::query_service_client::QueryServiceClient::new(server.channel().await);
+        let tenant = data.reference.tenants()[0].to_owned();
+        let request = |campaign_id: Option<String>, by_message| pb::ModelReportRequest { tenant: tenant.clone(), range: None, goal_id: None, by_message, campaign_id };
+        let whole = query.get_model_report(request(None, false)).await.unwrap().into_inner();
+        let campaign = whole.rows.first().expect("a row").campaign_id.clone();
+        let one = query.get_model_report(request(Some(campaign.clone()), false)).await.unwrap().into_inner();
+        let expected: Vec<pb::ModelRow> = whole.rows.iter().filter(|row| row.campaign_id == campaign).cloned().collect();
+        assert!(!expected.is_empty());
+        assert_eq!(one.rows, expected, "{campaign}");
+        let refused = query.get_model_report(request(Some(campaign), true)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    });
 }
 
 /// `report campaigns|messages --model M` on generated data equals the reference's; goal

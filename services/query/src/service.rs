@@ -322,7 +322,10 @@ impl QueryService for QueryApi {
     /// model's shifts, counted by attribution with each conversion.
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]
     async fn get_model_report(&self, request: Request<pb::ModelReportRequest>) -> Result<Response<pb::ModelReport>, Status> {
-        let pb::ModelReportRequest { tenant, range, goal_id, by_message } = valid(request)?;
+        let pb::ModelReportRequest { tenant, range, goal_id, by_message, campaign_id } = valid(request)?;
+        if by_message && campaign_id.is_some() {
+            return Err(ApiError::bad_field("campaign_id", "campaign_id narrows a report per campaign; per message, leave it unset").into());
+        }
         self.existing(&tenant).await?;
         let range = Range::from_pb(range)?;
         let config = self.config(&tenant).await?;
@@ -333,7 +336,7 @@ impl QueryService for QueryApi {
         let rows = if by_message {
             models::by_message(&self.cells(&tenant, range).await?, &config, goal)
         } else {
-            models::by_campaign(&self.campaign_cells(&tenant, None, CellKinds::Credit, range).await?, &config, goal)
+            models::by_campaign(&self.campaign_cells(&tenant, campaign_id.as_deref(), CellKinds::Credit, range).await?, &config, goal)
         };
         let order = |goal_id: &str| config.goals.iter().position(|goal| goal.id == goal_id).unwrap_or(usize::MAX);
         let mut rows: Vec<_> = rows.into_iter().collect();

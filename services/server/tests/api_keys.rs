@@ -150,7 +150,7 @@ async fn walk(c: &mut Clients, tenant: &str, mut check: impl FnMut(&str, Result<
     check("QueryService/GetHoldout", call(c.query.get_holdout(holdout)).await);
     let lift = pb::LiftRequest { tenant: t(), campaign_id: "c1".into(), goal_id: None, range };
     check("QueryService/GetLift", call(c.query.get_lift(lift)).await);
-    let models = pb::ModelReportRequest { tenant: t(), range, goal_id: None, by_message: false };
+    let models = pb::ModelReportRequest { tenant: t(), range, goal_id: None, by_message: false, campaign_id: None };
     check("QueryService/GetModelReport", call(c.query.get_model_report(models)).await);
     let timeline = pb::BadgeTimelineRequest { tenant: t(), customer_id: "c1".into(), ..Default::default() };
     check("QueryService/GetBadgeTimeline", call(c.query.get_badge_timeline(timeline)).await);

@@ -195,8 +195,9 @@ pub const MAX_HOLDOUT_CAMPAIGNS: usize = 10_000;
 
 impl Validate for pb::ModelReportRequest {
     fn validate(&self) -> Result<(), InvalidRecord> {
-        let pb::ModelReportRequest { tenant, range: _, goal_id, by_message: _ } = self;
+        let pb::ModelReportRequest { tenant, range: _, goal_id, by_message: _, campaign_id } = self;
         id("tenant", tenant)?;
+        campaign_id.as_deref().map_or(Ok(()), |campaign_id| id("campaign_id", campaign_id))?;
         goal_id.as_deref().map_or(Ok(()), |goal_id| id("goal_id", goal_id))
     }
 }

@@ -64,7 +64,7 @@ pub async fn run(what: ReportCommand) -> CommandResult {
             let channel = client::connect(&args.server).await?;
             let mut query = QueryServiceClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES);
             let range = Some(pb::TimeRange { from_ms: args.from, to_ms: args.to });
-            let request = pb::ModelReportRequest { tenant: args.tenant, range, goal_id: args.goal, by_message: false };
+            let request = pb::ModelReportRequest { tenant: args.tenant, range, goal_id: args.goal, by_message: false, campaign_id: None };
             let reply = query.get_model_report(request).await.map_err(|status| ClientError::from_status(&args.server, status))?;
             let report = reply.into_inner();
             match args.format {
@@ -122,7 +122,7 @@ async fn under_model(
         return Err(format!("--model {model} gives fractional conversions, as JSON only: add --format json").into());
     }
     let range = Some(pb::TimeRange { from_ms: args.from, to_ms: args.to });
-    let request = pb::ModelReportRequest { tenant: args.tenant.clone(), range, goal_id: None, by_message };
+    let request = pb::ModelReportRequest { tenant: args.tenant.clone(), range, goal_id: None, by_message, campaign_id: None };
     let credit = query.get_model_report(request).await.map_err(|status| ClientError::from_status(&args.server, status))?.into_inner();
     Ok(json::render(&models::under_model(stats, &credit, model, by_message))?)
 }

@@ -234,15 +234,16 @@ pub async fn campaign(
             }
         })
         .collect();
-    // Each goal's credit of this campaign under every model.
+    // Each goal's credit of this campaign under every model (its counters alone are read).
     let request = pb::ModelReportRequest {
         tenant: tenant.clone(),
         range: nav.range.pb(),
         goal_id: None,
         by_message: false,
+        campaign_id: Some(campaign_id.clone()),
     };
     let report = console.query.get_model_report(call(request, &caller)).await?.into_inner();
-    let goal_rows = report.rows.into_iter().filter(|row| row.campaign_id == campaign_id).map(|row| (row.goal_id.clone(), row)).collect();
+    let goal_rows = report.rows.into_iter().map(|row| (row.goal_id.clone(), row)).collect();
     let (models, model_rows, models_svg) = model_table(goal_rows, |goal| money.get(goal).copied().unwrap_or(false), &currency);
     let lift = lift_panel(&console, &caller, &tenant, &campaign_id, &default_goal, &nav.range, &config).await?;
     let page = CampaignPage {

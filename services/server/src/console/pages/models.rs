@@ -15,6 +15,7 @@ pub async fn models(State(console): State<Arc<Console>>, Path(tenant): Path<Stri
         range: nav.range.pb(),
         goal_id: Some(goal_id.clone()),
         by_message: false,
+        campaign_id: None,
     };
     let report = console.query.get_model_report(call(request, &caller)).await?.into_inner();
     let rows: Vec<(String, pb::ModelRow)> = report.rows.into_iter().map(|row| (row.campaign_id.clone(), row)).collect();
