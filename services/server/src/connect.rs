@@ -56,36 +56,42 @@ impl Connect {
 
     async fn call(self, request: http::Request<Body>) -> http::Response<Body> {
         let Some(method) = self.method(request.uri().path()).filter(|method| !method.is_client_streaming()) else {
-            return self.error(tonic::Code::Unimplemented, "no such method over Connect: the client stream IngestStream is gRPC's alone", Vec::new());
+            return self.error(tonic::Code::Unimplemented, "no such method over Connect: the client stream IngestStream is gRPC's alone", &[]);
         };
         if method.is_server_streaming() {
             return self.server_stream(request, method).await;
         }
         if request.method() != http::Method::POST {
-            let mut refused = self.error(tonic::Code::Unimplemented, "a Connect unary call is a POST", Vec::new());
-            *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            return refused;
+            return self.refused(tonic::Code::Unimplemented, StatusCode::METHOD_NOT_ALLOWED, "a Connect unary call is a POST");
         }
-        let codec = match Codec::of(request.headers()) {
-            Some(codec) => codec,
-            None => {
-                let mut refused = self.error(tonic::Code::InvalidArgument, "Content-Type must be application/json or application/proto", Vec::new());
-                *refused.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-                return refused;
-            }
+        let (codec, grpc_request) = match self.grpc_request(request, &method, false).await {
+            Ok(read) => read,
+            Err(refused) => return refused,
+        };
+        let Ok(response) = self.grpc.clone().call(grpc_request).await;
+        self.answer(response, &method.output(), codec).await
+    }
+
+    /// The gRPC request a Connect request stands for, and the codec its answer is written
+    /// in; an answer of its own when it is refused. A stream's request is one envelope.
+    async fn grpc_request(&self, request: http::Request<Body>, method: &MethodDescriptor, streaming: bool) -> Result<(Codec, http::Request<tonic::body::Body>), http::Response<Body>> {
+        let Some(codec) = Codec::of(request.headers(), streaming) else {
+            let expected = format!("{} or {}", Codec::Json.content_type(streaming), Codec::Proto.content_type(streaming));
+            return Err(self.refused(tonic::Code::InvalidArgument, StatusCode::UNSUPPORTED_MEDIA_TYPE, &format!("Content-Type must be {expected}")));
         };
         let (parts, body) = request.into_parts();
         let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
             Ok(body) => body.to_bytes(),
-            Err(err) => return self.error(tonic::Code::ResourceExhausted, &format!("cannot read the request body: {err}"), Vec::new()),
+            Err(err) => return Err(self.error(tonic::Code::ResourceExhausted, &format!("cannot read the request body: {err}"), &[])),
         };
-        let message = match codec.decode(&method.input(), &body) {
-            Ok(message) => message,
-            Err(reason) => return self.error(tonic::Code::InvalidArgument, &format!("the request is no {}: {reason}", method.input().full_name()), Vec::new()),
+        let message = if streaming { body.get(5..) } else { Some(&body[..]) };
+        let Some(message) = message else {
+            return Err(self.error(tonic::Code::InvalidArgument, "a stream's request is one enveloped message", &[]));
         };
-        let grpc_request = grpc_request(&parts, method.path_for_grpc(), message);
-        let Ok(response) = self.grpc.clone().call(grpc_request).await;
-        self.answer(response, &method.output(), codec).await
+        match codec.decode(&method.input(), message) {
+            Ok(message) => Ok((codec, grpc_request(&parts, message))),
+            Err(reason) => Err(self.error(tonic::Code::InvalidArgument, &format!("the request is no {}: {reason}", method.input().full_name()), &[])),
+        }
     }
 
     /// The gRPC answer as Connect's: the message in the caller's codec, or the error.
@@ -100,52 +106,35 @@ impl Connect {
                     let trailers = collected.trailers().cloned().unwrap_or_default();
                     (collected.to_bytes(), trailers)
                 }
-                Err(status) => return self.error(status.code(), status.message(), Vec::new()),
+                Err(status) => return self.error(status.code(), status.message(), &[]),
             }
         };
         let status = tonic::Status::from_header_map(&trailers).unwrap_or_else(|| tonic::Status::unknown("the call ended without a status"));
         if status.code() != tonic::Code::Ok {
-            return self.error(status.code(), status.message(), status_details(status.details()));
+            return self.error(status.code(), status.message(), status.details());
         }
         // One gRPC frame: a flag byte, a 4-byte length, the message.
         let Some(message) = data.get(5..) else {
-            return self.error(tonic::Code::Internal, "the call answered no message", Vec::new());
+            return self.error(tonic::Code::Internal, "the call answered no message", &[]);
         };
         match codec.encode(output, message) {
             Ok(body) => http::Response::builder()
                 .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, codec.content_type())
+                .header(header::CONTENT_TYPE, codec.content_type(false))
                 .body(Body::from(body))
                 .unwrap_or_default(),
-            Err(reason) => self.error(tonic::Code::Internal, &format!("cannot write the answer: {reason}"), Vec::new()),
+            Err(reason) => self.error(tonic::Code::Internal, &format!("cannot write the answer: {reason}"), &[]),
         }
     }
 
     /// A server stream: one enveloped request in, enveloped messages out as the gRPC stream
     /// gives them, then the end-of-stream message (`{}`, or `{"error": …}`).
     async fn server_stream(self, request: http::Request<Body>, method: MethodDescriptor) -> http::Response<Body> {
-        let codec = match request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).map(|value| value.split(';').next().unwrap_or("").trim()) {
-            Some("application/connect+json") => Codec::Json,
-            Some("application/connect+proto") => Codec::Proto,
-            _ => {
-                let mut refused = self.error(tonic::Code::InvalidArgument, "a stream's Content-Type is application/connect+json or application/connect+proto", Vec::new());
-                *refused.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-                return refused;
-            }
+        let (codec, grpc_request) = match self.grpc_request(request, &method, true).await {
+            Ok(read) => read,
+            Err(refused) => return refused,
         };
-        let (parts, body) = request.into_parts();
-        let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(err) => return self.error(tonic::Code::ResourceExhausted, &format!("cannot read the request body: {err}"), Vec::new()),
-        };
-        let Some(message) = body.get(5..) else {
-            return self.error(tonic::Code::InvalidArgument, "a stream's request is one enveloped message", Vec::new());
-        };
-        let message = match codec.decode(&method.input(), message) {
-            Ok(message) => message,
-            Err(reason) => return self.error(tonic::Code::InvalidArgument, &format!("the request is no {}: {reason}", method.input().full_name()), Vec::new()),
-        };
-        let Ok(response) = self.grpc.clone().call(grpc_request(&parts, method.path_for_grpc(), message)).await;
+        let Ok(response) = self.grpc.clone().call(grpc_request).await;
         let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(16);
         let output = method.output();
         tokio::spawn(async move {
@@ -155,7 +144,7 @@ impl Connect {
         let stream = tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(receiver), Ok::<_, Infallible>);
         http::Response::builder()
             .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, if codec == Codec::Json { "application/connect+json" } else { "application/connect+proto" })
+            .header(header::CONTENT_TYPE, codec.content_type(true))
             .body(Body::from_stream(stream))
             .unwrap_or_default()
     }
@@ -163,14 +152,14 @@ impl Connect {
     /// Sends each message of a gRPC stream as a Connect envelope; the end-of-stream message.
     async fn relay(&self, response: http::Response<tonic::body::Body>, output: &MessageDescriptor, codec: Codec, sender: &tokio::sync::mpsc::Sender<Bytes>) -> Value {
         let (parts, mut body) = response.into_parts();
-        if let Some(status) = tonic::Status::from_header_map(&parts.headers).filter(|status| status.code() != tonic::Code::Ok) {
-            return json!({"error": self.error_json(status.code(), status.message(), status_details(status.details()))});
+        if let Some(status) = failed(&parts.headers) {
+            return json!({"error": self.error_json(status.code(), status.message(), status.details())});
         }
         let mut pending: Vec<u8> = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = match frame {
                 Ok(frame) => frame,
-                Err(status) => return json!({"error": self.error_json(status.code(), status.message(), Vec::new())}),
+                Err(status) => return json!({"error": self.error_json(status.code(), status.message(), &[])}),
             };
             match frame.into_data() {
                 Ok(data) => {
@@ -184,7 +173,7 @@ impl Connect {
                         let message: Vec<u8> = pending.drain(..5 + length).skip(5).collect();
                         let encoded = match codec.encode(output, &message) {
                             Ok(encoded) => encoded,
-                            Err(reason) => return json!({"error": self.error_json(tonic::Code::Internal, &reason, Vec::new())}),
+                            Err(reason) => return json!({"error": self.error_json(tonic::Code::Internal, &reason, &[])}),
                         };
                         if sender.send(envelope(0, &encoded)).await.is_err() {
                             // The caller went away: dropping the body ends the gRPC stream.
@@ -193,8 +182,8 @@ impl Connect {
                     }
                 }
                 Err(frame) => {
-                    if let Some(status) = frame.trailers_ref().and_then(tonic::Status::from_header_map).filter(|status| status.code() != tonic::Code::Ok) {
-                        return json!({"error": self.error_json(status.code(), status.message(), status_details(status.details()))});
+                    if let Some(status) = frame.trailers_ref().and_then(failed) {
+                        return json!({"error": self.error_json(status.code(), status.message(), status.details())});
                     }
                 }
             }
@@ -203,8 +192,9 @@ impl Connect {
     }
 
     /// Connect's error: `{"code", "message", "details": [{"type", "value", "debug"}]}`, with the
-    /// HTTP status Connect gives the code.
-    fn error(&self, code: tonic::Code, message: &str, details: Vec<prost_types::Any>) -> http::Response<Body> {
+    /// HTTP status Connect gives the code; `details` are a gRPC status's (`google.rpc.Status`
+    /// bytes, empty for none).
+    fn error(&self, code: tonic::Code, message: &str, details: &[u8]) -> http::Response<Body> {
         http::Response::builder()
             .status(http_status(code))
             .header(header::CONTENT_TYPE, "application/json")
@@ -212,8 +202,18 @@ impl Connect {
             .unwrap_or_default()
     }
 
-    fn error_json(&self, code: tonic::Code, message: &str, details: Vec<prost_types::Any>) -> Value {
-        let details: Vec<Value> = details
+    /// [`Self::error`] with an HTTP status of its own (a request Connect refuses as HTTP).
+    fn refused(&self, code: tonic::Code, http_status: StatusCode, message: &str) -> http::Response<Body> {
+        let mut refused = self.error(code, message, &[]);
+        *refused.status_mut() = http_status;
+        refused
+    }
+
+    fn error_json(&self, code: tonic::Code, message: &str, details: &[u8]) -> Value {
+        use prost::Message as _;
+        let details: Vec<Value> = tonic_types::pb::Status::decode(details)
+            .map(|status| status.details)
+            .unwrap_or_default()
             .into_iter()
             .map(|any| {
                 let type_name = any.type_url.rsplit('/').next().unwrap_or_default().to_owned();
@@ -273,19 +273,19 @@ enum Codec {
 }
 
 impl Codec {
-    fn of(headers: &HeaderMap) -> Option<Codec> {
-        let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-        match content_type.split(';').next()?.trim() {
-            "application/json" => Some(Codec::Json),
-            "application/proto" => Some(Codec::Proto),
-            _ => None,
-        }
+    /// The codec a request's Content-Type names: `application/json|proto` for a unary call,
+    /// `application/connect+json|proto` for a stream.
+    fn of(headers: &HeaderMap, streaming: bool) -> Option<Codec> {
+        let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?.split(';').next()?.trim();
+        [Codec::Json, Codec::Proto].into_iter().find(|codec| codec.content_type(streaming) == content_type)
     }
 
-    fn content_type(self) -> &'static str {
-        match self {
-            Codec::Json => "application/json",
-            Codec::Proto => "application/proto",
+    fn content_type(self, streaming: bool) -> &'static str {
+        match (self, streaming) {
+            (Codec::Json, false) => "application/json",
+            (Codec::Proto, false) => "application/proto",
+            (Codec::Json, true) => "application/connect+json",
+            (Codec::Proto, true) => "application/connect+proto",
         }
     }
 
@@ -320,18 +320,14 @@ impl Codec {
     }
 }
 
-/// The gRPC request a Connect call stands for: the caller's key, trace context and deadline
-/// carried over.
-fn grpc_request(parts: &http::request::Parts, path: String, message: Vec<u8>) -> http::Request<tonic::body::Body> {
-    let mut framed = Vec::with_capacity(5 + message.len());
-    framed.push(0);
-    framed.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
-    framed.extend_from_slice(&message);
+/// The gRPC request a Connect call stands for, at the same path (a method's Connect path is
+/// its gRPC path): the caller's key, trace context and deadline carried over.
+fn grpc_request(parts: &http::request::Parts, message: Vec<u8>) -> http::Request<tonic::body::Body> {
     let mut request = http::Request::builder()
         .method(http::Method::POST)
-        .uri(path)
+        .uri(parts.uri.path())
         .version(http::Version::HTTP_2)
-        .body(tonic::body::Body::new(http_body_util::Full::new(Bytes::from(framed))))
+        .body(tonic::body::Body::new(http_body_util::Full::new(envelope(0, &message))))
         .unwrap_or_default();
     let headers = request.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
@@ -353,7 +349,8 @@ fn grpc_request(parts: &http::request::Parts, path: String, message: Vec<u8>) ->
 /// The flag of Connect's end-of-stream envelope.
 const END_STREAM: u8 = 0x02;
 
-/// A Connect envelope: a flag byte, a 4-byte big-endian length, the bytes.
+/// A Connect envelope, laid out as a gRPC message frame: a flag byte, a 4-byte big-endian
+/// length, the bytes.
 fn envelope(flags: u8, bytes: &[u8]) -> Bytes {
     let mut framed = Vec::with_capacity(5 + bytes.len());
     framed.push(flags);
@@ -362,10 +359,9 @@ fn envelope(flags: u8, bytes: &[u8]) -> Bytes {
     Bytes::from(framed)
 }
 
-/// The details of a status (`google.rpc.Status` bytes) as `Any`s.
-fn status_details(bytes: &[u8]) -> Vec<prost_types::Any> {
-    use prost::Message as _;
-    tonic_types::pb::Status::decode(bytes).map(|status| status.details).unwrap_or_default()
+/// The status of headers or trailers, when it is an error.
+fn failed(headers: &HeaderMap) -> Option<tonic::Status> {
+    tonic::Status::from_header_map(headers).filter(|status| status.code() != tonic::Code::Ok)
 }
 
 /// A gRPC code as Connect names it: `invalid_argument`.
@@ -392,13 +388,3 @@ fn http_status(code: tonic::Code) -> StatusCode {
     }
 }
 
-/// A method's gRPC path.
-trait GrpcPath {
-    fn path_for_grpc(&self) -> String;
-}
-
-impl GrpcPath for MethodDescriptor {
-    fn path_for_grpc(&self) -> String {
-        format!("/{}/{}", self.parent_service().full_name(), self.name())
-    }
-}
