@@ -573,3 +573,13 @@ pub fn certificates(dir: &Path) -> (String, String, String) {
     openssl(&["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial", "-days", "1", "-extfile", &ext, "-out", &cert]);
     (ca, cert, key)
 }
+
+/// A new API key of `tenant` with every scope, written to `keys_file` by `touchstone keys
+/// create` (which prints the key alone).
+pub fn create_key(keys_file: &str, tenant: &str) -> String {
+    let created = touchstone(["keys", "create", "--keys-file", keys_file, "--tenant", tenant, "--scopes", "ingest,query,admin"]);
+    assert!(created.status.success(), "touchstone keys create: {}", text(&created.stderr));
+    let key = text(&created.stdout).trim().to_owned();
+    assert!(key.starts_with("tsk_"), "{key}");
+    key
+}

@@ -8,7 +8,7 @@
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use touchstone_integration_tests::{Server, certificates, free_address, text};
+use touchstone_integration_tests::{Server, certificates, create_key, free_address, text};
 
 /// `npm ci` in the Node client's folder when its packages are missing.
 fn node_client() -> std::path::PathBuf {
@@ -44,9 +44,7 @@ fn serve() -> Served {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = certificates(dir.path());
     let keys = dir.path().join("keys.json").to_string_lossy().into_owned();
-    let created = touchstone_integration_tests::touchstone(["keys", "create", "--keys-file", &keys, "--tenant", "shop", "--scopes", "ingest,query,admin", "--name", "web backend"]);
-    assert!(created.status.success(), "{}", text(&created.stderr));
-    let api_key = text(&created.stdout).lines().find(|line| line.trim_start().starts_with("tsk_")).expect("the new key").trim().to_owned();
+    let api_key = create_key(&keys, "shop");
     let descriptors = dir.path().join("touchstone.bin");
     std::fs::write(&descriptors, touchstone_proto::FILE_DESCRIPTOR_SET).unwrap();
 

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use std::process::Command;
-use touchstone_integration_tests::{Server, certificates, free_address, text, touchstone};
+use touchstone_integration_tests::{Server, certificates, create_key, free_address, text};
 
 const T0: i64 = 1_767_225_600_000;
 
@@ -31,9 +31,7 @@ fn curl_posts_an_event_and_reads_a_campaigns_stats_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, tls_key) = certificates(dir.path());
     let keys = dir.path().join("keys.json").to_string_lossy().into_owned();
-    let created = touchstone(["keys", "create", "--keys-file", &keys, "--tenant", "shop", "--scopes", "ingest,query,admin"]);
-    assert!(created.status.success(), "{}", text(&created.stderr));
-    let key = text(&created.stdout).lines().find(|line| line.trim_start().starts_with("tsk_")).expect("the new key").trim().to_owned();
+    let key = create_key(&keys, "shop");
     let http = free_address();
     let data = dir.path().join("store").to_string_lossy().into_owned();
     let server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &data, "--http", &http, "--tls-cert", &cert, "--tls-key", &tls_key, "--keys-file", &keys]);
