@@ -154,14 +154,7 @@ pub async fn campaign(
     let mut dates = Vec::new();
     let mut days = Vec::new();
     let (mut sent, mut opened, mut clicked, mut conversions, mut revenue) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    // A day a call, as an API client would ask for them.
-    let mut per_day = Vec::new();
-    for day in (nav.range.from_ms..nav.range.to_ms).step_by(touchstone_core::rollup::DAY_MS as usize) {
-        let range = Some(pb::TimeRange { from_ms: Some(day), to_ms: Some((day + touchstone_core::rollup::DAY_MS).min(nav.range.to_ms)) });
-        let request = pb::CampaignStatsRequest { tenant: tenant.clone(), campaign_id: campaign_id.clone(), range };
-        per_day.push((day, console.query.get_campaign_stats(call(request, &caller)).await?.into_inner()));
-    }
-    for (day, stats) in per_day {
+    for (day, stats) in console.query.campaign_days(caller.as_ref(), &tenant, &campaign_id, nav.range.from_ms, nav.range.to_ms).await? {
         let counts = touches(stats.touches.as_ref());
         let goal = goal_result(&stats.goals, &default_goal);
         dates.push(date(day).to_string());
