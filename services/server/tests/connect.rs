@@ -13,7 +13,7 @@ use touchstone_server::serve::Roles;
 
 mod common;
 
-use common::{InProcess, dev_roles};
+use common::{HeldCall, InProcess, dev_roles};
 
 const TS: i64 = 1_767_225_600_000;
 
@@ -209,25 +209,20 @@ async fn a_connect_call_is_shed_and_measured_as_a_grpc_call_is() {
     assert_eq!(post_json(http, "/touchstone.v1.IngestService/PostEvents", json!({"events": [event]}), None).await.0, 200);
 
     // An ingest stream left open holds the server's one call in flight.
-    let (chunks, stream) = tokio::sync::mpsc::channel::<pb::IngestChunk>(1);
-    let mut ingest = touchstone_proto::v1::ingest_service_client::IngestServiceClient::new(server.channel.clone());
-    let call = tokio::spawn(async move { ingest.ingest_stream(tokio_stream::wrappers::ReceiverStream::new(stream)).await });
-    // (A first chunk makes sure the call has reached the server before it idles.)
-    let first = pb::AppEvent { tenant: "gym".into(), event_id: "held".into(), customer_id: "ann".into(), name: "app_open".into(), ts: TS, value: None, msg_hash: None };
-    chunks.send(pb::IngestChunk { records: vec![pb::Record { kind: Some(pb::record::Kind::Event(first)) }] }).await.unwrap();
+    let mut held = HeldCall::open(&server.channel);
     let mut refused = (0, Value::Null);
     for _ in 0..750 {
         refused = post_json(http, "/touchstone.v1.QueryService/ListCampaigns", json!({"tenant": "gym"}), None).await;
         if refused.0 == 429 {
             break;
         }
+        held.reopen_if_shed().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, error) = refused;
     assert_eq!((status, error["code"].as_str()), (429, Some("resource_exhausted")), "{error}");
     assert!(error["details"].as_array().unwrap().iter().any(|detail| detail["type"] == "google.rpc.RetryInfo"), "{error}");
-    drop(chunks);
-    call.await.unwrap().unwrap();
+    held.close().await;
 
     // Timed under its method and the code it ended with, as gRPC calls are.
     let page = metrics.render();

@@ -4,15 +4,12 @@
 
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::mpsc;
-use touchstone_proto::v1 as pb;
-use touchstone_proto::v1::ingest_service_client::IngestServiceClient;
 use touchstone_server::limits::Limits;
 use touchstone_server::serve::Roles;
 
 mod common;
 
-use common::{InProcess, dev_roles};
+use common::{HeldCall, InProcess, dev_roles};
 
 /// `GET path` over HTTP/1.1: the status line and the whole answer.
 async fn get(address: std::net::SocketAddr, path: &str) -> String {
@@ -32,25 +29,20 @@ async fn a_page_is_shed_like_a_call_and_timed() {
     assert!(get(console, "/").await.starts_with("HTTP/1.1 200"), "the index page while idle");
 
     // An ingest stream left open holds the server's one call in flight.
-    let (chunks, stream) = mpsc::channel::<pb::IngestChunk>(1);
-    let mut ingest = IngestServiceClient::new(server.channel.clone());
-    let call = tokio::spawn(async move { ingest.ingest_stream(tokio_stream::wrappers::ReceiverStream::new(stream)).await });
-    // (A first chunk makes sure the call has reached the server before it idles.)
-    let first = pb::AppEvent { tenant: "gym".into(), event_id: "held".into(), customer_id: "ann".into(), name: "app_open".into(), ts: 1_767_225_600_000, value: None, msg_hash: None };
-    chunks.send(pb::IngestChunk { records: vec![pb::Record { kind: Some(pb::record::Kind::Event(first)) }] }).await.unwrap();
+    let mut held = HeldCall::open(&server.channel);
     let mut refused = String::new();
     for _ in 0..750 {
         refused = get(console, "/").await;
         if refused.starts_with("HTTP/1.1 503") {
             break;
         }
+        held.reopen_if_shed().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert!(refused.to_ascii_lowercase().contains("\r\nretry-after: 1\r\n"), "{refused}");
     assert!(refused.contains("the server already runs 1 calls"), "{refused}");
-    drop(chunks);
-    call.await.unwrap().unwrap();
+    held.close().await;
     assert!(get(console, "/").await.starts_with("HTTP/1.1 200"), "taken again once the call ended");
 
     let page = metrics.render();

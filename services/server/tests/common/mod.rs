@@ -98,3 +98,50 @@ pub fn reason(status: &tonic::Status) -> (String, std::collections::BTreeMap<Str
 pub fn metadata(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
     pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect()
 }
+
+/// An ingest stream left open: it holds one of the server's calls in flight until closed,
+/// which is how the shedding tests fill a server limited to one call.
+#[allow(dead_code)] // Only the shedding tests hold a call.
+pub struct HeldCall {
+    channel: Channel,
+    chunks: tokio::sync::mpsc::Sender<touchstone_proto::v1::IngestChunk>,
+    call: tokio::task::JoinHandle<Result<tonic::Response<touchstone_proto::v1::IngestReply>, tonic::Status>>,
+}
+
+#[allow(dead_code)]
+impl HeldCall {
+    /// Opens the stream with one record, so the call reaches the server before it idles.
+    pub fn open(channel: &Channel) -> HeldCall {
+        use touchstone_proto::v1 as pb;
+        let (chunks, stream) = tokio::sync::mpsc::channel::<pb::IngestChunk>(1);
+        let mut ingest = pb::ingest_service_client::IngestServiceClient::new(channel.clone());
+        let call = tokio::spawn(async move { ingest.ingest_stream(tokio_stream::wrappers::ReceiverStream::new(stream)).await });
+        let first = pb::AppEvent {
+            tenant: "gym".into(),
+            event_id: "held".into(),
+            customer_id: "ann".into(),
+            name: "app_open".into(),
+            ts: 1_767_225_600_000,
+            value: None,
+            msg_hash: None,
+        };
+        chunks.try_send(pb::IngestChunk { records: vec![pb::Record { kind: Some(pb::record::Kind::Event(first)) }] }).unwrap();
+        HeldCall { channel: channel.clone(), chunks, call }
+    }
+
+    /// A probe being answered when the stream arrived held the one permit itself, and the
+    /// stream was shed: then it is opened again (anything else ending it is a failure).
+    pub async fn reopen_if_shed(&mut self) {
+        if self.call.is_finished() {
+            let status = (&mut self.call).await.unwrap().expect_err("a stream still open cannot have ended well");
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+            *self = HeldCall::open(&self.channel);
+        }
+    }
+
+    /// Ends the stream; its records are accepted.
+    pub async fn close(self) {
+        drop(self.chunks);
+        self.call.await.unwrap().unwrap();
+    }
+}
