@@ -341,6 +341,17 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
         let revenue = campaign.map_or(&zero, |c| &c["goals"]["orders"]["value"]);
         same(&field(row, "revenue").0, revenue, &format!("{campaign_id} revenue on {day}"));
     }
+    // All time: the charts start at the campaign's first day with data, and its days add
+    // up to what the CLI reports for it without a range.
+    let all_time_url = format!("{}?from=all", url.split('?').next().unwrap());
+    let all_time_page = dom(&all_time_url);
+    let all_days = blocks(&all_time_page, "data-day");
+    assert!(all_days.len() > 30 && all_days.len() <= 400, "{} days", all_days.len());
+    assert!(all_time_page.contains("id=\"days-note\""), "the page says which days it charts");
+    assert_ne!(field(&all_days[0].1, "sent").0, "0", "the first day charted holds data");
+    let all_sent: u64 = all_days.iter().map(|(_, row)| field(row, "sent").0.parse::<u64>().unwrap()).sum();
+    let ever = everything.as_array().unwrap().iter().find(|row| row["campaign_id"] == campaign_id).expect("the campaign, all time");
+    same(&all_sent.to_string(), &ever["sent"], &format!("{campaign_id} sent, all time, day by day"));
     let messages = cli_json(&server, &[&["report", "messages"], &range[..]].concat());
     let message_rows = blocks(&page, "data-msg-hash");
     assert!(!message_rows.is_empty());
@@ -384,6 +395,9 @@ fn every_console_page_shows_the_figures_of_the_cli_in_chromium() {
     }
     assert!(page.contains("id=\"series\""), "the daily series");
     screenshot(&format!("{base}/t/{TENANT}/goals"), "goals");
+    // All time: the series covers the days it may, not an error.
+    let all_time_goals = dom(&format!("{base}/t/{TENANT}/goals?from=all"));
+    assert!(all_time_goals.contains("id=\"series\"") && all_time_goals.contains("the last 400 days of the range"), "{all_time_goals}");
 
     // Explain: an order conversion of the range, as the CLI explains it.
     let records = std::fs::read_to_string(data.join("records.jsonl")).unwrap();

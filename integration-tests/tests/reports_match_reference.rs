@@ -138,6 +138,46 @@ fn imported_generated_data_reports_exactly_what_the_reference_says() {
             }
         }
 
+        // A campaign's daily series: each point is what GetCampaignStats gives for the
+        // point's own range, in zones whose days start on a UTC day, on a UTC hour and off
+        // the hour, and the points add up to the range's stats.
+        let range = pb::TimeRange { from_ms: Some(1_767_225_600_000), to_ms: Some(1_767_225_600_000 + 45 * 86_400_000) };
+        for tenant in data.reference.tenants() {
+            let campaigns = query.list_campaigns(pb::ListCampaignsRequest { tenant: tenant.to_owned(), range: Some(range) }).await.unwrap().into_inner();
+            let busiest = campaigns.campaigns.iter().filter(|c| !c.campaign_id.is_empty()).max_by_key(|c| c.touches.as_ref().map_or(0, |t| t.sent));
+            let Some(campaign) = busiest else { continue };
+            for time_zone in ["UTC", "America/New_York", "Asia/Kolkata"] {
+                let request = pb::CampaignSeriesRequest {
+                    tenant: tenant.to_owned(),
+                    campaign_id: campaign.campaign_id.clone(),
+                    range: Some(range),
+                    time_zone: time_zone.into(),
+                };
+                let series = query.get_campaign_series(request).await.unwrap().into_inner();
+                assert_eq!((series.campaign_id.as_str(), series.time_zone.as_str()), (campaign.campaign_id.as_str(), time_zone));
+                assert_eq!(series.points.first().map(|p| p.from_ms), range.from_ms, "{tenant}, {time_zone}");
+                assert_eq!(series.points.last().map(|p| p.to_ms), range.to_ms, "{tenant}, {time_zone}");
+                let (mut sent, mut messages) = (0, 0);
+                for point in &series.points {
+                    let stats = point.stats.clone().unwrap();
+                    sent += stats.touches.as_ref().map_or(0, |t| t.sent);
+                    messages += stats.messages;
+                    let request = pb::CampaignStatsRequest {
+                        tenant: tenant.to_owned(),
+                        campaign_id: campaign.campaign_id.clone(),
+                        range: Some(pb::TimeRange { from_ms: Some(point.from_ms), to_ms: Some(point.to_ms) }),
+                    };
+                    let alone = query.get_campaign_stats(request).await.unwrap().into_inner();
+                    assert_eq!(stats, alone, "{tenant}, {}, {time_zone}, {}", campaign.campaign_id, point.date);
+                }
+                let whole = campaign.touches.as_ref().map_or(0, |t| t.sent);
+                assert!(whole > 0, "{tenant}: the range holds the campaign's sends, so the points are not all zeros");
+                assert_eq!((sent, messages), (whole, campaign.messages), "{tenant}, {}, {time_zone}", campaign.campaign_id);
+            }
+        }
+        let unknown = pb::CampaignSeriesRequest { tenant: "acme-shop".into(), campaign_id: "no-such-campaign".into(), range: Some(range), time_zone: String::new() };
+        assert_eq!(query.get_campaign_series(unknown).await.unwrap_err().code(), tonic::Code::NotFound);
+
         // Reports say what their values are in, and the tables show the json's figures so.
         for (tenant, currency) in [("acme-shop", "USD"), ("streamly", "EUR"), ("fitclub", "USD")] {
             let request = pb::ListCampaignsRequest { tenant: tenant.into(), range: None };

@@ -71,10 +71,16 @@ pub async fn campaign_cells(
 }
 
 /// For each of `ranges`, in order, what [`campaign_cells`] gives for it summed over every
-/// campaign, with each rollup level read once over the span of all of them: a year of
-/// daily points is one read of day rows (plus hour rows in a zone whose days start off the
-/// UTC midnight), not 365 reads.
-pub async fn campaign_totals_per_range(store: &dyn ReportReads, tenant: &str, kinds: CellKinds, ranges: &[Range]) -> Result<Vec<CampaignCells>> {
+/// campaign (only `campaign_id`'s when given), with each rollup level read once over the
+/// span of all of them: a year of daily points is one read of day rows (plus hour rows in a
+/// zone whose days start off the UTC midnight), not 365 reads.
+pub async fn campaign_cells_per_range(
+    store: &dyn ReportReads,
+    tenant: &str,
+    campaign_id: Option<&str>,
+    kinds: CellKinds,
+    ranges: &[Range],
+) -> Result<Vec<CampaignCells>> {
     let plans: Vec<Vec<RangePiece>> = ranges.iter().map(|range| rollup::plan_range(range.from, range.to, rollup::CAMPAIGN_LEVELS)).collect();
     // The span each level's pieces cover, then that level's buckets over it, oldest first.
     let mut spans: BTreeMap<Granularity, (Millis, Millis)> = BTreeMap::new();
@@ -86,7 +92,7 @@ pub async fn campaign_totals_per_range(store: &dyn ReportReads, tenant: &str, ki
     }
     let mut buckets = BTreeMap::new();
     for (granularity, (from, to)) in spans {
-        buckets.insert(granularity, store.campaign_rollup_buckets(tenant, kinds, granularity, from, to).await?);
+        buckets.insert(granularity, store.campaign_rollup_buckets(tenant, campaign_id, kinds, granularity, from, to).await?);
     }
     let mut totals = Vec::with_capacity(plans.len());
     for plan in plans {
@@ -104,7 +110,7 @@ pub async fn campaign_totals_per_range(store: &dyn ReportReads, tenant: &str, ki
                 }
                 RangePiece::Raw { from, to } => {
                     let mut by_campaign = BTreeMap::new();
-                    add_raw_campaign_cells(store, tenant, None, kinds, from, to, &mut by_campaign).await?;
+                    add_raw_campaign_cells(store, tenant, campaign_id, kinds, from, to, &mut by_campaign).await?;
                     by_campaign.into_values().for_each(|cells| total.merge(cells));
                 }
             }

@@ -1,4 +1,4 @@
-//! `QueryService`: campaign and message stats, goal KPIs and daily series, and
+//! `QueryService`: campaign and message stats, goal KPIs, daily series of a goal or a campaign, and
 //! `ExplainConversion`. Each RPC sums the counters of its range ([`crate::range`]) and shapes
 //! them with the core's report functions; nothing is recomputed from raw history.
 
@@ -97,35 +97,16 @@ impl QueryApi {
         Ok(range::campaign_cells(self.reads.as_ref(), tenant, campaign_id, kinds, range).await?)
     }
 
-    /// A campaign's stats for each UTC day starting in `[from, to)`: what `GetCampaignStats`
-    /// gives for that day, from one tenant check and one config read for all the days (the
-    /// console's daily charts). PERMISSION_DENIED for a caller of another tenant.
-    pub async fn campaign_days(
-        &self,
-        caller: Option<&touchstone_proto::auth::Principal>,
-        tenant: &str,
-        campaign_id: &str,
-        from: touchstone_core::model::Millis,
-        to: touchstone_core::model::Millis,
-    ) -> Result<Vec<(touchstone_core::model::Millis, pb::CampaignStats)>, Status> {
-        if let Some(caller) = caller {
-            caller.check_tenant(tenant)?;
+    /// NOT_FOUND unless the tenant ever had `campaign_id`'s counters (a typo should not
+    /// read as a campaign that did nothing).
+    async fn known_campaign(&self, tenant: &str, campaign_id: &str) -> Result<(), ApiError> {
+        let (from, to) = (touchstone_core::validate::MIN_TS, touchstone_core::validate::MAX_TS);
+        let ever = self.reads.campaign_rollups(tenant, Some(campaign_id), CellKinds::Stats, touchstone_core::rollup::Granularity::Month, from, to).await?;
+        if ever.is_empty() {
+            let message = format!("tenant {tenant:?} has no campaign {campaign_id:?} (no message of it was registered)");
+            return Err(ApiError::not_found(Reason::campaign_not_found(tenant, campaign_id), message));
         }
-        self.existing(tenant).await?;
-        let config = self.config(tenant).await?;
-        let day_ms = touchstone_core::rollup::DAY_MS;
-        let mut days = Vec::new();
-        let mut day = from;
-        while day < to {
-            let campaigns = self.campaigns(&config, Some(campaign_id), Range { from: day, to: (day + day_ms).min(to) }).await?;
-            let stats = match campaigns.get(campaign_id) {
-                Some((messages, activity)) => reports::campaign_stats(campaign_id.to_owned(), *messages, activity, &config),
-                None => reports::campaign_stats(campaign_id.to_owned(), 0, &Activity::default(), &config),
-            };
-            days.push((day, stats));
-            day += day_ms;
-        }
-        Ok(days)
+        Ok(())
     }
 
     /// Per campaign over a range (only `campaign_id` when given), by campaign id.
@@ -138,6 +119,22 @@ impl QueryApi {
         let cells = self.campaign_cells(&config.tenant, campaign_id, CellKinds::Stats, range).await?;
         Ok(report::campaign_activity(&cells, config))
     }
+}
+
+/// A series' time zone (UTC when empty) and its local days: the range asked for, else the
+/// last days up to now, as [`report::series_range`] bounds them.
+fn series_days(range: Option<pb::TimeRange>, time_zone: String) -> Result<(String, Vec<report::LocalDay>), ApiError> {
+    let time_zone = if time_zone.is_empty() { "UTC".to_owned() } else { time_zone };
+    let tz: Tz = time_zone
+        .parse()
+        .map_err(|_| ApiError::bad_field("time_zone", format!("unknown time zone {time_zone:?}; use an IANA name such as Europe/Berlin")))?;
+    let asked = match range {
+        Some(pb::TimeRange { from_ms: None, to_ms: None }) | None => None,
+        Some(range) => Some(Range::from_pb(Some(range))?).map(|range| (range.from, range.to)),
+    };
+    let (from, to) = report::series_range(asked, chrono::Utc::now().timestamp_millis()).map_err(|message| ApiError::bad_field("range", message))?;
+    let days = report::local_days(tz, from, to);
+    Ok((time_zone, days))
 }
 
 /// The tenant's goal of that id, or NOT_FOUND naming both.
@@ -170,18 +167,8 @@ impl QueryService for QueryApi {
         let config = self.config(&tenant).await?;
         let campaigns = self.campaigns(&config, Some(&campaign_id), range).await?;
         let Some((messages, activity)) = campaigns.get(&campaign_id).cloned() else {
-            // Nothing in the range: zeros for a campaign the tenant has, NOT_FOUND otherwise
-            // (a typo should not read as a campaign that did nothing).
-            let (from, to) = (touchstone_core::validate::MIN_TS, touchstone_core::validate::MAX_TS);
-            let ever = self
-                .reads
-                .campaign_rollups(&tenant, Some(&campaign_id), CellKinds::Stats, touchstone_core::rollup::Granularity::Month, from, to)
-                .await
-                .map_err(ApiError::from)?;
-            if ever.is_empty() {
-                let message = format!("tenant {tenant:?} has no campaign {campaign_id:?} (no message of it was registered)");
-                return Err(ApiError::not_found(Reason::campaign_not_found(&tenant, &campaign_id), message).into());
-            }
+            // Nothing in the range: zeros for a campaign the tenant has, NOT_FOUND otherwise.
+            self.known_campaign(&tenant, &campaign_id).await?;
             return Ok(Response::new(reports::campaign_stats(campaign_id, Default::default(), &Default::default(), &config)));
         };
         Ok(Response::new(reports::campaign_stats(campaign_id, messages, &activity, &config)))
@@ -264,28 +251,38 @@ impl QueryService for QueryApi {
     async fn get_goal_series(&self, request: Request<pb::GoalSeriesRequest>) -> Result<Response<pb::GoalSeries>, Status> {
         let pb::GoalSeriesRequest { tenant, goal_id, range, time_zone } = valid(request)?;
         self.existing(&tenant).await?;
-        let time_zone = if time_zone.is_empty() { "UTC".to_owned() } else { time_zone };
-        let tz: Tz = time_zone
-            .parse()
-            .map_err(|_| ApiError::bad_field("time_zone", format!("unknown time zone {time_zone:?}; use an IANA name such as Europe/Berlin")))?;
-        let now = chrono::Utc::now().timestamp_millis();
-        let asked = match range {
-            Some(pb::TimeRange { from_ms: None, to_ms: None }) | None => None,
-            Some(range) => Some(Range::from_pb(Some(range))?).map(|range| (range.from, range.to)),
-        };
-        let (from, to) = report::series_range(asked, now).map_err(|message| ApiError::bad_field("range", message))?;
-        let range = Range { from, to };
+        let (time_zone, days) = series_days(range, time_zone)?;
         let config = self.config(&tenant).await?;
         saved_goal(&config, &goal_id)?;
-        let days = report::local_days(tz, range.from, range.to);
         let ranges: Vec<Range> = days.iter().map(|day| Range { from: day.from, to: day.to }).collect();
         let cells_per_day =
-            range::campaign_totals_per_range(self.reads.as_ref(), &tenant, CellKinds::Conversions, &ranges).await.map_err(ApiError::from)?;
+            range::campaign_cells_per_range(self.reads.as_ref(), &tenant, None, CellKinds::Conversions, &ranges).await.map_err(ApiError::from)?;
         let mut points = Vec::with_capacity(days.len());
         for (day, cells) in days.into_iter().zip(cells_per_day) {
             points.push(reports::goal_series_point(day, report::goal_totals(&cells, &goal_id)));
         }
         Ok(Response::new(pb::GoalSeries { goal_id, time_zone, points }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant, campaign_id = %request.get_ref().campaign_id))]
+    async fn get_campaign_series(&self, request: Request<pb::CampaignSeriesRequest>) -> Result<Response<pb::CampaignSeries>, Status> {
+        let pb::CampaignSeriesRequest { tenant, campaign_id, range, time_zone } = valid(request)?;
+        self.existing(&tenant).await?;
+        let (time_zone, days) = series_days(range, time_zone)?;
+        let config = self.config(&tenant).await?;
+        let ranges: Vec<Range> = days.iter().map(|day| Range { from: day.from, to: day.to }).collect();
+        let cells_per_day =
+            range::campaign_cells_per_range(self.reads.as_ref(), &tenant, Some(&campaign_id), CellKinds::Stats, &ranges).await.map_err(ApiError::from)?;
+        if cells_per_day.iter().all(CampaignCells::is_empty) {
+            self.known_campaign(&tenant, &campaign_id).await?;
+        }
+        let mut points = Vec::with_capacity(days.len());
+        for (day, cells) in days.into_iter().zip(cells_per_day) {
+            let mut activity = report::campaign_activity(&BTreeMap::from([(campaign_id.clone(), cells)]), &config);
+            let (messages, activity) = activity.remove(&campaign_id).unwrap_or_default();
+            points.push(reports::campaign_series_point(day, reports::campaign_stats(campaign_id.clone(), messages, &activity, &config)));
+        }
+        Ok(Response::new(pb::CampaignSeries { campaign_id, time_zone, points }))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %request.get_ref().tenant))]

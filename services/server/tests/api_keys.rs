@@ -144,6 +144,8 @@ async fn walk(c: &mut Clients, tenant: &str, mut check: impl FnMut(&str, Result<
     check("QueryService/GetGoalKpis", call(c.query.get_goal_kpis(pb::GoalKpisRequest { tenant: t(), range, goal_id: None, model: 0 })).await);
     let series = pb::GoalSeriesRequest { tenant: t(), goal_id: "orders".into(), range, time_zone: String::new() };
     check("QueryService/GetGoalSeries", call(c.query.get_goal_series(series)).await);
+    let series = pb::CampaignSeriesRequest { tenant: t(), campaign_id: "c1".into(), range, time_zone: String::new() };
+    check("QueryService/GetCampaignSeries", call(c.query.get_campaign_series(series)).await);
     let explain = pb::ExplainConversionRequest { tenant: t(), goal_id: "orders".into(), conversion_key: "o1".into() };
     check("QueryService/ExplainConversion", call(c.query.explain_conversion(explain)).await);
     let holdout = pb::HoldoutRequest { tenant: t(), campaign_id: "c1".into(), customer_id: "c1".into() };

@@ -143,6 +143,8 @@ async fn a_70_kb_tenant_is_refused_by_every_rpc() {
     refused("GetGoalKpis", query.get_goal_kpis(pb::GoalKpisRequest { tenant: tenant.clone(), range: None, goal_id: None, model: 0 })).await;
     let series = pb::GoalSeriesRequest { tenant: tenant.clone(), goal_id: "orders".into(), range: None, time_zone: String::new() };
     refused("GetGoalSeries", query.get_goal_series(series)).await;
+    let series = pb::CampaignSeriesRequest { tenant: tenant.clone(), campaign_id: "c1".into(), range: None, time_zone: String::new() };
+    refused("GetCampaignSeries", query.get_campaign_series(series)).await;
     let explain = pb::ExplainConversionRequest { tenant: tenant.clone(), goal_id: "orders".into(), conversion_key: "o1".into() };
     refused("ExplainConversion", query.explain_conversion(explain)).await;
 
@@ -191,6 +193,9 @@ async fn other_rpcs_apply_the_limits_ingest_applies() {
     assert!(message.contains("conversion_key is longer"), "{message}");
     let series = pb::GoalSeriesRequest { tenant: "acme".into(), goal_id: "orders".into(), range: None, time_zone: "Z".repeat(300) };
     invalid("GetGoalSeries", query.get_goal_series(series).await);
+    let series = pb::CampaignSeriesRequest { tenant: "acme".into(), campaign_id: "c".repeat(257), range: None, time_zone: String::new() };
+    let message = invalid("GetCampaignSeries", query.get_campaign_series(series).await);
+    assert!(message.contains("campaign_id is longer"), "{message}");
 
     // None of it changed the tenant.
     let stored = config.get_config(pb::GetConfigRequest { tenant: "acme".into() }).await.unwrap().into_inner();

@@ -40,6 +40,12 @@ async fn every_query(query: &mut QueryServiceClient<tonic::transport::Channel>, 
                 .await),
         ),
         (
+            "GetCampaignSeries",
+            ok(query
+                .get_campaign_series(pb::CampaignSeriesRequest { tenant: t(), campaign_id: "c1".into(), range, time_zone: String::new() })
+                .await),
+        ),
+        (
             "ExplainConversion",
             ok(query
                 .explain_conversion(pb::ExplainConversionRequest { tenant: t(), goal_id: "purchase".into(), conversion_key: "o1".into() })
@@ -60,7 +66,7 @@ async fn queries_of_a_tenant_that_never_wrote_are_not_found() {
     let server = InProcess::start(dev_roles()).await;
     let mut query = QueryServiceClient::new(server.channel.clone());
     let outcomes = every_query(&mut query, "ghost").await;
-    assert_eq!(outcomes.len(), 10, "every QueryService RPC");
+    assert_eq!(outcomes.len(), 11, "every QueryService RPC");
     for (rpc, outcome) in outcomes {
         let status = outcome.expect_err(rpc);
         assert_eq!(status.code(), Code::NotFound, "{rpc}: {status:?}");
@@ -93,6 +99,7 @@ async fn queries_of_a_tenant_that_never_wrote_are_not_found() {
         [
             ("GetCampaignStats", ("CAMPAIGN_NOT_FOUND".to_owned(), ghost("campaign_id", "c1"))),
             ("GetGoalSeries", ("GOAL_NOT_FOUND".to_owned(), ghost("goal_id", "purchase"))),
+            ("GetCampaignSeries", ("CAMPAIGN_NOT_FOUND".to_owned(), ghost("campaign_id", "c1"))),
             ("ExplainConversion", ("GOAL_NOT_FOUND".to_owned(), ghost("goal_id", "purchase"))),
             ("GetBadgeStats", ("BADGE_NOT_DEFINED".to_owned(), ghost("badge_id", "vip"))),
         ]

@@ -123,6 +123,7 @@ one_tenant!(
     pb::ListMessageStatsRequest,
     pb::GoalKpisRequest,
     pb::GoalSeriesRequest,
+    pb::CampaignSeriesRequest,
     pb::ExplainConversionRequest,
     pb::HoldoutRequest,
     pb::LiftRequest,

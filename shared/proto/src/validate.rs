@@ -181,6 +181,15 @@ impl Validate for pb::GoalKpisRequest {
     }
 }
 
+impl Validate for pb::CampaignSeriesRequest {
+    fn validate(&self) -> Result<(), InvalidRecord> {
+        let pb::CampaignSeriesRequest { tenant, campaign_id, range: _, time_zone } = self;
+        id("tenant", tenant)?;
+        id("campaign_id", campaign_id)?;
+        text("time_zone", time_zone)
+    }
+}
+
 impl Validate for pb::GoalSeriesRequest {
     fn validate(&self) -> Result<(), InvalidRecord> {
         let pb::GoalSeriesRequest { tenant, goal_id, range: _, time_zone } = self;

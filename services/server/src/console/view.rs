@@ -80,6 +80,16 @@ impl RangeView {
     pub fn pb(&self) -> Option<pb::TimeRange> {
         Some(pb::TimeRange { from_ms: Some(self.from_ms), to_ms: Some(self.to_ms) })
     }
+
+    /// The part of the range a daily chart covers: all of it, or its last
+    /// [`MAX_SERIES_DAYS`](touchstone_core::report::MAX_SERIES_DAYS) days when it is longer
+    /// (an "all time" page), which a series is limited to; and whether it was cut so.
+    pub fn series(&self) -> (Option<pb::TimeRange>, bool) {
+        let longest = touchstone_core::report::MAX_SERIES_DAYS * touchstone_core::rollup::DAY_MS;
+        let cut = self.to_ms - self.from_ms > longest;
+        let from_ms = if cut { self.to_ms - longest } else { self.from_ms };
+        (Some(pb::TimeRange { from_ms: Some(from_ms), to_ms: Some(self.to_ms) }), cut)
+    }
 }
 
 #[derive(Template)]
@@ -180,6 +190,8 @@ pub struct CampaignPage {
     pub revenue: Figure,
     pub charts: Vec<ChartView>,
     pub days: Vec<DayRow>,
+    /// What the charts leave out of the range, if anything.
+    pub days_note: Option<String>,
     pub messages: Vec<MessageRow>,
     /// The models, as reports name them, and each goal's credit of the campaign under them.
     pub models: Vec<String>,

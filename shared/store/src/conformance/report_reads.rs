@@ -147,8 +147,8 @@ pub async fn campaign_rollups_sum_by_campaign_in_hour_day_and_month_buckets(stor
     Ok(())
 }
 
-/// The same counters summed over campaigns, bucket by bucket, oldest first; a bucket left
-/// with no cells is absent.
+/// The same counters summed over campaigns (or of one campaign), bucket by bucket, oldest
+/// first; a bucket left with no cells is absent.
 pub async fn campaign_rollup_buckets_sum_every_campaign_per_bucket(store: &dyn Store) -> Result<()> {
     let t = tenant("campaign_rollup_buckets");
     let (h1, h2, h3) = (T0 + 30 * DAY_MS + HOUR_MS, T0 + 30 * DAY_MS + 5 * HOUR_MS, T0 + 31 * DAY_MS + HOUR_MS);
@@ -173,7 +173,7 @@ pub async fn campaign_rollup_buckets_sum_every_campaign_per_bucket(store: &dyn S
         by_campaign.into_values().for_each(|cells| sum.merge(cells));
         sum
     };
-    let read = |kinds, granularity, from, to| store.campaign_rollup_buckets(&t, kinds, granularity, from, to);
+    let read = |kinds, granularity, from, to| store.campaign_rollup_buckets(&t, None, kinds, granularity, from, to);
     let day = |ms: Millis| Granularity::Day.bucket(ms);
     let days = read(CellKinds::All, Granularity::Day, T0, march).await?;
     let expected = vec![
@@ -192,7 +192,30 @@ pub async fn campaign_rollup_buckets_sum_every_campaign_per_bucket(store: &dyn S
     assert_eq!(read(CellKinds::All, Granularity::Hour, h2, h3).await?.len(), 1, "the bucket at `to` is out");
     let months = read(CellKinds::All, Granularity::Month, T0, march).await?;
     assert_eq!(months.iter().map(|(bucket, _)| *bucket).collect::<Vec<_>>(), [T0, T0 + 31 * DAY_MS]);
-    assert_eq!(store.campaign_rollup_buckets(&tenant("campaign_rollup_buckets_other"), CellKinds::All, Granularity::Day, T0, march).await?, vec![]);
+    assert_eq!(store.campaign_rollup_buckets(&tenant("campaign_rollup_buckets_other"), None, CellKinds::All, Granularity::Day, T0, march).await?, vec![]);
+
+    // One campaign's buckets: its own rows alone, each what campaign_rollups gives for the
+    // bucket; the no-campaign row is the campaign "".
+    let of = |campaign: &'static str, kinds, granularity, from, to| store.campaign_rollup_buckets(&t, Some(campaign), kinds, granularity, from, to);
+    let c1 = |entries: &[(&CampaignCell, i64, i128)]| {
+        let entries: Vec<_> = entries.iter().map(|&(cell, count, value)| ("c1", cell, count, value)).collect();
+        campaigns(&entries).remove("c1").unwrap_or_default()
+    };
+    let c1_days = of("c1", CellKinds::All, Granularity::Day, T0, march).await?;
+    assert_eq!(c1_days, vec![(day(h1), c1(&[(&opened, 1, 0), (&converted, 1, 500)])), (day(h3), c1(&[(&opened, 4, 0)]))], "c1's days; h4's retracted");
+    for (bucket, cells) in &c1_days {
+        let alone = store.campaign_rollups(&t, Some("c1"), CellKinds::All, Granularity::Day, *bucket, bucket + DAY_MS).await?;
+        assert_eq!(alone.get("c1"), Some(cells));
+    }
+    assert_eq!(of("c1", CellKinds::Conversions, Granularity::Day, T0, march).await?, vec![(day(h1), c1(&[(&converted, 1, 500)]))]);
+    // Over more hours than a store may read one by one (60 days of them): the same rows.
+    let c1_hours = of("c1", CellKinds::All, Granularity::Hour, T0, march).await?;
+    assert_eq!(c1_hours, vec![(h1, c1(&[(&opened, 1, 0), (&converted, 1, 500)])), (h3, c1(&[(&opened, 4, 0)]))]);
+    let none = of("", CellKinds::All, Granularity::Day, T0, march).await?;
+    assert_eq!(none, vec![(day(h2), campaigns(&[("", &unattributed, 3, 900)]).remove("").unwrap_or_default())]);
+    assert_eq!(of("c2", CellKinds::All, Granularity::Hour, h1, h1 + HOUR_MS).await?.len(), 1);
+    assert_eq!(of("c2", CellKinds::All, Granularity::Hour, h1 + 1, h2).await?, vec![], "buckets starting in [from, to)");
+    assert_eq!(of("c3", CellKinds::All, Granularity::Day, T0, march).await?, vec![], "a campaign with no rows");
     Ok(())
 }
 

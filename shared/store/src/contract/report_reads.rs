@@ -56,13 +56,15 @@ pub trait ReportReads: RecordReads {
         to: Millis,
     ) -> Result<BTreeMap<String, CampaignCells>>;
 
-    /// The counters of every campaign (the no-campaign row too) summed per bucket of
-    /// `granularity` starting in `[from, to)`: each bucket left with cells, with its start,
-    /// oldest first. Only the cells of `kinds`. A daily series of a tenant's goal figures is
-    /// one such read, not one per day.
+    /// The counters of every campaign (the no-campaign row too), or of `campaign_id` alone
+    /// when given, summed per bucket of `granularity` starting in `[from, to)`: each bucket
+    /// left with cells, with its start, oldest first. Only the cells of `kinds`. A daily
+    /// series of a tenant's goal figures or of a campaign's stats is one such read, not one
+    /// per day.
     async fn campaign_rollup_buckets(
         &self,
         tenant: &str,
+        campaign_id: Option<&str>,
         kinds: CellKinds,
         granularity: Granularity,
         from: Millis,

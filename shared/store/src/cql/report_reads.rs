@@ -36,12 +36,13 @@ impl ReportReads for CqlStore {
     async fn campaign_rollup_buckets(
         &self,
         tenant: &str,
+        campaign_id: Option<&str>,
         kinds: CellKinds,
         granularity: Granularity,
         from: Millis,
         to: Millis,
     ) -> Result<Vec<(Millis, CampaignCells)>> {
-        timed("campaign_rollup_buckets", async { self.inner.campaign_rollup_buckets(tenant, kinds, granularity, from, to).await }).await
+        timed("campaign_rollup_buckets", async { self.inner.campaign_rollup_buckets(tenant, campaign_id, kinds, granularity, from, to).await }).await
     }
 
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
@@ -116,10 +117,11 @@ impl Inner {
         Ok(campaigns_without_zeros(campaigns))
     }
 
-    /// Each bucket (a partition) summed on its own, over every campaign.
+    /// Each bucket (a partition, or one campaign's slice of it) summed on its own.
     async fn campaign_rollup_buckets(
         &self,
         tenant: &str,
+        campaign_id: Option<&str>,
         kinds: CellKinds,
         granularity: Granularity,
         from: Millis,
@@ -131,7 +133,12 @@ impl Inner {
         let s = &self.statements;
         let code = granularity_code(granularity);
         let buckets = self.buckets(tenant, table::CAMPAIGN_ROLLUP_DELTAS, code, from, to - 1).await?;
-        let reads = buckets.iter().map(|&bucket| self.rows::<(String, Vec<u8>)>(&s.select_campaign_rollup_deltas, (tenant, code, bucket)));
+        let reads = buckets.iter().map(|&bucket| async move {
+            match campaign_id {
+                Some(id) => self.rows::<(String, Vec<u8>)>(&s.select_campaign_rollup_deltas_of, (tenant, code, bucket, id)).await,
+                None => self.rows::<(String, Vec<u8>)>(&s.select_campaign_rollup_deltas, (tenant, code, bucket)).await,
+            }
+        });
         let mut summed = Vec::with_capacity(buckets.len());
         for (bucket, rows) in buckets.iter().zip(all(reads).await?) {
             let mut sum = CampaignCells::default();

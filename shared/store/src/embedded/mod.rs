@@ -451,7 +451,7 @@ mod tests {
             delta("c2", day + HOUR_MS, &opened, 5),
             delta("", day + DAY_MS, &converted, 3),
         ];
-        let read = |store: EmbeddedStore| async move { store.campaign_rollup_buckets("t", CellKinds::All, Granularity::Day, day, day + 2 * DAY_MS).await.unwrap() };
+        let read = |store: EmbeddedStore| async move { store.campaign_rollup_buckets("t", None, CellKinds::All, Granularity::Day, day, day + 2 * DAY_MS).await.unwrap() };
         let expected = {
             let store = EmbeddedStore::open(dir.path()).unwrap();
             let shard = log_shard("t");

@@ -38,13 +38,18 @@ impl ReportReads for EmbeddedStore {
     async fn campaign_rollup_buckets(
         &self,
         tenant: &str,
+        campaign_id: Option<&str>,
         kinds: CellKinds,
         granularity: Granularity,
         from: Millis,
         to: Millis,
     ) -> Result<Vec<(Millis, CampaignCells)>> {
         let tenant = tenant.to_owned();
-        self.blocking("campaign_rollup_buckets", move |tables| tables.campaign_rollup_buckets(&tenant, kinds, granularity, from, to)).await
+        let campaign_id = campaign_id.map(str::to_owned);
+        self.blocking("campaign_rollup_buckets", move |tables| {
+            tables.campaign_rollup_buckets(&tenant, campaign_id.as_deref(), kinds, granularity, from, to)
+        })
+        .await
     }
 
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
@@ -144,10 +149,13 @@ impl Tables {
         Ok(campaigns_without_zeros(by_campaign))
     }
 
-    /// One scan of the tenant's rows between the bounds, one row per bucket.
+    /// Over every campaign, one scan of the tenant's rows between the bounds, one row per
+    /// bucket; for one campaign, its rows as [`Self::campaign_rollups`] reads them, bucket by
+    /// bucket.
     fn campaign_rollup_buckets(
         &self,
         tenant: &str,
+        campaign_id: Option<&str>,
         kinds: CellKinds,
         granularity: Granularity,
         from: Millis,
@@ -160,12 +168,54 @@ impl Tables {
             return Ok(buckets);
         }
         super::layout::check_range(&range)?;
+        if let Some(campaign_id) = campaign_id {
+            return self.campaign_buckets_of(tenant, campaign_id, kinds, granularity, from, to);
+        }
         let corrupt = || StoreError::Corrupt("tenant rollup key too short".to_owned());
         for guard in self.read(Table::TenantRollups).range(range) {
             let (key, value) = guard.into_inner().map_err(backend)?;
             self.usage.read_bytes(Table::TenantRollups, key.len() + value.len());
             let (bucket, _) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
             let cells = Counters(decode_campaign_cells(&value, kinds)?.into_iter().collect());
+            if !cells.is_empty() {
+                buckets.push((bucket, cells));
+            }
+        }
+        Ok(buckets)
+    }
+
+    /// One campaign's rows per bucket: a point read per bucket, or a scan of every
+    /// campaign's rows past [`MAX_POINT_READS`] buckets (as [`Self::campaign_rollups`] does).
+    fn campaign_buckets_of(
+        &self,
+        tenant: &str,
+        campaign_id: &str,
+        kinds: CellKinds,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<(Millis, CampaignCells)>> {
+        let mut buckets: Vec<(Millis, CampaignCells)> = Vec::new();
+        if let Some(starts) = buckets_within(granularity, from, to, MAX_POINT_READS) {
+            for bucket in starts {
+                let cells = self.cells_row(Table::CampaignRollups, &campaign_rollup_key(tenant, granularity, bucket, campaign_id), kinds)?.without_zeros();
+                if !cells.is_empty() {
+                    buckets.push((bucket, cells));
+                }
+            }
+            return Ok(buckets);
+        }
+        let partition = campaign_rollup_partition(tenant, granularity);
+        let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
+        for guard in self.read(Table::CampaignRollups).range(time_range(&partition, None, from, Some(to))) {
+            let (key, value) = guard.into_inner().map_err(backend)?;
+            self.usage.read_bytes(Table::CampaignRollups, key.len() + value.len());
+            let (bucket, rest) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
+            let (campaign, _) = read_str(rest).ok_or_else(corrupt)?;
+            if campaign != campaign_id {
+                continue;
+            }
+            let cells = Counters(decode_campaign_cells(&value, kinds)?.into_iter().collect()).without_zeros();
             if !cells.is_empty() {
                 buckets.push((bucket, cells));
             }

@@ -149,12 +149,24 @@ pub async fn campaign(
     let counts = touches(whole.touches.as_ref());
     let default = goal_result(&whole.goals, &default_goal);
 
-    // The daily chart: what GetCampaignStats gives each day.
+    // The daily charts: the campaign's series, each day what GetCampaignStats gives for it.
+    // An "all time" page charts the last days a series covers, from the first holding data.
+    let (series_range, cut) = nav.range.series();
+    let request = pb::CampaignSeriesRequest { tenant: tenant.clone(), campaign_id: campaign_id.clone(), range: series_range, time_zone: String::new() };
+    let mut points = console.query.get_campaign_series(call(request, &caller)).await?.into_inner().points;
+    let days_note = if cut {
+        let first = points.iter().position(|point| point.stats.as_ref().is_some_and(|stats| !quiet(stats))).unwrap_or(points.len());
+        points.drain(..first);
+        Some(format!("Days charted: the last {} days of the range, from the first holding data.", touchstone_core::report::MAX_SERIES_DAYS))
+    } else {
+        None
+    };
     let revenue_money = money.get(&default_goal).copied().unwrap_or(true);
     let mut dates = Vec::new();
     let mut days = Vec::new();
     let (mut sent, mut opened, mut clicked, mut conversions, mut revenue) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (day, stats) in console.query.campaign_days(caller.as_ref(), &tenant, &campaign_id, nav.range.from_ms, nav.range.to_ms).await? {
+    for point in points {
+        let (day, stats) = (point.from_ms, point.stats.unwrap_or_default());
         let counts = touches(stats.touches.as_ref());
         let goal = goal_result(&stats.goals, &default_goal);
         dates.push(date(day).to_string());
@@ -250,6 +262,7 @@ pub async fn campaign(
         default_goal,
         charts,
         days,
+        days_note,
         messages,
         models,
         model_rows,
@@ -334,4 +347,13 @@ async fn lift_panel(
         interval_svg: chart::interval(lift.diff, lift.diff_low, lift.diff_high),
         enough_data: lift.enough_data,
     })
+}
+
+/// A day with nothing of the campaign: no message sent, no touch, no event hit, no conversion.
+fn quiet(stats: &pb::CampaignStats) -> bool {
+    let counts = touches(stats.touches.as_ref());
+    stats.messages == 0
+        && counts.sent + counts.delivered + counts.opened + counts.clicked == 0
+        && stats.event_hits.iter().all(|hit| hit.hits == 0)
+        && stats.goals.iter().all(|goal| goal.conversions == 0)
 }

@@ -41,11 +41,21 @@ pub async fn goals(State(console): State<Arc<Console>>, Path(tenant): Path<Strin
             }
         })
         .collect();
-    // The daily series in the chosen time zone: local days covering the range.
-    let request = pb::GoalSeriesRequest { tenant: tenant.clone(), goal_id: series_goal.clone(), range, time_zone: time_zone.clone() };
+    // The daily series in the chosen time zone: local days covering the range (an "all
+    // time" page: the last days a series covers, from the first holding data).
+    let (series_range, cut) = nav.range.series();
+    let request = pb::GoalSeriesRequest { tenant: tenant.clone(), goal_id: series_goal.clone(), range: series_range, time_zone: time_zone.clone() };
     let (series, series_rows) = match console.query.get_goal_series(call(request, &caller)).await {
         Ok(reply) => {
-            let points = reply.into_inner().points;
+            let mut points = reply.into_inner().points;
+            if cut {
+                let converted = |tally: Option<&pb::Tally>| tally.is_some_and(|tally| tally.conversions != 0);
+                let first = points
+                    .iter()
+                    .position(|p| converted(p.explicit.as_ref()) || converted(p.last_touch.as_ref()) || converted(p.unattributed.as_ref()))
+                    .unwrap_or(points.len());
+                points.drain(..first);
+            }
             let dates: Vec<String> = points.iter().map(|p| p.date.clone()).collect();
             let line = |pick: fn(&pb::GoalSeriesPoint) -> Option<&pb::Tally>| -> Vec<f64> {
                 points.iter().map(|p| pick(p).map_or(0, |t| t.conversions) as f64).collect()
@@ -65,7 +75,12 @@ pub async fn goals(State(console): State<Arc<Console>>, Path(tenant): Path<Strin
                     unattributed: Figure::count(p.unattributed.as_ref().map_or(0, |t| t.conversions)),
                 })
                 .collect();
-            (Some(ChartView { title: format!("Conversions of {series_goal} per day ({time_zone})"), svg }), rows)
+            let title = if cut {
+                format!("Conversions of {series_goal} per day ({time_zone}; the last {} days of the range)", touchstone_core::report::MAX_SERIES_DAYS)
+            } else {
+                format!("Conversions of {series_goal} per day ({time_zone})")
+            };
+            (Some(ChartView { title, svg }), rows)
         }
         Err(status) if status.code() == tonic::Code::InvalidArgument => return Err(PageError::BadRequest(status.message().to_owned())),
         Err(status) => return Err(status.into()),
