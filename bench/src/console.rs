@@ -43,8 +43,10 @@ enum Page {
     CampaignsMonth,
     /// `/t/{tenant}/campaigns?from&to`, the whole year.
     CampaignsYear,
-    /// `/t/{tenant}/campaigns/{campaign_id}?from&to`, 30 days: the totals, 30 daily calls, the messages.
+    /// `/t/{tenant}/campaigns/{campaign_id}?from&to`, 30 days: the totals, the daily series, the messages.
     Campaign,
+    /// `/t/{tenant}/campaigns/{campaign_id}?from=all`: all time, charted over its last 400 days.
+    CampaignAllTime,
     /// `/t/{tenant}/goals?from&to&tz=UTC`, 30 days.
     GoalsMonth,
     /// `/t/{tenant}/goals?from&to&tz=UTC`, the whole year.
@@ -59,13 +61,17 @@ enum Page {
     CampaignsCsv,
 }
 
+/// The name of the all-time campaign page, which the console's target (a year) leaves out.
+pub const ALL_TIME_PAGE: &str = "GET /t/T/campaigns/C (all time)";
+
 impl Page {
-    const ALL: [Page; 11] = [
+    const ALL: [Page; 12] = [
         Page::Index,
         Page::CampaignsDefault,
         Page::CampaignsMonth,
         Page::CampaignsYear,
         Page::Campaign,
+        Page::CampaignAllTime,
         Page::GoalsMonth,
         Page::GoalsYear,
         Page::Explain,
@@ -80,7 +86,8 @@ impl Page {
             Page::CampaignsDefault => "GET /t/T/campaigns (default: last 30 days of data)",
             Page::CampaignsMonth => "GET /t/T/campaigns (30 days)",
             Page::CampaignsYear => "GET /t/T/campaigns (year)",
-            Page::Campaign => "GET /t/T/campaigns/C (30 days: 30 daily calls)",
+            Page::Campaign => "GET /t/T/campaigns/C (30 days)",
+            Page::CampaignAllTime => ALL_TIME_PAGE,
             Page::GoalsMonth => "GET /t/T/goals (30 days, tz=UTC)",
             Page::GoalsYear => "GET /t/T/goals (year, tz=UTC)",
             Page::Explain => "GET /t/T/explain (a converted order)",
@@ -104,6 +111,7 @@ impl Page {
             Page::CampaignsMonth => format!("/t/{t}/campaigns?{month}"),
             Page::CampaignsYear => format!("/t/{t}/campaigns?{year}"),
             Page::Campaign => format!("/t/{t}/campaigns/{}?{month}", pick(&tenant.campaigns, rng)),
+            Page::CampaignAllTime => format!("/t/{t}/campaigns/{}?from=all", pick(&tenant.campaigns, rng)),
             Page::GoalsMonth => format!("/t/{t}/goals?{month}&tz=UTC"),
             Page::GoalsYear => format!("/t/{t}/goals?{year}&tz=UTC"),
             Page::Explain => {
@@ -124,7 +132,7 @@ impl Page {
         match self {
             Page::Explain => body.contains("data-field=\"decision\""),
             Page::Members | Page::MembersLong => body.contains("data-event-id=\""),
-            Page::Campaign => body.contains("<svg"),
+            Page::Campaign | Page::CampaignAllTime => body.contains("<svg"),
             Page::CampaignsCsv => body.starts_with("campaign"),
             _ => body.contains("Touchstone"),
         }

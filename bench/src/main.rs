@@ -146,7 +146,10 @@ async fn run(args: Args) -> BenchResult<()> {
             };
             measured.record(target, kind.p99.as_secs_f64() * 1_000.0);
         }
-        if let Some(slowest) = run.pages.iter().max_by_key(|page| page.p95) {
+        // The target is over a year: an all-time page (every day since 2000 in its totals,
+        // lift and models) is printed beside it, not held to it.
+        let within_a_year = run.pages.iter().filter(|page| page.name != crate::console::ALL_TIME_PAGE);
+        if let Some(slowest) = within_a_year.max_by_key(|page| page.p95) {
             measured.record(targets::CONSOLE_P95, slowest.p95.as_secs_f64() * 1_000.0);
         }
     }
