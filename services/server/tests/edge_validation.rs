@@ -196,6 +196,27 @@ async fn other_rpcs_apply_the_limits_ingest_applies() {
     let series = pb::CampaignSeriesRequest { tenant: "acme".into(), campaign_id: "c".repeat(257), range: None, time_zone: String::new() };
     let message = invalid("GetCampaignSeries", query.get_campaign_series(series).await);
     assert!(message.contains("campaign_id is longer"), "{message}");
+    // A series' zone and length (at most 400 days), each said on its field (of a tenant
+    // that exists: an unknown one is NOT_FOUND first).
+    let shop = pb::UpdateSettingsRequest { tenant: "series-shop".into(), currency: Some("EUR".into()), ..Default::default() };
+    config.update_settings(shop).await.unwrap();
+    let series = |from: i64, to: i64, time_zone: &str| pb::CampaignSeriesRequest {
+        tenant: "series-shop".into(),
+        campaign_id: "c1".into(),
+        range: Some(pb::TimeRange { from_ms: Some(from), to_ms: Some(to) }),
+        time_zone: time_zone.into(),
+    };
+    let day = 86_400_000;
+    for (request, field, says) in [
+        (series(TS, TS + day, "Mars/Olympus"), "time_zone", "unknown time zone"),
+        (series(TS, TS + 401 * day, ""), "range", "at most 400 days"),
+        (series(TS + 1, TS, ""), "range", "is after"),
+    ] {
+        let result = query.get_campaign_series(request).await;
+        let status = result.as_ref().expect_err("refused");
+        assert_eq!(violated_field(status).as_deref(), Some(field), "{status:?}");
+        assert!(invalid("GetCampaignSeries", result).contains(says));
+    }
 
     // None of it changed the tenant.
     let stored = config.get_config(pb::GetConfigRequest { tenant: "acme".into() }).await.unwrap().into_inner();
