@@ -140,12 +140,15 @@ fn imported_generated_data_reports_exactly_what_the_reference_says() {
 
         // A campaign's daily series: each point is what GetCampaignStats gives for the
         // point's own range, in zones whose days start on a UTC day, on a UTC hour and off
-        // the hour, and the points add up to the range's stats.
-        let range = pb::TimeRange { from_ms: Some(1_767_225_600_000), to_ms: Some(1_767_225_600_000 + 45 * 86_400_000) };
+        // the hour (across New York's change to summer time on 8 March: a 23-hour day), and
+        // the points add up to the range's stats.
+        let range = pb::TimeRange { from_ms: Some(1_767_225_600_000 + 40 * 86_400_000), to_ms: Some(1_767_225_600_000 + 80 * 86_400_000) };
+        let mut series_checked = 0;
         for tenant in data.reference.tenants() {
             let campaigns = query.list_campaigns(pb::ListCampaignsRequest { tenant: tenant.to_owned(), range: Some(range) }).await.unwrap().into_inner();
             let busiest = campaigns.campaigns.iter().filter(|c| !c.campaign_id.is_empty()).max_by_key(|c| c.touches.as_ref().map_or(0, |t| t.sent));
             let Some(campaign) = busiest else { continue };
+            series_checked += 1;
             for time_zone in ["UTC", "America/New_York", "Asia/Kolkata"] {
                 let request = pb::CampaignSeriesRequest {
                     tenant: tenant.to_owned(),
@@ -157,6 +160,10 @@ fn imported_generated_data_reports_exactly_what_the_reference_says() {
                 assert_eq!((series.campaign_id.as_str(), series.time_zone.as_str()), (campaign.campaign_id.as_str(), time_zone));
                 assert_eq!(series.points.first().map(|p| p.from_ms), range.from_ms, "{tenant}, {time_zone}");
                 assert_eq!(series.points.last().map(|p| p.to_ms), range.to_ms, "{tenant}, {time_zone}");
+                if time_zone == "America/New_York" {
+                    let short = series.points.iter().find(|p| p.date == "2026-03-08").expect("8 March is in the range");
+                    assert_eq!(short.to_ms - short.from_ms, 23 * 3_600_000, "the day New York moves its clocks");
+                }
                 let (mut sent, mut messages) = (0, 0);
                 for point in &series.points {
                     let stats = point.stats.clone().unwrap();
@@ -175,6 +182,7 @@ fn imported_generated_data_reports_exactly_what_the_reference_says() {
                 assert_eq!((sent, messages), (whole, campaign.messages), "{tenant}, {}, {time_zone}", campaign.campaign_id);
             }
         }
+        assert!(series_checked >= 2, "the range holds campaigns of several tenants ({series_checked})");
         let unknown = pb::CampaignSeriesRequest { tenant: "acme-shop".into(), campaign_id: "no-such-campaign".into(), range: Some(range), time_zone: String::new() };
         assert_eq!(query.get_campaign_series(unknown).await.unwrap_err().code(), tonic::Code::NotFound);
 
