@@ -278,8 +278,7 @@ impl QueryService for QueryApi {
         }
         let mut points = Vec::with_capacity(days.len());
         for (day, cells) in days.into_iter().zip(cells_per_day) {
-            let mut activity = report::campaign_activity(&BTreeMap::from([(campaign_id.clone(), cells)]), &config);
-            let (messages, activity) = activity.remove(&campaign_id).unwrap_or_default();
+            let (messages, activity) = report::one_campaign_activity(&cells, &config).unwrap_or_default();
             points.push(reports::campaign_series_point(day, reports::campaign_stats(campaign_id.clone(), messages, &activity, &config)));
         }
         Ok(Response::new(pb::CampaignSeries { campaign_id, time_zone, points }))

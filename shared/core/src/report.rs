@@ -220,21 +220,25 @@ pub fn campaign_activity(
     by_campaign: &BTreeMap<String, CampaignCells>,
     config: &TenantConfig,
 ) -> BTreeMap<String, (u32, Activity)> {
-    let mut rows = BTreeMap::new();
-    for (campaign_id, cells) in by_campaign.iter().filter(|(id, _)| !id.is_empty()) {
-        let mut activity = Activity::for_goals(config);
-        let mut messages = 0;
-        for (cell, tally) in &cells.0 {
-            match cell {
-                CampaignCell::Message => messages += tally.count,
-                _ => activity.add(cell, *tally, config),
-            }
-        }
-        if !activity.is_empty() {
-            rows.insert(campaign_id.clone(), (u32::try_from(messages.max(0)).unwrap_or(u32::MAX), activity));
+    by_campaign
+        .iter()
+        .filter(|(id, _)| !id.is_empty())
+        .filter_map(|(campaign_id, cells)| Some((campaign_id.clone(), one_campaign_activity(cells, config)?)))
+        .collect()
+}
+
+/// One campaign's activity with the number of its messages sent in the range; `None` when
+/// it has no activity (as [`campaign_activity`] leaves it out).
+pub fn one_campaign_activity(cells: &CampaignCells, config: &TenantConfig) -> Option<(u32, Activity)> {
+    let mut activity = Activity::for_goals(config);
+    let mut messages = 0;
+    for (cell, tally) in &cells.0 {
+        match cell {
+            CampaignCell::Message => messages += tally.count,
+            _ => activity.add(cell, *tally, config),
         }
     }
-    rows
+    (!activity.is_empty()).then(|| (u32::try_from(messages.max(0)).unwrap_or(u32::MAX), activity))
 }
 
 /// Goal KPIs over some range.

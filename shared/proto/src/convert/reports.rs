@@ -175,12 +175,13 @@ pub fn explicit_status_text(status: Option<ExplicitStatus>) -> &'static str {
     }
 }
 
-/// One local day of a goal series.
+/// One local day of a campaign series.
 pub fn campaign_series_point(day: LocalDay, stats: pb::CampaignStats) -> pb::CampaignSeriesPoint {
     let LocalDay { date, from, to } = day;
     pb::CampaignSeriesPoint { date: date.format("%Y-%m-%d").to_string(), from_ms: from, to_ms: to, stats: Some(stats) }
 }
 
+/// One local day of a goal series.
 pub fn goal_series_point(day: LocalDay, totals: GoalTotals) -> pb::GoalSeriesPoint {
     let LocalDay { date, from, to } = day;
     pb::GoalSeriesPoint {

@@ -103,9 +103,8 @@ impl Tables {
         Ok(cells.without_zeros())
     }
 
-    /// One range scan over the buckets of every campaign; for one campaign, a point read
-    /// per bucket instead (a year is ~100 buckets of one campaign, against ~2,000 rows of
-    /// every campaign to step over), unless the range holds very many buckets.
+    /// One range scan over the buckets of every campaign; for one campaign, its buckets as
+    /// [`Self::campaign_buckets_of`] reads them, summed.
     fn campaign_rollups(
         &self,
         tenant: &str,
@@ -115,37 +114,22 @@ impl Tables {
         from: Millis,
         to: Millis,
     ) -> Result<BTreeMap<String, CampaignCells>> {
-        let partition = campaign_rollup_partition(tenant, granularity);
-        let range = time_range(&partition, None, from, Some(to));
         let mut by_campaign: BTreeMap<String, CampaignCells> = BTreeMap::new();
-        if range_is_empty(&range) {
-            return Ok(by_campaign);
-        }
-        super::layout::check_range(&range)?;
-        if let Some(campaign_id) = campaign_id
-            && let Some(buckets) = buckets_within(granularity, from, to, MAX_POINT_READS)
-        {
+        if let Some(campaign_id) = campaign_id {
             let mut sum = CampaignCells::default();
-            for bucket in buckets {
-                sum.merge(self.cells_row(Table::CampaignRollups, &campaign_rollup_key(tenant, granularity, bucket, campaign_id), kinds)?);
+            for (_bucket, cells) in self.campaign_buckets_of(tenant, campaign_id, kinds, granularity, from, to)? {
+                sum.merge(cells);
             }
             by_campaign.insert(campaign_id.to_owned(), sum);
             return Ok(campaigns_without_zeros(by_campaign));
         }
-        let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
-        for guard in self.read(Table::CampaignRollups).range(range) {
-            let (key, value) = guard.into_inner().map_err(backend)?;
-            self.usage.read_bytes(Table::CampaignRollups, key.len() + value.len());
-            let (_bucket, rest) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
-            let (campaign, _) = read_str(rest).ok_or_else(corrupt)?;
-            if campaign_id.is_some_and(|wanted| wanted != campaign) {
-                continue;
-            }
+        self.scan_campaign_rows(tenant, granularity, from, to, |_bucket, campaign, value| {
             let sum = by_campaign.entry(campaign.to_owned()).or_default();
-            for (cell, tally) in decode_campaign_cells(&value, kinds)? {
+            for (cell, tally) in decode_campaign_cells(value, kinds)? {
                 sum.add(cell, tally);
             }
-        }
+            Ok(())
+        })?;
         Ok(campaigns_without_zeros(by_campaign))
     }
 
@@ -167,10 +151,10 @@ impl Tables {
         if range_is_empty(&range) {
             return Ok(buckets);
         }
-        super::layout::check_range(&range)?;
         if let Some(campaign_id) = campaign_id {
             return self.campaign_buckets_of(tenant, campaign_id, kinds, granularity, from, to);
         }
+        super::layout::check_range(&range)?;
         let corrupt = || StoreError::Corrupt("tenant rollup key too short".to_owned());
         for guard in self.read(Table::TenantRollups).range(range) {
             let (key, value) = guard.into_inner().map_err(backend)?;
@@ -184,8 +168,9 @@ impl Tables {
         Ok(buckets)
     }
 
-    /// One campaign's rows per bucket: a point read per bucket, or a scan of every
-    /// campaign's rows past [`MAX_POINT_READS`] buckets (as [`Self::campaign_rollups`] does).
+    /// One campaign's rows per bucket: a point read per bucket (a year is ~100 buckets of
+    /// one campaign, against ~2,000 rows of every campaign to step over), or a scan of every
+    /// campaign's rows past [`MAX_POINT_READS`] buckets.
     fn campaign_buckets_of(
         &self,
         tenant: &str,
@@ -196,31 +181,54 @@ impl Tables {
         to: Millis,
     ) -> Result<Vec<(Millis, CampaignCells)>> {
         let mut buckets: Vec<(Millis, CampaignCells)> = Vec::new();
-        if let Some(starts) = buckets_within(granularity, from, to, MAX_POINT_READS) {
-            for bucket in starts {
-                let cells = self.cells_row(Table::CampaignRollups, &campaign_rollup_key(tenant, granularity, bucket, campaign_id), kinds)?.without_zeros();
-                if !cells.is_empty() {
-                    buckets.push((bucket, cells));
-                }
+        let mut keep = |bucket, cells: CampaignCells| {
+            let cells = cells.without_zeros();
+            if !cells.is_empty() {
+                buckets.push((bucket, cells));
             }
-            return Ok(buckets);
+        };
+        if from < to
+            && let Some(starts) = buckets_within(granularity, from, to, MAX_POINT_READS)
+        {
+            for bucket in starts {
+                keep(bucket, self.cells_row(Table::CampaignRollups, &campaign_rollup_key(tenant, granularity, bucket, campaign_id), kinds)?);
+            }
+        } else {
+            self.scan_campaign_rows(tenant, granularity, from, to, |bucket, campaign, value| {
+                if campaign == campaign_id {
+                    keep(bucket, Counters(decode_campaign_cells(value, kinds)?.into_iter().collect()));
+                }
+                Ok(())
+            })?;
         }
+        Ok(buckets)
+    }
+
+    /// Each `campaign_rollups` row of the tenant's buckets of `granularity` starting in
+    /// `[from, to)`, in key order (bucket, then campaign): its bucket, campaign and cells.
+    fn scan_campaign_rows(
+        &self,
+        tenant: &str,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+        mut row: impl FnMut(Millis, &str, &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let partition = campaign_rollup_partition(tenant, granularity);
+        let range = time_range(&partition, None, from, Some(to));
+        if range_is_empty(&range) {
+            return Ok(());
+        }
+        super::layout::check_range(&range)?;
         let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
-        for guard in self.read(Table::CampaignRollups).range(time_range(&partition, None, from, Some(to))) {
+        for guard in self.read(Table::CampaignRollups).range(range) {
             let (key, value) = guard.into_inner().map_err(backend)?;
             self.usage.read_bytes(Table::CampaignRollups, key.len() + value.len());
             let (bucket, rest) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
             let (campaign, _) = read_str(rest).ok_or_else(corrupt)?;
-            if campaign != campaign_id {
-                continue;
-            }
-            let cells = Counters(decode_campaign_cells(&value, kinds)?.into_iter().collect()).without_zeros();
-            if !cells.is_empty() {
-                buckets.push((bucket, cells));
-            }
+            row(bucket, campaign, &value)?;
         }
-        Ok(buckets)
+        Ok(())
     }
 
     fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {

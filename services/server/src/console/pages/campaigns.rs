@@ -155,8 +155,7 @@ pub async fn campaign(
     let request = pb::CampaignSeriesRequest { tenant: tenant.clone(), campaign_id: campaign_id.clone(), range: series_range, time_zone: String::new() };
     let mut points = console.query.get_campaign_series(call(request, &caller)).await?.into_inner().points;
     let days_note = if cut {
-        let first = points.iter().position(|point| point.stats.as_ref().is_some_and(|stats| !quiet(stats))).unwrap_or(points.len());
-        points.drain(..first);
+        from_first_with_data(&mut points, |point| point.stats.as_ref().is_some_and(|stats| !quiet(stats)));
         Some(format!("Days charted: the last {} days of the range, from the first holding data.", touchstone_core::report::MAX_SERIES_DAYS))
     } else {
         None

@@ -50,11 +50,7 @@ pub async fn goals(State(console): State<Arc<Console>>, Path(tenant): Path<Strin
             let mut points = reply.into_inner().points;
             if cut {
                 let converted = |tally: Option<&pb::Tally>| tally.is_some_and(|tally| tally.conversions != 0);
-                let first = points
-                    .iter()
-                    .position(|p| converted(p.explicit.as_ref()) || converted(p.last_touch.as_ref()) || converted(p.unattributed.as_ref()))
-                    .unwrap_or(points.len());
-                points.drain(..first);
+                from_first_with_data(&mut points, |p| converted(p.explicit.as_ref()) || converted(p.last_touch.as_ref()) || converted(p.unattributed.as_ref()));
             }
             let dates: Vec<String> = points.iter().map(|p| p.date.clone()).collect();
             let line = |pick: fn(&pb::GoalSeriesPoint) -> Option<&pb::Tally>| -> Vec<f64> {

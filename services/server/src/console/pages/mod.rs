@@ -65,6 +65,13 @@ fn money_goals(config: &TenantConfig) -> HashMap<String, bool> {
     config.goals.iter().map(|goal| (goal.id.clone(), matches!(goal.kind, GoalKind::Order { .. }))).collect()
 }
 
+/// A series cut to its last days (an "all time" page, see `RangeView::series`) starts at
+/// its first point holding data.
+fn from_first_with_data<T>(points: &mut Vec<T>, holds_data: impl Fn(&T) -> bool) {
+    let first = points.iter().position(holds_data).unwrap_or(points.len());
+    points.drain(..first);
+}
+
 fn touches(counts: Option<&pb::TouchCounts>) -> pb::TouchCounts {
     counts.cloned().unwrap_or_default()
 }
