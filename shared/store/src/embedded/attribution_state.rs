@@ -1,15 +1,16 @@
 //! [`AttributionState`] on fjall: the engine's reads, and its commit as one batch under its
-//! shard's commit lock (rollup counters are read-modify-write).
+//! shard's commit lock (the remaining counters, pending and badge ones, are read-modify-write;
+//! rollup counters go through `rollup_overlay.rs`).
 
 use super::badges::StoredFeedEntry;
 use super::ingest_log::StoredSetAside;
 use super::key::{read_time, Key};
 use super::layout::{
-    ACTIVITY_EVENT, ACTIVITY_ORDER, PROCESSED, Table, activity_key, badge_key, badge_stats_partition, campaign_rollup_key, feed_key, holding_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
-    rollup_key, tenant_rollup_key_of,
+    ACTIVITY_EVENT, ACTIVITY_ORDER, PROCESSED, Table, activity_key, badge_key, badge_stats_partition, feed_key, holding_key, conversion_keys, counter_key, log_key, pending_key, pending_partition,
 };
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
-use crate::support::{decode_campaign_cells, encode_campaign_cells, encode_conversion, lock};
+use super::rollup_overlay::RollupDeltas;
+use crate::support::{decode_campaign_cells, encode_conversion, lock};
 use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, CustomerMonths, LOG_SHARDS, Result, StatLevel, StoreError, log_shard};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashSet};
@@ -18,7 +19,7 @@ use touchstone_core::badge_stats::BadgeTally;
 use touchstone_core::config::TenantConfig;
 use touchstone_core::fold::{CustomerState, OrderState};
 use touchstone_core::model::{AppEvent, Millis, OrderRecord, Record};
-use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, CampaignCells, Granularity, MESSAGE_LEVELS, Tally};
+use touchstone_core::rollup::{CampaignCell, CampaignCells, Granularity, Tally};
 
 #[async_trait]
 impl AttributionState for EmbeddedStore {
@@ -172,40 +173,9 @@ impl Tables {
             }
         }
 
-        // Sum per stored row first: the hours of one day all land on the same day row.
-        let mut sums: BTreeMap<Vec<u8>, Tally> = BTreeMap::new();
-        for delta in &commit.rollups {
-            for &granularity in MESSAGE_LEVELS {
-                let key = rollup_key(&delta.tenant, granularity, granularity.bucket(delta.hour), &delta.cell)?;
-                sums.entry(key).or_default().add(delta.tally);
-            }
-        }
-        self.add_tallies(&mut writes, Table::Rollups, sums)?;
-
-        // A campaign row holds all of the campaign's cells for its bucket.
-        let mut campaign_sums: BTreeMap<Vec<u8>, CampaignCells> = BTreeMap::new();
-        for delta in &commit.campaign_rollups {
-            for &granularity in CAMPAIGN_LEVELS {
-                let key = campaign_rollup_key(&delta.tenant, granularity, granularity.bucket(delta.hour), &delta.campaign_id);
-                campaign_sums.entry(key).or_default().add(delta.cell.clone(), delta.tally);
-            }
-        }
-        // And every campaign's cells summed into the tenant's row of the bucket.
-        let mut tenant_sums: BTreeMap<Vec<u8>, CampaignCells> = BTreeMap::new();
-        for (key, delta) in &campaign_sums {
-            let sum = tenant_sums.entry(tenant_rollup_key_of(key)?.to_vec()).or_default();
-            delta.0.iter().for_each(|(cell, tally)| sum.add(cell.clone(), *tally));
-        }
-        for (table, sums) in [(Table::CampaignRollups, campaign_sums), (Table::TenantRollups, tenant_sums)] {
-            for (key, delta) in sums {
-                let mut cells = self.cells_row(table, &key, CellKinds::All)?;
-                cells.merge(delta);
-                match encode_campaign_cells(cells.0)? {
-                    Some(row) => writes.put_raw(table, key, row),
-                    None => writes.delete(table, key),
-                }
-            }
-        }
+        // Counter rows are not read here: the deltas, summed per row, go to the rollup
+        // journal and overlay (`rollup_overlay.rs`), folded into the rows many commits at once.
+        let rollups = RollupDeltas::of_commit(&commit)?;
 
         let mut pending_sums: BTreeMap<Vec<u8>, Tally> = BTreeMap::new();
         for delta in &commit.pending {
@@ -280,7 +250,7 @@ impl Tables {
             // The log itself is kept: it is the archive.
             writes.put_raw(Table::Meta, counter_key(PROCESSED, shard), commit.processed.to_be_bytes().to_vec());
         }
-        self.apply(writes)
+        self.apply_with_rollups(shard, writes, rollups)
     }
 }
 

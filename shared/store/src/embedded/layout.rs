@@ -30,6 +30,7 @@
 //! | `rollups` | tenant, granularity (`h`/`d`), bucket start, cell (postcard) | `Tally` | `rollups` |
 //! | `campaign_rollups` | tenant, granularity (`h`/`d`/`m`), bucket start, campaign_id | every cell of the campaign, conversions in a segment of their own (`support::encode_campaign_cells`) | `campaign_rollups`, `campaign_rollup_buckets` of one campaign |
 //! | `tenant_rollups` | tenant, granularity (`h`/`d`/`m`), bucket start | the bucket's `campaign_rollups` rows summed, encoded like them | `campaign_rollup_buckets` of every campaign |
+//! | `rollup_journal` | shard (u32), seq (u64) | the summed `rollups`, `campaign_rollups` and `tenant_rollups` deltas of one commit, not yet folded into their rows (`rollup_overlay.rs`) | when the store is opened |
 //! | `pending_counters` | tenant, msg_hash, hour, cell (postcard) | `Tally` | `pending_counters` |
 //! | `set_aside` | shard (u32), seq (u64) | the entry, why, when | `set_aside`, `log_status` |
 //! | `customer_states` | tenant, customer, month start | the customer's `Segment` of that month (the fold's state) | `customer_months`, `tenant_customer_states`, `customer_touches` |
@@ -97,11 +98,12 @@ pub(super) enum Table {
     OrderStates,
     UnregisteredMessages,
     CampaignExposures,
+    RollupJournal,
 }
 
 impl Table {
     /// Every table, in discriminant order, so that `ALL[t as usize] == t`.
-    pub(super) const ALL: [Table; 29] = [
+    pub(super) const ALL: [Table; 30] = [
         Table::Dedup,
         Table::Messages,
         Table::TouchesByTime,
@@ -131,6 +133,7 @@ impl Table {
         Table::OrderStates,
         Table::UnregisteredMessages,
         Table::CampaignExposures,
+        Table::RollupJournal,
     ];
 
     /// Keyspaces of tables a store no longer has: deleted when a store is opened.
@@ -167,6 +170,7 @@ impl Table {
             Table::OrderStates => "order_states",
             Table::UnregisteredMessages => "unregistered_messages",
             Table::CampaignExposures => "campaign_exposures",
+            Table::RollupJournal => "rollup_journal",
         }
     }
 }

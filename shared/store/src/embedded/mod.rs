@@ -35,6 +35,7 @@ mod layout;
 mod message_cache;
 mod record_reads;
 mod report_reads;
+mod rollup_overlay;
 mod usage;
 
 use crate::{LOG_SHARDS, Result, StoreError};
@@ -55,7 +56,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Memory bounds, so that the process stays small however much data it holds:
-/// - each table's memtable is flushed at this size (29 tables: at most ~120 MiB of
+/// - each table's memtable is flushed at this size (30 tables: at most ~120 MiB of
 ///   memtables, and smaller skiplists insert faster than fjall's 64 MiB default). This
 ///   store rotates memtables itself ([`Tables::account`]); fjall's own rotation is set never
 ///   to trigger ([`FJALL_ROTATION_OFF`]);
@@ -124,6 +125,8 @@ struct Tables {
     /// tenant of its shard, so commits of different shards touch different rows and run
     /// side by side.
     committers: Vec<Mutex<()>>,
+    /// Each shard's rollup deltas committed and not yet folded into their rows.
+    overlays: rollup_overlay::Overlays,
 }
 
 impl EmbeddedStore {
@@ -133,6 +136,10 @@ impl EmbeddedStore {
     }
 
     pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<Self> {
+        Self::open_inner(dir, options, rollup_overlay::OVERLAY_BYTES)
+    }
+
+    fn open_inner(dir: &Path, options: EmbeddedOptions, overlay_budget: usize) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
         let db = Database::builder(dir)
@@ -166,7 +173,9 @@ impl EmbeddedStore {
             log_writer: Mutex::new(dedup_filter),
             known_tenants: Mutex::default(),
             committers: (0..LOG_SHARDS).map(|_| Mutex::new(())).collect(),
+            overlays: rollup_overlay::Overlays::new(overlay_budget),
         };
+        tables.replay_rollup_journal()?;
         tables.fill_tenant_rollups()?;
         ingest_log::convert_entry_log(&tables.db, &tables)?;
         tables.build_fold_state()?;
@@ -457,6 +466,7 @@ mod tests {
             let shard = log_shard("t");
             let commit = AttributionCommit { shard, campaign_rollups: deltas, ..AttributionCommit::default() };
             store.commit_attribution(commit).await.unwrap();
+            store.tables.fold_every_overlay().unwrap();
             let expected = read(store.clone()).await;
             assert_eq!(expected.len(), 2);
             // Back to how an older store was left: no tenant rows and no mark.

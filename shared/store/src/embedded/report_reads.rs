@@ -4,6 +4,7 @@ use super::key::{Key, read_str, read_time};
 use super::layout::{
     TIME_BUCKET_MS, Table, campaign_rollup_key, campaign_rollup_partition, granularity_tag, range_is_empty, time_range,
 };
+use super::rollup_overlay::Overlay;
 use super::{EmbeddedStore, Tables, backend, decode};
 use crate::support::decode_campaign_cells;
 use crate::{CellKinds, ReportReads, Result, StoreError};
@@ -12,7 +13,7 @@ use touchstone_core::attribution::Conversion;
 use touchstone_core::fold::CustomerState;
 use std::collections::BTreeMap;
 use touchstone_core::model::{AppEvent, Message, Millis, Touch};
-use touchstone_core::rollup::{CampaignCells, Cell, Cells, Counters, Granularity, campaigns_without_zeros};
+use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, Granularity, Tally, campaigns_without_zeros};
 
 #[async_trait]
 impl ReportReads for EmbeddedStore {
@@ -91,13 +92,18 @@ impl Tables {
         }
         // The cell is the rest of the key after the partition and the bucket start.
         let cell_at = partition.as_bytes().len() + 8;
-        for guard in self.read(Table::Rollups).range(range) {
+        let cell_of = |key: &[u8]| -> Result<Cell> {
+            let bytes = key.get(cell_at..).ok_or_else(|| StoreError::Corrupt("rollup key too short".to_owned()))?;
+            decode(Table::Rollups, bytes)
+        };
+        let overlay = self.overlay_of(tenant)?;
+        for guard in self.read(Table::Rollups).range(range.clone()) {
             let (key, value) = guard.into_inner().map_err(backend)?;
             self.usage.read_bytes(Table::Rollups, key.len() + value.len());
-            let cell_bytes = key
-                .get(cell_at..)
-                .ok_or_else(|| StoreError::Corrupt("rollup key too short".to_owned()))?;
-            cells.add(decode::<Cell>(Table::Rollups, cell_bytes)?, decode(Table::Rollups, &value)?);
+            cells.add(cell_of(&key)?, decode(Table::Rollups, &value)?);
+        }
+        for (key, tally) in overlay.deltas.rollups.range(range) {
+            cells.add(cell_of(key)?, *tally);
         }
         // Rows that sum to zero are deleted, but rows of different buckets may still cancel.
         Ok(cells.without_zeros())
@@ -114,21 +120,19 @@ impl Tables {
         from: Millis,
         to: Millis,
     ) -> Result<BTreeMap<String, CampaignCells>> {
+        let overlay = self.overlay_of(tenant)?;
         let mut by_campaign: BTreeMap<String, CampaignCells> = BTreeMap::new();
         if let Some(campaign_id) = campaign_id {
             let mut sum = CampaignCells::default();
-            for (_bucket, cells) in self.campaign_buckets_of(tenant, campaign_id, kinds, granularity, from, to)? {
+            for (_bucket, cells) in self.campaign_buckets_of(&overlay, tenant, campaign_id, kinds, granularity, from, to)? {
                 sum.merge(cells);
             }
             by_campaign.insert(campaign_id.to_owned(), sum);
             return Ok(campaigns_without_zeros(by_campaign));
         }
-        self.scan_campaign_rows(tenant, granularity, from, to, |_bucket, campaign, value| {
+        self.scan_campaign_rows(&overlay, tenant, kinds, granularity, from, to, |_bucket, campaign, cells| {
             let sum = by_campaign.entry(campaign.to_owned()).or_default();
-            for (cell, tally) in decode_campaign_cells(value, kinds)? {
-                sum.add(cell, tally);
-            }
-            Ok(())
+            cells.into_iter().for_each(|(cell, tally)| sum.add(cell, tally));
         })?;
         Ok(campaigns_without_zeros(by_campaign))
     }
@@ -147,32 +151,35 @@ impl Tables {
     ) -> Result<Vec<(Millis, CampaignCells)>> {
         let partition = campaign_rollup_partition(tenant, granularity);
         let range = time_range(&partition, None, from, Some(to));
-        let mut buckets: Vec<(Millis, CampaignCells)> = Vec::new();
         if range_is_empty(&range) {
-            return Ok(buckets);
+            return Ok(Vec::new());
         }
+        let overlay = self.overlay_of(tenant)?;
         if let Some(campaign_id) = campaign_id {
-            return self.campaign_buckets_of(tenant, campaign_id, kinds, granularity, from, to);
+            return self.campaign_buckets_of(&overlay, tenant, campaign_id, kinds, granularity, from, to);
         }
         super::layout::check_range(&range)?;
         let corrupt = || StoreError::Corrupt("tenant rollup key too short".to_owned());
-        for guard in self.read(Table::TenantRollups).range(range) {
+        let bucket_of = |key: &[u8]| key.get(partition.as_bytes().len()..).and_then(read_time).map(|(bucket, _)| bucket).ok_or_else(corrupt);
+        let mut buckets = Buckets::default();
+        for guard in self.read(Table::TenantRollups).range(range.clone()) {
             let (key, value) = guard.into_inner().map_err(backend)?;
             self.usage.read_bytes(Table::TenantRollups, key.len() + value.len());
-            let (bucket, _) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
-            let cells = Counters(decode_campaign_cells(&value, kinds)?.into_iter().collect());
-            if !cells.is_empty() {
-                buckets.push((bucket, cells));
-            }
+            buckets.add(bucket_of(&key)?, decode_campaign_cells(&value, kinds)?);
         }
-        Ok(buckets)
+        for (key, cells) in overlay.deltas.tenants.range(range) {
+            buckets.add_wanted(bucket_of(key)?, cells, kinds);
+        }
+        Ok(buckets.without_zeros())
     }
 
     /// One campaign's rows per bucket: a point read per bucket (a year is ~100 buckets of
     /// one campaign, against ~2,000 rows of every campaign to step over), or a scan of every
     /// campaign's rows past [`MAX_POINT_READS`] buckets.
+    #[allow(clippy::too_many_arguments)]
     fn campaign_buckets_of(
         &self,
+        overlay: &Overlay,
         tenant: &str,
         campaign_id: &str,
         kinds: CellKinds,
@@ -180,39 +187,40 @@ impl Tables {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<(Millis, CampaignCells)>> {
-        let mut buckets: Vec<(Millis, CampaignCells)> = Vec::new();
-        let mut keep = |bucket, cells: CampaignCells| {
-            let cells = cells.without_zeros();
-            if !cells.is_empty() {
-                buckets.push((bucket, cells));
-            }
-        };
+        let mut buckets = Buckets::default();
         if from < to
             && let Some(starts) = buckets_within(granularity, from, to, MAX_POINT_READS)
         {
             for bucket in starts {
-                keep(bucket, self.cells_row(Table::CampaignRollups, &campaign_rollup_key(tenant, granularity, bucket, campaign_id), kinds)?);
+                let key = campaign_rollup_key(tenant, granularity, bucket, campaign_id);
+                buckets.add(bucket, self.cells_row(Table::CampaignRollups, &key, kinds)?.0);
+                if let Some(cells) = overlay.deltas.campaigns.get(&key) {
+                    buckets.add_wanted(bucket, cells, kinds);
+                }
             }
         } else {
-            self.scan_campaign_rows(tenant, granularity, from, to, |bucket, campaign, value| {
+            self.scan_campaign_rows(overlay, tenant, kinds, granularity, from, to, |bucket, campaign, cells| {
                 if campaign == campaign_id {
-                    keep(bucket, Counters(decode_campaign_cells(value, kinds)?.into_iter().collect()));
+                    buckets.add(bucket, cells);
                 }
-                Ok(())
             })?;
         }
-        Ok(buckets)
+        Ok(buckets.without_zeros())
     }
 
     /// Each `campaign_rollups` row of the tenant's buckets of `granularity` starting in
-    /// `[from, to)`, in key order (bucket, then campaign): its bucket, campaign and cells.
+    /// `[from, to)`, in key order (bucket, then campaign): its bucket, campaign and cells of
+    /// `kinds`; then each row's deltas in the overlay.
+    #[allow(clippy::too_many_arguments)]
     fn scan_campaign_rows(
         &self,
+        overlay: &Overlay,
         tenant: &str,
+        kinds: CellKinds,
         granularity: Granularity,
         from: Millis,
         to: Millis,
-        mut row: impl FnMut(Millis, &str, &[u8]) -> Result<()>,
+        mut row: impl FnMut(Millis, &str, Vec<(CampaignCell, Tally)>),
     ) -> Result<()> {
         let partition = campaign_rollup_partition(tenant, granularity);
         let range = time_range(&partition, None, from, Some(to));
@@ -221,12 +229,20 @@ impl Tables {
         }
         super::layout::check_range(&range)?;
         let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
-        for guard in self.read(Table::CampaignRollups).range(range) {
-            let (key, value) = guard.into_inner().map_err(backend)?;
-            self.usage.read_bytes(Table::CampaignRollups, key.len() + value.len());
+        let row_of = |key: &[u8]| -> Result<(Millis, String)> {
             let (bucket, rest) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
             let (campaign, _) = read_str(rest).ok_or_else(corrupt)?;
-            row(bucket, campaign, &value)?;
+            Ok((bucket, campaign.to_owned()))
+        };
+        for guard in self.read(Table::CampaignRollups).range(range.clone()) {
+            let (key, value) = guard.into_inner().map_err(backend)?;
+            self.usage.read_bytes(Table::CampaignRollups, key.len() + value.len());
+            let (bucket, campaign) = row_of(&key)?;
+            row(bucket, &campaign, decode_campaign_cells(&value, kinds)?);
+        }
+        for (key, cells) in overlay.deltas.campaigns.range(range) {
+            let (bucket, campaign) = row_of(key)?;
+            row(bucket, &campaign, wanted(cells, kinds));
         }
         Ok(())
     }
@@ -242,6 +258,31 @@ impl Tables {
     fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
         self.scan_conversions(Table::ConversionsByTime, time_range(&Key::new().str(tenant), Some(TIME_BUCKET_MS), from, Some(to)))
     }
+}
+
+/// Cells summed per bucket.
+#[derive(Default)]
+struct Buckets(BTreeMap<Millis, CampaignCells>);
+
+impl Buckets {
+    fn add(&mut self, bucket: Millis, cells: impl IntoIterator<Item = (CampaignCell, Tally)>) {
+        let sum = self.0.entry(bucket).or_default();
+        cells.into_iter().for_each(|(cell, tally)| sum.add(cell, tally));
+    }
+
+    fn add_wanted(&mut self, bucket: Millis, cells: &CampaignCells, kinds: CellKinds) {
+        self.add(bucket, wanted(cells, kinds));
+    }
+
+    /// The buckets in order, each without its zero cells, empty ones left out.
+    fn without_zeros(self) -> Vec<(Millis, CampaignCells)> {
+        self.0.into_iter().map(|(bucket, cells)| (bucket, cells.without_zeros())).filter(|(_, cells)| !cells.is_empty()).collect()
+    }
+}
+
+/// The cells of `kinds` of an overlay's row.
+fn wanted(cells: &CampaignCells, kinds: CellKinds) -> Vec<(CampaignCell, Tally)> {
+    cells.0.iter().filter(|(cell, _)| kinds.wants(cell)).map(|(cell, tally)| (cell.clone(), *tally)).collect()
 }
 
 /// Past this many buckets a range is scanned rather than read bucket by bucket.
