@@ -25,7 +25,7 @@ use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, CampaignCells, MESS
 /// The estimated memory the overlays of every shard may hold: past it, a committing shard
 /// holding at least its even share ([`LOG_SHARDS`]) folds its overlay into the rows. The
 /// overlays then stay within about twice this, however many shards are idle.
-pub(super) const OVERLAY_BYTES: usize = 64 << 20;
+pub(super) const OVERLAY_BYTES: usize = 32 << 20;
 
 /// Estimated bytes of an overlay entry beside its key: a map node and the value.
 const ROW_BYTES: usize = 96;
@@ -71,17 +71,20 @@ impl RollupDeltas {
     }
 }
 
+/// A campaign or tenant row's deltas as a journal row holds them: its key and cells.
+type CellRows = Vec<(Vec<u8>, Vec<(CampaignCell, Tally)>)>;
+
 /// A `rollup_journal` row: [`RollupDeltas`] as stored.
 #[derive(Serialize, Deserialize)]
 struct JournalRow {
     rollups: Vec<(Vec<u8>, Tally)>,
-    campaigns: Vec<(Vec<u8>, Vec<(CampaignCell, Tally)>)>,
-    tenants: Vec<(Vec<u8>, Vec<(CampaignCell, Tally)>)>,
+    campaigns: CellRows,
+    tenants: CellRows,
 }
 
 impl JournalRow {
     fn of(deltas: &RollupDeltas) -> JournalRow {
-        let cells = |rows: &BTreeMap<Vec<u8>, CampaignCells>| -> Vec<(Vec<u8>, Vec<(CampaignCell, Tally)>)> {
+        let cells = |rows: &BTreeMap<Vec<u8>, CampaignCells>| -> CellRows {
             rows.iter().map(|(key, cells)| (key.clone(), cells.0.iter().map(|(cell, tally)| (cell.clone(), *tally)).collect())).collect()
         };
         JournalRow {
@@ -92,7 +95,7 @@ impl JournalRow {
     }
 
     fn into_deltas(self) -> RollupDeltas {
-        let cells = |rows: Vec<(Vec<u8>, Vec<(CampaignCell, Tally)>)>| -> BTreeMap<Vec<u8>, CampaignCells> {
+        let cells = |rows: CellRows| -> BTreeMap<Vec<u8>, CampaignCells> {
             let summed = |cells: Vec<(CampaignCell, Tally)>| {
                 let mut sum = CampaignCells::default();
                 cells.into_iter().for_each(|(cell, tally)| sum.add(cell, tally));
