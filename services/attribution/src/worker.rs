@@ -32,6 +32,11 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// store, round trips on a cluster) and computes in between, so a few at once keep the cores
 /// and the connection busy. Each shard still has at most one step at a time.
 const CONCURRENT_STEPS: usize = 4;
+/// How long a worker has had nothing to process before it lets the store settle
+/// ([`touchstone_store::AttributionState::settle`]): long enough that a pause between two
+/// ingest calls of a bulk load does not count, short enough that reports read an idle store
+/// as settled about a second after input stops.
+const SETTLE_AFTER: Duration = Duration::from_secs(1);
 /// Failed steps of one entry alone, in a row, after which it is set aside.
 pub const SET_ASIDE_AFTER: u32 = 3;
 
@@ -93,13 +98,26 @@ impl Worker {
         let held: Held = Arc::default();
         let coordination: Arc<dyn Coordination> = self.store.clone();
         let keeper = tokio::spawn(keep_leases(coordination, self.options.clone(), held.clone(), shutdown.clone()));
+        // When the worker last did work, until the store has settled after it.
+        let mut unsettled_since = Some(std::time::Instant::now());
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let pause = match self.round(&held).await {
-                Ok(true) => continue,
-                Ok(false) => POLL_INTERVAL,
+                Ok(true) => {
+                    unsettled_since = Some(std::time::Instant::now());
+                    continue;
+                }
+                Ok(false) => {
+                    if unsettled_since.is_some_and(|since| since.elapsed() >= SETTLE_AFTER) {
+                        match self.store.settle().await {
+                            Ok(()) => unsettled_since = None,
+                            Err(err) => tracing::warn!(error = %err, "settling the store failed; trying again when idle"),
+                        }
+                    }
+                    POLL_INTERVAL
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, transient = err.is_transient(), "attribution step failed; retrying");
                     RETRY_AFTER

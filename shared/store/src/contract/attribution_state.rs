@@ -255,6 +255,13 @@ pub trait AttributionState: RecordReads {
     /// which writes nothing.
     async fn resume_shard(&self, shard: u32) -> Result<u64>;
 
+    /// Called by a worker that has had nothing to process for a while: a backend may finish
+    /// here what its commits put off (the embedded store folds its rollup deltas into their
+    /// rows, so that reads of an idle store read rows alone). Nothing by default.
+    async fn settle(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Applies one attribution step atomically (see the trait docs).
     /// [`StoreError::Fenced`](crate::StoreError::Fenced) when the shard's processed position
     /// is no longer `commit.after`. The entries up to `processed` stay in the log, which is

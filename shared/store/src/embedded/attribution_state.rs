@@ -88,6 +88,10 @@ impl AttributionState for EmbeddedStore {
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
         self.blocking("commit_attribution", move |tables| tables.commit_attribution(commit)).await
     }
+
+    async fn settle(&self) -> Result<()> {
+        self.blocking("settle", |tables| tables.fold_every_overlay()).await
+    }
 }
 
 impl Tables {
