@@ -1,31 +1,14 @@
 //! A log entry the worker cannot process is set aside (kept, counted, listed with its
 //! reason) and neither the rest of its shard nor any other shard stalls behind it.
 
+mod common;
+
+use common::{T0, paid};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use touchstone_attribution::{Worker, WorkerOptions};
-use touchstone_core::model::{Millis, OrderRecord, Record};
 use touchstone_store::{EmbeddedStore, IngestLog, LOG_SHARDS, LogPayload, RecordReads, log_shard};
-
-/// 2026-01-01T00:00Z.
-const T0: Millis = 1_767_225_600_000;
-
-fn paid(tenant: &str, order_id: &str, ts: Millis) -> Record {
-    Record::Order(OrderRecord {
-        tenant: tenant.into(),
-        event_id: format!("{order_id}-paid"),
-        order_id: order_id.into(),
-        customer_id: "c1".into(),
-        status: "PAID".into(),
-        amount_minor: 1_000,
-        currency: "USD".into(),
-        categories: vec![],
-        channel: "app".into(),
-        ts,
-        msg_hash: None,
-    })
-}
 
 /// A 70 KB tenant name in the same log shard as `tenant`: its recompute reaches the worker
 /// (as if written past the edge, by an older version), and no store can key on it.

@@ -1,11 +1,13 @@
 //! A worker with nothing to process lets the store settle: on the embedded store, the
 //! rollup deltas its commits held in memory are folded into their rows.
 
+mod common;
+
+use common::{T0, paid};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use touchstone_attribution::{Worker, WorkerOptions};
-use touchstone_core::model::{OrderRecord, Record};
 use touchstone_store::{EmbeddedStore, IngestLog, LOG_SHARDS};
 
 fn writes(store: &EmbeddedStore, table: &str) -> u64 {
@@ -16,22 +18,7 @@ fn writes(store: &EmbeddedStore, table: &str) -> u64 {
 async fn an_idle_worker_gets_the_rollup_deltas_folded_into_their_rows() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    let paid = |order_id: &str| {
-        Record::Order(OrderRecord {
-            tenant: "acme".into(),
-            event_id: format!("{order_id}-paid"),
-            order_id: order_id.into(),
-            customer_id: "c1".into(),
-            status: "PAID".into(),
-            amount_minor: 1_000,
-            currency: "USD".into(),
-            categories: vec![],
-            channel: "app".into(),
-            ts: 1_767_225_600_000,
-            msg_hash: None,
-        })
-    };
-    store.ingest(vec![paid("o1"), paid("o2")]).await.unwrap();
+    store.ingest(vec![paid("acme", "o1", T0), paid("acme", "o2", T0)]).await.unwrap();
 
     let (stop, stopped) = watch::channel(false);
     let running = tokio::spawn(Worker::new(Arc::new(store.clone()), Arc::new(Notify::new()), WorkerOptions::new("w")).run(stopped));
