@@ -261,7 +261,7 @@ impl Tables {
 impl Tables {
     /// Adds each delta to the stored tally of its key (read-modify-write, under the
     /// shard's commit lock); a tally summing to zero is deleted.
-    fn add_tallies(&self, writes: &mut Writes, table: Table, deltas: BTreeMap<Vec<u8>, Tally>) -> Result<()> {
+    pub(super) fn add_tallies(&self, writes: &mut Writes, table: Table, deltas: impl IntoIterator<Item = (Vec<u8>, Tally)>) -> Result<()> {
         for (key, delta) in deltas {
             let mut tally: Tally = self.get(table, &key)?.unwrap_or_default();
             tally.add(delta);

@@ -228,21 +228,16 @@ impl Tables {
             return Ok(());
         }
         super::layout::check_range(&range)?;
-        let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
-        let row_of = |key: &[u8]| -> Result<(Millis, String)> {
-            let (bucket, rest) = key.get(partition.as_bytes().len()..).and_then(read_time).ok_or_else(corrupt)?;
-            let (campaign, _) = read_str(rest).ok_or_else(corrupt)?;
-            Ok((bucket, campaign.to_owned()))
-        };
+        let at = partition.as_bytes().len();
         for guard in self.read(Table::CampaignRollups).range(range.clone()) {
             let (key, value) = guard.into_inner().map_err(backend)?;
             self.usage.read_bytes(Table::CampaignRollups, key.len() + value.len());
-            let (bucket, campaign) = row_of(&key)?;
-            row(bucket, &campaign, decode_campaign_cells(&value, kinds)?);
+            let (bucket, campaign) = campaign_row(&key, at)?;
+            row(bucket, campaign, decode_campaign_cells(&value, kinds)?);
         }
         for (key, cells) in overlay.deltas.campaigns.range(range) {
-            let (bucket, campaign) = row_of(key)?;
-            row(bucket, &campaign, wanted(cells, kinds));
+            let (bucket, campaign) = campaign_row(key, at)?;
+            row(bucket, campaign, wanted(cells, kinds));
         }
         Ok(())
     }
@@ -258,6 +253,14 @@ impl Tables {
     fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
         self.scan_conversions(Table::ConversionsByTime, time_range(&Key::new().str(tenant), Some(TIME_BUCKET_MS), from, Some(to)))
     }
+}
+
+/// The bucket and campaign of a `campaign_rollups` key whose partition is `at` bytes long.
+fn campaign_row(key: &[u8], at: usize) -> Result<(Millis, &str)> {
+    let corrupt = || StoreError::Corrupt("campaign rollup key too short".to_owned());
+    let (bucket, rest) = key.get(at..).and_then(read_time).ok_or_else(corrupt)?;
+    let (campaign, _) = read_str(rest).ok_or_else(corrupt)?;
+    Ok((bucket, campaign))
 }
 
 /// Cells summed per bucket.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, CampaignCells, MESSAGE_LEVELS, Tally};
+use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, CampaignCells, Counters, MESSAGE_LEVELS, Tally};
 
 /// The estimated memory the overlays of every shard may hold: past it, a committing shard
 /// holding at least its even share ([`LOG_SHARDS`]) folds its overlay into the rows. The
@@ -96,12 +96,8 @@ impl JournalRow {
 
     fn into_deltas(self) -> RollupDeltas {
         let cells = |rows: CellRows| -> BTreeMap<Vec<u8>, CampaignCells> {
-            let summed = |cells: Vec<(CampaignCell, Tally)>| {
-                let mut sum = CampaignCells::default();
-                cells.into_iter().for_each(|(cell, tally)| sum.add(cell, tally));
-                sum
-            };
-            rows.into_iter().map(|(key, cells)| (key, summed(cells))).collect()
+            // A row's cells are distinct: they were a map's keys.
+            rows.into_iter().map(|(key, cells)| (key, Counters(cells.into_iter().collect()))).collect()
         };
         RollupDeltas { rollups: self.rollups.into_iter().collect(), campaigns: cells(self.campaigns), tenants: cells(self.tenants) }
     }
@@ -198,15 +194,8 @@ impl Tables {
     /// deletes the journal rows holding them, in one batch; then empties the overlay.
     fn fold_overlay(&self, shard: u32, overlay: &mut Overlay) -> Result<()> {
         let mut writes = Writes::default();
-        for (key, delta) in &overlay.deltas.rollups {
-            let mut tally: Tally = self.get(Table::Rollups, key)?.unwrap_or_default();
-            tally.add(*delta);
-            if tally.is_zero() {
-                writes.delete(Table::Rollups, key.clone());
-            } else {
-                writes.put(Table::Rollups, key.clone(), &tally)?;
-            }
-        }
+        // The overlay is emptied only once the batch is applied: a failed fold keeps it.
+        self.add_tallies(&mut writes, Table::Rollups, overlay.deltas.rollups.iter().map(|(key, tally)| (key.clone(), *tally)))?;
         for (table, rows) in [(Table::CampaignRollups, &overlay.deltas.campaigns), (Table::TenantRollups, &overlay.deltas.tenants)] {
             for (key, delta) in rows {
                 let mut cells = self.cells_row(table, key, CellKinds::All)?;
@@ -230,7 +219,8 @@ impl Tables {
     }
 
     /// Folds every shard's overlay into the rows: when the store is opened, after the
-    /// journal is read back ([`Tables::replay_rollup_journal`]), and in tests.
+    /// journal is read back ([`Tables::replay_rollup_journal`]), and when an idle worker
+    /// lets the store settle.
     pub(super) fn fold_every_overlay(&self) -> Result<()> {
         for (shard, slot) in (0u32..).zip(&self.overlays.shards) {
             let mut overlay = lock_write(slot)?;
