@@ -47,6 +47,23 @@ pub async fn dedup_within_one_batch(store: &dyn Store) -> Result<()> {
     Ok(())
 }
 
+/// A call far larger than one dedup read: a backend that checks ids in groups must check
+/// every group.
+pub async fn dedup_of_a_large_call(store: &dyn Store) -> Result<()> {
+    let t = tenant("dedup_large");
+    let id = |i: usize| format!("large-{i}");
+    let first: Vec<Record> = (0..2_000).map(|i| Record::Touch(touch(&t, &id(i), "m1", "c1", T0 + i as i64))).collect();
+    assert!(store.ingest(first).await?.iter().all(|outcome| *outcome == Accepted));
+    // Every earlier id again (some with another time), 500 new ones between them.
+    let again: Vec<Record> = (0..2_500).map(|i| Record::Touch(touch(&t, &id((i * 7) % 2_500), "m1", "c2", T0 + 9))).collect();
+    let outcomes = store.ingest(again).await?;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let expected = if (i * 7) % 2_500 < 2_000 { Duplicate } else { Accepted };
+        assert_eq!(*outcome, expected, "record {i} (id {})", id((i * 7) % 2_500));
+    }
+    Ok(())
+}
+
 pub async fn dedup_is_per_tenant_and_keys_do_not_collide(store: &dyn Store) -> Result<()> {
     let base = tenant("dedup_tenants");
     // ("…a", "bc") and ("…ab", "c") concatenate to the same bytes; they must stay apart.

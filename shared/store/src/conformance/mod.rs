@@ -47,7 +47,7 @@ pub use badges::{
 pub use config_store::{config_defaults_and_compare_and_set, tenants_exist_from_their_first_write};
 pub use coordination::{leases_are_exclusive_and_lapse, live_workers_are_listed_until_they_lapse};
 pub use ingest_log::{
-    dedup_first_arrival_stands, dedup_is_per_tenant_and_keys_do_not_collide, dedup_within_one_batch,
+    dedup_first_arrival_stands, dedup_is_per_tenant_and_keys_do_not_collide, dedup_of_a_large_call, dedup_within_one_batch,
     draining_the_log_reaches_the_head_past_duplicates, every_record_kind_is_logged_as_ingested, log_entries_carry_the_trace_of_their_ingest_call,
     log_order_head_and_paging, log_shards_have_their_own_positions, messages_dedup_by_msg_hash,
     recompute_entries_are_appended, set_aside_list_is_per_shard_and_honours_the_limit,
@@ -81,6 +81,7 @@ macro_rules! conformance_suite {
             // IngestLog
             dedup_first_arrival_stands,
             dedup_within_one_batch,
+            dedup_of_a_large_call,
             dedup_is_per_tenant_and_keys_do_not_collide,
             messages_dedup_by_msg_hash,
             every_record_kind_is_logged_as_ingested,

@@ -30,7 +30,7 @@
 
 use super::timed;
 use super::errors::cql_error;
-use super::layout::{Partitions, chunk, chunk_bounds, decode, outliving_ttl, seq_value, shard_value};
+use super::layout::{Partitions, chunk, chunk_bounds, decode, dedup_bucket, outliving_ttl, seq_value, shard_value};
 use super::statements::PAGE_SIZE;
 use super::{CqlStore, Inner, Lwt, Write, all};
 use crate::support::{StoredPayload, decode_with_trace, encode, now_millis, with_trace};
@@ -38,12 +38,16 @@ use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use scylla::statement::batch::{Batch, BatchType};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 use touchstone_core::model::{DedupKey, Millis, Record};
 
 /// Appends tried before giving up when other processes keep taking the shard over.
 const APPEND_ATTEMPTS: u32 = 10;
+
+/// The most ids one read of `dedup_marks` names: ScyllaDB refuses a query restricting more
+/// than 100 clustering keys (`max_clustering_key_restrictions_per_query`).
+const IDS_PER_READ: usize = 100;
 
 /// Outcomes of `log_entries` rows (null: an intent).
 pub(super) const ACCEPTED: &str = "accepted";
@@ -228,13 +232,7 @@ impl Inner {
 
     /// Dedups, writes and commits under `hold`. `None` when the commit was fenced.
     async fn append_held(&self, hold: &Hold, items: &[Item<'_>], start: Appended) -> Result<Option<Vec<Option<Placed>>>> {
-        let checks = items.iter().map(|item| async move {
-            match item.dedup {
-                Some(key) => self.marked(hold, key).await,
-                None => Ok(false),
-            }
-        });
-        let marked = all(checks).await?;
+        let marked = self.marked(hold, items).await?;
         let fresh: Vec<&Item<'_>> = items.iter().zip(&marked).filter(|(_, marked)| !**marked).map(|(item, _)| item).collect();
         let head = self.write_held(hold, &fresh, start).await?;
         if !self.commit_append(hold, head).await? {
@@ -260,13 +258,14 @@ impl Inner {
         let s = &self.statements;
         let (shard, epoch) = (shard_value(hold.shard), hold.epoch);
         let appended_at = now_millis();
-        let mut writes: Vec<Write<'_>> = Vec::new();
+        let mut marks = Partitions::default();
         let mut partitions = Partitions::default();
         let mut head = hold.head;
         for item in items {
             head += 1;
             if let Some((tenant, namespace, id)) = item.dedup {
-                writes.push(Box::pin(self.write(&s.insert_dedup_mark, (tenant, namespace, id, epoch, shard, seq_value(head)))));
+                let bucket = dedup_bucket(id);
+                marks.add((tenant, bucket), (tenant, bucket, namespace, id, epoch, shard, seq_value(head)), id.len() + 40);
             }
             let size = item.payload.len() + 40;
             partitions.add(chunk(head), (shard, chunk(head), seq_value(head), epoch, appended_at, &item.payload), size);
@@ -275,22 +274,29 @@ impl Inner {
             Appended::Intent => &s.insert_log_intent,
             Appended::Accepted => &s.insert_log_accepted,
         };
+        let mut writes: Vec<Write<'_>> = marks.batches(self, &s.insert_dedup_mark, None);
         writes.extend(partitions.batches(self, insert, None));
         all(writes).await?;
         Ok(head)
     }
 
-    /// Whether a mark of `key` counts: written in an epoch that committed.
-    async fn marked(&self, hold: &Hold, (tenant, namespace, id): (&str, &str, &str)) -> Result<bool> {
-        let result = self.run(&self.statements.select_dedup_marks, (tenant, namespace, id)).await?;
-        let rows = result.into_rows_result().map_err(cql_error)?;
-        for row in rows.rows::<(i64,)>().map_err(cql_error)? {
-            let (epoch,) = row.map_err(cql_error)?;
-            if epoch < hold.epoch && !hold.abandoned.contains(&epoch) {
-                return Ok(true);
-            }
+    /// Whether each item has a mark that counts: one written in an epoch that committed.
+    /// One read per marks partition and namespace the items fall in (ids named in groups of
+    /// [`IDS_PER_READ`]), not one per item.
+    async fn marked(&self, hold: &Hold, items: &[Item<'_>]) -> Result<Vec<bool>> {
+        let mut groups: HashMap<(&str, i32, &str), Vec<&str>> = HashMap::new();
+        for (tenant, namespace, id) in items.iter().filter_map(|item| item.dedup) {
+            groups.entry((tenant, dedup_bucket(id), namespace)).or_default().push(id);
         }
-        Ok(false)
+        let reads = groups.iter().flat_map(|(&(tenant, bucket, namespace), ids)| {
+            ids.chunks(IDS_PER_READ).map(move |ids| async move {
+                let rows: Vec<(String, i64)> = self.rows(&self.statements.select_dedup_marks, (tenant, bucket, namespace, ids)).await?;
+                let counted = rows.into_iter().filter(|(_, epoch)| *epoch < hold.epoch && !hold.abandoned.contains(epoch));
+                Ok(counted.map(|(id, _)| (tenant, namespace, id)).collect::<Vec<_>>())
+            })
+        });
+        let counted: HashSet<(&str, &str, String)> = all(reads).await?.into_iter().flatten().collect();
+        Ok(items.iter().map(|item| item.dedup.is_some_and(|(tenant, namespace, id)| counted.contains(&(tenant, namespace, id.to_owned())))).collect())
     }
 
     /// Takes the shard's lease: at once when free or lapsed (recording the lapsed holder's

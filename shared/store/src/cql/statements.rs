@@ -131,8 +131,8 @@ statements! {
     update_config_if_version: Lwt => "UPDATE {ks}.configs SET version = ?, config = ? WHERE tenant = ? IF version = ?",
 
     // ---- dedup and the ingest log ----
-    select_dedup_marks: Read => "SELECT epoch FROM {ks}.dedup_marks WHERE tenant = ? AND namespace = ? AND id = ?",
-    insert_dedup_mark: Write => "INSERT INTO {ks}.dedup_marks (tenant, namespace, id, epoch, shard, seq) VALUES (?, ?, ?, ?, ?, ?)",
+    select_dedup_marks: Read => "SELECT id, epoch FROM {ks}.dedup_marks WHERE tenant = ? AND bucket = ? AND namespace = ? AND id IN ?",
+    insert_dedup_mark: Write => "INSERT INTO {ks}.dedup_marks (tenant, bucket, namespace, id, epoch, shard, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
     init_log_shard: Lwt => "INSERT INTO {ks}.log_shards (shard, head, epoch) VALUES (?, 0, 0) IF NOT EXISTS",
     select_log_shard: Read => "SELECT head, epoch, owner, lease_until, abandoned FROM {ks}.log_shards WHERE shard = ?",
     select_log_head: Read => "SELECT head FROM {ks}.log_shards WHERE shard = ? LIMIT 1",
