@@ -187,6 +187,41 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
     Ok(())
 }
 
+/// Many customers and orders in one commit and one read: a backend that reads them in
+/// groups must return every one, each its own, in input order.
+pub async fn fold_state_of_many_customers(store: &dyn Store) -> Result<()> {
+    // Over a hundred a partition on a backend with 16 partitions a tenant.
+    const N: usize = 2_500;
+    let t = tenant("fold_many");
+    let shard = log_shard(&t);
+    let customer = |i: usize| format!("c{i}");
+    let state_of = |i: usize| Segment { touches: vec![touch(&t, &format!("e{i}"), "m1", &customer(i), T0 + i as i64)], conversions: BTreeMap::new() };
+    let order_of = |i: usize| OrderState { records: vec![order(&t, &format!("p{i}"), &format!("o{i}"), "PLACED", T0 + i as i64)], facts: BTreeMap::new() };
+    let fold = FoldWrites {
+        segments: (0..N).map(|i| SegmentWrite { tenant: t.clone(), customer_id: customer(i), month: segment_of(T0), segment: Some(state_of(i)) }).collect(),
+        orders: (0..N).map(|i| OrderStateWrite { tenant: t.clone(), order_id: format!("o{i}"), state: order_of(i) }).collect(),
+        ..FoldWrites::default()
+    };
+    let processed = store.resume_shard(shard).await?;
+    store.commit_attribution(AttributionCommit { shard, after: processed, processed, fold, ..AttributionCommit::default() }).await?;
+    // Every customer, one of them twice with another span, one unknown; in reverse order.
+    let mut spans: Vec<CustomerMonths> = (0..N).rev().map(|i| CustomerMonths::whole(&t, &customer(i))).collect();
+    spans.push(CustomerMonths { tenant: t.clone(), customer_id: customer(7), from: T0 + 31 * DAY_MS, to: T0 + 62 * DAY_MS });
+    spans.push(CustomerMonths::whole(&t, "nobody"));
+    let got = store.customer_months(&spans).await?;
+    for (i, state) in (0..N).rev().zip(&got) {
+        assert_eq!(state.segments, BTreeMap::from([(segment_of(T0), state_of(i))]), "customer {i}");
+    }
+    assert_eq!(got[N..], [CustomerState::default(), CustomerState::default()]);
+    let orders: Vec<(String, String)> = (0..=N).rev().map(|i| (t.clone(), format!("o{i}"))).collect();
+    let got = store.order_states(&orders).await?;
+    assert_eq!(got[0], OrderState::default(), "the last order was never written");
+    for (i, state) in (0..N).rev().zip(&got[1..]) {
+        assert_eq!(*state, order_of(i), "order {i}");
+    }
+    Ok(())
+}
+
 pub async fn commit_moves_processed_forward(store: &dyn Store) -> Result<()> {
     let t = tenant("commit_processed");
     let shard = log_shard(&t);

@@ -52,11 +52,11 @@ impl AttributionState for CqlStore {
     }
 
     async fn customer_months(&self, spans: &[CustomerMonths]) -> Result<Vec<CustomerState>> {
-        timed("customer_months", async { all(spans.iter().map(|s| self.inner.customer_months(&s.tenant, &s.customer_id, s.from, s.to))).await }).await
+        timed("customer_months", async { self.inner.customers_months(spans).await }).await
     }
 
     async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>> {
-        timed("order_states", async { all(orders.iter().map(|(tenant, order_id)| self.inner.order_state(tenant, order_id))).await }).await
+        timed("order_states", async { self.inner.order_states(orders).await }).await
     }
 
     async fn tenant_customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>> {

@@ -4,12 +4,12 @@
 //! rows encoded in its step body ([`StoredFold`]); applying the step writes them at the
 //! step's timestamp.
 
-use super::layout::decode;
+use super::layout::{IDS_PER_READ, Partitions, decode};
 use super::{Inner, Write, all};
 use crate::support::{decode_segment, encode, encode_segment};
-use crate::{FoldWrites, Result};
+use crate::{CustomerMonths, FoldWrites, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::fold::{CustomerState, OrderState, segments_between};
 use touchstone_core::model::{Millis, Touch};
@@ -84,9 +84,63 @@ impl Inner {
         Ok(state.touches().filter(|touch| from <= touch.ts && touch.ts <= to).cloned().collect())
     }
 
-    pub(super) async fn order_state(&self, tenant: &str, order_id: &str) -> Result<OrderState> {
-        let row: Option<(Vec<u8>,)> = self.row(&self.statements.select_order_state, (tenant, slot(order_id), order_id)).await?;
-        row.map_or(Ok(OrderState::default()), |(state,)| decode("order state", &state))
+    /// Each span's months, in input order: one read per partition and up to
+    /// [`IDS_PER_READ`] of its customers (over the months of all their spans, each
+    /// customer's kept to its own), not one per customer.
+    pub(super) async fn customers_months(&self, spans: &[CustomerMonths]) -> Result<Vec<CustomerState>> {
+        let mut partitions: HashMap<(&str, i32), Vec<usize>> = HashMap::new();
+        for (i, span) in spans.iter().enumerate().filter(|(_, span)| span.from <= span.to) {
+            partitions.entry((&span.tenant, slot(&span.customer_id))).or_default().push(i);
+        }
+        let reads = partitions.iter().flat_map(|(&(tenant, slot), indices)| {
+            indices.chunks(IDS_PER_READ).map(move |indices| async move {
+                let months = indices.iter().map(|&i| segments_between(spans[i].from, spans[i].to));
+                let (first, last) = months.fold((Millis::MAX, Millis::MIN), |(first, last), (f, l)| (first.min(f), last.max(l)));
+                let ids: Vec<&str> = indices.iter().map(|&i| spans[i].customer_id.as_str()).collect();
+                let rows: Vec<(String, i64, Vec<u8>)> =
+                    self.rows(&self.statements.select_customers_months, (tenant, slot, ids, first, last)).await?;
+                Ok((indices, rows))
+            })
+        });
+        let mut states: Vec<CustomerState> = spans.iter().map(|_| CustomerState::default()).collect();
+        for (indices, rows) in all(reads).await? {
+            let mut by_customer: HashMap<&str, Vec<(Millis, &[u8])>> = HashMap::new();
+            for (customer_id, month, segment) in &rows {
+                by_customer.entry(customer_id).or_default().push((*month, segment));
+            }
+            for &i in indices {
+                let (first, last) = segments_between(spans[i].from, spans[i].to);
+                for &(month, segment) in by_customer.get(spans[i].customer_id.as_str()).into_iter().flatten() {
+                    if first <= month && month <= last {
+                        states[i].segments.insert(month, decode_segment("customer state", segment)?);
+                    }
+                }
+            }
+        }
+        Ok(states)
+    }
+
+    /// Each order's state, in input order: one read per partition and up to
+    /// [`IDS_PER_READ`] of its orders.
+    pub(super) async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>> {
+        let mut partitions: HashMap<(&str, i32), Vec<&str>> = HashMap::new();
+        for (tenant, order_id) in orders {
+            partitions.entry((tenant, slot(order_id))).or_default().push(order_id);
+        }
+        let reads = partitions.iter().flat_map(|(&(tenant, slot), ids)| {
+            ids.chunks(IDS_PER_READ).map(move |ids| async move {
+                let rows: Vec<(String, Vec<u8>)> = self.rows(&self.statements.select_order_states_in, (tenant, slot, ids)).await?;
+                Ok(rows.into_iter().map(move |(order_id, state)| ((tenant, order_id), state)).collect::<Vec<_>>())
+            })
+        });
+        let found: HashMap<(&str, String), Vec<u8>> = all(reads).await?.into_iter().flatten().collect();
+        orders
+            .iter()
+            .map(|(tenant, order_id)| match found.get(&(tenant.as_str(), order_id.clone())) {
+                Some(state) => decode("order state", state),
+                None => Ok(OrderState::default()),
+            })
+            .collect()
     }
 
     pub(super) async fn tenant_customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>> {
@@ -117,8 +171,8 @@ impl Inner {
     /// The customers exposed to a campaign, each with their whole state (read together).
     pub(super) async fn exposed_customer_states(&self, tenant: &str, campaign_id: &str) -> Result<Vec<(String, CustomerState)>> {
         let rows: Vec<(String,)> = self.rows(&self.statements.select_exposed, (tenant, campaign_id)).await?;
-        let reads = rows.iter().map(|(customer_id,)| self.customer_months(tenant, customer_id, Millis::MIN, Millis::MAX));
-        let states = all(reads).await?;
+        let spans: Vec<CustomerMonths> = rows.iter().map(|(customer_id,)| CustomerMonths::whole(tenant, customer_id)).collect();
+        let states = self.customers_months(&spans).await?;
         Ok(rows.into_iter().map(|(customer_id,)| customer_id).zip(states).collect())
     }
 
@@ -134,31 +188,42 @@ impl Inner {
 
     /// The writes of a step's fold state, at the step's timestamp. Marks are removed by
     /// partition; a later step's marks carry a later timestamp and survive it.
+    /// Rows of one partition go in batches (a step's customers share a tenant's 16 state
+    /// partitions), so a step costs requests per partition, not per customer.
     pub(super) fn fold_writes<'a>(&'a self, fold: &'a StoredFold, timestamp: i64) -> Vec<Write<'a>> {
         let s = &self.statements;
         let mut writes: Vec<Write<'a>> = Vec::new();
+        let mut segments = Partitions::default();
         for (tenant, customer_id, month, segment) in &fold.segments {
-            let key = (tenant, slot(customer_id), customer_id, *month);
-            writes.push(match segment {
-                Some(segment) => Box::pin(self.run_at(&s.insert_customer_segment, timestamp, (key.0, key.1, key.2, key.3, segment))),
-                None => Box::pin(self.run_at(&s.delete_customer_segment, timestamp, key)),
-            });
+            let slot = slot(customer_id);
+            match segment {
+                Some(segment) => segments.add((tenant, slot), (tenant, slot, customer_id, *month, segment), customer_id.len() + segment.len() + 24),
+                None => writes.push(Box::pin(self.run_at(&s.delete_customer_segment, timestamp, (tenant, slot, customer_id, *month)))),
+            }
         }
+        writes.extend(segments.batches(self, &s.insert_customer_segment, Some(timestamp)));
+        let mut orders = Partitions::default();
         for (tenant, order_id, state) in &fold.orders {
-            writes.push(Box::pin(self.run_at(&s.insert_order_state, timestamp, (tenant, slot(order_id), order_id, state))));
+            let slot = slot(order_id);
+            orders.add((tenant, slot), (tenant, slot, order_id, state), order_id.len() + state.len() + 16);
         }
+        writes.extend(orders.batches(self, &s.insert_order_state, Some(timestamp)));
+        let mut unregistered = Partitions::default();
         for (tenant, msg_hash, customer_id) in &fold.unregistered {
-            writes.push(Box::pin(self.run_at(&s.insert_unregistered, timestamp, (tenant, msg_hash, customer_id))));
+            unregistered.add((tenant, msg_hash), (tenant, msg_hash, customer_id), customer_id.len() + 8);
         }
+        writes.extend(unregistered.batches(self, &s.insert_unregistered, Some(timestamp)));
         for (tenant, msg_hash) in &fold.registered {
             writes.push(Box::pin(self.run_at(&s.delete_unregistered, timestamp, (tenant, msg_hash))));
         }
         for (tenant, config) in &fold.folded_configs {
             writes.push(Box::pin(self.run_at(&s.insert_folded_config, timestamp, (tenant, config))));
         }
+        let mut exposures = Partitions::default();
         for (tenant, campaign_id, customer_id) in &fold.exposures {
-            writes.push(Box::pin(self.run_at(&s.insert_exposure, timestamp, (tenant, campaign_id, customer_id))));
+            exposures.add((tenant, campaign_id), (tenant, campaign_id, customer_id), customer_id.len() + 8);
         }
+        writes.extend(exposures.batches(self, &s.insert_exposure, Some(timestamp)));
         writes
     }
 }

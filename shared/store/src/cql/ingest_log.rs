@@ -30,7 +30,7 @@
 
 use super::timed;
 use super::errors::cql_error;
-use super::layout::{Partitions, chunk, chunk_bounds, decode, dedup_bucket, outliving_ttl, seq_value, shard_value};
+use super::layout::{IDS_PER_READ, Partitions, chunk, chunk_bounds, decode, dedup_bucket, outliving_ttl, seq_value, shard_value};
 use super::statements::PAGE_SIZE;
 use super::{CqlStore, Inner, Lwt, Write, all};
 use crate::support::{StoredPayload, decode_with_trace, encode, now_millis, with_trace};
@@ -44,10 +44,6 @@ use touchstone_core::model::{DedupKey, Millis, Record};
 
 /// Appends tried before giving up when other processes keep taking the shard over.
 const APPEND_ATTEMPTS: u32 = 10;
-
-/// The most ids one read of `dedup_marks` names: ScyllaDB refuses a query restricting more
-/// than 100 clustering keys (`max_clustering_key_restrictions_per_query`).
-const IDS_PER_READ: usize = 100;
 
 /// Outcomes of `log_entries` rows (null: an intent).
 pub(super) const ACCEPTED: &str = "accepted";

@@ -118,6 +118,10 @@ pub(super) fn bucket(ts: Millis, size: Millis) -> Millis {
     ts.saturating_sub(ts.rem_euclid(size))
 }
 
+/// The most clustering keys one read names (`IN ?`): ScyllaDB refuses a query restricting
+/// more than 100 (`max_clustering_key_restrictions_per_query`).
+pub(super) const IDS_PER_READ: usize = 100;
+
 /// Partitions a tenant's dedup marks are spread over.
 pub(super) const DEDUP_BUCKETS: u32 = 16;
 
@@ -437,10 +441,11 @@ impl Inner {
     where
         V: SerializeRow + Send + Sync + 'a,
     {
-        // Bounded so a busy bucket does not make one oversized request (nor meet a server's
-        // batch size limit).
-        const BATCH_ROWS: usize = 100;
-        const BATCH_BYTES: usize = 32 << 10;
+        // Bounded so a busy bucket does not make one oversized request. 128 KiB is where
+        // ScyllaDB starts warning about a batch (it refuses past 1 MiB); Cassandra does not
+        // check the size of a batch of one partition.
+        const BATCH_ROWS: usize = 1_000;
+        const BATCH_BYTES: usize = 128 << 10;
         let mut chunks: Vec<Vec<V>> = Vec::new();
         let mut bytes = 0;
         for (values, size) in rows {

@@ -168,10 +168,11 @@ statements! {
 
     // ---- the fold's state: written with the timestamp of their step ----
     select_customer_months: Read => "SELECT month, segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ? AND customer_id = ? AND month >= ? AND month <= ?",
+    select_customers_months: Read => "SELECT customer_id, month, segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ? AND customer_id IN ? AND month >= ? AND month <= ?",
     select_customer_states_of_slot: Read => "SELECT customer_id, month, segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ?",
     insert_customer_segment: Write => "INSERT INTO {ks}.customer_states (tenant, slot, customer_id, month, segment) VALUES (?, ?, ?, ?, ?)",
     delete_customer_segment: Write => "DELETE FROM {ks}.customer_states WHERE tenant = ? AND slot = ? AND customer_id = ? AND month = ?",
-    select_order_state: Read => "SELECT state FROM {ks}.order_states WHERE tenant = ? AND slot = ? AND order_id = ?",
+    select_order_states_in: Read => "SELECT order_id, state FROM {ks}.order_states WHERE tenant = ? AND slot = ? AND order_id IN ?",
     select_order_states_of_slot: Read => "SELECT order_id, state FROM {ks}.order_states WHERE tenant = ? AND slot = ?",
     insert_order_state: Write => "INSERT INTO {ks}.order_states (tenant, slot, order_id, state) VALUES (?, ?, ?, ?)",
     select_unregistered: Read => "SELECT customer_id FROM {ks}.unregistered_messages WHERE tenant = ? AND msg_hash = ?",
