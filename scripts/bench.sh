@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -p touchstone -p touchstone-bench
 
 venv=.bench/venv
-if ! "$venv/bin/python" -c 'import duckdb' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import duckdb, cassandra' 2>/dev/null; then
   mkdir -p .bench
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/peer/requirements.txt
+  # DuckDB for the peer; cassandra-driver for the CQL section's counts (bench/tools).
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/peer/requirements.txt -r bench/tools/requirements.txt
 fi
 
 export TOUCHSTONE_BIN="$PWD/target/release/touchstone"

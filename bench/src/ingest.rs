@@ -5,6 +5,7 @@
 use crate::BenchResult;
 use crate::datasets::{ChunkReader, Dataset};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -48,6 +49,42 @@ pub struct IngestRun {
     pub server_cpu: Option<Duration>,
     /// What the store did over the run, from the server's metrics (`touchstone dev` only).
     pub store: Option<StoreCounts>,
+    /// Each process of a separate-process run, by role (CQL only).
+    pub processes: Vec<ProcessCost>,
+    /// What the CQL node served for the run, from its own tables (CQL only).
+    pub cql: Option<CqlCounts>,
+}
+
+/// One process of a separate-process run: CPU time (user + system) from its start to the
+/// reports fetched, and its peak RSS.
+pub struct ProcessCost {
+    pub role: &'static str,
+    pub cpu: Duration,
+    pub peak_rss: u64,
+}
+
+/// The CQL node's own counts for the run's keyspace (`bench/tools/cql_ops.py --json`):
+/// requests served on Touchstone's connections, and partition reads and writes per table.
+pub struct CqlCounts {
+    pub requests: u64,
+    pub reads: std::collections::BTreeMap<String, u64>,
+    pub writes: std::collections::BTreeMap<String, u64>,
+}
+
+impl CqlCounts {
+    /// From the tool's JSON: `{"requests": n, "reads": {table: n}, "writes": {table: n}}`.
+    fn parse(json: &[u8]) -> Option<CqlCounts> {
+        let value: serde_json::Value = serde_json::from_slice(json).ok()?;
+        let tables = |kind: &str| -> Option<std::collections::BTreeMap<String, u64>> {
+            value.get(kind)?.as_object()?.iter().map(|(table, n)| Some((table.clone(), n.as_u64()?))).collect()
+        };
+        Some(CqlCounts { requests: value.get("requests")?.as_u64()?, reads: tables("reads")?, writes: tables("writes")? })
+    }
+
+    /// Partition reads and writes of every table.
+    pub fn operations(&self) -> (u64, u64) {
+        (self.reads.values().sum(), self.writes.values().sum())
+    }
 }
 
 impl IngestRun {
@@ -62,6 +99,11 @@ impl IngestRun {
 
     pub fn cpu_us_per_record(&self) -> Option<f64> {
         self.server_cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / self.sent.max(1) as f64)
+    }
+
+    /// CQL requests per record sent (CQL only).
+    pub fn cql_requests_per_record(&self) -> Option<f64> {
+        self.cql.as_ref().map(|cql| cql.requests as f64 / self.sent.max(1) as f64)
     }
 
     /// Store operations (reads and writes, every table) per record sent.
@@ -142,7 +184,7 @@ pub async fn embedded(work: &Path, data: &Dataset, source: Source) -> BenchResul
 }
 
 /// Separate `ingest`, `attribution` and `query` processes on a fresh keyspace.
-pub async fn cql(work: &Path, data: &Dataset, nodes: &str) -> BenchResult<IngestRun> {
+pub async fn cql(work: &Path, data: &Dataset, nodes: &str, python: &Path) -> BenchResult<IngestRun> {
     let keyspace = format!("bench_{}", std::process::id());
     let migrated = touchstone(["migrate", "--scylla-nodes", nodes, "--keyspace", &keyspace]);
     if !migrated.status.success() {
@@ -160,6 +202,13 @@ pub async fn cql(work: &Path, data: &Dataset, nodes: &str) -> BenchResult<Ingest
         data.records
     );
     let mut run = pipeline(&ingest[0], &workers[0], &query, data, Source::Preloaded, Some(&ingest), None).await?;
+    let roles = [("ingest", &ingest[0]), ("ingest", &ingest[1]), ("attribution", &workers[0]), ("attribution", &workers[1]), ("query", &query)];
+    for (role, server) in roles {
+        let (cpu, peak_rss) = (cpu_time(server.pid()).unwrap_or_default(), peak_rss(server.pid()).unwrap_or_default());
+        run.processes.push(ProcessCost { role, cpu, peak_rss });
+    }
+    // Before the processes stop: the node counts requests on open connections only.
+    run.cql = cql_counts(python, nodes, &keyspace);
     let reports_dir = work.join("reports-cql");
     write_reports(&query, data, &reports_dir)?;
     run.reports_dir = reports_dir;
@@ -267,6 +316,8 @@ async fn pipeline(
         reports_dir: PathBuf::new(),
         server_cpu: None,
         store: None,
+        processes: Vec::new(),
+        cql: None,
     })
 }
 
@@ -356,6 +407,32 @@ fn write_reports(server: &Server, data: &Dataset, dir: &Path) -> BenchResult<()>
         }
     }
     Ok(())
+}
+
+/// The CQL node's counts for `keyspace`, from `bench/tools/cql_ops.py` (its Python needs
+/// `cassandra-driver`, which `scripts/bench.sh` installs); `None`, said, when that fails.
+fn cql_counts(python: &Path, nodes: &str, keyspace: &str) -> Option<CqlCounts> {
+    let node = nodes.split(',').next().unwrap_or(nodes);
+    let (host, port) = node.rsplit_once(':').unwrap_or((node, "9042"));
+    let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/cql_ops.py");
+    let output = Command::new(python).args([tool, keyspace, "--host", host, "--port", port, "--json"]).output();
+    match output {
+        Ok(output) if output.status.success() => {
+            let counts = CqlCounts::parse(&output.stdout);
+            if counts.is_none() {
+                println!("(CQL counts unreadable: {})", String::from_utf8_lossy(&output.stdout));
+            }
+            counts
+        }
+        Ok(output) => {
+            println!("(no CQL counts: cql_ops.py failed: {})", String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or(""));
+            None
+        }
+        Err(error) => {
+            println!("(no CQL counts: running {}: {error})", python.display());
+            None
+        }
+    }
 }
 
 /// `VmRSS` of a process: its resident memory now, in bytes.

@@ -178,9 +178,12 @@ async fn run(args: Args) -> BenchResult<()> {
         };
         let nodes = args.cql_nodes.clone().or_else(|| local.as_ref().map(|c| c.nodes.clone())).unwrap_or_default();
         let data = datasets::Dataset::generate(&args.work, args.cql_records, datasets::Shape::Default)?;
-        let run = ingest::cql(&args.work, &data, &nodes).await?;
+        let run = ingest::cql(&args.work, &data, &nodes, &args.python).await?;
         summary.ingest("CQL, separate ingest/attribution/query processes", &data, &run);
-        measured.record(targets::CQL_THROUGHPUT, run.records_per_sec());
+        measured.record(targets::CQL_THROUGHPUT, run.final_records_per_sec());
+        if let Some(requests) = run.cql_requests_per_record() {
+            measured.record(targets::CQL_REQUESTS, requests);
+        }
         measured.record(targets::CQL_LAG, run.lag.as_secs_f64());
         drop(local);
     }

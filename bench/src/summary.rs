@@ -81,6 +81,29 @@ impl Summary {
                 top.join(", ")
             ));
         }
+        if let (Some(cql), Some(requests)) = (&run.cql, run.cql_requests_per_record()) {
+            let per = |n: u64| n as f64 / run.sent.max(1) as f64;
+            let (reads, writes) = cql.operations();
+            let mut tables: Vec<(&String, u64)> =
+                cql.reads.keys().chain(cql.writes.keys()).map(|t| (t, cql.reads.get(t).unwrap_or(&0) + cql.writes.get(t).unwrap_or(&0))).collect();
+            tables.sort_by_key(|(table, n)| (std::cmp::Reverse(*n), *table));
+            tables.dedup();
+            let top: Vec<String> = tables.iter().take(8).map(|(table, n)| format!("{table} {:.2}", per(*n))).collect();
+            cost.push_str(&format!(
+                "; CQL {requests:.2} requests/record (the node: {:.2} partition reads + {:.2} partition writes a record; by table: {})",
+                per(reads),
+                per(writes),
+                top.join(", ")
+            ));
+        }
+        for process in &run.processes {
+            cost.push_str(&format!(
+                "; {} CPU {:.1} µs/record, peak RSS {} MiB",
+                process.role,
+                process.cpu.as_secs_f64() * 1e6 / run.sent.max(1) as f64,
+                process.peak_rss / (1024 * 1024)
+            ));
+        }
         let line = format!(
             "ingest  {what} [{}]: {:.0} records/s through the stream ({} accepted, {} duplicates, {} rejected in {}); \
              attribution lag after input stopped {}; reports {}; time to final reports {} ({:.0} records/s){cost}{rss}",
@@ -106,6 +129,12 @@ impl Summary {
                 "table": table, "reads": c.reads, "read_bytes": c.read_bytes, "writes": c.writes, "write_bytes": c.write_bytes,
             })).collect::<Vec<_>>()),
             "peak_rss_mib": run.peak_rss.map(|bytes| bytes / (1024 * 1024)),
+            "cql_requests_per_record": run.cql_requests_per_record(),
+            "cql_partition_reads": run.cql.as_ref().map(|cql| &cql.reads),
+            "cql_partition_writes": run.cql.as_ref().map(|cql| &cql.writes),
+            "processes": run.processes.iter().map(|p| json!({
+                "role": p.role, "cpu_s": p.cpu.as_secs_f64(), "peak_rss_mib": p.peak_rss / (1024 * 1024),
+            })).collect::<Vec<_>>(),
             "rss_mib_by_records": run.rss_by_million.iter().map(|(sent, bytes)| json!([sent, bytes / (1024 * 1024)])).collect::<Vec<_>>(),
         });
         self.add(line, record);

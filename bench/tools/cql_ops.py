@@ -2,7 +2,12 @@
 
 Reads Cassandra 5's virtual tables `system_views.local_read_latency` and
 `local_write_latency` (counts since the node started) and prints the keyspace's reads and
-writes by table, most first. Writes count rows: a batch of 100 rows counts 100.
+writes by table, most first. A write counts once per partition it changes: a batch of 100
+rows of one partition counts 1, of 100 partitions 100. With `--json`, prints them as JSON
+with `requests`: the CQL requests the node has served on the connections of Touchstone's
+driver (`system_views.clients`, open connections only: read it before the processes stop).
+
+`make bench ARGS="--only cql"` runs it with `--json` at the end of its run.
 
 Used for BENCHMARKS.md (Cassandra): run the CQL section against a node you started, so its
 keyspace stays, e.g.
@@ -16,6 +21,7 @@ Counts are per node lifetime: use a fresh node (or subtract a reading taken befo
 """
 
 import argparse
+import json
 
 from cassandra.cluster import Cluster
 
@@ -25,8 +31,18 @@ def main() -> None:
     parser.add_argument("keyspace")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9042)
+    parser.add_argument("--json", action="store_true", help="print the counts as one JSON object")
     args = parser.parse_args()
     session = Cluster([args.host], port=args.port).connect()
+    if args.json:
+        counts = {}
+        for kind, view in [("reads", "local_read_latency"), ("writes", "local_write_latency")]:
+            rows = session.execute(f"SELECT table_name, count FROM system_views.{view} WHERE keyspace_name = %s ALLOW FILTERING", [args.keyspace])
+            counts[kind] = {row.table_name: row.count for row in rows if row.count}
+        clients = session.execute("SELECT driver_name, request_count FROM system_views.clients")
+        counts["requests"] = sum(row.request_count for row in clients if "python" not in (row.driver_name or "").lower())
+        print(json.dumps(counts))
+        return
     for view in ["local_read_latency", "local_write_latency"]:
         rows = [row for row in session.execute(f"SELECT * FROM system_views.{view}") if row.keyspace_name == args.keyspace]
         print(f"{view}: {sum(row.count for row in rows)} in total")
