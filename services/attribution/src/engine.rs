@@ -42,8 +42,10 @@ use touchstone_store::{
 pub const DEFAULT_BATCH: usize = 20_000;
 
 /// The step size of workers on ScyllaDB / Cassandra, where a step's reads and writes are
-/// requests over the network: the size their figures were measured with.
-pub const CQL_BATCH: usize = 4_000;
+/// requests over the network, batched per partition: a larger step shares more partitions
+/// among its records. Measured on 200k records (2 workers): 4,000 cost 4.40 CQL requests a
+/// record, 20,000 3.38.
+pub const CQL_BATCH: usize = 20_000;
 
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
