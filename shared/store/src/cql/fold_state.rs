@@ -85,8 +85,8 @@ impl Inner {
     }
 
     /// Each span's months, in input order: one read per partition and up to
-    /// [`IDS_PER_READ`] of its customers (over the months of all their spans, each
-    /// customer's kept to its own), not one per customer.
+    /// [`IDS_PER_READ`] of its customers (all their months, each customer's kept to its
+    /// span), not one per customer.
     pub(super) async fn customers_months(&self, spans: &[CustomerMonths]) -> Result<Vec<CustomerState>> {
         let mut partitions: HashMap<(&str, i32), Vec<usize>> = HashMap::new();
         for (i, span) in spans.iter().enumerate().filter(|(_, span)| span.from <= span.to) {
@@ -94,11 +94,8 @@ impl Inner {
         }
         let reads = partitions.iter().flat_map(|(&(tenant, slot), indices)| {
             indices.chunks(IDS_PER_READ).map(move |indices| async move {
-                let months = indices.iter().map(|&i| segments_between(spans[i].from, spans[i].to));
-                let (first, last) = months.fold((Millis::MAX, Millis::MIN), |(first, last), (f, l)| (first.min(f), last.max(l)));
                 let ids: Vec<&str> = indices.iter().map(|&i| spans[i].customer_id.as_str()).collect();
-                let rows: Vec<(String, i64, Vec<u8>)> =
-                    self.rows(&self.statements.select_customers_months, (tenant, slot, ids, first, last)).await?;
+                let rows: Vec<(String, i64, Vec<u8>)> = self.rows(&self.statements.select_customers_months, (tenant, slot, ids)).await?;
                 Ok((indices, rows))
             })
         });
