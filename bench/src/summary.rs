@@ -84,10 +84,12 @@ impl Summary {
         if let (Some(cql), Some(requests)) = (&run.cql, run.cql_requests_per_record()) {
             let per = |n: u64| n as f64 / run.sent.max(1) as f64;
             let (reads, writes) = cql.operations();
-            let mut tables: Vec<(&String, u64)> =
-                cql.reads.keys().chain(cql.writes.keys()).map(|t| (t, cql.reads.get(t).unwrap_or(&0) + cql.writes.get(t).unwrap_or(&0))).collect();
-            tables.sort_by_key(|(table, n)| (std::cmp::Reverse(*n), *table));
-            tables.dedup();
+            let mut totals: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+            for (table, n) in cql.reads.iter().chain(&cql.writes) {
+                *totals.entry(table).or_default() += n;
+            }
+            let mut tables: Vec<(&str, u64)> = totals.into_iter().collect();
+            tables.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
             let top: Vec<String> = tables.iter().take(8).map(|(table, n)| format!("{table} {:.2}", per(*n))).collect();
             cost.push_str(&format!(
                 "; CQL {requests:.2} requests/record (the node: {:.2} partition reads + {:.2} partition writes a record; by table: {})",

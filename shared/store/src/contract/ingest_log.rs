@@ -13,8 +13,7 @@ pub const LOG_SHARDS: u32 = 16;
 
 /// The log shard of a tenant: FNV-1a of its name, stable across processes and releases.
 pub fn log_shard(tenant: &str) -> u32 {
-    let hash = tenant.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
-    hash % LOG_SHARDS
+    crate::support::fnv1a(tenant) % LOG_SHARDS
 }
 
 /// What ingesting one record did.

@@ -6,7 +6,7 @@
 
 use super::layout::{IDS_PER_READ, Partitions, decode};
 use super::{Inner, Write, all};
-use crate::support::{decode_segment, encode, encode_segment};
+use crate::support::{decode_segment, encode, encode_segment, fnv1a};
 use crate::{CustomerMonths, FoldWrites, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -20,8 +20,7 @@ const STATE_SLOTS: i32 = 16;
 
 /// The slot of a customer or order id: FNV-1a, mod [`STATE_SLOTS`].
 fn slot(id: &str) -> i32 {
-    let hash = id.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
-    (hash % STATE_SLOTS as u32) as i32
+    (fnv1a(id) % STATE_SLOTS as u32) as i32
 }
 
 /// A commit's [`FoldWrites`] as its step body stores them, values encoded.
@@ -127,13 +126,17 @@ impl Inner {
         let reads = partitions.iter().flat_map(|(&(tenant, slot), ids)| {
             ids.chunks(IDS_PER_READ).map(move |ids| async move {
                 let rows: Vec<(String, Vec<u8>)> = self.rows(&self.statements.select_order_states_in, (tenant, slot, ids)).await?;
-                Ok(rows.into_iter().map(move |(order_id, state)| ((tenant, order_id), state)).collect::<Vec<_>>())
+                Ok((tenant, rows))
             })
         });
-        let found: HashMap<(&str, String), Vec<u8>> = all(reads).await?.into_iter().flatten().collect();
+        // By tenant, so that an order is looked up by its borrowed id.
+        let mut found: HashMap<&str, HashMap<String, Vec<u8>>> = HashMap::new();
+        for (tenant, rows) in all(reads).await? {
+            found.entry(tenant).or_default().extend(rows);
+        }
         orders
             .iter()
-            .map(|(tenant, order_id)| match found.get(&(tenant.as_str(), order_id.clone())) {
+            .map(|(tenant, order_id)| match found.get(tenant.as_str()).and_then(|states| states.get(order_id)) {
                 Some(state) => decode("order state", state),
                 None => Ok(OrderState::default()),
             })

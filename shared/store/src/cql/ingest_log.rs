@@ -288,11 +288,16 @@ impl Inner {
             ids.chunks(IDS_PER_READ).map(move |ids| async move {
                 let rows: Vec<(String, i64)> = self.rows(&self.statements.select_dedup_marks, (tenant, bucket, namespace, ids)).await?;
                 let counted = rows.into_iter().filter(|(_, epoch)| *epoch < hold.epoch && !hold.abandoned.contains(epoch));
-                Ok(counted.map(|(id, _)| (tenant, namespace, id)).collect::<Vec<_>>())
+                Ok(((tenant, namespace), counted.map(|(id, _)| id).collect::<Vec<_>>()))
             })
         });
-        let counted: HashSet<(&str, &str, String)> = all(reads).await?.into_iter().flatten().collect();
-        Ok(items.iter().map(|item| item.dedup.is_some_and(|(tenant, namespace, id)| counted.contains(&(tenant, namespace, id.to_owned())))).collect())
+        // By (tenant, namespace), so that an item is looked up by its borrowed id.
+        let mut counted: HashMap<(&str, &str), HashSet<String>> = HashMap::new();
+        for (key, ids) in all(reads).await? {
+            counted.entry(key).or_default().extend(ids);
+        }
+        let marked = |(tenant, namespace, id): (&str, &str, &str)| counted.get(&(tenant, namespace)).is_some_and(|ids| ids.contains(id));
+        Ok(items.iter().map(|item| item.dedup.is_some_and(marked)).collect())
     }
 
     /// Takes the shard's lease: at once when free or lapsed (recording the lapsed holder's

@@ -128,8 +128,7 @@ pub(super) const DEDUP_BUCKETS: u32 = 16;
 /// The `dedup_marks` partition (of its tenant) of an id: FNV-1a of it. Part of the stored
 /// format: changing it loses the marks written before.
 pub(super) fn dedup_bucket(id: &str) -> i32 {
-    let hash = id.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
-    (hash % DEDUP_BUCKETS) as i32
+    (crate::support::fnv1a(id) % DEDUP_BUCKETS) as i32
 }
 
 /// Which of the [`TIME_SHARDS`] partitions of an hour a row goes to: FNV-1a of its id.
