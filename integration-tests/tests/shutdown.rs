@@ -95,6 +95,8 @@ fn sigterm_drains_streams_and_keeps_every_stored_record() {
 
 /// An import running when the server is told to stop: the CLI says how far it got and that
 /// the same command finishes it; run again on the restarted server, the reports are exact.
+/// The import is paused (SIGSTOP) once its first records are stored and resumed after the
+/// server has gone, so the shutdown lands mid-import however fast the machine is.
 #[test]
 fn an_import_cut_by_a_shutdown_says_how_to_finish_and_finishing_is_exact() {
     let dir = tempfile::tempdir().unwrap();
@@ -103,19 +105,37 @@ fn an_import_cut_by_a_shutdown_says_how_to_finish_and_finishing_is_exact() {
     let mut server = Server::start(&["dev", "--listen", "127.0.0.1:0", "--data-dir", &store.to_string_lossy()]);
     server.cli_ok(&["import", "config", &data.path("config.json")]);
     server.cli_ok(&["import", "messages", &data.path("messages.jsonl")]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let channel = runtime.block_on(server.channel());
+    let log_head = || {
+        let mut attribution = AttributionServiceClient::new(channel.clone());
+        runtime.block_on(attribution.get_status(pb::GetStatusRequest {})).unwrap().into_inner().log_head
+    };
+    let before = log_head();
     let import = std::process::Command::new(touchstone_integration_tests::binary())
-        .args(["import", "records", &data.path("records.jsonl"), "--server", &server.url])
+        .args(["import", "records", &data.path("records.jsonl"), "--server", &server.url, "--retry-for", "1"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill").args([name, &import.id().to_string()]).status().unwrap();
+        assert!(sent.success(), "kill {name}");
+    };
+    let started = Instant::now();
+    while log_head() == before {
+        assert!(started.elapsed() < Duration::from_secs(30), "the import stored nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal("-STOP");
     server.terminate();
+    // The paused client holds its connection, so the server waits out its drain deadline.
+    server.wait_exit(Duration::from_secs(15)).expect("the server exits");
+    signal("-CONT");
     let cut = import.wait_with_output().unwrap();
     let said = touchstone_integration_tests::text(&cut.stderr);
-    assert!(!cut.status.success(), "the import finished before the shutdown: make the data larger\n{said}");
+    assert!(!cut.status.success(), "the import finished before the shutdown\n{said}");
     assert!(said.contains("import interrupted") && said.contains("run the same command again"), "{said}");
     assert!(said.contains("records of this stream were stored"), "the server's count is passed on: {said}");
-    server.wait_exit(Duration::from_secs(15)).expect("the server exits");
 
     let restarted = DevServer::start(&store);
     restarted.import(&data);
