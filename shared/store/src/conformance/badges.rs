@@ -113,6 +113,45 @@ pub async fn customer_activity_holds_the_customers_events_and_orders(store: &dyn
     Ok(())
 }
 
+/// More customers than one read names, in every partition a backend may group them by:
+/// each gets its own activity, holdings and badge events, whichever read brought them.
+pub async fn badge_inputs_of_many_customers(store: &dyn Store) -> Result<()> {
+    let t = tenant("badge_inputs_many");
+    let shard = log_shard(&t);
+    let customers: Vec<String> = (0..1_700).map(|i| format!("c{i}")).collect();
+    let mut activity = Vec::new();
+    let mut holdings = Vec::new();
+    for (i, customer_id) in customers.iter().enumerate() {
+        let mut checkin = event(&t, &format!("e{i}"), "checkin", T0 + i as i64);
+        checkin.customer_id = customer_id.clone();
+        activity.push(Record::Event(checkin));
+        let intervals = vec![(T0 + i as i64, T0 + 1_000_000)];
+        holdings.push(HoldingChange { tenant: t.clone(), customer_id: customer_id.clone(), badge_id: "vip".into(), intervals });
+    }
+    store.ingest(vec![Record::Badge(badge_event(&t, "b1", "c7", "vip", T0))]).await?;
+    let after = store.resume_shard(shard).await?;
+    store.commit_attribution(AttributionCommit { shard, after, processed: after, activity, holdings, ..AttributionCommit::default() }).await?;
+
+    // Every third customer asked with activity, one twice, one unknown.
+    let mut asked: Vec<(String, String, bool)> = customers.iter().enumerate().map(|(i, c)| (t.clone(), c.clone(), i % 3 == 0)).collect();
+    asked.push((t.clone(), "c3".into(), true));
+    asked.push((t.clone(), "nobody".into(), true));
+    let inputs = store.badge_inputs_many(&asked).await?;
+    assert_eq!(inputs.len(), asked.len());
+    for ((_, customer_id, with_activity), got) in asked.iter().zip(&inputs) {
+        let Some(i) = customer_id.strip_prefix('c').and_then(|n| n.parse::<i64>().ok()) else {
+            assert_eq!((got.activity.len(), got.holdings.len(), got.events.len()), (0, 0, 0), "{customer_id}");
+            continue;
+        };
+        let ids: Vec<&str> = got.activity.iter().map(|r| r.id()).collect();
+        assert_eq!(ids, if *with_activity { vec![format!("e{i}")] } else { vec![] }, "{customer_id}");
+        let held: Vec<(&String, &Vec<(i64, i64)>)> = got.holdings.iter().collect();
+        assert_eq!(held, [(&"vip".to_owned(), &vec![(T0 + i, T0 + 1_000_000)])], "{customer_id}");
+        assert_eq!(got.events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), if i == 7 { vec!["b1"] } else { vec![] });
+    }
+    Ok(())
+}
+
 pub async fn badge_rows_page_newest_first_between_bounds(store: &dyn Store) -> Result<()> {
     let t = tenant("badge_rows");
     // Equal times with ids of different lengths: event ids order as strings ("b10" < "b9").

@@ -40,7 +40,8 @@ pub use attribution_state::{
     set_aside_outside_the_step_is_refused, stale_commits_are_fenced, tenant_events_named_matches_the_name_exactly,
 };
 pub use badges::{
-    badge_book_defaults_and_compare_and_set, badge_counters_holdings_and_feed_follow_commits, badge_rows_page_newest_first_between_bounds,
+    badge_book_defaults_and_compare_and_set, badge_counters_holdings_and_feed_follow_commits, badge_inputs_of_many_customers,
+    badge_rows_page_newest_first_between_bounds,
     commits_write_and_remove_derived_badge_rows, customer_activity_holds_the_customers_events_and_orders,
     customer_badge_events_are_newest_first_per_customer, customer_badge_latest_is_each_badges_newest_entry_up_to_a_time,
 };
@@ -128,6 +129,7 @@ macro_rules! conformance_suite {
             commits_write_and_remove_derived_badge_rows,
             customer_badge_latest_is_each_badges_newest_entry_up_to_a_time,
             badge_counters_holdings_and_feed_follow_commits,
+            badge_inputs_of_many_customers,
             // Every role
             many_rows_are_all_returned,
             reads_of_unknown_things_are_empty,

@@ -15,8 +15,8 @@
 
 use super::timed;
 use super::layout::{
-    ACTIVITY_EVENT, ACTIVITY_ORDER, CHUNK, CampaignRollupRow, ConversionRow, PendingRow, RollupRow, StoredCells, TIME_SHARDS,
-    campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, rollup_bucket, seq_value, shard_value, table,
+    ACTIVITY_EVENT, ACTIVITY_ORDER, CHUNK, CampaignRollupRow, ConversionRow, Partitions, PendingRow, RollupRow, StoredCells, TIME_SHARDS,
+    campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, rollup_bucket, seq_value, shard_value, slot, table,
 };
 use super::badges::{index_value, level_code};
 use super::fold_state::StoredFold;
@@ -502,18 +502,37 @@ impl Inner {
         writes.extend(self.campaign_rollup_writes(&campaign_rollups, step.id, timestamp));
         writes.extend(self.pending_writes(&pending, step.id, timestamp));
         writes.extend(step.badge_rows.iter().map(|change| self.write_badge_row(change, timestamp)));
-        writes.extend(activity.iter().map(|(record, body)| self.write_activity(record, body, timestamp)));
         let s = &self.statements;
+        // Activity and holdings go in a batch per slot partition: a step's customers share
+        // their tenant's 16.
+        let mut activity_rows = Partitions::default();
+        for (record, body) in &activity {
+            let (tenant, customer_id, kind, ts, event_id) = match record {
+                Record::Event(e) => (&e.tenant, &e.customer_id, ACTIVITY_EVENT, e.ts, &e.event_id),
+                Record::Order(o) => (&o.tenant, &o.customer_id, ACTIVITY_ORDER, o.ts, &o.event_id),
+                // Refused above: only events and orders reach here.
+                Record::Message(_) | Record::Touch(_) | Record::Badge(_) => continue,
+            };
+            let slot = slot(customer_id);
+            let size = customer_id.len() + event_id.len() + body.len() + 24;
+            activity_rows.add((tenant, slot), (tenant, slot, customer_id, kind, ts, event_id, body), size);
+        }
+        writes.extend(activity_rows.batches(self, &s.insert_activity, Some(timestamp)));
         for ((tenant, badge_id, level, ts), tally) in &stat_rows {
             writes.push(Box::pin(self.run_at(&s.insert_badge_stat_delta, timestamp, (*tenant, *badge_id, *level, *ts, step.id, tally))));
         }
+        let (mut held, mut dropped) = (Partitions::default(), Partitions::default());
         for ((tenant, customer_id, badge_id, intervals), body) in &holdings {
+            let slot = slot(customer_id);
+            let size = customer_id.len() + badge_id.len() + body.len() + 16;
             if intervals.is_empty() {
-                writes.push(Box::pin(self.run_at(&s.delete_badge_holding, timestamp, (tenant, customer_id, badge_id))));
+                dropped.add((tenant, slot), (tenant, slot, customer_id, badge_id), size);
             } else {
-                writes.push(Box::pin(self.run_at(&s.insert_badge_holding, timestamp, (tenant, customer_id, badge_id, body))));
+                held.add((tenant, slot), (tenant, slot, customer_id, badge_id, body), size);
             }
         }
+        writes.extend(held.batches(self, &s.insert_badge_holding, Some(timestamp)));
+        writes.extend(dropped.batches(self, &s.delete_badge_holding, Some(timestamp)));
         for ((seq, index, added, event), body) in &feed {
             let values = (&event.tenant, seq_value(*seq), index_value(*index), if *added { "a" } else { "r" }, body);
             writes.push(Box::pin(self.run_at(&s.insert_badge_feed, timestamp, values)));
@@ -532,18 +551,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes one set-aside row (`payload` is its encoded payload) at the step's timestamp.
-    /// A badge activity row (its record serialized), at the step's timestamp.
-    fn write_activity<'a>(&'a self, record: &'a Record, body: &'a [u8], timestamp: i64) -> Write<'a> {
-        let (tenant, customer_id, kind, ts, event_id) = match record {
-            Record::Event(e) => (&e.tenant, &e.customer_id, ACTIVITY_EVENT, e.ts, &e.event_id),
-            Record::Order(o) => (&o.tenant, &o.customer_id, ACTIVITY_ORDER, o.ts, &o.event_id),
-            // Refused before: only events and orders reach here.
-            Record::Message(_) | Record::Touch(_) | Record::Badge(_) => return Box::pin(async { Ok(()) }),
-        };
-        Box::pin(self.run_at(&self.statements.insert_activity, timestamp, (tenant, customer_id, kind, ts, event_id, body)))
-    }
-
     /// A derived badge entry, written or deleted at the step's timestamp.
     fn write_badge_row<'a>(&'a self, change: &'a Result<BadgeEvent, (String, String, Millis, String)>, timestamp: i64) -> Write<'a> {
         let s = &self.statements;
@@ -559,6 +566,7 @@ impl Inner {
         }
     }
 
+    /// Writes one set-aside row (`payload` is its encoded payload) at the step's timestamp.
     fn write_set_aside<'a>(&'a self, shard: u32, row: &'a (&'a StoredSetAside, Vec<u8>), timestamp: i64) -> Write<'a> {
         let (entry, payload) = row;
         let values = (shard_value(shard), seq_value(entry.seq), entry.appended_at, entry.set_aside_at, payload, &entry.reason);

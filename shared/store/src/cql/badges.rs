@@ -1,14 +1,15 @@
 //! [`BadgeStore`] on CQL: a tenant's badge book in one row, saved by compare-and-set on its
 //! version with its `RederiveBadges` entry (as configs are with theirs); a customer's badge
-//! partition and activity are one partition each.
+//! partition is one partition, its activity and holdings are rows of its tenant's slot
+//! partition (`layout::slot`), read for many customers at once.
 
 use super::timed;
 use super::layout::{ACTIVITY_EVENT, ACTIVITY_ORDER, decode, parse, seq_value};
-use super::{CqlStore, Inner};
+use super::{CqlStore, Inner, all};
 use crate::support::{StoredPayload, encode};
-use crate::{BadgeFeedEntry, BadgeRows, BadgeStore, FeedChange, FeedPosition, LogMark, Result, StatLevel, StoreError};
+use crate::{BadgeFeedEntry, BadgeInputs, BadgeRows, BadgeStore, FeedChange, FeedPosition, LogMark, Result, StatLevel, StoreError};
 use async_trait::async_trait;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use touchstone_core::badge_stats::{BadgeTally, Interval};
 use touchstone_core::badges::BadgeBook;
 use touchstone_core::model::{BadgeEvent, Millis, Record};
@@ -45,8 +46,35 @@ impl BadgeStore for CqlStore {
 
     async fn customer_holdings(&self, tenant: &str, customer_id: &str) -> Result<BTreeMap<String, Vec<Interval>>> {
         timed("customer_holdings", async {
-            let rows: Vec<(String, Vec<u8>)> = self.inner.rows(&self.inner.statements.select_badge_holdings, (tenant, customer_id)).await?;
-            rows.into_iter().map(|(badge_id, intervals)| Ok((badge_id, decode("holding intervals", &intervals)?))).collect()
+            let mut holdings = self.inner.holdings_of(&[(tenant, customer_id)]).await?;
+            Ok(holdings.remove(&(tenant, customer_id)).unwrap_or_default())
+        })
+        .await
+    }
+
+    /// The badge partitions one read each; activity and holdings one read per slot partition
+    /// and up to [`IDS_PER_READ`](super::layout::IDS_PER_READ) customers.
+    async fn badge_inputs_many(&self, customers: &[(String, String, bool)]) -> Result<Vec<BadgeInputs>> {
+        timed("badge_inputs_many", async {
+            let inner = &self.inner;
+            let events = all(customers.iter().map(|(tenant, customer_id, _)| inner.customer_badge_events(tenant, customer_id)));
+            let counted: Vec<(&str, &str)> =
+                customers.iter().filter(|(_, _, with_activity)| *with_activity).map(|(t, c, _)| (t.as_str(), c.as_str())).collect();
+            let every: Vec<(&str, &str)> = customers.iter().map(|(t, c, _)| (t.as_str(), c.as_str())).collect();
+            let (events, activity, holdings) = tokio::try_join!(events, inner.activity_of(&counted), inner.holdings_of(&every))?;
+            Ok(customers
+                .iter()
+                .zip(events)
+                .map(|((tenant, customer_id, with_activity), events)| {
+                    let key = (tenant.as_str(), customer_id.as_str());
+                    BadgeInputs {
+                        events,
+                        // Looked up, not taken: a customer may be asked for twice.
+                        activity: if *with_activity { activity.get(&key).cloned().unwrap_or_default() } else { Vec::new() },
+                        holdings: holdings.get(&key).cloned().unwrap_or_default(),
+                    }
+                })
+                .collect())
         })
         .await
     }
@@ -187,15 +215,43 @@ fn badge_events(tenant: &str, customer_id: &str, rows: Vec<BadgeRow>) -> Result<
         .collect()
 }
 
+/// Customers by `(tenant, customer_id)`.
+type ByCustomer<'a, T> = HashMap<(&'a str, &'a str), T>;
+
 impl Inner {
     async fn customer_activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>> {
-        let rows: Vec<(String, Vec<u8>)> = self.rows(&self.statements.select_activity, (tenant, customer_id)).await?;
-        rows.into_iter()
-            .map(|(kind, record)| match kind.as_str() {
-                ACTIVITY_EVENT => decode("app event", &record).map(Record::Event),
-                ACTIVITY_ORDER => decode("order record", &record).map(Record::Order),
-                other => Err(StoreError::Corrupt(format!("activity row of unknown kind {other:?}"))),
-            })
-            .collect()
+        let mut activity = self.activity_of(&[(tenant, customer_id)]).await?;
+        Ok(activity.remove(&(tenant, customer_id)).unwrap_or_default())
+    }
+
+    /// Each customer's activity (only customers with some are in the map).
+    async fn activity_of<'a>(&self, customers: &[(&'a str, &'a str)]) -> Result<ByCustomer<'a, Vec<Record>>> {
+        let mut activity: ByCustomer<'a, Vec<Record>> = HashMap::new();
+        for (tenant, asked, rows) in self.rows_of_customers::<(String, String, Vec<u8>)>(&self.statements.select_activity, customers).await? {
+            for (customer_id, kind, record) in rows {
+                let record = match kind.as_str() {
+                    ACTIVITY_EVENT => Record::Event(decode("app event", &record)?),
+                    ACTIVITY_ORDER => Record::Order(decode("order record", &record)?),
+                    other => return Err(StoreError::Corrupt(format!("activity row of unknown kind {other:?}"))),
+                };
+                if let Some(&customer_id) = asked.get(customer_id.as_str()) {
+                    activity.entry((tenant, customer_id)).or_default().push(record);
+                }
+            }
+        }
+        Ok(activity)
+    }
+
+    /// Each customer's holding intervals by badge (only customers with some are in the map).
+    async fn holdings_of<'a>(&self, customers: &[(&'a str, &'a str)]) -> Result<ByCustomer<'a, BTreeMap<String, Vec<Interval>>>> {
+        let mut holdings: ByCustomer<'a, BTreeMap<String, Vec<Interval>>> = HashMap::new();
+        for (tenant, asked, rows) in self.rows_of_customers::<(String, String, Vec<u8>)>(&self.statements.select_badge_holdings, customers).await? {
+            for (customer_id, badge_id, intervals) in rows {
+                if let Some(&customer_id) = asked.get(customer_id.as_str()) {
+                    holdings.entry((tenant, customer_id)).or_default().insert(badge_id, decode("holding intervals", &intervals)?);
+                }
+            }
+        }
+        Ok(holdings)
     }
 }

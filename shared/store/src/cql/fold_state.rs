@@ -4,24 +4,15 @@
 //! rows encoded in its step body ([`StoredFold`]); applying the step writes them at the
 //! step's timestamp.
 
-use super::layout::{IDS_PER_READ, Partitions, decode};
+use super::layout::{CUSTOMER_SLOTS, IDS_PER_READ, Partitions, decode, slot};
 use super::{Inner, Write, all};
-use crate::support::{decode_segment, encode, encode_segment, fnv1a};
+use crate::support::{decode_segment, encode, encode_segment};
 use crate::{CustomerMonths, FoldWrites, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::fold::{CustomerState, OrderState, segments_between};
 use touchstone_core::model::{Millis, Touch};
-
-/// Partitions per tenant of `customer_states` and `order_states`: a recompute reads them
-/// all; one customer or order is one partition read.
-const STATE_SLOTS: i32 = 16;
-
-/// The slot of a customer or order id: FNV-1a, mod [`STATE_SLOTS`].
-fn slot(id: &str) -> i32 {
-    (fnv1a(id) % STATE_SLOTS as u32) as i32
-}
 
 /// A commit's [`FoldWrites`] as its step body stores them, values encoded.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -144,7 +135,7 @@ impl Inner {
     }
 
     pub(super) async fn tenant_customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>> {
-        let reads = (0..STATE_SLOTS).map(|slot| self.rows::<(String, i64, Vec<u8>)>(&self.statements.select_customer_states_of_slot, (tenant, slot)));
+        let reads = (0..CUSTOMER_SLOTS).map(|slot| self.rows::<(String, i64, Vec<u8>)>(&self.statements.select_customer_states_of_slot, (tenant, slot)));
         let mut states: Vec<(String, CustomerState)> = Vec::new();
         // Rows come by customer within a partition: each customer's months together.
         for (customer_id, month, segment) in all(reads).await?.into_iter().flatten() {
@@ -164,7 +155,7 @@ impl Inner {
     }
 
     pub(super) async fn tenant_order_states(&self, tenant: &str) -> Result<Vec<(String, OrderState)>> {
-        let reads = (0..STATE_SLOTS).map(|slot| self.rows::<(String, Vec<u8>)>(&self.statements.select_order_states_of_slot, (tenant, slot)));
+        let reads = (0..CUSTOMER_SLOTS).map(|slot| self.rows::<(String, Vec<u8>)>(&self.statements.select_order_states_of_slot, (tenant, slot)));
         all(reads).await?.into_iter().flatten().map(|(order_id, state)| Ok((order_id, decode("order state", &state)?))).collect()
     }
 

@@ -15,6 +15,7 @@
 use super::errors::cql_error;
 use super::{Inner, Write, all};
 use crate::{LOG_SHARDS, Result, StoreError};
+use scylla::deserialize::row::DeserializeRow;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
@@ -121,6 +122,17 @@ pub(super) fn bucket(ts: Millis, size: Millis) -> Millis {
 /// The most clustering keys one read names (`IN ?`): ScyllaDB refuses a query restricting
 /// more than 100 (`max_clustering_key_restrictions_per_query`).
 pub(super) const IDS_PER_READ: usize = 100;
+
+/// Partitions per tenant of the tables keyed by customer or order (`customer_states`,
+/// `order_states`, `activity_by_customer`, `badge_holdings`): a commit writes a batch per
+/// partition and reads up to [`IDS_PER_READ`] customers a request; a recompute reads them all.
+pub(super) const CUSTOMER_SLOTS: i32 = 16;
+
+/// The slot of a customer or order id: FNV-1a, mod [`CUSTOMER_SLOTS`]. Part of the stored
+/// format.
+pub(super) fn slot(id: &str) -> i32 {
+    (crate::support::fnv1a(id) % CUSTOMER_SLOTS as u32) as i32
+}
 
 /// Partitions a tenant's dedup marks are spread over.
 pub(super) const DEDUP_BUCKETS: u32 = 16;
@@ -487,6 +499,36 @@ impl Inner {
         }
         let hours = self.buckets(tenant, table, "", bucket(from, HOUR_MS), to - 1).await?;
         Ok(hours.into_iter().flat_map(|hour| (0..TIME_SHARDS).map(move |shard| (hour, shard))).collect())
+    }
+}
+
+impl Inner {
+    /// The rows of `statement` (`... WHERE tenant = ? AND slot = ? AND customer_id IN ?`)
+    /// of every customer: one read per slot partition and up to [`IDS_PER_READ`] of its
+    /// customers, each read with its tenant and the customers it named.
+    pub(super) async fn rows_of_customers<'a, R>(
+        &self,
+        statement: &PreparedStatement,
+        customers: &[(&'a str, &'a str)],
+    ) -> Result<Vec<(&'a str, HashSet<&'a str>, Vec<R>)>>
+    where
+        R: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata> + Send + 'static,
+    {
+        let mut partitions: HashMap<(&'a str, i32), Vec<&'a str>> = HashMap::new();
+        for &(tenant, customer_id) in customers {
+            partitions.entry((tenant, slot(customer_id))).or_default().push(customer_id);
+        }
+        for ids in partitions.values_mut() {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        let reads = partitions.iter().flat_map(|(&(tenant, slot), ids)| {
+            ids.chunks(IDS_PER_READ).map(move |ids| async move {
+                let rows: Vec<R> = self.rows(statement, (tenant, slot, ids)).await?;
+                Ok((tenant, ids.iter().copied().collect::<HashSet<&'a str>>(), rows))
+            })
+        });
+        all(reads).await
     }
 }
 
