@@ -95,6 +95,25 @@ pub async fn conversion_removal_clears_every_index(store: &dyn Store) -> Result<
     Ok(())
 }
 
+/// One commit storing and one removing more conversions than a batch holds, most of them in
+/// one hour: each is found by its key and by time, and none is left after the removal.
+pub async fn many_conversions_in_one_commit(store: &dyn Store) -> Result<()> {
+    let t = tenant("many_conversions");
+    let all: Vec<Conversion> = (0..3_000).map(|i| conversion(&t, "orders", &format!("o{i}"), &format!("c{}", i % 40), T0 + i % 7, Some("m1"))).collect();
+    commit_conversions(store, &t, all.iter().map(|c| change(None, Some(c))).collect()).await?;
+    for i in [0, 1, 999, 1_000, 2_999] {
+        assert_eq!(store.conversion(&t, "orders", &format!("o{i}")).await?.as_ref(), Some(&all[i]), "o{i}");
+    }
+    assert_eq!(store.conversions_between(&t, T0, T0 + 7).await?.len(), all.len());
+    assert_eq!(store.tenant_conversions(&t).await?.len(), all.len());
+
+    commit_conversions(store, &t, all.iter().map(|c| change(Some(c), None)).collect()).await?;
+    assert_eq!(store.conversion(&t, "orders", "o2999").await?, None);
+    assert!(store.conversions_between(&t, T0, T0 + 7).await?.is_empty());
+    assert!(store.tenant_conversions(&t).await?.is_empty());
+    Ok(())
+}
+
 /// Fold state: months written and removed per customer, orders, the marks of unregistered
 /// messages (cleared by a registration, also one in the same commit), folded configs, and
 /// the tenant-wide reads of recomputes.

@@ -35,7 +35,7 @@ mod report_reads;
 
 pub use attribution_state::{
     commit_moves_processed_forward, commit_with_set_aside_entries_processes_the_rest, commits_keep_the_log_as_the_archive,
-    conversion_removal_clears_every_index, conversion_upsert_moves_every_index, fenced_commits_set_nothing_aside, fold_state_follows_commits, fold_state_of_many_customers,
+    conversion_removal_clears_every_index, conversion_upsert_moves_every_index, fenced_commits_set_nothing_aside, fold_state_follows_commits, fold_state_of_many_customers, many_conversions_in_one_commit,
     tenant_orders_returns_every_status_record,
     set_aside_outside_the_step_is_refused, stale_commits_are_fenced, tenant_events_named_matches_the_name_exactly,
 };
@@ -105,6 +105,7 @@ macro_rules! conformance_suite {
             tenant_events_named_matches_the_name_exactly,
             conversion_upsert_moves_every_index,
             conversion_removal_clears_every_index,
+            many_conversions_in_one_commit,
             fold_state_follows_commits,
             fold_state_of_many_customers,
             commit_moves_processed_forward,

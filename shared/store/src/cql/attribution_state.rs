@@ -493,10 +493,8 @@ impl Inner {
             step.badge_feed.iter().map(|row| Ok((row, encode(&row.3)?))).collect::<Result<_>>()?;
 
         let mut writes: Vec<Write<'_>> = buckets.into_iter().map(|row| self.write_bucket(row)).collect();
-        for (rows, body) in &new_rows {
-            writes.extend(rows.iter().map(|row| self.write_conversion(row, Some(body), timestamp)));
-        }
-        writes.extend(deleted.iter().map(|row| self.write_conversion(row, None, timestamp)));
+        let written = new_rows.iter().flat_map(|(rows, body)| rows.iter().map(move |row| (row, Some(body.as_slice()))));
+        writes.extend(self.conversion_writes(written.chain(deleted.iter().map(|row| (row, None))), timestamp));
         writes.extend(set_aside.iter().map(|row| self.write_set_aside(step.shard, row, timestamp)));
         writes.extend(self.rollup_writes(&rollups, step.id, timestamp));
         writes.extend(self.campaign_rollup_writes(&campaign_rollups, step.id, timestamp));

@@ -385,22 +385,36 @@ impl Inner {
     }
 
     /// Writes (`Some` body) or deletes one conversion row, at the step's timestamp.
-    pub(super) fn write_conversion<'a>(&'a self, row: &'a ConversionRow, body: Option<&'a [u8]>, timestamp: i64) -> Write<'a> {
+    /// The writes of conversion rows (`Some` body: written, `None`: deleted), at the step's
+    /// timestamp, a batch per partition and statement.
+    pub(super) fn conversion_writes<'a>(&'a self, rows: impl Iterator<Item = (&'a ConversionRow, Option<&'a [u8]>)>, timestamp: i64) -> Vec<Write<'a>> {
         let s = &self.statements;
-        match (row, body) {
-            (ConversionRow::Main { tenant, goal_id, key }, Some(body)) => {
-                Box::pin(self.run_at(&s.insert_conversion, timestamp, (tenant, goal_id, key, body)))
-            }
-            (ConversionRow::Main { tenant, goal_id, key }, None) => {
-                Box::pin(self.run_at(&s.delete_conversion, timestamp, (tenant, goal_id, key)))
-            }
-            (ConversionRow::ByTime { tenant, hour, shard, ts, goal_id, key }, Some(body)) => {
-                Box::pin(self.run_at(&s.insert_conversion_by_time, timestamp, (tenant, hour, shard, ts, goal_id, key, body)))
-            }
-            (ConversionRow::ByTime { tenant, hour, shard, ts, goal_id, key }, None) => {
-                Box::pin(self.run_at(&s.delete_conversion_by_time, timestamp, (tenant, hour, shard, ts, goal_id, key)))
+        let (mut main, mut main_deleted) = (Partitions::default(), Partitions::default());
+        let (mut by_time, mut by_time_deleted) = (Partitions::default(), Partitions::default());
+        for (row, body) in rows {
+            match (row, body) {
+                (ConversionRow::Main { tenant, goal_id, key }, Some(body)) => {
+                    let slot = slot(key);
+                    main.add((tenant, slot), (tenant, slot, goal_id, key, body), goal_id.len() + key.len() + body.len() + 16);
+                }
+                (ConversionRow::Main { tenant, goal_id, key }, None) => {
+                    let slot = slot(key);
+                    main_deleted.add((tenant, slot), (tenant, slot, goal_id, key), goal_id.len() + key.len() + 16);
+                }
+                (ConversionRow::ByTime { tenant, hour, shard, ts, goal_id, key }, Some(body)) => {
+                    let size = goal_id.len() + key.len() + body.len() + 24;
+                    by_time.add((tenant, *hour, *shard), (tenant, hour, shard, ts, goal_id, key, body), size);
+                }
+                (ConversionRow::ByTime { tenant, hour, shard, ts, goal_id, key }, None) => {
+                    by_time_deleted.add((tenant, *hour, *shard), (tenant, hour, shard, ts, goal_id, key), goal_id.len() + key.len() + 24);
+                }
             }
         }
+        let mut writes = main.batches(self, &s.insert_conversion, Some(timestamp));
+        writes.extend(main_deleted.batches(self, &s.delete_conversion, Some(timestamp)));
+        writes.extend(by_time.batches(self, &s.insert_conversion_by_time, Some(timestamp)));
+        writes.extend(by_time_deleted.batches(self, &s.delete_conversion_by_time, Some(timestamp)));
+        writes
     }
 
     /// The writes of rollup delta rows under `step`, at the step's timestamp.

@@ -2,7 +2,7 @@
 //! their fold state's months (`fold_state.rs`), a conversion by its key.
 
 use super::timed;
-use super::layout::message;
+use super::layout::{message, slot};
 use super::{CqlStore, Inner, all};
 use crate::support::decode_conversion;
 use crate::{RecordReads, Result};
@@ -40,7 +40,7 @@ impl Inner {
     }
 
     async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {
-        let row: Option<(Vec<u8>,)> = self.row(&self.statements.select_conversion, (tenant, goal_id, key)).await?;
+        let row: Option<(Vec<u8>,)> = self.row(&self.statements.select_conversion, (tenant, slot(key), goal_id, key)).await?;
         row.map(|(body,)| decode_conversion("conversion", &body)).transpose()
     }
 }

@@ -88,11 +88,11 @@ statements! {
     select_buckets: Read => "SELECT bucket FROM {ks}.buckets WHERE tenant = ? AND table_name = ? AND key = ? AND bucket >= ? AND bucket <= ?",
 
     // ---- conversions: written with the timestamp of their step ----
-    insert_conversion: Write => "INSERT INTO {ks}.conversions (tenant, goal_id, key, conversion) VALUES (?, ?, ?, ?)",
-    delete_conversion: Write => "DELETE FROM {ks}.conversions WHERE tenant = ? AND goal_id = ? AND key = ?",
+    insert_conversion: Write => "INSERT INTO {ks}.conversions (tenant, slot, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?)",
+    delete_conversion: Write => "DELETE FROM {ks}.conversions WHERE tenant = ? AND slot = ? AND goal_id = ? AND key = ?",
     insert_conversion_by_time: Write => "INSERT INTO {ks}.conversions_by_time (tenant, hour, shard, ts, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?, ?, ?)",
     delete_conversion_by_time: Write => "DELETE FROM {ks}.conversions_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts = ? AND goal_id = ? AND key = ?",
-    select_conversion: Read => "SELECT conversion FROM {ks}.conversions WHERE tenant = ? AND goal_id = ? AND key = ?",
+    select_conversion: Read => "SELECT conversion FROM {ks}.conversions WHERE tenant = ? AND slot = ? AND goal_id = ? AND key = ?",
     select_conversions_by_time: Read => "SELECT conversion FROM {ks}.conversions_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
 
     // ---- rollups: delta rows keyed by their step, written with the step's timestamp ----
