@@ -492,7 +492,7 @@ impl Inner {
         let feed: Vec<(&FeedRow, Vec<u8>)> =
             step.badge_feed.iter().map(|row| Ok((row, encode(&row.3)?))).collect::<Result<_>>()?;
 
-        let mut writes: Vec<Write<'_>> = buckets.into_iter().map(|row| self.write_bucket(row)).collect();
+        let mut writes: Vec<Write<'_>> = self.bucket_writes(buckets);
         let written = new_rows.iter().flat_map(|(rows, body)| rows.iter().map(move |row| (row, Some(body.as_slice()))));
         writes.extend(self.conversion_writes(written.chain(deleted.iter().map(|row| (row, None))), timestamp));
         writes.extend(set_aside.iter().map(|row| self.write_set_aside(step.shard, row, timestamp)));

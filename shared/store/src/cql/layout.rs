@@ -355,7 +355,7 @@ impl Inner {
         writes.extend(events_by_name.batches(self, &s.insert_event_by_name, None));
         writes.extend(badges.batches(self, &s.insert_badge, None));
         writes.extend(orders_by_day.batches(self, &s.insert_order_by_day, None));
-        writes.extend(bucket_rows.into_iter().map(|row| self.write_bucket(row)));
+        writes.extend(self.bucket_writes(bucket_rows));
         all(writes).await?;
         Ok(())
     }
@@ -364,27 +364,42 @@ impl Inner {
         self.run(statement, values).await.map(drop)
     }
 
-    /// Writes a `buckets` row, unless this process wrote it within the last
-    /// [`BUCKET_REWRITE`]. The row lives a day longer than the data ([`outliving_ttl`]), so it
-    /// still outlives every data row written since it was.
-    pub(super) fn write_bucket(&self, row: BucketRow) -> Write<'_> {
-        Box::pin(async move {
-            if self.recent_buckets().get(&row).is_some_and(|written| written.elapsed() < BUCKET_REWRITE) {
-                return Ok(());
+    /// Writes the `buckets` rows this process did not write within the last
+    /// [`BUCKET_REWRITE`], a batch per `(tenant, table, key)` partition. A row lives a day
+    /// longer than the data ([`outliving_ttl`]), so it still outlives every data row written
+    /// since it was.
+    pub(super) fn bucket_writes(&self, rows: impl IntoIterator<Item = BucketRow>) -> Vec<Write<'_>> {
+        let mut partitions: HashMap<(String, &'static str, String), Vec<BucketRow>> = HashMap::new();
+        {
+            let recent = self.recent_buckets();
+            for row in rows {
+                if !recent.get(&row).is_some_and(|written| written.elapsed() < BUCKET_REWRITE) {
+                    partitions.entry((row.tenant.clone(), row.table, row.key.clone())).or_default().push(row);
+                }
             }
-            let ttl = outliving_ttl(self.options.retention_seconds);
-            let BucketRow { tenant, table, key, bucket } = &row;
-            self.write(&self.statements.insert_bucket, (tenant, table, key, bucket, ttl)).await?;
-            let mut recent = self.recent_buckets();
-            if recent.len() >= RECENT_BUCKETS {
-                recent.clear();
-            }
-            recent.insert(row, Instant::now());
-            Ok(())
-        })
+        }
+        let ttl = outliving_ttl(self.options.retention_seconds);
+        partitions
+            .into_values()
+            .map(|rows| -> Write<'_> {
+                Box::pin(async move {
+                    let values = rows
+                        .iter()
+                        .map(|row| ((row.tenant.clone(), row.table, row.key.clone(), row.bucket, ttl), row.tenant.len() + row.key.len() + 40))
+                        .collect();
+                    all(self.partition_batches(&self.statements.insert_bucket, None, values)).await?;
+                    let mut recent = self.recent_buckets();
+                    if recent.len() + rows.len() > RECENT_BUCKETS {
+                        recent.clear();
+                    }
+                    let now = Instant::now();
+                    recent.extend(rows.into_iter().map(|row| (row, now)));
+                    Ok(())
+                })
+            })
+            .collect()
     }
 
-    /// Writes (`Some` body) or deletes one conversion row, at the step's timestamp.
     /// The writes of conversion rows (`Some` body: written, `None`: deleted), at the step's
     /// timestamp, a batch per partition and statement.
     pub(super) fn conversion_writes<'a>(&'a self, rows: impl Iterator<Item = (&'a ConversionRow, Option<&'a [u8]>)>, timestamp: i64) -> Vec<Write<'a>> {
