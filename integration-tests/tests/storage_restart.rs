@@ -66,8 +66,13 @@ fn an_import_outlives_a_database_restart_and_reports_stay_exact() {
         .spawn()
         .unwrap();
     assert!(wait_until_logged(&query, Duration::from_secs(60)) > 0, "the import stored nothing");
-    // Down and up again while the import runs (start returns once CQL answers).
+    // Down and up again while the import runs (start returns once CQL answers). The import
+    // is paused while the engine stops and resumed while it is down, so its next call meets
+    // the outage however fast the machine is.
+    let signal = |name: &str| run_shell(&format!("kill {name} {}", import.id()));
+    signal("-STOP");
     run_shell(&stop);
+    signal("-CONT");
     std::thread::sleep(Duration::from_secs(2));
     run_shell(&start);
 

@@ -187,6 +187,13 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
         badge_feed: badges.feed,
         set_aside: Vec::new(),
         fold: folded.writes,
+        records: entries
+            .into_iter()
+            .filter_map(|entry| match entry.payload {
+                LogPayload::Record(record @ (Record::Touch(_) | Record::Event(_) | Record::Order(_))) => Some(record),
+                _ => None,
+            })
+            .collect(),
     };
     store.commit_attribution(commit).await?;
     Ok(outcome)

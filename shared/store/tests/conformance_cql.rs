@@ -21,7 +21,7 @@ use touchstone_core::rollup::{CampaignCell, CampaignCells, Cell, Cells, DAY_MS, 
 use touchstone_store::{
     BadgeFeedEntry, BadgeStatDelta, CustomerMonths, Exposure, FeedChange, FeedPosition, HoldingChange, StatLevel,
     AttributionCommit, AttributionState, BadgeRowChange, BadgeStore, CampaignDelta, CellKinds, ConversionChange, CqlOptions, CqlStore, IngestLog, IngestOutcome,
-    FoldWrites, LogPayload, OrderStateWrite, PendingDelta, RecordReads, ReportReads, RollupDelta, SegmentWrite, SetAside, StoreError, UnregisteredMark,
+    FoldWrites, LogEntry, LogPayload, OrderStateWrite, PendingDelta, RecordReads, ReportReads, RollupDelta, SegmentWrite, SetAside, StoreError, UnregisteredMark,
     log_shard,
 };
 
@@ -96,6 +96,21 @@ impl Drop for Fixture {
             eprintln!("could not drop test keyspace {}: {error}", self.keyspace);
         }
     }
+}
+
+/// Commits the records of `tenant` among `entries` in place, as a worker's step passes them
+/// on: the reads by time show records once committed.
+async fn commit_records(store: &CqlStore, tenant: &str, entries: &[LogEntry]) -> touchstone_store::Result<()> {
+    let records = entries
+        .iter()
+        .filter_map(|entry| match &entry.payload {
+            LogPayload::Record(record) if record.tenant() == tenant => Some(record.clone()),
+            _ => None,
+        })
+        .collect();
+    let shard = log_shard(tenant);
+    let processed = store.resume_shard(shard).await?;
+    store.commit_attribution(AttributionCommit { shard, after: processed, processed, records, ..Default::default() }).await
 }
 
 impl Deref for Fixture {
@@ -294,6 +309,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
             folded_configs: vec![TenantConfig::defaults(&t)],
             exposures: vec![Exposure { tenant: t.clone(), campaign_id: "spring".into(), customer_id: "c1".into() }],
         },
+        records: vec![Record::Order(counted.clone())],
     };
     fixture.commit_without_applying(step).await?;
     assert_eq!(fixture.conversion(&t, "orders", "o1").await?, None, "the test hook applied the step");
@@ -314,6 +330,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     assert_eq!(restarted.badge_stats(&t, "regular", StatLevel::Day, T0 - DAY_MS, T0 + DAY_MS).await?, [(day_of(T0), earned_one)]);
     assert_eq!(restarted.customer_holdings(&t, "c1").await?.len(), 1);
     assert_eq!(restarted.badge_feed(&t, None, 10).await?.into_iter().map(|e| e.event).collect::<Vec<_>>(), [rule_earn]);
+    assert_eq!(restarted.tenant_orders(&t).await?, [counted.clone()]);
     assert_eq!(restarted.customer_activity(&t, "c1").await?, [Record::Order(counted)]);
     assert_eq!(restarted.customer_months(&[CustomerMonths::whole(&t, "c1")]).await?, [CustomerState { segments: BTreeMap::from([(segment_of(T0), segment)]) }]);
     assert_eq!(restarted.order_states(&[(t.clone(), "o1".into())]).await?, [order_state]);
@@ -392,7 +409,8 @@ async fn intents_left_by_a_crashed_ingest_are_finished_together_after_the_timeou
         logged,
         [(mark.seq, LogPayload::Record(Record::Touch(first))), (next.seq, LogPayload::Record(Record::Touch(second)))]
     );
-    assert_eq!(fixture.touches_between(&t, T0, T0 + 2).await?.len(), 2, "the reader wrote the records' rows");
+    commit_records(&fixture, &t, &entries).await?;
+    assert_eq!(fixture.touches_between(&t, T0, T0 + 2).await?.len(), 2, "the finished entries' records are indexed once committed");
     Ok(())
 }
 
@@ -422,6 +440,7 @@ async fn an_append_that_crashed_before_its_commit_never_counts() -> touchstone_s
     let b = Record::Touch(b);
     assert_eq!(other.ingest(vec![b.clone(), a]).await?, [IngestOutcome::Accepted, IngestOutcome::Duplicate]);
     assert_eq!(other.read_log(shard, before + 2, 10).await?.iter().map(|e| e.payload.clone()).collect::<Vec<_>>(), [LogPayload::Record(b)]);
+    commit_records(&other, &t, &other.read_log(shard, before, 10).await?).await?;
     assert_eq!(other.touches_between(&t, T0, T0 + 3).await?.len(), 3);
     // The crashed process's store, were it alive, appends again after taking the shard back.
     assert_eq!(fixture.ingest(vec![Record::Touch(touch(&t, "d", T0))]).await?, [IngestOutcome::Accepted]);
@@ -443,8 +462,9 @@ async fn two_stores_ingesting_the_same_records_accept_each_once() -> touchstone_
         let accepted = [pair.0, pair.1].iter().filter(|o| **o == &IngestOutcome::Accepted).count();
         assert_eq!(accepted, 1, "record {i}: {pair:?}");
     }
-    assert_eq!(fixture.touches_between(&t, T0, T0 + 1_001).await?.len(), 200);
     let entries = fixture.read_log(log_shard(&t), before, 1_000).await?;
+    commit_records(&fixture, &t, &entries).await?;
+    assert_eq!(fixture.touches_between(&t, T0, T0 + 1_001).await?.len(), 200);
     let mut ids: Vec<&str> = entries
         .iter()
         .filter_map(|entry| match &entry.payload {

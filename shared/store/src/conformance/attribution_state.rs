@@ -3,7 +3,7 @@
 //! entries a step sets aside.
 
 use super::{
-    T0, aside, campaign_delta, campaigns, cells, change, commit_conversions, conversion, delta, event, head, order, pending,
+    T0, aside, campaign_delta, campaigns, cells, change, commit_conversions, commit_logged, conversion, delta, event, head, order, pending,
     pending_delta, sorted, split_conversion, tenant, tenant_log, touch,
 };
 use crate::{
@@ -29,7 +29,10 @@ pub async fn tenant_orders_returns_every_status_record(store: &dyn Store) -> Res
     let mut records: Vec<Record> = o1.iter().cloned().map(Record::Order).collect();
     records.push(Record::Order(o10.clone()));
     records.push(Record::Order(order(&sibling, "r5", "o1", "PLACED", T0)));
+    let (before, before_sibling) = (head(store, &t).await?, head(store, &sibling).await?);
     store.ingest(records).await?;
+    commit_logged(store, &t, before).await?;
+    commit_logged(store, &sibling, before_sibling).await?;
 
     let mut all = o1;
     all.push(o10);
@@ -48,7 +51,9 @@ pub async fn tenant_events_named_matches_the_name_exactly(store: &dyn Store) -> 
         Record::Event(event(&t, "d", "check", T0)),
         Record::Event(event(&other, "a", "checkin", T0)),
     ]);
+    let before = head(store, &t).await?;
     store.ingest(records).await?;
+    commit_logged(store, &t, before).await?;
 
     assert_eq!(sorted(store.tenant_events_named(&t, "checkin").await?), checkins);
     assert!(store.tenant_events_named(&t, "view").await?.is_empty());

@@ -1,7 +1,7 @@
 //! Checks of [`IngestLog`](crate::IngestLog): dedup, the log's order, positions and paging,
 //! recompute entries, draining, and the list of set-aside entries.
 
-use super::{T0, aside, event, head, message, now_millis, order, pending, records, sorted, tenant, tenant_log, touch};
+use super::{T0, aside, commit_logged, event, head, message, now_millis, order, pending, records, sorted, tenant, tenant_log, touch};
 use crate::{AttributionCommit, IngestOutcome, LOG_SHARDS, LogPayload, Result, SetAside, Store, TraceParent, log_shard};
 use touchstone_core::model::{BadgeAction, BadgeEvent, BadgeSource, Channel, Message, OrderRecord, Record, Touch};
 use touchstone_core::rollup::HOUR_MS;
@@ -23,6 +23,7 @@ pub async fn dedup_first_arrival_stands(store: &dyn Store) -> Result<()> {
     let outcomes = store.ingest(vec![Record::Touch(retry), Record::Order(same_id_order)]).await?;
     assert_eq!(outcomes, [Duplicate, Duplicate]);
 
+    commit_logged(store, &t, before).await?;
     assert_eq!(store.touches_between(&t, T0 - HOUR_MS, T0 + HOUR_MS).await?, [first.clone()], "the duplicate was stored");
     assert!(store.tenant_orders(&t).await?.is_empty(), "the duplicate order was stored");
     assert_eq!(records(&tenant_log(store, &t, before).await?), [LogPayload::Record(Record::Touch(first))]);
@@ -40,6 +41,7 @@ pub async fn dedup_within_one_batch(store: &dyn Store) -> Result<()> {
     let outcomes = store.ingest(batch).await?;
     assert_eq!(outcomes, [Accepted, Duplicate, Accepted]);
     let head = head(store, &t).await?;
+    commit_logged(store, &t, before).await?;
     assert_eq!(sorted(store.touches_between(&t, T0 - 10, T0 + 10).await?), [a.clone(), b.clone()]);
     let log = tenant_log(store, &t, before).await?;
     assert_eq!(records(&log), [LogPayload::Record(Record::Touch(a)), LogPayload::Record(Record::Touch(b))]);
@@ -72,11 +74,14 @@ pub async fn dedup_is_per_tenant_and_keys_do_not_collide(store: &dyn Store) -> R
     let in_t2 = touch(&t2, "e1", "m1", "c", T0);
     // A msg_hash equal to an event_id of the same tenant: different namespaces.
     let same_name_message = message(&t1, "e1", "camp");
+    let (before_t1, before_t2) = (head(store, &t1).await?, head(store, &t2).await?);
 
     let outcomes = store
         .ingest(vec![Record::Touch(in_t1.clone()), Record::Touch(in_t2.clone()), Record::Message(same_name_message.clone())])
         .await?;
     assert_eq!(outcomes, [Accepted, Accepted, Accepted]);
+    commit_logged(store, &t1, before_t1).await?;
+    commit_logged(store, &t2, before_t2).await?;
     assert_eq!(store.touches_between(&t1, T0 - HOUR_MS, T0 + HOUR_MS).await?, [in_t1]);
     assert_eq!(store.touches_between(&t2, T0 - HOUR_MS, T0 + HOUR_MS).await?, [in_t2]);
     let found = store.messages(&t1, &["e1".to_owned()]).await?;

@@ -261,6 +261,23 @@ async fn commit_in_place(
     store.commit_attribution(step).await
 }
 
+/// Commits, without moving the shard's processed position, the records `tenant`'s log
+/// holds after `before`, as a worker's step passes them on: the reads by time
+/// (`touches_between`, `tenant_orders`, ...) return records once committed.
+async fn commit_logged(store: &dyn Store, tenant: &str, before: u64) -> Result<()> {
+    let records = tenant_log(store, tenant, before)
+        .await?
+        .into_iter()
+        .filter_map(|entry| match entry.payload {
+            LogPayload::Record(record) => Some(record),
+            _ => None,
+        })
+        .collect();
+    let shard = log_shard(tenant);
+    let processed = store.resume_shard(shard).await?;
+    store.commit_attribution(AttributionCommit { shard, after: processed, processed, records, ..AttributionCommit::default() }).await
+}
+
 /// Commits campaign and pending counter deltas of `tenant` without moving its shard's
 /// processed position.
 async fn commit_campaign_counters(
@@ -418,6 +435,7 @@ pub async fn many_rows_are_all_returned(store: &dyn Store) -> Result<()> {
         let outcomes = store.ingest(chunk.to_vec()).await?;
         assert!(outcomes.iter().all(|o| *o == Accepted));
     }
+    commit_logged(store, &t, before).await?;
     let want: Vec<String> = (0..ROWS).map(|i| format!("e{i:05}")).collect();
     assert_eq!(ids(&store.touches_between(&t, T0, T0 + 60 * DAY_MS).await?), want);
     assert_eq!(tenant_log(store, &t, before).await?.len(), want.len());

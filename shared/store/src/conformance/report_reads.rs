@@ -2,8 +2,8 @@
 //! counters (per message, per campaign, pending by message) summed by hour, day and month.
 
 use super::{
-    T0, campaign_delta, campaigns, cells, change, commit_campaign_counters, commit_conversions, commit_in_place, conversion, delta,
-    event, ids, message, pending_delta, tenant, touch,
+    T0, campaign_delta, campaigns, cells, change, commit_campaign_counters, commit_conversions, commit_in_place, commit_logged, conversion,
+    delta, event, head, ids, message, pending_delta, tenant, touch,
 };
 use crate::{CellKinds, Result, Store};
 use std::collections::BTreeMap;
@@ -28,7 +28,10 @@ pub async fn between_reads_are_half_open_across_hour_and_day_edges(store: &dyn S
     }
     records.push(Record::Touch(touch(&other, "d", "m1", "c1", day)));
     records.push(Record::Event(event(&other, "d", "view", day)));
+    let (before, before_other) = (head(store, &t).await?, head(store, &other).await?);
     store.ingest(records).await?;
+    commit_logged(store, &t, before).await?;
+    commit_logged(store, &other, before_other).await?;
     commit_conversions(store, &t, changes).await?;
 
     let cases: [(Millis, Millis, &[&str]); 7] = [

@@ -199,6 +199,12 @@ pub struct AttributionCommit {
     pub set_aside: Vec<SetAside>,
     /// The fold's state: customers' months, orders, the index of unregistered messages.
     pub fold: FoldWrites,
+    /// The step's touches, app events and order records, processed (not set aside): what
+    /// the reads by time ([`ReportReads::touches_between`](crate::ReportReads::touches_between),
+    /// `events_between`, `tenant_orders`, `tenant_events_named`) return once committed. A
+    /// backend that indexed them at ingest ignores them; one that indexes at commit (CQL,
+    /// a request per hour of a step instead of a row per record) stores them.
+    pub records: Vec<Record>,
 }
 
 /// The attribution engine's reads and its commit.

@@ -15,8 +15,9 @@
 
 use super::timed;
 use super::layout::{
-    ACTIVITY_EVENT, ACTIVITY_ORDER, CHUNK, CampaignRollupRow, ConversionRow, Partitions, PendingRow, RollupRow, StoredCells, TIME_SHARDS,
-    campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, rollup_bucket, seq_value, shard_value, slot, table,
+    ACTIVITY_EVENT, ACTIVITY_ORDER, BucketRow, CHUNK, CampaignRollupRow, ConversionRow, Partitions, PendingRow, RecordKind, RollupRow,
+    StoredCells, campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, records_parts, rollup_bucket, seq_value,
+    shard_value, slot, table,
 };
 use super::badges::{index_value, level_code};
 use super::fold_state::StoredFold;
@@ -87,30 +88,13 @@ impl AttributionState for CqlStore {
 // The engine's reads.
 impl Inner {
     async fn tenant_orders(&self, tenant: &str) -> Result<Vec<OrderRecord>> {
-        let days = self.buckets(tenant, table::ORDERS_BY_DAY, "", Millis::MIN, Millis::MAX).await?;
-        let reads = days
-            .into_iter()
-            .flat_map(|day| (0..TIME_SHARDS).map(move |shard| (day, shard)))
-            .map(|(day, shard)| self.rows::<OrderRow>(&self.statements.select_orders_by_day, (tenant, day, shard)));
-        Ok(all(reads).await?.into_iter().flatten().map(|row| order(tenant, row)).collect())
+        self.records_of_hours(tenant, RecordKind::Order, Millis::MIN, Millis::MAX).await
     }
 
     async fn tenant_events_named(&self, tenant: &str, name: &str) -> Result<Vec<AppEvent>> {
-        type EventRow = (i64, String, String, Option<i64>, Option<String>);
-        let days = self.buckets(tenant, table::EVENTS_BY_NAME, name, Millis::MIN, Millis::MAX).await?;
-        let reads = days.into_iter().map(|day| self.rows::<EventRow>(&self.statements.select_events_by_name, (tenant, name, day)));
-        let events = all(reads).await?.into_iter().flatten();
-        Ok(events
-            .map(|(ts, event_id, customer_id, value_micros, msg_hash)| AppEvent {
-                tenant: tenant.to_owned(),
-                event_id,
-                customer_id,
-                name: name.to_owned(),
-                ts,
-                value_micros,
-                msg_hash,
-            })
-            .collect())
+        let mut events: Vec<AppEvent> = self.records_of_hours(tenant, RecordKind::Event, Millis::MIN, Millis::MAX).await?;
+        events.retain(|event| event.name == name);
+        Ok(events)
     }
 
     /// The message's `pending_deltas` partition (one row per hour and step) summed per hour
@@ -124,25 +108,6 @@ impl Inner {
             }
         }
         Ok(sums.into_iter().filter(|(_, tally)| !tally.is_zero()).map(|((hour, cell), tally)| (hour, cell, tally)).collect())
-    }
-}
-
-type OrderRow = (String, i64, String, String, String, i64, String, Option<Vec<String>>, String, Option<String>);
-
-fn order(tenant: &str, row: OrderRow) -> OrderRecord {
-    let (order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) = row;
-    OrderRecord {
-        tenant: tenant.to_owned(),
-        event_id,
-        order_id,
-        customer_id,
-        status,
-        amount_minor,
-        currency,
-        categories: categories.unwrap_or_default(),
-        channel,
-        ts,
-        msg_hash,
     }
 }
 
@@ -171,6 +136,8 @@ struct StoredStep {
     badge_rows: Vec<Result<BadgeEvent, (String, String, Millis, String)>>,
     /// Badge activity to index: app events and order status records.
     activity: Vec<Record>,
+    /// Touches, app events and order records to index by time (`records_by_hour`).
+    records: Vec<Record>,
     badge_stats: Vec<StatDelta>,
     holdings: Vec<HoldingRow>,
     badge_feed: Vec<FeedRow>,
@@ -266,6 +233,7 @@ impl Inner {
                 })
                 .collect(),
             activity: commit.activity,
+            records: commit.records,
             badge_stats: commit.badge_stats.into_iter().map(|d| (d.tenant, d.badge_id, d.ts, d.tally)).collect(),
             holdings: commit.holdings.into_iter().map(|h| (h.tenant, h.customer_id, h.badge_id, h.intervals)).collect(),
             badge_feed: commit
@@ -492,7 +460,15 @@ impl Inner {
         let feed: Vec<(&FeedRow, Vec<u8>)> =
             step.badge_feed.iter().map(|row| Ok((row, encode(&row.3)?))).collect::<Result<_>>()?;
 
+        let mut records = Partitions::default();
+        let records_parts = records_parts(&step.records)?;
+        for (tenant, hour, kind, part, body) in &records_parts {
+            records.add((tenant, *hour), (tenant, *hour, *kind, step.id, *part, body), body.len() + 32);
+            buckets.insert(BucketRow::new(tenant, table::RECORDS_BY_HOUR, "", *hour));
+        }
+
         let mut writes: Vec<Write<'_>> = self.bucket_writes(buckets);
+        writes.extend(records.batches(self, &self.statements.insert_records_part, Some(timestamp)));
         let written = new_rows.iter().flat_map(|(rows, body)| rows.iter().map(move |row| (row, Some(body.as_slice()))));
         writes.extend(self.conversion_writes(written.chain(deleted.iter().map(|row| (row, None))), timestamp));
         writes.extend(set_aside.iter().map(|row| self.write_set_aside(step.shard, row, timestamp)));

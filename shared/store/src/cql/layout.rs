@@ -21,12 +21,13 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlVarint, MaybeUnset};
 use serde::de::DeserializeOwned;
-use std::collections::{HashMap, HashSet};
+use crate::support::encode;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 use touchstone_core::attribution::Conversion;
-use touchstone_core::model::{Message, Millis, Record, Touch};
-use touchstone_core::rollup::{CampaignCell, DAY_MS, Granularity, HOUR_MS, Tally};
+use touchstone_core::model::{AppEvent, Message, Millis, OrderRecord, Record, Touch};
+use touchstone_core::rollup::{CampaignCell, Granularity, HOUR_MS, Tally};
 
 /// Positions per `log_entries` partition: a partition never grows past this many positions.
 pub(super) const CHUNK: u64 = 10_000;
@@ -89,10 +90,7 @@ pub(super) const TIME_SHARDS: i32 = 8;
 /// Names of bucketed tables, as stored in `buckets.table_name`.
 pub(super) mod table {
     pub const MESSAGES_BY_TIME: &str = "messages_by_time";
-    pub const TOUCHES_BY_TIME: &str = "touches_by_time";
-    pub const EVENTS_BY_TIME: &str = "events_by_time";
-    pub const EVENTS_BY_NAME: &str = "events_by_name";
-    pub const ORDERS_BY_DAY: &str = "orders_by_day";
+    pub const RECORDS_BY_HOUR: &str = "records_by_hour";
     pub const CONVERSIONS_BY_TIME: &str = "conversions_by_time";
     pub const ROLLUP_DELTAS: &str = "rollup_deltas";
     pub const CAMPAIGN_ROLLUP_DELTAS: &str = "campaign_rollup_deltas";
@@ -108,7 +106,7 @@ pub(super) struct BucketRow {
 }
 
 impl BucketRow {
-    fn new(tenant: &str, table: &'static str, key: &str, bucket: Millis) -> BucketRow {
+    pub(super) fn new(tenant: &str, table: &'static str, key: &str, bucket: Millis) -> BucketRow {
         BucketRow { tenant: tenant.to_owned(), table, key: key.to_owned(), bucket }
     }
 }
@@ -274,11 +272,6 @@ pub(super) fn message(
     })
 }
 
-/// A touch from the columns of one of the touch tables.
-pub(super) fn touch(tenant: &str, event_id: String, msg_hash: String, customer_id: String, kind: &str, ts: Millis) -> Result<Touch> {
-    Ok(Touch { tenant: tenant.to_owned(), event_id, msg_hash, customer_id, kind: parse("touch kind", kind)?, ts })
-}
-
 impl Inner {
     /// Writes the rows of newly accepted records: their tables and the buckets they occupy.
     /// Plain upserts, so a repeat (a reader finishing a crashed ingest) is harmless. Rows of
@@ -289,10 +282,6 @@ impl Inner {
         let mut bucket_rows = HashSet::new();
         let mut writes: Vec<Write<'_>> = Vec::new();
         let mut messages_by_time = Partitions::default();
-        let mut touches_by_time = Partitions::default();
-        let mut events_by_time = Partitions::default();
-        let mut events_by_name = Partitions::default();
-        let mut orders_by_day = Partitions::default();
         let mut badges = Partitions::default();
         let mut badge_customers = HashSet::new();
         for &record in records {
@@ -307,36 +296,8 @@ impl Inner {
                     messages_by_time.add((&m.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&m.tenant, table::MESSAGES_BY_TIME, "", hour));
                 }
-                Record::Touch(t) => {
-                    let hour = bucket(t.ts, HOUR_MS);
-                    let kind = t.kind.as_str();
-                    let shard = spread(&[&t.event_id]);
-                    let by_time = (&t.tenant, hour, shard, t.ts, &t.event_id, &t.msg_hash, &t.customer_id, kind);
-                    touches_by_time.add((&t.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
-                    bucket_rows.insert(BucketRow::new(&t.tenant, table::TOUCHES_BY_TIME, "", hour));
-                }
-                Record::Event(e) => {
-                    let (hour, day) = (bucket(e.ts, HOUR_MS), bucket(e.ts, DAY_MS));
-                    let (value, msg_hash) = (unset_if_none(e.value_micros), unset_if_none(e.msg_hash.as_deref()));
-                    let shard = spread(&[&e.event_id]);
-                    let by_time = (&e.tenant, hour, shard, e.ts, &e.event_id, &e.customer_id, &e.name, value, msg_hash);
-                    let by_name = (&e.tenant, &e.name, day, e.ts, &e.event_id, &e.customer_id, value, msg_hash);
-                    events_by_time.add((&e.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
-                    events_by_name.add((&e.tenant, &e.name, day), by_name, RECORD_ROW_BYTES);
-                    bucket_rows.insert(BucketRow::new(&e.tenant, table::EVENTS_BY_TIME, "", hour));
-                    bucket_rows.insert(BucketRow::new(&e.tenant, table::EVENTS_BY_NAME, &e.name, day));
-                }
-                Record::Order(o) => {
-                    let day = bucket(o.ts, DAY_MS);
-                    let msg_hash = unset_if_none(o.msg_hash.as_deref());
-                    let shard = spread(&[&o.event_id]);
-                    let by_day = (
-                        &o.tenant, day, shard, &o.order_id, o.ts, &o.event_id, &o.customer_id,
-                        &o.status, o.amount_minor, &o.currency, &o.categories, &o.channel, msg_hash,
-                    );
-                    orders_by_day.add((&o.tenant, day, shard), by_day, RECORD_ROW_BYTES);
-                    bucket_rows.insert(BucketRow::new(&o.tenant, table::ORDERS_BY_DAY, "", day));
-                }
+                // Indexed by the commit that processes them (`records_by_hour`).
+                Record::Touch(_) | Record::Event(_) | Record::Order(_) => {}
                 Record::Badge(b) => {
                     let values = (
                         &b.tenant, &b.customer_id, b.ts, &b.event_id, &b.badge_id, b.action.as_str(),
@@ -350,11 +311,7 @@ impl Inner {
             }
         }
         writes.extend(messages_by_time.batches(self, &s.insert_message_by_time, None));
-        writes.extend(touches_by_time.batches(self, &s.insert_touch_by_time, None));
-        writes.extend(events_by_time.batches(self, &s.insert_event_by_time, None));
-        writes.extend(events_by_name.batches(self, &s.insert_event_by_name, None));
         writes.extend(badges.batches(self, &s.insert_badge, None));
-        writes.extend(orders_by_day.batches(self, &s.insert_order_by_day, None));
         writes.extend(self.bucket_writes(bucket_rows));
         all(writes).await?;
         Ok(())
@@ -373,7 +330,7 @@ impl Inner {
         {
             let recent = self.recent_buckets();
             for row in rows {
-                if !recent.get(&row).is_some_and(|written| written.elapsed() < BUCKET_REWRITE) {
+                if recent.get(&row).is_none_or(|written| written.elapsed() >= BUCKET_REWRITE) {
                     partitions.entry((row.tenant.clone(), row.table, row.key.clone())).or_default().push(row);
                 }
             }
@@ -531,6 +488,93 @@ impl Inner {
     }
 }
 
+/// What a `records_by_hour` row holds: its `kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RecordKind {
+    Touch,
+    Event,
+    Order,
+}
+
+impl RecordKind {
+    fn code(self) -> &'static str {
+        match self {
+            RecordKind::Touch => "t",
+            RecordKind::Event => "e",
+            RecordKind::Order => "o",
+        }
+    }
+}
+
+/// Records a `records_by_hour` row holds at most (about 50 KiB of touches).
+const RECORDS_PER_PART: usize = 500;
+
+/// One `records_by_hour` row of a step: `(tenant, hour, kind, part, records)`.
+pub(super) type RecordsPart = (String, Millis, &'static str, i32, Vec<u8>);
+
+/// A step's touches, app events and order records as `records_by_hour` rows: by tenant,
+/// hour and kind, in step order, [`RECORDS_PER_PART`] a row. The same records always give
+/// the same rows, so a step applied again rewrites them.
+pub(super) fn records_parts(records: &[Record]) -> Result<Vec<RecordsPart>> {
+    type Hours<'a, T> = BTreeMap<(&'a str, Millis), Vec<&'a T>>;
+    let (mut touches, mut events, mut orders): (Hours<'_, Touch>, Hours<'_, AppEvent>, Hours<'_, OrderRecord>) = Default::default();
+    for record in records {
+        match record {
+            Record::Touch(t) => touches.entry((&t.tenant, bucket(t.ts, HOUR_MS))).or_default().push(t),
+            Record::Event(e) => events.entry((&e.tenant, bucket(e.ts, HOUR_MS))).or_default().push(e),
+            Record::Order(o) => orders.entry((&o.tenant, bucket(o.ts, HOUR_MS))).or_default().push(o),
+            Record::Message(_) | Record::Badge(_) => {}
+        }
+    }
+    fn add<T: serde::Serialize>(parts: &mut Vec<RecordsPart>, kind: RecordKind, hours: Hours<'_, T>) -> Result<()> {
+        for ((tenant, hour), records) in hours {
+            for (chunk, part) in records.chunks(RECORDS_PER_PART).zip(0..) {
+                parts.push((tenant.to_owned(), hour, kind.code(), part, encode(&chunk)?));
+            }
+        }
+        Ok(())
+    }
+    let mut parts = Vec::new();
+    add(&mut parts, RecordKind::Touch, touches)?;
+    add(&mut parts, RecordKind::Event, events)?;
+    add(&mut parts, RecordKind::Order, orders)?;
+    Ok(parts)
+}
+
+impl Inner {
+    /// The records of `kind` in the tenant's hours starting in `[first, last]` (those that
+    /// hold any, listed in `buckets`): one read per hour.
+    pub(super) async fn records_of_hours<T>(&self, tenant: &str, kind: RecordKind, first: Millis, last: Millis) -> Result<Vec<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let hours = self.buckets(tenant, table::RECORDS_BY_HOUR, "", first, last).await?;
+        // Rows are up to ~50 KiB: a few dozen a page.
+        let mut statement = self.statements.select_records_of_hour.clone();
+        statement.set_page_size(64);
+        let statement = &statement;
+        let reads = hours.into_iter().map(|hour| self.rows::<(Vec<u8>,)>(statement, (tenant, hour, kind.code())));
+        let mut records = Vec::new();
+        for (body,) in all(reads).await?.into_iter().flatten() {
+            records.extend(decode::<Vec<T>>("records of an hour", &body)?);
+        }
+        Ok(records)
+    }
+
+    /// The records of `kind` with `from <= ts < to`.
+    pub(super) async fn records_between<T>(&self, tenant: &str, kind: RecordKind, from: Millis, to: Millis, ts: impl Fn(&T) -> Millis) -> Result<Vec<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let mut records = self.records_of_hours::<T>(tenant, kind, bucket(from, HOUR_MS), to - 1).await?;
+        records.retain(|record| (from..to).contains(&ts(record)));
+        Ok(records)
+    }
+}
+
 impl Inner {
     /// The rows of `statement` (`... WHERE tenant = ? AND slot = ? AND customer_id IN ?`)
     /// of every customer: one read per slot partition and up to [`IDS_PER_READ`] of its
@@ -598,6 +642,32 @@ mod tests {
         // Minimal encodings, as another client may write them.
         assert_eq!(from_varint(&CqlVarint::from_signed_bytes_be(vec![0xff])).unwrap(), -1);
         assert_eq!(from_varint(&CqlVarint::from_signed_bytes_be(vec![0x01, 0x00])).unwrap(), 256);
+    }
+
+    #[test]
+    fn records_parts_group_by_tenant_hour_and_kind_in_bounded_rows() {
+        let touch = |i: i64, ts: Millis| {
+            Record::Touch(Touch {
+                tenant: "t".into(),
+                event_id: format!("e{i}"),
+                msg_hash: "m".into(),
+                customer_id: "c".into(),
+                kind: touchstone_core::model::TouchKind::Opened,
+                ts,
+            })
+        };
+        let event = |ts: Millis| {
+            Record::Event(AppEvent { tenant: "t".into(), event_id: format!("v{ts}"), customer_id: "c".into(), name: "view".into(), ts, value_micros: None, msg_hash: None })
+        };
+        let mut records: Vec<Record> = (0..1_200).map(|i| touch(i, 5 * HOUR_MS + i)).collect();
+        records.extend([event(HOUR_MS), event(HOUR_MS + 1), event(2 * HOUR_MS)]);
+        let parts = records_parts(&records).unwrap();
+        let keys: Vec<(Millis, &str, i32)> = parts.iter().map(|(_, hour, kind, part, _)| (*hour, *kind, *part)).collect();
+        assert_eq!(keys, [(5 * HOUR_MS, "t", 0), (5 * HOUR_MS, "t", 1), (5 * HOUR_MS, "t", 2), (HOUR_MS, "e", 0), (2 * HOUR_MS, "e", 0)]);
+        let touches: Vec<Touch> = parts[..3].iter().flat_map(|part| decode::<Vec<Touch>>("touches", &part.4).unwrap()).collect();
+        assert_eq!(touches.len(), 1_200);
+        assert!(touches.iter().zip(&records).all(|(got, want)| matches!(want, Record::Touch(t) if t == got)), "step order kept");
+        assert_eq!(records_parts(&records).unwrap(), parts, "the same records give the same rows");
     }
 
     #[test]

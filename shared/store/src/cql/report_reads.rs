@@ -3,7 +3,7 @@
 //! a range touches.
 
 use super::timed;
-use super::layout::{decode, from_varint, granularity_code, message, table, touch};
+use super::layout::{RecordKind, decode, from_varint, granularity_code, message, table};
 use super::{CqlStore, Inner, all};
 use crate::support::{decode_campaign_cells, decode_conversion};
 use crate::{CellKinds, ReportReads, Result};
@@ -172,37 +172,13 @@ impl Inner {
             .collect()
     }
 
+    /// Touches from the `records_by_hour` rows of the hours that hold any.
     async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
-        let partitions = self.hour_partitions(tenant, table::TOUCHES_BY_TIME, from, to).await?;
-        let reads = partitions.into_iter().map(|(hour, shard)| {
-            self.rows::<(i64, String, String, String, String)>(&self.statements.select_touches_by_time, (tenant, hour, shard, from, to))
-        });
-        all(reads)
-            .await?
-            .into_iter()
-            .flatten()
-            .map(|(ts, event_id, msg_hash, customer_id, kind)| touch(tenant, event_id, msg_hash, customer_id, &kind, ts))
-            .collect()
+        self.records_between(tenant, RecordKind::Touch, from, to, |touch: &Touch| touch.ts).await
     }
 
     async fn events_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<AppEvent>> {
-        type EventRow = (i64, String, String, String, Option<i64>, Option<String>);
-        let partitions = self.hour_partitions(tenant, table::EVENTS_BY_TIME, from, to).await?;
-        let reads = partitions
-            .into_iter()
-            .map(|(hour, shard)| self.rows::<EventRow>(&self.statements.select_events_by_time, (tenant, hour, shard, from, to)));
-        let events = all(reads).await?.into_iter().flatten();
-        Ok(events
-            .map(|(ts, event_id, customer_id, name, value_micros, msg_hash)| AppEvent {
-                tenant: tenant.to_owned(),
-                event_id,
-                customer_id,
-                name,
-                ts,
-                value_micros,
-                msg_hash,
-            })
-            .collect())
+        self.records_between(tenant, RecordKind::Event, from, to, |event: &AppEvent| event.ts).await
     }
 
     pub(super) async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {

@@ -69,22 +69,15 @@ statements! {
     // ---- records, written once per accepted record ----
     insert_message: Write => "INSERT INTO {ks}.messages (tenant, msg_hash, campaign_id, channel, tags, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
     insert_message_by_time: Write => "INSERT INTO {ks}.messages_by_time (tenant, hour, shard, sent_at, msg_hash, campaign_id, channel, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    insert_touch_by_time: Write => "INSERT INTO {ks}.touches_by_time (tenant, hour, shard, ts, event_id, msg_hash, customer_id, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    insert_event_by_time: Write => "INSERT INTO {ks}.events_by_time (tenant, hour, shard, ts, event_id, customer_id, name, value_micros, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    insert_event_by_name: Write => "INSERT INTO {ks}.events_by_name (tenant, name, day, ts, event_id, customer_id, value_micros, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    insert_order_by_day: Write => "INSERT INTO {ks}.orders_by_day (tenant, day, shard, order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     insert_badge: Write => "INSERT INTO {ks}.badges (tenant, customer_id, ts, event_id, badge_id, action, source, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     insert_badge_customer: Write => "INSERT INTO {ks}.badge_customers (tenant, customer_id) VALUES (?, ?)",
+    insert_records_part: Write => "INSERT INTO {ks}.records_by_hour (tenant, hour, kind, step, part, records) VALUES (?, ?, ?, ?, ?, ?)",
     insert_activity: Write => "INSERT INTO {ks}.activity_by_customer (tenant, slot, customer_id, kind, ts, event_id, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
     insert_bucket: Write => "INSERT INTO {ks}.buckets (tenant, table_name, key, bucket) VALUES (?, ?, ?, ?) USING TTL ?",
 
     // ---- record reads ----
     select_message: Read => "SELECT campaign_id, channel, tags, sent_at FROM {ks}.messages WHERE tenant = ? AND msg_hash = ?",
     select_messages_by_time: Read => "SELECT sent_at, msg_hash, campaign_id, channel, tags FROM {ks}.messages_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND sent_at >= ? AND sent_at < ?",
-    select_touches_by_time: Read => "SELECT ts, event_id, msg_hash, customer_id, kind FROM {ks}.touches_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
-    select_events_by_time: Read => "SELECT ts, event_id, customer_id, name, value_micros, msg_hash FROM {ks}.events_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
-    select_events_by_name: Read => "SELECT ts, event_id, customer_id, value_micros, msg_hash FROM {ks}.events_by_name WHERE tenant = ? AND name = ? AND day = ?",
-    select_orders_by_day: Read => "SELECT order_id, ts, event_id, customer_id, status, amount_minor, currency, categories, channel, msg_hash FROM {ks}.orders_by_day WHERE tenant = ? AND day = ? AND shard = ?",
     select_buckets: Read => "SELECT bucket FROM {ks}.buckets WHERE tenant = ? AND table_name = ? AND key = ? AND bucket >= ? AND bucket <= ?",
 
     // ---- conversions: written with the timestamp of their step ----
@@ -112,6 +105,7 @@ statements! {
     select_tenants: Read => "SELECT tenant FROM {ks}.tenants WHERE bucket = 0",
     select_tenant: Read => "SELECT tenant FROM {ks}.tenants WHERE bucket = 0 AND tenant = ?",
     delete_badge: Write => "DELETE FROM {ks}.badges WHERE tenant = ? AND customer_id = ? AND ts = ? AND event_id = ?",
+    select_records_of_hour: Read => "SELECT records FROM {ks}.records_by_hour WHERE tenant = ? AND hour = ? AND kind = ?",
     select_activity: Read => "SELECT customer_id, kind, record FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id IN ?",
     insert_badge_stat_delta: Write => "INSERT INTO {ks}.badge_stat_deltas (tenant, badge_id, level, ts, step, tally) VALUES (?, ?, ?, ?, ?, ?)",
     select_badge_stat_deltas: Read => "SELECT ts, tally FROM {ks}.badge_stat_deltas WHERE tenant = ? AND badge_id = ? AND level = ? AND ts >= ? AND ts < ?",
