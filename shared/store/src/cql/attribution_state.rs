@@ -492,9 +492,11 @@ impl Inner {
             activity_rows.add((tenant, slot), (tenant, slot, customer_id, kind, ts, event_id, body), size);
         }
         writes.extend(activity_rows.batches(self, &s.insert_activity, Some(timestamp)));
+        let mut stats = Partitions::default();
         for ((tenant, badge_id, level, ts), tally) in &stat_rows {
-            writes.push(Box::pin(self.run_at(&s.insert_badge_stat_delta, timestamp, (*tenant, *badge_id, *level, *ts, step.id, tally))));
+            stats.add((*tenant, *badge_id, *level), (*tenant, *badge_id, *level, *ts, step.id, tally), tally.len() + 24);
         }
+        writes.extend(stats.batches(self, &s.insert_badge_stat_delta, Some(timestamp)));
         let (mut held, mut dropped) = (Partitions::default(), Partitions::default());
         for ((tenant, customer_id, badge_id, intervals), body) in &holdings {
             let slot = slot(customer_id);
@@ -507,10 +509,12 @@ impl Inner {
         }
         writes.extend(held.batches(self, &s.insert_badge_holding, Some(timestamp)));
         writes.extend(dropped.batches(self, &s.delete_badge_holding, Some(timestamp)));
+        let mut feed_rows = Partitions::default();
         for ((seq, index, added, event), body) in &feed {
             let values = (&event.tenant, seq_value(*seq), index_value(*index), if *added { "a" } else { "r" }, body);
-            writes.push(Box::pin(self.run_at(&s.insert_badge_feed, timestamp, values)));
+            feed_rows.add(&event.tenant, values, body.len() + 24);
         }
+        writes.extend(feed_rows.batches(self, &s.insert_badge_feed, Some(timestamp)));
         writes.extend(self.fold_writes(&step.fold, timestamp));
         all(writes).await?;
         // Its effects are readable: status calls may report its position. At the step's

@@ -27,7 +27,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 use touchstone_core::attribution::Conversion;
 use touchstone_core::model::{AppEvent, Message, Millis, OrderRecord, Record, Touch};
-use touchstone_core::rollup::{CampaignCell, Granularity, HOUR_MS, Tally};
+use touchstone_core::rollup::{CampaignCell, DAY_MS, Granularity, HOUR_MS, Tally};
 
 /// Positions per `log_entries` partition: a partition never grows past this many positions.
 pub(super) const CHUNK: u64 = 10_000;
@@ -190,7 +190,7 @@ fn unset_if_none<T>(value: Option<T>) -> MaybeUnset<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum ConversionRow {
     Main { tenant: String, goal_id: String, key: String },
-    ByTime { tenant: String, hour: Millis, shard: i32, ts: Millis, goal_id: String, key: String },
+    ByTime { tenant: String, day: Millis, shard: i32, ts: Millis, goal_id: String, key: String },
 }
 
 /// The rows a conversion is stored in: its own and one per index, each a full copy.
@@ -200,14 +200,14 @@ pub(super) fn conversion_rows(conversion: &Conversion) -> [ConversionRow; 2] {
     let shard = spread(&[&goal_id, &key]);
     [
         ConversionRow::Main { tenant: tenant.clone(), goal_id: goal_id.clone(), key: key.clone() },
-        ConversionRow::ByTime { tenant, hour: bucket(fact.ts, HOUR_MS), shard, ts: fact.ts, goal_id, key },
+        ConversionRow::ByTime { tenant, day: bucket(fact.ts, DAY_MS), shard, ts: fact.ts, goal_id, key },
     ]
 }
 
 /// The buckets a stored conversion occupies.
 pub(super) fn conversion_buckets(conversion: &Conversion) -> [BucketRow; 1] {
     let fact = &conversion.fact;
-    [BucketRow::new(&fact.tenant, table::CONVERSIONS_BY_TIME, "", bucket(fact.ts, HOUR_MS))]
+    [BucketRow::new(&fact.tenant, table::CONVERSIONS_BY_TIME, "", bucket(fact.ts, DAY_MS))]
 }
 
 /// The bucket of the rollup rows of `granularity` holding `hour`.
@@ -373,12 +373,12 @@ impl Inner {
                     let slot = slot(key);
                     main_deleted.add((tenant, slot), (tenant, slot, goal_id, key), goal_id.len() + key.len() + 16);
                 }
-                (ConversionRow::ByTime { tenant, hour, shard, ts, goal_id, key }, Some(body)) => {
+                (ConversionRow::ByTime { tenant, day, shard, ts, goal_id, key }, Some(body)) => {
                     let size = goal_id.len() + key.len() + body.len() + 24;
-                    by_time.add((tenant, *hour, *shard), (tenant, hour, shard, ts, goal_id, key, body), size);
+                    by_time.add((tenant, *day, *shard), (tenant, day, shard, ts, goal_id, key, body), size);
                 }
-                (ConversionRow::ByTime { tenant, hour, shard, ts, goal_id, key }, None) => {
-                    by_time_deleted.add((tenant, *hour, *shard), (tenant, hour, shard, ts, goal_id, key), goal_id.len() + key.len() + 24);
+                (ConversionRow::ByTime { tenant, day, shard, ts, goal_id, key }, None) => {
+                    by_time_deleted.add((tenant, *day, *shard), (tenant, day, shard, ts, goal_id, key), goal_id.len() + key.len() + 24);
                 }
             }
         }
@@ -478,13 +478,14 @@ impl Inner {
         Ok(rows.into_iter().map(|(bucket,)| bucket).collect())
     }
 
-    /// The `(hour, shard)` partitions of `table` that may hold rows with `from <= ts < to`.
-    pub(super) async fn hour_partitions(&self, tenant: &str, table: &str, from: Millis, to: Millis) -> Result<Vec<(Millis, i32)>> {
+    /// The `(bucket, shard)` partitions of `table`, by buckets of `size` (an hour or a day),
+    /// that may hold rows with `from <= ts < to`.
+    pub(super) async fn time_partitions(&self, tenant: &str, table: &str, size: Millis, from: Millis, to: Millis) -> Result<Vec<(Millis, i32)>> {
         if from >= to {
             return Ok(Vec::new());
         }
-        let hours = self.buckets(tenant, table, "", bucket(from, HOUR_MS), to - 1).await?;
-        Ok(hours.into_iter().flat_map(|hour| (0..TIME_SHARDS).map(move |shard| (hour, shard))).collect())
+        let buckets = self.buckets(tenant, table, "", bucket(from, size), to - 1).await?;
+        Ok(buckets.into_iter().flat_map(|start| (0..TIME_SHARDS).map(move |shard| (start, shard))).collect())
     }
 }
 

@@ -1,15 +1,19 @@
-//! [`RecordReads`] on CQL: registered messages by point reads, a customer's touches from
-//! their fold state's months (`fold_state.rs`), a conversion by its key.
+//! [`RecordReads`] on CQL: registered messages by point reads (each once a process), a
+//! customer's touches from their fold state's months (`fold_state.rs`), a conversion by its
+//! key.
 
 use super::timed;
 use super::layout::{message, slot};
 use super::{CqlStore, Inner, all};
-use crate::support::decode_conversion;
+use crate::support::{decode_conversion, lock};
 use crate::{RecordReads, Result};
 use async_trait::async_trait;
 use std::collections::HashSet;
 use touchstone_core::attribution::{Conversion, Messages};
-use touchstone_core::model::{Millis, Touch};
+use touchstone_core::model::{Message, Millis, Touch};
+
+/// How many registered messages a process keeps (cleared when full).
+const REGISTERED_CACHED: usize = 100_000;
 
 #[async_trait]
 impl RecordReads for CqlStore {
@@ -27,16 +31,39 @@ impl RecordReads for CqlStore {
 }
 
 impl Inner {
+    /// Point reads of the messages this process has not read registered before.
     async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
         let wanted: HashSet<&String> = msg_hashes.iter().collect();
-        let reads = wanted.into_iter().map(|msg_hash| async move {
+        let mut found = Messages::new();
+        let mut unknown = Vec::new();
+        {
+            let registered = lock(&self.registered);
+            for msg_hash in wanted {
+                match registered.get(&(tenant.to_owned(), msg_hash.clone())) {
+                    Some(message) => {
+                        found.insert(msg_hash.clone(), message.clone());
+                    }
+                    None => unknown.push(msg_hash),
+                }
+            }
+        }
+        let reads = unknown.into_iter().map(|msg_hash| async move {
             let row: Option<(String, String, Option<Vec<String>>, i64)> =
                 self.row(&self.statements.select_message, (tenant, msg_hash)).await?;
             let Some((campaign_id, channel, tags, sent_at)) = row else { return Ok(None) };
             let message = message(tenant, msg_hash.clone(), campaign_id, &channel, tags, sent_at)?;
             Ok(Some((msg_hash.clone(), message)))
         });
-        Ok(all(reads).await?.into_iter().flatten().collect())
+        let read: Vec<(String, Message)> = all(reads).await?.into_iter().flatten().collect();
+        let mut registered = lock(&self.registered);
+        if registered.len() + read.len() > REGISTERED_CACHED {
+            registered.clear();
+        }
+        for (msg_hash, message) in read {
+            registered.insert((tenant.to_owned(), msg_hash.clone()), message.clone());
+            found.insert(msg_hash, message);
+        }
+        Ok(found)
     }
 
     async fn conversion(&self, tenant: &str, goal_id: &str, key: &str) -> Result<Option<Conversion>> {

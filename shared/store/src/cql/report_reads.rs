@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::fold::CustomerState;
 use touchstone_core::model::{AppEvent, Message, Millis, Touch};
-use touchstone_core::rollup::{CampaignCells, Cell, Cells, Granularity, Tally, campaigns_without_zeros};
+use touchstone_core::rollup::{CampaignCells, Cell, Cells, DAY_MS, Granularity, HOUR_MS, Tally, campaigns_without_zeros};
 
 #[async_trait]
 impl ReportReads for CqlStore {
@@ -160,7 +160,7 @@ impl Inner {
     /// any (listed in `buckets`), so any range is exact, however long.
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
         type MessageRow = (i64, String, String, String, Option<Vec<String>>);
-        let partitions = self.hour_partitions(tenant, table::MESSAGES_BY_TIME, from, to).await?;
+        let partitions = self.time_partitions(tenant, table::MESSAGES_BY_TIME, HOUR_MS, from, to).await?;
         let reads = partitions.into_iter().map(|(hour, shard)| {
             self.rows::<MessageRow>(&self.statements.select_messages_by_time, (tenant, hour, shard, from, to))
         });
@@ -182,9 +182,9 @@ impl Inner {
     }
 
     pub(super) async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        let partitions = self.hour_partitions(tenant, table::CONVERSIONS_BY_TIME, from, to).await?;
-        let reads = partitions.into_iter().map(|(hour, shard)| {
-            self.rows::<(Vec<u8>,)>(&self.statements.select_conversions_by_time, (tenant, hour, shard, from, to))
+        let partitions = self.time_partitions(tenant, table::CONVERSIONS_BY_TIME, DAY_MS, from, to).await?;
+        let reads = partitions.into_iter().map(|(day, shard)| {
+            self.rows::<(Vec<u8>,)>(&self.statements.select_conversions_by_time, (tenant, day, shard, from, to))
         });
         all(reads).await?.into_iter().flatten().map(|(body,)| decode_conversion("conversion", &body)).collect()
     }

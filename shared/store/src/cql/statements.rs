@@ -83,10 +83,10 @@ statements! {
     // ---- conversions: written with the timestamp of their step ----
     insert_conversion: Write => "INSERT INTO {ks}.conversions (tenant, slot, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?)",
     delete_conversion: Write => "DELETE FROM {ks}.conversions WHERE tenant = ? AND slot = ? AND goal_id = ? AND key = ?",
-    insert_conversion_by_time: Write => "INSERT INTO {ks}.conversions_by_time (tenant, hour, shard, ts, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    delete_conversion_by_time: Write => "DELETE FROM {ks}.conversions_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts = ? AND goal_id = ? AND key = ?",
+    insert_conversion_by_time: Write => "INSERT INTO {ks}.conversions_by_time (tenant, day, shard, ts, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    delete_conversion_by_time: Write => "DELETE FROM {ks}.conversions_by_time WHERE tenant = ? AND day = ? AND shard = ? AND ts = ? AND goal_id = ? AND key = ?",
     select_conversion: Read => "SELECT conversion FROM {ks}.conversions WHERE tenant = ? AND slot = ? AND goal_id = ? AND key = ?",
-    select_conversions_by_time: Read => "SELECT conversion FROM {ks}.conversions_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND ts >= ? AND ts < ?",
+    select_conversions_by_time: Read => "SELECT conversion FROM {ks}.conversions_by_time WHERE tenant = ? AND day = ? AND shard = ? AND ts >= ? AND ts < ?",
 
     // ---- rollups: delta rows keyed by their step, written with the step's timestamp ----
     insert_rollup_delta: Write => "INSERT INTO {ks}.rollup_deltas (tenant, granularity, bucket, cell, step, count, value_micros) VALUES (?, ?, ?, ?, ?, ?, ?)",
