@@ -4,16 +4,20 @@
 //! and by commits, each with the `buckets` rows they occupy), and the bucket lookups that
 //! every read over a range starts from.
 //!
-//! Tables read by time are partitioned by a time bucket (30 days per customer or message,
-//! an hour or a day per tenant, and a UTC month too for rollups); the `buckets` table lists
-//! the buckets that hold rows of one `(tenant, table, key)`, so a read over an open range or
-//! a whole history visits only partitions that exist. The per-tenant hour tables also spread
-//! each hour over [`TIME_SHARDS`] partitions by a hash of the row's id, so a busy tenant's
-//! hour is not one hot partition. The ingest log is cut into chunks of [`CHUNK`] positions
-//! per partition.
+//! Tables read by time are partitioned by a time bucket (an hour or a day per tenant, and a
+//! UTC month too for rollups); the `buckets` table lists the buckets that hold rows of one
+//! `(tenant, table, key)`, so a read over an open range or a whole history visits only
+//! partitions that exist. Messages and conversions by time also spread each bucket over
+//! [`TIME_SHARDS`] partitions by a hash of the row's id, so a busy tenant's hour is not one
+//! hot partition; a commit's touches, app events and orders go to `records_by_hour` a few
+//! rows per hour ([`records_parts`]). Tables keyed by customer or order put a tenant's rows
+//! in [`CUSTOMER_SLOTS`] partitions ([`slot`]), so a commit writes a batch per partition,
+//! not a request per customer. The ingest log is cut into chunks of [`CHUNK`] positions per
+//! partition.
 
 use super::errors::cql_error;
 use super::{Inner, Write, all};
+use crate::support::encode;
 use crate::{LOG_SHARDS, Result, StoreError};
 use scylla::deserialize::row::DeserializeRow;
 use scylla::serialize::row::SerializeRow;
@@ -21,7 +25,6 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlVarint, MaybeUnset};
 use serde::de::DeserializeOwned;
-use crate::support::encode;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -273,10 +276,11 @@ pub(super) fn message(
 }
 
 impl Inner {
-    /// Writes the rows of newly accepted records: their tables and the buckets they occupy.
-    /// Plain upserts, so a repeat (a reader finishing a crashed ingest) is harmless. Rows of
-    /// the per-tenant time tables, where one call's records crowd a few partitions, go in a
-    /// batch per partition; the others (one or two rows per customer or message) one by one.
+    /// Writes the rows of newly accepted messages and badge events (touches, app events and
+    /// orders are indexed by the commits that process them): their tables and the buckets
+    /// they occupy. Plain upserts, so a repeat (a reader finishing a crashed ingest) is
+    /// harmless. Rows of `messages_by_time` and `badges` go in a batch per partition; a
+    /// message's own row and a badge customer's row one by one.
     pub(super) async fn write_records(&self, records: &[&Record]) -> Result<()> {
         let s = &self.statements;
         let mut bucket_rows = HashSet::new();
