@@ -387,9 +387,8 @@ impl Inner {
         for (tenant, hour, cell, tally) in &step.rollups {
             let cell = encode(cell)?;
             for &granularity in MESSAGE_LEVELS {
-                let bucket = rollup_bucket(tenant, granularity, *hour);
-                sums.entry((tenant.clone(), granularity, bucket.bucket, cell.clone())).or_default().add(*tally);
-                buckets.insert(bucket);
+                sums.entry((tenant.clone(), granularity, granularity.bucket(*hour), cell.clone())).or_default().add(*tally);
+                buckets.insert(rollup_bucket(tenant, granularity, *hour));
             }
         }
         let rollups: Vec<RollupRow> = sums
@@ -404,10 +403,9 @@ impl Inner {
         let mut campaign_sums: BTreeMap<(String, Granularity, Millis, String), Sums> = BTreeMap::new();
         for (tenant, campaign_id, hour, cell, tally) in &step.campaign_rollups {
             for &granularity in CAMPAIGN_LEVELS {
-                let bucket = campaign_rollup_bucket(tenant, granularity, *hour);
-                let key = (tenant.clone(), granularity, bucket.bucket, campaign_id.clone());
+                let key = (tenant.clone(), granularity, granularity.bucket(*hour), campaign_id.clone());
                 campaign_sums.entry(key).or_default().entry(cell.clone()).or_default().add(*tally);
-                buckets.insert(bucket);
+                buckets.insert(campaign_rollup_bucket(tenant, granularity, *hour));
             }
         }
         let mut campaign_rollups = Vec::new();

@@ -213,12 +213,23 @@ pub(super) fn conversion_buckets(conversion: &Conversion) -> [BucketRow; 1] {
     [BucketRow::new(&fact.tenant, table::CONVERSIONS_BY_TIME, "", bucket(fact.ts, DAY_MS))]
 }
 
-/// The bucket of the rollup rows of `granularity` holding `hour`.
-pub(super) fn rollup_bucket(tenant: &str, granularity: Granularity, hour: Millis) -> BucketRow {
-    BucketRow::new(tenant, table::ROLLUP_DELTAS, granularity_code(granularity), granularity.bucket(hour))
+/// The `span` (partition) of the rollup rows of `granularity` in the bucket starting at
+/// `bucket`: the UTC day of an hour bucket, the UTC month of a day bucket, a month bucket
+/// itself. Part of the stored format.
+pub(super) fn rollup_span(granularity: Granularity, bucket: Millis) -> Millis {
+    match granularity {
+        Granularity::Hour => Granularity::Day.bucket(bucket),
+        Granularity::Day => Granularity::Month.bucket(bucket),
+        Granularity::Month => bucket,
+    }
 }
 
-/// A rollup delta row to write: `(tenant, granularity, bucket)` is its partition.
+/// The `buckets` row (its span) of the rollup rows of `granularity` holding `hour`.
+pub(super) fn rollup_bucket(tenant: &str, granularity: Granularity, hour: Millis) -> BucketRow {
+    BucketRow::new(tenant, table::ROLLUP_DELTAS, granularity_code(granularity), rollup_span(granularity, granularity.bucket(hour)))
+}
+
+/// A rollup delta row to write: `(tenant, granularity, span of bucket)` is its partition.
 pub(super) struct RollupRow {
     pub tenant: String,
     pub granularity: Granularity,
@@ -227,16 +238,16 @@ pub(super) struct RollupRow {
     pub tally: Tally,
 }
 
-/// The bucket of the campaign rollup rows of `granularity` holding `hour`.
+/// The `buckets` row (its span) of the campaign rollup rows of `granularity` holding `hour`.
 pub(super) fn campaign_rollup_bucket(tenant: &str, granularity: Granularity, hour: Millis) -> BucketRow {
-    BucketRow::new(tenant, table::CAMPAIGN_ROLLUP_DELTAS, granularity_code(granularity), granularity.bucket(hour))
+    BucketRow::new(tenant, table::CAMPAIGN_ROLLUP_DELTAS, granularity_code(granularity), rollup_span(granularity, granularity.bucket(hour)))
 }
 
 /// The `cells` blob of `campaign_rollup_deltas` and `pending_deltas`: one step's summed
 /// counters of one campaign (or message) in one bucket, one entry per cell.
 pub(super) type StoredCells = Vec<(CampaignCell, Tally)>;
 
-/// A campaign rollup delta row to write: `(tenant, granularity, bucket)` is its partition,
+/// A campaign rollup delta row to write: `(tenant, granularity, span of bucket)` is its partition,
 /// `cells` the encoded [`StoredCells`].
 pub(super) struct CampaignRollupRow {
     pub tenant: String,
@@ -398,8 +409,9 @@ impl Inner {
         let mut partitions = Partitions::default();
         for row in rows {
             let (tenant, granularity) = (row.tenant.as_str(), granularity_code(row.granularity));
-            let values = (tenant, granularity, row.bucket, &row.cell, step, row.tally.count, varint(row.tally.value_micros));
-            partitions.add((tenant, granularity, row.bucket), values, row.cell.len());
+            let span = rollup_span(row.granularity, row.bucket);
+            let values = (tenant, granularity, span, row.bucket, &row.cell, step, row.tally.count, varint(row.tally.value_micros));
+            partitions.add((tenant, granularity, span), values, row.cell.len() + 40);
         }
         partitions.batches(self, &self.statements.insert_rollup_delta, Some(timestamp))
     }
@@ -414,8 +426,9 @@ impl Inner {
         let mut partitions = Partitions::default();
         for row in rows {
             let (tenant, granularity) = (row.tenant.as_str(), granularity_code(row.granularity));
-            let values = (tenant, granularity, row.bucket, row.campaign_id.as_str(), step, &row.cells);
-            partitions.add((tenant, granularity, row.bucket), values, row.campaign_id.len() + row.cells.len());
+            let span = rollup_span(row.granularity, row.bucket);
+            let values = (tenant, granularity, span, row.bucket, row.campaign_id.as_str(), step, &row.cells);
+            partitions.add((tenant, granularity, span), values, row.campaign_id.len() + row.cells.len() + 40);
         }
         partitions.batches(self, &self.statements.insert_campaign_rollup_delta, Some(timestamp))
     }

@@ -3,7 +3,7 @@
 //! a range touches.
 
 use super::timed;
-use super::layout::{RecordKind, decode, from_varint, granularity_code, message, table};
+use super::layout::{RecordKind, bucket, decode, from_varint, granularity_code, message, table};
 use super::{CqlStore, Inner, all};
 use crate::support::{decode_campaign_cells, decode_conversion};
 use crate::{CellKinds, ReportReads, Result};
@@ -67,25 +67,63 @@ impl ReportReads for CqlStore {
 }
 
 impl Inner {
+    /// The spans (partitions) of `table`'s rollup rows of `granularity` that may hold buckets
+    /// starting in `[from, to)`, as `buckets` lists them.
+    async fn rollup_spans(&self, tenant: &str, table: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Vec<Millis>> {
+        // The span holding the first bucket starting at or after `from` starts at or before
+        // it (saturating: `from` may be `Millis::MIN`).
+        let first = match granularity {
+            Granularity::Hour => bucket(from, DAY_MS),
+            Granularity::Day if from > Millis::MIN + 32 * DAY_MS => Granularity::Month.bucket(from),
+            Granularity::Day => Millis::MIN,
+            Granularity::Month => from,
+        };
+        self.buckets(tenant, table, granularity_code(granularity), first, to - 1).await
+    }
+
     async fn rollups(&self, tenant: &str, granularity: Granularity, from: Millis, to: Millis) -> Result<Cells> {
         let mut cells = Cells::default();
         if from >= to {
             return Ok(cells);
         }
         let code = granularity_code(granularity);
-        let buckets = self.buckets(tenant, table::ROLLUP_DELTAS, code, from, to - 1).await?;
-        let reads = buckets.into_iter().map(|bucket| {
-            self.rows::<(Vec<u8>, i64, CqlVarint)>(&self.statements.select_rollup_deltas, (tenant, code, bucket))
+        let spans = self.rollup_spans(tenant, table::ROLLUP_DELTAS, granularity, from, to).await?;
+        let reads = spans.into_iter().map(|span| {
+            self.rows::<(i64, Vec<u8>, i64, CqlVarint)>(&self.statements.select_rollup_deltas, (tenant, code, span, from, to - 1))
         });
-        for (cell, count, value_micros) in all(reads).await?.into_iter().flatten() {
+        for (_bucket, cell, count, value_micros) in all(reads).await?.into_iter().flatten() {
             let cell: Cell = decode("rollup cell", &cell)?;
             cells.add(cell, Tally { count, value_micros: from_varint(&value_micros)? });
         }
         Ok(cells.without_zeros())
     }
 
-    /// Like [`Self::rollups`], by campaign: each bucket's rows (of one campaign, a slice of
-    /// the partition, when one is asked for) summed per campaign and cell.
+    /// The campaign rollup rows `(bucket, campaign_id, cells)` of buckets starting in
+    /// `[from, to)`: of one campaign, a slice of each span; of all, whole spans filtered.
+    async fn campaign_rollup_rows(
+        &self,
+        tenant: &str,
+        campaign_id: Option<&str>,
+        granularity: Granularity,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<(i64, String, Vec<u8>)>> {
+        let s = &self.statements;
+        let code = granularity_code(granularity);
+        let spans = self.rollup_spans(tenant, table::CAMPAIGN_ROLLUP_DELTAS, granularity, from, to).await?;
+        let reads = spans.into_iter().map(|span| async move {
+            match campaign_id {
+                Some(id) => self.rows(&s.select_campaign_rollup_deltas_of, (tenant, code, span, id, from, to - 1)).await,
+                None => self.rows(&s.select_campaign_rollup_deltas, (tenant, code, span)).await,
+            }
+        });
+        let mut rows: Vec<(i64, String, Vec<u8>)> = all(reads).await?.into_iter().flatten().collect();
+        rows.retain(|(bucket, _, _)| (from..to).contains(bucket));
+        Ok(rows)
+    }
+
+    /// Like [`Self::rollups`], by campaign: the buckets' rows (of one campaign, when one is
+    /// asked for) summed per campaign and cell.
     async fn campaign_rollups(
         &self,
         tenant: &str,
@@ -99,16 +137,7 @@ impl Inner {
         if from >= to {
             return Ok(campaigns);
         }
-        let s = &self.statements;
-        let code = granularity_code(granularity);
-        let buckets = self.buckets(tenant, table::CAMPAIGN_ROLLUP_DELTAS, code, from, to - 1).await?;
-        let reads = buckets.into_iter().map(|bucket| async move {
-            match campaign_id {
-                Some(id) => self.rows::<(String, Vec<u8>)>(&s.select_campaign_rollup_deltas_of, (tenant, code, bucket, id)).await,
-                None => self.rows::<(String, Vec<u8>)>(&s.select_campaign_rollup_deltas, (tenant, code, bucket)).await,
-            }
-        });
-        for (campaign, cells) in all(reads).await?.into_iter().flatten() {
+        for (_bucket, campaign, cells) in self.campaign_rollup_rows(tenant, campaign_id, granularity, from, to).await? {
             let sums = campaigns.entry(campaign).or_default();
             for (cell, tally) in decode_campaign_cells(&cells, kinds)? {
                 sums.add(cell, tally);
@@ -117,7 +146,7 @@ impl Inner {
         Ok(campaigns_without_zeros(campaigns))
     }
 
-    /// Each bucket (a partition, or one campaign's slice of it) summed on its own.
+    /// Each bucket (of one campaign, when one is asked for) summed on its own, oldest first.
     async fn campaign_rollup_buckets(
         &self,
         tenant: &str,
@@ -130,30 +159,14 @@ impl Inner {
         if from >= to {
             return Ok(Vec::new());
         }
-        let s = &self.statements;
-        let code = granularity_code(granularity);
-        let buckets = self.buckets(tenant, table::CAMPAIGN_ROLLUP_DELTAS, code, from, to - 1).await?;
-        let reads = buckets.iter().map(|&bucket| async move {
-            match campaign_id {
-                Some(id) => self.rows::<(String, Vec<u8>)>(&s.select_campaign_rollup_deltas_of, (tenant, code, bucket, id)).await,
-                None => self.rows::<(String, Vec<u8>)>(&s.select_campaign_rollup_deltas, (tenant, code, bucket)).await,
-            }
-        });
-        let mut summed = Vec::with_capacity(buckets.len());
-        for (bucket, rows) in buckets.iter().zip(all(reads).await?) {
-            let mut sum = CampaignCells::default();
-            for (_campaign, cells) in rows {
-                for (cell, tally) in decode_campaign_cells(&cells, kinds)? {
-                    sum.add(cell, tally);
-                }
-            }
-            let sum = sum.without_zeros();
-            if !sum.is_empty() {
-                summed.push((*bucket, sum));
+        let mut buckets: BTreeMap<Millis, CampaignCells> = BTreeMap::new();
+        for (bucket, _campaign, cells) in self.campaign_rollup_rows(tenant, campaign_id, granularity, from, to).await? {
+            let sum = buckets.entry(bucket).or_default();
+            for (cell, tally) in decode_campaign_cells(&cells, kinds)? {
+                sum.add(cell, tally);
             }
         }
-        summed.sort_by_key(|(bucket, _)| *bucket);
-        Ok(summed)
+        Ok(buckets.into_iter().map(|(bucket, sum)| (bucket, sum.without_zeros())).filter(|(_, sum)| !sum.is_empty()).collect())
     }
 
     /// Messages by `sent_at`, from the `messages_by_time` partitions of the hours that hold

@@ -89,11 +89,11 @@ statements! {
     select_conversions_by_time: Read => "SELECT conversion FROM {ks}.conversions_by_time WHERE tenant = ? AND day = ? AND shard = ? AND ts >= ? AND ts < ?",
 
     // ---- rollups: delta rows keyed by their step, written with the step's timestamp ----
-    insert_rollup_delta: Write => "INSERT INTO {ks}.rollup_deltas (tenant, granularity, bucket, cell, step, count, value_micros) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    select_rollup_deltas: Read => "SELECT cell, count, value_micros FROM {ks}.rollup_deltas WHERE tenant = ? AND granularity = ? AND bucket = ?",
-    insert_campaign_rollup_delta: Write => "INSERT INTO {ks}.campaign_rollup_deltas (tenant, granularity, bucket, campaign_id, step, cells) VALUES (?, ?, ?, ?, ?, ?)",
-    select_campaign_rollup_deltas: Read => "SELECT campaign_id, cells FROM {ks}.campaign_rollup_deltas WHERE tenant = ? AND granularity = ? AND bucket = ?",
-    select_campaign_rollup_deltas_of: Read => "SELECT campaign_id, cells FROM {ks}.campaign_rollup_deltas WHERE tenant = ? AND granularity = ? AND bucket = ? AND campaign_id = ?",
+    insert_rollup_delta: Write => "INSERT INTO {ks}.rollup_deltas (tenant, granularity, span, bucket, cell, step, count, value_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    select_rollup_deltas: Read => "SELECT bucket, cell, count, value_micros FROM {ks}.rollup_deltas WHERE tenant = ? AND granularity = ? AND span = ? AND bucket >= ? AND bucket <= ?",
+    insert_campaign_rollup_delta: Write => "INSERT INTO {ks}.campaign_rollup_deltas (tenant, granularity, span, bucket, campaign_id, step, cells) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    select_campaign_rollup_deltas: Read => "SELECT bucket, campaign_id, cells FROM {ks}.campaign_rollup_deltas WHERE tenant = ? AND granularity = ? AND span = ?",
+    select_campaign_rollup_deltas_of: Read => "SELECT bucket, campaign_id, cells FROM {ks}.campaign_rollup_deltas WHERE tenant = ? AND granularity = ? AND span = ? AND campaign_id = ? AND bucket >= ? AND bucket <= ?",
     insert_pending_delta: Write => "INSERT INTO {ks}.pending_deltas (tenant, msg_hash, hour, step, cells) VALUES (?, ?, ?, ?, ?)",
     select_pending_deltas: Read => "SELECT hour, cells FROM {ks}.pending_deltas WHERE tenant = ? AND msg_hash = ?",
 
