@@ -227,7 +227,7 @@ impl Inner {
     /// Each customer's activity (only customers with some are in the map).
     async fn activity_of<'a>(&self, customers: &[(&'a str, &'a str)]) -> Result<ByCustomer<'a, Vec<Record>>> {
         let mut activity: ByCustomer<'a, Vec<Record>> = HashMap::new();
-        for (tenant, asked, rows) in self.rows_of_customers::<(String, String, Vec<u8>)>(&self.statements.select_activity, customers).await? {
+        for (tenant, asked, rows) in self.rows_by_slot::<(String, String, Vec<u8>)>(&self.statements.select_activity, customers).await? {
             for (customer_id, kind, record) in rows {
                 let record = match kind.as_str() {
                     ACTIVITY_EVENT => Record::Event(decode("app event", &record)?),
@@ -245,7 +245,7 @@ impl Inner {
     /// Each customer's holding intervals by badge (only customers with some are in the map).
     async fn holdings_of<'a>(&self, customers: &[(&'a str, &'a str)]) -> Result<ByCustomer<'a, BTreeMap<String, Vec<Interval>>>> {
         let mut holdings: ByCustomer<'a, BTreeMap<String, Vec<Interval>>> = HashMap::new();
-        for (tenant, asked, rows) in self.rows_of_customers::<(String, String, Vec<u8>)>(&self.statements.select_badge_holdings, customers).await? {
+        for (tenant, asked, rows) in self.rows_by_slot::<(String, String, Vec<u8>)>(&self.statements.select_badge_holdings, customers).await? {
             for (customer_id, badge_id, intervals) in rows {
                 if let Some(&customer_id) = asked.get(customer_id.as_str()) {
                     holdings.entry((tenant, customer_id)).or_default().insert(badge_id, decode("holding intervals", &intervals)?);

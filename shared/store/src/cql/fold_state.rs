@@ -4,7 +4,7 @@
 //! rows encoded in its step body ([`StoredFold`]); applying the step writes them at the
 //! step's timestamp.
 
-use super::layout::{CUSTOMER_SLOTS, IDS_PER_READ, Partitions, decode, slot};
+use super::layout::{CUSTOMER_SLOTS, Partitions, decode, slot};
 use super::{Inner, Write, all};
 use crate::support::{decode_segment, encode, encode_segment};
 use crate::{CustomerMonths, FoldWrites, Result};
@@ -75,59 +75,52 @@ impl Inner {
     }
 
     /// Each span's months, in input order: one read per partition and up to
-    /// [`IDS_PER_READ`] of its customers (all their months, each customer's kept to its
-    /// span), not one per customer.
+    /// [`IDS_PER_READ`](super::layout::IDS_PER_READ) of its customers (all their months, each
+    /// customer's kept to its span), not one per customer.
     pub(super) async fn customers_months(&self, spans: &[CustomerMonths]) -> Result<Vec<CustomerState>> {
-        let mut partitions: HashMap<(&str, i32), Vec<usize>> = HashMap::new();
-        for (i, span) in spans.iter().enumerate().filter(|(_, span)| span.from <= span.to) {
-            partitions.entry((&span.tenant, slot(&span.customer_id))).or_default().push(i);
-        }
-        let reads = partitions.iter().flat_map(|(&(tenant, slot), indices)| {
-            indices.chunks(IDS_PER_READ).map(move |indices| async move {
-                let ids: Vec<&str> = indices.iter().map(|&i| spans[i].customer_id.as_str()).collect();
-                let rows: Vec<(String, i64, Vec<u8>)> = self.rows(&self.statements.select_customers_months, (tenant, slot, ids)).await?;
-                Ok((indices, rows))
-            })
-        });
-        let mut states: Vec<CustomerState> = spans.iter().map(|_| CustomerState::default()).collect();
-        for (indices, rows) in all(reads).await? {
-            let mut by_customer: HashMap<&str, Vec<(Millis, &[u8])>> = HashMap::new();
-            for (customer_id, month, segment) in &rows {
-                by_customer.entry(customer_id).or_default().push((*month, segment));
-            }
-            for &i in indices {
-                let (first, last) = segments_between(spans[i].from, spans[i].to);
-                for &(month, segment) in by_customer.get(spans[i].customer_id.as_str()).into_iter().flatten() {
-                    if first <= month && month <= last {
-                        states[i].segments.insert(month, decode_segment("customer state", segment)?);
-                    }
+        let asked: Vec<(&str, &str)> = spans.iter().filter(|span| span.from <= span.to).map(|span| (span.tenant.as_str(), span.customer_id.as_str())).collect();
+        // Each customer's months as stored: (month, encoded segment).
+        type StoredMonths = Vec<(Millis, Vec<u8>)>;
+        let mut months: HashMap<(&str, &str), StoredMonths> = HashMap::new();
+        for (tenant, ids, rows) in self.rows_by_slot::<(String, i64, Vec<u8>)>(&self.statements.select_customers_months, &asked).await? {
+            for (customer_id, month, segment) in rows {
+                if let Some(&customer_id) = ids.get(customer_id.as_str()) {
+                    months.entry((tenant, customer_id)).or_default().push((month, segment));
                 }
             }
         }
-        Ok(states)
+        spans
+            .iter()
+            .map(|span| {
+                let mut state = CustomerState::default();
+                if span.from <= span.to {
+                    let (first, last) = segments_between(span.from, span.to);
+                    for (month, segment) in months.get(&(span.tenant.as_str(), span.customer_id.as_str())).into_iter().flatten() {
+                        if first <= *month && *month <= last {
+                            state.segments.insert(*month, decode_segment("customer state", segment)?);
+                        }
+                    }
+                }
+                Ok(state)
+            })
+            .collect()
     }
 
     /// Each order's state, in input order: one read per partition and up to
-    /// [`IDS_PER_READ`] of its orders.
+    /// [`IDS_PER_READ`](super::layout::IDS_PER_READ) of its orders.
     pub(super) async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>> {
-        let mut partitions: HashMap<(&str, i32), Vec<&str>> = HashMap::new();
-        for (tenant, order_id) in orders {
-            partitions.entry((tenant, slot(order_id))).or_default().push(order_id);
+        let asked: Vec<(&str, &str)> = orders.iter().map(|(tenant, order_id)| (tenant.as_str(), order_id.as_str())).collect();
+        let mut found: HashMap<(&str, &str), Vec<u8>> = HashMap::new();
+        for (tenant, ids, rows) in self.rows_by_slot::<(String, Vec<u8>)>(&self.statements.select_order_states_in, &asked).await? {
+            for (order_id, state) in rows {
+                if let Some(&order_id) = ids.get(order_id.as_str()) {
+                    found.insert((tenant, order_id), state);
+                }
+            }
         }
-        let reads = partitions.iter().flat_map(|(&(tenant, slot), ids)| {
-            ids.chunks(IDS_PER_READ).map(move |ids| async move {
-                let rows: Vec<(String, Vec<u8>)> = self.rows(&self.statements.select_order_states_in, (tenant, slot, ids)).await?;
-                Ok((tenant, rows))
-            })
-        });
-        // By tenant, so that an order is looked up by its borrowed id.
-        let mut found: HashMap<&str, HashMap<String, Vec<u8>>> = HashMap::new();
-        for (tenant, rows) in all(reads).await? {
-            found.entry(tenant).or_default().extend(rows);
-        }
-        orders
+        asked
             .iter()
-            .map(|(tenant, order_id)| match found.get(tenant.as_str()).and_then(|states| states.get(order_id)) {
+            .map(|key| match found.get(key) {
                 Some(state) => decode("order state", state),
                 None => Ok(OrderState::default()),
             })

@@ -124,8 +124,9 @@ pub(super) fn bucket(ts: Millis, size: Millis) -> Millis {
 /// more than 100 (`max_clustering_key_restrictions_per_query`).
 pub(super) const IDS_PER_READ: usize = 100;
 
-/// Partitions per tenant of the tables keyed by customer or order (`customer_states`,
-/// `order_states`, `activity_by_customer`, `badge_holdings`): a commit writes a batch per
+/// Partitions per tenant of the tables keyed by customer, order or conversion key
+/// (`customer_states`, `order_states`, `activity_by_customer`, `badge_holdings`,
+/// `conversions`): a commit writes a batch per
 /// partition and reads up to [`IDS_PER_READ`] customers a request; a recompute reads them all.
 pub(super) const CUSTOMER_SLOTS: i32 = 16;
 
@@ -594,20 +595,16 @@ impl Inner {
 }
 
 impl Inner {
-    /// The rows of `statement` (`... WHERE tenant = ? AND slot = ? AND customer_id IN ?`)
-    /// of every customer: one read per slot partition and up to [`IDS_PER_READ`] of its
-    /// customers, each read with its tenant and the customers it named.
-    pub(super) async fn rows_of_customers<'a, R>(
-        &self,
-        statement: &PreparedStatement,
-        customers: &[(&'a str, &'a str)],
-    ) -> Result<Vec<(&'a str, HashSet<&'a str>, Vec<R>)>>
+    /// The rows of `statement` (`... WHERE tenant = ? AND slot = ? AND <id> IN ?`) of every
+    /// `(tenant, id)` of a customer or an order: one read per slot partition and up to
+    /// [`IDS_PER_READ`] of its ids, each read with its tenant and the ids it named.
+    pub(super) async fn rows_by_slot<'a, R>(&self, statement: &PreparedStatement, ids: &[(&'a str, &'a str)]) -> Result<Vec<(&'a str, HashSet<&'a str>, Vec<R>)>>
     where
         R: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata> + Send + 'static,
     {
         let mut partitions: HashMap<(&'a str, i32), Vec<&'a str>> = HashMap::new();
-        for &(tenant, customer_id) in customers {
-            partitions.entry((tenant, slot(customer_id))).or_default().push(customer_id);
+        for &(tenant, id) in ids {
+            partitions.entry((tenant, slot(id))).or_default().push(id);
         }
         for ids in partitions.values_mut() {
             ids.sort_unstable();

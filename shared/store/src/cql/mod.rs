@@ -139,9 +139,9 @@ struct Inner {
     recent_buckets: Mutex<HashMap<layout::BucketRow, Instant>>,
     /// Tenants this process has written to `tenants` (a tenant's row is written once).
     known_tenants: Mutex<std::collections::HashSet<String>>,
-    /// Registered messages this process has read, by tenant and msg_hash: a registration
+    /// Registered messages this process has read, by tenant, then msg_hash: a registration
     /// never changes (the first one stands), so a step reads each message once.
-    registered: Mutex<HashMap<(String, String), touchstone_core::model::Message>>,
+    registered: Mutex<HashMap<String, touchstone_core::attribution::Messages>>,
     /// Who this process is, as the owner of log shard leases.
     owner: String,
     /// Per log shard, whose turn it is among this process's appends.

@@ -38,8 +38,9 @@ impl Inner {
         let mut unknown = Vec::new();
         {
             let registered = lock(&self.registered);
+            let known = registered.get(tenant);
             for msg_hash in wanted {
-                match registered.get(&(tenant.to_owned(), msg_hash.clone())) {
+                match known.and_then(|messages| messages.get(msg_hash)) {
                     Some(message) => {
                         found.insert(msg_hash.clone(), message.clone());
                     }
@@ -55,12 +56,16 @@ impl Inner {
             Ok(Some((msg_hash.clone(), message)))
         });
         let read: Vec<(String, Message)> = all(reads).await?.into_iter().flatten().collect();
+        if read.is_empty() {
+            return Ok(found);
+        }
         let mut registered = lock(&self.registered);
-        if registered.len() + read.len() > REGISTERED_CACHED {
+        if registered.values().map(Messages::len).sum::<usize>() + read.len() > REGISTERED_CACHED {
             registered.clear();
         }
+        let known = registered.entry(tenant.to_owned()).or_default();
         for (msg_hash, message) in read {
-            registered.insert((tenant.to_owned(), msg_hash.clone()), message.clone());
+            known.insert(msg_hash.clone(), message.clone());
             found.insert(msg_hash, message);
         }
         Ok(found)
