@@ -206,13 +206,28 @@ async fn derive_rows(
             (tenant, customer, with_activity)
         })
         .collect();
+    // The step's own badge events: a backend's inputs may hold only those already committed.
+    let mut stored_of: HashMap<(&str, &str), Vec<&BadgeEvent>> = HashMap::new();
+    for entry in entries {
+        if let LogPayload::Record(Record::Badge(b)) = &entry.payload {
+            stored_of.entry((&b.tenant, &b.customer_id)).or_default().push(b);
+        }
+    }
     let inputs = store.badge_inputs_many(&wanted).await?;
     let mut currencies: HashMap<&str, String> = HashMap::new();
     let mut writes = BadgeWrites::default();
     // Feed positions of derived changes: after every entry of the step.
     let mut next_index = 1u32;
     for ((tenant, customer_id, _), input) in wanted.iter().zip(inputs) {
-        let (rows, mut activity) = (input.events, input.activity);
+        let (mut rows, mut activity) = (input.events, input.activity);
+        if let Some(stored) = stored_of.get(&(tenant.as_str(), customer_id.as_str())) {
+            let known: BTreeSet<&str> = rows.iter().map(|row| row.event_id.as_str()).collect();
+            let new: Vec<BadgeEvent> = stored.iter().filter(|b| !known.contains(b.event_id.as_str())).map(|b| (*b).clone()).collect();
+            if !new.is_empty() {
+                rows.extend(new);
+                rows.sort_by(|a, b| (b.ts, &b.event_id).cmp(&(a.ts, &a.event_id)));
+            }
+        }
         if let Some(records) = counted_of.get(&(tenant.as_str(), customer_id.as_str())) {
             let indexed: BTreeSet<&str> = activity.iter().map(Record::id).collect();
             let new: Vec<Record> = records.iter().filter(|r| !indexed.contains(r.id())).map(|r| (*r).clone()).collect();

@@ -190,7 +190,7 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
         records: entries
             .into_iter()
             .filter_map(|entry| match entry.payload {
-                LogPayload::Record(record @ (Record::Touch(_) | Record::Event(_) | Record::Order(_))) => Some(record),
+                LogPayload::Record(record @ (Record::Touch(_) | Record::Event(_) | Record::Order(_) | Record::Badge(_))) => Some(record),
                 _ => None,
             })
             .collect(),

@@ -128,9 +128,22 @@ pub async fn badge_inputs_of_many_customers(store: &dyn Store) -> Result<()> {
         let intervals = vec![(T0 + i as i64, T0 + 1_000_000)];
         holdings.push(HoldingChange { tenant: t.clone(), customer_id: customer_id.clone(), badge_id: "vip".into(), intervals });
     }
-    store.ingest(vec![Record::Badge(badge_event(&t, "b1", "c7", "vip", T0))]).await?;
+    // c7's stored badge event, committed by the step that processes its entry; c9's derived
+    // entries, one of them removed by a later step.
+    let b1 = badge_event(&t, "b1", "c7", "vip", T0);
+    store.ingest(vec![Record::Badge(b1.clone())]).await?;
     let after = store.resume_shard(shard).await?;
-    store.commit_attribution(AttributionCommit { shard, after, processed: after, activity, holdings, ..AttributionCommit::default() }).await?;
+    let processed = store.log_status(shard).await?.head;
+    let derived = |event_id: &str, ts: i64| BadgeEvent { source: BadgeSource::Rule, ..badge_event(&t, event_id, "c9", "vip", ts) };
+    let (earn, expiry) = (derived("rule:vip", T0 + 5), derived("expiry:x", T0 + 9));
+    let badge_rows = vec![BadgeRowChange::Put(earn.clone()), BadgeRowChange::Put(expiry.clone())];
+    let records = vec![Record::Badge(b1)];
+    let step = AttributionCommit { shard, after, processed, activity, holdings, badge_rows, records, ..AttributionCommit::default() };
+    store.commit_attribution(step).await?;
+    let removed = |row: &BadgeEvent| BadgeRowChange::Delete { tenant: t.clone(), customer_id: "c9".into(), ts: row.ts, event_id: row.event_id.clone() };
+    let later = derived("rule:vip", T0 + 7);
+    let badge_rows = vec![removed(&earn), removed(&expiry), BadgeRowChange::Put(later.clone())];
+    store.commit_attribution(AttributionCommit { shard, after: processed, processed, badge_rows, ..AttributionCommit::default() }).await?;
 
     // Every third customer asked with activity, one twice, one unknown.
     let mut asked: Vec<(String, String, bool)> = customers.iter().enumerate().map(|(i, c)| (t.clone(), c.clone(), i % 3 == 0)).collect();
@@ -147,7 +160,17 @@ pub async fn badge_inputs_of_many_customers(store: &dyn Store) -> Result<()> {
         assert_eq!(ids, if *with_activity { vec![format!("e{i}")] } else { vec![] }, "{customer_id}");
         let held: Vec<(&String, &Vec<(i64, i64)>)> = got.holdings.iter().collect();
         assert_eq!(held, [(&"vip".to_owned(), &vec![(T0 + i, T0 + 1_000_000)])], "{customer_id}");
-        assert_eq!(got.events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), if i == 7 { vec!["b1"] } else { vec![] });
+        let events: Vec<(&str, i64)> = got.events.iter().map(|e| (e.event_id.as_str(), e.ts)).collect();
+        let want = match i {
+            7 => vec![("b1", T0)],
+            // The earn moved to a later time, the expiry is gone.
+            9 => vec![("rule:vip", T0 + 7)],
+            _ => vec![],
+        };
+        assert_eq!(events, want, "{customer_id}");
+        if i == 9 {
+            assert_eq!(got.events, [later.clone()]);
+        }
     }
     Ok(())
 }

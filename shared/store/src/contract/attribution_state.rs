@@ -199,11 +199,13 @@ pub struct AttributionCommit {
     pub set_aside: Vec<SetAside>,
     /// The fold's state: customers' months, orders, the index of unregistered messages.
     pub fold: FoldWrites,
-    /// The step's touches, app events and order records, processed (not set aside): what
-    /// the reads by time ([`ReportReads::touches_between`](crate::ReportReads::touches_between),
-    /// `events_between`, `tenant_orders`, `tenant_events_named`) return once committed. A
-    /// backend that indexed them at ingest ignores them; one that indexes at commit (CQL,
-    /// a request per hour of a step instead of a row per record) stores them.
+    /// The step's touches, app events, order records and badge events, processed (not set
+    /// aside): what the reads by time ([`ReportReads::touches_between`](crate::ReportReads::touches_between),
+    /// `events_between`, `tenant_orders`, `tenant_events_named`) and the badge events of
+    /// [`BadgeStore::badge_inputs_many`](crate::BadgeStore::badge_inputs_many) return once
+    /// committed. A backend that indexed them at ingest ignores them; one that indexes at
+    /// commit (CQL, a request per hour or slot partition of a step instead of a row per
+    /// record) stores them.
     pub records: Vec<Record>,
 }
 

@@ -28,7 +28,10 @@ pub struct BadgeRows {
 /// What attribution reads of a customer to derive their badge entries again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BadgeInputs {
-    /// The customer's badge partition, newest first.
+    /// The customer's badge partition as committed, newest first: its derived entries, and
+    /// its stored badge events whose log entries a commit processed
+    /// ([`AttributionCommit::records`](crate::AttributionCommit::records)). A backend may give
+    /// stored events not processed yet too: a step adds its own badge events either way.
     pub events: Vec<BadgeEvent>,
     /// What the rules count, when asked for.
     pub activity: Vec<Record>,

@@ -15,7 +15,7 @@
 
 use super::timed;
 use super::layout::{
-    ACTIVITY_EVENT, ACTIVITY_ORDER, BucketRow, CHUNK, CampaignRollupRow, ConversionRow, Partitions, PendingRow, RecordKind, RollupRow,
+    ACTIVITY_BADGE, ACTIVITY_EVENT, ACTIVITY_ORDER, BucketRow, CHUNK, CampaignRollupRow, ConversionRow, Partitions, PendingRow, RecordKind, RollupRow,
     StoredCells, campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, records_parts, rollup_bucket, seq_value,
     shard_value, slot, table,
 };
@@ -442,6 +442,16 @@ impl Inner {
                 }
             })
             .collect::<Result<_>>()?;
+        // A customer's badge partition as committed (`ACTIVITY_BADGE` rows): the step's
+        // stored badge events and its derived entries.
+        let stored_badges = step.records.iter().filter_map(|record| match record {
+            Record::Badge(b) => Some(b),
+            _ => None,
+        });
+        let badge_bodies: Vec<(&BadgeEvent, Vec<u8>)> = stored_badges
+            .chain(step.badge_rows.iter().filter_map(|change| change.as_ref().ok()))
+            .map(|row| Ok((row, encode(row)?)))
+            .collect::<Result<_>>()?;
         let mut stat_sums: BTreeMap<(&str, &str, StatLevel, Millis), BadgeTally> = BTreeMap::new();
         for (tenant, badge_id, ts, tally) in &step.badge_stats {
             for level in [StatLevel::Day, StatLevel::Instant] {
@@ -489,7 +499,20 @@ impl Inner {
             let size = customer_id.len() + event_id.len() + body.len() + 24;
             activity_rows.add((tenant, slot), (tenant, slot, customer_id, kind, ts, event_id, body), size);
         }
+        // The badge partition as committed, for the next steps' badge inputs, beside the
+        // activity.
+        for (row, body) in &badge_bodies {
+            let slot = slot(&row.customer_id);
+            let size = row.customer_id.len() + row.event_id.len() + body.len() + 24;
+            activity_rows.add((&row.tenant, slot), (&row.tenant, slot, &row.customer_id, ACTIVITY_BADGE, row.ts, &row.event_id, body), size);
+        }
         writes.extend(activity_rows.batches(self, &s.insert_activity, Some(timestamp)));
+        let mut removed = Partitions::default();
+        for (tenant, customer_id, ts, event_id) in step.badge_rows.iter().filter_map(|change| change.as_ref().err()) {
+            let slot = slot(customer_id);
+            removed.add((tenant, slot), (tenant, slot, customer_id, ACTIVITY_BADGE, *ts, event_id), customer_id.len() + event_id.len() + 24);
+        }
+        writes.extend(removed.batches(self, &s.delete_activity, Some(timestamp)));
         let mut stats = Partitions::default();
         for ((tenant, badge_id, level, ts), tally) in &stat_rows {
             stats.add((*tenant, *badge_id, *level), (*tenant, *badge_id, *level, *ts, step.id, tally), tally.len() + 24);

@@ -1,11 +1,12 @@
 //! [`BadgeStore`] on CQL: a tenant's badge book in one row, saved by compare-and-set on its
 //! version with its `RederiveBadges` entry (as configs are with theirs); a customer's badge
-//! partition is one partition, its activity and holdings are rows of its tenant's slot
-//! partition (`layout::slot`), read for many customers at once.
+//! partition is one partition, read by timelines; its activity, holdings and its badge
+//! partition as committed (for attribution) are rows of its tenant's slot partition
+//! (`layout::slot`), read for many customers at once.
 
 use super::timed;
-use super::layout::{ACTIVITY_EVENT, ACTIVITY_ORDER, decode, parse, seq_value};
-use super::{CqlStore, Inner, all};
+use super::layout::{ACTIVITY_BADGE, ACTIVITY_EVENT, ACTIVITY_ORDER, decode, parse, seq_value};
+use super::{CqlStore, Inner};
 use crate::support::{StoredPayload, encode};
 use crate::{BadgeFeedEntry, BadgeInputs, BadgeRows, BadgeStore, FeedChange, FeedPosition, LogMark, Result, StatLevel, StoreError};
 use async_trait::async_trait;
@@ -52,27 +53,30 @@ impl BadgeStore for CqlStore {
         .await
     }
 
-    /// The badge partitions one read each; activity and holdings one read per slot partition
-    /// and up to [`IDS_PER_READ`](super::layout::IDS_PER_READ) customers.
+    /// The badge partitions as committed (rows of the activity table), activity and
+    /// holdings: one read per slot partition and up to
+    /// [`IDS_PER_READ`](super::layout::IDS_PER_READ) customers for each table, not one per
+    /// customer.
     async fn badge_inputs_many(&self, customers: &[(String, String, bool)]) -> Result<Vec<BadgeInputs>> {
         timed("badge_inputs_many", async {
             let inner = &self.inner;
-            let events = all(customers.iter().map(|(tenant, customer_id, _)| inner.customer_badge_events(tenant, customer_id)));
-            let counted: Vec<(&str, &str)> =
-                customers.iter().filter(|(_, _, with_activity)| *with_activity).map(|(t, c, _)| (t.as_str(), c.as_str())).collect();
             let every: Vec<(&str, &str)> = customers.iter().map(|(t, c, _)| (t.as_str(), c.as_str())).collect();
-            let (events, activity, holdings) = tokio::try_join!(events, inner.activity_of(&counted), inner.holdings_of(&every))?;
+            let (activity, holdings) = tokio::try_join!(inner.activity_of(&every), inner.holdings_of(&every))?;
             Ok(customers
                 .iter()
-                .zip(events)
-                .map(|((tenant, customer_id, with_activity), events)| {
+                .map(|(tenant, customer_id, with_activity)| {
                     let key = (tenant.as_str(), customer_id.as_str());
-                    BadgeInputs {
-                        events,
-                        // Looked up, not taken: a customer may be asked for twice.
-                        activity: if *with_activity { activity.get(&key).cloned().unwrap_or_default() } else { Vec::new() },
-                        holdings: holdings.get(&key).cloned().unwrap_or_default(),
+                    // Looked up, not taken: a customer may be asked for twice.
+                    let (mut events, mut counted) = (Vec::new(), Vec::new());
+                    for record in activity.get(&key).into_iter().flatten() {
+                        match record {
+                            Record::Badge(event) => events.push(event.clone()),
+                            record if *with_activity => counted.push(record.clone()),
+                            _ => {}
+                        }
                     }
+                    events.sort_by(|a, b| (b.ts, &b.event_id).cmp(&(a.ts, &a.event_id)));
+                    BadgeInputs { events, activity: counted, holdings: holdings.get(&key).cloned().unwrap_or_default() }
                 })
                 .collect())
         })
@@ -221,10 +225,13 @@ type ByCustomer<'a, T> = HashMap<(&'a str, &'a str), T>;
 impl Inner {
     async fn customer_activity(&self, tenant: &str, customer_id: &str) -> Result<Vec<Record>> {
         let mut activity = self.activity_of(&[(tenant, customer_id)]).await?;
-        Ok(activity.remove(&(tenant, customer_id)).unwrap_or_default())
+        let mut records = activity.remove(&(tenant, customer_id)).unwrap_or_default();
+        records.retain(|record| !matches!(record, Record::Badge(_)));
+        Ok(records)
     }
 
-    /// Each customer's activity (only customers with some are in the map).
+    /// Each customer's activity and committed badge partition rows (`Record::Badge`): only
+    /// customers with some are in the map.
     async fn activity_of<'a>(&self, customers: &[(&'a str, &'a str)]) -> Result<ByCustomer<'a, Vec<Record>>> {
         let mut activity: ByCustomer<'a, Vec<Record>> = HashMap::new();
         for (tenant, asked, rows) in self.rows_by_slot::<(String, String, Vec<u8>)>(&self.statements.select_activity, customers).await? {
@@ -232,6 +239,7 @@ impl Inner {
                 let record = match kind.as_str() {
                     ACTIVITY_EVENT => Record::Event(decode("app event", &record)?),
                     ACTIVITY_ORDER => Record::Order(decode("order record", &record)?),
+                    ACTIVITY_BADGE => Record::Badge(decode("badge partition row", &record)?),
                     other => return Err(StoreError::Corrupt(format!("activity row of unknown kind {other:?}"))),
                 };
                 if let Some(&customer_id) = asked.get(customer_id.as_str()) {

@@ -64,9 +64,11 @@ pub(super) fn ttl_seconds(ttl: Duration) -> i32 {
     i32::try_from(seconds.max(1)).unwrap_or(i32::MAX)
 }
 
-/// `activity_by_customer.kind` of an app event and of an order status record.
+/// `activity_by_customer.kind` of an app event, of an order status record, and of a row of
+/// the customer's badge partition as committed (a stored badge event or a derived entry).
 pub(super) const ACTIVITY_EVENT: &str = "e";
 pub(super) const ACTIVITY_ORDER: &str = "o";
+pub(super) const ACTIVITY_BADGE: &str = "b";
 
 pub(super) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable {what}: {e}")))

@@ -106,6 +106,7 @@ statements! {
     select_tenant: Read => "SELECT tenant FROM {ks}.tenants WHERE bucket = 0 AND tenant = ?",
     delete_badge: Write => "DELETE FROM {ks}.badges WHERE tenant = ? AND customer_id = ? AND ts = ? AND event_id = ?",
     select_records_of_hour: Read => "SELECT records FROM {ks}.records_by_hour WHERE tenant = ? AND hour = ? AND kind = ?",
+    delete_activity: Write => "DELETE FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id = ? AND kind = ? AND ts = ? AND event_id = ?",
     select_activity: Read => "SELECT customer_id, kind, record FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id IN ?",
     insert_badge_stat_delta: Write => "INSERT INTO {ks}.badge_stat_deltas (tenant, badge_id, level, ts, step, tally) VALUES (?, ?, ?, ?, ?, ?)",
     select_badge_stat_deltas: Read => "SELECT ts, tally FROM {ks}.badge_stat_deltas WHERE tenant = ? AND badge_id = ? AND level = ? AND ts >= ? AND ts < ?",
