@@ -2,7 +2,7 @@
 //! `RederiveBadges` entry it appends, a customer's badge partition (stored events from
 //! ingest, derived rows from commits, pages between bounds) and activity.
 
-use super::{T0, event, order, tenant, tenant_log};
+use super::{T0, commit_logged, event, order, tenant, tenant_log};
 use crate::{
     AttributionCommit, BadgeFeedEntry, BadgeRowChange, BadgeRows, BadgeStatDelta, FeedChange, FeedPosition, HoldingChange, IngestOutcome, LogMark,
     LogPayload, Result, StatLevel, Store, StoreError, log_shard,
@@ -22,6 +22,15 @@ fn badge_event(tenant: &str, event_id: &str, customer_id: &str, badge_id: &str, 
         source: BadgeSource::BulkImport,
         reason: Some("attended the launch".into()),
     }
+}
+
+/// Ingests `records` of `tenant` and commits them as the step that processes them would:
+/// stored badge events are readable once committed.
+async fn ingest_committed(store: &dyn Store, tenant: &str, records: Vec<Record>) -> Result<Vec<IngestOutcome>> {
+    let before = store.log_status(log_shard(tenant)).await?.head;
+    let outcomes = store.ingest(records).await?;
+    commit_logged(store, tenant, before).await?;
+    Ok(outcomes)
 }
 
 pub async fn badge_book_defaults_and_compare_and_set(store: &dyn Store) -> Result<()> {
@@ -64,7 +73,7 @@ pub async fn customer_badge_events_are_newest_first_per_customer(store: &dyn Sto
         // A year later, far past any time bucket.
         Record::Badge(badge_event(&t, "b5", "c1", "vip", T0 + 366 * 86_400_000)),
     ];
-    store.ingest(records).await?;
+    ingest_committed(store, &t, records).await?;
     // A retry with another reason changes nothing: the first arrival stands.
     let mut retry = first.clone();
     retry.reason = Some("changed".into());
@@ -183,7 +192,7 @@ pub async fn badge_rows_page_newest_first_between_bounds(store: &dyn Store) -> R
         Record::Badge(badge_event(&t, "early", "c1", "vip", T0)),
         Record::Badge(badge_event(&t, "late", "c1", "vip", T0 + 2)),
     ]);
-    store.ingest(records.collect()).await?;
+    ingest_committed(store, &t, records.collect()).await?;
     let t = &t;
     let page = |rows: BadgeRows| async move {
         let found = store.customer_badge_rows(t, "c1", &rows).await?;
@@ -207,7 +216,8 @@ pub async fn commits_write_and_remove_derived_badge_rows(store: &dyn Store) -> R
     let t = tenant("badge_commit");
     let shard = log_shard(&t);
     let before = store.log_status(shard).await?.head;
-    store.ingest(vec![Record::Badge(badge_event(&t, "s1", "c1", "vip", T0))]).await?;
+    let s1 = badge_event(&t, "s1", "c1", "vip", T0);
+    store.ingest(vec![Record::Badge(s1.clone())]).await?;
     let seq = tenant_log(store, &t, before).await?.last().map(|e| e.seq).expect("the badge event's entry");
     let after = store.resume_shard(shard).await?;
     let mut earn = badge_event(&t, "rule:regular", "c1", "regular", T0 + 5);
@@ -218,6 +228,7 @@ pub async fn commits_write_and_remove_derived_badge_rows(store: &dyn Store) -> R
         after,
         processed: seq,
         badge_rows: vec![BadgeRowChange::Put(earn.clone()), BadgeRowChange::Put(expiry.clone())],
+        records: vec![Record::Badge(s1)],
         ..AttributionCommit::default()
     };
     store.commit_attribution(commit).await?;
@@ -263,7 +274,7 @@ pub async fn customer_badge_latest_is_each_badges_newest_entry_up_to_a_time(stor
     ];
     // A history longer than a page of the backends that read it in pages.
     records.extend((0..2_500).map(|i| Record::Badge(badge_event(&t, &format!("old{i:04}"), "c1", "regular", T0 - 10_000 + i))));
-    store.ingest(records).await?;
+    ingest_committed(store, &t, records).await?;
     // A derived row (from a commit) counts as a stored one does.
     let seq = tenant_log(store, &t, before).await?.last().map(|e| e.seq).expect("the badge events' entries");
     let after = store.resume_shard(shard).await?;

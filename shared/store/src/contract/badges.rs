@@ -87,8 +87,8 @@ pub struct BadgeFeedEntry {
 /// - **Definitions** are one [`BadgeBook`] per tenant, saved by compare-and-set on its
 ///   version like a tenant config; a save appends a `RederiveBadges` entry for the tenant in
 ///   the same atomic write, so attribution derives every customer's entries again.
-/// - **A customer's badge partition** holds the stored badge events (written by ingest)
-///   and the derived entries (rule earns, expiries: written by attribution commits), newest
+/// - **A customer's badge partition** holds the stored badge events and the derived
+///   entries (rule earns, expiries: written by attribution commits), newest
 ///   first (`ts`, then `event_id`, descending), so a timeline page is one range read.
 /// - **A customer's activity** holds the app events and order status records some badge
 ///   rule counts (or counted when it was indexed), written by attribution commits.
@@ -96,9 +96,11 @@ pub struct BadgeFeedEntry {
 ///   intervals**, written by attribution commits (`badge_stats`, `holdings`).
 /// - **A tenant's feed**: the timeline changes of all its customers in the order commits
 ///   made them (`badge_feed`), for following a tenant's badges as they happen.
-/// - **Readable**: a stored badge event once the ingest call that accepted it returned;
-///   derived entries and activity once the attribution step that processed the records
-///   they come from committed.
+/// - **Readable**: a stored badge event once the attribution step that processed its log
+///   entry committed it ([`AttributionCommit::records`](crate::AttributionCommit::records));
+///   a backend may make it readable earlier (the embedded one, when the ingest call that
+///   accepted it returned). Derived entries and activity once the attribution step that
+///   processed the records they come from committed.
 #[async_trait]
 pub trait BadgeStore: Send + Sync + 'static {
     /// The tenant's badge definitions, or an empty book (version 0) when none are saved.

@@ -483,7 +483,6 @@ impl Inner {
         writes.extend(self.rollup_writes(&rollups, step.id, timestamp));
         writes.extend(self.campaign_rollup_writes(&campaign_rollups, step.id, timestamp));
         writes.extend(self.pending_writes(&pending, step.id, timestamp));
-        writes.extend(step.badge_rows.iter().map(|change| self.write_badge_row(change, timestamp)));
         let s = &self.statements;
         // Activity and holdings go in a batch per slot partition: a step's customers share
         // their tenant's 16.
@@ -548,21 +547,6 @@ impl Inner {
             self.run(&self.statements.delete_step, (shard_value(step.shard), step.previous)).await?;
         }
         Ok(())
-    }
-
-    /// A derived badge entry, written or deleted at the step's timestamp.
-    fn write_badge_row<'a>(&'a self, change: &'a Result<BadgeEvent, (String, String, Millis, String)>, timestamp: i64) -> Write<'a> {
-        let s = &self.statements;
-        match change {
-            Ok(row) => {
-                let values = (
-                    &row.tenant, &row.customer_id, row.ts, &row.event_id, &row.badge_id, row.action.as_str(), row.source.as_str(),
-                    &row.reason,
-                );
-                Box::pin(self.run_at(&s.insert_badge, timestamp, values))
-            }
-            Err((tenant, customer_id, ts, event_id)) => Box::pin(self.run_at(&s.delete_badge, timestamp, (tenant, customer_id, *ts, event_id))),
-        }
     }
 
     /// Writes one set-aside row (`payload` is its encoded payload) at the step's timestamp.

@@ -1,11 +1,11 @@
 //! [`BadgeStore`] on CQL: a tenant's badge book in one row, saved by compare-and-set on its
-//! version with its `RederiveBadges` entry (as configs are with theirs); a customer's badge
-//! partition is one partition, read by timelines; its activity, holdings and its badge
-//! partition as committed (for attribution) are rows of its tenant's slot partition
-//! (`layout::slot`), read for many customers at once.
+//! version with its `RederiveBadges` entry (as configs are with theirs). A customer's badge
+//! partition (stored badge events once a commit processed them, and derived entries), its
+//! activity and its holdings are rows of its tenant's slot partition (`layout::slot`): a
+//! timeline page is a slice of it, and attribution reads many customers at once.
 
 use super::timed;
-use super::layout::{ACTIVITY_BADGE, ACTIVITY_EVENT, ACTIVITY_ORDER, decode, parse, seq_value};
+use super::layout::{ACTIVITY_BADGE, ACTIVITY_EVENT, ACTIVITY_ORDER, decode, seq_value, slot};
 use super::{CqlStore, Inner};
 use crate::support::{StoredPayload, encode};
 use crate::{BadgeFeedEntry, BadgeInputs, BadgeRows, BadgeStore, FeedChange, FeedPosition, LogMark, Result, StatLevel, StoreError};
@@ -175,13 +175,16 @@ impl Inner {
         self.save_with_entry(&book.tenant, StoredPayload::RederiveBadges { tenant: book.tenant.clone() }, save).await
     }
 
+    /// The customer's `ACTIVITY_BADGE` rows, newest first: one slice of their slot partition.
     async fn customer_badge_events(&self, tenant: &str, customer_id: &str) -> Result<Vec<BadgeEvent>> {
-        let rows: Vec<BadgeRow> = self.rows(&self.statements.select_badges, (tenant, customer_id)).await?;
-        badge_events(tenant, customer_id, rows)
+        let values = (tenant, slot(customer_id), customer_id);
+        let rows: Vec<(Vec<u8>,)> = self.rows(&self.statements.select_badge_partition, values).await?;
+        rows.iter().map(|(row,)| decode("badge partition row", row)).collect()
     }
 
-    /// One range read: the partition's clustering order is newest first, and both bounds
-    /// are on `(ts, event_id)` (CQL does not mix single- and multi-column bounds).
+    /// One range read of the customer's rows in their slot partition, newest first. Both
+    /// bounds are on the whole clustering key, `(customer_id, kind, ts, event_id)`: single-
+    /// and multi-column bounds are not mixed.
     async fn customer_badge_rows(&self, tenant: &str, customer_id: &str, rows: &BadgeRows) -> Result<Vec<BadgeEvent>> {
         let lower = (rows.from.unwrap_or(Millis::MIN), "");
         let mut upper = (rows.to.unwrap_or(Millis::MAX), "");
@@ -194,29 +197,10 @@ impl Inner {
             return Ok(Vec::new());
         }
         let limit = i32::try_from(rows.limit).unwrap_or(i32::MAX);
-        let values = (tenant, customer_id, lower.0, lower.1, upper.0, upper.1, limit);
-        let found: Vec<BadgeRow> = self.rows(&self.statements.select_badge_rows, values).await?;
-        badge_events(tenant, customer_id, found)
+        let values = (tenant, slot(customer_id), customer_id, lower.0, lower.1, customer_id, upper.0, upper.1, limit);
+        let found: Vec<(Vec<u8>,)> = self.rows(&self.statements.select_badge_page, values).await?;
+        found.iter().map(|(row,)| decode("badge partition row", row)).collect()
     }
-}
-
-type BadgeRow = (i64, String, String, String, String, Option<String>);
-
-fn badge_events(tenant: &str, customer_id: &str, rows: Vec<BadgeRow>) -> Result<Vec<BadgeEvent>> {
-    rows.into_iter()
-        .map(|(ts, event_id, badge_id, action, source, reason)| {
-            Ok(BadgeEvent {
-                tenant: tenant.to_owned(),
-                event_id,
-                customer_id: customer_id.to_owned(),
-                badge_id,
-                action: parse("badge action", &action)?,
-                ts,
-                source: parse("badge source", &source)?,
-                reason,
-            })
-        })
-        .collect()
 }
 
 /// Customers by `(tenant, customer_id)`.

@@ -23,7 +23,7 @@ use scylla::deserialize::row::DeserializeRow;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::{CqlVarint, MaybeUnset};
+use scylla::value::CqlVarint;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
@@ -186,12 +186,6 @@ pub(super) fn from_varint(value: &CqlVarint) -> Result<i128> {
     Ok(i128::from_be_bytes(full))
 }
 
-/// Optional columns are left unset rather than written as null, which would store a
-/// tombstone per empty cell.
-fn unset_if_none<T>(value: Option<T>) -> MaybeUnset<T> {
-    MaybeUnset::from_option(value)
-}
-
 /// A row of one of the conversion tables (the key of each), for writing and deleting.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum ConversionRow {
@@ -290,18 +284,19 @@ pub(super) fn message(
 }
 
 impl Inner {
-    /// Writes the rows of newly accepted messages and badge events (touches, app events and
-    /// orders are indexed by the commits that process them): their tables and the buckets
-    /// they occupy. Plain upserts, so a repeat (a reader finishing a crashed ingest) is
-    /// harmless. Rows of `messages_by_time` and `badges` go in a batch per partition; a
-    /// message's own row and a badge customer's row one by one.
+    /// Writes the rows of newly accepted messages, and which customers have stored badge
+    /// events (touches, app events, orders and badge events themselves are indexed by the
+    /// commits that process them): their tables and the buckets they occupy. Plain upserts,
+    /// so a repeat (a reader finishing a crashed ingest) is harmless. Rows of
+    /// `messages_by_time` and `badge_customers` go in a batch per partition; a message's own
+    /// row one by one.
     pub(super) async fn write_records(&self, records: &[&Record]) -> Result<()> {
         let s = &self.statements;
         let mut bucket_rows = HashSet::new();
         let mut writes: Vec<Write<'_>> = Vec::new();
         let mut messages_by_time = Partitions::default();
-        let mut badges = Partitions::default();
-        let mut badge_customers = HashSet::new();
+        let mut badge_customers = Partitions::default();
+        let mut seen = HashSet::new();
         for &record in records {
             match record {
                 Record::Message(m) => {
@@ -314,22 +309,18 @@ impl Inner {
                     messages_by_time.add((&m.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&m.tenant, table::MESSAGES_BY_TIME, "", hour));
                 }
-                // Indexed by the commit that processes them (`records_by_hour`).
+                // Indexed by the commit that processes them (`records_by_hour`,
+                // `activity_by_customer`).
                 Record::Touch(_) | Record::Event(_) | Record::Order(_) => {}
                 Record::Badge(b) => {
-                    let values = (
-                        &b.tenant, &b.customer_id, b.ts, &b.event_id, &b.badge_id, b.action.as_str(),
-                        b.source.as_str(), unset_if_none(b.reason.as_deref()),
-                    );
-                    badges.add((&b.tenant, &b.customer_id), values, RECORD_ROW_BYTES);
-                    if badge_customers.insert((&b.tenant, &b.customer_id)) {
-                        writes.push(Box::pin(self.write(&s.insert_badge_customer, (&b.tenant, &b.customer_id))));
+                    if seen.insert((&b.tenant, &b.customer_id)) {
+                        badge_customers.add(&b.tenant, (&b.tenant, &b.customer_id), b.customer_id.len() + 16);
                     }
                 }
             }
         }
         writes.extend(messages_by_time.batches(self, &s.insert_message_by_time, None));
-        writes.extend(badges.batches(self, &s.insert_badge, None));
+        writes.extend(badge_customers.batches(self, &s.insert_badge_customer, None));
         writes.extend(self.bucket_writes(bucket_rows));
         all(writes).await?;
         Ok(())

@@ -69,7 +69,6 @@ statements! {
     // ---- records, written once per accepted record ----
     insert_message: Write => "INSERT INTO {ks}.messages (tenant, msg_hash, campaign_id, channel, tags, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
     insert_message_by_time: Write => "INSERT INTO {ks}.messages_by_time (tenant, hour, shard, sent_at, msg_hash, campaign_id, channel, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    insert_badge: Write => "INSERT INTO {ks}.badges (tenant, customer_id, ts, event_id, badge_id, action, source, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     insert_badge_customer: Write => "INSERT INTO {ks}.badge_customers (tenant, customer_id) VALUES (?, ?)",
     insert_records_part: Write => "INSERT INTO {ks}.records_by_hour (tenant, hour, kind, step, part, records) VALUES (?, ?, ?, ?, ?, ?)",
     insert_activity: Write => "INSERT INTO {ks}.activity_by_customer (tenant, slot, customer_id, kind, ts, event_id, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -98,13 +97,12 @@ statements! {
     select_pending_deltas: Read => "SELECT hour, cells FROM {ks}.pending_deltas WHERE tenant = ? AND msg_hash = ?",
 
     // ---- badges ----
-    select_badges: Read => "SELECT ts, event_id, badge_id, action, source, reason FROM {ks}.badges WHERE tenant = ? AND customer_id = ?",
-    select_badge_rows: Read => "SELECT ts, event_id, badge_id, action, source, reason FROM {ks}.badges WHERE tenant = ? AND customer_id = ? AND (ts, event_id) >= (?, ?) AND (ts, event_id) < (?, ?) LIMIT ?",
+    select_badge_partition: Read => "SELECT record FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id = ? AND kind = 'b' ORDER BY customer_id DESC, kind DESC, ts DESC, event_id DESC",
+    select_badge_page: Read => "SELECT record FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND (customer_id, kind, ts, event_id) >= (?, 'b', ?, ?) AND (customer_id, kind, ts, event_id) < (?, 'b', ?, ?) ORDER BY customer_id DESC, kind DESC, ts DESC, event_id DESC LIMIT ?",
     select_badge_customers: Read => "SELECT customer_id FROM {ks}.badge_customers WHERE tenant = ?",
     insert_tenant: Write => "INSERT INTO {ks}.tenants (bucket, tenant) VALUES (0, ?)",
     select_tenants: Read => "SELECT tenant FROM {ks}.tenants WHERE bucket = 0",
     select_tenant: Read => "SELECT tenant FROM {ks}.tenants WHERE bucket = 0 AND tenant = ?",
-    delete_badge: Write => "DELETE FROM {ks}.badges WHERE tenant = ? AND customer_id = ? AND ts = ? AND event_id = ?",
     select_records_of_hour: Read => "SELECT records FROM {ks}.records_by_hour WHERE tenant = ? AND hour = ? AND kind = ?",
     delete_activity: Write => "DELETE FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id = ? AND kind = ? AND ts = ? AND event_id = ?",
     select_activity: Read => "SELECT customer_id, kind, record FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id IN ?",
