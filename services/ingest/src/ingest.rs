@@ -50,7 +50,7 @@ impl IngestApi {
         IngestApi { log, badges, wake, shutdown: watch::channel(false).1, stream_idle: STREAM_IDLE_TIMEOUT, rates: None, backlog: None }
     }
 
-    /// Holds replies while an in-process worker is more than `backlog` behind (see
+    /// Holds replies while attribution is more than `backlog` behind (see
     /// [`Backlog`]).
     pub fn with_backlog(mut self, backlog: Backlog) -> IngestApi {
         self.backlog = Some(backlog);

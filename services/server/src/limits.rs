@@ -20,8 +20,8 @@ pub struct Limits {
     /// Calls one connection may have open at once (HTTP/2 concurrent streams): a client
     /// beyond it waits for one of its own calls to end, not for other clients'.
     pub per_connection: u32,
-    /// Records logged and not yet attributed beyond which an ingest reply waits for an
-    /// in-process worker to catch up (`touchstone_ingest::Backlog`); 0: replies never wait.
+    /// Records logged and not yet attributed beyond which an ingest reply waits for
+    /// attribution to catch up (`touchstone_ingest::Backlog`); 0: replies never wait.
     pub attribution_backlog: u64,
 }
 

@@ -128,10 +128,11 @@ pub async fn serve<S: Store>(
             .with_shutdown(draining_rx.clone())
             .with_stream_idle(roles.limits.stream_idle)
             .with_tenant_rate(roles.limits.tenant_records_per_second);
-        // Only a worker of this process is known to be running: across processes replies
-        // never wait for attribution.
-        if in_process_worker && roles.limits.attribution_backlog > 0 {
-            api = api.with_backlog(Backlog::within(roles.limits.attribution_backlog));
+        // Replies wait for attribution while it is seen moving, in this process or another;
+        // positions are polled less often across processes, where the store is remote.
+        if roles.limits.attribution_backlog > 0 {
+            let poll = if in_process_worker { Backlog::LOCAL_POLL } else { Backlog::REMOTE_POLL };
+            api = api.with_backlog(Backlog::within(roles.limits.attribution_backlog, poll));
         }
         // The limits' metered body refuses larger messages first, with RESOURCE_EXHAUSTED.
         IngestServiceServer::new(api).max_decoding_message_size(roles.limits.message_bytes)

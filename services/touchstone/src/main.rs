@@ -100,10 +100,10 @@ pub struct LimitArgs {
     /// the client for that connection's own calls.
     #[arg(long, env = "TOUCHSTONE_MAX_CALLS_PER_CONNECTION", default_value_t = touchstone_server::limits::Limits::default().per_connection)]
     pub max_calls_per_connection: u32,
-    /// With an attribution worker in the same process (`dev`): records logged and not yet
-    /// attributed beyond which an ingest reply waits (up to 5 s) for attribution to catch up,
-    /// so that reports stay fresh under a bulk load; 0: replies never wait (faster bulk loads,
-    /// reports further behind).
+    /// Records logged and not yet attributed beyond which an ingest reply waits (up to 5 s)
+    /// for attribution to catch up, so that reports stay fresh under a bulk load; only while
+    /// attribution (in this process or another) is seen moving. 0: replies never wait
+    /// (faster bulk loads, reports further behind).
     #[arg(long, env = "TOUCHSTONE_MAX_ATTRIBUTION_BACKLOG", default_value_t = touchstone_server::limits::Limits::default().attribution_backlog)]
     pub max_attribution_backlog: u64,
 }

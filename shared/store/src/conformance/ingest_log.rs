@@ -238,12 +238,17 @@ pub async fn draining_the_log_reaches_the_head_past_duplicates(store: &dyn Store
     let shard = log_shard(&t);
     let records: Vec<Record> = (0..3).map(|i| Record::Touch(touch(&t, &format!("e{i}"), "m1", "c1", T0))).collect();
     store.ingest(records.clone()).await?;
+    // The positions alone, as flow control reads them, agree with the status.
+    let status = store.log_status(shard).await?;
+    assert!(status.processed < status.head);
+    assert_eq!(store.log_positions(shard).await?, (status.head, status.processed));
     drain(store, shard).await?;
     assert_eq!(store.ingest(records).await?, [Duplicate; 3]);
     drain(store, shard).await?;
     let status = store.log_status(shard).await?;
     assert_eq!(status.processed, status.head, "positions left behind after draining");
     assert_eq!(status.oldest_pending_at, None);
+    assert_eq!(store.log_positions(shard).await?, (status.head, status.processed));
     Ok(())
 }
 

@@ -163,6 +163,14 @@ pub trait IngestLog: Send + Sync + 'static {
     /// as a client polls.
     async fn log_status(&self, shard: u32) -> Result<LogStatus>;
 
+    /// The shard's head and processed positions alone ([`LogStatus::head`],
+    /// [`LogStatus::processed`]): what flow control polls while attribution catches up, so a
+    /// backend answers it with a read or two.
+    async fn log_positions(&self, shard: u32) -> Result<(u64, u64)> {
+        let status = self.log_status(shard).await?;
+        Ok((status.head, status.processed))
+    }
+
     /// Up to `limit` entries of `shard` after position `after`, in order and without gaps
     /// (fewer when the next position is still being written).
     async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>>;

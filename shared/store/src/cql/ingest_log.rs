@@ -133,6 +133,11 @@ impl IngestLog for CqlStore {
         timed("log_status", async { self.inner.log_status(shard).await }).await
     }
 
+    /// Two reads (the head, the applied position), concurrently; nothing is applied.
+    async fn log_positions(&self, shard: u32) -> Result<(u64, u64)> {
+        timed("log_positions", async { futures_util::try_join!(self.inner.head(shard), self.inner.applied_position(shard)) }).await
+    }
+
     async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
         timed("read_log", async { self.inner.read_log(shard, after, limit).await }).await
     }

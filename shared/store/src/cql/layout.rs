@@ -9,8 +9,8 @@
 //! `(tenant, table, key)`, so a read over an open range or a whole history visits only
 //! partitions that exist. Messages and conversions by time also spread each bucket over
 //! [`TIME_SHARDS`] partitions by a hash of the row's id, so a busy tenant's hour is not one
-//! hot partition; a commit's touches, app events and orders go to `records_by_hour` a few
-//! rows per hour ([`records_parts`]). Tables keyed by customer or order put a tenant's rows
+//! hot partition; a commit's touches, app events and orders go to `records_by_day` a few
+//! rows per hour, in a partition per tenant and UTC day ([`records_parts`]). Tables keyed by customer or order put a tenant's rows
 //! in [`CUSTOMER_SLOTS`] partitions ([`slot`]), so a commit writes a batch per partition,
 //! not a request per customer. The ingest log is cut into chunks of [`CHUNK`] positions per
 //! partition.
@@ -95,7 +95,7 @@ pub(super) const TIME_SHARDS: i32 = 8;
 /// Names of bucketed tables, as stored in `buckets.table_name`.
 pub(super) mod table {
     pub const MESSAGES_BY_TIME: &str = "messages_by_time";
-    pub const RECORDS_BY_HOUR: &str = "records_by_hour";
+    pub const RECORDS_BY_DAY: &str = "records_by_day";
     pub const CONVERSIONS_BY_TIME: &str = "conversions_by_time";
     pub const ROLLUP_DELTAS: &str = "rollup_deltas";
     pub const CAMPAIGN_ROLLUP_DELTAS: &str = "campaign_rollup_deltas";
@@ -309,7 +309,7 @@ impl Inner {
                     messages_by_time.add((&m.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&m.tenant, table::MESSAGES_BY_TIME, "", hour));
                 }
-                // Indexed by the commit that processes them (`records_by_hour`,
+                // Indexed by the commit that processes them (`records_by_day`,
                 // `activity_by_customer`).
                 Record::Touch(_) | Record::Event(_) | Record::Order(_) => {}
                 Record::Badge(b) => {
@@ -500,7 +500,7 @@ impl Inner {
     }
 }
 
-/// What a `records_by_hour` row holds: its `kind` column.
+/// What a `records_by_day` row holds: its `kind` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum RecordKind {
     Touch,
@@ -518,13 +518,13 @@ impl RecordKind {
     }
 }
 
-/// Records a `records_by_hour` row holds at most (about 50 KiB of touches).
+/// Records a `records_by_day` row holds at most (about 50 KiB of touches).
 const RECORDS_PER_PART: usize = 500;
 
-/// One `records_by_hour` row of a step: `(tenant, hour, kind, part, records)`.
+/// One `records_by_day` row of a step: `(tenant, hour, kind, part, records)`.
 pub(super) type RecordsPart = (String, Millis, &'static str, i32, Vec<u8>);
 
-/// A step's touches, app events and order records as `records_by_hour` rows: by tenant,
+/// A step's touches, app events and order records as `records_by_day` rows: by tenant,
 /// hour and kind, in step order, [`RECORDS_PER_PART`] a row. The same records always give
 /// the same rows, so a step applied again rewrites them.
 pub(super) fn records_parts(records: &[Record]) -> Result<Vec<RecordsPart>> {
@@ -555,17 +555,17 @@ pub(super) fn records_parts(records: &[Record]) -> Result<Vec<RecordsPart>> {
 
 impl Inner {
     /// The records of `kind` in the tenant's hours starting in `[first, last]` (those that
-    /// hold any, listed in `buckets`): one read per hour.
+    /// hold any, listed in `buckets`): one read (a slice of its day) per hour.
     pub(super) async fn records_of_hours<T>(&self, tenant: &str, kind: RecordKind, first: Millis, last: Millis) -> Result<Vec<T>>
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let hours = self.buckets(tenant, table::RECORDS_BY_HOUR, "", first, last).await?;
+        let hours = self.buckets(tenant, table::RECORDS_BY_DAY, "", first, last).await?;
         // Rows are up to ~50 KiB: a few dozen a page.
         let mut statement = self.statements.select_records_of_hour.clone();
         statement.set_page_size(64);
         let statement = &statement;
-        let reads = hours.into_iter().map(|hour| self.rows::<(Vec<u8>,)>(statement, (tenant, hour, kind.code())));
+        let reads = hours.into_iter().map(|hour| self.rows::<(Vec<u8>,)>(statement, (tenant, bucket(hour, DAY_MS), hour, kind.code())));
         let mut records = Vec::new();
         for (body,) in all(reads).await?.into_iter().flatten() {
             records.extend(decode::<Vec<T>>("records of an hour", &body)?);

@@ -185,7 +185,7 @@ impl Inner {
             .collect()
     }
 
-    /// Touches from the `records_by_hour` rows of the hours that hold any.
+    /// Touches from the `records_by_day` rows of the hours that hold any.
     async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
         self.records_between(tenant, RecordKind::Touch, from, to, |touch: &Touch| touch.ts).await
     }

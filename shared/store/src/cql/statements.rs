@@ -70,7 +70,7 @@ statements! {
     insert_message: Write => "INSERT INTO {ks}.messages (tenant, msg_hash, campaign_id, channel, tags, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
     insert_message_by_time: Write => "INSERT INTO {ks}.messages_by_time (tenant, hour, shard, sent_at, msg_hash, campaign_id, channel, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     insert_badge_customer: Write => "INSERT INTO {ks}.badge_customers (tenant, customer_id) VALUES (?, ?)",
-    insert_records_part: Write => "INSERT INTO {ks}.records_by_hour (tenant, hour, kind, step, part, records) VALUES (?, ?, ?, ?, ?, ?)",
+    insert_records_part: Write => "INSERT INTO {ks}.records_by_day (tenant, day, hour, kind, step, part, records) VALUES (?, ?, ?, ?, ?, ?, ?)",
     insert_activity: Write => "INSERT INTO {ks}.activity_by_customer (tenant, slot, customer_id, kind, ts, event_id, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
     insert_bucket: Write => "INSERT INTO {ks}.buckets (tenant, table_name, key, bucket) VALUES (?, ?, ?, ?) USING TTL ?",
 
@@ -103,7 +103,7 @@ statements! {
     insert_tenant: Write => "INSERT INTO {ks}.tenants (bucket, tenant) VALUES (0, ?)",
     select_tenants: Read => "SELECT tenant FROM {ks}.tenants WHERE bucket = 0",
     select_tenant: Read => "SELECT tenant FROM {ks}.tenants WHERE bucket = 0 AND tenant = ?",
-    select_records_of_hour: Read => "SELECT records FROM {ks}.records_by_hour WHERE tenant = ? AND hour = ? AND kind = ?",
+    select_records_of_hour: Read => "SELECT records FROM {ks}.records_by_day WHERE tenant = ? AND day = ? AND hour = ? AND kind = ?",
     delete_activity: Write => "DELETE FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id = ? AND kind = ? AND ts = ? AND event_id = ?",
     select_activity: Read => "SELECT customer_id, kind, record FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id IN ?",
     insert_badge_stat_delta: Write => "INSERT INTO {ks}.badge_stat_deltas (tenant, badge_id, level, ts, step, tally) VALUES (?, ?, ?, ?, ?, ?)",
