@@ -7,9 +7,8 @@
 //! Tables read by time are partitioned by a time bucket (an hour or a day per tenant, and a
 //! UTC month too for rollups); the `buckets` table lists the buckets that hold rows of one
 //! `(tenant, table, key)`, so a read over an open range or a whole history visits only
-//! partitions that exist. Messages and conversions by time also spread each bucket over
-//! [`TIME_SHARDS`] partitions by a hash of the row's id, so a busy tenant's hour is not one
-//! hot partition; a commit's touches, app events and orders go to `records_by_day` a few
+//! partitions that exist. Messages by time also spread each hour over [`TIME_SHARDS`]
+//! partitions by a hash of the row's id, so a busy tenant's hour is not one hot partition; a commit's touches, app events and orders go to `records_by_day` a few
 //! rows per hour, in a partition per tenant and UTC day ([`records_parts`]). Tables keyed by customer or order put a tenant's rows
 //! in [`CUSTOMER_SLOTS`] partitions ([`slot`]), so a commit writes a batch per partition,
 //! not a request per customer. The ingest log is cut into chunks of [`CHUNK`] positions per
@@ -89,8 +88,14 @@ pub(super) fn outliving_ttl(retention_seconds: u64) -> i32 {
     i32::try_from(retention_seconds.saturating_add(86_400)).unwrap_or(i32::MAX)
 }
 
-/// Partitions each hour (or day) of a per-tenant time table is spread over.
+/// Partitions each hour of `messages_by_time` is spread over.
 pub(super) const TIME_SHARDS: i32 = 8;
+
+/// Partitions each day of `conversions_by_time` is spread over: one. Commits write a day's
+/// conversions of a step in one batch, so a day is no hot partition, and a step of a
+/// history import writes a partition per day it touches, not eight. The `shard` column is
+/// kept (always 0) so that busy days can be split again.
+pub(super) const CONVERSION_TIME_SHARDS: i32 = 1;
 
 /// Names of bucketed tables, as stored in `buckets.table_name`.
 pub(super) mod table {
@@ -147,13 +152,13 @@ pub(super) fn dedup_bucket(id: &str) -> i32 {
     (crate::support::fnv1a(id) % DEDUP_BUCKETS) as i32
 }
 
-/// Which of the [`TIME_SHARDS`] partitions of an hour a row goes to: FNV-1a of its id.
-fn spread(id: &[&str]) -> i32 {
+/// Which of the `shards` partitions of a time bucket a row goes to: FNV-1a of its id.
+fn spread(id: &[&str], shards: i32) -> i32 {
     let hash = id.iter().enumerate().fold(0x811c_9dc5_u32, |hash, (i, part)| {
         let separator = if i == 0 { hash } else { (hash ^ 0xff).wrapping_mul(0x0100_0193) };
         part.bytes().fold(separator, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
     });
-    (hash % TIME_SHARDS as u32) as i32
+    (hash % shards.max(1) as u32) as i32
 }
 
 pub(super) fn granularity_code(granularity: Granularity) -> &'static str {
@@ -197,7 +202,7 @@ pub(super) enum ConversionRow {
 pub(super) fn conversion_rows(conversion: &Conversion) -> [ConversionRow; 2] {
     let fact = &conversion.fact;
     let (tenant, goal_id, key) = (fact.tenant.clone(), fact.goal_id.clone(), fact.key.clone());
-    let shard = spread(&[&goal_id, &key]);
+    let shard = spread(&[&goal_id, &key], CONVERSION_TIME_SHARDS);
     [
         ConversionRow::Main { tenant: tenant.clone(), goal_id: goal_id.clone(), key: key.clone() },
         ConversionRow::ByTime { tenant, day: bucket(fact.ts, DAY_MS), shard, ts: fact.ts, goal_id, key },
@@ -287,14 +292,13 @@ impl Inner {
     /// Writes the rows of newly accepted messages, and which customers have stored badge
     /// events (touches, app events, orders and badge events themselves are indexed by the
     /// commits that process them): their tables and the buckets they occupy. Plain upserts,
-    /// so a repeat (a reader finishing a crashed ingest) is harmless. Rows of
-    /// `messages_by_time` and `badge_customers` go in a batch per partition; a message's own
-    /// row one by one.
+    /// so a repeat (a reader finishing a crashed ingest) is harmless. Rows go in a batch per
+    /// partition.
     pub(super) async fn write_records(&self, records: &[&Record]) -> Result<()> {
         let s = &self.statements;
         let mut bucket_rows = HashSet::new();
         let mut writes: Vec<Write<'_>> = Vec::new();
-        let mut messages_by_time = Partitions::default();
+        let (mut messages, mut messages_by_time) = (Partitions::default(), Partitions::default());
         let mut badge_customers = Partitions::default();
         let mut seen = HashSet::new();
         for &record in records {
@@ -302,10 +306,11 @@ impl Inner {
                 Record::Message(m) => {
                     let hour = bucket(m.sent_at, HOUR_MS);
                     let channel = m.channel.as_str();
-                    let values = (&m.tenant, &m.msg_hash, &m.campaign_id, channel, &m.tags, m.sent_at);
-                    let shard = spread(&[&m.msg_hash]);
+                    let slot = slot(&m.msg_hash);
+                    let values = (&m.tenant, slot, &m.msg_hash, &m.campaign_id, channel, &m.tags, m.sent_at);
+                    messages.add((&m.tenant, slot), values, RECORD_ROW_BYTES);
+                    let shard = spread(&[&m.msg_hash], TIME_SHARDS);
                     let by_time = (&m.tenant, hour, shard, m.sent_at, &m.msg_hash, &m.campaign_id, channel, &m.tags);
-                    writes.push(Box::pin(self.write(&s.insert_message, values)));
                     messages_by_time.add((&m.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&m.tenant, table::MESSAGES_BY_TIME, "", hour));
                 }
@@ -319,6 +324,7 @@ impl Inner {
                 }
             }
         }
+        writes.extend(messages.batches(self, &s.insert_message, None));
         writes.extend(messages_by_time.batches(self, &s.insert_message_by_time, None));
         writes.extend(badge_customers.batches(self, &s.insert_badge_customer, None));
         writes.extend(self.bucket_writes(bucket_rows));
@@ -489,14 +495,14 @@ impl Inner {
         Ok(rows.into_iter().map(|(bucket,)| bucket).collect())
     }
 
-    /// The `(bucket, shard)` partitions of `table`, by buckets of `size` (an hour or a day),
-    /// that may hold rows with `from <= ts < to`.
-    pub(super) async fn time_partitions(&self, tenant: &str, table: &str, size: Millis, from: Millis, to: Millis) -> Result<Vec<(Millis, i32)>> {
+    /// The `(bucket, shard)` partitions of `table`, by buckets of `size` (an hour or a day)
+    /// of `shards` partitions each, that may hold rows with `from <= ts < to`.
+    pub(super) async fn time_partitions(&self, tenant: &str, table: &str, (size, shards): (Millis, i32), from: Millis, to: Millis) -> Result<Vec<(Millis, i32)>> {
         if from >= to {
             return Ok(Vec::new());
         }
         let buckets = self.buckets(tenant, table, "", bucket(from, size), to - 1).await?;
-        Ok(buckets.into_iter().flat_map(|start| (0..TIME_SHARDS).map(move |shard| (start, shard))).collect())
+        Ok(buckets.into_iter().flat_map(|start| (0..shards).map(move |shard| (start, shard))).collect())
     }
 }
 
@@ -688,8 +694,9 @@ mod tests {
 
     #[test]
     fn spread_separates_id_parts() {
-        assert!((0..TIME_SHARDS).contains(&spread(&["a", "bc"])));
-        let spreads: HashSet<i32> = (0..100).map(|i| spread(&[&format!("event-{i}")])).collect();
+        assert!((0..TIME_SHARDS).contains(&spread(&["a", "bc"], TIME_SHARDS)));
+        let spreads: HashSet<i32> = (0..100).map(|i| spread(&[&format!("event-{i}")], TIME_SHARDS)).collect();
         assert_eq!(spreads.len(), TIME_SHARDS as usize, "ids spread over every shard");
+        assert!((0..100).all(|i| spread(&[&format!("event-{i}")], 1) == 0), "one shard: every id in it");
     }
 }

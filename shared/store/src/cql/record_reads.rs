@@ -1,16 +1,19 @@
-//! [`RecordReads`] on CQL: registered messages by point reads (each once a process), a
+//! [`RecordReads`] on CQL: registered messages read by slot partition (each once a process), a
 //! customer's touches from their fold state's months (`fold_state.rs`), a conversion by its
 //! key.
 
 use super::timed;
 use super::layout::{message, slot};
-use super::{CqlStore, Inner, all};
+use super::{CqlStore, Inner};
 use crate::support::{decode_conversion, lock};
 use crate::{RecordReads, Result};
 use async_trait::async_trait;
 use std::collections::HashSet;
 use touchstone_core::attribution::{Conversion, Messages};
 use touchstone_core::model::{Message, Millis, Touch};
+
+/// `msg_hash, campaign_id, channel, tags, sent_at` of a `messages` row.
+type MessageRow = (String, String, String, Option<Vec<String>>, i64);
 
 /// How many registered messages a process keeps (cleared when full).
 const REGISTERED_CACHED: usize = 100_000;
@@ -31,7 +34,8 @@ impl RecordReads for CqlStore {
 }
 
 impl Inner {
-    /// Point reads of the messages this process has not read registered before.
+    /// The messages this process has not read registered before: one read per slot
+    /// partition and up to [`IDS_PER_READ`](super::layout::IDS_PER_READ) of them.
     async fn messages(&self, tenant: &str, msg_hashes: &[String]) -> Result<Messages> {
         let wanted: HashSet<&String> = msg_hashes.iter().collect();
         let mut found = Messages::new();
@@ -48,14 +52,13 @@ impl Inner {
                 }
             }
         }
-        let reads = unknown.into_iter().map(|msg_hash| async move {
-            let row: Option<(String, String, Option<Vec<String>>, i64)> =
-                self.row(&self.statements.select_message, (tenant, msg_hash)).await?;
-            let Some((campaign_id, channel, tags, sent_at)) = row else { return Ok(None) };
-            let message = message(tenant, msg_hash.clone(), campaign_id, &channel, tags, sent_at)?;
-            Ok(Some((msg_hash.clone(), message)))
-        });
-        let read: Vec<(String, Message)> = all(reads).await?.into_iter().flatten().collect();
+        let ids: Vec<(&str, &str)> = unknown.into_iter().map(|msg_hash| (tenant, msg_hash.as_str())).collect();
+        let mut read: Vec<(String, Message)> = Vec::new();
+        for (_, _, rows) in self.rows_by_slot::<MessageRow>(&self.statements.select_messages, &ids).await? {
+            for (msg_hash, campaign_id, channel, tags, sent_at) in rows {
+                read.push((msg_hash.clone(), message(tenant, msg_hash, campaign_id, &channel, tags, sent_at)?));
+            }
+        }
         if read.is_empty() {
             return Ok(found);
         }

@@ -3,7 +3,7 @@
 //! a range touches.
 
 use super::timed;
-use super::layout::{RecordKind, bucket, decode, from_varint, granularity_code, message, table};
+use super::layout::{CONVERSION_TIME_SHARDS, RecordKind, TIME_SHARDS, bucket, decode, from_varint, granularity_code, message, table};
 use super::{CqlStore, Inner, all};
 use crate::support::{decode_campaign_cells, decode_conversion};
 use crate::{CellKinds, ReportReads, Result};
@@ -173,7 +173,7 @@ impl Inner {
     /// any (listed in `buckets`), so any range is exact, however long.
     async fn messages_sent_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Message>> {
         type MessageRow = (i64, String, String, String, Option<Vec<String>>);
-        let partitions = self.time_partitions(tenant, table::MESSAGES_BY_TIME, HOUR_MS, from, to).await?;
+        let partitions = self.time_partitions(tenant, table::MESSAGES_BY_TIME, (HOUR_MS, TIME_SHARDS), from, to).await?;
         let reads = partitions.into_iter().map(|(hour, shard)| {
             self.rows::<MessageRow>(&self.statements.select_messages_by_time, (tenant, hour, shard, from, to))
         });
@@ -195,7 +195,7 @@ impl Inner {
     }
 
     pub(super) async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        let partitions = self.time_partitions(tenant, table::CONVERSIONS_BY_TIME, DAY_MS, from, to).await?;
+        let partitions = self.time_partitions(tenant, table::CONVERSIONS_BY_TIME, (DAY_MS, CONVERSION_TIME_SHARDS), from, to).await?;
         let reads = partitions.into_iter().map(|(day, shard)| {
             self.rows::<(Vec<u8>,)>(&self.statements.select_conversions_by_time, (tenant, day, shard, from, to))
         });

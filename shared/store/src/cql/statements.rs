@@ -67,7 +67,7 @@ async fn prepare(session: &Session, keyspace: &str, serial: SerialConsistency, c
 
 statements! {
     // ---- records, written once per accepted record ----
-    insert_message: Write => "INSERT INTO {ks}.messages (tenant, msg_hash, campaign_id, channel, tags, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
+    insert_message: Write => "INSERT INTO {ks}.messages (tenant, slot, msg_hash, campaign_id, channel, tags, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     insert_message_by_time: Write => "INSERT INTO {ks}.messages_by_time (tenant, hour, shard, sent_at, msg_hash, campaign_id, channel, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     insert_badge_customer: Write => "INSERT INTO {ks}.badge_customers (tenant, customer_id) VALUES (?, ?)",
     insert_records_part: Write => "INSERT INTO {ks}.records_by_day (tenant, day, hour, kind, step, part, records) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -75,7 +75,7 @@ statements! {
     insert_bucket: Write => "INSERT INTO {ks}.buckets (tenant, table_name, key, bucket) VALUES (?, ?, ?, ?) USING TTL ?",
 
     // ---- record reads ----
-    select_message: Read => "SELECT campaign_id, channel, tags, sent_at FROM {ks}.messages WHERE tenant = ? AND msg_hash = ?",
+    select_messages: Read => "SELECT msg_hash, campaign_id, channel, tags, sent_at FROM {ks}.messages WHERE tenant = ? AND slot = ? AND msg_hash IN ?",
     select_messages_by_time: Read => "SELECT sent_at, msg_hash, campaign_id, channel, tags FROM {ks}.messages_by_time WHERE tenant = ? AND hour = ? AND shard = ? AND sent_at >= ? AND sent_at < ?",
     select_buckets: Read => "SELECT bucket FROM {ks}.buckets WHERE tenant = ? AND table_name = ? AND key = ? AND bucket >= ? AND bucket <= ?",
 
