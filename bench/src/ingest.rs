@@ -67,18 +67,23 @@ pub struct ProcessCost {
 /// requests served on Touchstone's connections, and partition reads and writes per table.
 pub struct CqlCounts {
     pub requests: u64,
+    /// Bytes Touchstone's connections sent to the node and received from it (the kernel's
+    /// socket counters), when the tool could read them.
+    pub bytes: Option<(u64, u64)>,
     pub reads: std::collections::BTreeMap<String, u64>,
     pub writes: std::collections::BTreeMap<String, u64>,
 }
 
 impl CqlCounts {
-    /// From the tool's JSON: `{"requests": n, "reads": {table: n}, "writes": {table: n}}`.
+    /// From the tool's JSON: `{"requests": n, "bytes_sent": n, "bytes_received": n, "reads":
+    /// {table: n}, "writes": {table: n}}` (the bytes may be missing).
     fn parse(json: &[u8]) -> Option<CqlCounts> {
         let value: serde_json::Value = serde_json::from_slice(json).ok()?;
         let tables = |kind: &str| -> Option<std::collections::BTreeMap<String, u64>> {
             value.get(kind)?.as_object()?.iter().map(|(table, n)| Some((table.clone(), n.as_u64()?))).collect()
         };
-        Some(CqlCounts { requests: value.get("requests")?.as_u64()?, reads: tables("reads")?, writes: tables("writes")? })
+        let bytes = value.get("bytes_sent").and_then(|sent| Some((sent.as_u64()?, value.get("bytes_received")?.as_u64()?)));
+        Some(CqlCounts { requests: value.get("requests")?.as_u64()?, bytes, reads: tables("reads")?, writes: tables("writes")? })
     }
 
     /// Partition reads and writes of every table.

@@ -97,6 +97,9 @@ impl Summary {
                 per(writes),
                 top.join(", ")
             ));
+            if let Some((sent, received)) = cql.bytes {
+                cost.push_str(&format!("; CQL bytes/record {:.0} to the node, {:.0} back", per(sent), per(received)));
+            }
         }
         for process in &run.processes {
             cost.push_str(&format!(
@@ -132,6 +135,9 @@ impl Summary {
             })).collect::<Vec<_>>()),
             "peak_rss_mib": run.peak_rss.map(|bytes| bytes / (1024 * 1024)),
             "cql_requests_per_record": run.cql_requests_per_record(),
+            "cql_bytes_per_record": run.cql.as_ref().and_then(|cql| cql.bytes).map(|(sent, received)| json!({
+                "to_node": sent as f64 / run.sent.max(1) as f64, "from_node": received as f64 / run.sent.max(1) as f64,
+            })),
             "cql_partition_reads": run.cql.as_ref().map(|cql| &cql.reads),
             "cql_partition_writes": run.cql.as_ref().map(|cql| &cql.writes),
             "processes": run.processes.iter().map(|p| json!({
