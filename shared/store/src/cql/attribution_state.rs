@@ -97,10 +97,10 @@ impl Inner {
         Ok(events)
     }
 
-    /// The message's `pending_deltas` partition (one row per hour and step) summed per hour
-    /// and cell.
+    /// The message's `pending_deltas` rows (one per hour and step; a slice of its slot
+    /// partition) summed per hour and cell.
     async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
-        let rows: Vec<(i64, Vec<u8>)> = self.rows(&self.statements.select_pending_deltas, (tenant, msg_hash)).await?;
+        let rows: Vec<(i64, Vec<u8>)> = self.rows(&self.statements.select_pending_deltas, (tenant, slot(msg_hash), msg_hash)).await?;
         let mut sums: BTreeMap<(Millis, CampaignCell), Tally> = BTreeMap::new();
         for (hour, cells) in rows {
             for (cell, tally) in decode::<StoredCells>("pending cells", &cells)? {

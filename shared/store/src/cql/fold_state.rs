@@ -161,7 +161,7 @@ impl Inner {
     }
 
     pub(super) async fn unregistered_customers(&self, tenant: &str, msg_hash: &str) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = self.rows(&self.statements.select_unregistered, (tenant, msg_hash)).await?;
+        let rows: Vec<(String,)> = self.rows(&self.statements.select_unregistered, (tenant, slot(msg_hash), msg_hash)).await?;
         Ok(rows.into_iter().map(|(customer_id,)| customer_id).collect())
     }
 
@@ -171,7 +171,8 @@ impl Inner {
     }
 
     /// The writes of a step's fold state, at the step's timestamp. Marks are removed by
-    /// partition; a later step's marks carry a later timestamp and survive it.
+    /// message (a slice of its slot partition); a later step's marks carry a later
+    /// timestamp and survive it.
     /// Rows of one partition go in batches (a step's customers share a tenant's 16 state
     /// partitions), so a step costs requests per partition, not per customer.
     pub(super) fn fold_writes<'a>(&'a self, fold: &'a StoredFold, timestamp: i64) -> Vec<Write<'a>> {
@@ -192,14 +193,18 @@ impl Inner {
             orders.add((tenant, slot), (tenant, slot, order_id, state), order_id.len() + state.len() + 16);
         }
         writes.extend(orders.batches(self, &s.insert_order_state, Some(timestamp)));
-        let mut unregistered = Partitions::default();
+        // Marks, and their removal by message, in batches per slot partition.
+        let (mut unregistered, mut registered) = (Partitions::default(), Partitions::default());
         for (tenant, msg_hash, customer_id) in &fold.unregistered {
-            unregistered.add((tenant, msg_hash), (tenant, msg_hash, customer_id), customer_id.len() + 8);
+            let slot = slot(msg_hash);
+            unregistered.add((tenant, slot), (tenant, slot, msg_hash, customer_id), msg_hash.len() + customer_id.len() + 16);
         }
         writes.extend(unregistered.batches(self, &s.insert_unregistered, Some(timestamp)));
         for (tenant, msg_hash) in &fold.registered {
-            writes.push(Box::pin(self.run_at(&s.delete_unregistered, timestamp, (tenant, msg_hash))));
+            let slot = slot(msg_hash);
+            registered.add((tenant, slot), (tenant, slot, msg_hash), msg_hash.len() + 16);
         }
+        writes.extend(registered.batches(self, &s.delete_unregistered, Some(timestamp)));
         for (tenant, config) in &fold.folded_configs {
             writes.push(Box::pin(self.run_at(&s.insert_folded_config, timestamp, (tenant, config))));
         }

@@ -438,7 +438,8 @@ impl Inner {
         let mut partitions = Partitions::default();
         for row in rows {
             let (tenant, msg_hash) = (row.tenant.as_str(), row.msg_hash.as_str());
-            partitions.add((tenant, msg_hash), (tenant, msg_hash, row.hour, step, &row.cells), row.cells.len());
+            let slot = slot(msg_hash);
+            partitions.add((tenant, slot), (tenant, slot, msg_hash, row.hour, step, &row.cells), msg_hash.len() + row.cells.len() + 24);
         }
         partitions.batches(self, &self.statements.insert_pending_delta, Some(timestamp))
     }

@@ -93,8 +93,8 @@ statements! {
     insert_campaign_rollup_delta: Write => "INSERT INTO {ks}.campaign_rollup_deltas (tenant, granularity, span, bucket, campaign_id, step, cells) VALUES (?, ?, ?, ?, ?, ?, ?)",
     select_campaign_rollup_deltas: Read => "SELECT bucket, campaign_id, cells FROM {ks}.campaign_rollup_deltas WHERE tenant = ? AND granularity = ? AND span = ?",
     select_campaign_rollup_deltas_of: Read => "SELECT bucket, campaign_id, cells FROM {ks}.campaign_rollup_deltas WHERE tenant = ? AND granularity = ? AND span = ? AND campaign_id = ? AND bucket >= ? AND bucket <= ?",
-    insert_pending_delta: Write => "INSERT INTO {ks}.pending_deltas (tenant, msg_hash, hour, step, cells) VALUES (?, ?, ?, ?, ?)",
-    select_pending_deltas: Read => "SELECT hour, cells FROM {ks}.pending_deltas WHERE tenant = ? AND msg_hash = ?",
+    insert_pending_delta: Write => "INSERT INTO {ks}.pending_deltas (tenant, slot, msg_hash, hour, step, cells) VALUES (?, ?, ?, ?, ?, ?)",
+    select_pending_deltas: Read => "SELECT hour, cells FROM {ks}.pending_deltas WHERE tenant = ? AND slot = ? AND msg_hash = ?",
 
     // ---- badges ----
     select_badge_partition: Read => "SELECT record FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id = ? AND kind = 'b' ORDER BY customer_id DESC, kind DESC, ts DESC, event_id DESC",
@@ -170,9 +170,9 @@ statements! {
     select_order_states_in: Read => "SELECT order_id, state FROM {ks}.order_states WHERE tenant = ? AND slot = ? AND order_id IN ?",
     select_order_states_of_slot: Read => "SELECT order_id, state FROM {ks}.order_states WHERE tenant = ? AND slot = ?",
     insert_order_state: Write => "INSERT INTO {ks}.order_states (tenant, slot, order_id, state) VALUES (?, ?, ?, ?)",
-    select_unregistered: Read => "SELECT customer_id FROM {ks}.unregistered_messages WHERE tenant = ? AND msg_hash = ?",
-    insert_unregistered: Write => "INSERT INTO {ks}.unregistered_messages (tenant, msg_hash, customer_id) VALUES (?, ?, ?)",
-    delete_unregistered: Write => "DELETE FROM {ks}.unregistered_messages WHERE tenant = ? AND msg_hash = ?",
+    select_unregistered: Read => "SELECT customer_id FROM {ks}.unregistered_messages WHERE tenant = ? AND slot = ? AND msg_hash = ?",
+    insert_unregistered: Write => "INSERT INTO {ks}.unregistered_messages (tenant, slot, msg_hash, customer_id) VALUES (?, ?, ?, ?)",
+    delete_unregistered: Write => "DELETE FROM {ks}.unregistered_messages WHERE tenant = ? AND slot = ? AND msg_hash = ?",
     select_exposed: Read => "SELECT customer_id FROM {ks}.campaign_exposures WHERE tenant = ? AND campaign_id = ?",
     insert_exposure: Write => "INSERT INTO {ks}.campaign_exposures (tenant, campaign_id, customer_id) VALUES (?, ?, ?)",
     select_folded_config: Read => "SELECT config FROM {ks}.folded_configs WHERE tenant = ?",
