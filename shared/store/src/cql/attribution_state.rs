@@ -243,7 +243,9 @@ impl Inner {
                 .collect(),
             fold: StoredFold::of(commit.fold)?,
         };
-        let body = encode(&step)?;
+        // LZ4: a body repeats ids and names (a step's records and the states they change)
+        // and is written once more than its rows, so it is most of a step's bytes.
+        let body = lz4_flex::compress_prepend_size(&encode(&step)?);
         let parts: Vec<&[u8]> = body.chunks(PART_BYTES).collect();
         let part_count = i32::try_from(parts.len()).map_err(|_| StoreError::Backend("a step too large to store".to_owned()))?;
         let writes = parts.iter().zip(0..).map(|(part, i)| self.run(&s.insert_step_part, (shard_value(shard), step.id, i, part)));
@@ -356,6 +358,7 @@ impl Inner {
             return Ok(None);
         }
         let body: Vec<u8> = parts.into_iter().flat_map(|(_, bytes)| bytes).collect();
+        let body = lz4_flex::decompress_size_prepended(&body).map_err(|e| StoreError::Corrupt(format!("undecompressable attribution step: {e}")))?;
         decode("attribution step", &body).map(Some)
     }
 
