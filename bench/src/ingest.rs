@@ -190,7 +190,10 @@ pub async fn embedded(work: &Path, data: &Dataset, source: Source) -> BenchResul
 
 /// Separate `ingest`, `attribution` and `query` processes on a fresh keyspace.
 pub async fn cql(work: &Path, data: &Dataset, nodes: &str, python: &Path) -> BenchResult<IngestRun> {
-    let keyspace = format!("bench_{}", std::process::id());
+    // A keyspace of its own per run (the node may have been warmed with another run).
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run_no = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let keyspace = format!("bench_{}_{run_no}", std::process::id());
     let migrated = touchstone(["migrate", "--scylla-nodes", nodes, "--keyspace", &keyspace]);
     if !migrated.status.success() {
         return Err(format!("touchstone migrate failed: {}", text(&migrated.stderr)).into());

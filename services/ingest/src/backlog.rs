@@ -51,6 +51,11 @@ impl Backlog {
     /// records, 100,000 cost 6% of the records/s to final reports and bounded the lag once
     /// input stops to 2.4 s; 30,000 bounded it to 0.5 s but cost 27%).
     pub const DEFAULT_LIMIT: u64 = 100_000;
+    /// The same for an ingest process whose workers run elsewhere, on a store across the
+    /// network, where attribution is slower (9-15k records/s on two cores shared with
+    /// Cassandra): on 207k records, 100,000 bounded the lag once input stops to 3-6 s,
+    /// 50,000 to 2-4.5 s, at 0.20 CQL requests a record instead of 0.15.
+    pub const REMOTE_DEFAULT_LIMIT: u64 = 50_000;
     /// How long a reply waits at most.
     pub const MAX_WAIT: Duration = Duration::from_secs(5);
     /// Longer than a step takes: a worker between two commits is not taken for gone.

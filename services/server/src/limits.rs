@@ -21,8 +21,9 @@ pub struct Limits {
     /// beyond it waits for one of its own calls to end, not for other clients'.
     pub per_connection: u32,
     /// Records logged and not yet attributed beyond which an ingest reply waits for
-    /// attribution to catch up (`touchstone_ingest::Backlog`); 0: replies never wait.
-    pub attribution_backlog: u64,
+    /// attribution to catch up (`touchstone_ingest::Backlog`); 0: replies never wait; `None`:
+    /// the default for where the workers run.
+    pub attribution_backlog: Option<u64>,
 }
 
 /// The largest request message: an ingest batch of `MAX_BATCH` records with room to spare.
@@ -39,7 +40,7 @@ impl Default for Limits {
             request_bytes: 256 * 1024 * 1024,
             call_timeout: std::time::Duration::from_secs(30),
             per_connection: 100,
-            attribution_backlog: touchstone_ingest::Backlog::DEFAULT_LIMIT,
+            attribution_backlog: None,
         }
     }
 }

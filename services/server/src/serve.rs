@@ -129,10 +129,13 @@ pub async fn serve<S: Store>(
             .with_stream_idle(roles.limits.stream_idle)
             .with_tenant_rate(roles.limits.tenant_records_per_second);
         // Replies wait for attribution while it is seen moving, in this process or another;
-        // positions are polled less often across processes, where the store is remote.
-        if roles.limits.attribution_backlog > 0 {
-            let poll = if in_process_worker { Backlog::LOCAL_POLL } else { Backlog::REMOTE_POLL };
-            api = api.with_backlog(Backlog::within(roles.limits.attribution_backlog, poll));
+        // across processes the store is remote: positions are polled less often, and the
+        // default backlog is smaller, as attribution there is slower.
+        let (default_limit, poll) =
+            if in_process_worker { (Backlog::DEFAULT_LIMIT, Backlog::LOCAL_POLL) } else { (Backlog::REMOTE_DEFAULT_LIMIT, Backlog::REMOTE_POLL) };
+        let limit = roles.limits.attribution_backlog.unwrap_or(default_limit);
+        if limit > 0 {
+            api = api.with_backlog(Backlog::within(limit, poll));
         }
         // The limits' metered body refuses larger messages first, with RESOURCE_EXHAUSTED.
         IngestServiceServer::new(api).max_decoding_message_size(roles.limits.message_bytes)

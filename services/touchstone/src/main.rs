@@ -102,10 +102,11 @@ pub struct LimitArgs {
     pub max_calls_per_connection: u32,
     /// Records logged and not yet attributed beyond which an ingest reply waits (up to 5 s)
     /// for attribution to catch up, so that reports stay fresh under a bulk load; only while
-    /// attribution (in this process or another) is seen moving. 0: replies never wait
-    /// (faster bulk loads, reports further behind).
-    #[arg(long, env = "TOUCHSTONE_MAX_ATTRIBUTION_BACKLOG", default_value_t = touchstone_server::limits::Limits::default().attribution_backlog)]
-    pub max_attribution_backlog: u64,
+    /// attribution (in this process or another) is seen moving. Default: 100,000 with a
+    /// worker in this process, 50,000 when workers run elsewhere (attribution across the
+    /// network is slower). 0: replies never wait (faster bulk loads, reports further behind).
+    #[arg(long, env = "TOUCHSTONE_MAX_ATTRIBUTION_BACKLOG")]
+    pub max_attribution_backlog: Option<u64>,
 }
 
 impl LimitArgs {
