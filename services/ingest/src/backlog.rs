@@ -6,18 +6,16 @@
 //! of falling minutes behind under a bulk load.
 //!
 //! Workers may run in this process or in others. A reply waits only while attribution is
-//! seen moving (a shard's processed position changed within [`Backlog::STALLED`]), and at
-//! most
-//! [`Backlog::max_wait`]: ingestion needs no worker to store records, so a stopped or
+//! seen moving (a shard's processed position changed within [`Backlog::stalled`]), and at
+//! most [`Backlog::max_wait`]: ingestion needs no worker to store records, so a stopped or
 //! failing worker must not stop it. Positions are read at most once a [`Backlog::poll`]
-//! per shard, whatever the number of calls waiting, so that waiting costs the store a
-//! few reads a second, not a read per call.
+//! per shard, whatever the number of calls waiting, so that waiting costs the store a few
+//! reads a second, not a read per call.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use touchstone_store::IngestLog;
-
 
 #[derive(Debug, Clone)]
 pub struct Backlog {
@@ -54,7 +52,7 @@ impl Backlog {
     /// The same for an ingest process whose workers run elsewhere, on a store across the
     /// network, where attribution is slower (9-15k records/s on two cores shared with
     /// Cassandra): on 207k records, 100,000 bounded the lag once input stops to 3-6 s,
-    /// 50,000 to 2-4.5 s, at 0.20 CQL requests a record instead of 0.15.
+    /// 50,000 to 1.7-4.5 s, at 0.20 CQL requests a record instead of 0.15.
     pub const REMOTE_DEFAULT_LIMIT: u64 = 50_000;
     /// How long a reply waits at most.
     pub const MAX_WAIT: Duration = Duration::from_secs(5);
@@ -70,8 +68,9 @@ impl Backlog {
     }
 
     /// Returns once `shards` hold at most `limit` unattributed records, or once attribution
-    /// stands still ([`Backlog::stalled`]), or after `max_wait`, or at once when a position cannot be
-    /// read (the records are stored: holding the reply is only a courtesy to attribution).
+    /// stands still ([`Backlog::stalled`]), or after `max_wait`, or at once when a position
+    /// cannot be read (the records are stored: holding the reply is only a courtesy to
+    /// attribution).
     pub async fn hold(&self, log: &Arc<dyn IngestLog>, shards: &BTreeSet<u32>) {
         let started = Instant::now();
         loop {

@@ -596,7 +596,7 @@ impl Inner {
 
 impl Inner {
     /// The rows of `statement` (`... WHERE tenant = ? AND slot = ? AND <id> IN ?`) of every
-    /// `(tenant, id)` of a customer or an order: one read per slot partition and up to
+    /// `(tenant, id)` of a customer, an order or a message: one read per slot partition and up to
     /// [`IDS_PER_READ`] of its ids, each read with its tenant and the ids it named.
     pub(super) async fn rows_by_slot<'a, R>(&self, statement: &PreparedStatement, ids: &[(&'a str, &'a str)]) -> Result<Vec<(&'a str, HashSet<&'a str>, Vec<R>)>>
     where
