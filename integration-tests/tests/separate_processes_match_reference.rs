@@ -2,9 +2,10 @@
 //! ScyllaDB of `TOUCHSTONE_SCYLLA_NODES`): `touchstone migrate`, two ingest processes, two
 //! attribution workers and a query process, sharing nothing but the keyspace.
 //!
-//! The same generated file is imported through both ingest processes at once (dedup must
+//! Most of a generated file is imported through both ingest processes at once (dedup must
 //! hold across them), one attribution worker is killed with SIGKILL mid-way and started
-//! again, and every report must still equal the brute-force reference.
+//! again; the rest goes through a third ingest process killed with SIGKILL mid-import, then
+//! the whole file again; every report must still equal the brute-force reference.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,6 +40,36 @@ fn wait_until_some_processed(server: &Server, timeout: Duration) -> pb::Attribut
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
+}
+
+/// Waits until the log head `server` reports passes `head` (records are being appended);
+/// the head then.
+fn wait_until_head_passes(server: &Server, head: u64, timeout: Duration) -> u64 {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut attribution = AttributionServiceClient::new(server.channel().await);
+        let started = Instant::now();
+        loop {
+            let status = attribution.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+            if status.log_head > head || started.elapsed() > timeout {
+                return status.log_head;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+/// The records file cut in two: its first `n` lines, and the rest.
+fn split_records(data: &Generated, dir: &std::path::Path, n: usize) -> (String, String) {
+    let file = std::fs::read_to_string(data.path("records.jsonl")).unwrap();
+    let lines: Vec<&str> = file.lines().filter(|line| !line.trim().is_empty()).collect();
+    let (first, rest) = lines.split_at(n.min(lines.len()));
+    let write = |name: &str, lines: &[&str]| {
+        let path = dir.join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    (write("first.jsonl", first), write("rest.jsonl", rest))
 }
 
 /// `accepted` and `duplicates` from an import's summary line on stderr.
@@ -80,17 +111,20 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
     ingest_a.cli_ok(&["import", "config", &data.path("config.json")]);
     ingest_a.cli_ok(&["import", "messages", &data.path("messages.jsonl")]);
 
-    // The same records through both ingest processes at once.
+    // The first part of the records through both ingest processes at once; the rest later,
+    // through a third ingest process killed mid-import.
     let records = data.path("records.jsonl");
-    let import = |server: &Server| {
+    let all_lines = std::fs::read_to_string(&records).unwrap().lines().filter(|line| !line.trim().is_empty()).count();
+    let (first, rest) = split_records(&data, dir.path(), all_lines * 2 / 3);
+    let import = |server: &Server, file: &str| {
         Command::new(binary())
-            .args(["import", "records", &records, "--server", &server.url])
+            .args(["import", "records", file, "--server", &server.url])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
     };
-    let (import_a, import_b) = (import(&ingest_a), import(&ingest_b));
+    let (import_a, import_b) = (import(&ingest_a, &first), import(&ingest_b, &first));
 
     // Kill worker a once attribution is under way, and start it again.
     let status = wait_until_some_processed(&query, Duration::from_secs(120));
@@ -102,14 +136,27 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
     assert!(out_a.status.success() && out_b.status.success(), "imports failed:\n{}\n{}", text(&out_a.stderr), text(&out_b.stderr));
     let ((accepted_a, duplicates_a), (accepted_b, duplicates_b)) = (import_counts(&text(&out_a.stderr)), import_counts(&text(&out_b.stderr)));
     // The generated file repeats some records on purpose (client retries).
-    let file = std::fs::read_to_string(&records).unwrap();
+    let file = std::fs::read_to_string(&first).unwrap();
     let lines: Vec<serde_json::Value> = file.lines().filter(|line| !line.trim().is_empty()).map(|line| serde_json::from_str(line).unwrap()).collect();
     let unique: std::collections::HashSet<(String, String)> =
         lines.iter().map(|record| (record["tenant"].to_string(), record["event_id"].to_string())).collect();
     assert_eq!(accepted_a + accepted_b, unique.len() as u64, "each record accepted exactly once across the two ingest processes");
     assert_eq!(duplicates_a + duplicates_b, 2 * lines.len() as u64 - unique.len() as u64, "and a duplicate everywhere else");
 
-    // A retried import (all duplicates) that waits for attribution to finish everything.
+    // The rest through a third ingest process, killed with SIGKILL as soon as its first
+    // records are in the log: its calls end mid-append, holding shard leases.
+    let before = wait_until_head_passes(&query, 0, Duration::from_secs(1));
+    let ingest_c = start("ingest", &nodes, &keyspace, &[]);
+    let import_c = import(&ingest_c, &rest);
+    let head = wait_until_head_passes(&query, before, Duration::from_secs(60));
+    assert!(head > before, "the third ingest process appended nothing");
+    ingest_c.kill_hard();
+    // It says how to finish (run it again), which the next import does.
+    drop(import_c.wait_with_output().unwrap());
+
+    // The whole file again through another process, waiting for attribution to finish
+    // everything: what the killed process committed is a duplicate, the rest is accepted
+    // once its lapsed leases are taken over.
     let retried = ingest_b.cli_ok(&["import", "records", &records, "--wait"]);
     drop(retried);
     assert_reports_match(&query, &data);
