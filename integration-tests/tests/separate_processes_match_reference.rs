@@ -26,44 +26,28 @@ fn start(role: &str, nodes: &str, keyspace: &str, extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
-/// Waits until `server` reports attribution status with at least one processed entry.
-fn wait_until_some_processed(server: &Server, timeout: Duration) -> pb::AttributionStatus {
+/// Polls `server`'s attribution status every `poll` until `done` holds of it or `timeout`
+/// has passed; the last status read.
+fn wait_for_status(server: &Server, timeout: Duration, poll: Duration, done: impl Fn(&pb::AttributionStatus) -> bool) -> pb::AttributionStatus {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let mut attribution = AttributionServiceClient::new(server.channel().await);
         let started = Instant::now();
         loop {
             let status = attribution.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
-            if status.processed > 0 || started.elapsed() > timeout {
+            if done(&status) || started.elapsed() > timeout {
                 return status;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(poll).await;
         }
     })
 }
 
-/// Waits until the log head `server` reports passes `head` (records are being appended);
-/// the head then.
-fn wait_until_head_passes(server: &Server, head: u64, timeout: Duration) -> u64 {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let mut attribution = AttributionServiceClient::new(server.channel().await);
-        let started = Instant::now();
-        loop {
-            let status = attribution.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
-            if status.log_head > head || started.elapsed() > timeout {
-                return status.log_head;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-}
-
-/// The records file cut in two: its first `n` lines, and the rest.
-fn split_records(data: &Generated, dir: &std::path::Path, n: usize) -> (String, String) {
+/// The records file cut in two: its first two thirds of lines, and the rest.
+fn split_records(data: &Generated, dir: &std::path::Path) -> (String, String) {
     let file = std::fs::read_to_string(data.path("records.jsonl")).unwrap();
     let lines: Vec<&str> = file.lines().filter(|line| !line.trim().is_empty()).collect();
-    let (first, rest) = lines.split_at(n.min(lines.len()));
+    let (first, rest) = lines.split_at(lines.len() * 2 / 3);
     let write = |name: &str, lines: &[&str]| {
         let path = dir.join(name);
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
@@ -114,8 +98,7 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
     // The first part of the records through both ingest processes at once; the rest later,
     // through a third ingest process killed mid-import.
     let records = data.path("records.jsonl");
-    let all_lines = std::fs::read_to_string(&records).unwrap().lines().filter(|line| !line.trim().is_empty()).count();
-    let (first, rest) = split_records(&data, dir.path(), all_lines * 2 / 3);
+    let (first, rest) = split_records(&data, dir.path());
     let import = |server: &Server, file: &str| {
         Command::new(binary())
             .args(["import", "records", file, "--server", &server.url])
@@ -127,7 +110,7 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
     let (import_a, import_b) = (import(&ingest_a, &first), import(&ingest_b, &first));
 
     // Kill worker a once attribution is under way, and start it again.
-    let status = wait_until_some_processed(&query, Duration::from_secs(120));
+    let status = wait_for_status(&query, Duration::from_secs(120), Duration::from_millis(100), |status| status.processed > 0);
     assert!(status.processed > 0, "attribution made no progress: {status:?}");
     worker_a.kill_hard();
     let worker_a = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-a-restarted"]);
@@ -145,10 +128,10 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
 
     // The rest through a third ingest process, killed with SIGKILL as soon as its first
     // records are in the log: its calls end mid-append, holding shard leases.
-    let before = wait_until_head_passes(&query, 0, Duration::from_secs(1));
+    let before = wait_for_status(&query, Duration::ZERO, Duration::ZERO, |_| true).log_head;
     let ingest_c = start("ingest", &nodes, &keyspace, &[]);
     let import_c = import(&ingest_c, &rest);
-    let head = wait_until_head_passes(&query, before, Duration::from_secs(60));
+    let head = wait_for_status(&query, Duration::from_secs(60), Duration::from_millis(5), |status| status.log_head > before).log_head;
     assert!(head > before, "the third ingest process appended nothing");
     ingest_c.kill_hard();
     // It says how to finish (run it again), which the next import does.

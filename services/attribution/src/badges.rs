@@ -139,6 +139,9 @@ async fn derive_rows(
     // Counted records of this step and, after a definition change, of the tenant's past,
     // by (tenant, event_id): indexed by this commit, so added to what the index holds.
     let mut counted: BTreeMap<(String, String), Record> = BTreeMap::new();
+    // The step's own badge events by customer: a backend's inputs may hold only those
+    // already committed.
+    let mut stored_of: HashMap<(&str, &str), Vec<&BadgeEvent>> = HashMap::new();
     // Tenant-wide work, once per tenant however many entries ask for it.
     let (mut rederive, mut recompute) = (BTreeSet::new(), BTreeSet::new());
     for entry in entries {
@@ -146,6 +149,7 @@ async fn derive_rows(
         match &entry.payload {
             LogPayload::Record(Record::Badge(b)) => {
                 customers.insert((b.tenant.clone(), b.customer_id.clone()));
+                stored_of.entry((&b.tenant, &b.customer_id)).or_default().push(b);
             }
             LogPayload::Record(record @ Record::Event(e)) if tenant_rules.event_names.contains(&e.name) => {
                 customers.insert((e.tenant.clone(), e.customer_id.clone()));
@@ -206,13 +210,6 @@ async fn derive_rows(
             (tenant, customer, with_activity)
         })
         .collect();
-    // The step's own badge events: a backend's inputs may hold only those already committed.
-    let mut stored_of: HashMap<(&str, &str), Vec<&BadgeEvent>> = HashMap::new();
-    for entry in entries {
-        if let LogPayload::Record(Record::Badge(b)) = &entry.payload {
-            stored_of.entry((&b.tenant, &b.customer_id)).or_default().push(b);
-        }
-    }
     let inputs = store.badge_inputs_many(&wanted).await?;
     let mut currencies: HashMap<&str, String> = HashMap::new();
     let mut writes = BadgeWrites::default();
@@ -225,7 +222,7 @@ async fn derive_rows(
             let new: Vec<BadgeEvent> = stored.iter().filter(|b| !known.contains(b.event_id.as_str())).map(|b| (*b).clone()).collect();
             if !new.is_empty() {
                 rows.extend(new);
-                rows.sort_by(|a, b| (b.ts, &b.event_id).cmp(&(a.ts, &a.event_id)));
+                rows.sort_by(badges::newest_first);
             }
         }
         if let Some(records) = counted_of.get(&(tenant.as_str(), customer_id.as_str())) {

@@ -401,6 +401,12 @@ impl TimelineEntry {
     }
 }
 
+/// The order of a customer's badge partition and timeline, as [`TimelineEntry::newest_first`]:
+/// `ts` descending, then `event_id` descending.
+pub fn newest_first(a: &BadgeEvent, b: &BadgeEvent) -> Ordering {
+    (b.ts, &b.event_id).cmp(&(a.ts, &a.event_id))
+}
+
 /// Whether an event id names a derived entry (a rule earn or an expiry), which attribution
 /// writes, rather than a stored badge event (ingest refuses such ids).
 pub fn is_derived_id(event_id: &str) -> bool {

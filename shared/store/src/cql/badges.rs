@@ -75,7 +75,7 @@ impl BadgeStore for CqlStore {
                             _ => {}
                         }
                     }
-                    events.sort_by(|a, b| (b.ts, &b.event_id).cmp(&(a.ts, &a.event_id)));
+                    events.sort_by(touchstone_core::badges::newest_first);
                     BadgeInputs { events, activity: counted, holdings: holdings.get(&key).cloned().unwrap_or_default() }
                 })
                 .collect())
