@@ -5,7 +5,8 @@
 //! Most of a generated file is imported through both ingest processes at once (dedup must
 //! hold across them), one attribution worker is killed with SIGKILL mid-way and started
 //! again; the rest goes through a third ingest process killed with SIGKILL mid-import, then
-//! the whole file again; every report must still equal the brute-force reference.
+//! the whole file again; every report must still equal the brute-force reference. Both
+//! workers commit steps of one tenant's log shard (each holds lanes of it).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -84,7 +85,8 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
     let console = free_address();
     let query = start("query", &nodes, &keyspace, &["--http", &console]);
     let worker_a = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-a"]);
-    let worker_b = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-b"]);
+    let metrics_b = free_address();
+    let worker_b = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-b", "--metrics-listen", &metrics_b]);
 
     // A report asked of the ingest process says where reports are served.
     let wrong = ingest_a.cli(&["report", "goals", "--tenant", "acme-shop", "--format", "json"]);
@@ -113,7 +115,8 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
     let status = wait_for_status(&query, Duration::from_secs(120), Duration::from_millis(100), |status| status.processed > 0);
     assert!(status.processed > 0, "attribution made no progress: {status:?}");
     worker_a.kill_hard();
-    let worker_a = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-a-restarted"]);
+    let metrics_a = free_address();
+    let worker_a = start("attribution", &nodes, &keyspace, &["--worker-id", "worker-a-restarted", "--metrics-listen", &metrics_a]);
 
     let (out_a, out_b) = (import_a.wait_with_output().unwrap(), import_b.wait_with_output().unwrap());
     assert!(out_a.status.success() && out_b.status.success(), "imports failed:\n{}\n{}", text(&out_a.stderr), text(&out_b.stderr));
@@ -148,6 +151,28 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
     assert!(page.starts_with("HTTP/1.1 200") && page.contains("data-goal=\"orders\""), "{page}");
     assert_badges_match(&query, &ingest_a, &data);
 
-    // Both workers took part: each held shards (their leases are in the log).
+    // Both workers did the largest tenant's work: each committed steps of lanes of its
+    // shard (a lane may have moved between them while the killed worker's leases lapsed).
+    let shard = log_shard("acme-shop");
+    let (lanes_a, lanes_b) = (lanes_stepped(&metrics_a, shard), lanes_stepped(&metrics_b, shard));
+    assert!(!lanes_a.is_empty() && !lanes_b.is_empty(), "a worker committed no step of shard {shard}: {lanes_a:?} and {lanes_b:?}");
+    assert!(lanes_a.union(&lanes_b).count() > 1, "one lane did all of shard {shard}: {lanes_a:?} and {lanes_b:?}");
     drop((worker_a, worker_b));
+}
+
+/// The log shard of a tenant as the store places it: FNV-1a of its name, modulo the 16
+/// shards (part of the stored format).
+fn log_shard(tenant: &str) -> u32 {
+    tenant.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)) % 16
+}
+
+/// The lanes of `shard` a worker committed steps of, from its metrics.
+fn lanes_stepped(metrics: &str, shard: u32) -> std::collections::BTreeSet<u32> {
+    let page = http_get(metrics, "/metrics", &[]);
+    let shard_label = format!("shard=\"{shard}\"");
+    page.lines()
+        .filter(|line| line.starts_with("touchstone_attribution_steps_total{") && line.contains(&shard_label))
+        .filter(|line| line.rsplit(' ').next().and_then(|count| count.parse::<f64>().ok()).is_some_and(|count| count > 0.0))
+        .filter_map(|line| line.split("lane=\"").nth(1)?.split('"').next()?.parse().ok())
+        .collect()
 }

@@ -27,6 +27,7 @@
 //!   every customer with orders, when a rule counts orders.
 
 use crate::AttributionStore;
+use crate::engine::Lanes;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use touchstone_core::badge_stats::{self, StatChanges};
 use touchstone_core::badges::{self, BadgeBook, RuleKind};
@@ -92,13 +93,15 @@ impl Follow {
     }
 }
 
-/// What a step writes for badges. `processed` is the step's last log position (derived
-/// entries' feed positions come after it); `currency` gives each tenant's currency (from
-/// the configs the step loaded).
+/// What a step writes for badges. `entries` are those of the step's lane (records of its
+/// customers); `processed` is the step's last log position (derived entries' feed positions
+/// come after it); `currency` gives each tenant's currency (from the configs the step
+/// loaded).
 pub async fn derive(
     store: &dyn AttributionStore,
-    entries: &[LogEntry],
+    entries: &[&LogEntry],
     processed: u64,
+    lanes: Lanes,
     currency: impl Fn(&str) -> touchstone_store::Result<String>,
 ) -> touchstone_store::Result<BadgeWrites> {
     // Stored badge events count and reach the feed when their entry is processed, whether
@@ -111,14 +114,15 @@ pub async fn derive(
             follow.feed.push(BadgeFeedEntry { position, change: FeedChange::Added, event: b.clone() });
         }
     }
-    let writes = derive_rows(store, entries, processed, currency, &mut follow).await?;
+    let writes = derive_rows(store, entries, processed, lanes, currency, &mut follow).await?;
     Ok(follow.into_writes(writes))
 }
 
 async fn derive_rows(
     store: &dyn AttributionStore,
-    entries: &[LogEntry],
+    entries: &[&LogEntry],
     processed: u64,
+    lanes: Lanes,
     currency: impl Fn(&str) -> touchstone_store::Result<String>,
     follow: &mut Follow,
 ) -> touchstone_store::Result<BadgeWrites> {
@@ -170,7 +174,7 @@ async fn derive_rows(
     }
     for tenant in rederive {
         let tenant_rules = &rules[tenant];
-        for customer in store.tenant_badge_customers(tenant).await? {
+        for customer in store.tenant_badge_customers(tenant).await?.into_iter().filter(|customer| lanes.owns(customer)) {
             customers.insert((tenant.to_owned(), customer));
         }
         let mut past: Vec<Record> = Vec::new();
@@ -181,7 +185,7 @@ async fn derive_rows(
             past.extend(store.tenant_orders(tenant).await?.into_iter().map(Record::Order));
         }
         for record in past {
-            let Some(customer) = activity_customer(&record) else { continue };
+            let Some(customer) = activity_customer(&record).filter(|customer| lanes.owns(customer)) else { continue };
             customers.insert((tenant.to_owned(), customer.to_owned()));
             counted.insert((tenant.to_owned(), record.id().to_owned()), record);
         }
@@ -189,7 +193,8 @@ async fn derive_rows(
     for tenant in recompute {
         // The currency may have changed: order rules count again.
         if rules[tenant].counts_orders {
-            customers.extend(store.tenant_orders(tenant).await?.into_iter().map(|o| (o.tenant, o.customer_id)));
+            let orders = store.tenant_orders(tenant).await?.into_iter().filter(|o| lanes.owns(&o.customer_id));
+            customers.extend(orders.map(|o| (o.tenant, o.customer_id)));
         }
     }
     if customers.is_empty() {
@@ -213,8 +218,9 @@ async fn derive_rows(
     let inputs = store.badge_inputs_many(&wanted).await?;
     let mut currencies: HashMap<&str, String> = HashMap::new();
     let mut writes = BadgeWrites::default();
-    // Feed positions of derived changes: after every entry of the step.
-    let mut next_index = 1u32;
+    // Feed positions of derived changes: after every entry of the step, apart from other
+    // lanes' (which may end their steps at the same position).
+    let mut next_index = (lanes.index << 24) + 1;
     for ((tenant, customer_id, _), input) in wanted.iter().zip(inputs) {
         let (mut rows, mut activity) = (input.events, input.activity);
         if let Some(stored) = stored_of.get(&(tenant.as_str(), customer_id.as_str())) {

@@ -30,8 +30,8 @@ use touchstone_core::rollup::{self, CampaignCell, Cell, Granularity, Tally};
 use crate::AttributionStore;
 use crate::fold;
 use touchstone_store::{
-    AttributionCommit, CampaignDelta, LogEntry, LogPayload, PendingDelta, RollupDelta,
-    SetAside, StoreError, TraceParent,
+    AttributionCommit, CampaignDelta, Lane, LogEntry, LogPayload, PendingDelta, RollupDelta,
+    SetAside, StoreError, TraceParent, customer_lane,
 };
 
 /// Log entries read and committed per step on the embedded store, at most (a step takes
@@ -50,26 +50,27 @@ pub const CQL_BATCH: usize = 20_000;
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepOutcome {
-    pub shard: u32,
-    /// The shard's log position now processed.
+    pub lane: Lane,
+    /// The lane's log position now processed.
     pub processed: u64,
     pub entries: usize,
     pub conversions_changed: usize,
 }
 
-/// Sets aside the next entry of `shard` (after its processed position) instead of
+/// Sets aside the next entry of `lane` (after its processed position) instead of
 /// processing it, recording `reason`: for an entry the worker failed on again and again,
-/// alone, so that it cannot stall its shard. `None` when there is no next entry.
-/// [`StoreError::Fenced`] when another worker committed the shard meanwhile.
-pub async fn set_aside_next(store: &dyn AttributionStore, shard: u32, reason: String) -> touchstone_store::Result<Option<u64>> {
-    let after = store.resume_shard(shard).await?;
-    let Some(entry) = store.read_log(shard, after, 1).await?.into_iter().next() else {
+/// alone, so that it cannot stall its lane. `None` when there is no next entry.
+/// [`StoreError::Fenced`] when another worker committed the lane meanwhile.
+pub async fn set_aside_next(store: &dyn AttributionStore, lane: Lane, reason: String) -> touchstone_store::Result<Option<u64>> {
+    let after = store.resume_lane(lane).await?;
+    let Some(entry) = store.read_log(lane.shard, after, 1).await?.into_iter().next() else {
         return Ok(None);
     };
     let seq = entry.seq;
-    tracing::error!(shard, seq, entry = %describe(&entry.payload), %reason, "log entry set aside");
+    tracing::error!(shard = lane.shard, lane = lane.index, seq, entry = %describe(&entry.payload), %reason, "log entry set aside");
     let set_aside = SetAside { entry, reason, set_aside_at: now_ms() };
-    let commit = AttributionCommit { shard, after, processed: seq, set_aside: vec![set_aside], ..AttributionCommit::default() };
+    let (shard, lane) = (lane.shard, lane.index);
+    let commit = AttributionCommit { shard, lane, after, processed: seq, set_aside: vec![set_aside], ..AttributionCommit::default() };
     store.commit_attribution(commit).await?;
     Ok(Some(seq))
 }
@@ -139,41 +140,106 @@ pub(crate) fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Processes up to `batch` entries of one log shard after its processed position. `None`
-/// when there was nothing to do. [`StoreError::Fenced`] when another worker committed the
-/// shard meanwhile: the step is then discarded.
-pub async fn step(store: &dyn AttributionStore, shard: u32, batch: usize) -> touchstone_store::Result<Option<StepOutcome>> {
-    let after = store.resume_shard(shard).await?;
-    let entries = store.read_log(shard, after, batch).await?;
+/// Processes up to `batch` entries of one lane of a log shard after the lane's processed
+/// position. `None` when there was nothing to do. [`StoreError::Fenced`] when another
+/// worker committed the lane meanwhile: the step is then discarded.
+pub async fn step(store: &dyn AttributionStore, lane: Lane, batch: usize) -> touchstone_store::Result<Option<StepOutcome>> {
+    let after = store.resume_lane(lane).await?;
+    let entries = store.read_log(lane.shard, after, batch).await?;
     if entries.is_empty() {
         return Ok(None);
     }
-    process(store, shard, after, entries).await.map(Some)
+    let lanes = Lanes { index: lane.index, count: store.lanes() };
+    process(store, lane, lanes, after, entries).await.map(Some)
+}
+
+/// Which of a shard's lanes a step is, of how many: what it processes of the entries it
+/// reads (all of them with one lane).
+///
+/// - A touch, app event or badge event: the lane of its customer ([`customer_lane`]).
+/// - An order status record: every lane folds it into its copy of the order, whose facts
+///   go to the customers of each lane; its customer's lane counts it (the records read by
+///   time, badge activity).
+/// - A message registration, `Recompute`, `RederiveBadges`: every lane, for its customers;
+///   lane 0 counts the message sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Lanes {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Lanes {
+    /// A store of one lane a shard: everything is the step's.
+    pub const ONE: Lanes = Lanes { index: 0, count: 1 };
+
+    /// Whether the customer's records, state and credit are this lane's.
+    pub fn owns(self, customer_id: &str) -> bool {
+        self.count <= 1 || customer_lane(customer_id, self.count) == self.index
+    }
+
+    /// Whether the lane counts a record itself (indexes it, counts it in rollups and badge
+    /// activity): those of its customers, and every message in lane 0.
+    pub fn counts(self, record: &Record) -> bool {
+        match record {
+            Record::Touch(touch) => self.owns(&touch.customer_id),
+            Record::Event(event) => self.owns(&event.customer_id),
+            Record::Order(order) => self.owns(&order.customer_id),
+            Record::Badge(badge) => self.owns(&badge.customer_id),
+            Record::Message(_) => self.counts_messages(),
+        }
+    }
+
+    /// Lane 0 counts each message sent (every lane processes its registration).
+    pub fn counts_messages(self) -> bool {
+        self.index == 0
+    }
 }
 
 /// One step over a non-empty batch (a span only when there is work, so an idle worker's
 /// polling does not flood the traces). Reads are batched: a handful of store calls per
 /// step, whatever its size, so a backend across the network pays round trips per step.
-#[tracing::instrument(name = "attribution_step", skip_all, fields(shard = shard, entries = entries.len(), traces = tracing::field::Empty))]
-async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: Vec<LogEntry>) -> touchstone_store::Result<StepOutcome> {
+#[tracing::instrument(
+    name = "attribution_step",
+    skip_all,
+    fields(shard = lane.shard, lane = lane.index, entries = entries.len(), traces = tracing::field::Empty)
+)]
+async fn process(store: &dyn AttributionStore, lane: Lane, lanes: Lanes, after: u64, entries: Vec<LogEntry>) -> touchstone_store::Result<StepOutcome> {
     link_ingest_traces(&entries);
     let processed = entries.last().map_or(after, |last| last.seq);
     let configs = Configs::load(store, &entries).await?;
+    // What the lane counts itself: the entries of other lanes' customers go (orders stay
+    // for the fold, which keeps every lane's copy of them).
+    let own: Vec<&LogEntry> = entries
+        .iter()
+        .filter(|entry| match &entry.payload {
+            LogPayload::Record(record) => lanes.counts(record),
+            _ => true,
+        })
+        .collect();
 
     let mut deltas = Deltas::default();
-    for entry in &entries {
+    for entry in &own {
         count(&mut deltas, entry);
     }
-    let folded = fold::fold_step(store, &entries, |tenant| configs.get(tenant)).await?;
+    let folded = fold::fold_step(store, &entries, lanes, |tenant| configs.get(tenant)).await?;
     let changes = folded.conversions;
     for (tenant, ts, cell, tally) in touchstone_core::fold::conversion_deltas(&changes) {
         deltas.add(tenant, ts, cell, tally);
     }
-    let campaigns = CampaignDeltas::of(store, &entries, &deltas).await?;
-    let badges = crate::badges::derive(store, &entries, processed, |tenant| Ok(configs.get(tenant)?.currency.clone())).await?;
-    let outcome = StepOutcome { shard, processed, entries: entries.len(), conversions_changed: changes.len() };
+    let campaigns = CampaignDeltas::of(store, &entries, lanes, &deltas).await?;
+    let currency = |tenant: &str| Ok(configs.get(tenant)?.currency.clone());
+    let badges = crate::badges::derive(store, &own, processed, lanes, currency).await?;
+    let outcome = StepOutcome { lane, processed, entries: entries.len(), conversions_changed: changes.len() };
+    let records = own
+        .into_iter()
+        .filter_map(|entry| match &entry.payload {
+            LogPayload::Record(record @ (Record::Touch(_) | Record::Event(_) | Record::Order(_) | Record::Badge(_))) => Some(record.clone()),
+            _ => None,
+        })
+        .collect();
     let commit = AttributionCommit {
-        shard,
+        shard: lane.shard,
+        lane: lane.index,
         after,
         processed,
         conversions: changes,
@@ -187,13 +253,7 @@ async fn process(store: &dyn AttributionStore, shard: u32, after: u64, entries: 
         badge_feed: badges.feed,
         set_aside: Vec::new(),
         fold: folded.writes,
-        records: entries
-            .into_iter()
-            .filter_map(|entry| match entry.payload {
-                LogPayload::Record(record @ (Record::Touch(_) | Record::Event(_) | Record::Order(_) | Record::Badge(_))) => Some(record),
-                _ => None,
-            })
-            .collect(),
+        records,
     };
     store.commit_attribution(commit).await?;
     Ok(outcome)
@@ -251,7 +311,7 @@ struct CampaignDeltas {
 }
 
 impl CampaignDeltas {
-    async fn of(store: &dyn AttributionStore, entries: &[LogEntry], deltas: &Deltas) -> touchstone_store::Result<CampaignDeltas> {
+    async fn of(store: &dyn AttributionStore, entries: &[LogEntry], lanes: Lanes, deltas: &Deltas) -> touchstone_store::Result<CampaignDeltas> {
         let registrations: Vec<&Message> = entries
             .iter()
             .filter_map(|entry| match &entry.payload {
@@ -293,8 +353,11 @@ impl CampaignDeltas {
         }
         for message in registrations {
             let (tenant, campaign_id) = (&message.tenant, &message.campaign_id);
-            sums.add_campaign(tenant, campaign_id, Granularity::Hour.bucket(message.sent_at), CampaignCell::Message, Tally::ONE);
-            for (hour, cell, tally) in store.pending_counters(tenant, &message.msg_hash).await? {
+            if lanes.counts_messages() {
+                sums.add_campaign(tenant, campaign_id, Granularity::Hour.bucket(message.sent_at), CampaignCell::Message, Tally::ONE);
+            }
+            // Each lane moves the counters it kept pending.
+            for (hour, cell, tally) in store.pending_counters(tenant, lanes.index, &message.msg_hash).await? {
                 sums.add(Pending, tenant, &message.msg_hash, hour, cell.clone(), tally.negated());
                 sums.add_campaign(tenant, campaign_id, hour, cell, tally);
             }

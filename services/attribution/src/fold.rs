@@ -21,11 +21,16 @@
 //! 5. Each customer's exposures to campaigns (`SENT` and `HELD_OUT` touches of their
 //!    registered messages) are indexed for lift ([`Exposure`]).
 //!
+//! With several lanes a shard ([`Lanes`]), a step folds the customers of its lane only, and
+//! every lane folds every order into its own copy of the order's state: the facts each copy
+//! gives are the same, and each lane takes those of its customers.
+//!
 //! Folding a record again is harmless (a held touch or status record is skipped, an
 //! unchanged conversion is no change), so a step redone after a crash, or records that a
 //! recompute's reads saw before their own log entries, change nothing twice.
 
 use crate::AttributionStore;
+use crate::engine::Lanes;
 use std::collections::{BTreeMap, BTreeSet};
 use touchstone_core::attribution::{Conversion, Messages};
 use touchstone_core::config::{GoalKind, TenantConfig};
@@ -52,11 +57,12 @@ struct TenantBatch<'a> {
     messages: Vec<&'a Message>,
 }
 
-/// Folds a step's entries. `config_of` gives each tenant's config (loaded at the step's
-/// start).
+/// Folds a step's entries in its lane. `config_of` gives each tenant's config (loaded at
+/// the step's start).
 pub async fn fold_step<'c>(
     store: &dyn AttributionStore,
     entries: &[LogEntry],
+    lanes: Lanes,
     config_of: impl Fn(&str) -> Result<&'c TenantConfig>,
 ) -> Result<StepFold> {
     let mut tenants: BTreeMap<&str, TenantBatch<'_>> = BTreeMap::new();
@@ -66,9 +72,11 @@ pub async fn fold_step<'c>(
             LogPayload::Record(record) => {
                 let batch = tenants.entry(record.tenant()).or_default();
                 match record {
-                    Record::Touch(touch) => batch.touches.entry(&touch.customer_id).or_default().push(touch.clone()),
+                    Record::Touch(touch) if lanes.owns(&touch.customer_id) => batch.touches.entry(&touch.customer_id).or_default().push(touch.clone()),
+                    Record::Touch(_) => {}
                     Record::Order(order) => batch.orders.entry(&order.order_id).or_default().push(order.clone()),
-                    Record::Event(event) => batch.events.push(event),
+                    Record::Event(event) if lanes.owns(&event.customer_id) => batch.events.push(event),
+                    Record::Event(_) => {}
                     Record::Message(message) => batch.messages.push(message),
                     // Badges play no part in attribution: `badges::derive` follows them.
                     Record::Badge(_) => {}
@@ -79,7 +87,7 @@ pub async fn fold_step<'c>(
     }
     let mut out = StepFold::default();
     for (tenant, batch) in tenants {
-        fold_tenant(store, tenant, config_of(tenant)?, batch, &mut out).await?;
+        fold_tenant(store, tenant, config_of(tenant)?, batch, lanes, &mut out).await?;
     }
     Ok(out)
 }
@@ -104,19 +112,26 @@ impl CustomerWork {
     }
 }
 
-async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &TenantConfig, batch: TenantBatch<'_>, out: &mut StepFold) -> Result<()> {
+async fn fold_tenant(
+    store: &dyn AttributionStore,
+    tenant: &str,
+    config: &TenantConfig,
+    batch: TenantBatch<'_>,
+    lanes: Lanes,
+    out: &mut StepFold,
+) -> Result<()> {
     let mut customers: BTreeMap<String, CustomerWork> = BTreeMap::new();
     let mut orders: BTreeMap<String, OrderState> = BTreeMap::new();
     let mut changed_orders: BTreeSet<String> = BTreeSet::new();
     let mut facts: Vec<FactChange> = Vec::new();
 
     // 1. A config change: every state of the tenant.
-    let folded = store.folded_config(tenant).await?;
+    let folded = store.folded_config(tenant, lanes.index).await?;
     let mut dropped_goals = BTreeSet::new();
     if batch.recompute {
         let before = folded.unwrap_or_else(|| TenantConfig { goals: Vec::new(), ..TenantConfig::defaults(tenant) });
         dropped_goals = fold::changed_event_goals(&before, config);
-        for (order_id, mut state) in store.tenant_order_states(tenant).await? {
+        for (order_id, mut state) in store.tenant_order_states(tenant, lanes.index).await? {
             let changes = fold::refold_order(&mut state, config);
             if !changes.is_empty() {
                 changed_orders.insert(order_id.clone());
@@ -125,7 +140,9 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
             orders.insert(order_id, state);
         }
         for (customer_id, state) in store.tenant_customer_states(tenant).await? {
-            customers.entry(customer_id).or_default().state = Some(state);
+            if lanes.owns(&customer_id) {
+                customers.entry(customer_id).or_default().state = Some(state);
+            }
         }
         for goal in config.goals.iter().filter(|goal| dropped_goals.contains(&goal.id)) {
             if let GoalKind::Event { event_name } = &goal.kind {
@@ -142,7 +159,7 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
     // 2. Orders and app events.
     let unloaded: Vec<(String, String)> =
         batch.orders.keys().filter(|id| !orders.contains_key(**id)).map(|id| (tenant.to_owned(), (*id).to_owned())).collect();
-    for ((_, order_id), state) in unloaded.iter().zip(store.order_states(&unloaded).await?) {
+    for ((_, order_id), state) in unloaded.iter().zip(store.order_states(lanes.index, &unloaded).await?) {
         orders.insert(order_id.clone(), state);
     }
     for (order_id, records) in &batch.orders {
@@ -162,7 +179,9 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
         facts.extend(fold::event_facts(config, event));
     }
     for (customer_id, change) in facts.into_iter().flat_map(FactChange::by_customer) {
-        customers.entry(customer_id).or_default().facts.push(change);
+        if lanes.owns(&customer_id) {
+            customers.entry(customer_id).or_default().facts.push(change);
+        }
     }
     for (customer_id, touches) in batch.touches {
         customers.entry(customer_id.to_owned()).or_default().touches = touches;
@@ -171,6 +190,12 @@ async fn fold_tenant(store: &dyn AttributionStore, tenant: &str, config: &Tenant
     // 3. Messages registered now.
     for message in &batch.messages {
         for customer_id in store.unregistered_customers(tenant, &message.msg_hash).await? {
+            // Other lanes' marks are theirs to take when they process the registration.
+            if !lanes.owns(&customer_id) {
+                continue;
+            }
+            let mark = UnregisteredMark { tenant: tenant.to_owned(), msg_hash: message.msg_hash.clone(), customer_id: customer_id.clone() };
+            out.writes.unmarked.push(mark);
             customers.entry(customer_id).or_default().registered.insert(message.msg_hash.clone());
         }
         out.writes.registered.push((tenant.to_owned(), message.msg_hash.clone()));

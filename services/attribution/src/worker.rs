@@ -1,19 +1,20 @@
-//! The attribution worker: holds leases on a share of the log shards and runs
+//! The attribution worker: holds leases on a share of the lanes of the log shards
+//! ([`Lane`], by number) and runs
 //! [`engine::step`] on each until it is drained, then sleeps until woken (in-process
 //! ingestion notifies it) or a poll interval passes (ingestion in another process does not).
 //!
-//! Several workers (processes) split the shards through leases in the store. Each sizes its
-//! share as `ceil(shards / live workers)`, takes free shards up to it, gives back any above
+//! Several workers (processes) split the lanes through leases in the store. Each sizes its
+//! share as `ceil(lanes / live workers)`, takes free lanes up to it, gives back any above
 //! it, and renews what it holds. A worker that dies stops renewing; its leases lapse after
-//! [`WorkerOptions::lease_ttl`] and the others take its shards over. A worker that loses a
-//! lease while it works cannot do harm: its commit is fenced by the shard's processed
+//! [`WorkerOptions::lease_ttl`] and the others take its lanes over. A worker that loses a
+//! lease while it works cannot do harm: its commit is fenced by the lane's processed
 //! position ([`StoreError::Fenced`]) and discarded.
 //!
-//! No entry can stall its shard. When a step fails with an error that retrying cannot help
-//! (or panics), the worker goes on with that shard one entry per step, up to where the failed
+//! No entry can stall its lane. When a step fails with an error that retrying cannot help
+//! (or panics), the worker goes on with that lane one entry per step, up to where the failed
 //! step would have reached: the entries before the bad one are processed as usual, and an
 //! entry whose step fails [`SET_ASIDE_AFTER`] times in a row, alone, is set aside
-//! ([`engine::set_aside_next`]): kept with the reason, counted in the shard's status, and
+//! ([`engine::set_aside_next`]): kept with the reason, counted in the lane's status, and
 //! passed over. Transient failures (storage unavailable) are only retried.
 
 use crate::{AttributionStore, engine};
@@ -22,15 +23,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
-use touchstone_store::{Coordination, LOG_SHARDS, StoreError};
+use touchstone_store::{Coordination, LOG_SHARDS, Lane, StoreError};
 
 /// How often an idle worker looks at the log without being woken.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How long to wait after a failed step before trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// Steps of different shards run at once: a step waits on the store (disk on the embedded
+/// Steps of different lanes run at once: a step waits on the store (disk on the embedded
 /// store, round trips on a cluster) and computes in between, so a few at once keep the cores
-/// and the connection busy. Each shard still has at most one step at a time.
+/// and the connection busy. Each lane still has at most one step at a time.
 const CONCURRENT_STEPS: usize = 4;
 /// How long a worker has had nothing to process before it lets the store settle
 /// ([`touchstone_store::AttributionState::settle`]): long enough that a pause between two
@@ -47,7 +48,7 @@ pub struct WorkerOptions {
     /// Log entries per step.
     pub batch: usize,
     /// How long a lease (and this worker's liveness mark) lasts without renewal: how soon a
-    /// dead worker's shards are taken over. Renewed every third of it, apart from the steps.
+    /// dead worker's lanes are taken over. Renewed every third of it, apart from the steps.
     pub lease_ttl: Duration,
 }
 
@@ -61,11 +62,11 @@ pub struct Worker {
     store: Arc<dyn AttributionStore>,
     wake: Arc<Notify>,
     options: WorkerOptions,
-    /// Shards stepped one entry at a time after a step failed on them.
+    /// Lanes stepped one entry at a time after a step failed on them.
     isolating: Mutex<HashMap<u32, Isolation>>,
 }
 
-/// A shard whose step failed for good: stepped one entry at a time up to `until` (where the
+/// A lane whose step failed for good: stepped one entry at a time up to `until` (where the
 /// failed step would have reached), so the bad entry is found and the rest processed.
 #[derive(Debug, Clone, Copy)]
 struct Isolation {
@@ -82,7 +83,7 @@ enum Failure {
     Permanent { error: StoreError, reason: String },
 }
 
-/// The shards whose leases this worker holds: renewed by the lease keeper on its own
+/// The lanes (numbers) whose leases this worker holds: renewed by the lease keeper on its own
 /// schedule, so a long step cannot make them lapse; read by the stepping loop.
 type Held = Arc<Mutex<BTreeSet<u32>>>;
 
@@ -133,44 +134,45 @@ impl Worker {
         tracing::info!(worker = %self.options.id, "attribution worker stopped");
     }
 
-    /// One step on each held shard, [`CONCURRENT_STEPS`] at a time, each on its own task so
+    /// One step on each held lane, [`CONCURRENT_STEPS`] at a time, each on its own task so
     /// their computing spreads over the cores. `true` when any step did work (so there may
     /// be more right away).
     async fn round(&self, held: &Held) -> touchstone_store::Result<bool> {
-        let shards = lock(held).clone();
-        let steps = shards.into_iter().map(|shard| {
-            let isolated = lock(&self.isolating).contains_key(&shard);
+        let lanes = lock(held).clone();
+        let steps = lanes.into_iter().map(|lane| {
+            let isolated = lock(&self.isolating).contains_key(&lane);
             let batch = if isolated { 1 } else { self.options.batch };
             let store = self.store.clone();
             async move {
                 let started = std::time::Instant::now();
-                let step = tokio::spawn(async move { engine::step(store.as_ref(), shard, batch).await });
+                let step = tokio::spawn(async move { engine::step(store.as_ref(), Lane::from_number(lane), batch).await });
                 let outcome = match step.await {
                     Ok(Ok(outcome)) => Ok(outcome),
                     Ok(Err(error)) if error.is_transient() => Err(Failure::Transient(error)),
                     Ok(Err(error)) => Err(Failure::Permanent { reason: error.to_string(), error }),
                     Err(panic) => {
-                        tracing::error!(shard, error = %panic, "attribution step panicked");
+                        tracing::error!(lane, error = %panic, "attribution step panicked");
                         let reason = "attribution panicked on it (the worker's log has the details)".to_owned();
                         Err(Failure::Permanent { error: StoreError::Backend("attribution step panicked".to_owned()), reason })
                     }
                 };
                 metrics::histogram!("touchstone_attribution_step_seconds").record(started.elapsed().as_secs_f64());
-                (shard, isolated, outcome)
+                (lane, isolated, outcome)
             }
         });
         let outcomes: Vec<_> = futures_util::stream::iter(steps).buffer_unordered(CONCURRENT_STEPS).collect().await;
         let mut worked = false;
         let mut failure = None;
-        for (shard, isolated, outcome) in outcomes {
+        for (lane, isolated, outcome) in outcomes {
             match outcome {
                 Ok(Some(outcome)) => {
                     worked = true;
-                    self.stepped(shard, outcome.processed);
-                    metrics::counter!("touchstone_attribution_steps_total").increment(1);
+                    self.stepped(lane, outcome.processed);
+                    let (shard, index) = (outcome.lane.shard.to_string(), outcome.lane.index.to_string());
+                    metrics::counter!("touchstone_attribution_steps_total", "shard" => shard, "lane" => index).increment(1);
                     metrics::counter!("touchstone_attribution_entries_total").increment(outcome.entries as u64);
                     tracing::debug!(
-                        shard,
+                        lane,
                         processed = outcome.processed,
                         entries = outcome.entries,
                         conversions_changed = outcome.conversions_changed,
@@ -178,19 +180,19 @@ impl Worker {
                     );
                 }
                 Ok(None) => {
-                    lock(&self.isolating).remove(&shard);
+                    lock(&self.isolating).remove(&lane);
                 }
-                Err(Failure::Transient(StoreError::Fenced { shard })) => {
+                Err(Failure::Transient(StoreError::Fenced { .. })) => {
                     // Our lease lapsed and another worker moved on: its commit stands.
-                    tracing::warn!(shard, "another worker committed this shard; step discarded");
+                    tracing::warn!(lane, "another worker committed this lane; step discarded");
                 }
-                // The other shards' steps stand; the failed one is redone next round.
+                // The other lanes' steps stand; the failed one is redone next round.
                 Err(Failure::Transient(error)) => failure = Some(error),
                 Err(Failure::Permanent { error, reason }) => {
-                    match self.failed_for_good(shard, isolated, reason).await {
+                    match self.failed_for_good(lane, isolated, reason).await {
                         Ok(true) => worked = true,
                         Ok(false) => {}
-                        Err(error) => tracing::warn!(shard, %error, "could not set a log entry aside; retrying"),
+                        Err(error) => tracing::warn!(lane, %error, "could not set a log entry aside; retrying"),
                     }
                     failure = Some(error);
                 }
@@ -202,48 +204,48 @@ impl Worker {
         }
     }
 
-    /// A step of `shard` committed up to `processed`: isolation ends once past its end.
-    fn stepped(&self, shard: u32, processed: u64) {
+    /// A step of `lane` committed up to `processed`: isolation ends once past its end.
+    fn stepped(&self, lane: u32, processed: u64) {
         let mut isolating = lock(&self.isolating);
-        if let Some(isolation) = isolating.get_mut(&shard) {
+        if let Some(isolation) = isolating.get_mut(&lane) {
             isolation.failures = 0;
             if processed >= isolation.until {
-                isolating.remove(&shard);
-                tracing::info!(shard, "shard back to whole batches");
+                isolating.remove(&lane);
+                tracing::info!(lane, "lane back to whole batches");
             }
         }
     }
 
-    /// A step of `shard` failed with an error retrying cannot help. A whole batch: go on one
+    /// A step of `lane` failed with an error retrying cannot help. A whole batch: go on one
     /// entry at a time. One entry, [`SET_ASIDE_AFTER`] times in a row: set it aside.
     /// `true` when an entry was set aside.
-    async fn failed_for_good(&self, shard: u32, isolated: bool, reason: String) -> touchstone_store::Result<bool> {
+    async fn failed_for_good(&self, lane: u32, isolated: bool, reason: String) -> touchstone_store::Result<bool> {
         if !isolated {
-            let processed = self.store.resume_shard(shard).await?;
+            let processed = self.store.resume_lane(Lane::from_number(lane)).await?;
             let until = processed + self.options.batch as u64;
-            tracing::warn!(shard, processed, until, %reason, "attribution step failed; going on one entry at a time");
-            lock(&self.isolating).insert(shard, Isolation { until, failures: 0 });
+            tracing::warn!(lane, processed, until, %reason, "attribution step failed; going on one entry at a time");
+            lock(&self.isolating).insert(lane, Isolation { until, failures: 0 });
             return Ok(false);
         }
         let failures = {
             let mut isolating = lock(&self.isolating);
-            let isolation = isolating.entry(shard).or_insert(Isolation { until: 0, failures: 0 });
+            let isolation = isolating.entry(lane).or_insert(Isolation { until: 0, failures: 0 });
             isolation.failures += 1;
             isolation.failures
         };
         if failures < SET_ASIDE_AFTER {
             return Ok(false);
         }
-        let seq = engine::set_aside_next(self.store.as_ref(), shard, reason).await?;
+        let seq = engine::set_aside_next(self.store.as_ref(), Lane::from_number(lane), reason).await?;
         if let Some(seq) = seq {
-            self.stepped(shard, seq);
+            self.stepped(lane, seq);
         }
         Ok(seq.is_some())
     }
 }
 
 /// Renews this worker's leases every third of their ttl and moves towards its fair share
-/// of the shards, until shutdown; then gives them back.
+/// of the lanes, until shutdown; then gives them back.
 async fn keep_leases(store: Arc<dyn Coordination>, options: WorkerOptions, held: Held, mut shutdown: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(options.lease_ttl / 3);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -259,45 +261,46 @@ async fn keep_leases(store: Arc<dyn Coordination>, options: WorkerOptions, held:
             tracing::warn!(error = %err, "renewing leases failed; retrying");
         }
     }
-    let shards = std::mem::take(&mut *lock(&held));
-    for shard in shards {
-        if let Err(err) = store.release_lease(shard, &options.id).await {
-            tracing::warn!(shard, error = %err, "could not release a lease; it will lapse");
+    let lanes = std::mem::take(&mut *lock(&held));
+    for lane in lanes {
+        if let Err(err) = store.release_lease(lane, &options.id).await {
+            tracing::warn!(lane, error = %err, "could not release a lease; it will lapse");
         }
     }
 }
 
-/// Renews held leases and moves towards this worker's fair share of the shards:
-/// `ceil(shards / live workers)`.
+/// Renews held leases and moves towards this worker's fair share of the lanes:
+/// `ceil(lanes / live workers)`.
 async fn balance_leases(store: &dyn Coordination, options: &WorkerOptions, held: &Held) -> touchstone_store::Result<()> {
     let (id, ttl) = (options.id.as_str(), options.lease_ttl);
     let live = store.live_workers(id, ttl).await?;
-    let share = (LOG_SHARDS as usize).div_ceil(live.len().max(1));
+    let count = LOG_SHARDS * store.lanes();
+    let share = (count as usize).div_ceil(live.len().max(1));
 
     let mut holding = lock(held).clone();
-    for shard in holding.clone() {
-        if !store.acquire_lease(shard, id, ttl).await? {
-            tracing::warn!(shard, "lease lost to another worker");
-            holding.remove(&shard);
+    for lane in holding.clone() {
+        if !store.acquire_lease(lane, id, ttl).await? {
+            tracing::warn!(lane, "lease lost to another worker");
+            holding.remove(&lane);
         }
     }
     while holding.len() > share {
-        let Some(shard) = holding.pop_last() else { break };
-        store.release_lease(shard, id).await?;
-        tracing::info!(shard, share, "lease given back to balance the workers");
+        let Some(lane) = holding.pop_last() else { break };
+        store.release_lease(lane, id).await?;
+        tracing::info!(lane, share, "lease given back to balance the workers");
     }
     // Start the search at this worker's place among the live ones, so workers that start
-    // together mostly try different shards.
+    // together mostly try different lanes.
     let place = live.iter().position(|worker| worker == id).unwrap_or(0);
     let start = (place * share) as u32;
-    for offset in 0..LOG_SHARDS {
+    for offset in 0..count {
         if holding.len() >= share {
             break;
         }
-        let shard = (start + offset) % LOG_SHARDS;
-        if !holding.contains(&shard) && store.acquire_lease(shard, id, ttl).await? {
-            tracing::info!(shard, "lease taken");
-            holding.insert(shard);
+        let lane = (start + offset) % count;
+        if !holding.contains(&lane) && store.acquire_lease(lane, id, ttl).await? {
+            tracing::info!(lane, "lease taken");
+            holding.insert(lane);
         }
     }
     *lock(held) = holding;

@@ -20,7 +20,7 @@ use touchstone_core::reference::{Dataset, MODELS, Reference, evaluate, ppm_json}
 use touchstone_core::report::{self, Activity, value_json};
 use touchstone_core::rollup::{DAY_MS, HOUR_MS};
 use touchstone_query::range::{self, Range};
-use touchstone_store::{AttributionState, CellKinds, ConfigStore, EmbeddedStore, IngestLog, RecordReads, ReportReads, log_shard};
+use touchstone_store::{AttributionState, CellKinds, ConfigStore, EmbeddedStore, IngestLog, Lane, RecordReads, ReportReads, log_shard};
 
 const TENANT: &str = "t1";
 /// 2026-01-31T12:00Z: the 30 hours of the time grid cross a month's end (the fold keeps a
@@ -249,9 +249,9 @@ async fn run_engine(dir: &Path, ops: &[Op]) -> EmbeddedStore {
             Op::Ingest(records) => {
                 store.ingest(records.clone()).await.unwrap();
             }
-            Op::Step(usize::MAX) => while engine::step(&store, log_shard(TENANT), 1000).await.unwrap().is_some() {},
+            Op::Step(usize::MAX) => while engine::step(&store, Lane { shard: log_shard(TENANT), index: 0 }, 1000).await.unwrap().is_some() {},
             Op::Step(batch) => {
-                engine::step(&store, log_shard(TENANT), *batch).await.unwrap();
+                engine::step(&store, Lane { shard: log_shard(TENANT), index: 0 }, *batch).await.unwrap();
             }
             Op::Reopen => {
                 drop(store);
@@ -264,7 +264,7 @@ async fn run_engine(dir: &Path, ops: &[Op]) -> EmbeddedStore {
             }
         }
     }
-    while engine::step(&store, log_shard(TENANT), 3).await.unwrap().is_some() {}
+    while engine::step(&store, Lane { shard: log_shard(TENANT), index: 0 }, 3).await.unwrap().is_some() {}
     store
 }
 
@@ -501,7 +501,7 @@ mod scenarios {
         store.save_tenant_config(&config).await.unwrap();
         for batch in batches {
             store.ingest(batch).await.unwrap();
-            while engine::step(&store, log_shard(TENANT), 1000).await.unwrap().is_some() {}
+            while engine::step(&store, Lane { shard: log_shard(TENANT), index: 0 }, 1000).await.unwrap().is_some() {}
         }
         let conversion = store.conversion(TENANT, "orders", "o1").await.unwrap().expect("o1 converts");
         (conversion.credit.rule.as_str().to_owned(), conversion.credit.msg_hash)
@@ -549,9 +549,9 @@ mod scenarios {
         rt().block_on(async {
             let store = EmbeddedStore::open(dir.path()).unwrap();
             store.ingest(vec![placed("p2", "o1", T0 + 5 * HOUR_MS, None)]).await.unwrap();
-            while engine::step(&store, log_shard(TENANT), 1000).await.unwrap().is_some() {}
+            while engine::step(&store, Lane { shard: log_shard(TENANT), index: 0 }, 1000).await.unwrap().is_some() {}
             store.ingest(vec![placed("p1", "o1", T0 + HOUR_MS, None)]).await.unwrap();
-            while engine::step(&store, log_shard(TENANT), 1000).await.unwrap().is_some() {}
+            while engine::step(&store, Lane { shard: log_shard(TENANT), index: 0 }, 1000).await.unwrap().is_some() {}
             let conversion = store.conversion(TENANT, "orders", "o1").await.unwrap().unwrap();
             assert_eq!((conversion.fact.ts, conversion.fact.source_event_id.as_str()), (T0 + HOUR_MS, "p1"));
             // The rollups moved with it: one conversion in all, in the earlier hour.

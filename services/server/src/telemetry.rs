@@ -60,7 +60,7 @@ fn describe() {
     describe_counter!("touchstone_records_duplicate_total", "Records acknowledged as duplicates of an earlier arrival.");
     describe_counter!("touchstone_records_rejected_total", "Records refused by validation.");
     describe_counter!("touchstone_records_rate_limited_total", "Records refused because their tenant was over its ingest rate.");
-    describe_counter!("touchstone_attribution_steps_total", "Attribution steps committed.");
+    describe_counter!("touchstone_attribution_steps_total", "Attribution steps committed, by log shard and lane.");
     describe_counter!("touchstone_attribution_entries_total", "Log entries attribution processed.");
     describe_histogram!("touchstone_attribution_step_seconds", metrics::Unit::Seconds, "Time an attribution step took, read to commit.");
     describe_gauge!("touchstone_log_pending_entries", "Log entries appended but not yet attributed, by shard.");

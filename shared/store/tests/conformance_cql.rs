@@ -46,8 +46,8 @@ fn fresh_keyspace() -> String {
     format!("touchstone_test_{secs}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-fn options(nodes: Vec<String>, keyspace: &str) -> CqlOptions {
-    CqlOptions { intent_timeout: Duration::from_secs(1), ..CqlOptions::new(nodes, keyspace) }
+fn options(nodes: Vec<String>, keyspace: &str, lanes: u32) -> CqlOptions {
+    CqlOptions { intent_timeout: Duration::from_secs(1), lanes, ..CqlOptions::new(nodes, keyspace) }
 }
 
 /// A store on a keyspace of its own.
@@ -55,22 +55,29 @@ struct Fixture {
     store: CqlStore,
     nodes: Vec<String>,
     keyspace: String,
+    lanes: u32,
 }
 
 impl Fixture {
-    /// A fresh keyspace on the configured node(s); panics without one ([`cql_nodes`]).
+    /// A fresh keyspace on the configured node(s), one lane a shard (the suite's checks
+    /// commit lane 0 alone, as a worker on such a store does); panics without a node
+    /// ([`cql_nodes`]).
     async fn new() -> Fixture {
+        Fixture::with_lanes(1).await
+    }
+
+    async fn with_lanes(lanes: u32) -> Fixture {
         let nodes = cql_nodes();
         let keyspace = fresh_keyspace();
-        let options = options(nodes.clone(), &keyspace);
+        let options = options(nodes.clone(), &keyspace, lanes);
         CqlStore::migrate(&options).await.expect("creating the keyspace");
         let store = CqlStore::connect(options).await.expect("connecting to the CQL node");
-        Fixture { store, nodes, keyspace }
+        Fixture { store, nodes, keyspace, lanes }
     }
 
     /// Another store (another process, as far as the backend can tell) on the same keyspace.
     async fn another(&self) -> CqlStore {
-        CqlStore::connect(options(self.nodes.clone(), &self.keyspace)).await.expect("connecting again")
+        CqlStore::connect(options(self.nodes.clone(), &self.keyspace, self.lanes)).await.expect("connecting again")
     }
 }
 
@@ -122,6 +129,13 @@ impl Deref for Fixture {
 }
 
 touchstone_store::conformance_suite!(cql, async { Fixture::new().await });
+
+/// The lanes check with the lanes a deployment has.
+#[tokio::test]
+async fn lanes_of_a_shard_keep_their_own_positions_and_state() -> touchstone_store::Result<()> {
+    let fixture = Fixture::with_lanes(touchstone_store::cql::DEFAULT_LANES).await;
+    touchstone_store::conformance::lanes_keep_their_own_positions_and_state(&*fixture).await
+}
 
 /// Declared, not silently skipped: this backend's commits still trim the log rows they
 /// process (its reads of the log rely on it), until it moves onto the chunk log.
@@ -247,7 +261,7 @@ async fn a_step_applied_again_leaves_rollups_exact() -> touchstone_store::Result
         assert_eq!(campaign_cells(&other, &t, granularity).await?, opened_in("spring", 1), "{granularity:?}");
     }
     let opened = CampaignCell::Touch { kind: TouchKind::Opened };
-    assert_eq!(other.pending_counters(&t, "m9").await?, [(T0, opened, Tally { count: 1, value_micros: 250 })]);
+    assert_eq!(other.pending_counters(&t, 0, "m9").await?, [(T0, opened, Tally { count: 1, value_micros: 250 })]);
     Ok(())
 }
 
@@ -289,6 +303,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     let order_state = OrderState { records: vec![counted.clone()], facts: BTreeMap::from([("orders".to_owned(), converted.fact.clone())]) };
     let step = AttributionCommit {
         shard,
+        lane: 0,
         after,
         processed: last,
         conversions: vec![ConversionChange { old: None, new: Some(converted.clone()) }],
@@ -306,6 +321,7 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
             orders: vec![OrderStateWrite { tenant: t.clone(), order_id: "o1".into(), state: order_state.clone() }],
             unregistered: vec![UnregisteredMark { tenant: t.clone(), msg_hash: "m9".into(), customer_id: "c1".into() }],
             registered: Vec::new(),
+            unmarked: Vec::new(),
             folded_configs: vec![TenantConfig::defaults(&t)],
             exposures: vec![Exposure { tenant: t.clone(), campaign_id: "spring".into(), customer_id: "c1".into() }],
         },
@@ -319,13 +335,14 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     let restarted = fixture.another().await;
     assert_eq!(restarted.log_status(shard).await?.processed, after, "status reported a step not applied");
     assert_eq!(restarted.conversion(&t, "orders", "o1").await?, None, "a status call applied the step");
-    // Reading the log, as the next worker does, applies it.
+    // Resuming the shard, as the next worker does, applies it.
+    assert_eq!(restarted.resume_shard(shard).await?, last);
     assert!(restarted.read_log(shard, last, 10).await?.is_empty());
     assert_eq!(restarted.conversion(&t, "orders", "o1").await?, Some(converted.clone()));
     assert_eq!(restarted.conversions_between(&t, T0, T0 + HOUR_MS).await?, [converted]);
     assert_eq!(hour_cells(&restarted, &t).await?, cells(1, 250));
     assert_eq!(campaign_cells(&restarted, &t, Granularity::Month).await?, opened_in("spring", 1));
-    assert_eq!(restarted.pending_counters(&t, "m9").await?.len(), 1);
+    assert_eq!(restarted.pending_counters(&t, 0, "m9").await?.len(), 1);
     assert_eq!(restarted.customer_badge_events(&t, "c1").await?, [rule_earn.clone()]);
     assert_eq!(restarted.badge_stats(&t, "regular", StatLevel::Day, T0 - DAY_MS, T0 + DAY_MS).await?, [(day_of(T0), earned_one)]);
     assert_eq!(restarted.customer_holdings(&t, "c1").await?.len(), 1);
@@ -333,10 +350,10 @@ async fn a_crash_between_commit_and_apply_loses_nothing() -> touchstone_store::R
     assert_eq!(restarted.tenant_orders(&t).await?, [counted.clone()]);
     assert_eq!(restarted.customer_activity(&t, "c1").await?, [Record::Order(counted)]);
     assert_eq!(restarted.customer_months(&[CustomerMonths::whole(&t, "c1")]).await?, [CustomerState { segments: BTreeMap::from([(segment_of(T0), segment)]) }]);
-    assert_eq!(restarted.order_states(&[(t.clone(), "o1".into())]).await?, [order_state]);
+    assert_eq!(restarted.order_states(0, &[(t.clone(), "o1".into())]).await?, [order_state]);
     assert_eq!(restarted.unregistered_customers(&t, "m9").await?, ["c1"]);
     assert_eq!(restarted.exposed_customer_states(&t, "spring").await?.len(), 1);
-    assert_eq!(restarted.folded_config(&t).await?, Some(TenantConfig::defaults(&t)));
+    assert_eq!(restarted.folded_config(&t, 0).await?, Some(TenantConfig::defaults(&t)));
     let status = restarted.log_status(shard).await?;
     assert_eq!((status.processed, status.oldest_pending_at), (last, None), "the log was not trimmed");
     // And the next commit builds on the re-applied step.
@@ -534,7 +551,7 @@ async fn a_large_step_is_written_in_bounded_batches_and_summed_once() -> touchst
             let one = store.campaign_rollups(&t, Some("c042"), CellKinds::All, granularity, bucket, granularity.next(bucket)).await?;
             assert_eq!(one, BTreeMap::from([("c042".to_owned(), c042)]), "{granularity:?}");
         }
-        let pending = store.pending_counters(&t, "m9").await?;
+        let pending = store.pending_counters(&t, 0, "m9").await?;
         assert_eq!(pending.len(), 150);
         assert!(pending.iter().all(|(_, _, tally)| *tally == Tally { count: 1, value_micros: 250 }), "{pending:?}");
     }

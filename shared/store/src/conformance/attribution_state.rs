@@ -144,12 +144,13 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
     };
     let customers = [CustomerMonths::whole(&t, "c1"), CustomerMonths::whole(&t, "c2"), CustomerMonths::whole(&t, "nobody")];
 
-    assert_eq!(store.folded_config(&t).await?, None);
+    assert_eq!(store.folded_config(&t, 0).await?, None);
     commit(FoldWrites {
         segments: vec![segment("c1", T0, Some(touched("e1", T0))), segment("c1", month(1), Some(with_conversion.clone())), segment("c2", T0, Some(touched("e2", T0)))],
         orders: vec![OrderStateWrite { tenant: t.clone(), order_id: "o1".into(), state: order_state.clone() }],
         unregistered: vec![mark("m1", "c1"), mark("m1", "c2"), mark("m2", "c1")],
         registered: Vec::new(),
+        unmarked: Vec::new(),
         folded_configs: vec![TenantConfig::defaults(&t)],
         exposures: vec![exposure("spring", "c1"), exposure("spring", "c2"), exposure("summer", "c2")],
     })
@@ -183,21 +184,22 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
     let summer = crate::ReportReads::exposed_customer_states(store, &t, "summer").await?;
     assert_eq!(summer, [("c2".to_owned(), c2.clone())]);
     assert!(crate::ReportReads::exposed_customer_states(store, &t, "autumn").await?.is_empty());
-    assert_eq!(store.order_states(&[(t.clone(), "o1".into()), (t.clone(), "o2".into())]).await?, [order_state.clone(), OrderState::default()]);
-    assert_eq!(store.tenant_order_states(&t).await?, [("o1".to_owned(), order_state)]);
+    assert_eq!(store.order_states(0, &[(t.clone(), "o1".into()), (t.clone(), "o2".into())]).await?, [order_state.clone(), OrderState::default()]);
+    assert_eq!(store.tenant_order_states(&t, 0).await?, [("o1".to_owned(), order_state)]);
     let mut marked = store.unregistered_customers(&t, "m1").await?;
     marked.sort();
     assert_eq!(marked, ["c1", "c2"]);
-    assert_eq!(store.folded_config(&t).await?, Some(TenantConfig::defaults(&t)));
+    assert_eq!(store.folded_config(&t, 0).await?, Some(TenantConfig::defaults(&t)));
 
-    // A month removed, m1 registered (its marks go, a new one in the same commit too), a
-    // newer folded config.
+    // A month removed, m1 registered (the marks it re-credited go, and one under it in the
+    // same commit is not written), a newer folded config.
     let mut newer = TenantConfig::defaults(&t);
     newer.version = 2;
     commit(FoldWrites {
         segments: vec![segment("c1", T0, None)],
         unregistered: vec![mark("m1", "c3"), mark("m3", "c2")],
         registered: vec![(t.clone(), "m1".into())],
+        unmarked: vec![mark("m1", "c1"), mark("m1", "c2")],
         folded_configs: vec![newer.clone()],
         ..FoldWrites::default()
     })
@@ -207,7 +209,7 @@ pub async fn fold_state_follows_commits(store: &dyn Store) -> Result<()> {
     assert_eq!(store.unregistered_customers(&t, "m1").await?, Vec::<String>::new());
     assert_eq!(store.unregistered_customers(&t, "m2").await?, ["c1"]);
     assert_eq!(store.unregistered_customers(&t, "m3").await?, ["c2"]);
-    assert_eq!(store.folded_config(&t).await?, Some(newer));
+    assert_eq!(store.folded_config(&t, 0).await?, Some(newer));
     Ok(())
 }
 
@@ -238,7 +240,7 @@ pub async fn fold_state_of_many_customers(store: &dyn Store) -> Result<()> {
     }
     assert_eq!(got[N..], [CustomerState::default(), CustomerState::default()]);
     let orders: Vec<(String, String)> = (0..=N).rev().map(|i| (t.clone(), format!("o{i}"))).collect();
-    let got = store.order_states(&orders).await?;
+    let got = store.order_states(0, &orders).await?;
     assert_eq!(got[0], OrderState::default(), "the last order was never written");
     for (i, state) in (0..N).rev().zip(&got[1..]) {
         assert_eq!(*state, order_of(i), "order {i}");
@@ -334,7 +336,7 @@ pub async fn stale_commits_are_fenced(store: &dyn Store) -> Result<()> {
     let month = Granularity::Month.bucket(T0);
     let by_campaign = store.campaign_rollups(&t, None, CellKinds::All, Granularity::Month, month, month + 1).await?;
     assert_eq!(by_campaign, campaigns(&[("c1", &campaign_opened, 1, 0)]), "fenced commits wrote campaign counters");
-    assert_eq!(store.pending_counters(&t, "m2").await?, vec![(hour, campaign_opened, Tally::ONE)], "fenced commits wrote");
+    assert_eq!(store.pending_counters(&t, 0, "m2").await?, vec![(hour, campaign_opened, Tally::ONE)], "fenced commits wrote");
     Ok(())
 }
 

@@ -46,7 +46,7 @@ pub use badges::{
     customer_badge_events_are_newest_first_per_customer, customer_badge_latest_is_each_badges_newest_entry_up_to_a_time,
 };
 pub use config_store::{config_defaults_and_compare_and_set, tenants_exist_from_their_first_write};
-pub use coordination::{leases_are_exclusive_and_lapse, live_workers_are_listed_until_they_lapse};
+pub use coordination::{lanes_keep_their_own_positions_and_state, leases_are_exclusive_and_lapse, live_workers_are_listed_until_they_lapse};
 pub use ingest_log::{
     dedup_first_arrival_stands, dedup_is_per_tenant_and_keys_do_not_collide, dedup_of_a_large_call, dedup_within_one_batch,
     draining_the_log_reaches_the_head_past_duplicates, every_record_kind_is_logged_as_ingested, log_entries_carry_the_trace_of_their_ingest_call,
@@ -98,6 +98,7 @@ macro_rules! conformance_suite {
             // Coordination
             leases_are_exclusive_and_lapse,
             live_workers_are_listed_until_they_lapse,
+            lanes_keep_their_own_positions_and_state,
             // RecordReads
             customer_touches_are_inclusive_across_bucket_edges,
             // AttributionState
@@ -455,11 +456,11 @@ pub async fn reads_of_unknown_things_are_empty(store: &dyn Store) -> Result<()> 
     assert_eq!(store.conversion(&t, "orders", "o1").await?, None);
     assert!(store.tenant_conversions(&t).await?.is_empty());
     assert_eq!(store.customer_months(&[crate::CustomerMonths::whole(&t, "c1")]).await?, [touchstone_core::fold::CustomerState::default()]);
-    assert_eq!(store.order_states(&[(t.clone(), "o1".to_owned())]).await?, [touchstone_core::fold::OrderState::default()]);
+    assert_eq!(store.order_states(0, &[(t.clone(), "o1".to_owned())]).await?, [touchstone_core::fold::OrderState::default()]);
     assert!(store.tenant_customer_states(&t).await?.is_empty());
-    assert!(store.tenant_order_states(&t).await?.is_empty());
+    assert!(store.tenant_order_states(&t, 0).await?.is_empty());
     assert!(store.unregistered_customers(&t, "m1").await?.is_empty());
-    assert_eq!(store.folded_config(&t).await?, None);
+    assert_eq!(store.folded_config(&t, 0).await?, None);
     assert_eq!(store.rollups(&t, Granularity::Hour, Millis::MIN, Millis::MAX).await?, Cells::default());
     assert!(store.touches_between(&t, Millis::MIN, Millis::MAX).await?.is_empty());
     assert!(store.events_between(&t, Millis::MIN, Millis::MAX).await?.is_empty());

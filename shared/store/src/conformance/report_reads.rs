@@ -254,13 +254,13 @@ pub async fn pending_counters_sum_per_hour_and_cell_until_moved(store: &dyn Stor
         counters.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         counters
     };
-    let m1 = sorted(store.pending_counters(&t, "m1").await?);
+    let m1 = sorted(store.pending_counters(&t, 0, "m1").await?);
     assert_eq!(m1, vec![(h1, opened.clone(), Tally { count: 4, value_micros: 0 }), (h2, viewed.clone(), Tally { count: 2, value_micros: 0 })]);
     let moved = vec![pending_delta(&t, "m1", h1, &opened, -4), pending_delta(&t, "m1", h2, &viewed, -2)];
     commit_campaign_counters(store, &t, Vec::new(), moved).await?;
-    assert_eq!(store.pending_counters(&t, "m1").await?, vec![], "moved counters remain");
-    assert_eq!(store.pending_counters(&t, "m2").await?, vec![(h1, opened, Tally { count: 5, value_micros: 0 })]);
-    assert_eq!(store.pending_counters(&tenant("pending_other"), "m1").await?, vec![]);
+    assert_eq!(store.pending_counters(&t, 0, "m1").await?, vec![], "moved counters remain");
+    assert_eq!(store.pending_counters(&t, 0, "m2").await?, vec![(h1, opened, Tally { count: 5, value_micros: 0 })]);
+    assert_eq!(store.pending_counters(&tenant("pending_other"), 0, "m1").await?, vec![]);
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! [`AttributionState`]: what the attribution engine reads, and its atomic commit.
 
-use crate::{BadgeFeedEntry, RecordReads, Result, SetAside};
+use crate::{BadgeFeedEntry, Lane, RecordReads, Result, SetAside};
 use async_trait::async_trait;
 use touchstone_core::attribution::Conversion;
 use touchstone_core::badge_stats::{BadgeTally, Interval};
@@ -37,8 +37,9 @@ pub struct CampaignDelta {
     pub tally: Tally,
 }
 
-/// A change to the counters of a message not registered yet: kept by message until its
-/// registration moves them to its campaign (a negated delta takes them out again).
+/// A change to the counters of a message not registered yet: kept by message and lane (the
+/// commit's) until its registration, which every lane processes, moves the lane's own to
+/// its campaign (a negated delta takes them out again).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingDelta {
     pub tenant: String,
@@ -149,13 +150,18 @@ pub struct Exposure {
 pub struct FoldWrites {
     /// At most one per `(tenant, customer_id, month)`.
     pub segments: Vec<SegmentWrite>,
-    /// At most one per `(tenant, order_id)`.
+    /// At most one per `(tenant, order_id)`: the commit's lane's copy of the order.
     pub orders: Vec<OrderStateWrite>,
     pub unregistered: Vec<UnregisteredMark>,
-    /// `(tenant, msg_hash)` of messages registered now: every mark under them is removed
-    /// (after `unregistered` is written, so a mark and a registration in one commit leave none).
+    /// `(tenant, msg_hash)` of messages registered now: no mark under them is written (a
+    /// mark and a registration in one commit leave none).
     pub registered: Vec<(String, String)>,
-    /// The config each tenant's state is now folded under, at most one per tenant.
+    /// Marks removed: those of the customers a registration re-credited now. Only these:
+    /// other lanes' customers may be marked under the same message until their lane
+    /// processes its registration.
+    pub unmarked: Vec<UnregisteredMark>,
+    /// The config each tenant's state is now folded under (in the commit's lane), at most
+    /// one per tenant.
     pub folded_configs: Vec<TenantConfig>,
     pub exposures: Vec<Exposure>,
 }
@@ -166,7 +172,11 @@ pub struct FoldWrites {
 pub struct AttributionCommit {
     /// The log shard the step read; every conversion and delta is of a tenant of it.
     pub shard: u32,
-    /// The shard's processed position the step started from. The commit applies only if it
+    /// The lane of the shard the step processed ([`Lane::index`]; 0 on a store of one
+    /// lane): its position, and the lane's own state (order copies, pending counters,
+    /// folded configs).
+    pub lane: u32,
+    /// The lane's processed position the step started from. The commit applies only if it
     /// is still the stored one, else [`StoreError::Fenced`](crate::StoreError::Fenced):
     /// this fences off a worker that lost its lease while it worked.
     pub after: u64,
@@ -214,8 +224,13 @@ pub struct AttributionCommit {
 /// - **Atomic commits**: `commit_attribution` applies conversions, rollup deltas (message,
 ///   campaign and pending counters), derived badge entries and the activity they count,
 ///   set-aside entries and the processed position all together or not at all, so a step that crashed
-///   is simply redone; and only if the shard's processed position is still the one the step
-///   started from, so two workers can never both commit the same entries.
+///   is simply redone; and only if the lane's processed position is still the one the step
+///   started from, so two workers can never both commit the same entries of a lane.
+/// - **Lanes** ([`Lane`]): each lane of a shard has its own processed position; the
+///   shard's ([`LogStatus::processed`](crate::LogStatus)) is the lowest of its lanes'. Rows
+///   that two lanes could both write are kept apart: conversion rows by customer, order
+///   states, pending counters and folded configs by lane, marks removed by customer, badge
+///   feed positions by lane.
 #[async_trait]
 pub trait AttributionState: RecordReads {
 
@@ -228,9 +243,9 @@ pub trait AttributionState: RecordReads {
 
 
 
-    /// The pending counters of a message (see [`PendingDelta`]), summed per hour and cell,
-    /// zeros left out, any order.
-    async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>>;
+    /// The pending counters of a message in a lane (see [`PendingDelta`]), summed per hour
+    /// and cell, zeros left out, any order.
+    async fn pending_counters(&self, tenant: &str, lane: u32, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>>;
 
     /// Every conversion of the tenant (for recomputes).
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>>;
@@ -239,29 +254,37 @@ pub trait AttributionState: RecordReads {
     /// records of that span reads and writes; empty when there are none), in input order.
     async fn customer_months(&self, spans: &[CustomerMonths]) -> Result<Vec<CustomerState>>;
 
-    /// Each `(tenant, order_id)`'s fold state (empty when there is none), in input order.
-    async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>>;
+    /// Each `(tenant, order_id)`'s fold state in the lane (empty when there is none), in
+    /// input order.
+    async fn order_states(&self, lane: u32, orders: &[(String, String)]) -> Result<Vec<OrderState>>;
 
     /// Every customer state of the tenant, by customer id, any order (for recomputes).
     async fn tenant_customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>>;
 
-    /// Every order state of the tenant, by order id, any order (for recomputes).
-    async fn tenant_order_states(&self, tenant: &str) -> Result<Vec<(String, OrderState)>>;
+    /// Every order state of the tenant in the lane, by order id, any order (for recomputes).
+    async fn tenant_order_states(&self, tenant: &str, lane: u32) -> Result<Vec<(String, OrderState)>>;
 
     /// The customers marked under `msg_hash` ([`UnregisteredMark`]), any order.
     async fn unregistered_customers(&self, tenant: &str, msg_hash: &str) -> Result<Vec<String>>;
 
-    /// The config the tenant's state was last folded under; `None` before its first commit.
-    async fn folded_config(&self, tenant: &str) -> Result<Option<TenantConfig>>;
+    /// The config the tenant's state in the lane was last folded under; `None` before the
+    /// lane's first commit of the tenant.
+    async fn folded_config(&self, tenant: &str, lane: u32) -> Result<Option<TenantConfig>>;
 
 
 
-    /// The processed position the next step of `shard` starts after: the last committed
+    /// The processed position the next step of `lane` starts after: the last committed
     /// one, with that commit's effects in place first (a backend that applies a commit
     /// after its compare-and-set applies a stored one that nobody finished). For the worker
-    /// that holds the shard; status calls use [`IngestLog::log_status`](crate::IngestLog),
+    /// that holds the lane; status calls use [`IngestLog::log_status`](crate::IngestLog),
     /// which writes nothing.
-    async fn resume_shard(&self, shard: u32) -> Result<u64>;
+    async fn resume_lane(&self, lane: Lane) -> Result<u64>;
+
+    /// [`AttributionState::resume_lane`] of the shard's lane 0 (the whole shard on a store
+    /// of one lane).
+    async fn resume_shard(&self, shard: u32) -> Result<u64> {
+        self.resume_lane(Lane { shard, index: 0 }).await
+    }
 
     /// Called by a worker that has had nothing to process for a while: a backend may finish
     /// here what its commits put off (the embedded store folds its rollup deltas into their
@@ -271,7 +294,7 @@ pub trait AttributionState: RecordReads {
     }
 
     /// Applies one attribution step atomically (see the trait docs).
-    /// [`StoreError::Fenced`](crate::StoreError::Fenced) when the shard's processed position
+    /// [`StoreError::Fenced`](crate::StoreError::Fenced) when the lane's processed position
     /// is no longer `commit.after`. The entries up to `processed` stay in the log, which is
     /// the archive recomputes replay (the embedded store; the CQL backend still trims them,
     /// a declared gap of its conformance run).

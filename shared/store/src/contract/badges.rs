@@ -58,7 +58,8 @@ impl StatLevel {
 }
 
 /// Where an entry sits in a tenant's badge feed: the log position of the step that wrote
-/// it (of the badge event itself, for a stored one), then its place in that step.
+/// it (of the badge event itself, for a stored one), then its place in that step (derived
+/// entries: the step's lane times 2^24, plus their place).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FeedPosition {
     pub seq: u64,
@@ -94,8 +95,10 @@ pub struct BadgeFeedEntry {
 ///   rule counts (or counted when it was indexed), written by attribution commits.
 /// - **Counters** per badge, by UTC day and by instant, and each customer's **holding
 ///   intervals**, written by attribution commits (`badge_stats`, `holdings`).
-/// - **A tenant's feed**: the timeline changes of all its customers in the order commits
-///   made them (`badge_feed`), for following a tenant's badges as they happen.
+/// - **A tenant's feed**: the timeline changes of all its customers by position
+///   (`badge_feed`), for following a tenant's badges as they happen. A read returns the
+///   entries up to where every lane of the tenant's shard has committed (lanes commit out
+///   of log order), so a follower never passes a position a later commit writes at.
 /// - **Readable**: a stored badge event once the attribution step that processed its log
 ///   entry committed it ([`AttributionCommit::records`](crate::AttributionCommit::records));
 ///   a backend may make it readable earlier (the embedded one, when the ingest call that

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use touchstone_core::model::{Millis, Record};
 
 /// How many shards the ingest log is split into. Each tenant's entries go to one shard
-/// ([`log_shard`]), each shard has its own positions and is processed by one attribution
-/// worker at a time (under a lease), so workers split the tenants between them.
+/// ([`log_shard`]), each shard has its own positions and is processed by its lanes
+/// ([`Lane`](crate::Lane)), each by one attribution worker at a time (under a lease), so
+/// workers split the tenants, and each tenant's customers, between them.
 /// Changing it changes where tenants live: it is part of the stored format.
 pub const LOG_SHARDS: u32 = 16;
 
@@ -114,7 +115,8 @@ impl LogPayload {
 pub struct LogStatus {
     /// The last position appended or reserved (0 when the shard never had an entry).
     pub head: u64,
-    /// The last position whose effects attribution has committed and are readable.
+    /// The last position whose effects attribution has committed and are readable, in
+    /// every lane of the shard.
     pub processed: u64,
     /// `appended_at` of the oldest entry after `processed`, if any.
     pub oldest_pending_at: Option<Millis>,

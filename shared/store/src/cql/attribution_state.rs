@@ -16,14 +16,14 @@
 use super::timed;
 use super::layout::{
     ACTIVITY_BADGE, ACTIVITY_EVENT, ACTIVITY_ORDER, BucketRow, CHUNK, CampaignRollupRow, ConversionRow, Partitions, PendingRow, RecordKind, RollupRow,
-    StoredCells, bucket, campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, records_parts, rollup_bucket, seq_value,
-    shard_value, slot, table,
+    StoredCells, bucket, campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, lane_value, records_parts, rollup_bucket,
+    seq_value, shard_value, slot, table,
 };
 use super::badges::{index_value, level_code};
 use super::fold_state::StoredFold;
 use super::{CqlStore, Inner, StepMark, Write, all};
 use crate::support::{StoredPayload, encode, encode_campaign_cells, encode_conversion};
-use crate::{AttributionCommit, AttributionState, CustomerMonths, BadgeRowChange, FeedChange, LOG_SHARDS, LogEntry, Result, SetAside, StatLevel, StoreError};
+use crate::{AttributionCommit, AttributionState, CustomerMonths, BadgeRowChange, FeedChange, LOG_SHARDS, Lane, LogEntry, Result, SetAside, StatLevel, StoreError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -44,8 +44,8 @@ impl AttributionState for CqlStore {
         timed("tenant_events_named", async { self.inner.tenant_events_named(tenant, name).await }).await
     }
 
-    async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
-        timed("pending_counters", async { self.inner.pending_counters(tenant, msg_hash).await }).await
+    async fn pending_counters(&self, tenant: &str, lane: u32, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
+        timed("pending_counters", async { self.inner.pending_counters(tenant, lane, msg_hash).await }).await
     }
 
     async fn tenant_conversions(&self, tenant: &str) -> Result<Vec<Conversion>> {
@@ -56,28 +56,28 @@ impl AttributionState for CqlStore {
         timed("customer_months", async { self.inner.customers_months(spans).await }).await
     }
 
-    async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>> {
-        timed("order_states", async { self.inner.order_states(orders).await }).await
+    async fn order_states(&self, lane: u32, orders: &[(String, String)]) -> Result<Vec<OrderState>> {
+        timed("order_states", async { self.inner.order_states(lane, orders).await }).await
     }
 
     async fn tenant_customer_states(&self, tenant: &str) -> Result<Vec<(String, CustomerState)>> {
         timed("tenant_customer_states", async { self.inner.tenant_customer_states(tenant).await }).await
     }
 
-    async fn tenant_order_states(&self, tenant: &str) -> Result<Vec<(String, OrderState)>> {
-        timed("tenant_order_states", async { self.inner.tenant_order_states(tenant).await }).await
+    async fn tenant_order_states(&self, tenant: &str, lane: u32) -> Result<Vec<(String, OrderState)>> {
+        timed("tenant_order_states", async { self.inner.tenant_order_states(tenant, lane).await }).await
     }
 
     async fn unregistered_customers(&self, tenant: &str, msg_hash: &str) -> Result<Vec<String>> {
         timed("unregistered_customers", async { self.inner.unregistered_customers(tenant, msg_hash).await }).await
     }
 
-    async fn folded_config(&self, tenant: &str) -> Result<Option<TenantConfig>> {
-        timed("folded_config", async { self.inner.folded_config(tenant).await }).await
+    async fn folded_config(&self, tenant: &str, lane: u32) -> Result<Option<TenantConfig>> {
+        timed("folded_config", async { self.inner.folded_config(tenant, lane).await }).await
     }
 
-    async fn resume_shard(&self, shard: u32) -> Result<u64> {
-        timed("resume_shard", async { self.inner.ensure_step_applied(shard, None).await }).await
+    async fn resume_lane(&self, lane: Lane) -> Result<u64> {
+        timed("resume_lane", async { self.inner.ensure_step_applied(self.inner.lane_number(lane)?, None).await }).await
     }
 
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
@@ -97,10 +97,11 @@ impl Inner {
         Ok(events)
     }
 
-    /// The message's `pending_deltas` rows (one per hour and step; a slice of its slot
-    /// partition) summed per hour and cell.
-    async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
-        let rows: Vec<(i64, Vec<u8>)> = self.rows(&self.statements.select_pending_deltas, (tenant, slot(msg_hash), msg_hash)).await?;
+    /// The message's `pending_deltas` rows of the lane (one per hour and step; a slice of
+    /// its slot partition) summed per hour and cell.
+    async fn pending_counters(&self, tenant: &str, lane: u32, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
+        let values = (tenant, slot(msg_hash), msg_hash, lane_value(lane));
+        let rows: Vec<(i64, Vec<u8>)> = self.rows(&self.statements.select_pending_deltas, values).await?;
         let mut sums: BTreeMap<(Millis, CampaignCell), Tally> = BTreeMap::new();
         for (hour, cells) in rows {
             for (cell, tally) in decode::<StoredCells>("pending cells", &cells)? {
@@ -123,6 +124,7 @@ struct StoredStep {
     previous: i64,
     timestamp: i64,
     shard: u32,
+    lane: u32,
     after: u64,
     processed: u64,
     conversions: Vec<(Option<Conversion>, Option<Conversion>)>,
@@ -186,6 +188,8 @@ impl Inner {
         if shard >= LOG_SHARDS {
             return Err(StoreError::Backend(format!("commit of log shard {shard}, of {LOG_SHARDS}")));
         }
+        // Progress, and the cache of applied steps, are kept by lane.
+        let number = self.lane_number(Lane { shard, index: commit.lane })?;
         if commit.processed < commit.after {
             return Err(StoreError::Backend(format!(
                 "commit of shard {shard} moves the processed position back from {} to {}",
@@ -199,10 +203,10 @@ impl Inner {
                 aside.entry.seq, commit.after, commit.processed
             )));
         }
-        let known = self.applied().get(&shard).copied();
+        let known = self.applied().get(&number).copied();
         let base = match known {
             Some(mark) if mark.processed == commit.after => mark,
-            _ => self.catch_up(shard).await?,
+            _ => self.catch_up(number).await?,
         };
         if base.processed != commit.after {
             return Err(StoreError::Fenced { shard });
@@ -213,6 +217,7 @@ impl Inner {
             previous: base.step_id,
             timestamp: now_micros().max(base.timestamp + 1),
             shard,
+            lane: commit.lane,
             after: commit.after,
             processed: commit.processed,
             conversions: commit.conversions.into_iter().map(|change| (change.old, change.new)).collect(),
@@ -248,7 +253,7 @@ impl Inner {
         let body = lz4_flex::compress_prepend_size(&encode(&step)?);
         let parts: Vec<&[u8]> = body.chunks(PART_BYTES).collect();
         let part_count = i32::try_from(parts.len()).map_err(|_| StoreError::Backend("a step too large to store".to_owned()))?;
-        let writes = parts.iter().zip(0..).map(|(part, i)| self.run(&s.insert_step_part, (shard_value(shard), step.id, i, part)));
+        let writes = parts.iter().zip(0..).map(|(part, i)| self.run(&s.insert_step_part, (shard_value(number), step.id, i, part)));
         all(writes).await?;
 
         let values = (
@@ -256,56 +261,96 @@ impl Inner {
             step.id,
             step.timestamp,
             part_count,
-            shard_value(shard),
+            shard_value(number),
             seq_value(step.after),
             base.step_id,
         );
         let moved = self.lwt(&s.update_progress_if, values).await?;
         // Not applied but naming this step: an earlier attempt of this very request applied.
         if !moved.applied && moved.bigint("step_id") != Some(step.id) {
-            if let Err(error) = self.run(&s.delete_step, (shard_value(shard), step.id)).await {
-                tracing::warn!(shard, %error, "could not delete the body of a fenced step");
+            if let Err(error) = self.run(&s.delete_step, (shard_value(number), step.id)).await {
+                tracing::warn!(shard, lane = commit.lane, %error, "could not delete the body of a fenced step");
             }
             return Err(StoreError::Fenced { shard });
         }
         if apply {
             self.apply(&step).await?;
             let mark = StepMark { processed: step.processed, step_id: step.id, timestamp: step.timestamp, parts: part_count };
-            self.applied().insert(shard, mark);
+            self.applied().insert(number, mark);
         }
         Ok(())
     }
 
-    /// The shard's processed position as far as its effects are readable: the committed
-    /// one once its step is marked applied, else the one before it. A plain read, no
-    /// writes: what status calls report.
-    pub(super) async fn applied_position(&self, shard: u32) -> Result<u64> {
-        let row: Option<AppliedRow> = self.row(&self.statements.select_applied_progress, (shard_value(shard),)).await?;
-        let Some((processed, step_id, applied_step, applied_processed)) = row else { return Ok(0) };
-        let position = match step_id.unwrap_or(0) {
-            0 => processed,
-            step if applied_step == Some(step) => processed,
-            _ => applied_processed,
-        };
-        Ok(position.map_or(0, |p| p.max(0) as u64))
+    /// The number a lane's progress and steps are kept under ([`Lane::number`]); an error
+    /// for a lane this store does not have.
+    pub(super) fn lane_number(&self, lane: Lane) -> Result<u32> {
+        if lane.shard >= LOG_SHARDS || lane.index >= self.options.lanes {
+            return Err(StoreError::Backend(format!("lane {} of log shard {}: the store has {} lanes a shard", lane.index, lane.shard, self.options.lanes)));
+        }
+        Ok(lane.number())
     }
 
-    /// The processed position of `shard`, after making sure its last step is applied: a
-    /// no-op when this process applied it, or when `after` is the position it committed.
-    pub(super) async fn ensure_step_applied(&self, shard: u32, after: Option<u64>) -> Result<u64> {
+    /// The numbers of every lane of `shard`.
+    fn lanes_of(&self, shard: u32) -> Vec<i32> {
+        (0..self.options.lanes).map(|index| shard_value(Lane { shard, index }.number())).collect()
+    }
+
+    /// The progress rows of every lane of `shard`, in one read.
+    async fn lane_progress(&self, shard: u32) -> Result<Vec<AppliedRow>> {
+        self.rows(&self.statements.select_progress_of_lanes, (self.lanes_of(shard),)).await
+    }
+
+    /// The shard's processed position as far as its effects are readable, in every lane: a
+    /// lane's is the committed one once its step is marked applied, else the one before it.
+    /// Plain reads, no writes: what status calls report.
+    pub(super) async fn applied_position(&self, shard: u32) -> Result<u64> {
+        let rows = if self.options.lanes == 1 {
+            let row: Option<AppliedRow> = self.row(&self.statements.select_applied_progress, (shard_value(shard),)).await?;
+            row.into_iter().collect()
+        } else {
+            self.lane_progress(shard).await?
+        };
+        if rows.len() < self.options.lanes as usize {
+            return Ok(0);
+        }
+        let applied = |(processed, step_id, applied_step, applied_processed): AppliedRow| {
+            let position = match step_id.unwrap_or(0) {
+                0 => processed,
+                step if applied_step == Some(step) => processed,
+                _ => applied_processed,
+            };
+            position.map_or(0, |p| p.max(0) as u64)
+        };
+        Ok(lowest(rows.into_iter().map(applied)))
+    }
+
+    /// The processed position of the lane numbered `number`, after making sure its last
+    /// step is applied: a no-op when this process applied it, or when `after` is the
+    /// position it committed.
+    pub(super) async fn ensure_step_applied(&self, number: u32, after: Option<u64>) -> Result<u64> {
         if let Some(after) = after
-            && self.applied().get(&shard).is_some_and(|mark| mark.processed == after)
+            && self.applied().get(&number).is_some_and(|mark| mark.processed == after)
         {
             return Ok(after);
         }
-        Ok(self.catch_up(shard).await?.processed)
+        Ok(self.catch_up(number).await?.processed)
     }
 
-    /// The processed position as last committed (a plain read: commits complete before the
-    /// log rows they pass are trimmed, which is all a config save relies on).
+    /// The shard's processed position as last committed, the lowest of its lanes' (plain
+    /// reads: commits complete before the log rows they pass are trimmed, which is all a
+    /// config save and a log read rely on).
     pub(super) async fn processed_position(&self, shard: u32) -> Result<u64> {
-        let row: Option<ProgressRow> = self.row(&self.statements.select_progress, (shard_value(shard),)).await?;
-        Ok(row.and_then(|(processed, ..)| processed).map_or(0, |processed| processed.max(0) as u64))
+        let processed = if self.options.lanes == 1 {
+            let row: Option<ProgressRow> = self.row(&self.statements.select_progress, (shard_value(shard),)).await?;
+            vec![row.and_then(|(processed, ..)| processed)]
+        } else {
+            self.lane_progress(shard).await?.into_iter().map(|(processed, ..)| processed).collect()
+        };
+        // A lane without its row (made at connect) has processed nothing.
+        if processed.len() < self.options.lanes as usize {
+            return Ok(0);
+        }
+        Ok(lowest(processed.into_iter().map(|processed| processed.map_or(0, |p| p.max(0) as u64))))
     }
 
     /// Reads the shard's progress at serial consistency (seeing every commit before it) and
@@ -425,7 +470,7 @@ impl Inner {
         let mut pending = Vec::new();
         for ((tenant, msg_hash, hour), sums) in pending_sums {
             if let Some(cells) = stored_cells(sums)? {
-                pending.push(PendingRow { tenant, msg_hash, hour, cells });
+                pending.push(PendingRow { tenant, msg_hash, lane: lane_value(step.lane), hour, cells });
             }
         }
 
@@ -539,16 +584,25 @@ impl Inner {
             feed_rows.add(&event.tenant, values, body.len() + 24);
         }
         writes.extend(feed_rows.batches(self, &s.insert_badge_feed, Some(timestamp)));
-        writes.extend(self.fold_writes(&step.fold, timestamp));
+        writes.extend(self.fold_writes(&step.fold, step.lane, timestamp));
         all(writes).await?;
         // Its effects are readable: status calls may report its position. At the step's
         // timestamp, so a late re-apply of an older step never marks back.
-        let mark = (step.id, seq_value(step.processed), shard_value(step.shard));
-        self.run_at(&self.statements.mark_step_applied, timestamp, mark).await?;
+        let number = shard_value(Lane { shard: step.shard, index: step.lane }.number());
+        self.run_at(&self.statements.mark_step_applied, timestamp, (step.id, seq_value(step.processed), number)).await?;
 
-        self.trim_log(step.shard, step.after, step.processed).await?;
+        // The log rows every lane has passed go: this step moves the shard's lowest lane
+        // only if it was this one.
+        let (after, processed) = if self.options.lanes == 1 {
+            (step.after, step.processed)
+        } else {
+            // Every lane's committed position (this one's is this step's or later).
+            let passed = self.processed_position(step.shard).await?;
+            (step.after.min(passed), step.processed.min(passed))
+        };
+        self.trim_log(step.shard, after, processed).await?;
         if step.previous != 0 {
-            self.run(&self.statements.delete_step, (shard_value(step.shard), step.previous)).await?;
+            self.run(&self.statements.delete_step, (number, step.previous)).await?;
         }
         Ok(())
     }
@@ -609,4 +663,9 @@ fn now_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// The lowest of the positions (0 when there are none).
+fn lowest(positions: impl Iterator<Item = u64>) -> u64 {
+    positions.min().unwrap_or(0)
 }

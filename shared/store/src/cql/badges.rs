@@ -108,7 +108,9 @@ impl BadgeStore for CqlStore {
             };
             let limit = i32::try_from(limit).unwrap_or(i32::MAX);
             let rows: Vec<(i64, i32, String, Vec<u8>)> = self.inner.rows(&self.inner.statements.select_badge_feed_after, (tenant, seq, index, limit)).await?;
+            let settled = self.inner.feed_settled(tenant).await?;
             rows.into_iter()
+                .take_while(|(seq, ..)| settled.is_none_or(|settled| u64::try_from(*seq).is_ok_and(|seq| seq <= settled)))
                 .map(|(seq, index, change, event)| {
                     let change = match change.as_str() {
                         "a" => FeedChange::Added,
@@ -125,7 +127,12 @@ impl BadgeStore for CqlStore {
     async fn badge_feed_end(&self, tenant: &str) -> Result<Option<FeedPosition>> {
         timed("badge_feed_end", async {
             let row: Option<(i64, i32)> = self.inner.row(&self.inner.statements.select_badge_feed_end, (tenant,)).await?;
-            row.map(|(seq, index)| feed_position(seq, index)).transpose()
+            let end = row.map(|(seq, index)| feed_position(seq, index)).transpose()?;
+            let settled = self.inner.feed_settled(tenant).await?;
+            Ok(match (end, settled) {
+                (Some(end), Some(settled)) if end.seq > settled => Some(FeedPosition { seq: settled, index: u32::MAX }),
+                (end, _) => end,
+            })
         })
         .await
     }
@@ -150,6 +157,16 @@ fn feed_position(seq: i64, index: i32) -> Result<FeedPosition> {
 }
 
 impl Inner {
+    /// With lanes, the position up to which a tenant's feed is complete: every lane of its
+    /// shard has processed it, so no commit adds an entry at or before it (lanes commit out
+    /// of log order). `None` with one lane, whose commits come in log order.
+    async fn feed_settled(&self, tenant: &str) -> Result<Option<u64>> {
+        if self.options.lanes == 1 {
+            return Ok(None);
+        }
+        self.applied_position(crate::log_shard(tenant)).await.map(Some)
+    }
+
     async fn badge_book(&self, tenant: &str) -> Result<BadgeBook> {
         let stored: Option<(Option<Vec<u8>>,)> = self.row(&self.statements.select_badge_book, (tenant,)).await?;
         match stored {

@@ -13,6 +13,10 @@ const POOL: &str = "attribution";
 
 #[async_trait]
 impl Coordination for CqlStore {
+    fn lanes(&self) -> u32 {
+        self.inner.options.lanes
+    }
+
     async fn acquire_lease(&self, shard: u32, owner: &str, ttl: Duration) -> Result<bool> {
         timed("acquire_lease", async {
             let s = &self.inner.statements;

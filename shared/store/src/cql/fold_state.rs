@@ -4,7 +4,7 @@
 //! rows encoded in its step body ([`StoredFold`]); applying the step writes them at the
 //! step's timestamp.
 
-use super::layout::{CUSTOMER_SLOTS, Partitions, decode, slot};
+use super::layout::{CUSTOMER_SLOTS, Partitions, decode, lane_value, slot};
 use super::{Inner, Write, all};
 use crate::support::{decode_segment, encode, encode_segment};
 use crate::{CustomerMonths, FoldWrites, Result};
@@ -23,7 +23,8 @@ pub(super) struct StoredFold {
     orders: Vec<(String, String, Vec<u8>)>,
     /// `(tenant, msg_hash, customer_id)`, none of a message registered by the same step.
     unregistered: Vec<(String, String, String)>,
-    registered: Vec<(String, String)>,
+    /// `(tenant, msg_hash, customer_id)` of marks removed.
+    unmarked: Vec<(String, String, String)>,
     /// `(tenant, campaign_id, customer_id)`.
     exposures: Vec<(String, String, String)>,
     /// `(tenant, config)`.
@@ -47,7 +48,8 @@ impl StoredFold {
             .collect();
         let folded_configs = fold.folded_configs.iter().map(|config| Ok((config.tenant.clone(), encode(config)?))).collect::<Result<_>>()?;
         let exposures = fold.exposures.into_iter().map(|e| (e.tenant, e.campaign_id, e.customer_id)).collect();
-        Ok(StoredFold { segments, orders, unregistered, registered: registered.into_iter().collect(), folded_configs, exposures })
+        let unmarked = fold.unmarked.into_iter().map(|mark| (mark.tenant, mark.msg_hash, mark.customer_id)).collect();
+        Ok(StoredFold { segments, orders, unregistered, unmarked, folded_configs, exposures })
     }
 }
 
@@ -106,12 +108,13 @@ impl Inner {
             .collect()
     }
 
-    /// Each order's state, in input order: one read per partition and up to
+    /// Each order's state in the lane, in input order: one read per partition and up to
     /// [`IDS_PER_READ`](super::layout::IDS_PER_READ) of its orders.
-    pub(super) async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>> {
+    pub(super) async fn order_states(&self, lane: u32, orders: &[(String, String)]) -> Result<Vec<OrderState>> {
         let asked: Vec<(&str, &str)> = orders.iter().map(|(tenant, order_id)| (tenant.as_str(), order_id.as_str())).collect();
         let mut found: HashMap<(&str, &str), Vec<u8>> = HashMap::new();
-        for (tenant, ids, rows) in self.rows_by_slot::<(String, Vec<u8>)>(&self.statements.select_order_states_in, &asked).await? {
+        let statement = &self.statements.select_order_states_in;
+        for (tenant, ids, rows) in self.rows_by_slot_in::<(String, Vec<u8>)>(statement, Some(lane_value(lane)), &asked).await? {
             for (order_id, state) in rows {
                 if let Some(&order_id) = ids.get(order_id.as_str()) {
                     found.insert((tenant, order_id), state);
@@ -147,8 +150,9 @@ impl Inner {
         Ok(states)
     }
 
-    pub(super) async fn tenant_order_states(&self, tenant: &str) -> Result<Vec<(String, OrderState)>> {
-        let reads = (0..CUSTOMER_SLOTS).map(|slot| self.rows::<(String, Vec<u8>)>(&self.statements.select_order_states_of_slot, (tenant, slot)));
+    pub(super) async fn tenant_order_states(&self, tenant: &str, lane: u32) -> Result<Vec<(String, OrderState)>> {
+        let statement = &self.statements.select_order_states_of_slot;
+        let reads = (0..CUSTOMER_SLOTS).map(|slot| self.rows::<(String, Vec<u8>)>(statement, (tenant, slot, lane_value(lane))));
         all(reads).await?.into_iter().flatten().map(|(order_id, state)| Ok((order_id, decode("order state", &state)?))).collect()
     }
 
@@ -165,17 +169,16 @@ impl Inner {
         Ok(rows.into_iter().map(|(customer_id,)| customer_id).collect())
     }
 
-    pub(super) async fn folded_config(&self, tenant: &str) -> Result<Option<TenantConfig>> {
-        let row: Option<(Vec<u8>,)> = self.row(&self.statements.select_folded_config, (tenant,)).await?;
+    pub(super) async fn folded_config(&self, tenant: &str, lane: u32) -> Result<Option<TenantConfig>> {
+        let row: Option<(Vec<u8>,)> = self.row(&self.statements.select_folded_config, (tenant, lane_value(lane))).await?;
         row.map(|(config,)| crate::support::decode_config("folded config", &config)).transpose()
     }
 
-    /// The writes of a step's fold state, at the step's timestamp. Marks are removed by
-    /// message (a slice of its slot partition); a later step's marks carry a later
-    /// timestamp and survive it.
-    /// Rows of one partition go in batches (a step's customers share a tenant's 16 state
-    /// partitions), so a step costs requests per partition, not per customer.
-    pub(super) fn fold_writes<'a>(&'a self, fold: &'a StoredFold, timestamp: i64) -> Vec<Write<'a>> {
+    /// The writes of a step's fold state in `lane`, at the step's timestamp. Rows of one
+    /// partition go in batches (a step's customers share a tenant's 16 state partitions),
+    /// so a step costs requests per partition, not per customer.
+    pub(super) fn fold_writes<'a>(&'a self, fold: &'a StoredFold, lane: u32, timestamp: i64) -> Vec<Write<'a>> {
+        let lane = lane_value(lane);
         let s = &self.statements;
         let mut writes: Vec<Write<'a>> = Vec::new();
         let mut segments = Partitions::default();
@@ -190,23 +193,23 @@ impl Inner {
         let mut orders = Partitions::default();
         for (tenant, order_id, state) in &fold.orders {
             let slot = slot(order_id);
-            orders.add((tenant, slot), (tenant, slot, order_id, state), order_id.len() + state.len() + 16);
+            orders.add((tenant, slot), (tenant, slot, lane, order_id, state), order_id.len() + state.len() + 16);
         }
         writes.extend(orders.batches(self, &s.insert_order_state, Some(timestamp)));
-        // Marks, and their removal by message, in batches per slot partition.
-        let (mut unregistered, mut registered) = (Partitions::default(), Partitions::default());
+        // Marks, and their removal, in batches per slot partition.
+        let (mut unregistered, mut unmarked) = (Partitions::default(), Partitions::default());
         for (tenant, msg_hash, customer_id) in &fold.unregistered {
             let slot = slot(msg_hash);
             unregistered.add((tenant, slot), (tenant, slot, msg_hash, customer_id), msg_hash.len() + customer_id.len() + 16);
         }
         writes.extend(unregistered.batches(self, &s.insert_unregistered, Some(timestamp)));
-        for (tenant, msg_hash) in &fold.registered {
+        for (tenant, msg_hash, customer_id) in &fold.unmarked {
             let slot = slot(msg_hash);
-            registered.add((tenant, slot), (tenant, slot, msg_hash), msg_hash.len() + 16);
+            unmarked.add((tenant, slot), (tenant, slot, msg_hash, customer_id), msg_hash.len() + customer_id.len() + 16);
         }
-        writes.extend(registered.batches(self, &s.delete_unregistered, Some(timestamp)));
+        writes.extend(unmarked.batches(self, &s.delete_unregistered, Some(timestamp)));
         for (tenant, config) in &fold.folded_configs {
-            writes.push(Box::pin(self.run_at(&s.insert_folded_config, timestamp, (tenant, config))));
+            writes.push(Box::pin(self.run_at(&s.insert_folded_config, timestamp, (tenant, lane, config))));
         }
         let mut exposures = Partitions::default();
         for (tenant, campaign_id, customer_id) in &fold.exposures {

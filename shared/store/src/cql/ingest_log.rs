@@ -411,8 +411,8 @@ impl Inner {
     }
 
     pub(super) async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
-        // Positions up to the processed one are gone from the log: start after them.
-        let processed = self.ensure_step_applied(shard, Some(after)).await?;
+        // Positions every lane has processed are gone from the log: start after them.
+        let processed = self.processed_position(shard).await?;
         let mut entries = Vec::new();
         if limit == 0 {
             return Ok(entries);

@@ -45,9 +45,10 @@ pub(super) fn chunk_bounds(first: u64, head: u64) -> (i64, u64) {
     (seq_value(chunk_no), ((chunk_no + 1) * CHUNK - 1).min(head))
 }
 
-/// A shard as the `int` column it is stored in.
+/// A shard, or a lane's number ([`Lane::number`](crate::Lane::number)), as the `int`
+/// column it is stored in.
 pub(super) fn shard_value(shard: u32) -> i32 {
-    debug_assert!(shard < LOG_SHARDS);
+    debug_assert!(shard < LOG_SHARDS * 64);
     shard as i32
 }
 
@@ -139,6 +140,11 @@ pub(super) const CUSTOMER_SLOTS: i32 = 16;
 
 /// The slot of a customer or order id: FNV-1a, mod [`CUSTOMER_SLOTS`]. Part of the stored
 /// format.
+/// A lane index as stored.
+pub(super) fn lane_value(lane: u32) -> i32 {
+    lane as i32
+}
+
 pub(super) fn slot(id: &str) -> i32 {
     (crate::support::fnv1a(id) % CUSTOMER_SLOTS as u32) as i32
 }
@@ -194,18 +200,18 @@ pub(super) fn from_varint(value: &CqlVarint) -> Result<i128> {
 /// A row of one of the conversion tables (the key of each), for writing and deleting.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum ConversionRow {
-    Main { tenant: String, goal_id: String, key: String },
-    ByTime { tenant: String, day: Millis, shard: i32, ts: Millis, goal_id: String, key: String },
+    Main { tenant: String, goal_id: String, key: String, customer_id: String },
+    ByTime { tenant: String, day: Millis, shard: i32, ts: Millis, goal_id: String, key: String, customer_id: String },
 }
 
 /// The rows a conversion is stored in: its own and one per index, each a full copy.
 pub(super) fn conversion_rows(conversion: &Conversion) -> [ConversionRow; 2] {
     let fact = &conversion.fact;
-    let (tenant, goal_id, key) = (fact.tenant.clone(), fact.goal_id.clone(), fact.key.clone());
+    let (tenant, goal_id, key, customer_id) = (fact.tenant.clone(), fact.goal_id.clone(), fact.key.clone(), fact.customer_id.clone());
     let shard = spread(&[&goal_id, &key], CONVERSION_TIME_SHARDS);
     [
-        ConversionRow::Main { tenant: tenant.clone(), goal_id: goal_id.clone(), key: key.clone() },
-        ConversionRow::ByTime { tenant, day: bucket(fact.ts, DAY_MS), shard, ts: fact.ts, goal_id, key },
+        ConversionRow::Main { tenant: tenant.clone(), goal_id: goal_id.clone(), key: key.clone(), customer_id: customer_id.clone() },
+        ConversionRow::ByTime { tenant, day: bucket(fact.ts, DAY_MS), shard, ts: fact.ts, goal_id, key, customer_id },
     ]
 }
 
@@ -259,11 +265,13 @@ pub(super) struct CampaignRollupRow {
     pub cells: Vec<u8>,
 }
 
-/// A pending delta row to write: `(tenant, msg_hash)` is its partition, `cells` the
+/// A pending delta row to write: `(tenant, slot of msg_hash)` is its partition, `cells` the
 /// encoded [`StoredCells`].
 pub(super) struct PendingRow {
     pub tenant: String,
     pub msg_hash: String,
+    /// The lane that counted them.
+    pub lane: i32,
     /// Start of the UTC hour.
     pub hour: Millis,
     pub cells: Vec<u8>,
@@ -380,20 +388,22 @@ impl Inner {
         let (mut by_time, mut by_time_deleted) = (Partitions::default(), Partitions::default());
         for (row, body) in rows {
             match (row, body) {
-                (ConversionRow::Main { tenant, goal_id, key }, Some(body)) => {
+                (ConversionRow::Main { tenant, goal_id, key, customer_id }, Some(body)) => {
                     let slot = slot(key);
-                    main.add((tenant, slot), (tenant, slot, goal_id, key, body), goal_id.len() + key.len() + body.len() + 16);
+                    let size = goal_id.len() + key.len() + customer_id.len() + body.len() + 16;
+                    main.add((tenant, slot), (tenant, slot, goal_id, key, customer_id, body), size);
                 }
-                (ConversionRow::Main { tenant, goal_id, key }, None) => {
+                (ConversionRow::Main { tenant, goal_id, key, customer_id }, None) => {
                     let slot = slot(key);
-                    main_deleted.add((tenant, slot), (tenant, slot, goal_id, key), goal_id.len() + key.len() + 16);
+                    main_deleted.add((tenant, slot), (tenant, slot, goal_id, key, customer_id), goal_id.len() + key.len() + customer_id.len() + 16);
                 }
-                (ConversionRow::ByTime { tenant, day, shard, ts, goal_id, key }, Some(body)) => {
-                    let size = goal_id.len() + key.len() + body.len() + 24;
-                    by_time.add((tenant, *day, *shard), (tenant, day, shard, ts, goal_id, key, body), size);
+                (ConversionRow::ByTime { tenant, day, shard, ts, goal_id, key, customer_id }, Some(body)) => {
+                    let size = goal_id.len() + key.len() + customer_id.len() + body.len() + 24;
+                    by_time.add((tenant, *day, *shard), (tenant, day, shard, ts, goal_id, key, customer_id, body), size);
                 }
-                (ConversionRow::ByTime { tenant, day, shard, ts, goal_id, key }, None) => {
-                    by_time_deleted.add((tenant, *day, *shard), (tenant, day, shard, ts, goal_id, key), goal_id.len() + key.len() + 24);
+                (ConversionRow::ByTime { tenant, day, shard, ts, goal_id, key, customer_id }, None) => {
+                    let size = goal_id.len() + key.len() + customer_id.len() + 24;
+                    by_time_deleted.add((tenant, *day, *shard), (tenant, day, shard, ts, goal_id, key, customer_id), size);
                 }
             }
         }
@@ -439,7 +449,8 @@ impl Inner {
         for row in rows {
             let (tenant, msg_hash) = (row.tenant.as_str(), row.msg_hash.as_str());
             let slot = slot(msg_hash);
-            partitions.add((tenant, slot), (tenant, slot, msg_hash, row.hour, step, &row.cells), msg_hash.len() + row.cells.len() + 24);
+            let values = (tenant, slot, msg_hash, row.lane, row.hour, step, &row.cells);
+            partitions.add((tenant, slot), values, msg_hash.len() + row.cells.len() + 24);
         }
         partitions.batches(self, &self.statements.insert_pending_delta, Some(timestamp))
     }
@@ -602,6 +613,20 @@ impl Inner {
     where
         R: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata> + Send + 'static,
     {
+        self.rows_by_slot_in(statement, None, ids).await
+    }
+
+    /// [`Self::rows_by_slot`] of a statement that names a lane after the slot
+    /// (`... AND slot = ? AND lane = ? AND <id> IN ?`), when `lane` is given.
+    pub(super) async fn rows_by_slot_in<'a, R>(
+        &self,
+        statement: &PreparedStatement,
+        lane: Option<i32>,
+        ids: &[(&'a str, &'a str)],
+    ) -> Result<Vec<(&'a str, HashSet<&'a str>, Vec<R>)>>
+    where
+        R: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata> + Send + 'static,
+    {
         let mut partitions: HashMap<(&'a str, i32), Vec<&'a str>> = HashMap::new();
         for &(tenant, id) in ids {
             partitions.entry((tenant, slot(id))).or_default().push(id);
@@ -612,7 +637,10 @@ impl Inner {
         }
         let reads = partitions.iter().flat_map(|(&(tenant, slot), ids)| {
             ids.chunks(IDS_PER_READ).map(move |ids| async move {
-                let rows: Vec<R> = self.rows(statement, (tenant, slot, ids)).await?;
+                let rows: Vec<R> = match lane {
+                    Some(lane) => self.rows(statement, (tenant, slot, lane, ids)).await?,
+                    None => self.rows(statement, (tenant, slot, ids)).await?,
+                };
                 Ok((tenant, ids.iter().copied().collect::<HashSet<&'a str>>(), rows))
             })
         });

@@ -100,7 +100,18 @@ pub struct CqlOptions {
     /// how long a log reader waits on an intent before it finishes the intent itself: longer
     /// than any ingest call takes.
     pub intent_timeout: Duration,
+    /// Lanes a log shard's attribution is split into ([`Lane`](crate::Lane)): how many
+    /// workers can share one tenant. Part of the stored format: every process of a keyspace
+    /// uses the same (default [`DEFAULT_LANES`]).
+    pub lanes: u32,
 }
+
+/// Lanes a log shard has on CQL: four, so that a tenant's work spreads over four workers,
+/// each lane's customers filling four of the tenant's 16 slot partitions.
+pub const DEFAULT_LANES: u32 = 4;
+
+/// The most lanes a shard may have (each is a progress row and a lease).
+const MAX_LANES: u32 = 64;
 
 impl CqlOptions {
     pub fn new(nodes: Vec<String>, keyspace: impl Into<String>) -> CqlOptions {
@@ -113,6 +124,7 @@ impl CqlOptions {
             serial_consistency: SerialConsistency::LocalSerial,
             request_timeout: Duration::from_secs(30),
             intent_timeout: Duration::from_secs(10),
+            lanes: DEFAULT_LANES,
         }
     }
 }
@@ -210,14 +222,12 @@ impl CqlStore {
             owner: owner_id(),
             append_turns: (0..LOG_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
         };
-        let starts = (0..LOG_SHARDS).flat_map(|shard| {
-            let shard = shard_value(shard);
-            [
-                inner.lwt(&inner.statements.init_log_shard, (shard,)),
-                inner.lwt(&inner.statements.init_progress, (shard,)),
-            ]
-        });
-        all(starts).await?;
+        if inner.options.lanes == 0 || inner.options.lanes > MAX_LANES {
+            return Err(StoreError::Backend(format!("{} lanes a shard: from 1 to {MAX_LANES}", inner.options.lanes)));
+        }
+        let shards = (0..LOG_SHARDS).map(|shard| inner.lwt(&inner.statements.init_log_shard, (shard_value(shard),)));
+        let lanes = crate::Lane::all(inner.options.lanes).map(|lane| inner.lwt(&inner.statements.init_progress, (shard_value(lane.number()),)));
+        all(shards.chain(lanes).collect::<Vec<_>>()).await?;
         tracing::info!(keyspace = %inner.options.keyspace, nodes = ?inner.options.nodes, "cql store connected");
         Ok(CqlStore { inner: Arc::new(inner) })
     }

@@ -80,10 +80,10 @@ statements! {
     select_buckets: Read => "SELECT bucket FROM {ks}.buckets WHERE tenant = ? AND table_name = ? AND key = ? AND bucket >= ? AND bucket <= ?",
 
     // ---- conversions: written with the timestamp of their step ----
-    insert_conversion: Write => "INSERT INTO {ks}.conversions (tenant, slot, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?)",
-    delete_conversion: Write => "DELETE FROM {ks}.conversions WHERE tenant = ? AND slot = ? AND goal_id = ? AND key = ?",
-    insert_conversion_by_time: Write => "INSERT INTO {ks}.conversions_by_time (tenant, day, shard, ts, goal_id, key, conversion) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    delete_conversion_by_time: Write => "DELETE FROM {ks}.conversions_by_time WHERE tenant = ? AND day = ? AND shard = ? AND ts = ? AND goal_id = ? AND key = ?",
+    insert_conversion: Write => "INSERT INTO {ks}.conversions (tenant, slot, goal_id, key, customer_id, conversion) VALUES (?, ?, ?, ?, ?, ?)",
+    delete_conversion: Write => "DELETE FROM {ks}.conversions WHERE tenant = ? AND slot = ? AND goal_id = ? AND key = ? AND customer_id = ?",
+    insert_conversion_by_time: Write => "INSERT INTO {ks}.conversions_by_time (tenant, day, shard, ts, goal_id, key, customer_id, conversion) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    delete_conversion_by_time: Write => "DELETE FROM {ks}.conversions_by_time WHERE tenant = ? AND day = ? AND shard = ? AND ts = ? AND goal_id = ? AND key = ? AND customer_id = ?",
     select_conversion: Read => "SELECT conversion FROM {ks}.conversions WHERE tenant = ? AND slot = ? AND goal_id = ? AND key = ?",
     select_conversions_by_time: Read => "SELECT conversion FROM {ks}.conversions_by_time WHERE tenant = ? AND day = ? AND shard = ? AND ts >= ? AND ts < ?",
 
@@ -93,8 +93,8 @@ statements! {
     insert_campaign_rollup_delta: Write => "INSERT INTO {ks}.campaign_rollup_deltas (tenant, granularity, span, bucket, campaign_id, step, cells) VALUES (?, ?, ?, ?, ?, ?, ?)",
     select_campaign_rollup_deltas: Read => "SELECT bucket, campaign_id, cells FROM {ks}.campaign_rollup_deltas WHERE tenant = ? AND granularity = ? AND span = ?",
     select_campaign_rollup_deltas_of: Read => "SELECT bucket, campaign_id, cells FROM {ks}.campaign_rollup_deltas WHERE tenant = ? AND granularity = ? AND span = ? AND campaign_id = ? AND bucket >= ? AND bucket <= ?",
-    insert_pending_delta: Write => "INSERT INTO {ks}.pending_deltas (tenant, slot, msg_hash, hour, step, cells) VALUES (?, ?, ?, ?, ?, ?)",
-    select_pending_deltas: Read => "SELECT hour, cells FROM {ks}.pending_deltas WHERE tenant = ? AND slot = ? AND msg_hash = ?",
+    insert_pending_delta: Write => "INSERT INTO {ks}.pending_deltas (tenant, slot, msg_hash, lane, hour, step, cells) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    select_pending_deltas: Read => "SELECT hour, cells FROM {ks}.pending_deltas WHERE tenant = ? AND slot = ? AND msg_hash = ? AND lane = ?",
 
     // ---- badges ----
     select_badge_partition: Read => "SELECT record FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id = ? AND kind = 'b' ORDER BY customer_id DESC, kind DESC, ts DESC, event_id DESC",
@@ -149,6 +149,7 @@ statements! {
     select_progress_serial: SerialRead => "SELECT processed, step_id, step_timestamp, step_parts FROM {ks}.shard_progress WHERE shard = ?",
     update_progress_if: Lwt => "UPDATE {ks}.shard_progress SET processed = ?, step_id = ?, step_timestamp = ?, step_parts = ? WHERE shard = ? IF processed = ? AND step_id = ?",
     select_applied_progress: Read => "SELECT processed, step_id, applied_step, applied_processed FROM {ks}.shard_progress WHERE shard = ?",
+    select_progress_of_lanes: Read => "SELECT processed, step_id, applied_step, applied_processed FROM {ks}.shard_progress WHERE shard IN ?",
     mark_step_applied: Write => "UPDATE {ks}.shard_progress SET applied_step = ?, applied_processed = ? WHERE shard = ?",
     insert_step_part: Write => "INSERT INTO {ks}.shard_steps (shard, step_id, part, body) VALUES (?, ?, ?, ?)",
     select_step_parts: Read => "SELECT part, body FROM {ks}.shard_steps WHERE shard = ? AND step_id = ?",
@@ -167,16 +168,16 @@ statements! {
     select_customer_states_of_slot: Read => "SELECT customer_id, month, segment FROM {ks}.customer_states WHERE tenant = ? AND slot = ?",
     insert_customer_segment: Write => "INSERT INTO {ks}.customer_states (tenant, slot, customer_id, month, segment) VALUES (?, ?, ?, ?, ?)",
     delete_customer_segment: Write => "DELETE FROM {ks}.customer_states WHERE tenant = ? AND slot = ? AND customer_id = ? AND month = ?",
-    select_order_states_in: Read => "SELECT order_id, state FROM {ks}.order_states WHERE tenant = ? AND slot = ? AND order_id IN ?",
-    select_order_states_of_slot: Read => "SELECT order_id, state FROM {ks}.order_states WHERE tenant = ? AND slot = ?",
-    insert_order_state: Write => "INSERT INTO {ks}.order_states (tenant, slot, order_id, state) VALUES (?, ?, ?, ?)",
+    select_order_states_in: Read => "SELECT order_id, state FROM {ks}.order_states WHERE tenant = ? AND slot = ? AND lane = ? AND order_id IN ?",
+    select_order_states_of_slot: Read => "SELECT order_id, state FROM {ks}.order_states WHERE tenant = ? AND slot = ? AND lane = ?",
+    insert_order_state: Write => "INSERT INTO {ks}.order_states (tenant, slot, lane, order_id, state) VALUES (?, ?, ?, ?, ?)",
     select_unregistered: Read => "SELECT customer_id FROM {ks}.unregistered_messages WHERE tenant = ? AND slot = ? AND msg_hash = ?",
     insert_unregistered: Write => "INSERT INTO {ks}.unregistered_messages (tenant, slot, msg_hash, customer_id) VALUES (?, ?, ?, ?)",
-    delete_unregistered: Write => "DELETE FROM {ks}.unregistered_messages WHERE tenant = ? AND slot = ? AND msg_hash = ?",
+    delete_unregistered: Write => "DELETE FROM {ks}.unregistered_messages WHERE tenant = ? AND slot = ? AND msg_hash = ? AND customer_id = ?",
     select_exposed: Read => "SELECT customer_id FROM {ks}.campaign_exposures WHERE tenant = ? AND campaign_id = ?",
     insert_exposure: Write => "INSERT INTO {ks}.campaign_exposures (tenant, campaign_id, customer_id) VALUES (?, ?, ?)",
-    select_folded_config: Read => "SELECT config FROM {ks}.folded_configs WHERE tenant = ?",
-    insert_folded_config: Write => "INSERT INTO {ks}.folded_configs (tenant, config) VALUES (?, ?)",
+    select_folded_config: Read => "SELECT config FROM {ks}.folded_configs WHERE tenant = ? AND lane = ?",
+    insert_folded_config: Write => "INSERT INTO {ks}.folded_configs (tenant, lane, config) VALUES (?, ?, ?)",
 
     // ---- workers ----
     insert_lease_if_absent: Lwt => "INSERT INTO {ks}.worker_leases (shard, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?",

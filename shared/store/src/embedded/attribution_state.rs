@@ -11,7 +11,7 @@ use super::layout::{
 use super::{EmbeddedStore, Tables, Writes, backend, decode};
 use super::rollup_overlay::RollupDeltas;
 use crate::support::{decode_campaign_cells, encode_conversion, lock};
-use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, CustomerMonths, LOG_SHARDS, Result, StatLevel, StoreError, log_shard};
+use crate::{AttributionCommit, AttributionState, BadgeRowChange, CellKinds, CustomerMonths, LOG_SHARDS, Lane, Result, StatLevel, StoreError, log_shard};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashSet};
 use touchstone_core::attribution::Conversion;
@@ -39,7 +39,8 @@ impl AttributionState for EmbeddedStore {
         self.blocking("tenant_conversions", move |tables| tables.tenant_conversions(&tenant)).await
     }
 
-    async fn pending_counters(&self, tenant: &str, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
+    async fn pending_counters(&self, tenant: &str, lane: u32, msg_hash: &str) -> Result<Vec<(Millis, CampaignCell, Tally)>> {
+        one_lane(lane)?;
         let tenant = tenant.to_owned();
         let msg_hash = msg_hash.to_owned();
         self.blocking("pending_counters", move |tables| tables.pending_counters(&tenant, &msg_hash)).await
@@ -53,7 +54,8 @@ impl AttributionState for EmbeddedStore {
         .await
     }
 
-    async fn order_states(&self, orders: &[(String, String)]) -> Result<Vec<OrderState>> {
+    async fn order_states(&self, lane: u32, orders: &[(String, String)]) -> Result<Vec<OrderState>> {
+        one_lane(lane)?;
         let orders = orders.to_vec();
         self.blocking("order_states", move |tables| orders.iter().map(|(tenant, order_id)| tables.order_state(tenant, order_id)).collect())
             .await
@@ -64,7 +66,8 @@ impl AttributionState for EmbeddedStore {
         self.blocking("tenant_customer_states", move |tables| tables.tenant_customer_states(&tenant)).await
     }
 
-    async fn tenant_order_states(&self, tenant: &str) -> Result<Vec<(String, OrderState)>> {
+    async fn tenant_order_states(&self, tenant: &str, lane: u32) -> Result<Vec<(String, OrderState)>> {
+        one_lane(lane)?;
         let tenant = tenant.to_owned();
         self.blocking("tenant_order_states", move |tables| tables.tenant_order_states(&tenant)).await
     }
@@ -75,14 +78,16 @@ impl AttributionState for EmbeddedStore {
         self.blocking("unregistered_customers", move |tables| tables.unregistered_customers(&tenant, &msg_hash)).await
     }
 
-    async fn folded_config(&self, tenant: &str) -> Result<Option<TenantConfig>> {
+    async fn folded_config(&self, tenant: &str, lane: u32) -> Result<Option<TenantConfig>> {
+        one_lane(lane)?;
         let tenant = tenant.to_owned();
         self.blocking("folded_config", move |tables| tables.folded_config(&tenant)).await
     }
 
-    async fn resume_shard(&self, shard: u32) -> Result<u64> {
+    async fn resume_lane(&self, lane: Lane) -> Result<u64> {
+        one_lane(lane.index)?;
         // Commits are atomic here: the committed position is the applied one.
-        self.blocking("resume_shard", move |tables| tables.counter(PROCESSED, shard)).await
+        self.blocking("resume_lane", move |tables| tables.counter(PROCESSED, lane.shard)).await
     }
 
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
@@ -143,6 +148,7 @@ impl Tables {
     }
 
     fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
+        one_lane(commit.lane)?;
         let shard = commit.shard;
         let committer = self
             .committers
@@ -318,6 +324,15 @@ fn check_tenants_of_shard(commit: &AttributionCommit) -> Result<()> {
     Ok(())
 }
 
+/// The embedded store is one process's: its shards have one lane each (several would only
+/// split one process's work), so anything of another lane is a caller's mistake.
+fn one_lane(lane: u32) -> Result<()> {
+    match lane {
+        0 => Ok(()),
+        _ => Err(StoreError::Backend(format!("lane {lane} of a store of one lane a shard"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::EmbeddedStore;
@@ -345,3 +360,4 @@ mod tests {
         assert!(store.tenant_orders("u").await.unwrap().is_empty());
     }
 }
+

@@ -111,11 +111,8 @@ impl Tables {
                 writes.put_raw(Table::UnregisteredMessages, key, Vec::new());
             }
         }
-        for (tenant, msg_hash) in registered {
-            let partition = unregistered_partition(tenant, msg_hash);
-            for guard in self.read(Table::UnregisteredMessages).prefix(checked(partition.as_bytes())?) {
-                writes.delete(Table::UnregisteredMessages, guard.key().map_err(backend)?.to_vec());
-            }
+        for mark in &fold.unmarked {
+            writes.delete(Table::UnregisteredMessages, unregistered_partition(&mark.tenant, &mark.msg_hash).str(&mark.customer_id).into_vec());
         }
         for config in &fold.folded_configs {
             writes.put(Table::Meta, folded_config_key(&config.tenant), config)?;
@@ -321,12 +318,12 @@ mod tests {
         let touches: Vec<&str> = state.touches().map(|touch| touch.event_id.as_str()).collect();
         assert_eq!(touches, ["e1", "e2", "e3"], "every touch, in time order");
         assert_eq!(state.conversions().collect::<Vec<_>>(), [&conversion]);
-        let [order_state] = <[OrderState; 1]>::try_from(store.order_states(&[("t".into(), "o1".into())]).await.unwrap()).unwrap();
+        let [order_state] = <[OrderState; 1]>::try_from(store.order_states(0, &[("t".into(), "o1".into())]).await.unwrap()).unwrap();
         assert_eq!(order_state.records, [order]);
         assert_eq!(order_state.facts, BTreeMap::from([("orders".to_owned(), fact)]));
         assert_eq!(store.unregistered_customers("t", "m2").await.unwrap(), ["c"]);
         assert!(store.unregistered_customers("t", "m").await.unwrap().is_empty(), "m is registered");
-        assert_eq!(store.folded_config("t").await.unwrap(), Some(TenantConfig::defaults("t")));
+        assert_eq!(store.folded_config("t", 0).await.unwrap(), Some(TenantConfig::defaults("t")));
         let appended = store.read_log(shard, head, 10).await.unwrap();
         assert_eq!(appended.len(), 1);
         assert_eq!(appended[0].payload, LogPayload::Recompute { tenant: "t".into() });
