@@ -6,7 +6,7 @@
 //! of falling minutes behind under a bulk load.
 //!
 //! Workers may run in this process or in others. A reply waits only while attribution is
-//! seen moving (a shard's processed position changed within [`Backlog::stalled`]), and at
+//! seen moving (a lane of a shard committed within [`Backlog::stalled`]), and at
 //! most [`Backlog::max_wait`]: ingestion needs no worker to store records, so a stopped or
 //! failing worker must not stop it. Positions are read at most once a [`Backlog::poll`]
 //! per shard, whatever the number of calls waiting, so that waiting costs the store a few
@@ -15,7 +15,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use touchstone_store::IngestLog;
+use touchstone_store::{IngestLog, LogPositions};
 
 #[derive(Debug, Clone)]
 pub struct Backlog {
@@ -38,8 +38,10 @@ pub struct Backlog {
 struct Seen {
     head: u64,
     processed: u64,
+    /// The lanes' positions in all ([`LogPositions::progress`]).
+    progress: u64,
     read_at: Instant,
-    /// When the processed position last changed (or was first read).
+    /// When a lane's processed position last changed (or was first read).
     moved_at: Instant,
 }
 
@@ -109,14 +111,14 @@ impl Backlog {
         if let Some(seen) = self.seen().get(&shard).copied().filter(fresh) {
             return Ok(seen);
         }
-        let (head, processed) = log.log_positions(shard).await?;
+        let LogPositions { head, processed, progress } = log.log_positions(shard).await?;
         let now = Instant::now();
         let mut seen = self.seen();
-        let entry = seen.entry(shard).or_insert(Seen { head, processed, read_at: now, moved_at: now });
-        if processed != entry.processed {
+        let entry = seen.entry(shard).or_insert(Seen { head, processed, progress, read_at: now, moved_at: now });
+        if progress != entry.progress {
             entry.moved_at = now;
         }
-        (entry.head, entry.processed, entry.read_at) = (head, processed, now);
+        (entry.head, entry.processed, entry.progress, entry.read_at) = (head, processed, progress, now);
         Ok(*entry)
     }
 
@@ -215,7 +217,7 @@ mod tests {
         };
         let log: Arc<dyn IngestLog> = store.clone();
         Backlog { limit: 5, max_wait: Duration::from_secs(30), ..backlog() }.hold(&log, &BTreeSet::from([shard])).await;
-        let (head, processed) = log.log_positions(shard).await.unwrap();
+        let LogPositions { head, processed, .. } = log.log_positions(shard).await.unwrap();
         assert!(head - processed <= 5, "replied with {} waiting", head - processed);
         assert!(processed >= 10, "replied before attribution caught up: {processed} processed");
         worker.await.unwrap();

@@ -130,6 +130,17 @@ impl Deref for Fixture {
 
 touchstone_store::conformance_suite!(cql, async { Fixture::new().await });
 
+/// The lanes of a keyspace are those it was made with: a process configured otherwise
+/// uses them (a customer's lane, order copies and positions depend on them).
+#[tokio::test]
+async fn a_keyspace_keeps_the_lanes_it_was_made_with() {
+    use touchstone_store::Coordination;
+    let fixture = Fixture::with_lanes(3).await;
+    assert_eq!(fixture.lanes(), 3);
+    let other = CqlStore::connect(options(fixture.nodes.clone(), &fixture.keyspace, 1)).await.expect("connecting again");
+    assert_eq!(other.lanes(), 3, "a process changed the keyspace's lanes");
+}
+
 /// The lanes check with the lanes a deployment has.
 #[tokio::test]
 async fn lanes_of_a_shard_keep_their_own_positions_and_state() -> touchstone_store::Result<()> {

@@ -37,6 +37,11 @@ pub struct SchemaArgs {
     /// How long stored records, conversions and rollups live (the tables' default TTL).
     #[arg(long, env = "TOUCHSTONE_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_SECONDS / 86_400)]
     pub retention_days: u64,
+    /// Lanes each log shard's attribution is split into: how many attribution workers can
+    /// share one tenant. Fixed for the keyspace once set (here, or by the first process to
+    /// connect, with the default); each lane costs the database a share of every step.
+    #[arg(long, env = "TOUCHSTONE_LANES", default_value_t = touchstone_store::cql::DEFAULT_LANES, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub lanes: u32,
 }
 
 /// The role a process plays.
@@ -74,6 +79,7 @@ pub async fn migrate(database: DatabaseArgs, schema: SchemaArgs) -> CommandResul
     let mut options = options(&database);
     options.replication_factor = schema.replication_factor;
     options.retention_seconds = schema.retention_days.saturating_mul(86_400);
+    options.lanes = schema.lanes;
     CqlStore::migrate(&options).await.map_err(|err| format!("migrating keyspace {}: {err}", database.keyspace))?;
     println!("keyspace {} is up to date", database.keyspace);
     Ok(ExitCode::SUCCESS)

@@ -124,6 +124,17 @@ pub struct LogStatus {
     pub set_aside: u64,
 }
 
+/// A shard's positions as flow control reads them ([`IngestLog::log_positions`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogPositions {
+    pub head: u64,
+    /// The lowest of its lanes' processed positions.
+    pub processed: u64,
+    /// The sum of its lanes' processed positions: it grows whenever any lane commits, so
+    /// attribution is seen moving while the lowest lane waits its turn.
+    pub progress: u64,
+}
+
 /// A log entry attribution could not process (it failed on it again and again, alone),
 /// kept beside the log with the reason, so that one bad entry cannot stall its shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,11 +177,11 @@ pub trait IngestLog: Send + Sync + 'static {
     async fn log_status(&self, shard: u32) -> Result<LogStatus>;
 
     /// The shard's head and processed positions alone ([`LogStatus::head`],
-    /// [`LogStatus::processed`]): what flow control polls while attribution catches up, so a
-    /// backend answers it with a read or two.
-    async fn log_positions(&self, shard: u32) -> Result<(u64, u64)> {
+    /// [`LogStatus::processed`]), and how far its lanes have got in all: what flow control
+    /// polls while attribution catches up, so a backend answers it with a read or two.
+    async fn log_positions(&self, shard: u32) -> Result<LogPositions> {
         let status = self.log_status(shard).await?;
-        Ok((status.head, status.processed))
+        Ok(LogPositions { head: status.head, processed: status.processed, progress: status.processed })
     }
 
     /// Up to `limit` entries of `shard` after position `after`, in order and without gaps

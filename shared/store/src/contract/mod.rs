@@ -31,7 +31,7 @@ pub use attribution_state::{
 pub use badges::{BadgeFeedEntry, BadgeInputs, BadgeRows, BadgeStore, FeedChange, FeedPosition, StatLevel};
 pub use config_store::ConfigStore;
 pub use coordination::{Coordination, Lane, customer_lane};
-pub use ingest_log::{IngestLog, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, LogStatus, SetAside, TraceParent, log_shard};
+pub use ingest_log::{IngestLog, IngestOutcome, LOG_SHARDS, LogEntry, LogMark, LogPayload, LogPositions, LogStatus, SetAside, TraceParent, log_shard};
 pub use record_reads::RecordReads;
 
 use crate::Result;

@@ -304,6 +304,11 @@ impl Inner {
     /// lane's is the committed one once its step is marked applied, else the one before it.
     /// Plain reads, no writes: what status calls report.
     pub(super) async fn applied_position(&self, shard: u32) -> Result<u64> {
+        Ok(self.applied_positions(shard).await?.0)
+    }
+
+    /// [`Self::applied_position`], and the sum of the lanes' applied positions.
+    pub(super) async fn applied_positions(&self, shard: u32) -> Result<(u64, u64)> {
         let rows = if self.options.lanes == 1 {
             let row: Option<AppliedRow> = self.row(&self.statements.select_applied_progress, (shard_value(shard),)).await?;
             row.into_iter().collect()
@@ -311,7 +316,7 @@ impl Inner {
             self.lane_progress(shard).await?
         };
         if rows.len() < self.options.lanes as usize {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let applied = |(processed, step_id, applied_step, applied_processed): AppliedRow| {
             let position = match step_id.unwrap_or(0) {
@@ -321,7 +326,8 @@ impl Inner {
             };
             position.map_or(0, |p| p.max(0) as u64)
         };
-        Ok(lowest(rows.into_iter().map(applied)))
+        let positions: Vec<u64> = rows.into_iter().map(applied).collect();
+        Ok((lowest(positions.iter().copied()), positions.iter().sum()))
     }
 
     /// The processed position of the lane numbered `number`, after making sure its last
@@ -591,16 +597,14 @@ impl Inner {
         let number = shard_value(Lane { shard: step.shard, index: step.lane }.number());
         self.run_at(&self.statements.mark_step_applied, timestamp, (step.id, seq_value(step.processed), number)).await?;
 
-        // The log rows every lane has passed go: this step moves the shard's lowest lane
-        // only if it was this one.
-        let (after, processed) = if self.options.lanes == 1 {
-            (step.after, step.processed)
-        } else {
-            // Every lane's committed position (this one's is this step's or later).
-            let passed = self.processed_position(step.shard).await?;
-            (step.after.min(passed), step.processed.min(passed))
-        };
-        self.trim_log(step.shard, after, processed).await?;
+        // The log rows every lane has passed go. With lanes, lane 0 deletes the whole
+        // chunks below the lowest lane's position (a lane's reads start after its own
+        // position, so the rest of a chunk is never read again).
+        if self.options.lanes == 1 {
+            self.trim_log(step.shard, step.after, step.processed).await?;
+        } else if step.lane == 0 {
+            self.trim_chunks(step.shard).await?;
+        }
         if step.previous != 0 {
             self.run(&self.statements.delete_step, (number, step.previous)).await?;
         }
@@ -612,6 +616,18 @@ impl Inner {
         let (entry, payload) = row;
         let values = (shard_value(shard), seq_value(entry.seq), entry.appended_at, entry.set_aside_at, payload, &entry.reason);
         Box::pin(self.run_at(&self.statements.insert_set_aside, timestamp, values))
+    }
+
+    /// Deletes the shard's log chunks that every lane has passed whole, from the first one
+    /// this process has not deleted yet.
+    async fn trim_chunks(&self, shard: u32) -> Result<()> {
+        let passed = self.processed_position(shard).await?;
+        let below = (passed + 1) / CHUNK;
+        let from = self.trimmed().get(&shard).copied().unwrap_or(0);
+        let deletes = (from..below).map(|chunk_no| self.run(&self.statements.delete_log_chunk, (shard_value(shard), chunk(chunk_no * CHUNK))));
+        all(deletes).await?;
+        self.trimmed().insert(shard, below.max(from));
+        Ok(())
     }
 
     /// Deletes the shard's log rows with `after < seq <= processed`: whole partitions where

@@ -34,7 +34,7 @@ use super::layout::{IDS_PER_READ, Partitions, chunk, chunk_bounds, decode, dedup
 use super::statements::PAGE_SIZE;
 use super::{CqlStore, Inner, Lwt, Write, all};
 use crate::support::{StoredPayload, decode_with_trace, encode, now_millis, with_trace};
-use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogStatus, Result, SetAside, StoreError, TraceParent, log_shard};
+use crate::{IngestLog, IngestOutcome, LogEntry, LogMark, LogPayload, LogPositions, LogStatus, Result, SetAside, StoreError, TraceParent, log_shard};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use scylla::statement::batch::{Batch, BatchType};
@@ -133,9 +133,13 @@ impl IngestLog for CqlStore {
         timed("log_status", async { self.inner.log_status(shard).await }).await
     }
 
-    /// Two reads (the head, the applied position), concurrently; nothing is applied.
-    async fn log_positions(&self, shard: u32) -> Result<(u64, u64)> {
-        timed("log_positions", async { futures_util::try_join!(self.inner.head(shard), self.inner.applied_position(shard)) }).await
+    /// Two reads (the head, the lanes' applied positions), concurrently; nothing is applied.
+    async fn log_positions(&self, shard: u32) -> Result<LogPositions> {
+        timed("log_positions", async {
+            let (head, (processed, progress)) = futures_util::try_join!(self.inner.head(shard), self.inner.applied_positions(shard))?;
+            Ok(LogPositions { head, processed, progress })
+        })
+        .await
     }
 
     async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
@@ -411,8 +415,25 @@ impl Inner {
     }
 
     pub(super) async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
-        // Positions every lane has processed are gone from the log: start after them.
-        let processed = self.processed_position(shard).await?;
+        if self.options.lanes == 1 {
+            // Positions up to the processed one are gone from the log: start after them.
+            let processed = self.ensure_step_applied(shard, Some(after)).await?;
+            return self.read_log_after(shard, after.max(processed), limit).await;
+        }
+        // A lane reads from its own position, which no trim passes (the log is trimmed to
+        // the lowest lane's); only a caller from further back finds the rows gone, and
+        // starts after them.
+        match self.read_log_after(shard, after, limit).await {
+            Err(error @ StoreError::Unavailable(_)) => {
+                let processed = self.processed_position(shard).await?;
+                if processed > after { self.read_log_after(shard, processed, limit).await } else { Err(error) }
+            }
+            read => read,
+        }
+    }
+
+    /// Up to `limit` entries after `after`, whose rows must still be there.
+    async fn read_log_after(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
         let mut entries = Vec::new();
         if limit == 0 {
             return Ok(entries);
@@ -422,7 +443,7 @@ impl Inner {
         // read is blocked (at an intent), the rest of the chunk is only scanned to start the
         // clocks of the intents after it, so that a crashed call's run of them times out
         // together rather than one timeout after another.
-        let mut next = after.max(processed) + 1;
+        let mut next = after + 1;
         let first = next;
         let mut blocked = false;
         let mut unfinished: Vec<Placed> = Vec::new();

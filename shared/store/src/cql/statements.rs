@@ -126,6 +126,7 @@ statements! {
     // ---- dedup and the ingest log ----
     select_dedup_marks: Read => "SELECT id, epoch FROM {ks}.dedup_marks WHERE tenant = ? AND bucket = ? AND namespace = ? AND id IN ?",
     insert_dedup_mark: Write => "INSERT INTO {ks}.dedup_marks (tenant, bucket, namespace, id, epoch, shard, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    init_setting: Lwt => "INSERT INTO {ks}.store_settings (name, value) VALUES (?, ?) IF NOT EXISTS",
     init_log_shard: Lwt => "INSERT INTO {ks}.log_shards (shard, head, epoch) VALUES (?, 0, 0) IF NOT EXISTS",
     select_log_shard: Read => "SELECT head, epoch, owner, lease_until, abandoned FROM {ks}.log_shards WHERE shard = ?",
     select_log_head: Read => "SELECT head FROM {ks}.log_shards WHERE shard = ? LIMIT 1",
