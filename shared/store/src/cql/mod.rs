@@ -110,8 +110,9 @@ pub struct CqlOptions {
 /// Lanes a log shard has on CQL unless the keyspace was made with others: two, so that a
 /// tenant's work spreads over two workers. Every lane reads its whole shard and pays a
 /// step's costs per partition for its part, so lanes cost the store more the more there
-/// are: measured on 207k records with two workers, 4 lanes cost 0.32 CQL requests a record
-/// and 5,307 records/s to final reports, 2 lanes 0.28 and 7,655, 1 lane 0.20 and 10,575.
+/// are: measured on 207k records with two workers, 4 lanes cost 0.46 CQL requests a record
+/// (5,259 records/s to final reports), 2 lanes 0.26-0.28 (7,655-8,437), 1 lane 0.20
+/// (10,575, one worker a tenant).
 pub const DEFAULT_LANES: u32 = 2;
 
 /// The most lanes a shard may have (each is a progress row and a lease).
