@@ -169,9 +169,6 @@ pub struct Lanes {
 }
 
 impl Lanes {
-    /// A store of one lane a shard: everything is the step's.
-    pub const ONE: Lanes = Lanes { index: 0, count: 1 };
-
     /// Whether the customer's records, state and credit are this lane's.
     pub fn owns(self, customer_id: &str) -> bool {
         self.count <= 1 || customer_lane(customer_id, self.count) == self.index
