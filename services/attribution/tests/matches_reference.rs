@@ -1,17 +1,18 @@
-//! The incremental engine on the embedded store against the brute-force reference
-//! (`touchstone_core::reference`, written from docs/behaviour/attribution.md apart from the engine).
+//! The incremental engine against the brute-force reference
+//! (`touchstone_core::reference`, written from docs/behaviour/attribution.md apart from the engine),
+//! on the embedded store and on CQL with the shard split into lanes.
 //!
 //! Random small datasets (few customers, messages and orders, times on a coarse grid so
 //! window ends, ties and bucket edges are hit often) are ingested shuffled, in random
 //! chunks, with attribution steps of random sizes in between, store reopenings (a process
 //! restart), retried chunks and a config change at a random point. Once the log is drained,
 //! every conversion and every report over whole and unaligned ranges must equal the
-//! reference's.
+//! reference's. On CQL (a keyspace a case, 2 lanes) each lane steps on its own, by batches
+//! of different sizes, so the lanes' positions drift apart as two workers' do.
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::path::Path;
 use touchstone_attribution::engine;
 use touchstone_core::config::{ChannelSetting, Goal, GoalKind, TenantConfig};
 use touchstone_core::model::{AppEvent, Channel, Message, Millis, OrderRecord, Record, Touch, TouchKind};
@@ -20,7 +21,7 @@ use touchstone_core::reference::{Dataset, MODELS, Reference, evaluate, ppm_json}
 use touchstone_core::report::{self, Activity, value_json};
 use touchstone_core::rollup::{DAY_MS, HOUR_MS};
 use touchstone_query::range::{self, Range};
-use touchstone_store::{AttributionState, CellKinds, ConfigStore, EmbeddedStore, IngestLog, Lane, RecordReads, ReportReads, log_shard};
+use touchstone_store::{CellKinds, ConfigStore, CqlOptions, CqlStore, EmbeddedStore, IngestLog, Lane, RecordReads, Store, log_shard};
 
 const TENANT: &str = "t1";
 /// 2026-01-31T12:00Z: the 30 hours of the time grid cross a month's end (the fold keeps a
@@ -242,21 +243,26 @@ fn build_case(messages: Vec<Message>, records: Vec<Record>, config_variant: u8, 
     Case { ops, dataset: Dataset { configs, messages, records } }
 }
 
-async fn run_engine(dir: &Path, ops: &[Op]) -> EmbeddedStore {
-    let mut store = EmbeddedStore::open(dir).unwrap();
+/// Runs the ops on `store`; `reopen` opens it again as a restarted process would. Each lane
+/// of the tenant's shard steps on its own, lane `i` by `i + 1` times the op's batch.
+async fn run_engine<S: Store>(mut store: S, ops: &[Op], reopen: impl AsyncFn(S) -> S) -> S {
+    let lanes = |store: &S| (0..store.lanes()).map(|index| Lane { shard: log_shard(TENANT), index }).collect::<Vec<_>>();
     for op in ops {
         match op {
             Op::Ingest(records) => {
                 store.ingest(records.clone()).await.unwrap();
             }
-            Op::Step(usize::MAX) => while engine::step(&store, Lane { shard: log_shard(TENANT), index: 0 }, 1000).await.unwrap().is_some() {},
+            Op::Step(usize::MAX) => {
+                for lane in lanes(&store) {
+                    while engine::step(&store, lane, 1000).await.unwrap().is_some() {}
+                }
+            }
             Op::Step(batch) => {
-                engine::step(&store, Lane { shard: log_shard(TENANT), index: 0 }, *batch).await.unwrap();
+                for lane in lanes(&store) {
+                    engine::step(&store, lane, *batch * (lane.index as usize + 1)).await.unwrap();
+                }
             }
-            Op::Reopen => {
-                drop(store);
-                store = EmbeddedStore::open(dir).unwrap();
-            }
+            Op::Reopen => store = reopen(store).await,
             Op::SaveConfig(variant) => {
                 let mut config = config(*variant);
                 config.version = store.tenant_config(TENANT).await.unwrap().version + 1;
@@ -264,7 +270,9 @@ async fn run_engine(dir: &Path, ops: &[Op]) -> EmbeddedStore {
             }
         }
     }
-    while engine::step(&store, Lane { shard: log_shard(TENANT), index: 0 }, 3).await.unwrap().is_some() {}
+    for lane in lanes(&store) {
+        while engine::step(&store, lane, 3).await.unwrap().is_some() {}
+    }
     store
 }
 
@@ -284,7 +292,7 @@ fn activity_json(id_field: &str, id: &str, activity: &Activity) -> Value {
 }
 
 /// The three JSON reports of docs/behaviour/reports.md from the engine's store.
-async fn engine_reports(store: &EmbeddedStore, from: Option<Millis>, to: Option<Millis>) -> [Value; 3] {
+async fn engine_reports(store: &impl Store, from: Option<Millis>, to: Option<Millis>) -> [Value; 3] {
     let range = Range::from_pb(Some(touchstone_proto::v1::TimeRange { from_ms: from, to_ms: to })).unwrap();
     let config = store.tenant_config(TENANT).await.unwrap();
     let cells = range::cells(store, TENANT, range).await.unwrap();
@@ -305,7 +313,7 @@ async fn engine_reports(store: &EmbeddedStore, from: Option<Millis>, to: Option<
 
 /// Every model's credit per campaign (`report models`) and per message, from the engine's
 /// rollups as the query service reads them.
-async fn engine_models(store: &EmbeddedStore, from: Option<Millis>, to: Option<Millis>) -> [Value; 2] {
+async fn engine_models(store: &impl Store, from: Option<Millis>, to: Option<Millis>) -> [Value; 2] {
     let range = Range::from_pb(Some(touchstone_proto::v1::TimeRange { from_ms: from, to_ms: to })).unwrap();
     let config = store.tenant_config(TENANT).await.unwrap();
     let by_campaign = models::by_campaign(&range::campaign_cells(store, TENANT, None, CellKinds::Credit, range).await.unwrap(), &config, None);
@@ -375,9 +383,43 @@ fn reference_reports(reference: &Reference, from: Option<Millis>, to: Option<Mil
     [reference.campaigns_json(TENANT, from, to), reference.messages_json(TENANT, from, to), reference.goals_json(TENANT, from, to)]
 }
 
+/// The case on the embedded store.
 async fn check(case: Case) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let store = run_engine(dir.path(), &case.ops).await;
+    let opened = EmbeddedStore::open(dir.path()).unwrap();
+    let store = run_engine(opened, &case.ops, async |store| {
+        drop(store);
+        EmbeddedStore::open(dir.path()).unwrap()
+    })
+    .await;
+    check_store(&store, &case).await
+}
+
+/// The case on CQL, in a keyspace of its own whose shards have 2 lanes. Needs a node:
+/// `TOUCHSTONE_CASSANDRA_NODES` (or `TOUCHSTONE_SCYLLA_NODES`), as `make test` sets.
+async fn check_on_cql(case: Case) -> Result<(), TestCaseError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nodes = ["TOUCHSTONE_CASSANDRA_NODES", "TOUCHSTONE_SCYLLA_NODES"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|value| !value.trim().is_empty()))
+        .expect("no CQL node: run `make test`, which starts Cassandra 5, or set TOUCHSTONE_CASSANDRA_NODES=host:port");
+    let keyspace = format!("engine_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let mut options = CqlOptions::new(nodes.split(',').map(|node| node.trim().to_owned()).collect(), keyspace);
+    options.lanes = 2;
+    CqlStore::migrate(&options).await.unwrap();
+    let opened = CqlStore::connect(options.clone()).await.unwrap();
+    let store = run_engine(opened, &case.ops, async |store| {
+        drop(store);
+        CqlStore::connect(options.clone()).await.unwrap()
+    })
+    .await;
+    let checked = check_store(&store, &case).await;
+    store.drop_keyspace().await.unwrap();
+    checked
+}
+
+/// The engine's conversions and reports in `store` against the reference's.
+async fn check_store(store: &impl Store, case: &Case) -> Result<(), TestCaseError> {
     let reference = evaluate(&case.dataset);
 
     let mut engine_conversions: Vec<_> = store
@@ -408,11 +450,11 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
     let hashes: Vec<String> = HASHES.iter().map(|hash| hash.to_string()).collect();
     let registered = store.messages(TENANT, &hashes).await.unwrap();
     for (from, to) in ranges {
-        let engine = engine_reports(&store, from, to).await;
+        let engine = engine_reports(store, from, to).await;
         let expected = reference_reports(&reference, from, to);
         prop_assert_eq!(&engine, &expected, "range {:?}..{:?}", from, to);
         let config = store.tenant_config(TENANT).await.unwrap();
-        prop_assert_eq!(engine_models(&store, from, to).await, reference_models(&reference, &config, from, to), "models, range {:?}..{:?}", from, to);
+        prop_assert_eq!(engine_models(store, from, to).await, reference_models(&reference, &config, from, to), "models, range {:?}..{:?}", from, to);
 
         // Lift of every campaign for every goal, from the states of the campaign's exposed
         // customers as the query service computes it.
@@ -428,7 +470,7 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
         }
 
         // A campaign row counts its messages sent in the range.
-        let cells = range::campaign_cells(&store, TENANT, None, CellKinds::All, range).await.unwrap();
+        let cells = range::campaign_cells(store, TENANT, None, CellKinds::All, range).await.unwrap();
         for (campaign_id, (messages, _)) in report::campaign_activity(&cells, &config) {
             let sent = registered
                 .values()
@@ -453,6 +495,17 @@ proptest! {
     fn every_model_equals_the_reference_when_conversions_share_credit(case in shared_credit_case()) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(check(case))?;
+    }
+}
+
+proptest! {
+    // A keyspace a case: fewer cases than on the embedded store.
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_engine_equals_the_reference_on_cql_with_two_lanes(case in case()) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(check_on_cql(case))?;
     }
 }
 

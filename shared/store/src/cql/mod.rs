@@ -261,6 +261,15 @@ impl CqlStore {
         self.inner.commit(commit, false).await
     }
 
+    /// Test support: drops the store's keyspace (a test's own), so that a run's keyspaces
+    /// do not pile up in the node's memory.
+    #[doc(hidden)]
+    pub async fn drop_keyspace(&self) -> Result<()> {
+        let statement = format!("DROP KEYSPACE IF EXISTS {}", self.inner.options.keyspace);
+        self.inner.session.query_unpaged(statement, ()).await.map_err(cql_error)?;
+        Ok(())
+    }
+
     /// Test support: appends and commits `record` as an intent and stops, as an ingest call
     /// that crashed right after its commit would. `None` when it was a duplicate.
     #[doc(hidden)]
