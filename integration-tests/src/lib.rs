@@ -60,8 +60,20 @@ where
 /// A loopback address nothing listens on now, for a server's second listener (metrics,
 /// health, console), whose address the test must know before it starts.
 pub fn free_address() -> String {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-    free.local_addr().expect("its address").to_string()
+    // Below the kernel's ephemeral ports (32768 and up on Linux): a port the system handed
+    // out could be handed out again, to a process of the test binding port 0, before the one
+    // it is for binds it. Spread by process, so test binaries running at once differ.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    const PORTS: u32 = 12_000;
+    for _ in 0..PORTS {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = FIRST + (std::process::id().wrapping_mul(97).wrapping_add(n)) % PORTS;
+        if let Ok(free) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
+            return free.local_addr().expect("its address").to_string();
+        }
+    }
+    panic!("no free loopback port from {FIRST} to {}", FIRST + PORTS)
 }
 
 /// The whole HTTP/1.1 reply (status line, headers, body) to `GET path` at `address`, with
@@ -70,9 +82,10 @@ pub fn http_get(address: &str, path: &str, headers: &[&str]) -> String {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(address).unwrap_or_else(|err| panic!("connecting to {address}: {err}"));
     let headers: String = headers.iter().map(|header| format!("{header}\r\n")).collect();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n").expect("sending the request");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")
+        .unwrap_or_else(|err| panic!("sending the request to {address}: {err}"));
     let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("reading the reply");
+    stream.read_to_string(&mut reply).unwrap_or_else(|err| panic!("reading the reply from {address}: {err}"));
     reply
 }
 
