@@ -17,7 +17,7 @@ use super::timed;
 use super::layout::{
     ACTIVITY_BADGE, ACTIVITY_EVENT, ACTIVITY_ORDER, BucketRow, CHUNK, CampaignRollupRow, ConversionRow, Partitions, PendingRow, RecordKind, RollupRow,
     StoredCells, bucket, campaign_rollup_bucket, chunk, conversion_buckets, conversion_rows, decode, lane_value, records_parts, rollup_bucket,
-    seq_value, shard_value, slot, table, WEEK_MS,
+    seq_value, shard_value, slot, table,
 };
 use super::badges::{index_value, level_code};
 use super::fold_state::StoredFold;
@@ -32,7 +32,7 @@ use touchstone_core::badge_stats::{BadgeTally, Interval};
 use touchstone_core::config::TenantConfig;
 use touchstone_core::fold::{CustomerState, OrderState};
 use touchstone_core::model::{AppEvent, BadgeEvent, Millis, OrderRecord, Record};
-use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, Cell, Granularity, MESSAGE_LEVELS, Tally};
+use touchstone_core::rollup::{CAMPAIGN_LEVELS, CampaignCell, Cell, DAY_MS, Granularity, MESSAGE_LEVELS, Tally};
 
 #[async_trait]
 impl AttributionState for CqlStore {
@@ -138,7 +138,7 @@ struct StoredStep {
     badge_rows: Vec<Result<BadgeEvent, (String, String, Millis, String)>>,
     /// Badge activity to index: app events and order status records.
     activity: Vec<Record>,
-    /// Touches, app events and order records to index by time (`records_by_week`).
+    /// Touches, app events and order records to index by time (`records_by_day`).
     records: Vec<Record>,
     badge_stats: Vec<StatDelta>,
     holdings: Vec<HoldingRow>,
@@ -525,9 +525,9 @@ impl Inner {
         let mut records = Partitions::default();
         let records_parts = records_parts(&step.records)?;
         for (tenant, hour, kind, part, body) in &records_parts {
-            let week = bucket(*hour, WEEK_MS);
-            records.add((tenant, week), (tenant, week, *hour, *kind, step.id, *part, body), body.len() + 32);
-            buckets.insert(BucketRow::new(tenant, table::RECORDS_BY_WEEK, "", *hour));
+            let day = bucket(*hour, DAY_MS);
+            records.add((tenant, day), (tenant, day, *hour, *kind, step.id, *part, body), body.len() + 32);
+            buckets.insert(BucketRow::new(tenant, table::RECORDS_BY_DAY, "", *hour));
         }
 
         let mut writes: Vec<Write<'_>> = self.bucket_writes(buckets);

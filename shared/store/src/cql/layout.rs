@@ -8,7 +8,7 @@
 //! UTC month too for rollups); the `buckets` table lists the buckets that hold rows of one
 //! `(tenant, table, key)`, so a read over an open range or a whole history visits only
 //! partitions that exist. Messages by time also spread each hour over [`TIME_SHARDS`]
-//! partitions by a hash of the row's id, so a busy tenant's hour is not one hot partition; a commit's touches, app events and orders go to `records_by_week` a few
+//! partitions by a hash of the row's id, so a busy tenant's hour is not one hot partition; a commit's touches, app events and orders go to `records_by_day` a few
 //! rows per hour, in a partition per tenant and UTC day ([`records_parts`]). Tables keyed by customer or order put a tenant's rows
 //! in [`CUSTOMER_SLOTS`] partitions ([`slot`]), so a commit writes a batch per partition,
 //! not a request per customer. The ingest log is cut into chunks of [`CHUNK`] positions per
@@ -92,24 +92,16 @@ pub(super) fn outliving_ttl(retention_seconds: u64) -> i32 {
 /// Partitions each hour of `messages_by_time` is spread over.
 pub(super) const TIME_SHARDS: i32 = 8;
 
-/// Partitions each week of `conversions_by_time` is spread over: one. Commits write a
-/// week's conversions of a step in one batch, and a step of a history import writes a
-/// partition per week it touches, not eight a day. The `shard` column is kept (always 0) so
-/// that busy weeks can be split again.
+/// Partitions each day of `conversions_by_time` is spread over: one. Commits write a day's
+/// conversions of a step in one batch, so a day is no hot partition, and a step of a
+/// history import writes a partition per day it touches, not eight. The `shard` column is
+/// kept (always 0) so that busy days can be split again.
 pub(super) const CONVERSION_TIME_SHARDS: i32 = 1;
-
-/// The stretch of time a partition of records by time, conversions by time and hour
-/// rollups holds: 7 days from the epoch. A step of a history import writes every partition
-/// its records' times fall in, so longer partitions mean fewer writes a step (measured on
-/// 60 days of history: by day, those tables cost 0.04-0.05 requests a record each at 1M
-/// records); a week of a busy tenant's records (a million a month) is ~25 MB. Part of the
-/// stored format.
-pub(super) const WEEK_MS: Millis = 7 * DAY_MS;
 
 /// Names of bucketed tables, as stored in `buckets.table_name`.
 pub(super) mod table {
     pub const MESSAGES_BY_TIME: &str = "messages_by_time";
-    pub const RECORDS_BY_WEEK: &str = "records_by_week";
+    pub const RECORDS_BY_DAY: &str = "records_by_day";
     pub const CONVERSIONS_BY_TIME: &str = "conversions_by_time";
     pub const ROLLUP_DELTAS: &str = "rollup_deltas";
     pub const CAMPAIGN_ROLLUP_DELTAS: &str = "campaign_rollup_deltas";
@@ -209,7 +201,7 @@ pub(super) fn from_varint(value: &CqlVarint) -> Result<i128> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum ConversionRow {
     Main { tenant: String, goal_id: String, key: String, customer_id: String },
-    ByTime { tenant: String, week: Millis, shard: i32, ts: Millis, goal_id: String, key: String, customer_id: String },
+    ByTime { tenant: String, day: Millis, shard: i32, ts: Millis, goal_id: String, key: String, customer_id: String },
 }
 
 /// The rows a conversion is stored in: its own and one per index, each a full copy.
@@ -219,24 +211,24 @@ pub(super) fn conversion_rows(conversion: &Conversion) -> [ConversionRow; 2] {
     let shard = spread(&[&goal_id, &key], CONVERSION_TIME_SHARDS);
     [
         ConversionRow::Main { tenant: tenant.clone(), goal_id: goal_id.clone(), key: key.clone(), customer_id: customer_id.clone() },
-        ConversionRow::ByTime { tenant, week: bucket(fact.ts, WEEK_MS), shard, ts: fact.ts, goal_id, key, customer_id },
+        ConversionRow::ByTime { tenant, day: bucket(fact.ts, DAY_MS), shard, ts: fact.ts, goal_id, key, customer_id },
     ]
 }
 
 /// The buckets a stored conversion occupies.
 pub(super) fn conversion_buckets(conversion: &Conversion) -> [BucketRow; 1] {
     let fact = &conversion.fact;
-    [BucketRow::new(&fact.tenant, table::CONVERSIONS_BY_TIME, "", bucket(fact.ts, WEEK_MS))]
+    [BucketRow::new(&fact.tenant, table::CONVERSIONS_BY_TIME, "", bucket(fact.ts, DAY_MS))]
 }
 
 /// The `span` (partition) of the rollup rows of `granularity` in the bucket starting at
-/// `start`: the week ([`WEEK_MS`]) of an hour bucket, the UTC month of a day bucket, a month
-/// bucket itself. Part of the stored format.
-pub(super) fn rollup_span(granularity: Granularity, start: Millis) -> Millis {
+/// `bucket`: the UTC day of an hour bucket, the UTC month of a day bucket, a month bucket
+/// itself. Part of the stored format.
+pub(super) fn rollup_span(granularity: Granularity, bucket: Millis) -> Millis {
     match granularity {
-        Granularity::Hour => bucket(start, WEEK_MS),
-        Granularity::Day => Granularity::Month.bucket(start),
-        Granularity::Month => start,
+        Granularity::Hour => Granularity::Day.bucket(bucket),
+        Granularity::Day => Granularity::Month.bucket(bucket),
+        Granularity::Month => bucket,
     }
 }
 
@@ -330,7 +322,7 @@ impl Inner {
                     messages_by_time.add((&m.tenant, hour, shard), by_time, RECORD_ROW_BYTES);
                     bucket_rows.insert(BucketRow::new(&m.tenant, table::MESSAGES_BY_TIME, "", hour));
                 }
-                // Indexed by the commit that processes them (`records_by_week`,
+                // Indexed by the commit that processes them (`records_by_day`,
                 // `activity_by_customer`).
                 Record::Touch(_) | Record::Event(_) | Record::Order(_) => {}
                 Record::Badge(b) => {
@@ -405,13 +397,13 @@ impl Inner {
                     let slot = slot(key);
                     main_deleted.add((tenant, slot), (tenant, slot, goal_id, key, customer_id), goal_id.len() + key.len() + customer_id.len() + 16);
                 }
-                (ConversionRow::ByTime { tenant, week, shard, ts, goal_id, key, customer_id }, Some(body)) => {
+                (ConversionRow::ByTime { tenant, day, shard, ts, goal_id, key, customer_id }, Some(body)) => {
                     let size = goal_id.len() + key.len() + customer_id.len() + body.len() + 24;
-                    by_time.add((tenant, *week, *shard), (tenant, week, shard, ts, goal_id, key, customer_id, body), size);
+                    by_time.add((tenant, *day, *shard), (tenant, day, shard, ts, goal_id, key, customer_id, body), size);
                 }
-                (ConversionRow::ByTime { tenant, week, shard, ts, goal_id, key, customer_id }, None) => {
+                (ConversionRow::ByTime { tenant, day, shard, ts, goal_id, key, customer_id }, None) => {
                     let size = goal_id.len() + key.len() + customer_id.len() + 24;
-                    by_time_deleted.add((tenant, *week, *shard), (tenant, week, shard, ts, goal_id, key, customer_id), size);
+                    by_time_deleted.add((tenant, *day, *shard), (tenant, day, shard, ts, goal_id, key, customer_id), size);
                 }
             }
         }
@@ -526,7 +518,7 @@ impl Inner {
     }
 }
 
-/// What a `records_by_week` row holds: its `kind` column.
+/// What a `records_by_day` row holds: its `kind` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum RecordKind {
     Touch,
@@ -544,13 +536,13 @@ impl RecordKind {
     }
 }
 
-/// Records a `records_by_week` row holds at most (about 50 KiB of touches).
+/// Records a `records_by_day` row holds at most (about 50 KiB of touches).
 const RECORDS_PER_PART: usize = 500;
 
-/// One `records_by_week` row of a step: `(tenant, hour, kind, part, records)`.
+/// One `records_by_day` row of a step: `(tenant, hour, kind, part, records)`.
 pub(super) type RecordsPart = (String, Millis, &'static str, i32, Vec<u8>);
 
-/// A step's touches, app events and order records as `records_by_week` rows: by tenant,
+/// A step's touches, app events and order records as `records_by_day` rows: by tenant,
 /// hour and kind, in step order, [`RECORDS_PER_PART`] a row. The same records always give
 /// the same rows, so a step applied again rewrites them.
 pub(super) fn records_parts(records: &[Record]) -> Result<Vec<RecordsPart>> {
@@ -586,12 +578,12 @@ impl Inner {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let hours = self.buckets(tenant, table::RECORDS_BY_WEEK, "", first, last).await?;
+        let hours = self.buckets(tenant, table::RECORDS_BY_DAY, "", first, last).await?;
         // Rows are up to ~50 KiB: a few dozen a page.
         let mut statement = self.statements.select_records_of_hour.clone();
         statement.set_page_size(64);
         let statement = &statement;
-        let reads = hours.into_iter().map(|hour| self.rows::<(Vec<u8>,)>(statement, (tenant, bucket(hour, WEEK_MS), hour, kind.code())));
+        let reads = hours.into_iter().map(|hour| self.rows::<(Vec<u8>,)>(statement, (tenant, bucket(hour, DAY_MS), hour, kind.code())));
         let mut records = Vec::new();
         for (body,) in all(reads).await?.into_iter().flatten() {
             records.extend(decode::<Vec<T>>("records of an hour", &body)?);

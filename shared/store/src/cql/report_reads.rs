@@ -3,7 +3,7 @@
 //! a range touches.
 
 use super::timed;
-use super::layout::{CONVERSION_TIME_SHARDS, RecordKind, TIME_SHARDS, bucket, decode, from_varint, granularity_code, message, table, WEEK_MS};
+use super::layout::{CONVERSION_TIME_SHARDS, RecordKind, TIME_SHARDS, bucket, decode, from_varint, granularity_code, message, table};
 use super::{CqlStore, Inner, all};
 use crate::support::{decode_campaign_cells, decode_conversion};
 use crate::{CellKinds, ReportReads, Result};
@@ -73,7 +73,7 @@ impl Inner {
         // The span holding the first bucket starting at or after `from` starts at or before
         // it (saturating: `from` may be `Millis::MIN`).
         let first = match granularity {
-            Granularity::Hour => bucket(from, WEEK_MS),
+            Granularity::Hour => bucket(from, DAY_MS),
             Granularity::Day if from > Millis::MIN + 32 * DAY_MS => Granularity::Month.bucket(from),
             Granularity::Day => Millis::MIN,
             Granularity::Month => from,
@@ -185,7 +185,7 @@ impl Inner {
             .collect()
     }
 
-    /// Touches from the `records_by_week` rows of the hours that hold any.
+    /// Touches from the `records_by_day` rows of the hours that hold any.
     async fn touches_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Touch>> {
         self.records_between(tenant, RecordKind::Touch, from, to, |touch: &Touch| touch.ts).await
     }
@@ -195,7 +195,7 @@ impl Inner {
     }
 
     pub(super) async fn conversions_between(&self, tenant: &str, from: Millis, to: Millis) -> Result<Vec<Conversion>> {
-        let partitions = self.time_partitions(tenant, table::CONVERSIONS_BY_TIME, (WEEK_MS, CONVERSION_TIME_SHARDS), from, to).await?;
+        let partitions = self.time_partitions(tenant, table::CONVERSIONS_BY_TIME, (DAY_MS, CONVERSION_TIME_SHARDS), from, to).await?;
         let reads = partitions.into_iter().map(|(day, shard)| {
             self.rows::<(Vec<u8>,)>(&self.statements.select_conversions_by_time, (tenant, day, shard, from, to))
         });

@@ -93,7 +93,7 @@ mod tests {
     #[test]
     fn time_partitioned_tables_expire_after_the_retention() {
         let statements = render(MIGRATIONS[0].1, &SchemaParams { retention_seconds: 86_400, ..params() }).unwrap();
-        let touches = statements.iter().find(|s| s.contains("touchstone.records_by_week ")).unwrap();
+        let touches = statements.iter().find(|s| s.contains("touchstone.records_by_day ")).unwrap();
         assert!(touches.ends_with("WITH default_time_to_live = 86400"), "{touches}");
         // Neither the config of a tenant nor what attribution set aside ever expires.
         for table in ["configs", "set_aside", "badge_books"] {

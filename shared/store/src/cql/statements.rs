@@ -70,7 +70,7 @@ statements! {
     insert_message: Write => "INSERT INTO {ks}.messages (tenant, slot, msg_hash, campaign_id, channel, tags, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     insert_message_by_time: Write => "INSERT INTO {ks}.messages_by_time (tenant, hour, shard, sent_at, msg_hash, campaign_id, channel, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     insert_badge_customer: Write => "INSERT INTO {ks}.badge_customers (tenant, customer_id) VALUES (?, ?)",
-    insert_records_part: Write => "INSERT INTO {ks}.records_by_week (tenant, week, hour, kind, step, part, records) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    insert_records_part: Write => "INSERT INTO {ks}.records_by_day (tenant, day, hour, kind, step, part, records) VALUES (?, ?, ?, ?, ?, ?, ?)",
     insert_activity: Write => "INSERT INTO {ks}.activity_by_customer (tenant, slot, customer_id, kind, ts, event_id, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
     insert_bucket: Write => "INSERT INTO {ks}.buckets (tenant, table_name, key, bucket) VALUES (?, ?, ?, ?) USING TTL ?",
 
@@ -82,10 +82,10 @@ statements! {
     // ---- conversions: written with the timestamp of their step ----
     insert_conversion: Write => "INSERT INTO {ks}.conversions (tenant, slot, goal_id, key, customer_id, conversion) VALUES (?, ?, ?, ?, ?, ?)",
     delete_conversion: Write => "DELETE FROM {ks}.conversions WHERE tenant = ? AND slot = ? AND goal_id = ? AND key = ? AND customer_id = ?",
-    insert_conversion_by_time: Write => "INSERT INTO {ks}.conversions_by_time (tenant, week, shard, ts, goal_id, key, customer_id, conversion) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    delete_conversion_by_time: Write => "DELETE FROM {ks}.conversions_by_time WHERE tenant = ? AND week = ? AND shard = ? AND ts = ? AND goal_id = ? AND key = ? AND customer_id = ?",
+    insert_conversion_by_time: Write => "INSERT INTO {ks}.conversions_by_time (tenant, day, shard, ts, goal_id, key, customer_id, conversion) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    delete_conversion_by_time: Write => "DELETE FROM {ks}.conversions_by_time WHERE tenant = ? AND day = ? AND shard = ? AND ts = ? AND goal_id = ? AND key = ? AND customer_id = ?",
     select_conversion: Read => "SELECT conversion FROM {ks}.conversions WHERE tenant = ? AND slot = ? AND goal_id = ? AND key = ?",
-    select_conversions_by_time: Read => "SELECT conversion FROM {ks}.conversions_by_time WHERE tenant = ? AND week = ? AND shard = ? AND ts >= ? AND ts < ?",
+    select_conversions_by_time: Read => "SELECT conversion FROM {ks}.conversions_by_time WHERE tenant = ? AND day = ? AND shard = ? AND ts >= ? AND ts < ?",
 
     // ---- rollups: delta rows keyed by their step, written with the step's timestamp ----
     insert_rollup_delta: Write => "INSERT INTO {ks}.rollup_deltas (tenant, granularity, span, bucket, cell, step, count, value_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -103,7 +103,7 @@ statements! {
     insert_tenant: Write => "INSERT INTO {ks}.tenants (bucket, tenant) VALUES (0, ?)",
     select_tenants: Read => "SELECT tenant FROM {ks}.tenants WHERE bucket = 0",
     select_tenant: Read => "SELECT tenant FROM {ks}.tenants WHERE bucket = 0 AND tenant = ?",
-    select_records_of_hour: Read => "SELECT records FROM {ks}.records_by_week WHERE tenant = ? AND week = ? AND hour = ? AND kind = ?",
+    select_records_of_hour: Read => "SELECT records FROM {ks}.records_by_day WHERE tenant = ? AND day = ? AND hour = ? AND kind = ?",
     delete_activity: Write => "DELETE FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id = ? AND kind = ? AND ts = ? AND event_id = ?",
     select_activity: Read => "SELECT customer_id, kind, record FROM {ks}.activity_by_customer WHERE tenant = ? AND slot = ? AND customer_id IN ?",
     insert_badge_stat_delta: Write => "INSERT INTO {ks}.badge_stat_deltas (tenant, badge_id, level, ts, step, tally) VALUES (?, ?, ?, ?, ?, ?)",
