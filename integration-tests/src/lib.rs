@@ -82,8 +82,10 @@ pub fn http_get(address: &str, path: &str, headers: &[&str]) -> String {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(address).unwrap_or_else(|err| panic!("connecting to {address}: {err}"));
     let headers: String = headers.iter().map(|header| format!("{header}\r\n")).collect();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")
-        .unwrap_or_else(|err| panic!("sending the request to {address}: {err}"));
+    // One write: a server that answers on its first read (the metrics listener) would
+    // otherwise close the connection while the rest of the request is still being sent.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap_or_else(|err| panic!("sending the request to {address}: {err}"));
     let mut reply = String::new();
     stream.read_to_string(&mut reply).unwrap_or_else(|err| panic!("reading the reply from {address}: {err}"));
     reply

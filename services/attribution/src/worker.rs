@@ -14,7 +14,7 @@
 //! (or panics), the worker goes on with that lane one entry per step, up to where the failed
 //! step would have reached: the entries before the bad one are processed as usual, and an
 //! entry whose step fails [`SET_ASIDE_AFTER`] times in a row, alone, is set aside
-//! ([`engine::set_aside_next`]): kept with the reason, counted in the lane's status, and
+//! ([`engine::set_aside_next`]): kept with the reason, counted in its shard's status, and
 //! passed over. Transient failures (storage unavailable) are only retried.
 
 use crate::{AttributionStore, engine};
