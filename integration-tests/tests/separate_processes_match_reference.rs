@@ -153,17 +153,11 @@ fn separate_processes_on_cql_report_exactly_the_reference_through_a_kill_9() {
 
     // Both workers did the largest tenant's work: each committed steps of lanes of its
     // shard (a lane may have moved between them while the killed worker's leases lapsed).
-    let shard = log_shard("acme-shop");
+    let shard = touchstone_store::log_shard("acme-shop");
     let (lanes_a, lanes_b) = (lanes_stepped(&metrics_a, shard), lanes_stepped(&metrics_b, shard));
     assert!(!lanes_a.is_empty() && !lanes_b.is_empty(), "a worker committed no step of shard {shard}: {lanes_a:?} and {lanes_b:?}");
     assert!(lanes_a.union(&lanes_b).count() > 1, "one lane did all of shard {shard}: {lanes_a:?} and {lanes_b:?}");
     drop((worker_a, worker_b));
-}
-
-/// The log shard of a tenant as the store places it: FNV-1a of its name, modulo the 16
-/// shards (part of the stored format).
-fn log_shard(tenant: &str) -> u32 {
-    tenant.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)) % 16
 }
 
 /// The lanes of `shard` a worker committed steps of, from its metrics.

@@ -149,8 +149,7 @@ pub async fn step(store: &dyn AttributionStore, lane: Lane, batch: usize) -> tou
     if entries.is_empty() {
         return Ok(None);
     }
-    let lanes = Lanes { index: lane.index, count: store.lanes() };
-    process(store, lane, lanes, after, entries).await.map(Some)
+    process(store, lane, after, entries).await.map(Some)
 }
 
 /// Which of a shard's lanes a step is, of how many: what it processes of the entries it
@@ -200,8 +199,9 @@ impl Lanes {
     skip_all,
     fields(shard = lane.shard, lane = lane.index, entries = entries.len(), traces = tracing::field::Empty)
 )]
-async fn process(store: &dyn AttributionStore, lane: Lane, lanes: Lanes, after: u64, entries: Vec<LogEntry>) -> touchstone_store::Result<StepOutcome> {
+async fn process(store: &dyn AttributionStore, lane: Lane, after: u64, entries: Vec<LogEntry>) -> touchstone_store::Result<StepOutcome> {
     link_ingest_traces(&entries);
+    let lanes = Lanes { index: lane.index, count: store.lanes() };
     let processed = entries.last().map_or(after, |last| last.seq);
     let configs = Configs::load(store, &entries).await?;
     // What the lane counts itself: the entries of other lanes' customers go (orders stay

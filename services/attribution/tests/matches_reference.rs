@@ -482,19 +482,22 @@ async fn check_store(store: &impl Store, case: &Case) -> Result<(), TestCaseErro
     Ok(())
 }
 
+/// A runtime for one case or scenario.
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
     fn the_engine_equals_the_reference(case in case()) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(check(case))?;
+        rt().block_on(check(case))?;
     }
 
     #[test]
     fn every_model_equals_the_reference_when_conversions_share_credit(case in shared_credit_case()) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(check(case))?;
+        rt().block_on(check(case))?;
     }
 }
 
@@ -504,8 +507,7 @@ proptest! {
 
     #[test]
     fn the_engine_equals_the_reference_on_cql_with_two_lanes(case in case()) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(check_on_cql(case))?;
+        rt().block_on(check_on_cql(case))?;
     }
 }
 
@@ -558,10 +560,6 @@ mod scenarios {
         }
         let conversion = store.conversion(TENANT, "orders", "o1").await.unwrap().expect("o1 converts");
         (conversion.credit.rule.as_str().to_owned(), conversion.credit.msg_hash)
-    }
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
     }
 
     #[test]

@@ -215,12 +215,6 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 }
 
 /// Epoch milliseconds on this machine's clock.
-/// FNV-1a (32 bit) of `text`: stable across processes and releases, so stored layouts
-/// (log shards, state slots, dedup buckets) may be placed by it.
-pub(crate) fn fnv1a(text: &str) -> u32 {
-    text.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
-}
-
 pub(crate) fn now_millis() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -40,7 +40,7 @@ pub struct SchemaArgs {
     /// Lanes each log shard's attribution is split into: how many attribution workers can
     /// share one tenant. Fixed for the keyspace once set (here, or by the first process to
     /// connect, with the default); each lane costs the database a share of every step.
-    #[arg(long, env = "TOUCHSTONE_LANES", default_value_t = touchstone_store::cql::DEFAULT_LANES, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, env = "TOUCHSTONE_LANES", default_value_t = touchstone_store::cql::DEFAULT_LANES, value_parser = clap::value_parser!(u32).range(1..=i64::from(touchstone_store::cql::MAX_LANES)))]
     pub lanes: u32,
 }
 

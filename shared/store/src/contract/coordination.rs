@@ -37,7 +37,7 @@ impl Lane {
 /// partitions, so that with a number of lanes dividing the slots a lane's customers fill
 /// whole slots. Part of the stored format, with the number of lanes.
 pub fn customer_lane(customer_id: &str, lanes: u32) -> u32 {
-    crate::support::fnv1a(customer_id) % lanes.max(1)
+    crate::contract::fnv1a(customer_id) % lanes.max(1)
 }
 
 /// Shard leases and worker membership.

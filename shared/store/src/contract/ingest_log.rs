@@ -14,7 +14,7 @@ pub const LOG_SHARDS: u32 = 16;
 
 /// The log shard of a tenant: FNV-1a of its name, stable across processes and releases.
 pub fn log_shard(tenant: &str) -> u32 {
-    crate::support::fnv1a(tenant) % LOG_SHARDS
+    crate::contract::fnv1a(tenant) % LOG_SHARDS
 }
 
 /// What ingesting one record did.

@@ -42,6 +42,13 @@ pub trait Store: IngestLog + ConfigStore + Coordination + AttributionState + Rep
 
 impl<T: IngestLog + ConfigStore + Coordination + AttributionState + ReportReads + BadgeStore> Store for T {}
 
+/// FNV-1a (32 bit) of `text`: stable across processes and releases, so stored layouts
+/// (log shards, lanes, state slots, dedup buckets) may be placed by it. Here, not with the
+/// backends' support code, because the contract places tenants and customers by it.
+pub(crate) fn fnv1a(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
+}
+
 /// How many single reads a default batched read keeps in flight: enough to hide a network
 /// round trip, few enough not to flood a cluster from one process.
 const READ_CONCURRENCY: usize = 64;

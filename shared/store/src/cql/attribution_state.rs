@@ -7,11 +7,10 @@
 //! (or any second commit from the same position) finds the row changed and gets
 //! [`StoreError::Fenced`]. Applying the step (conversion rows, rollup deltas of message,
 //! campaign and pending counters, set-aside entries, trimming the log) follows; if the
-//! process dies before it is done, the next process to read or commit the shard applies the
-//! stored step again first ([`Inner::catch_up`]; the log reads of `ingest_log.rs` call it
-//! through [`Inner::ensure_step_applied`]). Every write of a step is idempotent and carries
-//! the step's timestamp, which grows from step to step, so applying a step twice, or late,
-//! never changes what a newer step wrote.
+//! process dies before it is done, the next process to resume or commit the lane applies
+//! the stored step again first ([`Inner::catch_up`]). Every write of a step is idempotent
+//! and carries the step's timestamp, which grows from step to step, so applying a step
+//! twice, or late, never changes what a newer step wrote.
 
 use super::timed;
 use super::layout::{
@@ -77,7 +76,7 @@ impl AttributionState for CqlStore {
     }
 
     async fn resume_lane(&self, lane: Lane) -> Result<u64> {
-        timed("resume_lane", async { self.inner.ensure_step_applied(self.inner.lane_number(lane)?, None).await }).await
+        timed("resume_lane", async { Ok(self.inner.catch_up(self.inner.lane_number(lane)?).await?.processed) }).await
     }
 
     async fn commit_attribution(&self, commit: AttributionCommit) -> Result<()> {
@@ -178,6 +177,13 @@ type ProgressRow = (Option<i64>, Option<i64>, Option<i64>, Option<i32>);
 
 /// `processed, step_id, applied_step, applied_processed` of `shard_progress`.
 type AppliedRow = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
+/// A lane's processed position, as committed and as far as its effects are readable.
+#[derive(Debug, Clone, Copy, Default)]
+struct LanePositions {
+    committed: u64,
+    applied: u64,
+}
 
 // The step protocol.
 impl Inner {
@@ -290,73 +296,45 @@ impl Inner {
         Ok(lane.number())
     }
 
-    /// The numbers of every lane of `shard`.
-    fn lanes_of(&self, shard: u32) -> Vec<i32> {
-        (0..self.options.lanes).map(|index| shard_value(Lane { shard, index }.number())).collect()
+    /// Each lane of `shard`'s processed position as committed and as applied (the
+    /// committed one once its step is marked applied, else the one before it), in one read
+    /// of their progress rows; a lane without its row (made at connect) at 0.
+    async fn lane_positions(&self, shard: u32) -> Result<Vec<LanePositions>> {
+        let lanes: Vec<i32> = (0..self.options.lanes).map(|index| shard_value(Lane { shard, index }.number())).collect();
+        let rows: Vec<AppliedRow> = self.rows(&self.statements.select_progress_of_lanes, (lanes,)).await?;
+        let position = |p: Option<i64>| p.map_or(0, |p| p.max(0) as u64);
+        let mut positions: Vec<LanePositions> = rows
+            .into_iter()
+            .map(|(processed, step_id, applied_step, applied_processed)| {
+                let applied = match step_id.unwrap_or(0) {
+                    0 => processed,
+                    step if applied_step == Some(step) => processed,
+                    _ => applied_processed,
+                };
+                LanePositions { committed: position(processed), applied: position(applied) }
+            })
+            .collect();
+        positions.resize(self.options.lanes as usize, LanePositions::default());
+        Ok(positions)
     }
 
-    /// The progress rows of every lane of `shard`, in one read.
-    async fn lane_progress(&self, shard: u32) -> Result<Vec<AppliedRow>> {
-        self.rows(&self.statements.select_progress_of_lanes, (self.lanes_of(shard),)).await
-    }
-
-    /// The shard's processed position as far as its effects are readable, in every lane: a
-    /// lane's is the committed one once its step is marked applied, else the one before it.
-    /// Plain reads, no writes: what status calls report.
+    /// The shard's processed position as far as its effects are readable, in every lane
+    /// ([`Self::lane_positions`]). Plain reads, no writes: what status calls report.
     pub(super) async fn applied_position(&self, shard: u32) -> Result<u64> {
         Ok(self.applied_positions(shard).await?.0)
     }
 
     /// [`Self::applied_position`], and the sum of the lanes' applied positions.
     pub(super) async fn applied_positions(&self, shard: u32) -> Result<(u64, u64)> {
-        let rows = if self.options.lanes == 1 {
-            let row: Option<AppliedRow> = self.row(&self.statements.select_applied_progress, (shard_value(shard),)).await?;
-            row.into_iter().collect()
-        } else {
-            self.lane_progress(shard).await?
-        };
-        if rows.len() < self.options.lanes as usize {
-            return Ok((0, 0));
-        }
-        let applied = |(processed, step_id, applied_step, applied_processed): AppliedRow| {
-            let position = match step_id.unwrap_or(0) {
-                0 => processed,
-                step if applied_step == Some(step) => processed,
-                _ => applied_processed,
-            };
-            position.map_or(0, |p| p.max(0) as u64)
-        };
-        let positions: Vec<u64> = rows.into_iter().map(applied).collect();
-        Ok((lowest(positions.iter().copied()), positions.iter().sum()))
-    }
-
-    /// The processed position of the lane numbered `number`, after making sure its last
-    /// step is applied: a no-op when this process applied it, or when `after` is the
-    /// position it committed.
-    pub(super) async fn ensure_step_applied(&self, number: u32, after: Option<u64>) -> Result<u64> {
-        if let Some(after) = after
-            && self.applied().get(&number).is_some_and(|mark| mark.processed == after)
-        {
-            return Ok(after);
-        }
-        Ok(self.catch_up(number).await?.processed)
+        let applied: Vec<u64> = self.lane_positions(shard).await?.into_iter().map(|lane| lane.applied).collect();
+        Ok((lowest(applied.iter().copied()), applied.iter().sum()))
     }
 
     /// The shard's processed position as last committed, the lowest of its lanes' (plain
     /// reads: commits complete before the log rows they pass are trimmed, which is all a
     /// config save and a log read rely on).
     pub(super) async fn processed_position(&self, shard: u32) -> Result<u64> {
-        let processed = if self.options.lanes == 1 {
-            let row: Option<ProgressRow> = self.row(&self.statements.select_progress, (shard_value(shard),)).await?;
-            vec![row.and_then(|(processed, ..)| processed)]
-        } else {
-            self.lane_progress(shard).await?.into_iter().map(|(processed, ..)| processed).collect()
-        };
-        // A lane without its row (made at connect) has processed nothing.
-        if processed.len() < self.options.lanes as usize {
-            return Ok(0);
-        }
-        Ok(lowest(processed.into_iter().map(|processed| processed.map_or(0, |p| p.max(0) as u64))))
+        Ok(lowest(self.lane_positions(shard).await?.into_iter().map(|lane| lane.committed)))
     }
 
     /// Reads the shard's progress at serial consistency (seeing every commit before it) and

@@ -415,11 +415,6 @@ impl Inner {
     }
 
     pub(super) async fn read_log(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<LogEntry>> {
-        if self.options.lanes == 1 {
-            // Positions up to the processed one are gone from the log: start after them.
-            let processed = self.ensure_step_applied(shard, Some(after)).await?;
-            return self.read_log_after(shard, after.max(processed), limit).await;
-        }
         // A lane reads from its own position, which no trim passes (the log is trimmed to
         // the lowest lane's); only a caller from further back finds the rows gone, and
         // starts after them.

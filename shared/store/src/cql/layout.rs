@@ -8,8 +8,9 @@
 //! UTC month too for rollups); the `buckets` table lists the buckets that hold rows of one
 //! `(tenant, table, key)`, so a read over an open range or a whole history visits only
 //! partitions that exist. Messages by time also spread each hour over [`TIME_SHARDS`]
-//! partitions by a hash of the row's id, so a busy tenant's hour is not one hot partition; a commit's touches, app events and orders go to `records_by_day` a few
-//! rows per hour, in a partition per tenant and UTC day ([`records_parts`]). Tables keyed by customer or order put a tenant's rows
+//! partitions by a hash of the row's id, so a busy tenant's hour is not one hot partition;
+//! a commit's touches, app events and orders go to `records_by_day` a few rows per hour, in
+//! a partition per tenant and UTC day ([`records_parts`]). Tables keyed by customer or order put a tenant's rows
 //! in [`CUSTOMER_SLOTS`] partitions ([`slot`]), so a commit writes a batch per partition,
 //! not a request per customer. The ingest log is cut into chunks of [`CHUNK`] positions per
 //! partition.
@@ -48,7 +49,7 @@ pub(super) fn chunk_bounds(first: u64, head: u64) -> (i64, u64) {
 /// A shard, or a lane's number ([`Lane::number`](crate::Lane::number)), as the `int`
 /// column it is stored in.
 pub(super) fn shard_value(shard: u32) -> i32 {
-    debug_assert!(shard < LOG_SHARDS * 64);
+    debug_assert!(shard < LOG_SHARDS * super::MAX_LANES);
     shard as i32
 }
 
@@ -138,15 +139,15 @@ pub(super) const IDS_PER_READ: usize = 100;
 /// partition and reads up to [`IDS_PER_READ`] customers a request; a recompute reads them all.
 pub(super) const CUSTOMER_SLOTS: i32 = 16;
 
-/// The slot of a customer or order id: FNV-1a, mod [`CUSTOMER_SLOTS`]. Part of the stored
-/// format.
 /// A lane index as stored.
 pub(super) fn lane_value(lane: u32) -> i32 {
     lane as i32
 }
 
+/// The slot of a customer or order id: FNV-1a, mod [`CUSTOMER_SLOTS`]. Part of the stored
+/// format.
 pub(super) fn slot(id: &str) -> i32 {
-    (crate::support::fnv1a(id) % CUSTOMER_SLOTS as u32) as i32
+    (crate::contract::fnv1a(id) % CUSTOMER_SLOTS as u32) as i32
 }
 
 /// Partitions a tenant's dedup marks are spread over.
@@ -155,7 +156,7 @@ pub(super) const DEDUP_BUCKETS: u32 = 16;
 /// The `dedup_marks` partition (of its tenant) of an id: FNV-1a of it. Part of the stored
 /// format: changing it loses the marks written before.
 pub(super) fn dedup_bucket(id: &str) -> i32 {
-    (crate::support::fnv1a(id) % DEDUP_BUCKETS) as i32
+    (crate::contract::fnv1a(id) % DEDUP_BUCKETS) as i32
 }
 
 /// Which of the `shards` partitions of a time bucket a row goes to: FNV-1a of its id.

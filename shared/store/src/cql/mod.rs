@@ -26,7 +26,7 @@
 //!   deltas of message, campaign and pending counters, set-aside entries) is stored first,
 //!   then one LWT on `shard_progress` moves the processed position and names the step, which
 //!   fences off a worker that lost its lease. Applying the step comes after; a process that
-//!   reads a shard whose stored step it has not applied itself applies it again first.
+//!   resumes a lane whose stored step it has not applied itself applies it again first.
 //!   Re-applying is exact: rollup deltas (all three kinds) are rows keyed by the step id,
 //!   summed on read (no counters), and conversion and set-aside rows are written with the
 //!   step's own timestamp, so a late re-apply of an older step never overwrites a newer one.
@@ -116,7 +116,7 @@ pub struct CqlOptions {
 pub const DEFAULT_LANES: u32 = 2;
 
 /// The most lanes a shard may have (each is a progress row and a lease).
-const MAX_LANES: u32 = 64;
+pub const MAX_LANES: u32 = 64;
 
 impl CqlOptions {
     pub fn new(nodes: Vec<String>, keyspace: impl Into<String>) -> CqlOptions {

@@ -146,10 +146,8 @@ statements! {
 
     // ---- attribution progress and steps ----
     init_progress: Lwt => "INSERT INTO {ks}.shard_progress (shard, processed, step_id, step_timestamp, step_parts) VALUES (?, 0, 0, 0, 0) IF NOT EXISTS",
-    select_progress: Read => "SELECT processed, step_id, step_timestamp, step_parts FROM {ks}.shard_progress WHERE shard = ?",
     select_progress_serial: SerialRead => "SELECT processed, step_id, step_timestamp, step_parts FROM {ks}.shard_progress WHERE shard = ?",
     update_progress_if: Lwt => "UPDATE {ks}.shard_progress SET processed = ?, step_id = ?, step_timestamp = ?, step_parts = ? WHERE shard = ? IF processed = ? AND step_id = ?",
-    select_applied_progress: Read => "SELECT processed, step_id, applied_step, applied_processed FROM {ks}.shard_progress WHERE shard = ?",
     select_progress_of_lanes: Read => "SELECT processed, step_id, applied_step, applied_processed FROM {ks}.shard_progress WHERE shard IN ?",
     mark_step_applied: Write => "UPDATE {ks}.shard_progress SET applied_step = ?, applied_processed = ? WHERE shard = ?",
     insert_step_part: Write => "INSERT INTO {ks}.shard_steps (shard, step_id, part, body) VALUES (?, ?, ?, ?)",

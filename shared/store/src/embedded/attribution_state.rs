@@ -360,4 +360,3 @@ mod tests {
         assert!(store.tenant_orders("u").await.unwrap().is_empty());
     }
 }
-
